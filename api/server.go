@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshtalk/meshtalk/node"
+)
+
+// Server serves the local API of one node on a loopback address. It
+// writes the home's api.json when it starts and removes it when it stops.
+type Server struct {
+	node  *node.Node
+	token string
+	ln    net.Listener
+	srv   *http.Server
+	log   *slog.Logger
+
+	ctx       context.Context // cancelled by Close; ends event streams
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts serving n's API on addr (HOST:PORT, loopback only; port 0
+// picks a free port) and writes api.json into n's home.
+func New(ctx context.Context, n *node.Node, addr string, logger *slog.Logger) (*Server, error) {
+	if err := node.CheckLoopback(addr); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen on %s: %w (pick another with --api HOST:PORT)", addr, err)
+	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &Server{node: n, token: hex.EncodeToString(tok), ln: ln, log: logger.With("component", "api"), done: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
+	if err := writeInfo(n.Home().APIInfoPath(), Info{Addr: ln.Addr().String(), Token: s.token, PID: os.Getpid()}); err != nil {
+		ln.Close()
+		s.cancel()
+		return nil, err
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the base URL of the API.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Token is the bearer token that requests must carry.
+func (s *Server) Token() string { return s.token }
+
+// Close stops the server, ends open event streams and removes api.json.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		err := s.srv.Shutdown(ctx)
+		if err != nil {
+			err = s.srv.Close()
+		}
+		<-s.done
+		if rerr := os.Remove(s.node.Home().APIInfoPath()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/id", s.handleID)
+	mux.HandleFunc("GET /api/v1/status", s.handleStatus)
+	mux.HandleFunc("GET /api/v1/events", s.handleEvents)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s.authorize(mux)
+}
+
+// authorize lets a request through only with the bearer token and, when a
+// browser sends an Origin, only from the API's own origin: a page on any
+// other site must not drive the node (CSRF, DNS rebinding).
+func (s *Server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && !s.ownOrigin(origin) {
+			writeError(w, http.StatusForbidden, CodeForbiddenOrigin, "requests from origin "+origin+" are not allowed")
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if auth == "" {
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing bearer token (it is in api.json in the node's home)")
+			return
+		}
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "wrong bearer token (the node writes a new one to api.json at every start)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) ownOrigin(origin string) bool {
+	_, port, _ := net.SplitHostPort(s.Addr())
+	return slices.Contains([]string{
+		"http://127.0.0.1:" + port,
+		"http://localhost:" + port,
+		"http://[::1]:" + port,
+	}, origin)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Error: Error{Code: code, Message: msg}})
+}

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Error codes: stable, for programs; the message is for people.
+const (
+	CodeUnauthorized    = "unauthorized"
+	CodeForbiddenOrigin = "forbidden_origin"
+	CodeNotFound        = "not_found"
+	CodeBadRequest      = "bad_request"
+	CodeInternal        = "internal"
+)
+
+// Error is the body of every API error response, under "error".
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Status is the HTTP status; it is not part of the body.
+	Status int `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Message + " (" + e.Code + ")" }
+
+type errorBody struct {
+	Error Error `json:"error"`
+}
+
+// Info is the content of api.json: how client commands reach the running
+// node.
+type Info struct {
+	Addr  string `json:"addr"`
+	Token string `json:"token"`
+	PID   int    `json:"pid"`
+}
+
+// ID is the answer of GET /api/v1/id.
+type ID struct {
+	PeerID     string   `json:"peer_id"`
+	Addrs      []string `json:"addrs"`
+	FriendCode string   `json:"friend_code"`
+}
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	Version       string    `json:"version"`
+	PeerID        string    `json:"peer_id"`
+	ListenAddrs   []string  `json:"listen_addrs"`
+	Peers         []Peer    `json:"peers"`
+	Started       time.Time `json:"started"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+}
+
+// Peer is one connected peer.
+type Peer struct {
+	PeerID string `json:"peer_id"`
+	Addr   string `json:"addr"`
+}
+
+// writeInfo writes api.json readable by its owner only. It replaces a file
+// left by a node that did not stop cleanly (the home lock tells that no
+// other node runs).
+func writeInfo(path string, info Info) error {
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-api-*.json")
+	if err != nil {
+		return fmt.Errorf("api: write api.json: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("api: write api.json: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("api: write api.json: %w", err)
+	}
+	return nil
+}
+
+// ErrNotRunning means no node answers for a home.
+var ErrNotRunning = errors.New("no meshtalk node is running")

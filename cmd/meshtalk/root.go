@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtalk/meshtalk/api"
+	"github.com/meshtalk/meshtalk/node"
+)
+
+// run executes the command line args and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "meshtalk: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// globals are the flags every command takes.
+type globals struct {
+	home   string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "meshtalk",
+		Short:         "meshtalk is a peer-to-peer mesh messenger",
+		Long:          "meshtalk is a peer-to-peer mesh messenger. Start your node with `meshtalk run`;\nthe other commands talk to the running node.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       node.Version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.home, "home", "", "home folder (default $MESHTALK_HOME, else $XDG_DATA_HOME/meshtalk, else ~/.local/share/meshtalk)")
+	root.AddCommand(newRunCmd(g), newIDCmd(g), newStatusCmd(g))
+	return root
+}
+
+// homeDir resolves the home folder: --home, then $MESHTALK_HOME, then
+// $XDG_DATA_HOME/meshtalk, then ~/.local/share/meshtalk.
+func (g *globals) homeDir() (node.Home, error) {
+	switch {
+	case g.home != "":
+		return node.Home(g.home), nil
+	case os.Getenv("MESHTALK_HOME") != "":
+		return node.Home(os.Getenv("MESHTALK_HOME")), nil
+	case os.Getenv("XDG_DATA_HOME") != "":
+		return node.Home(filepath.Join(os.Getenv("XDG_DATA_HOME"), "meshtalk")), nil
+	}
+	dir, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no home folder: give --home DIR (%w)", err)
+	}
+	return node.Home(filepath.Join(dir, ".local", "share", "meshtalk")), nil
+}
+
+// client connects to the node running on the home.
+func (g *globals) client(ctx context.Context) (*api.Client, error) {
+	home, err := g.homeDir()
+	if err != nil {
+		return nil, err
+	}
+	return api.Dial(ctx, home)
+}
+
+// printJSON writes v as indented JSON.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

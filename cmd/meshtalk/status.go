@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtalk/meshtalk/api"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print version, listen addresses, connected peers and uptime of the running node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var st api.Status
+			if err := c.Get(cmd.Context(), "/api/v1/status", &st); err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(st)
+			}
+			fmt.Fprintf(g.stdout, "version:  %s\n", st.Version)
+			fmt.Fprintf(g.stdout, "peer ID:  %s\n", st.PeerID)
+			fmt.Fprintf(g.stdout, "listen:   %s\n", strings.Join(st.ListenAddrs, "\n          "))
+			fmt.Fprintf(g.stdout, "uptime:   %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
+			fmt.Fprintf(g.stdout, "peers:    %d connected\n", len(st.Peers))
+			for _, p := range st.Peers {
+				fmt.Fprintf(g.stdout, "          %s  %s\n", p.PeerID, p.Addr)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,82 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoreds"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// peerstoreKey is the datastore namespace of the persistent peerstore
+// (libp2p's pstoreds owns the layout below it): known peers, their keys,
+// addresses and protocols survive a restart.
+var peerstoreKey = datastore.NewKey("/node/peerstore")
+
+// newHost builds the libp2p host: QUIC-v1 and TCP, Noise and TLS, yamux,
+// the resource and connection managers sized from cfg, identify and ping,
+// and a peerstore in the datastore.
+func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, ds datastore.Batching) (host.Host, error) {
+	var announce []ma.Multiaddr
+	for _, s := range cfg.Network.Announce {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("node: announce address: %w", err)
+		}
+		announce = append(announce, a)
+	}
+	ps, err := pstoreds.NewPeerstore(ctx, namespace.Wrap(ds, peerstoreKey), pstoreds.DefaultOpts())
+	if err != nil {
+		return nil, fmt.Errorf("node: peerstore: %w", err)
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(cfg.Resources.MaxMemoryMiB<<20, cfg.Resources.MaxFileDescriptors)))
+	if err != nil {
+		ps.Close()
+		return nil, fmt.Errorf("node: resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(cfg.Connections.LowWater, cfg.Connections.HighWater,
+		connmgr.WithGracePeriod(time.Duration(cfg.Connections.GracePeriod)))
+	if err != nil {
+		ps.Close()
+		rm.Close()
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.Network.Listen...),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(tls.ID, tls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Peerstore(ps),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.Ping(true),
+		libp2p.UserAgent("meshtalk/" + Version),
+		libp2p.DisableMetrics(),
+	}
+	if len(announce) > 0 {
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("node: start libp2p host: %w", err)
+	}
+	return h, nil
+}

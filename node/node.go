@@ -1,0 +1,211 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ipfs/go-datastore"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Version is the meshtalk release this code is.
+const Version = "0.1.0-dev"
+
+// Options are what a caller chooses for one start of a node; everything
+// that persists between starts is in the home's config.toml.
+type Options struct {
+	// Home is the node's home folder (required). It is created if needed.
+	Home Home
+	// Passphrase protects the identity key. Empty means no passphrase.
+	Passphrase []byte
+	// Listen, when not nil, replaces config.toml's network.listen.
+	Listen []string
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Node is a running meshtalk node: identity, datastore and libp2p host,
+// with the services of its role. Create it with New and stop it with Close.
+type Node struct {
+	home    Home
+	cfg     Config
+	key     crypto.PrivKey
+	ds      *pebbleds.Datastore
+	host    host.Host
+	events  *Events
+	log     *slog.Logger
+	started time.Time
+	lock    *homeLock
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a node on opts.Home: it takes the home's lock, writes a
+// default config.toml and creates the identity on first start, opens the
+// datastore and starts the libp2p host. On error nothing is left running
+// and no existing file has been changed.
+func New(ctx context.Context, opts Options) (_ *Node, err error) {
+	if opts.Home == "" {
+		return nil, errors.New("node: no home folder given")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{home: opts.Home, events: NewEvents(), log: log.With("component", "node"), started: time.Now()}
+
+	if n.lock, err = lockHome(opts.Home); err != nil {
+		return nil, err
+	}
+	// undo releases what New has taken so far, in reverse order.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			n.lock.release()
+		}
+	}()
+
+	if err := writeDefaultConfig(opts.Home.ConfigPath()); err != nil {
+		return nil, err
+	}
+	if n.cfg, err = LoadConfig(opts.Home.ConfigPath()); err != nil {
+		return nil, err
+	}
+	if opts.Listen != nil {
+		for _, s := range opts.Listen {
+			if _, err := ma.NewMultiaddr(s); err != nil {
+				return nil, fmt.Errorf("listen address %q is not a multiaddr: %v", s, err)
+			}
+		}
+		n.cfg.Network.Listen = opts.Listen
+	}
+	if n.key, _, err = LoadOrCreateIdentity(opts.Home.IdentityPath(), opts.Passphrase); err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{opts.Home.BlobsPath(), opts.Home.DatastorePath()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create home: %w", err)
+		}
+	}
+	if n.ds, err = openDatastore(opts.Home.DatastorePath()); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.ds.Close() })
+
+	if n.host, err = newHost(ctx, n.key, n.cfg, n.ds); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.host.Close() })
+
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return nil, fmt.Errorf("node: subscribe: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go n.forwardPeerEvents(runCtx, sub)
+
+	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
+	return n, nil
+}
+
+// openDatastore opens the Pebble store. Writes are not synced one by one
+// (pebble.NoSync): a service that acknowledges something calls Sync on the
+// datastore before it acks, which syncs the write-ahead log once for all
+// the writes before it.
+func openDatastore(path string) (*pebbleds.Datastore, error) {
+	d, err := pebbleds.NewDatastore(path,
+		pebbleds.WithCacheSize(8<<20),
+		pebbleds.WithPebbleOpts(&pebble.Options{MemTableSize: 4 << 20}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("open datastore %s: %w", path, err)
+	}
+	return d, nil
+}
+
+func writeDefaultConfig(path string) error {
+	err := writeNewFile(path, []byte(defaultConfigText), 0o600)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("write default config: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) forwardPeerEvents(ctx context.Context, sub event.Subscription) {
+	defer n.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerConnectednessChanged)
+			typ := EventPeerDisconnected
+			if ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
+				typ = EventPeerConnected
+			}
+			n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
+		}
+	}
+}
+
+// Home is the node's home folder.
+func (n *Node) Home() Home { return n.home }
+
+// Config is the configuration the node runs with (config.toml with the
+// start's overrides applied).
+func (n *Node) Config() Config { return n.cfg }
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Datastore is the node's datastore; each service works in its own
+// namespace of it.
+func (n *Node) Datastore() datastore.Batching { return n.ds }
+
+// Events is the node's event hub.
+func (n *Node) Events() *Events { return n.events }
+
+// Started is when the node started.
+func (n *Node) Started() time.Time { return n.started }
+
+// Close stops the node: it closes every connection and stream, stops its
+// goroutines, flushes and closes the datastore and releases the home. It
+// is safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		n.events.Close()
+		errs := []error{n.host.Close(), n.ds.Close(), n.lock.release()}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}
