@@ -121,7 +121,7 @@ func TestIDAndStatus(t *testing.T) {
 	if st.Version != node.Version || st.PeerID != n.ID().String() || len(st.ListenAddrs) == 0 || st.UptimeSeconds <= 0 {
 		t.Fatalf("status %+v", st)
 	}
-	if len(st.Peers) == 0 || st.Peers[0].PeerID != other.ID().String() {
+	if len(st.Peers) == 0 || st.Peers[0].PeerID != other.ID() {
 		t.Fatalf("status peers %+v, want %s", st.Peers, other.ID())
 	}
 

@@ -73,6 +73,24 @@ func (c *Client) Get(ctx context.Context, path string, out any) error {
 	return nil
 }
 
+// Lines fetches path, an NDJSON stream, and calls fn with each line as
+// it arrives. An API error comes back as *Error.
+func (c *Client) Lines(ctx context.Context, path string, fn func([]byte) error) error {
+	resp, err := c.do(ctx, http.MethodGet, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if err := fn(sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
 func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {

@@ -2,10 +2,13 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -26,18 +29,81 @@ func (s *Server) handleID(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	h := s.node.Host()
+	disc := s.node.Discovery()
 	st := Status{
 		Version:       node.Version,
+		Role:          s.node.Role().String(),
 		PeerID:        h.ID().String(),
 		ListenAddrs:   addrStrings(h.Network().ListenAddresses()),
-		Peers:         []Peer{},
+		Reachability:  disc.Reachability(),
+		Relays:        []RelayStatus{},
+		Peers:         disc.Paths().Conns(h),
 		Started:       s.node.Started().UTC(),
 		UptimeSeconds: time.Since(s.node.Started()).Seconds(),
 	}
-	for _, c := range h.Network().Conns() {
-		st.Peers = append(st.Peers, Peer{PeerID: c.RemotePeer().String(), Addr: c.RemoteMultiaddr().String()})
+	for _, r := range s.node.Config().Discovery.Relays {
+		info, err := peer.AddrInfoFromString(r)
+		if err != nil {
+			continue
+		}
+		st.Relays = append(st.Relays, RelayStatus{
+			PeerID:    info.ID.String(),
+			Connected: h.Network().Connectedness(info.ID) == network.Connected,
+			Reserved:  disc.Reserved(info.ID),
+		})
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.node.Discovery().Paths().Conns(s.node.Host()))
+}
+
+// handlePing streams one JSON object per round trip (NDJSON), as soon as
+// each is measured. Query: peer (peer ID, friend code or /p2p/ multiaddr),
+// count (default 4, at most 1000), interval (default 1s), timeout to reach
+// the peer (default 15s).
+func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	target, err := discovery.ParsePeer(q.Get("peer"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	count, interval, timeout := 4, time.Second, 15*time.Second
+	if v := q.Get("count"); v != "" {
+		if count, err = strconv.Atoi(v); err != nil || count < 1 || count > 1000 {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "count must be between 1 and 1000")
+			return
+		}
+	}
+	for name, d := range map[string]*time.Duration{"interval": &interval, "timeout": &timeout} {
+		if v := q.Get(name); v != "" {
+			if *d, err = time.ParseDuration(v); err != nil || *d <= 0 || *d > time.Hour {
+				writeError(w, http.StatusBadRequest, CodeBadRequest, name+" must be a duration such as 1s, up to 1h")
+				return
+			}
+		}
+	}
+	started := false
+	err = s.node.Discovery().Ping(r.Context(), target, count, interval, timeout, func(res discovery.PingResult) {
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		json.NewEncoder(w).Encode(res)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	})
+	switch {
+	case err == nil || started:
+	case errors.Is(err, discovery.ErrNoRoute):
+		writeError(w, http.StatusBadGateway, CodeNoRoute, err.Error())
+	default:
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+	}
 }
 
 // handleEvents streams the node's events as Server-Sent Events: one

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/meshtalk/meshtalk/discovery"
 )
 
 // Error codes: stable, for programs; the message is for people.
@@ -16,6 +18,7 @@ const (
 	CodeNotFound        = "not_found"
 	CodeBadRequest      = "bad_request"
 	CodeInternal        = "internal"
+	CodeNoRoute         = "no_route"
 )
 
 // Error is the body of every API error response, under "error".
@@ -49,18 +52,25 @@ type ID struct {
 
 // Status is the answer of GET /api/v1/status.
 type Status struct {
-	Version       string    `json:"version"`
-	PeerID        string    `json:"peer_id"`
-	ListenAddrs   []string  `json:"listen_addrs"`
-	Peers         []Peer    `json:"peers"`
-	Started       time.Time `json:"started"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
+	Version     string   `json:"version"`
+	Role        string   `json:"role"`
+	PeerID      string   `json:"peer_id"`
+	ListenAddrs []string `json:"listen_addrs"`
+	// Reachability is "public", "private" or "unknown" (AutoNAT's view).
+	Reachability  string               `json:"reachability"`
+	Relays        []RelayStatus        `json:"relays"`
+	Peers         []discovery.ConnInfo `json:"peers"`
+	Started       time.Time            `json:"started"`
+	UptimeSeconds float64              `json:"uptime_seconds"`
 }
 
-// Peer is one connected peer.
-type Peer struct {
-	PeerID string `json:"peer_id"`
-	Addr   string `json:"addr"`
+// RelayStatus is one relay the node uses.
+type RelayStatus struct {
+	PeerID    string `json:"peer_id"`
+	Connected bool   `json:"connected"`
+	// Reserved: the node holds a reservation and announces an address
+	// through this relay.
+	Reserved bool `json:"reserved"`
 }
 
 // writeInfo writes api.json readable by its owner only. It replaces a file

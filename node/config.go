@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -18,12 +19,33 @@ import (
 // ErrConfig is wrapped by every error about config.toml.
 var ErrConfig = errors.New("invalid config")
 
-// DefaultPort is a personal node's fixed default libp2p port, for both QUIC
-// (UDP) and TCP. A fixed port lets a user forward it once on their router.
-const DefaultPort = 4747
+// Role is what a node is for: a person's own node or a relay.
+type Role int
 
-// DefaultAPIAddr is the default address of the local API and web UI.
-const DefaultAPIAddr = "127.0.0.1:4780"
+const (
+	// RolePersonal is `meshtalk run`: one person's node.
+	RolePersonal Role = iota
+	// RoleRelay is `meshtalk relay`: a circuit relay and DHT server for
+	// others (and, with later services, their login and mailbox).
+	RoleRelay
+)
+
+func (r Role) String() string {
+	if r == RoleRelay {
+		return "relay"
+	}
+	return "personal"
+}
+
+// Default ports. A personal node and a relay have different defaults so
+// that both can run on one machine. Fixed ports let a user forward them
+// once on their router.
+const (
+	DefaultPort         = 4747 // a personal node's libp2p port, QUIC (UDP) and TCP
+	DefaultAPIAddr      = "127.0.0.1:4780"
+	DefaultRelayPort    = 4001
+	DefaultRelayAPIAddr = "127.0.0.1:4781"
+)
 
 // Config is the content of a node's config.toml. Its zero value is not
 // useful; start from DefaultConfig.
@@ -32,7 +54,39 @@ type Config struct {
 	API         APIConfig         `toml:"api"`
 	Connections ConnectionsConfig `toml:"connections"`
 	Resources   ResourcesConfig   `toml:"resources"`
+	Discovery   DiscoveryConfig   `toml:"discovery"`
+	Relay       RelayConfig       `toml:"relay"`
 	Log         LogConfig         `toml:"log"`
+}
+
+// DiscoveryConfig is how the node finds and reaches peers.
+type DiscoveryConfig struct {
+	// MDNS finds peers on the local network.
+	MDNS bool `toml:"mdns"`
+	// DHT is the Kademlia mode: "auto" (a server once AutoNAT finds the
+	// node publicly reachable, a client until then), "client" or "server".
+	DHT string `toml:"dht"`
+	// Bootstrap peers (multiaddrs ending in /p2p/<peer ID>) join the DHT.
+	Bootstrap []string `toml:"bootstrap"`
+	// Relays (multiaddrs ending in /p2p/<peer ID>) are kept connected, give
+	// the node /p2p-circuit addresses when it is not reachable, and serve as
+	// bootstrap peers too.
+	Relays []string `toml:"relays"`
+	// Reachability is "auto" (AutoNAT decides), "public" or "private".
+	Reachability string `toml:"reachability"`
+}
+
+// RelayConfig sizes the circuit relay service of a relay node. A relayed
+// connection is cut after circuit_duration or circuit_data_mib in either
+// direction, whichever comes first; 0 for both means no limit.
+type RelayConfig struct {
+	MaxReservations      int      `toml:"max_reservations"`
+	MaxReservationsPerIP int      `toml:"max_reservations_per_ip"`
+	MaxCircuitsPerPeer   int      `toml:"max_circuits_per_peer"`
+	ReservationTTL       Duration `toml:"reservation_ttl"`
+	CircuitDuration      Duration `toml:"circuit_duration"`
+	CircuitDataMiB       int64    `toml:"circuit_data_mib"`
+	BufferKiB            int      `toml:"buffer_kib"`
 }
 
 // NetworkConfig is where the libp2p host listens and what it announces.
@@ -87,10 +141,17 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
-// DefaultConfig returns the configuration of a node whose config.toml holds
-// nothing but comments. It is exactly what defaultConfigText says.
-func DefaultConfig() Config {
-	p := DefaultPort
+// DefaultConfig returns the configuration of a node of role whose
+// config.toml holds nothing but comments. It is exactly what
+// DefaultConfigText says (TestDefaultConfigText).
+func DefaultConfig(role Role) Config {
+	p, api, dht, mdns, reach := DefaultPort, DefaultAPIAddr, "auto", true, "auto"
+	if role == RoleRelay {
+		// A relay is run on a reachable host: it serves the DHT and its
+		// relay service from the start (go-libp2p starts the relay service
+		// only on a node it deems public).
+		p, api, dht, mdns, reach = DefaultRelayPort, DefaultRelayAPIAddr, "server", false, "public"
+	}
 	return Config{
 		Network: NetworkConfig{
 			Listen: []string{
@@ -101,36 +162,55 @@ func DefaultConfig() Config {
 			},
 			Announce: []string{},
 		},
-		API:         APIConfig{Listen: DefaultAPIAddr},
+		API:         APIConfig{Listen: api},
 		Connections: ConnectionsConfig{LowWater: 100, HighWater: 400, GracePeriod: Duration(time.Minute)},
 		Resources:   ResourcesConfig{MaxMemoryMiB: 256, MaxFileDescriptors: 512},
-		Log:         LogConfig{Level: "info", Format: "text"},
+		Discovery:   DiscoveryConfig{MDNS: mdns, DHT: dht, Bootstrap: []string{}, Relays: []string{}, Reachability: reach},
+		Relay: RelayConfig{
+			MaxReservations:      1024,
+			MaxReservationsPerIP: 8,
+			MaxCircuitsPerPeer:   16,
+			ReservationTTL:       Duration(time.Hour),
+			CircuitDuration:      Duration(time.Hour),
+			CircuitDataMiB:       4096,
+			BufferKiB:            64,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
-// defaultConfigText is written to config.toml on first start. Every line is
-// a default, so the file documents every setting; TestDefaultConfigText
-// keeps it equal to DefaultConfig.
-const defaultConfigText = `# meshtalk node configuration.
+// DefaultConfigText is what a node of role writes to config.toml on its
+// first start: every setting with its default and what it means.
+func DefaultConfigText(role Role) string {
+	d := DefaultConfig(role)
+	return fmt.Sprintf(configTemplate, role, quoteList(d.Network.Listen), d.API.Listen, d.Discovery.MDNS, d.Discovery.DHT, d.Discovery.Reachability)
+}
+
+func quoteList(l []string) string {
+	var b strings.Builder
+	for _, s := range l {
+		fmt.Fprintf(&b, "  %q,\n", s)
+	}
+	return b.String()
+}
+
+const configTemplate = `# meshtalk configuration of a %s node.
 # Every value below is the default. Command-line flags override this file.
 
 [network]
 # Multiaddrs the libp2p host listens on: QUIC first, TCP as the fallback.
-# --listen replaces this list.
+# --listen replaces this list; --no-listen empties it (dial out only).
 listen = [
-  "/ip4/0.0.0.0/udp/4747/quic-v1",
-  "/ip6/::/udp/4747/quic-v1",
-  "/ip4/0.0.0.0/tcp/4747",
-  "/ip6/::/tcp/4747",
-]
+%s]
 # Addresses to tell other peers instead of the detected ones (for a port
 # forward or a relay's public address). Empty means: the detected ones.
+# --announce replaces this list.
 announce = []
 
 [api]
 # The local control API and web UI. Loopback only; port 0 picks a free port.
 # --api overrides it.
-listen = "127.0.0.1:4780"
+listen = %q
 
 [connections]
 # The connection manager trims connections down to low_water once there are
@@ -145,6 +225,38 @@ grace_period = "1m0s"
 max_memory_mib = 256
 max_file_descriptors = 512
 
+[discovery]
+# Find peers on the local network with mDNS. --no-mdns turns it off.
+mdns = %t
+# Kademlia DHT mode: "auto" (server once AutoNAT finds this node publicly
+# reachable), "client" or "server".
+dht = %q
+# Peers to join the DHT through: multiaddrs ending in /p2p/<peer ID>.
+# --bootstrap adds to this list. No public bootstrap peers are ever used.
+bootstrap = []
+# Relays to keep a reservation on, so that peers reach this node through
+# them when it is behind NAT; they are bootstrap peers too. --relay adds.
+relays = []
+# "auto" lets AutoNAT find out whether this node is reachable; "private"
+# or "public" says so. A node behind NAT with a relay may say "private" to
+# announce its relayed address at once; a relay must be "public" to relay.
+reachability = %q
+
+[relay]
+# Used by "meshtalk relay" only: the circuit relay service's limits.
+# Reservations in all, per IP address, and relayed connections per peer:
+max_reservations = 1024
+max_reservations_per_ip = 8
+max_circuits_per_peer = 16
+reservation_ttl = "1h0m0s"
+# A relayed connection is cut after this time or this much data in either
+# direction. Sized for chat and files; calls never go through the relay
+# (their media takes WebRTC's own path). 0 and 0 mean no limit.
+circuit_duration = "1h0m0s"
+circuit_data_mib = 4096
+# Per-connection copy buffer.
+buffer_kib = 64
+
 [log]
 # level: debug, info, warn or error; format: text or json.
 # --log-level and --log-format override them.
@@ -155,21 +267,21 @@ format = "text"
 // LoadConfig reads config.toml at path. A missing file is the default
 // configuration. Errors wrap ErrConfig and name the file, the line and the
 // field.
-func LoadConfig(path string) (Config, error) {
+func LoadConfig(path string, role Role) (Config, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return DefaultConfig(), nil
+		return DefaultConfig(role), nil
 	}
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
-	return ParseConfig(path, b)
+	return ParseConfig(path, b, role)
 }
 
 // ParseConfig parses the text of a config file; name is used in errors.
-// Settings the file does not mention keep their defaults.
-func ParseConfig(name string, b []byte) (Config, error) {
-	cfg := DefaultConfig()
+// Settings the file does not mention keep the defaults of role.
+func ParseConfig(name string, b []byte, role Role) (Config, error) {
+	cfg := DefaultConfig(role)
 	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
 		var derr *toml.DecodeError
@@ -223,6 +335,39 @@ func (c *Config) validate() (string, error) {
 	}
 	if c.Resources.MaxFileDescriptors < 16 {
 		return "resources.max_file_descriptors", fmt.Errorf("%d is below the minimum of 16", c.Resources.MaxFileDescriptors)
+	}
+	switch c.Discovery.DHT {
+	case "auto", "client", "server":
+	default:
+		return "discovery.dht", fmt.Errorf("%q is not auto, client or server", c.Discovery.DHT)
+	}
+	switch c.Discovery.Reachability {
+	case "auto", "public", "private":
+	default:
+		return "discovery.reachability", fmt.Errorf("%q is not auto, public or private", c.Discovery.Reachability)
+	}
+	for _, s := range c.Discovery.Bootstrap {
+		if _, err := peer.AddrInfoFromString(s); err != nil {
+			return "discovery.bootstrap", fmt.Errorf("%q is not a multiaddr ending in /p2p/<peer ID>: %v", s, err)
+		}
+	}
+	for _, s := range c.Discovery.Relays {
+		if _, err := peer.AddrInfoFromString(s); err != nil {
+			return "discovery.relays", fmt.Errorf("%q is not a multiaddr ending in /p2p/<peer ID>: %v", s, err)
+		}
+	}
+	r := c.Relay
+	if r.MaxReservations < 1 || r.MaxReservationsPerIP < 1 || r.MaxCircuitsPerPeer < 1 {
+		return "relay.max_reservations", errors.New("max_reservations, max_reservations_per_ip and max_circuits_per_peer must be at least 1")
+	}
+	if r.ReservationTTL < Duration(time.Minute) {
+		return "relay.reservation_ttl", errors.New("must be at least 1m")
+	}
+	if r.CircuitDuration < 0 || r.CircuitDataMiB < 0 || (r.CircuitDuration == 0) != (r.CircuitDataMiB == 0) {
+		return "relay.circuit_duration", errors.New("circuit_duration and circuit_data_mib must both be positive, or both 0 for no limit")
+	}
+	if r.BufferKiB < 1 || r.BufferKiB > 1024 {
+		return "relay.buffer_kib", fmt.Errorf("%d is not between 1 and 1024", r.BufferKiB)
 	}
 	if _, err := ParseLogLevel(c.Log.Level); err != nil {
 		return "log.level", err

@@ -8,17 +8,22 @@ import (
 )
 
 func TestDefaultConfigText(t *testing.T) {
-	cfg, err := ParseConfig("config.toml", []byte(defaultConfigText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := DefaultConfig(); !reflect.DeepEqual(cfg, want) {
-		t.Fatalf("the default config.toml says\n%+v\nbut DefaultConfig is\n%+v", cfg, want)
+	for _, role := range []Role{RolePersonal, RoleRelay} {
+		// Parsed with the other role's defaults, so every value must come
+		// from the text itself.
+		other := RoleRelay - role
+		cfg, err := ParseConfig("config.toml", []byte(DefaultConfigText(role)), other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := DefaultConfig(role); !reflect.DeepEqual(cfg, want) {
+			t.Fatalf("the default %s config.toml says\n%+v\nbut DefaultConfig is\n%+v", role, cfg, want)
+		}
 	}
 }
 
 func TestConfigPartialKeepsDefaults(t *testing.T) {
-	cfg, err := ParseConfig("c", []byte("[connections]\nhigh_water = 900\n"))
+	cfg, err := ParseConfig("c", []byte("[connections]\nhigh_water = 900\n"), RolePersonal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,10 +43,11 @@ func TestConfigErrorsNameLineAndField(t *testing.T) {
 		{"bad multiaddr", "[network]\n\nlisten = [\"not an address\"]\n", []string{"cfg.toml:3:", `"network.listen"`, "not a multiaddr"}},
 		{"api not loopback", "[api]\nlisten = \"0.0.0.0:4780\"\n", []string{"cfg.toml:2:", `"api.listen"`, "loopback"}},
 		{"bad duration", "[connections]\ngrace_period = \"soon\"\n", []string{"cfg.toml:2:", "grace_period"}},
+		{"bad relay", "[discovery]\nrelays = [\"/ip4/192.0.2.1/tcp/4001\"]\n", []string{"cfg.toml:2:", `"discovery.relays"`, "/p2p/"}},
 		{"bad level", "[log]\nformat = \"json\"\nlevel = \"loud\"\n", []string{"cfg.toml:3:", `"log.level"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig("cfg.toml", []byte(tc.text))
+			_, err := ParseConfig("cfg.toml", []byte(tc.text), RolePersonal)
 			if !errors.Is(err, ErrConfig) {
 				t.Fatalf("got %v, want ErrConfig", err)
 			}

@@ -18,7 +18,14 @@ type Event struct {
 const (
 	EventPeerConnected    = "peer.connected"
 	EventPeerDisconnected = "peer.disconnected"
+	EventReachability     = "node.reachability"
 )
+
+// ReachabilityEventData is the Data of node.reachability events.
+type ReachabilityEventData struct {
+	// Reachability is "public", "private" or "unknown".
+	Reachability string `json:"reachability"`
+}
 
 // PeerEventData is the Data of peer.* events.
 type PeerEventData struct {

@@ -14,6 +14,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -29,7 +30,7 @@ var peerstoreKey = datastore.NewKey("/node/peerstore")
 // newHost builds the libp2p host: QUIC-v1 and TCP, Noise and TLS, yamux,
 // the resource and connection managers sized from cfg, identify and ping,
 // and a peerstore in the datastore.
-func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, ds datastore.Batching) (host.Host, error) {
+func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds datastore.Batching, extra []libp2p.Option) (host.Host, error) {
 	var announce []ma.Multiaddr
 	for _, s := range cfg.Network.Announce {
 		a, err := ma.NewMultiaddr(s)
@@ -58,7 +59,6 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, ds datastore.B
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
-		libp2p.ListenAddrStrings(cfg.Network.Listen...),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(noise.ID, noise.New),
@@ -71,6 +71,15 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, ds datastore.B
 		libp2p.UserAgent("meshtalk/" + Version),
 		libp2p.DisableMetrics(),
 	}
+	if len(cfg.Network.Listen) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.Network.Listen...))
+	}
+	if role == RoleRelay {
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(relayResources(cfg.Relay))), libp2p.EnableNATService())
+	}
+	opts = append(opts, extra...)
 	if len(announce) > 0 {
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
 	}
@@ -79,4 +88,22 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, ds datastore.B
 		return nil, fmt.Errorf("node: start libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// relayResources turns [relay] into the circuit relay service's limits.
+// go-libp2p's defaults (2 minutes and 128 KiB a relayed connection) would
+// cut a file transfer short; ours are sized for chat and files.
+func relayResources(c RelayConfig) relayv2.Resources {
+	r := relayv2.DefaultResources()
+	r.MaxReservations = c.MaxReservations
+	r.MaxReservationsPerIP = c.MaxReservationsPerIP
+	r.MaxReservationsPerASN = max(r.MaxReservationsPerASN, c.MaxReservationsPerIP)
+	r.MaxCircuits = c.MaxCircuitsPerPeer
+	r.ReservationTTL = time.Duration(c.ReservationTTL)
+	r.BufferSize = c.BufferKiB << 10
+	r.Limit = nil
+	if c.CircuitDuration > 0 || c.CircuitDataMiB > 0 {
+		r.Limit = &relayv2.RelayLimit{Duration: time.Duration(c.CircuitDuration), Data: c.CircuitDataMiB << 20}
+	}
+	return r
 }

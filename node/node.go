@@ -17,6 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/discovery"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -30,8 +32,12 @@ type Options struct {
 	Home Home
 	// Passphrase protects the identity key. Empty means no passphrase.
 	Passphrase []byte
-	// Listen, when not nil, replaces config.toml's network.listen.
-	Listen []string
+	// Role is a personal node (the default) or a relay.
+	Role Role
+	// Configure, when set, adjusts the configuration read from config.toml
+	// before the node uses it: command-line flags and tests change
+	// settings through it. The result is validated like the file.
+	Configure func(*Config)
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -40,7 +46,9 @@ type Options struct {
 // with the services of its role. Create it with New and stop it with Close.
 type Node struct {
 	home    Home
+	role    Role
 	cfg     Config
+	disc    *discovery.Service
 	key     crypto.PrivKey
 	ds      *pebbleds.Datastore
 	host    host.Host
@@ -67,7 +75,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: opts.Home, events: NewEvents(), log: log.With("component", "node"), started: time.Now()}
+	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), log: log.With("component", "node"), started: time.Now()}
 
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
@@ -83,19 +91,17 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		}
 	}()
 
-	if err := writeDefaultConfig(opts.Home.ConfigPath()); err != nil {
+	if err := writeDefaultConfig(opts.Home.ConfigPath(), opts.Role); err != nil {
 		return nil, err
 	}
-	if n.cfg, err = LoadConfig(opts.Home.ConfigPath()); err != nil {
+	if n.cfg, err = LoadConfig(opts.Home.ConfigPath(), opts.Role); err != nil {
 		return nil, err
 	}
-	if opts.Listen != nil {
-		for _, s := range opts.Listen {
-			if _, err := ma.NewMultiaddr(s); err != nil {
-				return nil, fmt.Errorf("listen address %q is not a multiaddr: %v", s, err)
-			}
+	if opts.Configure != nil {
+		opts.Configure(&n.cfg)
+		if field, err := n.cfg.validate(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, field, err)
 		}
-		n.cfg.Network.Listen = opts.Listen
 	}
 	if n.key, _, err = LoadOrCreateIdentity(opts.Home.IdentityPath(), opts.Passphrase); err != nil {
 		return nil, err
@@ -110,19 +116,31 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	undo = append(undo, func() { n.ds.Close() })
 
-	if n.host, err = newHost(ctx, n.key, n.cfg, n.ds); err != nil {
+	if n.disc, err = discovery.New(n.discoveryConfig(log)); err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { n.disc.Close() })
+	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.ds, n.disc.HostOptions()); err != nil {
+		return nil, err
+	}
+	// Runs before the discovery undo: the host goes first.
 	undo = append(undo, func() { n.host.Close() })
 
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	// Everything on the host's bus that names an event type goes to the
+	// event stream, from libp2p and from the services alike.
+	sub, err := n.host.EventBus().Subscribe(event.WildcardSubscription)
 	if err != nil {
 		return nil, fmt.Errorf("node: subscribe: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(1)
-	go n.forwardPeerEvents(runCtx, sub)
+	go n.forwardEvents(runCtx, sub)
+	if err := n.disc.Start(n.host); err != nil {
+		cancel()
+		n.wg.Wait()
+		return nil, err
+	}
 
 	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
 	return n, nil
@@ -143,15 +161,19 @@ func openDatastore(path string) (*pebbleds.Datastore, error) {
 	return d, nil
 }
 
-func writeDefaultConfig(path string) error {
-	err := writeNewFile(path, []byte(defaultConfigText), 0o600)
+func writeDefaultConfig(path string, role Role) error {
+	err := writeNewFile(path, []byte(DefaultConfigText(role)), 0o600)
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("write default config: %w", err)
 	}
 	return nil
 }
 
-func (n *Node) forwardPeerEvents(ctx context.Context, sub event.Subscription) {
+// typedEvent is an event a service emits on the host's bus for the
+// node's event stream; it names its type and is its own JSON data.
+type typedEvent interface{ EventType() string }
+
+func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
 	defer n.wg.Done()
 	defer sub.Close()
 	for {
@@ -162,15 +184,56 @@ func (n *Node) forwardPeerEvents(ctx context.Context, sub event.Subscription) {
 			if !ok {
 				return
 			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			typ := EventPeerDisconnected
-			if ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
-				typ = EventPeerConnected
+			switch ev := e.(type) {
+			case event.EvtPeerConnectednessChanged:
+				typ := EventPeerDisconnected
+				if ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
+					typ = EventPeerConnected
+				}
+				n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
+			case event.EvtLocalReachabilityChanged:
+				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
+			case typedEvent:
+				n.events.Publish(Event{Type: ev.EventType(), Data: ev})
 			}
-			n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
 		}
 	}
 }
+
+// discoveryConfig turns the [discovery] settings into the discovery
+// service's configuration (config.toml is validated already).
+func (n *Node) discoveryConfig(log *slog.Logger) discovery.Config {
+	d := n.cfg.Discovery
+	if d.Reachability == "auto" && len(n.cfg.Network.Listen) == 0 {
+		// Listening on nothing, the node can only be reached through its
+		// relays: no need to wait for AutoNAT to say so.
+		d.Reachability = "private"
+	}
+	return discovery.Config{
+		MDNS:         d.MDNS,
+		DHTMode:      d.DHT,
+		Bootstrap:    addrInfos(d.Bootstrap),
+		Relays:       addrInfos(d.Relays),
+		Reachability: d.Reachability,
+		Logger:       log,
+	}
+}
+
+// addrInfos parses validated /p2p/ multiaddrs, merging those of one peer.
+func addrInfos(ss []string) []peer.AddrInfo {
+	var addrs []ma.Multiaddr
+	for _, s := range ss {
+		addrs = append(addrs, ma.StringCast(s))
+	}
+	infos, _ := peer.AddrInfosFromP2pAddrs(addrs...)
+	return infos
+}
+
+// Role is what the node is for.
+func (n *Node) Role() Role { return n.role }
+
+// Discovery is the node's peer discovery and reachability service.
+func (n *Node) Discovery() *discovery.Service { return n.disc }
 
 // Home is the node's home folder.
 func (n *Node) Home() Home { return n.home }
@@ -203,7 +266,7 @@ func (n *Node) Close() error {
 		n.cancel()
 		n.wg.Wait()
 		n.events.Close()
-		errs := []error{n.host.Close(), n.ds.Close(), n.lock.release()}
+		errs := []error{n.disc.Close(), n.host.Close(), n.ds.Close(), n.lock.release()}
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})

@@ -17,6 +17,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, nodetest.IgnoredGoroutines()...)
 }
 
+// loopback keeps a node that a test starts without nodetest on 127.0.0.1.
+func loopback(c *node.Config) {
+	c.Network.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	c.Discovery.MDNS = false
+}
+
 func TestNewCreatesHome(t *testing.T) {
 	home := node.Home(t.TempDir() + "/sub/home")
 	n := nodetest.Start(t, nodetest.Options{Home: home})
@@ -35,12 +41,12 @@ func TestNewCreatesHome(t *testing.T) {
 
 func TestSecondNodeOnSameHomeIsRefused(t *testing.T) {
 	home := node.Home(t.TempDir())
-	first, err := node.New(context.Background(), node.Options{Home: home, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	first, err := node.New(context.Background(), node.Options{Home: home, Configure: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(home.IdentityPath())
-	_, err = node.New(context.Background(), node.Options{Home: home, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	_, err = node.New(context.Background(), node.Options{Home: home, Configure: loopback})
 	if !errors.Is(err, node.ErrAlreadyRunning) {
 		t.Fatalf("second node: got %v, want ErrAlreadyRunning", err)
 	}
@@ -90,7 +96,7 @@ func waitEvent(t *testing.T, events <-chan node.Event, typ, peerID string) {
 
 func TestPeerstoreSurvivesRestart(t *testing.T) {
 	homeA := node.Home(t.TempDir())
-	a, err := node.New(context.Background(), node.Options{Home: homeA, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	a, err := node.New(context.Background(), node.Options{Home: homeA, Configure: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}

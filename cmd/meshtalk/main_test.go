@@ -37,8 +37,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testListen are the flags that keep a test node on loopback, port 0.
-var testListen = []string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
+// testListen are the flags that keep a test node on loopback, port 0, and
+// off the real network (no mDNS multicast).
+var testListen = []string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--no-mdns"}
 
 // cleanEnv is the environment of the commands the tests run: no
 // passphrase or home from the developer's shell.

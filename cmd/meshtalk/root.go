@@ -45,26 +45,36 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home folder (default $MESHTALK_HOME, else $XDG_DATA_HOME/meshtalk, else ~/.local/share/meshtalk)")
-	root.AddCommand(newRunCmd(g), newIDCmd(g), newStatusCmd(g))
+	root.AddCommand(newRunCmd(g), newRelayCmd(g), newIDCmd(g), newStatusCmd(g), newPeersCmd(g), newPingCmd(g))
 	return root
 }
 
-// homeDir resolves the home folder: --home, then $MESHTALK_HOME, then
-// $XDG_DATA_HOME/meshtalk, then ~/.local/share/meshtalk.
-func (g *globals) homeDir() (node.Home, error) {
+// homeDir resolves a personal node's home folder: --home, then
+// $MESHTALK_HOME, then $XDG_DATA_HOME/meshtalk, then
+// ~/.local/share/meshtalk.
+func (g *globals) homeDir() (node.Home, error) { return g.homeDirFor(node.RolePersonal) }
+
+// homeDirFor resolves the home of a role. A relay's default home is
+// meshtalk-relay beside a personal node's, so both can run on one machine;
+// $MESHTALK_HOME is for the personal node only.
+func (g *globals) homeDirFor(role node.Role) (node.Home, error) {
+	name := "meshtalk"
+	if role == node.RoleRelay {
+		name = "meshtalk-relay"
+	}
 	switch {
 	case g.home != "":
 		return node.Home(g.home), nil
-	case os.Getenv("MESHTALK_HOME") != "":
+	case os.Getenv("MESHTALK_HOME") != "" && role == node.RolePersonal:
 		return node.Home(os.Getenv("MESHTALK_HOME")), nil
 	case os.Getenv("XDG_DATA_HOME") != "":
-		return node.Home(filepath.Join(os.Getenv("XDG_DATA_HOME"), "meshtalk")), nil
+		return node.Home(filepath.Join(os.Getenv("XDG_DATA_HOME"), name)), nil
 	}
 	dir, err := os.UserHomeDir()
 	if err != nil {
 		return "", fmt.Errorf("no home folder: give --home DIR (%w)", err)
 	}
-	return node.Home(filepath.Join(dir, ".local", "share", "meshtalk")), nil
+	return node.Home(filepath.Join(dir, ".local", "share", name)), nil
 }
 
 // client connects to the node running on the home.

@@ -18,6 +18,11 @@ import (
 // nodeFlags are the flags of the commands that start a node.
 type nodeFlags struct {
 	listen         []string
+	noListen       bool
+	announce       []string
+	relays         []string
+	bootstrap      []string
+	noMDNS         bool
 	apiAddr        string
 	passphraseFile string
 	logLevel       string
@@ -27,10 +32,36 @@ type nodeFlags struct {
 func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.listen, "listen", nil, "libp2p listen multiaddr (repeatable; replaces config.toml's network.listen)")
+	fl.BoolVar(&f.noListen, "no-listen", false, "listen on nothing: dial out only, reachable through relays")
+	fl.StringArrayVar(&f.announce, "announce", nil, "multiaddr to announce instead of the detected ones (repeatable)")
+	fl.StringArrayVar(&f.relays, "relay", nil, "relay multiaddr ending in /p2p/<peer ID> to keep a reservation on (repeatable; adds to config.toml)")
+	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<peer ID> (repeatable; adds to config.toml)")
+	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not look for peers on the local network")
 	fl.StringVar(&f.apiAddr, "api", "", "local API address HOST:PORT, loopback only; port 0 picks a free port (default from config.toml: "+node.DefaultAPIAddr+")")
 	fl.StringVar(&f.passphraseFile, "passphrase-file", "", "file holding the identity key's passphrase (or set MESHTALK_PASSPHRASE)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default from config.toml: info)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (default from config.toml: text)")
+}
+
+// configure applies the flags over config.toml.
+func (f *nodeFlags) configure(c *node.Config) {
+	if len(f.listen) > 0 {
+		c.Network.Listen = f.listen
+	}
+	if f.noListen {
+		c.Network.Listen = []string{}
+	}
+	if len(f.announce) > 0 {
+		c.Network.Announce = f.announce
+	}
+	if f.apiAddr != "" {
+		c.API.Listen = f.apiAddr
+	}
+	c.Discovery.Relays = append(c.Discovery.Relays, f.relays...)
+	c.Discovery.Bootstrap = append(c.Discovery.Bootstrap, f.bootstrap...)
+	if f.noMDNS {
+		c.Discovery.MDNS = false
+	}
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -39,7 +70,19 @@ func newRunCmd(g *globals) *cobra.Command {
 		Use:   "run",
 		Short: "Start the personal node (creates the home and identity on first run)",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f, node.RolePersonal) },
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newRelayCmd(g *globals) *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Start a relay node: circuit relay and DHT server for others (default home: .../meshtalk-relay)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f, node.RoleRelay) },
 	}
 	f.register(cmd)
 	return cmd
@@ -47,15 +90,15 @@ func newRunCmd(g *globals) *cobra.Command {
 
 // runNode starts a node and its API, prints the ready line, and stops both
 // cleanly when the command's context ends (SIGINT or SIGTERM).
-func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
+func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error {
 	ctx := cmd.Context()
-	home, err := g.homeDir()
+	home, err := g.homeDirFor(role)
 	if err != nil {
 		return err
 	}
 	// The log settings are needed before the node reads its config, so
 	// read the config here first (a missing file is the default).
-	cfg, err := node.LoadConfig(home.ConfigPath())
+	cfg, err := node.LoadConfig(home.ConfigPath(), role)
 	if err != nil {
 		return err
 	}
@@ -67,12 +110,12 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.New(ctx, node.Options{Home: home, Passphrase: pass, Listen: f.listen, Logger: logger})
+	n, err := node.New(ctx, node.Options{Home: home, Role: role, Passphrase: pass, Configure: f.configure, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	srv, err := api.New(ctx, n, pick(f.apiAddr, n.Config().API.Listen), logger)
+	srv, err := api.New(ctx, n, n.Config().API.Listen, logger)
 	if err != nil {
 		return err
 	}
@@ -82,7 +125,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	for _, a := range n.Host().Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	fmt.Fprintf(g.stdout, "meshtalk ready peer_id=%s listen=%s api=%s\n", n.ID(), strings.Join(addrs, ","), srv.URL())
+	fmt.Fprintf(g.stdout, "meshtalk ready role=%s peer_id=%s listen=%s api=%s\n", role, n.ID(), strings.Join(addrs, ","), srv.URL())
 
 	<-ctx.Done()
 	logger.Info("stopping")

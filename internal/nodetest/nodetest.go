@@ -21,9 +21,16 @@ type Options struct {
 	Home node.Home
 	// Passphrase protects the identity key.
 	Passphrase []byte
+	// Role is the node's role; the default is a personal node.
+	Role node.Role
+	// Configure adjusts the test configuration (see Start) further.
+	Configure func(*node.Config)
 }
 
-// Start starts one node and closes it when the test ends.
+// Start starts one node and closes it when the test ends. A test node
+// listens on 127.0.0.1 only (QUIC and TCP, port 0), runs no mDNS (it would
+// multicast on real interfaces) and serves the DHT, so that a handful of
+// test nodes form one.
 func Start(t testing.TB, opts Options) *node.Node {
 	t.Helper()
 	if opts.Home == "" {
@@ -34,8 +41,17 @@ func Start(t testing.TB, opts Options) *node.Node {
 	n, err := node.New(ctx, node.Options{
 		Home:       opts.Home,
 		Passphrase: opts.Passphrase,
-		Listen:     []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"},
-		Logger:     Logger(t),
+		Role:       opts.Role,
+		Configure: func(c *node.Config) {
+			c.Network.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"}
+			c.API.Listen = "127.0.0.1:0"
+			c.Discovery.MDNS = false
+			c.Discovery.DHT = "server"
+			if opts.Configure != nil {
+				opts.Configure(c)
+			}
+		},
+		Logger: Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("nodetest: start node: %v", err)

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtalk/meshtalk/discovery"
+)
+
+func newPeersCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List connections with their path (direct, hole-punched, relayed), direction and latency",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var conns []discovery.ConnInfo
+			if err := c.Get(cmd.Context(), "/api/v1/peers", &conns); err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(conns)
+			}
+			if len(conns) == 0 {
+				fmt.Fprintln(g.stdout, "no connections")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PEER\tPATH\tDIRECTION\tLATENCY\tADDRESS")
+			for _, p := range conns {
+				path := p.Path
+				if p.Path == discovery.PathRelayed {
+					path = "relayed via " + p.Relay.String()
+				}
+				latency := "-"
+				if p.LatencyMS > 0 {
+					latency = fmt.Sprintf("%.2fms", p.LatencyMS)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.PeerID, path, p.Direction, latency, p.Addr)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newPingCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	var count int
+	var interval, timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "ping PEER",
+		Short: "Measure round trips to a peer (peer ID, friend code or /p2p/ multiaddr) and the path they take",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := discovery.ParsePeer(args[0]); err != nil {
+				return err
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			q := url.Values{"peer": {args[0]}, "count": {strconv.Itoa(count)}, "interval": {interval.String()}, "timeout": {timeout.String()}}
+			results := []discovery.PingResult{}
+			failed := 0
+			err = c.Lines(cmd.Context(), "/api/v1/ping?"+q.Encode(), func(line []byte) error {
+				var r discovery.PingResult
+				if err := json.Unmarshal(line, &r); err != nil {
+					return err
+				}
+				results = append(results, r)
+				if r.Error != "" {
+					failed++
+				}
+				if asJSON {
+					return nil
+				}
+				if r.Error != "" {
+					fmt.Fprintf(g.stdout, "seq=%d error: %s\n", r.Seq, r.Error)
+				} else {
+					fmt.Fprintf(g.stdout, "seq=%d rtt=%.2fms path=%s\n", r.Seq, float64(r.RTT.Microseconds())/1000, r.Path)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := g.printJSON(results); err != nil {
+					return err
+				}
+			}
+			if failed == len(results) {
+				return fmt.Errorf("ping: no answer from %s", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of round trips)")
+	cmd.Flags().IntVar(&count, "count", 4, "number of round trips")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between round trips")
+	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up reaching the peer after this long")
+	return cmd
+}

@@ -1,0 +1,326 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+)
+
+// DHTPrefix keeps meshtalk's Kademlia DHT apart from every other libp2p
+// DHT (the public IPFS one above all): its protocol is /meshtalk/kad/1.0.0.
+const DHTPrefix = "/meshtalk"
+
+// MDNSService is the mDNS service name meshtalk nodes announce.
+const MDNSService = "meshtalk"
+
+// ErrClosed is returned by a Service that has been closed.
+var ErrClosed = errors.New("discovery: closed")
+
+// Config is what the Service needs to know; node fills it from
+// config.toml and the command line.
+type Config struct {
+	// MDNS finds peers on the local network.
+	MDNS bool
+	// DHTMode is "auto", "client" or "server".
+	DHTMode string
+	// Bootstrap peers join the DHT.
+	Bootstrap []peer.AddrInfo
+	// Relays hold this node's reservations, renewed and re-taken when
+	// lost, and are bootstrap peers too.
+	Relays []peer.AddrInfo
+	// Reachability is "auto", "public" or "private".
+	Reachability string
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Service finds and reaches peers: mDNS on the LAN, the DHT across the
+// internet, reservations on relays for when this node sits behind NAT,
+// hole punching to turn relayed connections into direct ones, and a
+// keep-alive for the peers the node cares about.
+//
+// It is made in two steps because libp2p builds its host from options:
+// New returns the Service and HostOptions gives what the host needs from
+// it (routing, hole punching, relays); Start then runs it on the host.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	paths *Paths
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	h     host.Host
+	dht   *dht.IpfsDHT
+	mdns  mdns.Service
+	keep  *KeepAlive
+	rsvp  *reservations
+	nb    *network.NotifyBundle
+	emit  event.Emitter
+	mu    sync.Mutex
+	reach network.Reachability
+
+	closeOnce sync.Once
+}
+
+// New returns a Service for cfg; call HostOptions and Start next.
+func New(cfg Config) (*Service, error) {
+	switch cfg.DHTMode {
+	case "", "auto", "client", "server":
+	default:
+		return nil, fmt.Errorf("discovery: unknown DHT mode %q", cfg.DHTMode)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{cfg: cfg, log: log.With("component", "discovery"), paths: NewPaths(), ctx: ctx, cancel: cancel}
+	switch cfg.Reachability {
+	case "public":
+		s.reach = network.ReachabilityPublic
+	case "private":
+		s.reach = network.ReachabilityPrivate
+	}
+	return s, nil
+}
+
+// HostOptions are the libp2p options the host needs for this Service: the
+// DHT as its peer routing (so a peer ID alone is enough to connect), the
+// circuit relay client with reservations on the configured relays, and
+// hole punching with path tracing.
+func (s *Service) HostOptions() []libp2p.Option {
+	opts := []libp2p.Option{
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(holepunch.WithTracer(s.paths)),
+		libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+			mode := dht.ModeAuto
+			switch s.cfg.DHTMode {
+			case "client":
+				mode = dht.ModeClient
+			case "server":
+				mode = dht.ModeServer
+			}
+			d, err := dht.New(h,
+				dht.Mode(mode),
+				dht.ProtocolPrefix(DHTPrefix),
+				dht.BootstrapPeers(append(append([]peer.AddrInfo{}, s.cfg.Bootstrap...), s.cfg.Relays...)...),
+				dht.DisableProviders(),
+				dht.DisableValues(),
+			)
+			s.dht = d
+			return d, err
+		}),
+	}
+	switch s.cfg.Reachability {
+	case "public":
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case "private":
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	return opts
+}
+
+// Start runs the Service on h, the host built with HostOptions.
+func (s *Service) Start(h host.Host) error {
+	s.h = h
+	if s.dht == nil {
+		return errors.New("discovery: the host was not built with HostOptions")
+	}
+	emit, err := h.EventBus().Emitter(new(EvtPeerFound))
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	s.emit = emit
+	sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		emit.Close()
+		return fmt.Errorf("discovery: %w", err)
+	}
+	s.keep = NewKeepAlive(h, s.log)
+	if s.rsvp, err = newReservations(h, s.cfg.Relays, s.log); err != nil {
+		emit.Close()
+		sub.Close()
+		return err
+	}
+	s.nb = &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) { s.rsvp.disconnected(c.RemotePeer()) }}
+	h.Network().Notify(s.nb)
+	for _, r := range s.cfg.Relays {
+		h.ConnManager().Protect(r.ID, keepTag)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.rsvp.hold(s.ctx, r)
+		}()
+	}
+	s.wg.Add(2)
+	go s.trackReachability(sub)
+	go s.bootstrap()
+	if s.cfg.MDNS {
+		s.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{s})
+		if err := s.mdns.Start(); err != nil {
+			s.log.Warn("mDNS did not start; LAN discovery is off", "err", err)
+			s.mdns = nil
+		}
+	}
+	return nil
+}
+
+// bootstrap connects to the bootstrap peers and fills the routing table.
+func (s *Service) bootstrap() {
+	defer s.wg.Done()
+	var wg sync.WaitGroup
+	for _, p := range s.cfg.Bootstrap {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(s.ctx, 15*time.Second)
+			defer cancel()
+			if err := s.h.Connect(ctx, p); err != nil {
+				s.log.Warn("bootstrap peer unreachable", "peer", p.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.dht.Bootstrap(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("DHT bootstrap", "err", err)
+	}
+}
+
+func (s *Service) trackReachability(sub event.Subscription) {
+	defer s.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			r := e.(event.EvtLocalReachabilityChanged).Reachability
+			s.mu.Lock()
+			s.reach = r
+			s.mu.Unlock()
+			s.log.Info("reachability", "reachability", ReachabilityString(r))
+		}
+	}
+}
+
+// Reachability is what AutoNAT (or the configuration) says of this node:
+// "public", "private" or "unknown".
+func (s *Service) Reachability() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ReachabilityString(s.reach)
+}
+
+// ReachabilityString names a reachability as the API shows it.
+func ReachabilityString(r network.Reachability) string {
+	switch r {
+	case network.ReachabilityPublic:
+		return "public"
+	case network.ReachabilityPrivate:
+		return "private"
+	}
+	return "unknown"
+}
+
+// Reserved reports whether the node holds a reservation on relay.
+func (s *Service) Reserved(relay peer.ID) bool { return s.rsvp != nil && s.rsvp.Reserved(relay) }
+
+// DHT is the node's Kademlia DHT.
+func (s *Service) DHT() *dht.IpfsDHT { return s.dht }
+
+// Paths tells how each connection reaches its peer.
+func (s *Service) Paths() *Paths { return s.paths }
+
+// Keep makes the node hold a connection to p: protected from the
+// connection manager and re-dialed with backoff when lost.
+func (s *Service) Keep(p peer.AddrInfo) { s.keep.Keep(p) }
+
+// Unkeep undoes Keep.
+func (s *Service) Unkeep(p peer.ID) { s.keep.Unkeep(p) }
+
+// FindPeer returns p's current addresses: the ones the node knows, else
+// from a DHT lookup.
+func (s *Service) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
+	if addrs := s.h.Peerstore().Addrs(p); len(addrs) > 0 {
+		return peer.AddrInfo{ID: p, Addrs: addrs}, nil
+	}
+	info, err := s.dht.FindPeer(ctx, p)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("discovery: find %s: %w", p, err)
+	}
+	return info, nil
+}
+
+// Close stops mDNS, the keep-alive and the DHT.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.cancel()
+		if s.mdns != nil {
+			s.mdns.Close()
+		}
+		if s.keep != nil {
+			s.keep.Close()
+		}
+		if s.nb != nil {
+			s.h.Network().StopNotify(s.nb)
+		}
+		s.wg.Wait()
+		if s.rsvp != nil {
+			s.rsvp.close()
+		}
+		if s.emit != nil {
+			s.emit.Close()
+		}
+		if s.dht != nil {
+			err = s.dht.Close()
+		}
+	})
+	return err
+}
+
+// EvtPeerFound is emitted on the host's event bus when a peer is found on
+// the local network.
+type EvtPeerFound struct {
+	PeerID peer.ID  `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+	Via    string   `json:"via"`
+}
+
+// EventType names the event in the node's event stream.
+func (EvtPeerFound) EventType() string { return "peer.found" }
+
+type mdnsNotifee struct{ s *Service }
+
+// HandlePeerFound adds a LAN peer's addresses to the peerstore, so that
+// dialing its peer ID just works.
+func (n mdnsNotifee) HandlePeerFound(info peer.AddrInfo) {
+	s := n.s
+	if info.ID == s.h.ID() || s.ctx.Err() != nil {
+		return
+	}
+	s.h.Peerstore().AddAddrs(info.ID, info.Addrs, 10*time.Minute)
+	addrs := make([]string, len(info.Addrs))
+	for i, a := range info.Addrs {
+		addrs[i] = a.String()
+	}
+	s.emit.Emit(EvtPeerFound{PeerID: info.ID, Addrs: addrs, Via: "mdns"})
+}
