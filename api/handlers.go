@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshtalk/meshtalk/discovery"
@@ -31,15 +33,16 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	h := s.node.Host()
 	disc := s.node.Discovery()
 	st := Status{
-		Version:       node.Version,
-		Role:          s.node.Role().String(),
-		PeerID:        h.ID().String(),
-		ListenAddrs:   addrStrings(h.Network().ListenAddresses()),
-		Reachability:  disc.Reachability(),
-		Relays:        []RelayStatus{},
-		Peers:         disc.Paths().Conns(h),
-		Started:       s.node.Started().UTC(),
-		UptimeSeconds: time.Since(s.node.Started()).Seconds(),
+		Version:        node.Version,
+		Role:           s.node.Role().String(),
+		PeerID:         h.ID().String(),
+		ListenAddrs:    addrStrings(h.Network().ListenAddresses()),
+		Reachability:   disc.Reachability(),
+		HolePunchReady: slices.Contains(h.Mux().Protocols(), holepunch.Protocol),
+		Relays:         []RelayStatus{},
+		Peers:          disc.Paths().Conns(h),
+		Started:        s.node.Started().UTC(),
+		UptimeSeconds:  time.Since(s.node.Started()).Seconds(),
 	}
 	for _, r := range s.node.Config().Discovery.Relays {
 		info, err := peer.AddrInfoFromString(r)

@@ -57,11 +57,14 @@ type Status struct {
 	PeerID      string   `json:"peer_id"`
 	ListenAddrs []string `json:"listen_addrs"`
 	// Reachability is "public", "private" or "unknown" (AutoNAT's view).
-	Reachability  string               `json:"reachability"`
-	Relays        []RelayStatus        `json:"relays"`
-	Peers         []discovery.ConnInfo `json:"peers"`
-	Started       time.Time            `json:"started"`
-	UptimeSeconds float64              `json:"uptime_seconds"`
+	Reachability string `json:"reachability"`
+	// HolePunchReady: the node knows a public address of its own and
+	// answers hole punching (DCUtR); go-libp2p waits for one first.
+	HolePunchReady bool                 `json:"hole_punch_ready"`
+	Relays         []RelayStatus        `json:"relays"`
+	Peers          []discovery.ConnInfo `json:"peers"`
+	Started        time.Time            `json:"started"`
+	UptimeSeconds  float64              `json:"uptime_seconds"`
 }
 
 // RelayStatus is one relay the node uses.

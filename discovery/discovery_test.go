@@ -79,7 +79,7 @@ func TestDHTFindsPeerByID(t *testing.T) {
 
 // relayAndHidden starts a relay and a node that listens on nothing and is
 // reachable only through a reservation on that relay.
-func relayAndHidden(t *testing.T, relayCfg func(*node.Config)) (relay, hidden *node.Node, circuit ma.Multiaddr) {
+func relayAndHidden(t testing.TB, relayCfg func(*node.Config)) (relay, hidden *node.Node, circuit ma.Multiaddr) {
 	t.Helper()
 	relay = nodetest.Start(t, nodetest.Options{Role: node.RoleRelay, Configure: relayCfg})
 	relayAddr := nodetest.Addr(t, relay)

@@ -116,3 +116,26 @@ func FuzzDecodeFriendCode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePeer: whatever a user types, ParsePeer answers with a peer or
+// an ErrBadPeer/ErrBadFriendCode error, never a panic.
+func FuzzParsePeer(f *testing.F) {
+	id := testPeer(f)
+	code, _ := EncodeFriendCode(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/192.0.2.7/udp/4747/quic-v1")}})
+	f.Add(id.String())
+	f.Add(code)
+	f.Add("/ip4/192.0.2.7/udp/4747/quic-v1/p2p/" + id.String())
+	f.Add("/ip4/203.0.113.1/udp/4001/quic-v1/p2p/" + id.String() + "/p2p-circuit/p2p/" + id.String())
+	f.Fuzz(func(t *testing.T, s string) {
+		info, err := ParsePeer(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadPeer) && !errors.Is(err, ErrBadFriendCode) {
+				t.Fatalf("ParsePeer(%q): unexpected error kind: %v", s, err)
+			}
+			return
+		}
+		if info.ID.Validate() != nil {
+			t.Fatalf("ParsePeer(%q) returned an invalid peer ID", s)
+		}
+	})
+}

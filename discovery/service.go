@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -74,6 +75,7 @@ type Service struct {
 	mu    sync.Mutex
 	reach network.Reachability
 
+	started   atomic.Bool
 	closeOnce sync.Once
 }
 
@@ -118,7 +120,11 @@ func (s *Service) HostOptions() []libp2p.Option {
 			d, err := dht.New(h,
 				dht.Mode(mode),
 				dht.ProtocolPrefix(DHTPrefix),
-				dht.BootstrapPeers(append(append([]peer.AddrInfo{}, s.cfg.Bootstrap...), s.cfg.Relays...)...),
+				// Not BootstrapPeers: the DHT would dial them while the host
+				// is still being built, before identify's listeners run,
+				// and the node would never learn its observed address
+				// from that connection (so never hole-punch).
+				dht.BootstrapPeersFunc(s.bootstrapPeers),
 				dht.DisableProviders(),
 				dht.DisableValues(),
 			)
@@ -135,9 +141,18 @@ func (s *Service) HostOptions() []libp2p.Option {
 	return opts
 }
 
+// bootstrapPeers are the DHT's bootstrap peers once the Service runs.
+func (s *Service) bootstrapPeers() []peer.AddrInfo {
+	if !s.started.Load() {
+		return nil
+	}
+	return append(append([]peer.AddrInfo{}, s.cfg.Bootstrap...), s.cfg.Relays...)
+}
+
 // Start runs the Service on h, the host built with HostOptions.
 func (s *Service) Start(h host.Host) error {
 	s.h = h
+	s.started.Store(true)
 	if s.dht == nil {
 		return errors.New("discovery: the host was not built with HostOptions")
 	}

@@ -74,6 +74,10 @@ type DiscoveryConfig struct {
 	Relays []string `toml:"relays"`
 	// Reachability is "auto" (AutoNAT decides), "public" or "private".
 	Reachability string `toml:"reachability"`
+	// PublicRanges are reserved address ranges (CIDR) to treat as public:
+	// for a lab or a private WAN where they are routed. Empty on the
+	// internet. Only the meshtalk binary applies it (it is process-wide).
+	PublicRanges []string `toml:"public_ranges"`
 }
 
 // RelayConfig sizes the circuit relay service of a relay node. A relayed
@@ -165,7 +169,7 @@ func DefaultConfig(role Role) Config {
 		API:         APIConfig{Listen: api},
 		Connections: ConnectionsConfig{LowWater: 100, HighWater: 400, GracePeriod: Duration(time.Minute)},
 		Resources:   ResourcesConfig{MaxMemoryMiB: 256, MaxFileDescriptors: 512},
-		Discovery:   DiscoveryConfig{MDNS: mdns, DHT: dht, Bootstrap: []string{}, Relays: []string{}, Reachability: reach},
+		Discovery:   DiscoveryConfig{MDNS: mdns, DHT: dht, Bootstrap: []string{}, Relays: []string{}, Reachability: reach, PublicRanges: []string{}},
 		Relay: RelayConfig{
 			MaxReservations:      1024,
 			MaxReservationsPerIP: 8,
@@ -241,6 +245,10 @@ relays = []
 # or "public" says so. A node behind NAT with a relay may say "private" to
 # announce its relayed address at once; a relay must be "public" to relay.
 reachability = %q
+# Reserved address ranges (CIDR) to treat as public, for a lab or a private
+# WAN where they are routed: go-libp2p hole-punches and announces relay
+# addresses only for addresses it deems public. Leave empty on the internet.
+public_ranges = []
 
 [relay]
 # Used by "meshtalk relay" only: the circuit relay service's limits.
@@ -354,6 +362,11 @@ func (c *Config) validate() (string, error) {
 	for _, s := range c.Discovery.Relays {
 		if _, err := peer.AddrInfoFromString(s); err != nil {
 			return "discovery.relays", fmt.Errorf("%q is not a multiaddr ending in /p2p/<peer ID>: %v", s, err)
+		}
+	}
+	for _, s := range c.Discovery.PublicRanges {
+		if _, _, err := net.ParseCIDR(s); err != nil {
+			return "discovery.public_ranges", fmt.Errorf("%q is not a CIDR range such as 203.0.113.0/24", s)
 		}
 	}
 	r := c.Relay

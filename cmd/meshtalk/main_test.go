@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,7 +68,26 @@ var readyLine = regexp.MustCompile(`^meshtalk ready (.*)$`)
 // process is stopped (SIGTERM, then SIGKILL) when the test ends.
 func startNode(t *testing.T, env []string, args ...string) *running {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"run"}, args...)...)
+	return startProc(t, env, nil, "run", args...)
+}
+
+// startNodeIn is startNode with a command prefix (such as `ip netns exec
+// NS`) before the binary.
+func startNodeIn(t *testing.T, env, prefix []string, args ...string) *running {
+	t.Helper()
+	return startProc(t, env, prefix, "run", args...)
+}
+
+// startRelayIn runs `meshtalk relay` like startNodeIn.
+func startRelayIn(t *testing.T, env, prefix []string, args ...string) *running {
+	t.Helper()
+	return startProc(t, env, prefix, "relay", args...)
+}
+
+func startProc(t *testing.T, env, prefix []string, sub string, args ...string) *running {
+	t.Helper()
+	argv := append(append(append([]string{}, prefix...), binary, sub), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -134,7 +154,14 @@ func (r *running) stop(t *testing.T) (error, time.Duration) {
 // exit code.
 func meshtalk(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return meshtalkIn(t, env, nil, args...)
+}
+
+// meshtalkIn is meshtalk with a command prefix before the binary.
+func meshtalkIn(t *testing.T, env, prefix []string, args ...string) (string, string, int) {
+	t.Helper()
+	argv := append(append(append([]string{}, prefix...), binary), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -357,5 +384,117 @@ func TestBadFlags(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d: %q, want %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// TestRelayPeersPing: a relay, a node that listens on nothing behind it, and
+// a node that pings the hidden one through the relay; status, peers and
+// ping show the path.
+func TestRelayPeersPing(t *testing.T) {
+	env := cleanEnv()
+	relayHome, hiddenHome, callerHome := t.TempDir(), t.TempDir(), t.TempDir()
+	relay := startRelayIn(t, env, nil, append([]string{"--home", relayHome}, testListen...)...)
+	if relay.ready["role"] != "relay" {
+		t.Fatalf("relay ready line: %v", relay.ready)
+	}
+	relayAddr := strings.Split(relay.ready["listen"], ",")[0] + "/p2p/" + relay.ready["peer_id"]
+	startNode(t, env, "--home", hiddenHome, "--no-listen", "--no-mdns", "--api", "127.0.0.1:0", "--relay", relayAddr)
+	startNode(t, env, append([]string{"--home", callerHome}, testListen...)...)
+
+	var code string
+	eventually(t, 30*time.Second, "a reservation on the relay", func() bool {
+		out, _, _ := meshtalk(t, env, "status", "--home", hiddenHome, "--json")
+		var st struct {
+			Reachability string `json:"reachability"`
+			Relays       []struct {
+				PeerID   string `json:"peer_id"`
+				Reserved bool   `json:"reserved"`
+			} `json:"relays"`
+		}
+		json.Unmarshal([]byte(out), &st)
+		if len(st.Relays) != 1 || !st.Relays[0].Reserved || st.Relays[0].PeerID != relay.ready["peer_id"] || st.Reachability != "private" {
+			return false
+		}
+		out, _, _ = meshtalk(t, env, "id", "--home", hiddenHome, "--json")
+		var id struct {
+			Addrs      []string `json:"addrs"`
+			FriendCode string   `json:"friend_code"`
+		}
+		json.Unmarshal([]byte(out), &id)
+		code = id.FriendCode
+		return len(id.Addrs) > 0 && strings.Contains(id.Addrs[0], "/p2p-circuit")
+	})
+
+	out, errOut, exit := meshtalk(t, env, "ping", "--home", callerHome, "--count", "2", "--interval", "10ms", "--json", code)
+	if exit != 0 {
+		t.Fatalf("ping through the relay: exit %d: %s", exit, errOut)
+	}
+	var rounds []struct {
+		Seq  int `json:"seq"`
+		RTT  int `json:"rtt_ns"`
+		Path struct {
+			Kind  string `json:"path"`
+			Relay string `json:"relay"`
+		} `json:"path"`
+	}
+	if err := json.Unmarshal([]byte(out), &rounds); err != nil || len(rounds) != 2 {
+		t.Fatalf("ping --json: %v\n%s", err, out)
+	}
+	for _, r := range rounds {
+		if r.RTT <= 0 || r.Path.Kind != "relayed" || r.Path.Relay != relay.ready["peer_id"] {
+			t.Fatalf("round trip %+v, want relayed via %s", r, relay.ready["peer_id"])
+		}
+	}
+	out, _, exit = meshtalk(t, env, "ping", "--home", callerHome, "--count", "1", code)
+	if exit != 0 || !strings.Contains(out, "path=relayed via "+relay.ready["peer_id"]) {
+		t.Fatalf("ping: exit %d\n%s", exit, out)
+	}
+
+	out, _, exit = meshtalk(t, env, "peers", "--home", hiddenHome, "--json")
+	var peers []struct {
+		PeerID string `json:"peer_id"`
+		Path   string `json:"path"`
+	}
+	if err := json.Unmarshal([]byte(out), &peers); exit != 0 || err != nil {
+		t.Fatalf("peers --json: exit %d: %v\n%s", exit, err, out)
+	}
+	paths := map[string]string{}
+	for _, p := range peers {
+		paths[p.PeerID] = p.Path
+	}
+	if paths[relay.ready["peer_id"]] != "direct" {
+		t.Fatalf("peers: the relay's path is %q, want direct: %v", paths[relay.ready["peer_id"]], peers)
+	}
+	if !slices.ContainsFunc(peers, func(p struct {
+		PeerID string `json:"peer_id"`
+		Path   string `json:"path"`
+	}) bool {
+		return p.Path == "relayed"
+	}) {
+		t.Fatalf("peers: no relayed connection: %v", peers)
+	}
+	out, _, _ = meshtalk(t, env, "peers", "--home", hiddenHome)
+	if !strings.Contains(out, "relayed via "+relay.ready["peer_id"]) {
+		t.Fatalf("peers:\n%s", out)
+	}
+}
+
+func TestPingNoRoute(t *testing.T) {
+	env := cleanEnv()
+	home := t.TempDir()
+	startNode(t, env, append([]string{"--home", home}, testListen...)...)
+	// A peer ID nobody runs, at a loopback port nobody listens on.
+	const nobody = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGRUVh2N4mVVHMzQ1RcXsRAHNxCd29QEEHmBYGrD4wCGG"
+	start := time.Now()
+	_, errOut, code := meshtalk(t, env, "ping", "--home", home, "--timeout", "3s", nobody)
+	if code == 0 || !strings.Contains(errOut, "no route") {
+		t.Fatalf("ping to nobody: exit %d: %q", code, errOut)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Fatalf("the no-route error took %v", took)
+	}
+	_, errOut, code = meshtalk(t, env, "ping", "--home", home, "not-a-peer")
+	if code == 0 || !strings.Contains(errOut, "neither a peer ID") {
+		t.Fatalf("ping not-a-peer: exit %d: %q", code, errOut)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtalk/meshtalk/api"
+	"github.com/meshtalk/meshtalk/discovery"
 	"github.com/meshtalk/meshtalk/node"
 )
 
@@ -104,6 +105,11 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 	}
 	logger, err := newLogger(g.stderr, pick(f.logLevel, cfg.Log.Level), pick(f.logFormat, cfg.Log.Format))
 	if err != nil {
+		return err
+	}
+	// Process-wide, so here in the binary's wiring and not in node.New
+	// (tests run many nodes in one process).
+	if err := discovery.TreatAsPublic(cfg.Discovery.PublicRanges); err != nil {
 		return err
 	}
 	pass, err := readPassphrase(f.passphraseFile)

@@ -31,10 +31,26 @@ func newStatusCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stdout, "version:  %s\n", st.Version)
 			fmt.Fprintf(g.stdout, "peer ID:  %s\n", st.PeerID)
 			fmt.Fprintf(g.stdout, "listen:   %s\n", strings.Join(st.ListenAddrs, "\n          "))
+			fmt.Fprintf(g.stdout, "role:     %s\n", st.Role)
 			fmt.Fprintf(g.stdout, "uptime:   %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
+			punch := "waiting for a public address"
+			if st.HolePunchReady {
+				punch = "ready"
+			}
+			fmt.Fprintf(g.stdout, "reach:    %s (hole punching: %s)\n", st.Reachability, punch)
+			for _, r := range st.Relays {
+				state := "not connected"
+				switch {
+				case r.Reserved:
+					state = "reservation held"
+				case r.Connected:
+					state = "connected, no reservation"
+				}
+				fmt.Fprintf(g.stdout, "relay:    %s  %s\n", r.PeerID, state)
+			}
 			fmt.Fprintf(g.stdout, "peers:    %d connected\n", len(st.Peers))
 			for _, p := range st.Peers {
-				fmt.Fprintf(g.stdout, "          %s  %s\n", p.PeerID, p.Addr)
+				fmt.Fprintf(g.stdout, "          %s  %s  %s\n", p.PeerID, p.Path, p.Addr)
 			}
 			return nil
 		},
