@@ -19,6 +19,7 @@ const (
 	CodeBadRequest      = "bad_request"
 	CodeInternal        = "internal"
 	CodeNoRoute         = "no_route"
+	CodeNotFriends      = "not_friends"
 )
 
 // Error is the body of every API error response, under "error".

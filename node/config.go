@@ -56,6 +56,7 @@ type Config struct {
 	Resources   ResourcesConfig   `toml:"resources"`
 	Discovery   DiscoveryConfig   `toml:"discovery"`
 	Relay       RelayConfig       `toml:"relay"`
+	Chat        ChatConfig        `toml:"chat"`
 	Log         LogConfig         `toml:"log"`
 }
 
@@ -78,6 +79,12 @@ type DiscoveryConfig struct {
 	// for a lab or a private WAN where they are routed. Empty on the
 	// internet. Only the meshtalk binary applies it (it is process-wide).
 	PublicRanges []string `toml:"public_ranges"`
+}
+
+// ChatConfig is about messaging.
+type ChatConfig struct {
+	// ReadReceipts tells friends when their messages were read here.
+	ReadReceipts bool `toml:"read_receipts"`
 }
 
 // RelayConfig sizes the circuit relay service of a relay node. A relayed
@@ -179,7 +186,8 @@ func DefaultConfig(role Role) Config {
 			CircuitDataMiB:       4096,
 			BufferKiB:            64,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Chat: ChatConfig{ReadReceipts: true},
+		Log:  LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -264,6 +272,10 @@ circuit_duration = "1h0m0s"
 circuit_data_mib = 4096
 # Per-connection copy buffer.
 buffer_kib = 64
+
+[chat]
+# Tell friends when their messages were read here.
+read_receipts = true
 
 [log]
 # level: debug, info, warn or error; format: text or json.

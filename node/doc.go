@@ -8,4 +8,5 @@
 // own namespace:
 //
 //	/node/peerstore/...   libp2p's persistent peerstore (pstoreds layout)
+//	/chat/...             contacts, profile, messages, outbox (chat/store.go)
 package node

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
@@ -18,9 +19,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
 	ma "github.com/multiformats/go-multiaddr"
 )
+
+// chatKey is the datastore namespace of the chat service (its key schema
+// is in chat/store.go).
+var chatKey = datastore.NewKey("/chat")
 
 // Version is the meshtalk release this code is.
 const Version = "0.1.0-dev"
@@ -40,6 +46,9 @@ type Options struct {
 	Configure func(*Config)
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
+	// Clock is the wall clock of the node's services; nil is time.Now.
+	// Tests skew it.
+	Clock func() time.Time
 }
 
 // Node is a running meshtalk node: identity, datastore and libp2p host,
@@ -49,6 +58,7 @@ type Node struct {
 	role    Role
 	cfg     Config
 	disc    *discovery.Service
+	chat    *chat.Service
 	key     crypto.PrivKey
 	ds      *pebbleds.Datastore
 	host    host.Host
@@ -141,6 +151,19 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		n.wg.Wait()
 		return nil, err
 	}
+	if n.role == RolePersonal {
+		n.chat, err = chat.New(ctx, n.host, namespace.Wrap(n.ds, chatKey), chat.Config{
+			Keeper:       n.disc,
+			Now:          opts.Clock,
+			ReadReceipts: n.cfg.Chat.ReadReceipts,
+			Logger:       log,
+		})
+		if err != nil {
+			cancel()
+			n.wg.Wait()
+			return nil, err
+		}
+	}
 
 	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
 	return n, nil
@@ -232,6 +255,9 @@ func addrInfos(ss []string) []peer.AddrInfo {
 // Role is what the node is for.
 func (n *Node) Role() Role { return n.role }
 
+// Chat is the node's contacts, profile and messages; nil on a relay.
+func (n *Node) Chat() *chat.Service { return n.chat }
+
 // Discovery is the node's peer discovery and reachability service.
 func (n *Node) Discovery() *discovery.Service { return n.disc }
 
@@ -266,7 +292,11 @@ func (n *Node) Close() error {
 		n.cancel()
 		n.wg.Wait()
 		n.events.Close()
-		errs := []error{n.disc.Close(), n.host.Close(), n.ds.Close(), n.lock.release()}
+		var errs []error
+		if n.chat != nil {
+			errs = append(errs, n.chat.Close())
+		}
+		errs = append(errs, n.disc.Close(), n.host.Close(), n.ds.Close(), n.lock.release())
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})

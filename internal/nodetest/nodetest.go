@@ -6,6 +6,7 @@ package nodetest
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ type Options struct {
 	Role node.Role
 	// Configure adjusts the test configuration (see Start) further.
 	Configure func(*node.Config)
+	// Clock is the node's wall clock; nil is time.Now.
+	Clock func() time.Time
 }
 
 // Start starts one node and closes it when the test ends. A test node
@@ -52,11 +55,13 @@ func Start(t testing.TB, opts Options) *node.Node {
 			}
 		},
 		Logger: Logger(t),
+		Clock:  opts.Clock,
 	})
 	if err != nil {
 		t.Fatalf("nodetest: start node: %v", err)
 	}
 	t.Cleanup(func() {
+		// Close is idempotent: a test may have stopped the node already.
 		if err := n.Close(); err != nil {
 			t.Errorf("nodetest: close node: %v", err)
 		}
@@ -102,3 +107,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 // not per node, which leak checks must not count. There are none today;
 // tests pass this list so that one place changes if a library adds one.
 func IgnoredGoroutines() []goleak.Option { return nil }
+
+// ListenAddrs returns n's concrete listen addresses (ports resolved), for
+// restarting a node where its peers will look for it.
+func ListenAddrs(n *node.Node) []string {
+	var out []string
+	for _, a := range n.Host().Network().ListenAddresses() {
+		if s := a.String(); !strings.Contains(s, "p2p-circuit") {
+			out = append(out, s)
+		}
+	}
+	return out
+}

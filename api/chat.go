@@ -1,0 +1,279 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/discovery"
+)
+
+// Friend is a contact as the API shows it: the stored record plus live
+// presence.
+type Friend struct {
+	*chat.Contact
+	Online bool `json:"online"`
+}
+
+// AddFriendRequest is the body of POST /api/v1/friends.
+type AddFriendRequest struct {
+	// Peer is a friend code, a peer ID or a /p2p/ multiaddr.
+	Peer    string `json:"peer"`
+	Message string `json:"message"`
+}
+
+// ProfileRequest is the body of PUT /api/v1/profile; absent fields stay.
+type ProfileRequest struct {
+	Name   *string `json:"name"`
+	Status *string `json:"status"`
+	// Avatar is an image file (PNG, JPEG or GIF), base64 in JSON.
+	Avatar []byte `json:"avatar"`
+}
+
+// SendRequest is the body of POST /api/v1/messages.
+type SendRequest struct {
+	To      string `json:"to"`
+	Text    string `json:"text,omitempty"`
+	Face    string `json:"face,omitempty"`
+	Picture []byte `json:"picture,omitempty"`
+	ReplyTo string `json:"reply_to,omitempty"`
+	ReactTo string `json:"react_to,omitempty"`
+}
+
+// ReadRequest is the body of POST /api/v1/read.
+type ReadRequest struct {
+	With string `json:"with"`
+}
+
+// ReadResult is the answer of POST /api/v1/read.
+type ReadResult struct {
+	Marked int `json:"marked"`
+}
+
+// maxBody bounds a request body: a picture or avatar of 5 MiB in base64.
+const maxBody = 8 << 20
+
+func (s *Server) chatRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/friends", s.withChat(s.handleFriends))
+	mux.HandleFunc("POST /api/v1/friends", s.withChat(s.handleAddFriend))
+	mux.HandleFunc("POST /api/v1/friends/{peer}/{action}", s.withChat(s.handleFriendAction))
+	mux.HandleFunc("GET /api/v1/profile", s.withChat(s.handleProfile))
+	mux.HandleFunc("PUT /api/v1/profile", s.withChat(s.handleSetProfile))
+	mux.HandleFunc("POST /api/v1/messages", s.withChat(s.handleSend))
+	mux.HandleFunc("GET /api/v1/history", s.withChat(s.handleHistory))
+	mux.HandleFunc("GET /api/v1/search", s.withChat(s.handleSearch))
+	mux.HandleFunc("POST /api/v1/read", s.withChat(s.handleRead))
+	mux.HandleFunc("GET /api/v1/faces", s.withChat(func(w http.ResponseWriter, _ *http.Request, _ *chat.Service) {
+		writeJSON(w, http.StatusOK, chat.FaceTable())
+	}))
+}
+
+// withChat answers 404 on a node without chat (a relay).
+func (s *Server) withChat(h func(http.ResponseWriter, *http.Request, *chat.Service)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := s.node.Chat()
+		if c == nil {
+			writeError(w, http.StatusNotFound, CodeNotFound, "a relay has no contacts or messages")
+			return
+		}
+		h(w, r, c)
+	}
+}
+
+// chatError maps the chat service's errors to HTTP.
+func chatError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, chat.ErrNotContact), errors.Is(err, chat.ErrNoRequest):
+		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
+	case errors.Is(err, chat.ErrNotFriend):
+		writeError(w, http.StatusConflict, CodeNotFriends, err.Error())
+	case errors.Is(err, chat.ErrAmbiguous), errors.Is(err, chat.ErrSelf), errors.Is(err, chat.ErrAlreadyAsked),
+		errors.Is(err, chat.ErrNotImage), errors.Is(err, chat.ErrBadFrame), errors.Is(err, discovery.ErrBadPeer),
+		errors.Is(err, discovery.ErrBadFriendCode), errors.Is(err, chat.ErrInvalid):
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+	}
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "bad JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) friendView(c *chat.Service, ct *chat.Contact) Friend {
+	return Friend{Contact: ct, Online: c.Online(ct.PeerID)}
+}
+
+func (s *Server) handleFriends(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	contacts, err := c.Contacts(r.Context(), r.URL.Query().Get("pending") == "true")
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	out := make([]Friend, 0, len(contacts))
+	for _, ct := range contacts {
+		out = append(out, s.friendView(c, ct))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleAddFriend(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	var req AddFriendRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	info, err := discovery.ParsePeer(req.Peer)
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	ct, err := c.AddFriend(r.Context(), info, req.Message)
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.friendView(c, ct))
+}
+
+func (s *Server) handleFriendAction(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	p, err := s.resolve(r, c, r.PathValue("peer"))
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	var ct *chat.Contact
+	switch r.PathValue("action") {
+	case "accept":
+		ct, err = c.Accept(r.Context(), p)
+	case "decline":
+		ct, err = c.Decline(r.Context(), p)
+	case "block":
+		ct, err = c.Block(r.Context(), p)
+	case "remove":
+		ct, err = c.Remove(r.Context(), p)
+	default:
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such action: "+r.PathValue("action")+" (accept, decline, block, remove)")
+		return
+	}
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.friendView(c, ct))
+}
+
+func (s *Server) resolve(r *http.Request, c *chat.Service, name string) (peer.ID, error) {
+	return c.Resolve(r.Context(), name)
+}
+
+func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	p, err := c.Profile(r.Context())
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) handleSetProfile(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	var req ProfileRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	p, err := c.SetProfile(r.Context(), chat.ProfileUpdate{Name: req.Name, Status: req.Status, Avatar: req.Avatar})
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	var req SendRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	p, err := s.resolve(r, c, req.To)
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	m, err := c.Send(r.Context(), p, chat.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo})
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	q := r.URL.Query()
+	p, err := s.resolve(r, c, q.Get("with"))
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	page, err := c.History(r.Context(), p, q.Get("before"), limit)
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	q := r.URL.Query()
+	if q.Get("q") == "" {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "search needs q=TEXT")
+		return
+	}
+	var p peer.ID
+	if with := q.Get("with"); with != "" {
+		var err error
+		if p, err = s.resolve(r, c, with); err != nil {
+			chatError(w, err)
+			return
+		}
+	}
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	msgs, err := c.Search(r.Context(), q.Get("q"), p, limit)
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	if msgs == nil {
+		msgs = []*chat.Message{}
+	}
+	writeJSON(w, http.StatusOK, msgs)
+}
+
+func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	var req ReadRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	p, err := s.resolve(r, c, req.With)
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	n, err := c.MarkRead(r.Context(), p)
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ReadResult{Marked: n})
+}
+

@@ -1,0 +1,476 @@
+package chat_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, nodetest.IgnoredGoroutines()...)
+}
+
+var bg = context.Background()
+
+func info(n *node.Node) peer.AddrInfo { return peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()} }
+
+// events subscribes to n's event stream for the rest of the test.
+func events(t *testing.T, n *node.Node) <-chan node.Event {
+	ch, cancel := n.Events().Subscribe(8192)
+	t.Cleanup(cancel)
+	return ch
+}
+
+// waitEvent waits for an event of typ that match accepts.
+func waitEvent(t *testing.T, ch <-chan node.Event, typ string, match func(any) bool) any {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream closed while waiting for %s", typ)
+			}
+			if ev.Type != typ {
+				continue
+			}
+			data := ev.Data.(chat.Event).Data
+			if match == nil || match(data) {
+				return data
+			}
+		case <-deadline:
+			t.Fatalf("no %s event within 30s", typ)
+		}
+	}
+}
+
+func contactState(t *testing.T, n *node.Node, p peer.ID) string {
+	t.Helper()
+	cs, err := n.Chat().Contacts(bg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.PeerID == p {
+			return c.State
+		}
+	}
+	return ""
+}
+
+// befriend makes a and b friends through the real request and accept.
+func befriend(t *testing.T, a, b *node.Node) {
+	t.Helper()
+	evA, evB := events(t, a), events(t, b)
+	if _, err := a.Chat().AddFriend(bg, info(b), "hi, it's a"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evB, chat.EventFriendRequest, func(d any) bool { return d.(chat.ContactEvent).PeerID == a.ID() })
+	if _, err := b.Chat().Accept(bg, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evA, chat.EventFriendUpdate, func(d any) bool {
+		e := d.(chat.ContactEvent)
+		return e.PeerID == b.ID() && e.State == chat.StateFriend
+	})
+}
+
+func TestFriendRequestAcceptAndMessage(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	name := "Alice"
+	if _, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	evB := events(t, b)
+	befriend(t, a, b)
+	if got := contactState(t, b, a.ID()); got != chat.StateFriend {
+		t.Fatalf("b sees a as %q", got)
+	}
+	// The request carried a's profile; the nickname resolves.
+	if p, err := b.Chat().Resolve(bg, "alice"); err != nil || p != a.ID() {
+		t.Fatalf("resolve alice: %v %v", p, err)
+	}
+	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "hello b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.State != chat.MsgQueued || m.ID == "" {
+		t.Fatalf("sent %+v", m)
+	}
+	got := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+	if got.ID != m.ID || got.Text != "hello b" || got.From != a.ID() || got.Kind != chat.KindText {
+		t.Fatalf("received %+v", got)
+	}
+	// The sender learns it was delivered.
+	waitState(t, a, m.ID, chat.MsgDelivered)
+	// Reading marks it read on both sides.
+	if n, err := b.Chat().MarkRead(bg, a.ID()); err != nil || n != 1 {
+		t.Fatalf("mark read: %d %v", n, err)
+	}
+	waitState(t, a, m.ID, chat.MsgRead)
+}
+
+// waitState waits until message id has state in n's history.
+func waitState(t *testing.T, n *node.Node, id, state string) {
+	t.Helper()
+	ch := events(t, n)
+	if m, err := n.Chat().GetMessage(bg, id); err == nil && m.State == state {
+		return
+	}
+	waitEvent(t, ch, chat.EventMessageState, func(d any) bool {
+		e := d.(chat.StateEvent)
+		if e.ID != id {
+			return false
+		}
+		m, err := n.Chat().GetMessage(bg, id)
+		return err == nil && m.State == state
+	})
+}
+
+func TestDeclineBlockRemove(t *testing.T) {
+	a, b, c := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	evA, evB := events(t, a), events(t, b)
+
+	// Decline.
+	a.Chat().AddFriend(bg, info(b), "")
+	waitEvent(t, evB, chat.EventFriendRequest, nil)
+	if _, err := b.Chat().Decline(bg, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateDeclined })
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "x"}); !errors.Is(err, chat.ErrNotFriend) {
+		t.Fatalf("send after decline: %v", err)
+	}
+
+	// Remove works both ways.
+	befriend(t, a, c)
+	evC := events(t, c)
+	if _, err := a.Chat().Remove(bg, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evC, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateRemoved })
+	if _, err := c.Chat().Send(bg, a.ID(), chat.Draft{Text: "x"}); !errors.Is(err, chat.ErrNotFriend) {
+		t.Fatalf("send after remove: %v", err)
+	}
+
+	// Block: both ways, and remembered across a restart.
+	befriend(t, b, c)
+	if _, err := b.Chat().Block(bg, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evC, chat.EventFriendUpdate, func(d any) bool {
+		e := d.(chat.ContactEvent)
+		return e.PeerID == b.ID() && e.State == chat.StateRemoved
+	})
+	// c asks again: b refuses the stream, so the request stays pending.
+	if _, err := c.Chat().AddFriend(bg, info(b), "please"); err != nil {
+		t.Fatal(err)
+	}
+	bHome := b.Home()
+	listen := nodetest.ListenAddrs(b)
+	b.Close()
+	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(cfg *node.Config) { cfg.Network.Listen = listen }})
+	if got := contactState(t, b, c.ID()); got != chat.StateBlocked {
+		t.Fatalf("after a restart b sees c as %q, want blocked", got)
+	}
+	if pending, _ := b.Chat().Contacts(bg, true); len(pending) != 0 {
+		t.Fatalf("a blocked peer's request reached b: %+v", pending[0])
+	}
+}
+
+func TestStrangerMessageRefused(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	evB := events(t, b)
+	nodetest.Connect(t, a, b)
+	// a is no friend of b: a raw DM stream gets a refusal, nothing stored.
+	s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	writeRaw(t, s, rawMessage(t, "01ARZ3NDEKTSV4RRFFQ69G5FAV", "buy now"))
+	if code := readRefusal(t, s); code != chat.CodeNotFriends {
+		t.Fatalf("refusal code %d, want %d", code, chat.CodeNotFriends)
+	}
+	page, err := b.Chat().History(bg, a.ID(), "", 10)
+	if err != nil || len(page.Messages) != 0 {
+		t.Fatalf("history with the stranger: %v %v", page, err)
+	}
+	select {
+	case ev := <-evB:
+		if ev.Type == chat.EventMessage {
+			t.Fatalf("a stranger's message became an event: %+v", ev)
+		}
+	default:
+	}
+}
+
+func TestThousandMessagesExactlyOnceInOrder(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	evB := events(t, b)
+	const n = 1000
+	var ids []string
+	for i := range n {
+		m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: fmt.Sprintf("message %04d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	seen := map[string]int{}
+	for len(seen) < n {
+		m := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+		seen[m.ID]++
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("message %s arrived %d times", id, c)
+		}
+	}
+	assertHistory(t, b, a.ID(), ids)
+	waitState(t, a, ids[n-1], chat.MsgDelivered)
+}
+
+// assertHistory checks that n's conversation with p is exactly ids, in
+// order, paging through it.
+func assertHistory(t *testing.T, n *node.Node, p peer.ID, ids []string) {
+	t.Helper()
+	var all []*chat.Message
+	before := ""
+	for {
+		page, err := n.Chat().History(bg, p, before, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(page.Messages, all...)
+		if !page.More {
+			break
+		}
+		before = page.Messages[0].ID
+	}
+	if len(all) != len(ids) {
+		t.Fatalf("history has %d messages, want %d", len(all), len(ids))
+	}
+	for i, m := range all {
+		if m.ID != ids[i] {
+			t.Fatalf("history[%d] = %s (%q), want %s", i, m.ID, m.Text, ids[i])
+		}
+	}
+}
+
+func TestReceiverOfflineThenBack(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	bHome, bListen := b.Home(), nodetest.ListenAddrs(b)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 20 {
+		m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: fmt.Sprintf("while you were away %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
+	waitState(t, a, ids[len(ids)-1], chat.MsgDelivered)
+	assertHistory(t, b, a.ID(), ids)
+}
+
+func TestSenderRestartsWithQueuedOutbox(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	aHome, aListen := a.Home(), nodetest.ListenAddrs(a)
+	bHome, bListen := b.Home(), nodetest.ListenAddrs(b)
+	b.Close()
+	var ids []string
+	for i := range 10 {
+		m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: fmt.Sprintf("queued %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	a.Close() // the outbox is all that is left of them
+	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
+	evB := events(t, b)
+	a = nodetest.Start(t, nodetest.Options{Home: aHome, Configure: func(c *node.Config) { c.Network.Listen = aListen }})
+	for range ids {
+		waitEvent(t, evB, chat.EventMessage, nil)
+	}
+	waitState(t, a, ids[len(ids)-1], chat.MsgDelivered)
+	assertHistory(t, b, a.ID(), ids)
+}
+
+func TestClockSkewKeepsOrder(t *testing.T) {
+	ahead := func() time.Time { return time.Now().Add(10 * time.Minute) }
+	a := nodetest.Start(t, nodetest.Options{Clock: ahead})
+	b := nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	evA, evB := events(t, a), events(t, b)
+	m1, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "question from the future"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evB, chat.EventMessage, nil)
+	m2, err := b.Chat().Send(bg, a.ID(), chat.Draft{Text: "answer", ReplyTo: m1.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evA, chat.EventMessage, nil)
+	if !m2.Time.Before(m1.Time) {
+		t.Fatalf("test setup: the answer's wall clock %v should be before the question's %v", m2.Time, m1.Time)
+	}
+	assertHistory(t, a, b.ID(), []string{m1.ID, m2.ID})
+	assertHistory(t, b, a.ID(), []string{m1.ID, m2.ID})
+}
+
+func TestBadFramesAreRefused(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	for name, frame := range map[string][]byte{
+		"oversized": binary.AppendUvarint(nil, chat.MaxDMFrame+1),
+		"garbage":   append(binary.AppendUvarint(nil, 5), 0xff, 0xff, 0xff, 0xff, 0xff),
+		"bad id":    rawMessage(t, "not-an-id", "x"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			writeRaw(t, s, frame)
+			if code := readRefusal(t, s); code != chat.CodeBadFrame {
+				t.Fatalf("refusal code %d, want %d", code, chat.CodeBadFrame)
+			}
+		})
+	}
+	// Both nodes still work.
+	evB := events(t, b)
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "still here"}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evB, chat.EventMessage, nil)
+	// Input the user gives is checked before it is stored.
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: string(make([]byte, chat.MaxTextBytes+1))}); !errors.Is(err, chat.ErrInvalid) {
+		t.Fatalf("oversized text: %v", err)
+	}
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Face: "nope"}); !errors.Is(err, chat.ErrInvalid) {
+		t.Fatalf("unknown face: %v", err)
+	}
+}
+
+func TestProfileAvatarAndPresence(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	evB := events(t, b)
+	if _, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Avatar: []byte("hello, I am not an image")}); !errors.Is(err, chat.ErrNotImage) {
+		t.Fatalf("avatar that is not an image: %v", err)
+	}
+	name, status := "A. Person", "on a train"
+	p, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Name: &name, Status: &status, Avatar: testPNG(t, 800, 600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := image.Decode(bytes.NewReader(p.Avatar))
+	if err != nil || img.Bounds().Dx() != chat.AvatarSize || img.Bounds().Dy() != chat.AvatarSize {
+		t.Fatalf("avatar: %v %v", img.Bounds(), err)
+	}
+	got := waitEvent(t, evB, chat.EventProfile, func(d any) bool { return d.(chat.ContactEvent).Version == p.Version }).(chat.ContactEvent)
+	if got.Name != name {
+		t.Fatalf("profile event %+v", got)
+	}
+	cs, _ := b.Chat().Contacts(bg, false)
+	if cs[0].Profile == nil || cs[0].Profile.Status != status || !bytes.Equal(cs[0].Profile.Avatar, p.Avatar) {
+		t.Fatalf("b's copy of a's profile: %+v", cs[0].Profile)
+	}
+	// Presence: a goes away; b sees it go offline with a last-seen time.
+	a.Close()
+	off := waitEvent(t, evB, chat.EventPresence, func(d any) bool { return !d.(chat.PresenceEvent).Online }).(chat.PresenceEvent)
+	if off.PeerID != a.ID() {
+		t.Fatalf("presence %+v", off)
+	}
+	if b.Chat().Online(a.ID()) {
+		t.Fatal("a still online")
+	}
+}
+
+func TestPictureAndFace(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	evB := events(t, b)
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Picture: testPNG(t, 1000, 500)}); err != nil {
+		t.Fatal(err)
+	}
+	pic := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+	img, _, err := image.Decode(bytes.NewReader(pic.Thumbnail))
+	if pic.Kind != chat.KindPicture || err != nil || img.Bounds().Dx() != chat.ThumbnailSize {
+		t.Fatalf("picture: %+v %v", pic.Kind, err)
+	}
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Face: "party"}); err != nil {
+		t.Fatal(err)
+	}
+	if face := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message); face.Face != "party" {
+		t.Fatalf("face %+v", face)
+	}
+	hits, err := b.Chat().Search(bg, "party", "", 10)
+	if err != nil || len(hits) != 1 {
+		t.Fatalf("search: %v %v", hits, err)
+	}
+}
+
+func testPNG(t *testing.T, w, h int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for x := range w {
+		for y := range h {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 99, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+
+func rawMessage(t *testing.T, id, text string) []byte { return chat.RawMessageFrame(id, text) }
+
+type rw interface {
+	Write([]byte) (int, error)
+	Read([]byte) (int, error)
+	SetDeadline(time.Time) error
+}
+
+func writeRaw(t *testing.T, s rw, b []byte) {
+	t.Helper()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := s.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readRefusal(t *testing.T, s rw) uint32 {
+	t.Helper()
+	code, err := chat.ReadRefusal(s)
+	if err != nil {
+		t.Fatalf("no refusal: %v", err)
+	}
+	return code
+}

@@ -1,0 +1,525 @@
+package chat
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// Contact errors.
+var (
+	ErrNotContact   = errors.New("chat: no such contact")
+	ErrNotFriend    = errors.New("chat: not a friend")
+	ErrNoRequest    = errors.New("chat: no friend request from this peer")
+	ErrSelf         = errors.New("chat: that is this node itself")
+	ErrAmbiguous    = errors.New("chat: more than one contact has that name")
+	ErrBlockedPeer  = errors.New("chat: this peer is blocked")
+	ErrAlreadyAsked = errors.New("chat: already friends")
+)
+
+// contactTimeout bounds one contact-protocol exchange.
+const contactTimeout = 20 * time.Second
+
+func (s *Service) contact(ctx context.Context, p peer.ID) (*Contact, error) {
+	var c Contact
+	err := getJSON(ctx, s.ds, contactKey(p), &c)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// updateContact applies fn to p's contact record (a new one if there is
+// none) and stores it durably. fn returning an error leaves it unchanged.
+func (s *Service) updateContact(ctx context.Context, p peer.ID, fn func(c *Contact) error) (*Contact, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.contact(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		c = &Contact{PeerID: p, Since: s.cfg.Now()}
+	}
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	if err := putJSON(ctx, s.ds, contactKey(p), c); err != nil {
+		return nil, err
+	}
+	return c, s.sync(ctx)
+}
+
+// Contacts lists contacts; pendingOnly lists only the friend requests
+// waiting for this node's answer.
+func (s *Service) Contacts(ctx context.Context, pendingOnly bool) ([]*Contact, error) {
+	var out []*Contact
+	err := queryJSON(ctx, s.ds, query.Query{Prefix: "/contacts/"}, func(_ string, c *Contact) bool {
+		if !pendingOnly || c.State == StatePendingIn {
+			out = append(out, c)
+		}
+		return true
+	})
+	return out, err
+}
+
+// Resolve finds a contact by what a user typed: a peer ID, or a nickname
+// when exactly one contact has it (case does not matter).
+func (s *Service) Resolve(ctx context.Context, name string) (peer.ID, error) {
+	if p, err := peer.Decode(name); err == nil {
+		return p, nil
+	}
+	var found []peer.ID
+	contacts, err := s.Contacts(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range contacts {
+		if c.Profile != nil && strings.EqualFold(c.Profile.Name, name) {
+			found = append(found, c.PeerID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w: %q is neither a peer ID nor a contact's name", ErrNotContact, name)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%w %q: use the peer ID (%s)", ErrAmbiguous, name, strings.Join(peerStrings(found), ", "))
+}
+
+func peerStrings(ps []peer.ID) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// AddFriend asks info.ID to be friends. It returns once the request is
+// stored; the request is delivered when the peer is reachable (its
+// addresses from info, else the DHT), retried until it is.
+func (s *Service) AddFriend(ctx context.Context, info peer.AddrInfo, message string) (*Contact, error) {
+	if info.ID == s.h.ID() {
+		return nil, ErrSelf
+	}
+	if len(message) > MaxStatusBytes || !utf8.ValidString(message) {
+		return nil, fmt.Errorf("chat: %w request: the message must be UTF-8 of at most %d bytes", ErrInvalid, MaxStatusBytes)
+	}
+	c, err := s.updateContact(ctx, info.ID, func(c *Contact) error {
+		switch c.State {
+		case StateFriend:
+			return ErrAlreadyAsked
+		case StatePendingIn:
+			// They asked first: adding them back accepts.
+			c.State, c.Owe = StateFriend, oweAccept
+		default:
+			c.State, c.Owe = StatePendingOut, oweRequest
+		}
+		c.Message = message
+		for _, a := range info.Addrs {
+			if s := a.String(); !slices.Contains(c.Addrs, s) {
+				c.Addrs = append(c.Addrs, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(info.Addrs) > 0 {
+		s.h.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour)
+	}
+	s.keep(c)
+	s.kick(info.ID)
+	return c, nil
+}
+
+// Accept accepts p's friend request.
+func (s *Service) Accept(ctx context.Context, p peer.ID) (*Contact, error) {
+	c, err := s.updateContact(ctx, p, func(c *Contact) error {
+		if c.State != StatePendingIn {
+			return fmt.Errorf("%w %s", ErrNoRequest, p)
+		}
+		c.State, c.Owe = StateFriend, oweAccept
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.keep(c)
+	s.kick(p)
+	s.publish(EventFriendUpdate, ContactEvent{PeerID: p, State: c.State})
+	return c, nil
+}
+
+// Decline declines p's friend request.
+func (s *Service) Decline(ctx context.Context, p peer.ID) (*Contact, error) {
+	c, err := s.updateContact(ctx, p, func(c *Contact) error {
+		if c.State != StatePendingIn {
+			return fmt.Errorf("%w %s", ErrNoRequest, p)
+		}
+		c.State, c.Owe = StateDeclined, oweDecline
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.kick(p)
+	return c, nil
+}
+
+// Remove ends a friendship (or withdraws a request) on both sides.
+func (s *Service) Remove(ctx context.Context, p peer.ID) (*Contact, error) {
+	return s.endContact(ctx, p, StateRemoved)
+}
+
+// Block removes p as a friend on both sides and refuses everything p
+// sends from now on, until p is added again.
+func (s *Service) Block(ctx context.Context, p peer.ID) (*Contact, error) {
+	if p == s.h.ID() {
+		return nil, ErrSelf
+	}
+	return s.endContact(ctx, p, StateBlocked)
+}
+
+func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Contact, error) {
+	c, err := s.updateContact(ctx, p, func(c *Contact) error {
+		if state == StateRemoved && c.State == "" {
+			return fmt.Errorf("%w: %s", ErrNotContact, p)
+		}
+		told := c.State == StateFriend || c.State == StatePendingOut || c.State == StatePendingIn
+		c.State, c.Owe = state, ""
+		if told {
+			c.Owe = oweUnfriend
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.unkeep(p)
+	s.kick(p)
+	s.publish(EventFriendUpdate, ContactEvent{PeerID: p, State: c.State})
+	return c, nil
+}
+
+// deliverContact sends what this node owes c, and its profile to a friend
+// that has an older version. It reports whether anything is still owed.
+func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
+	if c.Owe != "" {
+		own, err := s.Profile(ctx)
+		if err != nil {
+			return err
+		}
+		req := &pb.ContactRequest{}
+		switch c.Owe {
+		case oweRequest:
+			req.Body = &pb.ContactRequest_FriendRequest{FriendRequest: &pb.FriendRequest{Message: c.Message, Profile: own.toWire()}}
+		case oweAccept, oweDecline:
+			req.Body = &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{Accept: c.Owe == oweAccept, Profile: own.toWire()}}
+		case oweUnfriend:
+			req.Body = &pb.ContactRequest_Unfriend{Unfriend: &pb.Unfriend{}}
+		}
+		if err := s.contactRequest(ctx, c.PeerID, req); err != nil {
+			return err
+		}
+		owed := c.Owe
+		updated, err := s.updateContact(ctx, c.PeerID, func(c *Contact) error {
+			if c.Owe == owed {
+				c.Owe = ""
+			}
+			if owed != oweRequest && owed != oweUnfriend {
+				c.ProfileSent = own.Version // the answer carried it
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		*c = *updated
+	}
+	if c.State != StateFriend {
+		return nil
+	}
+	own, err := s.Profile(ctx)
+	if err != nil {
+		return err
+	}
+	if c.ProfileSent >= own.Version {
+		return nil
+	}
+	req := &pb.ContactRequest{Body: &pb.ContactRequest_Profile{Profile: own.toWire()}}
+	if err := s.contactRequest(ctx, c.PeerID, req); err != nil {
+		return err
+	}
+	_, err = s.updateContact(ctx, c.PeerID, func(c *Contact) error {
+		c.ProfileSent = max(c.ProfileSent, own.Version)
+		return nil
+	})
+	return err
+}
+
+// contactRequest makes one contact-protocol exchange with p.
+func (s *Service) contactRequest(ctx context.Context, p peer.ID, req *pb.ContactRequest) error {
+	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "chat"), contactTimeout)
+	defer cancel()
+	st, err := s.h.NewStream(ctx, p, ContactProtocol)
+	if err != nil {
+		return fmt.Errorf("chat: reach %s: %w", p, err)
+	}
+	defer st.Close()
+	deadline, _ := ctx.Deadline()
+	st.SetDeadline(deadline)
+	if err := writeFrame(st, req); err != nil {
+		st.Reset()
+		return fmt.Errorf("chat: contact %s: %w", p, err)
+	}
+	var reply pb.ContactReply
+	if err := readFrame(bufio.NewReader(st), MaxContactFrame, &reply); err != nil {
+		st.Reset()
+		return fmt.Errorf("chat: contact %s: %w", p, err)
+	}
+	if reply.GetCode() != CodeOK {
+		return fmt.Errorf("%w: %s (code %d)", ErrRefused, reply.GetMessage(), reply.GetCode())
+	}
+	return nil
+}
+
+// handleContact answers one contact-protocol request.
+func (s *Service) handleContact(st network.Stream) {
+	defer st.Close()
+	from := st.Conn().RemotePeer()
+	ctx, cancel := context.WithTimeout(s.ctx, contactTimeout)
+	defer cancel()
+	st.SetDeadline(time.Now().Add(contactTimeout))
+	c, err := s.contact(ctx, from)
+	if err != nil {
+		st.Reset()
+		return
+	}
+	if c != nil && c.State == StateBlocked {
+		st.Reset()
+		return
+	}
+	var req pb.ContactRequest
+	if err := readFrame(bufio.NewReader(st), MaxContactFrame, &req); err != nil {
+		s.log.Info("bad contact frame", "peer", from, "err", err)
+		writeFrame(st, &pb.ContactReply{Code: CodeBadFrame, Message: err.Error()})
+		return
+	}
+	code, msg := s.applyContact(ctx, from, c, &req)
+	writeFrame(st, &pb.ContactReply{Code: code, Message: msg})
+}
+
+func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, req *pb.ContactRequest) (uint32, string) {
+	state := ""
+	if c != nil {
+		state = c.State
+	}
+	fail := func(err error) (uint32, string) {
+		if errors.Is(err, ErrBadFrame) {
+			return CodeBadFrame, err.Error()
+		}
+		s.log.Error("contact request", "peer", from, "err", err)
+		return CodeInternal, "internal error"
+	}
+	switch body := req.Body.(type) {
+	case *pb.ContactRequest_FriendRequest:
+		prof, err := profileFromWire(body.FriendRequest.GetProfile())
+		if err != nil {
+			return fail(err)
+		}
+		text := body.FriendRequest.GetMessage()
+		if len(text) > MaxStatusBytes || !utf8.ValidString(text) {
+			return CodeBadFrame, "request message too long or not UTF-8"
+		}
+		if state != StateFriend && state != StatePendingOut && !s.allowStranger(from) {
+			return CodeRateLimited, "too many friend requests; try again later"
+		}
+		updated, err := s.updateContact(ctx, from, func(c *Contact) error {
+			switch c.State {
+			case StateFriend:
+				// They lost our friendship (a reinstall?): confirm it.
+				c.Owe = oweAccept
+			case StatePendingOut:
+				// Both asked: that is a yes from both.
+				c.State, c.Owe = StateFriend, oweAccept
+			default:
+				c.State, c.Message = StatePendingIn, text
+			}
+			if prof != nil {
+				c.Profile = prof
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		if updated.State == StatePendingIn {
+			s.publish(EventFriendRequest, ContactEvent{PeerID: from, Name: profileName(prof), Message: text})
+		} else {
+			s.keep(updated)
+			s.kick(from)
+			s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
+		}
+	case *pb.ContactRequest_FriendResponse:
+		prof, err := profileFromWire(body.FriendResponse.GetProfile())
+		if err != nil {
+			return fail(err)
+		}
+		if state != StatePendingOut {
+			return CodeOK, "" // nothing asked, nothing to answer
+		}
+		updated, err := s.updateContact(ctx, from, func(c *Contact) error {
+			c.State = StateDeclined
+			if body.FriendResponse.GetAccept() {
+				c.State = StateFriend
+			}
+			if c.Owe == oweRequest {
+				c.Owe = ""
+			}
+			if prof != nil {
+				c.Profile = prof
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		if updated.State == StateFriend {
+			s.keep(updated)
+			s.kick(from)
+		} else {
+			s.unkeep(from)
+		}
+		s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
+	case *pb.ContactRequest_Unfriend:
+		if state != StateFriend && state != StatePendingOut && state != StatePendingIn {
+			return CodeOK, ""
+		}
+		if _, err := s.updateContact(ctx, from, func(c *Contact) error {
+			c.State, c.Owe = StateRemoved, ""
+			return nil
+		}); err != nil {
+			return fail(err)
+		}
+		s.unkeep(from)
+		s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: StateRemoved})
+	case *pb.ContactRequest_Profile:
+		if state != StateFriend {
+			return CodeNotFriends, "profiles are for friends"
+		}
+		prof, err := profileFromWire(body.Profile)
+		if err != nil || prof == nil {
+			return CodeBadFrame, "bad profile"
+		}
+		var changed bool
+		if _, err := s.updateContact(ctx, from, func(c *Contact) error {
+			if c.Profile == nil || prof.Version > c.Profile.Version {
+				c.Profile, changed = prof, true
+			}
+			return nil
+		}); err != nil {
+			return fail(err)
+		}
+		if changed {
+			s.publish(EventProfile, ContactEvent{PeerID: from, Name: prof.Name, Version: prof.Version})
+		}
+	default:
+		return CodeBadFrame, "unknown request"
+	}
+	return CodeOK, ""
+}
+
+func profileName(p *Profile) string {
+	if p == nil {
+		return ""
+	}
+	return p.Name
+}
+
+// allowStranger rate-limits friend requests from peers that are not
+// friends: a few per peer, and a bound for all of them together.
+func (s *Service) allowStranger(p peer.ID) bool {
+	l, _ := s.perPeerReq.LoadOrStore(p, rate.NewLimiter(rate.Every(time.Minute), 3))
+	return l.(*rate.Limiter).Allow() && s.strangers.Allow()
+}
+
+// Profile returns this node's own profile (version 0 when never set).
+func (s *Service) Profile(ctx context.Context) (*Profile, error) {
+	var p Profile
+	err := getJSON(ctx, s.ds, keyProfile, &p)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return &p, nil
+	}
+	return &p, err
+}
+
+// ProfileUpdate says what SetProfile changes; nil fields stay.
+type ProfileUpdate struct {
+	Name   *string
+	Status *string
+	// Avatar is an image file (PNG, JPEG or GIF, up to 5 MiB); it is
+	// cropped to a square and scaled to 256 pixels.
+	Avatar []byte
+}
+
+// SetProfile changes this node's profile, bumps its version and sends it
+// to every friend (now to those online, on reconnect to the others).
+func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, error) {
+	p, err := s.Profile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if u.Name != nil {
+		if len(*u.Name) > MaxNameBytes || !utf8.ValidString(*u.Name) {
+			return nil, fmt.Errorf("chat: %w profile: a name is UTF-8 of at most %d bytes", ErrInvalid, MaxNameBytes)
+		}
+		p.Name = *u.Name
+	}
+	if u.Status != nil {
+		if len(*u.Status) > MaxStatusBytes || !utf8.ValidString(*u.Status) {
+			return nil, fmt.Errorf("chat: %w profile: a status is UTF-8 of at most %d bytes", ErrInvalid, MaxStatusBytes)
+		}
+		p.Status = *u.Status
+	}
+	if u.Avatar != nil {
+		if p.Avatar, p.AvatarType, err = MakeAvatar(u.Avatar); err != nil {
+			return nil, fmt.Errorf("avatar: %w", err)
+		}
+	}
+	p.Version++
+	if err := putJSON(ctx, s.ds, keyProfile, p); err != nil {
+		return nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
+	contacts, err := s.Contacts(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range contacts {
+		if c.State == StateFriend {
+			s.kick(c.PeerID)
+		}
+	}
+	return p, nil
+}

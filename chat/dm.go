@@ -1,0 +1,705 @@
+package chat
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// Timing of the DM protocol.
+const (
+	// dmIdle closes a courier's stream after this long with nothing to
+	// send and nothing in flight.
+	dmIdle = 30 * time.Second
+	// dmAckTimeout resets a stream whose oldest message waits this long
+	// for its ack; the courier reconnects and resends.
+	dmAckTimeout = 30 * time.Second
+	// dmReadIdle ends a receiving stream that stays silent this long.
+	dmReadIdle = 5 * time.Minute
+	// ackBatch bounds the messages stored under one sync and acked
+	// together.
+	ackBatch = 256
+)
+
+// Draft is a message to send: Text (text, reply, reaction), Face, or
+// Picture (an image file; its thumbnail travels inline).
+type Draft struct {
+	Text    string
+	Face    string
+	Picture []byte
+	ReplyTo string
+	ReactTo string
+}
+
+// Send stores a message to friend p durably in the outbox and returns it
+// (state queued); a courier delivers it when p is reachable, across
+// restarts of either side, until p acks it.
+func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error) {
+	c, err := s.contact(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil || c.State != StateFriend {
+		return nil, fmt.Errorf("%w: %s (send a friend request with `meshtalk friend add`)", ErrNotFriend, p)
+	}
+	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	switch {
+	case d.Face != "":
+		if err := checkFace(d.Face); err != nil {
+			return nil, err
+		}
+		w.Kind, w.Face = KindFace, d.Face
+	case d.Picture != nil:
+		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
+			return nil, fmt.Errorf("picture: %w", err)
+		}
+		w.Kind = KindPicture
+	case d.ReactTo != "":
+		w.Kind = KindReaction
+	case d.ReplyTo != "":
+		w.Kind = KindReply
+	default:
+		w.Kind = KindText
+	}
+	return s.enqueue(ctx, p, w, true)
+}
+
+// enqueue stamps a message, stores it in the outbox (and in the history
+// when shown is set), syncs, and wakes the courier.
+func (s *Service) enqueue(ctx context.Context, p peer.ID, w wireMessage, shown bool) (*Message, error) {
+	now := s.cfg.Now()
+	w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
+	if err := w.validate(); err != nil {
+		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
+	}
+	m := &Message{ID: w.ID, From: s.h.ID(), To: p, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
+		ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: MsgQueued,
+		Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := putJSON(ctx, b, outboxKey(p, w.HLC, w.ID), &w); err != nil {
+		return nil, err
+	}
+	if shown {
+		if err := putJSON(ctx, b, msgKey(p, w.HLC, w.ID), m); err != nil {
+			return nil, err
+		}
+		if err := b.Put(ctx, msgIDKey(w.ID), []byte(fmt.Sprintf("%s/%016x", p, w.HLC))); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
+	s.courierFor(p).push(w)
+	return m, nil
+}
+
+// courier delivers everything owed to one contact: contact notices, the
+// profile, and the outbox, over one DM stream at a time.
+type courier struct {
+	p    peer.ID
+	wake chan struct{}
+
+	mu    sync.Mutex
+	queue []wireMessage // enqueued since the courier last read the outbox
+}
+
+func (c *courier) push(w wireMessage) {
+	c.mu.Lock()
+	c.queue = append(c.queue, w)
+	c.mu.Unlock()
+	c.kick()
+}
+
+func (c *courier) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *courier) take() []wireMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
+}
+
+// courierFor returns p's courier, starting it if needed.
+func (s *Service) courierFor(p peer.ID) *courier {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.couriers[p]
+	if !ok {
+		c = &courier{p: p, wake: make(chan struct{}, 1)}
+		s.couriers[p] = c
+		if s.ctx.Err() == nil {
+			s.wg.Add(1)
+			go s.runCourier(c)
+		}
+	}
+	return c
+}
+
+// kick wakes p's courier.
+func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
+
+// runCourier loops until the service closes: deliver, then wait for new
+// work, a reconnection, or the backoff after a failure.
+func (s *Service) runCourier(c *courier) {
+	defer s.wg.Done()
+	failures := 0
+	for {
+		err := s.deliver(c)
+		var wait <-chan time.Time
+		if err != nil {
+			failures++
+			d := min(time.Second<<min(failures, 8), 5*time.Minute)
+			s.log.Debug("delivery postponed", "peer", c.p, "retry_in", d, "err", err)
+			wait = time.After(d)
+		} else {
+			failures = 0
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-c.wake:
+		case <-wait:
+		}
+	}
+}
+
+// deliver sends what is owed to c.p. A nil error means nothing is left.
+func (s *Service) deliver(c *courier) error {
+	ct, err := s.contact(s.ctx, c.p)
+	if err != nil || ct == nil {
+		return err
+	}
+	if ct.State == StateBlocked && ct.Owe == "" {
+		return nil
+	}
+	if err := s.deliverContact(s.ctx, ct); err != nil {
+		return err
+	}
+	if ct.State != StateFriend {
+		return nil
+	}
+	return s.flushOutbox(c)
+}
+
+// flushOutbox sends the outbox over one stream, pipelined, and keeps the
+// stream while messages keep coming; it returns when the outbox is empty
+// and the stream idle, or on an error.
+func (s *Service) flushOutbox(c *courier) error {
+	c.take() // everything queued so far is in the outbox read below
+	pending, err := s.outbox(s.ctx, c.p)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	ctx := network.WithAllowLimitedConn(s.ctx, "chat")
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	st, err := s.h.NewStream(dctx, c.p, DMProtocol)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("chat: reach %s: %w", c.p, err)
+	}
+	defer st.Close()
+
+	type ackResult struct {
+		ids     []string
+		refusal *pb.Refusal
+		err     error
+	}
+	acks := make(chan ackResult, 16)
+	readerDone := false
+	go func() {
+		r := bufio.NewReader(st)
+		for {
+			var f pb.DMFrame
+			if err := readFrame(r, MaxDMFrame, &f); err != nil {
+				acks <- ackResult{err: err}
+				return
+			}
+			switch body := f.Body.(type) {
+			case *pb.DMFrame_Ack:
+				acks <- ackResult{ids: body.Ack.GetIds()}
+			case *pb.DMFrame_Refusal:
+				acks <- ackResult{refusal: body.Refusal}
+				return
+			}
+		}
+	}()
+	defer func() {
+		st.Reset()
+		// The reset ends the reader; drain it so that it can exit.
+		for !readerDone {
+			if r := <-acks; r.err != nil || r.refusal != nil {
+				readerDone = true
+			}
+		}
+	}()
+
+	inflight := map[string]wireMessage{}
+	var oldest time.Time
+	w := bufio.NewWriter(st)
+	send := func(msgs []wireMessage) error {
+		var sent []wireMessage
+		for _, m := range msgs {
+			if _, ok := inflight[m.ID]; ok {
+				continue
+			}
+			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.toWire()}}); err != nil {
+				return err
+			}
+			if len(inflight) == 0 {
+				oldest = time.Now()
+			}
+			inflight[m.ID] = m
+			sent = append(sent, m)
+		}
+		if len(sent) == 0 {
+			return nil
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		s.setStates(c.p, sent, MsgSent, "")
+		return nil
+	}
+	if err := send(pending); err != nil {
+		return err
+	}
+	idle := time.NewTimer(dmIdle)
+	defer idle.Stop()
+	for {
+		var ackWait <-chan time.Time
+		if len(inflight) > 0 {
+			ackWait = time.After(time.Until(oldest.Add(dmAckTimeout)))
+		}
+		select {
+		case <-s.ctx.Done():
+			return ErrClosed
+		case <-c.wake:
+			if err := send(c.take()); err != nil {
+				return err
+			}
+		case r := <-acks:
+			readerDone = r.err != nil || r.refusal != nil
+			switch {
+			case r.refusal != nil:
+				// Not friends any more on their side: these fail for good.
+				var failed []wireMessage
+				for _, m := range inflight {
+					failed = append(failed, m)
+				}
+				s.setStates(c.p, failed, MsgFailed, r.refusal.GetMessage())
+				s.dropOutbox(c.p, failed)
+				return fmt.Errorf("%w: %s", ErrRefused, r.refusal.GetMessage())
+			case r.err != nil:
+				return r.err
+			}
+			var done []wireMessage
+			for _, id := range r.ids {
+				if m, ok := inflight[id]; ok {
+					done = append(done, m)
+					delete(inflight, id)
+				}
+			}
+			s.acked(c.p, done)
+			oldest = time.Now()
+			if len(inflight) == 0 {
+				idle.Reset(dmIdle)
+			}
+		case <-ackWait:
+			return fmt.Errorf("chat: %s did not ack within %v", c.p, dmAckTimeout)
+		case <-idle.C:
+			if len(inflight) == 0 {
+				return nil
+			}
+			idle.Reset(dmIdle)
+		}
+	}
+}
+
+// outbox reads p's unacked messages in order.
+func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) {
+	var out []wireMessage
+	err := queryJSON(ctx, s.ds, query.Query{Prefix: outboxPrefix(p), Orders: []query.Order{query.OrderByKey{}}},
+		func(_ string, w *wireMessage) bool {
+			out = append(out, *w)
+			return true
+		})
+	return out, err
+}
+
+// acked records delivered messages: out of the outbox, delivered in the
+// history. Losing this write to a crash only means a resend, which the
+// peer acks again without storing twice.
+func (s *Service) acked(p peer.ID, msgs []wireMessage) {
+	if len(msgs) == 0 {
+		return
+	}
+	s.setStates(p, msgs, MsgDelivered, "")
+	s.dropOutbox(p, msgs)
+}
+
+func (s *Service) dropOutbox(p peer.ID, msgs []wireMessage) {
+	b, err := s.ds.Batch(s.ctx)
+	if err != nil {
+		return
+	}
+	for _, m := range msgs {
+		b.Delete(s.ctx, outboxKey(p, m.HLC, m.ID))
+	}
+	if err := b.Commit(s.ctx); err != nil {
+		s.log.Error("outbox", "err", err)
+	}
+}
+
+// setStates updates the history state of p's messages (receipts have none)
+// and announces each change.
+func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string) {
+	b, err := s.ds.Batch(s.ctx)
+	if err != nil {
+		return
+	}
+	var changed []string
+	for _, w := range msgs {
+		if w.Kind == KindReceipt {
+			continue
+		}
+		var m Message
+		if err := getJSON(s.ctx, s.ds, msgKey(p, w.HLC, w.ID), &m); err != nil {
+			continue
+		}
+		if stateRank(state) <= stateRank(m.State) && state != MsgFailed {
+			continue // an ack after a read receipt, say
+		}
+		m.State, m.Error = state, reason
+		putJSON(s.ctx, b, msgKey(p, w.HLC, w.ID), &m)
+		changed = append(changed, m.ID)
+	}
+	if err := b.Commit(s.ctx); err != nil {
+		s.log.Error("message state", "err", err)
+		return
+	}
+	for _, id := range changed {
+		s.publish(EventMessageState, StateEvent{ID: id, PeerID: p, State: state})
+	}
+}
+
+func stateRank(s string) int {
+	switch s {
+	case MsgQueued:
+		return 1
+	case MsgSent:
+		return 2
+	case MsgDelivered:
+		return 3
+	case MsgRead:
+		return 4
+	}
+	return 0
+}
+
+// handleDM receives direct messages: each is stored durably before it is
+// acked, once, whatever the number of retries.
+func (s *Service) handleDM(st network.Stream) {
+	defer st.Close()
+	from := st.Conn().RemotePeer()
+	c, err := s.contact(s.ctx, from)
+	if err != nil {
+		st.Reset()
+		return
+	}
+	if c != nil && c.State == StateBlocked {
+		st.Reset()
+		return
+	}
+	if c == nil || c.State != StateFriend {
+		writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeNotFriends, Message: "not friends"}}})
+		return
+	}
+	r := bufio.NewReaderSize(st, 64<<10)
+	w := bufio.NewWriter(st)
+	for {
+		st.SetReadDeadline(time.Now().Add(dmReadIdle))
+		// Read what has arrived, up to a batch, and store it under one sync.
+		var batch []wireMessage
+		for len(batch) < ackBatch {
+			var f pb.DMFrame
+			if err := readFrame(r, MaxDMFrame, &f); err != nil {
+				if !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrFrameTooLarge) {
+					// EOF or a reset: store and ack what did arrive.
+					s.storeAndAck(from, batch, w)
+					return
+				}
+				s.log.Info("refused a DM frame", "peer", from, "err", err)
+				s.storeAndAck(from, batch, w)
+				writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeBadFrame, Message: err.Error()}}})
+				return
+			}
+			pm := f.GetMessage()
+			if pm == nil {
+				continue
+			}
+			m, err := messageFromWire(pm)
+			if err != nil {
+				s.log.Info("refused a message", "peer", from, "err", err)
+				s.storeAndAck(from, batch, w)
+				writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeBadFrame, Message: err.Error()}}})
+				return
+			}
+			batch = append(batch, m)
+			if r.Buffered() == 0 {
+				break
+			}
+		}
+		if err := s.storeAndAck(from, batch, w); err != nil {
+			st.Reset()
+			return
+		}
+	}
+}
+
+// storeAndAck stores new messages durably, then acks all of batch.
+func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, w *bufio.Writer) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ctx := s.ctx
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	var fresh []*Message
+	var receipts []wireMessage
+	seen := map[string]bool{}
+	for _, wm := range batch {
+		s.clk.Observe(wm.HLC)
+		if seen[wm.ID] {
+			continue
+		}
+		seen[wm.ID] = true
+		if wm.Kind == KindReceipt {
+			receipts = append(receipts, wm)
+			continue
+		}
+		has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
+		if err != nil {
+			return err
+		}
+		if has {
+			continue // a resend: ack it again, store it once
+		}
+		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
+			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
+			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC}
+		if err := putJSON(ctx, b, msgKey(from, wm.HLC, wm.ID), m); err != nil {
+			return err
+		}
+		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(fmt.Sprintf("%s/%016x", from, wm.HLC))); err != nil {
+			return err
+		}
+		fresh = append(fresh, m)
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	if err := s.sync(ctx); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(batch))
+	for _, wm := range batch {
+		ids = append(ids, wm.ID)
+	}
+	if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}}); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, m := range fresh {
+		s.publish(EventMessage, m)
+	}
+	for _, r := range receipts {
+		s.applyReceipt(from, r.Refs)
+	}
+	return nil
+}
+
+// applyReceipt marks this node's messages to p that p read.
+func (s *Service) applyReceipt(p peer.ID, refs []string) {
+	var msgs []wireMessage
+	for _, id := range refs {
+		loc, err := s.ds.Get(s.ctx, msgIDKey(id))
+		if err != nil {
+			continue
+		}
+		owner, hlcHex, ok := strings.Cut(string(loc), "/")
+		if !ok || owner != p.String() {
+			continue // a receipt for someone else's conversation
+		}
+		var h uint64
+		fmt.Sscanf(hlcHex, "%x", &h)
+		msgs = append(msgs, wireMessage{ID: id, HLC: h})
+	}
+	s.setStates(p, msgs, MsgRead, "")
+}
+
+// HistoryPage is one page of a conversation, oldest first.
+type HistoryPage struct {
+	Messages []*Message `json:"messages"`
+	// More: older messages exist (ask again with Before = Messages[0].ID).
+	More bool `json:"more"`
+}
+
+// History returns up to limit messages with p, older than the message
+// before (empty: the newest), in conversation order.
+func (s *Service) History(ctx context.Context, p peer.ID, before string, limit int) (*HistoryPage, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	q := query.Query{Prefix: msgPrefix(p), Orders: []query.Order{query.OrderByKeyDescending{}}}
+	var beforeKey string
+	if before != "" {
+		loc, err := s.ds.Get(ctx, msgIDKey(before))
+		if err != nil {
+			return nil, fmt.Errorf("chat: no message %q: %w", before, err)
+		}
+		beforeKey = "/msgs/" + string(loc) + "/" + before
+	}
+	page := &HistoryPage{Messages: []*Message{}}
+	err := queryJSON(ctx, s.ds, q, func(key string, m *Message) bool {
+		if beforeKey != "" && key >= beforeKey {
+			return true
+		}
+		if len(page.Messages) == limit {
+			page.More = true
+			return false
+		}
+		page.Messages = append(page.Messages, m)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Newest first from the query; a page reads oldest first.
+	for i, j := 0, len(page.Messages)-1; i < j; i, j = i+1, j-1 {
+		page.Messages[i], page.Messages[j] = page.Messages[j], page.Messages[i]
+	}
+	return page, nil
+}
+
+// Search finds messages whose text contains text (case-insensitive), with
+// p only when p is not empty; newest first, at most limit.
+func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int) ([]*Message, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	prefix := "/msgs/"
+	if p != "" {
+		prefix = msgPrefix(p)
+	}
+	needle := strings.ToLower(text)
+	var out []*Message
+	err := queryJSON(ctx, s.ds, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {
+		if strings.Contains(strings.ToLower(m.Text), needle) || (m.Face != "" && strings.Contains(m.Face, needle)) {
+			out = append(out, m)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Newest first across conversations.
+	sortByHLCDesc(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func sortByHLCDesc(ms []*Message) {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].HLC > ms[j-1].HLC; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+// MarkRead marks every received message from p read and, when read
+// receipts are on, tells p. It returns how many it marked.
+func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
+	var read []*Message
+	err := queryJSON(ctx, s.ds, query.Query{Prefix: msgPrefix(p)}, func(_ string, m *Message) bool {
+		if !m.Outgoing && m.State == MsgReceived {
+			read = append(read, m)
+		}
+		return true
+	})
+	if err != nil || len(read) == 0 {
+		return 0, err
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	refs := make([]string, 0, len(read))
+	for _, m := range read {
+		m.State = MsgRead
+		if err := putJSON(ctx, b, msgKey(p, m.HLC, m.ID), m); err != nil {
+			return 0, err
+		}
+		refs = append(refs, m.ID)
+	}
+	if err := b.Commit(ctx); err != nil {
+		return 0, err
+	}
+	if s.cfg.ReadReceipts {
+		c, err := s.contact(ctx, p)
+		if err == nil && c != nil && c.State == StateFriend {
+			for len(refs) > 0 {
+				n := min(len(refs), maxRefs)
+				if _, err := s.enqueue(ctx, p, wireMessage{Kind: KindReceipt, Refs: refs[:n]}, false); err != nil {
+					return 0, err
+				}
+				refs = refs[n:]
+			}
+		}
+	}
+	return len(read), s.sync(ctx)
+}
+
+// GetMessage returns one message by ID.
+func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
+	loc, err := s.ds.Get(ctx, msgIDKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("chat: no message %q", id)
+	}
+	b, err := s.ds.Get(ctx, datastore.NewKey("/msgs/"+string(loc)+"/"+id))
+	if err != nil {
+		return nil, err
+	}
+	var m Message
+	return &m, json.Unmarshal(b, &m)
+}

@@ -1,0 +1,29 @@
+// Package chat is a person's contacts, profile and direct messages: the
+// classic IM's AddFriend, GetMyFriends, UserOnLine, UpdateHeadPic,
+// SendMsg, SendPicture and SendFace, between two nodes.
+//
+//   - wire.go specifies the two protocols, /meshtalk/contact/1.0.0 (friend
+//     requests, answers, unfriending, profiles) and /meshtalk/dm/1.0.0
+//     (messages, acked per message), and holds their limits and native types.
+//   - contacts.go keeps the contact records and the profile.
+//   - dm.go is the durable outbox and its couriers, the receiver, history,
+//     search and read receipts.
+//   - store.go documents the datastore keys.
+//
+// Delivery is exactly-once per message ID: a message is stored in the
+// sender's outbox (synced) before Send returns; one courier per contact
+// sends the outbox in order whenever the contact is reachable, across
+// restarts; the receiver stores (synced) before it acks and acks a
+// duplicate without storing it again. Conversations are ordered by a
+// hybrid logical clock (clock.go), so clock skew between two machines
+// does not reorder a reply before its question.
+//
+// The sender of a stream is its authenticated remote peer, never a field
+// of a frame; only friends' messages are accepted, and a blocked peer's
+// streams are reset.
+//
+// Seam for the relay mailbox: the courier (deliver in dm.go) decides the
+// path of the outbox; a later mailbox path plugs in there for a friend who
+// stays unreachable, and the receiver's dedup by message ID keeps delivery
+// exactly-once whichever path delivers.
+package chat

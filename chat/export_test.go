@@ -1,0 +1,36 @@
+package chat
+
+// Test hooks: raw frames for the wire tests in package chat_test.
+
+import (
+	"bufio"
+	"io"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// RawMessageFrame encodes a DM frame carrying a text message.
+func RawMessageFrame(id, text string) []byte {
+	var b []byte
+	w := &sliceWriter{&b}
+	writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &pb.Message{Id: id, Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1}}})
+	return b
+}
+
+// ReadRefusal reads DM frames until a refusal and returns its code.
+func ReadRefusal(r io.Reader) (uint32, error) {
+	br := bufio.NewReader(r)
+	for {
+		var f pb.DMFrame
+		if err := readFrame(br, MaxDMFrame, &f); err != nil {
+			return 0, err
+		}
+		if rf := f.GetRefusal(); rf != nil {
+			return rf.GetCode(), nil
+		}
+	}
+}
+
+type sliceWriter struct{ b *[]byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }

@@ -1,0 +1,249 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+)
+
+// ErrClosed is returned by a closed Service.
+var ErrClosed = errors.New("chat: closed")
+
+// Keeper holds connections to chosen peers (node gives discovery's
+// keep-alive): friends stay connected, so messages go out at once and
+// presence is live.
+type Keeper interface {
+	Keep(peer.AddrInfo)
+	Unkeep(peer.ID)
+}
+
+// Config holds the Service's optional dependencies and settings.
+type Config struct {
+	// Keeper keeps friends connected; nil keeps nobody.
+	Keeper Keeper
+	// Now is the clock; nil is time.Now. Tests skew it.
+	Now func() time.Time
+	// ReadReceipts sends "read" receipts to friends when this node reads
+	// their messages.
+	ReadReceipts bool
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Service is a person's contacts, profile and direct messages: the
+// contact and DM protocols (wire.go), the durable outbox with one courier
+// per contact, history and presence.
+type Service struct {
+	h    host.Host
+	ds   datastore.Batching
+	cfg  Config
+	log  *slog.Logger
+	clk  *hlc
+	ids  *ids
+	emit event.Emitter
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards contact records (read-modify-write) and the couriers.
+	mu       sync.Mutex
+	couriers map[peer.ID]*courier
+
+	strangers  *rate.Limiter // all friend requests from strangers
+	perPeerReq sync.Map      // peer.ID -> *rate.Limiter
+
+	closeOnce sync.Once
+}
+
+// New starts the chat service on h, storing in ds (the /chat namespace).
+func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkSchema(ctx, ds); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		h: h, ds: ds, cfg: cfg, log: log.With("component", "chat"),
+		clk: &hlc{now: cfg.Now}, ids: newIDs(cfg.Now),
+		couriers:  map[peer.ID]*courier{},
+		strangers: rate.NewLimiter(rate.Every(time.Second), 20),
+	}
+	var err error
+	if s.emit, err = h.EventBus().Emitter(new(Event)); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		s.emit.Close()
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(ContactProtocol, s.handleContact)
+	h.SetStreamHandler(DMProtocol, s.handleDM)
+	s.wg.Add(1)
+	go s.watchPresence(sub)
+
+	// Resume: a courier for every contact with something to deliver, and
+	// keep-alive for every friend.
+	contacts, err := s.Contacts(ctx, false)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, c := range contacts {
+		if c.State == StateFriend || c.State == StatePendingOut || c.Owe != "" {
+			s.keep(c)
+			s.kick(c.PeerID)
+		}
+	}
+	return s, nil
+}
+
+// Close stops the couriers and removes the stream handlers.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.h.RemoveStreamHandler(ContactProtocol)
+		s.h.RemoveStreamHandler(DMProtocol)
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		s.emit.Close()
+	})
+	return nil
+}
+
+// sync makes every write so far durable.
+func (s *Service) sync(ctx context.Context) error {
+	return s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+func (s *Service) keep(c *Contact) {
+	if s.cfg.Keeper == nil {
+		return
+	}
+	info := peer.AddrInfo{ID: c.PeerID}
+	for _, a := range c.Addrs {
+		if ai, err := peer.AddrInfoFromString(a + "/p2p/" + c.PeerID.String()); err == nil {
+			info.Addrs = append(info.Addrs, ai.Addrs...)
+		}
+	}
+	s.cfg.Keeper.Keep(info)
+}
+
+func (s *Service) unkeep(p peer.ID) {
+	if s.cfg.Keeper != nil {
+		s.cfg.Keeper.Unkeep(p)
+	}
+}
+
+// Online reports whether a live connection to p exists.
+func (s *Service) Online(p peer.ID) bool {
+	c := s.h.Network().Connectedness(p)
+	return c == network.Connected || c == network.Limited
+}
+
+// watchPresence turns connection changes of contacts into presence events,
+// records last-seen times and wakes the courier of a peer that comes back.
+func (s *Service) watchPresence(sub event.Subscription) {
+	defer s.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerConnectednessChanged)
+			online := ev.Connectedness == network.Connected || ev.Connectedness == network.Limited
+			c, err := s.contact(s.ctx, ev.Peer)
+			if err != nil || c == nil {
+				continue
+			}
+			if !online {
+				s.updateContact(s.ctx, ev.Peer, func(c *Contact) error {
+					c.LastSeen = s.cfg.Now()
+					return nil
+				})
+			}
+			if c.State == StateFriend {
+				s.publish(EventPresence, PresenceEvent{PeerID: ev.Peer, Online: online, LastSeen: c.LastSeen})
+			}
+			if online {
+				s.kick(ev.Peer)
+			}
+		}
+	}
+}
+
+// Event is what the service emits on the host's event bus; node forwards
+// it to the event stream under Type.
+type Event struct {
+	Type string
+	Data any
+}
+
+// EventType names the event in the node's event stream.
+func (e Event) EventType() string { return e.Type }
+
+// MarshalJSON makes the event's JSON its data.
+func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.Data) }
+
+// Event types.
+const (
+	EventMessage       = "message.received"
+	EventMessageState  = "message.state"
+	EventFriendRequest = "friend.request"
+	EventFriendUpdate  = "friend.update"
+	EventPresence      = "friend.presence"
+	EventProfile       = "friend.profile"
+)
+
+// PresenceEvent is the data of friend.presence.
+type PresenceEvent struct {
+	PeerID   peer.ID   `json:"peer_id"`
+	Online   bool      `json:"online"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+}
+
+// StateEvent is the data of message.state.
+type StateEvent struct {
+	ID     string  `json:"id"`
+	PeerID peer.ID `json:"peer_id"`
+	State  string  `json:"state"`
+}
+
+// ContactEvent is the data of friend.request, friend.update and
+// friend.profile.
+type ContactEvent struct {
+	PeerID  peer.ID `json:"peer_id"`
+	State   string  `json:"state,omitempty"`
+	Name    string  `json:"name,omitempty"`
+	Message string  `json:"message,omitempty"`
+	Version uint64  `json:"version,omitempty"`
+}
+
+func (s *Service) publish(typ string, data any) {
+	if err := s.emit.Emit(Event{Type: typ, Data: data}); err != nil {
+		s.log.Debug("emit", "type", typ, "err", err)
+	}
+}

@@ -1,0 +1,267 @@
+package chat
+
+// The chat wire protocols.
+//
+// # /meshtalk/contact/1.0.0 — friend requests and profiles
+//
+// One request and one reply per stream, each a frame:
+//
+//	opener                                 other side
+//	ContactRequest{friend_request|...} -->
+//	                                   <-- ContactReply{code, message}
+//
+//	request          meaning
+//	friend_request   "be my friend": a message and the opener's profile
+//	friend_response  the answer to the other's friend request (accept or not)
+//	unfriend         "we are no longer friends" (sent on remove and block)
+//	profile          the opener's profile, when its version went up
+//
+// A reply code 0 means the request is stored durably on the other side;
+// the opener forgets what it owed only then. A blocked peer's streams are
+// reset without a reply; a stranger's friend requests are rate-limited
+// (CodeRateLimited).
+//
+// # /meshtalk/dm/1.0.0 — direct messages, acked per message
+//
+// The sender opens a stream and writes Message frames without waiting
+// (pipelined). The receiver stores each durably (a datastore sync covers
+// every message it read so far) and only then answers Ack frames with their
+// IDs; the sender marks them delivered. A message the receiver already has
+// (same ID) is acked again and not stored twice, so a retry after a lost
+// ack delivers exactly once. The receiver answers a Refusal and closes the
+// stream when the sender is not a friend, or on a frame it cannot decode.
+//
+//	sender                   receiver
+//	Message{id: a}  -->
+//	Message{id: b}  -->      store a, b; sync
+//	                <--      Ack{ids: [a, b]}
+//
+// Kinds: text, face, picture, reply, reaction, and receipt (refs: the IDs
+// read; it is not shown as a message). The delivered receipt is the Ack.
+//
+// # Frames
+//
+// Every frame is a uvarint length followed by that many bytes of protobuf
+// (chat/pb). A reader checks the length against the protocol's maximum
+// before it allocates, and reads under a deadline.
+//
+// # Versions
+//
+//	1.0.0  the protocols above.
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// Protocol IDs.
+const (
+	ContactProtocol = protocol.ID("/meshtalk/contact/1.0.0")
+	DMProtocol      = protocol.ID("/meshtalk/dm/1.0.0")
+)
+
+// Limits.
+const (
+	// MaxTextBytes bounds a message's text.
+	MaxTextBytes = 64 << 10
+	// MaxThumbnailBytes bounds a picture message's inline thumbnail.
+	MaxThumbnailBytes = 64 << 10
+	// MaxDMFrame bounds one frame of the DM protocol.
+	MaxDMFrame = 256 << 10
+	// MaxContactFrame bounds one frame of the contact protocol (a profile
+	// with its avatar).
+	MaxContactFrame = 1 << 20
+	// maxRefs bounds the IDs of one receipt or ack.
+	maxRefs = 1024
+)
+
+// Reply and refusal codes, stable across versions.
+const (
+	CodeOK          = 0
+	CodeNotFriends  = 1
+	CodeRateLimited = 2
+	CodeBadFrame    = 3
+	CodeInternal    = 4
+)
+
+// Errors.
+var (
+	ErrFrameTooLarge = errors.New("chat: frame too large")
+	ErrBadFrame      = errors.New("chat: malformed frame")
+	// ErrRefused is wrapped when the other side refused a message or request.
+	ErrRefused = errors.New("chat: refused by peer")
+	// ErrInvalid is wrapped by errors about what a user asked for: a text
+	// too long, an unknown face, an image too large.
+	ErrInvalid = errors.New("invalid")
+)
+
+// writeFrame writes one length-prefixed protobuf frame.
+func writeFrame(w io.Writer, m proto.Message) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen32), uint64(len(b)))
+	_, err = w.Write(append(buf, b...))
+	return err
+}
+
+// readFrame reads one frame of at most max bytes into m.
+func readFrame(r *bufio.Reader, max int, m proto.Message) error {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		return fmt.Errorf("%w: length: %v", ErrBadFrame, err)
+	}
+	if n > uint64(max) {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	return nil
+}
+
+// Message kinds.
+const (
+	KindText     = "text"
+	KindFace     = "face"
+	KindPicture  = "picture"
+	KindReply    = "reply"
+	KindReaction = "reaction"
+	KindReceipt  = "receipt"
+)
+
+// wireMessage is a message as it travels: what the sender decides. The
+// receiver adds who sent it (the stream's authenticated peer) and its own
+// bookkeeping.
+type wireMessage struct {
+	ID            string
+	SentAtMS      int64
+	HLC           uint64
+	Kind          string
+	Text          string
+	Face          string
+	Thumbnail     []byte
+	ThumbnailType string
+	ReplyTo       string
+	ReactTo       string
+	Refs          []string
+}
+
+func (m *wireMessage) toWire() *pb.Message {
+	return &pb.Message{Id: m.ID, SentAtMs: m.SentAtMS, Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
+		Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, Refs: m.Refs}
+}
+
+// messageFromWire checks a received message and converts it.
+func messageFromWire(p *pb.Message) (wireMessage, error) {
+	m := wireMessage{ID: p.GetId(), SentAtMS: p.GetSentAtMs(), HLC: p.GetHlc(), Kind: p.GetKind(), Text: p.GetText(),
+		Face: p.GetFace(), Thumbnail: p.GetThumbnail(), ThumbnailType: p.GetThumbnailType(), ReplyTo: p.GetReplyTo(),
+		ReactTo: p.GetReactTo(), Refs: p.GetRefs()}
+	return m, m.validate()
+}
+
+// validate checks what every message must satisfy, on both sides.
+func (m *wireMessage) validate() error {
+	if !validID(m.ID) {
+		return fmt.Errorf("%w: bad message ID %q", ErrBadFrame, m.ID)
+	}
+	if len(m.Text) > MaxTextBytes || !utf8.ValidString(m.Text) {
+		return fmt.Errorf("%w: text must be UTF-8 of at most %d bytes", ErrBadFrame, MaxTextBytes)
+	}
+	if len(m.Thumbnail) > MaxThumbnailBytes {
+		return fmt.Errorf("%w: thumbnail over %d bytes", ErrBadFrame, MaxThumbnailBytes)
+	}
+	if len(m.Refs) > maxRefs {
+		return fmt.Errorf("%w: %d refs, the limit is %d", ErrBadFrame, len(m.Refs), maxRefs)
+	}
+	for _, r := range append([]string{m.ReplyTo, m.ReactTo}, m.Refs...) {
+		if r != "" && !validID(r) {
+			return fmt.Errorf("%w: bad reference %q", ErrBadFrame, r)
+		}
+	}
+	switch m.Kind {
+	case KindText:
+		if m.Text == "" {
+			return fmt.Errorf("%w: empty text", ErrBadFrame)
+		}
+	case KindFace:
+		if _, ok := faces[m.Face]; !ok {
+			return fmt.Errorf("%w: unknown face %q", ErrBadFrame, m.Face)
+		}
+	case KindPicture:
+		if len(m.Thumbnail) == 0 {
+			return fmt.Errorf("%w: picture without thumbnail", ErrBadFrame)
+		}
+	case KindReply:
+		if m.ReplyTo == "" || m.Text == "" {
+			return fmt.Errorf("%w: a reply needs text and the ID it replies to", ErrBadFrame)
+		}
+	case KindReaction:
+		if m.ReactTo == "" || m.Text == "" || utf8.RuneCountInString(m.Text) > 16 {
+			return fmt.Errorf("%w: a reaction needs the ID it reacts to and a short emoji", ErrBadFrame)
+		}
+	case KindReceipt:
+		if len(m.Refs) == 0 {
+			return fmt.Errorf("%w: a receipt without refs", ErrBadFrame)
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %q", ErrBadFrame, m.Kind)
+	}
+	return nil
+}
+
+// Profile is what a person shows their friends.
+type Profile struct {
+	Version    uint64 `json:"version"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Avatar     []byte `json:"avatar,omitempty"`
+	AvatarType string `json:"avatar_type,omitempty"`
+}
+
+// Limits of a profile's text fields.
+const (
+	MaxNameBytes   = 128
+	MaxStatusBytes = 512
+)
+
+func (p *Profile) toWire() *pb.Profile {
+	if p == nil {
+		return nil
+	}
+	return &pb.Profile{Version: p.Version, Name: p.Name, Status: p.Status, Avatar: p.Avatar, AvatarType: p.AvatarType}
+}
+
+func profileFromWire(w *pb.Profile) (*Profile, error) {
+	if w == nil {
+		return nil, nil
+	}
+	p := &Profile{Version: w.GetVersion(), Name: w.GetName(), Status: w.GetStatus(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType()}
+	if len(p.Name) > MaxNameBytes || len(p.Status) > MaxStatusBytes || !utf8.ValidString(p.Name) || !utf8.ValidString(p.Status) {
+		return nil, fmt.Errorf("%w: profile name or status too long or not UTF-8", ErrBadFrame)
+	}
+	if len(p.Avatar) > MaxAvatarBytes {
+		return nil, fmt.Errorf("%w: avatar over %d bytes", ErrBadFrame, MaxAvatarBytes)
+	}
+	if len(p.Avatar) > 0 && p.AvatarType != "image/png" && p.AvatarType != "image/jpeg" {
+		return nil, fmt.Errorf("%w: avatar type %q", ErrBadFrame, p.AvatarType)
+	}
+	return p, nil
+}
