@@ -276,4 +276,3 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, c *chat.Serv
 	}
 	writeJSON(w, http.StatusOK, ReadResult{Marked: n})
 }
-

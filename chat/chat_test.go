@@ -449,7 +449,6 @@ func testPNG(t *testing.T, w, h int) []byte {
 	return b.Bytes()
 }
 
-
 func rawMessage(t *testing.T, id, text string) []byte { return chat.RawMessageFrame(id, text) }
 
 type rw interface {

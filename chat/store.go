@@ -37,7 +37,7 @@ func contactKey(p peer.ID) datastore.Key { return datastore.NewKey("/contacts/" 
 func msgKey(p peer.ID, hlc uint64, id string) datastore.Key {
 	return datastore.NewKey(fmt.Sprintf("/msgs/%s/%016x/%s", p, hlc, id))
 }
-func msgPrefix(p peer.ID) string      { return "/msgs/" + p.String() + "/" }
+func msgPrefix(p peer.ID) string       { return "/msgs/" + p.String() + "/" }
 func msgIDKey(id string) datastore.Key { return datastore.NewKey("/msgid/" + id) }
 func outboxKey(p peer.ID, hlc uint64, id string) datastore.Key {
 	return datastore.NewKey(fmt.Sprintf("/outbox/%s/%016x/%s", p, hlc, id))
