@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,7 +59,21 @@ func NewClient(addr, token string) *Client {
 // Get fetches path and decodes the JSON answer into out (nil: discard). An
 // API error comes back as *Error.
 func (c *Client) Get(ctx context.Context, path string, out any) error {
-	resp, err := c.do(ctx, http.MethodGet, path)
+	return c.Call(ctx, http.MethodGet, path, nil, out)
+}
+
+// Call sends a request with body (nil: none; else JSON) and decodes the
+// JSON answer into out (nil: discard). An API error comes back as *Error.
+func (c *Client) Call(ctx context.Context, method, path string, body, out any) error {
+	var in io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		in = bytes.NewReader(b)
+	}
+	resp, err := c.doBody(ctx, method, path, in)
 	if err != nil {
 		return err
 	}
@@ -92,9 +107,16 @@ func (c *Client) Lines(ctx context.Context, path string, fn func([]byte) error) 
 }
 
 func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	return c.doBody(ctx, method, path, nil)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)

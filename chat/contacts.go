@@ -33,16 +33,34 @@ var (
 // contactTimeout bounds one contact-protocol exchange.
 const contactTimeout = 20 * time.Second
 
+// contact returns p's contact record, nil when there is none. It reads
+// through a cache: every message sent or received looks its peer up.
 func (s *Service) contact(ctx context.Context, p peer.ID) (*Contact, error) {
-	var c Contact
-	err := getJSON(ctx, s.ds, contactKey(p), &c)
-	if errors.Is(err, datastore.ErrNotFound) {
+	s.cacheMu.RLock()
+	c, ok := s.contactCache[p]
+	s.cacheMu.RUnlock()
+	if !ok {
+		var stored Contact
+		err := getJSON(ctx, s.ds, contactKey(p), &stored)
+		switch {
+		case errors.Is(err, datastore.ErrNotFound):
+			c = nil
+		case err != nil:
+			return nil, err
+		default:
+			c = &stored
+		}
+		s.cacheMu.Lock()
+		s.contactCache[p] = c
+		s.cacheMu.Unlock()
+	}
+	if c == nil {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
+	// A copy: callers change what they get.
+	cp := *c
+	cp.Addrs = slices.Clone(c.Addrs)
+	return &cp, nil
 }
 
 // updateContact applies fn to p's contact record (a new one if there is
@@ -61,8 +79,16 @@ func (s *Service) updateContact(ctx context.Context, p peer.ID, fn func(c *Conta
 		return nil, err
 	}
 	if err := putJSON(ctx, s.ds, contactKey(p), c); err != nil {
+		s.cacheMu.Lock()
+		delete(s.contactCache, p) // unknown now: read it again
+		s.cacheMu.Unlock()
 		return nil, err
 	}
+	stored := *c
+	stored.Addrs = slices.Clone(c.Addrs)
+	s.cacheMu.Lock()
+	s.contactCache[p] = &stored
+	s.cacheMu.Unlock()
 	return c, s.sync(ctx)
 }
 

@@ -3,7 +3,6 @@ package chat
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
 )
@@ -91,14 +91,19 @@ func (s *Service) enqueue(ctx context.Context, p peer.ID, w wireMessage, shown b
 	if err != nil {
 		return nil, err
 	}
-	if err := putJSON(ctx, b, outboxKey(p, w.HLC, w.ID), &w); err != nil {
+	ps := s.peerString(p)
+	wb, err := proto.Marshal(w.toWire())
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Put(ctx, outboxKey(ps, w.HLC, w.ID), wb); err != nil {
 		return nil, err
 	}
 	if shown {
-		if err := putJSON(ctx, b, msgKey(p, w.HLC, w.ID), m); err != nil {
+		if err := s.putMessage(ctx, b, m); err != nil {
 			return nil, err
 		}
-		if err := b.Put(ctx, msgIDKey(w.ID), []byte(fmt.Sprintf("%s/%016x", p, w.HLC))); err != nil {
+		if err := b.Put(ctx, msgIDKey(w.ID), []byte(msgLoc(ps, w.HLC))); err != nil {
 			return nil, err
 		}
 	}
@@ -224,26 +229,44 @@ func (s *Service) flushOutbox(c *courier) error {
 	}
 	defer st.Close()
 
-	type ackResult struct {
-		ids     []string
+	// The reader records acks itself, so that storing them runs beside
+	// the writing; it tells the loop below how the stream goes.
+	var mu sync.Mutex
+	inflight := map[string]wireMessage{}
+	var oldest time.Time // when the oldest unacked message was written
+	type readResult struct {
 		refusal *pb.Refusal
 		err     error
 	}
-	acks := make(chan ackResult, 16)
+	results := make(chan readResult, 64)
 	readerDone := false
 	go func() {
 		r := bufio.NewReader(st)
 		for {
 			var f pb.DMFrame
 			if err := readFrame(r, MaxDMFrame, &f); err != nil {
-				acks <- ackResult{err: err}
+				results <- readResult{err: err}
 				return
 			}
 			switch body := f.Body.(type) {
 			case *pb.DMFrame_Ack:
-				acks <- ackResult{ids: body.Ack.GetIds()}
+				mu.Lock()
+				var done []wireMessage
+				for _, id := range body.Ack.GetIds() {
+					if m, ok := inflight[id]; ok {
+						done = append(done, m)
+						delete(inflight, id)
+					}
+				}
+				oldest = time.Now()
+				mu.Unlock()
+				s.acked(c.p, done)
+				select {
+				case results <- readResult{}:
+				default: // the loop only needs to know something happened
+				}
 			case *pb.DMFrame_Refusal:
-				acks <- ackResult{refusal: body.Refusal}
+				results <- readResult{refusal: body.Refusal}
 				return
 			}
 		}
@@ -252,23 +275,19 @@ func (s *Service) flushOutbox(c *courier) error {
 		st.Reset()
 		// The reset ends the reader; drain it so that it can exit.
 		for !readerDone {
-			if r := <-acks; r.err != nil || r.refusal != nil {
+			if r := <-results; r.err != nil || r.refusal != nil {
 				readerDone = true
 			}
 		}
 	}()
 
-	inflight := map[string]wireMessage{}
-	var oldest time.Time
 	w := bufio.NewWriter(st)
 	send := func(msgs []wireMessage) error {
 		var sent []wireMessage
+		mu.Lock()
 		for _, m := range msgs {
 			if _, ok := inflight[m.ID]; ok {
 				continue
-			}
-			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.toWire()}}); err != nil {
-				return err
 			}
 			if len(inflight) == 0 {
 				oldest = time.Now()
@@ -276,24 +295,41 @@ func (s *Service) flushOutbox(c *courier) error {
 			inflight[m.ID] = m
 			sent = append(sent, m)
 		}
+		mu.Unlock()
+		for _, m := range sent {
+			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.toWire()}}); err != nil {
+				return err
+			}
+		}
 		if len(sent) == 0 {
 			return nil
 		}
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		s.setStates(c.p, sent, MsgSent, "")
+		// "sent" lasts a round trip: announced, not stored (the history
+		// says queued until the ack, which is what a restart would resend).
+		for _, m := range sent {
+			if m.Kind != KindReceipt {
+				s.publish(EventMessageState, StateEvent{ID: m.ID, PeerID: c.p, State: MsgSent})
+			}
+		}
 		return nil
 	}
 	if err := send(pending); err != nil {
 		return err
 	}
+	state := func() (int, time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(inflight), oldest
+	}
 	idle := time.NewTimer(dmIdle)
 	defer idle.Stop()
 	for {
 		var ackWait <-chan time.Time
-		if len(inflight) > 0 {
-			ackWait = time.After(time.Until(oldest.Add(dmAckTimeout)))
+		if n, since := state(); n > 0 {
+			ackWait = time.After(time.Until(since.Add(dmAckTimeout)))
 		}
 		select {
 		case <-s.ctx.Done():
@@ -302,37 +338,30 @@ func (s *Service) flushOutbox(c *courier) error {
 			if err := send(c.take()); err != nil {
 				return err
 			}
-		case r := <-acks:
+		case r := <-results:
 			readerDone = r.err != nil || r.refusal != nil
 			switch {
 			case r.refusal != nil:
 				// Not friends any more on their side: these fail for good.
+				mu.Lock()
 				var failed []wireMessage
 				for _, m := range inflight {
 					failed = append(failed, m)
 				}
+				mu.Unlock()
 				s.setStates(c.p, failed, MsgFailed, r.refusal.GetMessage())
 				s.dropOutbox(c.p, failed)
 				return fmt.Errorf("%w: %s", ErrRefused, r.refusal.GetMessage())
 			case r.err != nil:
 				return r.err
 			}
-			var done []wireMessage
-			for _, id := range r.ids {
-				if m, ok := inflight[id]; ok {
-					done = append(done, m)
-					delete(inflight, id)
-				}
-			}
-			s.acked(c.p, done)
-			oldest = time.Now()
-			if len(inflight) == 0 {
+			if n, _ := state(); n == 0 {
 				idle.Reset(dmIdle)
 			}
 		case <-ackWait:
 			return fmt.Errorf("chat: %s did not ack within %v", c.p, dmAckTimeout)
 		case <-idle.C:
-			if len(inflight) == 0 {
+			if n, _ := state(); n == 0 {
 				return nil
 			}
 			idle.Reset(dmIdle)
@@ -342,13 +371,27 @@ func (s *Service) flushOutbox(c *courier) error {
 
 // outbox reads p's unacked messages in order.
 func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: outboxPrefix(p.String()), Orders: []query.Order{query.OrderByKey{}}})
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
 	var out []wireMessage
-	err := queryJSON(ctx, s.ds, query.Query{Prefix: outboxPrefix(p), Orders: []query.Order{query.OrderByKey{}}},
-		func(_ string, w *wireMessage) bool {
-			out = append(out, *w)
-			return true
-		})
-	return out, err
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, r.Error
+		}
+		var pm pb.Message
+		if err := proto.Unmarshal(r.Value, &pm); err != nil {
+			return nil, fmt.Errorf("chat: stored %s is damaged: %w", r.Key, err)
+		}
+		w, err := messageFromWire(&pm)
+		if err != nil {
+			return nil, fmt.Errorf("chat: stored %s is damaged: %w", r.Key, err)
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 // acked records delivered messages: out of the outbox, delivered in the
@@ -367,36 +410,37 @@ func (s *Service) dropOutbox(p peer.ID, msgs []wireMessage) {
 	if err != nil {
 		return
 	}
+	ps := s.peerString(p)
 	for _, m := range msgs {
-		b.Delete(s.ctx, outboxKey(p, m.HLC, m.ID))
+		b.Delete(s.ctx, outboxKey(ps, m.HLC, m.ID))
 	}
 	if err := b.Commit(s.ctx); err != nil {
 		s.log.Error("outbox", "err", err)
 	}
 }
 
-// setStates updates the history state of p's messages (receipts have none)
-// and announces each change.
+// setStates records a new state of messages to p (receipts have none),
+// never moving one back (an ack that comes after the read receipt), and
+// announces each change.
 func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string) {
 	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return
+	}
+	value := state
+	if state == MsgFailed {
+		value = MsgFailed + ":" + reason
 	}
 	var changed []string
 	for _, w := range msgs {
 		if w.Kind == KindReceipt {
 			continue
 		}
-		var m Message
-		if err := getJSON(s.ctx, s.ds, msgKey(p, w.HLC, w.ID), &m); err != nil {
+		if cur := s.storedState(s.ctx, w.ID); stateRank(state) <= stateRank(cur) && state != MsgFailed {
 			continue
 		}
-		if stateRank(state) <= stateRank(m.State) && state != MsgFailed {
-			continue // an ack after a read receipt, say
-		}
-		m.State, m.Error = state, reason
-		putJSON(s.ctx, b, msgKey(p, w.HLC, w.ID), &m)
-		changed = append(changed, m.ID)
+		b.Put(s.ctx, stateKey(w.ID), []byte(value))
+		changed = append(changed, w.ID)
 	}
 	if err := b.Commit(s.ctx); err != nil {
 		s.log.Error("message state", "err", err)
@@ -405,6 +449,25 @@ func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string)
 	for _, id := range changed {
 		s.publish(EventMessageState, StateEvent{ID: id, PeerID: p, State: state})
 	}
+}
+
+// storedState is a message's state from its state key, "" when it still
+// has the state of its record.
+func (s *Service) storedState(ctx context.Context, id string) string {
+	v, err := s.ds.Get(ctx, stateKey(id))
+	if err != nil {
+		return ""
+	}
+	state, _, _ := strings.Cut(string(v), ":")
+	return state
+}
+
+// withState puts the current state into a message read from its record.
+func (s *Service) withState(ctx context.Context, m *Message) *Message {
+	if v, err := s.ds.Get(ctx, stateKey(m.ID)); err == nil {
+		m.State, m.Error, _ = strings.Cut(string(v), ":")
+	}
+	return m
 }
 
 func stateRank(s string) int {
@@ -494,6 +557,7 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, w *bufio.Writer
 	var fresh []*Message
 	var receipts []wireMessage
 	seen := map[string]bool{}
+	ps := s.peerString(from)
 	for _, wm := range batch {
 		s.clk.Observe(wm.HLC)
 		if seen[wm.ID] {
@@ -514,10 +578,10 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, w *bufio.Writer
 		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
 			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
 			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC}
-		if err := putJSON(ctx, b, msgKey(from, wm.HLC, wm.ID), m); err != nil {
+		if err := s.putMessage(ctx, b, m); err != nil {
 			return err
 		}
-		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(fmt.Sprintf("%s/%016x", from, wm.HLC))); err != nil {
+		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(msgLoc(ps, wm.HLC))); err != nil {
 			return err
 		}
 		fresh = append(fresh, m)
@@ -579,7 +643,7 @@ func (s *Service) History(ctx context.Context, p peer.ID, before string, limit i
 	if limit <= 0 || limit > 1000 {
 		limit = 50
 	}
-	q := query.Query{Prefix: msgPrefix(p), Orders: []query.Order{query.OrderByKeyDescending{}}}
+	q := query.Query{Prefix: msgPrefix(p.String()), Orders: []query.Order{query.OrderByKeyDescending{}}}
 	var beforeKey string
 	if before != "" {
 		loc, err := s.ds.Get(ctx, msgIDKey(before))
@@ -589,7 +653,7 @@ func (s *Service) History(ctx context.Context, p peer.ID, before string, limit i
 		beforeKey = "/msgs/" + string(loc) + "/" + before
 	}
 	page := &HistoryPage{Messages: []*Message{}}
-	err := queryJSON(ctx, s.ds, q, func(key string, m *Message) bool {
+	err := queryMessages(ctx, s.ds, q, func(key string, m *Message) bool {
 		if beforeKey != "" && key >= beforeKey {
 			return true
 		}
@@ -597,7 +661,7 @@ func (s *Service) History(ctx context.Context, p peer.ID, before string, limit i
 			page.More = true
 			return false
 		}
-		page.Messages = append(page.Messages, m)
+		page.Messages = append(page.Messages, s.withState(ctx, m))
 		return true
 	})
 	if err != nil {
@@ -618,13 +682,13 @@ func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int)
 	}
 	prefix := "/msgs/"
 	if p != "" {
-		prefix = msgPrefix(p)
+		prefix = msgPrefix(p.String())
 	}
 	needle := strings.ToLower(text)
 	var out []*Message
-	err := queryJSON(ctx, s.ds, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {
+	err := queryMessages(ctx, s.ds, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {
 		if strings.Contains(strings.ToLower(m.Text), needle) || (m.Face != "" && strings.Contains(m.Face, needle)) {
-			out = append(out, m)
+			out = append(out, s.withState(ctx, m))
 		}
 		return true
 	})
@@ -651,8 +715,8 @@ func sortByHLCDesc(ms []*Message) {
 // receipts are on, tells p. It returns how many it marked.
 func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 	var read []*Message
-	err := queryJSON(ctx, s.ds, query.Query{Prefix: msgPrefix(p)}, func(_ string, m *Message) bool {
-		if !m.Outgoing && m.State == MsgReceived {
+	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(p.String())}, func(_ string, m *Message) bool {
+		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
 			read = append(read, m)
 		}
 		return true
@@ -666,8 +730,7 @@ func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 	}
 	refs := make([]string, 0, len(read))
 	for _, m := range read {
-		m.State = MsgRead
-		if err := putJSON(ctx, b, msgKey(p, m.HLC, m.ID), m); err != nil {
+		if err := b.Put(ctx, stateKey(m.ID), []byte(MsgRead)); err != nil {
 			return 0, err
 		}
 		refs = append(refs, m.ID)
@@ -696,10 +759,13 @@ func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat: no message %q", id)
 	}
-	b, err := s.ds.Get(ctx, datastore.NewKey("/msgs/"+string(loc)+"/"+id))
+	b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+string(loc)+"/"+id))
 	if err != nil {
 		return nil, err
 	}
-	var m Message
-	return &m, json.Unmarshal(b, &m)
+	m, err := decodeMessage(id, b)
+	if err != nil {
+		return nil, err
+	}
+	return s.withState(ctx, m), nil
 }

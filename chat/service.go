@@ -61,6 +61,10 @@ type Service struct {
 	mu       sync.Mutex
 	couriers map[peer.ID]*courier
 
+	peerStrings  sync.Map // peer.ID -> its string form
+	cacheMu      sync.RWMutex
+	contactCache map[peer.ID]*Contact // nil value: known to have no record
+
 	strangers  *rate.Limiter // all friend requests from strangers
 	perPeerReq sync.Map      // peer.ID -> *rate.Limiter
 
@@ -82,8 +86,9 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	s := &Service{
 		h: h, ds: ds, cfg: cfg, log: log.With("component", "chat"),
 		clk: &hlc{now: cfg.Now}, ids: newIDs(cfg.Now),
-		couriers:  map[peer.ID]*courier{},
-		strangers: rate.NewLimiter(rate.Every(time.Second), 20),
+		couriers:     map[peer.ID]*courier{},
+		contactCache: map[peer.ID]*Contact{},
+		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 	}
 	var err error
 	if s.emit, err = h.EventBus().Emitter(new(Event)); err != nil {

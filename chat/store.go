@@ -7,7 +7,11 @@ package chat
 //	/contacts/<peer ID>                  Contact (JSON)
 //	/msgs/<peer ID>/<hlc %016x>/<msg ID> Message (JSON): the conversation, in order
 //	/msgid/<msg ID>                      "<peer ID>/<hlc %016x>": index for dedup and lookup
-//	/outbox/<peer ID>/<hlc %016x>/<msg ID> wireMessage (JSON): sent, not yet acked
+//	/outbox/<peer ID>/<hlc %016x>/<msg ID> pb.Message (protobuf): sent, not yet acked
+//	/state/<msg ID>                      "<state>" or "failed:<reason>": the state once it
+//	                                     moved on from the one in the message record
+//	/state/<msg ID>                      "<state>" or "failed:<reason>": the state once it
+//	                                     moved on from the one in the message record
 //
 // HLC readings are fixed-width hex, so keys sort in conversation order.
 // What is acknowledged (to the user by Send, to a peer by an ack or a
@@ -33,16 +37,20 @@ var (
 	keyProfile = datastore.NewKey("/profile")
 )
 
+// Keys take a peer ID in its string form: base58 is costly on the hot
+// path, so callers convert once.
 func contactKey(p peer.ID) datastore.Key { return datastore.NewKey("/contacts/" + p.String()) }
-func msgKey(p peer.ID, hlc uint64, id string) datastore.Key {
-	return datastore.NewKey(fmt.Sprintf("/msgs/%s/%016x/%s", p, hlc, id))
+func msgKey(ps string, hlc uint64, id string) datastore.Key {
+	return datastore.RawKey(fmt.Sprintf("/msgs/%s/%016x/%s", ps, hlc, id))
 }
-func msgPrefix(p peer.ID) string       { return "/msgs/" + p.String() + "/" }
-func msgIDKey(id string) datastore.Key { return datastore.NewKey("/msgid/" + id) }
-func outboxKey(p peer.ID, hlc uint64, id string) datastore.Key {
-	return datastore.NewKey(fmt.Sprintf("/outbox/%s/%016x/%s", p, hlc, id))
+func msgLoc(ps string, hlc uint64) string { return fmt.Sprintf("%s/%016x", ps, hlc) }
+func msgPrefix(ps string) string          { return "/msgs/" + ps + "/" }
+func msgIDKey(id string) datastore.Key    { return datastore.RawKey("/msgid/" + id) }
+func stateKey(id string) datastore.Key    { return datastore.RawKey("/state/" + id) }
+func outboxKey(ps string, hlc uint64, id string) datastore.Key {
+	return datastore.RawKey(fmt.Sprintf("/outbox/%s/%016x/%s", ps, hlc, id))
 }
-func outboxPrefix(p peer.ID) string { return "/outbox/" + p.String() + "/" }
+func outboxPrefix(ps string) string { return "/outbox/" + ps + "/" }
 
 // Contact states.
 const (
@@ -173,3 +181,70 @@ func queryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn 
 
 // keyID is the last element of a key.
 func keyID(k string) string { return k[strings.LastIndexByte(k, '/')+1:] }
+
+// msgRecord is how a Message is stored: the same JSON, with the peer IDs
+// as strings made once per peer (base58-encoding them per message was a
+// tenth of the cost of a send).
+type msgRecord struct {
+	Message
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// peerString is p's string form, cached.
+func (s *Service) peerString(p peer.ID) string {
+	if v, ok := s.peerStrings.Load(p); ok {
+		return v.(string)
+	}
+	v := p.String()
+	s.peerStrings.Store(p, v)
+	return v
+}
+
+// putMessage stores m under its conversation key.
+func (s *Service) putMessage(ctx context.Context, w datastore.Write, m *Message) error {
+	b, err := json.Marshal(msgRecord{Message: *m, From: s.peerString(m.From), To: s.peerString(m.To)})
+	if err != nil {
+		return err
+	}
+	return w.Put(ctx, msgKey(s.peerString(m.peerOf()), m.HLC, m.ID), b)
+}
+
+func decodeMessage(key string, b []byte) (*Message, error) {
+	var r msgRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+	}
+	m := r.Message
+	var err error
+	if m.From, err = peer.Decode(r.From); err != nil {
+		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+	}
+	if m.To, err = peer.Decode(r.To); err != nil {
+		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+	}
+	return &m, nil
+}
+
+// queryMessages calls fn with each message under q's prefix, in q's order,
+// until fn returns false.
+func queryMessages(ctx context.Context, ds datastore.Read, q query.Query, fn func(key string, m *Message) bool) error {
+	res, err := ds.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		m, err := decodeMessage(r.Key, r.Value)
+		if err != nil {
+			return err
+		}
+		if !fn(r.Key, m) {
+			return nil
+		}
+	}
+	return nil
+}

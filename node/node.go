@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	pebbleds "github.com/ipfs/go-ds-pebble"
@@ -174,10 +175,14 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 // datastore before it acks, which syncs the write-ahead log once for all
 // the writes before it.
 func openDatastore(path string) (*pebbleds.Datastore, error) {
-	d, err := pebbleds.NewDatastore(path,
-		pebbleds.WithCacheSize(8<<20),
-		pebbleds.WithPebbleOpts(&pebble.Options{MemTableSize: 4 << 20}),
-	)
+	opts := &pebble.Options{MemTableSize: 16 << 20}
+	// Bloom filters: the chat receiver looks up every incoming message ID
+	// to drop duplicates, and a lookup of a key that is not there would
+	// otherwise read a block of every table.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// The cache and memtable are allocated as they fill: an idle node
+	// does not pay for them.
+	d, err := pebbleds.NewDatastore(path, pebbleds.WithCacheSize(32<<20), pebbleds.WithPebbleOpts(opts))
 	if err != nil {
 		return nil, fmt.Errorf("open datastore %s: %w", path, err)
 	}

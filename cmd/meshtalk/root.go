@@ -45,7 +45,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home folder (default $MESHTALK_HOME, else $XDG_DATA_HOME/meshtalk, else ~/.local/share/meshtalk)")
-	root.AddCommand(newRunCmd(g), newRelayCmd(g), newIDCmd(g), newStatusCmd(g), newPeersCmd(g), newPingCmd(g))
+	root.AddCommand(newRunCmd(g), newRelayCmd(g), newIDCmd(g), newStatusCmd(g), newPeersCmd(g), newPingCmd(g),
+		newFriendCmd(g), newSendCmd(g), newHistoryCmd(g), newSearchCmd(g), newReadCmd(g), newProfileCmd(g), newWatchCmd(g))
 	return root
 }
 
@@ -85,6 +86,18 @@ func (g *globals) client(ctx context.Context) (*api.Client, error) {
 	}
 	return api.Dial(ctx, home)
 }
+
+// call makes one API request against the running node.
+func (g *globals) call(cmd *cobra.Command, method, path string, body, out any) error {
+	c, err := g.client(cmd.Context())
+	if err != nil {
+		return err
+	}
+	return c.Call(cmd.Context(), method, path, body, out)
+}
+
+// printJSONLine writes v as one line of JSON.
+func (g *globals) printJSONLine(v any) error { return json.NewEncoder(g.stdout).Encode(v) }
 
 // printJSON writes v as indented JSON.
 func (g *globals) printJSON(v any) error {

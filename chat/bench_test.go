@@ -1,0 +1,271 @@
+package chat_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
+)
+
+const (
+	benchSize = 1024
+	// senders is how many goroutines send at once in the pipelined run,
+	// as the local API's clients would: Send returns once the message is
+	// stored, and concurrent stores share their disk syncs.
+	senders = 64
+)
+
+// BenchmarkDM measures 1 KiB messages between two nodes, acked by the
+// receiver once durably stored: pipelined (throughput, and latency under
+// that load) and one at a time (send-to-ack latency), each beside a raw
+// libp2p stream doing request/response of the same size the same way, in
+// the same run.
+func BenchmarkDM(b *testing.B) {
+	a, c := nodetest.Start(b, nodetest.Options{}), nodetest.Start(b, nodetest.Options{})
+	befriendB(b, a, c)
+	text := strings.Repeat("x", benchSize)
+	send := func() (string, time.Time) {
+		t0 := time.Now()
+		m, err := a.Chat().Send(context.Background(), c.ID(), chat.Draft{Text: text})
+		if err != nil {
+			b.Error(err)
+			return "", t0
+		}
+		return m.ID, t0
+	}
+
+	b.Run("meshtalk/pipelined", func(b *testing.B) {
+		acks := newAckWatch(a)
+		defer acks.close()
+		start := time.Now()
+		work := make(chan struct{}, b.N)
+		for range b.N {
+			work <- struct{}{}
+		}
+		close(work)
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range work {
+					if id, t0 := send(); id != "" {
+						acks.sent(id, t0)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		lat := acks.wait(b, b.N)
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		reportLatency(b, lat)
+	})
+	b.Run("meshtalk/one-at-a-time", func(b *testing.B) {
+		acks := newAckWatch(a)
+		defer acks.close()
+		for i := 0; b.Loop(); i++ {
+			id, t0 := send()
+			acks.sent(id, t0)
+			acks.wait(b, i+1)
+		}
+		reportLatency(b, acks.wait(b, b.N))
+	})
+
+	const proto = protocol.ID("/meshtalk/bench/ack/1.0.0")
+	c.Host().SetStreamHandler(proto, func(s network.Stream) {
+		defer s.Close()
+		r := bufio.NewReader(s)
+		buf := make([]byte, benchSize)
+		for {
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return
+			}
+			if _, err := s.Write([]byte{1}); err != nil {
+				return
+			}
+		}
+	})
+	defer c.Host().RemoveStreamHandler(proto)
+	payload := []byte(text)
+	b.Run("raw-libp2p/pipelined", func(b *testing.B) {
+		s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		starts := make(chan time.Time, b.N)
+		lat := make([]time.Duration, 0, b.N)
+		readDone := make(chan error, 1)
+		go func() {
+			ack := make([]byte, 1)
+			for range b.N {
+				if _, err := io.ReadFull(s, ack); err != nil {
+					readDone <- err
+					return
+				}
+				lat = append(lat, time.Since(<-starts))
+			}
+			readDone <- nil
+		}()
+		start := time.Now()
+		for range b.N {
+			starts <- time.Now()
+			if _, err := s.Write(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := <-readDone; err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		reportLatency(b, lat)
+	})
+	b.Run("raw-libp2p/one-at-a-time", func(b *testing.B) {
+		s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		var lat []time.Duration
+		ack := make([]byte, 1)
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := s.Write(payload); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(s, ack); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportLatency(b, lat)
+	})
+}
+
+// ackWatch turns a node's message.state events into send-to-ack times.
+type ackWatch struct {
+	mu      sync.Mutex
+	sentAt  map[string]time.Time
+	ackedAt map[string]time.Time // acks seen before their Send returned
+	lat     []time.Duration
+	more    chan struct{}
+	cancel  func()
+	done    chan struct{}
+}
+
+func newAckWatch(n *node.Node) *ackWatch {
+	events, cancel := n.Events().Subscribe(1 << 20)
+	w := &ackWatch{sentAt: map[string]time.Time{}, ackedAt: map[string]time.Time{}, more: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for ev := range events {
+			if ev.Type != chat.EventMessageState {
+				continue
+			}
+			st := ev.Data.(chat.Event).Data.(chat.StateEvent)
+			if st.State != chat.MsgDelivered {
+				continue
+			}
+			w.mu.Lock()
+			if t0, ok := w.sentAt[st.ID]; ok {
+				w.lat = append(w.lat, time.Since(t0))
+				delete(w.sentAt, st.ID)
+			} else {
+				w.ackedAt[st.ID] = time.Now()
+			}
+			w.mu.Unlock()
+			w.signal()
+		}
+	}()
+	return w
+}
+
+func (w *ackWatch) signal() {
+	select {
+	case w.more <- struct{}{}:
+	default:
+	}
+}
+
+func (w *ackWatch) sent(id string, t0 time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if at, ok := w.ackedAt[id]; ok {
+		w.lat = append(w.lat, at.Sub(t0))
+		delete(w.ackedAt, id)
+		w.signal()
+		return
+	}
+	w.sentAt[id] = t0
+}
+
+// wait returns the latencies once n messages were acked.
+func (w *ackWatch) wait(b *testing.B, n int) []time.Duration {
+	deadline := time.After(5 * time.Minute)
+	for {
+		w.mu.Lock()
+		got := len(w.lat)
+		w.mu.Unlock()
+		if got >= n {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return slices.Clone(w.lat)
+		}
+		select {
+		case <-w.more:
+		case <-deadline:
+			b.Fatalf("%d of %d messages acked within 5 minutes", got, n)
+		}
+	}
+}
+
+func (w *ackWatch) close() {
+	w.cancel()
+	<-w.done
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	if len(lat) == 0 {
+		return
+	}
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+// befriendB makes a and c friends (waiting on their events).
+func befriendB(b *testing.B, a, c *node.Node) {
+	b.Helper()
+	evC, cancelC := c.Events().Subscribe(64)
+	defer cancelC()
+	evA, cancelA := a.Events().Subscribe(64)
+	defer cancelA()
+	if _, err := a.Chat().AddFriend(context.Background(), info(c), ""); err != nil {
+		b.Fatal(err)
+	}
+	for e := range evC {
+		if e.Type == chat.EventFriendRequest {
+			break
+		}
+	}
+	if _, err := c.Chat().Accept(context.Background(), a.ID()); err != nil {
+		b.Fatal(err)
+	}
+	for e := range evA {
+		if e.Type == chat.EventFriendUpdate {
+			break
+		}
+	}
+}

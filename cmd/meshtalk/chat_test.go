@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestChatCommands drives two real nodes through the command line: a
+// friend request by friend code, accept, a message, watch, history,
+// search, read, profile.
+func TestChatCommands(t *testing.T) {
+	env := cleanEnv()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	a := startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
+	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	idA, idB := a.ready["peer_id"], b.ready["peer_id"]
+	mt := func(home string, args ...string) string {
+		t.Helper()
+		out, errOut, code := meshtalk(t, env, append(args, "--home", home)...)
+		if code != 0 {
+			t.Fatalf("meshtalk %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	var id struct {
+		FriendCode string `json:"friend_code"`
+	}
+	json.Unmarshal([]byte(mt(homeA, "id", "--json")), &id)
+
+	// Watch A's events from the start.
+	watch := exec.Command(binary, "watch", "--json", "--home", homeA)
+	watch.Env = env
+	stdout, _ := watch.StdoutPipe()
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watch.Process.Kill(); watch.Wait() })
+	watched := make(chan map[string]any, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				watched <- ev
+			}
+		}
+		close(watched)
+	}()
+	waitWatch := func(typ string) map[string]any {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case ev, ok := <-watched:
+				if !ok {
+					t.Fatalf("watch ended before a %s event", typ)
+				}
+				if ev["type"] == typ {
+					return ev["data"].(map[string]any)
+				}
+			case <-deadline:
+				t.Fatalf("watch printed no %s event within 30s", typ)
+			}
+		}
+	}
+
+	mt(homeB, "profile", "set", "--name", "Bob", "--status", "testing")
+	if out := mt(homeB, "friend", "add", id.FriendCode, "--message", "it's bob"); !strings.Contains(out, "stored") {
+		t.Fatalf("friend add: %s", out)
+	}
+	req := waitWatch("friend.request")
+	if req["peer_id"] != idB || req["message"] != "it's bob" || req["name"] != "Bob" {
+		t.Fatalf("friend.request %v", req)
+	}
+	var pending []map[string]any
+	json.Unmarshal([]byte(mt(homeA, "friend", "list", "--pending", "--json")), &pending)
+	if len(pending) != 1 || pending[0]["peer_id"] != idB || pending[0]["state"] != "pending_in" {
+		t.Fatalf("pending: %v", pending)
+	}
+	mt(homeA, "friend", "accept", "Bob") // by nickname
+	eventually(t, 30*time.Second, "B sees A as a friend", func() bool {
+		var friends []map[string]any
+		json.Unmarshal([]byte(mt(homeB, "friend", "list", "--json")), &friends)
+		return len(friends) == 1 && friends[0]["state"] == "friend" && friends[0]["online"] == true
+	})
+
+	out := mt(homeB, "send", idA, "hello over the mesh")
+	msgID := strings.Fields(out)[0]
+	msg := waitWatch("message.received")
+	if msg["id"] != msgID || msg["text"] != "hello over the mesh" || msg["from"] != idB {
+		t.Fatalf("message.received %v", msg)
+	}
+	mt(homeB, "send", idA, "--face", "party")
+	waitWatch("message.received")
+
+	var hist []map[string]any
+	json.Unmarshal([]byte(mt(homeA, "history", "Bob", "--json")), &hist)
+	if len(hist) != 2 {
+		t.Fatalf("history: %v", hist)
+	}
+	for _, k := range []string{"id", "from", "kind", "text", "state", "time"} {
+		if _, ok := hist[0][k]; !ok {
+			t.Fatalf("history entry lacks %q: %v", k, hist[0])
+		}
+	}
+	// history marked the conversation read; B hears of it.
+	eventually(t, 30*time.Second, "B's message read", func() bool {
+		var h []map[string]any
+		json.Unmarshal([]byte(mt(homeB, "history", idA, "--json")), &h)
+		return len(h) == 2 && h[0]["state"] == "read"
+	})
+	if out := mt(homeA, "search", "mesh"); !strings.Contains(out, "hello over the mesh") {
+		t.Fatalf("search: %s", out)
+	}
+	if out := mt(homeA, "history", idB); !strings.Contains(out, "🎉") {
+		t.Fatalf("history text: %s", out)
+	}
+
+	// Bad input: a stranger, an avatar that is not an image, an unknown face.
+	notImage := filepath.Join(t.TempDir(), "cat.png")
+	os.WriteFile(notImage, []byte("meow"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"profile", "set", "--avatar", notImage}, "not a PNG, JPEG or GIF"},
+		{[]string{"send", idB, "--face", "nope"}, "no face named"},
+		{[]string{"send", "12D3KooWGRUVh2N4mVVHMzQ1RcXsRAHNxCd29QEEHmBYGrD4wCGG", "hi"}, "not a friend"},
+		{[]string{"friend", "accept", "nobody"}, "neither a peer ID nor a contact"},
+	} {
+		_, errOut, code := meshtalk(t, env, append(tc.args, "--home", homeA)...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d: %q, want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
