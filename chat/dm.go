@@ -76,45 +76,119 @@ func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error
 	return s.enqueue(ctx, p, w, true)
 }
 
-// enqueue stamps a message, stores it in the outbox (and in the history
-// when shown is set), syncs, and wakes the courier.
+// enqueue stores a message in the outbox (and in the history when shown
+// is set), durably, and wakes the courier. It validates first, then hands
+// the message to the committer, which stamps it and stores it together
+// with whatever else is being sent at the moment.
 func (s *Service) enqueue(ctx context.Context, p peer.ID, w wireMessage, shown bool) (*Message, error) {
-	now := s.cfg.Now()
-	w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
-	if err := w.validate(); err != nil {
+	// A placeholder ID passes the check; the committer sets the real one.
+	probe := w
+	probe.ID = "00000000000000000000000000"
+	if err := probe.validate(); err != nil {
 		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
 	}
-	m := &Message{ID: w.ID, From: s.h.ID(), To: p, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
-		ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: MsgQueued,
-		Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true}
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return nil, err
+	req := &sendReq{p: p, w: w, shown: shown, done: make(chan error, 1)}
+	select {
+	case s.sends <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.ctx.Done():
+		return nil, ErrClosed
 	}
-	ps := s.peerString(p)
-	wb, err := proto.Marshal(w.toWire())
-	if err != nil {
-		return nil, err
-	}
-	if err := b.Put(ctx, outboxKey(ps, w.HLC, w.ID), wb); err != nil {
-		return nil, err
-	}
-	if shown {
-		if err := s.putMessage(ctx, b, m); err != nil {
+	select {
+	case err := <-req.done:
+		if err != nil {
 			return nil, err
 		}
-		if err := b.Put(ctx, msgIDKey(w.ID), []byte(msgLoc(ps, w.HLC))); err != nil {
-			return nil, err
+		return req.m, nil
+	case <-s.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+// sendReq is one message on its way into the outbox.
+type sendReq struct {
+	p     peer.ID
+	w     wireMessage
+	shown bool
+	m     *Message // set by the committer
+	done  chan error
+}
+
+// maxCommit bounds the messages stored under one sync.
+const maxCommit = 256
+
+// runCommitter stores outgoing messages: all the sends waiting at a moment
+// go into one batch under one disk sync (group commit), stamped in the
+// order they are stored, so that a conversation's clock order is its
+// outbox order.
+func (s *Service) runCommitter() {
+	defer s.wg.Done()
+	for {
+		var reqs []*sendReq
+		select {
+		case <-s.ctx.Done():
+			return
+		case r := <-s.sends:
+			reqs = append(reqs, r)
+		}
+	more:
+		for len(reqs) < maxCommit {
+			select {
+			case r := <-s.sends:
+				reqs = append(reqs, r)
+			default:
+				break more
+			}
+		}
+		err := s.commitSends(reqs)
+		for _, r := range reqs {
+			r.done <- err
+			if err == nil {
+				s.courierFor(r.p).push(r.w)
+			}
+		}
+	}
+}
+
+func (s *Service) commitSends(reqs []*sendReq) error {
+	ctx := s.ctx
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		now := s.cfg.Now()
+		w := &r.w
+		w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
+		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
+			ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: MsgQueued,
+			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true}
+		ps := s.peerString(r.p)
+		// A message shown in the history is stored once: its outbox entry
+		// is empty and points at the history record by the same key suffix.
+		var wb []byte
+		if !r.shown {
+			if wb, err = proto.Marshal(w.toWire()); err != nil {
+				return err
+			}
+		}
+		if err := b.Put(ctx, outboxKey(ps, w.HLC, w.ID), wb); err != nil {
+			return err
+		}
+		if r.shown {
+			if err := s.putMessage(ctx, b, r.m); err != nil {
+				return err
+			}
+			if err := b.Put(ctx, msgIDKey(w.ID), []byte(msgLoc(ps, w.HLC))); err != nil {
+				return err
+			}
 		}
 	}
 	if err := b.Commit(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	if err := s.sync(ctx); err != nil {
-		return nil, err
-	}
-	s.courierFor(p).push(w)
-	return m, nil
+	return s.sync(ctx)
 }
 
 // courier delivers everything owed to one contact: contact notices, the
@@ -382,7 +456,19 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 			return nil, r.Error
 		}
 		var pm pb.Message
-		if err := proto.Unmarshal(r.Value, &pm); err != nil {
+		if len(r.Value) == 0 {
+			// The message is in the history under the same suffix.
+			b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+strings.TrimPrefix(r.Key, "/outbox/")))
+			if err != nil {
+				return nil, fmt.Errorf("chat: outbox entry %s without its message: %w", r.Key, err)
+			}
+			m, err := decodeMessage(r.Key, b)
+			if err != nil {
+				return nil, err
+			}
+			pm = pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
+				Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo}
+		} else if err := proto.Unmarshal(r.Value, &pm); err != nil {
 			return nil, fmt.Errorf("chat: stored %s is damaged: %w", r.Key, err)
 		}
 		w, err := messageFromWire(&pm)
@@ -502,23 +588,36 @@ func (s *Service) handleDM(st network.Stream) {
 		writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeNotFriends, Message: "not friends"}}})
 		return
 	}
-	r := bufio.NewReaderSize(st, 64<<10)
-	w := bufio.NewWriter(st)
-	for {
-		st.SetReadDeadline(time.Now().Add(dmReadIdle))
-		// Read what has arrived, up to a batch, and store it under one sync.
-		var batch []wireMessage
-		for len(batch) < ackBatch {
+	// Two stages: a reader decodes frames while this goroutine stores and
+	// acks them, so that whatever arrives during one disk sync is stored
+	// under the next (group commit).
+	type item struct {
+		m       wireMessage
+		end     bool  // the stream ended or failed; nothing follows
+		refusal error // the frame that ended it was bad
+	}
+	items := make(chan item, ackBatch)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		r := bufio.NewReaderSize(st, 64<<10)
+		put := func(it item) bool {
+			select {
+			case items <- it:
+				return true
+			case <-done:
+				return false
+			}
+		}
+		for {
+			st.SetReadDeadline(time.Now().Add(dmReadIdle))
 			var f pb.DMFrame
 			if err := readFrame(r, MaxDMFrame, &f); err != nil {
-				if !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrFrameTooLarge) {
-					// EOF or a reset: store and ack what did arrive.
-					s.storeAndAck(from, batch, w)
-					return
+				it := item{end: true}
+				if errors.Is(err, ErrBadFrame) || errors.Is(err, ErrFrameTooLarge) {
+					it.refusal = err
 				}
-				s.log.Info("refused a DM frame", "peer", from, "err", err)
-				s.storeAndAck(from, batch, w)
-				writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeBadFrame, Message: err.Error()}}})
+				put(it)
 				return
 			}
 			pm := f.GetMessage()
@@ -527,18 +626,44 @@ func (s *Service) handleDM(st network.Stream) {
 			}
 			m, err := messageFromWire(pm)
 			if err != nil {
-				s.log.Info("refused a message", "peer", from, "err", err)
-				s.storeAndAck(from, batch, w)
-				writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeBadFrame, Message: err.Error()}}})
+				put(item{end: true, refusal: err})
 				return
 			}
-			batch = append(batch, m)
-			if r.Buffered() == 0 {
+			if !put(item{m: m}) {
+				return
+			}
+		}
+	}()
+	w := bufio.NewWriter(st)
+	for {
+		var batch []wireMessage
+		var last item
+		it := <-items
+		for {
+			if it.end {
+				last = it
 				break
 			}
+			batch = append(batch, it.m)
+			if len(batch) == ackBatch {
+				break
+			}
+			select {
+			case it = <-items:
+				continue
+			default:
+			}
+			break
 		}
 		if err := s.storeAndAck(from, batch, w); err != nil {
 			st.Reset()
+			return
+		}
+		if last.end {
+			if last.refusal != nil {
+				s.log.Info("refused a DM frame", "peer", from, "err", last.refusal)
+				writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeBadFrame, Message: last.refusal.Error()}}})
+			}
 			return
 		}
 	}

@@ -61,6 +61,8 @@ type Service struct {
 	mu       sync.Mutex
 	couriers map[peer.ID]*courier
 
+	sends chan *sendReq // to the committer
+
 	peerStrings  sync.Map // peer.ID -> its string form
 	cacheMu      sync.RWMutex
 	contactCache map[peer.ID]*Contact // nil value: known to have no record
@@ -87,6 +89,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		h: h, ds: ds, cfg: cfg, log: log.With("component", "chat"),
 		clk: &hlc{now: cfg.Now}, ids: newIDs(cfg.Now),
 		couriers:     map[peer.ID]*courier{},
+		sends:        make(chan *sendReq),
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 	}
@@ -102,8 +105,9 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ContactProtocol, s.handleContact)
 	h.SetStreamHandler(DMProtocol, s.handleDM)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watchPresence(sub)
+	go s.runCommitter()
 
 	// Resume: a courier for every contact with something to deliver, and
 	// keep-alive for every friend.

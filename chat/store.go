@@ -7,7 +7,9 @@ package chat
 //	/contacts/<peer ID>                  Contact (JSON)
 //	/msgs/<peer ID>/<hlc %016x>/<msg ID> Message (JSON): the conversation, in order
 //	/msgid/<msg ID>                      "<peer ID>/<hlc %016x>": index for dedup and lookup
-//	/outbox/<peer ID>/<hlc %016x>/<msg ID> pb.Message (protobuf): sent, not yet acked
+//	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked: empty for a message in the
+//	                                     history (same key suffix under /msgs/), else
+//	                                     pb.Message (protobuf; receipts)
 //	/state/<msg ID>                      "<state>" or "failed:<reason>": the state once it
 //	                                     moved on from the one in the message record
 //	/state/<msg ID>                      "<state>" or "failed:<reason>": the state once it
