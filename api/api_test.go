@@ -199,3 +199,40 @@ func TestDialStaleInfo(t *testing.T) {
 		t.Fatalf("got %v, want ErrNotRunning", err)
 	}
 }
+
+func TestChatEndpointErrors(t *testing.T) {
+	n, srv := startAPI(t)
+	ctx := context.Background()
+	c := api.NewClient(srv.Addr(), srv.Token())
+	var aerr *api.Error
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		status       int
+		code         string
+	}{
+		{"POST", "/api/v1/friends", map[string]string{"peer": "not a peer"}, 400, api.CodeBadRequest},
+		{"POST", "/api/v1/friends", map[string]string{"bogus": "x"}, 400, api.CodeBadRequest},
+		{"POST", "/api/v1/friends", map[string]string{"peer": n.ID().String()}, 400, api.CodeBadRequest}, // itself
+		{"POST", "/api/v1/messages", map[string]string{"to": "nobody", "text": "hi"}, 404, api.CodeNotFound},
+		{"POST", "/api/v1/friends/" + n.ID().String() + "/explode", nil, 404, api.CodeNotFound},
+		{"PUT", "/api/v1/profile", map[string]any{"avatar": []byte("not an image")}, 400, api.CodeBadRequest},
+		{"GET", "/api/v1/search", nil, 400, api.CodeBadRequest},
+	} {
+		err := c.Call(ctx, tc.method, tc.path, tc.body, nil)
+		if !errors.As(err, &aerr) || aerr.Status != tc.status || aerr.Code != tc.code {
+			t.Errorf("%s %s: got %v, want %d %s", tc.method, tc.path, err, tc.status, tc.code)
+		}
+	}
+	// A relay has no chat.
+	relay := nodetest.Start(t, nodetest.Options{Role: node.RoleRelay})
+	rsrv, err := api.New(ctx, relay, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsrv.Close()
+	err = api.NewClient(rsrv.Addr(), rsrv.Token()).Get(ctx, "/api/v1/friends", nil)
+	if !errors.As(err, &aerr) || aerr.Status != 404 {
+		t.Fatalf("friends on a relay: %v", err)
+	}
+}
