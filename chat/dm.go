@@ -119,11 +119,13 @@ type sendReq struct {
 const maxCommit = 256
 
 // runCommitter stores outgoing messages: all the sends waiting at a moment
-// go into one batch under one disk sync (group commit), stamped in the
-// order they are stored, so that a conversation's clock order is its
-// outbox order.
+// go into one batch, stamped in the order they are stored, so that a
+// conversation's clock order is its outbox order. The disk sync runs in
+// runSyncer meanwhile: a round is written while the one before it syncs,
+// and one sync covers every round that waited for it (group commit).
 func (s *Service) runCommitter() {
 	defer s.wg.Done()
+	defer close(s.toSync)
 	for {
 		var reqs []*sendReq
 		select {
@@ -141,7 +143,34 @@ func (s *Service) runCommitter() {
 				break more
 			}
 		}
-		err := s.commitSends(reqs)
+		if err := s.commitSends(reqs); err != nil {
+			for _, r := range reqs {
+				r.done <- err
+			}
+			continue
+		}
+		s.toSync <- reqs
+	}
+}
+
+// runSyncer makes committed rounds durable, then answers their senders
+// and hands the messages to the couriers, in commit order.
+func (s *Service) runSyncer() {
+	defer s.wg.Done()
+	for reqs := range s.toSync {
+	more:
+		for {
+			select {
+			case next, ok := <-s.toSync:
+				if !ok {
+					break more
+				}
+				reqs = append(reqs, next...)
+			default:
+				break more
+			}
+		}
+		err := s.sync(s.ctx)
 		for _, r := range reqs {
 			r.done <- err
 			if err == nil {
@@ -185,10 +214,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 			}
 		}
 	}
-	if err := b.Commit(ctx); err != nil {
-		return err
-	}
-	return s.sync(ctx)
+	return b.Commit(ctx)
 }
 
 // courier delivers everything owed to one contact: contact notices, the

@@ -61,7 +61,8 @@ type Service struct {
 	mu       sync.Mutex
 	couriers map[peer.ID]*courier
 
-	sends chan *sendReq // to the committer
+	sends  chan *sendReq   // to the committer
+	toSync chan []*sendReq // committed rounds, to the syncer
 
 	peerStrings  sync.Map // peer.ID -> its string form
 	cacheMu      sync.RWMutex
@@ -90,6 +91,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		clk: &hlc{now: cfg.Now}, ids: newIDs(cfg.Now),
 		couriers:     map[peer.ID]*courier{},
 		sends:        make(chan *sendReq),
+		toSync:       make(chan []*sendReq, 64),
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 	}
@@ -105,9 +107,10 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ContactProtocol, s.handleContact)
 	h.SetStreamHandler(DMProtocol, s.handleDM)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.watchPresence(sub)
 	go s.runCommitter()
+	go s.runSyncer()
 
 	// Resume: a courier for every contact with something to deliver, and
 	// keep-alive for every friend.
