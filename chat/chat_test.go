@@ -473,3 +473,31 @@ func readRefusal(t *testing.T, s rw) uint32 {
 	}
 	return code
 }
+
+// TestStrangerRequestsRateLimited: a stranger's friend requests beyond a
+// few are refused with CodeRateLimited, and do not pile up.
+func TestStrangerRequestsRateLimited(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Connect(t, a, b)
+	var codes []uint32
+	for i := range 5 {
+		s, err := a.Host().NewStream(bg, b.ID(), chat.ContactProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeRaw(t, s, chat.RawFriendRequest(fmt.Sprintf("please %d", i)))
+		code, err := chat.ReadContactReply(s)
+		s.Close()
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		codes = append(codes, code)
+	}
+	if codes[0] != chat.CodeOK || codes[4] != chat.CodeRateLimited {
+		t.Fatalf("reply codes %v: want the first accepted and the last rate-limited", codes)
+	}
+	pending, _ := b.Chat().Contacts(bg, true)
+	if len(pending) != 1 {
+		t.Fatalf("%d pending requests, want 1", len(pending))
+	}
+}

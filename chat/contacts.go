@@ -51,7 +51,12 @@ func (s *Service) contact(ctx context.Context, p peer.ID) (*Contact, error) {
 			c = &stored
 		}
 		s.cacheMu.Lock()
-		s.contactCache[p] = c
+		if cached, ok := s.contactCache[p]; ok {
+			// An update stored meanwhile is newer than what was read.
+			c = cached
+		} else {
+			s.contactCache[p] = c
+		}
 		s.cacheMu.Unlock()
 	}
 	if c == nil {
@@ -481,11 +486,25 @@ func profileName(p *Profile) string {
 	return p.Name
 }
 
+// maxTrackedStrangers bounds the per-peer request limiters kept.
+const maxTrackedStrangers = 4096
+
 // allowStranger rate-limits friend requests from peers that are not
 // friends: a few per peer, and a bound for all of them together.
 func (s *Service) allowStranger(p peer.ID) bool {
-	l, _ := s.perPeerReq.LoadOrStore(p, rate.NewLimiter(rate.Every(time.Minute), 3))
-	return l.(*rate.Limiter).Allow() && s.strangers.Allow()
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	l, ok := s.perPeerReq[p]
+	if !ok {
+		if len(s.perPeerReq) >= maxTrackedStrangers {
+			// Many strangers: start over rather than grow without bound;
+			// the limit for all of them together still holds.
+			clear(s.perPeerReq)
+		}
+		l = rate.NewLimiter(rate.Every(time.Minute), 3)
+		s.perPeerReq[p] = l
+	}
+	return l.Allow() && s.strangers.Allow()
 }
 
 // Profile returns this node's own profile (version 0 when never set).

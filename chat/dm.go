@@ -681,7 +681,7 @@ func (s *Service) handleDM(st network.Stream) {
 			}
 			break
 		}
-		if err := s.storeAndAck(from, batch, w); err != nil {
+		if err := s.storeAndAck(from, batch, st, w); err != nil {
 			st.Reset()
 			return
 		}
@@ -696,7 +696,7 @@ func (s *Service) handleDM(st network.Stream) {
 }
 
 // storeAndAck stores new messages durably, then acks all of batch.
-func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, w *bufio.Writer) error {
+func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stream, w *bufio.Writer) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -747,6 +747,8 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, w *bufio.Writer
 	for _, wm := range batch {
 		ids = append(ids, wm.ID)
 	}
+	// A peer that stops reading its acks does not hold this goroutine.
+	st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
 	if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}}); err != nil {
 		return err
 	}

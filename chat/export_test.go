@@ -34,3 +34,17 @@ func ReadRefusal(r io.Reader) (uint32, error) {
 type sliceWriter struct{ b *[]byte }
 
 func (w *sliceWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
+
+// RawFriendRequest encodes a contact-protocol friend request frame.
+func RawFriendRequest(text string) []byte {
+	var b []byte
+	writeFrame(&sliceWriter{&b}, &pb.ContactRequest{Body: &pb.ContactRequest_FriendRequest{FriendRequest: &pb.FriendRequest{Message: text}}})
+	return b
+}
+
+// ReadContactReply reads a contact reply and returns its code.
+func ReadContactReply(r io.Reader) (uint32, error) {
+	var reply pb.ContactReply
+	err := readFrame(bufio.NewReader(r), MaxContactFrame, &reply)
+	return reply.GetCode(), err
+}

@@ -69,7 +69,8 @@ type Service struct {
 	contactCache map[peer.ID]*Contact // nil value: known to have no record
 
 	strangers  *rate.Limiter // all friend requests from strangers
-	perPeerReq sync.Map      // peer.ID -> *rate.Limiter
+	reqMu      sync.Mutex
+	perPeerReq map[peer.ID]*rate.Limiter // friend requests per stranger
 
 	closeOnce sync.Once
 }
@@ -94,6 +95,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		toSync:       make(chan []*sendReq, 64),
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
+		perPeerReq:   map[peer.ID]*rate.Limiter{},
 	}
 	var err error
 	if s.emit, err = h.EventBus().Emitter(new(Event)); err != nil {
