@@ -333,6 +333,17 @@ func (s *Service) contactRequest(ctx context.Context, p peer.ID, req *pb.Contact
 	return nil
 }
 
+// admit looks up the contact record of a stream's sender (nil: a
+// stranger). A blocked peer's stream is reset, unanswered.
+func (s *Service) admit(ctx context.Context, st network.Stream) (*Contact, bool) {
+	c, err := s.contact(ctx, st.Conn().RemotePeer())
+	if err != nil || (c != nil && c.State == StateBlocked) {
+		st.Reset()
+		return nil, false
+	}
+	return c, true
+}
+
 // handleContact answers one contact-protocol request.
 func (s *Service) handleContact(st network.Stream) {
 	defer st.Close()
@@ -340,13 +351,8 @@ func (s *Service) handleContact(st network.Stream) {
 	ctx, cancel := context.WithTimeout(s.ctx, contactTimeout)
 	defer cancel()
 	st.SetDeadline(time.Now().Add(contactTimeout))
-	c, err := s.contact(ctx, from)
-	if err != nil {
-		st.Reset()
-		return
-	}
-	if c != nil && c.State == StateBlocked {
-		st.Reset()
+	c, ok := s.admit(ctx, st)
+	if !ok {
 		return
 	}
 	var req pb.ContactRequest

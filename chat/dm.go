@@ -471,39 +471,33 @@ func (s *Service) flushOutbox(c *courier) error {
 
 // outbox reads p's unacked messages in order.
 func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: outboxPrefix(p.String()), Orders: []query.Order{query.OrderByKey{}}})
-	if err != nil {
-		return nil, err
-	}
-	defer res.Close()
 	var out []wireMessage
-	for r := range res.Next() {
-		if r.Error != nil {
-			return nil, r.Error
-		}
-		var pm pb.Message
-		if len(r.Value) == 0 {
-			// The message is in the history under the same suffix.
-			b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+strings.TrimPrefix(r.Key, "/outbox/")))
-			if err != nil {
-				return nil, fmt.Errorf("chat: outbox entry %s without its message: %w", r.Key, err)
+	err := scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKey{}}},
+		func(key string, value []byte) (bool, error) {
+			var pm pb.Message
+			if len(value) == 0 {
+				// The message is in the history under the same suffix.
+				b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+strings.TrimPrefix(key, "/outbox/")))
+				if err != nil {
+					return false, fmt.Errorf("chat: outbox entry %s without its message: %w", key, err)
+				}
+				m, err := decodeMessage(key, b)
+				if err != nil {
+					return false, err
+				}
+				pm = pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
+					Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo}
+			} else if err := proto.Unmarshal(value, &pm); err != nil {
+				return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
 			}
-			m, err := decodeMessage(r.Key, b)
+			w, err := messageFromWire(&pm)
 			if err != nil {
-				return nil, err
+				return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
 			}
-			pm = pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-				Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo}
-		} else if err := proto.Unmarshal(r.Value, &pm); err != nil {
-			return nil, fmt.Errorf("chat: stored %s is damaged: %w", r.Key, err)
-		}
-		w, err := messageFromWire(&pm)
-		if err != nil {
-			return nil, fmt.Errorf("chat: stored %s is damaged: %w", r.Key, err)
-		}
-		out = append(out, w)
-	}
-	return out, nil
+			out = append(out, w)
+			return true, nil
+		})
+	return out, err
 }
 
 // acked records delivered messages: out of the outbox, delivered in the
@@ -601,13 +595,8 @@ func stateRank(s string) int {
 func (s *Service) handleDM(st network.Stream) {
 	defer st.Close()
 	from := st.Conn().RemotePeer()
-	c, err := s.contact(s.ctx, from)
-	if err != nil {
-		st.Reset()
-		return
-	}
-	if c != nil && c.State == StateBlocked {
-		st.Reset()
+	c, ok := s.admit(s.ctx, st)
+	if !ok {
 		return
 	}
 	if c == nil || c.State != StateFriend {

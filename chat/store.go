@@ -158,9 +158,9 @@ func checkSchema(ctx context.Context, ds datastore.Datastore) error {
 	return nil
 }
 
-// queryJSON calls fn with each value under prefix, in key order; limit 0
-// means all. fn returns false to stop.
-func queryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn func(key string, v *T) bool) error {
+// scan calls fn with each entry that q selects, in q's order, until fn
+// returns false or an error.
+func scan(ctx context.Context, ds datastore.Read, q query.Query, fn func(key string, value []byte) (bool, error)) error {
 	res, err := ds.Query(ctx, q)
 	if err != nil {
 		return err
@@ -170,15 +170,23 @@ func queryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn 
 		if r.Error != nil {
 			return r.Error
 		}
-		var v T
-		if err := json.Unmarshal(r.Value, &v); err != nil {
-			return fmt.Errorf("chat: stored %s is damaged: %w", r.Key, err)
-		}
-		if !fn(r.Key, &v) {
-			return nil
+		more, err := fn(r.Key, r.Value)
+		if err != nil || !more {
+			return err
 		}
 	}
 	return nil
+}
+
+// queryJSON scans JSON values.
+func queryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn func(key string, v *T) bool) error {
+	return scan(ctx, ds, q, func(key string, b []byte) (bool, error) {
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+		}
+		return fn(key, &v), nil
+	})
 }
 
 // keyID is the last element of a key.
@@ -228,25 +236,13 @@ func decodeMessage(key string, b []byte) (*Message, error) {
 	return &m, nil
 }
 
-// queryMessages calls fn with each message under q's prefix, in q's order,
-// until fn returns false.
+// queryMessages scans stored messages.
 func queryMessages(ctx context.Context, ds datastore.Read, q query.Query, fn func(key string, m *Message) bool) error {
-	res, err := ds.Query(ctx, q)
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	for r := range res.Next() {
-		if r.Error != nil {
-			return r.Error
-		}
-		m, err := decodeMessage(r.Key, r.Value)
+	return scan(ctx, ds, q, func(key string, b []byte) (bool, error) {
+		m, err := decodeMessage(key, b)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if !fn(r.Key, m) {
-			return nil
-		}
-	}
-	return nil
+		return fn(key, m), nil
+	})
 }

@@ -18,12 +18,8 @@ func newIDCmd(g *globals) *cobra.Command {
 		Short: "Print the peer ID, addresses and friend code of the running node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var id api.ID
-			if err := c.Get(cmd.Context(), "/api/v1/id", &id); err != nil {
+			if err := g.call(cmd, "GET", "/api/v1/id", nil, &id); err != nil {
 				return err
 			}
 			if asJSON {

@@ -20,12 +20,8 @@ func newPeersCmd(g *globals) *cobra.Command {
 		Short: "List connections with their path (direct, hole-punched, relayed), direction and latency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var conns []discovery.ConnInfo
-			if err := c.Get(cmd.Context(), "/api/v1/peers", &conns); err != nil {
+			if err := g.call(cmd, "GET", "/api/v1/peers", nil, &conns); err != nil {
 				return err
 			}
 			if asJSON {

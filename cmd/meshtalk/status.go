@@ -17,12 +17,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Print version, listen addresses, connected peers and uptime of the running node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var st api.Status
-			if err := c.Get(cmd.Context(), "/api/v1/status", &st); err != nil {
+			if err := g.call(cmd, "GET", "/api/v1/status", nil, &st); err != nil {
 				return err
 			}
 			if asJSON {
