@@ -525,27 +525,26 @@ func (s *Service) dropOutbox(p peer.ID, msgs []wireMessage) {
 	}
 }
 
-// setStates records a new state of messages to p (receipts have none),
-// never moving one back (an ack that comes after the read receipt), and
+// setStates records a new state of messages to p (receipts have none) and
 // announces each change.
 func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string) {
 	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return
 	}
-	value := state
-	if state == MsgFailed {
-		value = MsgFailed + ":" + reason
+	key, value := stateKey, []byte(state)
+	switch state {
+	case MsgRead:
+		key, value = readKey, nil
+	case MsgFailed:
+		value = []byte(MsgFailed + ":" + reason)
 	}
 	var changed []string
 	for _, w := range msgs {
 		if w.Kind == KindReceipt {
 			continue
 		}
-		if cur := s.storedState(s.ctx, w.ID); stateRank(state) <= stateRank(cur) && state != MsgFailed {
-			continue
-		}
-		b.Put(s.ctx, stateKey(w.ID), []byte(value))
+		b.Put(s.ctx, key(w.ID), value)
 		changed = append(changed, w.ID)
 	}
 	if err := b.Commit(s.ctx); err != nil {
@@ -557,37 +556,14 @@ func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string)
 	}
 }
 
-// storedState is a message's state from its state key, "" when it still
-// has the state of its record.
-func (s *Service) storedState(ctx context.Context, id string) string {
-	v, err := s.ds.Get(ctx, stateKey(id))
-	if err != nil {
-		return ""
-	}
-	state, _, _ := strings.Cut(string(v), ":")
-	return state
-}
-
 // withState puts the current state into a message read from its record.
 func (s *Service) withState(ctx context.Context, m *Message) *Message {
-	if v, err := s.ds.Get(ctx, stateKey(m.ID)); err == nil {
+	if ok, _ := s.ds.Has(ctx, readKey(m.ID)); ok {
+		m.State = MsgRead
+	} else if v, err := s.ds.Get(ctx, stateKey(m.ID)); err == nil {
 		m.State, m.Error, _ = strings.Cut(string(v), ":")
 	}
 	return m
-}
-
-func stateRank(s string) int {
-	switch s {
-	case MsgQueued:
-		return 1
-	case MsgSent:
-		return 2
-	case MsgDelivered:
-		return 3
-	case MsgRead:
-		return 4
-	}
-	return 0
 }
 
 // handleDM receives direct messages: each is stored durably before it is
@@ -872,7 +848,7 @@ func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 	}
 	refs := make([]string, 0, len(read))
 	for _, m := range read {
-		if err := b.Put(ctx, stateKey(m.ID), []byte(MsgRead)); err != nil {
+		if err := b.Put(ctx, readKey(m.ID), nil); err != nil {
 			return 0, err
 		}
 		refs = append(refs, m.ID)

@@ -5,15 +5,23 @@ package chat
 //	/schema                              "1"
 //	/profile                             this node's own Profile (JSON)
 //	/contacts/<peer ID>                  Contact (JSON)
-//	/msgs/<peer ID>/<hlc %016x>/<msg ID> Message (JSON): the conversation, in order
+//	/msgs/<peer ID>/<hlc %016x>/<msg ID> pb.StoredMessage: the conversation, in order
 //	/msgid/<msg ID>                      "<peer ID>/<hlc %016x>": index for dedup and lookup
 //	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked: empty for a message in the
 //	                                     history (same key suffix under /msgs/), else
 //	                                     pb.Message (protobuf; receipts)
-//	/state/<msg ID>                      "<state>" or "failed:<reason>": the state once it
-//	                                     moved on from the one in the message record
-//	/state/<msg ID>                      "<state>" or "failed:<reason>": the state once it
-//	                                     moved on from the one in the message record
+//	/state/<msg ID>                      "delivered" or "failed:<reason>", once it is
+//	/read/<msg ID>                       "": the message was read (by the peer, or here)
+//
+// A message's state is read, else the /state value, else the state in its
+// record (queued, received). Each is written without reading the others,
+// so an ack that comes after a read receipt cannot undo it.
+//	/state/<msg ID>                      "delivered" or "failed:<reason>", once it is
+//	/read/<msg ID>                       "": the message was read (by the peer, or here)
+//
+// A message's state is read, else the /state value, else the state in its
+// record (queued, received). Each is written without reading the others,
+// so an ack that comes after a read receipt cannot undo it.
 //
 // HLC readings are fixed-width hex, so keys sort in conversation order.
 // What is acknowledged (to the user by Send, to a peer by an ack or a
@@ -30,6 +38,9 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
 )
 
 const schemaVersion = "1"
@@ -49,6 +60,7 @@ func msgLoc(ps string, hlc uint64) string { return fmt.Sprintf("%s/%016x", ps, h
 func msgPrefix(ps string) string          { return "/msgs/" + ps + "/" }
 func msgIDKey(id string) datastore.Key    { return datastore.RawKey("/msgid/" + id) }
 func stateKey(id string) datastore.Key    { return datastore.RawKey("/state/" + id) }
+func readKey(id string) datastore.Key     { return datastore.RawKey("/read/" + id) }
 func outboxKey(ps string, hlc uint64, id string) datastore.Key {
 	return datastore.RawKey(fmt.Sprintf("/outbox/%s/%016x/%s", ps, hlc, id))
 }
@@ -192,16 +204,7 @@ func queryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn 
 // keyID is the last element of a key.
 func keyID(k string) string { return k[strings.LastIndexByte(k, '/')+1:] }
 
-// msgRecord is how a Message is stored: the same JSON, with the peer IDs
-// as strings made once per peer (base58-encoding them per message was a
-// tenth of the cost of a send).
-type msgRecord struct {
-	Message
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
-// peerString is p's string form, cached.
+// peerString is p's string form, cached: base58 is costly on the hot path.
 func (s *Service) peerString(p peer.ID) string {
 	if v, ok := s.peerStrings.Load(p); ok {
 		return v.(string)
@@ -211,9 +214,15 @@ func (s *Service) peerString(p peer.ID) string {
 	return v
 }
 
-// putMessage stores m under its conversation key.
+// putMessage stores m under its conversation key, as protobuf (JSON spent
+// a tenth of a send escaping the text).
 func (s *Service) putMessage(ctx context.Context, w datastore.Write, m *Message) error {
-	b, err := json.Marshal(msgRecord{Message: *m, From: s.peerString(m.From), To: s.peerString(m.To)})
+	rec := &pb.StoredMessage{
+		Message: (&wireMessage{ID: m.ID, SentAtMS: m.Time.UnixMilli(), HLC: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
+			Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo}).toWire(),
+		From: []byte(m.From), To: []byte(m.To), Outgoing: m.Outgoing, State: m.State,
+	}
+	b, err := proto.Marshal(rec)
 	if err != nil {
 		return err
 	}
@@ -221,19 +230,19 @@ func (s *Service) putMessage(ctx context.Context, w datastore.Write, m *Message)
 }
 
 func decodeMessage(key string, b []byte) (*Message, error) {
-	var r msgRecord
-	if err := json.Unmarshal(b, &r); err != nil {
+	var rec pb.StoredMessage
+	if err := proto.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
 	}
-	m := r.Message
-	var err error
-	if m.From, err = peer.Decode(r.From); err != nil {
-		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+	w := rec.GetMessage()
+	from, err1 := peer.IDFromBytes(rec.GetFrom())
+	to, err2 := peer.IDFromBytes(rec.GetTo())
+	if w == nil || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("chat: stored %s is damaged", key)
 	}
-	if m.To, err = peer.Decode(r.To); err != nil {
-		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
-	}
-	return &m, nil
+	return &Message{ID: w.GetId(), From: from, To: to, Kind: w.GetKind(), Text: w.GetText(), Face: w.GetFace(),
+		Thumbnail: w.GetThumbnail(), ThumbnailType: w.GetThumbnailType(), ReplyTo: w.GetReplyTo(), ReactTo: w.GetReactTo(),
+		State: rec.GetState(), Time: time.UnixMilli(w.GetSentAtMs()), HLC: w.GetHlc(), Outgoing: rec.GetOutgoing()}, nil
 }
 
 // queryMessages scans stored messages.

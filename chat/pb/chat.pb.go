@@ -727,6 +727,85 @@ func (x *Refusal) GetMessage() string {
 	return ""
 }
 
+// StoredMessage is a message in the history.
+type StoredMessage struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Message  *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	From     []byte                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To       []byte                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Outgoing bool                   `protobuf:"varint,4,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
+	// The state when stored: "queued" or "received"; later states are kept
+	// apart (see chat/store.go).
+	State         string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredMessage) Reset() {
+	*x = StoredMessage{}
+	mi := &file_chat_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredMessage) ProtoMessage() {}
+
+func (x *StoredMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredMessage.ProtoReflect.Descriptor instead.
+func (*StoredMessage) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StoredMessage) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *StoredMessage) GetFrom() []byte {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *StoredMessage) GetTo() []byte {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *StoredMessage) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
+}
+
+func (x *StoredMessage) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
@@ -780,7 +859,13 @@ const file_chat_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\"7\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB&Z$github.com/meshtalk/meshtalk/chat/pbb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x97\x01\n" +
+	"\rStoredMessage\x120\n" +
+	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageR\amessage\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\fR\x02to\x12\x1a\n" +
+	"\boutgoing\x18\x04 \x01(\bR\boutgoing\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05stateB&Z$github.com/meshtalk/meshtalk/chat/pbb\x06proto3"
 
 var (
 	file_chat_proto_rawDescOnce sync.Once
@@ -794,7 +879,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_chat_proto_goTypes = []any{
 	(*ContactRequest)(nil), // 0: meshtalk.chat.ContactRequest
 	(*ContactReply)(nil),   // 1: meshtalk.chat.ContactReply
@@ -806,22 +891,24 @@ var file_chat_proto_goTypes = []any{
 	(*Message)(nil),        // 7: meshtalk.chat.Message
 	(*Ack)(nil),            // 8: meshtalk.chat.Ack
 	(*Refusal)(nil),        // 9: meshtalk.chat.Refusal
+	(*StoredMessage)(nil),  // 10: meshtalk.chat.StoredMessage
 }
 var file_chat_proto_depIdxs = []int32{
-	2, // 0: meshtalk.chat.ContactRequest.friend_request:type_name -> meshtalk.chat.FriendRequest
-	3, // 1: meshtalk.chat.ContactRequest.friend_response:type_name -> meshtalk.chat.FriendResponse
-	4, // 2: meshtalk.chat.ContactRequest.unfriend:type_name -> meshtalk.chat.Unfriend
-	5, // 3: meshtalk.chat.ContactRequest.profile:type_name -> meshtalk.chat.Profile
-	5, // 4: meshtalk.chat.FriendRequest.profile:type_name -> meshtalk.chat.Profile
-	5, // 5: meshtalk.chat.FriendResponse.profile:type_name -> meshtalk.chat.Profile
-	7, // 6: meshtalk.chat.DMFrame.message:type_name -> meshtalk.chat.Message
-	8, // 7: meshtalk.chat.DMFrame.ack:type_name -> meshtalk.chat.Ack
-	9, // 8: meshtalk.chat.DMFrame.refusal:type_name -> meshtalk.chat.Refusal
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	2,  // 0: meshtalk.chat.ContactRequest.friend_request:type_name -> meshtalk.chat.FriendRequest
+	3,  // 1: meshtalk.chat.ContactRequest.friend_response:type_name -> meshtalk.chat.FriendResponse
+	4,  // 2: meshtalk.chat.ContactRequest.unfriend:type_name -> meshtalk.chat.Unfriend
+	5,  // 3: meshtalk.chat.ContactRequest.profile:type_name -> meshtalk.chat.Profile
+	5,  // 4: meshtalk.chat.FriendRequest.profile:type_name -> meshtalk.chat.Profile
+	5,  // 5: meshtalk.chat.FriendResponse.profile:type_name -> meshtalk.chat.Profile
+	7,  // 6: meshtalk.chat.DMFrame.message:type_name -> meshtalk.chat.Message
+	8,  // 7: meshtalk.chat.DMFrame.ack:type_name -> meshtalk.chat.Ack
+	9,  // 8: meshtalk.chat.DMFrame.refusal:type_name -> meshtalk.chat.Refusal
+	7,  // 9: meshtalk.chat.StoredMessage.message:type_name -> meshtalk.chat.Message
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -846,7 +933,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
