@@ -449,8 +449,7 @@ func (s *Service) flushOutbox(c *courier) error {
 					failed = append(failed, m)
 				}
 				mu.Unlock()
-				s.setStates(c.p, failed, MsgFailed, r.refusal.GetMessage())
-				s.dropOutbox(c.p, failed)
+				s.setStates(c.p, failed, MsgFailed, r.refusal.GetMessage(), true)
 				return fmt.Errorf("%w: %s", ErrRefused, r.refusal.GetMessage())
 			case r.err != nil:
 				return r.err
@@ -504,33 +503,24 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 // history. Losing this write to a crash only means a resend, which the
 // peer acks again without storing twice.
 func (s *Service) acked(p peer.ID, msgs []wireMessage) {
-	if len(msgs) == 0 {
-		return
+	if len(msgs) > 0 {
+		s.setStates(p, msgs, MsgDelivered, "", true)
 	}
-	s.setStates(p, msgs, MsgDelivered, "")
-	s.dropOutbox(p, msgs)
 }
 
-func (s *Service) dropOutbox(p peer.ID, msgs []wireMessage) {
+// setStates records a new state of messages to p (receipts have none),
+// with done also takes them out of the outbox, in one batch, and announces
+// each change.
+func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string, done bool) {
 	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return
 	}
-	ps := s.peerString(p)
-	for _, m := range msgs {
-		b.Delete(s.ctx, outboxKey(ps, m.HLC, m.ID))
-	}
-	if err := b.Commit(s.ctx); err != nil {
-		s.log.Error("outbox", "err", err)
-	}
-}
-
-// setStates records a new state of messages to p (receipts have none) and
-// announces each change.
-func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string) {
-	b, err := s.ds.Batch(s.ctx)
-	if err != nil {
-		return
+	if done {
+		ps := s.peerString(p)
+		for _, m := range msgs {
+			b.Delete(s.ctx, outboxKey(ps, m.HLC, m.ID))
+		}
 	}
 	key, value := stateKey, []byte(state)
 	switch state {
@@ -745,7 +735,7 @@ func (s *Service) applyReceipt(p peer.ID, refs []string) {
 		fmt.Sscanf(hlcHex, "%x", &h)
 		msgs = append(msgs, wireMessage{ID: id, HLC: h})
 	}
-	s.setStates(p, msgs, MsgRead, "")
+	s.setStates(p, msgs, MsgRead, "", false)
 }
 
 // HistoryPage is one page of a conversation, oldest first.
