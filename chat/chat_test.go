@@ -501,3 +501,54 @@ func TestStrangerRequestsRateLimited(t *testing.T) {
 		t.Fatalf("%d pending requests, want 1", len(pending))
 	}
 }
+
+// TestBadMessageRefusedAlone: the valid messages before a bad one are
+// stored and acked; the refusal names the bad one.
+func TestBadMessageRefusedAlone(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const good1, good2, bad = "01ARZ3NDEKTSV4RRFFQ69G5FA1", "01ARZ3NDEKTSV4RRFFQ69G5FA2", "01ARZ3NDEKTSV4RRFFQ69G5FA3"
+	writeRaw(t, s, chat.RawFrames(good1, good2, "!"+bad))
+	acked, code, id, err := chat.ReadRefusalFull(s)
+	if err != nil || code != chat.CodeBadFrame || id != bad {
+		t.Fatalf("refusal: code %d id %q err %v", code, id, err)
+	}
+	if len(acked) != 2 {
+		t.Fatalf("acked %v, want the two good messages", acked)
+	}
+	page, _ := b.Chat().History(bg, a.ID(), "", 10)
+	if len(page.Messages) != 2 {
+		t.Fatalf("stored %d messages, want 2", len(page.Messages))
+	}
+}
+
+// TestReceiptOnlyForOwnMessages: a friend can say it read what it was
+// sent, not mark its own messages read on our side.
+func TestReceiptOnlyForOwnMessages(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	evB := events(t, b)
+	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "from a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evB, chat.EventMessage, nil)
+	// a forges a receipt for its own message, on b's side.
+	s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRaw(t, s, chat.RawReceipt("01ARZ3NDEKTSV4RRFFQ69G5FA9", m.ID))
+	s.CloseWrite()
+	chat.ReadRefusalFull(s) // until EOF
+	s.Close()
+	got, err := b.Chat().GetMessage(bg, m.ID)
+	if err != nil || got.State != chat.MsgReceived {
+		t.Fatalf("b's copy of a's message: %+v %v, want still received", got, err)
+	}
+}

@@ -31,11 +31,17 @@ func (c *hlc) Now() uint64 {
 	return c.last
 }
 
-// Observe moves the clock past a reading seen in a received message.
+// maxSkew bounds how far ahead of this node's clock a received reading
+// may move it: a peer's clock may be off by minutes, not by years, and a
+// reading near the top of the range would make the clock wrap.
+const maxSkew = time.Hour
+
+// Observe moves the clock past a reading seen in a received message, up
+// to maxSkew ahead of the wall clock.
 func (c *hlc) Observe(remote uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.last = max(c.last, remote)
+	c.last = max(c.last, min(remote, hlcPhysical(c.now().Add(maxSkew))))
 }
 
 // ids makes message IDs: ULIDs, sortable by creation time and unique

@@ -30,6 +30,9 @@ var (
 	ErrAlreadyAsked = errors.New("chat: already friends")
 )
 
+// errNoChange leaves a contact record as it is (from an update function).
+var errNoChange = errors.New("no change")
+
 // contactTimeout bounds one contact-protocol exchange.
 const contactTimeout = 20 * time.Second
 
@@ -50,14 +53,18 @@ func (s *Service) contact(ctx context.Context, p peer.ID) (*Contact, error) {
 		default:
 			c = &stored
 		}
-		s.cacheMu.Lock()
-		if cached, ok := s.contactCache[p]; ok {
-			// An update stored meanwhile is newer than what was read.
-			c = cached
-		} else {
-			s.contactCache[p] = c
+		if c != nil {
+			// Only records are cached: a miss for every stranger that
+			// connects would grow the cache without bound.
+			s.cacheMu.Lock()
+			if cached, ok := s.contactCache[p]; ok {
+				// An update stored meanwhile is newer than what was read.
+				c = cached
+			} else {
+				s.contactCache[p] = c
+			}
+			s.cacheMu.Unlock()
 		}
-		s.cacheMu.Unlock()
 	}
 	if c == nil {
 		return nil, nil
@@ -71,8 +78,19 @@ func (s *Service) contact(ctx context.Context, p peer.ID) (*Contact, error) {
 // updateContact applies fn to p's contact record (a new one if there is
 // none) and stores it durably. fn returning an error leaves it unchanged.
 func (s *Service) updateContact(ctx context.Context, p peer.ID, fn func(c *Contact) error) (*Contact, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	c, err := s.storeContact(ctx, p, fn)
+	if err != nil {
+		return nil, err
+	}
+	// Synced outside the lock: couriers and senders need it meanwhile.
+	return c, s.sync(ctx)
+}
+
+// storeContact is updateContact without the sync, for what may be lost
+// in a crash (a last-seen time).
+func (s *Service) storeContact(ctx context.Context, p peer.ID, fn func(c *Contact) error) (*Contact, error) {
+	s.contactMu.Lock()
+	defer s.contactMu.Unlock()
 	c, err := s.contact(ctx, p)
 	if err != nil {
 		return nil, err
@@ -94,7 +112,7 @@ func (s *Service) updateContact(ctx context.Context, p peer.ID, fn func(c *Conta
 	s.cacheMu.Lock()
 	s.contactCache[p] = &stored
 	s.cacheMu.Unlock()
-	return c, s.sync(ctx)
+	return c, nil
 }
 
 // Contacts lists contacts; pendingOnly lists only the friend requests
@@ -421,10 +439,10 @@ func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, re
 		if err != nil {
 			return fail(err)
 		}
-		if state != StatePendingOut {
-			return CodeOK, "" // nothing asked, nothing to answer
-		}
 		updated, err := s.updateContact(ctx, from, func(c *Contact) error {
+			if c.State != StatePendingOut {
+				return errNoChange // nothing asked, nothing to answer
+			}
 			c.State = StateDeclined
 			if body.FriendResponse.GetAccept() {
 				c.State = StateFriend
@@ -437,6 +455,9 @@ func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, re
 			}
 			return nil
 		})
+		if errors.Is(err, errNoChange) {
+			return CodeOK, ""
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -448,13 +469,17 @@ func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, re
 		}
 		s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
 	case *pb.ContactRequest_Unfriend:
-		if state != StateFriend && state != StatePendingOut && state != StatePendingIn {
-			return CodeOK, ""
-		}
-		if _, err := s.updateContact(ctx, from, func(c *Contact) error {
+		_, err := s.updateContact(ctx, from, func(c *Contact) error {
+			if c.State != StateFriend && c.State != StatePendingOut && c.State != StatePendingIn {
+				return errNoChange
+			}
 			c.State, c.Owe = StateRemoved, ""
 			return nil
-		}); err != nil {
+		})
+		if errors.Is(err, errNoChange) {
+			return CodeOK, ""
+		}
+		if err != nil {
 			return fail(err)
 		}
 		s.unkeep(from)

@@ -257,7 +257,7 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	if !ok {
 		c = &courier{p: p, wake: make(chan struct{}, 1)}
 		s.couriers[p] = c
-		if s.ctx.Err() == nil {
+		if !s.closing {
 			s.wg.Add(1)
 			go s.runCourier(c)
 		}
@@ -329,11 +329,17 @@ func (s *Service) flushOutbox(c *courier) error {
 	}
 	defer st.Close()
 
+	// Closing the service resets the stream, so that no write blocked on
+	// a peer that stopped reading holds Close up.
+	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
+	defer stop()
+
 	// The reader records acks itself, so that storing them runs beside
 	// the writing; it tells the loop below how the stream goes.
 	var mu sync.Mutex
 	inflight := map[string]wireMessage{}
-	var oldest time.Time // when the oldest unacked message was written
+	var order []string  // inflight IDs in the order written
+	var since time.Time // when the oldest unacked message was written
 	type readResult struct {
 		refusal *pb.Refusal
 		err     error
@@ -358,7 +364,16 @@ func (s *Service) flushOutbox(c *courier) error {
 						delete(inflight, id)
 					}
 				}
-				oldest = time.Now()
+				// The ack timeout runs from the oldest message still unacked.
+				for len(order) > 0 {
+					if _, ok := inflight[order[0]]; ok {
+						break
+					}
+					order = order[1:]
+				}
+				if len(done) > 0 {
+					since = time.Now()
+				}
 				mu.Unlock()
 				s.acked(c.p, done)
 				select {
@@ -390,19 +405,22 @@ func (s *Service) flushOutbox(c *courier) error {
 				continue
 			}
 			if len(inflight) == 0 {
-				oldest = time.Now()
+				since = time.Now()
 			}
 			inflight[m.ID] = m
+			order = append(order, m.ID)
 			sent = append(sent, m)
 		}
 		mu.Unlock()
+		if len(sent) == 0 {
+			return nil
+		}
+		// A peer that stops reading fails the write instead of blocking it.
+		st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
 		for _, m := range sent {
 			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.toWire()}}); err != nil {
 				return err
 			}
-		}
-		if len(sent) == 0 {
-			return nil
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -422,7 +440,7 @@ func (s *Service) flushOutbox(c *courier) error {
 	state := func() (int, time.Time) {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(inflight), oldest
+		return len(inflight), since
 	}
 	idle := time.NewTimer(dmIdle)
 	defer idle.Stop()
@@ -442,15 +460,15 @@ func (s *Service) flushOutbox(c *courier) error {
 			readerDone = r.err != nil || r.refusal != nil
 			switch {
 			case r.refusal != nil:
-				// Not friends any more on their side: these fail for good.
-				mu.Lock()
-				var failed []wireMessage
-				for _, m := range inflight {
-					failed = append(failed, m)
-				}
-				mu.Unlock()
-				s.setStates(c.p, failed, MsgFailed, r.refusal.GetMessage(), true)
-				return fmt.Errorf("%w: %s", ErrRefused, r.refusal.GetMessage())
+				return s.refused(c.p, r.refusal, func() []wireMessage {
+					mu.Lock()
+					defer mu.Unlock()
+					var all []wireMessage
+					for _, m := range inflight {
+						all = append(all, m)
+					}
+					return all
+				})
 			case r.err != nil:
 				return r.err
 			}
@@ -466,6 +484,25 @@ func (s *Service) flushOutbox(c *courier) error {
 			idle.Reset(dmIdle)
 		}
 	}
+}
+
+// refused settles a refusal. Not friends on their side: every message in
+// flight fails for good. A bad message: that one fails, and the courier
+// resends the rest on a new stream.
+func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []wireMessage) error {
+	var failed []wireMessage
+	switch {
+	case r.GetCode() == CodeNotFriends:
+		failed = inflight()
+	case r.GetId() != "":
+		for _, m := range inflight() {
+			if m.ID == r.GetId() {
+				failed = append(failed, m)
+			}
+		}
+	}
+	s.setStates(p, failed, MsgFailed, r.GetMessage(), true)
+	return fmt.Errorf("%w: %s", ErrRefused, r.GetMessage())
 }
 
 // outbox reads p's unacked messages in order.
@@ -566,7 +603,7 @@ func (s *Service) handleDM(st network.Stream) {
 		return
 	}
 	if c == nil || c.State != StateFriend {
-		writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeNotFriends, Message: "not friends"}}})
+		refuse(st, CodeNotFriends, "not friends", "")
 		return
 	}
 	// Two stages: a reader decodes frames while this goroutine stores and
@@ -574,10 +611,11 @@ func (s *Service) handleDM(st network.Stream) {
 	// under the next (group commit).
 	type item struct {
 		m       wireMessage
-		end     bool  // the stream ended or failed; nothing follows
-		refusal error // the frame that ended it was bad
+		end     bool   // the stream ended or failed; nothing follows
+		refusal error  // the frame that ended it was bad
+		badID   string // the ID of the bad message, when known
 	}
-	items := make(chan item, ackBatch)
+	items := make(chan item, 32)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -607,7 +645,7 @@ func (s *Service) handleDM(st network.Stream) {
 			}
 			m, err := messageFromWire(pm)
 			if err != nil {
-				put(item{end: true, refusal: err})
+				put(item{end: true, refusal: err, badID: pm.GetId()})
 				return
 			}
 			if !put(item{m: m}) {
@@ -618,6 +656,7 @@ func (s *Service) handleDM(st network.Stream) {
 	w := bufio.NewWriter(st)
 	for {
 		var batch []wireMessage
+		var size int
 		var last item
 		it := <-items
 		for {
@@ -626,7 +665,8 @@ func (s *Service) handleDM(st network.Stream) {
 				break
 			}
 			batch = append(batch, it.m)
-			if len(batch) == ackBatch {
+			size += len(it.m.Text) + len(it.m.Thumbnail)
+			if len(batch) == ackBatch || size > maxBatchBytes {
 				break
 			}
 			select {
@@ -636,6 +676,12 @@ func (s *Service) handleDM(st network.Stream) {
 			}
 			break
 		}
+		// Friendship is checked again for every batch: a peer blocked or
+		// removed while its stream is open gets no further.
+		if c, err := s.contact(s.ctx, from); err != nil || c == nil || c.State != StateFriend {
+			refuse(st, CodeNotFriends, "not friends", "")
+			return
+		}
 		if err := s.storeAndAck(from, batch, st, w); err != nil {
 			st.Reset()
 			return
@@ -643,14 +689,23 @@ func (s *Service) handleDM(st network.Stream) {
 		if last.end {
 			if last.refusal != nil {
 				s.log.Info("refused a DM frame", "peer", from, "err", last.refusal)
-				writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: CodeBadFrame, Message: last.refusal.Error()}}})
+				refuse(st, CodeBadFrame, last.refusal.Error(), last.badID)
 			}
 			return
 		}
 	}
 }
 
-// storeAndAck stores new messages durably, then acks all of batch.
+// maxBatchBytes bounds the message bytes one stream holds for one sync.
+const maxBatchBytes = 4 << 20
+
+func refuse(st network.Stream, code uint32, msg, id string) {
+	st.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: code, Message: msg, Id: id}}})
+}
+
+// storeAndAck stores new messages and receipts durably, announces them,
+// then acks all of batch.
 func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stream, w *bufio.Writer) error {
 	if len(batch) == 0 {
 		return nil
@@ -661,7 +716,7 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stre
 		return err
 	}
 	var fresh []*Message
-	var receipts []wireMessage
+	var read []string
 	seen := map[string]bool{}
 	ps := s.peerString(from)
 	for _, wm := range batch {
@@ -671,7 +726,16 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stre
 		}
 		seen[wm.ID] = true
 		if wm.Kind == KindReceipt {
-			receipts = append(receipts, wm)
+			ids, err := s.receiptRefs(ctx, from, wm.Refs)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := b.Put(ctx, readKey(id), nil); err != nil {
+					return err
+				}
+			}
+			read = append(read, ids...)
 			continue
 		}
 		has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
@@ -698,6 +762,13 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stre
 	if err := s.sync(ctx); err != nil {
 		return err
 	}
+	// Stored: announce now, whether or not the ack gets through.
+	for _, m := range fresh {
+		s.publish(EventMessage, m)
+	}
+	for _, id := range read {
+		s.publish(EventMessageState, StateEvent{ID: id, PeerID: from, State: MsgRead})
+	}
 	ids := make([]string, 0, len(batch))
 	for _, wm := range batch {
 		ids = append(ids, wm.ID)
@@ -707,35 +778,46 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stre
 	if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}}); err != nil {
 		return err
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	for _, m := range fresh {
-		s.publish(EventMessage, m)
-	}
-	for _, r := range receipts {
-		s.applyReceipt(from, r.Refs)
-	}
-	return nil
+	return w.Flush()
 }
 
-// applyReceipt marks this node's messages to p that p read.
-func (s *Service) applyReceipt(p peer.ID, refs []string) {
-	var msgs []wireMessage
+// receiptRefs keeps the IDs of a receipt from p that name messages this
+// node sent to p: a peer can only say it read what it was sent.
+func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]string, error) {
+	var out []string
 	for _, id := range refs {
-		loc, err := s.ds.Get(s.ctx, msgIDKey(id))
+		loc, err := s.ds.Get(ctx, msgIDKey(id))
+		if errors.Is(err, datastore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+string(loc)+"/"+id))
 		if err != nil {
 			continue
 		}
-		owner, hlcHex, ok := strings.Cut(string(loc), "/")
-		if !ok || owner != p.String() {
-			continue // a receipt for someone else's conversation
+		m, err := decodeMessage(id, b)
+		if err != nil || !m.Outgoing || m.To != p {
+			continue
 		}
-		var h uint64
-		fmt.Sscanf(hlcHex, "%x", &h)
-		msgs = append(msgs, wireMessage{ID: id, HLC: h})
+		out = append(out, id)
 	}
-	s.setStates(p, msgs, MsgRead, "", false)
+	return out, nil
+}
+
+// lastHLC is the clock reading of the latest message with p (0: none).
+func (s *Service) lastHLC(ctx context.Context, p peer.ID) (uint64, error) {
+	var h uint64
+	err := scan(ctx, s.ds, query.Query{Prefix: msgPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKeyDescending{}}, Limit: 1, KeysOnly: true},
+		func(key string, _ []byte) (bool, error) {
+			parts := strings.Split(key, "/") // "", msgs, peer, hlc, id
+			if len(parts) == 5 {
+				fmt.Sscanf(parts[3], "%x", &h)
+			}
+			return false, nil
+		})
+	return h, err
 }
 
 // HistoryPage is one page of a conversation, oldest first.

@@ -48,3 +48,42 @@ func ReadContactReply(r io.Reader) (uint32, error) {
 	err := readFrame(bufio.NewReader(r), MaxContactFrame, &reply)
 	return reply.GetCode(), err
 }
+
+// RawFrames encodes several DM frames: valid texts with the given IDs,
+// and, where an ID is prefixed with "!", a text with an empty body (bad).
+func RawFrames(ids ...string) []byte {
+	var b []byte
+	for _, id := range ids {
+		text := "hello"
+		if id[0] == '!' {
+			id, text = id[1:], ""
+		}
+		writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &pb.Message{Id: id, Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1}}})
+	}
+	return b
+}
+
+// RawReceipt encodes a receipt frame for refs.
+func RawReceipt(id string, refs ...string) []byte {
+	var b []byte
+	writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &pb.Message{Id: id, Kind: KindReceipt, Refs: refs, Hlc: 1, SentAtMs: 1}}})
+	return b
+}
+
+// ReadRefusalFull reads DM frames until a refusal; it returns the IDs
+// acked before it, and its code and ID.
+func ReadRefusalFull(r io.Reader) (acked []string, code uint32, id string, err error) {
+	br := bufio.NewReader(r)
+	for {
+		var f pb.DMFrame
+		if err := readFrame(br, MaxDMFrame, &f); err != nil {
+			return acked, 0, "", err
+		}
+		if a := f.GetAck(); a != nil {
+			acked = append(acked, a.GetIds()...)
+		}
+		if rf := f.GetRefusal(); rf != nil {
+			return acked, rf.GetCode(), rf.GetId(), nil
+		}
+	}
+}

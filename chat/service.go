@@ -57,14 +57,16 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu guards contact records (read-modify-write) and the couriers.
+	// mu guards closing and the couriers.
 	mu       sync.Mutex
+	closing  bool
 	couriers map[peer.ID]*courier
 
 	sends  chan *sendReq   // to the committer
 	toSync chan []*sendReq // committed rounds, to the syncer
 
-	peerStrings  sync.Map // peer.ID -> its string form
+	peerStrings  sync.Map   // peer.ID -> its string form
+	contactMu    sync.Mutex // serialises contact read-modify-writes
 	cacheMu      sync.RWMutex
 	contactCache map[peer.ID]*Contact // nil value: known to have no record
 
@@ -107,8 +109,8 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	h.SetStreamHandler(ContactProtocol, s.handleContact)
-	h.SetStreamHandler(DMProtocol, s.handleDM)
+	h.SetStreamHandler(ContactProtocol, s.tracked(s.handleContact))
+	h.SetStreamHandler(DMProtocol, s.tracked(s.handleDM))
 	s.wg.Add(3)
 	go s.watchPresence(sub)
 	go s.runCommitter()
@@ -121,6 +123,13 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		s.Close()
 		return nil, err
 	}
+	// The clock goes on from the latest reading stored, so that a reply
+	// after a restart still sorts after what it answers.
+	for _, c := range contacts {
+		if h, err := s.lastHLC(ctx, c.PeerID); err == nil {
+			s.clk.Observe(h)
+		}
+	}
 	for _, c := range contacts {
 		if c.State == StateFriend || c.State == StatePendingOut || c.Owe != "" {
 			s.keep(c)
@@ -130,11 +139,16 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	return s, nil
 }
 
-// Close stops the couriers and removes the stream handlers.
+// Close removes the stream handlers, resets the streams in use, and waits
+// for every goroutine the service started, handlers included: nothing
+// touches the datastore after Close returns.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.h.RemoveStreamHandler(ContactProtocol)
 		s.h.RemoveStreamHandler(DMProtocol)
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
 		if s.cancel != nil {
 			s.cancel()
 		}
@@ -142,6 +156,25 @@ func (s *Service) Close() error {
 		s.emit.Close()
 	})
 	return nil
+}
+
+// tracked wraps a stream handler so that Close waits for it and resets
+// its stream.
+func (s *Service) tracked(h network.StreamHandler) network.StreamHandler {
+	return func(st network.Stream) {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			st.Reset()
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		stop := context.AfterFunc(s.ctx, func() { st.Reset() })
+		defer stop()
+		h(st)
+	}
 }
 
 // sync makes every write so far durable.
@@ -193,8 +226,8 @@ func (s *Service) watchPresence(sub event.Subscription) {
 			if err != nil || c == nil {
 				continue
 			}
-			if !online {
-				s.updateContact(s.ctx, ev.Peer, func(c *Contact) error {
+			if !online && c.State == StateFriend {
+				s.storeContact(s.ctx, ev.Peer, func(c *Contact) error {
 					c.LastSeen = s.cfg.Now()
 					return nil
 				})

@@ -676,9 +676,12 @@ func (x *Ack) GetIds() []string {
 }
 
 type Refusal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The message refused, when the frame could be read that far: only it
+	// fails; the sender resends what followed it.
+	Id            string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -723,6 +726,13 @@ func (x *Refusal) GetCode() uint32 {
 func (x *Refusal) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *Refusal) GetId() string {
+	if x != nil {
+		return x.Id
 	}
 	return ""
 }
@@ -856,10 +866,11 @@ const file_chat_proto_rawDesc = "" +
 	" \x01(\tR\areactTo\x12\x12\n" +
 	"\x04refs\x18\v \x03(\tR\x04refs\"\x17\n" +
 	"\x03Ack\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\tR\x03ids\"7\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"G\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x97\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"\x97\x01\n" +
 	"\rStoredMessage\x120\n" +
 	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageR\amessage\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
