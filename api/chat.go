@@ -3,7 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -88,7 +88,7 @@ func (s *Server) withChat(h func(http.ResponseWriter, *http.Request, *chat.Servi
 // chatError maps the chat service's errors to HTTP.
 func chatError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, chat.ErrNotContact), errors.Is(err, chat.ErrNoRequest):
+	case errors.Is(err, chat.ErrNotContact), errors.Is(err, chat.ErrNoRequest), errors.Is(err, chat.ErrNoMessage):
 		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
 	case errors.Is(err, chat.ErrNotFriend):
 		writeError(w, http.StatusConflict, CodeNotFriends, err.Error())
@@ -102,9 +102,14 @@ func chatError(w http.ResponseWriter, err error) {
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body is over the %d MiB limit", maxBody>>20))
+			return false
+		}
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "bad JSON body: "+err.Error())
 		return false
 	}

@@ -20,6 +20,7 @@ const (
 	CodeInternal        = "internal"
 	CodeNoRoute         = "no_route"
 	CodeNotFriends      = "not_friends"
+	CodeTooLarge        = "too_large"
 )
 
 // Error is the body of every API error response, under "error".

@@ -28,6 +28,7 @@ var (
 	ErrAmbiguous    = errors.New("chat: more than one contact has that name")
 	ErrBlockedPeer  = errors.New("chat: this peer is blocked")
 	ErrAlreadyAsked = errors.New("chat: already friends")
+	ErrNoMessage    = errors.New("chat: no such message")
 )
 
 // errNoChange leaves a contact record as it is (from an update function).

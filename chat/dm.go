@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bufio"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -838,7 +839,7 @@ func (s *Service) History(ctx context.Context, p peer.ID, before string, limit i
 	if before != "" {
 		loc, err := s.ds.Get(ctx, msgIDKey(before))
 		if err != nil {
-			return nil, fmt.Errorf("chat: no message %q: %w", before, err)
+			return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, before)
 		}
 		beforeKey = "/msgs/" + string(loc) + "/" + before
 	}
@@ -865,40 +866,52 @@ func (s *Service) History(ctx context.Context, p peer.ID, before string, limit i
 }
 
 // Search finds messages whose text contains text (case-insensitive), with
-// p only when p is not empty; newest first, at most limit.
+// p only when p is not empty; newest first, at most limit. It keeps only
+// the best limit matches while it scans, whatever the history's size.
 func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int) ([]*Message, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
 	prefix := "/msgs/"
 	if p != "" {
-		prefix = msgPrefix(p.String())
+		prefix = msgPrefix(s.peerString(p))
 	}
 	needle := strings.ToLower(text)
-	var out []*Message
+	best := &byHLC{}
 	err := queryMessages(ctx, s.ds, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {
-		if strings.Contains(strings.ToLower(m.Text), needle) || (m.Face != "" && strings.Contains(m.Face, needle)) {
-			out = append(out, s.withState(ctx, m))
+		if !strings.Contains(strings.ToLower(m.Text), needle) && (m.Face == "" || !strings.Contains(m.Face, needle)) {
+			return true
+		}
+		if best.Len() < limit {
+			heap.Push(best, m)
+		} else if m.HLC > (*best)[0].HLC {
+			(*best)[0] = m
+			heap.Fix(best, 0)
 		}
 		return true
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Newest first across conversations.
-	sortByHLCDesc(out)
-	if len(out) > limit {
-		out = out[:limit]
+	out := make([]*Message, best.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = s.withState(ctx, heap.Pop(best).(*Message))
 	}
 	return out, nil
 }
 
-func sortByHLCDesc(ms []*Message) {
-	for i := 1; i < len(ms); i++ {
-		for j := i; j > 0 && ms[j].HLC > ms[j-1].HLC; j-- {
-			ms[j], ms[j-1] = ms[j-1], ms[j]
-		}
-	}
+// byHLC is a min-heap of messages by clock reading.
+type byHLC []*Message
+
+func (h byHLC) Len() int           { return len(h) }
+func (h byHLC) Less(i, j int) bool { return h[i].HLC < h[j].HLC }
+func (h byHLC) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *byHLC) Push(x any)        { *h = append(*h, x.(*Message)) }
+func (h *byHLC) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return m
 }
 
 // MarkRead marks every received message from p read and, when read
@@ -947,7 +960,7 @@ func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
 	loc, err := s.ds.Get(ctx, msgIDKey(id))
 	if err != nil {
-		return nil, fmt.Errorf("chat: no message %q", id)
+		return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, id)
 	}
 	b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+string(loc)+"/"+id))
 	if err != nil {
