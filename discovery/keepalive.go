@@ -19,6 +19,8 @@ const keepTag = "meshtalk-keep"
 const (
 	keepMinBackoff = time.Second
 	keepMaxBackoff = 5 * time.Minute
+	// keepStable is how long a connection must last to reset the backoff.
+	keepStable = 30 * time.Second
 )
 
 // KeepAlive holds connections to the peers a node cares about (its
@@ -34,9 +36,10 @@ type KeepAlive struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	peers map[peer.ID]*keptPeer
-	nb    *network.NotifyBundle
+	mu     sync.Mutex
+	closed bool
+	peers  map[peer.ID]*keptPeer
+	nb     *network.NotifyBundle
 }
 
 type keptPeer struct {
@@ -71,7 +74,7 @@ func (k *KeepAlive) Keep(p peer.AddrInfo) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, ok := k.peers[p.ID]; ok || k.ctx.Err() != nil {
+	if _, ok := k.peers[p.ID]; ok || k.closed {
 		return
 	}
 	ctx, cancel := context.WithCancel(k.ctx)
@@ -104,13 +107,19 @@ func (k *KeepAlive) Kept(p peer.ID) bool {
 func (k *KeepAlive) hold(ctx context.Context, p peer.ID, kp *keptPeer) {
 	defer k.wg.Done()
 	bo := newBackoff()
+	var connected time.Time
 	for {
 		if k.h.Network().Connectedness(p) != network.Connected {
+			// The backoff starts over only after a connection that lasted:
+			// a peer that accepts and drops at once is not hammered.
+			if !connected.IsZero() && time.Since(connected) > keepStable {
+				bo.reset()
+			}
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := k.h.Connect(network.WithAllowLimitedConn(dctx, "keep-alive"), peer.AddrInfo{ID: p})
 			cancel()
 			if err == nil {
-				bo.reset()
+				connected = time.Now()
 			} else {
 				if ctx.Err() != nil {
 					return
@@ -150,6 +159,9 @@ func (b *backoff) reset() { b.bound = keepMinBackoff }
 
 // Close stops every hold.
 func (k *KeepAlive) Close() {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
 	k.cancel()
 	k.h.Network().StopNotify(k.nb)
 	k.wg.Wait()

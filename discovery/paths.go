@@ -47,8 +47,14 @@ func (p *Paths) Trace(evt *holepunch.Event) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(p.punched) >= maxPunched {
+		clear(p.punched) // a label, not a record: start over rather than grow
+	}
 	p.punched[evt.Remote] = time.Unix(0, evt.Timestamp).Add(-end.EllapsedTime)
 }
+
+// maxPunched bounds the peers Paths remembers.
+const maxPunched = 4096
 
 // Path describes one connection's path.
 type Path struct {

@@ -79,6 +79,12 @@ func (r *reservations) hold(ctx context.Context, relay peer.AddrInfo) {
 		var wait time.Duration
 		if err != nil {
 			r.set(relay.ID, nil, nil)
+			// A loss signalled by the connection that just failed must not
+			// cut the backoff short.
+			select {
+			case <-r.lost[relay.ID]:
+			default:
+			}
 			wait = bo.next()
 			r.log.Warn("relay reservation failed", "relay", relay.ID, "retry_in", wait.Round(time.Millisecond), "err", err)
 		} else {
@@ -93,6 +99,14 @@ func (r *reservations) hold(ctx context.Context, relay peer.AddrInfo) {
 		case <-ctx.Done():
 			return
 		case <-r.lost[relay.ID]:
+			if err != nil {
+				// No reservation to lose: keep to the backoff.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 			r.set(relay.ID, nil, nil)
 		case <-time.After(wait):
 		}

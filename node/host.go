@@ -85,6 +85,11 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		// libp2p closes these only on some of its failures; Close twice is
+		// harmless.
+		cm.Close()
+		rm.Close()
+		ps.Close()
 		return nil, fmt.Errorf("node: start libp2p host: %w", err)
 	}
 	return h, nil

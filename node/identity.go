@@ -131,12 +131,14 @@ func decodeIdentity(b []byte, passphrase []byte) (crypto.PrivKey, error) {
 		if len(passphrase) == 0 {
 			return nil, ErrPassphraseRequired
 		}
+		// Bounded, so that a damaged file cannot make the start allocate
+		// more than 1 GiB or spin for minutes.
 		var t, m uint32
 		var p uint8
 		if block.Headers["KDF"] != "argon2id" {
 			return nil, fmt.Errorf("%w: unknown KDF %q", ErrIdentityCorrupt, block.Headers["KDF"])
 		}
-		if _, err := fmt.Sscanf(block.Headers["KDF-Params"], "t=%d,m=%d,p=%d", &t, &m, &p); err != nil || t == 0 || t > 100 || m < 8 || m > 4<<20 || p == 0 {
+		if _, err := fmt.Sscanf(block.Headers["KDF-Params"], "t=%d,m=%d,p=%d", &t, &m, &p); err != nil || t == 0 || t > 16 || m < 8 || m > 1<<20 || p == 0 || p > 16 {
 			return nil, fmt.Errorf("%w: bad KDF-Params %s", ErrIdentityCorrupt, strconv.Quote(block.Headers["KDF-Params"]))
 		}
 		salt, err := base64.StdEncoding.DecodeString(block.Headers["Salt"])
