@@ -32,6 +32,7 @@ type Server struct {
 	ctx       context.Context // cancelled by Close; ends event streams
 	cancel    context.CancelFunc
 	done      chan struct{}
+	handlers  sync.WaitGroup // requests being served
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -95,6 +96,9 @@ func (s *Server) Close() error {
 			err = s.srv.Close()
 		}
 		<-s.done
+		// A handler cut off by Close may still be running: the node's
+		// services must outlive it.
+		s.handlers.Wait()
 		if rerr := os.Remove(s.node.Home().APIInfoPath()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		}
@@ -122,6 +126,8 @@ func (s *Server) routes() http.Handler {
 // other site must not drive the node (CSRF, DNS rebinding).
 func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handlers.Add(1)
+		defer s.handlers.Done()
 		if origin := r.Header.Get("Origin"); origin != "" && !s.ownOrigin(origin) {
 			writeError(w, http.StatusForbidden, CodeForbiddenOrigin, "requests from origin "+origin+" are not allowed")
 			return

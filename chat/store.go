@@ -182,6 +182,9 @@ func scan(ctx context.Context, ds datastore.Read, q query.Query, fn func(key str
 		if r.Error != nil {
 			return r.Error
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		more, err := fn(r.Key, r.Value)
 		if err != nil || !more {
 			return err

@@ -127,9 +127,19 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 	if n > uint64(max) {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, n, max)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadFrame, err)
+	// Allocate as the bytes arrive, not as the length claims: a peer that
+	// announces a large frame and trickles it holds little memory.
+	var b []byte
+	if n <= 64<<10 {
+		b = make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadFrame, err)
+		}
+	} else {
+		var err error
+		if b, err = io.ReadAll(io.LimitReader(r, int64(n))); err != nil || uint64(len(b)) != n {
+			return fmt.Errorf("%w: truncated after %d of %d bytes", ErrBadFrame, len(b), n)
+		}
 	}
 	if err := proto.Unmarshal(b, m); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadFrame, err)
