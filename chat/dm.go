@@ -616,7 +616,7 @@ func (s *Service) handleDM(st network.Stream) {
 		refusal error  // the frame that ended it was bad
 		badID   string // the ID of the bad message, when known
 	}
-	items := make(chan item, 32)
+	items := make(chan item, ackBatch)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -763,23 +763,25 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stre
 	if err := s.sync(ctx); err != nil {
 		return err
 	}
-	// Stored: announce now, whether or not the ack gets through.
-	for _, m := range fresh {
-		s.publish(EventMessage, m)
-	}
-	for _, id := range read {
-		s.publish(EventMessageState, StateEvent{ID: id, PeerID: from, State: MsgRead})
-	}
+	// Stored: ack first (the sender waits on it), then announce, whether or
+	// not the ack got through.
 	ids := make([]string, 0, len(batch))
 	for _, wm := range batch {
 		ids = append(ids, wm.ID)
 	}
 	// A peer that stops reading its acks does not hold this goroutine.
 	st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
-	if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}}); err != nil {
-		return err
+	err = writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}})
+	if err == nil {
+		err = w.Flush()
 	}
-	return w.Flush()
+	for _, m := range fresh {
+		s.publish(EventMessage, m)
+	}
+	for _, id := range read {
+		s.publish(EventMessageState, StateEvent{ID: id, PeerID: from, State: MsgRead})
+	}
+	return err
 }
 
 // receiptRefs keeps the IDs of a receipt from p that name messages this
