@@ -9,9 +9,11 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -550,5 +552,44 @@ func TestReceiptOnlyForOwnMessages(t *testing.T) {
 	got, err := b.Chat().GetMessage(bg, m.ID)
 	if err != nil || got.State != chat.MsgReceived {
 		t.Fatalf("b's copy of a's message: %+v %v, want still received", got, err)
+	}
+}
+
+// TestCloseWithAPeerThatStopsReading: a friend that accepts a stream and
+// never reads it blocks the courier's writes; Close still returns at once.
+func TestCloseWithAPeerThatStopsReading(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	hold := make(chan struct{})
+	defer close(hold)
+	opened := make(chan struct{}, 1)
+	b.Host().SetStreamHandler(chat.DMProtocol, func(s network.Stream) {
+		select {
+		case opened <- struct{}{}:
+		default:
+		}
+		<-hold // never read
+		s.Reset()
+	})
+	big := strings.Repeat("x", chat.MaxTextBytes)
+	for range 200 { // 12 MiB: far past any flow-control window
+		if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-opened:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the courier never opened a stream")
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs on a courier blocked in a write")
 	}
 }
