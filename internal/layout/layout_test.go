@@ -1,0 +1,47 @@
+// Package layout holds the test that keeps the import rules of DESIGN.md:
+// imports point one way, cmd → api → node → protocol packages, and the
+// relay never sees chat.
+package layout
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/meshtalk/meshtalk"
+
+// forbidden maps a package to the packages it must not import, directly
+// or through others.
+var forbidden = map[string][]string{
+	"discovery": {"node", "api", "cmd/meshtalk", "chat", "transfer", "relay", "call"},
+	"chat":      {"node", "api", "cmd/meshtalk", "discovery", "relay", "call"},
+	"transfer":  {"node", "api", "cmd/meshtalk", "chat", "relay", "discovery", "call"},
+	"relay":     {"node", "api", "cmd/meshtalk", "chat", "call"},
+	"call":      {"node", "api", "cmd/meshtalk", "chat", "relay"},
+	"node":      {"api", "cmd/meshtalk"},
+	"api":       {"cmd/meshtalk"},
+	"web":       {"node", "api", "chat", "discovery", "transfer", "relay", "call", "cmd/meshtalk"},
+}
+
+func TestImportBoundaries(t *testing.T) {
+	for pkg, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-deps", module+"/"+pkg).CombinedOutput()
+		if err != nil {
+			if strings.Contains(string(out), "no required module provides package") ||
+				strings.Contains(string(out), "cannot find package") || strings.Contains(string(out), "no Go files") {
+				continue // the package does not exist yet
+			}
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		deps := map[string]bool{}
+		for _, d := range strings.Fields(string(out)) {
+			deps[d] = true
+		}
+		for _, b := range bad {
+			if deps[module+"/"+b] {
+				t.Errorf("%s imports %s (directly or not); DESIGN.md forbids it", pkg, b)
+			}
+		}
+	}
+}
