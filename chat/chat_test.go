@@ -37,27 +37,13 @@ func events(t *testing.T, n *node.Node) <-chan node.Event {
 	return ch
 }
 
-// waitEvent waits for an event of typ that match accepts.
+// waitEvent waits for a chat event of typ whose data match accepts.
 func waitEvent(t *testing.T, ch <-chan node.Event, typ string, match func(any) bool) any {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				t.Fatalf("event stream closed while waiting for %s", typ)
-			}
-			if ev.Type != typ {
-				continue
-			}
-			data := ev.Data.(chat.Event).Data
-			if match == nil || match(data) {
-				return data
-			}
-		case <-deadline:
-			t.Fatalf("no %s event within 30s", typ)
-		}
-	}
+	ev := nodetest.WaitEvent(t, ch, typ, func(ev node.Event) bool {
+		return match == nil || match(ev.Data.(chat.Event).Data)
+	})
+	return ev.Data.(chat.Event).Data
 }
 
 func contactState(t *testing.T, n *node.Node, p peer.ID) string {

@@ -213,36 +213,18 @@ func TestKeepAliveRedials(t *testing.T) {
 	events, cancel := a.Events().Subscribe(64)
 	defer cancel()
 	a.Discovery().Keep(peer.AddrInfo{ID: b.ID(), Addrs: b.Host().Addrs()})
-	waitPeerEvent(t, events, node.EventPeerConnected, b.ID())
+	nodetest.WaitPeerEvent(t, events, node.EventPeerConnected, b.ID())
 	if !a.Host().ConnManager().IsProtected(b.ID(), "") {
 		t.Fatal("the kept peer is not protected from the connection manager")
 	}
 	if err := a.Host().Network().ClosePeer(b.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitPeerEvent(t, events, node.EventPeerDisconnected, b.ID())
-	waitPeerEvent(t, events, node.EventPeerConnected, b.ID())
+	nodetest.WaitPeerEvent(t, events, node.EventPeerDisconnected, b.ID())
+	nodetest.WaitPeerEvent(t, events, node.EventPeerConnected, b.ID())
 
 	a.Discovery().Unkeep(b.ID())
 	if a.Host().ConnManager().IsProtected(b.ID(), "") {
 		t.Fatal("still protected after Unkeep")
-	}
-}
-
-func waitPeerEvent(t *testing.T, events <-chan node.Event, typ string, p peer.ID) {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				t.Fatal("event stream closed")
-			}
-			if d, _ := ev.Data.(node.PeerEventData); ev.Type == typ && d.PeerID == p.String() {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %s event for %s within 30s", typ, p)
-		}
 	}
 }

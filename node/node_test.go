@@ -69,29 +69,11 @@ func TestPeerEvents(t *testing.T) {
 	events, cancel := a.Events().Subscribe(16)
 	defer cancel()
 	nodetest.Connect(t, a, b)
-	waitEvent(t, events, node.EventPeerConnected, b.ID().String())
+	nodetest.WaitPeerEvent(t, events, node.EventPeerConnected, b.ID())
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, events, node.EventPeerDisconnected, b.ID().String())
-}
-
-func waitEvent(t *testing.T, events <-chan node.Event, typ, peerID string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				t.Fatal("event stream closed")
-			}
-			if d, _ := ev.Data.(node.PeerEventData); ev.Type == typ && d.PeerID == peerID {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %s event for %s within 10s", typ, peerID)
-		}
-	}
+	nodetest.WaitPeerEvent(t, events, node.EventPeerDisconnected, b.ID())
 }
 
 func TestPeerstoreSurvivesRestart(t *testing.T) {

@@ -45,3 +45,33 @@ func WaitAddrs(t testing.TB, h host.Host, timeout time.Duration, match func(ma.M
 		}
 	}
 }
+
+// WaitEvent waits up to 30 seconds for an event of typ on ch that match
+// accepts (nil: any) and returns it.
+func WaitEvent(t testing.TB, ch <-chan node.Event, typ string, match func(node.Event) bool) node.Event {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("nodetest: event stream closed while waiting for %s", typ)
+			}
+			if ev.Type == typ && (match == nil || match(ev)) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("nodetest: no %s event within 30s", typ)
+		}
+	}
+}
+
+// WaitPeerEvent waits for a peer.connected or peer.disconnected event
+// about p.
+func WaitPeerEvent(t testing.TB, ch <-chan node.Event, typ string, p peer.ID) {
+	t.Helper()
+	WaitEvent(t, ch, typ, func(ev node.Event) bool {
+		d, _ := ev.Data.(node.PeerEventData)
+		return d.PeerID == p.String()
+	})
+}
