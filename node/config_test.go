@@ -59,3 +59,16 @@ func TestConfigErrorsNameLineAndField(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseConfig: no config.toml makes the parser panic, and an error is
+// always ErrConfig.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(DefaultConfigText(RolePersonal)))
+	f.Add([]byte(DefaultConfigText(RoleRelay)))
+	f.Add([]byte("[network]\nlisten = [\"/ip4/0.0.0.0/tcp/1\"\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := ParseConfig("config.toml", b, RolePersonal); err != nil && !errors.Is(err, ErrConfig) {
+			t.Fatalf("error without ErrConfig: %v", err)
+		}
+	})
+}
