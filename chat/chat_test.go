@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/png"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -577,5 +578,92 @@ func TestCloseWithAPeerThatStopsReading(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close hangs on a courier blocked in a write")
+	}
+}
+
+// memMailbox stands in for the relay's mailbox: it holds what is parked,
+// in memory, per recipient.
+type memMailbox struct {
+	mu     sync.Mutex
+	held   map[peer.ID][][]byte
+	parked chan struct{}
+}
+
+func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held[p] = append(m.held[p], msgs...)
+	select {
+	case m.parked <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (m *memMailbox) take(p peer.ID) [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.held[p]
+	delete(m.held, p)
+	return out
+}
+
+// TestMailboxPathExactlyOnce: messages to a friend who stays away are
+// parked; the friend gets them from the mailbox, then the direct path
+// comes back and delivers the same messages again: each is stored once and
+// the sender learns they were delivered.
+func TestMailboxPathExactlyOnce(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	mb := &memMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 1)}
+	a.Chat().SetMailbox(mb, 0)
+	bHome, bListen := b.Home(), nodetest.ListenAddrs(b)
+	b.Close()
+	var ids []string
+	for i := range 5 {
+		m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: fmt.Sprintf("parked %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	// Wait until all five are parked.
+	deadline := time.After(60 * time.Second)
+	for {
+		mb.mu.Lock()
+		n := len(mb.held[b.ID()])
+		mb.mu.Unlock()
+		if n >= len(ids) {
+			break
+		}
+		select {
+		case <-mb.parked:
+		case <-deadline:
+			t.Fatalf("%d of %d messages parked within 60s", n, len(ids))
+		}
+	}
+	// b comes back and first reads its mailbox.
+	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
+	evB := events(t, b)
+	if err := b.Chat().ReceiveParked(bg, a.ID(), mb.take(b.ID())); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for range ids {
+		m := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+		got[m.ID]++
+	}
+	// The direct path delivers them again; b stores none twice.
+	waitState(t, a, ids[len(ids)-1], chat.MsgDelivered)
+	assertHistory(t, b, a.ID(), ids)
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Fatalf("message %s announced %d times", id, got[id])
+		}
+	}
+	// A stranger cannot use the mailbox path.
+	c := nodetest.Start(t, nodetest.Options{})
+	if err := b.Chat().ReceiveParked(bg, c.ID(), nil); !errors.Is(err, chat.ErrNotFriend) {
+		t.Fatalf("parked messages from a stranger: %v", err)
 	}
 }

@@ -221,8 +221,9 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 // courier delivers everything owed to one contact: contact notices, the
 // profile, and the outbox, over one DM stream at a time.
 type courier struct {
-	p    peer.ID
-	wake chan struct{}
+	p      peer.ID
+	wake   chan struct{}
+	parked map[string]bool // IDs handed to the mailbox (courier goroutine only)
 
 	mu    sync.Mutex
 	queue []wireMessage // enqueued since the courier last read the outbox
@@ -256,7 +257,7 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	defer s.mu.Unlock()
 	c, ok := s.couriers[p]
 	if !ok {
-		c = &courier{p: p, wake: make(chan struct{}, 1)}
+		c = &courier{p: p, wake: make(chan struct{}, 1), parked: map[string]bool{}}
 		s.couriers[p] = c
 		if !s.closing {
 			s.wg.Add(1)
@@ -274,16 +275,24 @@ func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
 func (s *Service) runCourier(c *courier) {
 	defer s.wg.Done()
 	failures := 0
+	var failingSince time.Time
 	for {
 		err := s.deliver(c)
 		var wait <-chan time.Time
 		if err != nil {
+			if failures == 0 {
+				failingSince = time.Now()
+			}
 			failures++
 			d := min(time.Second<<min(failures, 8), 5*time.Minute)
 			s.log.Debug("delivery postponed", "peer", c.p, "retry_in", d, "err", err)
 			wait = time.After(d)
+			if mb, after := s.mailbox(); mb != nil && time.Since(failingSince) >= after {
+				s.park(c, mb)
+			}
 		} else {
 			failures = 0
+			clear(c.parked)
 		}
 		select {
 		case <-s.ctx.Done():
@@ -292,6 +301,94 @@ func (s *Service) runCourier(c *courier) {
 		case <-wait:
 		}
 	}
+}
+
+// Mailbox is the path through a relay for a friend who stays unreachable:
+// the relay's offline mailbox (the relay issue builds it). The courier parks
+// there what it cannot deliver directly; the mailbox hands what it holds for
+// this node to ReceiveParked. Delivery stays exactly-once whichever path
+// delivers: the receiver drops a message it already has by ID, and the
+// direct path keeps trying until the friend acks, which settles the outbox.
+type Mailbox interface {
+	// Park stores encoded messages (chat/pb Message) for p and returns once
+	// the mailbox holds them durably.
+	Park(ctx context.Context, p peer.ID, msgs [][]byte) error
+}
+
+// SetMailbox routes messages for a friend unreachable for parkAfter
+// through m (nil: direct delivery only).
+func (s *Service) SetMailbox(m Mailbox, parkAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mb, s.parkAfter = m, parkAfter
+}
+
+func (s *Service) mailbox() (Mailbox, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb, s.parkAfter
+}
+
+// park hands the outbox messages not parked yet to the mailbox.
+func (s *Service) park(c *courier, mb Mailbox) {
+	pending, err := s.outbox(s.ctx, c.p)
+	if err != nil {
+		return
+	}
+	var msgs [][]byte
+	var ids []string
+	for _, w := range pending {
+		if c.parked[w.ID] {
+			continue
+		}
+		b, err := proto.Marshal(w.toWire())
+		if err != nil {
+			continue
+		}
+		msgs = append(msgs, b)
+		ids = append(ids, w.ID)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	if err := mb.Park(s.ctx, c.p, msgs); err != nil {
+		s.log.Info("mailbox", "peer", c.p, "err", err)
+		return
+	}
+	for _, id := range ids {
+		c.parked[id] = true
+	}
+}
+
+// ReceiveParked takes messages from friend p that a mailbox held (the
+// mailbox has checked that p sent them). They are stored like messages
+// that come directly, once each, and announced.
+func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) error {
+	c, err := s.contact(ctx, p)
+	if err != nil {
+		return err
+	}
+	if c == nil || c.State != StateFriend {
+		return fmt.Errorf("%w: %s", ErrNotFriend, p)
+	}
+	var batch []wireMessage
+	for _, b := range msgs {
+		var pm pb.Message
+		if err := proto.Unmarshal(b, &pm); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadFrame, err)
+		}
+		m, err := messageFromWire(&pm)
+		if err != nil {
+			return err
+		}
+		batch = append(batch, m)
+	}
+	fresh, read, err := s.store(p, batch)
+	if err != nil {
+		return err
+	}
+	s.announce(p, fresh, read)
+	return nil
 }
 
 // deliver sends what is owed to c.p. A nil error means nothing is left.
@@ -705,62 +802,14 @@ func refuse(st network.Stream, code uint32, msg, id string) {
 	writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: code, Message: msg, Id: id}}})
 }
 
-// storeAndAck stores new messages and receipts durably, announces them,
-// then acks all of batch.
+// storeAndAck stores new messages and receipts durably, acks all of
+// batch, then announces what was new.
 func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stream, w *bufio.Writer) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	ctx := s.ctx
-	b, err := s.ds.Batch(ctx)
+	fresh, read, err := s.store(from, batch)
 	if err != nil {
-		return err
-	}
-	var fresh []*Message
-	var read []string
-	seen := map[string]bool{}
-	ps := s.peerString(from)
-	for _, wm := range batch {
-		s.clk.Observe(wm.HLC)
-		if seen[wm.ID] {
-			continue
-		}
-		seen[wm.ID] = true
-		if wm.Kind == KindReceipt {
-			ids, err := s.receiptRefs(ctx, from, wm.Refs)
-			if err != nil {
-				return err
-			}
-			for _, id := range ids {
-				if err := b.Put(ctx, readKey(id), nil); err != nil {
-					return err
-				}
-			}
-			read = append(read, ids...)
-			continue
-		}
-		has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
-		if err != nil {
-			return err
-		}
-		if has {
-			continue // a resend: ack it again, store it once
-		}
-		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
-			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
-			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC}
-		if err := s.putMessage(ctx, b, m); err != nil {
-			return err
-		}
-		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(msgLoc(ps, wm.HLC))); err != nil {
-			return err
-		}
-		fresh = append(fresh, m)
-	}
-	if err := b.Commit(ctx); err != nil {
-		return err
-	}
-	if err := s.sync(ctx); err != nil {
 		return err
 	}
 	// Stored: ack first (the sender waits on it), then announce, whether or
@@ -775,13 +824,74 @@ func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stre
 	if err == nil {
 		err = w.Flush()
 	}
+	s.announce(from, fresh, read)
+	return err
+}
+
+// announce publishes received messages and read receipts.
+func (s *Service) announce(from peer.ID, fresh []*Message, read []string) {
 	for _, m := range fresh {
 		s.publish(EventMessage, m)
 	}
 	for _, id := range read {
 		s.publish(EventMessageState, StateEvent{ID: id, PeerID: from, State: MsgRead})
 	}
-	return err
+}
+
+// store stores the new messages of batch from a friend, and the receipts,
+// durably; it returns the new messages and the IDs now read.
+func (s *Service) store(from peer.ID, batch []wireMessage) (fresh []*Message, read []string, err error) {
+	ctx := s.ctx
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	ps := s.peerString(from)
+	for _, wm := range batch {
+		s.clk.Observe(wm.HLC)
+		if seen[wm.ID] {
+			continue
+		}
+		seen[wm.ID] = true
+		if wm.Kind == KindReceipt {
+			ids, err := s.receiptRefs(ctx, from, wm.Refs)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, id := range ids {
+				if err := b.Put(ctx, readKey(id), nil); err != nil {
+					return nil, nil, err
+				}
+			}
+			read = append(read, ids...)
+			continue
+		}
+		has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
+		if err != nil {
+			return nil, nil, err
+		}
+		if has {
+			continue // a resend: ack it again, store it once
+		}
+		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
+			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
+			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC}
+		if err := s.putMessage(ctx, b, m); err != nil {
+			return nil, nil, err
+		}
+		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(msgLoc(ps, wm.HLC))); err != nil {
+			return nil, nil, err
+		}
+		fresh = append(fresh, m)
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, nil, err
+	}
+	return fresh, read, nil
 }
 
 // receiptRefs keeps the IDs of a receipt from p that name messages this

@@ -22,8 +22,9 @@
 // of a frame; only friends' messages are accepted, and a blocked peer's
 // streams are reset.
 //
-// Seam for the relay mailbox: the courier (deliver in dm.go) decides the
-// path of the outbox; a later mailbox path plugs in there for a friend who
-// stays unreachable, and the receiver's dedup by message ID keeps delivery
-// exactly-once whichever path delivers.
+// The relay mailbox plugs in through the Mailbox interface (dm.go): the
+// courier parks the outbox there for a friend who stays unreachable, the
+// mailbox hands what it holds to ReceiveParked, and the receiver's dedup by
+// message ID keeps delivery exactly-once whichever path delivers. The relay
+// issue provides the implementation (sealing, the relay protocol).
 package chat

@@ -58,9 +58,11 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	// mu guards closing and the couriers.
-	mu       sync.Mutex
-	closing  bool
-	couriers map[peer.ID]*courier
+	mu        sync.Mutex
+	closing   bool
+	mb        Mailbox // nil: direct delivery only
+	parkAfter time.Duration
+	couriers  map[peer.ID]*courier
 
 	sends  chan *sendReq   // to the committer
 	toSync chan []*sendReq // committed rounds, to the syncer
