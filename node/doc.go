@@ -9,4 +9,5 @@
 //
 //	/node/peerstore/...   libp2p's persistent peerstore (pstoreds layout)
 //	/chat/...             contacts, profile, messages, outbox (chat/store.go)
+//	/transfer/...         manifests, offers, downloads (transfer/service.go)
 package node

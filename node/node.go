@@ -22,12 +22,17 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/transfer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
 // chatKey is the datastore namespace of the chat service (its key schema
 // is in chat/store.go).
 var chatKey = datastore.NewKey("/chat")
+
+// transferKey is the datastore namespace of the transfer service (its key
+// schema is in transfer/service.go).
+var transferKey = datastore.NewKey("/transfer")
 
 // Version is the meshtalk release this code is.
 const Version = "0.1.0-dev"
@@ -60,6 +65,7 @@ type Node struct {
 	cfg     Config
 	disc    *discovery.Service
 	chat    *chat.Service
+	xfer    *transfer.Service
 	key     crypto.PrivKey
 	ds      *pebbleds.Datastore
 	host    host.Host
@@ -153,6 +159,13 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.role == RolePersonal {
+		blobs, err := transfer.NewBlobs(opts.Home.BlobsPath())
+		if err != nil {
+			cancel()
+			n.wg.Wait()
+			return nil, err
+		}
+		n.xfer = transfer.New(n.host, namespace.Wrap(n.ds, transferKey), blobs, log)
 		n.chat, err = chat.New(ctx, n.host, namespace.Wrap(n.ds, chatKey), chat.Config{
 			Keeper:       n.disc,
 			Now:          opts.Clock,
@@ -160,6 +173,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			Logger:       log,
 		})
 		if err != nil {
+			n.xfer.Close()
 			cancel()
 			n.wg.Wait()
 			return nil, err
@@ -262,6 +276,9 @@ func addrInfos(ss []string) []peer.AddrInfo {
 // Role is what the node is for.
 func (n *Node) Role() Role { return n.role }
 
+// Transfer is the node's file transfer service; nil on a relay.
+func (n *Node) Transfer() *transfer.Service { return n.xfer }
+
 // Chat is the node's contacts, profile and messages; nil on a relay.
 func (n *Node) Chat() *chat.Service { return n.chat }
 
@@ -302,6 +319,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.chat != nil {
 			errs = append(errs, n.chat.Close())
+		}
+		if n.xfer != nil {
+			errs = append(errs, n.xfer.Close())
 		}
 		errs = append(errs, n.disc.Close(), n.host.Close(), n.ds.Close(), n.lock.release())
 		n.closeErr = errors.Join(errs...)

@@ -1,0 +1,175 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode"
+
+	"lukechampine.com/blake3"
+)
+
+// Blobs is the content-addressed chunk store in a node's blobs/ folder:
+// a chunk lives at blobs/<first two hex digits>/<hash in hex>, so the
+// same content is stored once however many files share it.
+type Blobs struct{ dir string }
+
+// NewBlobs opens (and creates) the store in dir.
+func NewBlobs(dir string) (*Blobs, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("transfer: blobs: %w", err)
+	}
+	return &Blobs{dir: dir}, nil
+}
+
+func (b *Blobs) path(h Hash) string {
+	s := h.String()
+	return filepath.Join(b.dir, s[:2], s)
+}
+
+// Has reports whether the chunk is stored.
+func (b *Blobs) Has(h Hash) bool {
+	_, err := os.Stat(b.path(h))
+	return err == nil
+}
+
+// Put stores a chunk whose hash is h (the caller computed it). The chunk is
+// written under a temporary name, synced, and renamed into place.
+func (b *Blobs) Put(h Hash, data []byte) error {
+	p := b.path(h)
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), p)
+}
+
+// Read reads chunk h of length n into buf and verifies it: a chunk damaged
+// on disk is an error, never served.
+func (b *Blobs) Read(h Hash, buf []byte) ([]byte, error) {
+	f, err := os.Open(b.path(h))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	if Hash(blake3.Sum256(buf[:n])) != h {
+		return nil, fmt.Errorf("transfer: stored chunk %s is damaged", h)
+	}
+	return buf[:n], nil
+}
+
+// Import reads the file at path into the store and returns its manifest.
+// name overrides the file's base name when not empty.
+func (b *Blobs) Import(path, name string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("transfer: %s is not a regular file", path)
+	}
+	if name == "" {
+		name = filepath.Base(path)
+	}
+	m := &Manifest{Name: SafeName(name), Size: uint64(fi.Size()), MIME: mime.TypeByExtension(filepath.Ext(name)), ChunkSize: DefaultChunkSize}
+	if m.MIME == "" {
+		m.MIME = "application/octet-stream"
+	}
+	buf := make([]byte, m.ChunkSize)
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			h := Hash(blake3.Sum256(buf[:n]))
+			if err := b.Put(h, buf[:n]); err != nil {
+				return nil, fmt.Errorf("transfer: store %s: %w", path, err)
+			}
+			m.Chunks = append(m.Chunks, h)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("transfer: read %s: %w", path, err)
+		}
+	}
+	if uint64(len(m.Chunks))*uint64(m.ChunkSize) < m.Size {
+		return nil, fmt.Errorf("transfer: %s changed while it was read", path)
+	}
+	if err := m.checkShape(len(m.Chunks)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SafeName turns a name from a peer into a plain file name: no path
+// separators, no "." or "..", no control characters, at most MaxNameBytes
+// bytes, never empty.
+func SafeName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		switch {
+		case r == '/' || r == '\\' || r == 0:
+			return '_'
+		case unicode.IsControl(r):
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	for strings.HasPrefix(name, ".") {
+		name = strings.TrimPrefix(name, ".")
+	}
+	if name == "" {
+		name = "file"
+	}
+	for len(name) > MaxNameBytes {
+		// Cut on a rune boundary.
+		r := []rune(name)
+		name = string(r[:len(r)-1])
+	}
+	return name
+}
+
+// uniquePath returns dir/name, or dir/"name (N).ext" for the first N that
+// does not exist yet: an existing file is never overwritten.
+func uniquePath(dir, name string) string {
+	p := filepath.Join(dir, name)
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			return p
+		}
+		p = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", base, i, ext))
+	}
+}

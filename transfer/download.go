@@ -1,0 +1,501 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"lukechampine.com/blake3"
+
+	"github.com/meshtalk/meshtalk/transfer/pb"
+)
+
+// Tuning of a download.
+const (
+	// Streams is how many requests a download keeps in flight.
+	Streams = 4
+	// rangeChunks is how many chunks one request asks for.
+	rangeChunks = 8
+	// checkpointChunks is how many verified chunks are synced together.
+	checkpointChunks = 32
+	// maxStrikes is how many bad chunks drop a source.
+	maxStrikes = 3
+	// maxFailures is how many failed requests in a row drop a source.
+	maxFailures = 5
+)
+
+// ErrNoSource means no source could serve the file; the partial file
+// stays, and a later Download resumes it.
+var ErrNoSource = errors.New("transfer: no source can serve the file")
+
+// Receipt is the record of a download.
+type Receipt struct {
+	Name    string `json:"name"`
+	Size    uint64 `json:"size"`
+	Partial string `json:"partial"`
+	Final   string `json:"final,omitempty"`
+	Done    bool   `json:"done"`
+}
+
+// Progress is where a download stands.
+type Progress struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Size   uint64 `json:"size"`
+	Bytes  uint64 `json:"bytes"`
+	Chunks int    `json:"chunks"`
+	Have   int    `json:"have"`
+}
+
+func recvKey(root Hash) datastore.Key { return datastore.NewKey("/recv/" + root.String()) }
+func haveKey(root Hash, i int) datastore.Key {
+	return datastore.NewKey(fmt.Sprintf("/have/%s/%08x", root, i))
+}
+
+// Download fetches the file m describes from sources into dir and returns
+// its path. Every chunk is verified before it is written; verified chunks
+// are recorded durably, so a Download cut short (a cancelled ctx, a lost
+// connection, a stop of either node) resumes where it was, fetching again
+// at most the chunks that were in flight. progress, when not nil, is
+// called as chunks arrive, one call at a time.
+func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, dir string, progress func(Progress)) (string, error) {
+	if !s.enter() {
+		return "", ErrClosed
+	}
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	root := m.Root()
+	rc, err := s.receipt(ctx, m, dir)
+	if err != nil {
+		return "", err
+	}
+	if rc.Done {
+		return rc.Final, nil
+	}
+	have, err := s.have(ctx, root, len(m.Chunks))
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(rc.Partial, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("transfer: %w", err)
+	}
+	defer f.Close()
+
+	d := &download{s: s, m: m, root: root, f: f, have: have, sources: map[peer.ID]*source{}, progress: progress}
+	d.got = Progress{ID: root.String(), Name: m.Name, Size: m.Size, Chunks: len(m.Chunks)}
+	for i, h := range have {
+		if h {
+			d.got.Have++
+			d.got.Bytes += uint64(m.chunkLen(i))
+		}
+	}
+	for _, p := range sources {
+		d.sources[p] = &source{}
+		d.order = append(d.order, p)
+	}
+	for i := 0; i < len(m.Chunks); {
+		if have[i] {
+			i++
+			continue
+		}
+		j := i
+		for j < len(m.Chunks) && j-i < rangeChunks && !have[j] {
+			j++
+		}
+		d.queue = append(d.queue, span{i, j - i})
+		i = j
+	}
+	d.report()
+	err = d.run(ctx)
+	if cerr := d.checkpoint(true); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	return s.finish(ctx, m, rc, f)
+}
+
+// receipt loads or creates the record of a download of m into dir.
+func (s *Service) receipt(ctx context.Context, m *Manifest, dir string) (*Receipt, error) {
+	root := m.Root()
+	var rc Receipt
+	b, err := s.ds.Get(ctx, recvKey(root))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &rc); err != nil {
+			return nil, fmt.Errorf("transfer: stored download %s is damaged: %w", root, err)
+		}
+		return &rc, nil
+	case !errors.Is(err, datastore.ErrNotFound):
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("transfer: %w", err)
+	}
+	rc = Receipt{Name: m.Name, Size: m.Size, Partial: filepath.Join(dir, "."+m.Name+"."+root.String()[:12]+".partial")}
+	bt, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	js, _ := json.Marshal(rc)
+	bt.Put(ctx, manifestKey(root), m.Encode())
+	bt.Put(ctx, recvKey(root), js)
+	if err := bt.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return &rc, s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+// have reads which chunks are already verified and synced.
+func (s *Service) have(ctx context.Context, root Hash, n int) ([]bool, error) {
+	have := make([]bool, n)
+	res, err := s.ds.Query(ctx, query.Query{Prefix: "/have/" + root.String() + "/", KeysOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, r.Error
+		}
+		var i int
+		if _, err := fmt.Sscanf(r.Key[strings.LastIndexByte(r.Key, '/')+1:], "%x", &i); err == nil && i >= 0 && i < n {
+			have[i] = true
+		}
+	}
+	return have, nil
+}
+
+// finish gives the complete file its final name (never over an existing
+// file) and records the download done.
+func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *os.File) (string, error) {
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("transfer: %w", err)
+	}
+	dir := filepath.Dir(rc.Partial)
+	var final string
+	for {
+		final = uniquePath(dir, m.Name)
+		// A hard link fails rather than replace a file that appeared
+		// meanwhile.
+		err := os.Link(rc.Partial, final)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("transfer: %w", err)
+		}
+	}
+	os.Remove(rc.Partial)
+	rc.Final, rc.Done = final, true
+	js, _ := json.Marshal(rc)
+	root := m.Root()
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return "", err
+	}
+	b.Put(ctx, recvKey(root), js)
+	for i := range m.Chunks {
+		b.Delete(ctx, haveKey(root, i))
+	}
+	if err := b.Commit(ctx); err != nil {
+		return "", err
+	}
+	return final, s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+// span is a run of chunks to fetch.
+type span struct{ first, count int }
+
+// source is what a download knows of one peer it fetches from.
+type source struct {
+	strikes  int   // bad chunks served
+	failures int   // failed requests in a row
+	dropped  error // why it is no longer asked
+}
+
+// download is one Download in progress.
+type download struct {
+	s        *Service
+	m        *Manifest
+	root     Hash
+	f        *os.File
+	progress func(Progress)
+
+	progMu  sync.Mutex // serialises progress calls
+	mu      sync.Mutex
+	have    []bool
+	queue   []span
+	active  int // spans being fetched
+	next    int // round-robin position in order
+	order   []peer.ID
+	sources map[peer.ID]*source
+	pending []int // verified and written, not yet synced
+	got     Progress
+	fatal   error
+	wake    chan struct{}
+}
+
+// run fetches the queue on Streams workers until it is empty or no source
+// is left.
+func (d *download) run(ctx context.Context) error {
+	d.wake = make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	for range Streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.work(ctx)
+		}()
+	}
+	wg.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.fatal != nil:
+		return d.fatal
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case len(d.queue) > 0:
+		var reasons []string
+		for _, p := range d.order {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", p, d.sources[p].dropped))
+		}
+		return fmt.Errorf("%w (%s)", ErrNoSource, strings.Join(reasons, "; "))
+	}
+	return nil
+}
+
+// take hands out the next span and a source for it; ok is false when
+// there is nothing left to do.
+func (d *download) take(ctx context.Context) (span, peer.ID, bool) {
+	for {
+		d.mu.Lock()
+		if d.fatal != nil || ctx.Err() != nil {
+			d.mu.Unlock()
+			return span{}, "", false
+		}
+		p, alive := d.pick()
+		if !alive {
+			d.mu.Unlock()
+			return span{}, "", false
+		}
+		if len(d.queue) > 0 {
+			sp := d.queue[0]
+			d.queue = d.queue[1:]
+			d.active++
+			d.mu.Unlock()
+			return sp, p, true
+		}
+		if d.active == 0 {
+			d.mu.Unlock()
+			return span{}, "", false
+		}
+		d.mu.Unlock()
+		// Another worker may put its span back: wait for it to settle.
+		select {
+		case <-d.wake:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// pick chooses the next source that is not dropped.
+func (d *download) pick() (peer.ID, bool) {
+	for range d.order {
+		p := d.order[d.next%len(d.order)]
+		d.next++
+		if d.sources[p].dropped == nil {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// done settles a span: the chunks not fetched go back to the queue.
+func (d *download) done(rest span) {
+	d.mu.Lock()
+	d.active--
+	if rest.count > 0 {
+		d.queue = append(d.queue, rest)
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *download) work(ctx context.Context) {
+	buf := make([]byte, d.m.ChunkSize)
+	for {
+		sp, p, ok := d.take(ctx)
+		if !ok {
+			// Wake the others: there may be nothing left for them either.
+			select {
+			case d.wake <- struct{}{}:
+			default:
+			}
+			return
+		}
+		got, err := d.fetch(ctx, p, sp, buf)
+		d.settle(p, got, err)
+		d.done(span{sp.first + got, sp.count - got})
+		if err := d.checkpoint(false); err != nil {
+			d.fail(err)
+		}
+	}
+}
+
+// fetch requests a span from p and writes what verifies; it returns how
+// many chunks of the span it wrote.
+func (d *download) fetch(ctx context.Context, p peer.ID, sp span, buf []byte) (int, error) {
+	ctx = network.WithAllowLimitedConn(ctx, "transfer")
+	st, err := d.s.h.NewStream(ctx, p, Protocol)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	st.SetDeadline(time.Now().Add(chunkTimeout))
+	if err := writeFrame(st, &pb.Request{Root: d.root[:], First: uint32(sp.first), Count: uint32(sp.count)}); err != nil {
+		st.Reset()
+		return 0, err
+	}
+	r := bufio.NewReaderSize(st, 256<<10)
+	var reply pb.Reply
+	if err := readFrame(r, maxReplyFrame, &reply); err != nil {
+		st.Reset()
+		return 0, err
+	}
+	if reply.GetCode() != CodeOK {
+		return 0, fmt.Errorf("transfer: %s refused: %s (code %d)", p, reply.GetMessage(), reply.GetCode())
+	}
+	for k := 0; k < sp.count; k++ {
+		i := sp.first + k
+		st.SetReadDeadline(time.Now().Add(chunkTimeout))
+		data, err := readChunk(r, i, d.m.chunkLen(i), buf)
+		if err != nil {
+			st.Reset()
+			return k, err
+		}
+		if Hash(blake3.Sum256(data)) != d.m.Chunks[i] {
+			st.Reset()
+			return k, fmt.Errorf("%w: chunk %d from %s", ErrBadChunk, i, p)
+		}
+		if _, err := d.f.WriteAt(data, int64(i)*int64(d.m.ChunkSize)); err != nil {
+			// A full disk or a permission error: the whole transfer stops,
+			// what is verified so far stays.
+			d.fail(fmt.Errorf("transfer: write %s: %w", d.f.Name(), err))
+			st.Reset()
+			return k, err
+		}
+		d.wrote(i)
+	}
+	return sp.count, nil
+}
+
+// settle counts a source's success or failure.
+func (d *download) settle(p peer.ID, got int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	src := d.sources[p]
+	switch {
+	case err == nil:
+		src.failures = 0
+	case errors.Is(err, ErrBadChunk):
+		src.strikes++
+		d.s.log.Warn("bad chunk", "peer", p, "err", err)
+		if src.strikes >= maxStrikes {
+			src.dropped = fmt.Errorf("served %d chunks that do not match the manifest", src.strikes)
+		}
+	default:
+		if got == 0 {
+			src.failures++
+		}
+		if src.failures >= maxFailures {
+			src.dropped = err
+		}
+	}
+}
+
+// wrote records a verified, written chunk for the next checkpoint.
+func (d *download) wrote(i int) {
+	d.mu.Lock()
+	d.have[i] = true
+	d.pending = append(d.pending, i)
+	d.got.Have++
+	d.got.Bytes += uint64(d.m.chunkLen(i))
+	d.mu.Unlock()
+	d.report()
+}
+
+func (d *download) fail(err error) {
+	d.mu.Lock()
+	if d.fatal == nil {
+		d.fatal = err
+	}
+	d.mu.Unlock()
+}
+
+// checkpoint syncs the partial file and then records the chunks written
+// since the last one, every checkpointChunks chunks (or now, with force).
+func (d *download) checkpoint(force bool) error {
+	d.mu.Lock()
+	if len(d.pending) == 0 || (!force && len(d.pending) < checkpointChunks) {
+		d.mu.Unlock()
+		return nil
+	}
+	pending := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("transfer: %w", err)
+	}
+	// Not the download's context: a cancelled download still records what
+	// it has.
+	ctx := context.Background()
+	b, err := d.s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, i := range pending {
+		b.Put(ctx, haveKey(d.root, i), nil)
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	return d.s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+// report calls the progress function, one call at a time, never going
+// backwards.
+func (d *download) report() {
+	if d.progress == nil {
+		return
+	}
+	d.progMu.Lock()
+	defer d.progMu.Unlock()
+	d.mu.Lock()
+	p := d.got
+	d.mu.Unlock()
+	d.progress(p)
+}

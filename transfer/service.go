@@ -1,0 +1,183 @@
+package transfer
+
+// The transfer datastore, in the namespace node gives the service
+// (/transfer):
+//
+//	/manifests/<root hex>            the manifest (its wire form)
+//	/offers/<root hex>/<peer ID>     "": the blob may be served to this peer
+//	/recv/<root hex>                 Receipt (JSON): a download, its files
+//	/have/<root hex>/<index %08x>    "": this chunk is verified and synced
+//	                                 in the partial file
+//
+// The partial file sits in the destination folder under a hidden temporary
+// name; it takes its final name only once every chunk is verified.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/transfer/pb"
+)
+
+// ErrClosed is returned by a closed Service.
+var ErrClosed = errors.New("transfer: closed")
+
+// requestTimeout bounds how long a served request may take per chunk.
+const chunkTimeout = 30 * time.Second
+
+// Service serves offered blobs and downloads offered files.
+type Service struct {
+	h     host.Host
+	ds    datastore.Batching
+	blobs *Blobs
+	log   *slog.Logger
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	closing bool
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// New starts the service on h with its datastore namespace and blob store.
+func New(h host.Host, ds datastore.Batching, blobs *Blobs, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{h: h, ds: ds, blobs: blobs, log: logger.With("component", "transfer")}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(Protocol, s.handle)
+	return s
+}
+
+// Close removes the handler, ends the transfers in progress (they resume
+// on the next start) and waits for them.
+func (s *Service) Close() error {
+	s.once.Do(func() {
+		s.h.RemoveStreamHandler(Protocol)
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// enter registers a goroutine with the service, unless it is closing.
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func manifestKey(root Hash) datastore.Key { return datastore.NewKey("/manifests/" + root.String()) }
+func offerKey(root Hash, p peer.ID) datastore.Key {
+	return datastore.NewKey("/offers/" + root.String() + "/" + p.String())
+}
+
+// Offer lets p download the file m describes (its chunks must be in the
+// store: Import put them there). It is durable when Offer returns.
+func (s *Service) Offer(ctx context.Context, m *Manifest, p peer.ID) error {
+	for _, c := range m.Chunks {
+		if !s.blobs.Has(c) {
+			return fmt.Errorf("transfer: offer %s: chunk %s is not in the store", m.Name, c)
+		}
+	}
+	root := m.Root()
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, manifestKey(root), m.Encode()); err != nil {
+		return err
+	}
+	if err := b.Put(ctx, offerKey(root, p), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	return s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+// handle serves one request: the chunks of an offered blob, in order.
+func (s *Service) handle(st network.Stream) {
+	if !s.enter() {
+		st.Reset()
+		return
+	}
+	defer s.wg.Done()
+	defer st.Close()
+	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
+	defer stop()
+	from := st.Conn().RemotePeer()
+	st.SetDeadline(time.Now().Add(chunkTimeout))
+	r := bufio.NewReader(st)
+	var req pb.Request
+	if err := readFrame(r, maxRequestFrame, &req); err != nil {
+		writeFrame(st, &pb.Reply{Code: CodeBadRequest, Message: err.Error()})
+		return
+	}
+	var root Hash
+	if len(req.GetRoot()) != blake3Size {
+		writeFrame(st, &pb.Reply{Code: CodeBadRequest, Message: "bad root"})
+		return
+	}
+	copy(root[:], req.GetRoot())
+	if ok, err := s.ds.Has(s.ctx, offerKey(root, from)); err != nil || !ok {
+		writeFrame(st, &pb.Reply{Code: CodeNotOffered, Message: "this file was not offered to you"})
+		return
+	}
+	b, err := s.ds.Get(s.ctx, manifestKey(root))
+	if err != nil {
+		writeFrame(st, &pb.Reply{Code: CodeNotFound, Message: "no such file"})
+		return
+	}
+	m, err := DecodeManifest(b)
+	if err != nil {
+		writeFrame(st, &pb.Reply{Code: CodeNotFound, Message: "no such file"})
+		return
+	}
+	first, count := int(req.GetFirst()), int(req.GetCount())
+	if count <= 0 || first < 0 || first+count > len(m.Chunks) {
+		writeFrame(st, &pb.Reply{Code: CodeBadRequest, Message: fmt.Sprintf("chunks %d..%d of %d", first, first+count, len(m.Chunks))})
+		return
+	}
+	w := bufio.NewWriterSize(st, 256<<10)
+	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil {
+		return
+	}
+	buf := make([]byte, m.ChunkSize)
+	for i := first; i < first+count; i++ {
+		data, err := s.blobs.Read(m.Chunks[i], buf[:m.chunkLen(i)])
+		if err != nil {
+			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", err)
+			st.Reset()
+			return
+		}
+		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
+		if err := writeChunkHeader(w, i, len(data)); err != nil {
+			return
+		}
+		if _, err := w.Write(data); err != nil {
+			return
+		}
+	}
+	w.Flush()
+}

@@ -1,0 +1,258 @@
+package transfer_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+	"lukechampine.com/blake3"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
+	"github.com/meshtalk/meshtalk/transfer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, nodetest.IgnoredGoroutines()...)
+}
+
+var bg = context.Background()
+
+// randomFile writes size random bytes to a file and returns its path.
+func randomFile(t testing.TB, size int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "big file.bin")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.CopyN(f, rand.Reader, int64(size)); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func sameFile(t *testing.T, a, b string) {
+	t.Helper()
+	ha, hb := fileHash(t, a), fileHash(t, b)
+	if ha != hb {
+		t.Fatalf("%s and %s differ", a, b)
+	}
+}
+
+func fileHash(t *testing.T, p string) [32]byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := blake3.New(32, nil)
+	io.Copy(h, f)
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// offered imports a file on a and offers it to b.
+func offered(t testing.TB, a, b *node.Node, path string) *transfer.Manifest {
+	t.Helper()
+	blobs, err := transfer.NewBlobs(a.Home().BlobsPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := blobs.Import(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Transfer().Offer(bg, m, b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Connect(t, b, a)
+	return m
+}
+
+func TestTransferArrivesIdentical(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	src := randomFile(t, 200<<20)
+	m := offered(t, a, b, src)
+	if m.Name != "big file.bin" || m.Size != 200<<20 || len(m.Chunks) != 200 {
+		t.Fatalf("manifest %s %d %d", m.Name, m.Size, len(m.Chunks))
+	}
+	dir := t.TempDir()
+	var last transfer.Progress
+	got, err := b.Transfer().Download(bg, m, []peer.ID{a.ID()}, dir, func(p transfer.Progress) { last = p })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(got) != "big file.bin" || last.Have != 200 || last.Bytes != m.Size {
+		t.Fatalf("got %s, progress %+v", got, last)
+	}
+	sameFile(t, src, got)
+	// Asking again answers the finished file.
+	if again, err := b.Transfer().Download(bg, m, []peer.ID{a.ID()}, dir, nil); err != nil || again != got {
+		t.Fatalf("download again: %s %v", again, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) == ".partial" {
+			t.Fatalf("partial file left behind: %s", e.Name())
+		}
+	}
+}
+
+// TestNoOverwrite: a file of the same name in the destination stays; the
+// download takes "name (1).ext".
+func TestNoOverwrite(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	m := offered(t, a, b, randomFile(t, 2<<20))
+	dir := t.TempDir()
+	mine := filepath.Join(dir, "big file.bin")
+	if err := os.WriteFile(mine, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Transfer().Download(bg, m, []peer.ID{a.ID()}, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(got) != "big file (1).bin" {
+		t.Fatalf("downloaded to %s", got)
+	}
+	if b, _ := os.ReadFile(mine); string(b) != "mine" {
+		t.Fatal("the existing file was overwritten")
+	}
+}
+
+func TestNotOfferedIsRefused(t *testing.T) {
+	a, b, c := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	m := offered(t, a, b, randomFile(t, 3<<20))
+	nodetest.Connect(t, c, a)
+	_, err := c.Transfer().Download(bg, m, []peer.ID{a.ID()}, t.TempDir(), nil)
+	if !errors.Is(err, transfer.ErrNoSource) {
+		t.Fatalf("a download that was never offered: %v", err)
+	}
+}
+
+// TestResumeAfterStop: the receiver is stopped half-way, restarted, and
+// completes, fetching again at most the chunks that were in flight.
+func TestResumeAfterStop(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	src := randomFile(t, 64<<20)
+	m := offered(t, a, b, src)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(bg)
+	_, err := b.Transfer().Download(ctx, m, []peer.ID{a.ID()}, dir, func(p transfer.Progress) {
+		if p.Have >= len(m.Chunks)/2 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted download: %v", err)
+	}
+	home, listen := b.Home(), nodetest.ListenAddrs(b)
+	b.Close()
+	b = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(c *node.Config) { c.Network.Listen = listen }})
+	nodetest.Connect(t, b, a)
+	first := -1
+	got, err := b.Transfer().Download(bg, m, []peer.ID{a.ID()}, dir, func(p transfer.Progress) {
+		if first < 0 {
+			first = p.Have
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, src, got)
+	if refetched := len(m.Chunks)/2 - first; first < 0 || refetched > transfer.Streams {
+		t.Fatalf("resumed with %d chunks of %d: %d fetched again, want at most %d", first, len(m.Chunks), refetched, transfer.Streams)
+	}
+}
+
+// TestCorruptSourceIsDropped: one source serves bad chunks; the file still
+// arrives correct from the good one, and the bad one is named.
+func TestCorruptSourceIsDropped(t *testing.T) {
+	good, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	evil := nodetest.Start(t, nodetest.Options{})
+	src := randomFile(t, 24<<20)
+	m := offered(t, good, b, src)
+	// evil answers every request with chunks of the right size and the
+	// wrong bytes.
+	evil.Host().SetStreamHandler(transfer.Protocol, func(s network.Stream) {
+		defer s.Close()
+		r := bufio.NewReader(s)
+		n, _ := binary.ReadUvarint(r)
+		req := make([]byte, n)
+		io.ReadFull(r, req)
+		first, count := transfer.ParseRequestForTest(req)
+		w := bufio.NewWriter(s)
+		w.Write([]byte{0}) // Reply{code: 0}: an empty protobuf
+		junk := make([]byte, transfer.DefaultChunkSize)
+		for i := first; i < first+count; i++ {
+			rand.Read(junk)
+			w.Write(binary.AppendUvarint(nil, uint64(i)))
+			w.Write(binary.AppendUvarint(nil, uint64(len(junk))))
+			w.Write(junk)
+		}
+		w.Flush()
+	})
+	nodetest.Connect(t, b, evil)
+	got, err := b.Transfer().Download(bg, m, []peer.ID{evil.ID(), good.ID()}, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, src, got)
+
+	// With only the evil source, the error says what it did.
+	other := nodetest.Start(t, nodetest.Options{})
+	m2 := offered(t, good, other, randomFile(t, 8<<20))
+	nodetest.Connect(t, other, evil)
+	_, err = other.Transfer().Download(bg, m2, []peer.ID{evil.ID()}, t.TempDir(), nil)
+	if !errors.Is(err, transfer.ErrNoSource) || !bytes.Contains([]byte(err.Error()), []byte("do not match")) {
+		t.Fatalf("only a bad source: %v", err)
+	}
+}
+
+func TestSafeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"report.pdf":          "report.pdf",
+		"../../etc/passwd":    "_.._etc_passwd",
+		"..":                  "file",
+		"":                    "file",
+		"a\x00b\nc\x1b[31m":   "a_bc[31m",
+		`C:\Windows\evil.exe`: "C:_Windows_evil.exe",
+		".bashrc":             "bashrc",
+	} {
+		if got := transfer.SafeName(in); got != want {
+			t.Errorf("SafeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	long := string(bytes.Repeat([]byte("é"), 200))
+	if got := transfer.SafeName(long); len(got) > transfer.MaxNameBytes {
+		t.Errorf("a long name stays %d bytes", len(got))
+	}
+}
+
+func TestManifestLimits(t *testing.T) {
+	for name, m := range map[string]*transfer.Manifest{
+		"traversal":   {Name: "../x", Size: 1, ChunkSize: transfer.DefaultChunkSize, Chunks: make([]transfer.Hash, 1)},
+		"chunk count": {Name: "x", Size: 10 << 20, ChunkSize: transfer.DefaultChunkSize, Chunks: make([]transfer.Hash, 3)},
+		"tiny chunks": {Name: "x", Size: 10, ChunkSize: 10, Chunks: make([]transfer.Hash, 1)},
+		"too many":    {Name: "x", Size: (transfer.MaxChunks + 1) * transfer.MinChunkSize, ChunkSize: transfer.MinChunkSize, Chunks: make([]transfer.Hash, transfer.MaxChunks+1)},
+		"bad mime":    {Name: "x", Size: 1, MIME: "///", ChunkSize: transfer.DefaultChunkSize, Chunks: make([]transfer.Hash, 1)},
+	} {
+		if _, err := transfer.DecodeManifest(m.Encode()); !errors.Is(err, transfer.ErrBadManifest) {
+			t.Errorf("%s: got %v, want ErrBadManifest", name, err)
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package transfer
+
+// The transfer protocol, /meshtalk/transfer/1.0.0.
+//
+// A file travels as a manifest (name, size, type, chunk size, the BLAKE3
+// hash of every chunk) and chunks. The manifest's root hash, BLAKE3 over
+// its content, names the file. The sender offers a file to a peer by
+// giving it the manifest (in a chat message); the receiver pulls chunks,
+// on as many streams at once as it likes, each stream one request:
+//
+//	receiver                              sender
+//	Request{root, first, count}  -->
+//	                             <--  Reply{code}
+//	                             <--  chunk first, first+1, ... (code 0 only)
+//
+// A chunk on the stream is uvarint(index) uvarint(length) and the bytes.
+// The receiver verifies every chunk against the manifest before it writes
+// it, and drops a sender that keeps sending bad ones. A sender serves a
+// blob only to the peers it offered it to (CodeNotOffered otherwise).
+//
+// Every length is checked against its limit before anything is allocated.
+//
+// Versions
+//
+//	1.0.0  the protocol above.
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"path"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+	"lukechampine.com/blake3"
+
+	"github.com/meshtalk/meshtalk/transfer/pb"
+)
+
+// Protocol is the transfer protocol's ID.
+const Protocol = protocol.ID("/meshtalk/transfer/1.0.0")
+
+// Limits.
+const (
+	// DefaultChunkSize is the chunk size of new manifests.
+	DefaultChunkSize = 1 << 20
+	// MinChunkSize and MaxChunkSize bound a manifest's chunk size.
+	MinChunkSize = 64 << 10
+	MaxChunkSize = 4 << 20
+	// MaxChunks bounds a manifest's chunk count (64 GiB at 1 MiB chunks).
+	MaxChunks = 1 << 16
+	// MaxNameBytes bounds a file name.
+	MaxNameBytes = 255
+	// maxManifestFrame bounds an encoded manifest.
+	maxManifestFrame = MaxChunks*(blake3Size+2) + 4096
+	// maxRequestFrame bounds a request.
+	maxRequestFrame = 256
+	// maxReplyFrame bounds a reply.
+	maxReplyFrame = 1024
+	blake3Size    = 32
+)
+
+// Reply codes, stable across versions.
+const (
+	CodeOK         = 0
+	CodeNotOffered = 1
+	CodeNotFound   = 2
+	CodeBadRequest = 3
+)
+
+// Errors.
+var (
+	ErrBadManifest = errors.New("transfer: manifest is not valid")
+	ErrBadFrame    = errors.New("transfer: malformed frame")
+	ErrBadChunk    = errors.New("transfer: chunk does not match the manifest")
+)
+
+// Hash is a BLAKE3-256 digest.
+type Hash [blake3Size]byte
+
+func (h Hash) String() string { return fmt.Sprintf("%x", h[:]) }
+
+// Manifest describes a file. Build one with Import or decode one with
+// DecodeManifest; its Root names the file.
+type Manifest struct {
+	Name      string
+	Size      uint64
+	MIME      string
+	ChunkSize uint32
+	Chunks    []Hash
+}
+
+// Root is the BLAKE3 hash of the manifest's encoding: name, size, type,
+// chunk size and chunk hashes.
+func (m *Manifest) Root() Hash {
+	return Hash(blake3.Sum256(m.Encode()))
+}
+
+// ID is the root as hex: how users and the API name a file.
+func (m *Manifest) ID() string { return m.Root().String() }
+
+// chunkLen is the length of chunk i.
+func (m *Manifest) chunkLen(i int) int {
+	if i == len(m.Chunks)-1 {
+		return int(m.Size - uint64(i)*uint64(m.ChunkSize))
+	}
+	return int(m.ChunkSize)
+}
+
+// Encode returns the manifest's wire form (deterministic).
+func (m *Manifest) Encode() []byte {
+	w := &pb.Manifest{Name: m.Name, Size: m.Size, Mime: m.MIME, ChunkSize: m.ChunkSize}
+	for _, c := range m.Chunks {
+		w.Chunks = append(w.Chunks, slices.Clone(c[:]))
+	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(w)
+	return b
+}
+
+// DecodeManifest parses and checks a manifest: limits, chunk count against
+// size, the name (a bare file name), and the type.
+func DecodeManifest(b []byte) (*Manifest, error) {
+	if len(b) > maxManifestFrame {
+		return nil, fmt.Errorf("%w: %d bytes is over the limit", ErrBadManifest, len(b))
+	}
+	var w pb.Manifest
+	if err := proto.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+	}
+	m := &Manifest{Name: w.GetName(), Size: w.GetSize(), MIME: w.GetMime(), ChunkSize: w.GetChunkSize()}
+	if err := m.checkShape(len(w.GetChunks())); err != nil {
+		return nil, err
+	}
+	m.Chunks = make([]Hash, len(w.GetChunks()))
+	for i, c := range w.GetChunks() {
+		if len(c) != blake3Size {
+			return nil, fmt.Errorf("%w: chunk hash %d has %d bytes", ErrBadManifest, i, len(c))
+		}
+		copy(m.Chunks[i][:], c)
+	}
+	return m, nil
+}
+
+// checkShape checks everything but the hashes, for a manifest of n chunks.
+func (m *Manifest) checkShape(n int) error {
+	if m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize {
+		return fmt.Errorf("%w: chunk size %d is outside %d..%d", ErrBadManifest, m.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	if n > MaxChunks {
+		return fmt.Errorf("%w: %d chunks, the limit is %d", ErrBadManifest, n, MaxChunks)
+	}
+	want := (m.Size + uint64(m.ChunkSize) - 1) / uint64(m.ChunkSize)
+	if uint64(n) != want || (m.Size == 0 && n != 0) {
+		return fmt.Errorf("%w: %d chunks for %d bytes of %d-byte chunks", ErrBadManifest, n, m.Size, m.ChunkSize)
+	}
+	if m.Name == "" || len(m.Name) > MaxNameBytes || m.Name != path.Base(m.Name) || SafeName(m.Name) != m.Name {
+		return fmt.Errorf("%w: name %q is not a plain file name", ErrBadManifest, m.Name)
+	}
+	if m.MIME != "" {
+		if _, _, err := mime.ParseMediaType(m.MIME); err != nil {
+			return fmt.Errorf("%w: type %q", ErrBadManifest, m.MIME)
+		}
+	}
+	return nil
+}
+
+// writeFrame writes one length-prefixed protobuf frame.
+func writeFrame(w io.Writer, m proto.Message) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(binary.AppendUvarint(nil, uint64(len(b))), b...))
+	return err
+}
+
+// readFrame reads one frame of at most max bytes into m.
+func readFrame(r *bufio.Reader, max int, m proto.Message) error {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return fmt.Errorf("%w: length: %v", ErrBadFrame, err)
+	}
+	if n > uint64(max) {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadFrame, n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	return nil
+}
+
+// writeChunkHeader writes the header of chunk index of length n.
+func writeChunkHeader(w io.Writer, index, n int) error {
+	var buf [2 * binary.MaxVarintLen64]byte
+	b := binary.AppendUvarint(buf[:0], uint64(index))
+	b = binary.AppendUvarint(b, uint64(n))
+	_, err := w.Write(b)
+	return err
+}
+
+// readChunk reads one chunk into buf, which must hold maxLen bytes; it
+// checks the index and length it is told before reading the bytes.
+func readChunk(r *bufio.Reader, wantIndex, wantLen int, buf []byte) ([]byte, error) {
+	idx, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chunk index: %v", ErrBadFrame, err)
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chunk length: %v", ErrBadFrame, err)
+	}
+	if idx != uint64(wantIndex) || n != uint64(wantLen) || n > uint64(len(buf)) {
+		return nil, fmt.Errorf("%w: chunk %d of %d bytes where chunk %d of %d was due", ErrBadFrame, idx, n, wantIndex, wantLen)
+	}
+	if _, err := io.ReadFull(r, buf[:n]); err != nil {
+		return nil, fmt.Errorf("%w: chunk %d: %v", ErrBadFrame, idx, err)
+	}
+	return buf[:n], nil
+}
