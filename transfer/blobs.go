@@ -66,8 +66,10 @@ func (b *Blobs) Put(h Hash, data []byte) error {
 	return os.Rename(f.Name(), p)
 }
 
-// Read reads chunk h of length n into buf and verifies it: a chunk damaged
-// on disk is an error, never served.
+// Read reads chunk h into buf (which has the chunk's length). It does not
+// hash it: the receiver verifies every chunk, and drops a sender whose
+// chunks do not match, so a chunk damaged on disk is caught there, at no
+// cost to every read.
 func (b *Blobs) Read(h Hash, buf []byte) ([]byte, error) {
 	f, err := os.Open(b.path(h))
 	if err != nil {
@@ -78,8 +80,8 @@ func (b *Blobs) Read(h Hash, buf []byte) ([]byte, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
 	}
-	if Hash(blake3.Sum256(buf[:n])) != h {
-		return nil, fmt.Errorf("transfer: stored chunk %s is damaged", h)
+	if n != len(buf) {
+		return nil, fmt.Errorf("transfer: stored chunk %s is short", h)
 	}
 	return buf[:n], nil
 }

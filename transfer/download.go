@@ -26,7 +26,7 @@ const (
 	// Streams is how many requests a download keeps in flight.
 	Streams = 4
 	// rangeChunks is how many chunks one request asks for.
-	rangeChunks = 8
+	rangeChunks = 32
 	// checkpointChunks is how many verified chunks are synced together.
 	checkpointChunks = 32
 	// maxStrikes is how many bad chunks drop a source.
