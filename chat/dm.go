@@ -2,10 +2,12 @@ package chat
 
 import (
 	"bufio"
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +42,9 @@ type Draft struct {
 	Text    string
 	Face    string
 	Picture []byte
+	// File is the manifest of a file offered to the friend (the caller has
+	// offered it through transfer); Text may caption it.
+	File    []byte
 	ReplyTo string
 	ReactTo string
 }
@@ -62,6 +67,8 @@ func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error
 			return nil, err
 		}
 		w.Kind, w.Face = KindFace, d.Face
+	case d.File != nil:
+		w.Kind, w.File = KindFile, d.File
 	case d.Picture != nil:
 		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
 			return nil, fmt.Errorf("picture: %w", err)
@@ -193,7 +200,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
 		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
 			ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: MsgQueued,
-			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true}
+			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, Manifest: w.File, File: fileInfo(w.File)}
 		ps := s.peerString(r.p)
 		// A message shown in the history is stored once: its outbox entry
 		// is empty and points at the history record by the same key suffix.
@@ -620,7 +627,7 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 					return false, err
 				}
 				pm = pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-					Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo}
+					Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, File: m.Manifest}
 			} else if err := proto.Unmarshal(value, &pm); err != nil {
 				return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
 			}
@@ -876,7 +883,7 @@ func (s *Service) store(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		}
 		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
 			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
-			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC}
+			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, Manifest: wm.File, File: fileInfo(wm.File)}
 		if err := s.putMessage(ctx, b, m); err != nil {
 			return nil, nil, err
 		}
@@ -1083,4 +1090,17 @@ func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
 		return nil, err
 	}
 	return s.withState(ctx, m), nil
+}
+
+// FileOffers lists the file messages of every conversation, newest first.
+func (s *Service) FileOffers(ctx context.Context) ([]*Message, error) {
+	var out []*Message
+	err := queryMessages(ctx, s.ds, query.Query{Prefix: "/msgs/"}, func(_ string, m *Message) bool {
+		if m.Kind == KindFile && m.File != nil {
+			out = append(out, s.withState(ctx, m))
+		}
+		return true
+	})
+	slices.SortFunc(out, func(a, b *Message) int { return cmp.Compare(b.HLC, a.HLC) })
+	return out, err
 }

@@ -41,6 +41,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
 const schemaVersion = "1"
@@ -126,6 +127,30 @@ type Message struct {
 	HLC           uint64    `json:"hlc"`
 	Outgoing      bool      `json:"outgoing"`
 	Error         string    `json:"error,omitempty"`
+	// File describes an offered file (kind "file"); Manifest is its
+	// manifest, for transfer.
+	File     *FileInfo `json:"file,omitempty"`
+	Manifest []byte    `json:"-"`
+}
+
+// FileInfo is what a file offer shows before the file is fetched.
+type FileInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size uint64 `json:"size"`
+	MIME string `json:"mime"`
+}
+
+// fileInfo summarises a manifest (nil when there is none or it is bad).
+func fileInfo(manifest []byte) *FileInfo {
+	if len(manifest) == 0 {
+		return nil
+	}
+	m, err := transfer.DecodeManifest(manifest)
+	if err != nil {
+		return nil
+	}
+	return &FileInfo{ID: m.ID(), Name: m.Name, Size: m.Size, MIME: m.MIME}
 }
 
 // peerOf is the other side of the conversation a message belongs to.
@@ -222,7 +247,7 @@ func (s *Service) peerString(p peer.ID) string {
 func (s *Service) putMessage(ctx context.Context, w datastore.Write, m *Message) error {
 	rec := &pb.StoredMessage{
 		Message: (&wireMessage{ID: m.ID, SentAtMS: m.Time.UnixMilli(), HLC: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-			Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo}).toWire(),
+			Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, File: m.Manifest}).toWire(),
 		From: []byte(m.From), To: []byte(m.To), Outgoing: m.Outgoing, State: m.State,
 	}
 	b, err := proto.Marshal(rec)
@@ -245,7 +270,8 @@ func decodeMessage(key string, b []byte) (*Message, error) {
 	}
 	return &Message{ID: w.GetId(), From: from, To: to, Kind: w.GetKind(), Text: w.GetText(), Face: w.GetFace(),
 		Thumbnail: w.GetThumbnail(), ThumbnailType: w.GetThumbnailType(), ReplyTo: w.GetReplyTo(), ReactTo: w.GetReactTo(),
-		State: rec.GetState(), Time: time.UnixMilli(w.GetSentAtMs()), HLC: w.GetHlc(), Outgoing: rec.GetOutgoing()}, nil
+		State: rec.GetState(), Time: time.UnixMilli(w.GetSentAtMs()), HLC: w.GetHlc(), Outgoing: rec.GetOutgoing(),
+		Manifest: w.GetFile(), File: fileInfo(w.GetFile())}, nil
 }
 
 // queryMessages scans stored messages.

@@ -61,6 +61,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
 // Protocol IDs.
@@ -155,6 +156,7 @@ const (
 	KindReply    = "reply"
 	KindReaction = "reaction"
 	KindReceipt  = "receipt"
+	KindFile     = "file"
 )
 
 // wireMessage is a message as it travels: what the sender decides. The
@@ -172,18 +174,19 @@ type wireMessage struct {
 	ReplyTo       string
 	ReactTo       string
 	Refs          []string
+	File          []byte // a transfer manifest
 }
 
 func (m *wireMessage) toWire() *pb.Message {
 	return &pb.Message{Id: m.ID, SentAtMs: m.SentAtMS, Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-		Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, Refs: m.Refs}
+		Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, Refs: m.Refs, File: m.File}
 }
 
 // messageFromWire checks a received message and converts it.
 func messageFromWire(p *pb.Message) (wireMessage, error) {
 	m := wireMessage{ID: p.GetId(), SentAtMS: p.GetSentAtMs(), HLC: p.GetHlc(), Kind: p.GetKind(), Text: p.GetText(),
 		Face: p.GetFace(), Thumbnail: p.GetThumbnail(), ThumbnailType: p.GetThumbnailType(), ReplyTo: p.GetReplyTo(),
-		ReactTo: p.GetReactTo(), Refs: p.GetRefs()}
+		ReactTo: p.GetReactTo(), Refs: p.GetRefs(), File: p.GetFile()}
 	return m, m.validate()
 }
 
@@ -230,6 +233,10 @@ func (m *wireMessage) validate() error {
 	case KindReceipt:
 		if len(m.Refs) == 0 {
 			return fmt.Errorf("%w: a receipt without refs", ErrBadFrame)
+		}
+	case KindFile:
+		if _, err := transfer.DecodeManifest(m.File); err != nil {
+			return fmt.Errorf("%w: file offer: %v", ErrBadFrame, err)
 		}
 	default:
 		return fmt.Errorf("%w: unknown kind %q", ErrBadFrame, m.Kind)

@@ -178,6 +178,9 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			n.wg.Wait()
 			return nil, err
 		}
+		if err := n.xfer.Resume(ctx); err != nil {
+			n.log.Warn("resume downloads", "err", err)
+		}
 	}
 
 	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())

@@ -46,6 +46,14 @@ type Receipt struct {
 	Partial string `json:"partial"`
 	Final   string `json:"final,omitempty"`
 	Done    bool   `json:"done"`
+	// Sources are the peers to fetch from, for a download resumed in the
+	// background.
+	Sources []string `json:"sources,omitempty"`
+	// Background: started with Start, so resumed at every start of the
+	// node until done.
+	Background bool `json:"background,omitempty"`
+	// Error is why a background download stopped.
+	Error string `json:"error,omitempty"`
 }
 
 // Progress is where a download stands.
@@ -80,7 +88,10 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 	defer stop()
 
 	root := m.Root()
-	rc, err := s.receipt(ctx, m, dir)
+	// One download of a file at a time: a second waits, then finds it done.
+	unlock := s.lockRoot(root)
+	defer unlock()
+	rc, err := s.receipt(ctx, m, dir, sources)
 	if err != nil {
 		return "", err
 	}
@@ -133,7 +144,7 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 }
 
 // receipt loads or creates the record of a download of m into dir.
-func (s *Service) receipt(ctx context.Context, m *Manifest, dir string) (*Receipt, error) {
+func (s *Service) receipt(ctx context.Context, m *Manifest, dir string, srcs []peer.ID) (*Receipt, error) {
 	root := m.Root()
 	var rc Receipt
 	b, err := s.ds.Get(ctx, recvKey(root))
@@ -149,7 +160,8 @@ func (s *Service) receipt(ctx context.Context, m *Manifest, dir string) (*Receip
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
-	rc = Receipt{Name: m.Name, Size: m.Size, Partial: filepath.Join(dir, "."+m.Name+"."+root.String()[:12]+".partial")}
+	rc = Receipt{Name: m.Name, Size: m.Size, Partial: filepath.Join(dir, "."+m.Name+"."+root.String()[:12]+".partial"),
+		Sources: peerStrings(srcs)}
 	bt, err := s.ds.Batch(ctx)
 	if err != nil {
 		return nil, err
@@ -498,4 +510,28 @@ func (d *download) report() {
 	p := d.got
 	d.mu.Unlock()
 	d.progress(p)
+}
+
+func peerStrings(ps []peer.ID) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// lockRoot serialises downloads of one file.
+func (s *Service) lockRoot(root Hash) func() {
+	s.mu.Lock()
+	if s.roots == nil {
+		s.roots = map[Hash]*sync.Mutex{}
+	}
+	l, ok := s.roots[root]
+	if !ok {
+		l = &sync.Mutex{}
+		s.roots[root] = l
+	}
+	s.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }

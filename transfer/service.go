@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -44,8 +45,11 @@ type Service struct {
 
 	ctx     context.Context
 	cancel  context.CancelFunc
+	emitter event.Emitter
 	mu      sync.Mutex
 	closing bool
+	running map[Hash]context.CancelFunc // background downloads
+	roots   map[Hash]*sync.Mutex        // one download of a file at a time
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -57,6 +61,9 @@ func New(h host.Host, ds datastore.Batching, blobs *Blobs, logger *slog.Logger) 
 	}
 	s := &Service{h: h, ds: ds, blobs: blobs, log: logger.With("component", "transfer")}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if em, err := h.EventBus().Emitter(new(Event)); err == nil {
+		s.emitter = em
+	}
 	h.SetStreamHandler(Protocol, s.handle)
 	return s
 }
@@ -71,6 +78,9 @@ func (s *Service) Close() error {
 		s.mu.Unlock()
 		s.cancel()
 		s.wg.Wait()
+		if s.emitter != nil {
+			s.emitter.Close()
+		}
 	})
 	return nil
 }

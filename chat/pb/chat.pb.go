@@ -519,7 +519,9 @@ type Message struct {
 	ReplyTo       string                 `protobuf:"bytes,9,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	ReactTo       string                 `protobuf:"bytes,10,opt,name=react_to,json=reactTo,proto3" json:"react_to,omitempty"`
 	// For kind "receipt": the IDs the receipt is about.
-	Refs          []string `protobuf:"bytes,11,rep,name=refs,proto3" json:"refs,omitempty"`
+	Refs []string `protobuf:"bytes,11,rep,name=refs,proto3" json:"refs,omitempty"`
+	// For kind "file": the file's manifest (transfer/pb Manifest).
+	File          []byte `protobuf:"bytes,12,opt,name=file,proto3" json:"file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -627,6 +629,13 @@ func (x *Message) GetReactTo() string {
 func (x *Message) GetRefs() []string {
 	if x != nil {
 		return x.Refs
+	}
+	return nil
+}
+
+func (x *Message) GetFile() []byte {
+	if x != nil {
+		return x.File
 	}
 	return nil
 }
@@ -850,7 +859,7 @@ const file_chat_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageH\x00R\amessage\x12&\n" +
 	"\x03ack\x18\x02 \x01(\v2\x12.meshtalk.chat.AckH\x00R\x03ack\x122\n" +
 	"\arefusal\x18\x03 \x01(\v2\x16.meshtalk.chat.RefusalH\x00R\arefusalB\x06\n" +
-	"\x04body\"\x94\x02\n" +
+	"\x04body\"\xa8\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\n" +
@@ -864,7 +873,8 @@ const file_chat_proto_rawDesc = "" +
 	"\breply_to\x18\t \x01(\tR\areplyTo\x12\x19\n" +
 	"\breact_to\x18\n" +
 	" \x01(\tR\areactTo\x12\x12\n" +
-	"\x04refs\x18\v \x03(\tR\x04refs\"\x17\n" +
+	"\x04refs\x18\v \x03(\tR\x04refs\x12\x12\n" +
+	"\x04file\x18\f \x01(\fR\x04file\"\x17\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\"G\n" +
 	"\aRefusal\x12\x12\n" +

@@ -111,13 +111,20 @@ func newFriendCmd(g *globals) *cobra.Command {
 }
 
 func newSendCmd(g *globals) *cobra.Command {
-	var face, picture, reply, react string
+	var face, picture, reply, react, file string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "send FRIEND [TEXT]",
 		Short: "Send a message; it is stored at once and delivered when the friend is reachable",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				caption := ""
+				if len(args) == 2 {
+					caption = args[1]
+				}
+				return sendFile(cmd, g, args[0], file, caption)
+			}
 			req := api.SendRequest{To: args[0], Face: face, ReplyTo: reply, ReactTo: react}
 			if len(args) == 2 {
 				req.Text = args[1]
@@ -130,7 +137,7 @@ func newSendCmd(g *globals) *cobra.Command {
 				req.Picture = b
 			}
 			if req.Text == "" && req.Face == "" && req.Picture == nil {
-				return fmt.Errorf("nothing to send: give TEXT, --face NAME or --picture PATH")
+				return fmt.Errorf("nothing to send: give TEXT, --face NAME, --picture PATH or --file PATH")
 			}
 			var m chat.Message
 			if err := g.call(cmd, "POST", "/api/v1/messages", req, &m); err != nil {
@@ -145,6 +152,7 @@ func newSendCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&face, "face", "", "send a face by name (see GET /api/v1/faces): smile, laugh, heart, party, ...")
 	cmd.Flags().StringVar(&picture, "picture", "", "send a picture (PNG, JPEG or GIF up to 5 MiB); a thumbnail travels inline")
+	cmd.Flags().StringVar(&file, "file", "", "offer a file (the friend fetches it with `meshtalk file get`)")
 	cmd.Flags().StringVar(&reply, "reply", "", "reply to the message with this ID")
 	cmd.Flags().StringVar(&react, "react", "", "react to the message with this ID (TEXT is the emoji)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -220,6 +228,10 @@ func printMessages(g *globals, msgs []*chat.Message) {
 			body = "↪ " + m.ReplyTo + ": " + m.Text
 		case chat.KindReaction:
 			body = m.Text + " to " + m.ReactTo
+		case chat.KindFile:
+			if m.File != nil {
+				body = fmt.Sprintf("[file %s, %s, id %s] %s", m.File.Name, humanBytes(m.File.Size), m.File.ID[:16], m.Text)
+			}
 		}
 		who := "<" + shortPeer(m.From.String()) + ">"
 		if m.Outgoing {

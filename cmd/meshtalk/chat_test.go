@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -138,5 +139,67 @@ func TestChatCommands(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d: %q, want %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// TestFileCommands: a file offered with `send --file` is listed on the
+// other side, fetched with `file get`, and arrives identical.
+func TestFileCommands(t *testing.T) {
+	env := cleanEnv()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
+	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	mt := func(home string, args ...string) string {
+		t.Helper()
+		out, errOut, code := meshtalk(t, env, append(args, "--home", home)...)
+		if code != 0 {
+			t.Fatalf("meshtalk %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	var id struct {
+		FriendCode string `json:"friend_code"`
+	}
+	json.Unmarshal([]byte(mt(homeB, "id", "--json")), &id)
+	mt(homeA, "friend", "add", id.FriendCode)
+	eventually(t, 30*time.Second, "the request arrives", func() bool {
+		return strings.Contains(mt(homeB, "friend", "list", "--pending", "--json"), "pending_in")
+	})
+	var pending []map[string]any
+	json.Unmarshal([]byte(mt(homeB, "friend", "list", "--pending", "--json")), &pending)
+	mt(homeB, "friend", "accept", pending[0]["peer_id"].(string))
+	eventually(t, 30*time.Second, "friends", func() bool {
+		return strings.Contains(mt(homeA, "friend", "list", "--json"), `"state": "friend"`)
+	})
+
+	src := filepath.Join(t.TempDir(), "holiday photos.tar")
+	data := make([]byte, 5<<20+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	os.WriteFile(src, data, 0o600)
+	mt(homeA, "send", b.ready["peer_id"], "--file", src, "for you")
+	var files []map[string]any
+	eventually(t, 30*time.Second, "the offer arrives", func() bool {
+		json.Unmarshal([]byte(mt(homeB, "file", "list", "--json")), &files)
+		return len(files) == 1 && files[0]["state"] == "available"
+	})
+	if files[0]["name"] != "holiday photos.tar" || files[0]["size"] != float64(len(data)) {
+		t.Fatalf("offer %v", files[0])
+	}
+	out := t.TempDir()
+	got := strings.TrimSpace(mt(homeB, "file", "get", files[0]["id"].(string)[:12], "--out", out))
+	b2, err := os.ReadFile(got)
+	if err != nil || !bytes.Equal(b2, data) {
+		t.Fatalf("fetched %s: %v, identical=%v", got, err, bytes.Equal(b2, data))
+	}
+	json.Unmarshal([]byte(mt(homeB, "file", "list", "--json")), &files)
+	if files[0]["state"] != "done" || files[0]["path"] != got {
+		t.Fatalf("after get: %v", files[0])
+	}
+	// The sender lists its offer.
+	json.Unmarshal([]byte(mt(homeA, "file", "list", "--json")), &files)
+	if len(files) != 1 || files[0]["state"] != "offered" {
+		t.Fatalf("sender's list: %v", files)
 	}
 }

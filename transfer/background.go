@@ -1,0 +1,248 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Events the service emits on the host's event bus (node forwards them to
+// the event stream).
+const (
+	EventProgress = "transfer.progress"
+	EventDone     = "transfer.done"
+	EventFailed   = "transfer.failed"
+)
+
+// Event is a background download's news.
+type Event struct {
+	Type string `json:"-"`
+	Progress
+	Path  string `json:"path,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// EventType names the event in the node's event stream.
+func (e Event) EventType() string { return e.Type }
+
+// progressEvery spaces progress events of one download.
+const progressEvery = 200 * time.Millisecond
+
+// ErrNotStarted is returned for a download that was never started.
+var ErrNotStarted = errors.New("transfer: no such download")
+
+// Start runs Download in the background, where it resumes on every start
+// of the node (Resume) until it is done or cancelled. Asking again for a
+// download in progress just follows it.
+func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
+	root := m.Root()
+	if err := s.markBackground(m, dir, sources); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.running == nil {
+		s.running = map[Hash]context.CancelFunc{}
+	}
+	if _, ok := s.running[root]; ok {
+		s.mu.Unlock()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.running[root] = cancel
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.running, root)
+			s.mu.Unlock()
+			cancel()
+		}()
+		var last time.Time
+		path, err := s.Download(ctx, m, sources, dir, func(p Progress) {
+			// A few events a second are enough to draw a progress bar.
+			if time.Since(last) >= progressEvery || p.Have == p.Chunks {
+				last = time.Now()
+				s.emit(Event{Type: EventProgress, Progress: p})
+			}
+		})
+		switch {
+		case err == nil:
+			s.emit(Event{Type: EventDone, Progress: Progress{ID: root.String(), Name: m.Name, Size: m.Size, Bytes: m.Size}, Path: path})
+		case ctx.Err() != nil:
+			// Stopped or cancelled: resumes, or was dropped, elsewhere.
+		default:
+			s.setError(root, err)
+			s.emit(Event{Type: EventFailed, Progress: Progress{ID: root.String(), Name: m.Name, Size: m.Size}, Error: err.Error()})
+		}
+	}()
+	return nil
+}
+
+// Resume starts again every download that is neither done nor failed.
+func (s *Service) Resume(ctx context.Context) error {
+	list, err := s.Downloads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range list {
+		if d.Done || d.Error != "" || !d.Background {
+			continue
+		}
+		m, err := s.manifest(ctx, d.ID)
+		if err != nil {
+			continue
+		}
+		var srcs []peer.ID
+		for _, p := range d.Sources {
+			if id, err := peer.Decode(p); err == nil {
+				srcs = append(srcs, id)
+			}
+		}
+		if err := s.Start(m, srcs, dirOf(d.Partial)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cancel stops a download and forgets it; the partial file is removed.
+func (s *Service) Cancel(ctx context.Context, id string) error {
+	m, err := s.manifest(ctx, id)
+	if err != nil {
+		return err
+	}
+	root := m.Root()
+	s.mu.Lock()
+	cancel := s.running[root]
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	var rc Receipt
+	b, err := s.ds.Get(ctx, recvKey(root))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNotStarted, id)
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &rc); err == nil && !rc.Done {
+		removeQuiet(rc.Partial)
+	}
+	bt, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	bt.Delete(ctx, recvKey(root))
+	for i := range m.Chunks {
+		bt.Delete(ctx, haveKey(root, i))
+	}
+	if err := bt.Commit(ctx); err != nil {
+		return err
+	}
+	return s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+// DownloadInfo is a download as Downloads lists it.
+type DownloadInfo struct {
+	ID string `json:"id"`
+	Receipt
+	Running bool `json:"running"`
+}
+
+// Downloads lists the downloads this node knows.
+func (s *Service) Downloads(ctx context.Context) ([]DownloadInfo, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: "/recv/"})
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	var out []DownloadInfo
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, r.Error
+		}
+		var rc Receipt
+		if err := json.Unmarshal(r.Value, &rc); err != nil {
+			continue
+		}
+		id := r.Key[strings.LastIndexByte(r.Key, '/')+1:]
+		var root Hash
+		fmt.Sscanf(id, "%x", &root)
+		s.mu.Lock()
+		_, running := s.running[root]
+		s.mu.Unlock()
+		out = append(out, DownloadInfo{ID: id, Receipt: rc, Running: running})
+	}
+	return out, nil
+}
+
+// manifest loads a stored manifest by ID.
+func (s *Service) manifest(ctx context.Context, id string) (*Manifest, error) {
+	b, err := s.ds.Get(ctx, datastore.NewKey("/manifests/"+id))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotStarted, id)
+	}
+	return DecodeManifest(b)
+}
+
+func (s *Service) setError(root Hash, cause error) {
+	b, err := s.ds.Get(s.ctx, recvKey(root))
+	if err != nil {
+		return
+	}
+	var rc Receipt
+	if json.Unmarshal(b, &rc) != nil {
+		return
+	}
+	rc.Error = cause.Error()
+	js, _ := json.Marshal(rc)
+	s.ds.Put(s.ctx, recvKey(root), js)
+}
+
+func (s *Service) emit(ev Event) {
+	if s.emitter != nil {
+		s.emitter.Emit(ev)
+	}
+}
+
+func dirOf(path string) string { return filepath.Dir(path) }
+
+func removeQuiet(path string) { os.Remove(path) }
+
+// Import reads a file into the blob store and returns its manifest, ready
+// to Offer.
+func (s *Service) Import(path, name string) (*Manifest, error) { return s.blobs.Import(path, name) }
+
+// markBackground creates or updates the download's record as one to
+// resume at every start.
+func (s *Service) markBackground(m *Manifest, dir string, sources []peer.ID) error {
+	rc, err := s.receipt(s.ctx, m, dir, sources)
+	if err != nil {
+		return err
+	}
+	if rc.Background && rc.Error == "" {
+		return nil
+	}
+	rc.Background, rc.Error = true, ""
+	js, _ := json.Marshal(rc)
+	if err := s.ds.Put(s.ctx, recvKey(m.Root()), js); err != nil {
+		return err
+	}
+	return s.ds.Sync(s.ctx, datastore.NewKey("/"))
+}
