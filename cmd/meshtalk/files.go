@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/meshtalk/meshtalk/api"
@@ -105,6 +107,15 @@ func newFileCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "downloading %s in the background\n", f.Name)
 				return nil
 			}
+			// Bytes, rate and time left, on stderr; the path alone on stdout.
+			bar := progressbar.NewOptions64(int64(f.Size),
+				progressbar.OptionSetWriter(g.stderr),
+				progressbar.OptionSetDescription(f.Name),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(g.stderr) }))
 			for {
 				ev, err := stream.Next()
 				if err != nil {
@@ -121,18 +132,13 @@ func newFileCmd(g *globals) *cobra.Command {
 				switch ev.Type {
 				case "transfer.progress":
 					done, _ := d["bytes"].(float64)
-					size, _ := d["size"].(float64)
-					pct := 100.0
-					if size > 0 {
-						pct = 100 * done / size
-					}
-					fmt.Fprintf(g.stderr, "\r%s  %5.1f%%  %s / %s", f.Name, pct, humanBytes(uint64(done)), humanBytes(uint64(size)))
+					bar.Set64(int64(done))
 				case "transfer.done":
-					fmt.Fprintln(g.stderr)
+					bar.Finish()
 					fmt.Fprintln(g.stdout, d["path"])
 					return nil
 				case "transfer.failed":
-					fmt.Fprintln(g.stderr)
+					bar.Exit()
 					return fmt.Errorf("download failed: %v (run `meshtalk file get %s` again to retry)", d["error"], args[0])
 				}
 			}
