@@ -9,7 +9,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -298,4 +300,42 @@ func TestBackgroundResumesAfterRestart(t *testing.T) {
 		path = ev.Data.(transfer.Event).Path
 	}
 	sameFile(t, src, path)
+}
+
+// TestFullDisk: a download into a folder whose disk fills up stops with a
+// clear error and keeps what it verified; once there is room, it resumes
+// and completes. It needs root to mount a small tmpfs, and skips without.
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	src := randomFile(t, 10<<20)
+	m := offered(t, a, b, src)
+	_, err := b.Transfer().Download(bg, m, []peer.ID{a.ID()}, dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("download onto a full disk: %v, want 'no space left'", err)
+	}
+	// Room again: the same download resumes and completes.
+	if out, err := exec.Command("mount", "-o", "remount,size=32m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("grow the tmpfs: %v: %s", err, out)
+	}
+	first := -1
+	got, err := b.Transfer().Download(bg, m, []peer.ID{a.ID()}, dir, func(p transfer.Progress) {
+		if first < 0 {
+			first = p.Have
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, src, got)
+	if first <= 0 {
+		t.Fatalf("the resumed download started from %d chunks: nothing was kept", first)
+	}
 }
