@@ -214,7 +214,23 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c *chat.Serv
 		chatError(w, err)
 		return
 	}
-	m, err := c.Send(r.Context(), p, chat.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo})
+	draft := chat.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo}
+	if req.Picture != nil {
+		// The original goes into the blob store, offered to the friend: its
+		// node fetches it by itself when it is small enough.
+		xfer := s.node.Transfer()
+		orig, err := xfer.ImportBytes(pictureName(req.Picture), req.Picture)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+			return
+		}
+		if err := xfer.Offer(r.Context(), orig, p); err != nil {
+			writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+			return
+		}
+		draft.File = orig.Encode()
+	}
+	m, err := c.Send(r.Context(), p, draft)
 	if err != nil {
 		chatError(w, err)
 		return
@@ -280,4 +296,15 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, c *chat.Serv
 		return
 	}
 	writeJSON(w, http.StatusOK, ReadResult{Marked: n})
+}
+
+// pictureName names a picture's original by its type.
+func pictureName(b []byte) string {
+	switch http.DetectContentType(b) {
+	case "image/png":
+		return "picture.png"
+	case "image/gif":
+		return "picture.gif"
+	}
+	return "picture.jpg"
 }

@@ -67,13 +67,14 @@ func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error
 			return nil, err
 		}
 		w.Kind, w.Face = KindFace, d.Face
-	case d.File != nil:
-		w.Kind, w.File = KindFile, d.File
 	case d.Picture != nil:
 		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
 			return nil, fmt.Errorf("picture: %w", err)
 		}
-		w.Kind = KindPicture
+		// The original travels through transfer when its manifest is given.
+		w.Kind, w.File = KindPicture, d.File
+	case d.File != nil:
+		w.Kind, w.File = KindFile, d.File
 	case d.ReactTo != "":
 		w.Kind = KindReaction
 	case d.ReplyTo != "":

@@ -209,6 +209,12 @@ func (m *wireMessage) validate() error {
 			return fmt.Errorf("%w: bad reference %q", ErrBadFrame, r)
 		}
 	}
+	// A file offer, or a picture's original.
+	if len(m.File) > 0 {
+		if _, err := transfer.DecodeManifest(m.File); err != nil {
+			return fmt.Errorf("%w: file: %v", ErrBadFrame, err)
+		}
+	}
 	switch m.Kind {
 	case KindText:
 		if m.Text == "" {
@@ -235,8 +241,8 @@ func (m *wireMessage) validate() error {
 			return fmt.Errorf("%w: a receipt without refs", ErrBadFrame)
 		}
 	case KindFile:
-		if _, err := transfer.DecodeManifest(m.File); err != nil {
-			return fmt.Errorf("%w: file offer: %v", ErrBadFrame, err)
+		if len(m.File) == 0 {
+			return fmt.Errorf("%w: a file offer without its manifest", ErrBadFrame)
 		}
 	default:
 		return fmt.Errorf("%w: unknown kind %q", ErrBadFrame, m.Kind)

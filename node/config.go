@@ -57,6 +57,7 @@ type Config struct {
 	Discovery   DiscoveryConfig   `toml:"discovery"`
 	Relay       RelayConfig       `toml:"relay"`
 	Chat        ChatConfig        `toml:"chat"`
+	Files       FilesConfig       `toml:"files"`
 	Log         LogConfig         `toml:"log"`
 }
 
@@ -85,6 +86,14 @@ type DiscoveryConfig struct {
 type ChatConfig struct {
 	// ReadReceipts tells friends when their messages were read here.
 	ReadReceipts bool `toml:"read_receipts"`
+}
+
+// FilesConfig is about files and pictures.
+type FilesConfig struct {
+	// PictureAutoFetchMiB: a received picture's original is fetched by
+	// itself (into the home's pictures/ folder) when it is at most this
+	// large; 0 never fetches by itself.
+	PictureAutoFetchMiB int `toml:"picture_auto_fetch_mib"`
 }
 
 // RelayConfig sizes the circuit relay service of a relay node. A relayed
@@ -186,8 +195,9 @@ func DefaultConfig(role Role) Config {
 			CircuitDataMiB:       4096,
 			BufferKiB:            64,
 		},
-		Chat: ChatConfig{ReadReceipts: true},
-		Log:  LogConfig{Level: "info", Format: "text"},
+		Chat:  ChatConfig{ReadReceipts: true},
+		Files: FilesConfig{PictureAutoFetchMiB: 16},
+		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -276,6 +286,11 @@ buffer_kib = 64
 [chat]
 # Tell friends when their messages were read here.
 read_receipts = true
+
+[files]
+# A received picture's original is fetched by itself, into the home's
+# pictures/ folder, when it is at most this many MiB; 0: only on request.
+picture_auto_fetch_mib = 16
 
 [log]
 # level: debug, info, warn or error; format: text or json.
@@ -393,6 +408,9 @@ func (c *Config) validate() (string, error) {
 	}
 	if r.BufferKiB < 1 || r.BufferKiB > 1024 {
 		return "relay.buffer_kib", fmt.Errorf("%d is not between 1 and 1024", r.BufferKiB)
+	}
+	if c.Files.PictureAutoFetchMiB < 0 {
+		return "files.picture_auto_fetch_mib", errors.New("must not be negative")
 	}
 	if _, err := ParseLogLevel(c.Log.Level); err != nil {
 		return "log.level", err

@@ -20,6 +20,7 @@ var ErrAlreadyRunning = errors.New("already running")
 //	config.toml    settings, written with every default on first start
 //	datastore/     the embedded key-value store (Pebble)
 //	blobs/         file chunks by hash
+//	pictures/      originals of received pictures, fetched by themselves
 //	api.json       address and token of the running node's local API (0600)
 //	node.lock      held (flock) by the running node; holds its pid
 type Home string
@@ -31,6 +32,7 @@ func (h Home) DatastorePath() string { return filepath.Join(string(h), "datastor
 func (h Home) BlobsPath() string     { return filepath.Join(string(h), "blobs") }
 func (h Home) APIInfoPath() string   { return filepath.Join(string(h), "api.json") }
 func (h Home) LockPath() string      { return filepath.Join(string(h), "node.lock") }
+func (h Home) PicturesPath() string  { return filepath.Join(string(h), "pictures") }
 
 // homeLock is the exclusive claim of one process on a home. The kernel
 // releases a flock when its process exits, however it exits, so a crashed

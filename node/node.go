@@ -242,8 +242,27 @@ func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
 				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
 			case typedEvent:
 				n.events.Publish(Event{Type: ev.EventType(), Data: ev})
+				if ce, ok := ev.(chat.Event); ok && ce.Type == chat.EventMessage {
+					n.autoFetch(ce.Data.(*chat.Message))
+				}
 			}
 		}
+	}
+}
+
+// autoFetch starts fetching a received picture's original when it is
+// small enough ([files] picture_auto_fetch_mib).
+func (n *Node) autoFetch(m *chat.Message) {
+	limit := uint64(n.cfg.Files.PictureAutoFetchMiB) << 20
+	if m.Kind != chat.KindPicture || m.File == nil || m.File.Size > limit || n.xfer == nil {
+		return
+	}
+	manifest, err := transfer.DecodeManifest(m.Manifest)
+	if err != nil {
+		return
+	}
+	if err := n.xfer.Start(manifest, []peer.ID{m.From}, n.home.PicturesPath()); err != nil {
+		n.log.Warn("fetch picture", "from", m.From, "err", err)
 	}
 }
 

@@ -246,3 +246,8 @@ func (s *Service) markBackground(m *Manifest, dir string, sources []peer.ID) err
 	}
 	return s.ds.Sync(s.ctx, datastore.NewKey("/"))
 }
+
+// ImportBytes puts data into the blob store as a file called name.
+func (s *Service) ImportBytes(name string, data []byte) (*Manifest, error) {
+	return s.blobs.ImportBytes(name, data)
+}

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -104,17 +105,31 @@ func (b *Blobs) Import(path, name string) (*Manifest, error) {
 	if name == "" {
 		name = filepath.Base(path)
 	}
-	m := &Manifest{Name: SafeName(name), Size: uint64(fi.Size()), MIME: mime.TypeByExtension(filepath.Ext(name)), ChunkSize: DefaultChunkSize}
+	m, err := b.importFrom(f, fi.Size(), name)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ImportBytes puts data into the store as a file called name.
+func (b *Blobs) ImportBytes(name string, data []byte) (*Manifest, error) {
+	return b.importFrom(bytes.NewReader(data), int64(len(data)), name)
+}
+
+// importFrom stores size bytes from r, chunk by chunk.
+func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, error) {
+	m := &Manifest{Name: SafeName(name), Size: uint64(size), MIME: mime.TypeByExtension(filepath.Ext(name)), ChunkSize: DefaultChunkSize}
 	if m.MIME == "" {
 		m.MIME = "application/octet-stream"
 	}
 	buf := make([]byte, m.ChunkSize)
 	for {
-		n, err := io.ReadFull(f, buf)
+		n, err := io.ReadFull(r, buf)
 		if n > 0 {
 			h := Hash(blake3.Sum256(buf[:n]))
 			if err := b.Put(h, buf[:n]); err != nil {
-				return nil, fmt.Errorf("transfer: store %s: %w", path, err)
+				return nil, fmt.Errorf("store: %w", err)
 			}
 			m.Chunks = append(m.Chunks, h)
 		}
@@ -122,11 +137,11 @@ func (b *Blobs) Import(path, name string) (*Manifest, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("transfer: read %s: %w", path, err)
+			return nil, fmt.Errorf("read: %w", err)
 		}
 	}
 	if uint64(len(m.Chunks))*uint64(m.ChunkSize) < m.Size {
-		return nil, fmt.Errorf("transfer: %s changed while it was read", path)
+		return nil, errors.New("the file changed while it was read")
 	}
 	if err := m.checkShape(len(m.Chunks)); err != nil {
 		return nil, err

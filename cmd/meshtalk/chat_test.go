@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,4 +205,20 @@ func TestFileCommands(t *testing.T) {
 	if len(files) != 1 || files[0]["state"] != "offered" {
 		t.Fatalf("sender's list: %v", files)
 	}
+
+	// A picture: the thumbnail travels inline, and the receiver fetches
+	// the original by itself into its home's pictures/.
+	pic := filepath.Join(t.TempDir(), "cat.png")
+	var buf bytes.Buffer
+	img := image.NewRGBA(image.Rect(0, 0, 640, 480))
+	for x := range 640 {
+		img.Set(x, x%480, color.RGBA{200, 100, 50, 255})
+	}
+	png.Encode(&buf, img)
+	os.WriteFile(pic, buf.Bytes(), 0o600)
+	mt(homeA, "send", b.ready["peer_id"], "--picture", pic)
+	eventually(t, 30*time.Second, "the original picture fetched", func() bool {
+		got, err := os.ReadFile(filepath.Join(homeB, "pictures", "picture.png"))
+		return err == nil && bytes.Equal(got, buf.Bytes())
+	})
 }
