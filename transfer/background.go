@@ -37,6 +37,10 @@ func (e Event) EventType() string { return e.Type }
 // progressEvery spaces progress events of one download.
 const progressEvery = 200 * time.Millisecond
 
+// retryMax bounds the wait before a background download tries its sources
+// again.
+const retryMax = 5 * time.Minute
+
 // ErrNotStarted is returned for a download that was never started.
 var ErrNotStarted = errors.New("transfer: no such download")
 
@@ -73,13 +77,25 @@ func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
 			cancel()
 		}()
 		var last time.Time
-		path, err := s.Download(ctx, m, sources, dir, func(p Progress) {
+		progress := func(p Progress) {
 			// A few events a second are enough to draw a progress bar.
 			if time.Since(last) >= progressEvery || p.Have == p.Chunks {
 				last = time.Now()
 				s.emit(Event{Type: EventProgress, Progress: p})
 			}
-		})
+		}
+		path, err := s.Download(ctx, m, sources, dir, progress)
+		// Sources out of reach (stopped, offline): try again, backing off,
+		// until they are back. Sources that serve bad chunks, a full disk:
+		// stop and say so.
+		for wait := time.Second; err != nil && errors.Is(err, ErrNoSource) && !errors.Is(err, ErrBadChunk) && ctx.Err() == nil; wait = min(2*wait, retryMax) {
+			s.log.Info("download waits for its sources", "file", m.Name, "retry_in", wait, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+				path, err = s.Download(ctx, m, sources, dir, progress)
+			}
+		}
 		switch {
 		case err == nil:
 			s.emit(Event{Type: EventDone, Progress: Progress{ID: root.String(), Name: m.Name, Size: m.Size, Bytes: m.Size}, Path: path})

@@ -287,8 +287,14 @@ func (d *download) run(ctx context.Context) error {
 		return ctx.Err()
 	case len(d.queue) > 0:
 		var reasons []string
+		allBad := len(d.order) > 0
 		for _, p := range d.order {
 			reasons = append(reasons, fmt.Sprintf("%s: %v", p, d.sources[p].dropped))
+			allBad = allBad && d.sources[p].strikes >= maxStrikes
+		}
+		if allBad {
+			// No use trying again: every source lies.
+			return fmt.Errorf("%w: %w (%s)", ErrNoSource, ErrBadChunk, strings.Join(reasons, "; "))
 		}
 		return fmt.Errorf("%w (%s)", ErrNoSource, strings.Join(reasons, "; "))
 	}

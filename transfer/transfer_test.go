@@ -339,3 +339,25 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("the resumed download started from %d chunks: nothing was kept", first)
 	}
 }
+
+// TestSenderRestartResumes: the sender stops while a background download
+// runs; when it is back, the download completes by itself.
+func TestSenderRestartResumes(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	src := randomFile(t, 64<<20)
+	m := offered(t, a, b, src)
+	events, cancel := b.Events().Subscribe(4096)
+	defer cancel()
+	if err := b.Transfer().Start(m, []peer.ID{a.ID()}, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEvent(t, events, transfer.EventProgress, func(ev node.Event) bool {
+		p := ev.Data.(transfer.Event)
+		return p.ID == m.ID() && p.Have < p.Chunks
+	})
+	home, listen := a.Home(), nodetest.ListenAddrs(a)
+	a.Close()
+	a = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(c *node.Config) { c.Network.Listen = listen }})
+	ev := nodetest.WaitEvent(t, events, transfer.EventDone, func(ev node.Event) bool { return ev.Data.(transfer.Event).ID == m.ID() })
+	sameFile(t, src, ev.Data.(transfer.Event).Path)
+}
