@@ -363,6 +363,14 @@ func (d *download) done(rest span) {
 
 func (d *download) work(ctx context.Context) {
 	buf := make([]byte, d.m.ChunkSize)
+	// One stream per source, kept across requests: a new stream would start
+	// its flow-control window small again for every range.
+	streams := map[peer.ID]*chunkStream{}
+	defer func() {
+		for _, cs := range streams {
+			cs.st.Close()
+		}
+	}()
 	for {
 		sp, p, ok := d.take(ctx)
 		if !ok {
@@ -373,7 +381,13 @@ func (d *download) work(ctx context.Context) {
 			}
 			return
 		}
-		got, err := d.fetch(ctx, p, sp, buf)
+		got, err := d.fetch(ctx, streams, p, sp, buf)
+		if err != nil {
+			if cs := streams[p]; cs != nil {
+				cs.st.Reset()
+				delete(streams, p)
+			}
+		}
 		d.settle(p, got, err)
 		d.done(span{sp.first + got, sp.count - got})
 		if err := d.checkpoint(false); err != nil {
@@ -382,26 +396,33 @@ func (d *download) work(ctx context.Context) {
 	}
 }
 
+// chunkStream is a stream to a source, with its buffers.
+type chunkStream struct {
+	st network.Stream
+	r  *bufio.Reader
+}
+
 // fetch requests a span from p and writes what verifies; it returns how
 // many chunks of the span it wrote.
-func (d *download) fetch(ctx context.Context, p peer.ID, sp span, buf []byte) (int, error) {
-	ctx = network.WithAllowLimitedConn(ctx, "transfer")
-	st, err := d.s.h.NewStream(ctx, p, Protocol)
-	if err != nil {
-		return 0, err
+func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID, sp span, buf []byte) (int, error) {
+	cs := streams[p]
+	if cs == nil {
+		st, err := d.s.h.NewStream(network.WithAllowLimitedConn(ctx, "transfer"), p, Protocol)
+		if err != nil {
+			return 0, err
+		}
+		cs = &chunkStream{st: st, r: bufio.NewReaderSize(st, 256<<10)}
+		streams[p] = cs
 	}
-	defer st.Close()
+	st := cs.st
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	st.SetDeadline(time.Now().Add(chunkTimeout))
 	if err := writeFrame(st, &pb.Request{Root: d.root[:], First: uint32(sp.first), Count: uint32(sp.count)}); err != nil {
-		st.Reset()
 		return 0, err
 	}
-	r := bufio.NewReaderSize(st, 256<<10)
 	var reply pb.Reply
-	if err := readFrame(r, maxReplyFrame, &reply); err != nil {
-		st.Reset()
+	if err := readFrame(cs.r, maxReplyFrame, &reply); err != nil {
 		return 0, err
 	}
 	if reply.GetCode() != CodeOK {
@@ -410,20 +431,17 @@ func (d *download) fetch(ctx context.Context, p peer.ID, sp span, buf []byte) (i
 	for k := 0; k < sp.count; k++ {
 		i := sp.first + k
 		st.SetReadDeadline(time.Now().Add(chunkTimeout))
-		data, err := readChunk(r, i, d.m.chunkLen(i), buf)
+		data, err := readChunk(cs.r, i, d.m.chunkLen(i), buf)
 		if err != nil {
-			st.Reset()
 			return k, err
 		}
 		if Hash(blake3.Sum256(data)) != d.m.Chunks[i] {
-			st.Reset()
 			return k, fmt.Errorf("%w: chunk %d from %s", ErrBadChunk, i, p)
 		}
 		if _, err := d.f.WriteAt(data, int64(i)*int64(d.m.ChunkSize)); err != nil {
 			// A full disk or a permission error: the whole transfer stops,
 			// what is verified so far stays.
 			d.fail(fmt.Errorf("transfer: write %s: %w", d.f.Name(), err))
-			st.Reset()
 			return k, err
 		}
 		d.wrote(i)

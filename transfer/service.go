@@ -126,7 +126,9 @@ func (s *Service) Offer(ctx context.Context, m *Manifest, p peer.ID) error {
 	return s.ds.Sync(ctx, datastore.NewKey("/"))
 }
 
-// handle serves one request: the chunks of an offered blob, in order.
+// handle serves the requests of one stream, one after the other: the
+// chunks of an offered blob, in order. A receiver keeps its streams for
+// many requests, so that their flow-control windows stay open.
 func (s *Service) handle(st network.Stream) {
 	if !s.enter() {
 		st.Reset()
@@ -136,58 +138,70 @@ func (s *Service) handle(st network.Stream) {
 	defer st.Close()
 	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
 	defer stop()
-	from := st.Conn().RemotePeer()
-	st.SetDeadline(time.Now().Add(chunkTimeout))
 	r := bufio.NewReader(st)
-	var req pb.Request
-	if err := readFrame(r, maxRequestFrame, &req); err != nil {
-		writeFrame(st, &pb.Reply{Code: CodeBadRequest, Message: err.Error()})
-		return
+	w := bufio.NewWriterSize(st, 256<<10)
+	buf := make([]byte, MaxChunkSize)
+	for {
+		st.SetReadDeadline(time.Now().Add(streamIdle))
+		var req pb.Request
+		if err := readFrame(r, maxRequestFrame, &req); err != nil {
+			return // the receiver is done with the stream, or sent garbage
+		}
+		if !s.serve(st, w, &req, buf) {
+			return
+		}
+	}
+}
+
+// streamIdle ends a stream on which no request comes.
+const streamIdle = time.Minute
+
+// serve answers one request; it reports whether the stream may go on.
+func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf []byte) bool {
+	from := st.Conn().RemotePeer()
+	refuse := func(code uint32, msg string) bool {
+		writeFrame(w, &pb.Reply{Code: code, Message: msg})
+		w.Flush()
+		return false
 	}
 	var root Hash
 	if len(req.GetRoot()) != blake3Size {
-		writeFrame(st, &pb.Reply{Code: CodeBadRequest, Message: "bad root"})
-		return
+		return refuse(CodeBadRequest, "bad root")
 	}
 	copy(root[:], req.GetRoot())
 	if ok, err := s.ds.Has(s.ctx, offerKey(root, from)); err != nil || !ok {
-		writeFrame(st, &pb.Reply{Code: CodeNotOffered, Message: "this file was not offered to you"})
-		return
+		return refuse(CodeNotOffered, "this file was not offered to you")
 	}
 	b, err := s.ds.Get(s.ctx, manifestKey(root))
 	if err != nil {
-		writeFrame(st, &pb.Reply{Code: CodeNotFound, Message: "no such file"})
-		return
+		return refuse(CodeNotFound, "no such file")
 	}
 	m, err := DecodeManifest(b)
 	if err != nil {
-		writeFrame(st, &pb.Reply{Code: CodeNotFound, Message: "no such file"})
-		return
+		return refuse(CodeNotFound, "no such file")
 	}
 	first, count := int(req.GetFirst()), int(req.GetCount())
 	if count <= 0 || first < 0 || first+count > len(m.Chunks) {
-		writeFrame(st, &pb.Reply{Code: CodeBadRequest, Message: fmt.Sprintf("chunks %d..%d of %d", first, first+count, len(m.Chunks))})
-		return
+		return refuse(CodeBadRequest, fmt.Sprintf("chunks %d..%d of %d", first, first+count, len(m.Chunks)))
 	}
-	w := bufio.NewWriterSize(st, 256<<10)
+	st.SetWriteDeadline(time.Now().Add(chunkTimeout))
 	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil {
-		return
+		return false
 	}
-	buf := make([]byte, m.ChunkSize)
 	for i := first; i < first+count; i++ {
 		data, err := s.blobs.Read(m.Chunks[i], buf[:m.chunkLen(i)])
 		if err != nil {
 			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", err)
 			st.Reset()
-			return
+			return false
 		}
 		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
 		if err := writeChunkHeader(w, i, len(data)); err != nil {
-			return
+			return false
 		}
 		if _, err := w.Write(data); err != nil {
-			return
+			return false
 		}
 	}
-	w.Flush()
+	return w.Flush() == nil
 }

@@ -6,12 +6,17 @@ package transfer
 // hash of every chunk) and chunks. The manifest's root hash, BLAKE3 over
 // its content, names the file. The sender offers a file to a peer by
 // giving it the manifest (in a chat message); the receiver pulls chunks,
-// on as many streams at once as it likes, each stream one request:
+// on as many streams at once as it likes; on each stream, requests one
+// after the other (a stream kept open keeps its flow-control window):
 //
 //	receiver                              sender
 //	Request{root, first, count}  -->
 //	                             <--  Reply{code}
 //	                             <--  chunk first, first+1, ... (code 0 only)
+//	Request{...}                 -->  (the next range, on the same stream)
+//	...
+//
+// A reply other than 0 ends the stream.
 //
 // A chunk on the stream is uvarint(index) uvarint(length) and the bytes.
 // The receiver verifies every chunk against the manifest before it writes
