@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/internal/atomicfile"
 )
 
 // Error codes: stable, for programs; the message is for people.
@@ -86,23 +85,7 @@ func writeInfo(path string, info Info) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-api-*.json")
-	if err != nil {
-		return fmt.Errorf("api: write api.json: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("api: write api.json: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o600, true); err != nil {
 		return fmt.Errorf("api: write api.json: %w", err)
 	}
 	return nil

@@ -8,12 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/meshtalk/meshtalk/internal/atomicfile"
 )
 
 // The identity key file is PEM, so that a truncated or damaged file is
@@ -79,7 +80,7 @@ func LoadOrCreateIdentity(path string, passphrase []byte) (key crypto.PrivKey, c
 	if err != nil {
 		return nil, false, err
 	}
-	if err := writeNewFile(path, b, 0o600); err != nil {
+	if err := atomicfile.Write(path, b, 0o600, false); err != nil {
 		return nil, false, fmt.Errorf("write identity: %w", err)
 	}
 	return key, true, nil
@@ -169,45 +170,4 @@ func decodeIdentity(b []byte, passphrase []byte) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("%w: key type %v is not Ed25519", ErrIdentityCorrupt, key.Type())
 	}
 	return key, nil
-}
-
-// writeNewFile durably writes a file that must not exist yet: the content
-// goes to a temporary file that is synced and then hard-linked into place,
-// which fails rather than replace a file that appeared meanwhile.
-func writeNewFile(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

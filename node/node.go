@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/internal/atomicfile"
 	"github.com/meshtalk/meshtalk/transfer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -209,7 +210,7 @@ func openDatastore(path string) (*pebbleds.Datastore, error) {
 }
 
 func writeDefaultConfig(path string, role Role) error {
-	err := writeNewFile(path, []byte(DefaultConfigText(role)), 0o600)
+	err := atomicfile.Write(path, []byte(DefaultConfigText(role)), 0o600, false)
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("write default config: %w", err)
 	}

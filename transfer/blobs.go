@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"lukechampine.com/blake3"
+
+	"github.com/meshtalk/meshtalk/internal/atomicfile"
 )
 
 // Blobs is the content-addressed chunk store in a node's blobs/ folder:
@@ -48,23 +50,11 @@ func (b *Blobs) Put(h Hash, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return err
+	err := atomicfile.Write(p, data, 0o600, false)
+	if errors.Is(err, os.ErrExist) {
+		return nil // the same content, stored meanwhile
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
+	return err
 }
 
 // Read reads chunk h into buf (which has the chunk's length). It does not

@@ -24,14 +24,7 @@ func TestChatCommands(t *testing.T) {
 	a := startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
 	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
 	idA, idB := a.ready["peer_id"], b.ready["peer_id"]
-	mt := func(home string, args ...string) string {
-		t.Helper()
-		out, errOut, code := meshtalk(t, env, append(args, "--home", home)...)
-		if code != 0 {
-			t.Fatalf("meshtalk %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	mt := func(home string, args ...string) string { t.Helper(); return mustRun(t, env, home, args...) }
 	var id struct {
 		FriendCode string `json:"friend_code"`
 	}
@@ -152,28 +145,8 @@ func TestFileCommands(t *testing.T) {
 	homeA, homeB := t.TempDir(), t.TempDir()
 	startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
 	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
-	mt := func(home string, args ...string) string {
-		t.Helper()
-		out, errOut, code := meshtalk(t, env, append(args, "--home", home)...)
-		if code != 0 {
-			t.Fatalf("meshtalk %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
-	var id struct {
-		FriendCode string `json:"friend_code"`
-	}
-	json.Unmarshal([]byte(mt(homeB, "id", "--json")), &id)
-	mt(homeA, "friend", "add", id.FriendCode)
-	eventually(t, 30*time.Second, "the request arrives", func() bool {
-		return strings.Contains(mt(homeB, "friend", "list", "--pending", "--json"), "pending_in")
-	})
-	var pending []map[string]any
-	json.Unmarshal([]byte(mt(homeB, "friend", "list", "--pending", "--json")), &pending)
-	mt(homeB, "friend", "accept", pending[0]["peer_id"].(string))
-	eventually(t, 30*time.Second, "friends", func() bool {
-		return strings.Contains(mt(homeA, "friend", "list", "--json"), `"state": "friend"`)
-	})
+	mt := func(home string, args ...string) string { t.Helper(); return mustRun(t, env, home, args...) }
+	befriendCLI(t, env, homeA, homeB)
 
 	src := filepath.Join(t.TempDir(), "holiday photos.tar")
 	data := make([]byte, 5<<20+123)
@@ -220,5 +193,36 @@ func TestFileCommands(t *testing.T) {
 	eventually(t, 30*time.Second, "the original picture fetched", func() bool {
 		got, err := os.ReadFile(filepath.Join(homeB, "pictures", "picture.png"))
 		return err == nil && bytes.Equal(got, buf.Bytes())
+	})
+}
+
+// mustRun runs a client command against the node on home and returns its
+// output; a failure fails the test.
+func mustRun(t *testing.T, env []string, home string, args ...string) string {
+	t.Helper()
+	out, errOut, code := meshtalk(t, env, append(args, "--home", home)...)
+	if code != 0 {
+		t.Fatalf("meshtalk %v: exit %d: %s", args, code, errOut)
+	}
+	return out
+}
+
+// befriendCLI makes the nodes on homeA and homeB friends through the
+// command line: a request by friend code, accepted.
+func befriendCLI(t *testing.T, env []string, homeA, homeB string) {
+	t.Helper()
+	var id struct {
+		FriendCode string `json:"friend_code"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, homeB, "id", "--json")), &id)
+	mustRun(t, env, homeA, "friend", "add", id.FriendCode)
+	var pending []map[string]any
+	eventually(t, 30*time.Second, "the request arrives", func() bool {
+		json.Unmarshal([]byte(mustRun(t, env, homeB, "friend", "list", "--pending", "--json")), &pending)
+		return len(pending) == 1
+	})
+	mustRun(t, env, homeB, "friend", "accept", pending[0]["peer_id"].(string))
+	eventually(t, 30*time.Second, "friends", func() bool {
+		return strings.Contains(mustRun(t, env, homeA, "friend", "list", "--json"), `"state": "friend"`)
 	})
 }
