@@ -477,6 +477,43 @@ func TestRelayPeersPing(t *testing.T) {
 	if !strings.Contains(out, "relayed via "+relay.ready["peer_id"]) {
 		t.Fatalf("peers:\n%s", out)
 	}
+
+	// The relay answers id, status and peers like a personal node.
+	var st struct {
+		Role  string `json:"role"`
+		Peers []struct {
+			PeerID string `json:"peer_id"`
+		} `json:"peers"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, env, relayHome, "status", "--json")), &st); err != nil || st.Role != "relay" || len(st.Peers) < 2 {
+		t.Fatalf("relay status: %+v %v", st, err)
+	}
+	if out := mustRun(t, env, relayHome, "peers", "--json"); !strings.Contains(out, hiddenID(t, env, hiddenHome)) {
+		t.Fatalf("relay peers do not list the hidden node:\n%s", out)
+	}
+}
+
+func hiddenID(t *testing.T, env []string, home string) string {
+	var id struct {
+		PeerID string `json:"peer_id"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, home, "id", "--json")), &id)
+	return id.PeerID
+}
+
+// TestRelayAnnounce: --announce replaces the addresses a relay tells.
+func TestRelayAnnounce(t *testing.T) {
+	env := cleanEnv()
+	home := t.TempDir()
+	const public = "/ip4/203.0.113.9/udp/4001/quic-v1" // documentation range: never dialled
+	startRelayIn(t, env, nil, append([]string{"--home", home, "--announce", public}, testListen...)...)
+	var id struct {
+		Addrs []string `json:"addrs"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, home, "id", "--json")), &id)
+	if len(id.Addrs) != 1 || id.Addrs[0] != public {
+		t.Fatalf("announced %v, want only %s", id.Addrs, public)
+	}
 }
 
 func TestPingNoRoute(t *testing.T) {
