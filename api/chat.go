@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
 // Friend is a contact as the API shows it: the stored record plus live
@@ -218,14 +219,10 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c *chat.Serv
 	if req.Picture != nil {
 		// The original goes into the blob store, offered to the friend: its
 		// node fetches it by itself when it is small enough.
-		xfer := s.node.Transfer()
-		orig, err := xfer.ImportBytes(pictureName(req.Picture), req.Picture)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
-			return
-		}
-		if err := xfer.Offer(r.Context(), orig, p); err != nil {
-			writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		orig, ok := s.offerFile(w, r, p, http.StatusInternalServerError, func(x *transfer.Service) (*transfer.Manifest, error) {
+			return x.ImportBytes(pictureName(req.Picture), req.Picture)
+		})
+		if !ok {
 			return
 		}
 		draft.File = orig.Encode()

@@ -55,14 +55,8 @@ func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request, c *chat.
 		chatError(w, err)
 		return
 	}
-	xfer := s.node.Transfer()
-	m, err := xfer.Import(req.Path, "")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
-		return
-	}
-	if err := xfer.Offer(r.Context(), m, p); err != nil {
-		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+	m, ok := s.offerFile(w, r, p, http.StatusBadRequest, func(x *transfer.Service) (*transfer.Manifest, error) { return x.Import(req.Path, "") })
+	if !ok {
 		return
 	}
 	msg, err := c.Send(r.Context(), p, chat.Draft{File: m.Encode(), Text: req.Message})
@@ -71,6 +65,27 @@ func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request, c *chat.
 		return
 	}
 	writeJSON(w, http.StatusOK, msg)
+}
+
+// offerFile puts a file into the blob store (importFn) and offers it to p;
+// it answers the request itself when that fails, with importStatus when
+// the import does.
+func (s *Server) offerFile(w http.ResponseWriter, r *http.Request, p peer.ID, importStatus int, importFn func(*transfer.Service) (*transfer.Manifest, error)) (*transfer.Manifest, bool) {
+	xfer := s.node.Transfer()
+	m, err := importFn(xfer)
+	if err != nil {
+		code := CodeBadRequest
+		if importStatus == http.StatusInternalServerError {
+			code = CodeInternal
+		}
+		writeError(w, importStatus, code, err.Error())
+		return nil, false
+	}
+	if err := xfer.Offer(r.Context(), m, p); err != nil {
+		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return nil, false
+	}
+	return m, true
 }
 
 // files joins the file offers with the downloads.

@@ -26,7 +26,6 @@ var (
 	ErrNoRequest    = errors.New("chat: no friend request from this peer")
 	ErrSelf         = errors.New("chat: that is this node itself")
 	ErrAmbiguous    = errors.New("chat: more than one contact has that name")
-	ErrBlockedPeer  = errors.New("chat: this peer is blocked")
 	ErrAlreadyAsked = errors.New("chat: already friends")
 	ErrNoMessage    = errors.New("chat: no such message")
 )

@@ -32,7 +32,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -228,9 +227,6 @@ func queryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn 
 		return fn(key, &v), nil
 	})
 }
-
-// keyID is the last element of a key.
-func keyID(k string) string { return k[strings.LastIndexByte(k, '/')+1:] }
 
 // peerString is p's string form, cached: base58 is costly on the hot path.
 func (s *Service) peerString(p peer.ID) string {

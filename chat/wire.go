@@ -51,7 +51,6 @@ package chat
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +60,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/internal/frame"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -105,47 +105,19 @@ var (
 	ErrInvalid = errors.New("invalid")
 )
 
-// writeFrame writes one length-prefixed protobuf frame.
-func writeFrame(w io.Writer, m proto.Message) error {
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen32), uint64(len(b)))
-	_, err = w.Write(append(buf, b...))
-	return err
-}
+func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
 
-// readFrame reads one frame of at most max bytes into m.
+// readFrame reads one frame of at most max bytes into m, with the chat
+// package's errors.
 func readFrame(r *bufio.Reader, max int, m proto.Message) error {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return io.EOF
-		}
-		return fmt.Errorf("%w: length: %v", ErrBadFrame, err)
+	err := frame.Read(r, max, m)
+	switch {
+	case err == nil || err == io.EOF:
+		return err
+	case errors.Is(err, frame.ErrTooLarge):
+		return fmt.Errorf("%w: %v", ErrFrameTooLarge, err)
 	}
-	if n > uint64(max) {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, n, max)
-	}
-	// Allocate as the bytes arrive, not as the length claims: a peer that
-	// announces a large frame and trickles it holds little memory.
-	var b []byte
-	if n <= 64<<10 {
-		b = make([]byte, n)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadFrame, err)
-		}
-	} else {
-		var err error
-		if b, err = io.ReadAll(io.LimitReader(r, int64(n))); err != nil || uint64(len(b)) != n {
-			return fmt.Errorf("%w: truncated after %d of %d bytes", ErrBadFrame, len(b), n)
-		}
-	}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadFrame, err)
-	}
-	return nil
+	return fmt.Errorf("%w: %v", ErrBadFrame, err)
 }
 
 // Message kinds.

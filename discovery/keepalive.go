@@ -96,14 +96,6 @@ func (k *KeepAlive) Unkeep(p peer.ID) {
 	}
 }
 
-// Kept reports whether p is kept.
-func (k *KeepAlive) Kept(p peer.ID) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	_, ok := k.peers[p]
-	return ok
-}
-
 func (k *KeepAlive) hold(ctx context.Context, p peer.ID, kp *keptPeer) {
 	defer k.wg.Done()
 	bo := newBackoff()

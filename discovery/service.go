@@ -27,9 +27,6 @@ const DHTPrefix = "/meshtalk"
 // MDNSService is the mDNS service name meshtalk nodes announce.
 const MDNSService = "meshtalk"
 
-// ErrClosed is returned by a Service that has been closed.
-var ErrClosed = errors.New("discovery: closed")
-
 // Config is what the Service needs to know; node fills it from
 // config.toml and the command line.
 type Config struct {

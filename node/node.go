@@ -321,10 +321,6 @@ func (n *Node) Host() host.Host { return n.host }
 // ID is the node's peer ID.
 func (n *Node) ID() peer.ID { return n.host.ID() }
 
-// Datastore is the node's datastore; each service works in its own
-// namespace of it.
-func (n *Node) Datastore() datastore.Batching { return n.ds }
-
 // Events is the node's event hub.
 func (n *Node) Events() *Events { return n.events }
 

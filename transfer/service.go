@@ -33,7 +33,7 @@ import (
 // ErrClosed is returned by a closed Service.
 var ErrClosed = errors.New("transfer: closed")
 
-// requestTimeout bounds how long a served request may take per chunk.
+// chunkTimeout bounds the wait for one chunk, either way.
 const chunkTimeout = 30 * time.Second
 
 // Service serves offered blobs and downloads offered files.

@@ -43,6 +43,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"lukechampine.com/blake3"
 
+	"github.com/meshtalk/meshtalk/internal/frame"
 	"github.com/meshtalk/meshtalk/transfer/pb"
 )
 
@@ -173,30 +174,11 @@ func (m *Manifest) checkShape(n int) error {
 	return nil
 }
 
-// writeFrame writes one length-prefixed protobuf frame.
-func writeFrame(w io.Writer, m proto.Message) error {
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(binary.AppendUvarint(nil, uint64(len(b))), b...))
-	return err
-}
+func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
 
 // readFrame reads one frame of at most max bytes into m.
 func readFrame(r *bufio.Reader, max int, m proto.Message) error {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return fmt.Errorf("%w: length: %v", ErrBadFrame, err)
-	}
-	if n > uint64(max) {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadFrame, n, max)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadFrame, err)
-	}
-	if err := proto.Unmarshal(b, m); err != nil {
+	if err := frame.Read(r, max, m); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	return nil

@@ -69,16 +69,6 @@ func Start(t testing.TB, opts Options) *node.Node {
 	return n
 }
 
-// StartN starts n nodes on fresh homes.
-func StartN(t testing.TB, n int) []*node.Node {
-	t.Helper()
-	nodes := make([]*node.Node, n)
-	for i := range nodes {
-		nodes[i] = Start(t, Options{})
-	}
-	return nodes
-}
-
 // Connect connects a to b directly.
 func Connect(t testing.TB, a, b *node.Node) {
 	t.Helper()

@@ -1,0 +1,42 @@
+package frame
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+func TestRoundTripAndLimits(t *testing.T) {
+	var b bytes.Buffer
+	big := wrapperspb.String(string(bytes.Repeat([]byte("x"), 100<<10)))
+	if err := Write(&b, wrapperspb.String("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&b, big); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(bytes.NewReader(b.Bytes()))
+	var got wrapperspb.StringValue
+	if err := Read(r, 1<<20, &got); err != nil || got.Value != "hi" {
+		t.Fatalf("first: %v %q", err, got.Value)
+	}
+	if err := Read(r, 1<<20, &got); err != nil || got.Value != big.Value {
+		t.Fatalf("second: %v", err)
+	}
+	if err := Read(r, 1<<20, &got); err != io.EOF {
+		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+	claim := binary.AppendUvarint(nil, 1<<30)
+	if err := Read(bufio.NewReader(bytes.NewReader(claim)), 1<<20, &got); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+	trunc := append(binary.AppendUvarint(nil, 200<<10), 1, 2, 3)
+	if err := Read(bufio.NewReader(bytes.NewReader(trunc)), 1<<20, &got); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
