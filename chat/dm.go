@@ -285,11 +285,14 @@ func (s *Service) runCourier(c *courier) {
 	failures := 0
 	var failingSince time.Time
 	for {
+		start := time.Now()
 		err := s.deliver(c)
 		var wait <-chan time.Time
 		if err != nil {
+			// Unreachable since the first failed attempt began: a dial
+			// to a peer that is gone can take seconds to fail.
 			if failures == 0 {
-				failingSince = time.Now()
+				failingSince = start
 			}
 			failures++
 			d := min(time.Second<<min(failures, 8), 5*time.Minute)

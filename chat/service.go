@@ -68,6 +68,7 @@ type Service struct {
 	toSync chan []*sendReq // committed rounds, to the syncer
 
 	peerStrings  sync.Map   // peer.ID -> its string form
+	relayOnline  sync.Map   // peer.ID -> bool: logged in at a relay
 	contactMu    sync.Mutex // serialises contact read-modify-writes
 	cacheMu      sync.RWMutex
 	contactCache map[peer.ID]*Contact // nil value: known to have no record
@@ -203,10 +204,42 @@ func (s *Service) unkeep(p peer.ID) {
 	}
 }
 
-// Online reports whether a live connection to p exists.
+// Online reports whether p is online: a live connection to p exists, or
+// a relay says p is logged in there.
 func (s *Service) Online(p peer.ID) bool {
+	if s.connected(p) {
+		return true
+	}
+	on, _ := s.relayOnline.Load(p)
+	return on == true
+}
+
+func (s *Service) connected(p peer.ID) bool {
 	c := s.h.Network().Connectedness(p)
 	return c == network.Connected || c == network.Limited
+}
+
+// SetRelayPresence records a friend's presence as a relay tells it: how
+// friends learn of each other with no direct connection. A change is
+// announced as friend.presence.
+func (s *Service) SetRelayPresence(p peer.ID, online bool, lastSeen time.Time) {
+	c, err := s.contact(s.ctx, p)
+	if err != nil || c == nil || c.State != StateFriend {
+		return
+	}
+	was, _ := s.relayOnline.Swap(p, online)
+	if !online && lastSeen.After(c.LastSeen) {
+		c, _ = s.storeContact(s.ctx, p, func(c *Contact) error {
+			c.LastSeen = lastSeen
+			return nil
+		})
+	}
+	if was != online && !s.connected(p) && c != nil {
+		s.publish(EventPresence, PresenceEvent{PeerID: p, Online: online, LastSeen: c.LastSeen})
+	}
+	if online {
+		s.kick(p)
+	}
 }
 
 // watchPresence turns connection changes of contacts into presence events,

@@ -86,6 +86,9 @@ type DiscoveryConfig struct {
 type ChatConfig struct {
 	// ReadReceipts tells friends when their messages were read here.
 	ReadReceipts bool `toml:"read_receipts"`
+	// ParkAfter is how long a friend stays unreachable before messages
+	// for it are parked in its relay mailbox as well.
+	ParkAfter Duration `toml:"park_after"`
 }
 
 // FilesConfig is about files and pictures.
@@ -107,6 +110,22 @@ type RelayConfig struct {
 	CircuitDuration      Duration `toml:"circuit_duration"`
 	CircuitDataMiB       int64    `toml:"circuit_data_mib"`
 	BufferKiB            int      `toml:"buffer_kib"`
+
+	// Registration is "open", "invite" (a token from `meshtalk relay
+	// invite`) or "closed".
+	Registration string `toml:"registration"`
+	// MailboxTTL is how long an envelope waits for its recipient.
+	MailboxTTL Duration `toml:"mailbox_ttl"`
+	// Per recipient: envelopes and MiB waiting; per sender: envelopes and
+	// MiB it has waiting in all mailboxes.
+	MailboxMaxItems int   `toml:"mailbox_max_items"`
+	MailboxMaxMiB   int64 `toml:"mailbox_max_mib"`
+	SenderMaxItems  int   `toml:"sender_max_items"`
+	SenderMaxMiB    int64 `toml:"sender_max_mib"`
+	// DropTTL is how long a dropped file waits; DropMaxMiB bounds the
+	// dropped files waiting for one recipient.
+	DropTTL    Duration `toml:"drop_ttl"`
+	DropMaxMiB int64    `toml:"drop_max_mib"`
 }
 
 // NetworkConfig is where the libp2p host listens and what it announces.
@@ -194,8 +213,16 @@ func DefaultConfig(role Role) Config {
 			CircuitDuration:      Duration(time.Hour),
 			CircuitDataMiB:       4096,
 			BufferKiB:            64,
+			Registration:         "open",
+			MailboxTTL:           Duration(30 * 24 * time.Hour),
+			MailboxMaxItems:      10000,
+			MailboxMaxMiB:        256,
+			SenderMaxItems:       10000,
+			SenderMaxMiB:         256,
+			DropTTL:              Duration(7 * 24 * time.Hour),
+			DropMaxMiB:           2048,
 		},
-		Chat:  ChatConfig{ReadReceipts: true},
+		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(30 * time.Second)},
 		Files: FilesConfig{PictureAutoFetchMiB: 16},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
@@ -282,10 +309,29 @@ circuit_duration = "1h0m0s"
 circuit_data_mib = 4096
 # Per-connection copy buffer.
 buffer_kib = 64
+# Accounts: "open" to anyone, "invite" (tokens from "meshtalk relay invite")
+# or "closed".
+registration = "open"
+# The offline mailbox holds sealed envelopes it cannot read until their
+# recipient logs in, at most this long, and this much per recipient and
+# per sender (a sender over quota is told so):
+mailbox_ttl = "720h0m0s"
+mailbox_max_items = 10000
+mailbox_max_mib = 256
+sender_max_items = 10000
+sender_max_mib = 256
+# Files dropped for offline recipients (sealed to them): how long they wait,
+# and how many MiB may wait for one recipient.
+drop_ttl = "168h0m0s"
+drop_max_mib = 2048
 
 [chat]
 # Tell friends when their messages were read here.
 read_receipts = true
+# A friend unreachable this long gets what is waiting for it through its
+# relay's mailbox too (sealed to it; the relays are discovery.relays and
+# those you registered on). Direct delivery goes on trying.
+park_after = "30s"
 
 [files]
 # A received picture's original is fetched by itself, into the home's
@@ -408,6 +454,20 @@ func (c *Config) validate() (string, error) {
 	}
 	if r.BufferKiB < 1 || r.BufferKiB > 1024 {
 		return "relay.buffer_kib", fmt.Errorf("%d is not between 1 and 1024", r.BufferKiB)
+	}
+	switch r.Registration {
+	case "open", "invite", "closed":
+	default:
+		return "relay.registration", fmt.Errorf("%q is none of open, invite, closed", r.Registration)
+	}
+	if r.MailboxTTL < Duration(time.Minute) || r.DropTTL < Duration(time.Minute) {
+		return "relay.mailbox_ttl", errors.New("mailbox_ttl and drop_ttl must be at least 1m")
+	}
+	if r.MailboxMaxItems < 1 || r.MailboxMaxMiB < 1 || r.SenderMaxItems < 1 || r.SenderMaxMiB < 1 || r.DropMaxMiB < 1 {
+		return "relay.mailbox_max_items", errors.New("the mailbox and drop quotas must be at least 1")
+	}
+	if c.Chat.ParkAfter < 0 {
+		return "chat.park_after", errors.New("must not be negative")
 	}
 	if c.Files.PictureAutoFetchMiB < 0 {
 		return "files.picture_auto_fetch_mib", errors.New("must not be negative")

@@ -34,6 +34,13 @@ func (h Home) APIInfoPath() string   { return filepath.Join(string(h), "api.json
 func (h Home) LockPath() string      { return filepath.Join(string(h), "node.lock") }
 func (h Home) PicturesPath() string  { return filepath.Join(string(h), "pictures") }
 
+// DownloadsPath holds files that came through a relay's file drop.
+func (h Home) DownloadsPath() string { return filepath.Join(string(h), "downloads") }
+
+// DropsPath holds sealed files on their way through a relay's file drop
+// (on a relay: the files it is fetching).
+func (h Home) DropsPath() string { return filepath.Join(string(h), "drops") }
+
 // homeLock is the exclusive claim of one process on a home. The kernel
 // releases a flock when its process exits, however it exits, so a crashed
 // node never leaves a stale lock behind.

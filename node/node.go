@@ -23,6 +23,7 @@ import (
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
+	"github.com/meshtalk/meshtalk/relay"
 	"github.com/meshtalk/meshtalk/transfer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -67,12 +68,15 @@ type Node struct {
 	disc    *discovery.Service
 	chat    *chat.Service
 	xfer    *transfer.Service
+	relays  *relay.Server // on a relay
+	relayc  *relay.Client // on a personal node
 	key     crypto.PrivKey
 	ds      *pebbleds.Datastore
 	host    host.Host
 	events  *Events
 	log     *slog.Logger
 	started time.Time
+	clock   func() time.Time // nil: time.Now
 	lock    *homeLock
 
 	cancel    context.CancelFunc
@@ -93,7 +97,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), log: log.With("component", "node"), started: time.Now()}
+	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), log: log.With("component", "node"), started: time.Now(), clock: opts.Clock}
 
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
@@ -159,14 +163,22 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		n.wg.Wait()
 		return nil, err
 	}
-	if n.role == RolePersonal {
-		blobs, err := transfer.NewBlobs(opts.Home.BlobsPath())
-		if err != nil {
+	blobs, err := transfer.NewBlobs(opts.Home.BlobsPath())
+	if err != nil {
+		cancel()
+		n.wg.Wait()
+		return nil, err
+	}
+	n.xfer = transfer.New(n.host, namespace.Wrap(n.ds, transferKey), blobs, log)
+	if n.role == RoleRelay {
+		if n.relays, err = relay.NewServer(ctx, n.host, namespace.Wrap(n.ds, relayKey), n.serverConfig()); err != nil {
+			n.xfer.Close()
 			cancel()
 			n.wg.Wait()
 			return nil, err
 		}
-		n.xfer = transfer.New(n.host, namespace.Wrap(n.ds, transferKey), blobs, log)
+	}
+	if n.role == RolePersonal {
 		n.chat, err = chat.New(ctx, n.host, namespace.Wrap(n.ds, chatKey), chat.Config{
 			Keeper:       n.disc,
 			Now:          opts.Clock,
@@ -174,6 +186,13 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			Logger:       log,
 		})
 		if err != nil {
+			n.xfer.Close()
+			cancel()
+			n.wg.Wait()
+			return nil, err
+		}
+		if err := n.startRelayClient(ctx); err != nil {
+			n.chat.Close()
 			n.xfer.Close()
 			cancel()
 			n.wg.Wait()
@@ -243,8 +262,13 @@ func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
 				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
 			case typedEvent:
 				n.events.Publish(Event{Type: ev.EventType(), Data: ev})
-				if ce, ok := ev.(chat.Event); ok && ce.Type == chat.EventMessage {
-					n.autoFetch(ce.Data.(*chat.Message))
+				if ce, ok := ev.(chat.Event); ok {
+					switch ce.Type {
+					case chat.EventMessage:
+						n.autoFetch(ce.Data.(*chat.Message))
+					case chat.EventFriendUpdate:
+						n.syncAllowList()
+					}
 				}
 			}
 		}
@@ -299,7 +323,15 @@ func addrInfos(ss []string) []peer.AddrInfo {
 // Role is what the node is for.
 func (n *Node) Role() Role { return n.role }
 
-// Transfer is the node's file transfer service; nil on a relay.
+// RelayServer is a relay's accounts, presence, mailbox and file drop;
+// nil on a personal node.
+func (n *Node) RelayServer() *relay.Server { return n.relays }
+
+// RelayClient is a personal node's link to its relays; nil on a relay.
+func (n *Node) RelayClient() *relay.Client { return n.relayc }
+
+// Transfer is the node's file transfer service (on a relay: for file
+// drops).
 func (n *Node) Transfer() *transfer.Service { return n.xfer }
 
 // Chat is the node's contacts, profile and messages; nil on a relay.
@@ -336,6 +368,13 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		n.events.Close()
 		var errs []error
+		// The relay client logs out first, while the host is up.
+		if n.relayc != nil {
+			errs = append(errs, n.relayc.Close())
+		}
+		if n.relays != nil {
+			errs = append(errs, n.relays.Close())
+		}
 		if n.chat != nil {
 			errs = append(errs, n.chat.Close())
 		}

@@ -167,9 +167,9 @@ func SafeName(name string) string {
 	return name
 }
 
-// uniquePath returns dir/name, or dir/"name (N).ext" for the first N that
+// UniquePath returns dir/name, or dir/"name (N).ext" for the first N that
 // does not exist yet: an existing file is never overwritten.
-func uniquePath(dir, name string) string {
+func UniquePath(dir, name string) string {
 	p := filepath.Join(dir, name)
 	ext := filepath.Ext(name)
 	base := strings.TrimSuffix(name, ext)
@@ -179,4 +179,12 @@ func uniquePath(dir, name string) string {
 		}
 		p = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", base, i, ext))
 	}
+}
+
+// Delete removes chunk h; a chunk that is not there is no error.
+func (b *Blobs) Delete(h Hash) error {
+	if err := os.Remove(b.path(h)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("transfer: blobs: %w", err)
+	}
+	return nil
 }

@@ -204,7 +204,7 @@ func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *os.Fi
 	dir := filepath.Dir(rc.Partial)
 	var final string
 	for {
-		final = uniquePath(dir, m.Name)
+		final = UniquePath(dir, m.Name)
 		// A hard link fails rather than replace a file that appeared
 		// meanwhile.
 		err := os.Link(rc.Partial, final)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -204,4 +205,37 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 		}
 	}
 	return w.Flush() == nil
+}
+
+// Withdraw ends every offer of m and forgets it: its manifest, its
+// download record and its chunks go. It is for a blob held for others
+// only (a relay's file drop): chunks shared with another file would go
+// too.
+func (s *Service) Withdraw(ctx context.Context, m *Manifest) error {
+	root := m.Root()
+	res, err := s.ds.Query(ctx, query.Query{Prefix: "/offers/" + root.String() + "/", KeysOnly: true})
+	if err != nil {
+		return fmt.Errorf("transfer: withdraw: %w", err)
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("transfer: withdraw: %w", err)
+	}
+	for r := range res.Next() {
+		if r.Error == nil {
+			b.Delete(ctx, datastore.RawKey(r.Key))
+		}
+	}
+	res.Close()
+	b.Delete(ctx, manifestKey(root))
+	b.Delete(ctx, recvKey(root))
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("transfer: withdraw: %w", err)
+	}
+	for _, c := range m.Chunks {
+		if err := s.blobs.Delete(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

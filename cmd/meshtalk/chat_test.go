@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
 )
 
 // TestChatCommands drives two real nodes through the command line: a
@@ -81,7 +83,7 @@ func TestChatCommands(t *testing.T) {
 		t.Fatalf("pending: %v", pending)
 	}
 	mt(homeA, "friend", "accept", "Bob") // by nickname
-	eventually(t, 30*time.Second, "B sees A as a friend", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "B sees A as a friend", func() bool {
 		var friends []map[string]any
 		json.Unmarshal([]byte(mt(homeB, "friend", "list", "--json")), &friends)
 		return len(friends) == 1 && friends[0]["state"] == "friend" && friends[0]["online"] == true
@@ -107,7 +109,7 @@ func TestChatCommands(t *testing.T) {
 		}
 	}
 	// history marked the conversation read; B hears of it.
-	eventually(t, 30*time.Second, "B's message read", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "B's message read", func() bool {
 		var h []map[string]any
 		json.Unmarshal([]byte(mt(homeB, "history", idA, "--json")), &h)
 		return len(h) == 2 && h[0]["state"] == "read"
@@ -156,7 +158,7 @@ func TestFileCommands(t *testing.T) {
 	os.WriteFile(src, data, 0o600)
 	mt(homeA, "send", b.ready["peer_id"], "--file", src, "for you")
 	var files []map[string]any
-	eventually(t, 30*time.Second, "the offer arrives", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "the offer arrives", func() bool {
 		json.Unmarshal([]byte(mt(homeB, "file", "list", "--json")), &files)
 		return len(files) == 1 && files[0]["state"] == "available"
 	})
@@ -190,7 +192,7 @@ func TestFileCommands(t *testing.T) {
 	png.Encode(&buf, img)
 	os.WriteFile(pic, buf.Bytes(), 0o600)
 	mt(homeA, "send", b.ready["peer_id"], "--picture", pic)
-	eventually(t, 30*time.Second, "the original picture fetched", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "the original picture fetched", func() bool {
 		got, err := os.ReadFile(filepath.Join(homeB, "pictures", "picture.png"))
 		return err == nil && bytes.Equal(got, buf.Bytes())
 	})
@@ -217,12 +219,12 @@ func befriendCLI(t *testing.T, env []string, homeA, homeB string) {
 	json.Unmarshal([]byte(mustRun(t, env, homeB, "id", "--json")), &id)
 	mustRun(t, env, homeA, "friend", "add", id.FriendCode)
 	var pending []map[string]any
-	eventually(t, 30*time.Second, "the request arrives", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "the request arrives", func() bool {
 		json.Unmarshal([]byte(mustRun(t, env, homeB, "friend", "list", "--pending", "--json")), &pending)
 		return len(pending) == 1
 	})
 	mustRun(t, env, homeB, "friend", "accept", pending[0]["peer_id"].(string))
-	eventually(t, 30*time.Second, "friends", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "friends", func() bool {
 		return strings.Contains(mustRun(t, env, homeA, "friend", "list", "--json"), `"state": "friend"`)
 	})
 }

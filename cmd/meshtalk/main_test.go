@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
 )
 
 // binary is the meshtalk binary that TestMain builds once; the command-line
@@ -402,7 +404,7 @@ func TestRelayPeersPing(t *testing.T) {
 	startNode(t, env, append([]string{"--home", callerHome}, testListen...)...)
 
 	var code string
-	eventually(t, 30*time.Second, "a reservation on the relay", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "a reservation on the relay", func() bool {
 		out, _, _ := meshtalk(t, env, "status", "--home", hiddenHome, "--json")
 		var st struct {
 			Reachability string `json:"reachability"`

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
 )
 
 // lab builds network namespaces for tests that need more than loopback: a
@@ -100,21 +102,6 @@ func writeConfig(t *testing.T, home, text string) {
 	}
 }
 
-// eventually re-checks cond every 100ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-	}
-}
-
 // TestMDNSOnLAN: two nodes on one LAN (two namespaces joined by a veth)
 // find each other by mDNS: one pings the other by peer ID alone, with no
 // DHT, relay or address given.
@@ -130,7 +117,7 @@ func TestMDNSOnLAN(t *testing.T) {
 	homeA, homeB := t.TempDir(), t.TempDir()
 	startNodeIn(t, env, in(a), append([]string{"--home", homeA}, lanListen...)...)
 	nb := startNodeIn(t, env, in(b), append([]string{"--home", homeB}, lanListen...)...)
-	eventually(t, 30*time.Second, "ping by peer ID over the LAN", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "ping by peer ID over the LAN", func() bool {
 		out, _, code := meshtalkIn(t, env, in(a), "ping", "--home", homeA, "--count", "1", "--timeout", "2s", nb.ready["peer_id"])
 		return code == 0 && strings.Contains(out, "path=direct")
 	})
@@ -186,7 +173,7 @@ func TestHolePunchThroughNAT(t *testing.T) {
 		nb := startNodeIn(t, env, in(b), append([]string{"--home", homeB}, natListen...)...)
 		// B's friend code, once it carries B's relayed address.
 		var code string
-		eventually(t, 30*time.Second, "B's relayed address", func() bool {
+		nodetest.Eventually(t, 30*time.Second, "B's relayed address", func() bool {
 			out, _, _ := meshtalkIn(t, env, in(b), "id", "--home", homeB, "--json")
 			var id struct {
 				Addrs      []string `json:"addrs"`
@@ -199,7 +186,7 @@ func TestHolePunchThroughNAT(t *testing.T) {
 		// go-libp2p answers hole punching only once it knows a public
 		// address of its own, which it polls for; wait for both ends.
 		for _, n := range []struct{ ns, home string }{{a, homeA}, {b, homeB}} {
-			eventually(t, 30*time.Second, "hole punching ready", func() bool {
+			nodetest.Eventually(t, 30*time.Second, "hole punching ready", func() bool {
 				out, _, _ := meshtalkIn(t, env, in(n.ns), "status", "--home", n.home, "--json")
 				var st struct {
 					Ready bool `json:"hole_punch_ready"`

@@ -75,3 +75,20 @@ func WaitPeerEvent(t testing.TB, ch <-chan node.Event, typ string, p peer.ID) {
 		return d.PeerID == p.String()
 	})
 }
+
+// Eventually re-checks cond every 20ms until it holds, and fails the
+// test if timeout passes first. It is for state that has no event (a
+// process's output, a relay's counters).
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+	}
+}

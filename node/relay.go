@@ -1,0 +1,124 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/relay"
+)
+
+// relayKey is the datastore namespace of the relay package, on a relay
+// (the server) and on a personal node (the client); its key schema is in
+// relay/store.go.
+var relayKey = datastore.NewKey("/relay")
+
+// EventFileDropped is the event type of a file that came through a
+// relay's file drop.
+const EventFileDropped = "file.dropped"
+
+// FileDroppedData is the data of file.dropped.
+type FileDroppedData struct {
+	From peer.ID `json:"from"`
+	Name string  `json:"name"`
+	Path string  `json:"path"`
+	Size uint64  `json:"size"`
+}
+
+// serverConfig turns [relay] into the relay server's configuration.
+func (n *Node) serverConfig() relay.ServerConfig {
+	r := n.cfg.Relay
+	return relay.ServerConfig{
+		Registration:      r.Registration,
+		MailboxTTL:        time.Duration(r.MailboxTTL),
+		RecipientMaxItems: r.MailboxMaxItems,
+		RecipientMaxBytes: r.MailboxMaxMiB << 20,
+		SenderMaxItems:    r.SenderMaxItems,
+		SenderMaxBytes:    r.SenderMaxMiB << 20,
+		DropTTL:           time.Duration(r.DropTTL),
+		DropMaxBytes:      r.DropMaxMiB << 20,
+		SweepEvery:        time.Minute,
+		Transfer:          n.xfer,
+		DropDir:           n.home.DropsPath(),
+		Now:               n.clock,
+		Logger:            n.log,
+	}
+}
+
+func (n *Node) startRelayClient(ctx context.Context) error {
+	var err error
+	n.relayc, err = relay.NewClient(ctx, n.host, namespace.Wrap(n.ds, relayKey), relay.ClientConfig{
+		Relays: addrInfos(n.cfg.Discovery.Relays),
+		Key:    n.key,
+		Sink:   relaySink{n},
+		Profile: func() relay.Profile {
+			p, err := n.chat.Profile(context.Background())
+			if err != nil || p == nil {
+				return relay.Profile{}
+			}
+			return relay.Profile{Nickname: p.Name, Status: p.Status}
+		},
+		Transfer:   n.xfer,
+		DropDir:    n.home.DownloadsPath(),
+		StagingDir: n.home.DropsPath(),
+		Now:        n.clock,
+		Logger:     n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.chat.SetMailbox(n.relayc, time.Duration(n.cfg.Chat.ParkAfter))
+	n.syncAllowList()
+	return nil
+}
+
+// syncAllowList lets exactly this node's friends see its presence on its
+// relays.
+func (n *Node) syncAllowList() {
+	if n.relayc == nil {
+		return
+	}
+	cs, err := n.chat.Contacts(context.Background(), false)
+	if err != nil {
+		n.log.Warn("allow-list", "err", err)
+		return
+	}
+	var friends []peer.ID
+	for _, c := range cs {
+		if c.State == chat.StateFriend {
+			friends = append(friends, c.PeerID)
+		}
+	}
+	n.relayc.SetAllow(friends)
+}
+
+// relaySink hands what relays deliver to the chat service.
+type relaySink struct{ n *Node }
+
+func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {
+	switch l.Kind {
+	case relay.KindDM:
+		err := s.n.chat.ReceiveParked(ctx, l.From, l.Items)
+		if errors.Is(err, chat.ErrNotFriend) || errors.Is(err, chat.ErrBadFrame) {
+			// Never acceptable: let the relay delete it.
+			s.n.log.Info("mailbox: refused a letter", "from", l.From, "err", err)
+			return nil
+		}
+		return err
+	}
+	s.n.log.Info("mailbox: a letter of a kind this node does not take", "kind", l.Kind, "from", l.From)
+	return nil
+}
+
+func (s relaySink) Presence(p relay.Presence) {
+	s.n.chat.SetRelayPresence(p.PeerID, p.Online, p.LastSeen)
+}
+
+func (s relaySink) FileDropped(from peer.ID, name, path string, size uint64) {
+	s.n.events.Publish(Event{Type: EventFileDropped, Data: FileDroppedData{From: from, Name: name, Path: path, Size: size}})
+}

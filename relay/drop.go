@@ -1,0 +1,410 @@
+package relay
+
+// File drop: a file for a recipient who is offline waits on the relay.
+//
+//	sender                        relay                      recipient
+//	seal the file to the recipient's sealing key; import, offer to relay
+//	Drop{recipient, manifest} -->
+//	                              fetch the sealed blob
+//	                              (/meshtalk/transfer/1.0.0), offer it to
+//	                          <-- the recipient; reply
+//	deposit a FileDrop letter -->  ... recipient logs in ...
+//	                                                    --> letter
+//	                              <-- fetch the blob over transfer
+//	                              <-- DropDone: the blob goes
+//	                                            open the file into DropDir
+//
+// The relay holds only sealed segments (SealFile) under a manifest whose
+// name says nothing; quota and TTL apply as for envelopes.
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/relay/pb"
+	"github.com/meshtalk/meshtalk/transfer"
+)
+
+// sealedName is the name a sealed blob travels under.
+const sealedName = "sealed"
+
+// chargeDrop counts (n = 1) or uncounts (n = -1) a dropped file; mu held.
+func (s *Server) chargeDrop(rcpt peer.ID, size int64, n int) {
+	u := s.drops[rcpt]
+	if u == nil {
+		u = &usage{}
+		s.drops[rcpt] = u
+	}
+	u.items += n
+	u.bytes += int64(n) * size
+	if u.items <= 0 {
+		delete(s.drops, rcpt)
+	}
+}
+
+// drop fetches a sealed blob from sender and holds it for its recipient.
+func (s *Server) drop(sender peer.ID, d *pb.Drop) error {
+	if s.cfg.Transfer == nil {
+		return fmt.Errorf("%w: this relay takes no file drops", ErrBadRequest)
+	}
+	rcpt, err := peer.IDFromBytes(d.Recipient)
+	if err != nil {
+		return fmt.Errorf("%w: recipient: %v", ErrBadRequest, err)
+	}
+	m, err := transfer.DecodeManifest(d.Manifest)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	root := m.Root().String()
+	s.mu.Lock()
+	if _, ok := s.sessions[sender]; !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: log in before you drop a file", ErrNotLoggedIn)
+	}
+	if s.accounts[rcpt] == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %s has no account on this relay", ErrNotFound, rcpt)
+	}
+	var rec pb.StoredDrop
+	if v, err := s.ds.Get(s.ctx, dropKey(root)); err == nil && proto.Unmarshal(v, &rec) == nil {
+		s.mu.Unlock()
+		if rec.Complete {
+			return nil // dropped already: a retry
+		}
+	} else {
+		if u := s.drops[rcpt]; u != nil && u.bytes+int64(m.Size) > s.cfg.DropMaxBytes {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %d bytes of files already wait for this recipient; the limit is %d", ErrQuota, u.bytes, s.cfg.DropMaxBytes)
+		}
+		if int64(m.Size) > s.cfg.DropMaxBytes {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: a file of %d bytes; this relay holds at most %d", ErrQuota, m.Size, s.cfg.DropMaxBytes)
+		}
+		s.chargeDrop(rcpt, int64(m.Size), 1)
+		rec = pb.StoredDrop{Sender: []byte(sender), Recipient: []byte(rcpt), Manifest: d.Manifest, DepositedMs: s.cfg.Now().UnixMilli()}
+		b, _ := proto.Marshal(&rec)
+		err := s.ds.Put(s.ctx, dropKey(root), b)
+		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("relay: store drop: %w", err)
+		}
+	}
+	// Resumable: a retry after a cut picks up the chunks already here.
+	path, err := s.cfg.Transfer.Download(s.ctx, m, []peer.ID{sender}, s.cfg.DropDir, nil)
+	if err != nil {
+		return fmt.Errorf("relay: fetch the dropped file: %w", err)
+	}
+	defer os.Remove(path)
+	held, err := s.cfg.Transfer.Import(path, sealedName)
+	if err != nil {
+		return fmt.Errorf("relay: store the dropped file: %w", err)
+	}
+	if held.Root() != m.Root() {
+		return fmt.Errorf("%w: the manifest does not match its file", ErrBadRequest)
+	}
+	if err := s.cfg.Transfer.Offer(s.ctx, m, rcpt); err != nil {
+		return err
+	}
+	rec.Complete = true
+	b, _ := proto.Marshal(&rec)
+	if err := s.ds.Put(s.ctx, dropKey(root), b); err != nil {
+		return err
+	}
+	s.log.Info("file dropped", "recipient", rcpt, "bytes", m.Size)
+	return s.ds.Sync(s.ctx, datastore.NewKey("/"))
+}
+
+// dropDone deletes a dropped blob its recipient has fetched.
+func (s *Server) dropDone(p peer.ID, d *pb.DropDone) error {
+	root := hex.EncodeToString(d.Root)
+	v, err := s.ds.Get(s.ctx, dropKey(root))
+	var rec pb.StoredDrop
+	if err != nil || proto.Unmarshal(v, &rec) != nil || peer.ID(rec.Recipient) != p {
+		return fmt.Errorf("%w: no such file waits for you", ErrNotFound)
+	}
+	return s.removeDrop(root, &rec)
+}
+
+func (s *Server) removeDrop(root string, rec *pb.StoredDrop) error {
+	m, err := transfer.DecodeManifest(rec.Manifest)
+	if err == nil && s.cfg.Transfer != nil {
+		if err := s.cfg.Transfer.Withdraw(s.ctx, m); err != nil {
+			return err
+		}
+	}
+	if err := s.ds.Delete(s.ctx, dropKey(root)); err != nil {
+		return err
+	}
+	if m != nil {
+		s.mu.Lock()
+		s.chargeDrop(peer.ID(rec.Recipient), int64(m.Size), -1)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// sweepDrops removes dropped files older than their TTL.
+func (s *Server) sweepDrops(now time.Time) {
+	res, err := s.ds.Query(s.ctx, query.Query{Prefix: "/drops/"})
+	if err != nil {
+		return
+	}
+	type old struct {
+		root string
+		rec  *pb.StoredDrop
+	}
+	var olds []old
+	cutoff := now.Add(-s.cfg.DropTTL).UnixMilli()
+	for r := range res.Next() {
+		var rec pb.StoredDrop
+		if r.Error != nil || proto.Unmarshal(r.Value, &rec) != nil {
+			continue
+		}
+		if rec.DepositedMs < cutoff {
+			olds = append(olds, old{datastore.RawKey(r.Key).BaseNamespace(), &rec})
+		}
+	}
+	res.Close()
+	for _, o := range olds {
+		if err := s.removeDrop(o.root, o.rec); err != nil {
+			s.log.Warn("expire a dropped file", "err", err)
+		}
+	}
+}
+
+// ---- the client's side ----
+
+// DropFile seals the file at path to p, has one of this node's relays
+// hold it, and tells p through the mailbox. It returns once the relay
+// has the whole file and the letter is deposited.
+func (c *Client) DropFile(ctx context.Context, p peer.ID, path string) error {
+	if c.cfg.Transfer == nil {
+		return fmt.Errorf("%w: file drop is off", ErrBadRequest)
+	}
+	pub, err := c.sealingKeyOf(ctx, p)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.cfg.StagingDir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(c.cfg.StagingDir, ".seal-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := SealFile(tmp, in, pub); err != nil {
+		tmp.Close()
+		return fmt.Errorf("relay: seal %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	m, err := c.cfg.Transfer.Import(tmp.Name(), sealedName)
+	if err != nil {
+		return err
+	}
+	defer c.cfg.Transfer.Withdraw(context.Background(), m)
+	var errs []error
+	for _, r := range c.loggedInRelays() {
+		err := c.dropOn(ctx, r, p, m)
+		if err == nil {
+			item, _ := proto.Marshal(&pb.FileDrop{Relay: []byte(r), Manifest: m.Encode(), Name: filepath.Base(path), Size: uint64(fi.Size())})
+			return c.Deposit(ctx, p, KindFileDrop, [][]byte{item})
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("%w: not logged in to any relay", ErrNoRelay)
+	}
+	return fmt.Errorf("%w: %s has no account on your relays", ErrNotFound, p)
+}
+
+func (c *Client) dropOn(ctx context.Context, relay, p peer.ID, m *transfer.Manifest) error {
+	if err := c.cfg.Transfer.Offer(ctx, m, relay); err != nil {
+		return err
+	}
+	st, err := c.h.NewStream(ctx, relay, MailboxProtocol)
+	if err != nil {
+		return fmt.Errorf("relay %s: %w", relay, err)
+	}
+	defer st.Close()
+	if err := writeFrame(st, &pb.MailboxRequest{Body: &pb.MailboxRequest_Drop{Drop: &pb.Drop{Recipient: []byte(p), Manifest: m.Encode()}}}); err != nil {
+		st.Reset()
+		return err
+	}
+	st.CloseWrite()
+	// The relay answers once it has fetched the whole file.
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	var rep pb.MailboxReply
+	if err := readFrame(bufio.NewReader(st), MaxMailboxFrame, &rep); err != nil {
+		return fmt.Errorf("relay %s: %w", relay, err)
+	}
+	return errOf(rep.Code, rep.Message)
+}
+
+// pendingDrop is a dropped file this node is fetching (/client/drops/).
+type pendingDrop struct {
+	From     peer.ID `json:"from"`
+	Relay    peer.ID `json:"relay"`
+	Manifest []byte  `json:"manifest"`
+	Name     string  `json:"name"`
+	Size     uint64  `json:"size"`
+}
+
+func pendingDropKey(root string) datastore.Key { return datastore.RawKey("/client/drops/" + root) }
+
+// acceptDrop records a FileDrop letter (synced, so it may be acked) and
+// starts fetching the file.
+func (c *Client) acceptDrop(l *Letter) error {
+	if len(l.Items) != 1 || c.cfg.Transfer == nil {
+		return nil
+	}
+	var fd pb.FileDrop
+	if err := proto.Unmarshal(l.Items[0], &fd); err != nil {
+		return nil
+	}
+	m, err := transfer.DecodeManifest(fd.Manifest)
+	relay, rerr := peer.IDFromBytes(fd.Relay)
+	if err != nil || rerr != nil {
+		c.log.Warn("mailbox: drop a bad file-drop letter", "from", l.From)
+		return nil
+	}
+	pd := pendingDrop{From: l.From, Relay: relay, Manifest: fd.Manifest, Name: transfer.SafeName(fd.Name), Size: fd.Size}
+	b, _ := json.Marshal(pd)
+	root := m.Root().String()
+	if err := c.ds.Put(c.ctx, pendingDropKey(root), b); err != nil {
+		return err
+	}
+	if err := c.ds.Sync(c.ctx, datastore.NewKey("/")); err != nil {
+		return err
+	}
+	c.goTracked(func() { c.fetchDrop(root, pd) })
+	return nil
+}
+
+// resumeDrops fetches again the dropped files not fetched yet.
+func (c *Client) resumeDrops() {
+	scan(c.ctx, c.ds, "/client/drops/", func(key string, v []byte) {
+		var pd pendingDrop
+		if json.Unmarshal(v, &pd) == nil {
+			root := datastore.RawKey(key).BaseNamespace()
+			c.goTracked(func() { c.fetchDrop(root, pd) })
+		}
+	})
+}
+
+// fetchDrop downloads a dropped blob from its relay, opens it into
+// DropDir, and tells the relay to delete it. It retries, backing off,
+// while the relay is out of reach.
+func (c *Client) fetchDrop(root string, pd pendingDrop) {
+	m, err := transfer.DecodeManifest(pd.Manifest)
+	if err != nil {
+		return
+	}
+	for wait := time.Second; ; wait = min(2*wait, 5*time.Minute) {
+		err := c.fetchDropOnce(root, pd, m)
+		if err == nil || c.ctx.Err() != nil {
+			return
+		}
+		c.log.Info("fetch a dropped file", "name", pd.Name, "retry_in", wait, "err", err)
+		if errors.Is(err, ErrBadSeal) {
+			return
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest) error {
+	sealed, err := c.cfg.Transfer.Download(c.ctx, m, []peer.ID{pd.Relay}, c.cfg.StagingDir, nil)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(sealed)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(c.cfg.DropDir, 0o700); err != nil {
+		return err
+	}
+	out, err := os.CreateTemp(c.cfg.DropDir, ".drop-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	if err := c.keys.OpenFile(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	out.Close()
+	final := transfer.UniquePath(c.cfg.DropDir, pd.Name)
+	if err := os.Link(out.Name(), final); err != nil {
+		return err
+	}
+	in.Close()
+	os.Remove(sealed)
+	ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
+	defer cancel()
+	if err := c.dropDone(ctx, pd.Relay, m); err != nil {
+		c.log.Info("tell the relay a drop is fetched", "err", err)
+	}
+	c.cfg.Transfer.Withdraw(ctx, m)
+	c.ds.Delete(ctx, pendingDropKey(root))
+	if c.cfg.Sink != nil {
+		c.cfg.Sink.FileDropped(pd.From, pd.Name, final, pd.Size)
+	}
+	return nil
+}
+
+func (c *Client) dropDone(ctx context.Context, relay peer.ID, m *transfer.Manifest) error {
+	st, err := c.h.NewStream(ctx, relay, MailboxProtocol)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(ioTimeout))
+	root := m.Root()
+	if err := writeFrame(st, &pb.MailboxRequest{Body: &pb.MailboxRequest_DropDone{DropDone: &pb.DropDone{Root: root[:]}}}); err != nil {
+		return err
+	}
+	st.CloseWrite()
+	var rep pb.MailboxReply
+	if err := readFrame(bufio.NewReader(st), MaxMailboxFrame, &rep); err != nil {
+		return err
+	}
+	return errOf(rep.Code, rep.Message)
+}

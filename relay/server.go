@@ -1,0 +1,808 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/relay/pb"
+	"github.com/meshtalk/meshtalk/transfer"
+)
+
+// Registration policies.
+const (
+	RegistrationOpen   = "open"
+	RegistrationInvite = "invite"
+	RegistrationClosed = "closed"
+)
+
+// ServerConfig is what an operator sets (config.toml's [relay]).
+type ServerConfig struct {
+	// Registration is open, invite (a token from NewInvite) or closed.
+	Registration string
+	// MailboxTTL is how long an envelope waits for its recipient.
+	MailboxTTL time.Duration
+	// RecipientMaxItems and RecipientMaxBytes bound one user's mailbox.
+	RecipientMaxItems int
+	RecipientMaxBytes int64
+	// SenderMaxItems and SenderMaxBytes bound what one depositor has
+	// waiting in all mailboxes.
+	SenderMaxItems int
+	SenderMaxBytes int64
+	// DropTTL is how long a dropped file waits; DropMaxBytes bounds the
+	// dropped bytes waiting for one recipient.
+	DropTTL      time.Duration
+	DropMaxBytes int64
+	// SweepEvery is how often expired items are removed.
+	SweepEvery time.Duration
+	// Transfer fetches and serves dropped files; nil turns file drop off.
+	Transfer *transfer.Service
+	// DropDir holds dropped files while the relay fetches them.
+	DropDir string
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultServerConfig is a relay's configuration when config.toml says
+// nothing.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		Registration:      RegistrationOpen,
+		MailboxTTL:        30 * 24 * time.Hour,
+		RecipientMaxItems: 10000,
+		RecipientMaxBytes: 256 << 20,
+		SenderMaxItems:    10000,
+		SenderMaxBytes:    256 << 20,
+		DropTTL:           7 * 24 * time.Hour,
+		DropMaxBytes:      2 << 30,
+		SweepEvery:        time.Minute,
+	}
+}
+
+// Server is the relay's side of the account and mailbox protocols: the
+// classic IM server's Register, Login, Logout, online status and offline
+// delivery, holding only sealed envelopes and encrypted blobs.
+type Server struct {
+	h   host.Host
+	ds  datastore.Batching
+	cfg ServerConfig
+	log *slog.Logger
+	met *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	deposits chan *depositReq
+
+	// mu guards everything below.
+	mu       sync.Mutex
+	closing  bool
+	accounts map[peer.ID]*account
+	names    map[string]peer.ID
+	sessions map[peer.ID]time.Time
+	rcpt     map[peer.ID]*usage // held for each recipient
+	sender   map[peer.ID]*usage // held from each depositor
+	drops    map[peer.ID]*usage // dropped files held for each recipient
+	pushers  map[peer.ID]*pusher
+}
+
+// account is a user's record with its allow-list as a set.
+type account struct {
+	rec   *pb.Account
+	allow map[peer.ID]bool
+}
+
+type usage struct {
+	items int
+	bytes int64
+}
+
+// NewServer starts the relay services on h, storing in ds (the /relay
+// namespace).
+func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg ServerConfig) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = time.Minute
+	}
+	if err := checkSchema(ctx, ds); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay"),
+		deposits: make(chan *depositReq, 1024),
+		accounts: map[peer.ID]*account{}, names: map[string]peer.ID{}, sessions: map[peer.ID]time.Time{},
+		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{},
+		pushers: map[peer.ID]*pusher{},
+	}
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	s.met = newMetrics(s)
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(AccountProtocol, s.tracked(s.handleAccount))
+	h.SetStreamHandler(MailboxProtocol, s.tracked(s.handleMailbox))
+	s.wg.Add(3)
+	go s.watchSessions(sub)
+	go s.runCommitter()
+	go s.runSweeper()
+	return s, nil
+}
+
+// load reads the accounts and what the mailboxes hold.
+func (s *Server) load(ctx context.Context) error {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: "/accounts/"})
+	if err != nil {
+		return fmt.Errorf("relay: load: %w", err)
+	}
+	for r := range res.Next() {
+		if r.Error != nil {
+			res.Close()
+			return fmt.Errorf("relay: load: %w", r.Error)
+		}
+		id, err := peer.Decode(datastore.RawKey(r.Key).BaseNamespace())
+		var rec pb.Account
+		if err != nil || proto.Unmarshal(r.Value, &rec) != nil {
+			s.log.Warn("skip a damaged account record", "key", r.Key)
+			continue
+		}
+		s.accounts[id] = newAccount(&rec)
+		s.names[rec.Name] = id
+	}
+	res.Close()
+	res, err = s.ds.Query(ctx, query.Query{Prefix: "/mbox/"})
+	if err != nil {
+		return fmt.Errorf("relay: load: %w", err)
+	}
+	for r := range res.Next() {
+		if r.Error != nil {
+			res.Close()
+			return fmt.Errorf("relay: load: %w", r.Error)
+		}
+		rcpt, _, _, ok := parseMboxKey(r.Key)
+		var env pb.StoredEnvelope
+		if !ok || proto.Unmarshal(r.Value, &env) != nil {
+			continue
+		}
+		s.charge(rcpt, peer.ID(env.Sender), int64(len(env.Sealed)))
+	}
+	res.Close()
+	res, err = s.ds.Query(ctx, query.Query{Prefix: "/drops/"})
+	if err != nil {
+		return fmt.Errorf("relay: load: %w", err)
+	}
+	for r := range res.Next() {
+		var d pb.StoredDrop
+		if r.Error != nil || proto.Unmarshal(r.Value, &d) != nil {
+			continue
+		}
+		if m, err := transfer.DecodeManifest(d.Manifest); err == nil {
+			s.chargeDrop(peer.ID(d.Recipient), int64(m.Size), 1)
+		}
+	}
+	res.Close()
+	return nil
+}
+
+func newAccount(rec *pb.Account) *account {
+	a := &account{rec: rec, allow: map[peer.ID]bool{}}
+	for _, b := range rec.Allow {
+		a.allow[peer.ID(b)] = true
+	}
+	return a
+}
+
+// charge counts an envelope held; uncharge, one gone.
+func (s *Server) charge(rcpt, sender peer.ID, n int64) {
+	for _, m := range []struct {
+		m map[peer.ID]*usage
+		p peer.ID
+	}{{s.rcpt, rcpt}, {s.sender, sender}} {
+		u := m.m[m.p]
+		if u == nil {
+			u = &usage{}
+			m.m[m.p] = u
+		}
+		u.items++
+		u.bytes += n
+	}
+}
+
+func (s *Server) uncharge(rcpt, sender peer.ID, n int64) {
+	for _, m := range []struct {
+		m map[peer.ID]*usage
+		p peer.ID
+	}{{s.rcpt, rcpt}, {s.sender, sender}} {
+		if u := m.m[m.p]; u != nil {
+			u.items--
+			u.bytes -= n
+			if u.items <= 0 {
+				delete(m.m, m.p)
+			}
+		}
+	}
+}
+
+// tracked wraps a stream handler so that Close waits for it.
+func (s *Server) tracked(h network.StreamHandler) network.StreamHandler {
+	return func(st network.Stream) {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			st.Reset()
+			return
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		h(st)
+	}
+}
+
+// goTracked runs f in a goroutine that Close waits for; false when closing.
+func (s *Server) goTracked(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Close removes the handlers and waits for every goroutine to stop.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		s.h.RemoveStreamHandler(AccountProtocol)
+		s.h.RemoveStreamHandler(MailboxProtocol)
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// ---- accounts ----
+
+// handleAccount serves one client stream: requests and replies in turn.
+func (s *Server) handleAccount(st network.Stream) {
+	defer st.Close()
+	p := st.Conn().RemotePeer()
+	r := bufio.NewReader(st)
+	var nonce []byte // the challenge of this stream, good for one proof
+	for {
+		st.SetReadDeadline(time.Now().Add(ioTimeout))
+		var req pb.AccountRequest
+		if err := readFrame(r, MaxAccountFrame, &req); err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Debug("account stream", "peer", p, "err", err)
+				s.reply(st, &pb.AccountReply{}, err)
+			}
+			return
+		}
+		var rep pb.AccountReply
+		var err error
+		// A proof is good for the nonce issued just before it, once.
+		used := nonce
+		nonce = nil
+		switch b := req.Body.(type) {
+		case *pb.AccountRequest_Challenge:
+			nonce = make([]byte, nonceSize)
+			rand.Read(nonce)
+			rep.Nonce = nonce
+		case *pb.AccountRequest_Register:
+			rep.User, err = s.register(p, used, b.Register)
+		case *pb.AccountRequest_Login:
+			rep.User, err = s.login(p, used, b.Login)
+		case *pb.AccountRequest_Logout:
+			s.endSession(p)
+		case *pb.AccountRequest_Unregister:
+			err = s.unregister(p, used, b.Unregister)
+		case *pb.AccountRequest_Lookup:
+			rep.User, err = s.lookup(p, b.Lookup)
+		case *pb.AccountRequest_Allow:
+			err = s.setAllow(p, b.Allow)
+		case *pb.AccountRequest_Presence:
+			rep.Presence, err = s.presence(p, b.Presence)
+		default:
+			err = fmt.Errorf("%w: empty or unknown request", ErrBadRequest)
+		}
+		if !s.reply(st, &rep, err) {
+			return
+		}
+	}
+}
+
+func (s *Server) reply(st network.Stream, rep *pb.AccountReply, err error) bool {
+	rep.Code, rep.Message = codeOf(err)
+	if rep.Code == codeInternal {
+		s.log.Warn("account request", "peer", st.Conn().RemotePeer(), "err", err)
+	}
+	st.SetWriteDeadline(time.Now().Add(ioTimeout))
+	return writeFrame(st, rep) == nil
+}
+
+// checkProof verifies p's signature over op for nonce.
+func (s *Server) checkProof(p peer.ID, nonce []byte, op, name string, proof []byte) error {
+	if nonce == nil {
+		return fmt.Errorf("%w: ask for a challenge first", ErrBadProof)
+	}
+	pk, err := p.ExtractPublicKey()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadProof, err)
+	}
+	ok, err := pk.Verify(proofPayload(op, s.h.ID(), p, nonce, name), proof)
+	if err != nil || !ok {
+		return fmt.Errorf("%w: the signature does not match this challenge", ErrBadProof)
+	}
+	return nil
+}
+
+func (s *Server) register(p peer.ID, nonce []byte, r *pb.Register) (*pb.User, error) {
+	folded, err := FoldName(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkProof(p, nonce, "register", r.Name, r.Proof); err != nil {
+		return nil, err
+	}
+	if _, err := verifySealingKey(p, r.SealingKey); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	switch s.cfg.Registration {
+	case RegistrationClosed:
+		return nil, fmt.Errorf("%w: this relay takes no new accounts", ErrClosed)
+	case RegistrationInvite:
+		if err := s.useInvite(r.Invite); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if owner, ok := s.names[folded]; ok && owner != p {
+		return nil, fmt.Errorf("%w: %q belongs to someone else; pick another name", ErrNameTaken, folded)
+	}
+	if a := s.accounts[p]; a != nil && a.rec.Name != folded {
+		return nil, fmt.Errorf("%w: already registered here as %q; unregister first", ErrBadRequest, a.rec.Name)
+	}
+	rec := &pb.Account{Name: folded, SealingKey: r.SealingKey, Profile: r.Profile, RegisteredMs: s.cfg.Now().UnixMilli()}
+	if a := s.accounts[p]; a != nil {
+		rec.RegisteredMs, rec.Allow, rec.LastSeenMs = a.rec.RegisteredMs, a.rec.Allow, a.rec.LastSeenMs
+	}
+	if err := s.putAccount(p, rec, true); err != nil {
+		return nil, err
+	}
+	s.names[folded] = p
+	s.log.Info("registered", "name", folded, "peer", p)
+	return s.userLocked(p), nil
+}
+
+// putAccount stores p's record (synced when sync) and caches it; mu held.
+func (s *Server) putAccount(p peer.ID, rec *pb.Account, sync bool) error {
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	batch, err := s.ds.Batch(s.ctx)
+	if err != nil {
+		return err
+	}
+	batch.Put(s.ctx, accountKey(p), b)
+	batch.Put(s.ctx, nameKey(rec.Name), []byte(p))
+	if err := batch.Commit(s.ctx); err != nil {
+		return fmt.Errorf("relay: store account: %w", err)
+	}
+	if sync {
+		if err := s.ds.Sync(s.ctx, datastore.NewKey("/")); err != nil {
+			return fmt.Errorf("relay: store account: %w", err)
+		}
+	}
+	s.accounts[p] = newAccount(rec)
+	return nil
+}
+
+func (s *Server) unregister(p peer.ID, nonce []byte, r *pb.Unregister) error {
+	if err := s.checkProof(p, nonce, "unregister", "", r.Proof); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	a := s.accounts[p]
+	if a == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: no account here", ErrNotRegistered)
+	}
+	delete(s.accounts, p)
+	delete(s.names, a.rec.Name)
+	delete(s.sessions, p)
+	s.mu.Unlock()
+	batch, err := s.ds.Batch(s.ctx)
+	if err != nil {
+		return err
+	}
+	batch.Delete(s.ctx, accountKey(p))
+	batch.Delete(s.ctx, nameKey(a.rec.Name))
+	if err := batch.Commit(s.ctx); err != nil {
+		return err
+	}
+	s.log.Info("unregistered", "name", a.rec.Name, "peer", p)
+	return s.ds.Sync(s.ctx, datastore.NewKey("/"))
+}
+
+func (s *Server) login(p peer.ID, nonce []byte, l *pb.Login) (*pb.User, error) {
+	if err := s.checkProof(p, nonce, "login", "", l.Proof); err != nil {
+		s.met.loginRefused.Inc()
+		return nil, err
+	}
+	s.mu.Lock()
+	a := s.accounts[p]
+	if a == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: register a name on this relay first", ErrNotRegistered)
+	}
+	if l.SealingKey != nil && !proto.Equal(l.SealingKey, a.rec.SealingKey) || l.Profile != nil && !proto.Equal(l.Profile, a.rec.Profile) {
+		if l.SealingKey != nil {
+			if _, err := verifySealingKey(p, l.SealingKey); err != nil {
+				s.mu.Unlock()
+				return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+			}
+		}
+		rec := proto.Clone(a.rec).(*pb.Account)
+		if l.SealingKey != nil {
+			rec.SealingKey = l.SealingKey
+		}
+		if l.Profile != nil {
+			rec.Profile = l.Profile
+		}
+		if err := s.putAccount(p, rec, false); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	_, again := s.sessions[p]
+	s.sessions[p] = s.cfg.Now()
+	u := s.userLocked(p)
+	s.mu.Unlock()
+	s.met.logins.Inc()
+	if !again {
+		s.tellPresence(p)
+	}
+	s.wakePush(p)
+	return u, nil
+}
+
+// endSession logs p out: on logout, or when its last connection closes.
+func (s *Server) endSession(p peer.ID) {
+	s.mu.Lock()
+	_, ok := s.sessions[p]
+	delete(s.sessions, p)
+	a := s.accounts[p]
+	if ok && a != nil {
+		a.rec.LastSeenMs = s.cfg.Now().UnixMilli()
+		if b, err := proto.Marshal(a.rec); err == nil {
+			s.ds.Put(s.ctx, accountKey(p), b)
+		}
+	}
+	s.mu.Unlock()
+	if ok {
+		s.tellPresence(p)
+	}
+}
+
+// watchSessions ends the session of a client whose connections are gone.
+func (s *Server) watchSessions(sub event.Subscription) {
+	defer s.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.NotConnected {
+				s.endSession(ev.Peer)
+			}
+		}
+	}
+}
+
+func (s *Server) loggedIn(p peer.ID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[p]; !ok {
+		return fmt.Errorf("%w: log in first", ErrNotLoggedIn)
+	}
+	return nil
+}
+
+func (s *Server) lookup(p peer.ID, l *pb.Lookup) (*pb.User, error) {
+	if err := s.loggedIn(p); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var id peer.ID
+	if l.Name != "" {
+		folded, err := FoldName(l.Name)
+		if err != nil {
+			return nil, err
+		}
+		id = s.names[folded]
+	} else if pid, err := peer.IDFromBytes(l.PeerId); err == nil {
+		id = pid
+	}
+	if s.accounts[id] == nil {
+		return nil, fmt.Errorf("%w: %q has no account on this relay", ErrNotFound, l.Name+peer.ID(l.PeerId).String())
+	}
+	return s.userLocked(id), nil
+}
+
+// userLocked is p's public record with its addresses through this relay;
+// mu held.
+func (s *Server) userLocked(p peer.ID) *pb.User {
+	a := s.accounts[p]
+	u := &pb.User{Name: a.rec.Name, PeerId: []byte(p), SealingKey: a.rec.SealingKey, Profile: a.rec.Profile, RegisteredMs: a.rec.RegisteredMs}
+	circuit := ma.StringCast("/p2p/" + s.h.ID().String() + "/p2p-circuit/p2p/" + p.String())
+	for _, addr := range s.h.Addrs() {
+		u.Addrs = append(u.Addrs, []byte(addr.Encapsulate(circuit).String()))
+	}
+	return u
+}
+
+func (s *Server) setAllow(p peer.ID, a *pb.SetAllow) error {
+	if err := s.loggedIn(p); err != nil {
+		return err
+	}
+	peers, err := peersFromWire(a.Peers)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acct := s.accounts[p]
+	if acct == nil {
+		return ErrNotRegistered
+	}
+	rec := proto.Clone(acct.rec).(*pb.Account)
+	rec.Allow = peersToWire(peers)
+	return s.putAccount(p, rec, true)
+}
+
+func (s *Server) presence(p peer.ID, q *pb.PresenceQuery) ([]*pb.Presence, error) {
+	if err := s.loggedIn(p); err != nil {
+		return nil, err
+	}
+	peers, err := peersFromWire(q.Peers)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*pb.Presence
+	for _, id := range peers {
+		if pr, ok := s.presenceLocked(id, p); ok {
+			out = append(out, pr.toWire())
+		}
+	}
+	return out, nil
+}
+
+// presenceLocked is id's presence as watcher may see it; mu held.
+func (s *Server) presenceLocked(id, watcher peer.ID) (Presence, bool) {
+	a := s.accounts[id]
+	if a == nil || !a.allow[watcher] {
+		return Presence{}, false
+	}
+	_, online := s.sessions[id]
+	pr := Presence{PeerID: id, Online: online}
+	if a.rec.LastSeenMs != 0 && !online {
+		pr.LastSeen = time.UnixMilli(a.rec.LastSeenMs)
+	}
+	return pr, true
+}
+
+// tellPresence pushes p's presence to the logged-in peers it allows.
+func (s *Server) tellPresence(p peer.ID) {
+	s.mu.Lock()
+	a := s.accounts[p]
+	var to []peer.ID
+	var prs []Presence
+	if a != nil {
+		for w := range a.allow {
+			if _, ok := s.sessions[w]; ok {
+				pr, _ := s.presenceLocked(p, w)
+				to, prs = append(to, w), append(prs, pr)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for i, w := range to {
+		msg := &pb.AccountPush{Presence: []*pb.Presence{prs[i].toWire()}}
+		s.goTracked(func() {
+			ctx, cancel := context.WithTimeout(s.ctx, ioTimeout)
+			defer cancel()
+			st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "presence"), w, AccountProtocol)
+			if err != nil {
+				return
+			}
+			st.SetWriteDeadline(time.Now().Add(ioTimeout))
+			if writeFrame(st, msg) != nil {
+				st.Reset()
+				return
+			}
+			st.Close()
+		})
+	}
+}
+
+// ---- invites ----
+
+type invite struct {
+	Uses    int       `json:"uses"`
+	Expires time.Time `json:"expires"`
+}
+
+// NewInvite makes a registration token good for uses registrations
+// until ttl from now.
+func (s *Server) NewInvite(ctx context.Context, uses int, ttl time.Duration) (string, error) {
+	if uses < 1 {
+		uses = 1
+	}
+	raw := make([]byte, 20)
+	rand.Read(raw)
+	token := "mtinv-" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+	b, _ := json.Marshal(invite{Uses: uses, Expires: s.cfg.Now().Add(ttl)})
+	if err := s.ds.Put(ctx, inviteKey(hashToken(token)), b); err != nil {
+		return "", err
+	}
+	return token, s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(h[:])
+}
+
+// useInvite spends one use of token.
+func (s *Server) useInvite(token string) error {
+	if token == "" {
+		return fmt.Errorf("%w: this relay registers by invitation; ask its operator for an invite", ErrBadInvite)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := inviteKey(hashToken(token))
+	b, err := s.ds.Get(s.ctx, k)
+	if err != nil {
+		return fmt.Errorf("%w: unknown or used up", ErrBadInvite)
+	}
+	var inv invite
+	if json.Unmarshal(b, &inv) != nil || inv.Uses < 1 {
+		return fmt.Errorf("%w: unknown or used up", ErrBadInvite)
+	}
+	if s.cfg.Now().After(inv.Expires) {
+		s.ds.Delete(s.ctx, k)
+		return fmt.Errorf("%w: expired", ErrBadInvite)
+	}
+	inv.Uses--
+	if inv.Uses == 0 {
+		err = s.ds.Delete(s.ctx, k)
+	} else {
+		b, _ = json.Marshal(inv)
+		err = s.ds.Put(s.ctx, k, b)
+	}
+	return err
+}
+
+// ---- for the operator ----
+
+// UserInfo is one account as the operator sees it.
+type UserInfo struct {
+	Name         string    `json:"name"`
+	PeerID       peer.ID   `json:"peer_id"`
+	Registered   time.Time `json:"registered"`
+	LoggedIn     bool      `json:"logged_in"`
+	LastSeen     time.Time `json:"last_seen,omitzero"`
+	MailboxItems int       `json:"mailbox_items"`
+	MailboxBytes int64     `json:"mailbox_bytes"`
+}
+
+// Users lists the accounts by name.
+func (s *Server) Users() []UserInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]UserInfo, 0, len(s.accounts))
+	for p, a := range s.accounts {
+		_, on := s.sessions[p]
+		u := UserInfo{Name: a.rec.Name, PeerID: p, Registered: time.UnixMilli(a.rec.RegisteredMs), LoggedIn: on}
+		if a.rec.LastSeenMs != 0 {
+			u.LastSeen = time.UnixMilli(a.rec.LastSeenMs)
+		}
+		if m := s.rcpt[p]; m != nil {
+			u.MailboxItems, u.MailboxBytes = m.items, m.bytes
+		}
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Stats is what the relay holds and serves now.
+type Stats struct {
+	Accounts     int   `json:"accounts"`
+	LoggedIn     int   `json:"logged_in"`
+	MailboxItems int   `json:"mailbox_items"`
+	MailboxBytes int64 `json:"mailbox_bytes"`
+	DropFiles    int   `json:"drop_files"`
+	DropBytes    int64 `json:"drop_bytes"`
+	Circuits     int   `json:"circuits"`
+}
+
+// Stats counts what the relay holds.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Accounts: len(s.accounts), LoggedIn: len(s.sessions)}
+	for _, u := range s.rcpt {
+		st.MailboxItems += u.items
+		st.MailboxBytes += u.bytes
+	}
+	for _, u := range s.drops {
+		st.DropFiles += u.items
+		st.DropBytes += u.bytes
+	}
+	s.mu.Unlock()
+	st.Circuits = countCircuits(s.h)
+	return st
+}
+
+// countCircuits counts the relayed connections the relay carries now:
+// its streams of the circuit relay's hop protocol.
+func countCircuits(h host.Host) int {
+	n := 0
+	for _, c := range h.Network().Conns() {
+		for _, st := range c.GetStreams() {
+			if st.Protocol() == "/libp2p/circuit/relay/0.2.0/hop" {
+				n++
+			}
+		}
+	}
+	return n
+}
