@@ -141,8 +141,16 @@ func (s *Server) handleAddFriend(w http.ResponseWriter, r *http.Request, c *chat
 	}
 	info, err := discovery.ParsePeer(req.Peer)
 	if err != nil {
-		chatError(w, err)
-		return
+		// Not a friend code, peer ID or address: a username on a relay.
+		var lerr error
+		if info, lerr = s.lookupFriend(r, req.Peer); lerr != nil {
+			if errors.Is(lerr, discovery.ErrBadPeer) {
+				chatError(w, err)
+			} else {
+				relayError(w, lerr)
+			}
+			return
+		}
 	}
 	ct, err := c.AddFriend(r.Context(), info, req.Message)
 	if err != nil {

@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -16,6 +18,10 @@ type SendFileRequest struct {
 	// Path is a file on this machine (the API is local).
 	Path    string `json:"path"`
 	Message string `json:"message,omitempty"`
+	// Drop sends the file through the friend's relay (sealed to the
+	// friend) even when the friend is online. A file for a friend who is
+	// offline goes that way by itself when a relay can take it.
+	Drop bool `json:"drop,omitempty"`
 }
 
 // GetFileRequest is the body of POST /api/v1/files/{id}/get.
@@ -54,6 +60,23 @@ func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request, c *chat.
 	if err != nil {
 		chatError(w, err)
 		return
+	}
+	if rc := s.node.RelayClient(); rc != nil && (req.Drop || !c.Online(p)) {
+		fi, serr := os.Stat(req.Path)
+		if serr != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, serr.Error())
+			return
+		}
+		err := rc.DropFile(r.Context(), p, req.Path)
+		if err == nil {
+			writeJSON(w, http.StatusOK, FileDropped{Dropped: true, To: p.String(), Name: filepath.Base(req.Path), Size: fi.Size()})
+			return
+		}
+		if req.Drop {
+			relayError(w, err)
+			return
+		}
+		// No relay can take it: offer it, for when the friend is back.
 	}
 	m, ok := s.offerFile(w, r, p, http.StatusBadRequest, func(x *transfer.Service) (*transfer.Manifest, error) { return x.Import(req.Path, "") })
 	if !ok {

@@ -44,16 +44,30 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Started:        s.node.Started().UTC(),
 		UptimeSeconds:  time.Since(s.node.Started()).Seconds(),
 	}
-	for _, r := range s.node.Config().Discovery.Relays {
-		info, err := peer.AddrInfoFromString(r)
-		if err != nil {
-			continue
+	if c := s.node.RelayClient(); c != nil {
+		// The relays of config.toml and those this node registered on.
+		for _, rs := range c.Status() {
+			st.Relays = append(st.Relays, RelayStatus{
+				PeerID:    rs.PeerID.String(),
+				Connected: h.Network().Connectedness(rs.PeerID) == network.Connected,
+				Reserved:  disc.Reserved(rs.PeerID),
+				Name:      rs.Name,
+				LoggedIn:  rs.LoggedIn,
+				Error:     rs.Error,
+			})
 		}
-		st.Relays = append(st.Relays, RelayStatus{
-			PeerID:    info.ID.String(),
-			Connected: h.Network().Connectedness(info.ID) == network.Connected,
-			Reserved:  disc.Reserved(info.ID),
-		})
+	} else {
+		for _, r := range s.node.Config().Discovery.Relays {
+			info, err := peer.AddrInfoFromString(r)
+			if err != nil {
+				continue
+			}
+			st.Relays = append(st.Relays, RelayStatus{
+				PeerID:    info.ID.String(),
+				Connected: h.Network().Connectedness(info.ID) == network.Connected,
+				Reserved:  disc.Reserved(info.ID),
+			})
+		}
 	}
 	writeJSON(w, http.StatusOK, st)
 }

@@ -20,6 +20,9 @@ const (
 	CodeNoRoute         = "no_route"
 	CodeNotFriends      = "not_friends"
 	CodeTooLarge        = "too_large"
+	CodeNameTaken       = "name_taken"
+	CodeQuota           = "quota"
+	CodeNoRelay         = "no_relay"
 )
 
 // Error is the body of every API error response, under "error".
@@ -75,6 +78,11 @@ type RelayStatus struct {
 	// Reserved: the node holds a reservation and announces an address
 	// through this relay.
 	Reserved bool `json:"reserved"`
+	// Name is this node's account there; LoggedIn says whether it is
+	// logged in now, Error why not.
+	Name     string `json:"name,omitempty"`
+	LoggedIn bool   `json:"logged_in"`
+	Error    string `json:"error,omitempty"`
 }
 
 // writeInfo writes api.json readable by its owner only. It replaces a file

@@ -123,7 +123,7 @@ func newSendCmd(g *globals) *cobra.Command {
 				if len(args) == 2 {
 					caption = args[1]
 				}
-				return sendFile(cmd, g, args[0], file, caption)
+				return sendFile(cmd, g, args[0], file, caption, false)
 			}
 			req := api.SendRequest{To: args[0], Face: face, ReplyTo: reply, ReactTo: react}
 			if len(args) == 2 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,15 +18,17 @@ import (
 func newFileCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "file", Short: "Send, list and fetch files"}
 	var message string
+	var drop bool
 	send := &cobra.Command{
 		Use:   "send FRIEND PATH",
 		Short: "Offer a file to a friend; they fetch it with `meshtalk file get`",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return sendFile(cmd, g, args[0], args[1], message)
+			return sendFile(cmd, g, args[0], args[1], message, drop)
 		},
 	}
 	send.Flags().StringVar(&message, "message", "", "a caption")
+	send.Flags().BoolVar(&drop, "drop", false, "leave it on the friend's relay, sealed to them (what happens by itself when they are offline)")
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
@@ -166,13 +169,24 @@ func newFileCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func sendFile(cmd *cobra.Command, g *globals, to, path, message string) error {
+func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop bool) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
 	}
+	// The answer is a message (offered directly) or a drop (through the
+	// friend's relay).
+	var raw json.RawMessage
+	if err := g.call(cmd, "POST", "/api/v1/files", api.SendFileRequest{To: to, Path: abs, Message: message, Drop: drop}, &raw); err != nil {
+		return err
+	}
+	var d api.FileDropped
+	if json.Unmarshal(raw, &d) == nil && d.Dropped {
+		fmt.Fprintf(g.stdout, "dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it\n", d.Name, humanBytes(uint64(d.Size)), shortPeer(d.To))
+		return nil
+	}
 	var m chat.Message
-	if err := g.call(cmd, "POST", "/api/v1/files", api.SendFileRequest{To: to, Path: abs, Message: message}, &m); err != nil {
+	if err := json.Unmarshal(raw, &m); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "%s %s (file %s)\n", m.ID, m.State, m.File.ID)

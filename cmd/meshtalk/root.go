@@ -47,7 +47,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home folder (default $MESHTALK_HOME, else $XDG_DATA_HOME/meshtalk, else ~/.local/share/meshtalk)")
 	root.AddCommand(newRunCmd(g), newRelayCmd(g), newIDCmd(g), newStatusCmd(g), newPeersCmd(g), newPingCmd(g),
 		newFriendCmd(g), newSendCmd(g), newHistoryCmd(g), newSearchCmd(g), newReadCmd(g), newProfileCmd(g), newWatchCmd(g),
-		newFileCmd(g))
+		newFileCmd(g), newAccountCmd(g))
 	return root
 }
 
@@ -88,9 +88,19 @@ func (g *globals) client(ctx context.Context) (*api.Client, error) {
 	return api.Dial(ctx, home)
 }
 
-// call makes one API request against the running node.
+// call makes one API request against the running personal node.
 func (g *globals) call(cmd *cobra.Command, method, path string, body, out any) error {
-	c, err := g.client(cmd.Context())
+	return g.callRole(cmd, node.RolePersonal, method, path, body, out)
+}
+
+// callRole makes one API request against the node of role running on
+// its home.
+func (g *globals) callRole(cmd *cobra.Command, role node.Role, method, path string, body, out any) error {
+	home, err := g.homeDirFor(role)
+	if err != nil {
+		return err
+	}
+	c, err := api.Dial(cmd.Context(), home)
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +31,7 @@ type nodeFlags struct {
 	passphraseFile string
 	logLevel       string
 	logFormat      string
+	metrics        string // relay only
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -81,11 +85,15 @@ func newRelayCmd(g *globals) *cobra.Command {
 	var f nodeFlags
 	cmd := &cobra.Command{
 		Use:   "relay",
-		Short: "Start a relay node: circuit relay and DHT server for others (default home: .../meshtalk-relay)",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f, node.RoleRelay) },
+		Short: "Start a relay node: accounts, presence, offline mailbox and file drop, circuit relay and DHT server (default home: .../meshtalk-relay)",
+		Long: "Start a relay node: accounts, presence, offline mailbox and file drop, circuit relay and DHT server.\n" +
+			"Its subcommands (users, stats, invite) ask a running relay on the same home.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f, node.RoleRelay) },
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464)")
+	addRelayOpsCmds(g, cmd)
 	return cmd
 }
 
@@ -127,11 +135,21 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 	}
 	defer srv.Close()
 
+	metrics := ""
+	if f.metrics != "" && n.RelayServer() != nil {
+		url, stop, err := serveMetrics(f.metrics, n.RelayServer().MetricsHandler(), logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		metrics = " metrics=" + url
+	}
+
 	addrs := make([]string, 0)
 	for _, a := range n.Host().Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	fmt.Fprintf(g.stdout, "meshtalk ready role=%s peer_id=%s listen=%s api=%s\n", role, n.ID(), strings.Join(addrs, ","), srv.URL())
+	fmt.Fprintf(g.stdout, "meshtalk ready role=%s peer_id=%s listen=%s api=%s%s\n", role, n.ID(), strings.Join(addrs, ","), srv.URL(), metrics)
 
 	<-ctx.Done()
 	logger.Info("stopping")
@@ -176,4 +194,27 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
+}
+
+// serveMetrics serves the relay's Prometheus metrics on addr until stop.
+func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("--metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("metrics server", "err", err)
+		}
+	}()
+	url = "http://" + ln.Addr().String() + "/metrics"
+	return url, func() {
+		srv.Close()
+		<-done
+	}, nil
 }

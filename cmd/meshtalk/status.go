@@ -42,7 +42,17 @@ func newStatusCmd(g *globals) *cobra.Command {
 				case r.Connected:
 					state = "connected, no reservation"
 				}
-				fmt.Fprintf(g.stdout, "relay:    %s  %s\n", r.PeerID, state)
+				login := "no account"
+				switch {
+				case r.LoggedIn:
+					login = "logged in as " + r.Name
+				case r.Name != "":
+					login = "registered as " + r.Name + ", not logged in"
+				}
+				if r.Error != "" && !r.LoggedIn {
+					login += " (" + r.Error + ")"
+				}
+				fmt.Fprintf(g.stdout, "relay:    %s  %s; %s\n", r.PeerID, state, login)
 			}
 			fmt.Fprintf(g.stdout, "peers:    %d connected\n", len(st.Peers))
 			for _, p := range st.Peers {
