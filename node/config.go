@@ -185,7 +185,13 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // DefaultConfigText says (TestDefaultConfigText).
 func DefaultConfig(role Role) Config {
 	p, api, dht, mdns, reach := DefaultPort, DefaultAPIAddr, "auto", true, "auto"
+	conns := ConnectionsConfig{LowWater: 100, HighWater: 400, GracePeriod: Duration(time.Minute)}
+	res := ResourcesConfig{MaxMemoryMiB: 256, MaxFileDescriptors: 512}
 	if role == RoleRelay {
+		// A relay holds a connection to each logged-in user (and the
+		// circuits it relays): thousands, not hundreds.
+		conns = ConnectionsConfig{LowWater: 3000, HighWater: 4000, GracePeriod: Duration(time.Minute)}
+		res = ResourcesConfig{MaxMemoryMiB: 1024, MaxFileDescriptors: 8192}
 		// A relay is run on a reachable host: it serves the DHT and its
 		// relay service from the start (go-libp2p starts the relay service
 		// only on a node it deems public).
@@ -202,8 +208,8 @@ func DefaultConfig(role Role) Config {
 			Announce: []string{},
 		},
 		API:         APIConfig{Listen: api},
-		Connections: ConnectionsConfig{LowWater: 100, HighWater: 400, GracePeriod: Duration(time.Minute)},
-		Resources:   ResourcesConfig{MaxMemoryMiB: 256, MaxFileDescriptors: 512},
+		Connections: conns,
+		Resources:   res,
 		Discovery:   DiscoveryConfig{MDNS: mdns, DHT: dht, Bootstrap: []string{}, Relays: []string{}, Reachability: reach, PublicRanges: []string{}},
 		Relay: RelayConfig{
 			MaxReservations:      1024,
@@ -232,7 +238,9 @@ func DefaultConfig(role Role) Config {
 // first start: every setting with its default and what it means.
 func DefaultConfigText(role Role) string {
 	d := DefaultConfig(role)
-	return fmt.Sprintf(configTemplate, role, quoteList(d.Network.Listen), d.API.Listen, d.Discovery.MDNS, d.Discovery.DHT, d.Discovery.Reachability)
+	return fmt.Sprintf(configTemplate, role, quoteList(d.Network.Listen), d.API.Listen,
+		d.Connections.LowWater, d.Connections.HighWater, d.Resources.MaxMemoryMiB, d.Resources.MaxFileDescriptors,
+		d.Discovery.MDNS, d.Discovery.DHT, d.Discovery.Reachability)
 }
 
 func quoteList(l []string) string {
@@ -264,15 +272,15 @@ listen = %q
 [connections]
 # The connection manager trims connections down to low_water once there are
 # more than high_water; connections younger than grace_period are kept.
-low_water = 100
-high_water = 400
+low_water = %d
+high_water = %d
 grace_period = "1m0s"
 
 [resources]
 # libp2p's resource manager scales its limits (connections, streams, buffers)
 # from the memory and file descriptors it may use.
-max_memory_mib = 256
-max_file_descriptors = 512
+max_memory_mib = %d
+max_file_descriptors = %d
 
 [discovery]
 # Find peers on the local network with mDNS. --no-mdns turns it off.

@@ -45,7 +45,15 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(cfg.Resources.MaxMemoryMiB<<20, cfg.Resources.MaxFileDescriptors)))
+	concrete := limits.Scale(cfg.Resources.MaxMemoryMiB<<20, cfg.Resources.MaxFileDescriptors)
+	// The scaled limits admit 64 connections plus 64 per GiB: a relay
+	// with thousands of logged-in users would turn most away. Let in at
+	// least what the connection manager is told to keep, with headroom.
+	sys := concrete.ToPartialLimitConfig().System
+	need := rcmgr.LimitVal(2 * cfg.Connections.HighWater)
+	sys.Conns, sys.ConnsInbound, sys.ConnsOutbound = max(sys.Conns, need), max(sys.ConnsInbound, need), max(sys.ConnsOutbound, need)
+	concrete = rcmgr.PartialLimitConfig{System: sys}.Build(concrete)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(concrete))
 	if err != nil {
 		ps.Close()
 		return nil, fmt.Errorf("node: resource manager: %w", err)

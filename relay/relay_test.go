@@ -50,7 +50,7 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // startRelay starts a relay node; configure adjusts its [relay] section.
-func startRelay(t *testing.T, home node.Home, clk *clock, configure func(*node.RelayConfig)) *node.Node {
+func startRelay(t testing.TB, home node.Home, clk *clock, configure func(*node.RelayConfig)) *node.Node {
 	t.Helper()
 	opts := nodetest.Options{Home: home, Role: node.RoleRelay, Configure: func(c *node.Config) {
 		if configure != nil {
@@ -64,7 +64,7 @@ func startRelay(t *testing.T, home node.Home, clk *clock, configure func(*node.R
 }
 
 // startUser starts a personal node that uses relay r.
-func startUser(t *testing.T, r *node.Node, home node.Home) *node.Node {
+func startUser(t testing.TB, r *node.Node, home node.Home) *node.Node {
 	t.Helper()
 	addr := nodetest.Addr(t, r)
 	return nodetest.Start(t, nodetest.Options{Home: home, Configure: func(c *node.Config) {
@@ -76,7 +76,7 @@ func startUser(t *testing.T, r *node.Node, home node.Home) *node.Node {
 func relayInfo(r *node.Node) peer.AddrInfo { return peer.AddrInfo{ID: r.ID(), Addrs: r.Host().Addrs()} }
 
 // register registers name for u on r and waits until u is logged in.
-func register(t *testing.T, u, r *node.Node, name string) {
+func register(t testing.TB, u, r *node.Node, name string) {
 	t.Helper()
 	if _, err := u.RelayClient().Register(bg, relayInfo(r), name, ""); err != nil {
 		t.Fatalf("register %s: %v", name, err)
@@ -84,7 +84,7 @@ func register(t *testing.T, u, r *node.Node, name string) {
 	waitLoggedIn(t, u, r)
 }
 
-func waitLoggedIn(t *testing.T, u, r *node.Node) {
+func waitLoggedIn(t testing.TB, u, r *node.Node) {
 	t.Helper()
 	nodetest.Eventually(t, 20*time.Second, "logged in", func() bool {
 		for _, st := range u.RelayClient().Status() {

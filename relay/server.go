@@ -500,6 +500,9 @@ func (s *Server) login(p peer.ID, nonce []byte, l *pb.Login) (*pb.User, error) {
 	s.sessions[p] = s.cfg.Now()
 	u := s.userLocked(p)
 	s.mu.Unlock()
+	// A logged-in user's connection is what keeps it logged in: the
+	// connection manager must not trim it.
+	s.h.ConnManager().Protect(p, sessionTag)
 	s.met.logins.Inc()
 	if !again {
 		s.tellPresence(p)
@@ -522,9 +525,13 @@ func (s *Server) endSession(p peer.ID) {
 	}
 	s.mu.Unlock()
 	if ok {
+		s.h.ConnManager().Unprotect(p, sessionTag)
 		s.tellPresence(p)
 	}
 }
+
+// sessionTag protects logged-in users' connections.
+const sessionTag = "meshtalk-relay-session"
 
 // watchSessions ends the session of a client whose connections are gone.
 func (s *Server) watchSessions(sub event.Subscription) {
