@@ -451,6 +451,20 @@ func TestPresenceOnlyForFriends(t *testing.T) {
 		prs, err := b.RelayClient().Presence(bg, r.ID(), []peer.ID{a.ID()})
 		return err == nil && len(prs) == 1 && !prs[0].Online && !prs[0].LastSeen.IsZero()
 	})
+	// B's allow-list follows its friend list: C, a friend, sees B; once
+	// unfriended, not any more.
+	nodetest.Befriend(t, b, c)
+	nodetest.Eventually(t, 20*time.Second, "C, now a friend, sees B", func() bool {
+		prs, err := c.RelayClient().Presence(bg, r.ID(), []peer.ID{b.ID()})
+		return err == nil && len(prs) == 1 && prs[0].Online
+	})
+	if _, err := b.Chat().Remove(bg, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 20*time.Second, "C, unfriended, sees B no more", func() bool {
+		prs, err := c.RelayClient().Presence(bg, r.ID(), []peer.ID{b.ID()})
+		return err == nil && len(prs) == 0
+	})
 }
 
 // TestFileDrop: a file for an offline friend waits on the relay, sealed,

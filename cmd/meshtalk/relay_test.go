@@ -36,7 +36,7 @@ func TestAccountAndOperatorCommands(t *testing.T) {
 	relayHome, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
 	r := startRelayIn(t, env, nil, append([]string{"--home", relayHome, "--metrics", "127.0.0.1:0"}, relayListen...)...)
 	addr := relayAddrOf(r)
-	startNode(t, env, append([]string{"--home", homeA, "--relay", addr}, testListen...)...)
+	a := startNode(t, env, append([]string{"--home", homeA, "--relay", addr}, testListen...)...)
 	startNode(t, env, append([]string{"--home", homeB, "--relay", addr}, testListen...)...)
 
 	if out := mustRun(t, env, homeA, "account", "register", "Alice", "--relay", addr); !strings.Contains(out, "registered alice") {
@@ -100,6 +100,15 @@ func TestAccountAndOperatorCommands(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+
+	// A clean stop logs out at once.
+	if err, _ := a.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal([]byte(mustRun(t, env, relayHome, "relay", "users", "--json")), &users)
+	if users[0]["name"] != "alice" || users[0]["logged_in"] != false || users[0]["last_seen"] == nil {
+		t.Fatalf("alice after a clean stop: %v", users[0])
 	}
 }
 
