@@ -150,6 +150,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 		addrs = append(addrs, a.String())
 	}
 	fmt.Fprintf(g.stdout, "meshtalk ready role=%s peer_id=%s listen=%s api=%s%s\n", role, n.ID(), strings.Join(addrs, ","), srv.URL(), metrics)
+	trimMappedBinary()
 
 	<-ctx.Done()
 	logger.Info("stopping")
