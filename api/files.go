@@ -42,6 +42,10 @@ type File struct {
 	State string `json:"state"`
 	Path  string `json:"path,omitempty"`
 	Error string `json:"error,omitempty"`
+	// While downloading: bytes so far, rate and time left.
+	Bytes      uint64  `json:"bytes,omitempty"`
+	Rate       float64 `json:"rate_bytes_per_second,omitempty"`
+	ETASeconds float64 `json:"eta_seconds,omitempty"`
 }
 
 func (s *Server) fileRoutes(mux *http.ServeMux) {
@@ -138,6 +142,7 @@ func (s *Server) files(r *http.Request, c *chat.Service) ([]File, error) {
 				f.State, f.Error = "failed", d.Error
 			default:
 				f.State = "downloading"
+				f.Bytes, f.Rate, f.ETASeconds = d.Bytes, d.Rate, d.ETASeconds
 			}
 		}
 		out = append(out, f)

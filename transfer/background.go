@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -77,7 +78,20 @@ func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
 			cancel()
 		}()
 		var last time.Time
+		meter := &rateMeter{}
+		s.mu.Lock()
+		if s.meters == nil {
+			s.meters = map[Hash]*rateMeter{}
+		}
+		s.meters[root] = meter
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.meters, root)
+			s.mu.Unlock()
+		}()
 		progress := func(p Progress) {
+			meter.add(p.Bytes, p.Size, time.Now())
 			// A few events a second are enough to draw a progress bar.
 			if time.Since(last) >= progressEvery || p.Have == p.Chunks {
 				last = time.Now()
@@ -179,6 +193,51 @@ type DownloadInfo struct {
 	ID string `json:"id"`
 	Receipt
 	Running bool `json:"running"`
+	// While it runs: bytes verified so far, the rate over the last
+	// seconds and the time left at that rate.
+	Bytes      uint64  `json:"bytes,omitempty"`
+	Rate       float64 `json:"rate_bytes_per_second,omitempty"`
+	ETASeconds float64 `json:"eta_seconds,omitempty"`
+}
+
+// rateMeter follows a running download's progress: its rate is an
+// exponentially weighted average over samples a quarter second apart.
+type rateMeter struct {
+	mu          sync.Mutex
+	bytes, size uint64
+	rate        float64
+	lastT       time.Time
+	lastB       uint64
+}
+
+func (m *rateMeter) add(bytes, size uint64, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bytes, m.size = bytes, size
+	if m.lastT.IsZero() {
+		m.lastT, m.lastB = now, bytes
+		return
+	}
+	dt := now.Sub(m.lastT).Seconds()
+	if dt < 0.25 {
+		return
+	}
+	r := float64(bytes-m.lastB) / dt
+	if m.rate == 0 {
+		m.rate = r
+	} else {
+		m.rate = 0.7*m.rate + 0.3*r
+	}
+	m.lastT, m.lastB = now, bytes
+}
+
+func (m *rateMeter) read() (bytes uint64, rate, eta float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rate > 0 && m.size > m.bytes {
+		eta = float64(m.size-m.bytes) / m.rate
+	}
+	return m.bytes, m.rate, eta
 }
 
 // Downloads lists the downloads this node knows.
@@ -202,8 +261,13 @@ func (s *Service) Downloads(ctx context.Context) ([]DownloadInfo, error) {
 		fmt.Sscanf(id, "%x", &root)
 		s.mu.Lock()
 		_, running := s.running[root]
+		meter := s.meters[root]
 		s.mu.Unlock()
-		out = append(out, DownloadInfo{ID: id, Receipt: rc, Running: running})
+		info := DownloadInfo{ID: id, Receipt: rc, Running: running}
+		if meter != nil && !rc.Done {
+			info.Bytes, info.Rate, info.ETASeconds = meter.read()
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }

@@ -109,7 +109,7 @@ func (b *Blobs) ImportBytes(name string, data []byte) (*Manifest, error) {
 
 // importFrom stores size bytes from r, chunk by chunk.
 func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, error) {
-	m := &Manifest{Name: SafeName(name), Size: uint64(size), MIME: mime.TypeByExtension(filepath.Ext(name)), ChunkSize: DefaultChunkSize}
+	m := &Manifest{Name: SafeName(name), Size: uint64(size), MIME: mime.TypeByExtension(filepath.Ext(name)), ChunkSize: chunkSizeFor(size)}
 	if m.MIME == "" {
 		m.MIME = "application/octet-stream"
 	}
@@ -138,6 +138,21 @@ func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, err
 	}
 	return m, nil
 }
+
+// chunkSizeFor picks the chunk size of a file of size bytes: the default,
+// doubled (up to MaxChunkSize) while the file would have more than
+// compactChunks chunks, so that the manifest of a file of up to 16 GiB
+// stays within 140 KiB and travels inside a message.
+func chunkSizeFor(size int64) uint32 {
+	cs := uint32(DefaultChunkSize)
+	for cs < MaxChunkSize && size > int64(cs)*compactChunks {
+		cs *= 2
+	}
+	return cs
+}
+
+// compactChunks is how many chunks chunkSizeFor aims to stay under.
+const compactChunks = 4096
 
 // SafeName turns a name from a peer into a plain file name: no path
 // separators, no "." or "..", no control characters, at most MaxNameBytes

@@ -50,6 +50,7 @@ type Service struct {
 	mu      sync.Mutex
 	closing bool
 	running map[Hash]context.CancelFunc // background downloads
+	meters  map[Hash]*rateMeter         // their progress
 	roots   map[Hash]*sync.Mutex        // one download of a file at a time
 	wg      sync.WaitGroup
 	once    sync.Once

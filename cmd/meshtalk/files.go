@@ -54,6 +54,12 @@ func newFileCmd(g *globals) *cobra.Command {
 					who = "to " + shortPeer(f.To.String())
 				}
 				state := f.State
+				if f.State == "downloading" && f.Size > 0 {
+					state += fmt.Sprintf(" %d%%", f.Bytes*100/f.Size)
+					if f.Rate > 0 {
+						state += fmt.Sprintf(" %s/s, %s left", humanBytes(uint64(f.Rate)), (time.Duration(f.ETASeconds) * time.Second).String())
+					}
+				}
 				if f.Path != "" {
 					state += " " + f.Path
 				}
