@@ -65,6 +65,7 @@ func (s *Server) chatRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/friends/{peer}/{action}", s.withChat(s.handleFriendAction))
 	mux.HandleFunc("GET /api/v1/profile", s.withChat(s.handleProfile))
 	mux.HandleFunc("PUT /api/v1/profile", s.withChat(s.handleSetProfile))
+	mux.HandleFunc("GET /api/v1/avatars/{id}", s.withChat(s.handleAvatar))
 	mux.HandleFunc("POST /api/v1/messages", s.withChat(s.handleSend))
 	mux.HandleFunc("GET /api/v1/history", s.withChat(s.handleHistory))
 	mux.HandleFunc("GET /api/v1/search", s.withChat(s.handleSearch))
@@ -312,4 +313,16 @@ func pictureName(b []byte) string {
 		return "picture.gif"
 	}
 	return "picture.jpg"
+}
+
+// handleAvatar serves an avatar (this node's or a contact's) by its ID.
+func (s *Server) handleAvatar(w http.ResponseWriter, r *http.Request, c *chat.Service) {
+	b, typ, err := c.Avatar(r.Context(), r.PathValue("id"))
+	if err != nil {
+		chatError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", typ)
+	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	w.Write(b)
 }

@@ -9,6 +9,8 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -386,8 +388,19 @@ func TestProfileAvatarAndPresence(t *testing.T) {
 		t.Fatalf("profile event %+v", got)
 	}
 	cs, _ := b.Chat().Contacts(bg, false)
-	if cs[0].Profile == nil || cs[0].Profile.Status != status || !bytes.Equal(cs[0].Profile.Avatar, p.Avatar) {
+	if cs[0].Profile == nil || cs[0].Profile.Status != status || cs[0].Profile.AvatarID != p.AvatarID || p.AvatarID == "" {
 		t.Fatalf("b's copy of a's profile: %+v", cs[0].Profile)
+	}
+	// The avatar is in b's blob store, under its hash.
+	av, typ, err := b.Chat().Avatar(bg, p.AvatarID)
+	if err != nil || !bytes.Equal(av, p.Avatar) || typ != "image/jpeg" {
+		t.Fatalf("b's copy of a's avatar: %d bytes, %q, %v", len(av), typ, err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Home().BlobsPath(), p.AvatarID[:2], p.AvatarID)); err != nil {
+		t.Fatalf("the avatar is not in the blob store: %v", err)
+	}
+	if _, _, err := b.Chat().Avatar(bg, strings.Repeat("0", 64)); !errors.Is(err, chat.ErrNotContact) {
+		t.Fatalf("an unknown avatar: %v", err)
 	}
 	// Presence: a goes away; b sees it go offline with a last-seen time.
 	a.Close()

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
 // Contact errors.
@@ -273,7 +274,7 @@ func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Con
 // that has an older version. It reports whether anything is still owed.
 func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
 	if c.Owe != "" {
-		own, err := s.Profile(ctx)
+		own, err := s.wireProfile(ctx)
 		if err != nil {
 			return err
 		}
@@ -307,7 +308,7 @@ func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
 	if c.State != StateFriend {
 		return nil
 	}
-	own, err := s.Profile(ctx)
+	own, err := s.wireProfile(ctx)
 	if err != nil {
 		return err
 	}
@@ -397,7 +398,7 @@ func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, re
 	}
 	switch body := req.Body.(type) {
 	case *pb.ContactRequest_FriendRequest:
-		prof, err := profileFromWire(body.FriendRequest.GetProfile())
+		prof, err := s.keepProfile(body.FriendRequest.GetProfile())
 		if err != nil {
 			return fail(err)
 		}
@@ -435,7 +436,7 @@ func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, re
 			s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
 		}
 	case *pb.ContactRequest_FriendResponse:
-		prof, err := profileFromWire(body.FriendResponse.GetProfile())
+		prof, err := s.keepProfile(body.FriendResponse.GetProfile())
 		if err != nil {
 			return fail(err)
 		}
@@ -488,7 +489,7 @@ func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, re
 		if state != StateFriend {
 			return CodeNotFriends, "profiles are for friends"
 		}
-		prof, err := profileFromWire(body.Profile)
+		prof, err := s.keepProfile(body.Profile)
 		if err != nil || prof == nil {
 			return CodeBadFrame, "bad profile"
 		}
@@ -580,6 +581,9 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 		if p.Avatar, p.AvatarType, err = MakeAvatar(u.Avatar); err != nil {
 			return nil, fmt.Errorf("avatar: %w", err)
 		}
+		if p.AvatarID, err = s.keepAvatar(p.Avatar); err != nil {
+			return nil, err
+		}
 	}
 	p.Version++
 	if err := putJSON(ctx, s.ds, keyProfile, p); err != nil {
@@ -598,4 +602,75 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 		}
 	}
 	return p, nil
+}
+
+// keepAvatar stores avatar bytes in the blob store and returns their ID.
+func (s *Service) keepAvatar(b []byte) (string, error) {
+	if s.cfg.Blobs == nil {
+		return "", fmt.Errorf("chat: avatar: no blob store")
+	}
+	h := transfer.HashOf(b)
+	if err := s.cfg.Blobs.Put(h, b); err != nil {
+		return "", fmt.Errorf("chat: avatar: %w", err)
+	}
+	return h.String(), nil
+}
+
+// keepProfile decodes a profile from a peer and stores its avatar.
+func (s *Service) keepProfile(w *pb.Profile) (*Profile, error) {
+	p, err := profileFromWire(w)
+	if err != nil || p == nil || len(p.Avatar) == 0 {
+		return p, err
+	}
+	if _, err := s.keepAvatar(p.Avatar); err != nil {
+		return nil, err
+	}
+	p.Avatar = nil
+	return p, nil
+}
+
+// wireProfile is this node's profile with its avatar's bytes, to send.
+func (s *Service) wireProfile(ctx context.Context) (*Profile, error) {
+	p, err := s.Profile(ctx)
+	if err != nil || p.AvatarID == "" {
+		return p, err
+	}
+	if p.Avatar, err = s.avatar(p.AvatarID); err != nil {
+		// Lost from the store: send the profile without it.
+		s.log.Warn("own avatar", "err", err)
+		p.AvatarID, p.AvatarType = "", ""
+	}
+	return p, nil
+}
+
+func (s *Service) avatar(id string) ([]byte, error) {
+	h, err := transfer.ParseHash(id)
+	if err != nil || s.cfg.Blobs == nil {
+		return nil, fmt.Errorf("%w: avatar %q", ErrNotContact, id)
+	}
+	return s.cfg.Blobs.ReadAll(h, MaxAvatarBytes)
+}
+
+// Avatar returns the avatar id (of this node's profile or a contact's)
+// and its MIME type.
+func (s *Service) Avatar(ctx context.Context, id string) ([]byte, string, error) {
+	typ := ""
+	if own, err := s.Profile(ctx); err == nil && own.AvatarID == id {
+		typ = own.AvatarType
+	} else {
+		cs, err := s.Contacts(ctx, false)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, c := range cs {
+			if c.Profile != nil && c.Profile.AvatarID == id {
+				typ = c.Profile.AvatarType
+			}
+		}
+	}
+	if typ == "" {
+		return nil, "", fmt.Errorf("%w: no avatar %q", ErrNotContact, id)
+	}
+	b, err := s.avatar(id)
+	return b, typ, err
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
+
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
 // ErrClosed is returned by a closed Service.
@@ -37,6 +39,8 @@ type Config struct {
 	// ReadReceipts sends "read" receipts to friends when this node reads
 	// their messages.
 	ReadReceipts bool
+	// Blobs keeps avatars (the node's blob store).
+	Blobs *transfer.Blobs
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

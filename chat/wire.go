@@ -222,13 +222,17 @@ func (m *wireMessage) validate() error {
 	return nil
 }
 
-// Profile is what a person shows their friends.
+// Profile is what a person shows their friends. The avatar is kept in
+// the blob store (transfer.Blobs) under AvatarID, its BLAKE3 hash; it
+// travels inline in the profile (it is small), and Avatar holds its bytes
+// only while it travels or right after SetProfile.
 type Profile struct {
 	Version    uint64 `json:"version"`
 	Name       string `json:"name"`
 	Status     string `json:"status"`
-	Avatar     []byte `json:"avatar,omitempty"`
+	AvatarID   string `json:"avatar_id,omitempty"`
 	AvatarType string `json:"avatar_type,omitempty"`
+	Avatar     []byte `json:"-"`
 }
 
 // Limits of a profile's text fields.
@@ -257,6 +261,11 @@ func profileFromWire(w *pb.Profile) (*Profile, error) {
 	}
 	if len(p.Avatar) > 0 && p.AvatarType != "image/png" && p.AvatarType != "image/jpeg" {
 		return nil, fmt.Errorf("%w: avatar type %q", ErrBadFrame, p.AvatarType)
+	}
+	if len(p.Avatar) > 0 {
+		p.AvatarID = transfer.HashOf(p.Avatar).String()
+	} else {
+		p.AvatarType = ""
 	}
 	return p, nil
 }

@@ -183,6 +183,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			Keeper:       n.disc,
 			Now:          opts.Clock,
 			ReadReceipts: n.cfg.Chat.ReadReceipts,
+			Blobs:        blobs,
 			Logger:       log,
 		})
 		if err != nil {

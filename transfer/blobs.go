@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -202,4 +203,37 @@ func (b *Blobs) Delete(h Hash) error {
 		return fmt.Errorf("transfer: blobs: %w", err)
 	}
 	return nil
+}
+
+// HashOf is the BLAKE3 hash of b: its name in the store.
+func HashOf(b []byte) Hash { return Hash(blake3.Sum256(b)) }
+
+// ParseHash reads a hash in hex.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("transfer: %q is not a hash", s)
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// ReadAll reads a whole stored blob of at most max bytes and checks it
+// against its hash: for small blobs read whole (avatars), not chunks on
+// their way to a peer.
+func (b *Blobs) ReadAll(h Hash, max int64) ([]byte, error) {
+	f, err := os.Open(b.path(h))
+	if err != nil {
+		return nil, fmt.Errorf("transfer: blob %s: %w", h, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("transfer: blob %s: %w", h, err)
+	}
+	if int64(len(data)) > max || HashOf(data) != h {
+		return nil, fmt.Errorf("transfer: blob %s is damaged", h)
+	}
+	return data, nil
 }

@@ -85,7 +85,7 @@ func newFriendCmd(g *globals) *cobra.Command {
 				name, status := "-", ""
 				if f.Profile != nil {
 					name, status = f.Profile.Name, f.Profile.Status
-					if f.Profile.Avatar != nil {
+					if f.Profile.AvatarID != "" {
 						name += " 🖼"
 					}
 				}
@@ -325,7 +325,11 @@ func newProfileCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return g.printJSON(p)
 			}
-			fmt.Fprintf(g.stdout, "profile version %d: name %q, status %q, avatar %d bytes\n", p.Version, p.Name, p.Status, len(p.Avatar))
+			avatar := "none"
+			if p.AvatarID != "" {
+				avatar = p.AvatarID[:16]
+			}
+			fmt.Fprintf(g.stdout, "profile version %d: name %q, status %q, avatar %s\n", p.Version, p.Name, p.Status, avatar)
 			return nil
 		},
 	}
