@@ -129,6 +129,12 @@ func (s *Service) Contacts(ctx context.Context, pendingOnly bool) ([]*Contact, e
 	return out, err
 }
 
+// IsFriend says whether p is a friend now (from the contact cache).
+func (s *Service) IsFriend(p peer.ID) bool {
+	c, err := s.contact(s.ctx, p)
+	return err == nil && c != nil && c.State == StateFriend
+}
+
 // Resolve finds a contact by what a user typed: a peer ID, or a nickname
 // when exactly one contact has it (case does not matter).
 func (s *Service) Resolve(ctx context.Context, name string) (peer.ID, error) {

@@ -363,7 +363,7 @@ func (s *Service) park(c *courier, mb Mailbox) {
 		return
 	}
 	if err := mb.Park(s.ctx, c.p, msgs); err != nil {
-		s.log.Debug("mailbox", "peer", c.p, "err", err)
+		s.log.Info("mailbox", "peer", c.p, "err", err)
 		return
 	}
 	for _, id := range ids {

@@ -115,6 +115,8 @@ func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {
 	return nil
 }
 
+func (s relaySink) Friend(p peer.ID) bool { return s.n.chat.IsFriend(p) }
+
 func (s relaySink) Presence(p relay.Presence) {
 	s.n.chat.SetRelayPresence(p.PeerID, p.Online, p.LastSeen)
 }

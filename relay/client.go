@@ -34,6 +34,8 @@ type Sink interface {
 	Letter(ctx context.Context, l *Letter) error
 	// Presence tells a friend's presence as a relay sees it.
 	Presence(p Presence)
+	// Friend says whether p is a friend: only friends' files are fetched.
+	Friend(p peer.ID) bool
 	// FileDropped tells that a dropped file has arrived at path.
 	FileDropped(from peer.ID, name, path string, size uint64)
 }
@@ -224,10 +226,18 @@ func (c *Client) watchRelays(sub event.Subscription) {
 				return
 			}
 			ev := e.(event.EvtPeerConnectednessChanged)
+			if ev.Connectedness != network.NotConnected {
+				continue
+			}
+			// The relay ends the session with the connection: log in
+			// again, even if a new connection is up by now.
 			c.mu.Lock()
 			rs := c.relays[ev.Peer]
+			if rs != nil {
+				rs.loggedIn = false
+			}
 			c.mu.Unlock()
-			if rs != nil && ev.Connectedness == network.NotConnected {
+			if rs != nil {
 				wake(rs)
 			}
 		}
@@ -267,11 +277,24 @@ func (c *Client) runRelay(rs *relayState) {
 				backoff = time.Second
 			}
 		} else if dirty {
-			if err := c.call(c.ctx, rs.info.ID, func(s *accountStream) error {
+			ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
+			err := c.call(ctx, rs.info.ID, func(s *accountStream) error {
 				_, err := s.do(&pb.AccountRequest{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: peersToWire(allow)}}})
 				return err
-			}); err != nil {
+			})
+			cancel()
+			if err != nil {
+				// Who may see this node's presence must follow the friend
+				// list: try again.
 				c.log.Info("relay allow-list", "relay", rs.info.ID, "err", err)
+				c.mu.Lock()
+				rs.allowDirty = true
+				if errors.Is(err, ErrNotLoggedIn) {
+					rs.loggedIn = false
+				}
+				c.mu.Unlock()
+				retry = time.After(rand.N(backoff) + 100*time.Millisecond)
+				backoff = min(2*backoff, time.Minute)
 			}
 		}
 		select {
@@ -362,6 +385,8 @@ func (c *Client) call(ctx context.Context, relay peer.ID, f func(*accountStream)
 		return fmt.Errorf("relay %s: %w", relay, err)
 	}
 	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	} else {
@@ -506,6 +531,10 @@ func (c *Client) Lookup(ctx context.Context, name string, relay peer.ID) (*User,
 			u, err = userFromWire(rep.User)
 			return err
 		})
+		if err == nil && req.PeerId != nil && u.PeerID != peer.ID(req.PeerId) {
+			// A relay that answers for someone else is lying.
+			err = fmt.Errorf("%w: relay %s answered for %s when asked for %s", ErrBadRequest, r, u.PeerID, peer.ID(req.PeerId))
+		}
 		if err == nil {
 			c.rememberKey(ctx, u)
 			return u, nil
@@ -514,6 +543,11 @@ func (c *Client) Lookup(ctx context.Context, name string, relay peer.ID) (*User,
 	}
 	if len(errs) == 1 {
 		return nil, errs[0]
+	}
+	for _, err := range errs {
+		if !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%q is not known on any of your relays that answered: %w", name, errors.Join(errs...))
+		}
 	}
 	return nil, fmt.Errorf("%w: %q is not known on any of your relays", ErrNotFound, name)
 }
@@ -532,6 +566,9 @@ func (c *Client) sealingKeyOf(ctx context.Context, p peer.ID) ([]byte, error) {
 	u, err := c.Lookup(ctx, p.String(), "")
 	if err != nil {
 		return nil, err
+	}
+	if u.PeerID != p {
+		return nil, fmt.Errorf("%w: asked for %s's sealing key, got %s's", ErrBadSeal, p, u.PeerID)
 	}
 	if u.SealingKey == nil {
 		return nil, fmt.Errorf("%w: %s published no sealing key", ErrNotFound, p)
@@ -605,31 +642,68 @@ func (c *Client) Park(ctx context.Context, p peer.ID, msgs [][]byte) error {
 	return c.Deposit(ctx, p, KindDM, msgs)
 }
 
+// maxLetter bounds the items of one letter, so that it stays under
+// MaxSealed once sealed (the seal and the signature add about 1.3 KiB).
+const maxLetter = MaxSealed - 16<<10
+
 // Deposit seals items of kind to p and deposits them on the first relay
 // that holds p's account; it returns once that relay has them on disk.
+// Items go in as few letters as fit.
 func (c *Client) Deposit(ctx context.Context, p peer.ID, kind Kind, items [][]byte) error {
 	pub, err := c.sealingKeyOf(ctx, p)
 	if err != nil {
 		return err
 	}
-	sealed, err := SealLetter(c.cfg.Key, p, pub, kind, items, c.cfg.Now())
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, r := range c.loggedInRelays() {
-		errs = append(errs, DepositSealed(ctx, c.h, r, p, [][]byte{sealed})...)
-		if errs[len(errs)-1] == nil {
-			return nil
+	var letters [][][]byte
+	size := 0
+	for _, it := range items {
+		if len(it) > maxLetter {
+			return fmt.Errorf("%w: an item of %d bytes; a letter holds %d", ErrTooLarge, len(it), maxLetter)
 		}
-		if !errors.Is(errs[len(errs)-1], ErrNotFound) {
-			return errs[len(errs)-1]
+		if len(letters) == 0 || size+len(it)+8 > maxLetter {
+			letters, size = append(letters, nil), 0
 		}
+		letters[len(letters)-1] = append(letters[len(letters)-1], it)
+		size += len(it) + 8
 	}
-	if len(errs) == 0 {
+	var sealed [][]byte
+	for _, l := range letters {
+		b, err := SealLetter(c.cfg.Key, p, pub, kind, l, c.cfg.Now())
+		if err != nil {
+			return err
+		}
+		sealed = append(sealed, b)
+	}
+	relays := c.loggedInRelays()
+	if len(relays) == 0 {
 		return fmt.Errorf("%w: not logged in to any relay", ErrNoRelay)
 	}
+	for _, r := range relays {
+		err := errors.Join(DepositSealed(ctx, c.h, r, p, sealed)...)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrNotLoggedIn) {
+			c.relogin(r)
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
 	return fmt.Errorf("%w: %s has no account on your relays", ErrNotFound, p)
+}
+
+// relogin makes the session loop of relay log in again.
+func (c *Client) relogin(relay peer.ID) {
+	c.mu.Lock()
+	rs := c.relays[relay]
+	if rs != nil {
+		rs.loggedIn = false
+	}
+	c.mu.Unlock()
+	if rs != nil {
+		wake(rs)
+	}
 }
 
 // DepositSealed deposits sealed envelopes for p on relay over one stream,
@@ -649,6 +723,8 @@ func DepositSealed(ctx context.Context, h host.Host, relay, p peer.ID, sealed []
 		return fail(fmt.Errorf("relay %s: %w", relay, err))
 	}
 	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
 	st.SetDeadline(time.Now().Add(ioTimeout))
 	w := bufio.NewWriter(st)
 	for _, s := range sealed {
@@ -685,6 +761,8 @@ func (c *Client) handleDeliver(st network.Stream) {
 		return
 	}
 	defer st.Close()
+	stop := context.AfterFunc(c.ctx, func() { st.Reset() })
+	defer stop()
 	st.SetDeadline(time.Now().Add(2 * ioTimeout))
 	var d pb.Deliver
 	if err := readFrame(bufio.NewReader(st), MaxMailboxFrame, &d); err != nil {
@@ -712,7 +790,7 @@ func (c *Client) take(relay peer.ID, sealed []byte) error {
 	}
 	switch l.Kind {
 	case KindFileDrop:
-		return c.acceptDrop(l)
+		return c.acceptDrop(relay, l)
 	case KindDM, KindGroup:
 		if c.cfg.Sink == nil {
 			return nil

@@ -40,17 +40,23 @@ import (
 // sealedName is the name a sealed blob travels under.
 const sealedName = "sealed"
 
-// chargeDrop counts (n = 1) or uncounts (n = -1) a dropped file; mu held.
-func (s *Server) chargeDrop(rcpt peer.ID, size int64, n int) {
-	u := s.drops[rcpt]
-	if u == nil {
-		u = &usage{}
-		s.drops[rcpt] = u
-	}
-	u.items += n
-	u.bytes += int64(n) * size
-	if u.items <= 0 {
-		delete(s.drops, rcpt)
+// chargeDrop counts (n = 1) or uncounts (n = -1) a dropped file for its
+// recipient and its sender; mu held.
+func (s *Server) chargeDrop(rcpt, sender peer.ID, size int64, n int) {
+	for _, m := range []struct {
+		m map[peer.ID]*usage
+		p peer.ID
+	}{{s.drops, rcpt}, {s.dropsBy, sender}} {
+		u := m.m[m.p]
+		if u == nil {
+			u = &usage{}
+			m.m[m.p] = u
+		}
+		u.items += n
+		u.bytes += int64(n) * size
+		if u.items <= 0 {
+			delete(m.m, m.p)
+		}
 	}
 }
 
@@ -67,36 +73,49 @@ func (s *Server) drop(sender peer.ID, d *pb.Drop) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	root := m.Root().String()
-	s.mu.Lock()
-	if _, ok := s.sessions[sender]; !ok {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: log in before you drop a file", ErrNotLoggedIn)
+	if m.Name != sealedName {
+		return fmt.Errorf("%w: a dropped file travels sealed, named %q", ErrBadRequest, sealedName)
 	}
-	if s.accounts[rcpt] == nil {
-		s.mu.Unlock()
+	root := m.Root().String()
+	key := dropKey(rcpt, root)
+	size := int64(m.Size)
+	s.mu.Lock()
+	_, on := s.sessions[sender]
+	known := s.accounts[rcpt] != nil
+	s.mu.Unlock()
+	switch {
+	case !on:
+		return fmt.Errorf("%w: log in before you drop a file", ErrNotLoggedIn)
+	case !known:
 		return fmt.Errorf("%w: %s has no account on this relay", ErrNotFound, rcpt)
 	}
 	var rec pb.StoredDrop
-	if v, err := s.ds.Get(s.ctx, dropKey(root)); err == nil && proto.Unmarshal(v, &rec) == nil {
-		s.mu.Unlock()
+	s.delMu.Lock()
+	v, err := s.ds.Get(s.ctx, key)
+	switch {
+	case err == nil && proto.Unmarshal(v, &rec) == nil:
+		s.delMu.Unlock()
 		if rec.Complete {
 			return nil // dropped already: a retry
 		}
-	} else {
-		if u := s.drops[rcpt]; u != nil && u.bytes+int64(m.Size) > s.cfg.DropMaxBytes {
+	default:
+		s.mu.Lock()
+		if u := s.drops[rcpt]; size > s.cfg.DropMaxBytes || u != nil && u.bytes+size > s.cfg.DropMaxBytes {
 			s.mu.Unlock()
-			return fmt.Errorf("%w: %d bytes of files already wait for this recipient; the limit is %d", ErrQuota, u.bytes, s.cfg.DropMaxBytes)
+			s.delMu.Unlock()
+			return fmt.Errorf("%w: the files waiting for this recipient would pass %d bytes, this relay's limit; try again once they fetch them", ErrQuota, s.cfg.DropMaxBytes)
 		}
-		if int64(m.Size) > s.cfg.DropMaxBytes {
+		if u := s.dropsBy[sender]; u != nil && u.bytes+size > s.cfg.DropMaxBytes {
 			s.mu.Unlock()
-			return fmt.Errorf("%w: a file of %d bytes; this relay holds at most %d", ErrQuota, m.Size, s.cfg.DropMaxBytes)
+			s.delMu.Unlock()
+			return fmt.Errorf("%w: your files waiting on this relay would pass %d bytes, its limit; try again once they are fetched", ErrQuota, s.cfg.DropMaxBytes)
 		}
-		s.chargeDrop(rcpt, int64(m.Size), 1)
+		s.chargeDrop(rcpt, sender, size, 1)
+		s.mu.Unlock()
 		rec = pb.StoredDrop{Sender: []byte(sender), Recipient: []byte(rcpt), Manifest: d.Manifest, DepositedMs: s.cfg.Now().UnixMilli()}
 		b, _ := proto.Marshal(&rec)
-		err := s.ds.Put(s.ctx, dropKey(root), b)
-		s.mu.Unlock()
+		err := s.ds.Put(s.ctx, key, b)
+		s.delMu.Unlock()
 		if err != nil {
 			return fmt.Errorf("relay: store drop: %w", err)
 		}
@@ -119,7 +138,7 @@ func (s *Server) drop(sender peer.ID, d *pb.Drop) error {
 	}
 	rec.Complete = true
 	b, _ := proto.Marshal(&rec)
-	if err := s.ds.Put(s.ctx, dropKey(root), b); err != nil {
+	if err := s.ds.Put(s.ctx, key, b); err != nil {
 		return err
 	}
 	s.log.Info("file dropped", "recipient", rcpt, "bytes", m.Size)
@@ -128,28 +147,40 @@ func (s *Server) drop(sender peer.ID, d *pb.Drop) error {
 
 // dropDone deletes a dropped blob its recipient has fetched.
 func (s *Server) dropDone(p peer.ID, d *pb.DropDone) error {
-	root := hex.EncodeToString(d.Root)
-	v, err := s.ds.Get(s.ctx, dropKey(root))
-	var rec pb.StoredDrop
-	if err != nil || proto.Unmarshal(v, &rec) != nil || peer.ID(rec.Recipient) != p {
-		return fmt.Errorf("%w: no such file waits for you", ErrNotFound)
+	if err := s.removeDrop(dropKey(p, hex.EncodeToString(d.Root))); err != nil {
+		return err
 	}
-	return s.removeDrop(root, &rec)
+	return nil
 }
 
-func (s *Server) removeDrop(root string, rec *pb.StoredDrop) error {
+// removeDrop deletes a dropped blob (fetched, or expired), its partial
+// download if any, and its record; gone already is no error.
+func (s *Server) removeDrop(key datastore.Key) error {
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	v, err := s.ds.Get(s.ctx, key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return fmt.Errorf("%w: no such file waits for you", ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	var rec pb.StoredDrop
+	if err := proto.Unmarshal(v, &rec); err != nil {
+		return s.ds.Delete(s.ctx, key)
+	}
 	m, err := transfer.DecodeManifest(rec.Manifest)
 	if err == nil && s.cfg.Transfer != nil {
 		if err := s.cfg.Transfer.Withdraw(s.ctx, m); err != nil {
 			return err
 		}
 	}
-	if err := s.ds.Delete(s.ctx, dropKey(root)); err != nil {
+	if err := s.ds.Delete(s.ctx, key); err != nil {
 		return err
 	}
 	if m != nil {
 		s.mu.Lock()
-		s.chargeDrop(peer.ID(rec.Recipient), int64(m.Size), -1)
+		s.chargeDrop(peer.ID(rec.Recipient), peer.ID(rec.Sender), int64(m.Size), -1)
 		s.mu.Unlock()
 	}
 	return nil
@@ -161,11 +192,7 @@ func (s *Server) sweepDrops(now time.Time) {
 	if err != nil {
 		return
 	}
-	type old struct {
-		root string
-		rec  *pb.StoredDrop
-	}
-	var olds []old
+	var old []datastore.Key
 	cutoff := now.Add(-s.cfg.DropTTL).UnixMilli()
 	for r := range res.Next() {
 		var rec pb.StoredDrop
@@ -173,12 +200,12 @@ func (s *Server) sweepDrops(now time.Time) {
 			continue
 		}
 		if rec.DepositedMs < cutoff {
-			olds = append(olds, old{datastore.RawKey(r.Key).BaseNamespace(), &rec})
+			old = append(old, datastore.RawKey(r.Key))
 		}
 	}
 	res.Close()
-	for _, o := range olds {
-		if err := s.removeDrop(o.root, o.rec); err != nil {
+	for _, k := range old {
+		if err := s.removeDrop(k); err != nil && !errors.Is(err, ErrNotFound) {
 			s.log.Warn("expire a dropped file", "err", err)
 		}
 	}
@@ -270,19 +297,31 @@ func (c *Client) dropOn(ctx context.Context, relay, p peer.ID, m *transfer.Manif
 
 // pendingDrop is a dropped file this node is fetching (/client/drops/).
 type pendingDrop struct {
-	From     peer.ID `json:"from"`
-	Relay    peer.ID `json:"relay"`
-	Manifest []byte  `json:"manifest"`
-	Name     string  `json:"name"`
-	Size     uint64  `json:"size"`
+	From     peer.ID   `json:"from"`
+	Relay    peer.ID   `json:"relay"`
+	Manifest []byte    `json:"manifest"`
+	Name     string    `json:"name"`
+	Size     uint64    `json:"size"`
+	Since    time.Time `json:"since"`
 }
 
 func pendingDropKey(root string) datastore.Key { return datastore.RawKey("/client/drops/" + root) }
+func doneDropKey(root string) datastore.Key    { return datastore.RawKey("/client/dropped/" + root) }
 
-// acceptDrop records a FileDrop letter (synced, so it may be acked) and
-// starts fetching the file.
-func (c *Client) acceptDrop(l *Letter) error {
+// dropGiveUp is how long a client tries to fetch a dropped file: past
+// the relays' default drop TTL, it is gone there.
+const dropGiveUp = 8 * 24 * time.Hour
+
+// acceptDrop records a FileDrop letter that relay delivered (synced, so
+// that it may be acked) and starts fetching the file. Only a friend's
+// drop, waiting on the relay that delivered the letter, is fetched, and
+// each once.
+func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 	if len(l.Items) != 1 || c.cfg.Transfer == nil {
+		return nil
+	}
+	if c.cfg.Sink == nil || !c.cfg.Sink.Friend(l.From) {
+		c.log.Info("mailbox: refused a file drop from a stranger", "from", l.From)
 		return nil
 	}
 	var fd pb.FileDrop
@@ -290,14 +329,16 @@ func (c *Client) acceptDrop(l *Letter) error {
 		return nil
 	}
 	m, err := transfer.DecodeManifest(fd.Manifest)
-	relay, rerr := peer.IDFromBytes(fd.Relay)
-	if err != nil || rerr != nil {
+	if err != nil || peer.ID(fd.Relay) != relay || m.Name != sealedName {
 		c.log.Warn("mailbox: drop a bad file-drop letter", "from", l.From)
 		return nil
 	}
-	pd := pendingDrop{From: l.From, Relay: relay, Manifest: fd.Manifest, Name: transfer.SafeName(fd.Name), Size: fd.Size}
-	b, _ := json.Marshal(pd)
 	root := m.Root().String()
+	if ok, _ := c.ds.Has(c.ctx, doneDropKey(root)); ok {
+		return nil // fetched already: a letter delivered twice
+	}
+	pd := pendingDrop{From: l.From, Relay: relay, Manifest: fd.Manifest, Name: transfer.SafeName(fd.Name), Size: fd.Size, Since: c.cfg.Now()}
+	b, _ := json.Marshal(pd)
 	if err := c.ds.Put(c.ctx, pendingDropKey(root), b); err != nil {
 		return err
 	}
@@ -321,10 +362,12 @@ func (c *Client) resumeDrops() {
 
 // fetchDrop downloads a dropped blob from its relay, opens it into
 // DropDir, and tells the relay to delete it. It retries, backing off,
-// while the relay is out of reach.
+// while the relay is out of reach, and gives up on a file that does not
+// open or once the relay cannot hold it any more.
 func (c *Client) fetchDrop(root string, pd pendingDrop) {
 	m, err := transfer.DecodeManifest(pd.Manifest)
 	if err != nil {
+		c.ds.Delete(c.ctx, pendingDropKey(root))
 		return
 	}
 	for wait := time.Second; ; wait = min(2*wait, 5*time.Minute) {
@@ -332,10 +375,13 @@ func (c *Client) fetchDrop(root string, pd pendingDrop) {
 		if err == nil || c.ctx.Err() != nil {
 			return
 		}
-		c.log.Info("fetch a dropped file", "name", pd.Name, "retry_in", wait, "err", err)
-		if errors.Is(err, ErrBadSeal) {
+		if errors.Is(err, ErrBadSeal) || c.cfg.Now().Sub(pd.Since) > dropGiveUp {
+			c.log.Warn("give up a dropped file", "name", pd.Name, "from", pd.From, "err", err)
+			c.cfg.Transfer.Withdraw(c.ctx, m)
+			c.ds.Delete(c.ctx, pendingDropKey(root))
 			return
 		}
+		c.log.Info("fetch a dropped file", "name", pd.Name, "retry_in", wait, "err", err)
 		select {
 		case <-c.ctx.Done():
 			return
@@ -383,6 +429,7 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 		c.log.Info("tell the relay a drop is fetched", "err", err)
 	}
 	c.cfg.Transfer.Withdraw(ctx, m)
+	c.ds.Put(ctx, doneDropKey(root), nil)
 	c.ds.Delete(ctx, pendingDropKey(root))
 	if c.cfg.Sink != nil {
 		c.cfg.Sink.FileDropped(pd.From, pd.Name, final, pd.Size)

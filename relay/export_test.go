@@ -1,8 +1,12 @@
 package relay
 
+import "github.com/libp2p/go-libp2p/core/peer"
+
 // SweepNow removes expired items at once (the sweeper does it every
 // SweepEvery).
 func (s *Server) SweepNow() { s.sweep() }
 
 // ProofPayload is what a client signs for op.
-var ProofPayload = proofPayload
+func ProofPayload(op string, relay, client peer.ID, nonce []byte, name string) []byte {
+	return proofPayload(op, relay, client, nonce, name)
+}

@@ -99,7 +99,7 @@ func FuzzAccountReply(f *testing.F) {
 		}
 		if rep.User != nil {
 			if u, err := userFromWire(rep.User); err == nil && u.SealingKey != nil {
-				if _, err := verifySealingKey(u.PeerID, &pb.SealingKey{Kem: uint32(sealKEM.ID()), PublicKey: u.SealingKey, Signature: rep.User.SealingKey.Signature}); err != nil {
+				if _, err := verifySealingKey(u.PeerID, &pb.SealingKey{Kem: uint32(sealKEM().ID()), PublicKey: u.SealingKey, Signature: rep.User.SealingKey.Signature}); err != nil {
 					t.Fatalf("a user passed with a sealing key its identity did not sign: %v", err)
 				}
 			}

@@ -27,6 +27,11 @@ import (
 // maxCommit bounds the deposits of one commit.
 const maxCommit = 1024
 
+// maxInflight bounds the bytes of deposits read but not answered yet, from
+// all streams: past it, the relay stops reading deposits until commits
+// catch up (backpressure), whatever the number of senders.
+const maxInflight = 64 << 20
+
 type depositReq struct {
 	rcpt, sender peer.ID
 	key          datastore.Key
@@ -40,6 +45,9 @@ type depositReq struct {
 // goes on while earlier deposits wait for their commit.
 func (s *Server) handleMailbox(st network.Stream) {
 	p := st.Conn().RemotePeer()
+	// Close must not wait for a client that stopped talking.
+	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
+	defer stop()
 	r := bufio.NewReader(st)
 	replies := make(chan func() *pb.MailboxReply, 256)
 	written := make(chan struct{})
@@ -74,7 +82,15 @@ func (s *Server) handleMailbox(st network.Stream) {
 		}
 		switch b := req.Body.(type) {
 		case *pb.MailboxRequest_Deposit:
-			replies <- s.deposit(p, b.Deposit)
+			n := int64(len(b.Deposit.Sealed))
+			if err := s.inflight.Acquire(s.ctx, min(n, maxInflight)); err != nil {
+				return
+			}
+			reply := s.deposit(p, b.Deposit)
+			replies <- func() *pb.MailboxReply {
+				defer s.inflight.Release(min(n, maxInflight))
+				return reply()
+			}
 		case *pb.MailboxRequest_Drop:
 			replies <- func() *pb.MailboxReply { return mailboxReply(nil, s.drop(p, b.Drop)) }
 		case *pb.MailboxRequest_DropDone:
@@ -120,7 +136,7 @@ func (s *Server) deposit(sender peer.ID, d *pb.Deposit) func() *pb.MailboxReply 
 	}
 	if u := s.rcpt[rcpt]; u != nil && (u.items+1 > s.cfg.RecipientMaxItems || u.bytes+size > s.cfg.RecipientMaxBytes) {
 		s.mu.Unlock()
-		return fail(fmt.Errorf("%w: the mailbox of %s is full (%d items, %d bytes); it empties as they come online", ErrQuota, a.rec.Name, u.items, u.bytes))
+		return fail(fmt.Errorf("%w: the mailbox of %s is full; it empties as they come online, try again later", ErrQuota, a.rec.Name))
 	}
 	if u := s.sender[sender]; u != nil && (u.items+1 > s.cfg.SenderMaxItems || u.bytes+size > s.cfg.SenderMaxBytes) {
 		s.mu.Unlock()
@@ -289,6 +305,8 @@ func (s *Server) pushOnce(p peer.ID) (int, error) {
 		return 0, err
 	}
 	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
 	st.SetDeadline(time.Now().Add(2 * ioTimeout))
 	if err := writeFrame(st, &pb.Deliver{Envelopes: envs}); err != nil {
 		st.Reset()
@@ -299,33 +317,52 @@ func (s *Server) pushOnce(p peer.ID) (int, error) {
 		st.Reset()
 		return 0, err
 	}
-	b, err := s.ds.Batch(s.ctx)
-	if err != nil {
-		return 0, err
-	}
-	var gone []heldEnvelope
+	var acked []heldEnvelope
 	for _, id := range ack.Ids {
 		h, ok := held[string(id)]
 		if !ok {
 			continue // not from this push, or not the caller's
 		}
 		delete(held, string(id))
-		b.Delete(s.ctx, h.key)
-		gone = append(gone, h)
+		acked = append(acked, h)
 	}
-	if err := b.Commit(s.ctx); err != nil {
+	gone, err := s.remove(p, acked)
+	if err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	for _, h := range gone {
-		s.uncharge(p, h.sender, h.size)
-	}
-	s.mu.Unlock()
 	s.met.delivered.Add(float64(len(gone)))
 	if len(gone) == 0 {
 		return 0, errors.New("the recipient took none of what was pushed")
 	}
 	return len(gone), nil
+}
+
+// remove deletes envelopes of rcpt and uncounts those that were still
+// there: the pusher and the sweeper may both come for one envelope.
+func (s *Server) remove(rcpt peer.ID, envs []heldEnvelope) ([]heldEnvelope, error) {
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	b, err := s.ds.Batch(s.ctx)
+	if err != nil {
+		return nil, err
+	}
+	var gone []heldEnvelope
+	for _, e := range envs {
+		if ok, err := s.ds.Has(s.ctx, e.key); err != nil || !ok {
+			continue
+		}
+		b.Delete(s.ctx, e.key)
+		gone = append(gone, e)
+	}
+	if err := b.Commit(s.ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	for _, e := range gone {
+		s.uncharge(rcpt, e.sender, e.size)
+	}
+	s.mu.Unlock()
+	return gone, nil
 }
 
 // heldEnvelope is an envelope being pushed.
@@ -391,6 +428,7 @@ func (s *Server) sweepMailboxes(now time.Time) (int, error) {
 		}
 	}
 	res.Close()
+	n := 0
 	for _, k := range old {
 		key := datastore.RawKey(k)
 		v, err := s.ds.Get(s.ctx, key)
@@ -399,14 +437,13 @@ func (s *Server) sweepMailboxes(now time.Time) (int, error) {
 		}
 		var e pb.StoredEnvelope
 		proto.Unmarshal(v, &e)
-		if err := s.ds.Delete(s.ctx, key); err != nil {
-			return 0, err
-		}
 		rcpt, _, _, _ := parseMboxKey(k)
-		s.mu.Lock()
-		s.uncharge(rcpt, peer.ID(e.Sender), int64(len(e.Sealed)))
-		s.mu.Unlock()
-		s.met.expired.Inc()
+		gone, err := s.remove(rcpt, []heldEnvelope{{key, peer.ID(e.Sender), int64(len(e.Sealed))}})
+		if err != nil {
+			return n, err
+		}
+		n += len(gone)
+		s.met.expired.Add(float64(len(gone)))
 	}
-	return len(old), nil
+	return n, nil
 }

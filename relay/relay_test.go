@@ -469,13 +469,15 @@ func TestPresenceOnlyForFriends(t *testing.T) {
 
 // TestFileDrop: a file for an offline friend waits on the relay, sealed,
 // and arrives byte-identical when the friend is back; the relay then
-// deletes it.
+// deletes it. A stranger's drop is not fetched.
 func TestFileDrop(t *testing.T) {
 	r := startRelay(t, "", nil, nil)
 	homeB := node.Home(t.TempDir())
-	a, b := startUser(t, r, ""), startUser(t, r, homeB)
+	a, b, c := startUser(t, r, ""), startUser(t, r, homeB), startUser(t, r, "")
 	register(t, a, r, "alice")
 	register(t, b, r, "bob")
+	register(t, c, r, "carol")
+	nodetest.Befriend(t, a, b)
 	b.Close()
 
 	data := make([]byte, 3<<20+12345)
@@ -490,10 +492,10 @@ func TestFileDrop(t *testing.T) {
 	if st := r.RelayServer().Stats(); st.DropFiles != 1 || st.DropBytes < int64(len(data)) || st.MailboxItems != 1 {
 		t.Fatalf("relay after the drop: %+v", st)
 	}
-	// What the relay holds is not the file.
-	blobs, _ := os.ReadDir(r.Home().BlobsPath())
-	if len(blobs) == 0 {
-		t.Fatal("the relay holds no blobs")
+	spam := filepath.Join(t.TempDir(), "spam.bin")
+	os.WriteFile(spam, []byte("buy now"), 0o600)
+	if err := c.RelayClient().DropFile(bg, b.ID(), spam); err != nil {
+		t.Fatal(err)
 	}
 
 	b = startUser(t, r, homeB)
@@ -507,8 +509,40 @@ func TestFileDrop(t *testing.T) {
 	if err != nil || !bytes.Equal(out, data) {
 		t.Fatalf("the file differs (%d bytes, %v)", len(out), err)
 	}
+	// A's drop goes from the relay; the stranger's letter is taken and
+	// dropped, its file left to expire.
 	nodetest.Eventually(t, 20*time.Second, "the relay deletes the drop", func() bool {
 		st := r.RelayServer().Stats()
-		return st.DropFiles == 0 && st.MailboxItems == 0
+		return st.DropFiles == 1 && st.MailboxItems == 0
 	})
+	files, _ := os.ReadDir(b.Home().DownloadsPath())
+	if len(files) != 1 {
+		t.Fatalf("downloads: %v", files)
+	}
+}
+
+// TestParkedOutboxSplitsIntoLetters: an outbox bigger than one sealed
+// envelope goes in several, and every message arrives once.
+func TestParkedOutboxSplitsIntoLetters(t *testing.T) {
+	r := startRelay(t, "", nil, nil)
+	homeB := node.Home(t.TempDir())
+	a, b := startUser(t, r, ""), startUser(t, r, homeB)
+	register(t, a, r, "alice")
+	register(t, b, r, "bob")
+	nodetest.Befriend(t, a, b)
+	b.Close()
+	var ids []string
+	for i := range 24 {
+		m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: strings.Repeat(string(rune('a'+i)), chat.MaxTextBytes)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	nodetest.Eventually(t, 30*time.Second, "the relay holds all of it", func() bool {
+		return r.RelayServer().Stats().MailboxItems >= 2 && r.RelayServer().Stats().MailboxBytes > int64(24*chat.MaxTextBytes)
+	})
+	a.Close()
+	b = startUser(t, r, homeB)
+	assertHistory(t, b, a.ID(), ids)
 }

@@ -33,11 +33,9 @@ const (
 
 // The HPKE suite: a hybrid post-quantum KEM, so that mail stored today
 // stays private against a future quantum attacker.
-var (
-	sealKEM  = hpke.MLKEM768X25519()
-	sealKDF  = hpke.HKDFSHA256()
-	sealAEAD = hpke.ChaCha20Poly1305()
-)
+func sealKEM() hpke.KEM   { return hpke.MLKEM768X25519() }
+func sealKDF() hpke.KDF   { return hpke.HKDFSHA256() }
+func sealAEAD() hpke.AEAD { return hpke.ChaCha20Poly1305() }
 
 const (
 	sealingKeyDomain = "meshtalk-sealing-key/1\x00"
@@ -68,7 +66,7 @@ func DeriveSealingKeys(k crypto.PrivKey) (*SealingKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: sealing key: %w", err)
 	}
-	priv, err := sealKEM.DeriveKeyPair(ikm)
+	priv, err := sealKEM().DeriveKeyPair(ikm)
 	if err != nil {
 		return nil, fmt.Errorf("relay: sealing key: %w", err)
 	}
@@ -77,11 +75,11 @@ func DeriveSealingKeys(k crypto.PrivKey) (*SealingKeys, error) {
 		return nil, fmt.Errorf("relay: sealing key: %w", err)
 	}
 	pub := priv.PublicKey().Bytes()
-	sig, err := k.Sign(sealingKeySigned(sealKEM.ID(), pub))
+	sig, err := k.Sign(sealingKeySigned(sealKEM().ID(), pub))
 	if err != nil {
 		return nil, fmt.Errorf("relay: sealing key: %w", err)
 	}
-	return &SealingKeys{id: id, priv: priv, wire: &pb.SealingKey{Kem: uint32(sealKEM.ID()), PublicKey: pub, Signature: sig}}, nil
+	return &SealingKeys{id: id, priv: priv, wire: &pb.SealingKey{Kem: uint32(sealKEM().ID()), PublicKey: pub, Signature: sig}}, nil
 }
 
 // Public is the signed public key to publish.
@@ -94,10 +92,10 @@ func sealingKeySigned(kem uint16, pub []byte) []byte {
 
 // verifySealingKey checks that id's identity signed w and returns the key.
 func verifySealingKey(id peer.ID, w *pb.SealingKey) ([]byte, error) {
-	if w.GetKem() != uint32(sealKEM.ID()) {
+	if w.GetKem() != uint32(sealKEM().ID()) {
 		return nil, fmt.Errorf("%w: sealing key of unknown KEM %d", ErrBadSeal, w.GetKem())
 	}
-	if _, err := sealKEM.NewPublicKey(w.GetPublicKey()); err != nil {
+	if _, err := sealKEM().NewPublicKey(w.GetPublicKey()); err != nil {
 		return nil, fmt.Errorf("%w: sealing key: %v", ErrBadSeal, err)
 	}
 	pk, err := id.ExtractPublicKey()
@@ -138,11 +136,11 @@ func SealLetter(key crypto.PrivKey, recipient peer.ID, pub []byte, kind Kind, it
 	if err != nil {
 		return nil, err
 	}
-	pk, err := sealKEM.NewPublicKey(pub)
+	pk, err := sealKEM().NewPublicKey(pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSeal, err)
 	}
-	sealed, err := hpke.Seal(pk, sealKDF, sealAEAD, []byte(letterInfo), plain)
+	sealed, err := hpke.Seal(pk, sealKDF(), sealAEAD(), []byte(letterInfo), plain)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +153,7 @@ func SealLetter(key crypto.PrivKey, recipient peer.ID, pub []byte, kind Kind, it
 // OpenLetter opens an envelope sealed to s's owner and checks its
 // author's signature.
 func (s *SealingKeys) OpenLetter(sealed []byte) (*Letter, error) {
-	plain, err := hpke.Open(s.priv, sealKDF, sealAEAD, []byte(letterInfo), sealed)
+	plain, err := hpke.Open(s.priv, sealKDF(), sealAEAD(), []byte(letterInfo), sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: does not open", ErrBadSeal)
 	}
@@ -189,11 +187,11 @@ func (s *SealingKeys) OpenLetter(sealed []byte) (*Letter, error) {
 // fileSegment plaintext bytes, each sealed with its index and whether it
 // is the last, so that segments can be neither reordered nor cut off.
 func SealFile(w io.Writer, r io.Reader, pub []byte) error {
-	pk, err := sealKEM.NewPublicKey(pub)
+	pk, err := sealKEM().NewPublicKey(pub)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSeal, err)
 	}
-	enc, sender, err := hpke.NewSender(pk, sealKDF, sealAEAD, []byte(fileInfo))
+	enc, sender, err := hpke.NewSender(pk, sealKDF(), sealAEAD(), []byte(fileInfo))
 	if err != nil {
 		return err
 	}
@@ -238,7 +236,7 @@ func (s *SealingKeys) OpenFile(w io.Writer, r io.Reader) error {
 	if _, err := io.ReadFull(br, enc); err != nil {
 		return fmt.Errorf("%w: truncated header", ErrBadSeal)
 	}
-	rcpt, err := hpke.NewRecipient(enc, s.priv, sealKDF, sealAEAD, []byte(fileInfo))
+	rcpt, err := hpke.NewRecipient(enc, s.priv, sealKDF(), sealAEAD(), []byte(fileInfo))
 	if err != nil {
 		return fmt.Errorf("%w: does not open", ErrBadSeal)
 	}

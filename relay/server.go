@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/relay/pb"
@@ -97,8 +98,13 @@ type Server struct {
 	once   sync.Once
 
 	deposits chan *depositReq
+	inflight *semaphore.Weighted // bytes of deposits read, not answered
+	delMu    sync.Mutex          // envelope and drop deletions
 
-	// mu guards everything below.
+	// acctMu makes account writes one at a time (they do disk I/O, so
+	// not under mu).
+	acctMu sync.Mutex
+	// mu guards everything below; no I/O under it.
 	mu       sync.Mutex
 	closing  bool
 	accounts map[peer.ID]*account
@@ -107,6 +113,7 @@ type Server struct {
 	rcpt     map[peer.ID]*usage // held for each recipient
 	sender   map[peer.ID]*usage // held from each depositor
 	drops    map[peer.ID]*usage // dropped files held for each recipient
+	dropsBy  map[peer.ID]*usage // dropped files held from each sender
 	pushers  map[peer.ID]*pusher
 }
 
@@ -138,9 +145,9 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 	}
 	s := &Server{
 		h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay"),
-		deposits: make(chan *depositReq, 1024),
+		deposits: make(chan *depositReq, 1024), inflight: semaphore.NewWeighted(maxInflight),
 		accounts: map[peer.ID]*account{}, names: map[string]peer.ID{}, sessions: map[peer.ID]time.Time{},
-		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{},
+		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{}, dropsBy: map[peer.ID]*usage{},
 		pushers: map[peer.ID]*pusher{},
 	}
 	if err := s.load(ctx); err != nil {
@@ -209,7 +216,7 @@ func (s *Server) load(ctx context.Context) error {
 			continue
 		}
 		if m, err := transfer.DecodeManifest(d.Manifest); err == nil {
-			s.chargeDrop(peer.ID(d.Recipient), int64(m.Size), 1)
+			s.chargeDrop(peer.ID(d.Recipient), peer.ID(d.Sender), int64(m.Size), 1)
 		}
 	}
 	res.Close()
@@ -305,6 +312,9 @@ func (s *Server) Close() error {
 // handleAccount serves one client stream: requests and replies in turn.
 func (s *Server) handleAccount(st network.Stream) {
 	defer st.Close()
+	// Close must not wait for a client that stopped talking.
+	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
+	defer stop()
 	p := st.Conn().RemotePeer()
 	r := bufio.NewReader(st)
 	var nonce []byte // the challenge of this stream, good for one proof
@@ -333,7 +343,7 @@ func (s *Server) handleAccount(st network.Stream) {
 		case *pb.AccountRequest_Login:
 			rep.User, err = s.login(p, used, b.Login)
 		case *pb.AccountRequest_Logout:
-			s.endSession(p)
+			s.endSession(p, false)
 		case *pb.AccountRequest_Unregister:
 			err = s.unregister(p, used, b.Unregister)
 		case *pb.AccountRequest_Lookup:
@@ -376,6 +386,14 @@ func (s *Server) checkProof(p peer.ID, nonce []byte, op, name string, proof []by
 	return nil
 }
 
+// checkProfile bounds what a user shows in the directory.
+func checkProfile(p *pb.Profile) error {
+	if p != nil && (len(p.Nickname) > maxNickname || len(p.Status) > maxStatus) {
+		return fmt.Errorf("%w: a nickname has at most %d bytes, a status %d", ErrBadRequest, maxNickname, maxStatus)
+	}
+	return nil
+}
+
 func (s *Server) register(p peer.ID, nonce []byte, r *pb.Register) (*pb.User, error) {
 	folded, err := FoldName(r.Name)
 	if err != nil {
@@ -387,55 +405,98 @@ func (s *Server) register(p peer.ID, nonce []byte, r *pb.Register) (*pb.User, er
 	if _, err := verifySealingKey(p, r.SealingKey); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	switch s.cfg.Registration {
-	case RegistrationClosed:
-		return nil, fmt.Errorf("%w: this relay takes no new accounts", ErrClosed)
-	case RegistrationInvite:
-		if err := s.useInvite(r.Invite); err != nil {
-			return nil, err
-		}
+	if err := checkProfile(r.Profile); err != nil {
+		return nil, err
 	}
+	if s.cfg.Registration == RegistrationClosed {
+		return nil, fmt.Errorf("%w: this relay takes no new accounts", ErrClosed)
+	}
+	// Account writes go one at a time; the maps are read under mu only.
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if owner, ok := s.names[folded]; ok && owner != p {
+	owner, taken := s.names[folded]
+	a := s.accounts[p]
+	s.mu.Unlock()
+	if taken && owner != p {
 		return nil, fmt.Errorf("%w: %q belongs to someone else; pick another name", ErrNameTaken, folded)
 	}
-	if a := s.accounts[p]; a != nil && a.rec.Name != folded {
+	if a != nil && a.rec.Name != folded {
 		return nil, fmt.Errorf("%w: already registered here as %q; unregister first", ErrBadRequest, a.rec.Name)
 	}
 	rec := &pb.Account{Name: folded, SealingKey: r.SealingKey, Profile: r.Profile, RegisteredMs: s.cfg.Now().UnixMilli()}
-	if a := s.accounts[p]; a != nil {
+	if a != nil {
 		rec.RegisteredMs, rec.Allow, rec.LastSeenMs = a.rec.RegisteredMs, a.rec.Allow, a.rec.LastSeenMs
 	}
-	if err := s.putAccount(p, rec, true); err != nil {
+	batch, err := s.ds.Batch(s.ctx)
+	if err != nil {
 		return nil, err
 	}
+	// The invite is spent in the same synced batch as the account is
+	// stored: only by a registration that succeeds, and never twice.
+	if s.cfg.Registration == RegistrationInvite && a == nil {
+		if err := s.spendInvite(batch, r.Invite); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.putAccount(batch, p, rec); err != nil {
+		return nil, err
+	}
+	if err := batch.Commit(s.ctx); err != nil {
+		return nil, fmt.Errorf("relay: store account: %w", err)
+	}
+	if err := s.ds.Sync(s.ctx, datastore.NewKey("/")); err != nil {
+		return nil, fmt.Errorf("relay: store account: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accounts[p] = newAccount(rec)
 	s.names[folded] = p
 	s.log.Info("registered", "name", folded, "peer", p)
 	return s.userLocked(p), nil
 }
 
-// putAccount stores p's record (synced when sync) and caches it; mu held.
-func (s *Server) putAccount(p peer.ID, rec *pb.Account, sync bool) error {
+// putAccount adds p's record to batch.
+func (s *Server) putAccount(batch datastore.Batch, p peer.ID, rec *pb.Account) error {
 	b, err := proto.Marshal(rec)
 	if err != nil {
 		return err
 	}
+	if err := batch.Put(s.ctx, accountKey(p), b); err != nil {
+		return err
+	}
+	return batch.Put(s.ctx, nameKey(rec.Name), []byte(p))
+}
+
+// updateAccount changes p's record with f and stores it, unsynced: what
+// it holds besides the registration (profile, allow-list, last seen) is
+// sent again at every login. It returns ErrNotRegistered when p has none.
+func (s *Server) updateAccount(p peer.ID, f func(rec *pb.Account)) error {
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
+	s.mu.Lock()
+	a := s.accounts[p]
+	s.mu.Unlock()
+	if a == nil {
+		return fmt.Errorf("%w: register a name on this relay first", ErrNotRegistered)
+	}
+	rec := proto.Clone(a.rec).(*pb.Account)
+	f(rec)
 	batch, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return err
 	}
-	batch.Put(s.ctx, accountKey(p), b)
-	batch.Put(s.ctx, nameKey(rec.Name), []byte(p))
+	if err := s.putAccount(batch, p, rec); err != nil {
+		return err
+	}
 	if err := batch.Commit(s.ctx); err != nil {
 		return fmt.Errorf("relay: store account: %w", err)
 	}
-	if sync {
-		if err := s.ds.Sync(s.ctx, datastore.NewKey("/")); err != nil {
-			return fmt.Errorf("relay: store account: %w", err)
-		}
+	s.mu.Lock()
+	if s.accounts[p] != nil {
+		s.accounts[p] = newAccount(rec)
 	}
-	s.accounts[p] = newAccount(rec)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -443,16 +504,14 @@ func (s *Server) unregister(p peer.ID, nonce []byte, r *pb.Unregister) error {
 	if err := s.checkProof(p, nonce, "unregister", "", r.Proof); err != nil {
 		return err
 	}
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
 	s.mu.Lock()
 	a := s.accounts[p]
+	s.mu.Unlock()
 	if a == nil {
-		s.mu.Unlock()
 		return fmt.Errorf("%w: no account here", ErrNotRegistered)
 	}
-	delete(s.accounts, p)
-	delete(s.names, a.rec.Name)
-	delete(s.sessions, p)
-	s.mu.Unlock()
 	batch, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return err
@@ -462,8 +521,20 @@ func (s *Server) unregister(p peer.ID, nonce []byte, r *pb.Unregister) error {
 	if err := batch.Commit(s.ctx); err != nil {
 		return err
 	}
+	if err := s.ds.Sync(s.ctx, datastore.NewKey("/")); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.accounts, p)
+	delete(s.names, a.rec.Name)
+	_, on := s.sessions[p]
+	delete(s.sessions, p)
+	s.mu.Unlock()
+	if on {
+		s.h.ConnManager().Unprotect(p, sessionTag)
+	}
 	s.log.Info("unregistered", "name", a.rec.Name, "peer", p)
-	return s.ds.Sync(s.ctx, datastore.NewKey("/"))
+	return nil
 }
 
 func (s *Server) login(p peer.ID, nonce []byte, l *pb.Login) (*pb.User, error) {
@@ -471,30 +542,36 @@ func (s *Server) login(p peer.ID, nonce []byte, l *pb.Login) (*pb.User, error) {
 		s.met.loginRefused.Inc()
 		return nil, err
 	}
+	if err := checkProfile(l.Profile); err != nil {
+		return nil, err
+	}
+	if l.SealingKey != nil {
+		if _, err := verifySealingKey(p, l.SealingKey); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	}
 	s.mu.Lock()
 	a := s.accounts[p]
+	s.mu.Unlock()
 	if a == nil {
-		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: register a name on this relay first", ErrNotRegistered)
 	}
 	if l.SealingKey != nil && !proto.Equal(l.SealingKey, a.rec.SealingKey) || l.Profile != nil && !proto.Equal(l.Profile, a.rec.Profile) {
-		if l.SealingKey != nil {
-			if _, err := verifySealingKey(p, l.SealingKey); err != nil {
-				s.mu.Unlock()
-				return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		if err := s.updateAccount(p, func(rec *pb.Account) {
+			if l.SealingKey != nil {
+				rec.SealingKey = l.SealingKey
 			}
-		}
-		rec := proto.Clone(a.rec).(*pb.Account)
-		if l.SealingKey != nil {
-			rec.SealingKey = l.SealingKey
-		}
-		if l.Profile != nil {
-			rec.Profile = l.Profile
-		}
-		if err := s.putAccount(p, rec, false); err != nil {
-			s.mu.Unlock()
+			if l.Profile != nil {
+				rec.Profile = l.Profile
+			}
+		}); err != nil {
 			return nil, err
 		}
+	}
+	s.mu.Lock()
+	if s.accounts[p] == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: register a name on this relay first", ErrNotRegistered)
 	}
 	_, again := s.sessions[p]
 	s.sessions[p] = s.cfg.Now()
@@ -511,23 +588,27 @@ func (s *Server) login(p peer.ID, nonce []byte, l *pb.Login) (*pb.User, error) {
 	return u, nil
 }
 
-// endSession logs p out: on logout, or when its last connection closes.
-func (s *Server) endSession(p peer.ID) {
+// endSession logs p out. A disconnect ends the session only if p has no
+// connection left by the time it is handled: the client may have come
+// back and logged in again meanwhile.
+func (s *Server) endSession(p peer.ID, disconnected bool) {
 	s.mu.Lock()
+	if disconnected && s.h.Network().Connectedness(p) == network.Connected {
+		s.mu.Unlock()
+		return
+	}
 	_, ok := s.sessions[p]
 	delete(s.sessions, p)
-	a := s.accounts[p]
-	if ok && a != nil {
-		a.rec.LastSeenMs = s.cfg.Now().UnixMilli()
-		if b, err := proto.Marshal(a.rec); err == nil {
-			s.ds.Put(s.ctx, accountKey(p), b)
-		}
-	}
 	s.mu.Unlock()
-	if ok {
-		s.h.ConnManager().Unprotect(p, sessionTag)
-		s.tellPresence(p)
+	if !ok {
+		return
 	}
+	s.h.ConnManager().Unprotect(p, sessionTag)
+	now := s.cfg.Now().UnixMilli()
+	if err := s.updateAccount(p, func(rec *pb.Account) { rec.LastSeenMs = now }); err != nil && !errors.Is(err, ErrNotRegistered) {
+		s.log.Warn("last seen", "peer", p, "err", err)
+	}
+	s.tellPresence(p)
 }
 
 // sessionTag protects logged-in users' connections.
@@ -546,7 +627,7 @@ func (s *Server) watchSessions(sub event.Subscription) {
 				return
 			}
 			if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.NotConnected {
-				s.endSession(ev.Peer)
+				s.endSession(ev.Peer, true)
 			}
 		}
 	}
@@ -603,15 +684,7 @@ func (s *Server) setAllow(p peer.ID, a *pb.SetAllow) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	acct := s.accounts[p]
-	if acct == nil {
-		return ErrNotRegistered
-	}
-	rec := proto.Clone(acct.rec).(*pb.Account)
-	rec.Allow = peersToWire(peers)
-	return s.putAccount(p, rec, true)
+	return s.updateAccount(p, func(rec *pb.Account) { rec.Allow = peersToWire(peers) })
 }
 
 func (s *Server) presence(p peer.ID, q *pb.PresenceQuery) ([]*pb.Presence, error) {
@@ -709,13 +782,12 @@ func hashToken(t string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// useInvite spends one use of token.
-func (s *Server) useInvite(token string) error {
+// spendInvite adds to batch the spending of one use of token; acctMu
+// held.
+func (s *Server) spendInvite(batch datastore.Batch, token string) error {
 	if token == "" {
 		return fmt.Errorf("%w: this relay registers by invitation; ask its operator for an invite", ErrBadInvite)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	k := inviteKey(hashToken(token))
 	b, err := s.ds.Get(s.ctx, k)
 	if err != nil {
@@ -726,17 +798,14 @@ func (s *Server) useInvite(token string) error {
 		return fmt.Errorf("%w: unknown or used up", ErrBadInvite)
 	}
 	if s.cfg.Now().After(inv.Expires) {
-		s.ds.Delete(s.ctx, k)
-		return fmt.Errorf("%w: expired", ErrBadInvite)
+		return fmt.Errorf("%w: expired; ask the relay's operator for a new one", ErrBadInvite)
 	}
 	inv.Uses--
 	if inv.Uses == 0 {
-		err = s.ds.Delete(s.ctx, k)
-	} else {
-		b, _ = json.Marshal(inv)
-		err = s.ds.Put(s.ctx, k, b)
+		return batch.Delete(s.ctx, k)
 	}
-	return err
+	b, _ = json.Marshal(inv)
+	return batch.Put(s.ctx, k, b)
 }
 
 // ---- for the operator ----

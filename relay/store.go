@@ -10,13 +10,18 @@ package relay
 //	/mbox/<recipient>/<deposited ms %016x>/<id hex>
 //	                                          pb.StoredEnvelope: a sealed envelope
 //	/invites/<sha256 of the token, hex>       invite (JSON): uses left, expiry
-//	/drops/<root hex>                         pb.StoredDrop: a dropped blob
+//	/drops/<recipient>/<root hex>             pb.StoredDrop: a blob dropped for
+//	                                          the recipient
 //
 // On a personal node (Client):
 //
 //	/client/accounts/<relay peer ID>          clientAccount (JSON): a name there
 //	/client/keys/<peer ID>                    a contact's sealing public key,
 //	                                          checked against its identity
+//	/client/drops/<root hex>                  pendingDrop (JSON): a dropped file
+//	                                          being fetched
+//	/client/dropped/<root hex>                "": a dropped file fetched (a
+//	                                          letter delivered again is ignored)
 //
 // Deposit times are fixed-width hex, so a mailbox lists oldest first and
 // the sweeper reads expiry from the key alone. An envelope is synced to
@@ -34,7 +39,7 @@ import (
 
 const schemaVersion = "1"
 
-var keySchema = datastore.NewKey("/schema")
+func keySchema() datastore.Key { return datastore.RawKey("/schema") }
 
 func nameKey(folded string) datastore.Key { return datastore.RawKey("/names/" + folded) }
 func accountKey(p peer.ID) datastore.Key  { return datastore.RawKey("/accounts/" + p.String()) }
@@ -43,7 +48,9 @@ func mboxKey(p peer.ID, ms int64, id string) datastore.Key {
 	return datastore.RawKey(fmt.Sprintf("/mbox/%s/%016x/%s", p, ms, id))
 }
 func inviteKey(hash string) datastore.Key { return datastore.RawKey("/invites/" + hash) }
-func dropKey(root string) datastore.Key   { return datastore.RawKey("/drops/" + root) }
+func dropKey(rcpt peer.ID, root string) datastore.Key {
+	return datastore.RawKey("/drops/" + rcpt.String() + "/" + root)
+}
 func clientAccountKey(relay peer.ID) datastore.Key {
 	return datastore.RawKey("/client/accounts/" + relay.String())
 }
@@ -69,10 +76,10 @@ func parseMboxKey(k string) (recipient peer.ID, ms int64, id string, ok bool) {
 // checkSchema writes the schema version on a new store and refuses one
 // written by a newer version.
 func checkSchema(ctx context.Context, ds datastore.Batching) error {
-	v, err := ds.Get(ctx, keySchema)
+	v, err := ds.Get(ctx, keySchema())
 	switch {
 	case err == datastore.ErrNotFound:
-		if err := ds.Put(ctx, keySchema, []byte(schemaVersion)); err != nil {
+		if err := ds.Put(ctx, keySchema(), []byte(schemaVersion)); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
 		return nil

@@ -104,8 +104,8 @@ const (
 // Limits.
 const (
 	// MaxAccountFrame bounds an account frame: a user record with its
-	// sealing key, or a presence list.
-	MaxAccountFrame = 256 << 10
+	// sealing key, an allow-list, or a presence list.
+	MaxAccountFrame = 1 << 20
 	// MaxSealed bounds one sealed envelope.
 	MaxSealed = 512 << 10
 	// MaxMailboxFrame bounds a mailbox frame: an envelope or a push of
@@ -114,7 +114,10 @@ const (
 	// maxPushBytes is how much one Deliver carries at most.
 	maxPushBytes = 1 << 20
 	// MaxPeersPerList bounds allow-lists and presence queries.
-	MaxPeersPerList = 4096
+	MaxPeersPerList = 16384
+	// maxNickname and maxStatus bound the public profile.
+	maxNickname = 128
+	maxStatus   = 512
 	// nonceSize is the size of a login challenge.
 	nonceSize = 32
 	// ioTimeout bounds each frame read and write.

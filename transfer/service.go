@@ -15,9 +15,11 @@ package transfer
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -209,11 +211,17 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 }
 
 // Withdraw ends every offer of m and forgets it: its manifest, its
-// download record and its chunks go. It is for a blob held for others
-// only (a relay's file drop): chunks shared with another file would go
-// too.
+// download record (and partial file) and its chunks go. It is for a blob
+// held for others only (a relay's file drop): chunks shared with another
+// file would go too.
 func (s *Service) Withdraw(ctx context.Context, m *Manifest) error {
 	root := m.Root()
+	if b, err := s.ds.Get(ctx, recvKey(root)); err == nil {
+		var rc Receipt
+		if json.Unmarshal(b, &rc) == nil && !rc.Done && rc.Partial != "" {
+			os.Remove(rc.Partial)
+		}
+	}
 	res, err := s.ds.Query(ctx, query.Query{Prefix: "/offers/" + root.String() + "/", KeysOnly: true})
 	if err != nil {
 		return fmt.Errorf("transfer: withdraw: %w", err)
@@ -230,6 +238,9 @@ func (s *Service) Withdraw(ctx context.Context, m *Manifest) error {
 	res.Close()
 	b.Delete(ctx, manifestKey(root))
 	b.Delete(ctx, recvKey(root))
+	for i := range m.Chunks {
+		b.Delete(ctx, haveKey(root, i))
+	}
 	if err := b.Commit(ctx); err != nil {
 		return fmt.Errorf("transfer: withdraw: %w", err)
 	}
