@@ -10,8 +10,8 @@ package chat
 //	/groups/<group ID>/state              groupState (JSON): the log applied, the
 //	                                      keys, this node's standing
 //	/groups/<group ID>/ops/<index %016x>  pb.SignedOp: the membership log
-//	/groups/<group ID>/heads              map author -> seqSet (JSON): the
-//	                                      envelopes held, per author
+//	/groups/<group ID>/heads/<author>     seqSet (JSON): the envelopes held of
+//	                                      one author
 //	/groups/<group ID>/env/<author>/<seq %016x> pb.Envelope, as its author sealed it:
 //	                                      what this node serves to members who pull
 //	/msgs/g:<group ID>/<hlc %016x>/<msg ID> pb.StoredMessage (group set): the history,
@@ -79,6 +79,9 @@ const (
 
 func groupKey(id, rest string) datastore.Key { return datastore.RawKey("/groups/" + id + "/" + rest) }
 func groupListKey(id string) datastore.Key   { return datastore.RawKey("/grouplist/" + id) }
+func groupHeadKey(id, author string) datastore.Key {
+	return datastore.RawKey("/groups/" + id + "/heads/" + author)
+}
 func groupOpKey(id string, i uint64) datastore.Key {
 	return datastore.RawKey(fmt.Sprintf("/groups/%s/ops/%016x", id, i))
 }
@@ -140,19 +143,34 @@ func (g *group) has(author peer.ID, seq uint64) bool {
 	return h != nil && h.has(seq)
 }
 
+// headOf is a copy of what this node holds of author.
+func (g *group) headOf(author peer.ID) *seqSet {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	return g.heads[author].clone()
+}
+
+func (s *seqSet) clone() *seqSet {
+	c := &seqSet{}
+	if s == nil {
+		return c
+	}
+	c.Contig = s.Contig
+	if len(s.Extra) > 0 {
+		c.Extra = make(map[uint64]bool, len(s.Extra))
+		for k := range s.Extra {
+			c.Extra[k] = true
+		}
+	}
+	return c
+}
+
 func (g *group) headsSnapshot() map[peer.ID]*seqSet {
 	g.hmu.Lock()
 	defer g.hmu.Unlock()
 	out := make(map[peer.ID]*seqSet, len(g.heads))
 	for p, h := range g.heads {
-		c := &seqSet{Contig: h.Contig}
-		if len(h.Extra) > 0 {
-			c.Extra = make(map[uint64]bool, len(h.Extra))
-			for k := range h.Extra {
-				c.Extra[k] = true
-			}
-		}
-		out[p] = c
+		out[p] = h.clone()
 	}
 	return out
 }
@@ -162,7 +180,7 @@ type ingestItem struct {
 	g    *group
 	env  *envelope
 	w    wireMessage
-	from peer.ID        // who handed it on
+	from peer.ID         // who handed it on
 	done chan<- struct{} // closed once stored (nil: nobody waits)
 }
 
@@ -230,7 +248,13 @@ func (s *Service) startGroups(ctx context.Context) error {
 			return err
 		}
 		heads := map[peer.ID]*seqSet{}
-		if err := getJSON(ctx, s.ds, groupKey(id, "heads"), &heads); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		err := queryJSON(ctx, s.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, h *seqSet) bool {
+			if p, err := peer.Decode(key[strings.LastIndexByte(key, '/')+1:]); err == nil {
+				heads[p] = h
+			}
+			return true
+		})
+		if err != nil {
 			return err
 		}
 		gid, _ := parseGID(id)
@@ -311,9 +335,6 @@ func (gs *groups) read(g *group, sub *pubsub.Subscription, ctx context.Context, 
 		}
 		switch v := m.ValidatorData.(type) {
 		case *ingestItem:
-			if v.env.Author == gs.self {
-				continue // stored when sent
-			}
 			select {
 			case gs.ingest <- v:
 			case <-ctx.Done():
@@ -350,6 +371,9 @@ func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Val
 		if err != nil || !sameBytes(env.GroupID, g.gid) {
 			return reject()
 		}
+		if env.Author == gs.self && from == gs.self {
+			return pubsub.ValidationAccept // sealed and stored here a moment ago
+		}
 		if !st.isMember(env.Author) {
 			return reject()
 		}
@@ -362,11 +386,8 @@ func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Val
 			gs.wantPull(g.id, from, 0)
 			return pubsub.ValidationIgnore
 		}
-		// This node's own message: sealed here a moment ago.
-		if !(env.Author == gs.self && from == gs.self) {
-			if err := env.verify(); err != nil {
-				return reject()
-			}
+		if err := env.verify(); err != nil {
+			return reject()
 		}
 		w, err := env.open(key)
 		if err != nil {
@@ -441,7 +462,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 	}
 	type change struct {
 		g     *group
-		heads map[peer.ID]*seqSet
+		heads map[peer.ID]*seqSet // the authors that changed
 	}
 	changed := map[string]*change{}
 	var fresh []*Message
@@ -449,12 +470,12 @@ func (gs *groups) store(batch []*ingestItem) error {
 		g := it.g
 		c := changed[g.id]
 		if c == nil {
-			c = &change{g: g, heads: g.headsSnapshot()}
+			c = &change{g: g, heads: map[peer.ID]*seqSet{}}
 			changed[g.id] = c
 		}
 		h := c.heads[it.env.Author]
 		if h == nil {
-			h = &seqSet{}
+			h = g.headOf(it.env.Author)
 			c.heads[it.env.Author] = h
 		}
 		if h.has(it.env.Seq) {
@@ -483,12 +504,10 @@ func (gs *groups) store(batch []*ingestItem) error {
 		fresh = append(fresh, m)
 	}
 	for _, c := range changed {
-		hb, err := json.Marshal(c.heads)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(ctx, groupKey(c.g.id, "heads"), hb); err != nil {
-			return err
+		for a, h := range c.heads {
+			if err := putJSON(ctx, b, groupHeadKey(c.g.id, s.peerString(a)), h); err != nil {
+				return err
+			}
 		}
 	}
 	if err := b.Commit(ctx); err != nil {
@@ -499,7 +518,9 @@ func (gs *groups) store(batch []*ingestItem) error {
 	}
 	for _, c := range changed {
 		c.g.hmu.Lock()
-		c.g.heads = c.heads
+		for a, h := range c.heads {
+			c.g.heads[a] = h
+		}
 		c.g.hmu.Unlock()
 	}
 	for _, m := range fresh {
@@ -1222,12 +1243,7 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 	if key == nil {
 		return nil, nil, fmt.Errorf("chat: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)
 	}
-	heads := g.headsSnapshot()
-	h := heads[gs.self]
-	if h == nil {
-		h = &seqSet{}
-		heads[gs.self] = h
-	}
+	h := g.headOf(gs.self)
 	seq := h.max() + 1
 	now := s.cfg.Now()
 	w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
@@ -1243,14 +1259,14 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 		return nil, nil, err
 	}
 	raw, _ := proto.Marshal(env.toWire())
-	hb, _ := json.Marshal(heads)
+	hb, _ := json.Marshal(h)
 	for _, kv := range []struct {
 		k datastore.Key
 		v []byte
 	}{
 		{groupEnvKey(g.id, s.peerString(gs.self), seq), raw},
 		{msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))},
-		{groupKey(g.id, "heads"), hb},
+		{groupHeadKey(g.id, s.peerString(gs.self)), hb},
 	} {
 		if err := b.Put(ctx, kv.k, kv.v); err != nil {
 			return nil, nil, err
@@ -1266,7 +1282,7 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 		return nil, nil, err
 	}
 	g.hmu.Lock()
-	g.heads = heads
+	g.heads[gs.self] = h
 	g.hmu.Unlock()
 	return m, env, nil
 }

@@ -320,8 +320,10 @@ func (gs *groups) adopt(ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head
 	}
 	g := &group{id: st.ID, gid: gid, heads: hs}
 	err = gs.persist(g, st, ops)
-	if err == nil {
-		err = putJSON(gs.s.ctx, gs.s.ds, groupKey(g.id, "heads"), hs)
+	for a, h := range hs {
+		if err == nil {
+			err = putJSON(gs.s.ctx, gs.s.ds, groupHeadKey(g.id, gs.s.peerString(a)), h)
+		}
 	}
 	if err == nil {
 		err = gs.s.sync(gs.s.ctx)
@@ -577,6 +579,7 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 	if err != nil {
 		return err
 	}
+	gs.s.log.Info("pulled", "group", id, "from", p, "got", lastDone != nil)
 	if lastDone != nil {
 		select {
 		case <-lastDone:
@@ -663,7 +666,7 @@ func (gs *groups) runPuller() {
 			err := gs.pull(ctx, k.id, k.p)
 			cancel()
 			if err != nil && gs.s.ctx.Err() == nil {
-				gs.s.log.Debug("group pull", "group", k.id, "peer", k.p, "err", err)
+				gs.s.log.Info("group pull", "group", k.id, "peer", k.p, "err", err)
 			}
 		}
 		if len(due) > 0 {
