@@ -399,7 +399,7 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	}
 	waitRejects(t, a, before+1)
 	before = chat.GroupRejects(a.Chat())
-	if err := chat.PublishTopic(ctx, b.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpPromote, b.ID(), true)); err != nil {
+	if err := chat.PublishTopic(ctx, stranger.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpPromote, b.ID(), true)); err != nil {
 		t.Fatal(err)
 	}
 	waitRejects(t, a, before+1)

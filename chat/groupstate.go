@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -51,6 +52,40 @@ type groupState struct {
 	// Owe lists friends this node added who have not received the group
 	// yet.
 	Owe []peer.ID `json:"owe,omitempty"`
+}
+
+// groupStateJSON is groupState as stored: JSON writes a map key of a
+// string type as it is, but reads it back through UnmarshalText, so
+// members are keyed by the peer ID's text form.
+type groupStateJSON groupState
+
+type storedGroupState struct {
+	*groupStateJSON
+	Members map[string]*groupMember `json:"members"`
+}
+
+func (st *groupState) MarshalJSON() ([]byte, error) {
+	out := storedGroupState{groupStateJSON: (*groupStateJSON)(st), Members: map[string]*groupMember{}}
+	for p, m := range st.Members {
+		out.Members[p.String()] = m
+	}
+	return json.Marshal(out)
+}
+
+func (st *groupState) UnmarshalJSON(b []byte) error {
+	in := storedGroupState{groupStateJSON: (*groupStateJSON)(st)}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	st.Members = map[peer.ID]*groupMember{}
+	for k, m := range in.Members {
+		p, err := peer.Decode(k)
+		if err != nil {
+			return err
+		}
+		st.Members[p] = m
+	}
+	return nil
 }
 
 type groupMember struct {
