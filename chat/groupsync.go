@@ -579,7 +579,6 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 	if err != nil {
 		return err
 	}
-	gs.s.log.Info("pulled", "group", id, "from", p, "got", lastDone != nil)
 	if lastDone != nil {
 		select {
 		case <-lastDone:
@@ -666,7 +665,7 @@ func (gs *groups) runPuller() {
 			err := gs.pull(ctx, k.id, k.p)
 			cancel()
 			if err != nil && gs.s.ctx.Err() == nil {
-				gs.s.log.Info("group pull", "group", k.id, "peer", k.p, "err", err)
+				gs.s.log.Debug("group pull", "group", k.id, "peer", k.p, "err", err)
 			}
 		}
 		if len(due) > 0 {

@@ -115,7 +115,7 @@ const (
 type Message struct {
 	ID            string    `json:"id"`
 	From          peer.ID   `json:"from"`
-	To            peer.ID   `json:"to"`
+	To            peer.ID   `json:"to,omitempty"` // empty for a group message
 	Kind          string    `json:"kind"`
 	Text          string    `json:"text,omitempty"`
 	Face          string    `json:"face,omitempty"`
