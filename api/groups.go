@@ -281,7 +281,9 @@ func (s *Server) handleGroupSend(w http.ResponseWriter, r *http.Request, c *chat
 	var offer func(*transfer.Service) (*transfer.Manifest, error)
 	switch {
 	case req.Picture != nil:
-		offer = func(x *transfer.Service) (*transfer.Manifest, error) { return x.ImportBytes(pictureName(req.Picture), req.Picture) }
+		offer = func(x *transfer.Service) (*transfer.Manifest, error) {
+			return x.ImportBytes(pictureName(req.Picture), req.Picture)
+		}
 	case req.Path != "":
 		offer = func(x *transfer.Service) (*transfer.Manifest, error) { return x.Import(req.Path, "") }
 	}
