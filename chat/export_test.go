@@ -198,3 +198,12 @@ func GroupSeq(s *Service, gid string, author peer.ID) uint64 {
 	}
 	return h.max()
 }
+
+// RawTopic joins a plain topic on s's gossipsub (no validator, no
+// encryption, no storage): the benchmark's baseline on the same nodes.
+func RawTopic(s *Service, name string) (*pubsub.Topic, error) { return s.grp.ps.Join(name) }
+
+// TopicPeers is how many peers s sees on a group's topic.
+func TopicPeers(s *Service, gid string) int {
+	return len(s.grp.ps.ListPeers(GroupTopic(gid)))
+}

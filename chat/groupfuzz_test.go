@@ -198,4 +198,3 @@ func FuzzInviteCode(f *testing.F) {
 		}
 	})
 }
-

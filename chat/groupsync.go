@@ -606,6 +606,7 @@ func (gs *groups) settlePull(id string, p peer.ID, delay time.Duration) {
 
 type pullDue struct {
 	due, first time.Time
+	p          peer.ID // the peer of a settle pull (its key has none)
 }
 
 func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle bool) {
@@ -614,16 +615,22 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle
 	}
 	now := time.Now()
 	k := pullKey{id, p}
+	if settle {
+		// One settle pull per group, from the latest author: its answer
+		// covers every author.
+		k.p = ""
+	}
 	gs.pullMu.Lock()
 	cur, ok := gs.pulls[k]
 	switch {
 	case !ok:
-		gs.pulls[k] = pullDue{due: now.Add(delay), first: now}
+		gs.pulls[k] = pullDue{due: now.Add(delay), first: now, p: p}
 	case settle:
+		cur.p = p
 		if d := now.Add(delay); d.After(cur.due) && d.Before(cur.first.Add(3*delay)) {
 			cur.due = d
-			gs.pulls[k] = cur
 		}
+		gs.pulls[k] = cur
 	default:
 		if d := now.Add(delay); d.Before(cur.due) {
 			cur.due = d
@@ -650,8 +657,11 @@ func (gs *groups) runPuller() {
 		gs.pullMu.Lock()
 		for k, d := range gs.pulls {
 			if !d.due.After(now) {
-				due = append(due, k)
 				delete(gs.pulls, k)
+				if k.p == "" {
+					k.p = d.p
+				}
+				due = append(due, k)
 			} else if d.due.Before(next) {
 				next = d.due
 			}
