@@ -207,3 +207,6 @@ func RawTopic(s *Service, name string) (*pubsub.Topic, error) { return s.grp.ps.
 func TopicPeers(s *Service, gid string) int {
 	return len(s.grp.ps.ListPeers(GroupTopic(gid)))
 }
+
+// GroupPulled is how many messages s stored that came by pull.
+func GroupPulled(s *Service) int64 { return s.grp.pulled.Load() }

@@ -115,7 +115,11 @@ type groups struct {
 	pulls    map[pullKey]pullDue
 	pullWake chan struct{}
 
+	mbMu sync.Mutex
+	mb   GroupMailbox // nil: gossip and catch-up only
+
 	rejects atomic.Int64 // topic messages rejected (tests read it)
+	pulled  atomic.Int64 // messages stored that came by pull, not gossip
 }
 
 // group is one group this node knows.
@@ -502,6 +506,9 @@ func (gs *groups) store(batch []*ingestItem) error {
 			return err
 		}
 		fresh = append(fresh, m)
+		if it.done != nil {
+			gs.pulled.Add(1)
+		}
 	}
 	for _, c := range changed {
 		for a, h := range c.heads {
@@ -1229,6 +1236,7 @@ func (s *Service) SendGroup(ctx context.Context, id string, d Draft) (*Message, 
 		return nil, err
 	}
 	s.publish(EventMessage, m)
+	gs.parkForOffline(g, env)
 	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}}); err != nil {
 		// Stored: members get it when they pull.
 		s.log.Debug("publish", "group", id, "err", err)

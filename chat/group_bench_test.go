@@ -108,7 +108,7 @@ func BenchmarkGroup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sub, err := t.Subscribe()
+		sub, err := t.Subscribe(pubsub.WithBufferSize(1 << 14))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -185,6 +185,11 @@ func BenchmarkGroup(b *testing.B) {
 	b.ReportMetric(float64(r50.Microseconds()), "raw-p50-µs")
 	b.ReportMetric(float64(r99.Microseconds()), "raw-p99-µs")
 	b.ReportMetric(float64(best), "group-max-msgs/s")
+	var pulled int64
+	for _, n := range nodes {
+		pulled += chat.GroupPulled(n.Chat())
+	}
+	b.ReportMetric(float64(pulled), "group-by-catch-up")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -438,3 +438,73 @@ func waitRejects(t *testing.T, n *node.Node, want int64) {
 		<-tick.C
 	}
 }
+
+// groupMailbox stands in for the relay's mailbox.
+type groupMailbox struct {
+	mu     sync.Mutex
+	held   map[peer.ID][][]byte
+	parked chan struct{}
+}
+
+func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range members {
+		m.held[p] = append(m.held[p], envs...)
+	}
+	m.parked <- struct{}{}
+	return nil
+}
+
+func (m *groupMailbox) take(p peer.ID) [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.held[p]
+	delete(m.held, p)
+	return out
+}
+
+// TestGroupMailboxSeam: messages parked for a member that is offline
+// reach it once, whether the mailbox or catch-up brings them first.
+func TestGroupMailboxSeam(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	mb := &groupMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 100)}
+	a.Chat().SetGroupMailbox(mb)
+	evA := events(t, a)
+	home, bID := b.Home(), b.ID()
+	b.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
+	const parked = 5
+	for i := range parked {
+		if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("parked %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range parked {
+		select {
+		case <-mb.parked:
+		case <-time.After(30 * time.Second):
+			t.Fatal("not parked")
+		}
+	}
+	held := mb.take(bID)
+	if len(held) != parked {
+		t.Fatalf("the mailbox holds %d for b, want %d", len(held), parked)
+	}
+	b = nodetest.Start(t, nodetest.Options{Home: home})
+	wb := watchGroup(t, b, gid)
+	if err := b.Chat().ReceiveParkedGroup(bg, held); err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(parked, 30*time.Second)
+	// Catch-up from a finds nothing more to deliver.
+	nodetest.Connect(t, b, a)
+	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(parked+1, 30*time.Second)
+	if got := historyCount(t, b, gid); got != parked+1 {
+		t.Fatalf("b holds %d", got)
+	}
+}

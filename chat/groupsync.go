@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -375,12 +376,42 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 		return gs.info(g), nil
 	}
 	lastErr := fmt.Errorf("%w: the invite names none", ErrUnreachable)
+	// Every member named is dialled at once; they are asked in the order
+	// they answer, so that one that is away costs no dial timeout.
+	dctx, cancel := context.WithTimeout(ctx, syncDialTimeout)
+	defer cancel()
+	reached := make(chan peer.AddrInfo, len(c.Members))
+	var dials sync.WaitGroup
+	defer dials.Wait()
+	defer cancel()
+	asked := 0
 	for _, m := range c.Members {
 		if m.ID == gs.self {
 			continue
 		}
-		if len(m.Addrs) > 0 {
-			s.h.Peerstore().AddAddrs(m.ID, m.Addrs, peerstore.TempAddrTTL)
+		asked++
+		dials.Add(1)
+		go func() {
+			defer dials.Done()
+			if len(m.Addrs) > 0 {
+				s.h.Peerstore().AddAddrs(m.ID, m.Addrs, peerstore.TempAddrTTL)
+			}
+			if err := s.h.Connect(dctx, m); err != nil {
+				m.ID = ""
+			}
+			reached <- m
+		}()
+	}
+	for range asked {
+		var m peer.AddrInfo
+		select {
+		case m = <-reached:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if m.ID == "" {
+			lastErr = fmt.Errorf("%w: none of the members the invite names answered", ErrUnreachable)
+			continue
 		}
 		var ops []*groupOp
 		keys := map[uint64][]byte{}
@@ -552,29 +583,11 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 				return err
 			}
 		}
-		st := g.state()
-		for _, we := range f.GetEnvelopes() {
-			env, err := envelopeFromWire(we)
-			if err != nil || !sameBytes(env.GroupID, g.gid) || g.has(env.Author, env.Seq) {
-				continue
-			}
-			key := st.Keys[env.Epoch]
-			if key == nil || !st.wasMember(env.Author, env.Epoch) || env.verify() != nil {
-				continue
-			}
-			w, err := env.open(key)
-			if err != nil {
-				continue
-			}
-			done := make(chan struct{})
-			select {
-			case gs.ingest <- &ingestItem{g: g, env: env, w: w, from: p, done: done}:
-				lastDone = done
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		done, err := gs.ingestEnvelopes(ctx, g, f.GetEnvelopes(), p)
+		if done != nil {
+			lastDone = done
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return err
@@ -695,4 +708,120 @@ func (gs *groups) runPuller() {
 		case <-timer.C:
 		}
 	}
+}
+
+// ingestEnvelopes checks envelopes that did not come by gossip (a pull, a
+// mailbox) as the validator would, and hands the good ones to the store.
+// It returns a channel closed once the last is stored (nil: none).
+func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID) (chan struct{}, error) {
+	st := g.state()
+	var last chan struct{}
+	for _, we := range envs {
+		env, err := envelopeFromWire(we)
+		if err != nil || !sameBytes(env.GroupID, g.gid) || g.has(env.Author, env.Seq) {
+			continue
+		}
+		key := st.Keys[env.Epoch]
+		if key == nil || !st.wasMember(env.Author, env.Epoch) || env.verify() != nil {
+			continue
+		}
+		w, err := env.open(key)
+		if err != nil {
+			continue
+		}
+		done := make(chan struct{})
+		select {
+		case gs.ingest <- &ingestItem{g: g, env: env, w: w, from: from, done: done}:
+			last = done
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-gs.s.ctx.Done():
+			return last, ErrClosed
+		}
+	}
+	return last, nil
+}
+
+// GroupMailbox is the path through a relay for members who are offline:
+// the relay's offline mailbox (the relay issue builds it; node wires it).
+// What is parked is the envelope as its author sealed and signed it, so
+// the relay reads nothing, and a member that fetches it checks it like a
+// message from gossip. Delivery stays exactly-once whichever path
+// delivers: dedup is by (author, seq).
+type GroupMailbox interface {
+	// ParkGroup stores encoded envelopes (chat/pb Envelope) of a group for
+	// members, and returns once the mailbox holds them durably.
+	ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error
+}
+
+// SetGroupMailbox parks this node's group messages for the members that
+// are offline when they are sent (nil: gossip and catch-up only).
+func (s *Service) SetGroupMailbox(m GroupMailbox) {
+	s.grp.mbMu.Lock()
+	s.grp.mb = m
+	s.grp.mbMu.Unlock()
+}
+
+// parkForOffline hands an envelope to the mailbox for the members that are
+// offline, in the background.
+func (gs *groups) parkForOffline(g *group, env *envelope) {
+	gs.mbMu.Lock()
+	mb := gs.mb
+	gs.mbMu.Unlock()
+	if mb == nil {
+		return
+	}
+	var away []peer.ID
+	for p := range g.state().Members {
+		if p != gs.self && !gs.s.Online(p) {
+			away = append(away, p)
+		}
+	}
+	if len(away) == 0 {
+		return
+	}
+	raw, err := proto.Marshal(env.toWire())
+	if err != nil {
+		return
+	}
+	gs.s.wg.Add(1)
+	go func() {
+		defer gs.s.wg.Done()
+		if err := mb.ParkGroup(gs.s.ctx, away, [][]byte{raw}); err != nil {
+			gs.s.log.Info("group mailbox", "group", g.id, "err", err)
+		}
+	}()
+}
+
+// ReceiveParkedGroup takes envelopes that a mailbox held for this node:
+// each is checked like a message from gossip (member, signature, key) and
+// stored once; it returns when they are stored.
+func (s *Service) ReceiveParkedGroup(ctx context.Context, envelopes [][]byte) error {
+	byGroup := map[string][]*pb.Envelope{}
+	for _, b := range envelopes {
+		var e pb.Envelope
+		if err := proto.Unmarshal(b, &e); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadFrame, err)
+		}
+		id := gidString(e.GetGroupId())
+		byGroup[id] = append(byGroup[id], &e)
+	}
+	for id, envs := range byGroup {
+		g := s.grp.get(id)
+		if g == nil || g.state().Status != GroupMember {
+			continue
+		}
+		done, err := s.grp.ingestEnvelopes(ctx, g, envs, "")
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
