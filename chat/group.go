@@ -837,6 +837,24 @@ func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte
 	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: &so}}); err != nil {
 		return nil, err
 	}
+	if key == nil {
+		// Ops are few and matter: each member online also gets it directly,
+		// in case gossip drops it (a member that just joined, say). A new
+		// epoch's op goes with its key (rekey).
+		frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{&so}, End: true}
+		for p := range g.state().Members {
+			if p == gs.self || p == o.Target || !gs.s.Online(p) {
+				continue
+			}
+			gs.s.wg.Add(1)
+			go func() {
+				defer gs.s.wg.Done()
+				if err := gs.push(gs.s.ctx, p, frame); err != nil {
+					gs.s.log.Debug("push op", "peer", p, "err", err)
+				}
+			}()
+		}
+	}
 	gs.afterOps(g, applied)
 	return o, nil
 }
@@ -852,6 +870,14 @@ func (gs *groups) rekey(ctx context.Context, g *group, kind string, target peer.
 	st := g.state()
 	frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(o)}, Keys: []*pb.EpochKey{{Epoch: o.Epoch, Key: key}}, End: true}
 	var wg sync.WaitGroup
+	if target != "" && gs.s.Online(target) {
+		// The removed member learns it (without the key).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gs.push(ctx, target, &pb.SyncFrame{GroupId: g.gid, Ops: frame.Ops, End: true})
+		}()
+	}
 	for p := range st.Members {
 		if p == gs.self || !gs.s.Online(p) {
 			continue // it gets the key when it pulls

@@ -334,20 +334,24 @@ func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
 	t.Helper()
 	ch := events(t, n)
 	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		g, err := n.Chat().Group(bg, gid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if g.Epoch >= epoch {
-			if _, err := n.Chat().SendGroup(bg, gid, chat.Draft{Text: "key check"}); err == nil {
+			if _, err = n.Chat().SendGroup(bg, gid, chat.Draft{Text: "key check"}); err == nil {
 				return
 			}
 		}
+		// A key arrives without an event: look again now and then too.
 		select {
 		case <-ch:
+		case <-tick.C:
 		case <-deadline:
-			t.Fatalf("%s: no key of epoch %d", n.ID(), epoch)
+			t.Fatalf("%s: no key of epoch %d: %+v %v", n.ID(), epoch, g, err)
 		}
 	}
 }
@@ -506,5 +510,45 @@ func TestGroupMailboxSeam(t *testing.T) {
 	wb.wait(parked+1, 30*time.Second)
 	if got := historyCount(t, b, gid); got != parked+1 {
 		t.Fatalf("b holds %d", got)
+	}
+}
+
+// TestGroupAddRenameLeave: an admin adds a friend directly, renames the
+// group (every member sees it), and a member who leaves gets a new epoch
+// behind it.
+func TestGroupAddRenameLeave(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	c := nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, c)
+	evC := events(t, c)
+	if _, err := a.Chat().AddToGroup(bg, gid, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.ID == gid && e.Op == "join" })
+	if _, err := b.Chat().AddToGroup(bg, gid, c.ID()); !errors.Is(err, chat.ErrNotAdmin) {
+		t.Fatalf("a member that is not an admin adds: %v", err)
+	}
+	evB := events(t, b)
+	name := "crew two"
+	if _, err := a.Chat().RenameGroup(bg, gid, &name, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evB, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.Op == chat.OpRename && e.Name == name })
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.Op == chat.OpRename && e.Name == name })
+	if id, err := c.Chat().ResolveGroup(bg, "Crew Two"); err != nil || id != gid {
+		t.Fatalf("resolve by the new name: %q %v", id, err)
+	}
+
+	if err := c.Chat().LeaveGroup(bg, gid); err != nil {
+		t.Fatal(err)
+	}
+	// The admin starts a new epoch; b gets its key.
+	waitEpoch(t, b, gid, 1)
+	if info, _ := c.Chat().Group(bg, gid); info.Status != chat.GroupLeft {
+		t.Fatalf("c after leaving: %+v", info)
+	}
+	if ms, _ := a.Chat().GroupMembers(bg, gid); len(ms) != 2 {
+		t.Fatalf("a sees %d members", len(ms))
 	}
 }
