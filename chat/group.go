@@ -147,6 +147,23 @@ func (g *group) has(author peer.ID, seq uint64) bool {
 	return h != nil && h.has(seq)
 }
 
+// maxSeqAhead bounds how far past what this node holds of an author a
+// message's number may be: a member cannot make others keep or serve a
+// run of numbers it never sent.
+const maxSeqAhead = 1 << 16
+
+// near reports whether seq is within maxSeqAhead of what this node holds
+// of author.
+func (g *group) near(author peer.ID, seq uint64) bool {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	var c uint64
+	if h := g.heads[author]; h != nil {
+		c = h.Contig
+	}
+	return seq <= c+maxSeqAhead
+}
+
 // headOf is a copy of what this node holds of author.
 func (g *group) headOf(author peer.ID) *seqSet {
 	g.hmu.Lock()
@@ -381,7 +398,7 @@ func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Val
 		if !st.isMember(env.Author) {
 			return reject()
 		}
-		if g.has(env.Author, env.Seq) {
+		if g.has(env.Author, env.Seq) || !g.near(env.Author, env.Seq) {
 			return pubsub.ValidationIgnore
 		}
 		key := st.Keys[env.Epoch]

@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,9 +105,15 @@ func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 			t = &seqSet{}
 		}
 		as := gs.s.peerString(author)
-		top := ours.max()
-		for seq := t.Contig + 1; seq <= top; seq++ {
-			if t.has(seq) || !ours.has(seq) {
+		// What this node holds, in order: the run up to Contig, then the
+		// extra ones (never a loop over numbers it does not hold).
+		seqs := make([]uint64, 0, 64)
+		for seq := t.Contig + 1; seq <= ours.Contig; seq++ {
+			seqs = append(seqs, seq)
+		}
+		seqs = append(seqs, slices.Sorted(maps.Keys(ours.Extra))...)
+		for _, seq := range seqs {
+			if t.has(seq) {
 				continue
 			}
 			raw, err := gs.s.ds.Get(ctx, groupEnvKey(g.id, as, seq))
@@ -718,7 +726,7 @@ func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Enve
 	var last chan struct{}
 	for _, we := range envs {
 		env, err := envelopeFromWire(we)
-		if err != nil || !sameBytes(env.GroupID, g.gid) || g.has(env.Author, env.Seq) {
+		if err != nil || !sameBytes(env.GroupID, g.gid) || g.has(env.Author, env.Seq) || !g.near(env.Author, env.Seq) {
 			continue
 		}
 		key := st.Keys[env.Epoch]
