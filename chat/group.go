@@ -398,7 +398,10 @@ func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Val
 		if !st.isMember(env.Author) {
 			return reject()
 		}
-		if g.has(env.Author, env.Seq) || !g.near(env.Author, env.Seq) {
+		// One this node holds already (a pull was quicker) is still
+		// checked and accepted, so that gossip carries it on to the peers
+		// that wait for it from here; the store keeps it once.
+		if !g.near(env.Author, env.Seq) {
 			return pubsub.ValidationIgnore
 		}
 		key := st.Keys[env.Epoch]

@@ -614,9 +614,9 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 }
 
 // wantPull schedules a pull of group id from p, delay from now. A pull
-// already due sooner stays; with settle (the end of a burst) a later
-// message postpones it, so that it comes after the last, but by at most
-// three delays.
+// already due sooner stays; a settle pull (the end of a burst) is one per
+// group, and each message postpones it, so that it comes once the group is
+// quiet.
 func (gs *groups) wantPull(id string, p peer.ID, delay time.Duration) {
 	gs.schedulePull(id, p, delay, false)
 }
@@ -647,8 +647,10 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle
 	case !ok:
 		gs.pulls[k] = pullDue{due: now.Add(delay), first: now, p: p}
 	case settle:
+		// Only once the group is quiet: mid-stream it would fetch what
+		// gossip is still bringing (a loss there shows as a gap).
 		cur.p = p
-		if d := now.Add(delay); d.After(cur.due) && d.Before(cur.first.Add(3*delay)) {
+		if d := now.Add(delay); d.After(cur.due) {
 			cur.due = d
 		}
 		gs.pulls[k] = cur
