@@ -192,6 +192,19 @@ func (s *Server) resolve(r *http.Request, c *chat.Service, name string) (peer.ID
 	return c.Resolve(r.Context(), name)
 }
 
+// resolveConv finds a conversation: a friend (peer ID or nickname), else a
+// group (ID, ID prefix or name); for a group it returns its ID.
+func (s *Server) resolveConv(r *http.Request, c *chat.Service, name string) (peer.ID, string, error) {
+	p, err := c.Resolve(r.Context(), name)
+	if err == nil {
+		return p, "", nil
+	}
+	if gid, gerr := c.ResolveGroup(r.Context(), name); gerr == nil || !errors.Is(gerr, chat.ErrNoGroup) {
+		return "", gid, gerr
+	}
+	return "", "", fmt.Errorf("%w (nor a group)", err)
+}
+
 func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request, c *chat.Service) {
 	p, err := c.Profile(r.Context())
 	if err != nil {
@@ -246,13 +259,18 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c *chat.Serv
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, c *chat.Service) {
 	q := r.URL.Query()
-	p, err := s.resolve(r, c, q.Get("with"))
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	p, gid, err := s.resolveConv(r, c, q.Get("with"))
 	if err != nil {
-		chatError(w, err)
+		groupError(w, err)
 		return
 	}
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	page, err := c.History(r.Context(), p, q.Get("before"), limit)
+	var page *chat.HistoryPage
+	if gid != "" {
+		page, err = c.GroupHistory(r.Context(), gid, q.Get("before"), limit)
+	} else {
+		page, err = c.History(r.Context(), p, q.Get("before"), limit)
+	}
 	if err != nil {
 		chatError(w, err)
 		return
@@ -291,12 +309,17 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, c *chat.Serv
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	p, err := s.resolve(r, c, req.With)
+	p, gid, err := s.resolveConv(r, c, req.With)
 	if err != nil {
-		chatError(w, err)
+		groupError(w, err)
 		return
 	}
-	n, err := c.MarkRead(r.Context(), p)
+	var n int
+	if gid != "" {
+		n, err = c.MarkGroupRead(r.Context(), gid)
+	} else {
+		n, err = c.MarkRead(r.Context(), p)
+	}
 	if err != nil {
 		chatError(w, err)
 		return

@@ -27,15 +27,15 @@ type UnregisterRequest struct {
 	Relay string `json:"relay"`
 }
 
-// InviteRequest is the body of POST /api/v1/relay/invites.
-type InviteRequest struct {
+// RelayInviteRequest is the body of POST /api/v1/relay/invites.
+type RelayInviteRequest struct {
 	Uses int `json:"uses"`
 	// Expires is a Go duration ("168h"); empty is 7 days.
 	Expires string `json:"expires,omitempty"`
 }
 
-// Invite is the answer of POST /api/v1/relay/invites.
-type Invite struct {
+// RelayInvite is the answer of POST /api/v1/relay/invites.
+type RelayInvite struct {
 	Token   string    `json:"token"`
 	Uses    int       `json:"uses"`
 	Expires time.Time `json:"expires"`
@@ -60,7 +60,7 @@ func (s *Server) relayRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/relay/stats", s.withRelayServer(func(w http.ResponseWriter, _ *http.Request, rs *relay.Server) {
 		writeJSON(w, http.StatusOK, rs.Stats())
 	}))
-	mux.HandleFunc("POST /api/v1/relay/invites", s.withRelayServer(s.handleInvite))
+	mux.HandleFunc("POST /api/v1/relay/invites", s.withRelayServer(s.handleRelayInvite))
 }
 
 func (s *Server) withRelayClient(h func(http.ResponseWriter, *http.Request, *relay.Client)) http.HandlerFunc {
@@ -177,8 +177,8 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, c *relay.C
 	writeJSON(w, http.StatusOK, u)
 }
 
-func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, rs *relay.Server) {
-	var req InviteRequest
+func (s *Server) handleRelayInvite(w http.ResponseWriter, r *http.Request, rs *relay.Server) {
+	var req RelayInviteRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -199,7 +199,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, rs *relay.
 		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, Invite{Token: tok, Uses: req.Uses, Expires: time.Now().Add(ttl).UTC()})
+	writeJSON(w, http.StatusOK, RelayInvite{Token: tok, Uses: req.Uses, Expires: time.Now().Add(ttl).UTC()})
 }
 
 // lookupFriend resolves a username through the node's relays into the

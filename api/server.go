@@ -117,6 +117,7 @@ func (s *Server) routes() http.Handler {
 	s.chatRoutes(mux)
 	s.fileRoutes(mux)
 	s.relayRoutes(mux)
+	s.groupRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -954,10 +954,15 @@ type HistoryPage struct {
 // History returns up to limit messages with p, older than the message
 // before (empty: the newest), in conversation order.
 func (s *Service) History(ctx context.Context, p peer.ID, before string, limit int) (*HistoryPage, error) {
+	return s.history(ctx, p.String(), before, limit)
+}
+
+// history pages the conversation conv (a peer ID, or a group's).
+func (s *Service) history(ctx context.Context, conv string, before string, limit int) (*HistoryPage, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 50
 	}
-	q := query.Query{Prefix: msgPrefix(p.String()), Orders: []query.Order{query.OrderByKeyDescending{}}}
+	q := query.Query{Prefix: msgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}
 	var beforeKey string
 	if before != "" {
 		loc, err := s.ds.Get(ctx, msgIDKey(before))

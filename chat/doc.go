@@ -1,6 +1,7 @@
-// Package chat is a person's contacts, profile and direct messages: the
-// classic IM's AddFriend, GetMyFriends, UserOnLine, UpdateHeadPic,
-// SendMsg, SendPicture and SendFace, between two nodes.
+// Package chat is a person's contacts, profile, direct messages and
+// groups: the classic IM's AddFriend, GetMyFriends, UserOnLine,
+// UpdateHeadPic, SendMsg, SendPicture and SendFace between two nodes, and
+// CreateGroup, AddGroup, GetMyGroups and SendGroupMsg among many.
 //
 //   - wire.go specifies the two protocols, /meshtalk/contact/1.0.0 (friend
 //     requests, answers, unfriending, profiles) and /meshtalk/dm/1.0.0
@@ -8,7 +9,13 @@
 //   - contacts.go keeps the contact records and the profile.
 //   - dm.go is the durable outbox and its couriers, the receiver, history,
 //     search and read receipts.
-//   - store.go documents the datastore keys.
+//   - store.go documents the datastore keys (group.go those of groups).
+//   - groupwire.go specifies the group protocols: the gossipsub topic
+//     /meshtalk/group/<id> (encrypted, author-signed messages and signed
+//     membership operations), invites, and /meshtalk/groupsync/1.0.0
+//     (catch-up, joining, new keys); groupstate.go is the membership log's
+//     rules; group.go the group service (topic validator, paced
+//     publishing, storage); groupsync.go both sides of groupsync.
 //
 // Delivery is exactly-once per message ID: a message is stored in the
 // sender's outbox (synced) before Send returns; one courier per contact
@@ -27,4 +34,20 @@
 // mailbox hands what it holds to ReceiveParked, and the receiver's dedup by
 // message ID keeps delivery exactly-once whichever path delivers. The relay
 // issue provides the implementation (sealing, the relay protocol).
+//
+// # Groups
+//
+// A group is a signed log of membership operations that every member
+// checks (only admins add, remove and promote; any member admits the
+// holder of an admin's invite). Messages are sealed with the key of the
+// current epoch (XChaCha20-Poly1305) and signed by their author (Ed25519,
+// the node's identity); gossipsub's own signing is off, and the topic
+// validator verifies each message once and rejects what a non-member
+// signed or what does not decrypt. Removing a member starts a new epoch
+// whose key goes to each remaining member over groupsync, on libp2p's
+// authenticated, encrypted channel. Each member numbers its messages, so
+// that a member that was away, or that gossip dropped messages for, pulls
+// exactly what it lacks by author and number; publishing is paced, and
+// dedup by (author, number) makes delivery exactly-once whichever path
+// delivers. GroupMailbox is the seam for the relay's offline mailbox.
 package chat

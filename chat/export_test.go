@@ -4,7 +4,13 @@ package chat
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
 )
@@ -87,3 +93,120 @@ func ReadRefusalFull(r io.Reader) (acked []string, code uint32, id string, err e
 		}
 	}
 }
+
+// GroupRejects is how many topic messages s's validators rejected.
+func GroupRejects(s *Service) int64 { return s.grp.rejects.Load() }
+
+// ForgeEnvelope is a topic message from s as author, sealed with a key of
+// its own making: what a non-member could publish.
+func ForgeEnvelope(s *Service, gid, text string) []byte {
+	id, _ := parseGID(gid)
+	env, err := sealEnvelope(s.grp.priv, s.h.ID(), id, 1, 0, newKey(),
+		&pb.Message{Id: s.ids.New(), Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1})
+	if err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
+	return b
+}
+
+// ForgeOp is an op of kind on target signed by s, following s's copy of
+// the log: a member that is not an admin forging a removal, say.
+func ForgeOp(s *Service, gid, kind string, target peer.ID, badSignature bool) []byte {
+	g := s.grp.get(gid)
+	st := g.state()
+	o := &groupOp{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: 1}
+	if kind == OpRemove || kind == OpRekey {
+		o.Epoch, o.KeyHash = st.Epoch+1, keyHash(g.gid, st.Epoch+1, newKey())
+	}
+	if err := signOp(s.grp.priv, o); err != nil {
+		panic(err)
+	}
+	so := signedOpWire(o)
+	if badSignature {
+		so.Signature[0] ^= 1
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: so}})
+	return b
+}
+
+// PublishTopic publishes raw data on a group's topic from s, once s sees
+// a peer on it, whether or not s is a member.
+func PublishTopic(ctx context.Context, s *Service, gid string, data []byte) error {
+	name := GroupTopic(gid)
+	g := s.grp.get(gid)
+	var t interface {
+		Publish(context.Context, []byte, ...pubsub.PubOpt) error
+		ListPeers() []peer.ID
+	}
+	if g != nil && g.topic != nil {
+		t = g.topic
+	} else {
+		tt, err := s.grp.ps.Join(name)
+		if err != nil {
+			return err
+		}
+		defer tt.Close()
+		t = tt
+	}
+	for len(t.ListPeers()) == 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return t.Publish(ctx, data)
+}
+
+// TryDecrypt tries every key s holds for a group on the envelope that
+// holder stored of author's message seq.
+func TryDecrypt(ctx context.Context, holder, s *Service, gid string, author peer.ID, seq uint64) (epoch uint64, err error) {
+	raw, err := holder.ds.Get(ctx, groupEnvKey(gid, author.String(), seq))
+	if err != nil {
+		return 0, err
+	}
+	var w pb.Envelope
+	if err := proto.Unmarshal(raw, &w); err != nil {
+		return 0, err
+	}
+	env, err := envelopeFromWire(&w)
+	if err != nil {
+		return 0, err
+	}
+	g := s.grp.get(gid)
+	if g == nil {
+		return env.Epoch, ErrNoGroup
+	}
+	for _, k := range g.state().Keys {
+		if _, err := env.open(k); err == nil {
+			return env.Epoch, nil
+		}
+	}
+	return env.Epoch, ErrBadFrame
+}
+
+// GroupSeq is the highest seq s holds of author in a group.
+func GroupSeq(s *Service, gid string, author peer.ID) uint64 {
+	g := s.grp.get(gid)
+	if g == nil {
+		return 0
+	}
+	h := g.headsSnapshot()[author]
+	if h == nil {
+		return 0
+	}
+	return h.max()
+}
+
+// RawTopic joins a plain topic on s's gossipsub (no validator, no
+// encryption, no storage): the benchmark's baseline on the same nodes.
+func RawTopic(s *Service, name string) (*pubsub.Topic, error) { return s.grp.ps.Join(name) }
+
+// TopicPeers is how many peers s sees on a group's topic.
+func TopicPeers(s *Service, gid string) int {
+	return len(s.grp.ps.ListPeers(GroupTopic(gid)))
+}
+
+// GroupPulled is how many messages s stored that came by pull.
+func GroupPulled(s *Service) int64 { return s.grp.pulled.Load() }

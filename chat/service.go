@@ -43,6 +43,9 @@ type Config struct {
 	Blobs *transfer.Blobs
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// GroupRate paces this node's publishing to its groups, in messages
+	// per second; 0 is DefaultGroupRate.
+	GroupRate float64
 }
 
 // Service is a person's contacts, profile and direct messages: the
@@ -80,6 +83,8 @@ type Service struct {
 	strangers  *rate.Limiter // all friend requests from strangers
 	reqMu      sync.Mutex
 	perPeerReq map[peer.ID]*rate.Limiter // friend requests per stranger
+
+	grp *groups // groups (group.go)
 
 	closeOnce sync.Once
 }
@@ -122,6 +127,10 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	go s.watchPresence(sub)
 	go s.runCommitter()
 	go s.runSyncer()
+	if err := s.startGroups(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 
 	// Resume: a courier for every contact with something to deliver, and
 	// keep-alive for every friend.
@@ -153,6 +162,7 @@ func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.h.RemoveStreamHandler(ContactProtocol)
 		s.h.RemoveStreamHandler(DMProtocol)
+		s.h.RemoveStreamHandler(GroupSyncProtocol)
 		s.mu.Lock()
 		s.closing = true
 		s.mu.Unlock()

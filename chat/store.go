@@ -12,6 +12,8 @@ package chat
 //	                                     pb.Message (protobuf; receipts)
 //	/state/<msg ID>                      "delivered" or "failed:<reason>", once it is
 //	/read/<msg ID>                       "": the message was read (by the peer, or here)
+//	/groups/..., /grouplist/...          groups: see group.go; a group's history is
+//	                                     under /msgs/g:<group ID>/
 //
 // A message's state is read, else the /state value, else the state in its
 // record (queued, received). Each is written without reading the others,
@@ -113,7 +115,7 @@ const (
 type Message struct {
 	ID            string    `json:"id"`
 	From          peer.ID   `json:"from"`
-	To            peer.ID   `json:"to"`
+	To            peer.ID   `json:"to,omitempty"` // empty for a group message
 	Kind          string    `json:"kind"`
 	Text          string    `json:"text,omitempty"`
 	Face          string    `json:"face,omitempty"`
@@ -126,6 +128,8 @@ type Message struct {
 	HLC           uint64    `json:"hlc"`
 	Outgoing      bool      `json:"outgoing"`
 	Error         string    `json:"error,omitempty"`
+	// Group is the group ID of a group message (To is then empty).
+	Group string `json:"group,omitempty"`
 	// File describes an offered file (kind "file"); Manifest is its
 	// manifest, for transfer.
 	File     *FileInfo `json:"file,omitempty"`
@@ -244,13 +248,17 @@ func (s *Service) putMessage(ctx context.Context, w datastore.Write, m *Message)
 	rec := &pb.StoredMessage{
 		Message: (&wireMessage{ID: m.ID, SentAtMS: m.Time.UnixMilli(), HLC: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
 			Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, File: m.Manifest}).toWire(),
-		From: []byte(m.From), To: []byte(m.To), Outgoing: m.Outgoing, State: m.State,
+		From: []byte(m.From), To: []byte(m.To), Outgoing: m.Outgoing, State: m.State, Group: m.Group,
 	}
 	b, err := proto.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return w.Put(ctx, msgKey(s.peerString(m.peerOf()), m.HLC, m.ID), b)
+	conv := groupConv(m.Group)
+	if m.Group == "" {
+		conv = s.peerString(m.peerOf())
+	}
+	return w.Put(ctx, msgKey(conv, m.HLC, m.ID), b)
 }
 
 func decodeMessage(key string, b []byte) (*Message, error) {
@@ -261,13 +269,16 @@ func decodeMessage(key string, b []byte) (*Message, error) {
 	w := rec.GetMessage()
 	from, err1 := peer.IDFromBytes(rec.GetFrom())
 	to, err2 := peer.IDFromBytes(rec.GetTo())
+	if rec.GetGroup() != "" && len(rec.GetTo()) == 0 {
+		to, err2 = "", nil
+	}
 	if w == nil || err1 != nil || err2 != nil {
 		return nil, fmt.Errorf("chat: stored %s is damaged", key)
 	}
 	return &Message{ID: w.GetId(), From: from, To: to, Kind: w.GetKind(), Text: w.GetText(), Face: w.GetFace(),
 		Thumbnail: w.GetThumbnail(), ThumbnailType: w.GetThumbnailType(), ReplyTo: w.GetReplyTo(), ReactTo: w.GetReactTo(),
 		State: rec.GetState(), Time: time.UnixMilli(w.GetSentAtMs()), HLC: w.GetHlc(), Outgoing: rec.GetOutgoing(),
-		Manifest: w.GetFile(), File: fileInfo(w.GetFile())}, nil
+		Manifest: w.GetFile(), File: fileInfo(w.GetFile()), Group: rec.GetGroup()}, nil
 }
 
 // queryMessages scans stored messages.

@@ -73,6 +73,7 @@ func (n *Node) startRelayClient(ctx context.Context) error {
 		return err
 	}
 	n.chat.SetMailbox(n.relayc, time.Duration(n.cfg.Chat.ParkAfter))
+	n.chat.SetGroupMailbox(n.relayc)
 	n.syncAllowList()
 	return nil
 }
@@ -107,6 +108,15 @@ func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {
 		if errors.Is(err, chat.ErrNotFriend) || errors.Is(err, chat.ErrBadFrame) {
 			// Never acceptable: let the relay delete it.
 			s.n.log.Info("mailbox: refused a letter", "from", l.From, "err", err)
+			return nil
+		}
+		return err
+	case relay.KindGroup:
+		// Each envelope is checked like one from gossip: a current
+		// member's signature, the group's key.
+		err := s.n.chat.ReceiveParkedGroup(ctx, l.Items)
+		if errors.Is(err, chat.ErrBadFrame) {
+			s.n.log.Info("mailbox: refused a group letter", "from", l.From, "err", err)
 			return nil
 		}
 		return err

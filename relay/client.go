@@ -637,6 +637,19 @@ func (c *Client) Status() []RelayStatus {
 	return out
 }
 
+// ParkGroup deposits a group's encoded envelopes for each of members
+// (chat's GroupMailbox): a member without an account on this node's
+// relays is skipped. It returns the first other failure.
+func (c *Client) ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error {
+	var errs []error
+	for _, m := range members {
+		if err := c.Deposit(ctx, m, KindGroup, envelopes); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Park deposits encoded direct messages for p (chat's Mailbox).
 func (c *Client) Park(ctx context.Context, p peer.ID, msgs [][]byte) error {
 	return c.Deposit(ctx, p, KindDM, msgs)

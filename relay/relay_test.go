@@ -546,3 +546,56 @@ func TestParkedOutboxSplitsIntoLetters(t *testing.T) {
 	b = startUser(t, r, homeB)
 	assertHistory(t, b, a.ID(), ids)
 }
+
+// TestGroupMessageThroughMailbox: a group message for a member who is
+// away is parked on the relay; the member gets it, once, when it comes
+// back and nobody else of the group is online.
+func TestGroupMessageThroughMailbox(t *testing.T) {
+	r := startRelay(t, "", nil, nil)
+	homeB := node.Home(t.TempDir())
+	a, b := startUser(t, r, ""), startUser(t, r, homeB)
+	register(t, a, r, "alice")
+	register(t, b, r, "bob")
+	g, err := a.Chat().CreateGroup(bg, "crew", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := a.Chat().Invite(bg, g.ID, 0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Chat().JoinGroup(bg, code); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "A sees B in the group", func() bool {
+		ms, err := a.Chat().GroupMembers(bg, g.ID)
+		return err == nil && len(ms) == 2
+	})
+	b.Close()
+	nodetest.Eventually(t, 20*time.Second, "A sees B offline", func() bool { return !a.Chat().Online(b.ID()) })
+	m, err := a.Chat().SendGroup(bg, g.ID, chat.Draft{Text: "while you were away"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 20*time.Second, "the relay holds the group message", func() bool {
+		return r.RelayServer().Stats().MailboxItems > 0
+	})
+	a.Close()
+	b = startUser(t, r, homeB)
+	nodetest.Eventually(t, 30*time.Second, "B gets the group message", func() bool {
+		h, err := b.Chat().GroupHistory(bg, g.ID, "", 100)
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, x := range h.Messages {
+			if x.ID == m.ID {
+				n++
+			}
+		}
+		return n == 1
+	})
+	nodetest.Eventually(t, 20*time.Second, "the relay empties B's mailbox", func() bool {
+		return r.RelayServer().Stats().MailboxItems == 0
+	})
+}

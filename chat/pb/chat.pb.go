@@ -755,7 +755,10 @@ type StoredMessage struct {
 	Outgoing bool                   `protobuf:"varint,4,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
 	// The state when stored: "queued" or "received"; later states are kept
 	// apart (see chat/store.go).
-	State         string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// The group the message belongs to (chat/group.go); empty for a direct
+	// message.
+	Group         string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -825,6 +828,13 @@ func (x *StoredMessage) GetState() string {
 	return ""
 }
 
+func (x *StoredMessage) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
@@ -880,13 +890,14 @@ const file_chat_proto_rawDesc = "" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\"\x97\x01\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"\xad\x01\n" +
 	"\rStoredMessage\x120\n" +
 	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageR\amessage\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\fR\x02to\x12\x1a\n" +
 	"\boutgoing\x18\x04 \x01(\bR\boutgoing\x12\x14\n" +
-	"\x05state\x18\x05 \x01(\tR\x05stateB&Z$github.com/meshtalk/meshtalk/chat/pbb\x06proto3"
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x14\n" +
+	"\x05group\x18\x06 \x01(\tR\x05groupB&Z$github.com/meshtalk/meshtalk/chat/pbb\x06proto3"
 
 var (
 	file_chat_proto_rawDescOnce sync.Once

@@ -166,8 +166,8 @@ func addRelayOpsCmds(g *globals, cmd *cobra.Command) {
 		Short: "Print a registration invite token (for registration = \"invite\")",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var inv api.Invite
-			if err := g.callRole(cmd, node.RoleRelay, "POST", "/api/v1/relay/invites", api.InviteRequest{Uses: uses, Expires: expires}, &inv); err != nil {
+			var inv api.RelayInvite
+			if err := g.callRole(cmd, node.RoleRelay, "POST", "/api/v1/relay/invites", api.RelayInviteRequest{Uses: uses, Expires: expires}, &inv); err != nil {
 				return err
 			}
 			if invJSON {

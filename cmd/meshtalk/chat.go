@@ -181,7 +181,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	var limit int
 	var asJSON, keepUnread bool
 	cmd := &cobra.Command{
-		Use:   "history FRIEND",
+		Use:   "history FRIEND|GROUP",
 		Short: "Show a conversation, a page at a time (marks it read)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -281,7 +281,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 
 func newReadCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "read FRIEND",
+		Use:   "read FRIEND|GROUP",
 		Short: "Mark a conversation read (and tell the friend, unless read receipts are off)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -1,0 +1,1409 @@
+package chat
+
+// Groups: the classic IM's CreateGroup, AddGroup, GetMyGroups and
+// SendGroupMsg, on gossipsub. The protocols are specified in groupwire.go,
+// the membership rules in groupstate.go, catch-up in groupsync.go.
+//
+// The group datastore keys, beside the chat keys of store.go:
+//
+//	/grouplist/<group ID>                 "": the groups this node knows
+//	/groups/<group ID>/state              groupState (JSON): the log applied, the
+//	                                      keys, this node's standing
+//	/groups/<group ID>/ops/<index %016x>  pb.SignedOp: the membership log
+//	/groups/<group ID>/heads/<author>     seqSet (JSON): the envelopes held of
+//	                                      one author
+//	/groups/<group ID>/env/<author>/<seq %016x> pb.Envelope, as its author sealed it:
+//	                                      what this node serves to members who pull
+//	/msgs/g:<group ID>/<hlc %016x>/<msg ID> pb.StoredMessage (group set): the history,
+//	                                      decrypted, beside the direct conversations
+//
+// An envelope, its history record, its /msgid index and the heads are
+// written in one batch and synced before the message is announced (and,
+// for this node's own messages, before Send returns).
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pspb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// Group event types.
+const (
+	// EventGroup: a group changed (created, joined, a member added or
+	// removed, renamed, this node removed). Data: GroupEvent.
+	EventGroup = "group.update"
+)
+
+// GroupEvent is the data of group.update.
+type GroupEvent struct {
+	ID     string  `json:"id"`
+	Name   string  `json:"name"`
+	Op     string  `json:"op"`
+	Actor  peer.ID `json:"actor,omitempty"`
+	Target peer.ID `json:"target,omitempty"`
+	Status string  `json:"status"`
+}
+
+// Defaults of the group settings in Config.
+const (
+	// DefaultGroupRate paces publishing, in messages per second.
+	DefaultGroupRate = 400
+	// groupSettle is how long after the latest message of a group a member
+	// pulls from its author, to catch a lost tail.
+	groupSettle = time.Second
+	// groupQueue is the depth of gossipsub's per-peer and validation
+	// queues (its default of 32 drops most of a burst).
+	groupQueue = 8192
+)
+
+func groupKey(id, rest string) datastore.Key { return datastore.RawKey("/groups/" + id + "/" + rest) }
+func groupListKey(id string) datastore.Key   { return datastore.RawKey("/grouplist/" + id) }
+func groupHeadKey(id, author string) datastore.Key {
+	return datastore.RawKey("/groups/" + id + "/heads/" + author)
+}
+func groupOpKey(id string, i uint64) datastore.Key {
+	return datastore.RawKey(fmt.Sprintf("/groups/%s/ops/%016x", id, i))
+}
+func groupEnvKey(id, author string, seq uint64) datastore.Key {
+	return datastore.RawKey(fmt.Sprintf("/groups/%s/env/%s/%016x", id, author, seq))
+}
+
+// groupConv is the conversation key of a group's history under /msgs/.
+func groupConv(id string) string { return "g:" + id }
+
+// groups is the group side of the Service.
+type groups struct {
+	s    *Service
+	ps   *pubsub.PubSub
+	priv crypto.PrivKey
+	self peer.ID
+
+	// opMu serialises changes of a group's state (ops, keys, standing).
+	opMu sync.Mutex
+	// sendMu serialises this node's own messages: numbering and storing.
+	sendMu sync.Mutex
+
+	mu  sync.RWMutex
+	all map[string]*group
+
+	ingest  chan *ingestItem
+	pubq    chan pubItem
+	limiter *rate.Limiter
+
+	pullMu   sync.Mutex
+	pulls    map[pullKey]pullDue
+	pullWake chan struct{}
+
+	mbMu sync.Mutex
+	mb   GroupMailbox // nil: gossip and catch-up only
+
+	rejects atomic.Int64 // topic messages rejected (tests read it)
+	pulled  atomic.Int64 // messages stored that came by pull, not gossip
+}
+
+// group is one group this node knows.
+type group struct {
+	id  string
+	gid []byte
+
+	st atomic.Pointer[groupState]
+
+	hmu   sync.Mutex
+	heads map[peer.ID]*seqSet
+
+	// Set while this node is a member (under groups.mu).
+	topic  *pubsub.Topic
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (g *group) state() *groupState { return g.st.Load() }
+
+func (g *group) has(author peer.ID, seq uint64) bool {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	h := g.heads[author]
+	return h != nil && h.has(seq)
+}
+
+// maxSeqAhead bounds how far past what this node holds of an author a
+// message's number may be: a member cannot make others keep or serve a
+// run of numbers it never sent.
+const maxSeqAhead = 1 << 16
+
+// near reports whether seq is within maxSeqAhead of what this node holds
+// of author.
+func (g *group) near(author peer.ID, seq uint64) bool {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	var c uint64
+	if h := g.heads[author]; h != nil {
+		c = h.Contig
+	}
+	return seq <= c+maxSeqAhead
+}
+
+// headOf is a copy of what this node holds of author.
+func (g *group) headOf(author peer.ID) *seqSet {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	return g.heads[author].clone()
+}
+
+func (s *seqSet) clone() *seqSet {
+	c := &seqSet{}
+	if s == nil {
+		return c
+	}
+	c.Contig = s.Contig
+	if len(s.Extra) > 0 {
+		c.Extra = make(map[uint64]bool, len(s.Extra))
+		for k := range s.Extra {
+			c.Extra[k] = true
+		}
+	}
+	return c
+}
+
+func (g *group) headsSnapshot() map[peer.ID]*seqSet {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	out := make(map[peer.ID]*seqSet, len(g.heads))
+	for p, h := range g.heads {
+		out[p] = h.clone()
+	}
+	return out
+}
+
+// ingestItem is one verified, decrypted envelope on its way to the store.
+type ingestItem struct {
+	g    *group
+	env  *envelope
+	w    wireMessage
+	from peer.ID         // who handed it on
+	done chan<- struct{} // closed once stored (nil: nobody waits)
+}
+
+type pubItem struct {
+	g    *group
+	data []byte
+}
+
+type pullKey struct {
+	id string
+	p  peer.ID
+}
+
+// startGroups starts gossipsub and every group this node is a member of.
+func (s *Service) startGroups(ctx context.Context) error {
+	gs := &groups{s: s, self: s.h.ID(), all: map[string]*group{},
+		ingest: make(chan *ingestItem, groupQueue), pubq: make(chan pubItem, 1024),
+		pulls: map[pullKey]pullDue{}, pullWake: make(chan struct{}, 1)}
+	rateLimit := s.cfg.GroupRate
+	if rateLimit <= 0 {
+		rateLimit = DefaultGroupRate
+	}
+	gs.limiter = rate.NewLimiter(rate.Limit(rateLimit), max(1, int(rateLimit/10)))
+	gs.priv = s.h.Peerstore().PrivKey(s.h.ID())
+	if gs.priv == nil {
+		return errors.New("chat: groups: the host has no private key")
+	}
+	var err error
+	gs.ps, err = pubsub.NewGossipSub(s.ctx, s.h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(func(m *pspb.Message) string {
+			sum := sha256.Sum256(m.Data)
+			return string(sum[:20])
+		}),
+		pubsub.WithPeerOutboundQueueSize(groupQueue),
+		pubsub.WithValidateQueueSize(groupQueue),
+		pubsub.WithMaxMessageSize(MaxGroupMessage+4096),
+	)
+	if err != nil {
+		return fmt.Errorf("chat: gossipsub: %w", err)
+	}
+	s.grp = gs
+	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	s.h.SetStreamHandler(GroupSyncProtocol, s.tracked(gs.handleSync))
+	s.wg.Add(4)
+	go gs.runIngest()
+	go gs.runPublisher()
+	go gs.runPuller()
+	go gs.watchPeers(sub)
+
+	var ids []string
+	err = scan(ctx, s.ds, query.Query{Prefix: "/grouplist/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
+		ids = append(ids, strings.TrimPrefix(key, "/grouplist/"))
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		var st groupState
+		if err := getJSON(ctx, s.ds, groupKey(id, "state"), &st); err != nil {
+			return err
+		}
+		heads := map[peer.ID]*seqSet{}
+		err := queryJSON(ctx, s.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, h *seqSet) bool {
+			if p, err := peer.Decode(key[strings.LastIndexByte(key, '/')+1:]); err == nil {
+				heads[p] = h
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		gid, _ := parseGID(id)
+		g := &group{id: id, gid: gid, heads: heads}
+		g.st.Store(st.clone())
+		gs.mu.Lock()
+		gs.all[id] = g
+		gs.mu.Unlock()
+		if st.Status == GroupMember {
+			if err := gs.subscribe(g); err != nil {
+				return err
+			}
+			gs.keepMembers(g.state())
+		}
+	}
+	return nil
+}
+
+func (gs *groups) close() {
+	gs.s.h.RemoveStreamHandler(GroupSyncProtocol)
+}
+
+// subscribe joins g's topic and starts its reader.
+func (gs *groups) subscribe(g *group) error {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if g.topic != nil {
+		return nil
+	}
+	name := GroupTopic(g.id)
+	if err := gs.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		return gs.validate(g, from, m)
+	}); err != nil {
+		return fmt.Errorf("chat: group %s: %w", g.id, err)
+	}
+	t, err := gs.ps.Join(name)
+	if err != nil {
+		gs.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("chat: group %s: %w", g.id, err)
+	}
+	sub, err := t.Subscribe(pubsub.WithBufferSize(groupQueue))
+	if err != nil {
+		t.Close()
+		gs.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("chat: group %s: %w", g.id, err)
+	}
+	ctx, cancel := context.WithCancel(gs.s.ctx)
+	g.topic, g.cancel, g.done = t, cancel, make(chan struct{})
+	gs.s.wg.Add(1)
+	go gs.read(g, sub, ctx, g.done)
+	return nil
+}
+
+// unsubscribe leaves g's topic (this node left or was removed).
+func (gs *groups) unsubscribe(g *group) {
+	gs.mu.Lock()
+	t, cancel, done := g.topic, g.cancel, g.done
+	g.topic, g.cancel, g.done = nil, nil, nil
+	gs.mu.Unlock()
+	if t == nil {
+		return
+	}
+	cancel()
+	<-done
+	t.Close()
+	gs.ps.UnregisterTopicValidator(GroupTopic(g.id))
+}
+
+// read hands what the validator accepted on to the store.
+func (gs *groups) read(g *group, sub *pubsub.Subscription, ctx context.Context, done chan struct{}) {
+	defer gs.s.wg.Done()
+	defer close(done)
+	defer sub.Cancel()
+	for {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		switch v := m.ValidatorData.(type) {
+		case *ingestItem:
+			select {
+			case gs.ingest <- v:
+			case <-ctx.Done():
+				return
+			}
+		case *groupOp:
+			if v.Actor != gs.self {
+				if _, gap, err := gs.applyOps(g, []*groupOp{v}); err == nil && gap {
+					gs.wantPull(g.id, m.ReceivedFrom, 0)
+				}
+			}
+		}
+	}
+}
+
+// validate is the topic validator (see groupwire.go). It verifies each
+// message once; what it decoded travels on as ValidatorData.
+func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	reject := func() pubsub.ValidationResult {
+		gs.rejects.Add(1)
+		return pubsub.ValidationReject
+	}
+	if len(m.Data) > MaxGroupMessage {
+		return reject()
+	}
+	var tm pb.TopicMessage
+	if err := proto.Unmarshal(m.Data, &tm); err != nil {
+		return reject()
+	}
+	st := g.state()
+	switch body := tm.Body.(type) {
+	case *pb.TopicMessage_Envelope:
+		env, err := envelopeFromWire(body.Envelope)
+		if err != nil || !sameBytes(env.GroupID, g.gid) {
+			return reject()
+		}
+		if env.Author == gs.self && from == gs.self {
+			return pubsub.ValidationAccept // sealed and stored here a moment ago
+		}
+		if !st.isMember(env.Author) {
+			return reject()
+		}
+		// One this node holds already (a pull was quicker) is still
+		// checked and accepted, so that gossip carries it on to the peers
+		// that wait for it from here; the store keeps it once.
+		if !g.near(env.Author, env.Seq) {
+			return pubsub.ValidationIgnore
+		}
+		key := st.Keys[env.Epoch]
+		if key == nil {
+			// An epoch this node has no key for yet: a pull brings it.
+			gs.wantPull(g.id, from, 0)
+			return pubsub.ValidationIgnore
+		}
+		if err := env.verify(); err != nil {
+			return reject()
+		}
+		w, err := env.open(key)
+		if err != nil {
+			return reject()
+		}
+		m.ValidatorData = &ingestItem{g: g, env: env, w: w, from: from}
+		return pubsub.ValidationAccept
+	case *pb.TopicMessage_Op:
+		o, err := opFromWire(body.Op)
+		if err != nil || o.Kind == OpCreate {
+			return reject()
+		}
+		if o.Actor == gs.self && from == gs.self {
+			m.ValidatorData = o
+			return pubsub.ValidationAccept
+		}
+		switch {
+		case o.Index < st.Ops:
+			return pubsub.ValidationIgnore
+		case o.Index > st.Ops:
+			gs.wantPull(g.id, from, 0)
+			return pubsub.ValidationIgnore
+		}
+		if err := st.clone().apply(o); err != nil {
+			return reject()
+		}
+		m.ValidatorData = o
+		return pubsub.ValidationAccept
+	}
+	return reject()
+}
+
+// runIngest stores verified envelopes, from gossip and from pulls: all
+// that wait at a moment go into one batch and one sync.
+func (gs *groups) runIngest() {
+	defer gs.s.wg.Done()
+	for {
+		var batch []*ingestItem
+		select {
+		case <-gs.s.ctx.Done():
+			return
+		case it := <-gs.ingest:
+			batch = append(batch, it)
+		}
+	more:
+		for len(batch) < 1024 {
+			select {
+			case it := <-gs.ingest:
+				batch = append(batch, it)
+			default:
+				break more
+			}
+		}
+		if err := gs.store(batch); err != nil {
+			gs.s.log.Error("store group messages", "err", err)
+		}
+		for _, it := range batch {
+			if it.done != nil {
+				close(it.done)
+			}
+		}
+	}
+}
+
+// store stores the envelopes of batch not stored yet, once each.
+func (gs *groups) store(batch []*ingestItem) error {
+	s := gs.s
+	ctx := s.ctx
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	type change struct {
+		g     *group
+		heads map[peer.ID]*seqSet // the authors that changed
+	}
+	changed := map[string]*change{}
+	var fresh []*Message
+	for _, it := range batch {
+		g := it.g
+		c := changed[g.id]
+		if c == nil {
+			c = &change{g: g, heads: map[peer.ID]*seqSet{}}
+			changed[g.id] = c
+		}
+		h := c.heads[it.env.Author]
+		if h == nil {
+			h = g.headOf(it.env.Author)
+			c.heads[it.env.Author] = h
+		}
+		if h.has(it.env.Seq) {
+			continue
+		}
+		h.add(it.env.Seq)
+		raw, err := proto.Marshal(it.env.toWire())
+		if err != nil {
+			return err
+		}
+		if err := b.Put(ctx, groupEnvKey(g.id, s.peerString(it.env.Author), it.env.Seq), raw); err != nil {
+			return err
+		}
+		s.clk.Observe(it.w.HLC)
+		// A message ID already taken (a member reusing one) keeps the first.
+		if has, err := s.ds.Has(ctx, msgIDKey(it.w.ID)); err != nil || has {
+			continue
+		}
+		m := groupMessage(g.id, it.env.Author, gs.self, it.w)
+		if err := s.putMessage(ctx, b, m); err != nil {
+			return err
+		}
+		if err := b.Put(ctx, msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))); err != nil {
+			return err
+		}
+		fresh = append(fresh, m)
+		if it.done != nil {
+			gs.pulled.Add(1)
+		}
+	}
+	for _, c := range changed {
+		for a, h := range c.heads {
+			if err := putJSON(ctx, b, groupHeadKey(c.g.id, s.peerString(a)), h); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	if err := s.sync(ctx); err != nil {
+		return err
+	}
+	for _, c := range changed {
+		c.g.hmu.Lock()
+		for a, h := range c.heads {
+			c.g.heads[a] = h
+		}
+		c.g.hmu.Unlock()
+	}
+	for _, m := range fresh {
+		s.publish(EventMessage, m)
+	}
+	// A gap in an author's numbering, or the end of a burst: pull.
+	last := map[string]*ingestItem{}
+	for _, it := range batch {
+		last[it.g.id] = it
+	}
+	for id, it := range last {
+		h := changed[id].heads[it.env.Author]
+		from := it.env.Author
+		if !s.Online(from) {
+			from = it.from
+		}
+		if from == "" || from == gs.self {
+			continue
+		}
+		if len(h.Extra) > 0 {
+			gs.wantPull(id, from, 200*time.Millisecond)
+		} else {
+			gs.settlePull(id, from, groupSettle)
+		}
+	}
+	return nil
+}
+
+// groupMessage is the history record of a group message.
+func groupMessage(id string, author, self peer.ID, w wireMessage) *Message {
+	state := MsgReceived
+	if author == self {
+		state = MsgSent
+	}
+	return &Message{ID: w.ID, From: author, Group: id, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
+		ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: state,
+		Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: author == self, Manifest: w.File, File: fileInfo(w.File)}
+}
+
+// runPublisher publishes this node's topic messages, paced so that the
+// gossipsub queues of the peers keep up.
+func (gs *groups) runPublisher() {
+	defer gs.s.wg.Done()
+	ctx := gs.s.ctx
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-gs.pubq:
+			if err := gs.limiter.Wait(ctx); err != nil {
+				return
+			}
+			gs.mu.RLock()
+			t := it.g.topic
+			gs.mu.RUnlock()
+			if t == nil {
+				continue
+			}
+			if err := t.Publish(ctx, it.data); err != nil && ctx.Err() == nil {
+				gs.s.log.Debug("publish", "group", it.g.id, "err", err)
+			}
+		}
+	}
+}
+
+// publishTopic queues a topic message; it blocks while the queue is full
+// (backpressure on the sender).
+func (gs *groups) publishTopic(ctx context.Context, g *group, tm *pb.TopicMessage) error {
+	data, err := proto.Marshal(tm)
+	if err != nil {
+		return err
+	}
+	select {
+	case gs.pubq <- pubItem{g: g, data: data}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-gs.s.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// watchPeers pulls from a member that connects, and hands a friend added
+// while away its group.
+func (gs *groups) watchPeers(sub event.Subscription) {
+	defer gs.s.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-gs.s.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerConnectednessChanged)
+			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
+				continue
+			}
+			for _, g := range gs.list() {
+				st := g.state()
+				if st.Status != GroupMember || !st.isMember(ev.Peer) {
+					continue
+				}
+				gs.wantPull(g.id, ev.Peer, 100*time.Millisecond)
+				if slices.Contains(st.Owe, ev.Peer) {
+					gs.goPushGroup(g, ev.Peer)
+				}
+			}
+		}
+	}
+}
+
+func (gs *groups) list() []*group {
+	gs.mu.RLock()
+	defer gs.mu.RUnlock()
+	out := make([]*group, 0, len(gs.all))
+	for _, g := range gs.all {
+		out = append(out, g)
+	}
+	return out
+}
+
+func (gs *groups) get(id string) *group {
+	gs.mu.RLock()
+	defer gs.mu.RUnlock()
+	return gs.all[id]
+}
+
+// keepMembers keeps the members connected (the Keeper dials them).
+func (gs *groups) keepMembers(st *groupState) {
+	for p, m := range st.Members {
+		if p != gs.self {
+			gs.keep(p, m.Addrs)
+		}
+	}
+}
+
+func (gs *groups) keep(p peer.ID, addrs []string) {
+	if gs.s.cfg.Keeper == nil || p == gs.self {
+		return
+	}
+	info := peer.AddrInfo{ID: p}
+	for _, a := range addrs {
+		if ai, err := peer.AddrInfoFromString(a + "/p2p/" + p.String()); err == nil {
+			info.Addrs = append(info.Addrs, ai.Addrs...)
+		}
+	}
+	gs.s.cfg.Keeper.Keep(info)
+}
+
+func (gs *groups) myAddrs() []string {
+	var out []string
+	for _, a := range gs.s.h.Addrs() {
+		if len(out) == maxAddrs {
+			break
+		}
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// applyOps applies ops that follow g's log, in order, durably. It stops
+// at the first that does not follow (gap: the caller pulls) and fails on
+// one that may not follow.
+func (gs *groups) applyOps(g *group, ops []*groupOp) (applied []*groupOp, gap bool, err error) {
+	gs.opMu.Lock()
+	applied, gap, err = gs.applyOpsLocked(g, ops, nil)
+	gs.opMu.Unlock()
+	gs.afterOps(g, applied)
+	return applied, gap, err
+}
+
+func (gs *groups) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byte) (applied []*groupOp, gap bool, err error) {
+	st := g.state()
+	next := st.clone()
+	for _, o := range ops {
+		if o.Index < next.Ops {
+			continue
+		}
+		if o.Index > next.Ops {
+			gap = true
+			break
+		}
+		if err = next.apply(o); err != nil {
+			gs.s.log.Info("refused a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", err)
+			break
+		}
+		applied = append(applied, o)
+	}
+	for e, k := range keys {
+		if next.Keys[e] == nil && next.KeyHashes[e] != nil && sameBytes(keyHash(g.gid, e, k), next.KeyHashes[e]) {
+			next.Keys[e] = k
+		}
+	}
+	for _, o := range applied {
+		if (o.Kind == OpRemove && o.Target == gs.self) || (o.Kind == OpLeave && o.Actor == gs.self) {
+			next.Status = GroupRemoved
+			if o.Kind == OpLeave {
+				next.Status = GroupLeft
+			}
+		}
+	}
+	if len(applied) == 0 && len(next.Keys) == len(st.Keys) {
+		return nil, gap, err
+	}
+	if perr := gs.persist(g, next, applied); perr != nil {
+		return nil, gap, perr
+	}
+	return applied, gap, err
+}
+
+// persist stores a group's new state with the ops that made it, synced.
+func (gs *groups) persist(g *group, st *groupState, ops []*groupOp) error {
+	ctx := gs.s.ctx
+	b, err := gs.s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range ops {
+		if err := b.Put(ctx, groupOpKey(g.id, o.Index), o.raw); err != nil {
+			return err
+		}
+	}
+	if err := putJSON(ctx, b, groupKey(g.id, "state"), st); err != nil {
+		return err
+	}
+	if err := b.Put(ctx, groupListKey(g.id), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	if err := gs.s.sync(ctx); err != nil {
+		return err
+	}
+	g.st.Store(st)
+	return nil
+}
+
+// afterOps does what applied ops call for here: events, connections, a
+// new key after a leave, and leaving the topic when this node is out.
+func (gs *groups) afterOps(g *group, applied []*groupOp) {
+	st := g.state()
+	for _, o := range applied {
+		gs.s.publish(EventGroup, GroupEvent{ID: g.id, Name: st.Name, Op: o.Kind, Actor: o.Actor, Target: o.Target, Status: st.Status})
+		switch o.Kind {
+		case OpAdd:
+			gs.keep(o.Target, o.Addrs)
+		case OpLeave:
+			// The first admin by ID starts a new epoch, so that the member
+			// who left reads nothing sent after.
+			if admins := st.admins(); o.Actor != gs.self && len(admins) > 0 && admins[0] == gs.self && st.Status == GroupMember {
+				gs.s.wg.Add(1)
+				go func() {
+					defer gs.s.wg.Done()
+					if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
+						gs.s.log.Info("rekey after leave", "group", g.id, "err", err)
+					}
+				}()
+			}
+		}
+	}
+	if st.Status != GroupMember {
+		gs.s.wg.Add(1)
+		go func() {
+			defer gs.s.wg.Done()
+			gs.unsubscribe(g)
+		}()
+	}
+	if st.Keys[st.Epoch] == nil && st.Status == GroupMember && len(applied) > 0 {
+		gs.wantPull(g.id, applied[len(applied)-1].Actor, 0)
+	}
+}
+
+// appendOp signs a new op of this node, applies and stores it, and
+// publishes it on the topic. key is the key of the epoch it starts.
+func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte) (*groupOp, error) {
+	gs.opMu.Lock()
+	st := g.state()
+	if st.Status != GroupMember {
+		gs.opMu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrNotMember, st.Name)
+	}
+	o.GroupID, o.Index, o.Prev, o.Actor, o.TimeMS = g.gid, st.Ops, st.LastHash, gs.self, gs.s.cfg.Now().UnixMilli()
+	if key != nil {
+		o.Epoch, o.KeyHash = st.Epoch+1, keyHash(g.gid, st.Epoch+1, key)
+	}
+	if err := signOp(gs.priv, o); err != nil {
+		gs.opMu.Unlock()
+		return nil, err
+	}
+	var keys map[uint64][]byte
+	if key != nil {
+		keys = map[uint64][]byte{o.Epoch: key}
+	}
+	applied, _, err := gs.applyOpsLocked(g, []*groupOp{o}, keys)
+	gs.opMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) == 0 {
+		return nil, fmt.Errorf("chat: group op not applied")
+	}
+	var so pb.SignedOp
+	proto.Unmarshal(o.raw, &so)
+	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: &so}}); err != nil {
+		return nil, err
+	}
+	if key == nil {
+		// Ops are few and matter: each member online also gets it directly,
+		// in case gossip drops it (a member that just joined, say). A new
+		// epoch's op goes with its key (rekey).
+		frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{&so}, End: true}
+		for p := range g.state().Members {
+			if p == gs.self || p == o.Target || !gs.s.Online(p) {
+				continue
+			}
+			gs.s.wg.Add(1)
+			go func() {
+				defer gs.s.wg.Done()
+				if err := gs.push(gs.s.ctx, p, frame); err != nil {
+					gs.s.log.Debug("push op", "peer", p, "err", err)
+				}
+			}()
+		}
+	}
+	gs.afterOps(g, applied)
+	return o, nil
+}
+
+// rekey starts a new epoch (remove target, or rekey) and hands its key to
+// each remaining member.
+func (gs *groups) rekey(ctx context.Context, g *group, kind string, target peer.ID) error {
+	key := newKey()
+	o, err := gs.appendOp(ctx, g, &groupOp{Kind: kind, Target: target}, key)
+	if err != nil {
+		return err
+	}
+	st := g.state()
+	frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(o)}, Keys: []*pb.EpochKey{{Epoch: o.Epoch, Key: key}}, End: true}
+	var wg sync.WaitGroup
+	if target != "" && gs.s.Online(target) {
+		// The removed member learns it (without the key).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gs.push(ctx, target, &pb.SyncFrame{GroupId: g.gid, Ops: frame.Ops, End: true})
+		}()
+	}
+	for p := range st.Members {
+		if p == gs.self || !gs.s.Online(p) {
+			continue // it gets the key when it pulls
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gs.push(ctx, p, frame); err != nil {
+				gs.s.log.Debug("push key", "peer", p, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func signedOpWire(o *groupOp) *pb.SignedOp {
+	var so pb.SignedOp
+	proto.Unmarshal(o.raw, &so)
+	return &so
+}
+
+// GroupInfo is a group as the API shows it.
+type GroupInfo struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Avatar     []byte `json:"avatar,omitempty"`
+	AvatarType string `json:"avatar_type,omitempty"`
+	// Role is this node's role; Status its standing (member, left,
+	// removed).
+	Role    string    `json:"role"`
+	Status  string    `json:"status"`
+	Members int       `json:"members"`
+	Epoch   uint64    `json:"epoch"`
+	Created time.Time `json:"created"`
+}
+
+func (gs *groups) info(g *group) *GroupInfo {
+	st := g.state()
+	gi := &GroupInfo{ID: g.id, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType, Status: st.Status,
+		Members: len(st.Members), Epoch: st.Epoch, Created: st.Created}
+	if m := st.Members[gs.self]; m != nil {
+		gi.Role = m.Role
+	}
+	return gi
+}
+
+// GroupMemberInfo is one member as the API shows it.
+type GroupMemberInfo struct {
+	PeerID peer.ID   `json:"peer_id"`
+	Name   string    `json:"name,omitempty"`
+	Role   string    `json:"role"`
+	Online bool      `json:"online"`
+	Self   bool      `json:"self,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// CreateGroup creates a group with this node as its admin. avatar is an
+// image file (nil: none).
+func (s *Service) CreateGroup(ctx context.Context, name string, avatar []byte) (*GroupInfo, error) {
+	gs := s.grp
+	if name == "" || len(name) > MaxNameBytes {
+		return nil, fmt.Errorf("chat: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
+	}
+	o := &groupOp{Kind: OpCreate, Actor: gs.self, Name: name, Addrs: gs.myAddrs(), TimeMS: s.cfg.Now().UnixMilli(), Nonce: make([]byte, 16)}
+	if avatar != nil {
+		var err error
+		if o.Avatar, o.AvatarType, err = MakeAvatar(avatar); err != nil {
+			return nil, err
+		}
+	}
+	rand.Read(o.Nonce)
+	key := newKey()
+	o.KeyHash = keyHash(nil, 0, key)
+	if err := signOp(gs.priv, o); err != nil {
+		return nil, err
+	}
+	st, err := stateFromCreate(o)
+	if err != nil {
+		return nil, err
+	}
+	st.Keys[0] = key
+	gid, _ := parseGID(st.ID)
+	g := &group{id: st.ID, gid: gid, heads: map[peer.ID]*seqSet{}}
+	gs.opMu.Lock()
+	err = gs.persist(g, st, []*groupOp{o})
+	gs.opMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	gs.mu.Lock()
+	gs.all[g.id] = g
+	gs.mu.Unlock()
+	if err := gs.subscribe(g); err != nil {
+		return nil, err
+	}
+	s.publish(EventGroup, GroupEvent{ID: g.id, Name: st.Name, Op: OpCreate, Actor: gs.self, Status: st.Status})
+	return gs.info(g), nil
+}
+
+// Groups lists the groups this node knows, by name.
+func (s *Service) Groups(ctx context.Context) ([]*GroupInfo, error) {
+	var out []*GroupInfo
+	for _, g := range s.grp.list() {
+		out = append(out, s.grp.info(g))
+	}
+	slices.SortFunc(out, func(a, b *GroupInfo) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	return out, nil
+}
+
+// Group returns one group.
+func (s *Service) Group(ctx context.Context, id string) (*GroupInfo, error) {
+	g, err := s.grp.find(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.grp.info(g), nil
+}
+
+// ResolveGroup finds a group by ID, a unique ID prefix of 6 or more
+// characters, or a unique name (any case).
+func (s *Service) ResolveGroup(ctx context.Context, name string) (string, error) {
+	var found []string
+	for _, g := range s.grp.list() {
+		if g.id == name {
+			return g.id, nil
+		}
+		if (len(name) >= 6 && strings.HasPrefix(g.id, name)) || strings.EqualFold(g.state().Name, name) {
+			found = append(found, g.id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w: %q", ErrNoGroup, name)
+	case 1:
+		return found[0], nil
+	}
+	slices.Sort(found)
+	return "", fmt.Errorf("%w group %q: use the ID (%s)", ErrAmbiguous, name, strings.Join(found, ", "))
+}
+
+func (gs *groups) find(id string) (*group, error) {
+	if g := gs.get(id); g != nil {
+		return g, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoGroup, id)
+}
+
+// member finds a group this node is a member of.
+func (gs *groups) member(id string) (*group, error) {
+	g, err := gs.find(id)
+	if err != nil {
+		return nil, err
+	}
+	if st := g.state(); st.Status != GroupMember {
+		return nil, fmt.Errorf("%w %q (%s)", ErrNotMember, st.Name, st.Status)
+	}
+	return g, nil
+}
+
+// GroupMembers lists a group's members with their presence.
+func (s *Service) GroupMembers(ctx context.Context, id string) ([]*GroupMemberInfo, error) {
+	g, err := s.grp.find(id)
+	if err != nil {
+		return nil, err
+	}
+	st := g.state()
+	out := []*GroupMemberInfo{}
+	for p, m := range st.Members {
+		mi := &GroupMemberInfo{PeerID: p, Role: m.Role, Since: m.Since, Self: p == s.h.ID(), Online: p == s.h.ID() || s.Online(p)}
+		if c, err := s.contact(ctx, p); err == nil && c != nil && c.Profile != nil {
+			mi.Name = c.Profile.Name
+		}
+		out = append(out, mi)
+	}
+	slices.SortFunc(out, func(a, b *GroupMemberInfo) int { return strings.Compare(string(a.PeerID), string(b.PeerID)) })
+	return out, nil
+}
+
+// Invite makes an invite code for a group: uses 0 means any number, ttl
+// how long it is valid. Only an admin may invite.
+func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.Duration) (string, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return "", err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return "", fmt.Errorf("%w: invite to %q", ErrNotAdmin, st.Name)
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("chat: %w invite: the validity must be positive", ErrInvalid)
+	}
+	iv := &invite{GroupID: g.gid, ID: make([]byte, 16), Uses: uses, Expires: s.cfg.Now().Add(ttl), Admin: gs.self}
+	rand.Read(iv.ID)
+	if iv.Signature, err = gs.priv.Sign(iv.signed()); err != nil {
+		return "", err
+	}
+	code := &inviteCode{Invite: iv, Name: st.Name, Members: []peer.AddrInfo{{ID: gs.self, Addrs: s.h.Addrs()}}}
+	// Members online first: they are the likeliest to admit the newcomer.
+	var others []peer.ID
+	for p := range st.Members {
+		if p != gs.self {
+			others = append(others, p)
+		}
+	}
+	slices.SortFunc(others, func(a, b peer.ID) int {
+		oa, ob := s.Online(a), s.Online(b)
+		switch {
+		case oa && !ob:
+			return -1
+		case ob && !oa:
+			return 1
+		}
+		return strings.Compare(string(a), string(b))
+	})
+	for _, p := range others {
+		info := peer.AddrInfo{ID: p, Addrs: s.h.Peerstore().Addrs(p)}
+		if len(info.Addrs) == 0 {
+			if ai, ok := peerAddrsFromWire(&pb.PeerAddrs{Peer: []byte(p), Addrs: st.Members[p].Addrs}); ok {
+				info = ai
+			}
+		}
+		code.Members = append(code.Members, info)
+	}
+	return encodeInviteCode(code)
+}
+
+// AddToGroup adds a friend to a group directly (an admin only); the friend
+// receives the group when it is reachable.
+func (s *Service) AddToGroup(ctx context.Context, id string, p peer.ID) (*GroupInfo, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return nil, fmt.Errorf("%w: add to %q", ErrNotAdmin, st.Name)
+	}
+	if st.isMember(p) {
+		return gs.info(g), nil
+	}
+	c, err := s.contact(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil || c.State != StateFriend {
+		return nil, fmt.Errorf("%w: %s (only friends can be added directly; send an invite code instead)", ErrNotFriend, p)
+	}
+	if _, err := gs.appendOp(ctx, g, &groupOp{Kind: OpAdd, Target: p, Addrs: c.Addrs}, nil); err != nil {
+		return nil, err
+	}
+	gs.opMu.Lock()
+	next := g.state().clone()
+	next.Owe = append(next.Owe, p)
+	err = gs.persist(g, next, nil)
+	gs.opMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	gs.goPushGroup(g, p)
+	return gs.info(g), nil
+}
+
+// Kick removes a member (an admin only) and starts a new key epoch.
+func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return fmt.Errorf("%w: remove from %q", ErrNotAdmin, st.Name)
+	}
+	if !st.isMember(p) {
+		return fmt.Errorf("%w: %s is not in %q", ErrNotMember, p, st.Name)
+	}
+	if p == gs.self {
+		return fmt.Errorf("chat: %w: to leave a group, use leave", ErrInvalid)
+	}
+	return gs.rekey(ctx, g, OpRemove, p)
+}
+
+// LeaveGroup leaves a group: the members are told, the history stays.
+func (s *Service) LeaveGroup(ctx context.Context, id string) error {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return err
+	}
+	gs.opMu.Lock()
+	st := g.state()
+	o := &groupOp{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: s.cfg.Now().UnixMilli()}
+	if err := signOp(gs.priv, o); err != nil {
+		gs.opMu.Unlock()
+		return err
+	}
+	applied, _, err := gs.applyOpsLocked(g, []*groupOp{o}, nil)
+	gs.opMu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Told directly to the members online (the topic goes with the
+	// subscription), and on the topic for the rest of the mesh.
+	frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(o)}, End: true}
+	gs.mu.RLock()
+	t := g.topic
+	gs.mu.RUnlock()
+	if t != nil {
+		data, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
+		t.Publish(ctx, data)
+	}
+	var wg sync.WaitGroup
+	for p := range st.Members {
+		if p != gs.self && s.Online(p) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				gs.push(ctx, p, frame)
+			}()
+		}
+	}
+	wg.Wait()
+	gs.afterOps(g, applied)
+	return nil
+}
+
+// RenameGroup changes a group's name and avatar (an admin only); nil
+// leaves one as it is.
+func (s *Service) RenameGroup(ctx context.Context, id string, name *string, avatar []byte) (*GroupInfo, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return nil, fmt.Errorf("%w: rename %q", ErrNotAdmin, st.Name)
+	}
+	o := &groupOp{Kind: OpRename, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType}
+	if name != nil {
+		if *name == "" || len(*name) > MaxNameBytes {
+			return nil, fmt.Errorf("chat: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
+		}
+		o.Name = *name
+	}
+	if avatar != nil {
+		if o.Avatar, o.AvatarType, err = MakeAvatar(avatar); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := gs.appendOp(ctx, g, o, nil); err != nil {
+		return nil, err
+	}
+	return gs.info(g), nil
+}
+
+// SendGroup stores a message to a group durably, then publishes it. It
+// waits while the publishing queue is full.
+func (s *Service) SendGroup(ctx context.Context, id string, d Draft) (*Message, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, err
+	}
+	w, err := draftMessage(d)
+	if err != nil {
+		return nil, err
+	}
+	probe := w
+	probe.ID = "00000000000000000000000000"
+	if err := probe.validate(); err != nil {
+		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
+	}
+	gs.sendMu.Lock()
+	m, env, err := gs.sealAndStore(g, w)
+	gs.sendMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.publish(EventMessage, m)
+	gs.parkForOffline(g, env)
+	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}}); err != nil {
+		// Stored: members get it when they pull.
+		s.log.Debug("publish", "group", id, "err", err)
+	}
+	return m, nil
+}
+
+func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, error) {
+	s := gs.s
+	st := g.state()
+	key := st.Keys[st.Epoch]
+	if key == nil {
+		return nil, nil, fmt.Errorf("chat: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)
+	}
+	h := g.headOf(gs.self)
+	seq := h.max() + 1
+	now := s.cfg.Now()
+	w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
+	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, key, w.toWire())
+	if err != nil {
+		return nil, nil, err
+	}
+	h.add(seq)
+	m := groupMessage(g.id, gs.self, gs.self, w)
+	ctx := s.ctx
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, _ := proto.Marshal(env.toWire())
+	hb, _ := json.Marshal(h)
+	for _, kv := range []struct {
+		k datastore.Key
+		v []byte
+	}{
+		{groupEnvKey(g.id, s.peerString(gs.self), seq), raw},
+		{msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))},
+		{groupHeadKey(g.id, s.peerString(gs.self)), hb},
+	} {
+		if err := b.Put(ctx, kv.k, kv.v); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.putMessage(ctx, b, m); err != nil {
+		return nil, nil, err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, nil, err
+	}
+	g.hmu.Lock()
+	g.heads[gs.self] = h
+	g.hmu.Unlock()
+	return m, env, nil
+}
+
+// draftMessage turns a draft into a message of its kind.
+func draftMessage(d Draft) (wireMessage, error) {
+	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	var err error
+	switch {
+	case d.Face != "":
+		if err := checkFace(d.Face); err != nil {
+			return w, err
+		}
+		w.Kind, w.Face = KindFace, d.Face
+	case d.Picture != nil:
+		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
+			return w, fmt.Errorf("picture: %w", err)
+		}
+		w.Kind, w.File = KindPicture, d.File
+	case d.File != nil:
+		w.Kind, w.File = KindFile, d.File
+	case d.ReactTo != "":
+		w.Kind = KindReaction
+	case d.ReplyTo != "":
+		w.Kind = KindReply
+	default:
+		w.Kind = KindText
+	}
+	return w, nil
+}
+
+// GroupHistory returns up to limit messages of a group, older than the
+// message before (empty: the newest), in conversation order.
+func (s *Service) GroupHistory(ctx context.Context, id string, before string, limit int) (*HistoryPage, error) {
+	if _, err := s.grp.find(id); err != nil {
+		return nil, err
+	}
+	return s.history(ctx, groupConv(id), before, limit)
+}
+
+// MarkGroupRead marks every received message of a group read (groups
+// send no read receipts).
+func (s *Service) MarkGroupRead(ctx context.Context, id string) (int, error) {
+	if _, err := s.grp.find(id); err != nil {
+		return 0, err
+	}
+	var read []string
+	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(groupConv(id))}, func(_ string, m *Message) bool {
+		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
+			read = append(read, m.ID)
+		}
+		return true
+	})
+	if err != nil || len(read) == 0 {
+		return 0, err
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range read {
+		if err := b.Put(ctx, readKey(id), nil); err != nil {
+			return 0, err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return 0, err
+	}
+	return len(read), s.sync(ctx)
+}

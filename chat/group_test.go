@@ -1,0 +1,554 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
+)
+
+// groupWatch counts the group messages a node announces, by ID, from the
+// moment it is made.
+type groupWatch struct {
+	t     *testing.T
+	n     *node.Node
+	mu    sync.Mutex
+	seen  map[string]int
+	dups  atomic.Int64
+	count chan struct{}
+	stop  func()
+	done  chan struct{}
+}
+
+func watchGroup(t *testing.T, n *node.Node, gid string) *groupWatch {
+	ch, cancel := n.Events().Subscribe(1 << 16)
+	w := &groupWatch{t: t, n: n, seen: map[string]int{}, count: make(chan struct{}, 1<<16), stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for ev := range ch {
+			ce, ok := ev.Data.(chat.Event)
+			if !ok || ce.Type != chat.EventMessage {
+				continue
+			}
+			m := ce.Data.(*chat.Message)
+			if m.Group != gid || m.Outgoing {
+				continue
+			}
+			w.mu.Lock()
+			w.seen[m.ID]++
+			if w.seen[m.ID] > 1 {
+				w.dups.Add(1)
+			}
+			w.mu.Unlock()
+			w.count <- struct{}{}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-w.done })
+	return w
+}
+
+// wait waits until n distinct messages arrived (more fails the test).
+func (w *groupWatch) wait(n int, timeout time.Duration) {
+	w.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		got := len(w.seen)
+		w.mu.Unlock()
+		if got >= n {
+			if got > n {
+				w.t.Fatalf("%s: %d group messages, want %d", w.n.ID(), got, n)
+			}
+			if d := w.dups.Load(); d > 0 {
+				w.t.Fatalf("%s: %d messages announced twice", w.n.ID(), d)
+			}
+			return
+		}
+		select {
+		case <-w.count:
+		case <-deadline:
+			w.t.Fatalf("%s: %d of %d group messages within %v", w.n.ID(), got, n, timeout)
+		}
+	}
+}
+
+func (w *groupWatch) distinct() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen)
+}
+
+// historyCount is the number of messages in a group's history.
+func historyCount(t *testing.T, n *node.Node, gid string) int {
+	t.Helper()
+	total, before := 0, ""
+	for {
+		page, err := n.Chat().GroupHistory(bg, gid, before, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(page.Messages)
+		if !page.More {
+			return total
+		}
+		before = page.Messages[0].ID
+	}
+}
+
+// groupOf starts n nodes, the first creates a group and the others join
+// it with one invite code.
+func groupOf(t *testing.T, n int) ([]*node.Node, string) {
+	t.Helper()
+	nodes := make([]*node.Node, n)
+	for i := range nodes {
+		nodes[i] = nodetest.Start(t, nodetest.Options{})
+	}
+	g, err := nodes[0].Chat().CreateGroup(bg, "crew", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := nodes[0].Chat().Invite(bg, g.ID, 0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range nodes[1:] {
+		if _, err := m.Chat().JoinGroup(bg, code); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+	}
+	waitMembers(t, nodes, g.ID, n)
+	return nodes, g.ID
+}
+
+// waitMembers waits until every node sees want members and its topic
+// peers, so that gossip reaches everyone.
+func waitMembers(t *testing.T, nodes []*node.Node, gid string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range nodes {
+		ch := events(t, n)
+		for {
+			ms, err := n.Chat().GroupMembers(bg, gid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) == want {
+				break
+			}
+			select {
+			case <-ch:
+			case <-time.After(time.Until(deadline)):
+				t.Fatalf("%s sees %d members, want %d", n.ID(), len(ms), want)
+			}
+		}
+	}
+	// Everyone connected to everyone: the keepers dial the members.
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b && !a.Chat().Online(b.ID()) {
+				nodetest.Connect(t, a, b)
+			}
+		}
+	}
+}
+
+func TestGroupFiveNodesExactlyOnce(t *testing.T) {
+	nodes, gid := groupOf(t, 5)
+	watches := make([]*groupWatch, len(nodes))
+	for i, n := range nodes {
+		watches[i] = watchGroup(t, n, gid)
+	}
+	const each = 10
+	for round := range each {
+		for i, n := range nodes {
+			if _, err := n.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("%d from %d", round, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Each kind reaches the group too.
+	if _, err := nodes[1].Chat().SendGroup(bg, gid, chat.Draft{Face: "party"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range watches[2:] {
+		_ = w
+	}
+	for i, w := range watches {
+		want := (len(nodes)-1)*each + 1
+		if i == 1 {
+			want--
+		}
+		w.wait(want, 60*time.Second)
+	}
+	for _, n := range nodes {
+		if got := historyCount(t, n, gid); got != len(nodes)*each+1 {
+			t.Fatalf("%s holds %d messages, want %d", n.ID(), got, len(nodes)*each+1)
+		}
+	}
+	// The group history reads like a conversation.
+	page, err := nodes[0].Chat().GroupHistory(bg, gid, "", 5)
+	if err != nil || len(page.Messages) != 5 || !page.More || page.Messages[4].Group != gid {
+		t.Fatalf("history page: %+v %v", page, err)
+	}
+	if n, err := nodes[0].Chat().MarkGroupRead(bg, gid); err != nil || n != (len(nodes)-1)*each+1 {
+		t.Fatalf("mark read: %d %v", n, err)
+	}
+}
+
+func TestGroupBurstExactlyOnce(t *testing.T) {
+	nodes, gid := groupOf(t, 5)
+	var watches []*groupWatch
+	for _, n := range nodes[1:] {
+		watches = append(watches, watchGroup(t, n, gid))
+	}
+	const burst = 2000
+	for i := range burst {
+		if _, err := nodes[0].Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("burst %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range watches {
+		w.wait(burst, 2*time.Minute)
+	}
+	for _, n := range nodes {
+		if got := historyCount(t, n, gid); got != burst {
+			t.Fatalf("%s holds %d messages, want %d", n.ID(), got, burst)
+		}
+	}
+}
+
+func TestGroupJoinWithAdminOffline(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	admin, member := nodes[0], nodes[1]
+	code, err := admin.Chat().Invite(bg, gid, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	newcomer := nodetest.Start(t, nodetest.Options{})
+	g, err := newcomer.Chat().JoinGroup(bg, code)
+	if err != nil {
+		t.Fatalf("join with the admin offline: %v", err)
+	}
+	if g.ID != gid || g.Name != "crew" || g.Members != 3 || g.Role != chat.RoleMember {
+		t.Fatalf("joined %+v", g)
+	}
+	w := watchGroup(t, member, gid)
+	waitMembers(t, []*node.Node{member, newcomer}, gid, 3)
+	if _, err := newcomer.Chat().SendGroup(bg, gid, chat.Draft{Text: "hi all"}); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(1, 30*time.Second)
+
+	// The invite was for one: the next holder is refused, clearly.
+	late := nodetest.Start(t, nodetest.Options{})
+	if _, err := late.Chat().JoinGroup(bg, code); !errors.Is(err, chat.ErrInviteUsedUp) {
+		t.Fatalf("a used-up invite: %v", err)
+	}
+}
+
+func TestGroupInviteExpired(t *testing.T) {
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	admin := nodetest.Start(t, nodetest.Options{Clock: clock})
+	g, err := admin.Chat().CreateGroup(bg, "brief", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := admin.Chat().Invite(bg, g.ID, 0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The joiner's clock says the invite is good; the admin's that it has
+	// expired: the admin's word counts.
+	skew.Store(int64(2 * time.Hour))
+	b := nodetest.Start(t, nodetest.Options{})
+	_, err = b.Chat().JoinGroup(bg, code)
+	if !errors.Is(err, chat.ErrInviteExpired) {
+		t.Fatalf("an expired invite: %v", err)
+	}
+	t.Log(err)
+	// And a joiner whose own clock says so does not even ask.
+	c := nodetest.Start(t, nodetest.Options{Clock: clock})
+	if _, err := c.Chat().JoinGroup(bg, code); !errors.Is(err, chat.ErrInviteExpired) {
+		t.Fatalf("an expired invite, by the joiner's clock: %v", err)
+	}
+	if _, err := c.Chat().JoinGroup(bg, "mtg1garbage"); !errors.Is(err, chat.ErrBadInvite) {
+		t.Fatalf("a bad code: %v", err)
+	}
+}
+
+func TestGroupKick(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	evC := events(t, c)
+	if err := a.Chat().Kick(bg, gid, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool {
+		e := d.(chat.GroupEvent)
+		return e.Op == chat.OpRemove && e.Target == c.ID() && e.Status == chat.GroupRemoved
+	})
+	// b has the new epoch's key before a's next message needs it.
+	waitEpoch(t, b, gid, 1)
+	wb := watchGroup(t, b, gid)
+	wc := watchGroup(t, c, gid)
+	m, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after c left"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(1, 30*time.Second)
+	seq := chat.GroupSeq(a.Chat(), gid, a.ID())
+	if ep, err := chat.TryDecrypt(bg, b.Chat(), b.Chat(), gid, a.ID(), seq); err != nil || ep != 1 {
+		t.Fatalf("b decrypts %s: epoch %d, %v", m.ID, ep, err)
+	}
+	if _, err := chat.TryDecrypt(bg, b.Chat(), c.Chat(), gid, a.ID(), seq); err == nil {
+		t.Fatal("the kicked member decrypts a message sent after its removal")
+	}
+	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "still here?"}); !errors.Is(err, chat.ErrNotMember) {
+		t.Fatalf("the kicked member sends: %v", err)
+	}
+	if wc.distinct() != 0 {
+		t.Fatal("the kicked member received a message")
+	}
+	info, _ := c.Chat().Group(bg, gid)
+	if info.Status != chat.GroupRemoved {
+		t.Fatalf("c's standing: %+v", info)
+	}
+	ms, _ := b.Chat().GroupMembers(bg, gid)
+	if len(ms) != 2 {
+		t.Fatalf("b sees %d members", len(ms))
+	}
+}
+
+func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
+	t.Helper()
+	ch := events(t, n)
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		g, err := n.Chat().Group(bg, gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Epoch >= epoch {
+			if _, err = n.Chat().SendGroup(bg, gid, chat.Draft{Text: "key check"}); err == nil {
+				return
+			}
+		}
+		// A key arrives without an event: look again now and then too.
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s: no key of epoch %d: %+v %v", n.ID(), epoch, g, err)
+		}
+	}
+}
+
+func TestGroupCatchUpAfterOffline(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	home := c.Home()
+	addrs := nodetest.ListenAddrs(c)
+	c.Close()
+	wb := watchGroup(t, b, gid)
+	const missed = 100
+	for i := range missed {
+		if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("while away %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wb.wait(missed, 30*time.Second)
+	c = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
+	wc := watchGroup(t, c, gid)
+	nodetest.Connect(t, c, a)
+	nodetest.Connect(t, c, b)
+	wc.wait(missed, 30*time.Second)
+	if got := historyCount(t, c, gid); got != missed {
+		t.Fatalf("c holds %d, want %d", got, missed)
+	}
+}
+
+func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	stranger := nodetest.Start(t, nodetest.Options{})
+	nodetest.Connect(t, stranger, a)
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	wa := watchGroup(t, a, gid)
+
+	before := chat.GroupRejects(a.Chat())
+	if err := chat.PublishTopic(ctx, stranger.Chat(), gid, chat.ForgeEnvelope(stranger.Chat(), gid, "let me in")); err != nil {
+		t.Fatal(err)
+	}
+	waitRejects(t, a, before+1)
+
+	// b is a member, not an admin: its removal of c is forged authority,
+	// and so is an op whose signature does not check.
+	before = chat.GroupRejects(a.Chat())
+	if err := chat.PublishTopic(ctx, b.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpRemove, c.ID(), false)); err != nil {
+		t.Fatal(err)
+	}
+	waitRejects(t, a, before+1)
+	before = chat.GroupRejects(a.Chat())
+	if err := chat.PublishTopic(ctx, stranger.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpPromote, b.ID(), true)); err != nil {
+		t.Fatal(err)
+	}
+	waitRejects(t, a, before+1)
+
+	for _, n := range nodes {
+		ms, _ := n.Chat().GroupMembers(bg, gid)
+		if len(ms) != 3 {
+			t.Fatalf("%s sees %d members after forged ops", n.ID(), len(ms))
+		}
+		for _, m := range ms {
+			if m.PeerID == b.ID() && m.Role != chat.RoleMember {
+				t.Fatal("a forged promote took")
+			}
+		}
+	}
+	if wa.distinct() != 0 {
+		t.Fatal("a stored a non-member's message")
+	}
+	// The group still works.
+	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "still fine"}); err != nil {
+		t.Fatal(err)
+	}
+	wa.wait(1, 30*time.Second)
+	_ = peer.ID("")
+}
+
+func waitRejects(t *testing.T, n *node.Node, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for chat.GroupRejects(n.Chat()) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s rejected %d, want %d", n.ID(), chat.GroupRejects(n.Chat()), want)
+		}
+		<-tick.C
+	}
+}
+
+// groupMailbox stands in for the relay's mailbox.
+type groupMailbox struct {
+	mu     sync.Mutex
+	held   map[peer.ID][][]byte
+	parked chan struct{}
+}
+
+func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range members {
+		m.held[p] = append(m.held[p], envs...)
+	}
+	m.parked <- struct{}{}
+	return nil
+}
+
+func (m *groupMailbox) take(p peer.ID) [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.held[p]
+	delete(m.held, p)
+	return out
+}
+
+// TestGroupMailboxSeam: messages parked for a member that is offline
+// reach it once, whether the mailbox or catch-up brings them first.
+func TestGroupMailboxSeam(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	mb := &groupMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 100)}
+	a.Chat().SetGroupMailbox(mb)
+	evA := events(t, a)
+	home, bID := b.Home(), b.ID()
+	b.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
+	const parked = 5
+	for i := range parked {
+		if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("parked %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range parked {
+		select {
+		case <-mb.parked:
+		case <-time.After(30 * time.Second):
+			t.Fatal("not parked")
+		}
+	}
+	held := mb.take(bID)
+	if len(held) != parked {
+		t.Fatalf("the mailbox holds %d for b, want %d", len(held), parked)
+	}
+	b = nodetest.Start(t, nodetest.Options{Home: home})
+	wb := watchGroup(t, b, gid)
+	if err := b.Chat().ReceiveParkedGroup(bg, held); err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(parked, 30*time.Second)
+	// Catch-up from a finds nothing more to deliver.
+	nodetest.Connect(t, b, a)
+	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(parked+1, 30*time.Second)
+	if got := historyCount(t, b, gid); got != parked+1 {
+		t.Fatalf("b holds %d", got)
+	}
+}
+
+// TestGroupAddRenameLeave: an admin adds a friend directly, renames the
+// group (every member sees it), and a member who leaves gets a new epoch
+// behind it.
+func TestGroupAddRenameLeave(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	c := nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, c)
+	evC := events(t, c)
+	if _, err := a.Chat().AddToGroup(bg, gid, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.ID == gid && e.Op == "join" })
+	if _, err := b.Chat().AddToGroup(bg, gid, c.ID()); !errors.Is(err, chat.ErrNotAdmin) {
+		t.Fatalf("a member that is not an admin adds: %v", err)
+	}
+	evB := events(t, b)
+	name := "crew two"
+	if _, err := a.Chat().RenameGroup(bg, gid, &name, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evB, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.Op == chat.OpRename && e.Name == name })
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.Op == chat.OpRename && e.Name == name })
+	if id, err := c.Chat().ResolveGroup(bg, "Crew Two"); err != nil || id != gid {
+		t.Fatalf("resolve by the new name: %q %v", id, err)
+	}
+
+	if err := c.Chat().LeaveGroup(bg, gid); err != nil {
+		t.Fatal(err)
+	}
+	// The admin starts a new epoch; b gets its key.
+	waitEpoch(t, b, gid, 1)
+	if info, _ := c.Chat().Group(bg, gid); info.Status != chat.GroupLeft {
+		t.Fatalf("c after leaving: %+v", info)
+	}
+	if ms, _ := a.Chat().GroupMembers(bg, gid); len(ms) != 2 {
+		t.Fatalf("a sees %d members", len(ms))
+	}
+}

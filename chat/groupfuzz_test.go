@@ -1,0 +1,200 @@
+package chat
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+var writeSeeds = flag.Bool("write-seeds", false, "write the group fuzz seeds (real frames) into testdata/fuzz")
+
+// realGroupFrames makes real frames of the group protocols with the code
+// that makes them for the wire: a group's create and add ops, an
+// envelope, an invite code, and groupsync requests and answers.
+func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []string) {
+	priv, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := peer.IDFromPrivateKey(priv)
+	other, _, _ := crypto.GenerateEd25519Key(nil)
+	otherID, _ := peer.IDFromPrivateKey(other)
+	key := newKey()
+	create := &groupOp{Kind: OpCreate, Actor: self, Name: "crew", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, TimeMS: 1700000000000,
+		Nonce: bytes.Repeat([]byte{7}, 16), KeyHash: keyHash(nil, 0, key)}
+	if err := signOp(priv, create); err != nil {
+		t.Fatal(err)
+	}
+	gid := groupIDOf(create)
+	iv := &invite{GroupID: gid, ID: bytes.Repeat([]byte{1}, 16), Uses: 3, Expires: time.UnixMilli(1800000000000), Admin: self}
+	iv.Signature, _ = priv.Sign(iv.signed())
+	add := &groupOp{GroupID: gid, Index: 1, Prev: create.hash[:], Actor: self, Kind: OpAdd, Target: otherID, Invite: iv, TimeMS: 1700000000001}
+	signOp(priv, add)
+	k2 := newKey()
+	remove := &groupOp{GroupID: gid, Index: 2, Prev: add.hash[:], Actor: self, Kind: OpRemove, Target: otherID, Epoch: 1,
+		KeyHash: keyHash(gid, 1, k2), TimeMS: 1700000000002}
+	signOp(priv, remove)
+	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &pb.Message{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tm := range []*pb.TopicMessage{
+		{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}},
+		{Body: &pb.TopicMessage_Op{Op: signedOpWire(add)}},
+		{Body: &pb.TopicMessage_Op{Op: signedOpWire(remove)}},
+	} {
+		b, _ := proto.Marshal(tm)
+		topic = append(topic, b)
+	}
+	head := (&seqSet{Contig: 4, Extra: map[uint64]bool{6: true}}).toWire(self)
+	for _, m := range []proto.Message{
+		&pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: &pb.Pull{GroupId: gid, Ops: 2, Heads: []*pb.Head{head}}}},
+		&pb.SyncRequest{Body: &pb.SyncRequest_Join{Join: &pb.Join{Invite: iv.toWire(), Addrs: []string{"/ip4/127.0.0.1/udp/4001/quic-v1"}}}},
+		&pb.SyncFrame{GroupId: gid, Ops: []*pb.SignedOp{signedOpWire(create), signedOpWire(add)}, Keys: []*pb.EpochKey{{Epoch: 0, Key: key}},
+			Envelopes: []*pb.Envelope{env.toWire()}, Heads: []*pb.Head{head}, Members: []*pb.PeerAddrs{{Peer: []byte(self), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}}, End: true},
+		&pb.SyncFrame{Code: CodeInviteUsedUp, Message: "used up", End: true},
+	} {
+		var buf bytes.Buffer
+		writeFrame(&buf, m)
+		sync = append(sync, buf.Bytes())
+	}
+	code, err := encodeInviteCode(&inviteCode{Invite: iv, Name: "crew", Members: []peer.AddrInfo{{ID: self}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topic, sync, []string{code}
+}
+
+// TestWriteGroupSeeds writes the seeds with -write-seeds.
+func TestWriteGroupSeeds(t *testing.T) {
+	if !*writeSeeds {
+		t.Skip("run with -write-seeds to rewrite testdata/fuzz")
+	}
+	topic, sync, codes := realGroupFrames(t)
+	write := func(fuzzer string, i int, line string) {
+		dir := filepath.Join("testdata", "fuzz", fuzzer)
+		os.MkdirAll(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("real-%d", i)), []byte("go test fuzz v1\n"+line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, b := range topic {
+		write("FuzzGroupTopicMessage", i, "[]byte("+strconv.Quote(string(b))+")")
+	}
+	for i, b := range sync {
+		write("FuzzGroupSyncFrame", i, "[]byte("+strconv.Quote(string(b))+")")
+	}
+	for i, c := range codes {
+		write("FuzzInviteCode", i, "string("+strconv.Quote(c)+")")
+	}
+}
+
+// FuzzGroupTopicMessage feeds the topic validator's decoders: no input
+// may panic, and what decodes must survive a round trip.
+func FuzzGroupTopicMessage(f *testing.F) {
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > MaxGroupMessage {
+			return
+		}
+		var tm pb.TopicMessage
+		if proto.Unmarshal(in, &tm) != nil {
+			return
+		}
+		switch body := tm.Body.(type) {
+		case *pb.TopicMessage_Envelope:
+			env, err := envelopeFromWire(body.Envelope)
+			if err != nil {
+				return
+			}
+			env.verify()
+			env.open(make([]byte, keyLen))
+			again, err := envelopeFromWire(env.toWire())
+			if err != nil || !proto.Equal(again.toWire(), env.toWire()) {
+				t.Fatalf("an envelope does not round-trip: %v", err)
+			}
+		case *pb.TopicMessage_Op:
+			o, err := opFromWire(body.Op)
+			if err != nil {
+				return
+			}
+			again, err := decodeOp(o.raw)
+			if err != nil || again.hash != o.hash {
+				t.Fatalf("an op does not round-trip: %v", err)
+			}
+			if o.Kind == OpCreate {
+				if st, err := stateFromCreate(o); err == nil {
+					st.clone().apply(o)
+				}
+			}
+		}
+	})
+}
+
+// FuzzGroupSyncFrame feeds the groupsync readers: requests and answers.
+func FuzzGroupSyncFrame(f *testing.F) {
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var req pb.SyncRequest
+		if readFrame(bufio.NewReader(bytes.NewReader(in)), MaxSyncFrame, &req) == nil {
+			for _, h := range req.GetPull().GetHeads() {
+				headFromWire(h)
+			}
+			if j := req.GetJoin(); j != nil {
+				inviteFromWire(j.GetInvite())
+			}
+			if p := req.GetPush(); p != nil {
+				decodeOpsKeys(p)
+			}
+		}
+		var fr pb.SyncFrame
+		if readFrame(bufio.NewReader(bytes.NewReader(in)), MaxSyncFrame, &fr) != nil {
+			return
+		}
+		ops, _, err := decodeOpsKeys(&fr)
+		if err == nil && len(ops) > 0 {
+			stateFromOps(ops)
+		}
+		for _, e := range fr.GetEnvelopes() {
+			envelopeFromWire(e)
+		}
+		for _, h := range fr.GetHeads() {
+			if a, s, err := headFromWire(h); err == nil {
+				if _, s2, err := headFromWire(s.toWire(a)); err != nil || s2.Contig != s.Contig || len(s2.Extra) != len(s.Extra) {
+					t.Fatalf("a head does not round-trip: %v", err)
+				}
+			}
+		}
+		for _, m := range fr.GetMembers() {
+			peerAddrsFromWire(m)
+		}
+	})
+}
+
+// FuzzInviteCode feeds the invite code parser.
+func FuzzInviteCode(f *testing.F) {
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := decodeInviteCode(in)
+		if err != nil {
+			return
+		}
+		s, err := encodeInviteCode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := decodeInviteCode(s)
+		if err != nil || again.Name != c.Name || !bytes.Equal(again.Invite.ID, c.Invite.ID) {
+			t.Fatalf("an invite code does not round-trip: %v", err)
+		}
+	})
+}

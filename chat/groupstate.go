@@ -1,0 +1,251 @@
+package chat
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Member roles.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// This node's standing in a group (GroupInfo.Status).
+const (
+	GroupMember  = "member"
+	GroupLeft    = "left"
+	GroupRemoved = "removed"
+)
+
+// groupState is a group as its log of operations makes it, plus what this
+// node keeps beside (keys, its standing, friends it still has to tell). It
+// is replaced, never changed in place: readers hold a snapshot.
+type groupState struct {
+	ID         string                   `json:"id"`
+	Name       string                   `json:"name"`
+	Avatar     []byte                   `json:"avatar,omitempty"`
+	AvatarType string                   `json:"avatar_type,omitempty"`
+	Members    map[peer.ID]*groupMember `json:"members"`
+	Epoch      uint64                   `json:"epoch"`
+	KeyHashes  map[uint64][]byte        `json:"key_hashes"`
+	// EpochMembers is everyone who was a member during each epoch: the
+	// authors whose messages of that epoch count, and who may be handed
+	// its key.
+	EpochMembers map[uint64][]peer.ID `json:"epoch_members"`
+	Ops          uint64               `json:"ops"`
+	LastHash     []byte               `json:"last_hash"`
+	InviteUses   map[string]uint32    `json:"invite_uses,omitempty"`
+	Created      time.Time            `json:"created"`
+
+	// Not from the log.
+	Keys   map[uint64][]byte `json:"keys"`
+	Status string            `json:"status"`
+	// Owe lists friends this node added who have not received the group
+	// yet.
+	Owe []peer.ID `json:"owe,omitempty"`
+}
+
+// groupStateJSON is groupState as stored: JSON writes a map key of a
+// string type as it is, but reads it back through UnmarshalText, so
+// members are keyed by the peer ID's text form.
+type groupStateJSON groupState
+
+type storedGroupState struct {
+	*groupStateJSON
+	Members map[string]*groupMember `json:"members"`
+}
+
+func (st *groupState) MarshalJSON() ([]byte, error) {
+	out := storedGroupState{groupStateJSON: (*groupStateJSON)(st), Members: map[string]*groupMember{}}
+	for p, m := range st.Members {
+		out.Members[p.String()] = m
+	}
+	return json.Marshal(out)
+}
+
+func (st *groupState) UnmarshalJSON(b []byte) error {
+	in := storedGroupState{groupStateJSON: (*groupStateJSON)(st)}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	st.Members = map[peer.ID]*groupMember{}
+	for k, m := range in.Members {
+		p, err := peer.Decode(k)
+		if err != nil {
+			return err
+		}
+		st.Members[p] = m
+	}
+	return nil
+}
+
+type groupMember struct {
+	Role  string    `json:"role"`
+	Addrs []string  `json:"addrs,omitempty"`
+	Since time.Time `json:"since"`
+}
+
+func (st *groupState) clone() *groupState {
+	c := *st
+	c.Members = make(map[peer.ID]*groupMember, len(st.Members))
+	for p, m := range st.Members {
+		mm := *m
+		c.Members[p] = &mm
+	}
+	c.KeyHashes = maps.Clone(st.KeyHashes)
+	c.EpochMembers = maps.Clone(st.EpochMembers)
+	for e, ms := range c.EpochMembers {
+		c.EpochMembers[e] = slices.Clone(ms)
+	}
+	c.InviteUses = maps.Clone(st.InviteUses)
+	c.Keys = maps.Clone(st.Keys)
+	c.Owe = slices.Clone(st.Owe)
+	if c.InviteUses == nil {
+		c.InviteUses = map[string]uint32{}
+	}
+	if c.Keys == nil {
+		c.Keys = map[uint64][]byte{}
+	}
+	return &c
+}
+
+func (st *groupState) isMember(p peer.ID) bool { return st.Members[p] != nil }
+func (st *groupState) isAdmin(p peer.ID) bool {
+	m := st.Members[p]
+	return m != nil && m.Role == RoleAdmin
+}
+
+// wasMember reports whether p was a member during epoch e.
+func (st *groupState) wasMember(p peer.ID, e uint64) bool {
+	return slices.Contains(st.EpochMembers[e], p)
+}
+
+func (st *groupState) admins() []peer.ID {
+	var out []peer.ID
+	for p, m := range st.Members {
+		if m.Role == RoleAdmin {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// stateFromCreate starts a group's state from its create op.
+func stateFromCreate(o *groupOp) (*groupState, error) {
+	if o.Kind != OpCreate {
+		return nil, fmt.Errorf("%w: the log does not start with create", ErrBadFrame)
+	}
+	gid := groupIDOf(o)
+	t := time.UnixMilli(o.TimeMS)
+	st := &groupState{
+		ID: hex.EncodeToString(gid), Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType,
+		Members:      map[peer.ID]*groupMember{o.Actor: {Role: RoleAdmin, Addrs: o.Addrs, Since: t}},
+		KeyHashes:    map[uint64][]byte{0: o.KeyHash},
+		EpochMembers: map[uint64][]peer.ID{0: {o.Actor}},
+		Ops:          1, LastHash: o.hash[:], Created: t,
+		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: GroupMember,
+	}
+	return st, nil
+}
+
+// stateFromOps checks a whole log from its create op.
+func stateFromOps(ops []*groupOp) (*groupState, error) {
+	if len(ops) == 0 {
+		return nil, fmt.Errorf("%w: an empty log", ErrBadFrame)
+	}
+	st, err := stateFromCreate(ops[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range ops[1:] {
+		if err := st.apply(o); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// apply checks that o may follow the log and applies it. st must be a
+// clone: on error it is left half-changed.
+func (st *groupState) apply(o *groupOp) error {
+	deny := func(why string) error {
+		return fmt.Errorf("%w: %s op %d by %s: %s", ErrNotAdmin, o.Kind, o.Index, o.Actor, why)
+	}
+	if hex.EncodeToString(o.GroupID) != st.ID {
+		return fmt.Errorf("%w: op of another group", ErrBadFrame)
+	}
+	if o.Index != st.Ops || !bytes.Equal(o.Prev, st.LastHash) {
+		return fmt.Errorf("%w: op %d does not follow op %d", ErrBadFrame, o.Index, st.Ops-1)
+	}
+	if !st.isMember(o.Actor) {
+		return deny("not a member")
+	}
+	t := time.UnixMilli(o.TimeMS)
+	switch o.Kind {
+	case OpAdd:
+		if st.isMember(o.Target) {
+			return deny("already a member")
+		}
+		if !st.isAdmin(o.Actor) {
+			iv := o.Invite
+			if iv == nil || hex.EncodeToString(iv.GroupID) != st.ID || !st.isAdmin(iv.Admin) {
+				return deny("not an admin, and no valid invite")
+			}
+			if !t.Before(iv.Expires) {
+				return deny("the invite had expired")
+			}
+			if iv.Uses != 0 && st.InviteUses[hex.EncodeToString(iv.ID)] >= iv.Uses {
+				return deny("the invite was used up")
+			}
+		}
+		if o.Invite != nil {
+			st.InviteUses[hex.EncodeToString(o.Invite.ID)]++
+		}
+		st.Members[o.Target] = &groupMember{Role: RoleMember, Addrs: o.Addrs, Since: t}
+		st.EpochMembers[st.Epoch] = append(st.EpochMembers[st.Epoch], o.Target)
+	case OpRemove, OpRekey:
+		if !st.isAdmin(o.Actor) {
+			return deny("not an admin")
+		}
+		if o.Epoch != st.Epoch+1 {
+			return fmt.Errorf("%w: %s op starts epoch %d after %d", ErrBadFrame, o.Kind, o.Epoch, st.Epoch)
+		}
+		if o.Kind == OpRemove {
+			if !st.isMember(o.Target) || o.Target == o.Actor {
+				return deny("the target is not another member")
+			}
+			delete(st.Members, o.Target)
+		}
+		st.Epoch = o.Epoch
+		st.KeyHashes[o.Epoch] = o.KeyHash
+		st.EpochMembers[o.Epoch] = slices.Sorted(maps.Keys(st.Members))
+	case OpLeave:
+		delete(st.Members, o.Actor)
+	case OpPromote:
+		if !st.isAdmin(o.Actor) || !st.isMember(o.Target) {
+			return deny("not an admin, or the target is not a member")
+		}
+		st.Members[o.Target].Role = RoleAdmin
+	case OpRename:
+		if !st.isAdmin(o.Actor) {
+			return deny("not an admin")
+		}
+		st.Name, st.Avatar, st.AvatarType = o.Name, o.Avatar, o.AvatarType
+	default:
+		return fmt.Errorf("%w: op %q", ErrBadFrame, o.Kind)
+	}
+	st.Ops++
+	h := sha256.Sum256(o.raw)
+	st.LastHash = h[:]
+	return nil
+}

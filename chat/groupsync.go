@@ -1,0 +1,837 @@
+package chat
+
+// Both sides of /meshtalk/groupsync/1.0.0 (specified in groupwire.go):
+// pulls, joins by invite, and pushes of new ops and keys.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// Timing of groupsync.
+const (
+	syncDialTimeout = 10 * time.Second
+	syncIOTimeout   = 30 * time.Second
+)
+
+func (gs *groups) handleSync(st network.Stream) {
+	defer st.Close()
+	from := st.Conn().RemotePeer()
+	st.SetReadDeadline(time.Now().Add(syncIOTimeout))
+	var req pb.SyncRequest
+	if err := readFrame(bufio.NewReader(st), MaxSyncFrame, &req); err != nil {
+		st.Reset()
+		return
+	}
+	st.SetWriteDeadline(time.Now().Add(syncIOTimeout))
+	w := bufio.NewWriter(st)
+	switch body := req.Body.(type) {
+	case *pb.SyncRequest_Pull:
+		gs.servePull(from, body.Pull, w)
+	case *pb.SyncRequest_Join:
+		gs.serveJoin(from, body.Join, w)
+	case *pb.SyncRequest_Push:
+		gs.servePush(from, body.Push, w)
+	default:
+		refuseSync(w, CodeBadFrame, "unknown request")
+	}
+	w.Flush()
+}
+
+func refuseSync(w *bufio.Writer, code uint32, msg string) {
+	writeFrame(w, &pb.SyncFrame{Code: code, Message: msg, End: true})
+}
+
+// servePull answers what a member lacks: ops, keys of the epochs it was
+// in, and envelopes, in order per author.
+func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
+	g := gs.get(gidString(req.GetGroupId()))
+	if g == nil || g.state().Status != GroupMember || !g.state().isMember(from) {
+		refuseSync(w, CodeNotMember, "not a member of this group")
+		return
+	}
+	st := g.state()
+	ctx := gs.s.ctx
+	frame := &pb.SyncFrame{GroupId: g.gid}
+	size := 0
+	flush := func() error {
+		if err := writeFrame(w, frame); err != nil {
+			return err
+		}
+		frame, size = &pb.SyncFrame{GroupId: g.gid}, 0
+		return nil
+	}
+	for i := req.GetOps(); i < st.Ops; i++ {
+		so, err := gs.loadOp(ctx, g.id, i)
+		if err != nil {
+			refuseSync(w, CodeInternal, "op missing")
+			return
+		}
+		if size += len(so.GetOp()); size > maxSyncBytes {
+			if flush() != nil {
+				return
+			}
+		}
+		frame.Ops = append(frame.Ops, so)
+	}
+	for e, k := range st.Keys {
+		if st.wasMember(from, e) {
+			frame.Keys = append(frame.Keys, &pb.EpochKey{Epoch: e, Key: k})
+		}
+	}
+	theirs := map[peer.ID]*seqSet{}
+	for _, h := range req.GetHeads() {
+		if a, s, err := headFromWire(h); err == nil {
+			theirs[a] = s
+		}
+	}
+	for author, ours := range g.headsSnapshot() {
+		t := theirs[author]
+		if t == nil {
+			t = &seqSet{}
+		}
+		as := gs.s.peerString(author)
+		// What this node holds, in order: the run up to Contig, then the
+		// extra ones (never a loop over numbers it does not hold).
+		seqs := make([]uint64, 0, 64)
+		for seq := t.Contig + 1; seq <= ours.Contig; seq++ {
+			seqs = append(seqs, seq)
+		}
+		seqs = append(seqs, slices.Sorted(maps.Keys(ours.Extra))...)
+		for _, seq := range seqs {
+			if t.has(seq) {
+				continue
+			}
+			raw, err := gs.s.ds.Get(ctx, groupEnvKey(g.id, as, seq))
+			if err != nil {
+				continue
+			}
+			var e pb.Envelope
+			if proto.Unmarshal(raw, &e) != nil || !st.wasMember(from, e.GetEpoch()) {
+				continue
+			}
+			frame.Envelopes = append(frame.Envelopes, &e)
+			size += len(raw)
+			if len(frame.Envelopes) >= maxSyncBatch || size >= maxSyncBytes {
+				if flush() != nil {
+					return
+				}
+			}
+		}
+	}
+	frame.End = true
+	writeFrame(w, frame)
+}
+
+func (gs *groups) loadOp(ctx context.Context, id string, i uint64) (*pb.SignedOp, error) {
+	raw, err := gs.s.ds.Get(ctx, groupOpKey(id, i))
+	if err != nil {
+		return nil, err
+	}
+	var so pb.SignedOp
+	if err := proto.Unmarshal(raw, &so); err != nil {
+		return nil, err
+	}
+	return &so, nil
+}
+
+// serveJoin admits the holder of a valid invite: it appends the add op and
+// answers the log, the current key, what it holds, and the members.
+func (gs *groups) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
+	iv, err := inviteFromWire(req.GetInvite())
+	if err != nil {
+		refuseSync(w, CodeBadInvite, err.Error())
+		return
+	}
+	g := gs.get(gidString(iv.GroupID))
+	if g == nil || g.state().Status != GroupMember {
+		refuseSync(w, CodeNotMember, "this node is not a member of the group")
+		return
+	}
+	if st := g.state(); !st.isMember(from) {
+		now := gs.s.cfg.Now()
+		switch {
+		case !st.isAdmin(iv.Admin):
+			refuseSync(w, CodeBadInvite, "the invite was signed by someone who is not an admin of the group")
+			return
+		case !now.Before(iv.Expires):
+			refuseSync(w, CodeInviteExpired, "the invite expired at "+iv.Expires.UTC().Format(time.RFC3339))
+			return
+		case iv.Uses != 0 && st.InviteUses[hex.EncodeToString(iv.ID)] >= iv.Uses:
+			refuseSync(w, CodeInviteUsedUp, fmt.Sprintf("the invite was for %d and is used up", iv.Uses))
+			return
+		}
+		var addrs []string
+		for _, a := range req.GetAddrs() {
+			if len(addrs) < maxAddrs && len(a) <= 256 {
+				addrs = append(addrs, a)
+			}
+		}
+		if _, err := gs.appendOp(gs.s.ctx, g, &groupOp{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, nil); err != nil {
+			refuseSync(w, CodeInviteUsedUp, err.Error())
+			return
+		}
+	}
+	gs.writeGroup(w, g, from)
+}
+
+// writeGroup answers a newcomer the whole group: the log, the key of the
+// current epoch, this node's heads (the newcomer starts there) and the
+// members' addresses.
+func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
+	st := g.state()
+	frame := &pb.SyncFrame{GroupId: g.gid}
+	size := 0
+	for i := uint64(0); i < st.Ops; i++ {
+		so, err := gs.loadOp(gs.s.ctx, g.id, i)
+		if err != nil {
+			refuseSync(w, CodeInternal, "op missing")
+			return err
+		}
+		if size += len(so.GetOp()); size > maxSyncBytes {
+			if err := writeFrame(w, frame); err != nil {
+				return err
+			}
+			frame, size = &pb.SyncFrame{GroupId: g.gid}, len(so.GetOp())
+		}
+		frame.Ops = append(frame.Ops, so)
+	}
+	if k := st.Keys[st.Epoch]; k != nil {
+		frame.Keys = []*pb.EpochKey{{Epoch: st.Epoch, Key: k}}
+	}
+	for a, h := range g.headsSnapshot() {
+		frame.Heads = append(frame.Heads, h.toWire(a))
+	}
+	for p, m := range st.Members {
+		if p == to {
+			continue
+		}
+		pa := &pb.PeerAddrs{Peer: []byte(p), Addrs: m.Addrs}
+		if p == gs.self {
+			pa.Addrs = gs.myAddrs()
+		} else if live := gs.s.h.Peerstore().Addrs(p); len(live) > 0 {
+			pa.Addrs = nil
+			for _, a := range live[:min(len(live), maxAddrs)] {
+				pa.Addrs = append(pa.Addrs, a.String())
+			}
+		}
+		frame.Members = append(frame.Members, pa)
+	}
+	frame.End = true
+	return writeFrame(w, frame)
+}
+
+// servePush takes ops and keys from a member: a new epoch, a leave, or a
+// whole group this node was added to by a friend.
+func (gs *groups) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
+	ops, keys, err := decodeOpsKeys(f)
+	if err != nil {
+		refuseSync(w, CodeBadFrame, err.Error())
+		return
+	}
+	id := gidString(f.GetGroupId())
+	g := gs.get(id)
+	if g == nil {
+		// Added directly: only a friend may do that.
+		c, err := gs.s.contact(gs.s.ctx, from)
+		if err != nil || c == nil || c.State != StateFriend {
+			refuseSync(w, CodeNotFriends, "only friends add this node to groups")
+			return
+		}
+		if _, err := gs.adopt(ops, keys, f.GetHeads(), f.GetMembers(), from); err != nil {
+			refuseSync(w, CodeBadFrame, err.Error())
+			return
+		}
+		writeFrame(w, &pb.SyncFrame{End: true})
+		return
+	}
+	if !g.state().isMember(from) {
+		refuseSync(w, CodeNotMember, "not a member of this group")
+		return
+	}
+	gs.opMu.Lock()
+	applied, gap, err := gs.applyOpsLocked(g, ops, keys)
+	gs.opMu.Unlock()
+	gs.afterOps(g, applied)
+	if err != nil {
+		refuseSync(w, CodeBadFrame, err.Error())
+		return
+	}
+	if st := g.state(); gap || (st.Status == GroupMember && st.Keys[st.Epoch] == nil) {
+		gs.wantPull(g.id, from, 0)
+	}
+	writeFrame(w, &pb.SyncFrame{End: true})
+}
+
+func decodeOpsKeys(f *pb.SyncFrame) ([]*groupOp, map[uint64][]byte, error) {
+	var ops []*groupOp
+	for _, so := range f.GetOps() {
+		o, err := opFromWire(so)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops = append(ops, o)
+	}
+	keys := map[uint64][]byte{}
+	for _, k := range f.GetKeys() {
+		if len(k.GetKey()) != keyLen {
+			return nil, nil, fmt.Errorf("%w: key length", ErrBadFrame)
+		}
+		keys[k.GetEpoch()] = k.GetKey()
+	}
+	return ops, keys, nil
+}
+
+// adopt takes a whole group this node was admitted to: it checks the log
+// from its create op, and the keys against it, and joins the topic.
+func (gs *groups) adopt(ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
+	st, err := stateFromOps(ops)
+	if err != nil {
+		return nil, err
+	}
+	if !st.isMember(gs.self) {
+		return nil, fmt.Errorf("%w: the log does not add this node", ErrNotMember)
+	}
+	if !st.isMember(via) {
+		return nil, fmt.Errorf("%w: %s is not a member", ErrNotMember, via)
+	}
+	gid, _ := parseGID(st.ID)
+	for e, k := range keys {
+		if h := st.KeyHashes[e]; h != nil && sameBytes(keyHash(gid, e, k), h) {
+			st.Keys[e] = k
+		}
+	}
+	hs := map[peer.ID]*seqSet{}
+	for _, h := range heads {
+		if a, s, err := headFromWire(h); err == nil {
+			// A newcomer starts from what the admitting member holds.
+			hs[a] = &seqSet{Contig: s.Contig}
+		}
+	}
+	gs.opMu.Lock()
+	if old := gs.get(st.ID); old != nil && old.state().Status == GroupMember {
+		gs.opMu.Unlock()
+		return old, nil
+	}
+	g := &group{id: st.ID, gid: gid, heads: hs}
+	err = gs.persist(g, st, ops)
+	for a, h := range hs {
+		if err == nil {
+			err = putJSON(gs.s.ctx, gs.s.ds, groupHeadKey(g.id, gs.s.peerString(a)), h)
+		}
+	}
+	if err == nil {
+		err = gs.s.sync(gs.s.ctx)
+	}
+	if err == nil {
+		gs.mu.Lock()
+		gs.all[g.id] = g
+		gs.mu.Unlock()
+	}
+	gs.opMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if info, ok := peerAddrsFromWire(m); ok && info.ID != gs.self {
+			if len(info.Addrs) > 0 {
+				gs.s.h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
+			}
+			var as []string
+			for _, a := range info.Addrs {
+				as = append(as, a.String())
+			}
+			gs.keep(info.ID, as)
+		}
+	}
+	gs.keepMembers(st)
+	if err := gs.subscribe(g); err != nil {
+		return nil, err
+	}
+	gs.s.publish(EventGroup, GroupEvent{ID: g.id, Name: st.Name, Op: "join", Actor: via, Target: gs.self, Status: st.Status})
+	if st.Keys[st.Epoch] == nil {
+		gs.wantPull(g.id, via, 0)
+	}
+	return g, nil
+}
+
+// JoinGroup joins a group with an invite code: it asks the members the
+// code names, one after the other, to admit this node.
+func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error) {
+	gs := s.grp
+	c, err := decodeInviteCode(code)
+	if err != nil {
+		return nil, err
+	}
+	if !s.cfg.Now().Before(c.Invite.Expires) {
+		return nil, fmt.Errorf("%w (it expired at %s)", ErrInviteExpired, c.Invite.Expires.UTC().Format(time.RFC3339))
+	}
+	if g := gs.get(gidString(c.Invite.GroupID)); g != nil && g.state().Status == GroupMember {
+		return gs.info(g), nil
+	}
+	lastErr := fmt.Errorf("%w: the invite names none", ErrUnreachable)
+	// Every member named is dialled at once; they are asked in the order
+	// they answer, so that one that is away costs no dial timeout.
+	dctx, cancel := context.WithTimeout(ctx, syncDialTimeout)
+	defer cancel()
+	reached := make(chan peer.AddrInfo, len(c.Members))
+	var dials sync.WaitGroup
+	defer dials.Wait()
+	defer cancel()
+	asked := 0
+	for _, m := range c.Members {
+		if m.ID == gs.self {
+			continue
+		}
+		asked++
+		dials.Add(1)
+		go func() {
+			defer dials.Done()
+			if len(m.Addrs) > 0 {
+				s.h.Peerstore().AddAddrs(m.ID, m.Addrs, peerstore.TempAddrTTL)
+			}
+			if err := s.h.Connect(dctx, m); err != nil {
+				m.ID = ""
+			}
+			reached <- m
+		}()
+	}
+	for range asked {
+		var m peer.AddrInfo
+		select {
+		case m = <-reached:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if m.ID == "" {
+			lastErr = fmt.Errorf("%w: none of the members the invite names answered", ErrUnreachable)
+			continue
+		}
+		var ops []*groupOp
+		keys := map[uint64][]byte{}
+		var heads []*pb.Head
+		var members []*pb.PeerAddrs
+		last, err := gs.exchange(ctx, m.ID, &pb.SyncRequest{Body: &pb.SyncRequest_Join{Join: &pb.Join{Invite: c.Invite.toWire(), Addrs: gs.myAddrs()}}},
+			func(f *pb.SyncFrame) error {
+				o, k, err := decodeOpsKeys(f)
+				if err != nil {
+					return err
+				}
+				ops = append(ops, o...)
+				for e, v := range k {
+					keys[e] = v
+				}
+				heads = append(heads, f.GetHeads()...)
+				members = append(members, f.GetMembers()...)
+				return nil
+			})
+		if err != nil {
+			lastErr = fmt.Errorf("%w: %s: %v", ErrUnreachable, m.ID, err)
+			continue
+		}
+		switch last.GetCode() {
+		case 0:
+		case CodeInviteExpired:
+			return nil, fmt.Errorf("%w (%s)", ErrInviteExpired, last.GetMessage())
+		case CodeInviteUsedUp:
+			return nil, fmt.Errorf("%w (%s)", ErrInviteUsedUp, last.GetMessage())
+		case CodeBadInvite:
+			return nil, fmt.Errorf("%w: %s", ErrBadInvite, last.GetMessage())
+		default:
+			lastErr = fmt.Errorf("%w: %s: %s", ErrRefused, m.ID, last.GetMessage())
+			continue
+		}
+		g, err := gs.adopt(ops, keys, heads, members, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		return gs.info(g), nil
+	}
+	return nil, lastErr
+}
+
+// exchange sends one request to p and hands each answer frame to fn; it
+// returns the last frame (end set).
+func (gs *groups) exchange(ctx context.Context, p peer.ID, req *pb.SyncRequest, fn func(*pb.SyncFrame) error) (*pb.SyncFrame, error) {
+	ctx = network.WithAllowLimitedConn(ctx, "groupsync")
+	dctx, cancel := context.WithTimeout(ctx, syncDialTimeout)
+	st, err := gs.s.h.NewStream(dctx, p, GroupSyncProtocol)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	st.SetWriteDeadline(time.Now().Add(syncIOTimeout))
+	if err := writeFrame(st, req); err != nil {
+		st.Reset()
+		return nil, err
+	}
+	st.CloseWrite()
+	r := bufio.NewReaderSize(st, 64<<10)
+	for {
+		st.SetReadDeadline(time.Now().Add(syncIOTimeout))
+		var f pb.SyncFrame
+		if err := readFrame(r, MaxSyncFrame, &f); err != nil {
+			st.Reset()
+			return nil, err
+		}
+		if f.GetCode() == 0 && fn != nil {
+			if err := fn(&f); err != nil {
+				st.Reset()
+				return nil, err
+			}
+		}
+		if f.GetEnd() || f.GetCode() != 0 {
+			return &f, nil
+		}
+	}
+}
+
+// push hands a member ops and keys.
+func (gs *groups) push(ctx context.Context, p peer.ID, f *pb.SyncFrame) error {
+	ctx, cancel := context.WithTimeout(ctx, syncIOTimeout)
+	defer cancel()
+	last, err := gs.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Push{Push: f}}, nil)
+	if err != nil {
+		return err
+	}
+	if last.GetCode() != 0 {
+		return fmt.Errorf("%w: %s", ErrRefused, last.GetMessage())
+	}
+	return nil
+}
+
+// goPushGroup hands a friend added directly the whole group, in the
+// background; once it has it, it is no longer owed.
+func (gs *groups) goPushGroup(g *group, p peer.ID) {
+	if !gs.s.Online(p) {
+		return // when it connects
+	}
+	gs.s.wg.Add(1)
+	go func() {
+		defer gs.s.wg.Done()
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		if err := gs.writeGroup(w, g, p); err != nil {
+			return
+		}
+		w.Flush()
+		// writeGroup writes frames for a stream; a push carries one frame,
+		// so they are merged.
+		f := &pb.SyncFrame{GroupId: g.gid}
+		r := bufio.NewReader(&buf)
+		for {
+			var part pb.SyncFrame
+			if err := readFrame(r, MaxSyncFrame, &part); err != nil {
+				break
+			}
+			f.Ops = append(f.Ops, part.Ops...)
+			f.Keys = append(f.Keys, part.Keys...)
+			f.Heads = append(f.Heads, part.Heads...)
+			f.Members = append(f.Members, part.Members...)
+		}
+		f.End = true
+		if err := gs.push(gs.s.ctx, p, f); err != nil {
+			gs.s.log.Debug("hand a group to a friend", "group", g.id, "peer", p, "err", err)
+			return
+		}
+		gs.opMu.Lock()
+		defer gs.opMu.Unlock()
+		next := g.state().clone()
+		owe := next.Owe[:0]
+		for _, q := range next.Owe {
+			if q != p {
+				owe = append(owe, q)
+			}
+		}
+		next.Owe = owe
+		gs.persist(g, next, nil)
+	}()
+}
+
+// pull asks p for what this node lacks of a group, and stores it.
+func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
+	g := gs.get(id)
+	if g == nil || g.state().Status != GroupMember {
+		return nil
+	}
+	st := g.state()
+	req := &pb.Pull{GroupId: g.gid, Ops: st.Ops}
+	for a, h := range g.headsSnapshot() {
+		req.Heads = append(req.Heads, h.toWire(a))
+	}
+	var lastDone chan struct{}
+	last, err := gs.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: req}}, func(f *pb.SyncFrame) error {
+		ops, keys, err := decodeOpsKeys(f)
+		if err != nil {
+			return err
+		}
+		if len(ops) > 0 || len(keys) > 0 {
+			gs.opMu.Lock()
+			applied, _, err := gs.applyOpsLocked(g, ops, keys)
+			gs.opMu.Unlock()
+			gs.afterOps(g, applied)
+			if err != nil {
+				return err
+			}
+		}
+		done, err := gs.ingestEnvelopes(ctx, g, f.GetEnvelopes(), p)
+		if done != nil {
+			lastDone = done
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if lastDone != nil {
+		select {
+		case <-lastDone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if last.GetCode() != 0 {
+		return fmt.Errorf("%w: %s", ErrRefused, last.GetMessage())
+	}
+	return nil
+}
+
+// wantPull schedules a pull of group id from p, delay from now. A pull
+// already due sooner stays; a settle pull (the end of a burst) is one per
+// group, and each message postpones it, so that it comes once the group is
+// quiet.
+func (gs *groups) wantPull(id string, p peer.ID, delay time.Duration) {
+	gs.schedulePull(id, p, delay, false)
+}
+
+func (gs *groups) settlePull(id string, p peer.ID, delay time.Duration) {
+	gs.schedulePull(id, p, delay, true)
+}
+
+type pullDue struct {
+	due, first time.Time
+	p          peer.ID // the peer of a settle pull (its key has none)
+}
+
+func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle bool) {
+	if p == "" || p == gs.self {
+		return
+	}
+	now := time.Now()
+	k := pullKey{id, p}
+	if settle {
+		// One settle pull per group, from the latest author: its answer
+		// covers every author.
+		k.p = ""
+	}
+	gs.pullMu.Lock()
+	cur, ok := gs.pulls[k]
+	switch {
+	case !ok:
+		gs.pulls[k] = pullDue{due: now.Add(delay), first: now, p: p}
+	case settle:
+		// Only once the group is quiet: mid-stream it would fetch what
+		// gossip is still bringing (a loss there shows as a gap).
+		cur.p = p
+		if d := now.Add(delay); d.After(cur.due) {
+			cur.due = d
+		}
+		gs.pulls[k] = cur
+	default:
+		if d := now.Add(delay); d.Before(cur.due) {
+			cur.due = d
+			gs.pulls[k] = cur
+		}
+	}
+	gs.pullMu.Unlock()
+	select {
+	case gs.pullWake <- struct{}{}:
+	default:
+	}
+}
+
+// runPuller runs the pulls when they are due, one at a time, from peers
+// that are connected.
+func (gs *groups) runPuller() {
+	defer gs.s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		var due []pullKey
+		next := now.Add(time.Hour)
+		gs.pullMu.Lock()
+		for k, d := range gs.pulls {
+			if !d.due.After(now) {
+				delete(gs.pulls, k)
+				if k.p == "" {
+					k.p = d.p
+				}
+				due = append(due, k)
+			} else if d.due.Before(next) {
+				next = d.due
+			}
+		}
+		gs.pullMu.Unlock()
+		for _, k := range due {
+			if !gs.s.Online(k.p) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(gs.s.ctx, 2*syncIOTimeout)
+			err := gs.pull(ctx, k.id, k.p)
+			cancel()
+			if err != nil && gs.s.ctx.Err() == nil {
+				gs.s.log.Debug("group pull", "group", k.id, "peer", k.p, "err", err)
+			}
+		}
+		if len(due) > 0 {
+			continue
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-gs.s.ctx.Done():
+			return
+		case <-gs.pullWake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// ingestEnvelopes checks envelopes that did not come by gossip (a pull, a
+// mailbox) as the validator would, and hands the good ones to the store.
+// It returns a channel closed once the last is stored (nil: none).
+func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID) (chan struct{}, error) {
+	st := g.state()
+	var last chan struct{}
+	for _, we := range envs {
+		env, err := envelopeFromWire(we)
+		if err != nil || !sameBytes(env.GroupID, g.gid) || g.has(env.Author, env.Seq) || !g.near(env.Author, env.Seq) {
+			continue
+		}
+		key := st.Keys[env.Epoch]
+		if key == nil || !st.wasMember(env.Author, env.Epoch) || env.verify() != nil {
+			continue
+		}
+		w, err := env.open(key)
+		if err != nil {
+			continue
+		}
+		done := make(chan struct{})
+		select {
+		case gs.ingest <- &ingestItem{g: g, env: env, w: w, from: from, done: done}:
+			last = done
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-gs.s.ctx.Done():
+			return last, ErrClosed
+		}
+	}
+	return last, nil
+}
+
+// GroupMailbox is the path through a relay for members who are offline:
+// the relay's offline mailbox (the relay issue builds it; node wires it).
+// What is parked is the envelope as its author sealed and signed it, so
+// the relay reads nothing, and a member that fetches it checks it like a
+// message from gossip. Delivery stays exactly-once whichever path
+// delivers: dedup is by (author, seq).
+type GroupMailbox interface {
+	// ParkGroup stores encoded envelopes (chat/pb Envelope) of a group for
+	// members, and returns once the mailbox holds them durably.
+	ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error
+}
+
+// SetGroupMailbox parks this node's group messages for the members that
+// are offline when they are sent (nil: gossip and catch-up only).
+func (s *Service) SetGroupMailbox(m GroupMailbox) {
+	s.grp.mbMu.Lock()
+	s.grp.mb = m
+	s.grp.mbMu.Unlock()
+}
+
+// parkForOffline hands an envelope to the mailbox for the members that are
+// offline, in the background.
+func (gs *groups) parkForOffline(g *group, env *envelope) {
+	gs.mbMu.Lock()
+	mb := gs.mb
+	gs.mbMu.Unlock()
+	if mb == nil {
+		return
+	}
+	var away []peer.ID
+	for p := range g.state().Members {
+		if p != gs.self && !gs.s.Online(p) {
+			away = append(away, p)
+		}
+	}
+	if len(away) == 0 {
+		return
+	}
+	raw, err := proto.Marshal(env.toWire())
+	if err != nil {
+		return
+	}
+	gs.s.wg.Add(1)
+	go func() {
+		defer gs.s.wg.Done()
+		if err := mb.ParkGroup(gs.s.ctx, away, [][]byte{raw}); err != nil {
+			gs.s.log.Info("group mailbox", "group", g.id, "err", err)
+		}
+	}()
+}
+
+// ReceiveParkedGroup takes envelopes that a mailbox held for this node:
+// each is checked like a message from gossip (member, signature, key) and
+// stored once; it returns when they are stored.
+func (s *Service) ReceiveParkedGroup(ctx context.Context, envelopes [][]byte) error {
+	byGroup := map[string][]*pb.Envelope{}
+	for _, b := range envelopes {
+		var e pb.Envelope
+		if err := proto.Unmarshal(b, &e); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadFrame, err)
+		}
+		id := gidString(e.GetGroupId())
+		byGroup[id] = append(byGroup[id], &e)
+	}
+	for id, envs := range byGroup {
+		g := s.grp.get(id)
+		if g == nil || g.state().Status != GroupMember {
+			continue
+		}
+		done, err := s.grp.ingestEnvelopes(ctx, g, envs, "")
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}

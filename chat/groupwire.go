@@ -1,0 +1,656 @@
+package chat
+
+// The group wire protocols.
+//
+// # /meshtalk/group/<group-id> — the gossipsub topic of a group
+//
+// Every member subscribes to its group's topic. A topic message
+// (pb.TopicMessage) is either an Envelope (a group message) or a SignedOp
+// (a membership operation). Gossipsub's own signing is off
+// (StrictNoSign): the author signs inside the payload, and the topic
+// validator checks that signature once, decrypts, and hands the result on
+// with the message, so nothing is verified twice.
+//
+//	Envelope   group_id, author, seq, epoch, nonce,
+//	           ciphertext = XChaCha20-Poly1305(key[epoch], nonce, pb.Message,
+//	                        ad = "meshtalk group envelope v1"|group_id|author|seq|epoch),
+//	           signature  = Ed25519(author, the same ad|nonce|ciphertext)
+//
+// The validator answers, as gossipsub expects:
+//
+//	Reject  a malformed message; a bad signature; an author that is not a
+//	        current member; an epoch whose key this node holds but that
+//	        does not decrypt it; an operation whose signer may not do it
+//	Ignore  a group or epoch this node does not know (yet); a duplicate;
+//	        an operation this node is not ready for (it pulls first)
+//	Accept  everything else
+//
+// A member numbers its own messages 1, 2, 3, ... per group (seq), so that
+// any member can say what it holds as, per author, "everything up to n,
+// and these above". Publishing is paced (Config.GroupRate) and the
+// per-peer queues are large; whatever gossip still loses, catch-up fills.
+//
+// # Membership: a signed log of operations
+//
+// A group is the log of its operations (pb.Op), each signed by its actor
+// and chained to the one before by SHA-256:
+//
+//	index 0  create   the creator (an admin), the name, epoch 0 and the hash of its key;
+//	                  the group ID is the first 16 bytes of SHA-256(the encoded create op), in hex
+//	add      target   by an admin, or by any member with an admin's valid invite
+//	remove   target   by an admin; starts epoch+1 (key_hash of its new key)
+//	leave             by the member itself
+//	rekey             by an admin; starts epoch+1 (after a leave)
+//	promote  target   by an admin: the target becomes an admin
+//	rename            by an admin: name and avatar
+//
+// Every member checks every operation against the log before it applies
+// it, and applies the log in order: an operation at an index it does not
+// hold yet makes it pull the ones before. Two admins who append at the
+// same index at the same moment fork the log: each member keeps the
+// operation it saw first.
+//
+// A new epoch's key goes to each remaining member over
+// /meshtalk/groupsync/1.0.0 (below): the secure channel authenticates and
+// encrypts both ends, so the key needs no sealing of its own; a member
+// checks it against the key_hash of the signed operation that started the
+// epoch. A member that was offline gets it from any member when it pulls.
+//
+// # Invites
+//
+// An invite (pb.Invite) is signed by an admin: group ID, a random invite
+// ID, a number of uses (0: any) and an expiry. The invite code (pb.
+// InviteCode, base64url after the prefix "mtg1") adds the group's name and
+// the members' addresses, unsigned hints. Any member admits the holder: it
+// checks the invite against the log (the signer is an admin, not expired
+// by the member's clock, fewer adds cite it than its uses), appends an add
+// operation that carries the invite, and answers the log, the current key
+// and what it holds.
+//
+// # /meshtalk/groupsync/1.0.0 — joining, catch-up, new keys
+//
+// One SyncRequest per stream; the other side answers SyncFrames until one
+// with end set:
+//
+//	requester                          responder
+//	SyncRequest{pull: group, ops, heads} -->
+//	                                   <-- SyncFrame{ops, keys, envelopes}
+//	                                   <-- SyncFrame{envelopes} ...
+//	                                   <-- SyncFrame{end}
+//
+//	request  meaning
+//	pull     "I hold ops 0..ops-1 and, per author, these seqs": the
+//	         responder (if the requester is a member) answers the ops and
+//	         keys it lacks and the envelopes it lacks, in order
+//	join     "admit me": an invite; the answer is the log, the key, the
+//	         responder's heads (the newcomer starts there) and members
+//	push     a member hands ops and keys (a new epoch, or a friend added
+//	         directly); the answer is one frame with end and a code
+//
+// A pull happens when a member connects, when a message shows a gap in an
+// author's numbering, and a moment after the last message of a burst (to
+// catch a lost tail). Whatever arrives twice, by gossip or by pull, is
+// stored once: dedup is by (author, seq).
+//
+// A code other than 0 in a frame refuses the request (CodeNotMember,
+// CodeInviteExpired, CodeInviteUsedUp, CodeBadInvite, CodeBadFrame).
+//
+// # Versions
+//
+//	1.0.0  the protocols above.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/crypto/chacha20poly1305"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// GroupSyncProtocol is the catch-up, join and key protocol.
+const GroupSyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
+
+// GroupTopic is the gossipsub topic of group id.
+func GroupTopic(id string) string { return "/meshtalk/group/" + id }
+
+// Limits of the group protocols.
+const (
+	// MaxGroupMessage bounds one topic message (gossipsub's own limit is
+	// 1 MiB).
+	MaxGroupMessage = 512 << 10
+	// MaxSyncFrame bounds one groupsync frame.
+	MaxSyncFrame = 4 << 20
+	// maxSyncBatch bounds the envelopes of one frame; maxSyncBytes their
+	// bytes.
+	maxSyncBatch = 256
+	maxSyncBytes = 2 << 20
+	// MaxInviteCode bounds an invite code's text.
+	MaxInviteCode = 16 << 10
+	// maxHints bounds the members an invite code names.
+	maxHints = 16
+	// maxAddrs bounds the addresses of one member.
+	maxAddrs = 16
+	// maxExtra bounds the seqs above the contiguous run a head lists.
+	maxExtra = 4096
+	// groupIDLen is the length of a group ID in bytes (hex: twice that).
+	groupIDLen = 16
+	keyLen     = chacha20poly1305.KeySize
+)
+
+// Codes of groupsync refusals, stable across versions.
+const (
+	CodeNotMember     = 10
+	CodeInviteExpired = 11
+	CodeInviteUsedUp  = 12
+	CodeBadInvite     = 13
+)
+
+// Errors of groups.
+var (
+	ErrNoGroup       = errors.New("chat: no such group")
+	ErrNotMember     = errors.New("chat: not a member of the group")
+	ErrNotAdmin      = errors.New("chat: only an admin of the group may do that")
+	ErrInviteExpired = errors.New("chat: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrInviteUsedUp  = errors.New("chat: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrBadInvite     = errors.New("chat: not a valid invite code")
+	ErrUnreachable   = errors.New("chat: no member of the group could be reached")
+	errBadSignature  = errors.New("bad signature")
+)
+
+// Operation kinds.
+const (
+	OpCreate  = "create"
+	OpAdd     = "add"
+	OpRemove  = "remove"
+	OpLeave   = "leave"
+	OpRekey   = "rekey"
+	OpPromote = "promote"
+	OpRename  = "rename"
+)
+
+// Signing domains: a signature for one purpose is never valid for another.
+const (
+	domainEnvelope = "meshtalk group envelope v1"
+	domainOp       = "meshtalk group op v1"
+	domainInvite   = "meshtalk group invite v1"
+	domainKey      = "meshtalk group key v1"
+	inviteCodeTag  = "mtg1"
+)
+
+// envelope is a group message as it travels.
+type envelope struct {
+	GroupID    []byte
+	Author     peer.ID
+	Seq        uint64
+	Epoch      uint64
+	Nonce      []byte
+	Ciphertext []byte
+	Signature  []byte
+}
+
+func (e *envelope) toWire() *pb.Envelope {
+	return &pb.Envelope{GroupId: e.GroupID, Author: []byte(e.Author), Seq: e.Seq, Epoch: e.Epoch, Nonce: e.Nonce,
+		Ciphertext: e.Ciphertext, Signature: e.Signature}
+}
+
+// envelopeFromWire checks the form of an envelope (not its signature).
+func envelopeFromWire(w *pb.Envelope) (*envelope, error) {
+	if w == nil {
+		return nil, fmt.Errorf("%w: no envelope", ErrBadFrame)
+	}
+	author, err := peer.IDFromBytes(w.GetAuthor())
+	if err != nil {
+		return nil, fmt.Errorf("%w: author: %v", ErrBadFrame, err)
+	}
+	e := &envelope{GroupID: w.GetGroupId(), Author: author, Seq: w.GetSeq(), Epoch: w.GetEpoch(), Nonce: w.GetNonce(),
+		Ciphertext: w.GetCiphertext(), Signature: w.GetSignature()}
+	if len(e.GroupID) != groupIDLen || e.Seq == 0 || len(e.Nonce) != chacha20poly1305.NonceSizeX ||
+		len(e.Ciphertext) < chacha20poly1305.Overhead || len(e.Signature) == 0 || len(e.Signature) > 128 {
+		return nil, fmt.Errorf("%w: envelope fields", ErrBadFrame)
+	}
+	return e, nil
+}
+
+// ad is what the AEAD authenticates beside the plaintext.
+func (e *envelope) ad() []byte {
+	b := make([]byte, 0, 128)
+	b = appendField(b, []byte(domainEnvelope))
+	b = appendField(b, e.GroupID)
+	b = appendField(b, []byte(e.Author))
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	return binary.BigEndian.AppendUint64(b, e.Epoch)
+}
+
+// signed is what the author signs.
+func (e *envelope) signed() []byte {
+	b := appendField(e.ad(), e.Nonce)
+	return appendField(b, e.Ciphertext)
+}
+
+func appendField(b, f []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	return append(b, f...)
+}
+
+// sealEnvelope encrypts m with key and signs the result with priv.
+func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch uint64, key []byte, m *pb.Message) (*envelope, error) {
+	plain, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	e := &envelope{GroupID: gid, Author: author, Seq: seq, Epoch: epoch, Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
+	rand.Read(e.Nonce)
+	e.Ciphertext = aead.Seal(nil, e.Nonce, plain, e.ad())
+	if e.Signature, err = priv.Sign(e.signed()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// verify checks the author's signature.
+func (e *envelope) verify() error {
+	pub, err := e.Author.ExtractPublicKey()
+	if err != nil {
+		return fmt.Errorf("%w: author key: %v", ErrBadFrame, err)
+	}
+	ok, err := pub.Verify(e.signed(), e.Signature)
+	if err != nil || !ok {
+		return errBadSignature
+	}
+	return nil
+}
+
+// open decrypts and checks the message inside.
+func (e *envelope) open(key []byte) (wireMessage, error) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return wireMessage{}, err
+	}
+	plain, err := aead.Open(nil, e.Nonce, e.Ciphertext, e.ad())
+	if err != nil {
+		return wireMessage{}, fmt.Errorf("%w: does not decrypt", ErrBadFrame)
+	}
+	var pm pb.Message
+	if err := proto.Unmarshal(plain, &pm); err != nil {
+		return wireMessage{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	m, err := messageFromWire(&pm)
+	if err == nil && m.Kind == KindReceipt {
+		err = fmt.Errorf("%w: receipts are not group messages", ErrBadFrame)
+	}
+	return m, err
+}
+
+// groupOp is one membership operation, verified.
+type groupOp struct {
+	GroupID    []byte // empty in a create op: the ID derives from it
+	Index      uint64
+	Prev       []byte
+	Actor      peer.ID
+	Kind       string
+	Target     peer.ID
+	Addrs      []string
+	Name       string
+	Avatar     []byte
+	AvatarType string
+	Epoch      uint64
+	KeyHash    []byte
+	Invite     *invite
+	TimeMS     int64
+	Nonce      []byte
+
+	// raw is the encoded SignedOp, hash its SHA-256 (the next op's prev).
+	raw  []byte
+	hash [32]byte
+}
+
+func (o *groupOp) toWire() *pb.Op {
+	w := &pb.Op{GroupId: o.GroupID, Index: o.Index, Prev: o.Prev, Actor: []byte(o.Actor), Kind: o.Kind, Addrs: o.Addrs,
+		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce}
+	if o.Target != "" {
+		w.Target = []byte(o.Target)
+	}
+	if o.Invite != nil {
+		w.Invite = o.Invite.toWire()
+	}
+	return w
+}
+
+// signOp signs o with priv (o.Actor's key) and fills raw and hash.
+func signOp(priv crypto.PrivKey, o *groupOp) error {
+	body, err := proto.Marshal(o.toWire())
+	if err != nil {
+		return err
+	}
+	sig, err := priv.Sign(append([]byte(domainOp), body...))
+	if err != nil {
+		return err
+	}
+	raw, err := proto.Marshal(&pb.SignedOp{Op: body, Signature: sig})
+	if err != nil {
+		return err
+	}
+	o.raw, o.hash = raw, sha256.Sum256(raw)
+	return nil
+}
+
+// decodeOp decodes a SignedOp, checks its form and its actor's signature.
+// Whether the actor may do it is the log's business (groupState.apply).
+func decodeOp(raw []byte) (*groupOp, error) {
+	var so pb.SignedOp
+	if err := proto.Unmarshal(raw, &so); err != nil {
+		return nil, fmt.Errorf("%w: op: %v", ErrBadFrame, err)
+	}
+	return opFromWire(&so)
+}
+
+func opFromWire(so *pb.SignedOp) (*groupOp, error) {
+	var w pb.Op
+	if err := proto.Unmarshal(so.GetOp(), &w); err != nil {
+		return nil, fmt.Errorf("%w: op: %v", ErrBadFrame, err)
+	}
+	actor, err := peer.IDFromBytes(w.GetActor())
+	if err != nil {
+		return nil, fmt.Errorf("%w: op actor: %v", ErrBadFrame, err)
+	}
+	o := &groupOp{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
+		Addrs: w.GetAddrs(), Name: w.GetName(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType(), Epoch: w.GetEpoch(),
+		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce()}
+	if len(w.GetTarget()) > 0 {
+		if o.Target, err = peer.IDFromBytes(w.GetTarget()); err != nil {
+			return nil, fmt.Errorf("%w: op target: %v", ErrBadFrame, err)
+		}
+	}
+	if w.GetInvite() != nil {
+		if o.Invite, err = inviteFromWire(w.GetInvite()); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.checkForm(); err != nil {
+		return nil, err
+	}
+	pub, err := actor.ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%w: op actor key: %v", ErrBadFrame, err)
+	}
+	if ok, err := pub.Verify(append([]byte(domainOp), so.GetOp()...), so.GetSignature()); err != nil || !ok {
+		return nil, errBadSignature
+	}
+	// The stored form is re-encoded from what was verified.
+	if o.raw, err = proto.Marshal(&pb.SignedOp{Op: so.GetOp(), Signature: so.GetSignature()}); err != nil {
+		return nil, err
+	}
+	o.hash = sha256.Sum256(o.raw)
+	return o, nil
+}
+
+// checkForm checks what an op of its kind must carry.
+func (o *groupOp) checkForm() error {
+	bad := func(what string) error { return fmt.Errorf("%w: %s op: %s", ErrBadFrame, o.Kind, what) }
+	if len(o.Addrs) > maxAddrs || len(o.Name) > MaxNameBytes || !utf8.ValidString(o.Name) || len(o.Avatar) > MaxAvatarBytes {
+		return bad("a field over its limit")
+	}
+	for _, a := range o.Addrs {
+		if len(a) > 256 {
+			return bad("address too long")
+		}
+	}
+	if o.Kind == OpCreate {
+		if o.Index != 0 || len(o.GroupID) != 0 || len(o.Prev) != 0 || o.Epoch != 0 || len(o.KeyHash) != sha256.Size || len(o.Nonce) < 16 {
+			return bad("fields")
+		}
+		return nil
+	}
+	if len(o.GroupID) != groupIDLen || o.Index == 0 || len(o.Prev) != sha256.Size {
+		return bad("group, index or prev")
+	}
+	switch o.Kind {
+	case OpAdd, OpRemove, OpPromote:
+		if o.Target == "" {
+			return bad("no target")
+		}
+	case OpLeave, OpRename:
+	case OpRekey:
+	default:
+		return fmt.Errorf("%w: unknown op %q", ErrBadFrame, o.Kind)
+	}
+	if (o.Kind == OpRemove || o.Kind == OpRekey) != (len(o.KeyHash) == sha256.Size) {
+		return bad("key hash")
+	}
+	return nil
+}
+
+// groupIDOf derives the group ID from the create op.
+func groupIDOf(create *groupOp) []byte {
+	var so pb.SignedOp
+	proto.Unmarshal(create.raw, &so)
+	sum := sha256.Sum256(so.GetOp())
+	return sum[:groupIDLen]
+}
+
+// keyHash commits to an epoch's key in the op that starts the epoch. The
+// create op (epoch 0) cannot name the group ID, which derives from it: its
+// hash commits to the key alone.
+func keyHash(gid []byte, epoch uint64, key []byte) []byte {
+	if epoch == 0 {
+		gid = nil
+	}
+	b := appendField(nil, []byte(domainKey))
+	b = appendField(b, gid)
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	sum := sha256.Sum256(appendField(b, key))
+	return sum[:]
+}
+
+func newKey() []byte {
+	k := make([]byte, keyLen)
+	rand.Read(k)
+	return k
+}
+
+// invite is an admin's signed permission to join.
+type invite struct {
+	GroupID   []byte
+	ID        []byte
+	Uses      uint32
+	Expires   time.Time
+	Admin     peer.ID
+	Signature []byte
+}
+
+func (iv *invite) toWire() *pb.Invite {
+	return &pb.Invite{GroupId: iv.GroupID, InviteId: iv.ID, Uses: iv.Uses, ExpiresMs: iv.Expires.UnixMilli(),
+		Admin: []byte(iv.Admin), Signature: iv.Signature}
+}
+
+func (iv *invite) signed() []byte {
+	b := appendField(nil, []byte(domainInvite))
+	b = appendField(b, iv.GroupID)
+	b = appendField(b, iv.ID)
+	b = binary.BigEndian.AppendUint32(b, iv.Uses)
+	b = binary.BigEndian.AppendUint64(b, uint64(iv.Expires.UnixMilli()))
+	return appendField(b, []byte(iv.Admin))
+}
+
+// inviteFromWire checks the form of an invite and its signature (not
+// whether its signer is an admin: that is the log's business).
+func inviteFromWire(w *pb.Invite) (*invite, error) {
+	admin, err := peer.IDFromBytes(w.GetAdmin())
+	if err != nil {
+		return nil, fmt.Errorf("%w: invite admin", ErrBadInvite)
+	}
+	iv := &invite{GroupID: w.GetGroupId(), ID: w.GetInviteId(), Uses: w.GetUses(), Expires: time.UnixMilli(w.GetExpiresMs()),
+		Admin: admin, Signature: w.GetSignature()}
+	if len(iv.GroupID) != groupIDLen || len(iv.ID) != 16 || len(iv.Signature) == 0 || len(iv.Signature) > 128 {
+		return nil, fmt.Errorf("%w: fields", ErrBadInvite)
+	}
+	pub, err := admin.ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%w: admin key", ErrBadInvite)
+	}
+	if ok, err := pub.Verify(iv.signed(), iv.Signature); err != nil || !ok {
+		return nil, fmt.Errorf("%w: signature", ErrBadInvite)
+	}
+	return iv, nil
+}
+
+// inviteCode is what `group invite` prints.
+type inviteCode struct {
+	Invite  *invite
+	Name    string
+	Members []peer.AddrInfo
+}
+
+// encodeInviteCode is the text form: "mtg1" and base64url of pb.InviteCode.
+func encodeInviteCode(c *inviteCode) (string, error) {
+	w := &pb.InviteCode{Invite: c.Invite.toWire(), GroupName: c.Name}
+	for _, m := range c.Members[:min(len(c.Members), maxHints)] {
+		pa := &pb.PeerAddrs{Peer: []byte(m.ID)}
+		for _, a := range m.Addrs[:min(len(m.Addrs), maxAddrs)] {
+			pa.Addrs = append(pa.Addrs, a.String())
+		}
+		w.Members = append(w.Members, pa)
+	}
+	b, err := proto.Marshal(w)
+	if err != nil {
+		return "", err
+	}
+	return inviteCodeTag + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// decodeInviteCode parses and checks an invite code (its signature, not
+// its validity in the group).
+func decodeInviteCode(s string) (*inviteCode, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > MaxInviteCode || !strings.HasPrefix(s, inviteCodeTag) {
+		return nil, fmt.Errorf("%w: it starts with %q", ErrBadInvite, inviteCodeTag)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s[len(inviteCodeTag):])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadInvite, err)
+	}
+	var w pb.InviteCode
+	if err := proto.Unmarshal(b, &w); err != nil || w.GetInvite() == nil {
+		return nil, fmt.Errorf("%w: damaged", ErrBadInvite)
+	}
+	iv, err := inviteFromWire(w.GetInvite())
+	if err != nil {
+		return nil, err
+	}
+	if len(w.GetGroupName()) > MaxNameBytes || len(w.GetMembers()) > maxHints {
+		return nil, fmt.Errorf("%w: over its limits", ErrBadInvite)
+	}
+	c := &inviteCode{Invite: iv, Name: w.GetGroupName()}
+	for _, m := range w.GetMembers() {
+		if info, ok := peerAddrsFromWire(m); ok {
+			c.Members = append(c.Members, info)
+		}
+	}
+	return c, nil
+}
+
+// peerAddrsFromWire keeps the parseable addresses of a hint.
+func peerAddrsFromWire(m *pb.PeerAddrs) (peer.AddrInfo, bool) {
+	id, err := peer.IDFromBytes(m.GetPeer())
+	if err != nil {
+		return peer.AddrInfo{}, false
+	}
+	info := peer.AddrInfo{ID: id}
+	for _, a := range m.GetAddrs()[:min(len(m.GetAddrs()), maxAddrs)] {
+		if ai, err := peer.AddrInfoFromString(a + "/p2p/" + id.String()); err == nil {
+			info.Addrs = append(info.Addrs, ai.Addrs...)
+		}
+	}
+	return info, true
+}
+
+// seqSet is what a member holds of one author: every seq up to Contig,
+// and Extra above it.
+type seqSet struct {
+	Contig uint64          `json:"contig"`
+	Extra  map[uint64]bool `json:"extra,omitempty"`
+}
+
+func (s *seqSet) has(seq uint64) bool { return seq <= s.Contig || s.Extra[seq] }
+
+func (s *seqSet) add(seq uint64) {
+	if s.has(seq) {
+		return
+	}
+	if seq != s.Contig+1 {
+		if s.Extra == nil {
+			s.Extra = map[uint64]bool{}
+		}
+		s.Extra[seq] = true
+		return
+	}
+	s.Contig++
+	for s.Extra[s.Contig+1] {
+		delete(s.Extra, s.Contig+1)
+		s.Contig++
+	}
+}
+
+// max is the highest seq held.
+func (s *seqSet) max() uint64 {
+	m := s.Contig
+	for k := range s.Extra {
+		m = max(m, k)
+	}
+	return m
+}
+
+func (s *seqSet) toWire(author peer.ID) *pb.Head {
+	h := &pb.Head{Author: []byte(author), Contiguous: s.Contig}
+	for k := range s.Extra {
+		if len(h.Extra) == maxExtra {
+			break
+		}
+		h.Extra = append(h.Extra, k)
+	}
+	return h
+}
+
+func headFromWire(h *pb.Head) (peer.ID, *seqSet, error) {
+	author, err := peer.IDFromBytes(h.GetAuthor())
+	if err != nil || len(h.GetExtra()) > maxExtra {
+		return "", nil, fmt.Errorf("%w: head", ErrBadFrame)
+	}
+	s := &seqSet{Contig: h.GetContiguous()}
+	for _, e := range h.GetExtra() {
+		if e > s.Contig {
+			if s.Extra == nil {
+				s.Extra = map[uint64]bool{}
+			}
+			s.Extra[e] = true
+		}
+	}
+	return author, s, nil
+}
+
+func gidString(b []byte) string { return hex.EncodeToString(b) }
+
+func parseGID(s string) ([]byte, bool) {
+	b, err := hex.DecodeString(s)
+	return b, err == nil && len(b) == groupIDLen
+}
+
+func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+)
+
+// TestGroupCommands drives three real nodes through the command line: a
+// group created, an invite, a join, messages both ways, history and
+// members; then the used-up invite refused with a clear error.
+func TestGroupCommands(t *testing.T) {
+	env := cleanEnv()
+	homeA, homeB, homeC := t.TempDir(), t.TempDir(), t.TempDir()
+	a := startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
+	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	startNode(t, env, append([]string{"--home", homeC}, testListen...)...)
+	idA, idB := a.ready["peer_id"], b.ready["peer_id"]
+	mt := func(home string, args ...string) string { t.Helper(); return mustRun(t, env, home, args...) }
+
+	var created struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		Role string `json:"role"`
+	}
+	if err := json.Unmarshal([]byte(mt(homeA, "group", "create", "Book club", "--json")), &created); err != nil || created.ID == "" || created.Role != "admin" {
+		t.Fatalf("group create: %+v %v", created, err)
+	}
+	var inv struct {
+		Code string `json:"code"`
+	}
+	if err := json.Unmarshal([]byte(mt(homeA, "group", "invite", "Book club", "--uses", "1", "--expires", "1h", "--json")), &inv); err != nil || !strings.HasPrefix(inv.Code, "mtg1") {
+		t.Fatalf("group invite: %+v %v", inv, err)
+	}
+	if out := mt(homeB, "group", "join", inv.Code); !strings.Contains(out, "joined \"Book club\"") {
+		t.Fatalf("group join: %s", out)
+	}
+	var members []map[string]any
+	nodetest.Eventually(t, 30*time.Second, "both see two members", func() bool {
+		json.Unmarshal([]byte(mt(homeA, "group", "members", created.ID, "--json")), &members)
+		return len(members) == 2
+	})
+	ids := map[string]bool{}
+	for _, m := range members {
+		ids[m["peer_id"].(string)] = true
+	}
+	if !ids[idA] || !ids[idB] {
+		t.Fatalf("members %v", members)
+	}
+	// Everyone online: the mesh is up once each sees the other online.
+	nodetest.Eventually(t, 30*time.Second, "b online for a", func() bool {
+		return strings.Contains(mt(homeA, "group", "members", created.ID), "online")
+	})
+
+	mt(homeB, "group", "send", "book club", "hello club")
+	var hist []map[string]any
+	nodetest.Eventually(t, 30*time.Second, "a gets b's message", func() bool {
+		json.Unmarshal([]byte(mt(homeA, "history", "Book club", "--json")), &hist)
+		return len(hist) == 1
+	})
+	if hist[0]["text"] != "hello club" || hist[0]["from"] != idB || hist[0]["group"] != created.ID {
+		t.Fatalf("history %v", hist)
+	}
+	mt(homeA, "group", "send", created.ID, "--face", "party")
+	nodetest.Eventually(t, 30*time.Second, "b gets a's face", func() bool {
+		json.Unmarshal([]byte(mt(homeB, "history", created.ID, "--json")), &hist)
+		return len(hist) == 2
+	})
+	if out := mt(homeB, "history", "Book club"); !strings.Contains(out, "hello club") || !strings.Contains(out, "party") {
+		t.Fatalf("history: %s", out)
+	}
+	if out := mt(homeA, "group", "list"); !strings.Contains(out, "Book club") || !strings.Contains(out, "admin") {
+		t.Fatalf("group list: %s", out)
+	}
+
+	// The invite was for one.
+	out, errOut, code := meshtalk(t, env, "group", "join", inv.Code, "--home", homeC)
+	if code == 0 || !strings.Contains(errOut, "used up") {
+		t.Fatalf("a used-up invite: exit %d: %s %s", code, out, errOut)
+	}
+}
