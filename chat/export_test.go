@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"io"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/meshtalk/meshtalk/chat/pb"
 )
 
@@ -86,4 +88,11 @@ func ReadRefusalFull(r io.Reader) (acked []string, code uint32, id string, err e
 			return acked, rf.GetCode(), rf.GetId(), nil
 		}
 	}
+}
+
+// ParkedID is the ID of an encoded message as the mailbox holds it.
+func ParkedID(b []byte) string {
+	var m pb.Message
+	proto.Unmarshal(b, &m)
+	return m.GetId()
 }
