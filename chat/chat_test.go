@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -678,5 +679,67 @@ func TestMailboxPathExactlyOnce(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
 	if err := b.Chat().ReceiveParked(bg, c.ID(), nil); !errors.Is(err, chat.ErrNotFriend) {
 		t.Fatalf("parked messages from a stranger: %v", err)
+	}
+}
+
+// TestParkedOnceAcrossRestarts: what the mailbox holds is remembered, so
+// a sender that restarts parks only what is new.
+func TestParkedOnceAcrossRestarts(t *testing.T) {
+	aHome := node.Home(t.TempDir())
+	a, b := nodetest.Start(t, nodetest.Options{Home: aHome}), nodetest.Start(t, nodetest.Options{})
+	befriend(t, a, b)
+	mb := &memMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 1)}
+	a.Chat().SetMailbox(mb, 0)
+	b.Close()
+	waitParked := func(n int) {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for {
+			mb.mu.Lock()
+			got := len(mb.held[b.ID()])
+			mb.mu.Unlock()
+			if got >= n {
+				return
+			}
+			select {
+			case <-mb.parked:
+			case <-deadline:
+				t.Fatalf("%d of %d messages parked within 60s", got, n)
+			}
+		}
+	}
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	waitParked(1)
+	a.Close()
+	a = nodetest.Start(t, nodetest.Options{Home: aHome})
+	a.Chat().SetMailbox(mb, 0)
+	second, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the second is parked; by then the first would have been
+	// parked again too, had it been forgotten.
+	deadline := time.After(60 * time.Second)
+	for {
+		mb.mu.Lock()
+		held := append([][]byte(nil), mb.held[b.ID()]...)
+		mb.mu.Unlock()
+		var ids []string
+		for _, h := range held {
+			ids = append(ids, chat.ParkedID(h))
+		}
+		if slices.Contains(ids, second.ID) {
+			if len(ids) != 2 {
+				t.Fatalf("the mailbox holds %v: the first message was parked again", ids)
+			}
+			return
+		}
+		select {
+		case <-mb.parked:
+		case <-deadline:
+			t.Fatal("the second message was not parked within 60s")
+		}
 	}
 }

@@ -282,6 +282,7 @@ func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
 // work, a reconnection, or the backoff after a failure.
 func (s *Service) runCourier(c *courier) {
 	defer s.wg.Done()
+	s.loadParked(c)
 	failures := 0
 	var failingSince time.Time
 	for {
@@ -303,7 +304,11 @@ func (s *Service) runCourier(c *courier) {
 			}
 		} else {
 			failures = 0
-			clear(c.parked)
+			if len(c.parked) > 0 {
+				// Everything is delivered: what the mailbox held is
+				// settled.
+				s.unpark(c)
+			}
 		}
 		select {
 		case <-s.ctx.Done():
@@ -366,8 +371,43 @@ func (s *Service) park(c *courier, mb Mailbox) {
 		s.log.Info("mailbox", "peer", c.p, "err", err)
 		return
 	}
+	// Remembered across restarts, so that a restart does not park (and
+	// spend the friend's quota on) the same messages again.
+	ps := s.peerString(c.p)
+	if b, err := s.ds.Batch(s.ctx); err == nil {
+		for _, id := range ids {
+			b.Put(s.ctx, parkedKey(ps, id), nil)
+		}
+		b.Commit(s.ctx)
+	}
 	for _, id := range ids {
 		c.parked[id] = true
+	}
+}
+
+// unpark forgets what was parked for c.p.
+func (s *Service) unpark(c *courier) {
+	ps := s.peerString(c.p)
+	if b, err := s.ds.Batch(s.ctx); err == nil {
+		for id := range c.parked {
+			b.Delete(s.ctx, parkedKey(ps, id))
+		}
+		b.Commit(s.ctx)
+	}
+	clear(c.parked)
+}
+
+// loadParked reads which outbox messages for c.p the mailbox holds.
+func (s *Service) loadParked(c *courier) {
+	res, err := s.ds.Query(s.ctx, query.Query{Prefix: parkedPrefix(s.peerString(c.p)), KeysOnly: true})
+	if err != nil {
+		return
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error == nil {
+			c.parked[datastore.RawKey(r.Key).BaseNamespace()] = true
+		}
 	}
 }
 

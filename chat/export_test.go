@@ -210,3 +210,10 @@ func TopicPeers(s *Service, gid string) int {
 
 // GroupPulled is how many messages s stored that came by pull.
 func GroupPulled(s *Service) int64 { return s.grp.pulled.Load() }
+
+// ParkedID is the ID of an encoded message as the mailbox holds it.
+func ParkedID(b []byte) string {
+	var m pb.Message
+	proto.Unmarshal(b, &m)
+	return m.GetId()
+}

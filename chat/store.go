@@ -12,14 +12,10 @@ package chat
 //	                                     pb.Message (protobuf; receipts)
 //	/state/<msg ID>                      "delivered" or "failed:<reason>", once it is
 //	/read/<msg ID>                       "": the message was read (by the peer, or here)
+//	/parked/<peer ID>/<msg ID>           "": an outbox message the relay mailbox holds
+//	                                     too (gone once the outbox is empty)
 //	/groups/..., /grouplist/...          groups: see group.go; a group's history is
 //	                                     under /msgs/g:<group ID>/
-//
-// A message's state is read, else the /state value, else the state in its
-// record (queued, received). Each is written without reading the others,
-// so an ack that comes after a read receipt cannot undo it.
-//	/state/<msg ID>                      "delivered" or "failed:<reason>", once it is
-//	/read/<msg ID>                       "": the message was read (by the peer, or here)
 //
 // A message's state is read, else the /state value, else the state in its
 // record (queued, received). Each is written without reading the others,
@@ -67,6 +63,10 @@ func outboxKey(ps string, hlc uint64, id string) datastore.Key {
 	return datastore.RawKey(fmt.Sprintf("/outbox/%s/%016x/%s", ps, hlc, id))
 }
 func outboxPrefix(ps string) string { return "/outbox/" + ps + "/" }
+func parkedKey(ps, id string) datastore.Key {
+	return datastore.RawKey("/parked/" + ps + "/" + id)
+}
+func parkedPrefix(ps string) string { return "/parked/" + ps + "/" }
 
 // Contact states.
 const (
