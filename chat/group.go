@@ -294,10 +294,6 @@ func (s *Service) startGroups(ctx context.Context) error {
 	return nil
 }
 
-func (gs *groups) close() {
-	gs.s.h.RemoveStreamHandler(GroupSyncProtocol)
-}
-
 // subscribe joins g's topic and starts its reader.
 func (gs *groups) subscribe(g *group) error {
 	gs.mu.Lock()
