@@ -24,6 +24,8 @@ import (
 
 // Timing of groupsync.
 const (
+	// settleCap bounds how long a settle pull waits for a quiet group.
+	settleCap       = 10 * time.Second
 	syncDialTimeout = 10 * time.Second
 	syncIOTimeout   = 30 * time.Second
 )
@@ -616,7 +618,7 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 // wantPull schedules a pull of group id from p, delay from now. A pull
 // already due sooner stays; a settle pull (the end of a burst) is one per
 // group, and each message postpones it, so that it comes once the group is
-// quiet.
+// quiet (or settleCap after the first).
 func (gs *groups) wantPull(id string, p peer.ID, delay time.Duration) {
 	gs.schedulePull(id, p, delay, false)
 }
@@ -647,10 +649,12 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle
 	case !ok:
 		gs.pulls[k] = pullDue{due: now.Add(delay), first: now, p: p}
 	case settle:
-		// Only once the group is quiet: mid-stream it would fetch what
-		// gossip is still bringing (a loss there shows as a gap).
+		// Once the group is quiet: mid-stream it would fetch what gossip
+		// is still bringing (a loss there shows as a gap in the author's
+		// numbers). But at least every settleCap, for the last message of
+		// an author who went quiet while others talk on.
 		cur.p = p
-		if d := now.Add(delay); d.After(cur.due) {
+		if d := now.Add(delay); d.After(cur.due) && d.Before(cur.first.Add(settleCap)) {
 			cur.due = d
 		}
 		gs.pulls[k] = cur
