@@ -552,3 +552,31 @@ func TestGroupAddRenameLeave(t *testing.T) {
 		t.Fatalf("a sees %d members", len(ms))
 	}
 }
+
+// TestGroupKickedWhileAway: a member removed while offline learns it
+// from the log when it comes back, and gets no key or message after.
+func TestGroupKickedWhileAway(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, c := nodes[0], nodes[2]
+	home, cID := c.Home(), c.ID()
+	evA := events(t, a)
+	c.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, cID)
+	if err := a.Chat().Kick(bg, gid, cID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "without c"}); err != nil {
+		t.Fatal(err)
+	}
+	c = nodetest.Start(t, nodetest.Options{Home: home})
+	evC := events(t, c)
+	wc := watchGroup(t, c, gid)
+	nodetest.Connect(t, c, a)
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool {
+		e := d.(chat.GroupEvent)
+		return e.Op == chat.OpRemove && e.Target == cID && e.Status == chat.GroupRemoved
+	})
+	if wc.distinct() != 0 {
+		t.Fatal("the removed member got a message sent after its removal")
+	}
+}

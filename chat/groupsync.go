@@ -62,12 +62,27 @@ func refuseSync(w *bufio.Writer, code uint32, msg string) {
 // in, and envelopes, in order per author.
 func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 	g := gs.get(gidString(req.GetGroupId()))
-	if g == nil || g.state().Status != GroupMember || !g.state().isMember(from) {
+	if g == nil || g.state().Status != GroupMember {
 		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
 	st := g.state()
 	ctx := gs.s.ctx
+	if !st.isMember(from) {
+		// A member removed while it was away learns it from the log (signed
+		// ops, no keys, no messages).
+		if st.wasEver(from) && req.GetOps() < st.Ops {
+			f := &pb.SyncFrame{GroupId: g.gid}
+			for i := req.GetOps(); i < st.Ops && len(f.Ops) < 1024; i++ {
+				if so, err := gs.loadOp(ctx, g.id, i); err == nil {
+					f.Ops = append(f.Ops, so)
+				}
+			}
+			writeFrame(w, f)
+		}
+		refuseSync(w, CodeNotMember, "not a member of this group")
+		return
+	}
 	frame := &pb.SyncFrame{GroupId: g.gid}
 	size := 0
 	flush := func() error {
