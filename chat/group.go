@@ -563,8 +563,11 @@ func (gs *groups) store(batch []*ingestItem) error {
 		}
 		if len(h.Extra) > 0 {
 			gs.wantPull(id, from, 200*time.Millisecond)
-		} else {
-			gs.settlePull(id, from, groupSettle)
+		}
+	}
+	for _, it := range batch {
+		if a := it.env.Author; a != gs.self {
+			gs.settlePull(it.g.id, a, groupSettle)
 		}
 	}
 	return nil
