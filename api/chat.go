@@ -285,15 +285,22 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, c *chat.Se
 		return
 	}
 	var p peer.ID
+	var gid string
 	if with := q.Get("with"); with != "" {
 		var err error
-		if p, err = s.resolve(r, c, with); err != nil {
-			chatError(w, err)
+		if p, gid, err = s.resolveConv(r, c, with); err != nil {
+			groupError(w, err)
 			return
 		}
 	}
 	limit, _ := strconv.Atoi(q.Get("limit"))
-	msgs, err := c.Search(r.Context(), q.Get("q"), p, limit)
+	var msgs []*chat.Message
+	var err error
+	if gid != "" {
+		msgs, err = c.SearchGroup(r.Context(), q.Get("q"), gid, limit)
+	} else {
+		msgs, err = c.Search(r.Context(), q.Get("q"), p, limit)
+	}
 	if err != nil {
 		chatError(w, err)
 		return

@@ -1044,6 +1044,18 @@ func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int)
 	if p != "" {
 		prefix = msgPrefix(s.peerString(p))
 	}
+	return s.search(ctx, text, prefix, limit)
+}
+
+// SearchGroup is Search in one group's history.
+func (s *Service) SearchGroup(ctx context.Context, text string, id string, limit int) ([]*Message, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	return s.search(ctx, text, msgPrefix(groupConv(id)), limit)
+}
+
+func (s *Service) search(ctx context.Context, text, prefix string, limit int) ([]*Message, error) {
 	needle := strings.ToLower(text)
 	best := &byHLC{}
 	err := queryMessages(ctx, s.ds, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {

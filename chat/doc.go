@@ -15,7 +15,8 @@
 //     membership operations), invites, and /meshtalk/groupsync/1.0.0
 //     (catch-up, joining, new keys); groupstate.go is the membership log's
 //     rules; group.go the group service (topic validator, paced
-//     publishing, storage); groupsync.go both sides of groupsync.
+//     publishing, storage); groupapi.go the group actions (create, invite,
+//     add, kick, leave, send); groupsync.go both sides of groupsync.
 //
 // Delivery is exactly-once per message ID: a message is stored in the
 // sender's outbox (synced) before Send returns; one courier per contact

@@ -5,6 +5,7 @@ package chat
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"time"
 
@@ -216,4 +217,18 @@ func ParkedID(b []byte) string {
 	var m pb.Message
 	proto.Unmarshal(b, &m)
 	return m.GetId()
+}
+
+// GroupHeads describes what s holds of each author of a group.
+func GroupHeads(s *Service, gid string) string {
+	g := s.grp.get(gid)
+	if g == nil {
+		return "no group"
+	}
+	out := ""
+	for a, h := range g.headsSnapshot() {
+		out += fmt.Sprintf("%s: contig %d extra %v; ", a.String()[len(a.String())-6:], h.Contig, h.Extra)
+	}
+	st := g.state()
+	return out + fmt.Sprintf("ops %d members %d", st.Ops, len(st.Members))
 }

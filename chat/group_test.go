@@ -19,19 +19,21 @@ import (
 // groupWatch counts the group messages a node announces, by ID, from the
 // moment it is made.
 type groupWatch struct {
-	t     *testing.T
-	n     *node.Node
-	mu    sync.Mutex
-	seen  map[string]int
-	dups  atomic.Int64
-	count chan struct{}
-	stop  func()
-	done  chan struct{}
+	gid    string
+	others []*node.Node // for the diagnosis of a failure
+	t      *testing.T
+	n      *node.Node
+	mu     sync.Mutex
+	seen   map[string]int
+	dups   atomic.Int64
+	count  chan struct{}
+	stop   func()
+	done   chan struct{}
 }
 
 func watchGroup(t *testing.T, n *node.Node, gid string) *groupWatch {
 	ch, cancel := n.Events().Subscribe(1 << 16)
-	w := &groupWatch{t: t, n: n, seen: map[string]int{}, count: make(chan struct{}, 1<<16), stop: cancel, done: make(chan struct{})}
+	w := &groupWatch{gid: gid, t: t, n: n, seen: map[string]int{}, count: make(chan struct{}, 1<<16), stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for ev := range ch {
@@ -76,7 +78,11 @@ func (w *groupWatch) wait(n int, timeout time.Duration) {
 		select {
 		case <-w.count:
 		case <-deadline:
-			w.t.Fatalf("%s: %d of %d group messages within %v", w.n.ID(), got, n, timeout)
+			diag := ""
+			for _, o := range w.others {
+				diag += fmt.Sprintf("\n  %s: rejects %d, %s", o.ID(), chat.GroupRejects(o.Chat()), chat.GroupHeads(o.Chat(), w.gid))
+			}
+			w.t.Fatalf("%s: %d of %d group messages within %v (%s)%s", w.n.ID(), got, n, timeout, chat.GroupHeads(w.n.Chat(), w.gid), diag)
 		}
 	}
 }
@@ -166,6 +172,7 @@ func TestGroupFiveNodesExactlyOnce(t *testing.T) {
 	watches := make([]*groupWatch, len(nodes))
 	for i, n := range nodes {
 		watches[i] = watchGroup(t, n, gid)
+		watches[i].others = nodes
 	}
 	const each = 10
 	for round := range each {
@@ -550,5 +557,33 @@ func TestGroupAddRenameLeave(t *testing.T) {
 	}
 	if ms, _ := a.Chat().GroupMembers(bg, gid); len(ms) != 2 {
 		t.Fatalf("a sees %d members", len(ms))
+	}
+}
+
+// TestGroupKickedWhileAway: a member removed while offline learns it
+// from the log when it comes back, and gets no key or message after.
+func TestGroupKickedWhileAway(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, c := nodes[0], nodes[2]
+	home, cID := c.Home(), c.ID()
+	evA := events(t, a)
+	c.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, cID)
+	if err := a.Chat().Kick(bg, gid, cID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "without c"}); err != nil {
+		t.Fatal(err)
+	}
+	c = nodetest.Start(t, nodetest.Options{Home: home})
+	evC := events(t, c)
+	wc := watchGroup(t, c, gid)
+	nodetest.Connect(t, c, a)
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool {
+		e := d.(chat.GroupEvent)
+		return e.Op == chat.OpRemove && e.Target == cID && e.Status == chat.GroupRemoved
+	})
+	if wc.distinct() != 0 {
+		t.Fatal("the removed member got a message sent after its removal")
 	}
 }

@@ -129,6 +129,16 @@ func (st *groupState) wasMember(p peer.ID, e uint64) bool {
 	return slices.Contains(st.EpochMembers[e], p)
 }
 
+// wasEver reports whether p was a member in some epoch.
+func (st *groupState) wasEver(p peer.ID) bool {
+	for _, ms := range st.EpochMembers {
+		if slices.Contains(ms, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func (st *groupState) admins() []peer.ID {
 	var out []peer.ID
 	for p, m := range st.Members {

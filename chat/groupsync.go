@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -24,6 +25,10 @@ import (
 
 // Timing of groupsync.
 const (
+	// pullRetry is the wait before a failed pull is tried again.
+	pullRetry = 2 * time.Second
+	// settleCap bounds how long a settle pull waits for a quiet group.
+	settleCap       = 20 * time.Second
 	syncDialTimeout = 10 * time.Second
 	syncIOTimeout   = 30 * time.Second
 )
@@ -60,12 +65,27 @@ func refuseSync(w *bufio.Writer, code uint32, msg string) {
 // in, and envelopes, in order per author.
 func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 	g := gs.get(gidString(req.GetGroupId()))
-	if g == nil || g.state().Status != GroupMember || !g.state().isMember(from) {
+	if g == nil || g.state().Status != GroupMember {
 		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
 	st := g.state()
 	ctx := gs.s.ctx
+	if !st.isMember(from) {
+		// A member removed while it was away learns it from the log (signed
+		// ops, no keys, no messages).
+		if st.wasEver(from) && req.GetOps() < st.Ops {
+			f := &pb.SyncFrame{GroupId: g.gid}
+			for i := req.GetOps(); i < st.Ops && len(f.Ops) < 1024; i++ {
+				if so, err := gs.loadOp(ctx, g.id, i); err == nil {
+					f.Ops = append(f.Ops, so)
+				}
+			}
+			writeFrame(w, f)
+		}
+		refuseSync(w, CodeNotMember, "not a member of this group")
+		return
+	}
 	frame := &pb.SyncFrame{GroupId: g.gid}
 	size := 0
 	flush := func() error {
@@ -616,7 +636,7 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 // wantPull schedules a pull of group id from p, delay from now. A pull
 // already due sooner stays; a settle pull (the end of a burst) is one per
 // group, and each message postpones it, so that it comes once the group is
-// quiet.
+// quiet (or settleCap after the first), and asks each author heard.
 func (gs *groups) wantPull(id string, p peer.ID, delay time.Duration) {
 	gs.schedulePull(id, p, delay, false)
 }
@@ -627,7 +647,9 @@ func (gs *groups) settlePull(id string, p peer.ID, delay time.Duration) {
 
 type pullDue struct {
 	due, first time.Time
-	p          peer.ID // the peer of a settle pull (its key has none)
+	// The authors heard since the last settle pull: it asks each, since
+	// only an author surely holds all it sent (a lost tail shows no gap).
+	authors map[peer.ID]bool
 }
 
 func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle bool) {
@@ -645,12 +667,18 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle
 	cur, ok := gs.pulls[k]
 	switch {
 	case !ok:
-		gs.pulls[k] = pullDue{due: now.Add(delay), first: now, p: p}
+		cur = pullDue{due: now.Add(delay), first: now}
+		if settle {
+			cur.authors = map[peer.ID]bool{p: true}
+		}
+		gs.pulls[k] = cur
 	case settle:
-		// Only once the group is quiet: mid-stream it would fetch what
-		// gossip is still bringing (a loss there shows as a gap).
-		cur.p = p
-		if d := now.Add(delay); d.After(cur.due) {
+		// Once the group is quiet: mid-stream it would fetch what gossip
+		// is still bringing (a loss there shows as a gap in the author's
+		// numbers). But at least every settleCap, for the last message of
+		// an author who went quiet while others talk on.
+		cur.authors[p] = true
+		if d := now.Add(delay); d.After(cur.due) && d.Before(cur.first.Add(settleCap)) {
 			cur.due = d
 		}
 		gs.pulls[k] = cur
@@ -681,10 +709,12 @@ func (gs *groups) runPuller() {
 		for k, d := range gs.pulls {
 			if !d.due.After(now) {
 				delete(gs.pulls, k)
-				if k.p == "" {
-					k.p = d.p
+				if k.p != "" {
+					due = append(due, k)
 				}
-				due = append(due, k)
+				for a := range d.authors {
+					due = append(due, pullKey{k.id, a})
+				}
 			} else if d.due.Before(next) {
 				next = d.due
 			}
@@ -699,6 +729,11 @@ func (gs *groups) runPuller() {
 			cancel()
 			if err != nil && gs.s.ctx.Err() == nil {
 				gs.s.log.Debug("group pull", "group", k.id, "peer", k.p, "err", err)
+				// A pull that failed on the way (not a refusal) is tried
+				// again while the peer stays online.
+				if !errors.Is(err, ErrRefused) {
+					gs.wantPull(k.id, k.p, pullRetry)
+				}
 			}
 		}
 		if len(due) > 0 {

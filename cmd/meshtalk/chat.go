@@ -274,7 +274,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this friend")
+	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this friend, or this group")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -72,6 +72,11 @@ func TestGroupCommands(t *testing.T) {
 	if out := mt(homeB, "history", "Book club"); !strings.Contains(out, "hello club") || !strings.Contains(out, "party") {
 		t.Fatalf("history: %s", out)
 	}
+	var found []map[string]any
+	json.Unmarshal([]byte(mt(homeA, "search", "club", "--with", "Book club", "--json")), &found)
+	if len(found) != 1 || found[0]["text"] != "hello club" {
+		t.Fatalf("search in the group: %v", found)
+	}
 	if out := mt(homeA, "group", "list"); !strings.Contains(out, "Book club") || !strings.Contains(out, "admin") {
 		t.Fatalf("group list: %s", out)
 	}

@@ -1,0 +1,511 @@
+package chat
+
+// The group actions of the Service: what the API and the command line
+// call (create, invite, join is in groupsync.go, add, kick, leave, rename,
+// send, history).
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/chat/pb"
+)
+
+// GroupInfo is a group as the API shows it.
+type GroupInfo struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Avatar     []byte `json:"avatar,omitempty"`
+	AvatarType string `json:"avatar_type,omitempty"`
+	// Role is this node's role; Status its standing (member, left,
+	// removed).
+	Role    string    `json:"role"`
+	Status  string    `json:"status"`
+	Members int       `json:"members"`
+	Epoch   uint64    `json:"epoch"`
+	Created time.Time `json:"created"`
+}
+
+func (gs *groups) info(g *group) *GroupInfo {
+	st := g.state()
+	gi := &GroupInfo{ID: g.id, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType, Status: st.Status,
+		Members: len(st.Members), Epoch: st.Epoch, Created: st.Created}
+	if m := st.Members[gs.self]; m != nil {
+		gi.Role = m.Role
+	}
+	return gi
+}
+
+// GroupMemberInfo is one member as the API shows it.
+type GroupMemberInfo struct {
+	PeerID peer.ID   `json:"peer_id"`
+	Name   string    `json:"name,omitempty"`
+	Role   string    `json:"role"`
+	Online bool      `json:"online"`
+	Self   bool      `json:"self,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// CreateGroup creates a group with this node as its admin. avatar is an
+// image file (nil: none).
+func (s *Service) CreateGroup(ctx context.Context, name string, avatar []byte) (*GroupInfo, error) {
+	gs := s.grp
+	if name == "" || len(name) > MaxNameBytes {
+		return nil, fmt.Errorf("chat: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
+	}
+	o := &groupOp{Kind: OpCreate, Actor: gs.self, Name: name, Addrs: gs.myAddrs(), TimeMS: s.cfg.Now().UnixMilli(), Nonce: make([]byte, 16)}
+	if avatar != nil {
+		var err error
+		if o.Avatar, o.AvatarType, err = MakeAvatar(avatar); err != nil {
+			return nil, err
+		}
+	}
+	rand.Read(o.Nonce)
+	key := newKey()
+	o.KeyHash = keyHash(nil, 0, key)
+	if err := signOp(gs.priv, o); err != nil {
+		return nil, err
+	}
+	st, err := stateFromCreate(o)
+	if err != nil {
+		return nil, err
+	}
+	st.Keys[0] = key
+	gid, _ := parseGID(st.ID)
+	g := &group{id: st.ID, gid: gid, heads: map[peer.ID]*seqSet{}}
+	gs.opMu.Lock()
+	err = gs.persist(g, st, []*groupOp{o})
+	gs.opMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	gs.mu.Lock()
+	gs.all[g.id] = g
+	gs.mu.Unlock()
+	if err := gs.subscribe(g); err != nil {
+		return nil, err
+	}
+	s.publish(EventGroup, GroupEvent{ID: g.id, Name: st.Name, Op: OpCreate, Actor: gs.self, Status: st.Status})
+	return gs.info(g), nil
+}
+
+// Groups lists the groups this node knows, by name.
+func (s *Service) Groups(ctx context.Context) ([]*GroupInfo, error) {
+	var out []*GroupInfo
+	for _, g := range s.grp.list() {
+		out = append(out, s.grp.info(g))
+	}
+	slices.SortFunc(out, func(a, b *GroupInfo) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	return out, nil
+}
+
+// Group returns one group.
+func (s *Service) Group(ctx context.Context, id string) (*GroupInfo, error) {
+	g, err := s.grp.find(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.grp.info(g), nil
+}
+
+// ResolveGroup finds a group by ID, a unique ID prefix of 6 or more
+// characters, or a unique name (any case).
+func (s *Service) ResolveGroup(ctx context.Context, name string) (string, error) {
+	var found []string
+	for _, g := range s.grp.list() {
+		if g.id == name {
+			return g.id, nil
+		}
+		if (len(name) >= 6 && strings.HasPrefix(g.id, name)) || strings.EqualFold(g.state().Name, name) {
+			found = append(found, g.id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w: %q", ErrNoGroup, name)
+	case 1:
+		return found[0], nil
+	}
+	slices.Sort(found)
+	return "", fmt.Errorf("%w group %q: use the ID (%s)", ErrAmbiguous, name, strings.Join(found, ", "))
+}
+
+func (gs *groups) find(id string) (*group, error) {
+	if g := gs.get(id); g != nil {
+		return g, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoGroup, id)
+}
+
+// member finds a group this node is a member of.
+func (gs *groups) member(id string) (*group, error) {
+	g, err := gs.find(id)
+	if err != nil {
+		return nil, err
+	}
+	if st := g.state(); st.Status != GroupMember {
+		return nil, fmt.Errorf("%w %q (%s)", ErrNotMember, st.Name, st.Status)
+	}
+	return g, nil
+}
+
+// GroupMembers lists a group's members with their presence.
+func (s *Service) GroupMembers(ctx context.Context, id string) ([]*GroupMemberInfo, error) {
+	g, err := s.grp.find(id)
+	if err != nil {
+		return nil, err
+	}
+	st := g.state()
+	out := []*GroupMemberInfo{}
+	for p, m := range st.Members {
+		mi := &GroupMemberInfo{PeerID: p, Role: m.Role, Since: m.Since, Self: p == s.h.ID(), Online: p == s.h.ID() || s.Online(p)}
+		if c, err := s.contact(ctx, p); err == nil && c != nil && c.Profile != nil {
+			mi.Name = c.Profile.Name
+		}
+		out = append(out, mi)
+	}
+	slices.SortFunc(out, func(a, b *GroupMemberInfo) int { return strings.Compare(string(a.PeerID), string(b.PeerID)) })
+	return out, nil
+}
+
+// Invite makes an invite code for a group: uses 0 means any number, ttl
+// how long it is valid. Only an admin may invite.
+func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.Duration) (string, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return "", err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return "", fmt.Errorf("%w: invite to %q", ErrNotAdmin, st.Name)
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("chat: %w invite: the validity must be positive", ErrInvalid)
+	}
+	iv := &invite{GroupID: g.gid, ID: make([]byte, 16), Uses: uses, Expires: s.cfg.Now().Add(ttl), Admin: gs.self}
+	rand.Read(iv.ID)
+	if iv.Signature, err = gs.priv.Sign(iv.signed()); err != nil {
+		return "", err
+	}
+	code := &inviteCode{Invite: iv, Name: st.Name, Members: []peer.AddrInfo{{ID: gs.self, Addrs: s.h.Addrs()}}}
+	// Members online first: they are the likeliest to admit the newcomer.
+	var others []peer.ID
+	for p := range st.Members {
+		if p != gs.self {
+			others = append(others, p)
+		}
+	}
+	slices.SortFunc(others, func(a, b peer.ID) int {
+		oa, ob := s.Online(a), s.Online(b)
+		switch {
+		case oa && !ob:
+			return -1
+		case ob && !oa:
+			return 1
+		}
+		return strings.Compare(string(a), string(b))
+	})
+	for _, p := range others {
+		info := peer.AddrInfo{ID: p, Addrs: s.h.Peerstore().Addrs(p)}
+		if len(info.Addrs) == 0 {
+			if ai, ok := peerAddrsFromWire(&pb.PeerAddrs{Peer: []byte(p), Addrs: st.Members[p].Addrs}); ok {
+				info = ai
+			}
+		}
+		code.Members = append(code.Members, info)
+	}
+	return encodeInviteCode(code)
+}
+
+// AddToGroup adds a friend to a group directly (an admin only); the friend
+// receives the group when it is reachable.
+func (s *Service) AddToGroup(ctx context.Context, id string, p peer.ID) (*GroupInfo, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return nil, fmt.Errorf("%w: add to %q", ErrNotAdmin, st.Name)
+	}
+	if st.isMember(p) {
+		return gs.info(g), nil
+	}
+	c, err := s.contact(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil || c.State != StateFriend {
+		return nil, fmt.Errorf("%w: %s (only friends can be added directly; send an invite code instead)", ErrNotFriend, p)
+	}
+	if _, err := gs.appendOp(ctx, g, &groupOp{Kind: OpAdd, Target: p, Addrs: c.Addrs}, nil); err != nil {
+		return nil, err
+	}
+	gs.opMu.Lock()
+	next := g.state().clone()
+	next.Owe = append(next.Owe, p)
+	err = gs.persist(g, next, nil)
+	gs.opMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	gs.goPushGroup(g, p)
+	return gs.info(g), nil
+}
+
+// Kick removes a member (an admin only) and starts a new key epoch.
+func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return fmt.Errorf("%w: remove from %q", ErrNotAdmin, st.Name)
+	}
+	if !st.isMember(p) {
+		return fmt.Errorf("%w: %s is not in %q", ErrNotMember, p, st.Name)
+	}
+	if p == gs.self {
+		return fmt.Errorf("chat: %w: to leave a group, use leave", ErrInvalid)
+	}
+	return gs.rekey(ctx, g, OpRemove, p)
+}
+
+// LeaveGroup leaves a group: the members are told, the history stays.
+func (s *Service) LeaveGroup(ctx context.Context, id string) error {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return err
+	}
+	gs.opMu.Lock()
+	st := g.state()
+	o := &groupOp{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: s.cfg.Now().UnixMilli()}
+	if err := signOp(gs.priv, o); err != nil {
+		gs.opMu.Unlock()
+		return err
+	}
+	applied, _, err := gs.applyOpsLocked(g, []*groupOp{o}, nil)
+	gs.opMu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Told directly to the members online (the topic goes with the
+	// subscription), and on the topic for the rest of the mesh.
+	frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(o)}, End: true}
+	gs.mu.RLock()
+	t := g.topic
+	gs.mu.RUnlock()
+	if t != nil {
+		data, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
+		t.Publish(ctx, data)
+	}
+	var wg sync.WaitGroup
+	for p := range st.Members {
+		if p != gs.self && s.Online(p) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				gs.push(ctx, p, frame)
+			}()
+		}
+	}
+	wg.Wait()
+	gs.afterOps(g, applied)
+	return nil
+}
+
+// RenameGroup changes a group's name and avatar (an admin only); nil
+// leaves one as it is.
+func (s *Service) RenameGroup(ctx context.Context, id string, name *string, avatar []byte) (*GroupInfo, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return nil, fmt.Errorf("%w: rename %q", ErrNotAdmin, st.Name)
+	}
+	o := &groupOp{Kind: OpRename, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType}
+	if name != nil {
+		if *name == "" || len(*name) > MaxNameBytes {
+			return nil, fmt.Errorf("chat: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
+		}
+		o.Name = *name
+	}
+	if avatar != nil {
+		if o.Avatar, o.AvatarType, err = MakeAvatar(avatar); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := gs.appendOp(ctx, g, o, nil); err != nil {
+		return nil, err
+	}
+	return gs.info(g), nil
+}
+
+// SendGroup stores a message to a group durably, then publishes it. It
+// waits while the publishing queue is full.
+func (s *Service) SendGroup(ctx context.Context, id string, d Draft) (*Message, error) {
+	gs := s.grp
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, err
+	}
+	w, err := draftMessage(d)
+	if err != nil {
+		return nil, err
+	}
+	probe := w
+	probe.ID = "00000000000000000000000000"
+	if err := probe.validate(); err != nil {
+		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
+	}
+	gs.sendMu.Lock()
+	m, env, err := gs.sealAndStore(g, w)
+	gs.sendMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.publish(EventMessage, m)
+	gs.parkForOffline(g, env)
+	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}}); err != nil {
+		// Stored: members get it when they pull.
+		s.log.Debug("publish", "group", id, "err", err)
+	}
+	return m, nil
+}
+
+func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, error) {
+	s := gs.s
+	st := g.state()
+	key := st.Keys[st.Epoch]
+	if key == nil {
+		return nil, nil, fmt.Errorf("chat: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)
+	}
+	h := g.headOf(gs.self)
+	seq := h.max() + 1
+	now := s.cfg.Now()
+	w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
+	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, key, w.toWire())
+	if err != nil {
+		return nil, nil, err
+	}
+	h.add(seq)
+	m := groupMessage(g.id, gs.self, gs.self, w)
+	ctx := s.ctx
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, _ := proto.Marshal(env.toWire())
+	hb, _ := json.Marshal(h)
+	for _, kv := range []struct {
+		k datastore.Key
+		v []byte
+	}{
+		{groupEnvKey(g.id, s.peerString(gs.self), seq), raw},
+		{msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))},
+		{groupHeadKey(g.id, s.peerString(gs.self)), hb},
+	} {
+		if err := b.Put(ctx, kv.k, kv.v); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.putMessage(ctx, b, m); err != nil {
+		return nil, nil, err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, nil, err
+	}
+	g.hmu.Lock()
+	g.heads[gs.self] = h
+	g.hmu.Unlock()
+	return m, env, nil
+}
+
+// draftMessage turns a draft into a message of its kind.
+func draftMessage(d Draft) (wireMessage, error) {
+	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	var err error
+	switch {
+	case d.Face != "":
+		if err := checkFace(d.Face); err != nil {
+			return w, err
+		}
+		w.Kind, w.Face = KindFace, d.Face
+	case d.Picture != nil:
+		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
+			return w, fmt.Errorf("picture: %w", err)
+		}
+		w.Kind, w.File = KindPicture, d.File
+	case d.File != nil:
+		w.Kind, w.File = KindFile, d.File
+	case d.ReactTo != "":
+		w.Kind = KindReaction
+	case d.ReplyTo != "":
+		w.Kind = KindReply
+	default:
+		w.Kind = KindText
+	}
+	return w, nil
+}
+
+// GroupHistory returns up to limit messages of a group, older than the
+// message before (empty: the newest), in conversation order.
+func (s *Service) GroupHistory(ctx context.Context, id string, before string, limit int) (*HistoryPage, error) {
+	if _, err := s.grp.find(id); err != nil {
+		return nil, err
+	}
+	return s.history(ctx, groupConv(id), before, limit)
+}
+
+// MarkGroupRead marks every received message of a group read (groups
+// send no read receipts).
+func (s *Service) MarkGroupRead(ctx context.Context, id string) (int, error) {
+	if _, err := s.grp.find(id); err != nil {
+		return 0, err
+	}
+	var read []string
+	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(groupConv(id))}, func(_ string, m *Message) bool {
+		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
+			read = append(read, m.ID)
+		}
+		return true
+	})
+	if err != nil || len(read) == 0 {
+		return 0, err
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range read {
+		if err := b.Put(ctx, readKey(id), nil); err != nil {
+			return 0, err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return 0, err
+	}
+	return len(read), s.sync(ctx)
+}
