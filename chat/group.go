@@ -115,6 +115,8 @@ type groups struct {
 
 	mbMu sync.Mutex
 	mb   GroupMailbox // nil: gossip and catch-up only
+	// parkq feeds runParker.
+	parkq chan parkJob
 
 	rejects atomic.Int64 // topic messages rejected (tests read it)
 	pulled  atomic.Int64 // messages stored that came by pull, not gossip
@@ -199,8 +201,8 @@ type ingestItem struct {
 	g    *group
 	env  *envelope
 	w    wireMessage
-	from peer.ID         // who handed it on
-	done chan<- struct{} // closed once stored (nil: nobody waits)
+	from peer.ID      // who handed it on
+	done chan<- error // gets the store's outcome (nil: nobody waits)
 }
 
 type pubItem struct {
@@ -247,11 +249,13 @@ func (s *Service) startGroups(ctx context.Context) error {
 		return fmt.Errorf("chat: %w", err)
 	}
 	s.h.SetStreamHandler(GroupSyncProtocol, s.tracked(gs.handleSync))
-	s.wg.Add(4)
+	gs.parkq = make(chan parkJob, 4096)
+	s.wg.Add(5)
 	go gs.runIngest()
 	go gs.runPublisher()
 	go gs.runPuller()
 	go gs.watchPeers(sub)
+	go gs.runParker()
 
 	var ids []string
 	err = scan(ctx, s.ds, query.Query{Prefix: "/grouplist/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
@@ -318,8 +322,13 @@ func (gs *groups) subscribe(g *group) error {
 	}
 	ctx, cancel := context.WithCancel(gs.s.ctx)
 	g.topic, g.cancel, g.done = t, cancel, make(chan struct{})
-	gs.s.wg.Add(1)
-	go gs.read(g, sub, ctx, g.done)
+	done := g.done
+	if !gs.s.goTracked(func() { gs.read(g, sub, ctx, done) }) {
+		close(done)
+		sub.Cancel()
+		cancel()
+		return ErrClosed
+	}
 	return nil
 }
 
@@ -340,7 +349,6 @@ func (gs *groups) unsubscribe(g *group) {
 
 // read hands what the validator accepted on to the store.
 func (gs *groups) read(g *group, sub *pubsub.Subscription, ctx context.Context, done chan struct{}) {
-	defer gs.s.wg.Done()
 	defer close(done)
 	defer sub.Cancel()
 	for {
@@ -459,12 +467,15 @@ func (gs *groups) runIngest() {
 				break more
 			}
 		}
-		if err := gs.store(batch); err != nil {
+		err := gs.store(batch)
+		if err != nil {
 			gs.s.log.Error("store group messages", "err", err)
 		}
+		// A waiter (a pull, a mailbox letter) learns whether its
+		// messages are stored: a letter is acked to the relay only then.
 		for _, it := range batch {
 			if it.done != nil {
-				close(it.done)
+				it.done <- err
 			}
 		}
 	}
@@ -485,6 +496,12 @@ func (gs *groups) store(batch []*ingestItem) error {
 	changed := map[string]*change{}
 	var fresh []*Message
 	for _, it := range batch {
+		// This node's own messages are stored as they are sealed
+		// (sealAndStore), which owns this node's head: a copy that comes
+		// back must not write it, or a stale snapshot could reuse a seq.
+		if it.env.Author == gs.self {
+			continue
+		}
 		g := it.g
 		c := changed[g.id]
 		if c == nil {
@@ -798,22 +815,18 @@ func (gs *groups) afterOps(g *group, applied []*groupOp) {
 			// The first admin by ID starts a new epoch, so that the member
 			// who left reads nothing sent after.
 			if admins := st.admins(); o.Actor != gs.self && len(admins) > 0 && admins[0] == gs.self && st.Status == GroupMember {
-				gs.s.wg.Add(1)
-				go func() {
-					defer gs.s.wg.Done()
+				gs.s.goTracked(func() {
 					if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
 						gs.s.log.Info("rekey after leave", "group", g.id, "err", err)
 					}
-				}()
+				})
 			}
 		}
 	}
 	if st.Status != GroupMember {
-		gs.s.wg.Add(1)
-		go func() {
-			defer gs.s.wg.Done()
+		gs.s.goTracked(func() {
 			gs.unsubscribe(g)
-		}()
+		})
 	}
 	if st.Keys[st.Epoch] == nil && st.Status == GroupMember && len(applied) > 0 {
 		gs.wantPull(g.id, applied[len(applied)-1].Actor, 0)
@@ -863,13 +876,11 @@ func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte
 			if p == gs.self || p == o.Target || !gs.s.Online(p) {
 				continue
 			}
-			gs.s.wg.Add(1)
-			go func() {
-				defer gs.s.wg.Done()
+			gs.s.goTracked(func() {
 				if err := gs.push(gs.s.ctx, p, frame); err != nil {
 					gs.s.log.Debug("push op", "peer", p, "err", err)
 				}
-			}()
+			})
 		}
 	}
 	gs.afterOps(g, applied)

@@ -206,10 +206,14 @@ func (st *groupState) apply(o *groupOp) error {
 		if st.isMember(o.Target) {
 			return deny("already a member")
 		}
-		if !st.isAdmin(o.Actor) {
-			iv := o.Invite
-			if iv == nil || hex.EncodeToString(iv.GroupID) != st.ID || !st.isAdmin(iv.Admin) {
-				return deny("not an admin, and no valid invite")
+		if !st.isAdmin(o.Actor) && o.Invite == nil {
+			return deny("not an admin, and no invite")
+		}
+		// An add by invite obeys the invite, whoever admits: an admin
+		// too cannot stretch a code past its uses or its expiry.
+		if iv := o.Invite; iv != nil {
+			if hex.EncodeToString(iv.GroupID) != st.ID || !st.isAdmin(iv.Admin) {
+				return deny("the invite is not this group's admins'")
 			}
 			if !t.Before(iv.Expires) {
 				return deny("the invite had expired")

@@ -543,9 +543,7 @@ func (gs *groups) goPushGroup(g *group, p peer.ID) {
 	if !gs.s.Online(p) {
 		return // when it connects
 	}
-	gs.s.wg.Add(1)
-	go func() {
-		defer gs.s.wg.Done()
+	gs.s.goTracked(func() {
 		var buf bytes.Buffer
 		w := bufio.NewWriter(&buf)
 		if err := gs.writeGroup(w, g, p); err != nil {
@@ -582,7 +580,7 @@ func (gs *groups) goPushGroup(g *group, p peer.ID) {
 		}
 		next.Owe = owe
 		gs.persist(g, next, nil)
-	}()
+	})
 }
 
 // pull asks p for what this node lacks of a group, and stores it.
@@ -596,7 +594,7 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 	for a, h := range g.headsSnapshot() {
 		req.Heads = append(req.Heads, h.toWire(a))
 	}
-	var lastDone chan struct{}
+	var lastDone chan error
 	last, err := gs.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: req}}, func(f *pb.SyncFrame) error {
 		ops, keys, err := decodeOpsKeys(f)
 		if err != nil {
@@ -622,7 +620,10 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 	}
 	if lastDone != nil {
 		select {
-		case <-lastDone:
+		case err := <-lastDone:
+			if err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -758,9 +759,9 @@ func (gs *groups) runPuller() {
 // ingestEnvelopes checks envelopes that did not come by gossip (a pull, a
 // mailbox) as the validator would, and hands the good ones to the store.
 // It returns a channel closed once the last is stored (nil: none).
-func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID) (chan struct{}, error) {
+func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID) (chan error, error) {
 	st := g.state()
-	var last chan struct{}
+	var last chan error
 	for _, we := range envs {
 		env, err := envelopeFromWire(we)
 		if err != nil || !sameBytes(env.GroupID, g.gid) || g.has(env.Author, env.Seq) || !g.near(env.Author, env.Seq) {
@@ -774,7 +775,7 @@ func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Enve
 		if err != nil {
 			continue
 		}
-		done := make(chan struct{})
+		done := make(chan error, 1)
 		select {
 		case gs.ingest <- &ingestItem{g: g, env: env, w: w, from: from, done: done}:
 			last = done
@@ -829,13 +830,67 @@ func (gs *groups) parkForOffline(g *group, env *envelope) {
 	if err != nil {
 		return
 	}
-	gs.s.wg.Add(1)
-	go func() {
-		defer gs.s.wg.Done()
-		if err := mb.ParkGroup(gs.s.ctx, away, [][]byte{raw}); err != nil {
-			gs.s.log.Info("group mailbox", "group", g.id, "err", err)
+	select {
+	case gs.parkq <- parkJob{mb: mb, away: away, raw: raw}:
+	default:
+		// The relay is far behind: the members catch up from the
+		// others when they come back.
+		gs.s.log.Info("group mailbox: queue full, not parked", "group", g.id)
+	}
+}
+
+// parkJob is an envelope to park for the members that are away.
+type parkJob struct {
+	mb   GroupMailbox
+	away []peer.ID
+	raw  []byte
+}
+
+// runParker parks queued envelopes, one worker for all groups: what
+// waits at a moment for the same members goes in one deposit each.
+func (gs *groups) runParker() {
+	defer gs.s.wg.Done()
+	for {
+		var jobs []parkJob
+		select {
+		case <-gs.s.ctx.Done():
+			return
+		case j := <-gs.parkq:
+			jobs = append(jobs, j)
 		}
-	}()
+	more:
+		for len(jobs) < 256 {
+			select {
+			case j := <-gs.parkq:
+				jobs = append(jobs, j)
+			default:
+				break more
+			}
+		}
+		type batch struct {
+			mb   GroupMailbox
+			away []peer.ID
+			raws [][]byte
+		}
+		var order []string
+		byAway := map[string]*batch{}
+		for _, j := range jobs {
+			k := fmt.Sprint(j.away)
+			b := byAway[k]
+			if b == nil {
+				b = &batch{mb: j.mb, away: j.away}
+				byAway[k] = b
+				order = append(order, k)
+			}
+			b.raws = append(b.raws, j.raw)
+		}
+		for _, k := range order {
+			b := byAway[k]
+			if err := b.mb.ParkGroup(gs.s.ctx, b.away, b.raws); err != nil {
+				gs.s.log.Info("group mailbox", "err", err)
+			}
+		}
+	}
 }
 
 // ReceiveParkedGroup takes envelopes that a mailbox held for this node:
@@ -862,7 +917,10 @@ func (s *Service) ReceiveParkedGroup(ctx context.Context, envelopes [][]byte) er
 		}
 		if done != nil {
 			select {
-			case <-done:
+			case err := <-done:
+				if err != nil {
+					return err
+				}
 			case <-ctx.Done():
 				return ctx.Err()
 			}

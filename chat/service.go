@@ -177,6 +177,23 @@ func (s *Service) Close() error {
 
 // tracked wraps a stream handler so that Close waits for it and resets
 // its stream.
+// goTracked runs f in a goroutine that Close waits for; it does nothing
+// once the service is closing (a wait group must not grow while Close
+// waits on it).
+func (s *Service) goTracked(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
 func (s *Service) tracked(h network.StreamHandler) network.StreamHandler {
 	return func(st network.Stream) {
 		s.mu.Lock()
