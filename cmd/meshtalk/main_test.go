@@ -35,6 +35,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build meshtalk:", err)
 		os.Exit(2)
 	}
+	// On disk like an installed binary: pages of a file just written are
+	// dirty, and the kernel keeps them cached until written back.
+	if f, err := os.Open(binary); err == nil {
+		f.Sync()
+		f.Close()
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
