@@ -49,6 +49,33 @@ type Draft struct {
 	ReactTo string
 }
 
+// draftMessage turns a draft into a message of its kind.
+func draftMessage(d Draft) (wireMessage, error) {
+	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	var err error
+	switch {
+	case d.Face != "":
+		if err := checkFace(d.Face); err != nil {
+			return w, err
+		}
+		w.Kind, w.Face = KindFace, d.Face
+	case d.Picture != nil:
+		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
+			return w, fmt.Errorf("picture: %w", err)
+		}
+		w.Kind, w.File = KindPicture, d.File
+	case d.File != nil:
+		w.Kind, w.File = KindFile, d.File
+	case d.ReactTo != "":
+		w.Kind = KindReaction
+	case d.ReplyTo != "":
+		w.Kind = KindReply
+	default:
+		w.Kind = KindText
+	}
+	return w, nil
+}
+
 // Send stores a message to friend p durably in the outbox and returns it
 // (state queued); a courier delivers it when p is reachable, across
 // restarts of either side, until p acks it.
@@ -60,27 +87,9 @@ func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error
 	if c == nil || c.State != StateFriend {
 		return nil, fmt.Errorf("%w: %s (send a friend request with `meshtalk friend add`)", ErrNotFriend, p)
 	}
-	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
-	switch {
-	case d.Face != "":
-		if err := checkFace(d.Face); err != nil {
-			return nil, err
-		}
-		w.Kind, w.Face = KindFace, d.Face
-	case d.Picture != nil:
-		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
-			return nil, fmt.Errorf("picture: %w", err)
-		}
-		// The original travels through transfer when its manifest is given.
-		w.Kind, w.File = KindPicture, d.File
-	case d.File != nil:
-		w.Kind, w.File = KindFile, d.File
-	case d.ReactTo != "":
-		w.Kind = KindReaction
-	case d.ReplyTo != "":
-		w.Kind = KindReply
-	default:
-		w.Kind = KindText
+	w, err := draftMessage(d)
+	if err != nil {
+		return nil, err
 	}
 	return s.enqueue(ctx, p, w, true)
 }

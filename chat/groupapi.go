@@ -443,33 +443,6 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 	return m, env, nil
 }
 
-// draftMessage turns a draft into a message of its kind.
-func draftMessage(d Draft) (wireMessage, error) {
-	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
-	var err error
-	switch {
-	case d.Face != "":
-		if err := checkFace(d.Face); err != nil {
-			return w, err
-		}
-		w.Kind, w.Face = KindFace, d.Face
-	case d.Picture != nil:
-		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
-			return w, fmt.Errorf("picture: %w", err)
-		}
-		w.Kind, w.File = KindPicture, d.File
-	case d.File != nil:
-		w.Kind, w.File = KindFile, d.File
-	case d.ReactTo != "":
-		w.Kind = KindReaction
-	case d.ReplyTo != "":
-		w.Kind = KindReply
-	default:
-		w.Kind = KindText
-	}
-	return w, nil
-}
-
 // GroupHistory returns up to limit messages of a group, older than the
 // message before (empty: the newest), in conversation order.
 func (s *Service) GroupHistory(ctx context.Context, id string, before string, limit int) (*HistoryPage, error) {
