@@ -161,7 +161,8 @@ func (g *group) near(author peer.ID, seq uint64) bool {
 	if h := g.heads[author]; h != nil {
 		c = h.Contig
 	}
-	return seq <= c+maxSeqAhead
+	// Written so that no head, however large a peer made it, overflows.
+	return seq <= c || seq-c <= maxSeqAhead
 }
 
 // headOf is a copy of what this node holds of author.

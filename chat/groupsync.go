@@ -127,8 +127,11 @@ func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 		as := gs.s.peerString(author)
 		// What this node holds, in order: the run up to Contig, then the
 		// extra ones (never a loop over numbers it does not hold).
+		// At most maxServeSeqs numbers a round, whatever heads say (a
+		// head adopted at join comes from a peer): the asker pulls again
+		// for the rest.
 		seqs := make([]uint64, 0, 64)
-		for seq := t.Contig + 1; seq <= ours.Contig; seq++ {
+		for seq := t.Contig + 1; seq <= ours.Contig && seq != 0 && len(seqs) < maxServeSeqs; seq++ {
 			seqs = append(seqs, seq)
 		}
 		seqs = append(seqs, slices.Sorted(maps.Keys(ours.Extra))...)
@@ -258,11 +261,8 @@ func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 // servePush takes ops and keys from a member: a new epoch, a leave, or a
 // whole group this node was added to by a friend.
 func (gs *groups) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
-	ops, keys, err := decodeOpsKeys(f)
-	if err != nil {
-		refuseSync(w, CodeBadFrame, err.Error())
-		return
-	}
+	// Who may push is checked before any signature is: a stranger must
+	// not make this node verify thousands of ops it signed itself.
 	id := gidString(f.GetGroupId())
 	g := gs.get(id)
 	if g == nil {
@@ -272,15 +272,21 @@ func (gs *groups) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
 			refuseSync(w, CodeNotFriends, "only friends add this node to groups")
 			return
 		}
-		if _, err := gs.adopt(ops, keys, f.GetHeads(), f.GetMembers(), from); err != nil {
+	} else if !g.state().isMember(from) {
+		refuseSync(w, CodeNotMember, "not a member of this group")
+		return
+	}
+	ops, keys, err := decodeOpsKeys(f)
+	if err != nil {
+		refuseSync(w, CodeBadFrame, err.Error())
+		return
+	}
+	if g == nil {
+		if _, err := gs.adopt(id, ops, keys, f.GetHeads(), f.GetMembers(), from); err != nil {
 			refuseSync(w, CodeBadFrame, err.Error())
 			return
 		}
 		writeFrame(w, &pb.SyncFrame{End: true})
-		return
-	}
-	if !g.state().isMember(from) {
-		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
 	gs.opMu.Lock()
@@ -318,10 +324,15 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*groupOp, map[uint64][]byte, error) {
 
 // adopt takes a whole group this node was admitted to: it checks the log
 // from its create op, and the keys against it, and joins the topic.
-func (gs *groups) adopt(ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
+func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
 	st, err := stateFromOps(ops)
 	if err != nil {
 		return nil, err
+	}
+	// The log must be the group asked for: the members named in a code
+	// are not signed, and one could answer with a group of its own.
+	if st.ID != want {
+		return nil, fmt.Errorf("%w: the log is of group %s, not %s", ErrBadFrame, st.ID, want)
 	}
 	if !st.isMember(gs.self) {
 		return nil, fmt.Errorf("%w: the log does not add this node", ErrNotMember)
@@ -457,6 +468,11 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 				}
 				heads = append(heads, f.GetHeads()...)
 				members = append(members, f.GetMembers()...)
+				// A join is a log, keys, heads and members: bounded,
+				// whatever the admitting member sends.
+				if len(ops)+len(keys)+len(heads)+len(members) > maxJoinItems {
+					return fmt.Errorf("%w: a join answer of over %d items", ErrBadFrame, maxJoinItems)
+				}
 				return nil
 			})
 		if err != nil {
@@ -475,7 +491,7 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 			lastErr = fmt.Errorf("%w: %s: %s", ErrRefused, m.ID, last.GetMessage())
 			continue
 		}
-		g, err := gs.adopt(ops, keys, heads, members, m.ID)
+		g, err := gs.adopt(gidString(c.Invite.GroupID), ops, keys, heads, members, m.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -787,6 +803,12 @@ func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Enve
 	}
 	return last, nil
 }
+
+// maxJoinItems bounds what a newcomer takes in from one join answer.
+const maxJoinItems = 1 << 16
+
+// maxServeSeqs bounds the sequence numbers of one author a pull looks up.
+const maxServeSeqs = 4096
 
 // GroupMailbox is the path through a relay for members who are offline:
 // the relay's offline mailbox (the relay issue builds it; node wires it).
