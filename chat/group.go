@@ -315,8 +315,15 @@ func (gs *groups) subscribe(g *group) error {
 		gs.ps.UnregisterTopicValidator(name)
 		return fmt.Errorf("chat: group %s: %w", g.id, err)
 	}
+	evts, err := t.EventHandler()
+	if err != nil {
+		t.Close()
+		gs.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("chat: group %s: %w", g.id, err)
+	}
 	sub, err := t.Subscribe(pubsub.WithBufferSize(groupQueue))
 	if err != nil {
+		evts.Cancel()
 		t.Close()
 		gs.ps.UnregisterTopicValidator(name)
 		return fmt.Errorf("chat: group %s: %w", g.id, err)
@@ -324,13 +331,29 @@ func (gs *groups) subscribe(g *group) error {
 	ctx, cancel := context.WithCancel(gs.s.ctx)
 	g.topic, g.cancel, g.done = t, cancel, make(chan struct{})
 	done := g.done
-	if !gs.s.goTracked(func() { gs.read(g, sub, ctx, done) }) {
+	if !gs.s.goTracked(func() { gs.read(g, sub, evts, ctx, done) }) {
 		close(done)
 		sub.Cancel()
+		evts.Cancel()
 		cancel()
 		return ErrClosed
 	}
 	return nil
+}
+
+// watchJoins pulls from a member that joins the topic: what it published
+// before it knew of this node reached nobody here, and no gap shows it.
+func (gs *groups) watchJoins(g *group, evts *pubsub.TopicEventHandler, ctx context.Context) {
+	defer evts.Cancel()
+	for {
+		ev, err := evts.NextPeerEvent(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Type == pubsub.PeerJoin && g.state().isMember(ev.Peer) {
+			gs.wantPull(g.id, ev.Peer, time.Second)
+		}
+	}
 }
 
 // unsubscribe leaves g's topic (this node left or was removed).
@@ -349,9 +372,15 @@ func (gs *groups) unsubscribe(g *group) {
 }
 
 // read hands what the validator accepted on to the store.
-func (gs *groups) read(g *group, sub *pubsub.Subscription, ctx context.Context, done chan struct{}) {
+func (gs *groups) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEventHandler, ctx context.Context, done chan struct{}) {
 	defer close(done)
 	defer sub.Cancel()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		gs.watchJoins(g, evts, ctx)
+	}()
+	defer func() { <-watched }()
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {
