@@ -587,3 +587,31 @@ func TestGroupKickedWhileAway(t *testing.T) {
 		t.Fatal("the removed member got a message sent after its removal")
 	}
 }
+
+// TestGroupLeaveLearnedFromTheLeaver: a member leaves while the others
+// are away, so its publication reaches nobody; a member that comes back
+// learns of the leave from the leaver itself.
+func TestGroupLeaveLearnedFromTheLeaver(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	cHome := c.Home()
+	a.Close()
+	c.Close()
+	if err := b.Chat().LeaveGroup(bg, gid); err != nil {
+		t.Fatal(err)
+	}
+	c = nodetest.Start(t, nodetest.Options{Home: cHome})
+	nodetest.Connect(t, c, b)
+	nodetest.Eventually(t, 30*time.Second, "C learns that B left", func() bool {
+		ms, err := c.Chat().GroupMembers(bg, gid)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.PeerID == b.ID() {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -65,15 +65,22 @@ func refuseSync(w *bufio.Writer, code uint32, msg string) {
 // in, and envelopes, in order per author.
 func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 	g := gs.get(gidString(req.GetGroupId()))
-	if g == nil || g.state().Status != GroupMember {
+	if g == nil {
 		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
 	st := g.state()
 	ctx := gs.s.ctx
-	if !st.isMember(from) {
-		// A member removed while it was away learns it from the log (signed
-		// ops, no keys, no messages).
+	// Only the log (signed ops, no keys, no messages) goes to a member
+	// removed while it was away, so that it learns it; and from a node
+	// that left, to the members, so that they learn of the leave even if
+	// its publication reached nobody.
+	left := st.Status == GroupLeft && st.wasEver(from)
+	if st.Status != GroupMember && !left {
+		refuseSync(w, CodeNotMember, "not a member of this group")
+		return
+	}
+	if left || !st.isMember(from) {
 		if st.wasEver(from) && req.GetOps() < st.Ops {
 			f := &pb.SyncFrame{GroupId: g.gid}
 			for i := req.GetOps(); i < st.Ops && len(f.Ops) < 1024; i++ {
