@@ -33,7 +33,7 @@ const (
 // the same run.
 func BenchmarkDM(b *testing.B) {
 	a, c := nodetest.Start(b, nodetest.Options{}), nodetest.Start(b, nodetest.Options{})
-	befriendB(b, a, c)
+	nodetest.Befriend(b, a, c)
 	text := strings.Repeat("x", benchSize)
 	send := func() (string, time.Time) {
 		t0 := time.Now()
@@ -245,27 +245,3 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(q(0.99), "p99-µs")
 }
 
-// befriendB makes a and c friends (waiting on their events).
-func befriendB(b *testing.B, a, c *node.Node) {
-	b.Helper()
-	evC, cancelC := c.Events().Subscribe(64)
-	defer cancelC()
-	evA, cancelA := a.Events().Subscribe(64)
-	defer cancelA()
-	if _, err := a.Chat().AddFriend(context.Background(), info(c), ""); err != nil {
-		b.Fatal(err)
-	}
-	for e := range evC {
-		if e.Type == chat.EventFriendRequest {
-			break
-		}
-	}
-	if _, err := c.Chat().Accept(context.Background(), a.ID()); err != nil {
-		b.Fatal(err)
-	}
-	for e := range evA {
-		if e.Type == chat.EventFriendUpdate {
-			break
-		}
-	}
-}

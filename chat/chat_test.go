@@ -64,23 +64,6 @@ func contactState(t *testing.T, n *node.Node, p peer.ID) string {
 	return ""
 }
 
-// befriend makes a and b friends through the real request and accept.
-func befriend(t *testing.T, a, b *node.Node) {
-	t.Helper()
-	evA, evB := events(t, a), events(t, b)
-	if _, err := a.Chat().AddFriend(bg, info(b), "hi, it's a"); err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, evB, chat.EventFriendRequest, func(d any) bool { return d.(chat.ContactEvent).PeerID == a.ID() })
-	if _, err := b.Chat().Accept(bg, a.ID()); err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, evA, chat.EventFriendUpdate, func(d any) bool {
-		e := d.(chat.ContactEvent)
-		return e.PeerID == b.ID() && e.State == chat.StateFriend
-	})
-}
-
 func TestFriendRequestAcceptAndMessage(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
 	name := "Alice"
@@ -88,7 +71,7 @@ func TestFriendRequestAcceptAndMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	evB := events(t, b)
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	if got := contactState(t, b, a.ID()); got != chat.StateFriend {
 		t.Fatalf("b sees a as %q", got)
 	}
@@ -149,7 +132,7 @@ func TestDeclineBlockRemove(t *testing.T) {
 	}
 
 	// Remove works both ways.
-	befriend(t, a, c)
+	nodetest.Befriend(t, a, c)
 	evC := events(t, c)
 	if _, err := a.Chat().Remove(bg, c.ID()); err != nil {
 		t.Fatal(err)
@@ -160,7 +143,7 @@ func TestDeclineBlockRemove(t *testing.T) {
 	}
 
 	// Block: both ways, and remembered across a restart.
-	befriend(t, b, c)
+	nodetest.Befriend(t, b, c)
 	if _, err := b.Chat().Block(bg, c.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +196,7 @@ func TestStrangerMessageRefused(t *testing.T) {
 
 func TestThousandMessagesExactlyOnceInOrder(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	evB := events(t, b)
 	const n = 1000
 	var ids []string
@@ -267,7 +250,7 @@ func assertHistory(t *testing.T, n *node.Node, p peer.ID, ids []string) {
 
 func TestReceiverOfflineThenBack(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	bHome, bListen := b.Home(), nodetest.ListenAddrs(b)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -287,7 +270,7 @@ func TestReceiverOfflineThenBack(t *testing.T) {
 
 func TestSenderRestartsWithQueuedOutbox(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	aHome, aListen := a.Home(), nodetest.ListenAddrs(a)
 	bHome, bListen := b.Home(), nodetest.ListenAddrs(b)
 	b.Close()
@@ -314,7 +297,7 @@ func TestClockSkewKeepsOrder(t *testing.T) {
 	ahead := func() time.Time { return time.Now().Add(10 * time.Minute) }
 	a := nodetest.Start(t, nodetest.Options{Clock: ahead})
 	b := nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	evA, evB := events(t, a), events(t, b)
 	m1, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "question from the future"})
 	if err != nil {
@@ -335,7 +318,7 @@ func TestClockSkewKeepsOrder(t *testing.T) {
 
 func TestBadFramesAreRefused(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	for name, frame := range map[string][]byte{
 		"oversized": binary.AppendUvarint(nil, chat.MaxDMFrame+1),
 		"garbage":   append(binary.AppendUvarint(nil, 5), 0xff, 0xff, 0xff, 0xff, 0xff),
@@ -370,7 +353,7 @@ func TestBadFramesAreRefused(t *testing.T) {
 
 func TestProfileAvatarAndPresence(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	evB := events(t, b)
 	if _, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Avatar: []byte("hello, I am not an image")}); !errors.Is(err, chat.ErrNotImage) {
 		t.Fatalf("avatar that is not an image: %v", err)
@@ -416,7 +399,7 @@ func TestProfileAvatarAndPresence(t *testing.T) {
 
 func TestPictureAndFace(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	evB := events(t, b)
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Picture: testPNG(t, 1000, 500)}); err != nil {
 		t.Fatal(err)
@@ -509,7 +492,7 @@ func TestStrangerRequestsRateLimited(t *testing.T) {
 // stored and acked; the refusal names the bad one.
 func TestBadMessageRefusedAlone(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
 	if err != nil {
 		t.Fatal(err)
@@ -534,7 +517,7 @@ func TestBadMessageRefusedAlone(t *testing.T) {
 // sent, not mark its own messages read on our side.
 func TestReceiptOnlyForOwnMessages(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	evB := events(t, b)
 	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "from a"})
 	if err != nil {
@@ -560,7 +543,7 @@ func TestReceiptOnlyForOwnMessages(t *testing.T) {
 // never reads it blocks the courier's writes; Close still returns at once.
 func TestCloseWithAPeerThatStopsReading(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	hold := make(chan struct{})
 	defer close(hold)
 	opened := make(chan struct{}, 1)
@@ -628,7 +611,7 @@ func (m *memMailbox) take(p peer.ID) [][]byte {
 // the sender learns they were delivered.
 func TestMailboxPathExactlyOnce(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	mb := &memMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 1)}
 	a.Chat().SetMailbox(mb, 0)
 	bHome, bListen := b.Home(), nodetest.ListenAddrs(b)
@@ -687,7 +670,7 @@ func TestMailboxPathExactlyOnce(t *testing.T) {
 func TestParkedOnceAcrossRestarts(t *testing.T) {
 	aHome := node.Home(t.TempDir())
 	a, b := nodetest.Start(t, nodetest.Options{Home: aHome}), nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, b)
+	nodetest.Befriend(t, a, b)
 	mb := &memMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 1)}
 	a.Chat().SetMailbox(mb, 0)
 	b.Close()

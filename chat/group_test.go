@@ -527,7 +527,7 @@ func TestGroupAddRenameLeave(t *testing.T) {
 	nodes, gid := groupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	c := nodetest.Start(t, nodetest.Options{})
-	befriend(t, a, c)
+	nodetest.Befriend(t, a, c)
 	evC := events(t, c)
 	if _, err := a.Chat().AddToGroup(bg, gid, c.ID()); err != nil {
 		t.Fatal(err)

@@ -160,6 +160,19 @@ func (gs *groups) member(id string) (*group, error) {
 	return g, nil
 }
 
+// admin finds a group this node is an admin of, for the action what.
+func (gs *groups) admin(id, what string) (*group, *groupState, error) {
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := g.state()
+	if !st.isAdmin(gs.self) {
+		return nil, nil, fmt.Errorf("%w: %s %q", ErrNotAdmin, what, st.Name)
+	}
+	return g, st, nil
+}
+
 // GroupMembers lists a group's members with their presence.
 func (s *Service) GroupMembers(ctx context.Context, id string) ([]*GroupMemberInfo, error) {
 	g, err := s.grp.find(id)
@@ -183,13 +196,9 @@ func (s *Service) GroupMembers(ctx context.Context, id string) ([]*GroupMemberIn
 // how long it is valid. Only an admin may invite.
 func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.Duration) (string, error) {
 	gs := s.grp
-	g, err := gs.member(id)
+	g, st, err := gs.admin(id, "invite to")
 	if err != nil {
 		return "", err
-	}
-	st := g.state()
-	if !st.isAdmin(gs.self) {
-		return "", fmt.Errorf("%w: invite to %q", ErrNotAdmin, st.Name)
 	}
 	if ttl <= 0 {
 		return "", fmt.Errorf("chat: %w invite: the validity must be positive", ErrInvalid)
@@ -233,13 +242,9 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 // receives the group when it is reachable.
 func (s *Service) AddToGroup(ctx context.Context, id string, p peer.ID) (*GroupInfo, error) {
 	gs := s.grp
-	g, err := gs.member(id)
+	g, st, err := gs.admin(id, "add to")
 	if err != nil {
 		return nil, err
-	}
-	st := g.state()
-	if !st.isAdmin(gs.self) {
-		return nil, fmt.Errorf("%w: add to %q", ErrNotAdmin, st.Name)
 	}
 	if st.isMember(p) {
 		return gs.info(g), nil
@@ -269,13 +274,9 @@ func (s *Service) AddToGroup(ctx context.Context, id string, p peer.ID) (*GroupI
 // Kick removes a member (an admin only) and starts a new key epoch.
 func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
 	gs := s.grp
-	g, err := gs.member(id)
+	g, st, err := gs.admin(id, "remove from")
 	if err != nil {
 		return err
-	}
-	st := g.state()
-	if !st.isAdmin(gs.self) {
-		return fmt.Errorf("%w: remove from %q", ErrNotAdmin, st.Name)
 	}
 	if !st.isMember(p) {
 		return fmt.Errorf("%w: %s is not in %q", ErrNotMember, p, st.Name)
@@ -334,13 +335,9 @@ func (s *Service) LeaveGroup(ctx context.Context, id string) error {
 // leaves one as it is.
 func (s *Service) RenameGroup(ctx context.Context, id string, name *string, avatar []byte) (*GroupInfo, error) {
 	gs := s.grp
-	g, err := gs.member(id)
+	g, st, err := gs.admin(id, "rename")
 	if err != nil {
 		return nil, err
-	}
-	st := g.state()
-	if !st.isAdmin(gs.self) {
-		return nil, fmt.Errorf("%w: rename %q", ErrNotAdmin, st.Name)
 	}
 	o := &groupOp{Kind: OpRename, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType}
 	if name != nil {

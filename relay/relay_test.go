@@ -73,6 +73,18 @@ func startUser(t testing.TB, r *node.Node, home node.Home) *node.Node {
 	}})
 }
 
+// friendsOnRelay starts a relay and two friends registered on it, alice
+// (a) and bob (b), on the homes given ("" for fresh ones).
+func friendsOnRelay(t *testing.T, homeA, homeB node.Home) (r, a, b *node.Node) {
+	t.Helper()
+	r = startRelay(t, "", nil, nil)
+	a, b = startUser(t, r, homeA), startUser(t, r, homeB)
+	register(t, a, r, "alice")
+	register(t, b, r, "bob")
+	nodetest.Befriend(t, a, b)
+	return r, a, b
+}
+
 func relayInfo(r *node.Node) peer.AddrInfo { return peer.AddrInfo{ID: r.ID(), Addrs: r.Host().Addrs()} }
 
 // register registers name for u on r and waits until u is logged in.
@@ -249,12 +261,8 @@ func openRaw(t *testing.T, from *node.Node, to peer.ID, p protocol.ID) *rawStrea
 // message exactly once, and again exactly once after A comes back and
 // delivers directly too.
 func TestOfflineFriendGetsMailOnce(t *testing.T) {
-	r := startRelay(t, "", nil, nil)
 	homeA, homeB := node.Home(t.TempDir()), node.Home(t.TempDir())
-	a, b := startUser(t, r, homeA), startUser(t, r, homeB)
-	register(t, a, r, "alice")
-	register(t, b, r, "bob")
-	nodetest.Befriend(t, a, b)
+	r, a, b := friendsOnRelay(t, homeA, homeB)
 	b.Close()
 
 	var ids []string
@@ -524,12 +532,8 @@ func TestFileDrop(t *testing.T) {
 // TestParkedOutboxSplitsIntoLetters: an outbox bigger than one sealed
 // envelope goes in several, and every message arrives once.
 func TestParkedOutboxSplitsIntoLetters(t *testing.T) {
-	r := startRelay(t, "", nil, nil)
 	homeB := node.Home(t.TempDir())
-	a, b := startUser(t, r, ""), startUser(t, r, homeB)
-	register(t, a, r, "alice")
-	register(t, b, r, "bob")
-	nodetest.Befriend(t, a, b)
+	r, a, b := friendsOnRelay(t, "", homeB)
 	b.Close()
 	var ids []string
 	for i := range 24 {

@@ -110,52 +110,71 @@ func newFriendCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// messageFlags are what `send` and `group send` take: what a message
+// carries besides its text.
+type messageFlags struct {
+	face, picture, reply, react, file string
+	asJSON                            bool
+}
+
+func (f *messageFlags) register(cmd *cobra.Command, fileHelp string) {
+	cmd.Flags().StringVar(&f.face, "face", "", "send a face by name (see GET /api/v1/faces): smile, laugh, heart, party, ...")
+	cmd.Flags().StringVar(&f.picture, "picture", "", "send a picture (PNG, JPEG or GIF up to 5 MiB); a thumbnail travels inline")
+	cmd.Flags().StringVar(&f.file, "file", "", fileHelp)
+	cmd.Flags().StringVar(&f.reply, "reply", "", "reply to the message with this ID")
+	cmd.Flags().StringVar(&f.react, "react", "", "react to the message with this ID (TEXT is the emoji)")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print JSON")
+}
+
+// content is the message's text (args[1]) and picture; a message with
+// nothing in it is an error.
+func (f *messageFlags) content(args []string) (text string, picture []byte, err error) {
+	if len(args) == 2 {
+		text = args[1]
+	}
+	if f.picture != "" {
+		if picture, err = readLimited(f.picture, chat.MaxImageInput); err != nil {
+			return "", nil, err
+		}
+	}
+	if text == "" && f.face == "" && picture == nil && f.file == "" {
+		return "", nil, fmt.Errorf("nothing to send: give TEXT, --face NAME, --picture PATH or --file PATH")
+	}
+	return text, picture, nil
+}
+
+// print shows a sent message.
+func (f *messageFlags) print(g *globals, m chat.Message) error {
+	if f.asJSON {
+		return g.printJSON(m)
+	}
+	fmt.Fprintf(g.stdout, "%s %s\n", m.ID, m.State)
+	return nil
+}
+
 func newSendCmd(g *globals) *cobra.Command {
-	var face, picture, reply, react, file string
-	var asJSON bool
+	var f messageFlags
 	cmd := &cobra.Command{
 		Use:   "send FRIEND [TEXT]",
 		Short: "Send a message; it is stored at once and delivered when the friend is reachable",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file != "" {
-				caption := ""
-				if len(args) == 2 {
-					caption = args[1]
-				}
-				return sendFile(cmd, g, args[0], file, caption, false)
+			text, picture, err := f.content(args)
+			if err != nil {
+				return err
 			}
-			req := api.SendRequest{To: args[0], Face: face, ReplyTo: reply, ReactTo: react}
-			if len(args) == 2 {
-				req.Text = args[1]
+			if f.file != "" {
+				return sendFile(cmd, g, args[0], f.file, text, false)
 			}
-			if picture != "" {
-				b, err := readLimited(picture, chat.MaxImageInput)
-				if err != nil {
-					return err
-				}
-				req.Picture = b
-			}
-			if req.Text == "" && req.Face == "" && req.Picture == nil {
-				return fmt.Errorf("nothing to send: give TEXT, --face NAME, --picture PATH or --file PATH")
-			}
+			req := api.SendRequest{To: args[0], Text: text, Face: f.face, Picture: picture, ReplyTo: f.reply, ReactTo: f.react}
 			var m chat.Message
 			if err := g.call(cmd, "POST", "/api/v1/messages", req, &m); err != nil {
 				return err
 			}
-			if asJSON {
-				return g.printJSON(m)
-			}
-			fmt.Fprintf(g.stdout, "%s %s\n", m.ID, m.State)
-			return nil
+			return f.print(g, m)
 		},
 	}
-	cmd.Flags().StringVar(&face, "face", "", "send a face by name (see GET /api/v1/faces): smile, laugh, heart, party, ...")
-	cmd.Flags().StringVar(&picture, "picture", "", "send a picture (PNG, JPEG or GIF up to 5 MiB); a thumbnail travels inline")
-	cmd.Flags().StringVar(&file, "file", "", "offer a file (the friend fetches it with `meshtalk file get`)")
-	cmd.Flags().StringVar(&reply, "reply", "", "reply to the message with this ID")
-	cmd.Flags().StringVar(&react, "react", "", "react to the message with this ID (TEXT is the emoji)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	f.register(cmd, "offer a file (the friend fetches it with `meshtalk file get`)")
 	return cmd
 }
 

@@ -229,43 +229,24 @@ func newGroupCmd(g *globals) *cobra.Command {
 }
 
 func newGroupSendCmd(g *globals, groupPath func(string, string) string) *cobra.Command {
-	var face, picture, reply, react, file string
-	var asJSON bool
+	var f messageFlags
 	cmd := &cobra.Command{
 		Use:   "send GROUP [TEXT]",
 		Short: "Send a message to a group: stored at once, then published to the members",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.GroupSendRequest{Face: face, ReplyTo: reply, ReactTo: react, Path: file}
-			if len(args) == 2 {
-				req.Text = args[1]
+			text, picture, err := f.content(args)
+			if err != nil {
+				return err
 			}
-			if picture != "" {
-				b, err := readLimited(picture, chat.MaxImageInput)
-				if err != nil {
-					return err
-				}
-				req.Picture = b
-			}
-			if req.Text == "" && req.Face == "" && req.Picture == nil && req.Path == "" {
-				return fmt.Errorf("nothing to send: give TEXT, --face NAME, --picture PATH or --file PATH")
-			}
+			req := api.GroupSendRequest{Text: text, Face: f.face, Picture: picture, ReplyTo: f.reply, ReactTo: f.react, Path: f.file}
 			var m chat.Message
 			if err := g.call(cmd, "POST", groupPath(args[0], "/messages"), req, &m); err != nil {
 				return err
 			}
-			if asJSON {
-				return g.printJSON(m)
-			}
-			fmt.Fprintf(g.stdout, "%s %s\n", m.ID, m.State)
-			return nil
+			return f.print(g, m)
 		},
 	}
-	cmd.Flags().StringVar(&face, "face", "", "send a face by name: smile, laugh, heart, party, ...")
-	cmd.Flags().StringVar(&picture, "picture", "", "send a picture (PNG, JPEG or GIF up to 5 MiB); a thumbnail travels inline")
-	cmd.Flags().StringVar(&file, "file", "", "offer a file to the members")
-	cmd.Flags().StringVar(&reply, "reply", "", "reply to the message with this ID")
-	cmd.Flags().StringVar(&react, "react", "", "react to the message with this ID (TEXT is the emoji)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	f.register(cmd, "offer a file to the members")
 	return cmd
 }
