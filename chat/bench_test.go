@@ -22,8 +22,10 @@ const (
 	benchSize = 1024
 	// senders is how many goroutines send at once in the pipelined run,
 	// as the local API's clients would: Send returns once the message is
-	// stored, and concurrent stores share their disk syncs.
-	senders = 64
+	// stored, and concurrent stores share their disk syncs (groupCommit).
+	// The raw baseline has every message in flight at once; 256 senders
+	// keep a round of that size going while the one before it syncs.
+	senders = 256
 )
 
 // BenchmarkDM measures 1 KiB messages between two nodes, acked by the

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -31,9 +32,6 @@ const (
 	dmAckTimeout = 30 * time.Second
 	// dmReadIdle ends a receiving stream that stays silent this long.
 	dmReadIdle = 5 * time.Minute
-	// ackBatch bounds the messages stored under one sync and acked
-	// together.
-	ackBatch = 256
 )
 
 // Draft is a message to send: Text (text, reply, reaction), Face, or
@@ -133,69 +131,23 @@ type sendReq struct {
 	done  chan error
 }
 
-// maxCommit bounds the messages stored under one sync.
-const maxCommit = 256
-
-// runCommitter stores outgoing messages: all the sends waiting at a moment
-// go into one batch, stamped in the order they are stored, so that a
-// conversation's clock order is its outbox order. The disk sync runs in
-// runSyncer meanwhile: a round is written while the one before it syncs,
-// and one sync covers every round that waited for it (group commit).
+// runCommitter stores outgoing messages, by group commit: the sends
+// waiting at a moment are stamped in the order they are stored, so that a
+// conversation's clock order is its outbox order, and written under one
+// sync; then their senders are answered and the couriers get them.
 func (s *Service) runCommitter() {
 	defer s.wg.Done()
-	defer close(s.toSync)
-	for {
-		var reqs []*sendReq
-		select {
-		case <-s.ctx.Done():
-			return
-		case r := <-s.sends:
-			reqs = append(reqs, r)
-		}
-	more:
-		for len(reqs) < maxCommit {
-			select {
-			case r := <-s.sends:
-				reqs = append(reqs, r)
-			default:
-				break more
-			}
-		}
-		if err := s.commitSends(reqs); err != nil {
+	groupCommit(s.ctx, s.sends, func(r *sendReq) int { return r.w.size() },
+		func(reqs []*sendReq) (struct{}, error) { return struct{}{}, s.commitSends(reqs) },
+		func() error { return s.sync(s.ctx) },
+		func(reqs []*sendReq, _ struct{}, err error) {
 			for _, r := range reqs {
 				r.done <- err
-			}
-			continue
-		}
-		s.toSync <- reqs
-	}
-}
-
-// runSyncer makes committed rounds durable, then answers their senders
-// and hands the messages to the couriers, in commit order.
-func (s *Service) runSyncer() {
-	defer s.wg.Done()
-	for reqs := range s.toSync {
-	more:
-		for {
-			select {
-			case next, ok := <-s.toSync:
-				if !ok {
-					break more
+				if err == nil {
+					s.courierFor(r.p).push(r.w)
 				}
-				reqs = append(reqs, next...)
-			default:
-				break more
 			}
-		}
-		err := s.sync(s.ctx)
-		for _, r := range reqs {
-			r.done <- err
-			if err == nil {
-				s.courierFor(r.p).push(r.w)
-			}
-		}
-	}
+		})
 }
 
 func (s *Service) commitSends(reqs []*sendReq) error {
@@ -764,37 +716,27 @@ func (s *Service) handleDM(st network.Stream) {
 		refuse(st, CodeNotFriends, "not friends", "")
 		return
 	}
-	// Two stages: a reader decodes frames while this goroutine stores and
-	// acks them, so that whatever arrives during one disk sync is stored
-	// under the next (group commit).
-	type item struct {
-		m       wireMessage
-		end     bool   // the stream ended or failed; nothing follows
+	// A reader decodes frames while this goroutine stores and acks them,
+	// so that whatever arrives during one disk sync is stored under the
+	// next (groupCommit). The reader closes items when the stream ends;
+	// end says how.
+	var end struct {
 		refusal error  // the frame that ended it was bad
 		badID   string // the ID of the bad message, when known
 	}
-	items := make(chan item, ackBatch)
-	done := make(chan struct{})
-	defer close(done)
+	items := make(chan wireMessage, maxRound)
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
+		defer close(items)
 		r := bufio.NewReaderSize(st, 64<<10)
-		put := func(it item) bool {
-			select {
-			case items <- it:
-				return true
-			case <-done:
-				return false
-			}
-		}
 		for {
 			st.SetReadDeadline(time.Now().Add(dmReadIdle))
 			var f pb.DMFrame
 			if err := readFrame(r, MaxDMFrame, &f); err != nil {
-				it := item{end: true}
 				if errors.Is(err, ErrBadFrame) || errors.Is(err, ErrFrameTooLarge) {
-					it.refusal = err
+					end.refusal = err
 				}
-				put(it)
 				return
 			}
 			pm := f.GetMessage()
@@ -803,89 +745,89 @@ func (s *Service) handleDM(st network.Stream) {
 			}
 			m, err := messageFromWire(pm)
 			if err != nil {
-				put(item{end: true, refusal: err, badID: pm.GetId()})
+				end.refusal, end.badID = err, pm.GetId()
 				return
 			}
-			if !put(item{m: m}) {
+			select {
+			case items <- m:
+			case <-stop:
 				return
 			}
 		}
 	}()
 	w := bufio.NewWriter(st)
-	for {
-		var batch []wireMessage
-		var size int
-		var last item
-		it := <-items
-		for {
-			if it.end {
-				last = it
-				break
+	var failed, stranger atomic.Bool
+	groupCommit(s.ctx, items, func(m wireMessage) int { return m.size() },
+		func(round []wireMessage) (received, error) {
+			if failed.Load() || stranger.Load() {
+				return received{}, errSkipped
 			}
-			batch = append(batch, it.m)
-			size += len(it.m.Text) + len(it.m.Thumbnail)
-			if len(batch) == ackBatch || size > maxBatchBytes {
-				break
+			// Friendship is checked again for every round: a peer blocked
+			// or removed while its stream is open gets no further.
+			if c, err := s.contact(s.ctx, from); err != nil || c == nil || c.State != StateFriend {
+				stranger.Store(true)
+				return received{}, ErrNotFriend
 			}
-			select {
-			case it = <-items:
-				continue
-			default:
+			fresh, read, err := s.write(from, round)
+			return received{fresh, read}, err
+		},
+		func() error { return s.sync(s.ctx) },
+		func(round []wireMessage, r received, err error) {
+			switch {
+			case errors.Is(err, errSkipped):
+				return
+			case errors.Is(err, ErrNotFriend):
+				// The refusal ends the stream; the reader stops.
+				refuse(st, CodeNotFriends, "not friends", "")
+				st.Close()
+				return
+			case err == nil:
+				err = s.ack(st, w, round)
+				s.announce(from, r.fresh, r.read)
 			}
-			break
-		}
-		// Friendship is checked again for every batch: a peer blocked or
-		// removed while its stream is open gets no further.
-		if c, err := s.contact(s.ctx, from); err != nil || c == nil || c.State != StateFriend {
-			refuse(st, CodeNotFriends, "not friends", "")
-			return
-		}
-		if err := s.storeAndAck(from, batch, st, w); err != nil {
-			st.Reset()
-			return
-		}
-		if last.end {
-			if last.refusal != nil {
-				s.log.Info("refused a DM frame", "peer", from, "err", last.refusal)
-				refuse(st, CodeBadFrame, last.refusal.Error(), last.badID)
+			if err != nil {
+				failed.Store(true)
+				st.Reset() // the reader stops
 			}
-			return
-		}
+		})
+	if s.ctx.Err() != nil || failed.Load() || stranger.Load() {
+		return
+	}
+	// The reader closed items: end is settled.
+	if end.refusal != nil {
+		s.log.Info("refused a DM frame", "peer", from, "err", end.refusal)
+		refuse(st, CodeBadFrame, end.refusal.Error(), end.badID)
 	}
 }
 
-// maxBatchBytes bounds the message bytes one stream holds for one sync.
-const maxBatchBytes = 4 << 20
+// received is what a round of a DM stream brought: the new messages, and
+// the IDs that receipts marked read.
+type received struct {
+	fresh []*Message
+	read  []string
+}
+
+// errSkipped is a round that a stream ending in error leaves unstored.
+var errSkipped = errors.New("chat: skipped")
+
+// ack acks a round that is durably stored.
+func (s *Service) ack(st network.Stream, w *bufio.Writer, round []wireMessage) error {
+	ids := make([]string, 0, len(round))
+	for _, m := range round {
+		ids = append(ids, m.ID)
+	}
+	// A peer that stops reading its acks does not hold this goroutine.
+	st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
+	err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}})
+	if err == nil {
+		err = w.Flush()
+	}
+	return err
+}
 
 func refuse(st network.Stream, code uint32, msg, id string) {
 	st.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: code, Message: msg, Id: id}}})
-}
-
-// storeAndAck stores new messages and receipts durably, acks all of
-// batch, then announces what was new.
-func (s *Service) storeAndAck(from peer.ID, batch []wireMessage, st network.Stream, w *bufio.Writer) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	fresh, read, err := s.store(from, batch)
-	if err != nil {
-		return err
-	}
-	// Stored: ack first (the sender waits on it), then announce, whether or
-	// not the ack got through.
-	ids := make([]string, 0, len(batch))
-	for _, wm := range batch {
-		ids = append(ids, wm.ID)
-	}
-	// A peer that stops reading its acks does not hold this goroutine.
-	st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
-	err = writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}})
-	if err == nil {
-		err = w.Flush()
-	}
-	s.announce(from, fresh, read)
-	return err
 }
 
 // announce publishes received messages and read receipts.
@@ -901,6 +843,17 @@ func (s *Service) announce(from peer.ID, fresh []*Message, read []string) {
 // store stores the new messages of batch from a friend, and the receipts,
 // durably; it returns the new messages and the IDs now read.
 func (s *Service) store(from peer.ID, batch []wireMessage) (fresh []*Message, read []string, err error) {
+	if fresh, read, err = s.write(from, batch); err != nil {
+		return nil, nil, err
+	}
+	if err := s.sync(s.ctx); err != nil {
+		return nil, nil, err
+	}
+	return fresh, read, nil
+}
+
+// write is store without the sync.
+func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, read []string, err error) {
 	ctx := s.ctx
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
@@ -946,9 +899,6 @@ func (s *Service) store(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		fresh = append(fresh, m)
 	}
 	if err := b.Commit(ctx); err != nil {
-		return nil, nil, err
-	}
-	if err := s.sync(ctx); err != nil {
 		return nil, nil, err
 	}
 	return fresh, read, nil

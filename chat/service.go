@@ -71,8 +71,7 @@ type Service struct {
 	parkAfter time.Duration
 	couriers  map[peer.ID]*courier
 
-	sends  chan *sendReq   // to the committer
-	toSync chan []*sendReq // committed rounds, to the syncer
+	sends chan *sendReq // to the committer
 
 	peerStrings  sync.Map   // peer.ID -> its string form
 	relayOnline  sync.Map   // peer.ID -> bool: logged in at a relay
@@ -106,7 +105,6 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		clk: &hlc{now: cfg.Now}, ids: newIDs(cfg.Now),
 		couriers:     map[peer.ID]*courier{},
 		sends:        make(chan *sendReq),
-		toSync:       make(chan []*sendReq, 64),
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 		perPeerReq:   map[peer.ID]*rate.Limiter{},
@@ -123,10 +121,9 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ContactProtocol, s.tracked(s.handleContact))
 	h.SetStreamHandler(DMProtocol, s.tracked(s.handleDM))
-	s.wg.Add(3)
+	s.wg.Add(2)
 	go s.watchPresence(sub)
 	go s.runCommitter()
-	go s.runSyncer()
 	if err := s.startGroups(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -52,17 +52,37 @@ var (
 // path, so callers convert once.
 func contactKey(p peer.ID) datastore.Key { return datastore.NewKey("/contacts/" + p.String()) }
 func msgKey(ps string, hlc uint64, id string) datastore.Key {
-	return datastore.RawKey(fmt.Sprintf("/msgs/%s/%016x/%s", ps, hlc, id))
+	return datastore.RawKey(convKey("/msgs/", ps, hlc, id))
 }
-func msgLoc(ps string, hlc uint64) string { return fmt.Sprintf("%s/%016x", ps, hlc) }
+func msgLoc(ps string, hlc uint64) string { return convKey("", ps, hlc, "") }
 func msgPrefix(ps string) string          { return "/msgs/" + ps + "/" }
 func msgIDKey(id string) datastore.Key    { return datastore.RawKey("/msgid/" + id) }
 func stateKey(id string) datastore.Key    { return datastore.RawKey("/state/" + id) }
 func readKey(id string) datastore.Key     { return datastore.RawKey("/read/" + id) }
 func outboxKey(ps string, hlc uint64, id string) datastore.Key {
-	return datastore.RawKey(fmt.Sprintf("/outbox/%s/%016x/%s", ps, hlc, id))
+	return datastore.RawKey(convKey("/outbox/", ps, hlc, id))
 }
 func outboxPrefix(ps string) string { return "/outbox/" + ps + "/" }
+
+// convKey is prefix + "<conversation>/<hlc %016x>" [+ "/" + id]: a place in
+// a conversation's order (Sprintf was a tenth of storing a message).
+func convKey(prefix, conv string, hlc uint64, id string) string {
+	b := make([]byte, 0, len(prefix)+len(conv)+18+len(id))
+	b = append(b, prefix...)
+	b = append(b, conv...)
+	b = append(b, '/')
+	var hex [16]byte
+	for i := 15; i >= 0; i-- {
+		hex[i] = "0123456789abcdef"[hlc&0xf]
+		hlc >>= 4
+	}
+	b = append(b, hex[:]...)
+	if id != "" {
+		b = append(b, '/')
+		b = append(b, id...)
+	}
+	return string(b)
+}
 func parkedKey(ps, id string) datastore.Key {
 	return datastore.RawKey("/parked/" + ps + "/" + id)
 }
@@ -246,8 +266,8 @@ func (s *Service) peerString(p peer.ID) string {
 // a tenth of a send escaping the text).
 func (s *Service) putMessage(ctx context.Context, w datastore.Write, m *Message) error {
 	rec := &pb.StoredMessage{
-		Message: (&wireMessage{ID: m.ID, SentAtMS: m.Time.UnixMilli(), HLC: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-			Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, File: m.Manifest}).toWire(),
+		Message: &pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
+			Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, File: m.Manifest},
 		From: []byte(m.From), To: []byte(m.To), Outgoing: m.Outgoing, State: m.State, Group: m.Group,
 	}
 	b, err := proto.Marshal(rec)

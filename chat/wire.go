@@ -149,6 +149,11 @@ type wireMessage struct {
 	File          []byte // a transfer manifest
 }
 
+// size is about the bytes the message takes to hold.
+func (m *wireMessage) size() int {
+	return len(m.Text) + len(m.Thumbnail) + len(m.File) + 32*len(m.Refs)
+}
+
 func (m *wireMessage) toWire() *pb.Message {
 	return &pb.Message{Id: m.ID, SentAtMs: m.SentAtMS, Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
 		Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, Refs: m.Refs, File: m.File}

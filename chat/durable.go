@@ -1,0 +1,122 @@
+package chat
+
+import (
+	"context"
+	"time"
+)
+
+// maxLinger bounds how long a round waits for more items to share its
+// sync.
+const maxLinger = 500 * time.Microsecond
+
+// A round of a group commit is full at maxRound items or maxRoundBytes
+// of message bytes.
+const (
+	maxRound      = 256
+	maxRoundBytes = 4 << 20
+)
+
+// groupCommit is how the chat service makes what it acknowledges durable:
+// the outbox (Send) and every receiving DM stream (handleDM) use it. It
+// gathers the items that arrive on in into rounds and hands each round to
+// write, which writes it in one batch without syncing. A second goroutine
+// syncs whatever rounds are written under one sync, then hands each to
+// done, in order, with write's result and error, or the sync's error. A
+// round is written while the one before it syncs. groupCommit returns once
+// in is closed and every round is done, or ctx is done.
+//
+// A sync is costly next to a write, so a round waits for as many items as
+// the round before it had, for at most maxLinger: the senders that the
+// last sync answered are then on their way back, and one sync covers all
+// of them instead of splitting them over two. A lone sender (a round of
+// one) never waits.
+func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
+	write func([]T) (R, error), sync func() error, done func([]T, R, error)) {
+	type written struct {
+		round  []T
+		result R
+		err    error
+	}
+	toSync := make(chan written, 4)
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		for w := range toSync {
+			ws := []written{w}
+		more:
+			for {
+				select {
+				case w, ok := <-toSync:
+					if !ok {
+						break more
+					}
+					ws = append(ws, w)
+				default:
+					break more
+				}
+			}
+			err := sync()
+			for _, w := range ws {
+				if w.err == nil {
+					w.err = err
+				}
+				done(w.round, w.result, w.err)
+			}
+		}
+	}()
+	defer func() {
+		close(toSync)
+		<-synced
+	}()
+
+	prev := 0
+	timer := time.NewTimer(maxLinger)
+	timer.Stop()
+	for {
+		var first T
+		select {
+		case <-ctx.Done():
+			return
+		case item, ok := <-in:
+			if !ok {
+				return
+			}
+			first = item
+		}
+		round, bytes := []T{first}, size(first)
+		open, lingering := true, false
+		full := func() bool { return len(round) >= maxRound || bytes >= maxRoundBytes }
+	gather:
+		for !full() {
+			var next T
+			select {
+			case next, open = <-in:
+			default:
+				if len(round) >= prev {
+					break gather
+				}
+				if !lingering {
+					lingering = true
+					timer.Reset(maxLinger)
+				}
+				select {
+				case next, open = <-in:
+				case <-timer.C:
+					break gather
+				}
+			}
+			if !open {
+				break gather
+			}
+			round = append(round, next)
+			bytes += size(next)
+		}
+		timer.Stop()
+		result, err := write(round)
+		toSync <- written{round, result, err}
+		prev = len(round)
+		if !open {
+			return
+		}
+	}
+}
