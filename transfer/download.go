@@ -16,7 +16,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"lukechampine.com/blake3"
+	"github.com/zeebo/blake3"
 
 	"github.com/meshtalk/meshtalk/transfer/pb"
 )
@@ -102,7 +102,7 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(rc.Partial, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := openPartial(rc.Partial)
 	if err != nil {
 		return "", fmt.Errorf("transfer: %w", err)
 	}
@@ -197,7 +197,7 @@ func (s *Service) have(ctx context.Context, root Hash, n int) ([]bool, error) {
 
 // finish gives the complete file its final name (never over an existing
 // file) and records the download done.
-func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *os.File) (string, error) {
+func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *partialFile) (string, error) {
 	if err := f.Sync(); err != nil {
 		return "", fmt.Errorf("transfer: %w", err)
 	}
@@ -248,7 +248,7 @@ type download struct {
 	s        *Service
 	m        *Manifest
 	root     Hash
-	f        *os.File
+	f        *partialFile
 	progress func(Progress)
 
 	progMu  sync.Mutex // serialises progress calls
@@ -362,7 +362,7 @@ func (d *download) done(rest span) {
 }
 
 func (d *download) work(ctx context.Context) {
-	buf := make([]byte, d.m.ChunkSize)
+	bufs := [2][]byte{alignedBuffer(int(d.m.ChunkSize)), alignedBuffer(int(d.m.ChunkSize))}
 	// One stream per source, kept across requests: a new stream would start
 	// its flow-control window small again for every range.
 	streams := map[peer.ID]*chunkStream{}
@@ -381,7 +381,7 @@ func (d *download) work(ctx context.Context) {
 			}
 			return
 		}
-		got, err := d.fetch(ctx, streams, p, sp, buf)
+		got, err := d.fetch(ctx, streams, p, sp, bufs)
 		if err != nil {
 			if cs := streams[p]; cs != nil {
 				cs.st.Reset()
@@ -404,7 +404,7 @@ type chunkStream struct {
 
 // fetch requests a span from p and writes what verifies; it returns how
 // many chunks of the span it wrote.
-func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID, sp span, buf []byte) (int, error) {
+func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID, sp span, bufs [2][]byte) (int, error) {
 	cs := streams[p]
 	if cs == nil {
 		st, err := d.s.h.NewStream(network.WithAllowLimitedConn(ctx, "transfer"), p, Protocol)
@@ -428,25 +428,54 @@ func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, 
 	if reply.GetCode() != CodeOK {
 		return 0, fmt.Errorf("transfer: %s refused: %s (code %d)", p, reply.GetMessage(), reply.GetCode())
 	}
+	// Each chunk is verified and written while the next one is read, into
+	// the other of two buffers.
+	var prev chan error // the chunk before this one, being stored
+	settled := func(k int) (int, error) {
+		if prev == nil {
+			return k, nil
+		}
+		err := <-prev
+		prev = nil
+		if err != nil {
+			return k - 1, err
+		}
+		return k, nil
+	}
 	for k := 0; k < sp.count; k++ {
 		i := sp.first + k
 		st.SetReadDeadline(time.Now().Add(chunkTimeout))
-		data, err := readChunk(cs.r, i, d.m.chunkLen(i), buf)
+		data, err := readChunk(cs.r, i, d.m.chunkLen(i), bufs[k%2])
 		if err != nil {
+			if n, serr := settled(k); serr != nil {
+				return n, serr
+			}
 			return k, err
 		}
-		if Hash(blake3.Sum256(data)) != d.m.Chunks[i] {
-			return k, fmt.Errorf("%w: chunk %d from %s", ErrBadChunk, i, p)
+		if n, err := settled(k); err != nil {
+			return n, err
 		}
-		if _, err := d.f.WriteAt(data, int64(i)*int64(d.m.ChunkSize)); err != nil {
-			// A full disk or a permission error: the whole transfer stops,
-			// what is verified so far stays.
-			d.fail(fmt.Errorf("transfer: write %s: %w", d.f.Name(), err))
-			return k, err
-		}
-		d.wrote(i)
+		stored := make(chan error, 1)
+		go func() { stored <- d.store(p, i, data) }()
+		prev = stored
 	}
-	return sp.count, nil
+	return settled(sp.count)
+}
+
+// store verifies chunk i from p and writes it.
+func (d *download) store(p peer.ID, i int, data []byte) error {
+	if Hash(blake3.Sum256(data)) != d.m.Chunks[i] {
+		return fmt.Errorf("%w: chunk %d from %s", ErrBadChunk, i, p)
+	}
+	if _, err := d.f.WriteAt(data, int64(i)*int64(d.m.ChunkSize)); err != nil {
+		// A full disk or a permission error: the whole transfer stops,
+		// what is verified so far stays.
+		err = fmt.Errorf("transfer: write %s: %w", d.f.Name(), err)
+		d.fail(err)
+		return err
+	}
+	d.wrote(i)
+	return nil
 }
 
 // settle counts a source's success or failure.

@@ -144,14 +144,14 @@ func (s *Service) handle(st network.Stream) {
 	defer stop()
 	r := bufio.NewReader(st)
 	w := bufio.NewWriterSize(st, 256<<10)
-	buf := make([]byte, MaxChunkSize)
+	var buf []byte // as large as the largest chunk served on the stream
 	for {
 		st.SetReadDeadline(time.Now().Add(streamIdle))
 		var req pb.Request
 		if err := readFrame(r, maxRequestFrame, &req); err != nil {
 			return // the receiver is done with the stream, or sent garbage
 		}
-		if !s.serve(st, w, &req, buf) {
+		if !s.serve(st, w, &req, &buf) {
 			return
 		}
 	}
@@ -161,7 +161,7 @@ func (s *Service) handle(st network.Stream) {
 const streamIdle = time.Minute
 
 // serve answers one request; it reports whether the stream may go on.
-func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf []byte) bool {
+func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf *[]byte) bool {
 	from := st.Conn().RemotePeer()
 	refuse := func(code uint32, msg string) bool {
 		writeFrame(w, &pb.Reply{Code: code, Message: msg})
@@ -188,12 +188,15 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 	if count <= 0 || first < 0 || first+count > len(m.Chunks) {
 		return refuse(CodeBadRequest, fmt.Sprintf("chunks %d..%d of %d", first, first+count, len(m.Chunks)))
 	}
+	if len(*buf) < int(m.ChunkSize) {
+		*buf = make([]byte, m.ChunkSize)
+	}
 	st.SetWriteDeadline(time.Now().Add(chunkTimeout))
 	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil {
 		return false
 	}
 	for i := first; i < first+count; i++ {
-		data, err := s.blobs.Read(m.Chunks[i], buf[:m.chunkLen(i)])
+		data, err := s.blobs.Read(m.Chunks[i], (*buf)[:m.chunkLen(i)])
 		if err != nil {
 			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", err)
 			st.Reset()

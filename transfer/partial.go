@@ -1,0 +1,79 @@
+package transfer
+
+import (
+	"errors"
+	"os"
+	"unsafe"
+)
+
+// directAlign is the alignment direct I/O asks of offsets, lengths and
+// buffers.
+const directAlign = 4096
+
+// partialFile is the file a download writes its verified chunks into.
+// Where the system allows it, whole chunks bypass the page cache (direct
+// I/O): a gigabyte file otherwise fills a gigabyte of fresh page cache,
+// and on a virtual machine first touching that memory cost more than the
+// rest of the download. The last chunk, whatever its length, and every
+// chunk where direct I/O is refused go through the page cache.
+type partialFile struct {
+	f      *os.File
+	direct *os.File // nil: no direct I/O here
+}
+
+func openPartial(path string) (*partialFile, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	p := &partialFile{f: f}
+	if d, err := openDirect(path); err == nil {
+		p.direct = d
+	}
+	return p, nil
+}
+
+// WriteAt writes b at off.
+func (p *partialFile) WriteAt(b []byte, off int64) (int, error) {
+	if p.direct != nil && aligned(b, off) {
+		n, err := p.direct.WriteAt(b, off)
+		if err == nil {
+			return n, nil
+		}
+		// A file system that takes the flag but not the write: the page
+		// cache it is, from now on.
+		if !errors.Is(err, errDirectRefused) {
+			return n, err
+		}
+		p.direct.Close()
+		p.direct = nil
+	}
+	return p.f.WriteAt(b, off)
+}
+
+func aligned(b []byte, off int64) bool {
+	return len(b) > 0 && len(b)%directAlign == 0 && off%directAlign == 0 &&
+		uintptr(unsafe.Pointer(&b[0]))%directAlign == 0
+}
+
+// Sync makes what was written durable (direct writes too: one inode).
+func (p *partialFile) Sync() error { return p.f.Sync() }
+
+func (p *partialFile) Name() string { return p.f.Name() }
+
+func (p *partialFile) Close() error {
+	if p.direct != nil {
+		p.direct.Close()
+	}
+	return p.f.Close()
+}
+
+// alignedBuffer returns n bytes that start on a directAlign boundary.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+directAlign)
+	skip := 0
+	if r := uintptr(unsafe.Pointer(&b[0])) % directAlign; r != 0 {
+		skip = int(directAlign - r)
+	}
+	return b[skip : skip+n : skip+n]
+}
