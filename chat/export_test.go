@@ -114,9 +114,17 @@ func ForgeEnvelope(s *Service, gid, text string) []byte {
 // ForgeOp is an op of kind on target signed by s, following s's copy of
 // the log: a member that is not an admin forging a removal, say.
 func ForgeOp(s *Service, gid, kind string, target peer.ID, badSignature bool) []byte {
+	return ForgeOpAt(s, gid, kind, target, badSignature, time.Time{})
+}
+
+// ForgeOpAt is ForgeOp dated at (zero: as s would date it).
+func ForgeOpAt(s *Service, gid, kind string, target peer.ID, badSignature bool, at time.Time) []byte {
 	g := s.grp.get(gid)
 	st := g.state()
-	o := &groupOp{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: 1}
+	o := &groupOp{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	if !at.IsZero() {
+		o.TimeMS = at.UnixMilli()
+	}
 	if kind == OpRemove || kind == OpRekey {
 		o.Epoch, o.KeyHash = st.Epoch+1, keyHash(g.gid, st.Epoch+1, newKey())
 	}

@@ -467,6 +467,9 @@ func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Val
 			gs.wantPull(g.id, from, 0)
 			return pubsub.ValidationIgnore
 		}
+		if err := gs.checkOpTime(o); err != nil {
+			return reject()
+		}
 		if err := st.clone().apply(o); err != nil {
 			return reject()
 		}
@@ -754,6 +757,16 @@ func (gs *groups) myAddrs() []string {
 	return out
 }
 
+// checkOpTime refuses an op of another node dated more than maxOpAhead
+// ahead of this node's clock (apply checks that the log's times do not go
+// back).
+func (gs *groups) checkOpTime(o *groupOp) error {
+	if ahead := time.UnixMilli(o.TimeMS).Sub(gs.s.cfg.Now()); o.Actor != gs.self && ahead > maxOpAhead {
+		return fmt.Errorf("%w: op %d is dated %v ahead of this node's clock", ErrBadFrame, o.Index, ahead.Round(time.Minute))
+	}
+	return nil
+}
+
 // applyOps applies ops that follow g's log, in order, durably. It stops
 // at the first that does not follow (gap: the caller pulls) and fails on
 // one that may not follow.
@@ -776,7 +789,10 @@ func (gs *groups) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byt
 			gap = true
 			break
 		}
-		if err = next.apply(o); err != nil {
+		if err = gs.checkOpTime(o); err == nil {
+			err = next.apply(o)
+		}
+		if err != nil {
 			gs.s.log.Info("refused a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", err)
 			break
 		}
@@ -872,7 +888,7 @@ func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte
 		gs.opMu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, st.Name)
 	}
-	o.GroupID, o.Index, o.Prev, o.Actor, o.TimeMS = g.gid, st.Ops, st.LastHash, gs.self, gs.s.cfg.Now().UnixMilli()
+	o.GroupID, o.Index, o.Prev, o.Actor, o.TimeMS = g.gid, st.Ops, st.LastHash, gs.self, st.opTime(gs.s.cfg.Now())
 	if key != nil {
 		o.Epoch, o.KeyHash = st.Epoch+1, keyHash(g.gid, st.Epoch+1, key)
 	}

@@ -414,6 +414,13 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRejects(t, a, before+1)
+	// An admin's op dated two hours ahead of everyone's clock would hold
+	// every later op (and invite) behind it: refused.
+	before = chat.GroupRejects(b.Chat())
+	if err := chat.PublishTopic(ctx, a.Chat(), gid, chat.ForgeOpAt(a.Chat(), gid, chat.OpPromote, c.ID(), false, time.Now().Add(2*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	waitRejects(t, b, before+1)
 
 	for _, n := range nodes {
 		ms, _ := n.Chat().GroupMembers(bg, gid)
@@ -421,8 +428,8 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 			t.Fatalf("%s sees %d members after forged ops", n.ID(), len(ms))
 		}
 		for _, m := range ms {
-			if m.PeerID == b.ID() && m.Role != chat.RoleMember {
-				t.Fatal("a forged promote took")
+			if (m.PeerID == b.ID() || m.PeerID == c.ID()) && m.Role != chat.RoleMember {
+				t.Fatal("a forged or future-dated promote took")
 			}
 		}
 	}

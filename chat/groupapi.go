@@ -296,7 +296,7 @@ func (s *Service) LeaveGroup(ctx context.Context, id string) error {
 	}
 	gs.opMu.Lock()
 	st := g.state()
-	o := &groupOp{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: s.cfg.Now().UnixMilli()}
+	o := &groupOp{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(s.cfg.Now())}
 	if err := signOp(gs.priv, o); err != nil {
 		gs.opMu.Unlock()
 		return err

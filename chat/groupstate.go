@@ -43,8 +43,11 @@ type groupState struct {
 	EpochMembers map[uint64][]peer.ID `json:"epoch_members"`
 	Ops          uint64               `json:"ops"`
 	LastHash     []byte               `json:"last_hash"`
-	InviteUses   map[string]uint32    `json:"invite_uses,omitempty"`
-	Created      time.Time            `json:"created"`
+	// LastTimeMS is the time of the latest op: an op may not be dated
+	// before the one it follows (opTime).
+	LastTimeMS int64             `json:"last_time_ms,omitempty"`
+	InviteUses map[string]uint32 `json:"invite_uses,omitempty"`
+	Created    time.Time         `json:"created"`
 
 	// Not from the log.
 	Keys   map[uint64][]byte `json:"keys"`
@@ -162,7 +165,7 @@ func stateFromCreate(o *groupOp) (*groupState, error) {
 		Members:      map[peer.ID]*groupMember{o.Actor: {Role: RoleAdmin, Addrs: o.Addrs, Since: t}},
 		KeyHashes:    map[uint64][]byte{0: o.KeyHash},
 		EpochMembers: map[uint64][]peer.ID{0: {o.Actor}},
-		Ops:          1, LastHash: o.hash[:], Created: t,
+		Ops:          1, LastHash: o.hash[:], LastTimeMS: o.TimeMS, Created: t,
 		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: GroupMember,
 	}
 	return st, nil
@@ -199,6 +202,12 @@ func (st *groupState) apply(o *groupOp) error {
 	}
 	if !st.isMember(o.Actor) {
 		return deny("not a member")
+	}
+	// The time of an op is its actor's word, and an add by invite is
+	// checked against it: dated before the op it follows, it could slip
+	// an expired invite in.
+	if o.TimeMS < st.LastTimeMS {
+		return fmt.Errorf("%w: op %d is dated before the op it follows", ErrBadFrame, o.Index)
 	}
 	t := time.UnixMilli(o.TimeMS)
 	switch o.Kind {
@@ -261,5 +270,17 @@ func (st *groupState) apply(o *groupOp) error {
 	st.Ops++
 	h := sha256.Sum256(o.raw)
 	st.LastHash = h[:]
+	st.LastTimeMS = o.TimeMS
 	return nil
 }
+
+// opTime is the time a new op following st takes: now, or the time of the
+// op before when this node's clock is behind the actor of that one, so
+// that the log's times never go back.
+func (st *groupState) opTime(now time.Time) int64 { return max(now.UnixMilli(), st.LastTimeMS) }
+
+// maxOpAhead bounds how far ahead of this node's clock an op may be
+// dated: as with message clocks (maxSkew), a clock off by minutes is
+// normal, one off by hours is not, and a far-future op would hold every
+// later op (and every invite) hostage.
+const maxOpAhead = time.Hour

@@ -44,6 +44,12 @@ package chat
 //	promote  target   by an admin: the target becomes an admin
 //	rename            by an admin: name and avatar
 //
+// Each operation carries its actor's time. The log's times never go back:
+// an operation dated before the one it follows is refused (so an add
+// cannot be dated back to before its invite expired), and its actor dates
+// it no earlier than that one whatever its own clock says; one dated more
+// than an hour ahead of a member's clock is refused too.
+//
 // Every member checks every operation against the log before it applies
 // it, and applies the log in order: an operation at an index it does not
 // hold yet makes it pull the ones before. Two admins who append at the
