@@ -858,14 +858,8 @@ func (gs *groups) afterOps(g *group, applied []*groupOp) {
 		case OpAdd:
 			gs.keep(o.Target, o.Addrs)
 		case OpLeave:
-			// The first admin by ID starts a new epoch, so that the member
-			// who left reads nothing sent after.
-			if admins := st.admins(); o.Actor != gs.self && len(admins) > 0 && admins[0] == gs.self && st.Status == GroupMember {
-				gs.s.goTracked(func() {
-					if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
-						gs.s.log.Info("rekey after leave", "group", g.id, "err", err)
-					}
-				})
+			if o.Actor != gs.self && st.Status == GroupMember {
+				gs.rekeyAfterLeave(g)
 			}
 		}
 	}
@@ -931,6 +925,38 @@ func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte
 	}
 	gs.afterOps(g, applied)
 	return o, nil
+}
+
+// rekeyStagger is how long each member in rekeyOrder lets the one before
+// it start the new epoch after a leave.
+const rekeyStagger = 2 * time.Second
+
+// rekeyAfterLeave starts a new epoch, so that a member who left reads
+// nothing sent after: the first admin at once, and if it is away, the
+// next in rekeyOrder a moment later, and so on. Whoever sees a new epoch
+// begin (or no one departed) does nothing.
+func (gs *groups) rekeyAfterLeave(g *group) {
+	st := g.state()
+	rank := slices.Index(st.rekeyOrder(), gs.self)
+	if rank < 0 {
+		return
+	}
+	epoch := st.Epoch
+	gs.s.goTracked(func() {
+		t := time.NewTimer(time.Duration(rank) * rekeyStagger)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-gs.s.ctx.Done():
+			return
+		}
+		if st := g.state(); st.Epoch != epoch || st.Status != GroupMember || len(st.departed()) == 0 {
+			return
+		}
+		if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
+			gs.s.log.Info("rekey after leave", "group", g.id, "err", err)
+		}
+	})
 }
 
 // rekey starts a new epoch (remove target, or rekey) and hands its key to

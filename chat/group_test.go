@@ -622,3 +622,25 @@ func TestGroupLeaveLearnedFromTheLeaver(t *testing.T) {
 		return true
 	})
 }
+
+// TestGroupLeaveRekeyedWithoutAdmin: a member leaves while the only admin
+// is away; another member starts the new epoch, and the leaver cannot read
+// what is sent after.
+func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	evC := events(t, c)
+	a.Close()
+	nodetest.WaitPeerEvent(t, evC, node.EventPeerDisconnected, a.ID())
+	if err := b.Chat().LeaveGroup(bg, gid); err != nil {
+		t.Fatal(err)
+	}
+	waitEpoch(t, c, gid, 1)
+	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "after b left"}); err != nil {
+		t.Fatal(err)
+	}
+	seq := chat.GroupSeq(c.Chat(), gid, c.ID())
+	if _, err := chat.TryDecrypt(bg, c.Chat(), b.Chat(), gid, c.ID(), seq); err == nil {
+		t.Fatal("the member who left decrypts a message sent after it left")
+	}
+}

@@ -142,6 +142,33 @@ func (st *groupState) wasEver(p peer.ID) bool {
 	return false
 }
 
+// departed lists who holds the current epoch's key but is no longer a
+// member (a leave since the epoch began): until a new epoch, they can read
+// what is sent.
+func (st *groupState) departed() []peer.ID {
+	var out []peer.ID
+	for _, p := range st.EpochMembers[st.Epoch] {
+		if !st.isMember(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// rekeyOrder is who starts a new epoch after a leave, first to last: the
+// admins, then the other members, each by ID.
+func (st *groupState) rekeyOrder() []peer.ID {
+	order := st.admins()
+	var others []peer.ID
+	for p, m := range st.Members {
+		if m.Role != RoleAdmin {
+			others = append(others, p)
+		}
+	}
+	slices.Sort(others)
+	return append(order, others...)
+}
+
 func (st *groupState) admins() []peer.ID {
 	var out []peer.ID
 	for p, m := range st.Members {
@@ -237,7 +264,9 @@ func (st *groupState) apply(o *groupOp) error {
 		st.Members[o.Target] = &groupMember{Role: RoleMember, Addrs: o.Addrs, Since: t}
 		st.EpochMembers[st.Epoch] = append(st.EpochMembers[st.Epoch], o.Target)
 	case OpRemove, OpRekey:
-		if !st.isAdmin(o.Actor) {
+		// After a leave, any member may start the epoch that shuts the
+		// leaver out: an admin may be away for days.
+		if !st.isAdmin(o.Actor) && (o.Kind == OpRemove || len(st.departed()) == 0) {
 			return deny("not an admin")
 		}
 		if o.Epoch != st.Epoch+1 {

@@ -40,7 +40,10 @@ package chat
 //	add      target   by an admin, or by any member with an admin's valid invite
 //	remove   target   by an admin; starts epoch+1 (key_hash of its new key)
 //	leave             by the member itself
-//	rekey             by an admin; starts epoch+1 (after a leave)
+//	rekey             by an admin, or by any member while someone who left still
+//	                  holds the current key; starts epoch+1 (after a leave: the
+//	                  first admin at once, then, if it is away, the other
+//	                  admins and members in turn, 2 s apart, until one does)
 //	promote  target   by an admin: the target becomes an admin
 //	rename            by an admin: name and avatar
 //
