@@ -323,6 +323,8 @@ func TestBadFramesAreRefused(t *testing.T) {
 		"oversized": binary.AppendUvarint(nil, chat.MaxDMFrame+1),
 		"garbage":   append(binary.AppendUvarint(nil, 5), 0xff, 0xff, 0xff, 0xff, 0xff),
 		"bad id":    rawMessage(t, "not-an-id", "x"),
+		// A ULID, but not the one a's ID, b's and the stamps make.
+		"chosen id": rawMessage(t, "01ARZ3NDEKTSV4RRFFQ69G5FAV", "x"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
@@ -498,9 +500,10 @@ func TestBadMessageRefusedAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	const good1, good2, bad = "01ARZ3NDEKTSV4RRFFQ69G5FA1", "01ARZ3NDEKTSV4RRFFQ69G5FA2", "01ARZ3NDEKTSV4RRFFQ69G5FA3"
-	writeRaw(t, s, chat.RawFrames(good1, good2, "!"+bad))
-	acked, code, id, err := chat.ReadRefusalFull(s)
+	frames, ids := chat.RawFrames(a.ID(), b.ID(), "good 1", "good 2", "")
+	bad := ids[2]
+	writeRaw(t, s, frames)
+	acked, code, id, _, err := chat.ReadRefusalFull(s)
 	if err != nil || code != chat.CodeBadFrame || id != bad {
 		t.Fatalf("refusal: code %d id %q err %v", code, id, err)
 	}
@@ -510,6 +513,65 @@ func TestBadMessageRefusedAlone(t *testing.T) {
 	page, _ := b.Chat().History(bg, a.ID(), "", 10)
 	if len(page.Messages) != 2 {
 		t.Fatalf("stored %d messages, want 2", len(page.Messages))
+	}
+}
+
+// TestDMWithAnotherMessagesIDRefused: a friend cannot send a direct
+// message under the ID of another's message (here a group message), on
+// a stream or through the mailbox: it is refused as a bad frame, and the
+// ID still names the group message (GetMessage, history paging).
+func TestDMWithAnotherMessagesIDRefused(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	c := nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, c, b)
+	wb := watchGroup(t, b, gid)
+	gm, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "to the group"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(1, 30*time.Second)
+
+	s, err := c.Host().NewStream(bg, b.ID(), chat.DMProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	writeRaw(t, s, rawMessage(t, gm.ID, "mine now"))
+	acked, code, id, msg, err := chat.ReadRefusalFull(s)
+	if err != nil || code != chat.CodeBadFrame || id != gm.ID || len(acked) != 0 {
+		t.Fatalf("refusal: code %d id %q %q, acked %v, err %v", code, id, msg, acked, err)
+	}
+	if !strings.Contains(msg, "message ID "+gm.ID+" is not the one") {
+		t.Fatalf("refusal message %q does not say what is wrong", msg)
+	}
+	// Through the mailbox: the letter is refused as a bad frame.
+	if err := b.Chat().ReceiveParked(bg, c.ID(), [][]byte{chat.ParkedText(c.ID(), b.ID(), 7, "mine now", gm.ID)}); !errors.Is(err, chat.ErrBadFrame) {
+		t.Fatalf("a parked message with a taken ID: %v, want a bad frame", err)
+	}
+	got, err := b.Chat().GetMessage(bg, gm.ID)
+	if err != nil || got.Group != gid || got.From != a.ID() || got.Text != "to the group" {
+		t.Fatalf("b's message %s: %+v %v, want a's group message", gm.ID, got, err)
+	}
+	if page, err := b.Chat().History(bg, c.ID(), "", 10); err != nil || len(page.Messages) != 0 {
+		t.Fatalf("b's history with c: %+v %v, want empty", page, err)
+	}
+	if page, err := b.Chat().GroupHistory(bg, gid, gm.ID, 10); err != nil || len(page.Messages) != 0 || page.More {
+		t.Fatalf("group history before %s: %+v %v", gm.ID, page, err)
+	}
+	// c's messages under their own IDs still go through, both ways.
+	parked := chat.ParkedText(c.ID(), b.ID(), 8, "parked properly", "")
+	if err := b.Chat().ReceiveParked(bg, c.ID(), [][]byte{parked}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Chat().Send(bg, b.ID(), chat.Draft{Text: "sent properly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, m.ID, chat.MsgDelivered)
+	page, err := b.Chat().History(bg, c.ID(), "", 10)
+	if err != nil || len(page.Messages) != 2 || page.Messages[0].ID != chat.ParkedID(parked) || page.Messages[1].ID != m.ID {
+		t.Fatalf("b's history with c: %+v %v", page, err)
 	}
 }
 
@@ -529,9 +591,11 @@ func TestReceiptOnlyForOwnMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeRaw(t, s, chat.RawReceipt("01ARZ3NDEKTSV4RRFFQ69G5FA9", m.ID))
+	writeRaw(t, s, chat.RawReceipt(a.ID(), b.ID(), m.ID))
 	s.CloseWrite()
-	chat.ReadRefusalFull(s) // until EOF
+	if acked, _, _, msg, _ := chat.ReadRefusalFull(s); len(acked) != 1 { // until EOF
+		t.Fatalf("the receipt was not taken in (acked %v, refusal %q)", acked, msg)
+	}
 	s.Close()
 	got, err := b.Chat().GetMessage(bg, m.ID)
 	if err != nil || got.State != chat.MsgReceived {

@@ -1,10 +1,13 @@
 package chat
 
 import (
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/oklog/ulid/v2"
 )
 
@@ -44,22 +47,63 @@ func (c *hlc) Observe(remote uint64) {
 	c.last = max(c.last, min(remote, hlcPhysical(c.now().Add(maxSkew))))
 }
 
-// ids makes message IDs: ULIDs, sortable by creation time and unique
-// across nodes.
-type ids struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	entropy *ulid.MonotonicEntropy
+// Message IDs are derived, not chosen: a ULID whose 48-bit time is the
+// message's sent-at time (ms) and whose other 80 bits are the first 10
+// bytes of a SHA-256 over what names the message on its protocol (see
+// dmID and groupMessageID, specified in wire.go and groupwire.go). Only
+// the author can make the fields hash to an ID (the secure channel or the
+// author's signature binds them to it), every receiver recomputes it, and
+// two different messages cannot share one: no peer can take another's ID
+// in the one /msgid/ index. IDs stay sortable by time, like the random
+// ULIDs before them.
+
+// Hashing domains of message IDs.
+const (
+	domainDMID    = "meshtalk dm id v1"
+	domainGroupID = "meshtalk group message id v1"
+)
+
+// messageID is the ID with time part ms whose other 80 bits are the first
+// 10 bytes of SHA-256(parts), each part preceded by its length as a
+// uvarint. A time ULID cannot hold (before 1970, after 10889) gives "",
+// which is no valid ID.
+func messageID(ms int64, parts ...[]byte) string {
+	var id ulid.ULID
+	if ms < 0 || id.SetTime(uint64(ms)) != nil {
+		return ""
+	}
+	var b []byte
+	for _, p := range parts {
+		b = appendField(b, p)
+	}
+	sum := sha256.Sum256(b)
+	copy(id[6:], sum[:10])
+	return id.String()
 }
 
-func newIDs(now func() time.Time) *ids {
-	return &ids{now: now, entropy: ulid.Monotonic(rand.Reader, 0)}
+// checkID is the error of a received message whose ID is not want, the
+// one derived from the fields that what names.
+func checkID(id, want string, sentAtMS int64, what string) error {
+	switch {
+	case want == "":
+		return fmt.Errorf("%w: sent_at_ms %d is outside what a message ID can hold", ErrBadFrame, sentAtMS)
+	case id != want:
+		return fmt.Errorf("%w: message ID %s is not the one %s make (%s)", ErrBadFrame, id, what, want)
+	}
+	return nil
 }
 
-func (g *ids) New() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return ulid.MustNew(ulid.Timestamp(g.now()), g.entropy).String()
+// dmID is the ID of a direct message (a receipt too) that from sends to
+// to, stamped sentAtMS and hlc: one node's clock readings never repeat, so
+// neither do its IDs, and a resend keeps its ID.
+func dmID(from, to peer.ID, sentAtMS int64, hlc uint64) string {
+	return messageID(sentAtMS, []byte(domainDMID), []byte(from), []byte(to), binary.BigEndian.AppendUint64(nil, hlc))
+}
+
+// groupMessageID is the ID of the group message that author numbered seq
+// in group gid, stamped sentAtMS.
+func groupMessageID(gid []byte, author peer.ID, seq uint64, sentAtMS int64) string {
+	return messageID(sentAtMS, []byte(domainGroupID), gid, []byte(author), binary.BigEndian.AppendUint64(nil, seq))
 }
 
 // validID reports whether s is a ULID in canonical form.

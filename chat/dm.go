@@ -159,7 +159,10 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 	for _, r := range reqs {
 		now := s.cfg.Now()
 		w := &r.w
-		w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
+		w.SentAtMS, w.HLC = now.UnixMilli(), s.clk.Now()
+		if w.ID = dmID(s.h.ID(), r.p, w.SentAtMS, w.HLC); w.ID == "" {
+			return fmt.Errorf("chat: the clock reads %v, which no message ID can hold", now)
+		}
 		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
 			ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: MsgQueued,
 			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, Manifest: w.File, File: fileInfo(w.File)}
@@ -390,6 +393,9 @@ func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) e
 			return fmt.Errorf("%w: %v", ErrBadFrame, err)
 		}
 		m, err := messageFromWire(&pm)
+		if err == nil {
+			err = checkDMID(p, s.h.ID(), m)
+		}
 		if err != nil {
 			return err
 		}
@@ -744,6 +750,9 @@ func (s *Service) handleDM(st network.Stream) {
 				continue
 			}
 			m, err := messageFromWire(pm)
+			if err == nil {
+				err = checkDMID(from, s.h.ID(), m)
+			}
 			if err != nil {
 				end.refusal, end.badID = err, pm.GetId()
 				return

@@ -26,6 +26,12 @@
 // hybrid logical clock (clock.go), so clock skew between two machines
 // does not reorder a reply before its question.
 //
+// Message IDs are derived, not chosen (clock.go): a ULID whose time is the
+// message's sent-at time and whose rest hashes what names the message
+// (sender, recipient and clock reading; group, author and number). Every
+// receiver recomputes it and refuses a message whose ID differs, so that
+// no peer can take the ID of another's message in the one index of IDs.
+//
 // The sender of a stream is its authenticated remote peer, never a field
 // of a frame; only friends' messages are accepted, and a blocked peer's
 // streams are reset.

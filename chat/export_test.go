@@ -56,46 +56,62 @@ func ReadContactReply(r io.Reader) (uint32, error) {
 	return reply.GetCode(), err
 }
 
-// RawFrames encodes several DM frames: valid texts with the given IDs,
-// and, where an ID is prefixed with "!", a text with an empty body (bad).
-func RawFrames(ids ...string) []byte {
+// RawFrames encodes DM text frames that from sends to to, stamped with
+// clock readings 1, 2, ... and the IDs the protocol derives; an empty text
+// makes a bad frame. It returns the frames and their IDs.
+func RawFrames(from, to peer.ID, texts ...string) ([]byte, []string) {
 	var b []byte
-	for _, id := range ids {
-		text := "hello"
-		if id[0] == '!' {
-			id, text = id[1:], ""
-		}
-		writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &pb.Message{Id: id, Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1}}})
+	var ids []string
+	for i, text := range texts {
+		m := &pb.Message{Kind: KindText, Text: text, Hlc: uint64(i + 1), SentAtMs: 1}
+		m.Id = dmID(from, to, m.SentAtMs, m.Hlc)
+		writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m}})
+		ids = append(ids, m.Id)
 	}
+	return b, ids
+}
+
+// RawReceipt encodes a receipt frame for refs that from sends to to, with
+// its derived ID.
+func RawReceipt(from, to peer.ID, refs ...string) []byte {
+	var b []byte
+	m := &pb.Message{Kind: KindReceipt, Refs: refs, Hlc: 1, SentAtMs: 1}
+	m.Id = dmID(from, to, m.SentAtMs, m.Hlc)
+	writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m}})
 	return b
 }
 
-// RawReceipt encodes a receipt frame for refs.
-func RawReceipt(id string, refs ...string) []byte {
-	var b []byte
-	writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &pb.Message{Id: id, Kind: KindReceipt, Refs: refs, Hlc: 1, SentAtMs: 1}}})
+// ParkedText encodes a text message from one peer to another as a mailbox
+// holds it, with ID id ("": the derived one).
+func ParkedText(from, to peer.ID, hlc uint64, text, id string) []byte {
+	m := &pb.Message{Kind: KindText, Text: text, Hlc: hlc, SentAtMs: 1}
+	if m.Id = id; id == "" {
+		m.Id = dmID(from, to, m.SentAtMs, m.Hlc)
+	}
+	b, _ := proto.Marshal(m)
 	return b
 }
 
 // ReadRefusalFull reads DM frames until a refusal; it returns the IDs
-// acked before it, and its code and ID.
-func ReadRefusalFull(r io.Reader) (acked []string, code uint32, id string, err error) {
+// acked before it, and its code, ID and message.
+func ReadRefusalFull(r io.Reader) (acked []string, code uint32, id, msg string, err error) {
 	br := bufio.NewReader(r)
 	for {
 		var f pb.DMFrame
 		if err := readFrame(br, MaxDMFrame, &f); err != nil {
-			return acked, 0, "", err
+			return acked, 0, "", "", err
 		}
 		if a := f.GetAck(); a != nil {
 			acked = append(acked, a.GetIds()...)
 		}
 		if rf := f.GetRefusal(); rf != nil {
-			return acked, rf.GetCode(), rf.GetId(), nil
+			return acked, rf.GetCode(), rf.GetId(), rf.GetMessage(), nil
 		}
 	}
 }
 
-// GroupRejects is how many topic messages s's validators rejected.
+// GroupRejects is how many group messages s rejected: by its topic
+// validators, or that came by pull or from a mailbox.
 func GroupRejects(s *Service) int64 { return s.grp.rejects.Load() }
 
 // ForgeEnvelope is a topic message from s as author, sealed with a key of
@@ -103,12 +119,46 @@ func GroupRejects(s *Service) int64 { return s.grp.rejects.Load() }
 func ForgeEnvelope(s *Service, gid, text string) []byte {
 	id, _ := parseGID(gid)
 	env, err := sealEnvelope(s.grp.priv, s.h.ID(), id, 1, 0, newKey(),
-		&pb.Message{Id: s.ids.New(), Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1})
+		&pb.Message{Id: groupMessageID(id, s.h.ID(), 1, 1), Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1})
 	if err != nil {
 		panic(err)
 	}
 	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
 	return b
+}
+
+// ForgeGroupMessage is a message of member s to a group that carries the
+// ID id instead of its own: s numbers it, seals it with the group's key,
+// signs it, and keeps the envelope as its own, so that it serves it to the
+// members that pull. It returns the topic message and the envelope (as a
+// mailbox would hold it).
+func ForgeGroupMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
+	gs := s.grp
+	g := gs.get(gid)
+	st := g.state()
+	gs.sendMu.Lock()
+	defer gs.sendMu.Unlock()
+	h := g.headOf(gs.self)
+	seq := h.max() + 1
+	now := s.cfg.Now()
+	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, st.Keys[st.Epoch],
+		&pb.Message{Id: id, Kind: KindText, Text: text, Hlc: s.clk.Now(), SentAtMs: now.UnixMilli()})
+	if err != nil {
+		panic(err)
+	}
+	h.add(seq)
+	envelope, _ = proto.Marshal(env.toWire())
+	if err := s.ds.Put(s.ctx, groupEnvKey(gid, s.peerString(gs.self), seq), envelope); err != nil {
+		panic(err)
+	}
+	if err := putJSON(s.ctx, s.ds, groupHeadKey(gid, s.peerString(gs.self)), h); err != nil {
+		panic(err)
+	}
+	g.hmu.Lock()
+	g.heads[gs.self] = h
+	g.hmu.Unlock()
+	topic, _ = proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
+	return topic, envelope
 }
 
 // ForgeOp is an op of kind on target signed by s, following s's copy of
@@ -206,6 +256,12 @@ func GroupSeq(s *Service, gid string, author peer.ID) uint64 {
 		return 0
 	}
 	return h.max()
+}
+
+// GroupHas reports whether s holds author's message seq of a group.
+func GroupHas(s *Service, gid string, author peer.ID, seq uint64) bool {
+	g := s.grp.get(gid)
+	return g != nil && g.has(author, seq)
 }
 
 // RawTopic joins a plain topic on s's gossipsub (no validator, no

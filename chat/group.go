@@ -118,7 +118,7 @@ type groups struct {
 	// parkq feeds runParker.
 	parkq chan parkJob
 
-	rejects atomic.Int64 // topic messages rejected (tests read it)
+	rejects atomic.Int64 // messages rejected, from the topic, a pull or a mailbox (tests read it)
 	pulled  atomic.Int64 // messages stored that came by pull, not gossip
 }
 
@@ -558,7 +558,9 @@ func (gs *groups) store(batch []*ingestItem) error {
 			return err
 		}
 		s.clk.Observe(it.w.HLC)
-		// A message ID already taken (a member reusing one) keeps the first.
+		// open checked the ID, derived from (group, author, seq): no other
+		// message can have it. A message stored before IDs were derived
+		// still could, and then the first keeps it.
 		if has, err := s.ds.Has(ctx, msgIDKey(it.w.ID)); err != nil || has {
 			continue
 		}

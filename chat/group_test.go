@@ -444,6 +444,87 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	_ = peer.ID("")
 }
 
+// TestGroupMessageIDsCannotBeTaken: member b publishes a message of its
+// own that carries the ID of member a's message. Every member rejects it,
+// whether it comes by gossip, from a mailbox or by pull, and a's message
+// keeps its ID everywhere, at d too, which was away and is handed the
+// forgery before anything else.
+func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
+	nodes, gid := groupOf(t, 4)
+	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
+	evA := events(t, a)
+	dHome, dID := d.Home(), d.ID()
+	d.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, dID)
+
+	wb, wc := watchGroup(t, b, gid), watchGroup(t, c, gid)
+	m, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "the victim's words"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(1, 30*time.Second)
+	wc.wait(1, 30*time.Second)
+
+	// b saw the ID on gossip and publishes its own message under it.
+	rejA, rejC := chat.GroupRejects(a.Chat()), chat.GroupRejects(c.Chat())
+	topic, env := chat.ForgeGroupMessage(b.Chat(), gid, m.ID, "the attacker's words")
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := chat.PublishTopic(ctx, b.Chat(), gid, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitRejects(t, a, rejA+1)
+
+	// d comes back; a mailbox hands it the forgery first, then it catches
+	// up from the members, b included (which serves the forgery again).
+	d = nodetest.Start(t, nodetest.Options{Home: dHome})
+	wd := watchGroup(t, d, gid)
+	if err := d.Chat().ReceiveParkedGroup(bg, [][]byte{env}); err != nil {
+		t.Fatal(err)
+	}
+	// (A pull that runs meanwhile may count a rejection too.)
+	if got := chat.GroupRejects(d.Chat()); got < 1 || chat.GroupHas(d.Chat(), gid, b.ID(), 1) {
+		t.Fatalf("d rejected %d and holds %s: the mailbox's forgery was taken", got, chat.GroupHeads(d.Chat(), gid))
+	}
+	for _, n := range []*node.Node{b, a, c} {
+		if !d.Chat().Online(n.ID()) {
+			nodetest.Connect(t, d, n)
+		}
+	}
+	wd.wait(1, 30*time.Second)
+	waitRejects(t, d, 2) // the mailbox's copy, and b's on a pull
+
+	// b's next message shows a gap where the forgery is to a member that
+	// gossip did not bring it to: c pulls it from b and rejects it then.
+	// Either way each member stores the new message and not the forgery.
+	if _, err := b.Chat().SendGroup(bg, gid, chat.Draft{Text: "b again"}); err != nil {
+		t.Fatal(err)
+	}
+	wc.wait(2, 30*time.Second)
+	wd.wait(2, 30*time.Second)
+	waitRejects(t, c, rejC+1)
+	if !chat.GroupHas(d.Chat(), gid, b.ID(), 2) || chat.GroupHas(d.Chat(), gid, b.ID(), 1) {
+		t.Fatalf("d holds of b: %s; want 2, not the forgery (1)", chat.GroupHeads(d.Chat(), gid))
+	}
+	for _, n := range nodes[:3] {
+		if got := historyCount(t, n, gid); got != 2 {
+			t.Fatalf("%s holds %d group messages, want 2", n.ID(), got)
+		}
+	}
+	for _, n := range []*node.Node{a, b, c, d} {
+		got, err := n.Chat().GetMessage(bg, m.ID)
+		if err != nil || got.From != a.ID() || got.Text != "the victim's words" || got.Group != gid {
+			t.Fatalf("%s: message %s is %+v (%v), want a's", n.ID(), m.ID, got, err)
+		}
+		if hits, _ := n.Chat().SearchGroup(bg, "attacker", gid, 10); len(hits) != 0 {
+			t.Fatalf("%s stored the forgery: %+v", n.ID(), hits[0])
+		}
+	}
+	if got := historyCount(t, d, gid); got != 2 {
+		t.Fatalf("d holds %d group messages, want 2", got)
+	}
+}
+
 func waitRejects(t *testing.T, n *node.Node, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -399,7 +399,10 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 	h := g.headOf(gs.self)
 	seq := h.max() + 1
 	now := s.cfg.Now()
-	w.ID, w.SentAtMS, w.HLC = s.ids.New(), now.UnixMilli(), s.clk.Now()
+	w.SentAtMS, w.HLC = now.UnixMilli(), s.clk.Now()
+	if w.ID = groupMessageID(g.gid, gs.self, seq, w.SentAtMS); w.ID == "" {
+		return nil, nil, fmt.Errorf("chat: the clock reads %v, which no message ID can hold", now)
+	}
 	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, key, w.toWire())
 	if err != nil {
 		return nil, nil, err

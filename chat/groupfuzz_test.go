@@ -46,7 +46,7 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	remove := &groupOp{GroupID: gid, Index: 2, Prev: add.hash[:], Actor: self, Kind: OpRemove, Target: otherID, Epoch: 1,
 		KeyHash: keyHash(gid, 1, k2), TimeMS: 1700000000002}
 	signOp(priv, remove)
-	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &pb.Message{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
+	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &pb.Message{Id: groupMessageID(gid, self, 1, 1700000000000), Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -787,15 +787,24 @@ func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Enve
 	var last chan error
 	for _, we := range envs {
 		env, err := envelopeFromWire(we)
-		if err != nil || !sameBytes(env.GroupID, g.gid) || g.has(env.Author, env.Seq) || !g.near(env.Author, env.Seq) {
+		if err != nil || !sameBytes(env.GroupID, g.gid) {
+			gs.rejects.Add(1)
+			continue
+		}
+		if g.has(env.Author, env.Seq) || !g.near(env.Author, env.Seq) {
 			continue
 		}
 		key := st.Keys[env.Epoch]
-		if key == nil || !st.wasMember(env.Author, env.Epoch) || env.verify() != nil {
+		if key == nil {
+			continue
+		}
+		if !st.wasMember(env.Author, env.Epoch) || env.verify() != nil {
+			gs.rejects.Add(1)
 			continue
 		}
 		w, err := env.open(key)
 		if err != nil {
+			gs.rejects.Add(1)
 			continue
 		}
 		done := make(chan error, 1)

@@ -18,7 +18,8 @@ package chat
 //
 // The validator answers, as gossipsub expects:
 //
-//	Reject  a malformed message; a bad signature; an author that is not a
+//	Reject  a malformed message (a message ID not derived as below
+//	        included); a bad signature; an author that is not a
 //	        current member; an epoch whose key this node holds but that
 //	        does not decrypt it; an operation whose signer may not do it
 //	Ignore  a group or epoch this node does not know (yet); a duplicate;
@@ -29,6 +30,23 @@ package chat
 // any member can say what it holds as, per author, "everything up to n,
 // and these above". Publishing is paced (Config.GroupRate) and the
 // per-peer queues are large; whatever gossip still loses, catch-up fills.
+//
+// A group message's ID (pb.Message id, inside the ciphertext) is derived,
+// never chosen: a ULID (26 characters of Crockford base32) whose 48-bit
+// time is the message's sent_at_ms and whose other 80 bits are the first
+// 10 bytes of
+//
+//	SHA-256("meshtalk group message id v1" | group_id | author | seq)
+//
+// where each field is preceded by its length as a uvarint, author is the
+// peer ID's bytes and seq is 8 bytes big-endian. Every member recomputes
+// it from the envelope (whose group_id, author and seq the author signed)
+// and the decrypted message, and treats a message whose ID differs as
+// malformed: the validator rejects it, and a pull or a mailbox refuses it
+// like any bad envelope. Two messages with different (author, seq) so
+// never share an ID, and no member can take the ID of another's message
+// (nor can a friend with a direct message, whose IDs hash another
+// domain, see wire.go).
 //
 // # Membership: a signed log of operations
 //
@@ -99,7 +117,9 @@ package chat
 // A pull happens when a member connects, when a message shows a gap in an
 // author's numbering, and a moment after the last message of a burst (to
 // catch a lost tail). Whatever arrives twice, by gossip or by pull, is
-// stored once: dedup is by (author, seq).
+// stored once: dedup is by (author, seq). Envelopes that come by pull (or
+// from a relay mailbox) are checked as the validator checks them, the
+// message ID included; one that fails is dropped.
 //
 // A code other than 0 in a frame refuses the request (CodeNotMember,
 // CodeInviteExpired, CodeInviteUsedUp, CodeBadInvite, CodeBadFrame).
@@ -287,7 +307,9 @@ func (e *envelope) verify() error {
 	return nil
 }
 
-// open decrypts and checks the message inside.
+// open decrypts and checks the message inside, its ID included: the one
+// that the envelope's group, author and seq (signed) and the message's
+// sent-at time make.
 func (e *envelope) open(key []byte) (wireMessage, error) {
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
@@ -302,8 +324,12 @@ func (e *envelope) open(key []byte) (wireMessage, error) {
 		return wireMessage{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	m, err := messageFromWire(&pm)
-	if err == nil && m.Kind == KindReceipt {
+	switch {
+	case err != nil:
+	case m.Kind == KindReceipt:
 		err = fmt.Errorf("%w: receipts are not group messages", ErrBadFrame)
+	default:
+		err = checkID(m.ID, groupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms")
 	}
 	return m, err
 }

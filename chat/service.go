@@ -57,7 +57,6 @@ type Service struct {
 	cfg  Config
 	log  *slog.Logger
 	clk  *hlc
-	ids  *ids
 	emit event.Emitter
 
 	ctx    context.Context
@@ -102,7 +101,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	}
 	s := &Service{
 		h: h, ds: ds, cfg: cfg, log: log.With("component", "chat"),
-		clk: &hlc{now: cfg.Now}, ids: newIDs(cfg.Now),
+		clk:          &hlc{now: cfg.Now},
 		couriers:     map[peer.ID]*courier{},
 		sends:        make(chan *sendReq),
 		contactCache: map[peer.ID]*Contact{},

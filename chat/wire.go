@@ -39,6 +39,24 @@ package chat
 // Kinds: text, face, picture, reply, reaction, and receipt (refs: the IDs
 // read; it is not shown as a message). The delivered receipt is the Ack.
 //
+// A message's ID (a receipt's too) is derived, never chosen: a ULID (26
+// characters of Crockford base32) whose 48-bit time is the message's
+// sent_at_ms and whose other 80 bits are the first 10 bytes of
+//
+//	SHA-256("meshtalk dm id v1" | sender peer ID | recipient peer ID | hlc)
+//
+// where each field is preceded by its length as a uvarint, the peer IDs
+// are their bytes, and hlc is 8 bytes big-endian. The sender is the
+// stream's authenticated peer (or, for a message that a relay mailbox
+// held, the peer the mailbox vouches for) and the recipient the node that
+// reads it. A node's clock readings never repeat, so neither do its IDs;
+// a resend carries the same hlc and so the same ID, which is what dedup
+// goes by. The receiver recomputes the ID of every message and refuses
+// one that differs like any bad frame (CodeBadFrame, with that ID): no
+// peer can take the ID of another's message, direct or group (whose IDs
+// hash another domain, see groupwire.go), in the receiver's one index of
+// message IDs.
+//
 // # Frames
 //
 // Every frame is a uvarint length followed by that many bytes of protobuf
@@ -56,6 +74,7 @@ import (
 	"io"
 	"unicode/utf8"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
@@ -225,6 +244,13 @@ func (m *wireMessage) validate() error {
 		return fmt.Errorf("%w: unknown kind %q", ErrBadFrame, m.Kind)
 	}
 	return nil
+}
+
+// checkDMID checks that a message from one peer to another carries the
+// ID that its sender, recipient and stamps make (dmID): a sender cannot
+// take the ID of another's message, direct or group.
+func checkDMID(from, to peer.ID, m wireMessage) error {
+	return checkID(m.ID, dmID(from, to, m.SentAtMS, m.HLC), m.SentAtMS, "its sender, recipient, sent_at_ms and hlc")
 }
 
 // Profile is what a person shows their friends. The avatar is kept in
