@@ -16,7 +16,8 @@
 //     (catch-up, joining, new keys); groupstate.go is the membership log's
 //     rules; group.go the group service (topic validator, paced
 //     publishing, storage); groupapi.go the group actions (create, invite,
-//     add, kick, leave, send); groupsync.go both sides of groupsync.
+//     add, kick, leave, send); groupsync.go both sides of groupsync;
+//     groupscore.go gossipsub's peer scoring on the group topics.
 //
 // Delivery is exactly-once per message ID: a message is stored in the
 // sender's outbox (synced) before Send returns; one courier per contact
@@ -50,7 +51,8 @@
 // current epoch (XChaCha20-Poly1305) and signed by their author (Ed25519,
 // the node's identity); gossipsub's own signing is off, and the topic
 // validator verifies each message once and rejects what a non-member
-// signed or what does not decrypt. Removing a member starts a new epoch
+// signed or what does not decrypt; peer scoring graylists a peer that
+// keeps sending such messages. Removing a member starts a new epoch
 // whose key goes to each remaining member over groupsync, on libp2p's
 // authenticated, encrypted channel. Each member numbers its messages, so
 // that a member that was away, or that gossip dropped messages for, pulls

@@ -296,3 +296,20 @@ func GroupHeads(s *Service, gid string) string {
 	st := g.state()
 	return out + fmt.Sprintf("ops %d members %d", st.Ops, len(st.Members))
 }
+
+// GroupScore is p's latest gossipsub score as s sees it (ok: s scores p).
+func GroupScore(s *Service, p peer.ID) (float64, bool) { return s.grp.score(p) }
+
+// GroupGraylisted reports whether s graylists p: it drops what p sends.
+func GroupGraylisted(s *Service, p peer.ID) bool {
+	sc, ok := s.grp.score(p)
+	return ok && sc < graylistThreshold
+}
+
+// RawTopicPeers is the peers s knows to be subscribed to a topic.
+func RawTopicPeers(s *Service, name string) []peer.ID { return s.grp.ps.ListPeers(name) }
+
+// LeaveTopic has s leave a group's topic while it stays a member: it
+// publishes (PublishTopic) as a non-subscriber then, straight to the
+// topic's peers, past the mesh, as a misbehaving member could.
+func LeaveTopic(s *Service, gid string) { s.grp.unsubscribe(s.grp.get(gid)) }

@@ -120,6 +120,10 @@ type groups struct {
 
 	rejects atomic.Int64 // messages rejected, from the topic, a pull or a mailbox (tests read it)
 	pulled  atomic.Int64 // messages stored that came by pull, not gossip
+	// scores is each peer's latest gossipsub score, fellows the peers
+	// that share a group with this node (groupscore.go).
+	scores  atomic.Pointer[map[peer.ID]float64]
+	fellows fellows
 }
 
 // group is one group this node knows.
@@ -230,8 +234,19 @@ func (s *Service) startGroups(ctx context.Context) error {
 	if gs.priv == nil {
 		return errors.New("chat: groups: the host has no private key")
 	}
+	// The inspector runs on a goroutine of gossipsub's own: it only
+	// hands the scores over, without blocking, to watchScores.
+	scores := make(chan map[peer.ID]float64, 1)
+	inspect := func(m map[peer.ID]float64) {
+		select {
+		case scores <- m:
+		default:
+		}
+	}
 	var err error
 	gs.ps, err = pubsub.NewGossipSub(s.ctx, s.h,
+		pubsub.WithPeerScore(gs.scoreParams(), groupScoreThresholds()),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), scoreInspectPeriod),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pspb.Message) string {
 			sum := sha256.Sum256(m.Data)
@@ -251,12 +266,13 @@ func (s *Service) startGroups(ctx context.Context) error {
 	}
 	s.h.SetStreamHandler(GroupSyncProtocol, s.tracked(gs.handleSync))
 	gs.parkq = make(chan parkJob, 4096)
-	s.wg.Add(5)
+	s.wg.Add(6)
 	go gs.runIngest()
 	go gs.runPublisher()
 	go gs.runPuller()
 	go gs.watchPeers(sub)
 	go gs.runParker()
+	go gs.watchScores(scores)
 
 	var ids []string
 	err = scan(ctx, s.ds, query.Query{Prefix: "/grouplist/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
@@ -287,6 +303,7 @@ func (s *Service) startGroups(ctx context.Context) error {
 		gs.mu.Lock()
 		gs.all[id] = g
 		gs.mu.Unlock()
+		gs.refreshFellows()
 		if st.Status == GroupMember {
 			if err := gs.subscribe(g); err != nil {
 				return err
@@ -312,6 +329,12 @@ func (gs *groups) subscribe(g *group) error {
 	}
 	t, err := gs.ps.Join(name)
 	if err != nil {
+		gs.ps.UnregisterTopicValidator(name)
+		return fmt.Errorf("chat: group %s: %w", g.id, err)
+	}
+	// Scored from here on: what the validator rejects costs its sender.
+	if err := t.SetScoreParams(groupTopicScore()); err != nil {
+		t.Close()
 		gs.ps.UnregisterTopicValidator(name)
 		return fmt.Errorf("chat: group %s: %w", g.id, err)
 	}
@@ -847,6 +870,7 @@ func (gs *groups) persist(g *group, st *groupState, ops []*groupOp) error {
 		return err
 	}
 	g.st.Store(st)
+	gs.refreshFellows()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -209,6 +210,7 @@ func TestGroupFiveNodesExactlyOnce(t *testing.T) {
 	if n, err := nodes[0].Chat().MarkGroupRead(bg, gid); err != nil || n != (len(nodes)-1)*each+1 {
 		t.Fatalf("mark read: %d %v", n, err)
 	}
+	checkScores(t, nodes)
 }
 
 func TestGroupBurstExactlyOnce(t *testing.T) {
@@ -231,6 +233,7 @@ func TestGroupBurstExactlyOnce(t *testing.T) {
 			t.Fatalf("%s holds %d messages, want %d", n.ID(), got, burst)
 		}
 	}
+	checkScores(t, nodes)
 }
 
 func TestGroupJoinWithAdminOffline(t *testing.T) {
@@ -441,6 +444,9 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	wa.wait(1, 30*time.Second)
+	// One reject is a stray in a race as far as a can tell: b, a member,
+	// keeps its standing (and its mesh links).
+	checkScores(t, nodes)
 	_ = peer.ID("")
 }
 
@@ -522,6 +528,146 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	}
 	if got := historyCount(t, d, gid); got != 2 {
 		t.Fatalf("d holds %d group messages, want 2", got)
+	}
+}
+
+// TestGroupGraylistsFlooders: a non-member that floods a group's topic
+// with forged messages, and a member that floods it with messages that
+// do not decrypt, pay for it with their score: the members graylist them
+// within a handful of messages and drop what they send next without
+// validating it, while the honest members keep their standing with each
+// other and the group keeps working.
+func TestGroupGraylistsFlooders(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	stranger := nodetest.Start(t, nodetest.Options{})
+	nodetest.Connect(t, stranger, a)
+	wa, wc := watchGroup(t, a, gid), watchGroup(t, c, gid)
+
+	forged := func(i int) []byte { return chat.ForgeEnvelope(stranger.Chat(), gid, fmt.Sprintf("let me in %d", i)) }
+	n := floodUntilGraylisted(t, stranger, a, gid, forged)
+	t.Logf("a graylisted the stranger after %d forged messages", n)
+	floodIgnored(t, stranger, a, gid, forged)
+
+	// A member that sends messages sealed with a key of its own (they do
+	// not decrypt). A member that only floods the mesh loses its mesh
+	// links soon (score < 0) and with them its audience; this one goes
+	// past the mesh, straight to the members, as a modified node could.
+	chat.LeaveTopic(b.Chat(), gid)
+	garbage := func(i int) []byte { return chat.ForgeEnvelope(b.Chat(), gid, fmt.Sprintf("garbage %d", i)) }
+	n = floodUntilGraylisted(t, b, a, gid, garbage)
+	t.Logf("a graylisted member b after %d undecryptable messages", n)
+	nodetest.Eventually(t, 10*time.Second, "c graylists b", func() bool { return chat.GroupGraylisted(c.Chat(), b.ID()) })
+	floodIgnored(t, b, a, gid, garbage)
+
+	// a and c still talk, and think well of each other.
+	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "still fine"}); err != nil {
+		t.Fatal(err)
+	}
+	wa.wait(1, 30*time.Second)
+	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "indeed"}); err != nil {
+		t.Fatal(err)
+	}
+	wc.wait(1, 30*time.Second)
+	checkScores(t, []*node.Node{a, c})
+}
+
+// floodUntilGraylisted has from publish invalid messages (bad(i)) on a
+// group's topic, each once to rejected the one before, until to
+// graylists from; it returns how many that took.
+func floodUntilGraylisted(t *testing.T, from, to *node.Node, gid string, bad func(int) []byte) int {
+	t.Helper()
+	const most = 20
+	for i := range most {
+		if chat.GroupGraylisted(to.Chat(), from.ID()) {
+			return i
+		}
+		before := chat.GroupRejects(to.Chat())
+		publishRaw(t, from, gid, bad(i))
+		nodetest.Eventually(t, 10*time.Second, "a reject or the graylist", func() bool {
+			return chat.GroupRejects(to.Chat()) > before || chat.GroupGraylisted(to.Chat(), from.ID())
+		})
+	}
+	sc, _ := chat.GroupScore(to.Chat(), from.ID())
+	t.Fatalf("%s does not graylist %s after %d invalid messages (score %v)", to.ID(), from.ID(), most, sc)
+	return 0
+}
+
+// floodIgnored has from, graylisted by to, publish more invalid messages
+// and checks that to validates none of them. To know that to has seen
+// them all, from then leaves a probe topic: to handles a peer's RPCs in
+// order, and a graylisted peer's subscriptions still count.
+func floodIgnored(t *testing.T, from, to *node.Node, gid string, bad func(int) []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	probe := "/meshtalk/test/probe"
+	pt, err := chat.RawTopic(from.Chat(), probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := pt.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 10*time.Second, "to sees from on the probe topic", func() bool {
+		return slices.Contains(chat.RawTopicPeers(to.Chat(), probe), from.ID())
+	})
+	before := chat.GroupRejects(to.Chat())
+	const more = 50
+	for i := range more {
+		publishRaw(t, from, gid, bad(1000+i))
+	}
+	// from's own copy of a message published after them: those went out
+	// to to first.
+	if err := pt.Publish(ctx, []byte("probe")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub.Cancel()
+	nodetest.Eventually(t, 10*time.Second, "to sees from leave the probe topic", func() bool {
+		return !slices.Contains(chat.RawTopicPeers(to.Chat(), probe), from.ID())
+	})
+	if err := pt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// One may have been on its way into validation as the score fell.
+	if got := chat.GroupRejects(to.Chat()) - before; got > 1 {
+		t.Fatalf("%s validated %d of %d messages from %s, which it graylists", to.ID(), got, more, from.ID())
+	}
+	if !chat.GroupGraylisted(to.Chat(), from.ID()) {
+		t.Fatalf("%s no longer graylists %s", to.ID(), from.ID())
+	}
+}
+
+func publishRaw(t *testing.T, from *node.Node, gid string, data []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	if err := chat.PublishTopic(ctx, from.Chat(), gid, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkScores checks that no node holds anything against another: honest
+// members are never penalised, however busy the group was.
+func checkScores(t *testing.T, nodes []*node.Node) {
+	t.Helper()
+	for _, x := range nodes {
+		for _, y := range nodes {
+			if x == y {
+				continue
+			}
+			nodetest.Eventually(t, 10*time.Second, "a score", func() bool {
+				_, ok := chat.GroupScore(x.Chat(), y.ID())
+				return ok
+			})
+			if sc, _ := chat.GroupScore(x.Chat(), y.ID()); sc < 0 {
+				t.Errorf("%s scores the honest %s %v", x.ID(), y.ID(), sc)
+			}
+		}
 	}
 }
 

@@ -93,6 +93,7 @@ func (s *Service) CreateGroup(ctx context.Context, name string, avatar []byte) (
 	gs.mu.Lock()
 	gs.all[g.id] = g
 	gs.mu.Unlock()
+	gs.refreshFellows()
 	if err := gs.subscribe(g); err != nil {
 		return nil, err
 	}

@@ -379,6 +379,7 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 		gs.mu.Lock()
 		gs.all[g.id] = g
 		gs.mu.Unlock()
+		gs.refreshFellows()
 	}
 	gs.opMu.Unlock()
 	if err != nil {

@@ -26,6 +26,10 @@ package chat
 //	        an operation this node is not ready for (it pulls first)
 //	Accept  everything else
 //
+// Gossipsub scores its peers (groupscore.go): a peer that sends or
+// forwards rejected messages soon goes below the graylist threshold,
+// and then everything it sends is dropped unread.
+//
 // A member numbers its own messages 1, 2, 3, ... per group (seq), so that
 // any member can say what it holds as, per author, "everything up to n,
 // and these above". Publishing is paced (Config.GroupRate) and the
