@@ -447,7 +447,6 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	// One reject is a stray in a race as far as a can tell: b, a member,
 	// keeps its standing (and its mesh links).
 	checkScores(t, nodes)
-	_ = peer.ID("")
 }
 
 // TestGroupMessageIDsCannotBeTaken: member b publishes a message of its
