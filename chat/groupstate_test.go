@@ -1,8 +1,10 @@
 package chat
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,5 +84,49 @@ func TestGroupOpTimes(t *testing.T) {
 	}
 	if got := st.opTime(time.UnixMilli(t0 + 4*hour)); got != t0+4*hour {
 		t.Fatalf("opTime = %d, want now", got)
+	}
+}
+
+// verifySig accepts what crypto/ed25519 accepts and nothing else: a good
+// signature, not a changed message or signature, not a signature whose S
+// is not reduced (S+L signs the same, and crypto/ed25519 refuses it).
+func TestVerifySigAsStdlib(t *testing.T) {
+	priv, id := testPeer(t)
+	msg := []byte("meshtalk")
+	sig, err := priv.Sign(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := priv.GetPublic().Raw()
+	// L, the group order, little-endian: S+L is the same scalar, unreduced.
+	l := [32]byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}
+	unreduced := slices.Clone(sig)
+	carry := 0
+	for i := range 32 {
+		v := int(unreduced[32+i]) + int(l[i]) + carry
+		unreduced[32+i], carry = byte(v), v>>8
+	}
+	flipped := slices.Clone(sig)
+	flipped[10] ^= 1
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		sig  []byte
+		want bool
+	}{
+		{"good", msg, sig, true},
+		{"other message", []byte("meshtalK"), sig, false},
+		{"changed signature", msg, flipped, false},
+		{"unreduced S", msg, unreduced, false},
+		{"short signature", msg, sig[:63], false},
+	} {
+		got, err := verifySig(id, c.msg, c.sig)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if std := ed25519.Verify(raw, c.msg, c.sig); got != c.want || std != c.want {
+			t.Errorf("%s: verifySig %v, crypto/ed25519 %v, want %v", c.name, got, std, c.want)
+		}
 	}
 }
