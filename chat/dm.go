@@ -512,7 +512,7 @@ func (s *Service) flushOutbox(c *courier) error {
 		}
 	}()
 
-	w := bufio.NewWriter(st)
+	w := bufio.NewWriterSize(st, 64<<10)
 	send := func(msgs []wireMessage) error {
 		var sent []wireMessage
 		mu.Lock()
