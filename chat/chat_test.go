@@ -560,9 +560,12 @@ func TestDMWithAnotherMessagesIDRefused(t *testing.T) {
 		t.Fatalf("group history before %s: %+v %v", gm.ID, page, err)
 	}
 	// c's messages under their own IDs still go through, both ways.
+	// A bad message costs a letter only itself: the good one beside it is
+	// stored.
 	parked := chat.ParkedText(c.ID(), b.ID(), 8, "parked properly", "")
-	if err := b.Chat().ReceiveParked(bg, c.ID(), [][]byte{parked}); err != nil {
-		t.Fatal(err)
+	letter := [][]byte{chat.ParkedText(c.ID(), b.ID(), 9, "mine now", gm.ID), parked}
+	if err := b.Chat().ReceiveParked(bg, c.ID(), letter); !errors.Is(err, chat.ErrBadFrame) {
+		t.Fatalf("a letter with a bad message: %v, want a bad frame", err)
 	}
 	m, err := c.Chat().Send(bg, b.ID(), chat.Draft{Text: "sent properly"})
 	if err != nil {

@@ -377,7 +377,8 @@ func (s *Service) loadParked(c *courier) {
 
 // ReceiveParked takes messages from friend p that a mailbox held (the
 // mailbox has checked that p sent them). They are stored like messages
-// that come directly, once each, and announced.
+// that come directly, once each, and announced; a bad one is dropped
+// (the error says which), not the others.
 func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) error {
 	c, err := s.contact(ctx, p)
 	if err != nil {
@@ -386,27 +387,34 @@ func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) e
 	if c == nil || c.State != StateFriend {
 		return fmt.Errorf("%w: %s", ErrNotFriend, p)
 	}
+	// A bad message costs only itself: the others of the letter are
+	// stored, and the error (ErrBadFrame) names what was dropped.
 	var batch []wireMessage
+	var bad []error
 	for _, b := range msgs {
 		var pm pb.Message
 		if err := proto.Unmarshal(b, &pm); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadFrame, err)
+			bad = append(bad, fmt.Errorf("%w: %v", ErrBadFrame, err))
+			continue
 		}
 		m, err := messageFromWire(&pm)
 		if err == nil {
 			err = checkDMID(p, s.h.ID(), m)
 		}
 		if err != nil {
-			return err
+			bad = append(bad, err)
+			continue
 		}
 		batch = append(batch, m)
 	}
-	fresh, read, err := s.store(p, batch)
-	if err != nil {
-		return err
+	if len(batch) > 0 {
+		fresh, read, err := s.store(p, batch)
+		if err != nil {
+			return err
+		}
+		s.announce(p, fresh, read)
 	}
-	s.announce(p, fresh, read)
-	return nil
+	return errors.Join(bad...)
 }
 
 // deliver sends what is owed to c.p. A nil error means nothing is left.

@@ -28,8 +28,8 @@ const (
 // A sync is costly next to a write, so a round waits for as many items as
 // the round before it had, for at most maxLinger: the senders that the
 // last sync answered are then on their way back, and one sync covers all
-// of them instead of splitting them over two. A lone sender (a round of
-// one) never waits.
+// of them instead of splitting them over two. A lone sender, once its
+// round was one item, never waits.
 func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 	write func([]T) (R, error), sync func() error, done func([]T, R, error)) {
 	type written struct {

@@ -114,6 +114,10 @@ func ReadRefusalFull(r io.Reader) (acked []string, code uint32, id, msg string, 
 // validators, or that came by pull or from a mailbox.
 func GroupRejects(s *Service) int64 { return s.grp.rejects.Load() }
 
+// GroupPostponed is how many ops s set aside for being dated too far
+// ahead.
+func GroupPostponed(s *Service) int64 { return s.grp.postponed.Load() }
+
 // ForgeEnvelope is a topic message from s as author, sealed with a key of
 // its own making: what a non-member could publish.
 func ForgeEnvelope(s *Service, gid, text string) []byte {

@@ -120,6 +120,8 @@ type groups struct {
 
 	rejects atomic.Int64 // messages rejected, from the topic, a pull or a mailbox (tests read it)
 	pulled  atomic.Int64 // messages stored that came by pull, not gossip
+	// postponed counts ops set aside for being dated too far ahead.
+	postponed atomic.Int64
 	// scores is each peer's latest gossipsub score, fellows the peers
 	// that share a group with this node (groupscore.go).
 	scores  atomic.Pointer[map[peer.ID]float64]
@@ -491,7 +493,9 @@ func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Val
 			return pubsub.ValidationIgnore
 		}
 		if err := gs.checkOpTime(o); err != nil {
-			return reject()
+			// A matter of clocks, not of validity: members whose clocks
+			// differ may disagree, so nobody is penalised for it.
+			return pubsub.ValidationIgnore
 		}
 		if err := st.clone().apply(o); err != nil {
 			return reject()
@@ -782,11 +786,12 @@ func (gs *groups) myAddrs() []string {
 	return out
 }
 
-// checkOpTime refuses an op of another node dated more than maxOpAhead
-// ahead of this node's clock (apply checks that the log's times do not go
-// back).
+// checkOpTime is the error of an op of another node dated more than
+// maxOpAhead ahead of this node's clock: it waits (apply makes the log's
+// times never go back, so such an op would hold every later one).
 func (gs *groups) checkOpTime(o *groupOp) error {
 	if ahead := time.UnixMilli(o.TimeMS).Sub(gs.s.cfg.Now()); o.Actor != gs.self && ahead > maxOpAhead {
+		gs.postponed.Add(1)
 		return fmt.Errorf("%w: op %d is dated %v ahead of this node's clock", ErrBadFrame, o.Index, ahead.Round(time.Minute))
 	}
 	return nil
@@ -814,10 +819,13 @@ func (gs *groups) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byt
 			gap = true
 			break
 		}
-		if err = gs.checkOpTime(o); err == nil {
-			err = next.apply(o)
+		if terr := gs.checkOpTime(o); terr != nil {
+			// Not refused: not yet. A later pull applies it once this
+			// node's clock is near enough.
+			gs.s.log.Info("postponed a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", terr)
+			break
 		}
-		if err != nil {
+		if err = next.apply(o); err != nil {
 			gs.s.log.Info("refused a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", err)
 			break
 		}

@@ -43,8 +43,8 @@ type groupState struct {
 	EpochMembers map[uint64][]peer.ID `json:"epoch_members"`
 	Ops          uint64               `json:"ops"`
 	LastHash     []byte               `json:"last_hash"`
-	// LastTimeMS is the time of the latest op: an op may not be dated
-	// before the one it follows (opTime).
+	// LastTimeMS is the time of the latest op: an op counts as no earlier
+	// than the one it follows (apply, opTime).
 	LastTimeMS int64             `json:"last_time_ms,omitempty"`
 	InviteUses map[string]uint32 `json:"invite_uses,omitempty"`
 	Created    time.Time         `json:"created"`
@@ -231,12 +231,11 @@ func (st *groupState) apply(o *groupOp) error {
 		return deny("not a member")
 	}
 	// The time of an op is its actor's word, and an add by invite is
-	// checked against it: dated before the op it follows, it could slip
-	// an expired invite in.
-	if o.TimeMS < st.LastTimeMS {
-		return fmt.Errorf("%w: op %d is dated before the op it follows", ErrBadFrame, o.Index)
-	}
-	t := time.UnixMilli(o.TimeMS)
+	// checked against it: an op counts as no earlier than the one it
+	// follows, so that an add dated back cannot slip an invite in that has
+	// expired since. (Refusing such an op outright would refuse honest
+	// logs: two admins' clocks differ.)
+	t := time.UnixMilli(max(o.TimeMS, st.LastTimeMS))
 	switch o.Kind {
 	case OpAdd:
 		if st.isMember(o.Target) {
@@ -299,7 +298,7 @@ func (st *groupState) apply(o *groupOp) error {
 	st.Ops++
 	h := sha256.Sum256(o.raw)
 	st.LastHash = h[:]
-	st.LastTimeMS = o.TimeMS
+	st.LastTimeMS = t.UnixMilli()
 	return nil
 }
 

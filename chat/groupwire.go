@@ -70,10 +70,11 @@ package chat
 //	rename            by an admin: name and avatar
 //
 // Each operation carries its actor's time. The log's times never go back:
-// an operation dated before the one it follows is refused (so an add
-// cannot be dated back to before its invite expired), and its actor dates
-// it no earlier than that one whatever its own clock says; one dated more
-// than an hour ahead of a member's clock is refused too.
+// an operation counts as no earlier than the one it follows (so an add
+// dated back cannot use an invite that has expired since), and its actor
+// dates it no earlier than that one whatever its own clock says. One
+// dated more than an hour ahead of a member's clock waits (the validator
+// ignores it) until that clock is near enough.
 //
 // Every member checks every operation against the log before it applies
 // it, and applies the log in order: an operation at an index it does not

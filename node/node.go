@@ -215,8 +215,11 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 func openDatastore(path string) (*pebbleds.Datastore, error) {
 	// 16 MiB memtables, flushed every ten thousand messages or so. L0
 	// takes eight of them before a compaction merges them down: under a
-	// burst of messages compactions were a fifth of the node's CPU.
-	opts := &pebble.Options{MemTableSize: 16 << 20, L0CompactionThreshold: 8, L0CompactionFileThreshold: 1000}
+	// burst of messages compactions were a fifth of the node's CPU. Writes
+	// stop at 24 (not pebble's 12), so that a burst that outruns the one
+	// compaction at a time still has room.
+	opts := &pebble.Options{MemTableSize: 16 << 20, L0CompactionThreshold: 8, L0CompactionFileThreshold: 1000,
+		L0StopWritesThreshold: 24}
 	// Bloom filters: the chat receiver looks up every incoming message ID
 	// to drop duplicates, and a lookup of a key that is not there would
 	// otherwise read a block of every table.
@@ -224,8 +227,8 @@ func openDatastore(path string) (*pebbleds.Datastore, error) {
 	// 32 KiB blocks (not 4): a message is a kilobyte or more, and writing
 	// tables block by block was much of the flushes' and compactions' CPU.
 	opts.Levels[0].BlockSize = 32 << 10
-	// Pebble counts its live memtables (up to four under a burst) against
-	// the block cache's size: a cache no larger than them caches nothing,
+	// Pebble counts its live memtables (the one being written and those
+	// waiting to be flushed) against the block cache's size: a cache no larger than them caches nothing,
 	// and every lookup reads, checks and decompresses its blocks again (so
 	// it was with 32 MiB memtables in a 32 MiB cache). The cache and the
 	// memtables are allocated as they fill: an idle node does not pay for

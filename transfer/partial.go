@@ -3,6 +3,7 @@ package transfer
 import (
 	"errors"
 	"os"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -19,6 +20,9 @@ const directAlign = 4096
 type partialFile struct {
 	f      *os.File
 	direct *os.File // nil: no direct I/O here
+	// refused: a direct write failed as unsupported; every write goes
+	// through the page cache from then on. Several streams write at once.
+	refused atomic.Bool
 }
 
 func openPartial(path string) (*partialFile, error) {
@@ -35,7 +39,7 @@ func openPartial(path string) (*partialFile, error) {
 
 // WriteAt writes b at off.
 func (p *partialFile) WriteAt(b []byte, off int64) (int, error) {
-	if p.direct != nil && aligned(b, off) {
+	if p.direct != nil && !p.refused.Load() && aligned(b, off) {
 		n, err := p.direct.WriteAt(b, off)
 		if err == nil {
 			return n, nil
@@ -45,8 +49,7 @@ func (p *partialFile) WriteAt(b []byte, off int64) (int, error) {
 		if !errors.Is(err, errDirectRefused) {
 			return n, err
 		}
-		p.direct.Close()
-		p.direct = nil
+		p.refused.Store(true)
 	}
 	return p.f.WriteAt(b, off)
 }
