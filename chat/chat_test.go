@@ -793,3 +793,31 @@ func TestParkedOnceAcrossRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestClockResumesAfterRestart: a node's clock is set back three hours
+// while it is down; what it sends next still sorts after what it sent
+// before, on both sides.
+func TestClockResumesAfterRestart(t *testing.T) {
+	ahead := func() time.Time { return time.Now().Add(3 * time.Hour) }
+	a := nodetest.Start(t, nodetest.Options{Clock: ahead})
+	b := nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	m1, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "before the clock went back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, m1.ID, chat.MsgDelivered)
+	home := a.Home()
+	a.Close()
+	a = nodetest.Start(t, nodetest.Options{Home: home})
+	m2, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.HLC <= m1.HLC {
+		t.Fatalf("after a restart with the clock set back, a reading %x, not after %x", m2.HLC, m1.HLC)
+	}
+	waitState(t, a, m2.ID, chat.MsgDelivered)
+	assertHistory(t, a, b.ID(), []string{m1.ID, m2.ID})
+	assertHistory(t, b, a.ID(), []string{m1.ID, m2.ID})
+}

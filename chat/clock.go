@@ -26,6 +26,16 @@ const hlcLogicalBits = 16
 
 func hlcPhysical(t time.Time) uint64 { return uint64(t.UnixMilli()) << hlcLogicalBits }
 
+// resume moves the clock past a reading this node made itself before a
+// restart (stored): unlike a peer's (Observe), it is trusted however far
+// ahead of the wall clock it is, so that a clock set back while the node
+// was down cannot make new readings repeat or sort before old ones.
+func (c *hlc) resume(own uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = max(c.last, own)
+}
+
 // Now returns a reading greater than every reading before it.
 func (c *hlc) Now() uint64 {
 	c.mu.Lock()

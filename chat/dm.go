@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -185,6 +186,12 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 			if err := b.Put(ctx, msgIDKey(w.ID), []byte(msgLoc(ps, w.HLC))); err != nil {
 				return err
 			}
+		}
+	}
+	// The round's last reading is its highest: the clock resumes there.
+	if n := len(reqs); n > 0 {
+		if err := b.Put(ctx, keyClock, binary.BigEndian.AppendUint64(nil, reqs[n-1].w.HLC)); err != nil {
+			return err
 		}
 	}
 	return b.Commit(ctx)

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,7 +137,12 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		return nil, err
 	}
 	// The clock goes on from the latest reading stored, so that a reply
-	// after a restart still sorts after what it answers.
+	// after a restart still sorts after what it answers, and what this
+	// node sends next sorts after (and never takes the ID of) what it sent.
+	if b, err := ds.Get(ctx, keyClock); err == nil && len(b) == 8 {
+		s.clk.resume(binary.BigEndian.Uint64(b))
+	}
+	// A conversation's latest reading may be a peer's: Observe bounds it.
 	for _, c := range contacts {
 		if h, err := s.lastHLC(ctx, c.PeerID); err == nil {
 			s.clk.Observe(h)

@@ -3,6 +3,8 @@ package chat
 // The chat datastore, in the namespace node gives the service (/chat):
 //
 //	/schema                              "1"
+//	/clock                               the latest clock reading of a direct message
+//	                                     sent (8 bytes, big-endian): it resumes there
 //	/profile                             this node's own Profile (JSON)
 //	/contacts/<peer ID>                  Contact (JSON)
 //	/msgs/<peer ID>/<hlc %016x>/<msg ID> pb.StoredMessage: the conversation, in order
@@ -45,6 +47,7 @@ const schemaVersion = "1"
 
 var (
 	keySchema  = datastore.NewKey("/schema")
+	keyClock   = datastore.NewKey("/clock")
 	keyProfile = datastore.NewKey("/profile")
 )
 
