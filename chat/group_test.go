@@ -695,7 +695,11 @@ func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]
 	for _, p := range members {
 		m.held[p] = append(m.held[p], envs...)
 	}
-	m.parked <- struct{}{}
+	// One signal an envelope: the node parks whatever waits at a moment
+	// in one call.
+	for range envs {
+		m.parked <- struct{}{}
+	}
 	return nil
 }
 
