@@ -83,6 +83,7 @@ func (s *Server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/groups/{group}/members", s.withGroup(s.handleGroupMembers))
 	mux.HandleFunc("POST /api/v1/groups/{group}/members", s.withGroup(s.handleAddMember))
 	mux.HandleFunc("DELETE /api/v1/groups/{group}/members/{peer}", s.withGroup(s.handleKick))
+	mux.HandleFunc("POST /api/v1/groups/{group}/admins", s.withGroup(s.handlePromote))
 	mux.HandleFunc("POST /api/v1/groups/{group}/leave", s.withGroup(s.handleLeave))
 	mux.HandleFunc("POST /api/v1/groups/{group}/messages", s.withGroup(s.handleGroupSend))
 }
@@ -240,6 +241,25 @@ func (s *Server) handleKick(w http.ResponseWriter, r *http.Request, c *chat.Serv
 		return
 	}
 	s.handleGroup(w, r, c, id)
+}
+
+// handlePromote makes a member an admin: {"peer": ...} as for adding one.
+func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request, c *chat.Service, id string) {
+	var req AddMemberRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	p, err := s.groupMember(r, c, id, req.Peer)
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	g, err := c.Promote(r.Context(), id, p)
+	if err != nil {
+		groupError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g)
 }
 
 // groupMember resolves a member: a peer ID, a unique prefix of one, or a

@@ -288,6 +288,25 @@ func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
 	return gs.rekey(ctx, g, OpRemove, p)
 }
 
+// Promote makes a member an admin (an admin only).
+func (s *Service) Promote(ctx context.Context, id string, p peer.ID) (*GroupInfo, error) {
+	gs := s.grp
+	g, st, err := gs.admin(id, "promote in")
+	if err != nil {
+		return nil, err
+	}
+	if !st.isMember(p) {
+		return nil, fmt.Errorf("%w: %s is not in %q", ErrNotMember, p, st.Name)
+	}
+	if st.isAdmin(p) {
+		return nil, fmt.Errorf("chat: %w: %s is an admin of %q already", ErrInvalid, p, st.Name)
+	}
+	if _, err := gs.appendOp(ctx, g, &groupOp{Kind: OpPromote, Target: p}, nil); err != nil {
+		return nil, err
+	}
+	return gs.info(g), nil
+}
+
 // LeaveGroup leaves a group: the members are told, the history stays.
 func (s *Service) LeaveGroup(ctx context.Context, id string) error {
 	gs := s.grp

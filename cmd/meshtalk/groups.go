@@ -117,6 +117,19 @@ func newGroupCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	promote := &cobra.Command{
+		Use:   "promote GROUP MEMBER",
+		Short: "Make a member an admin (admins)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var gi chat.GroupInfo
+			if err := g.call(cmd, "POST", groupPath(args[0], "/admins"), api.AddMemberRequest{Peer: args[1]}, &gi); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s is now an admin of %q\n", args[1], gi.Name)
+			return nil
+		},
+	}
 	leave := &cobra.Command{
 		Use:   "leave GROUP",
 		Short: "Leave a group (the history stays)",
@@ -224,7 +237,7 @@ func newGroupCmd(g *globals) *cobra.Command {
 	}
 	rename.Flags().StringVar(&newAvatar, "avatar", "", "a new picture (PNG, JPEG or GIF)")
 
-	cmd.AddCommand(create, inv, join, add, kick, leave, members, list, rename, newGroupSendCmd(g, groupPath))
+	cmd.AddCommand(create, inv, join, add, kick, promote, leave, members, list, rename, newGroupSendCmd(g, groupPath))
 	return cmd
 }
 

@@ -11,7 +11,8 @@ import (
 
 // TestGroupCommands drives three real nodes through the command line: a
 // group created, an invite, a join, messages both ways, history and
-// members; then the used-up invite refused with a clear error.
+// members; then the used-up invite refused with a clear error; a member
+// promoted by the admin.
 func TestGroupCommands(t *testing.T) {
 	env := cleanEnv()
 	homeA, homeB, homeC := t.TempDir(), t.TempDir(), t.TempDir()
@@ -86,4 +87,22 @@ func TestGroupCommands(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "used up") {
 		t.Fatalf("a used-up invite: exit %d: %s %s", code, out, errOut)
 	}
+
+	// Only an admin promotes; b, promoted, is one on both sides.
+	if out, errOut, code := meshtalk(t, env, "group", "promote", created.ID, idA, "--home", homeB); code == 0 || !strings.Contains(errOut, "admin") {
+		t.Fatalf("a member promoting: exit %d: %s %s", code, out, errOut)
+	}
+	if out := mt(homeA, "group", "promote", created.ID, idB); !strings.Contains(out, "now an admin") {
+		t.Fatalf("group promote: %s", out)
+	}
+	nodetest.Eventually(t, 30*time.Second, "b sees itself an admin", func() bool {
+		var ms []map[string]any
+		json.Unmarshal([]byte(mt(homeB, "group", "members", created.ID, "--json")), &ms)
+		for _, m := range ms {
+			if m["peer_id"] == idB {
+				return m["role"] == "admin"
+			}
+		}
+		return false
+	})
 }
