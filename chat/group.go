@@ -895,6 +895,10 @@ func (gs *groups) afterOps(g *group, applied []*groupOp) {
 			if o.Actor != gs.self && st.Status == GroupMember {
 				gs.rekeyAfterLeave(g)
 			}
+		case OpRemove, OpRekey:
+			if o.Actor != gs.self && st.Status == GroupMember && st.isAdmin(gs.self) {
+				gs.rekeyIfKeyless(g, o.Epoch)
+			}
 		}
 	}
 	if st.Status != GroupMember {
@@ -989,6 +993,36 @@ func (gs *groups) rekeyAfterLeave(g *group) {
 		}
 		if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
 			gs.s.log.Info("rekey after leave", "group", g.id, "err", err)
+		}
+	})
+}
+
+// keyWait is how long an admin waits for the key of an epoch that another
+// member started before it starts one of its own.
+const keyWait = 15 * time.Second
+
+// rekeyIfKeyless starts a new epoch if the key of epoch (started by
+// another member) has not reached this admin within keyWait: a member
+// that started an epoch and kept its key to itself, or lost it, must not
+// silence the group. The admins take their turn rekeyStagger apart.
+func (gs *groups) rekeyIfKeyless(g *group, epoch uint64) {
+	rank := slices.Index(g.state().admins(), gs.self)
+	if rank < 0 {
+		return
+	}
+	gs.s.goTracked(func() {
+		t := time.NewTimer(keyWait + time.Duration(rank)*rekeyStagger)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-gs.s.ctx.Done():
+			return
+		}
+		if st := g.state(); st.Epoch != epoch || st.Keys[epoch] != nil || st.Status != GroupMember {
+			return
+		}
+		if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
+			gs.s.log.Info("rekey after a keyless epoch", "group", g.id, "err", err)
 		}
 	})
 }

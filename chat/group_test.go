@@ -873,3 +873,30 @@ func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
 		t.Fatal("the member who left decrypts a message sent after it left")
 	}
 }
+
+// TestGroupKeylessEpochRekeyed: an admin starts an epoch and keeps its
+// key to itself; another admin starts the next one, and the group talks
+// again.
+func TestGroupKeylessEpochRekeyed(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	if _, err := a.Chat().Promote(bg, gid, b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "c sees b an admin", func() bool {
+		ms, _ := c.Chat().GroupMembers(bg, gid)
+		for _, m := range ms {
+			if m.PeerID == b.ID() {
+				return m.Role == chat.RoleAdmin
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := chat.PublishTopic(ctx, b.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpRekey, "", false)); err != nil {
+		t.Fatal(err)
+	}
+	// Epoch 1 is b's, keyless; a starts epoch 2 and hands c its key.
+	waitEpoch(t, c, gid, 2)
+}

@@ -87,6 +87,9 @@ package chat
 // encrypts both ends, so the key needs no sealing of its own; a member
 // checks it against the key_hash of the signed operation that started the
 // epoch. A member that was offline gets it from any member when it pulls.
+// An admin that holds no key of an epoch another member started 15 s
+// before starts the next epoch itself (the admins in turn, 2 s apart): a
+// member that keeps a new key to itself cannot silence the group.
 //
 // # Invites
 //
