@@ -91,45 +91,34 @@ func newGroupCmd(g *globals) *cobra.Command {
 	}
 	join.Flags().BoolVar(&joinJSON, "json", false, "print JSON")
 
-	add := &cobra.Command{
-		Use:   "add GROUP FRIEND",
-		Short: "Add a friend to a group directly (admins)",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var gi chat.GroupInfo
-			if err := g.call(cmd, "POST", groupPath(args[0], "/members"), api.AddMemberRequest{Peer: args[1]}, &gi); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "added %s to %q; they get the group when they are reachable\n", args[1], gi.Name)
-			return nil
-		},
+	// memberCmd is an admin's action on one member of a group: method on
+	// the group's path, then a line that says what was done.
+	memberCmd := func(use, short, method string, path func(member string) string, body func(member string) any,
+		done func(member string, gi chat.GroupInfo) string) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var gi chat.GroupInfo
+				if err := g.call(cmd, method, groupPath(args[0], path(args[1])), body(args[1]), &gi); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, done(args[1], gi))
+				return nil
+			}}
 	}
-	kick := &cobra.Command{
-		Use:   "kick GROUP MEMBER",
-		Short: "Remove a member (admins); a new key leaves them unable to read what follows",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var gi chat.GroupInfo
-			if err := g.call(cmd, "DELETE", groupPath(args[0], "/members/"+url.PathEscape(args[1])), nil, &gi); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "removed %s from %q (key epoch %d)\n", args[1], gi.Name, gi.Epoch)
-			return nil
-		},
-	}
-	promote := &cobra.Command{
-		Use:   "promote GROUP MEMBER",
-		Short: "Make a member an admin (admins)",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var gi chat.GroupInfo
-			if err := g.call(cmd, "POST", groupPath(args[0], "/admins"), api.AddMemberRequest{Peer: args[1]}, &gi); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "%s is now an admin of %q\n", args[1], gi.Name)
-			return nil
-		},
-	}
+	byPeer := func(member string) any { return api.AddMemberRequest{Peer: member} }
+	add := memberCmd("add GROUP FRIEND", "Add a friend to a group directly (admins)", "POST",
+		func(string) string { return "/members" }, byPeer,
+		func(m string, gi chat.GroupInfo) string {
+			return fmt.Sprintf("added %s to %q; they get the group when they are reachable", m, gi.Name)
+		})
+	kick := memberCmd("kick GROUP MEMBER", "Remove a member (admins); a new key leaves them unable to read what follows", "DELETE",
+		func(m string) string { return "/members/" + url.PathEscape(m) }, func(string) any { return nil },
+		func(m string, gi chat.GroupInfo) string {
+			return fmt.Sprintf("removed %s from %q (key epoch %d)", m, gi.Name, gi.Epoch)
+		})
+	promote := memberCmd("promote GROUP MEMBER", "Make a member an admin (admins)", "POST",
+		func(string) string { return "/admins" }, byPeer,
+		func(m string, gi chat.GroupInfo) string { return fmt.Sprintf("%s is now an admin of %q", m, gi.Name) })
 	leave := &cobra.Command{
 		Use:   "leave GROUP",
 		Short: "Leave a group (the history stays)",

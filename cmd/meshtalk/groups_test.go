@@ -12,7 +12,7 @@ import (
 // TestGroupCommands drives three real nodes through the command line: a
 // group created, an invite, a join, messages both ways, history and
 // members; then the used-up invite refused with a clear error; a member
-// promoted by the admin.
+// promoted by the admin, then removed.
 func TestGroupCommands(t *testing.T) {
 	env := cleanEnv()
 	homeA, homeB, homeC := t.TempDir(), t.TempDir(), t.TempDir()
@@ -105,4 +105,7 @@ func TestGroupCommands(t *testing.T) {
 		}
 		return false
 	})
+	if out := mt(homeA, "group", "kick", created.ID, idB); !strings.Contains(out, "removed "+idB) || !strings.Contains(out, "key epoch 1") {
+		t.Fatalf("group kick: %s", out)
+	}
 }
