@@ -1080,43 +1080,49 @@ func (h *byHLC) Pop() any {
 // MarkRead marks every received message from p read and, when read
 // receipts are on, tells p. It returns how many it marked.
 func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
-	var read []*Message
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(p.String())}, func(_ string, m *Message) bool {
-		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
-			read = append(read, m)
-		}
-		return true
-	})
-	if err != nil || len(read) == 0 {
+	refs, err := s.markRead(ctx, s.peerString(p))
+	if err != nil || len(refs) == 0 {
 		return 0, err
 	}
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return 0, err
-	}
-	refs := make([]string, 0, len(read))
-	for _, m := range read {
-		if err := b.Put(ctx, readKey(m.ID), nil); err != nil {
-			return 0, err
-		}
-		refs = append(refs, m.ID)
-	}
-	if err := b.Commit(ctx); err != nil {
-		return 0, err
-	}
+	n := len(refs)
 	if s.cfg.ReadReceipts {
 		c, err := s.contact(ctx, p)
 		if err == nil && c != nil && c.State == StateFriend {
 			for len(refs) > 0 {
-				n := min(len(refs), maxRefs)
-				if _, err := s.enqueue(ctx, p, wireMessage{Kind: KindReceipt, Refs: refs[:n]}, false); err != nil {
+				k := min(len(refs), maxRefs)
+				if _, err := s.enqueue(ctx, p, wireMessage{Kind: KindReceipt, Refs: refs[:k]}, false); err != nil {
 					return 0, err
 				}
-				refs = refs[n:]
+				refs = refs[k:]
 			}
 		}
 	}
-	return len(read), s.sync(ctx)
+	return n, s.sync(ctx)
+}
+
+// markRead marks every received message of conversation conv (a peer ID,
+// or a group's) read, unsynced, and returns their IDs.
+func (s *Service) markRead(ctx context.Context, conv string) ([]string, error) {
+	var read []string
+	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(conv)}, func(_ string, m *Message) bool {
+		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
+			read = append(read, m.ID)
+		}
+		return true
+	})
+	if err != nil || len(read) == 0 {
+		return nil, err
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range read {
+		if err := b.Put(ctx, readKey(id), nil); err != nil {
+			return nil, err
+		}
+	}
+	return read, b.Commit(ctx)
 }
 
 // GetMessage returns one message by ID.

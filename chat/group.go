@@ -975,26 +975,8 @@ const rekeyStagger = 2 * time.Second
 // begin (or no one departed) does nothing.
 func (gs *groups) rekeyAfterLeave(g *group) {
 	st := g.state()
-	rank := slices.Index(st.rekeyOrder(), gs.self)
-	if rank < 0 {
-		return
-	}
-	epoch := st.Epoch
-	gs.s.goTracked(func() {
-		t := time.NewTimer(time.Duration(rank) * rekeyStagger)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-gs.s.ctx.Done():
-			return
-		}
-		if st := g.state(); st.Epoch != epoch || st.Status != GroupMember || len(st.departed()) == 0 {
-			return
-		}
-		if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
-			gs.s.log.Info("rekey after leave", "group", g.id, "err", err)
-		}
-	})
+	gs.rekeyInTurn(g, slices.Index(st.rekeyOrder(), gs.self), 0, st.Epoch, "after a leave",
+		func(st *groupState) bool { return len(st.departed()) > 0 })
 }
 
 // keyWait is how long an admin waits for the key of an epoch that another
@@ -1006,23 +988,30 @@ const keyWait = 15 * time.Second
 // that started an epoch and kept its key to itself, or lost it, must not
 // silence the group. The admins take their turn rekeyStagger apart.
 func (gs *groups) rekeyIfKeyless(g *group, epoch uint64) {
-	rank := slices.Index(g.state().admins(), gs.self)
+	gs.rekeyInTurn(g, slices.Index(g.state().admins(), gs.self), keyWait, epoch, "after a keyless epoch",
+		func(st *groupState) bool { return st.Keys[epoch] == nil })
+}
+
+// rekeyInTurn starts a new epoch after wait plus rank turns of
+// rekeyStagger, if the group is still at epoch, this node still a member
+// and need still says so (rank < 0: not this node's turn ever).
+func (gs *groups) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uint64, why string, need func(*groupState) bool) {
 	if rank < 0 {
 		return
 	}
 	gs.s.goTracked(func() {
-		t := time.NewTimer(keyWait + time.Duration(rank)*rekeyStagger)
+		t := time.NewTimer(wait + time.Duration(rank)*rekeyStagger)
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-gs.s.ctx.Done():
 			return
 		}
-		if st := g.state(); st.Epoch != epoch || st.Keys[epoch] != nil || st.Status != GroupMember {
+		if st := g.state(); st.Epoch != epoch || st.Status != GroupMember || !need(st) {
 			return
 		}
 		if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
-			gs.s.log.Info("rekey after a keyless epoch", "group", g.id, "err", err)
+			gs.s.log.Info("rekey "+why, "group", g.id, "err", err)
 		}
 	})
 }

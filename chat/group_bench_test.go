@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -177,10 +176,9 @@ func BenchmarkGroup(b *testing.B) {
 
 	b.ResetTimer()
 	const steady = 300 // 3 s at 100 msg/s
-	cpu0 := cpuTime()
-	t0 := time.Now()
+	cpu := nodetest.StartCPU()
 	rd, r50, r99 := run("raw", "raw", 100, steady)
-	rawCores := (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+	rawCores := cpu.Cores()
 	pulled := func() (n int64) {
 		for _, nd := range nodes {
 			n += chat.GroupPulled(nd.Chat())
@@ -188,9 +186,9 @@ func BenchmarkGroup(b *testing.B) {
 		return n
 	}
 	before := pulled()
-	cpu0, t0 = cpuTime(), time.Now()
+	cpu = nodetest.StartCPU()
 	gd, g50, g99 := run("group", "group", 100, steady)
-	groupCores := (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+	groupCores := cpu.Cores()
 	steadyPulled := pulled() - before
 	best := 0
 	for _, rate := range []int{100, 200, 400, 800, 1600} {
@@ -284,11 +282,4 @@ done:
 		return 0, 0, 0
 	}
 	return float64(len(l)) / float64(want), l[len(l)/2], l[len(l)*99/100]
-}
-
-// cpuTime is the CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

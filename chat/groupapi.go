@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
@@ -478,26 +477,8 @@ func (s *Service) MarkGroupRead(ctx context.Context, id string) (int, error) {
 	if _, err := s.grp.find(id); err != nil {
 		return 0, err
 	}
-	var read []string
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(groupConv(id))}, func(_ string, m *Message) bool {
-		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
-			read = append(read, m.ID)
-		}
-		return true
-	})
+	read, err := s.markRead(ctx, groupConv(id))
 	if err != nil || len(read) == 0 {
-		return 0, err
-	}
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, id := range read {
-		if err := b.Put(ctx, readKey(id), nil); err != nil {
-			return 0, err
-		}
-	}
-	if err := b.Commit(ctx); err != nil {
 		return 0, err
 	}
 	return len(read), s.sync(ctx)

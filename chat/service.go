@@ -177,8 +177,6 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// tracked wraps a stream handler so that Close waits for it and resets
-// its stream.
 // goTracked runs f in a goroutine that Close waits for; it does nothing
 // once the service is closing (a wait group must not grow while Close
 // waits on it).
@@ -196,6 +194,8 @@ func (s *Service) goTracked(f func()) bool {
 	return true
 }
 
+// tracked wraps a stream handler so that Close waits for it and resets
+// its stream.
 func (s *Service) tracked(h network.StreamHandler) network.StreamHandler {
 	return func(st network.Stream) {
 		s.mu.Lock()

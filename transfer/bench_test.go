@@ -57,7 +57,7 @@ func BenchmarkTransfer(b *testing.B) {
 			var rawMBs, mtMBs, rawCores, mtCores float64
 			for b.Loop() {
 				// Raw: one stream, the same bytes, the same connection.
-				start, cpu0 := time.Now(), cpuSeconds()
+				start, cpu := time.Now(), nodetest.StartCPU()
 				s, err := c.Host().NewStream(context.Background(), a.ID(), raw)
 				if err != nil {
 					b.Fatal(err)
@@ -68,16 +68,16 @@ func BenchmarkTransfer(b *testing.B) {
 				}
 				s.Close()
 				rawMBs = float64(size) / 1e6 / time.Since(start).Seconds()
-				rawCores = (cpuSeconds() - cpu0) / time.Since(start).Seconds()
+				rawCores = cpu.Cores()
 
 				dir := b.TempDir()
-				start, cpu0 = time.Now(), cpuSeconds()
+				start, cpu = time.Now(), nodetest.StartCPU()
 				got, err := c.Transfer().Download(context.Background(), m, []peer.ID{a.ID()}, dir, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
 				mtMBs = float64(size) / 1e6 / time.Since(start).Seconds()
-				mtCores = (cpuSeconds() - cpu0) / time.Since(start).Seconds()
+				mtCores = cpu.Cores()
 				os.Remove(got)
 			}
 			b.SetBytes(int64(size))
@@ -135,21 +135,4 @@ func peakRSSMiB(b *testing.B) float64 {
 		}
 	}
 	return 0
-}
-
-// cpuSeconds is the CPU time the process has used (both nodes).
-func cpuSeconds() float64 {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0
-	}
-	// utime and stime, in clock ticks (100 a second), follow the
-	// parenthesised command name.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
 }
