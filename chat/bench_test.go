@@ -50,7 +50,7 @@ func BenchmarkDM(b *testing.B) {
 	b.Run("meshtalk/pipelined", func(b *testing.B) {
 		acks := newAckWatch(a)
 		defer acks.close()
-		start := time.Now()
+		start, cpu := time.Now(), nodetest.StartCPU()
 		work := make(chan struct{}, b.N)
 		for range b.N {
 			work <- struct{}{}
@@ -70,7 +70,7 @@ func BenchmarkDM(b *testing.B) {
 		}
 		wg.Wait()
 		lat := acks.wait(b, b.N)
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		reportRate(b, start, cpu)
 		reportLatency(b, lat)
 	})
 	b.Run("meshtalk/one-at-a-time", func(b *testing.B) {
@@ -120,7 +120,7 @@ func BenchmarkDM(b *testing.B) {
 			}
 			readDone <- nil
 		}()
-		start := time.Now()
+		start, cpu := time.Now(), nodetest.StartCPU()
 		for range b.N {
 			starts <- time.Now()
 			if _, err := s.Write(payload); err != nil {
@@ -130,7 +130,7 @@ func BenchmarkDM(b *testing.B) {
 		if err := <-readDone; err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		reportRate(b, start, cpu)
 		reportLatency(b, lat)
 	})
 	b.Run("raw-libp2p/one-at-a-time", func(b *testing.B) {
@@ -235,6 +235,14 @@ func (w *ackWatch) wait(b *testing.B, n int) []time.Duration {
 func (w *ackWatch) close() {
 	w.cancel()
 	<-w.done
+}
+
+// reportRate reports messages per second and the CPU time (both nodes,
+// every core) each message took.
+func reportRate(b *testing.B, start time.Time, cpu nodetest.CPU) {
+	secs := time.Since(start).Seconds()
+	b.ReportMetric(float64(b.N)/secs, "msgs/s")
+	b.ReportMetric(cpu.Cores()*secs*1e6/float64(b.N), "cpu-µs/msg")
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {

@@ -821,3 +821,33 @@ func TestClockResumesAfterRestart(t *testing.T) {
 	assertHistory(t, a, b.ID(), []string{m1.ID, m2.ID})
 	assertHistory(t, b, a.ID(), []string{m1.ID, m2.ID})
 }
+
+// TestReceivedOnceAcrossRestart: a message comes once whatever path
+// brings it again, before and after the receiver restarts, and one from
+// before the newest stored (a mailbox delivers out of order) is still new.
+func TestReceivedOnceAcrossRestart(t *testing.T) {
+	bHome := node.Home(t.TempDir())
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{Home: bHome})
+	nodetest.Befriend(t, a, b)
+	text := func(hlc uint64) []byte { return chat.ParkedText(a.ID(), b.ID(), hlc, fmt.Sprintf("at %d", hlc), "") }
+	// receive hands b the letter and waits for the message it announces
+	// next: want, or a duplicate of an earlier one.
+	receive := func(b *node.Node, letter [][]byte, want uint64) {
+		t.Helper()
+		ev := events(t, b)
+		if err := b.Chat().ReceiveParked(bg, a.ID(), letter); err != nil {
+			t.Fatal(err)
+		}
+		if m := waitEvent(t, ev, chat.EventMessage, nil).(*chat.Message); m.HLC != want {
+			t.Fatalf("announced the message at %d, want the one at %d", m.HLC, want)
+		}
+	}
+	receive(b, [][]byte{text(1000)}, 1000)
+	receive(b, [][]byte{text(1000), text(5)}, 5) // the newest again, and an older new one
+	receive(b, [][]byte{text(5), text(1000), text(1001)}, 1001)
+	bListen := nodetest.ListenAddrs(b)
+	b.Close()
+	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
+	receive(b, [][]byte{text(1001), text(1000), text(7)}, 7)
+	receive(b, [][]byte{text(1002)}, 1002)
+}

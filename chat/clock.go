@@ -82,7 +82,9 @@ func messageID(ms int64, parts ...[]byte) string {
 	if ms < 0 || id.SetTime(uint64(ms)) != nil {
 		return ""
 	}
-	var b []byte
+	// Room for the fields IDs name (a domain, peer IDs, a group ID, a
+	// number) without growing: on the stack.
+	b := make([]byte, 0, 192)
 	for _, p := range parts {
 		b = appendField(b, p)
 	}
@@ -107,7 +109,9 @@ func checkID(id, want string, sentAtMS int64, what string) error {
 // to, stamped sentAtMS and hlc: one node's clock readings never repeat, so
 // neither do its IDs, and a resend keeps its ID.
 func dmID(from, to peer.ID, sentAtMS int64, hlc uint64) string {
-	return messageID(sentAtMS, []byte(domainDMID), []byte(from), []byte(to), binary.BigEndian.AppendUint64(nil, hlc))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], hlc)
+	return messageID(sentAtMS, []byte(domainDMID), []byte(from), []byte(to), n[:])
 }
 
 // groupMessageID is the ID of the group message that author numbered seq

@@ -667,8 +667,8 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 	return out, err
 }
 
-// acked records delivered messages: out of the outbox, delivered in the
-// history. Losing this write to a crash only means a resend, which the
+// acked records delivered messages: out of the outbox, which is what
+// makes them delivered in the history (withState). Losing this write to a crash only means a resend, which the
 // peer acks again without storing twice.
 func (s *Service) acked(p peer.ID, msgs []wireMessage) {
 	if len(msgs) > 0 {
@@ -702,7 +702,11 @@ func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string,
 		if w.Kind == KindReceipt {
 			continue
 		}
-		b.Put(s.ctx, key(w.ID), value)
+		// Delivered is what a message out of the outbox and in no other
+		// state is: one delete records it, not a delete and a put.
+		if !(state == MsgDelivered && done) {
+			b.Put(s.ctx, key(w.ID), value)
+		}
 		changed = append(changed, w.ID)
 	}
 	if err := b.Commit(s.ctx); err != nil {
@@ -720,6 +724,11 @@ func (s *Service) withState(ctx context.Context, m *Message) *Message {
 		m.State = MsgRead
 	} else if v, err := s.ds.Get(ctx, stateKey(m.ID)); err == nil {
 		m.State, m.Error, _ = strings.Cut(string(v), ":")
+	} else if m.State == MsgQueued && m.Outgoing && m.Group == "" {
+		// Out of the outbox, without another state: acked (setStates).
+		if ok, err := s.ds.Has(ctx, outboxKey(s.peerString(m.To), m.HLC, m.ID)); err == nil && !ok {
+			m.State = MsgDelivered
+		}
 	}
 	return m
 }
@@ -879,12 +888,22 @@ func (s *Service) store(from peer.ID, batch []wireMessage) (fresh []*Message, re
 // write is store without the sync.
 func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, read []string, err error) {
 	ctx := s.ctx
+	mark, err := s.receivedMark(ctx, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	// One writer per peer at a time: two streams from the same peer (a
+	// reconnection while the old one drains) must not both find a message
+	// new and both store it.
+	mark.mu.Lock()
+	defer mark.mu.Unlock()
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	seen := map[string]bool{}
 	ps := s.peerString(from)
+	high := mark.hlc
 	for _, wm := range batch {
 		s.clk.Observe(wm.HLC)
 		if seen[wm.ID] {
@@ -904,12 +923,18 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 			read = append(read, ids...)
 			continue
 		}
-		has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
-		if err != nil {
-			return nil, nil, err
-		}
-		if has {
-			continue // a resend: ack it again, store it once
+		// A message's ID derives from its clock reading, and a peer's
+		// readings only grow: one above every reading stored from this
+		// peer is new without a lookup. Only a resend, or a message that
+		// a mailbox delivered out of order, is looked up.
+		if wm.HLC <= mark.hlc {
+			has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
+			if err != nil {
+				return nil, nil, err
+			}
+			if has {
+				continue // a resend: ack it again, store it once
+			}
 		}
 		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
 			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
@@ -920,12 +945,51 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(msgLoc(ps, wm.HLC))); err != nil {
 			return nil, nil, err
 		}
+		high = max(high, wm.HLC)
 		fresh = append(fresh, m)
+	}
+	if high > mark.hlc {
+		if err := b.Put(ctx, receivedKey(ps), binary.BigEndian.AppendUint64(nil, high)); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := b.Commit(ctx); err != nil {
 		return nil, nil, err
 	}
+	mark.hlc = high
 	return fresh, read, nil
+}
+
+// receivedMark is the highest clock reading of a message stored from a
+// peer, kept with the messages (receivedKey).
+type receivedMark struct {
+	mu   sync.Mutex
+	hlc  uint64
+	once sync.Once
+	err  error
+}
+
+func (s *Service) receivedMark(ctx context.Context, p peer.ID) (*receivedMark, error) {
+	v, _ := s.received.LoadOrStore(p, &receivedMark{})
+	mark := v.(*receivedMark)
+	mark.once.Do(func() {
+		b, err := s.ds.Get(ctx, receivedKey(s.peerString(p)))
+		switch {
+		case errors.Is(err, datastore.ErrNotFound):
+		case err != nil:
+			mark.err = err
+		case len(b) != 8:
+			mark.err = fmt.Errorf("chat: stored %s is damaged", receivedKey(s.peerString(p)))
+		default:
+			mark.hlc = binary.BigEndian.Uint64(b)
+		}
+	})
+	if mark.err != nil {
+		// Not cached: the next message tries again.
+		s.received.CompareAndDelete(p, mark)
+		return nil, mark.err
+	}
+	return mark, nil
 }
 
 // receiptRefs keeps the IDs of a receipt from p that name messages this

@@ -74,6 +74,7 @@ type Service struct {
 	sends chan *sendReq // to the committer
 
 	peerStrings  sync.Map   // peer.ID -> its string form
+	received     sync.Map   // peer.ID -> *receivedMark (dm.go)
 	relayOnline  sync.Map   // peer.ID -> bool: logged in at a relay
 	contactMu    sync.Mutex // serialises contact read-modify-writes
 	cacheMu      sync.RWMutex
