@@ -226,7 +226,11 @@ func (c *courier) take() []wireMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	q := c.queue
-	c.queue = nil
+	// The next take is likely as large: room for it now, not growth by
+	// copying. (What was taken is not reused: the courier points into it.)
+	if len(q) > 0 {
+		c.queue = make([]wireMessage, 0, len(q))
+	}
 	return q
 }
 
@@ -468,9 +472,9 @@ func (s *Service) flushOutbox(c *courier) error {
 	// The reader records acks itself, so that storing them runs beside
 	// the writing; it tells the loop below how the stream goes.
 	var mu sync.Mutex
-	inflight := map[string]wireMessage{}
-	var order []string  // inflight IDs in the order written
-	var since time.Time // when the oldest unacked message was written
+	inflight := map[string]*wireMessage{} // pointing into the slices sent
+	var order []string                    // inflight IDs in the order written
+	var since time.Time                   // when the oldest unacked message was written
 	type readResult struct {
 		refusal *pb.Refusal
 		err     error
@@ -488,7 +492,7 @@ func (s *Service) flushOutbox(c *courier) error {
 			switch body := f.Body.(type) {
 			case *pb.DMFrame_Ack:
 				mu.Lock()
-				var done []wireMessage
+				done := make([]*wireMessage, 0, len(body.Ack.GetIds()))
 				for _, id := range body.Ack.GetIds() {
 					if m, ok := inflight[id]; ok {
 						done = append(done, m)
@@ -529,9 +533,10 @@ func (s *Service) flushOutbox(c *courier) error {
 
 	w := bufio.NewWriterSize(st, 64<<10)
 	send := func(msgs []wireMessage) error {
-		var sent []wireMessage
+		sent := make([]*wireMessage, 0, len(msgs))
 		mu.Lock()
-		for _, m := range msgs {
+		for i := range msgs {
+			m := &msgs[i]
 			if _, ok := inflight[m.ID]; ok {
 				continue
 			}
@@ -591,10 +596,10 @@ func (s *Service) flushOutbox(c *courier) error {
 			readerDone = r.err != nil || r.refusal != nil
 			switch {
 			case r.refusal != nil:
-				return s.refused(c.p, r.refusal, func() []wireMessage {
+				return s.refused(c.p, r.refusal, func() []*wireMessage {
 					mu.Lock()
 					defer mu.Unlock()
-					var all []wireMessage
+					var all []*wireMessage
 					for _, m := range inflight {
 						all = append(all, m)
 					}
@@ -620,8 +625,8 @@ func (s *Service) flushOutbox(c *courier) error {
 // refused settles a refusal. Not friends on their side: every message in
 // flight fails for good. A bad message: that one fails, and the courier
 // resends the rest on a new stream.
-func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []wireMessage) error {
-	var failed []wireMessage
+func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []*wireMessage) error {
+	var failed []*wireMessage
 	switch {
 	case r.GetCode() == CodeNotFriends:
 		failed = inflight()
@@ -632,7 +637,7 @@ func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []wireMessag
 			}
 		}
 	}
-	s.setStates(p, failed, MsgFailed, r.GetMessage(), true)
+	s.settle(p, failed, MsgFailed, r.GetMessage())
 	return fmt.Errorf("%w: %s", ErrRefused, r.GetMessage())
 }
 
@@ -670,44 +675,38 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 // acked records delivered messages: out of the outbox, which is what
 // makes them delivered in the history (withState). Losing this write to a crash only means a resend, which the
 // peer acks again without storing twice.
-func (s *Service) acked(p peer.ID, msgs []wireMessage) {
+func (s *Service) acked(p peer.ID, msgs []*wireMessage) {
 	if len(msgs) > 0 {
-		s.setStates(p, msgs, MsgDelivered, "", true)
+		s.settle(p, msgs, MsgDelivered, "")
 	}
 }
 
-// setStates records a new state of messages to p (receipts have none),
-// with done also takes them out of the outbox, in one batch, and announces
-// each change.
-func (s *Service) setStates(p peer.ID, msgs []wireMessage, state, reason string, done bool) {
+// settle takes messages to p out of the outbox, delivered or failed, in
+// one batch, and announces each change (receipts have no state). A
+// delivered message is one out of the outbox in no other state: the
+// delete records it (withState); a failed one also gets its reason.
+func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return
 	}
-	if done {
-		ps := s.peerString(p)
-		for _, m := range msgs {
-			b.Delete(s.ctx, outboxKey(ps, m.HLC, m.ID))
+	ps := s.peerString(p)
+	changed := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if err := b.Delete(s.ctx, outboxKey(ps, m.HLC, m.ID)); err != nil {
+			s.log.Error("message state", "err", err)
+			return
 		}
-	}
-	key, value := stateKey, []byte(state)
-	switch state {
-	case MsgRead:
-		key, value = readKey, nil
-	case MsgFailed:
-		value = []byte(MsgFailed + ":" + reason)
-	}
-	var changed []string
-	for _, w := range msgs {
-		if w.Kind == KindReceipt {
+		if m.Kind == KindReceipt {
 			continue
 		}
-		// Delivered is what a message out of the outbox and in no other
-		// state is: one delete records it, not a delete and a put.
-		if !(state == MsgDelivered && done) {
-			b.Put(s.ctx, key(w.ID), value)
+		if state == MsgFailed {
+			if err := b.Put(s.ctx, stateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
+				s.log.Error("message state", "err", err)
+				return
+			}
 		}
-		changed = append(changed, w.ID)
+		changed = append(changed, m.ID)
 	}
 	if err := b.Commit(s.ctx); err != nil {
 		s.log.Error("message state", "err", err)
@@ -725,7 +724,7 @@ func (s *Service) withState(ctx context.Context, m *Message) *Message {
 	} else if v, err := s.ds.Get(ctx, stateKey(m.ID)); err == nil {
 		m.State, m.Error, _ = strings.Cut(string(v), ":")
 	} else if m.State == MsgQueued && m.Outgoing && m.Group == "" {
-		// Out of the outbox, without another state: acked (setStates).
+		// Out of the outbox, without another state: acked (settle).
 		if ok, err := s.ds.Has(ctx, outboxKey(s.peerString(m.To), m.HLC, m.ID)); err == nil && !ok {
 			m.State = MsgDelivered
 		}

@@ -36,6 +36,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,21 +77,22 @@ func outboxPrefix(ps string) string { return "/outbox/" + ps + "/" }
 // convKey is prefix + "<conversation>/<hlc %016x>" [+ "/" + id]: a place in
 // a conversation's order (Sprintf was a tenth of storing a message).
 func convKey(prefix, conv string, hlc uint64, id string) string {
-	b := make([]byte, 0, len(prefix)+len(conv)+18+len(id))
-	b = append(b, prefix...)
-	b = append(b, conv...)
-	b = append(b, '/')
+	var b strings.Builder
+	b.Grow(len(prefix) + len(conv) + 18 + len(id))
+	b.WriteString(prefix)
+	b.WriteString(conv)
+	b.WriteByte('/')
 	var hex [16]byte
 	for i := 15; i >= 0; i-- {
 		hex[i] = "0123456789abcdef"[hlc&0xf]
 		hlc >>= 4
 	}
-	b = append(b, hex[:]...)
+	b.Write(hex[:])
 	if id != "" {
-		b = append(b, '/')
-		b = append(b, id...)
+		b.WriteByte('/')
+		b.WriteString(id)
 	}
-	return string(b)
+	return b.String()
 }
 func parkedKey(ps, id string) datastore.Key {
 	return datastore.RawKey("/parked/" + ps + "/" + id)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -22,13 +23,36 @@ var (
 
 // Write writes m as one frame.
 func Write(w io.Writer, m proto.Message) error {
-	b, err := proto.Marshal(m)
+	buf := getBuf()
+	defer putBuf(buf)
+	// The message goes after room for the longest length; the length
+	// goes right before it.
+	b, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:binary.MaxVarintLen64], m)
 	if err != nil {
 		return err
 	}
-	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen32), uint64(len(b)))
-	_, err = w.Write(append(buf, b...))
+	*buf = b
+	var n [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(n[:], uint64(len(b)-binary.MaxVarintLen64))
+	start := binary.MaxVarintLen64 - k
+	copy(b[start:], n[:k])
+	_, err = w.Write(b[start:])
 	return err
+}
+
+// bufs hold frames being encoded, and frames being decoded up to 64 KiB:
+// a writer does not keep what it is given, and decoding copies what it
+// keeps, so each buffer serves the next frame.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func getBuf() *[]byte { return bufs.Get().(*[]byte) }
+
+// putBuf keeps a buffer for the next frame, unless a large frame made it
+// large.
+func putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		bufs.Put(b)
+	}
 }
 
 // Read reads one frame of at most max bytes into m.
@@ -47,7 +71,12 @@ func Read(r *bufio.Reader, max int, m proto.Message) error {
 	// memory.
 	var b []byte
 	if n <= 64<<10 {
-		b = make([]byte, n)
+		buf := getBuf()
+		defer putBuf(buf)
+		if uint64(cap(*buf)) < n {
+			*buf = make([]byte, n)
+		}
+		b = (*buf)[:n]
 		if _, err := io.ReadFull(r, b); err != nil {
 			return fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
