@@ -32,16 +32,17 @@ import (
 
 // io_uring ABI numbers.
 const (
-	uringOffSQRing        = 0
-	uringOffCQRing        = 0x8000000
-	uringOffSQEs          = 0x10000000
-	uringFeatSingleMmap   = 1 << 0
-	uringOpWrite          = 23
-	uringRegisterEventfd  = 4
-	uringSQESize          = 64
-	uringCQESize          = 16
-	uringEntries          = 8 // writes in flight at most; Streams stores at once in a download
-	uringSubmitMaxRetries = 1000
+	uringOffSQRing       = 0
+	uringOffCQRing       = 0x8000000
+	uringOffSQEs         = 0x10000000
+	uringFeatSingleMmap  = 1 << 0
+	uringFeatRWCurPos    = 1 << 3 // came with IORING_OP_WRITE (Linux 5.6)
+	uringOpWrite         = 23
+	uringRegisterEventfd = 4
+	uringSQESize         = 64
+	uringCQESize         = 16
+	uringEntries         = 8 // writes in flight at most; Streams stores at once in a download
+	uringMaxRetries      = 1000
 )
 
 // errRingFailed means a write never reached the kernel because the ring
@@ -142,6 +143,12 @@ func newAsyncWriter(f *os.File) (*asyncWriter, error) {
 		return nil, os.NewSyscallError("io_uring_setup", errno)
 	}
 	w := &asyncWriter{f: f, fd: int(f.Fd()), ring: int(r), inflight: map[uint64]*uringWrite{}}
+	if p.features&uringFeatRWCurPos == 0 {
+		// Older than IORING_OP_WRITE: it would fail every write with
+		// EINVAL, which reads as direct I/O refused.
+		unix.Close(w.ring)
+		return nil, os.NewSyscallError("io_uring_setup", unix.ENOSYS)
+	}
 	if err := w.setup(&p); err != nil {
 		w.release()
 		return nil, err
@@ -220,17 +227,24 @@ func (w *asyncWriter) release() {
 	unix.Close(w.ring)
 }
 
-// WriteAt writes b at off and returns when the kernel has done so.
+// WriteAt writes b at off and returns when the kernel has done so. Like
+// pwrite(2), a write may take less than it was given; the rest is
+// written again.
 func (w *asyncWriter) WriteAt(b []byte, off int64) (int, error) {
-	done := 0
+	done, stalls := 0, 0
 	for done < len(b) {
 		n, err := w.write(b[done:], off+int64(done))
 		done += n
 		switch {
+		case errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) || (err == nil && n == 0):
+			if stalls++; stalls > uringMaxRetries {
+				if err == nil {
+					err = &os.PathError{Op: "write", Path: w.f.Name(), Err: io.ErrShortWrite}
+				}
+				return done, err
+			}
 		case err != nil:
 			return done, err
-		case n == 0:
-			return done, &os.PathError{Op: "write", Path: w.f.Name(), Err: io.ErrShortWrite}
 		}
 	}
 	return done, nil
@@ -282,7 +296,7 @@ func (w *asyncWriter) submit(req *uringWrite, off int64) error {
 		if errno == 0 && n == 1 {
 			return nil
 		}
-		if (errno == unix.EINTR || errno == unix.EAGAIN || errno == unix.EBUSY) && try < uringSubmitMaxRetries {
+		if (errno == unix.EINTR || errno == unix.EAGAIN || errno == unix.EBUSY) && try < uringMaxRetries {
 			runtime.Gosched()
 			continue
 		}
