@@ -445,7 +445,7 @@ func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, 
 	for k := 0; k < sp.count; k++ {
 		i := sp.first + k
 		st.SetReadDeadline(time.Now().Add(chunkTimeout))
-		data, err := readChunk(cs.r, i, d.m.chunkLen(i), bufs[k%2])
+		data, err := readChunk(cs.r, st, i, d.m.chunkLen(i), bufs[k%2])
 		if err != nil {
 			if n, serr := settled(k); serr != nil {
 				return n, serr

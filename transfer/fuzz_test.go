@@ -34,7 +34,7 @@ func FuzzDecodeManifest(f *testing.F) {
 // FuzzChunkFrame feeds the receiver's chunk reader.
 func FuzzChunkFrame(f *testing.F) {
 	var b bytes.Buffer
-	writeChunkHeader(&b, 3, 5)
+	b.Write(appendChunkHeader(nil, 3, 5))
 	b.WriteString("hello")
 	f.Add(b.Bytes(), 3, 5)
 	f.Fuzz(func(t *testing.T, in []byte, index, n int) {
@@ -42,7 +42,8 @@ func FuzzChunkFrame(f *testing.F) {
 			return
 		}
 		buf := make([]byte, 1<<16)
-		data, err := readChunk(bufio.NewReader(bytes.NewReader(in)), index, n, buf)
+		r := bytes.NewReader(in)
+		data, err := readChunk(bufio.NewReader(r), r, index, n, buf)
 		if err == nil && len(data) != n {
 			t.Fatalf("read %d bytes, want %d", len(data), n)
 		}

@@ -188,25 +188,28 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 	if count <= 0 || first < 0 || first+count > len(m.Chunks) {
 		return refuse(CodeBadRequest, fmt.Sprintf("chunks %d..%d of %d", first, first+count, len(m.Chunks)))
 	}
-	if len(*buf) < int(m.ChunkSize) {
-		*buf = make([]byte, m.ChunkSize)
+	// A chunk is read in after room for its header, which goes right
+	// before it: header and chunk leave in one write, straight from buf
+	// (w is empty then, and lets a large write through without a copy).
+	if len(*buf) < chunkHeaderMax+int(m.ChunkSize) {
+		*buf = make([]byte, chunkHeaderMax+int(m.ChunkSize))
 	}
 	st.SetWriteDeadline(time.Now().Add(chunkTimeout))
-	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil {
+	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil || w.Flush() != nil {
 		return false
 	}
 	for i := first; i < first+count; i++ {
-		data, err := s.blobs.Read(m.Chunks[i], (*buf)[:m.chunkLen(i)])
+		data, err := s.blobs.Read(m.Chunks[i], (*buf)[chunkHeaderMax:chunkHeaderMax+m.chunkLen(i)])
 		if err != nil {
 			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", err)
 			st.Reset()
 			return false
 		}
+		h := appendChunkHeader(nil, i, len(data))
+		start := chunkHeaderMax - len(h)
+		copy((*buf)[start:], h)
 		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
-		if err := writeChunkHeader(w, i, len(data)); err != nil {
-			return false
-		}
-		if _, err := w.Write(data); err != nil {
+		if _, err := w.Write((*buf)[start : chunkHeaderMax+len(data)]); err != nil {
 			return false
 		}
 	}

@@ -184,18 +184,20 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 	return nil
 }
 
-// writeChunkHeader writes the header of chunk index of length n.
-func writeChunkHeader(w io.Writer, index, n int) error {
-	var buf [2 * binary.MaxVarintLen64]byte
-	b := binary.AppendUvarint(buf[:0], uint64(index))
-	b = binary.AppendUvarint(b, uint64(n))
-	_, err := w.Write(b)
-	return err
+// chunkHeaderMax is the longest chunk header.
+const chunkHeaderMax = 2 * binary.MaxVarintLen64
+
+// appendChunkHeader appends the header of chunk index of length n.
+func appendChunkHeader(b []byte, index, n int) []byte {
+	b = binary.AppendUvarint(b, uint64(index))
+	return binary.AppendUvarint(b, uint64(n))
 }
 
 // readChunk reads one chunk into buf, which must hold maxLen bytes; it
-// checks the index and length it is told before reading the bytes.
-func readChunk(r *bufio.Reader, wantIndex, wantLen int, buf []byte) ([]byte, error) {
+// checks the index and length it is told before reading the bytes. raw is
+// what r reads from: the bytes r has not buffered are read from it
+// directly.
+func readChunk(r *bufio.Reader, raw io.Reader, wantIndex, wantLen int, buf []byte) ([]byte, error) {
 	idx, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk index: %v", ErrBadFrame, err)
@@ -207,7 +209,10 @@ func readChunk(r *bufio.Reader, wantIndex, wantLen int, buf []byte) ([]byte, err
 	if idx != uint64(wantIndex) || n != uint64(wantLen) || n > uint64(len(buf)) {
 		return nil, fmt.Errorf("%w: chunk %d of %d bytes where chunk %d of %d was due", ErrBadFrame, idx, n, wantIndex, wantLen)
 	}
-	if _, err := io.ReadFull(r, buf[:n]); err != nil {
+	// What r holds already, then the rest straight from the stream into
+	// buf: through r, much of a chunk would be copied twice.
+	k, _ := io.ReadFull(r, buf[:min(int(n), r.Buffered())])
+	if _, err := io.ReadFull(raw, buf[k:n]); err != nil {
 		return nil, fmt.Errorf("%w: chunk %d: %v", ErrBadFrame, idx, err)
 	}
 	return buf[:n], nil
