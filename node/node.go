@@ -214,11 +214,14 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 // the writes before it.
 func openDatastore(path string) (*pebbleds.Datastore, error) {
 	// 16 MiB memtables, flushed every ten thousand messages or so. L0
-	// takes eight of them before a compaction merges them down: under a
-	// burst of messages compactions were a fifth of the node's CPU. Writes
-	// stop at 24 (not pebble's 12), so that a burst that outruns the one
-	// compaction at a time still has room.
-	opts := &pebble.Options{MemTableSize: 16 << 20, L0CompactionThreshold: 8, L0CompactionFileThreshold: 1000,
+	// takes eight of them before a compaction merges them down (pebble
+	// compacts at half L0CompactionThreshold sublevels): every flushed
+	// table spans the whole key space (each message touches several
+	// prefixes), so each such compaction rewrites the base level, and
+	// under a burst of messages compactions were a fifth of the node's
+	// CPU. Writes stop at 24 sublevels (not pebble's 12), so that a burst
+	// that outruns the one compaction at a time still has room.
+	opts := &pebble.Options{MemTableSize: 16 << 20, L0CompactionThreshold: 16, L0CompactionFileThreshold: 1000,
 		L0StopWritesThreshold: 24}
 	// Bloom filters: the chat receiver looks up every incoming message ID
 	// to drop duplicates, and a lookup of a key that is not there would
