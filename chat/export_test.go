@@ -280,6 +280,12 @@ func TopicPeers(s *Service, gid string) int {
 // GroupPulled is how many messages s stored that came by pull.
 func GroupPulled(s *Service) int64 { return s.grp.pulled.Load() }
 
+// GapPull schedules, now, the pull that a gap in an author's numbers
+// would; GapPullsDropped counts those that found no gap left.
+func GapPull(s *Service, gid string, p peer.ID) { s.grp.gapPull(gid, p, 0) }
+
+func GapPullsDropped(s *Service) int64 { return s.grp.needless.Load() }
+
 // ParkedID is the ID of an encoded message as the mailbox holds it.
 func ParkedID(b []byte) string {
 	var m pb.Message

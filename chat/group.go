@@ -120,6 +120,8 @@ type groups struct {
 
 	rejects atomic.Int64 // messages rejected, from the topic, a pull or a mailbox (tests read it)
 	pulled  atomic.Int64 // messages stored that came by pull, not gossip
+	// gap pulls dropped because gossip had filled every gap (tests read it)
+	needless atomic.Int64
 	// postponed counts ops set aside for being dated too far ahead.
 	postponed atomic.Int64
 	// scores is each peer's latest gossipsub score, fellows the peers
@@ -641,7 +643,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 			continue
 		}
 		if len(h.Extra) > 0 {
-			gs.wantPull(id, from, 200*time.Millisecond)
+			gs.gapPull(id, from, 200*time.Millisecond)
 		}
 	}
 	for _, it := range batch {

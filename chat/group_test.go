@@ -900,3 +900,24 @@ func TestGroupKeylessEpochRekeyed(t *testing.T) {
 	// Epoch 1 is b's, keyless; a starts epoch 2 and hands c its key.
 	waitEpoch(t, c, gid, 2)
 }
+
+// TestGroupGapPullDroppedOnceFilled: a pull that a gap asked for is not
+// made when gossip has filled every gap by the time it is due; a member
+// that still lacks a message pulls it (TestGroupBurstExactlyOnce).
+func TestGroupGapPullDroppedOnceFilled(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	wb := watchGroup(t, b, gid)
+	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "no gap"}); err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(1, 30*time.Second)
+	pulled := chat.GroupPulled(b.Chat())
+	chat.GapPull(b.Chat(), gid, a.ID())
+	nodetest.Eventually(t, 10*time.Second, "the needless gap pull dropped", func() bool {
+		return chat.GapPullsDropped(b.Chat()) == 1
+	})
+	if got := chat.GroupPulled(b.Chat()); got != pulled {
+		t.Fatalf("%d messages pulled, want %d", got, pulled)
+	}
+}

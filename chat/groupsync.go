@@ -661,28 +661,45 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 // wantPull schedules a pull of group id from p, delay from now. A pull
 // already due sooner stays; a settle pull (the end of a burst) is one per
 // group, and each message postpones it, so that it comes once the group is
-// quiet (or settleCap after the first), and asks each author heard.
+// quiet (or settleCap after the first), and asks each author heard. A gap
+// pull (a gap in an author's numbers) is dropped when it comes due if
+// gossip has filled every gap meanwhile: under load gossip reorders, and
+// pulling what is on its way would add to the load that reordered it.
 func (gs *groups) wantPull(id string, p peer.ID, delay time.Duration) {
-	gs.schedulePull(id, p, delay, false)
+	gs.schedulePull(id, p, delay, pullPlain)
+}
+
+func (gs *groups) gapPull(id string, p peer.ID, delay time.Duration) {
+	gs.schedulePull(id, p, delay, pullGap)
 }
 
 func (gs *groups) settlePull(id string, p peer.ID, delay time.Duration) {
-	gs.schedulePull(id, p, delay, true)
+	gs.schedulePull(id, p, delay, pullSettle)
 }
+
+// The kinds of pull (wantPull).
+const (
+	pullPlain = iota
+	pullGap
+	pullSettle
+)
 
 type pullDue struct {
 	due, first time.Time
 	// The authors heard since the last settle pull: it asks each, since
 	// only an author surely holds all it sent (a lost tail shows no gap).
 	authors map[peer.ID]bool
+	// gapOnly: only gap pulls asked for it.
+	gapOnly bool
 }
 
-func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle bool) {
+func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, kind int) {
 	if p == "" || p == gs.self {
 		return
 	}
 	now := time.Now()
 	k := pullKey{id, p}
+	settle := kind == pullSettle
 	if settle {
 		// One settle pull per group, from the latest author: its answer
 		// covers every author.
@@ -692,7 +709,7 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle
 	cur, ok := gs.pulls[k]
 	switch {
 	case !ok:
-		cur = pullDue{due: now.Add(delay), first: now}
+		cur = pullDue{due: now.Add(delay), first: now, gapOnly: kind == pullGap}
 		if settle {
 			cur.authors = map[peer.ID]bool{p: true}
 		}
@@ -710,8 +727,9 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, settle
 	default:
 		if d := now.Add(delay); d.Before(cur.due) {
 			cur.due = d
-			gs.pulls[k] = cur
 		}
+		cur.gapOnly = cur.gapOnly && kind == pullGap
+		gs.pulls[k] = cur
 	}
 	gs.pullMu.Unlock()
 	select {
@@ -728,25 +746,31 @@ func (gs *groups) runPuller() {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		var due []pullKey
+		// due: the pulls to make, each once; a false value is a gap pull
+		// that gossip may have made needless.
+		due := map[pullKey]bool{}
 		next := now.Add(time.Hour)
 		gs.pullMu.Lock()
 		for k, d := range gs.pulls {
 			if !d.due.After(now) {
 				delete(gs.pulls, k)
 				if k.p != "" {
-					due = append(due, k)
+					due[k] = due[k] || !d.gapOnly
 				}
 				for a := range d.authors {
-					due = append(due, pullKey{k.id, a})
+					due[pullKey{k.id, a}] = true
 				}
 			} else if d.due.Before(next) {
 				next = d.due
 			}
 		}
 		gs.pullMu.Unlock()
-		for _, k := range due {
+		for k, needed := range due {
 			if !gs.s.Online(k.p) {
+				continue
+			}
+			if !needed && !gs.hasGaps(k.id) {
+				gs.needless.Add(1)
 				continue
 			}
 			ctx, cancel := context.WithTimeout(gs.s.ctx, 2*syncIOTimeout)
@@ -778,6 +802,23 @@ func (gs *groups) runPuller() {
 		case <-timer.C:
 		}
 	}
+}
+
+// hasGaps reports whether this node lacks a message of group id that a
+// later one of the same author shows it should have.
+func (gs *groups) hasGaps(id string) bool {
+	g := gs.get(id)
+	if g == nil {
+		return false
+	}
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	for _, h := range g.heads {
+		if len(h.Extra) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ingestEnvelopes checks envelopes that did not come by gossip (a pull, a
