@@ -286,6 +286,14 @@ func GapPull(s *Service, gid string, p peer.ID) { s.grp.gapPull(gid, p, 0) }
 
 func GapPullsDropped(s *Service) int64 { return s.grp.needless.Load() }
 
+// GroupPullsIdle reports whether s has no pull scheduled or under way.
+func GroupPullsIdle(s *Service) bool {
+	gs := s.grp
+	gs.pullMu.Lock()
+	defer gs.pullMu.Unlock()
+	return len(gs.pulls) == 0 && !gs.pulling.Load()
+}
+
 // ParkedID is the ID of an encoded message as the mailbox holds it.
 func ParkedID(b []byte) string {
 	var m pb.Message

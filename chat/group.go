@@ -111,6 +111,7 @@ type groups struct {
 
 	pullMu   sync.Mutex
 	pulls    map[pullKey]pullDue
+	pulling  atomic.Bool // runPuller is making pulls that came due
 	pullWake chan struct{}
 
 	mbMu sync.Mutex
@@ -588,11 +589,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 		}
 		s.clk.Observe(it.w.HLC)
 		// open checked the ID, derived from (group, author, seq): no other
-		// message can have it. A message stored before IDs were derived
-		// still could, and then the first keeps it.
-		if has, err := s.ds.Has(ctx, msgIDKey(it.w.ID)); err != nil || has {
-			continue
-		}
+		// message can have it, and the head says this one is new.
 		m := groupMessage(g.id, it.env.Author, gs.self, it.w)
 		if err := s.putMessage(ctx, b, m); err != nil {
 			return err

@@ -751,6 +751,7 @@ func (gs *groups) runPuller() {
 		due := map[pullKey]bool{}
 		next := now.Add(time.Hour)
 		gs.pullMu.Lock()
+		gs.pulling.Store(true)
 		for k, d := range gs.pulls {
 			if !d.due.After(now) {
 				delete(gs.pulls, k)
@@ -788,6 +789,7 @@ func (gs *groups) runPuller() {
 		if len(due) > 0 {
 			continue
 		}
+		gs.pulling.Store(false)
 		timer.Reset(time.Until(next))
 		select {
 		case <-gs.s.ctx.Done():

@@ -146,6 +146,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -325,6 +327,9 @@ var stdlibRules = &voied25519.Options{Verify: voied25519.VerifyOptionsStdLib}
 // time crypto/ed25519 takes: each member checks every group message, and
 // those checks were the largest part of a busy group's CPU.
 func verifySig(p peer.ID, msg, sig []byte) (bool, error) {
+	if k, ok := expandedKeys.Load(p); ok {
+		return voied25519.VerifyExpandedWithOptions(k.(*voied25519.ExpandedPublicKey), msg, sig, stdlibRules), nil
+	}
 	pub, err := p.ExtractPublicKey()
 	if err != nil {
 		return false, err
@@ -334,10 +339,29 @@ func verifySig(p peer.ID, msg, sig []byte) (bool, error) {
 		if err != nil || len(raw) != voied25519.PublicKeySize {
 			return false, fmt.Errorf("an Ed25519 key of %d bytes", len(raw))
 		}
-		return voied25519.VerifyWithOptions(raw, msg, sig, stdlibRules), nil
+		k, err := voied25519.NewExpandedPublicKey(raw)
+		if err != nil {
+			return false, nil // no point on the curve: no signature verifies
+		}
+		if expandedCount.Add(1) > maxExpandedKeys {
+			expandedKeys.Clear()
+			expandedCount.Store(1)
+		}
+		expandedKeys.Store(p, k)
+		return voied25519.VerifyExpandedWithOptions(k, msg, sig, stdlibRules), nil
 	}
 	return pub.Verify(msg, sig)
 }
+
+// expandedKeys are the authors' Ed25519 keys unpacked for verifying
+// (1.5 KiB each; verifying with one takes a sixth less time, and every
+// message of a group is verified at every member). Cleared when full.
+var (
+	expandedKeys  sync.Map // peer.ID -> *voied25519.ExpandedPublicKey
+	expandedCount atomic.Int64
+)
+
+const maxExpandedKeys = 4096
 
 // open decrypts and checks the message inside, its ID included: the one
 // that the envelope's group, author and seq (signed) and the message's
