@@ -673,8 +673,9 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 }
 
 // acked records delivered messages: out of the outbox, which is what
-// makes them delivered in the history (withState). Losing this write to a crash only means a resend, which the
-// peer acks again without storing twice.
+// makes them delivered in the history (withState). Losing this write to a
+// crash only means a resend, which the peer acks again without storing
+// twice.
 func (s *Service) acked(p peer.ID, msgs []*wireMessage) {
 	if len(msgs) > 0 {
 		s.settle(p, msgs, MsgDelivered, "")
