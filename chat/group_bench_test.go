@@ -74,16 +74,10 @@ func BenchmarkGroup(b *testing.B) {
 	// Everyone sees everyone and the topic mesh is up.
 	deadline := time.Now().Add(2 * time.Minute)
 	for _, n := range nodes {
-		for {
+		nodetest.Eventually(b, time.Until(deadline), "the group forms (every member, and the topic mesh)", func() bool {
 			ms, _ := n.Chat().GroupMembers(ctx, g.ID)
-			if len(ms) == benchNodes && chat.TopicPeers(n.Chat(), g.ID) >= benchNodes/2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("the group did not form: %d members, %d topic peers", len(ms), chat.TopicPeers(n.Chat(), g.ID))
-			}
-			time.Sleep(50 * time.Millisecond) // setup only, not measured
-		}
+			return len(ms) == benchNodes && chat.TopicPeers(n.Chat(), g.ID) >= benchNodes/2
+		})
 	}
 
 	// Receipt times of every group message at every node, by text.
@@ -132,12 +126,9 @@ func BenchmarkGroup(b *testing.B) {
 	}
 	b.Cleanup(func() { rawCancel(); rawWG.Wait() })
 	for _, t := range raws {
-		for len(t.ListPeers()) < benchNodes/2 {
-			if time.Now().After(deadline) {
-				b.Fatal("the raw topic did not form")
-			}
-			time.Sleep(50 * time.Millisecond) // setup only
-		}
+		nodetest.Eventually(b, time.Until(deadline), "the raw topic forms", func() bool {
+			return len(t.ListPeers()) >= benchNodes/2
+		})
 	}
 
 	run := func(name, kind string, rate, count int) (delivered float64, p50, p99 time.Duration) {
@@ -173,12 +164,9 @@ func BenchmarkGroup(b *testing.B) {
 	// the burst (a second later, at every member) is over.
 	run("warmgroup", "group", 100, 100)
 	for _, n := range nodes {
-		for !chat.GroupPullsIdle(n.Chat()) {
-			if time.Now().After(deadline.Add(time.Minute)) {
-				b.Fatal("the group's catch-up did not end")
-			}
-			time.Sleep(50 * time.Millisecond) // setup only, not measured
-		}
+		nodetest.Eventually(b, time.Minute, "the group's catch-up after the warm-up", func() bool {
+			return chat.GroupPullsIdle(n.Chat())
+		})
 	}
 	run("warmraw", "raw", 100, 200)
 
