@@ -188,28 +188,30 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 	if count <= 0 || first < 0 || first+count > len(m.Chunks) {
 		return refuse(CodeBadRequest, fmt.Sprintf("chunks %d..%d of %d", first, first+count, len(m.Chunks)))
 	}
-	// A chunk is read in after room for its header, which goes right
-	// before it: header and chunk leave in one write, straight from buf
-	// (w is empty then, and lets a large write through without a copy).
-	if len(*buf) < chunkHeaderMax+int(m.ChunkSize) {
-		*buf = make([]byte, chunkHeaderMax+int(m.ChunkSize))
-	}
 	st.SetWriteDeadline(time.Now().Add(chunkTimeout))
-	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil || w.Flush() != nil {
+	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil {
 		return false
 	}
+	var hdr [chunkHeaderMax]byte
 	for i := first; i < first+count; i++ {
-		data, err := s.blobs.Read(m.Chunks[i], (*buf)[chunkHeaderMax:chunkHeaderMax+m.chunkLen(i)])
+		data, release, err := s.blobs.chunk(m.Chunks[i], m.chunkLen(i), buf)
 		if err != nil {
 			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", err)
 			st.Reset()
 			return false
 		}
-		h := appendChunkHeader(nil, i, len(data))
-		start := chunkHeaderMax - len(h)
-		copy((*buf)[start:], h)
 		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
-		if _, err := w.Write((*buf)[start : chunkHeaderMax+len(data)]); err != nil {
+		// The header goes out on its own, so that the chunk passes w
+		// without a copy (w lets a large write through when it is empty).
+		_, err = w.Write(appendChunkHeader(hdr[:0], i, len(data)))
+		if err == nil {
+			err = w.Flush()
+		}
+		if err == nil {
+			_, err = w.Write(data)
+		}
+		release()
+		if err != nil {
 			return false
 		}
 	}
