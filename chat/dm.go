@@ -227,9 +227,10 @@ func (c *courier) take() []wireMessage {
 	defer c.mu.Unlock()
 	q := c.queue
 	// The next take is likely as large: room for it now, not growth by
-	// copying. (What was taken is not reused: the courier points into it.)
+	// copying, up to a round's worth (an idle courier keeps no burst's
+	// worth). What was taken is not reused: the courier points into it.
 	if len(q) > 0 {
-		c.queue = make([]wireMessage, 0, len(q))
+		c.queue = make([]wireMessage, 0, min(len(q), maxRound))
 	}
 	return q
 }

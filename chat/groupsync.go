@@ -701,8 +701,8 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, kind i
 	k := pullKey{id, p}
 	settle := kind == pullSettle
 	if settle {
-		// One settle pull per group, from the latest author: its answer
-		// covers every author.
+		// One settle pull per group: it gathers the authors heard, and
+		// asks each when it comes due.
 		k.p = ""
 	}
 	gs.pullMu.Lock()

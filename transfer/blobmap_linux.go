@@ -22,8 +22,11 @@ func (b *Blobs) mapChunk(h Hash, n int) (data []byte, unmap func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if fi.Size() < int64(n) || n == 0 {
+	switch {
+	case fi.Size() < int64(n):
 		return nil, nil, fmt.Errorf("transfer: stored chunk %s is short", h)
+	case n == 0:
+		return nil, func() {}, nil // nothing to map
 	}
 	data, err = syscall.Mmap(int(f.Fd()), 0, n, syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
 	if err != nil {
