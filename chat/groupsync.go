@@ -527,7 +527,7 @@ func (gs *groups) exchange(ctx context.Context, p peer.ID, req *pb.SyncRequest, 
 		return nil, err
 	}
 	st.CloseWrite()
-	r := bufio.NewReaderSize(st, 64<<10)
+	r := bufio.NewReader(st) // most answers are a frame or two; a lull's pulls are one per author
 	for {
 		st.SetReadDeadline(time.Now().Add(syncIOTimeout))
 		var f pb.SyncFrame
