@@ -113,6 +113,10 @@ type groups struct {
 	pulls    map[pullKey]pullDue
 	pulling  atomic.Bool // runPuller is making pulls that came due
 	pullWake chan struct{}
+	// pullNext is when runPuller's timer wakes it (zero: it is awake): a
+	// pull due later needs no wake-up (every stored message asks for a
+	// settle pull, which only postpones it).
+	pullNext time.Time
 
 	mbMu sync.Mutex
 	mb   GroupMailbox // nil: gossip and catch-up only
@@ -334,6 +338,11 @@ func (s *Service) startGroups(ctx context.Context) error {
 func groupMeshParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
 	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 3, 2, 4, 1, 0
+	// Gossip (IHAVE) goes to Dlazy (6) peers a heartbeat, not to a quarter
+	// of the group: it only backs up flood publishing, and each message
+	// ID it names is checked at each peer that hears it, for three
+	// heartbeats.
+	p.GossipFactor = 0
 	return p
 }
 

@@ -731,10 +731,13 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, kind i
 		cur.gapOnly = cur.gapOnly && kind == pullGap
 		gs.pulls[k] = cur
 	}
+	wake := gs.pullNext.IsZero() || gs.pulls[k].due.Before(gs.pullNext)
 	gs.pullMu.Unlock()
-	select {
-	case gs.pullWake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case gs.pullWake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -764,6 +767,10 @@ func (gs *groups) runPuller() {
 			} else if d.due.Before(next) {
 				next = d.due
 			}
+		}
+		gs.pullNext = time.Time{}
+		if len(due) == 0 {
+			gs.pullNext = next
 		}
 		gs.pullMu.Unlock()
 		for k, needed := range due {
