@@ -666,7 +666,13 @@ func (gs *groups) store(batch []*ingestItem) error {
 		last[it.g.id] = it
 	}
 	for id, it := range last {
-		h := changed[id].heads[it.env.Author]
+		c := changed[id] // nil: only this node's own messages came back
+		if c == nil {
+			continue
+		}
+		if h := c.heads[it.env.Author]; h == nil || len(h.Extra) == 0 {
+			continue
+		}
 		from := it.env.Author
 		if !s.Online(from) {
 			from = it.from
@@ -674,9 +680,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 		if from == "" || from == gs.self {
 			continue
 		}
-		if len(h.Extra) > 0 {
-			gs.gapPull(id, from, 200*time.Millisecond)
-		}
+		gs.gapPull(id, from, 200*time.Millisecond)
 	}
 	for _, it := range batch {
 		if a := it.env.Author; a != gs.self {
