@@ -318,6 +318,9 @@ func GroupHeads(s *Service, gid string) string {
 // GroupScore is p's latest gossipsub score as s sees it (ok: s scores p).
 func GroupScore(s *Service, p peer.ID) (float64, bool) { return s.grp.score(p) }
 
+// GroupScoreReads counts the score snapshots s took (one a second).
+func GroupScoreReads(s *Service) int64 { return s.grp.scoreReads.Load() }
+
 // GroupGraylisted reports whether s graylists p: it drops what p sends.
 func GroupGraylisted(s *Service, p peer.ID) bool {
 	sc, ok := s.grp.score(p)

@@ -129,10 +129,12 @@ type groups struct {
 	needless atomic.Int64
 	// postponed counts ops set aside for being dated too far ahead.
 	postponed atomic.Int64
-	// scores is each peer's latest gossipsub score, fellows the peers
-	// that share a group with this node (groupscore.go).
-	scores  atomic.Pointer[map[peer.ID]float64]
-	fellows fellows
+	// scores is each peer's latest gossipsub score (scoreReads counts
+	// them), fellows the standing of the peers that share a group with
+	// this node or did (groupscore.go).
+	scores     atomic.Pointer[map[peer.ID]float64]
+	scoreReads atomic.Int64
+	fellows    fellows
 }
 
 // group is one group this node knows.

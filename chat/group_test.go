@@ -340,6 +340,68 @@ func TestGroupKick(t *testing.T) {
 	}
 }
 
+// TestGroupKickedHearsNothing: a kicked member that goes back on the
+// group's topic (a modified node could) gets none of the group's traffic
+// from the members that applied its removal: they graylist it, so it is
+// in none of their meshes and gets no gossip and no publications.
+func TestGroupKickedHearsNothing(t *testing.T) {
+	nodes, gid := groupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	evC := events(t, c)
+	if err := a.Chat().Kick(bg, gid, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, evC, chat.EventGroup, func(d any) bool {
+		e := d.(chat.GroupEvent)
+		return e.Op == chat.OpRemove && e.Target == c.ID() && e.Status == chat.GroupRemoved
+	})
+	waitEpoch(t, b, gid, 1)
+	reads := map[*node.Node]int64{}
+	for _, n := range []*node.Node{a, b} {
+		nodetest.Eventually(t, 10*time.Second, "the kicked member is graylisted", func() bool {
+			return chat.GroupGraylisted(n.Chat(), c.ID())
+		})
+		reads[n] = chat.GroupScoreReads(n.Chat())
+	}
+	// and out of their meshes: gossipsub prunes at its heartbeat (each
+	// second, as the snapshots are taken), the first after that.
+	for n, r := range reads {
+		nodetest.Eventually(t, 10*time.Second, "a heartbeat since", func() bool {
+			return chat.GroupScoreReads(n.Chat()) >= r+2
+		})
+	}
+	topic, err := chat.RawTopic(c.Chat(), chat.GroupTopic(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	// a and b see c on the topic again, and still do not send to it.
+	for _, n := range []*node.Node{a, b} {
+		nodetest.Eventually(t, 10*time.Second, "c is back on the topic", func() bool {
+			return slices.Contains(chat.RawTopicPeers(n.Chat(), chat.GroupTopic(gid)), c.ID())
+		})
+	}
+	wa := watchGroup(t, a, gid)
+	const sent = 20
+	for i := range sent {
+		if _, err := b.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("not for c %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wa.wait(sent, 30*time.Second)
+	// What a has, a forwarded; b published before a had it. Anything
+	// either sent c has arrived by now, or is in c's queue.
+	ctx, cancel := context.WithTimeout(bg, time.Second)
+	defer cancel()
+	if m, err := sub.Next(ctx); err == nil {
+		t.Fatalf("the kicked member got the group's traffic from %s", m.ReceivedFrom)
+	}
+}
+
 func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
 	t.Helper()
 	ch := events(t, n)

@@ -13,6 +13,7 @@ package chat
 //	invalid messages    0     1     2     3      4      5      6
 //	stranger            0  -100  -400  -900  -1600  -2500  -3600
 //	fellow member     500   400   100  -400  -1100  -2000  -3100
+//	departed member -5000
 //
 //	score below  this node
 //	0            keeps the peer out of its meshes
@@ -39,6 +40,14 @@ package chat
 // node only until the node applies its add. First deliveries of valid
 // messages (P2) earn a little more.
 //
+// A departed member (removed from a group of this node's, or gone, and
+// a member of none of its other groups) starts graylisted: a kicked node
+// that stays on the topic gets no more copies of the group's traffic from
+// the members that know of its removal (sealed with a key it lacks, but
+// still who said what when) once their next heartbeat has pruned it from
+// their meshes, and what it sends goes unread. It becomes a
+// fellow again as its add is applied.
+//
 // Off: time in the mesh (P1), which a non-member earns by merely
 // subscribing to the topic; the IP colocation penalty (P6), because
 // friends behind one NAT (a household, an office) share an address, and
@@ -61,6 +70,10 @@ const (
 	// fellowScore is the standing (P5) of a peer that is a member of a
 	// group this node is a member of.
 	fellowScore = 500
+	// departedScore is the standing of a peer that was a member of one of
+	// this node's groups and is a member of none of them now: below the
+	// graylist whatever the topics add.
+	departedScore = 2 * graylistThreshold
 	// invalidWeight is the P4 weight: the penalty for one invalid message.
 	invalidWeight = -100
 	// firstDeliveryWeight, firstDeliveryCap: +1 for each valid message a
@@ -96,10 +109,11 @@ const (
 	scoreInspectPeriod = time.Second
 )
 
-// fellows is the set of peers that share a group with this node.
+// fellows is the standing (P5) of the peers that share a group with this
+// node (fellowScore) or did (departedScore); anyone else's is 0.
 type fellows struct {
 	mu  sync.Mutex // serialises refresh, so that the latest one is stored last
-	set atomic.Pointer[map[peer.ID]struct{}]
+	set atomic.Pointer[map[peer.ID]float64]
 }
 
 // scoreParams are the router-wide score parameters; a group topic gets
@@ -111,9 +125,7 @@ func (gs *groups) scoreParams() *pubsub.PeerScoreParams {
 		// Called under the router's score lock, often: a lookup, no lock.
 		AppSpecificScore: func(p peer.ID) float64 {
 			if m := gs.fellows.set.Load(); m != nil {
-				if _, ok := (*m)[p]; ok {
-					return fellowScore
-				}
+				return (*m)[p]
 			}
 			return 0
 		},
@@ -155,20 +167,32 @@ func groupScoreThresholds() *pubsub.PeerScoreThresholds {
 	}
 }
 
-// refreshFellows recomputes the fellow members: after a group's state
-// changes, and when a group is added. It must not be called under gs.mu.
+// refreshFellows recomputes the standing of fellow and departed members:
+// after a group's state changes, and when a group is added. It must not
+// be called under gs.mu.
 func (gs *groups) refreshFellows() {
 	gs.fellows.mu.Lock()
 	defer gs.fellows.mu.Unlock()
-	set := map[peer.ID]struct{}{}
+	set := map[peer.ID]float64{}
+	var mine []*groupState
 	for _, g := range gs.list() {
-		st := g.state()
-		if st == nil || st.Status != GroupMember {
-			continue
+		if st := g.state(); st != nil && st.Status == GroupMember {
+			mine = append(mine, st)
 		}
+	}
+	for _, st := range mine {
 		for p := range st.Members {
 			if p != gs.self {
-				set[p] = struct{}{}
+				set[p] = fellowScore
+			}
+		}
+	}
+	for _, st := range mine {
+		for _, ms := range st.EpochMembers {
+			for _, p := range ms {
+				if _, fellow := set[p]; !fellow && p != gs.self {
+					set[p] = departedScore
+				}
 			}
 		}
 	}
@@ -186,6 +210,7 @@ func (gs *groups) watchScores(in <-chan map[peer.ID]float64) {
 			return
 		case scores := <-in:
 			gs.scores.Store(&scores)
+			gs.scoreReads.Add(1)
 			for p, sc := range scores {
 				if sc < graylistThreshold && !gray[p] {
 					gray[p] = true
