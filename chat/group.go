@@ -343,9 +343,8 @@ func groupMeshParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
 	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 3, 2, 4, 1, 0
 	// Gossip (IHAVE) goes to Dlazy (6) peers a heartbeat, not to a quarter
-	// of the group: it only backs up flood publishing, and each message
-	// ID it names is checked at each peer that hears it, for three
-	// heartbeats.
+	// of the group: it only backs up the mesh, and each message ID it
+	// names is looked up at each peer that hears it, for three heartbeats.
 	p.GossipFactor = 0
 	return p
 }
