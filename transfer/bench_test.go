@@ -33,7 +33,8 @@ func benchSize() int {
 // BenchmarkTransfer moves one file between two nodes on loopback, over a
 // QUIC connection and over a TCP connection, each beside a raw libp2p
 // single-stream copy of the same size on the same connection, and reports
-// the process's peak resident memory. Run with -benchtime=1x.
+// the process's peak resident memory. Each side runs benchRounds times,
+// alternating, and reports its best run. Run with -benchtime=1x.
 func BenchmarkTransfer(b *testing.B) {
 	size := benchSize()
 	src := randomFile(b, size)
@@ -54,11 +55,10 @@ func BenchmarkTransfer(b *testing.B) {
 					}
 				}
 			})
-			var rawMBs, mtMBs, rawCores, mtCores float64
-			for b.Loop() {
-				// Raw: one stream, the same bytes, the same connection.
-				start, cpu := time.Now(), nodetest.StartCPU()
-				s, err := c.Host().NewStream(context.Background(), a.ID(), raw)
+			ctx := context.Background()
+			// Raw: one stream, the same bytes, the same connection.
+			rawCopy := func() {
+				s, err := c.Host().NewStream(ctx, a.ID(), raw)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -67,19 +67,38 @@ func BenchmarkTransfer(b *testing.B) {
 					b.Fatalf("raw copy: %d bytes, %v", n, err)
 				}
 				s.Close()
-				rawMBs = float64(size) / 1e6 / time.Since(start).Seconds()
-				rawCores = cpu.Cores()
-
-				dir := b.TempDir()
-				start, cpu = time.Now(), nodetest.StartCPU()
-				got, err := c.Transfer().Download(context.Background(), m, []peer.ID{a.ID()}, dir, nil)
+			}
+			download := func() {
+				got, err := c.Transfer().Download(ctx, m, []peer.ID{a.ID()}, b.TempDir(), nil)
 				if err != nil {
 					b.Fatal(err)
 				}
-				mtMBs = float64(size) / 1e6 / time.Since(start).Seconds()
-				mtCores = cpu.Cores()
 				os.Remove(got)
+				// Forgotten, so that the next round downloads it again.
+				if err := c.Transfer().Cancel(ctx, m.ID()); err != nil {
+					b.Fatal(err)
+				}
 			}
+			var rawBest, mtBest benchRun
+			for b.Loop() {
+				// Rounds of both, alternating which goes first: a machine
+				// shared with other work slows one run or another, and
+				// the best of each is what the code can do.
+				for r := range benchRounds {
+					var rawRun, mtRun benchRun
+					if r%2 == 0 {
+						rawRun = measure(size, rawCopy)
+						mtRun = measure(size, download)
+					} else {
+						mtRun = measure(size, download)
+						rawRun = measure(size, rawCopy)
+					}
+					b.Logf("round %d: meshtalk %.0f MB/s (%.2f cores, others %.2f), raw %.0f MB/s (%.2f cores, others %.2f)",
+						r, mtRun.mbs, mtRun.cores, mtRun.others, rawRun.mbs, rawRun.cores, rawRun.others)
+					rawBest, mtBest = rawBest.best(rawRun), mtBest.best(mtRun)
+				}
+			}
+			rawMBs, mtMBs, rawCores, mtCores := rawBest.mbs, mtBest.mbs, rawBest.cores, mtBest.cores
 			b.SetBytes(int64(size))
 			b.ReportMetric(mtMBs, "MB/s-meshtalk")
 			b.ReportMetric(rawMBs, "MB/s-raw")
@@ -89,6 +108,50 @@ func BenchmarkTransfer(b *testing.B) {
 			b.ReportMetric(peakRSSMiB(b), "MiB-peak-rss")
 		})
 	}
+}
+
+// benchRounds is how many times BenchmarkTransfer runs each side.
+const benchRounds = 3
+
+// benchRun is one measured transfer.
+type benchRun struct {
+	mbs    float64 // MB/s
+	cores  float64 // of this process
+	others float64 // cores the rest of the machine kept busy meanwhile
+}
+
+func (r benchRun) best(o benchRun) benchRun {
+	if o.mbs > r.mbs {
+		return o
+	}
+	return r
+}
+
+// measure runs f, which moves size bytes.
+func measure(size int, f func()) benchRun {
+	start, cpu, sys := time.Now(), nodetest.StartCPU(), systemBusy()
+	f()
+	secs := time.Since(start).Seconds()
+	cores := cpu.Cores()
+	return benchRun{mbs: float64(size) / 1e6 / secs, cores: cores, others: max(0, (systemBusy()-sys).Seconds()/secs-cores)}
+}
+
+// systemBusy is the CPU time the whole machine has spent busy (Linux;
+// zero elsewhere).
+func systemBusy() time.Duration {
+	st, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(st), "\n")
+	var busy time.Duration
+	for i, v := range strings.Fields(line)[1:] {
+		ticks, _ := strconv.ParseInt(v, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += time.Duration(ticks) * time.Second / 100 // USER_HZ
+		}
+	}
+	return busy
 }
 
 // offeredOver offers src from a to c with c connected to a over one
