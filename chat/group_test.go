@@ -220,11 +220,7 @@ func TestGroupBurstExactlyOnce(t *testing.T) {
 		watches = append(watches, watchGroup(t, n, gid))
 	}
 	const burst = 2000
-	for i := range burst {
-		if _, err := nodes[0].Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("burst %d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendTexts(t, nodes[0], gid, "burst", burst)
 	for _, w := range watches {
 		w.wait(burst, 2*time.Minute)
 	}
@@ -297,9 +293,13 @@ func TestGroupInviteExpired(t *testing.T) {
 	}
 }
 
-func TestGroupKick(t *testing.T) {
+// kickedOfThree makes a group of three, a (the admin), b and c, and has a
+// kick c: it returns once c knows and b has the new epoch's key (before a's
+// next message needs it).
+func kickedOfThree(t *testing.T) (a, b, c *node.Node, gid string) {
+	t.Helper()
 	nodes, gid := groupOf(t, 3)
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	a, b, c = nodes[0], nodes[1], nodes[2]
 	evC := events(t, c)
 	if err := a.Chat().Kick(bg, gid, c.ID()); err != nil {
 		t.Fatal(err)
@@ -308,8 +308,12 @@ func TestGroupKick(t *testing.T) {
 		e := d.(chat.GroupEvent)
 		return e.Op == chat.OpRemove && e.Target == c.ID() && e.Status == chat.GroupRemoved
 	})
-	// b has the new epoch's key before a's next message needs it.
 	waitEpoch(t, b, gid, 1)
+	return a, b, c, gid
+}
+
+func TestGroupKick(t *testing.T) {
+	a, b, c, gid := kickedOfThree(t)
 	wb := watchGroup(t, b, gid)
 	wc := watchGroup(t, c, gid)
 	m, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after c left"})
@@ -345,17 +349,7 @@ func TestGroupKick(t *testing.T) {
 // from the members that applied its removal: they graylist it, so it is
 // in none of their meshes and gets no gossip and no publications.
 func TestGroupKickedHearsNothing(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	evC := events(t, c)
-	if err := a.Chat().Kick(bg, gid, c.ID()); err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, evC, chat.EventGroup, func(d any) bool {
-		e := d.(chat.GroupEvent)
-		return e.Op == chat.OpRemove && e.Target == c.ID() && e.Status == chat.GroupRemoved
-	})
-	waitEpoch(t, b, gid, 1)
+	a, b, c, gid := kickedOfThree(t)
 	reads := map[*node.Node]int64{}
 	for _, n := range []*node.Node{a, b} {
 		nodetest.Eventually(t, 10*time.Second, "the kicked member is graylisted", func() bool {
@@ -387,11 +381,7 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 	}
 	wa := watchGroup(t, a, gid)
 	const sent = 20
-	for i := range sent {
-		if _, err := b.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("not for c %d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendTexts(t, b, gid, "not for c", sent)
 	wa.wait(sent, 30*time.Second)
 	// What a has, a forwarded; b published before a had it. Anything
 	// either sent c has arrived by now, or is in c's queue.
@@ -399,6 +389,16 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 	defer cancel()
 	if m, err := sub.Next(ctx); err == nil {
 		t.Fatalf("the kicked member got the group's traffic from %s", m.ReceivedFrom)
+	}
+}
+
+// sendTexts has n send count texts to a group: prefix and a number.
+func sendTexts(t *testing.T, n *node.Node, gid, prefix string, count int) {
+	t.Helper()
+	for i := range count {
+		if _, err := n.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("%s %d", prefix, i)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -436,11 +436,7 @@ func TestGroupCatchUpAfterOffline(t *testing.T) {
 	c.Close()
 	wb := watchGroup(t, b, gid)
 	const missed = 100
-	for i := range missed {
-		if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("while away %d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendTexts(t, a, gid, "while away", missed)
 	wb.wait(missed, 30*time.Second)
 	c = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
 	wc := watchGroup(t, c, gid)
@@ -785,11 +781,7 @@ func TestGroupMailboxSeam(t *testing.T) {
 	b.Close()
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
 	const parked = 5
-	for i := range parked {
-		if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("parked %d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendTexts(t, a, gid, "parked", parked)
 	for range parked {
 		select {
 		case <-mb.parked:
