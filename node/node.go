@@ -223,17 +223,18 @@ func openDatastore(path string) (*pebbleds.Datastore, error) {
 	// that outruns the one compaction at a time still has room.
 	opts := &pebble.Options{MemTableSize: 16 << 20, L0CompactionThreshold: 16, L0CompactionFileThreshold: 1000,
 		L0StopWritesThreshold: 24}
-	// Bloom filters: the chat receiver looks up every incoming message ID
-	// to drop duplicates, and a lookup of a key that is not there would
-	// otherwise read a block of every table.
+	// Bloom filters: the chat receiver looks up an incoming message ID to
+	// drop duplicates (a resend, a letter out of order), and a lookup of a
+	// key that is not there would otherwise read a block of every table.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	// 32 KiB blocks (not 4): a message is a kilobyte or more, and writing
 	// tables block by block was much of the flushes' and compactions' CPU.
 	opts.Levels[0].BlockSize = 32 << 10
 	// Pebble counts its live memtables (the one being written and those
-	// waiting to be flushed) against the block cache's size: a cache no larger than them caches nothing,
-	// and every lookup reads, checks and decompresses its blocks again (so
-	// it was with 32 MiB memtables in a 32 MiB cache). The cache and the
+	// waiting to be flushed) against the block cache's size: a cache no
+	// larger than them caches nothing, and every lookup reads, checks and
+	// decompresses its blocks again (so it was with 32 MiB memtables in a
+	// 32 MiB cache). The cache and the
 	// memtables are allocated as they fill: an idle node does not pay for
 	// them.
 	d, err := pebbleds.NewDatastore(path, pebbleds.WithCacheSize(64<<20), pebbleds.WithPebbleOpts(opts))
