@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	pebbleds "github.com/ipfs/go-ds-pebble"
@@ -206,42 +204,6 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 
 	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
 	return n, nil
-}
-
-// openDatastore opens the Pebble store. Writes are not synced one by one
-// (pebble.NoSync): a service that acknowledges something calls Sync on the
-// datastore before it acks, which syncs the write-ahead log once for all
-// the writes before it.
-func openDatastore(path string) (*pebbleds.Datastore, error) {
-	// 16 MiB memtables, flushed every ten thousand messages or so. L0
-	// takes eight of them before a compaction merges them down (pebble
-	// compacts at half L0CompactionThreshold sublevels): every flushed
-	// table spans the whole key space (each message touches several
-	// prefixes), so each such compaction rewrites the base level, and
-	// under a burst of messages compactions were a fifth of the node's
-	// CPU. Writes stop at 24 sublevels (not pebble's 12), so that a burst
-	// that outruns the one compaction at a time still has room.
-	opts := &pebble.Options{MemTableSize: 16 << 20, L0CompactionThreshold: 16, L0CompactionFileThreshold: 1000,
-		L0StopWritesThreshold: 24}
-	// Bloom filters: the chat receiver looks up an incoming message ID to
-	// drop duplicates (a resend, a letter out of order), and a lookup of a
-	// key that is not there would otherwise read a block of every table.
-	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	// 32 KiB blocks (not 4): a message is a kilobyte or more, and writing
-	// tables block by block was much of the flushes' and compactions' CPU.
-	opts.Levels[0].BlockSize = 32 << 10
-	// Pebble counts its live memtables (the one being written and those
-	// waiting to be flushed) against the block cache's size: a cache no
-	// larger than them caches nothing, and every lookup reads, checks and
-	// decompresses its blocks again (so it was with 32 MiB memtables in a
-	// 32 MiB cache). The cache and the
-	// memtables are allocated as they fill: an idle node does not pay for
-	// them.
-	d, err := pebbleds.NewDatastore(path, pebbleds.WithCacheSize(64<<20), pebbleds.WithPebbleOpts(opts))
-	if err != nil {
-		return nil, fmt.Errorf("open datastore %s: %w", path, err)
-	}
-	return d, nil
 }
 
 func writeDefaultConfig(path string, role Role) error {
