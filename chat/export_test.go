@@ -11,6 +11,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
@@ -271,6 +272,20 @@ func GroupHas(s *Service, gid string, author peer.ID, seq uint64) bool {
 // RawTopic joins a plain topic on s's gossipsub (no validator, no
 // encryption, no storage): the benchmark's baseline on the same nodes.
 func RawTopic(s *Service, name string) (*pubsub.Topic, error) { return s.grp.ps.Join(name) }
+
+// SignedGossip starts a second gossipsub on s's host, set as the node's
+// own but for gossipsub's default signing (each message signed by its
+// publisher and checked at every hop) and for a protocol ID of its own,
+// so that the two do not meet: gossipsub as it comes, the benchmark's
+// baseline.
+func SignedGossip(s *Service) (*pubsub.PubSub, error) {
+	feature := func(f pubsub.GossipSubFeature, _ protocol.ID) bool {
+		return pubsub.GossipSubDefaultFeatures(f, pubsub.GossipSubID_v13)
+	}
+	return pubsub.NewGossipSub(s.ctx, s.h, append(s.grp.gossipOptions(),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithGossipSubProtocols([]protocol.ID{"/meshtalk/bench/meshsub/1.3.0"}, feature))...)
+}
 
 // TopicPeers is how many peers s sees on a group's topic.
 func TopicPeers(s *Service, gid string) int {

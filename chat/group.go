@@ -255,19 +255,14 @@ func (s *Service) startGroups(ctx context.Context) error {
 		}
 	}
 	var err error
-	gs.ps, err = pubsub.NewGossipSub(s.ctx, s.h,
-		pubsub.WithGossipSubParams(groupMeshParams()),
-		pubsub.WithPeerScore(gs.scoreParams(), groupScoreThresholds()),
+	gs.ps, err = pubsub.NewGossipSub(s.ctx, s.h, append(gs.gossipOptions(),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), scoreInspectPeriod),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pspb.Message) string {
 			sum := sha256.Sum256(m.Data)
 			return string(sum[:20])
 		}),
-		pubsub.WithPeerOutboundQueueSize(groupQueue),
-		pubsub.WithValidateQueueSize(groupQueue),
-		pubsub.WithMaxMessageSize(MaxGroupMessage+4096),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("chat: gossipsub: %w", err)
 	}
@@ -324,6 +319,20 @@ func (s *Service) startGroups(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// gossipOptions are the node's gossipsub settings but for how messages
+// are signed and named: an envelope carries its author's signature, which
+// the validator checks (once), so gossipsub's own signing is off, and a
+// message is named by its hash.
+func (gs *groups) gossipOptions() []pubsub.Option {
+	return []pubsub.Option{
+		pubsub.WithGossipSubParams(groupMeshParams()),
+		pubsub.WithPeerScore(gs.scoreParams(), groupScoreThresholds()),
+		pubsub.WithPeerOutboundQueueSize(groupQueue),
+		pubsub.WithValidateQueueSize(groupQueue),
+		pubsub.WithMaxMessageSize(MaxGroupMessage + 4096),
+	}
 }
 
 // groupMeshParams thins gossipsub's mesh from 6 (5 to 12) peers to 3 (2
