@@ -11,7 +11,8 @@ package chat
 //	                                      keys, this node's standing
 //	/groups/<group ID>/ops/<index %016x>  pb.SignedOp: the membership log
 //	/groups/<group ID>/heads/<author>     seqSet (JSON): the envelopes held of
-//	                                      one author
+//	                                      one author, as of its last record
+//	                                      (see headRecordDue)
 //	/groups/<group ID>/env/<author>/<seq %016x> pb.Envelope, as its author sealed it:
 //	                                      what this node serves to members who pull
 //	/msgs/g:<group ID>/<hlc %016x>/<msg ID> pb.StoredMessage (group set): the history,
@@ -180,6 +181,29 @@ func (g *group) near(author peer.ID, seq uint64) bool {
 	return seq <= c || seq-c <= maxSeqAhead
 }
 
+// headRecordEvery bounds how many envelopes of an author start-up finds
+// past its head's record (headRecordDue).
+const headRecordEvery = 64
+
+// headRecordDue reports whether a head that went from before (nil: none)
+// to now is written to the store. A head that only grew contiguously
+// need not be, but every headRecordEvery numbers: the envelopes past
+// its record are stored under their numbers, in the same batches, and
+// start-up finds them one by one. Writing the head of every message was
+// a quarter of what a group message put in the store.
+func headRecordDue(before, now *seqSet) bool {
+	return before == nil || len(before.Extra) > 0 || len(now.Extra) > 0 ||
+		before.Contig/headRecordEvery != now.Contig/headRecordEvery
+}
+
+// recorded is what this node holds of author (nil: nothing), not a copy:
+// for headRecordDue only.
+func (g *group) recorded(author peer.ID) *seqSet {
+	g.hmu.Lock()
+	defer g.hmu.Unlock()
+	return g.heads[author]
+}
+
 // headOf is a copy of what this node holds of author.
 func (g *group) headOf(author peer.ID) *seqSet {
 	g.hmu.Lock()
@@ -303,6 +327,19 @@ func (s *Service) startGroups(ctx context.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		// The envelopes stored past a head's record.
+		for p, h := range heads {
+			for {
+				ok, err := s.ds.Has(ctx, groupEnvKey(id, s.peerString(p), h.Contig+1))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+				h.add(h.Contig + 1)
+			}
 		}
 		gid, _ := parseGID(id)
 		g := &group{id: id, gid: gid, heads: heads}
@@ -594,8 +631,9 @@ func (gs *groups) store(batch []*ingestItem) error {
 		return err
 	}
 	type change struct {
-		g     *group
-		heads map[peer.ID]*seqSet // the authors that changed
+		g      *group
+		heads  map[peer.ID]*seqSet // the authors that changed
+		before map[peer.ID]*seqSet // what they were (nil: no head)
 	}
 	changed := map[string]*change{}
 	var fresh []*Message
@@ -609,13 +647,14 @@ func (gs *groups) store(batch []*ingestItem) error {
 		g := it.g
 		c := changed[g.id]
 		if c == nil {
-			c = &change{g: g, heads: map[peer.ID]*seqSet{}}
+			c = &change{g: g, heads: map[peer.ID]*seqSet{}, before: map[peer.ID]*seqSet{}}
 			changed[g.id] = c
 		}
 		h := c.heads[it.env.Author]
 		if h == nil {
 			h = g.headOf(it.env.Author)
 			c.heads[it.env.Author] = h
+			c.before[it.env.Author] = g.recorded(it.env.Author)
 		}
 		if h.has(it.env.Seq) {
 			continue
@@ -645,6 +684,9 @@ func (gs *groups) store(batch []*ingestItem) error {
 	}
 	for _, c := range changed {
 		for a, h := range c.heads {
+			if !headRecordDue(c.before[a], h) {
+				continue
+			}
 			if err := putJSON(ctx, b, groupHeadKey(c.g.id, s.peerString(a)), h); err != nil {
 				return err
 			}

@@ -448,6 +448,48 @@ func TestGroupCatchUpAfterOffline(t *testing.T) {
 	}
 }
 
+// A head's record is written every 64 numbers, not with every message:
+// a restart finds the envelopes stored past it, of others and its own.
+func TestGroupHeadsSurviveRestart(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	author := a.ID()
+	wb := watchGroup(t, b, gid)
+	const sent = 70 // past the record at 64, short of the next
+	sendTexts(t, a, gid, "before restart", sent)
+	wb.wait(sent, 30*time.Second)
+	holds := func(n *node.Node, want uint64) {
+		t.Helper()
+		if !chat.GroupHas(n.Chat(), gid, author, want) || chat.GroupHas(n.Chat(), gid, author, want+1) {
+			t.Fatalf("%s holds %s of %s, want 1 to %d", n.ID(), chat.GroupHeads(n.Chat(), gid), author, want)
+		}
+	}
+	restart := func(n *node.Node) func() *node.Node {
+		home, addrs := n.Home(), nodetest.ListenAddrs(n)
+		n.Close()
+		return func() *node.Node {
+			return nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
+		}
+	}
+	// a is away while b restarts: what b holds comes from its store alone.
+	startA := restart(a)
+	b = restart(b)()
+	holds(b, sent)
+	a = startA()
+	holds(a, sent)
+	// a's next message takes the next number, and reaches b once.
+	wb = watchGroup(t, b, gid)
+	nodetest.Connect(t, a, b)
+	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after restart"}); err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(1, 30*time.Second)
+	holds(b, sent+1)
+	if got := historyCount(t, b, gid); got != sent+1 {
+		t.Fatalf("b holds %d messages, want %d", got, sent+1)
+	}
+}
+
 func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	nodes, gid := groupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]

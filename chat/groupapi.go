@@ -7,14 +7,12 @@ package chat
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
@@ -434,16 +432,14 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 		return nil, nil, err
 	}
 	raw, _ := proto.Marshal(env.toWire())
-	hb, _ := json.Marshal(h)
-	for _, kv := range []struct {
-		k datastore.Key
-		v []byte
-	}{
-		{groupEnvKey(g.id, s.peerString(gs.self), seq), raw},
-		{msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))},
-		{groupHeadKey(g.id, s.peerString(gs.self)), hb},
-	} {
-		if err := b.Put(ctx, kv.k, kv.v); err != nil {
+	if err := b.Put(ctx, groupEnvKey(g.id, s.peerString(gs.self), seq), raw); err != nil {
+		return nil, nil, err
+	}
+	if err := b.Put(ctx, msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))); err != nil {
+		return nil, nil, err
+	}
+	if headRecordDue(g.recorded(gs.self), h) {
+		if err := putJSON(ctx, b, groupHeadKey(g.id, s.peerString(gs.self)), h); err != nil {
 			return nil, nil, err
 		}
 	}
