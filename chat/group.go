@@ -18,9 +18,12 @@ package chat
 //	/msgs/g:<group ID>/<hlc %016x>/<msg ID> pb.StoredMessage (group set): the history,
 //	                                      decrypted, beside the direct conversations
 //
-// An envelope, its history record, its /msgid index and the heads are
-// written in one batch and synced before the message is announced (and,
-// for this node's own messages, before Send returns).
+// An envelope, its history record, its /msgid index and, when due
+// (headRecordDue), its author's head are written in one batch. The batch
+// is synced before anything is acknowledged: before Send returns for
+// this node's own messages, before a pull or a relay's letter is
+// answered for what they brought. What gossip brought is acknowledged to
+// nobody and is not synced (see store).
 
 import (
 	"context"
