@@ -263,6 +263,15 @@ func GroupSeq(s *Service, gid string, author peer.ID) uint64 {
 	return h.max()
 }
 
+// ClaimHead has s claim, in memory, to hold author's messages 1 to contig
+// of a group: what a member that lies to a newcomer would name.
+func ClaimHead(s *Service, gid string, author peer.ID, contig uint64) {
+	g := s.grp.get(gid)
+	g.hmu.Lock()
+	g.heads[author] = &seqSet{Contig: contig}
+	g.hmu.Unlock()
+}
+
 // GroupHas reports whether s holds author's message seq of a group.
 func GroupHas(s *Service, gid string, author peer.ID, seq uint64) bool {
 	g := s.grp.get(gid)

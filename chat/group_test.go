@@ -262,6 +262,56 @@ func TestGroupJoinWithAdminOffline(t *testing.T) {
 	}
 }
 
+// A newcomer takes a head from the member that admits it only with the
+// author's envelope it ends on: it starts where that member is, without
+// the history before, and a member that claims more of an author than the
+// author sent cannot have it drop what comes next.
+func TestGroupJoinTakesOnlyProvenHeads(t *testing.T) {
+	nodes, gid := groupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	wa := watchGroup(t, a, gid)
+	sendTexts(t, b, gid, "before the newcomers", 3)
+	wa.wait(3, 30*time.Second)
+	// b is away, so that the newcomers are admitted by a.
+	home, addrs := b.Home(), nodetest.ListenAddrs(b)
+	b.Close()
+	join := func() *node.Node {
+		t.Helper()
+		code, err := a.Chat().Invite(bg, gid, 0, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := nodetest.Start(t, nodetest.Options{})
+		if _, err := n.Chat().JoinGroup(bg, code); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	c := join()
+	if !chat.GroupHas(c.Chat(), gid, b.ID(), 3) || chat.GroupHas(c.Chat(), gid, b.ID(), 4) || historyCount(t, c, gid) != 0 {
+		t.Fatalf("c, admitted by a truthful member, holds %s and %d messages; want b's 1 to 3 and none",
+			chat.GroupHeads(c.Chat(), gid), historyCount(t, c, gid))
+	}
+	chat.ClaimHead(a.Chat(), gid, b.ID(), 1<<20)
+	d := join()
+	if chat.GroupHas(d.Chat(), gid, b.ID(), 4) {
+		t.Fatalf("d took a's claim: %s", chat.GroupHeads(d.Chat(), gid))
+	}
+	b = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
+	for _, n := range []*node.Node{a, c, d} {
+		nodetest.Connect(t, b, n)
+	}
+	waitMembers(t, []*node.Node{a, b, c, d}, gid, 4)
+	if _, err := b.Chat().SendGroup(bg, gid, chat.Draft{Text: "after the newcomers"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node.Node{c, d} {
+		nodetest.Eventually(t, 30*time.Second, "a newcomer gets b's next message", func() bool {
+			return chat.GroupHas(n.Chat(), gid, b.ID(), 4)
+		})
+	}
+}
+
 func TestGroupInviteExpired(t *testing.T) {
 	var skew atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }

@@ -220,8 +220,8 @@ func (gs *groups) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 }
 
 // writeGroup answers a newcomer the whole group: the log, the key of the
-// current epoch, this node's heads (the newcomer starts there) and the
-// members' addresses.
+// current epoch, this node's heads (the newcomer starts there) each with
+// the envelope it ends on (headProofs), and the members' addresses.
 func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 	st := g.state()
 	frame := &pb.SyncFrame{GroupId: g.gid}
@@ -245,6 +245,21 @@ func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 	}
 	for a, h := range g.headsSnapshot() {
 		frame.Heads = append(frame.Heads, h.toWire(a))
+		if h.Contig == 0 {
+			continue
+		}
+		b, err := gs.s.ds.Get(gs.s.ctx, groupEnvKey(g.id, gs.s.peerString(a), h.Contig))
+		var e pb.Envelope
+		if err != nil || proto.Unmarshal(b, &e) != nil {
+			continue // the newcomer goes without this head
+		}
+		if size += len(b); size > maxSyncBytes {
+			if err := writeFrame(w, frame); err != nil {
+				return err
+			}
+			frame, size = &pb.SyncFrame{GroupId: g.gid}, len(b)
+		}
+		frame.Envelopes = append(frame.Envelopes, &e)
 	}
 	for p, m := range st.Members {
 		if p == to {
@@ -289,7 +304,7 @@ func (gs *groups) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
 		return
 	}
 	if g == nil {
-		if _, err := gs.adopt(id, ops, keys, f.GetHeads(), f.GetMembers(), from); err != nil {
+		if _, err := gs.adopt(id, ops, keys, f.GetHeads(), f.GetEnvelopes(), f.GetMembers(), from); err != nil {
 			refuseSync(w, CodeBadFrame, err.Error())
 			return
 		}
@@ -330,8 +345,9 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*groupOp, map[uint64][]byte, error) {
 }
 
 // adopt takes a whole group this node was admitted to: it checks the log
-// from its create op, and the keys against it, and joins the topic.
-func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
+// from its create op, the keys and the heads against it, and joins the
+// topic.
+func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
 	st, err := stateFromOps(ops)
 	if err != nil {
 		return nil, err
@@ -353,13 +369,7 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 			st.Keys[e] = k
 		}
 	}
-	hs := map[peer.ID]*seqSet{}
-	for _, h := range heads {
-		if a, s, err := headFromWire(h); err == nil {
-			// A newcomer starts from what the admitting member holds.
-			hs[a] = &seqSet{Contig: s.Contig}
-		}
-	}
+	hs, tails := headProofs(gid, heads, envs)
 	gs.opMu.Lock()
 	if old := gs.get(st.ID); old != nil && old.state().Status == GroupMember {
 		gs.opMu.Unlock()
@@ -370,6 +380,10 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 	for a, h := range hs {
 		if err == nil {
 			err = putJSON(gs.s.ctx, gs.s.ds, groupHeadKey(g.id, gs.s.peerString(a)), h)
+		}
+		// Kept, so that this node can show its heads to the next newcomer.
+		if raw, merr := proto.Marshal(tails[a]); err == nil && merr == nil {
+			err = gs.s.ds.Put(gs.s.ctx, groupEnvKey(g.id, gs.s.peerString(a), h.Contig), raw)
 		}
 	}
 	if err == nil {
@@ -463,6 +477,7 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 		var ops []*groupOp
 		keys := map[uint64][]byte{}
 		var heads []*pb.Head
+		var envs []*pb.Envelope
 		var members []*pb.PeerAddrs
 		last, err := gs.exchange(ctx, m.ID, &pb.SyncRequest{Body: &pb.SyncRequest_Join{Join: &pb.Join{Invite: c.Invite.toWire(), Addrs: gs.myAddrs()}}},
 			func(f *pb.SyncFrame) error {
@@ -475,10 +490,11 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 					keys[e] = v
 				}
 				heads = append(heads, f.GetHeads()...)
+				envs = append(envs, f.GetEnvelopes()...)
 				members = append(members, f.GetMembers()...)
-				// A join is a log, keys, heads and members: bounded,
-				// whatever the admitting member sends.
-				if len(ops)+len(keys)+len(heads)+len(members) > maxJoinItems {
+				// A join is a log, keys, heads and their envelopes, and
+				// members: bounded, whatever the admitting member sends.
+				if len(ops)+len(keys)+len(heads)+len(envs)+len(members) > maxJoinItems {
 					return fmt.Errorf("%w: a join answer of over %d items", ErrBadFrame, maxJoinItems)
 				}
 				return nil
@@ -499,13 +515,40 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 			lastErr = fmt.Errorf("%w: %s: %s", ErrRefused, m.ID, last.GetMessage())
 			continue
 		}
-		g, err := gs.adopt(gidString(c.Invite.GroupID), ops, keys, heads, members, m.ID)
+		g, err := gs.adopt(gidString(c.Invite.GroupID), ops, keys, heads, envs, members, m.ID)
 		if err != nil {
 			return nil, err
 		}
 		return gs.info(g), nil
 	}
 	return nil, lastErr
+}
+
+// headProofs are the heads a newcomer takes from the member that admits
+// it, and the envelopes they end on. A newcomer starts from what that
+// member holds: it takes the messages numbered past each author's head.
+// A head is taken only with the envelope numbered as it ends, signed by
+// its author: a member that named a head past what its author sent would
+// have the newcomer drop that author's next messages as held. Each
+// envelope is checked once, and only when a head names it.
+func headProofs(gid []byte, heads []*pb.Head, envs []*pb.Envelope) (map[peer.ID]*seqSet, map[peer.ID]*pb.Envelope) {
+	want := map[peer.ID]uint64{}
+	for _, h := range heads {
+		if a, s, err := headFromWire(h); err == nil && s.Contig > 0 {
+			want[a] = s.Contig
+		}
+	}
+	hs, tails := map[peer.ID]*seqSet{}, map[peer.ID]*pb.Envelope{}
+	for _, w := range envs {
+		e, err := envelopeFromWire(w)
+		if err != nil || !sameBytes(e.GroupID, gid) || want[e.Author] != e.Seq || hs[e.Author] != nil {
+			continue
+		}
+		if e.verify() == nil {
+			hs[e.Author], tails[e.Author] = &seqSet{Contig: e.Seq}, w
+		}
+	}
+	return hs, tails
 }
 
 // exchange sends one request to p and hands each answer frame to fn; it
@@ -577,6 +620,7 @@ func (gs *groups) goPushGroup(g *group, p peer.ID) {
 		// writeGroup writes frames for a stream; a push carries one frame,
 		// so they are merged.
 		f := &pb.SyncFrame{GroupId: g.gid}
+		pushed := 0
 		r := bufio.NewReader(&buf)
 		for {
 			var part pb.SyncFrame
@@ -587,6 +631,13 @@ func (gs *groups) goPushGroup(g *group, p peer.ID) {
 			f.Keys = append(f.Keys, part.Keys...)
 			f.Heads = append(f.Heads, part.Heads...)
 			f.Members = append(f.Members, part.Members...)
+			// A push is one frame: the heads' envelopes go while they
+			// fit in half of one; a head without goes untaken.
+			for _, e := range part.Envelopes {
+				if pushed += proto.Size(e); pushed <= maxSyncBytes/2 {
+					f.Envelopes = append(f.Envelopes, e)
+				}
+			}
 		}
 		f.End = true
 		if err := gs.push(gs.s.ctx, p, f); err != nil {

@@ -118,7 +118,10 @@ package chat
 //	         responder (if the requester is a member) answers the ops and
 //	         keys it lacks and the envelopes it lacks, in order
 //	join     "admit me": an invite; the answer is the log, the key, the
-//	         responder's heads (the newcomer starts there) and members
+//	         responder's heads (the newcomer starts there), for each the
+//	         envelope it ends on, and members. The newcomer takes a head
+//	         only with that envelope, signed by its author: a head past
+//	         what the author sent would drop its next messages as held
 //	push     a member hands ops and keys (a new epoch, or a friend added
 //	         directly); the answer is one frame with end and a code
 //
