@@ -382,8 +382,8 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 			err = putJSON(gs.s.ctx, gs.s.ds, groupHeadKey(g.id, gs.s.peerString(a)), h)
 		}
 		// Kept, so that this node can show its heads to the next newcomer.
-		if raw, merr := proto.Marshal(tails[a]); err == nil && merr == nil {
-			err = gs.s.ds.Put(gs.s.ctx, groupEnvKey(g.id, gs.s.peerString(a), h.Contig), raw)
+		if err == nil {
+			err = gs.s.ds.Put(gs.s.ctx, groupEnvKey(g.id, gs.s.peerString(a), h.Contig), tails[a])
 		}
 	}
 	if err == nil {
@@ -530,22 +530,23 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 // A head is taken only with the envelope numbered as it ends, signed by
 // its author: a member that named a head past what its author sent would
 // have the newcomer drop that author's next messages as held. Each
-// envelope is checked once, and only when a head names it.
-func headProofs(gid []byte, heads []*pb.Head, envs []*pb.Envelope) (map[peer.ID]*seqSet, map[peer.ID]*pb.Envelope) {
+// envelope is checked once, and only when a head names it; tails are the
+// envelopes, encoded, by author.
+func headProofs(gid []byte, heads []*pb.Head, envs []*pb.Envelope) (hs map[peer.ID]*seqSet, tails map[peer.ID][]byte) {
 	want := map[peer.ID]uint64{}
 	for _, h := range heads {
 		if a, s, err := headFromWire(h); err == nil && s.Contig > 0 {
 			want[a] = s.Contig
 		}
 	}
-	hs, tails := map[peer.ID]*seqSet{}, map[peer.ID]*pb.Envelope{}
+	hs, tails = map[peer.ID]*seqSet{}, map[peer.ID][]byte{}
 	for _, w := range envs {
 		e, err := envelopeFromWire(w)
-		if err != nil || !sameBytes(e.GroupID, gid) || want[e.Author] != e.Seq || hs[e.Author] != nil {
+		if err != nil || !sameBytes(e.GroupID, gid) || want[e.Author] != e.Seq || hs[e.Author] != nil || e.verify() != nil {
 			continue
 		}
-		if e.verify() == nil {
-			hs[e.Author], tails[e.Author] = &seqSet{Contig: e.Seq}, w
+		if raw, err := proto.Marshal(w); err == nil {
+			hs[e.Author], tails[e.Author] = &seqSet{Contig: e.Seq}, raw
 		}
 	}
 	return hs, tails

@@ -35,9 +35,8 @@ func openDatastore(path string) (*pebbleds.Datastore, error) {
 	// waiting to be flushed) against the block cache's size: a cache no
 	// larger than them caches nothing, and every lookup reads, checks and
 	// decompresses its blocks again (so it was with 32 MiB memtables in a
-	// 32 MiB cache). The cache and the
-	// memtables are allocated as they fill: an idle node does not pay for
-	// them.
+	// 32 MiB cache). The cache and the memtables are allocated as they
+	// fill: an idle node does not pay for them.
 	if onTmpfs(path) {
 		opts.FS = noPrealloc{vfs.Default}
 	}
