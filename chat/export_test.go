@@ -143,7 +143,7 @@ func ForgeGroupMessage(s *Service, gid, id, text string) (topic, envelope []byte
 	st := g.state()
 	gs.sendMu.Lock()
 	defer gs.sendMu.Unlock()
-	h := g.headOf(gs.self)
+	h, _ := g.headOf(gs.self)
 	seq := h.max() + 1
 	now := s.cfg.Now()
 	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, st.Keys[st.Epoch],

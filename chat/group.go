@@ -199,19 +199,14 @@ func headRecordDue(before, now *seqSet) bool {
 		before.Contig/headRecordEvery != now.Contig/headRecordEvery
 }
 
-// recorded is what this node holds of author (nil: nothing), not a copy:
-// for headRecordDue only.
-func (g *group) recorded(author peer.ID) *seqSet {
+// headOf is a copy of what this node holds of author, to change, and the
+// head itself (nil: nothing held), which is never changed in place: for
+// headRecordDue.
+func (g *group) headOf(author peer.ID) (head, held *seqSet) {
 	g.hmu.Lock()
 	defer g.hmu.Unlock()
-	return g.heads[author]
-}
-
-// headOf is a copy of what this node holds of author.
-func (g *group) headOf(author peer.ID) *seqSet {
-	g.hmu.Lock()
-	defer g.hmu.Unlock()
-	return g.heads[author].clone()
+	held = g.heads[author]
+	return held.clone(), held
 }
 
 func (s *seqSet) clone() *seqSet {
@@ -655,9 +650,8 @@ func (gs *groups) store(batch []*ingestItem) error {
 		}
 		h := c.heads[it.env.Author]
 		if h == nil {
-			h = g.headOf(it.env.Author)
+			h, c.before[it.env.Author] = g.headOf(it.env.Author)
 			c.heads[it.env.Author] = h
-			c.before[it.env.Author] = g.recorded(it.env.Author)
 		}
 		if h.has(it.env.Seq) {
 			continue

@@ -415,7 +415,7 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 	if key == nil {
 		return nil, nil, fmt.Errorf("chat: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)
 	}
-	h := g.headOf(gs.self)
+	h, held := g.headOf(gs.self)
 	seq := h.max() + 1
 	now := s.cfg.Now()
 	w.SentAtMS, w.HLC = now.UnixMilli(), s.clk.Now()
@@ -440,7 +440,7 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 	if err := b.Put(ctx, msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))); err != nil {
 		return nil, nil, err
 	}
-	if headRecordDue(g.recorded(gs.self), h) {
+	if headRecordDue(held, h) {
 		if err := putJSON(ctx, b, groupHeadKey(g.id, s.peerString(gs.self)), h); err != nil {
 			return nil, nil, err
 		}
