@@ -187,9 +187,6 @@ func TestGroupFiveNodesExactlyOnce(t *testing.T) {
 	if _, err := nodes[1].Chat().SendGroup(bg, gid, chat.Draft{Face: "party"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range watches[2:] {
-		_ = w
-	}
 	for i, w := range watches {
 		want := (len(nodes)-1)*each + 1
 		if i == 1 {
@@ -651,9 +648,11 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	// b's next message shows a gap where the forgery is to a member that
 	// gossip did not bring it to: c pulls it from b and rejects it then.
 	// Either way each member stores the new message and not the forgery.
+	wa := watchGroup(t, a, gid)
 	if _, err := b.Chat().SendGroup(bg, gid, chat.Draft{Text: "b again"}); err != nil {
 		t.Fatal(err)
 	}
+	wa.wait(1, 30*time.Second)
 	wc.wait(2, 30*time.Second)
 	wd.wait(2, 30*time.Second)
 	waitRejects(t, c, rejC+1)
