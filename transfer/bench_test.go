@@ -184,18 +184,18 @@ func systemBusy() time.Duration {
 
 // offeredOver offers src from a to c with c connected to a over one
 // transport only.
-func offeredOver(b *testing.B, a, c *node.Node, src, tr string) *transfer.Manifest {
-	b.Helper()
+func offeredOver(t testing.TB, a, c *node.Node, src, tr string) *transfer.Manifest {
+	t.Helper()
 	blobs, err := transfer.NewBlobs(a.Home().BlobsPath())
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	m, err := blobs.Import(src, "")
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := a.Transfer().Offer(context.Background(), m, c.ID()); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	var addrs []ma.Multiaddr
 	for _, x := range a.Host().Addrs() {
@@ -205,7 +205,7 @@ func offeredOver(b *testing.B, a, c *node.Node, src, tr string) *transfer.Manife
 	}
 	c.Host().Peerstore().ClearAddrs(a.ID())
 	if err := c.Host().Connect(context.Background(), peer.AddrInfo{ID: a.ID(), Addrs: addrs}); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	a.Host().Peerstore().ClearAddrs(c.ID())
 	return m

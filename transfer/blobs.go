@@ -78,20 +78,6 @@ func (b *Blobs) Read(h Hash, buf []byte) ([]byte, error) {
 	return buf[:n], nil
 }
 
-// chunk returns chunk h, of n bytes, mapped into memory where the system
-// allows it (blobmap_linux.go), else read into buf (grown to n); release
-// ends the mapping.
-func (b *Blobs) chunk(h Hash, n int, buf *[]byte) (data []byte, release func(), err error) {
-	if data, unmap, err := b.mapChunk(h, n); !errors.Is(err, errors.ErrUnsupported) {
-		return data, unmap, err
-	}
-	if len(*buf) < n {
-		*buf = make([]byte, n)
-	}
-	data, err = b.Read(h, (*buf)[:n])
-	return data, func() {}, err
-}
-
 // Import reads the file at path into the store and returns its manifest.
 // name overrides the file's base name when not empty.
 func (b *Blobs) Import(path, name string) (*Manifest, error) {

@@ -1,6 +1,8 @@
 package transfer
 
 import (
+	"bytes"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/transfer/pb"
@@ -12,3 +14,14 @@ func ParseRequestForTest(b []byte) (first, count int) {
 	proto.Unmarshal(b, &r)
 	return int(r.GetFirst()), int(r.GetCount())
 }
+
+// RequestFrameForTest is the request frame for chunks first..first+count-1
+// of the file root names.
+func RequestFrameForTest(root Hash, first, count int) []byte {
+	var b bytes.Buffer
+	writeFrame(&b, &pb.Request{Root: root[:], First: uint32(first), Count: uint32(count)})
+	return b.Bytes()
+}
+
+// BlobPathForTest is where blobs in dir keep chunk h.
+func BlobPathForTest(dir string, h Hash) string { return (&Blobs{dir: dir}).path(h) }

@@ -144,14 +144,14 @@ func (s *Service) handle(st network.Stream) {
 	defer stop()
 	r := bufio.NewReader(st)
 	w := bufio.NewWriterSize(st, 256<<10)
-	var buf []byte // as large as the largest chunk served on the stream
+	var bufs [2][]byte // chunks served on the stream, each after room for its header
 	for {
 		st.SetReadDeadline(time.Now().Add(streamIdle))
 		var req pb.Request
 		if err := readFrame(r, maxRequestFrame, &req); err != nil {
 			return // the receiver is done with the stream, or sent garbage
 		}
-		if !s.serve(st, w, &req, &buf) {
+		if !s.serve(st, w, &req, &bufs) {
 			return
 		}
 	}
@@ -161,7 +161,7 @@ func (s *Service) handle(st network.Stream) {
 const streamIdle = time.Minute
 
 // serve answers one request; it reports whether the stream may go on.
-func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf *[]byte) bool {
+func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, bufs *[2][]byte) bool {
 	from := st.Conn().RemotePeer()
 	refuse := func(code uint32, msg string) bool {
 		writeFrame(w, &pb.Reply{Code: code, Message: msg})
@@ -192,26 +192,57 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil {
 		return false
 	}
-	var hdr [chunkHeaderMax]byte
+	// Each chunk is read while the one before goes out, into the other
+	// buffer, after room for its header; a chunk and its header go out
+	// in one write (past w when w is empty). Chunks are read, not mapped:
+	// if something outside meshtalk cut a file short, or the disk failed
+	// it, while the transport still read a mapping of it (quic-go does,
+	// on a goroutine of its own), the process would die of SIGBUS.
+	type loaded struct {
+		frame []byte // header and chunk
+		err   error
+	}
+	load := func(i int) <-chan loaded {
+		ch := make(chan loaded, 1)
+		b, n := &bufs[(i-first)%2], m.chunkLen(i)
+		go func() {
+			if len(*b) < chunkHeaderMax+n {
+				*b = make([]byte, chunkHeaderMax+n)
+			}
+			data, err := s.blobs.Read(m.Chunks[i], (*b)[chunkHeaderMax:chunkHeaderMax+n])
+			if err != nil {
+				ch <- loaded{err: err}
+				return
+			}
+			var hdr [chunkHeaderMax]byte
+			h := appendChunkHeader(hdr[:0], i, len(data))
+			start := chunkHeaderMax - len(h)
+			copy((*b)[start:], h)
+			ch <- loaded{frame: (*b)[start : chunkHeaderMax+len(data)]}
+		}()
+		return ch
+	}
+	next := load(first)
+	// A read still under way owns its buffer: wait for it before the
+	// stream's next request, or its end, reuses the buffer.
+	defer func() {
+		if next != nil {
+			<-next
+		}
+	}()
 	for i := first; i < first+count; i++ {
-		data, release, err := s.blobs.chunk(m.Chunks[i], m.chunkLen(i), buf)
-		if err != nil {
-			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", err)
+		c := <-next
+		next = nil
+		if i+1 < first+count {
+			next = load(i + 1)
+		}
+		if c.err != nil {
+			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", c.err)
 			st.Reset()
 			return false
 		}
 		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
-		// The header goes out on its own, so that the chunk passes w
-		// without a copy (w lets a large write through when it is empty).
-		_, err = w.Write(appendChunkHeader(hdr[:0], i, len(data)))
-		if err == nil {
-			err = w.Flush()
-		}
-		if err == nil {
-			_, err = w.Write(data)
-		}
-		release()
-		if err != nil {
+		if _, err := w.Write(c.frame); err != nil {
 			return false
 		}
 	}

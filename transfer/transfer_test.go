@@ -225,6 +225,47 @@ func TestCorruptSourceIsDropped(t *testing.T) {
 	}
 }
 
+// TestChunkCutShortWhileServed: a chunk file cut short on the sender's
+// disk while the sender writes that chunk to a stream costs nothing. The
+// sender holds what it read; a mapping of the file would have died of
+// SIGBUS as the transport read on (this test crashed the process so).
+func TestChunkCutShortWhileServed(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	// Over TCP: a yamux stream's first window is 256 KiB, so a's write
+	// of the 1 MiB chunk stops there until b reads on.
+	m := offeredOver(t, a, b, randomFile(t, 2<<20), "tcp")
+	st, err := b.Host().NewStream(bg, a.ID(), transfer.Protocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Write(transfer.RequestFrameForTest(m.Root(), 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(st)
+	if n, err := binary.ReadUvarint(r); err != nil || n != 0 { // Reply{code: 0}
+		t.Fatalf("reply: %d bytes, %v", n, err)
+	}
+	idx, _ := binary.ReadUvarint(r)
+	n, err := binary.ReadUvarint(r)
+	if err != nil || idx != 0 || n != transfer.DefaultChunkSize {
+		t.Fatalf("chunk header: index %d, length %d, %v", idx, n, err)
+	}
+	chunk := make([]byte, n)
+	if _, err := io.ReadFull(r, chunk[:1024]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(transfer.BlobPathForTest(a.Home().BlobsPath(), m.Chunks[0]), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(r, chunk[1024:]); err != nil {
+		t.Fatal(err)
+	}
+	if transfer.HashOf(chunk) != m.Chunks[0] {
+		t.Fatal("the chunk served is not the one stored")
+	}
+}
+
 func TestSafeName(t *testing.T) {
 	for in, want := range map[string]string{
 		"report.pdf":          "report.pdf",
