@@ -664,6 +664,8 @@ func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) error {
 	return nil
 }
 
+func (m *memMailbox) Ready() bool { return true }
+
 func (m *memMailbox) take(p peer.ID) [][]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -275,7 +275,7 @@ func (s *Service) runCourier(c *courier) {
 			d := min(time.Second<<min(failures, 8), 5*time.Minute)
 			s.log.Debug("delivery postponed", "peer", c.p, "retry_in", d, "err", err)
 			wait = time.After(d)
-			if mb, after := s.mailbox(); mb != nil && time.Since(failingSince) >= after {
+			if mb, after := s.mailbox(); mb != nil && mb.Ready() && time.Since(failingSince) >= after {
 				s.park(c, mb)
 			}
 		} else {
@@ -305,6 +305,10 @@ type Mailbox interface {
 	// Park stores encoded messages (chat/pb Message) for p and returns once
 	// the mailbox holds them durably.
 	Park(ctx context.Context, p peer.ID, msgs [][]byte) error
+	// Ready reports whether the mailbox can take messages now (a relay
+	// client logged in to no relay cannot): while it cannot, the messages
+	// wait in the outbox for the friend, and for the mailbox.
+	Ready() bool
 }
 
 // SetMailbox routes messages for a friend unreachable for parkAfter

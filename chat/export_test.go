@@ -325,6 +325,14 @@ func ParkedID(b []byte) string {
 	return m.GetId()
 }
 
+// ParkedSeq is the seq of an encoded group envelope as the mailbox holds
+// it.
+func ParkedSeq(b []byte) uint64 {
+	var e pb.Envelope
+	proto.Unmarshal(b, &e)
+	return e.GetSeq()
+}
+
 // GroupHeads describes what s holds of each author of a group.
 func GroupHeads(s *Service, gid string) string {
 	g := s.grp.get(gid)

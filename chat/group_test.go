@@ -836,7 +836,10 @@ type groupMailbox struct {
 	mu     sync.Mutex
 	held   map[peer.ID][][]byte
 	parked chan struct{}
+	down   atomic.Bool // not Ready: a relay client logged in to none
 }
+
+func (m *groupMailbox) Ready() bool { return !m.down.Load() }
 
 func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) error {
 	m.mu.Lock()
@@ -861,7 +864,9 @@ func (m *groupMailbox) take(p peer.ID) [][]byte {
 }
 
 // TestGroupMailboxSeam: messages parked for a member that is offline
-// reach it once, whether the mailbox or catch-up brings them first.
+// reach it once, whether the mailbox or catch-up brings them first; one
+// sent while the mailbox cannot take it is not parked, and catch-up
+// brings it.
 func TestGroupMailboxSeam(t *testing.T) {
 	nodes, gid := groupOf(t, 2)
 	a, b := nodes[0], nodes[1]
@@ -871,6 +876,10 @@ func TestGroupMailboxSeam(t *testing.T) {
 	home, bID := b.Home(), b.ID()
 	b.Close()
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
+	mb.down.Store(true)
+	sendTexts(t, a, gid, "while the mailbox is down", 1)
+	downSeq := chat.GroupSeq(a.Chat(), gid, a.ID())
+	mb.down.Store(false)
 	const parked = 5
 	sendTexts(t, a, gid, "parked", parked)
 	for range parked {
@@ -884,19 +893,25 @@ func TestGroupMailboxSeam(t *testing.T) {
 	if len(held) != parked {
 		t.Fatalf("the mailbox holds %d for b, want %d", len(held), parked)
 	}
+	for _, e := range held {
+		if chat.ParkedSeq(e) == downSeq {
+			t.Fatalf("message %d was parked while the mailbox could not take it", downSeq)
+		}
+	}
 	b = nodetest.Start(t, nodetest.Options{Home: home})
 	wb := watchGroup(t, b, gid)
 	if err := b.Chat().ReceiveParkedGroup(bg, held); err != nil {
 		t.Fatal(err)
 	}
 	wb.wait(parked, 30*time.Second)
-	// Catch-up from a finds nothing more to deliver.
+	// Catch-up from a brings the one message not parked, and nothing
+	// twice.
 	nodetest.Connect(t, b, a)
 	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after"}); err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(parked+1, 30*time.Second)
-	if got := historyCount(t, b, gid); got != parked+1 {
+	wb.wait(parked+2, 30*time.Second)
+	if got := historyCount(t, b, gid); got != parked+2 {
 		t.Fatalf("b holds %d", got)
 	}
 }

@@ -939,6 +939,10 @@ type GroupMailbox interface {
 	// ParkGroup stores encoded envelopes (chat/pb Envelope) of a group for
 	// members, and returns once the mailbox holds them durably.
 	ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error
+	// Ready reports whether the mailbox can take envelopes now (a relay
+	// client logged in to no relay cannot): while it cannot, nothing is
+	// parked, and the members catch up from the others.
+	Ready() bool
 }
 
 // SetGroupMailbox parks this node's group messages for the members that
@@ -955,7 +959,7 @@ func (gs *groups) parkForOffline(g *group, env *envelope) {
 	gs.mbMu.Lock()
 	mb := gs.mb
 	gs.mbMu.Unlock()
-	if mb == nil {
+	if mb == nil || !mb.Ready() {
 		return
 	}
 	var away []peer.ID
