@@ -1,4 +1,6 @@
-package main
+// Package exetrim lets go of the pages of the running binary that the
+// process does not use.
+package exetrim
 
 import (
 	"bufio"
@@ -8,18 +10,18 @@ import (
 	"syscall"
 )
 
-// trimMappedBinary lets go of the pages of the binary that an idle node
-// does not use. On kernels that cache files in large folios (ext4 since
-// 6.16, among others), starting up leaves whole 2 MiB blocks of a 60 MB
-// binary mapped as huge pages when only some pages of each were touched.
-// trimMappedBinary unmaps the binary's clean read-only segments (code,
-// constants, tables: never written, so the file has their exact contents),
-// asks for them to come back a page at a time (MADV_NOHUGEPAGE,
-// MADV_RANDOM) and drops the binary's cached pages that nobody maps. What
-// the node uses again faults back in on first touch (idle, about 8 MB of
-// the 60). Segments with any written page (RELRO after relocation, data)
-// are left alone. It runs once, after the ready line.
-func trimMappedBinary() {
+// Trim lets go of the pages of the binary that an idle node does not use.
+// On kernels that cache files in large folios (ext4 since 6.16, among
+// others), starting up leaves whole 2 MiB blocks of a 60 MB binary mapped
+// as huge pages when only some pages of each were touched. Trim unmaps
+// the binary's clean read-only segments (code, constants, tables: never
+// written, so the file has their exact contents), asks for them to come
+// back a page at a time (MADV_NOHUGEPAGE, MADV_RANDOM) and drops the
+// binary's cached pages that nobody maps. What the node uses again faults
+// back in on first touch (idle, about 8 MB of the 60). Segments with any
+// written page (RELRO after relocation, data) are left alone. The node
+// runs it once, after the ready line.
+func Trim() {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return
