@@ -36,12 +36,12 @@ func benchSize() int {
 // single-stream copy of the same size on the same connection, and reports
 // the process's peak resident memory during the transfers (after the
 // setup, with the binary's unused pages let go as a node does after its
-// start). The raw copy runs twice: into
-// nothing, the target's baseline, and into a file synced at the end, which
-// tells what of the gap is the disk's: on a virtual machine a write costs
-// CPU time the guest does not see (the host's share of the disk), and a
-// download writes the whole file. Each side runs benchRounds times, in an
-// order that rotates, and reports its best run. Run with -benchtime=1x.
+// start). The raw copy runs twice: into nothing, the target's baseline,
+// and into a file synced at the end, which tells what of the gap is the
+// disk's: on a virtual machine a write costs CPU time the guest does not
+// see (the host's share of the disk), and a download writes the whole
+// file. Each side runs benchRounds times, in an order that rotates, and
+// reports its best run. Run with -benchtime=1x.
 func BenchmarkTransfer(b *testing.B) {
 	size := benchSize()
 	src := randomFile(b, size)
