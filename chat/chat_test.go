@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -651,6 +652,8 @@ type memMailbox struct {
 	mu     sync.Mutex
 	held   map[peer.ID][][]byte
 	parked chan struct{}
+	down   atomic.Bool   // not Ready: a relay client logged in to none
+	asked  chan struct{} // signalled at each Ready, when not nil
 }
 
 func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) error {
@@ -664,7 +667,15 @@ func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) error {
 	return nil
 }
 
-func (m *memMailbox) Ready() bool { return true }
+func (m *memMailbox) Ready() bool {
+	if m.asked != nil {
+		select {
+		case m.asked <- struct{}{}:
+		default:
+		}
+	}
+	return !m.down.Load()
+}
 
 func (m *memMailbox) take(p peer.ID) [][]byte {
 	m.mu.Lock()
@@ -672,6 +683,49 @@ func (m *memMailbox) take(p peer.ID) [][]byte {
 	out := m.held[p]
 	delete(m.held, p)
 	return out
+}
+
+// TestMailboxDownIsNotAsked: while the mailbox can take nothing (a relay
+// client logged in to no relay), the courier does not hand it messages;
+// once it can, it does.
+func TestMailboxDownIsNotAsked(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	mb := &memMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 1), asked: make(chan struct{}, 1)}
+	mb.down.Store(true)
+	a.Chat().SetMailbox(mb, 0)
+	b.Close()
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "for later"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-mb.asked:
+	case <-mb.parked:
+		t.Fatal("parked while the mailbox could take nothing")
+	case <-time.After(60 * time.Second):
+		t.Fatal("the courier never asked whether the mailbox can take messages")
+	}
+	mb.mu.Lock()
+	n := len(mb.held[b.ID()])
+	mb.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d messages parked while the mailbox could take none", n)
+	}
+	mb.down.Store(false)
+	deadline := time.After(60 * time.Second)
+	for {
+		mb.mu.Lock()
+		n := len(mb.held[b.ID()])
+		mb.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		select {
+		case <-mb.parked:
+		case <-deadline:
+			t.Fatal("not parked once the mailbox could take it")
+		}
+	}
 }
 
 // TestMailboxPathExactlyOnce: messages to a friend who stays away are
