@@ -685,6 +685,25 @@ func (m *memMailbox) take(p peer.ID) [][]byte {
 	return out
 }
 
+// waitHeld waits until the mailbox holds at least n messages for p.
+func (m *memMailbox) waitHeld(t *testing.T, p peer.ID, n int) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		m.mu.Lock()
+		got := len(m.held[p])
+		m.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-m.parked:
+		case <-deadline:
+			t.Fatalf("%d of %d messages parked within 60s", got, n)
+		}
+	}
+}
+
 // TestMailboxDownIsNotAsked: while the mailbox can take nothing (a relay
 // client logged in to no relay), the courier does not hand it messages;
 // once it can, it does.
@@ -712,20 +731,7 @@ func TestMailboxDownIsNotAsked(t *testing.T) {
 		t.Fatalf("%d messages parked while the mailbox could take none", n)
 	}
 	mb.down.Store(false)
-	deadline := time.After(60 * time.Second)
-	for {
-		mb.mu.Lock()
-		n := len(mb.held[b.ID()])
-		mb.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		select {
-		case <-mb.parked:
-		case <-deadline:
-			t.Fatal("not parked once the mailbox could take it")
-		}
-	}
+	mb.waitHeld(t, b.ID(), 1)
 }
 
 // TestMailboxPathExactlyOnce: messages to a friend who stays away are
@@ -748,20 +754,7 @@ func TestMailboxPathExactlyOnce(t *testing.T) {
 		ids = append(ids, m.ID)
 	}
 	// Wait until all five are parked.
-	deadline := time.After(60 * time.Second)
-	for {
-		mb.mu.Lock()
-		n := len(mb.held[b.ID()])
-		mb.mu.Unlock()
-		if n >= len(ids) {
-			break
-		}
-		select {
-		case <-mb.parked:
-		case <-deadline:
-			t.Fatalf("%d of %d messages parked within 60s", n, len(ids))
-		}
-	}
+	mb.waitHeld(t, b.ID(), len(ids))
 	// b comes back and first reads its mailbox.
 	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
 	evB := events(t, b)
@@ -797,27 +790,10 @@ func TestParkedOnceAcrossRestarts(t *testing.T) {
 	mb := &memMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 1)}
 	a.Chat().SetMailbox(mb, 0)
 	b.Close()
-	waitParked := func(n int) {
-		t.Helper()
-		deadline := time.After(60 * time.Second)
-		for {
-			mb.mu.Lock()
-			got := len(mb.held[b.ID()])
-			mb.mu.Unlock()
-			if got >= n {
-				return
-			}
-			select {
-			case <-mb.parked:
-			case <-deadline:
-				t.Fatalf("%d of %d messages parked within 60s", got, n)
-			}
-		}
-	}
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "first"}); err != nil {
 		t.Fatal(err)
 	}
-	waitParked(1)
+	mb.waitHeld(t, b.ID(), 1)
 	a.Close()
 	a = nodetest.Start(t, nodetest.Options{Home: aHome})
 	a.Chat().SetMailbox(mb, 0)

@@ -579,7 +579,16 @@ func (c *Client) sealingKeyOf(ctx context.Context, p peer.ID) ([]byte, error) {
 // Ready reports whether the client is logged in to a relay: a deposit
 // (Park, ParkGroup) looks the recipient up there first, so without one it
 // can only fail.
-func (c *Client) Ready() bool { return len(c.loggedInRelays()) > 0 }
+func (c *Client) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range c.order {
+		if c.relays[id].loggedIn {
+			return true
+		}
+	}
+	return false
+}
 
 func (c *Client) loggedInRelays() []peer.ID {
 	c.mu.Lock()
