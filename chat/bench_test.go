@@ -175,7 +175,7 @@ func newAckWatch(n *node.Node) *ackWatch {
 			if ev.Type != chat.EventMessageState {
 				continue
 			}
-			st := ev.Data.(chat.Event).Data.(chat.StateEvent)
+			st := ev.Data.(chat.StateEvent)
 			if st.State != chat.MsgDelivered {
 				continue
 			}

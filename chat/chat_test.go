@@ -46,9 +46,9 @@ func events(t *testing.T, n *node.Node) <-chan node.Event {
 func waitEvent(t *testing.T, ch <-chan node.Event, typ string, match func(any) bool) any {
 	t.Helper()
 	ev := nodetest.WaitEvent(t, ch, typ, func(ev node.Event) bool {
-		return match == nil || match(ev.Data.(chat.Event).Data)
+		return match == nil || match(ev.Data)
 	})
-	return ev.Data.(chat.Event).Data
+	return ev.Data
 }
 
 func contactState(t *testing.T, n *node.Node, p peer.ID) string {

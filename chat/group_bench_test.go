@@ -102,8 +102,8 @@ func BenchmarkGroup(b *testing.B) {
 		b.Cleanup(cancel)
 		go func() {
 			for ev := range ch {
-				if ce, ok := ev.Data.(chat.Event); ok && ce.Type == chat.EventMessage {
-					if m := ce.Data.(*chat.Message); m.Group == g.ID && !m.Outgoing {
+				if ev.Type == chat.EventMessage {
+					if m := ev.Data.(*chat.Message); m.Group == g.ID && !m.Outgoing {
 						rec.got(m.Text, i)
 					}
 				}

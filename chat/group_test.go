@@ -38,11 +38,10 @@ func watchGroup(t *testing.T, n *node.Node, gid string) *groupWatch {
 	go func() {
 		defer close(w.done)
 		for ev := range ch {
-			ce, ok := ev.Data.(chat.Event)
-			if !ok || ce.Type != chat.EventMessage {
+			if ev.Type != chat.EventMessage {
 				continue
 			}
-			m := ce.Data.(*chat.Message)
+			m := ev.Data.(*chat.Message)
 			if m.Group != gid || m.Outgoing {
 				continue
 			}

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"github.com/meshtalk/meshtalk/chat"
 )
 
 // Event is one entry of the node's event stream (the local API serves it
@@ -93,4 +96,64 @@ func (e *Events) Close() {
 		delete(e.subs, ch)
 		close(ch)
 	}
+}
+
+// emit is the one way a service's event reaches the node: every service's
+// configuration has it as its Emit. It publishes the event on the event
+// stream and hands the events that the node itself acts on to
+// runReactions, so that a service never waits for the node's reaction.
+func (n *Node) emit(typ string, data any) {
+	n.events.Publish(Event{Type: typ, Data: data})
+	switch typ {
+	case chat.EventMessage, chat.EventFriendUpdate:
+		n.react.push(Event{Type: typ, Data: data})
+	}
+}
+
+// runReactions does what the node does on an event of its services: it
+// fetches a received picture's original and tells the relays who its
+// friends are.
+func (n *Node) runReactions(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.react.wake:
+		}
+		for _, ev := range n.react.take() {
+			switch ev.Type {
+			case chat.EventMessage:
+				n.autoFetch(ev.Data.(*chat.Message))
+			case chat.EventFriendUpdate:
+				n.syncAllowList()
+			}
+		}
+	}
+}
+
+// reactions is an unbounded queue of events for runReactions: a burst of
+// messages must neither block the service that emits them nor be dropped.
+type reactions struct {
+	mu   sync.Mutex
+	q    []Event
+	wake chan struct{} // made by New, capacity 1
+}
+
+func (r *reactions) push(ev Event) {
+	r.mu.Lock()
+	r.q = append(r.q, ev)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reactions) take() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.q
+	r.q = nil
+	return q
 }

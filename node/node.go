@@ -72,6 +72,7 @@ type Node struct {
 	ds      *pebbleds.Datastore
 	host    host.Host
 	events  *Events
+	react   reactions // what emit hands to runReactions
 	log     *slog.Logger
 	started time.Time
 	clock   func() time.Time // nil: time.Now
@@ -95,7 +96,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), log: log.With("component", "node"), started: time.Now(), clock: opts.Clock}
+	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)}, log: log.With("component", "node"), started: time.Now(), clock: opts.Clock}
 
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
@@ -154,8 +155,9 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.forwardEvents(runCtx, sub)
+	go n.runReactions(runCtx)
 	if err := n.disc.Start(n.host); err != nil {
 		cancel()
 		n.wg.Wait()
@@ -238,16 +240,10 @@ func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
 				n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
 			case event.EvtLocalReachabilityChanged:
 				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
+			case chat.Event:
+				n.emit(ev.Type, ev.Data)
 			case typedEvent:
-				n.events.Publish(Event{Type: ev.EventType(), Data: ev})
-				if ce, ok := ev.(chat.Event); ok {
-					switch ce.Type {
-					case chat.EventMessage:
-						n.autoFetch(ce.Data.(*chat.Message))
-					case chat.EventFriendUpdate:
-						n.syncAllowList()
-					}
-				}
+				n.emit(ev.EventType(), ev)
 			}
 		}
 	}

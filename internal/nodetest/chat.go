@@ -22,13 +22,13 @@ func Befriend(t testing.TB, a, b *node.Node) {
 		t.Fatal(err)
 	}
 	WaitEvent(t, evB, chat.EventFriendRequest, func(ev node.Event) bool {
-		return ev.Data.(chat.Event).Data.(chat.ContactEvent).PeerID == a.ID()
+		return ev.Data.(chat.ContactEvent).PeerID == a.ID()
 	})
 	if _, err := b.Chat().Accept(ctx, a.ID()); err != nil {
 		t.Fatal(err)
 	}
 	WaitEvent(t, evA, chat.EventFriendUpdate, func(ev node.Event) bool {
-		e := ev.Data.(chat.Event).Data.(chat.ContactEvent)
+		e := ev.Data.(chat.ContactEvent)
 		return e.PeerID == b.ID() && e.State == chat.StateFriend
 	})
 }
