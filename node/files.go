@@ -1,0 +1,196 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/transfer"
+)
+
+// FileSend is a file to send to a friend.
+type FileSend struct {
+	// To is the friend: peer ID or nickname.
+	To string
+	// Path is the file on this machine.
+	Path string
+	// Message is a caption.
+	Message string
+	// Drop sends the file through the friend's relay even when the friend
+	// is online (and fails when no relay can take it).
+	Drop bool
+}
+
+// FileSent is what became of a sent file: offered directly (Message is
+// the message of kind file that offers it) or dropped on the friend's
+// relay (Dropped; Message is nil). To, Name and Size are set either way.
+type FileSent struct {
+	*Message
+	Dropped bool   `json:"dropped"`
+	To      string `json:"to"`
+	Name    string `json:"name"`
+	Size    int64  `json:"size"`
+}
+
+// File is one file offer, sent or received, and what became of it.
+type File struct {
+	FileInfo
+	// MessageID is the chat message that offered it.
+	MessageID string  `json:"message_id"`
+	From      peer.ID `json:"from"`
+	To        peer.ID `json:"to"`
+	Outgoing  bool    `json:"outgoing"`
+	// State: "offered" (sent by this node), "available" (not fetched),
+	// "downloading", "done", "failed".
+	State string `json:"state"`
+	Path  string `json:"path,omitempty"`
+	Error string `json:"error,omitempty"`
+	// While downloading: bytes so far, rate and time left.
+	Bytes      uint64  `json:"bytes,omitempty"`
+	Rate       float64 `json:"rate_bytes_per_second,omitempty"`
+	ETASeconds float64 `json:"eta_seconds,omitempty"`
+}
+
+// SendFile sends a file to a friend. When the friend is offline and one
+// of the node's relays can take it, or when asked to (Drop), the file goes
+// through the relay's file drop, sealed to the friend; otherwise (or when
+// no relay can take it and Drop was not asked) it goes into the blob
+// store, offered directly, with a message of kind file.
+func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.Resolve(ctx, f.To)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(f.Path)
+	if err != nil {
+		return nil, badRequest(err)
+	}
+	sent := &FileSent{To: p.String(), Name: filepath.Base(f.Path), Size: fi.Size()}
+	if n.relayc != nil && (f.Drop || !c.Online(p)) {
+		err := n.relayc.DropFile(ctx, p, f.Path)
+		if err == nil {
+			sent.Dropped = true
+			return sent, nil
+		}
+		if f.Drop {
+			return nil, relayFailure(err)
+		}
+		// No relay can take it: offer it, for when the friend is back.
+	}
+	m, err := n.importFile(f.Path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.xfer.Offer(ctx, m, p); err != nil {
+		return nil, err
+	}
+	if sent.Message, err = c.Send(ctx, p, chat.Draft{File: m.Encode(), Text: f.Message}); err != nil {
+		return nil, err
+	}
+	return sent, nil
+}
+
+// Files lists the file offers, sent and received, joined with the
+// downloads.
+func (n *Node) Files(ctx context.Context) ([]File, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	offers, err := c.FileOffers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	downloads, err := n.xfer.Downloads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]transfer.DownloadInfo{}
+	for _, d := range downloads {
+		byID[d.ID] = d
+	}
+	out := make([]File, 0, len(offers))
+	for _, m := range offers {
+		f := File{FileInfo: *m.File, MessageID: m.ID, From: m.From, To: m.To, Outgoing: m.Outgoing, State: "available"}
+		if m.Outgoing {
+			f.State = "offered"
+		} else if d, ok := byID[m.File.ID]; ok {
+			switch {
+			case d.Done:
+				f.State, f.Path = "done", d.Final
+			case d.Error != "":
+				f.State, f.Error = "failed", d.Error
+			default:
+				f.State = "downloading"
+				f.Bytes, f.Rate, f.ETASeconds = d.Bytes, d.Rate, d.ETASeconds
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// GetFile starts downloading the file offered to this node with id into
+// dir, in the background (it resumes after a restart), and answers the
+// file as Files lists it.
+func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return nil, badRequest(errors.New("dir is required"))
+	}
+	offer, err := incomingOffer(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	manifest, err := transfer.DecodeManifest(offer.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.xfer.Start(manifest, []peer.ID{offer.From}, dir); err != nil {
+		return nil, err
+	}
+	files, err := n.Files(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if f.ID == manifest.ID() && !f.Outgoing {
+			return &f, nil
+		}
+	}
+	return nil, errors.New("the download vanished")
+}
+
+// incomingOffer finds the message that offered file id to this node.
+func incomingOffer(ctx context.Context, c *chat.Service, id string) (*chat.Message, error) {
+	offers, err := c.FileOffers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range offers {
+		if m.File.ID == id && !m.Outgoing {
+			return m, nil
+		}
+	}
+	return nil, ErrNoFile
+}
+
+// CancelFile stops a download and deletes its partial file; ErrNotStarted
+// when there is no such download.
+func (n *Node) CancelFile(ctx context.Context, id string) error {
+	if _, err := n.chatService(); err != nil {
+		return err
+	}
+	return n.xfer.Cancel(ctx, id)
+}

@@ -1,0 +1,238 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/chat"
+)
+
+// The group use cases. Each takes the group as a user names it: its ID, a
+// unique prefix of the ID (6 characters or more), or its name when exactly
+// one group has it.
+
+// GroupInfo is a group as this node sees it.
+type GroupInfo = chat.GroupInfo
+
+// GroupMember is one member of a group.
+type GroupMember = chat.GroupMemberInfo
+
+// GroupInvite is an invite code to a group and when it expires.
+type GroupInvite struct {
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+}
+
+// DefaultInviteValidity is how long a group invite is valid unless asked.
+const DefaultInviteValidity = 7 * 24 * time.Hour
+
+// group resolves a group's name into the chat service and its ID.
+func (n *Node) group(ctx context.Context, name string) (*chat.Service, string, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := c.ResolveGroup(ctx, name)
+	return c, id, err
+}
+
+// Groups lists this node's groups.
+func (n *Node) Groups(ctx context.Context) ([]*GroupInfo, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	gs, err := c.Groups(ctx)
+	if gs == nil && err == nil {
+		gs = []*GroupInfo{}
+	}
+	return gs, err
+}
+
+// CreateGroup creates a group with this node as its admin.
+func (n *Node) CreateGroup(ctx context.Context, name string, avatar []byte) (*GroupInfo, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	return c.CreateGroup(ctx, name, avatar)
+}
+
+// JoinGroup joins a group with an invite code, once a member admitted
+// this node.
+func (n *Node) JoinGroup(ctx context.Context, code string) (*GroupInfo, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	return c.JoinGroup(ctx, code)
+}
+
+// Group is one group.
+func (n *Node) Group(ctx context.Context, group string) (*GroupInfo, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	return c.Group(ctx, id)
+}
+
+// UpdateGroup changes a group's name (nil: stays) or picture (nil:
+// stays); admins only.
+func (n *Node) UpdateGroup(ctx context.Context, group string, name *string, avatar []byte) (*GroupInfo, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	return c.RenameGroup(ctx, id, name, avatar)
+}
+
+// InviteToGroup makes an invite code good for uses joins (0: any number)
+// until ttl passes (0: DefaultInviteValidity); admins only.
+func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl time.Duration) (*GroupInvite, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if ttl < 0 {
+		return nil, badRequest(errors.New("expires_seconds must be positive"))
+	}
+	if ttl == 0 {
+		ttl = DefaultInviteValidity
+	}
+	code, err := c.Invite(ctx, id, uses, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &GroupInvite{Code: code, Expires: time.Now().Add(ttl).UTC()}, nil
+}
+
+// GroupMembers lists a group's members with their presence.
+func (n *Node) GroupMembers(ctx context.Context, group string) ([]*GroupMember, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	return c.GroupMembers(ctx, id)
+}
+
+// AddGroupMember adds a friend (peer ID or nickname) to a group; admins
+// only. The friend gets the group when reachable.
+func (n *Node) AddGroupMember(ctx context.Context, group, friend string) (*GroupInfo, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.Resolve(ctx, friend)
+	if err != nil {
+		return nil, err
+	}
+	return c.AddToGroup(ctx, id, p)
+}
+
+// KickGroupMember removes a member (see groupMember) from a group, which
+// goes to a new key epoch; admins only.
+func (n *Node) KickGroupMember(ctx context.Context, group, member string) (*GroupInfo, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	p, err := groupMember(ctx, c, id, member)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Kick(ctx, id, p); err != nil {
+		return nil, err
+	}
+	return c.Group(ctx, id)
+}
+
+// PromoteGroupMember makes a member an admin; admins only.
+func (n *Node) PromoteGroupMember(ctx context.Context, group, member string) (*GroupInfo, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	p, err := groupMember(ctx, c, id, member)
+	if err != nil {
+		return nil, err
+	}
+	return c.Promote(ctx, id, p)
+}
+
+// groupMember resolves a member: a peer ID, a contact's name, or a unique
+// prefix of a member's peer ID or a member's name.
+func groupMember(ctx context.Context, c *chat.Service, id, name string) (peer.ID, error) {
+	if p, err := c.Resolve(ctx, name); err == nil {
+		return p, nil
+	}
+	ms, err := c.GroupMembers(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	var found []peer.ID
+	for _, m := range ms {
+		if strings.HasPrefix(m.PeerID.String(), name) || strings.EqualFold(m.Name, name) {
+			found = append(found, m.PeerID)
+		}
+	}
+	if len(found) != 1 {
+		return "", chat.ErrNotMember
+	}
+	return found[0], nil
+}
+
+// LeaveGroup leaves a group (its history stays) and answers it.
+func (n *Node) LeaveGroup(ctx context.Context, group string) (*GroupInfo, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.LeaveGroup(ctx, id); err != nil {
+		return nil, err
+	}
+	return c.Group(ctx, id)
+}
+
+// SendGroup sends a message to a group: stored, then published to the
+// members. A picture's original or a file (d.Path) goes into the blob
+// store, offered to every other member.
+func (n *Node) SendGroup(ctx context.Context, group string, d Draft) (*Message, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	draft := chat.Draft{Text: d.Text, Face: d.Face, Picture: d.Picture, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	if d.Picture != nil || d.Path != "" {
+		if draft.File, err = n.offerToMembers(ctx, c, id, d); err != nil {
+			return nil, err
+		}
+	}
+	return c.SendGroup(ctx, id, draft)
+}
+
+// offerToMembers puts a group message's picture or file into the blob
+// store and offers it to every member but this node; it answers the
+// encoded manifest.
+func (n *Node) offerToMembers(ctx context.Context, c *chat.Service, id string, d Draft) ([]byte, error) {
+	m, err := n.importFile(d.Path, d.Picture)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := c.GroupMembers(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, mem := range ms {
+		if !mem.Self {
+			if err := n.xfer.Offer(ctx, m, mem.PeerID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m.Encode(), nil
+}

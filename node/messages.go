@@ -1,0 +1,207 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/transfer"
+)
+
+// Message is a stored message, sent or received, direct or of a group.
+type Message = chat.Message
+
+// HistoryPage is a page of a conversation, oldest first.
+type HistoryPage = chat.HistoryPage
+
+// FileInfo is what a message says of the file it offers.
+type FileInfo = chat.FileInfo
+
+// Kinds of a message (Message.Kind).
+const (
+	KindText     = chat.KindText
+	KindFace     = chat.KindFace
+	KindPicture  = chat.KindPicture
+	KindReply    = chat.KindReply
+	KindReaction = chat.KindReaction
+	KindFile     = chat.KindFile
+)
+
+// Draft is a message to send: text, or a face, or a picture; a reply or a
+// reaction with text. Path is a file to offer along (groups only; a
+// friend gets a file through SendFile).
+type Draft struct {
+	Text    string
+	Face    string
+	Picture []byte
+	Path    string
+	ReplyTo string
+	ReactTo string
+}
+
+// ReadResult says how many messages MarkRead marked.
+type ReadResult struct {
+	Marked int `json:"marked"`
+}
+
+// Faces maps a face's name to its emoji.
+type Faces map[string]string
+
+// FaceTable is the faces a message may carry, by name.
+func FaceTable() Faces { return chat.FaceTable() }
+
+// Faces is the faces a message may carry, by name.
+func (n *Node) Faces() (Faces, error) {
+	if _, err := n.chatService(); err != nil {
+		return nil, err
+	}
+	return FaceTable(), nil
+}
+
+// SendMessage sends a message to a friend (peer ID or nickname). It
+// answers once the message is stored; it is delivered when the friend is
+// reachable. A picture's original goes into the blob store, offered to
+// the friend, whose node fetches it by itself when it is small enough.
+func (n *Node) SendMessage(ctx context.Context, to string, d Draft) (*Message, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.Resolve(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	draft := chat.Draft{Text: d.Text, Face: d.Face, Picture: d.Picture, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	if d.Picture != nil {
+		orig, err := n.xfer.ImportBytes(pictureName(d.Picture), d.Picture)
+		if err != nil {
+			return nil, err
+		}
+		if err := n.xfer.Offer(ctx, orig, p); err != nil {
+			return nil, err
+		}
+		draft.File = orig.Encode()
+	}
+	return c.Send(ctx, p, draft)
+}
+
+// pictureName names a picture's original by its type.
+func pictureName(b []byte) string {
+	switch http.DetectContentType(b) {
+	case "image/png":
+		return "picture.png"
+	case "image/gif":
+		return "picture.gif"
+	}
+	return "picture.jpg"
+}
+
+// conversation is a friend or a group, as History, Search and MarkRead
+// take them.
+type conversation struct {
+	peer  peer.ID
+	group string // the group's ID when it is a group
+}
+
+// resolveConv finds a conversation: a friend (peer ID or nickname), else
+// a group (ID, ID prefix or name).
+func resolveConv(ctx context.Context, c *chat.Service, name string) (conversation, error) {
+	p, err := c.Resolve(ctx, name)
+	if err == nil {
+		return conversation{peer: p}, nil
+	}
+	if gid, gerr := c.ResolveGroup(ctx, name); gerr == nil || !errors.Is(gerr, chat.ErrNoGroup) {
+		return conversation{group: gid}, gerr
+	}
+	return conversation{}, fmt.Errorf("%w (nor a group)", err)
+}
+
+// History is a page of the conversation with a friend or a group: up to
+// limit messages (0: 50) older than the message before ("": the newest).
+func (n *Node) History(ctx context.Context, with, before string, limit int) (*HistoryPage, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	conv, err := resolveConv(ctx, c, with)
+	if err != nil {
+		return nil, err
+	}
+	if conv.group != "" {
+		return c.GroupHistory(ctx, conv.group, before, limit)
+	}
+	return c.History(ctx, conv.peer, before, limit)
+}
+
+// Search finds the messages whose text contains text (case-insensitive),
+// newest first: in the conversation with a friend or group, or ("") in
+// all.
+func (n *Node) Search(ctx context.Context, text, with string, limit int) ([]*Message, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	if text == "" {
+		return nil, badRequest(errors.New("search needs q=TEXT"))
+	}
+	var conv conversation
+	if with != "" {
+		if conv, err = resolveConv(ctx, c, with); err != nil {
+			return nil, err
+		}
+	}
+	var msgs []*Message
+	if conv.group != "" {
+		msgs, err = c.SearchGroup(ctx, text, conv.group, limit)
+	} else {
+		msgs, err = c.Search(ctx, text, conv.peer, limit)
+	}
+	if msgs == nil && err == nil {
+		msgs = []*Message{}
+	}
+	return msgs, err
+}
+
+// MarkRead marks every received message of a conversation (a friend or a
+// group) read and, with read receipts on, tells the friend.
+func (n *Node) MarkRead(ctx context.Context, with string) (*ReadResult, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	conv, err := resolveConv(ctx, c, with)
+	if err != nil {
+		return nil, err
+	}
+	var marked int
+	if conv.group != "" {
+		marked, err = c.MarkGroupRead(ctx, conv.group)
+	} else {
+		marked, err = c.MarkRead(ctx, conv.peer)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ReadResult{Marked: marked}, nil
+}
+
+// importFile puts a file (path) or a picture's original into the blob
+// store; a file that cannot be read is a bad request.
+func (n *Node) importFile(path string, picture []byte) (*transfer.Manifest, error) {
+	if picture != nil {
+		m, err := n.xfer.ImportBytes(pictureName(picture), picture)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		return m, nil
+	}
+	m, err := n.xfer.Import(path, "")
+	if err != nil {
+		return nil, badRequest(err)
+	}
+	return m, nil
+}

@@ -1,0 +1,188 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshtalk/meshtalk/discovery"
+)
+
+// ConnInfo is one open connection and the path it takes.
+type ConnInfo = discovery.ConnInfo
+
+// PingResult is one round trip of Ping.
+type PingResult = discovery.PingResult
+
+// Paths of a connection (ConnInfo.Path).
+const (
+	PathDirect      = discovery.PathDirect
+	PathHolePunched = discovery.PathHolePunched
+	PathRelayed     = discovery.PathRelayed
+)
+
+// Identity is who the node is and how to reach it.
+type Identity struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+	// FriendCode carries the peer ID and the addresses in one word.
+	FriendCode string `json:"friend_code"`
+}
+
+// Status is the node's state: version, role, addresses, reachability,
+// relays and connections.
+type Status struct {
+	Version     string   `json:"version"`
+	Role        string   `json:"role"`
+	PeerID      string   `json:"peer_id"`
+	ListenAddrs []string `json:"listen_addrs"`
+	// Reachability is "public", "private" or "unknown" (AutoNAT's view).
+	Reachability string `json:"reachability"`
+	// HolePunchReady: the node knows a public address of its own and
+	// answers hole punching (DCUtR); go-libp2p waits for one first.
+	HolePunchReady bool          `json:"hole_punch_ready"`
+	Relays         []RelayStatus `json:"relays"`
+	Peers          []ConnInfo    `json:"peers"`
+	Started        time.Time     `json:"started"`
+	UptimeSeconds  float64       `json:"uptime_seconds"`
+}
+
+// RelayStatus is one relay the node uses.
+type RelayStatus struct {
+	PeerID    string `json:"peer_id"`
+	Connected bool   `json:"connected"`
+	// Reserved: the node holds a reservation and announces an address
+	// through this relay.
+	Reserved bool `json:"reserved"`
+	// Name is this node's account there; LoggedIn says whether it is
+	// logged in now, Error why not.
+	Name     string `json:"name,omitempty"`
+	LoggedIn bool   `json:"logged_in"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Identity is the node's peer ID, addresses and friend code.
+func (n *Node) Identity() (*Identity, error) {
+	addrs := n.host.Addrs()
+	code, err := discovery.EncodeFriendCode(peer.AddrInfo{ID: n.host.ID(), Addrs: addrs})
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{PeerID: n.host.ID().String(), Addrs: addrStrings(addrs), FriendCode: code}, nil
+}
+
+// Status is the node's state now.
+func (n *Node) Status() *Status {
+	h := n.host
+	return &Status{
+		Version:        Version,
+		Role:           n.role.String(),
+		PeerID:         h.ID().String(),
+		ListenAddrs:    addrStrings(h.Network().ListenAddresses()),
+		Reachability:   n.disc.Reachability(),
+		HolePunchReady: slices.Contains(h.Mux().Protocols(), holepunch.Protocol),
+		Relays:         n.relayStatus(),
+		Peers:          n.Peers(),
+		Started:        n.started.UTC(),
+		UptimeSeconds:  time.Since(n.started).Seconds(),
+	}
+}
+
+// relayStatus lists the relays of config.toml and, on a personal node,
+// those it registered on, with its account there.
+func (n *Node) relayStatus() []RelayStatus {
+	out := []RelayStatus{}
+	connected := func(p peer.ID) bool { return n.host.Network().Connectedness(p) == network.Connected }
+	if n.relayc != nil {
+		for _, rs := range n.relayc.Status() {
+			out = append(out, RelayStatus{
+				PeerID: rs.PeerID.String(), Connected: connected(rs.PeerID), Reserved: n.disc.Reserved(rs.PeerID),
+				Name: rs.Name, LoggedIn: rs.LoggedIn, Error: rs.Error,
+			})
+		}
+		return out
+	}
+	for _, r := range n.cfg.Discovery.Relays {
+		info, err := peer.AddrInfoFromString(r)
+		if err != nil {
+			continue
+		}
+		out = append(out, RelayStatus{PeerID: info.ID.String(), Connected: connected(info.ID), Reserved: n.disc.Reserved(info.ID)})
+	}
+	return out
+}
+
+// Peers lists the open connections with their paths, sorted by peer ID.
+func (n *Node) Peers() []ConnInfo { return n.disc.Paths().Conns(n.host) }
+
+// PingOptions say whom Ping measures and how. Zero values take the
+// defaults: 4 round trips, 1s apart, 15s to reach the peer.
+type PingOptions struct {
+	// Peer is a peer ID, a friend code or a multiaddr ending in
+	// /p2p/<peer ID>.
+	Peer     string
+	Count    int
+	Interval time.Duration
+	Timeout  time.Duration
+}
+
+// Ping measures round trips to a peer, calling fn after each. A peer that
+// cannot be reached within the timeout is an error wrapping ErrNoRoute;
+// a bad peer or option one wrapping ErrBadRequest. Once fn has been
+// called, the round trips that fail carry their error in the result.
+func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) error {
+	target, err := discovery.ParsePeer(opts.Peer)
+	if err != nil {
+		return badRequest(err)
+	}
+	if opts.Count == 0 {
+		opts.Count = 4
+	}
+	if opts.Count < 1 || opts.Count > 1000 {
+		return badRequest(errors.New("count must be between 1 and 1000"))
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{{"interval", &opts.Interval, time.Second}, {"timeout", &opts.Timeout, 15 * time.Second}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+		if *d.v < 0 || *d.v > time.Hour {
+			return badRequest(fmt.Errorf("%s must be a duration such as 1s, up to 1h", d.name))
+		}
+	}
+	err = n.disc.Ping(ctx, target, opts.Count, opts.Interval, opts.Timeout, fn)
+	if err != nil && !errors.Is(err, ErrNoRoute) {
+		return badRequest(err)
+	}
+	return err
+}
+
+// CheckPeer says whether s names a peer as Ping and AddFriend take it: a
+// peer ID, a friend code or a multiaddr ending in /p2p/<peer ID>.
+func CheckPeer(s string) error {
+	_, err := discovery.ParsePeer(s)
+	return err
+}
+
+// TreatAsPublic makes the address ranges cidrs count as public
+// ([discovery] public_ranges). It is process-wide: the binary calls it
+// once, before it starts a node.
+func TreatAsPublic(cidrs []string) error { return discovery.TreatAsPublic(cidrs) }
+
+func addrStrings(addrs []ma.Multiaddr) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
