@@ -13,7 +13,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/meshtalk/meshtalk/api"
-	"github.com/meshtalk/meshtalk/discovery"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
 )
@@ -107,7 +106,7 @@ func TestIDAndStatus(t *testing.T) {
 	if id.PeerID != n.ID().String() || len(id.Addrs) == 0 {
 		t.Fatalf("id %+v", id)
 	}
-	info, err := discovery.DecodeFriendCode(id.FriendCode)
+	info, err := nodetest.DecodeFriendCode(id.FriendCode)
 	if err != nil || info.ID != n.ID() || len(info.Addrs) == 0 {
 		t.Fatalf("friend code %q decodes to %v, %v", id.FriendCode, info, err)
 	}

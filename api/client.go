@@ -88,9 +88,9 @@ func (c *Client) Call(ctx context.Context, method, path string, body, out any) e
 	return nil
 }
 
-// Lines fetches path, an NDJSON stream, and calls fn with each line as
+// lines fetches path, an NDJSON stream, and calls fn with each line as
 // it arrives. An API error comes back as *Error.
-func (c *Client) Lines(ctx context.Context, path string, fn func([]byte) error) error {
+func (c *Client) lines(ctx context.Context, path string, fn func([]byte) error) error {
 	resp, err := c.do(ctx, http.MethodGet, path)
 	if err != nil {
 		return err

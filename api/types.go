@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/meshtalk/meshtalk/discovery"
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
+	"github.com/meshtalk/meshtalk/node"
 )
 
 // Error codes: stable, for programs; the message is for people.
@@ -23,6 +22,10 @@ const (
 	CodeNameTaken       = "name_taken"
 	CodeQuota           = "quota"
 	CodeNoRelay         = "no_relay"
+	CodeNotMember       = "not_member"
+	CodeNotAdmin        = "not_admin"
+	CodeInviteExpired   = "invite_expired"
+	CodeInviteUsedUp    = "invite_used_up"
 )
 
 // Error is the body of every API error response, under "error".
@@ -47,43 +50,86 @@ type Info struct {
 	PID   int    `json:"pid"`
 }
 
-// ID is the answer of GET /api/v1/id.
-type ID struct {
-	PeerID     string   `json:"peer_id"`
-	Addrs      []string `json:"addrs"`
-	FriendCode string   `json:"friend_code"`
-}
+// The answers of the endpoints are the node's results, encoded as they
+// are (docs/api.md shows them).
+type (
+	// ID is the answer of GET /api/v1/id.
+	ID = node.Identity
+	// Status is the answer of GET /api/v1/status.
+	Status = node.Status
+	// RelayStatus is one relay in Status.
+	RelayStatus = node.RelayStatus
+	// ConnInfo is one connection of GET /api/v1/peers.
+	ConnInfo = node.ConnInfo
+	// PingResult is one line of GET /api/v1/ping.
+	PingResult = node.PingResult
+	// Friend is a contact with its presence (GET /api/v1/friends).
+	Friend = node.Friend
+	// Profile is the answer of GET and PUT /api/v1/profile.
+	Profile = node.Profile
+	// Avatar is an avatar's image and type (GET /api/v1/avatars/{id}).
+	Avatar = node.Avatar
+	// Faces maps the faces' names to their emoji (GET /api/v1/faces).
+	Faces = node.Faces
+	// Message is a message (POST /api/v1/messages, history, search).
+	Message = node.Message
+	// HistoryPage is the answer of GET /api/v1/history.
+	HistoryPage = node.HistoryPage
+	// ReadResult is the answer of POST /api/v1/read.
+	ReadResult = node.ReadResult
+	// FileSent is the answer of POST /api/v1/files.
+	FileSent = node.FileSent
+	// File is one file offer of GET /api/v1/files.
+	File = node.File
+	// GroupInfo is a group (/api/v1/groups...).
+	GroupInfo = node.GroupInfo
+	// GroupMember is one member of GET /api/v1/groups/{group}/members.
+	GroupMember = node.GroupMember
+	// InviteResult is the answer of POST /api/v1/groups/{group}/invites.
+	InviteResult = node.GroupInvite
+	// User is an account on a relay (register, lookup).
+	User = node.User
+	// Unregistered is the answer of POST /api/v1/account/unregister.
+	Unregistered = node.Unregistered
+	// RelayUser is one account of GET /api/v1/relay/users.
+	RelayUser = node.RelayUser
+	// RelayStats is the answer of GET /api/v1/relay/stats.
+	RelayStats = node.RelayStats
+	// RelayInvite is the answer of POST /api/v1/relay/invites.
+	RelayInvite = node.RelayInvite
+)
 
-// Status is the answer of GET /api/v1/status.
-type Status struct {
-	Version     string   `json:"version"`
-	Role        string   `json:"role"`
-	PeerID      string   `json:"peer_id"`
-	ListenAddrs []string `json:"listen_addrs"`
-	// Reachability is "public", "private" or "unknown" (AutoNAT's view).
-	Reachability string `json:"reachability"`
-	// HolePunchReady: the node knows a public address of its own and
-	// answers hole punching (DCUtR); go-libp2p waits for one first.
-	HolePunchReady bool                 `json:"hole_punch_ready"`
-	Relays         []RelayStatus        `json:"relays"`
-	Peers          []discovery.ConnInfo `json:"peers"`
-	Started        time.Time            `json:"started"`
-	UptimeSeconds  float64              `json:"uptime_seconds"`
-}
+// Values that appear in the answers.
+const (
+	StatePendingIn  = node.StatePendingIn
+	StatePendingOut = node.StatePendingOut
+	StateFriend     = node.StateFriend
 
-// RelayStatus is one relay the node uses.
-type RelayStatus struct {
-	PeerID    string `json:"peer_id"`
-	Connected bool   `json:"connected"`
-	// Reserved: the node holds a reservation and announces an address
-	// through this relay.
-	Reserved bool `json:"reserved"`
-	// Name is this node's account there; LoggedIn says whether it is
-	// logged in now, Error why not.
-	Name     string `json:"name,omitempty"`
-	LoggedIn bool   `json:"logged_in"`
-	Error    string `json:"error,omitempty"`
-}
+	KindText     = node.KindText
+	KindFace     = node.KindFace
+	KindPicture  = node.KindPicture
+	KindReply    = node.KindReply
+	KindReaction = node.KindReaction
+	KindFile     = node.KindFile
+
+	PathDirect      = node.PathDirect
+	PathHolePunched = node.PathHolePunched
+	PathRelayed     = node.PathRelayed
+
+	// MaxImageInput is the largest picture or avatar file.
+	MaxImageInput = node.MaxImageInput
+	// DefaultInviteValidity is how long a group invite is valid unless
+	// asked.
+	DefaultInviteValidity = node.DefaultInviteValidity
+)
+
+// FaceTable is the faces a message may carry, by name (as GET
+// /api/v1/faces answers, without asking the node).
+func FaceTable() Faces { return node.FaceTable() }
+
+// CheckPeer says whether s names a peer as ping and friend requests take
+// it: a peer ID, a friend code or a multiaddr ending in /p2p/<peer ID>.
+func CheckPeer(s string) error { return node.CheckPeer(s) }
 
 // writeInfo writes api.json readable by its owner only. It replaces a file
 // left by a node that did not stop cleanly (the home lock tells that no

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,14 +11,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtalk/meshtalk/api"
-	"github.com/meshtalk/meshtalk/chat"
 )
 
 func newFileCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "file", Short: "Send, list and fetch files"}
+	cmd.AddCommand(newFileSendCmd(g), newFileListCmd(g), newFileGetCmd(g), newFileCancelCmd(g))
+	return cmd
+}
+
+func newFileSendCmd(g *globals) *cobra.Command {
 	var message string
 	var drop bool
-	send := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "send FRIEND PATH",
 		Short: "Offer a file to a friend; they fetch it with `meshtalk file get`",
 		Args:  cobra.ExactArgs(2),
@@ -27,16 +30,24 @@ func newFileCmd(g *globals) *cobra.Command {
 			return sendFile(cmd, g, args[0], args[1], message, drop)
 		},
 	}
-	send.Flags().StringVar(&message, "message", "", "a caption")
-	send.Flags().BoolVar(&drop, "drop", false, "leave it on the friend's relay, sealed to them (what happens by itself when they are offline)")
+	cmd.Flags().StringVar(&message, "message", "", "a caption")
+	cmd.Flags().BoolVar(&drop, "drop", false, "leave it on the friend's relay, sealed to them (what happens by itself when they are offline)")
+	return cmd
+}
+
+func newFileListCmd(g *globals) *cobra.Command {
 	var asJSON bool
-	list := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List files offered to and by you, and downloads",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var files []api.File
-			if err := g.call(cmd, "GET", "/api/v1/files", nil, &files); err != nil {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			files, err := c.Files(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -46,35 +57,43 @@ func newFileCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout, "no files")
 				return nil
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tPEER\tSTATE")
-			for _, f := range files {
-				who := "from " + shortPeer(f.From.String())
-				if f.Outgoing {
-					who = "to " + shortPeer(f.To.String())
-				}
-				state := f.State
-				if f.State == "downloading" && f.Size > 0 {
-					state += fmt.Sprintf(" %d%%", f.Bytes*100/f.Size)
-					if f.Rate > 0 {
-						state += fmt.Sprintf(" %s/s, %s left", humanBytes(uint64(f.Rate)), (time.Duration(f.ETASeconds) * time.Second).String())
-					}
-				}
-				if f.Path != "" {
-					state += " " + f.Path
-				}
-				if f.Error != "" {
-					state += ": " + f.Error
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID[:16], f.Name, humanBytes(f.Size), who, state)
-			}
-			return tw.Flush()
+			return printFiles(g, files)
 		},
 	}
-	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printFiles(g *globals, files []api.File) error {
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSIZE\tPEER\tSTATE")
+	for _, f := range files {
+		who := "from " + shortPeer(f.From.String())
+		if f.Outgoing {
+			who = "to " + shortPeer(f.To.String())
+		}
+		state := f.State
+		if f.State == "downloading" && f.Size > 0 {
+			state += fmt.Sprintf(" %d%%", f.Bytes*100/f.Size)
+			if f.Rate > 0 {
+				state += fmt.Sprintf(" %s/s, %s left", humanBytes(uint64(f.Rate)), (time.Duration(f.ETASeconds) * time.Second).String())
+			}
+		}
+		if f.Path != "" {
+			state += " " + f.Path
+		}
+		if f.Error != "" {
+			state += ": " + f.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID[:16], f.Name, humanBytes(f.Size), who, state)
+	}
+	return tw.Flush()
+}
+
+func newFileGetCmd(g *globals) *cobra.Command {
 	var out string
 	var noWait bool
-	get := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "get ID",
 		Short: "Fetch a file offered to you; it resumes by itself if interrupted",
 		Args:  cobra.ExactArgs(1),
@@ -90,11 +109,11 @@ func newFileCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, err := fullFileID(cmd, g, args[0])
+			c, err := g.client(cmd.Context())
 			if err != nil {
 				return err
 			}
-			c, err := g.client(cmd.Context())
+			id, err := fullFileID(cmd, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -104,75 +123,86 @@ func newFileCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer stream.Close()
-			var f api.File
-			if err := c.Call(cmd.Context(), "POST", "/api/v1/files/"+id+"/get", api.GetFileRequest{Dir: abs}, &f); err != nil {
+			f, err := c.GetFile(cmd.Context(), id, abs)
+			if err != nil {
 				return err
 			}
-			if f.State == "done" {
+			switch {
+			case f.State == "done":
 				fmt.Fprintln(g.stdout, f.Path)
 				return nil
-			}
-			if noWait {
+			case noWait:
 				fmt.Fprintf(g.stdout, "downloading %s in the background\n", f.Name)
 				return nil
 			}
-			// Bytes, rate and time left, on stderr; the path alone on stdout.
-			bar := progressbar.NewOptions64(int64(f.Size),
-				progressbar.OptionSetWriter(g.stderr),
-				progressbar.OptionSetDescription(f.Name),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(g.stderr) }))
-			for {
-				ev, err := stream.Next()
-				if err != nil {
-					if cmd.Context().Err() != nil {
-						fmt.Fprintln(g.stderr, "\nstill downloading in the background")
-						return nil
-					}
-					return err
-				}
-				d, _ := ev.Data.(map[string]any)
-				if d["id"] != id {
-					continue
-				}
-				switch ev.Type {
-				case "transfer.progress":
-					done, _ := d["bytes"].(float64)
-					bar.Set64(int64(done))
-				case "transfer.done":
-					bar.Finish()
-					fmt.Fprintln(g.stdout, d["path"])
-					return nil
-				case "transfer.failed":
-					bar.Exit()
-					return fmt.Errorf("download failed: %v (run `meshtalk file get %s` again to retry)", d["error"], args[0])
-				}
-			}
+			return followDownload(cmd, g, stream, f, args[0])
 		},
 	}
-	get.Flags().StringVar(&out, "out", "", "folder to save into (default ~/Downloads)")
-	get.Flags().BoolVar(&noWait, "no-wait", false, "start the download and return")
-	cancel := &cobra.Command{
+	cmd.Flags().StringVar(&out, "out", "", "folder to save into (default ~/Downloads)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the download and return")
+	return cmd
+}
+
+// followDownload shows a download's progress until it is done: bytes,
+// rate and time left on stderr; the path alone on stdout.
+func followDownload(cmd *cobra.Command, g *globals, stream *api.EventStream, f *api.File, arg string) error {
+	bar := progressbar.NewOptions64(int64(f.Size),
+		progressbar.OptionSetWriter(g.stderr),
+		progressbar.OptionSetDescription(f.Name),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(g.stderr) }))
+	for {
+		ev, err := stream.Next()
+		if err != nil {
+			if cmd.Context().Err() != nil {
+				fmt.Fprintln(g.stderr, "\nstill downloading in the background")
+				return nil
+			}
+			return err
+		}
+		d, _ := ev.Data.(map[string]any)
+		if d["id"] != f.ID {
+			continue
+		}
+		switch ev.Type {
+		case "transfer.progress":
+			done, _ := d["bytes"].(float64)
+			bar.Set64(int64(done))
+		case "transfer.done":
+			bar.Finish()
+			fmt.Fprintln(g.stdout, d["path"])
+			return nil
+		case "transfer.failed":
+			bar.Exit()
+			return fmt.Errorf("download failed: %v (run `meshtalk file get %s` again to retry)", d["error"], arg)
+		}
+	}
+}
+
+func newFileCancelCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Stop a download and delete its partial file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := fullFileID(cmd, g, args[0])
+			c, err := g.client(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if err := g.call(cmd, "POST", "/api/v1/files/"+id+"/cancel", nil, nil); err != nil {
+			id, err := fullFileID(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			if err := c.CancelFile(cmd.Context(), id); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, "cancelled")
 			return nil
 		},
 	}
-	cmd.AddCommand(send, list, get, cancel)
-	return cmd
 }
 
 func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop bool) error {
@@ -180,29 +210,30 @@ func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop boo
 	if err != nil {
 		return err
 	}
-	// The answer is a message (offered directly) or a drop (through the
-	// friend's relay).
-	var raw json.RawMessage
-	if err := g.call(cmd, "POST", "/api/v1/files", api.SendFileRequest{To: to, Path: abs, Message: message, Drop: drop}, &raw); err != nil {
+	c, err := g.client(cmd.Context())
+	if err != nil {
 		return err
 	}
-	var d api.FileDropped
-	if json.Unmarshal(raw, &d) == nil && d.Dropped {
-		fmt.Fprintf(g.stdout, "dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it\n", d.Name, humanBytes(uint64(d.Size)), shortPeer(d.To))
+	sent, err := c.SendFile(cmd.Context(), api.SendFileRequest{To: to, Path: abs, Message: message, Drop: drop})
+	if err != nil {
+		return err
+	}
+	// Offered directly (a message) or dropped through the friend's relay.
+	if sent.Dropped {
+		fmt.Fprintf(g.stdout, "dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it\n", sent.Name, humanBytes(uint64(sent.Size)), shortPeer(sent.To))
 		return nil
 	}
-	var m chat.Message
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return err
+	if sent.Message == nil || sent.Message.File == nil {
+		return fmt.Errorf("the node answered neither a message nor a drop")
 	}
-	fmt.Fprintf(g.stdout, "%s %s (file %s)\n", m.ID, m.State, m.File.ID)
+	fmt.Fprintf(g.stdout, "%s %s (file %s)\n", sent.Message.ID, sent.Message.State, sent.Message.File.ID)
 	return nil
 }
 
 // fullFileID expands a prefix of a file ID (as `file list` prints it).
-func fullFileID(cmd *cobra.Command, g *globals, prefix string) (string, error) {
-	var files []api.File
-	if err := g.call(cmd, "GET", "/api/v1/files", nil, &files); err != nil {
+func fullFileID(cmd *cobra.Command, c *api.Client, prefix string) (string, error) {
+	files, err := c.Files(cmd.Context())
+	if err != nil {
 		return "", err
 	}
 	found := ""

@@ -7,8 +7,6 @@ import (
 	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/cobra"
 	"rsc.io/qr"
-
-	"github.com/meshtalk/meshtalk/api"
 )
 
 func newIDCmd(g *globals) *cobra.Command {
@@ -18,8 +16,12 @@ func newIDCmd(g *globals) *cobra.Command {
 		Short: "Print the peer ID, addresses and friend code of the running node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var id api.ID
-			if err := g.call(cmd, "GET", "/api/v1/id", nil, &id); err != nil {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			id, err := c.ID(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if asJSON {

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/url"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/api"
 )
 
 func newPeersCmd(g *globals) *cobra.Command {
@@ -20,8 +17,12 @@ func newPeersCmd(g *globals) *cobra.Command {
 		Short: "List connections with their path (direct, hole-punched, relayed), direction and latency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var conns []discovery.ConnInfo
-			if err := g.call(cmd, "GET", "/api/v1/peers", nil, &conns); err != nil {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			conns, err := c.Peers(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -35,7 +36,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "PEER\tPATH\tDIRECTION\tLATENCY\tADDRESS")
 			for _, p := range conns {
 				path := p.Path
-				if p.Path == discovery.PathRelayed {
+				if p.Path == api.PathRelayed {
 					path = "relayed via " + p.Relay.String()
 				}
 				latency := "-"
@@ -60,31 +61,29 @@ func newPingCmd(g *globals) *cobra.Command {
 		Short: "Measure round trips to a peer (peer ID, friend code or /p2p/ multiaddr) and the path they take",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := discovery.ParsePeer(args[0]); err != nil {
+			if err := api.CheckPeer(args[0]); err != nil {
 				return err
+			}
+			if count < 1 {
+				return fmt.Errorf("--count must be between 1 and 1000")
 			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
 				return err
 			}
-			q := url.Values{"peer": {args[0]}, "count": {strconv.Itoa(count)}, "interval": {interval.String()}, "timeout": {timeout.String()}}
-			results := []discovery.PingResult{}
+			results := []api.PingResult{}
 			failed := 0
-			err = c.Lines(cmd.Context(), "/api/v1/ping?"+q.Encode(), func(line []byte) error {
-				var r discovery.PingResult
-				if err := json.Unmarshal(line, &r); err != nil {
-					return err
-				}
+			req := api.PingRequest{Peer: args[0], Count: count, Interval: interval, Timeout: timeout}
+			err = c.Ping(cmd.Context(), req, func(r api.PingResult) error {
 				results = append(results, r)
 				if r.Error != "" {
 					failed++
 				}
-				if asJSON {
-					return nil
-				}
-				if r.Error != "" {
+				switch {
+				case asJSON:
+				case r.Error != "":
 					fmt.Fprintf(g.stdout, "seq=%d error: %s\n", r.Seq, r.Error)
-				} else {
+				default:
 					fmt.Fprintf(g.stdout, "seq=%d rtt=%.2fms path=%s\n", r.Seq, float64(r.RTT.Microseconds())/1000, r.Path)
 				}
 				return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -12,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	dssync "github.com/ipfs/go-datastore/sync"
-
-	"github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -23,8 +21,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/meshtalk/meshtalk/api"
+	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
-	"github.com/meshtalk/meshtalk/relay"
 )
 
 // BenchmarkRelayLoggedInClients: how much memory a relay process needs
@@ -91,15 +89,11 @@ func BenchmarkRelayLoggedInClients(b *testing.B) {
 		connected := settledRSS(b, cmd.Process.Pid)
 
 		start := time.Now()
-		cs := make([]*relay.Client, clients)
+		cs := make([]io.Closer, clients)
 		parallel(clients, func(i int) {
-			c, err := relay.NewClient(ctx, hosts[i], dssync.MutexWrap(datastore.NewMapDatastore()), relay.ClientConfig{Key: hosts[i].Peerstore().PrivKey(hosts[i].ID())})
-			if err != nil {
-				b.Error(err)
-				return
-			}
+			c, err := nodetest.RegisterBareClient(ctx, hosts[i], *info, fmt.Sprintf("client%04d", i))
 			cs[i] = c
-			if _, err := c.Register(ctx, *info, fmt.Sprintf("client%04d", i), ""); err != nil {
+			if err != nil {
 				b.Error(err)
 			}
 		})
@@ -109,8 +103,8 @@ func BenchmarkRelayLoggedInClients(b *testing.B) {
 		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			var st relay.Stats
-			if err := rc.Get(ctx, "/api/v1/relay/stats", &st); err != nil {
+			st, err := rc.RelayStats(ctx)
+			if err != nil {
 				b.Fatal(err)
 			}
 			if st.LoggedIn == clients {

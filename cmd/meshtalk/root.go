@@ -79,32 +79,18 @@ func (g *globals) homeDirFor(role node.Role) (node.Home, error) {
 	return node.Home(filepath.Join(dir, ".local", "share", name)), nil
 }
 
-// client connects to the node running on the home.
+// client connects to the personal node running on the home.
 func (g *globals) client(ctx context.Context) (*api.Client, error) {
-	home, err := g.homeDir()
+	return g.clientFor(ctx, node.RolePersonal)
+}
+
+// clientFor connects to the node of role running on its home.
+func (g *globals) clientFor(ctx context.Context, role node.Role) (*api.Client, error) {
+	home, err := g.homeDirFor(role)
 	if err != nil {
 		return nil, err
 	}
 	return api.Dial(ctx, home)
-}
-
-// call makes one API request against the running personal node.
-func (g *globals) call(cmd *cobra.Command, method, path string, body, out any) error {
-	return g.callRole(cmd, node.RolePersonal, method, path, body, out)
-}
-
-// callRole makes one API request against the node of role running on
-// its home.
-func (g *globals) callRole(cmd *cobra.Command, role node.Role, method, path string, body, out any) error {
-	home, err := g.homeDirFor(role)
-	if err != nil {
-		return err
-	}
-	c, err := api.Dial(cmd.Context(), home)
-	if err != nil {
-		return err
-	}
-	return c.Call(cmd.Context(), method, path, body, out)
 }
 
 // printJSONLine writes v as one line of JSON.

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtalk/meshtalk/api"
-	"github.com/meshtalk/meshtalk/discovery"
 	"github.com/meshtalk/meshtalk/internal/exetrim"
 	"github.com/meshtalk/meshtalk/node"
 )
@@ -118,7 +117,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 	}
 	// Process-wide, so here in the binary's wiring and not in node.New
 	// (tests run many nodes in one process).
-	if err := discovery.TreatAsPublic(cfg.Discovery.PublicRanges); err != nil {
+	if err := node.TreatAsPublic(cfg.Discovery.PublicRanges); err != nil {
 		return err
 	}
 	pass, err := readPassphrase(f.passphraseFile)
@@ -137,8 +136,8 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 	defer srv.Close()
 
 	metrics := ""
-	if f.metrics != "" && n.RelayServer() != nil {
-		url, stop, err := serveMetrics(f.metrics, n.RelayServer().MetricsHandler(), logger)
+	if h := n.MetricsHandler(); f.metrics != "" && h != nil {
+		url, stop, err := serveMetrics(f.metrics, h, logger)
 		if err != nil {
 			return err
 		}

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/meshtalk/meshtalk/api"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -17,8 +15,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Print version, listen addresses, connected peers and uptime of the running node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st api.Status
-			if err := g.call(cmd, "GET", "/api/v1/status", nil, &st); err != nil {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if asJSON {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtalk/meshtalk/api"
+)
+
+func newFriendCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "friend", Short: "Friend requests and the friend list"}
+	cmd.AddCommand(newFriendAddCmd(g))
+	for _, action := range []friendAction{
+		{"accept", "Accept a friend request", "you and %s are friends", (*api.Client).AcceptFriend},
+		{"decline", "Decline a friend request", "declined %s", (*api.Client).DeclineFriend},
+		{"remove", "Remove a friend (on both sides)", "removed %s", (*api.Client).RemoveFriend},
+		{"block", "Block a peer: remove on both sides and refuse everything it sends", "blocked %s", (*api.Client).BlockFriend},
+	} {
+		cmd.AddCommand(newFriendActionCmd(g, action))
+	}
+	cmd.AddCommand(newFriendListCmd(g))
+	return cmd
+}
+
+func newFriendAddCmd(g *globals) *cobra.Command {
+	var message string
+	cmd := &cobra.Command{
+		Use:   "add CODE|PEER_ID",
+		Short: "Send a friend request (a friend code from `meshtalk id` carries the addresses)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			f, err := c.AddFriend(cmd.Context(), args[0], message)
+			if err != nil {
+				return err
+			}
+			if f.State == api.StateFriend {
+				fmt.Fprintf(g.stdout, "%s asked you first: you are friends now\n", f.PeerID)
+			} else {
+				fmt.Fprintf(g.stdout, "friend request to %s stored; it is delivered when they are reachable\n", f.PeerID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&message, "message", "", "a message with the request")
+	return cmd
+}
+
+// friendAction is one answer to a friend request (or a friend): its
+// command, help, what it prints and the client's method.
+type friendAction struct {
+	name, short, done string
+	do                func(*api.Client, context.Context, string) (*api.Friend, error)
+}
+
+func newFriendActionCmd(g *globals, action friendAction) *cobra.Command {
+	return &cobra.Command{
+		Use:   action.name + " FRIEND",
+		Short: action.short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			f, err := action.do(c, cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, action.done+"\n", f.PeerID)
+			return nil
+		},
+	}
+}
+
+func newFriendListCmd(g *globals) *cobra.Command {
+	var pending, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List friends and requests, with presence",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			friends, err := c.Friends(cmd.Context(), pending)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(friends)
+			}
+			if len(friends) == 0 {
+				fmt.Fprintln(g.stdout, "no friends yet: share `meshtalk id`'s friend code, or `meshtalk friend add CODE`")
+				return nil
+			}
+			return printFriends(g, friends)
+		},
+	}
+	cmd.Flags().BoolVar(&pending, "pending", false, "only requests waiting for your answer")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printFriends(g *globals, friends []api.Friend) error {
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPEER\tSTATE\tPRESENCE\tSTATUS")
+	for _, f := range friends {
+		name, status := "-", ""
+		if f.Profile != nil {
+			name, status = f.Profile.Name, f.Profile.Status
+			if f.Profile.AvatarID != "" {
+				name += " 🖼"
+			}
+		}
+		presence := "offline"
+		switch {
+		case f.Online:
+			presence = "online"
+		case !f.LastSeen.IsZero():
+			presence = "last seen " + f.LastSeen.Local().Format("2006-01-02 15:04")
+		}
+		if f.State == api.StatePendingIn && f.Message != "" {
+			status = "asks: " + f.Message
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, f.PeerID, f.State, presence, status)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtalk/meshtalk/api"
+)
+
+// messageFlags are what `send` and `group send` take: what a message
+// carries besides its text.
+type messageFlags struct {
+	face, picture, reply, react, file string
+	asJSON                            bool
+}
+
+func (f *messageFlags) register(cmd *cobra.Command, fileHelp string) {
+	cmd.Flags().StringVar(&f.face, "face", "", "send a face by name (see GET /api/v1/faces): smile, laugh, heart, party, ...")
+	cmd.Flags().StringVar(&f.picture, "picture", "", "send a picture (PNG, JPEG or GIF up to 5 MiB); a thumbnail travels inline")
+	cmd.Flags().StringVar(&f.file, "file", "", fileHelp)
+	cmd.Flags().StringVar(&f.reply, "reply", "", "reply to the message with this ID")
+	cmd.Flags().StringVar(&f.react, "react", "", "react to the message with this ID (TEXT is the emoji)")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print JSON")
+}
+
+// content is the message's text (args[1]) and picture; a message with
+// nothing in it is an error.
+func (f *messageFlags) content(args []string) (text string, picture []byte, err error) {
+	if len(args) == 2 {
+		text = args[1]
+	}
+	if f.picture != "" {
+		if picture, err = readLimited(f.picture, api.MaxImageInput); err != nil {
+			return "", nil, err
+		}
+	}
+	if text == "" && f.face == "" && picture == nil && f.file == "" {
+		return "", nil, fmt.Errorf("nothing to send: give TEXT, --face NAME, --picture PATH or --file PATH")
+	}
+	return text, picture, nil
+}
+
+// print shows a sent message.
+func (f *messageFlags) print(g *globals, m *api.Message) error {
+	if f.asJSON {
+		return g.printJSON(m)
+	}
+	fmt.Fprintf(g.stdout, "%s %s\n", m.ID, m.State)
+	return nil
+}
+
+func newSendCmd(g *globals) *cobra.Command {
+	var f messageFlags
+	cmd := &cobra.Command{
+		Use:   "send FRIEND [TEXT]",
+		Short: "Send a message; it is stored at once and delivered when the friend is reachable",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text, picture, err := f.content(args)
+			if err != nil {
+				return err
+			}
+			if f.file != "" {
+				return sendFile(cmd, g, args[0], f.file, text, false)
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			m, err := c.Send(cmd.Context(), api.SendRequest{To: args[0], Text: text, Face: f.face, Picture: picture, ReplyTo: f.reply, ReactTo: f.react})
+			if err != nil {
+				return err
+			}
+			return f.print(g, m)
+		},
+	}
+	f.register(cmd, "offer a file (the friend fetches it with `meshtalk file get`)")
+	return cmd
+}
+
+// readLimited reads a file of at most max bytes.
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is over the %d MiB limit", path, max>>20)
+	}
+	return b, nil
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	var before string
+	var limit int
+	var asJSON, keepUnread bool
+	cmd := &cobra.Command{
+		Use:   "history FRIEND|GROUP",
+		Short: "Show a conversation, a page at a time (marks it read)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			page, err := c.History(cmd.Context(), args[0], before, limit)
+			if err != nil {
+				return err
+			}
+			if !keepUnread {
+				if _, err := c.MarkRead(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				return g.printJSON(page.Messages)
+			}
+			printMessages(g, page.Messages)
+			if page.More && len(page.Messages) > 0 {
+				fmt.Fprintf(g.stdout, "(older: --before %s)\n", page.Messages[0].ID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&before, "before", "", "show messages older than this message ID")
+	cmd.Flags().IntVar(&limit, "limit", 50, "messages per page (at most 1000)")
+	cmd.Flags().BoolVar(&keepUnread, "keep-unread", false, "do not mark the conversation read")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of messages)")
+	return cmd
+}
+
+func printMessages(g *globals, msgs []*api.Message) {
+	faces := api.FaceTable()
+	for _, m := range msgs {
+		body := m.Text
+		switch m.Kind {
+		case api.KindFace:
+			body = faces[m.Face] + " (" + m.Face + ")"
+		case api.KindPicture:
+			body = fmt.Sprintf("[picture, %d-byte thumbnail]", len(m.Thumbnail))
+		case api.KindReply:
+			body = "↪ " + m.ReplyTo + ": " + m.Text
+		case api.KindReaction:
+			body = m.Text + " to " + m.ReactTo
+		case api.KindFile:
+			if m.File != nil {
+				body = fmt.Sprintf("[file %s, %s, id %s] %s", m.File.Name, humanBytes(m.File.Size), m.File.ID[:16], m.Text)
+			}
+		}
+		who := "<" + shortPeer(m.From.String()) + ">"
+		if m.Outgoing {
+			who = "<me>"
+		}
+		fmt.Fprintf(g.stdout, "%s  %s %s  [%s %s]\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, body, m.State, m.ID)
+	}
+}
+
+func shortPeer(p string) string {
+	if len(p) > 12 {
+		return "…" + p[len(p)-8:]
+	}
+	return p
+}
+
+func newSearchCmd(g *globals) *cobra.Command {
+	var with string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "search TEXT",
+		Short: "Search the history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			msgs, err := c.Search(cmd.Context(), args[0], with)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(msgs)
+			}
+			if len(msgs) == 0 {
+				fmt.Fprintln(g.stdout, "no messages found")
+			}
+			printMessages(g, msgs)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this friend, or this group")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newReadCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "read FRIEND|GROUP",
+		Short: "Mark a conversation read (and tell the friend, unless read receipts are off)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := c.MarkRead(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "marked %d messages read\n", res.Marked)
+			return nil
+		},
+	}
+}

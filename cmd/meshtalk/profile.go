@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshtalk/meshtalk/api"
+)
+
+func newProfileCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "profile", Short: "Your profile: name, avatar, status"}
+	cmd.AddCommand(newProfileSetCmd(g))
+	return cmd
+}
+
+func newProfileSetCmd(g *globals) *cobra.Command {
+	var name, avatar, status string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "set",
+		Short: "Change your profile; friends get it now or when they reconnect",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var req api.ProfileRequest
+			if cmd.Flags().Changed("name") {
+				req.Name = &name
+			}
+			if cmd.Flags().Changed("status") {
+				req.Status = &status
+			}
+			if avatar != "" {
+				b, err := readLimited(avatar, api.MaxImageInput)
+				if err != nil {
+					return err
+				}
+				req.Avatar = b
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			p, err := c.SetProfile(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(p)
+			}
+			avatar := "none"
+			if p.AvatarID != "" {
+				avatar = p.AvatarID[:16]
+			}
+			fmt.Fprintf(g.stdout, "profile version %d: name %q, status %q, avatar %s\n", p.Version, p.Name, p.Status, avatar)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "your nickname")
+	cmd.Flags().StringVar(&status, "status", "", "your status text")
+	cmd.Flags().StringVar(&avatar, "avatar", "", "an image (PNG, JPEG or GIF up to 5 MiB), cropped square and scaled to 256 px")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
