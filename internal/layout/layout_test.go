@@ -45,3 +45,40 @@ func TestImportBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// allowedDirect maps a package to the packages of this module it may
+// import directly, its tests included ("internal/" allows every internal
+// helper). Everything else of the module goes through them: the API
+// through node's use-case methods, the CLI through the API's client.
+var allowedDirect = map[string][]string{
+	"api":          {"node", "internal/"},
+	"cmd/meshtalk": {"api", "node", "internal/"},
+}
+
+func TestDirectImports(t *testing.T) {
+	for pkg, allowed := range allowedDirect {
+		out, err := exec.Command("go", "list", "-f",
+			`{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`,
+			module+"/"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		fields := strings.Fields(string(out))
+		for _, imp := range fields[1:] {
+			rel, ours := strings.CutPrefix(imp, module+"/")
+			if !ours || rel == pkg || directOK(rel, allowed) {
+				continue
+			}
+			t.Errorf("%s (or its tests) imports %s directly; it may import, of this module, only %v", pkg, rel, allowed)
+		}
+	}
+}
+
+func directOK(rel string, allowed []string) bool {
+	for _, a := range allowed {
+		if rel == a || strings.HasSuffix(a, "/") && strings.HasPrefix(rel, a) {
+			return true
+		}
+	}
+	return false
+}
