@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -151,4 +153,18 @@ func (c *Client) Search(ctx context.Context, text, with string) ([]*Message, err
 // MarkRead marks a conversation read.
 func (c *Client) MarkRead(ctx context.Context, with string) (*ReadResult, error) {
 	return call[*ReadResult](ctx, c, http.MethodPost, "/api/v1/read", ReadRequest{With: with})
+}
+
+// Avatar is the image of this node's or a contact's avatar by its ID.
+func (c *Client) Avatar(ctx context.Context, id string) (*Avatar, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/avatars/"+url.PathEscape(id))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, fmt.Errorf("api: avatar: %w", err)
+	}
+	return &Avatar{Data: b, Type: resp.Header.Get("Content-Type")}, nil
 }

@@ -4,6 +4,14 @@
 // personal node or a relay); everything else takes the pieces it needs
 // (host.Host, datastore.Batching) as interfaces.
 //
+// It is also where the use cases live that the local API serves, one
+// method each with one typed result, by area: status.go (identity,
+// status, peers, ping), friends.go (friends, profile, avatars),
+// messages.go (send, history, search, read), files.go (send a file: a
+// relay's file drop or a direct offer; list, get, cancel), groups.go,
+// accounts.go (names on relays) and relayops.go (a relay's operator).
+// Their errors are in errors.go, for callers to tell apart with errors.Is.
+//
 // Datastore keys are namespaced by the package that owns them. The node's
 // own namespace:
 //

@@ -1,0 +1,81 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
+)
+
+// TestUseCasesByRole: a relay has no chat and no accounts of its own; a
+// personal node answers no operator's request.
+func TestUseCasesByRole(t *testing.T) {
+	ctx := context.Background()
+	relay := nodetest.Start(t, nodetest.Options{Role: node.RoleRelay})
+	if _, err := relay.Friends(ctx, false); !errors.Is(err, node.ErrNoChat) {
+		t.Errorf("friends on a relay: %v, want ErrNoChat", err)
+	}
+	if _, err := relay.SendFile(ctx, node.FileSend{To: "x", Path: "/nonexistent"}); !errors.Is(err, node.ErrNoChat) {
+		t.Errorf("send a file from a relay: %v, want ErrNoChat", err)
+	}
+	if _, err := relay.Lookup(ctx, "bob", ""); !errors.Is(err, node.ErrNoAccounts) {
+		t.Errorf("lookup on a relay: %v, want ErrNoAccounts", err)
+	}
+	if _, err := relay.RelayStats(); err != nil {
+		t.Errorf("stats on a relay: %v", err)
+	}
+	personal := nodetest.Start(t, nodetest.Options{})
+	if _, err := personal.RelayUsers(); !errors.Is(err, node.ErrNotRelay) {
+		t.Errorf("users on a personal node: %v, want ErrNotRelay", err)
+	}
+	if _, err := personal.Search(ctx, "", "", 0); !errors.Is(err, node.ErrBadRequest) {
+		t.Errorf("search for nothing: %v, want ErrBadRequest", err)
+	}
+	if err := personal.Ping(ctx, node.PingOptions{Peer: "nobody"}, nil); !errors.Is(err, node.ErrBadRequest) {
+		t.Errorf("ping nobody: %v, want ErrBadRequest", err)
+	}
+}
+
+// TestSendFileToOnlineFriend: a friend who is online (and no relay) gets
+// the file offered directly; the answer carries the message and the
+// file's name and size in one shape.
+func TestSendFileToOnlineFriend(t *testing.T) {
+	ctx := context.Background()
+	a := nodetest.Start(t, nodetest.Options{})
+	b := nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, []byte("twelve bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := a.SendFile(ctx, node.FileSend{To: b.ID().String(), Path: path, Message: "notes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.Dropped || sent.Message == nil || sent.Message.Kind != node.KindFile || sent.To != b.ID().String() ||
+		sent.Name != "notes.txt" || sent.Size != 12 {
+		t.Fatalf("sent %+v", sent)
+	}
+	var shape map[string]any
+	b2, _ := json.Marshal(sent)
+	if err := json.Unmarshal(b2, &shape); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "kind", "file", "state", "dropped", "to", "name", "size"} {
+		if _, ok := shape[k]; !ok {
+			t.Errorf("the answer has no %q: %s", k, b2)
+		}
+	}
+	files, err := a.Files(ctx)
+	if err != nil || len(files) != 1 || files[0].State != "offered" || files[0].ID != sent.Message.File.ID {
+		t.Fatalf("files %+v, %v", files, err)
+	}
+	if _, err := b.GetFile(ctx, "no-such-file", t.TempDir()); !errors.Is(err, node.ErrNoFile) {
+		t.Errorf("get a file never offered: %v, want ErrNoFile", err)
+	}
+}
