@@ -8,40 +8,51 @@ import (
 )
 
 // statusOf maps the node's errors to HTTP: the one place that does. An
-// error found in none of the rows is a 500.
-var statusOf = []struct {
-	status int
-	code   string
-	errs   []error
-}{
-	{http.StatusNotFound, CodeNotFound, []error{node.ErrNoChat, node.ErrNoAccounts, node.ErrNotRelay, node.ErrNoFile,
-		node.ErrNotStarted, node.ErrNotContact, node.ErrNoRequest, node.ErrNoMessage, node.ErrNoGroup, node.ErrNoSuchUser}},
-	{http.StatusConflict, CodeNotFriends, []error{node.ErrNotFriend}},
-	{http.StatusForbidden, CodeNotAdmin, []error{node.ErrNotAdmin}},
-	{http.StatusForbidden, CodeNotMember, []error{node.ErrNotMember}},
-	{http.StatusGone, CodeInviteExpired, []error{node.ErrInviteExpired}},
-	{http.StatusGone, CodeInviteUsedUp, []error{node.ErrInviteUsedUp}},
-	{http.StatusConflict, CodeNameTaken, []error{node.ErrNameTaken}},
-	{http.StatusTooManyRequests, CodeQuota, []error{node.ErrQuota}},
-	{http.StatusConflict, CodeNoRelay, []error{node.ErrNoRelay, node.ErrNotLoggedIn}},
-	{http.StatusBadRequest, CodeBadRequest, []error{node.ErrBadRequest, node.ErrAmbiguous, node.ErrSelf, node.ErrAlreadyAsked,
-		node.ErrNotImage, node.ErrBadFrame, node.ErrInvalid, node.ErrBadPeer, node.ErrBadFriendCode, node.ErrBadInvite,
-		node.ErrBadName, node.ErrBadRelayInvite, node.ErrRegistrationClosed, node.ErrRelayBadRequest, node.ErrNotRegistered,
-		node.ErrTooLarge}},
-	{http.StatusBadGateway, CodeNoRoute, []error{node.ErrNoRoute, node.ErrUnreachable, node.ErrRefused}},
+// error it does not know is a 500.
+func statusOf(err error) (int, string) {
+	is := func(targets ...error) bool {
+		for _, t := range targets {
+			if errors.Is(err, t) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case is(node.ErrNoChat, node.ErrNoAccounts, node.ErrNotRelay, node.ErrNoFile, node.ErrNotStarted,
+		node.ErrNotContact, node.ErrNoRequest, node.ErrNoMessage, node.ErrNoGroup, node.ErrNoSuchUser):
+		return http.StatusNotFound, CodeNotFound
+	case is(node.ErrNotFriend):
+		return http.StatusConflict, CodeNotFriends
+	case is(node.ErrNotAdmin):
+		return http.StatusForbidden, CodeNotAdmin
+	case is(node.ErrNotMember):
+		return http.StatusForbidden, CodeNotMember
+	case is(node.ErrInviteExpired):
+		return http.StatusGone, CodeInviteExpired
+	case is(node.ErrInviteUsedUp):
+		return http.StatusGone, CodeInviteUsedUp
+	case is(node.ErrNameTaken):
+		return http.StatusConflict, CodeNameTaken
+	case is(node.ErrQuota):
+		return http.StatusTooManyRequests, CodeQuota
+	case is(node.ErrNoRelay, node.ErrNotLoggedIn):
+		return http.StatusConflict, CodeNoRelay
+	case is(node.ErrBadRequest, node.ErrAmbiguous, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
+		node.ErrBadFrame, node.ErrInvalid, node.ErrBadPeer, node.ErrBadFriendCode, node.ErrBadInvite,
+		node.ErrBadName, node.ErrBadRelayInvite, node.ErrRegistrationClosed, node.ErrRelayBadRequest,
+		node.ErrNotRegistered, node.ErrTooLarge):
+		return http.StatusBadRequest, CodeBadRequest
+	case is(node.ErrNoRoute, node.ErrUnreachable, node.ErrRefused):
+		return http.StatusBadGateway, CodeNoRoute
+	}
+	return http.StatusInternalServerError, CodeInternal
 }
 
 // writeErr answers err with its status and code.
 func writeErr(w http.ResponseWriter, err error) {
-	for _, row := range statusOf {
-		for _, e := range row.errs {
-			if errors.Is(err, e) {
-				writeError(w, row.status, row.code, err.Error())
-				return
-			}
-		}
-	}
-	writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+	status, code := statusOf(err)
+	writeError(w, status, code, err.Error())
 }
 
 // reply answers v as JSON, or err.
