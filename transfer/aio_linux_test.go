@@ -113,7 +113,7 @@ func TestAsyncWriterErrors(t *testing.T) {
 // A partial file writes its whole chunks through the ring where there is
 // one.
 func TestPartialFileUsesRing(t *testing.T) {
-	p, err := openPartial(filepath.Join(t.TempDir(), "f.partial"))
+	p, err := openPartial(filepath.Join(t.TempDir(), "f.partial"), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,9 @@ type partialFile struct {
 	refused atomic.Bool
 }
 
-func openPartial(path string) (*partialFile, error) {
+// openPartial opens the partial file at path; ring says whether direct
+// writes may go through an io_uring (false: plain positioned writes).
+func openPartial(path string, ring bool) (*partialFile, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
@@ -42,6 +44,9 @@ func openPartial(path string) (*partialFile, error) {
 	p := &partialFile{f: f}
 	if d, err := openDirect(path); err == nil {
 		p.direct = d
+		if !ring {
+			return p, nil
+		}
 		if w, err := newAsyncWriter(d); err == nil {
 			p.async = w
 		}

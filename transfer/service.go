@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -56,6 +57,9 @@ type Service struct {
 	roots   map[Hash]*sync.Mutex        // one download of a file at a time
 	wg      sync.WaitGroup
 	once    sync.Once
+	// plainWrites: downloads write with plain positioned writes, never
+	// through an io_uring (BenchmarkTransfer compares the two).
+	plainWrites atomic.Bool
 }
 
 // New starts the service on h with its datastore namespace and blob store.
