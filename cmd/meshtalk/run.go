@@ -16,7 +16,6 @@ import (
 
 	"github.com/meshtalk/meshtalk/api"
 	"github.com/meshtalk/meshtalk/discovery"
-	"github.com/meshtalk/meshtalk/internal/exetrim"
 	"github.com/meshtalk/meshtalk/node"
 )
 
@@ -151,7 +150,6 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 		addrs = append(addrs, a.String())
 	}
 	fmt.Fprintf(g.stdout, "meshtalk ready role=%s peer_id=%s listen=%s api=%s%s\n", role, n.ID(), strings.Join(addrs, ","), srv.URL(), metrics)
-	exetrim.Trim()
 
 	<-ctx.Done()
 	logger.Info("stopping")
