@@ -38,12 +38,9 @@ func benchSize() int {
 // The raw copy runs twice: into nothing, the target's baseline, and into a
 // file synced at the end, which tells what of the gap is the disk's: on a
 // virtual machine a write costs CPU time the guest does not see (the
-// host's share of the disk), and a download writes the whole file. The
-// download runs twice too: its chunks written through an io_uring
-// ("meshtalk", where the kernel has one) and with plain positioned writes
-// ("meshtalk-plain"), so that the ring shows what it earns in the same
-// run. Each side runs benchRounds times, in an order that rotates, and
-// reports its best run. Run with -benchtime=1x.
+// host's share of the disk), and a download writes the whole file. Each
+// side runs benchRounds times, in an order that rotates, and reports its
+// best run. Run with -benchtime=1x.
 func BenchmarkTransfer(b *testing.B) {
 	size := benchSize()
 	src := randomFile(b, size)
@@ -91,25 +88,21 @@ func BenchmarkTransfer(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			download := func(plain bool) func() {
-				return func() {
-					transfer.SetPlainWritesForTest(c.Transfer(), plain)
-					got, err := c.Transfer().Download(ctx, m, []peer.ID{a.ID()}, b.TempDir(), nil)
-					if err != nil {
-						b.Fatal(err)
-					}
-					os.Remove(got)
-					// Forgotten, so that the next round downloads it again.
-					if err := c.Transfer().Cancel(ctx, m.ID()); err != nil {
-						b.Fatal(err)
-					}
+			download := func() {
+				got, err := c.Transfer().Download(ctx, m, []peer.ID{a.ID()}, b.TempDir(), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				os.Remove(got)
+				// Forgotten, so that the next round downloads it again.
+				if err := c.Transfer().Cancel(ctx, m.ID()); err != nil {
+					b.Fatal(err)
 				}
 			}
 			sides := []*benchSide{
 				{name: "raw", run: func() { rawCopy(io.Discard) }},
 				{name: "raw-file", run: rawToFile},
-				{name: "meshtalk", run: download(false)},
-				{name: "meshtalk-plain", run: download(true)},
+				{name: "meshtalk", run: download},
 			}
 			peak := watchRssAnon(b)
 			for b.Loop() {
@@ -127,16 +120,14 @@ func BenchmarkTransfer(b *testing.B) {
 					b.Logf("round %d: %s", r, strings.Join(line, ", "))
 				}
 			}
-			rawBest, fileBest, mtBest, plainBest := sides[0].best, sides[1].best, sides[2].best, sides[3].best
+			rawBest, fileBest, mtBest := sides[0].best, sides[1].best, sides[2].best
 			b.SetBytes(int64(size))
 			b.ReportMetric(mtBest.mbs, "MB/s-meshtalk")
-			b.ReportMetric(plainBest.mbs, "MB/s-meshtalk-plain")
 			b.ReportMetric(rawBest.mbs, "MB/s-raw")
 			b.ReportMetric(fileBest.mbs, "MB/s-raw-file")
 			b.ReportMetric(100*mtBest.mbs/rawBest.mbs, "%-of-raw")
 			b.ReportMetric(100*mtBest.mbs/fileBest.mbs, "%-of-raw-file")
 			b.ReportMetric(mtBest.cores, "cores-meshtalk")
-			b.ReportMetric(plainBest.cores, "cores-meshtalk-plain")
 			b.ReportMetric(rawBest.cores, "cores-raw")
 			b.ReportMetric(peak(), "MiB-peak-RssAnon")
 		})

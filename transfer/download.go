@@ -106,7 +106,7 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 	if err != nil {
 		return "", err
 	}
-	f, err := openPartial(rc.Partial, !s.plainWrites.Load())
+	f, err := openPartial(rc.Partial)
 	if err != nil {
 		return "", fmt.Errorf("transfer: %w", err)
 	}

@@ -25,7 +25,3 @@ func RequestFrameForTest(root Hash, first, count int) []byte {
 
 // BlobPathForTest is where blobs in dir keep chunk h.
 func BlobPathForTest(dir string, h Hash) string { return (&Blobs{dir: dir}).path(h) }
-
-// SetPlainWritesForTest makes s's downloads write with plain positioned
-// writes (on) or through an io_uring where there is one (off).
-func SetPlainWritesForTest(s *Service, on bool) { s.plainWrites.Store(on) }

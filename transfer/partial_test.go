@@ -24,7 +24,7 @@ func TestPartialFileWrites(t *testing.T) {
 	const chunk = 64 << 10
 	for _, dir := range dirs {
 		path := filepath.Join(dir, "f.partial")
-		p, err := openPartial(path, true)
+		p, err := openPartial(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -55,9 +54,6 @@ type Service struct {
 	meters  map[Hash]*rateMeter         // their progress
 	roots   map[Hash]*sync.Mutex        // one download of a file at a time
 	once    sync.Once
-	// plainWrites: downloads write with plain positioned writes, never
-	// through an io_uring (BenchmarkTransfer compares the two).
-	plainWrites atomic.Bool
 }
 
 // Config is what a Service needs besides its host, datastore and blobs.
