@@ -10,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 )
 
 // keepTag protects kept peers in the connection manager.
@@ -32,14 +34,11 @@ type KeepAlive struct {
 	h   host.Host
 	log *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life *lifecycle.Group
 
-	mu     sync.Mutex
-	closed bool
-	peers  map[peer.ID]*keptPeer
-	nb     *network.NotifyBundle
+	mu    sync.Mutex
+	peers map[peer.ID]*keptPeer
+	nb    *network.NotifyBundle
 }
 
 type keptPeer struct {
@@ -49,8 +48,7 @@ type keptPeer struct {
 
 // NewKeepAlive returns a KeepAlive on h. Close stops it.
 func NewKeepAlive(h host.Host, log *slog.Logger) *KeepAlive {
-	ctx, cancel := context.WithCancel(context.Background())
-	k := &KeepAlive{h: h, log: log, ctx: ctx, cancel: cancel, peers: make(map[peer.ID]*keptPeer)}
+	k := &KeepAlive{h: h, log: log, life: lifecycle.New(), peers: make(map[peer.ID]*keptPeer)}
 	k.nb = &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) {
 		k.mu.Lock()
 		kp := k.peers[c.RemotePeer()]
@@ -74,15 +72,17 @@ func (k *KeepAlive) Keep(p peer.AddrInfo) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, ok := k.peers[p.ID]; ok || k.closed {
+	if _, ok := k.peers[p.ID]; ok {
 		return
 	}
-	ctx, cancel := context.WithCancel(k.ctx)
+	ctx, cancel := context.WithCancel(k.life.Context())
 	kp := &keptPeer{cancel: cancel, lost: make(chan struct{}, 1)}
+	if !k.life.Go(func() { k.hold(ctx, p.ID, kp) }) {
+		cancel()
+		return
+	}
 	k.peers[p.ID] = kp
 	k.h.ConnManager().Protect(p.ID, keepTag)
-	k.wg.Add(1)
-	go k.hold(ctx, p.ID, kp)
 }
 
 // Unkeep stops holding a connection to p (it is not closed).
@@ -97,7 +97,6 @@ func (k *KeepAlive) Unkeep(p peer.ID) {
 }
 
 func (k *KeepAlive) hold(ctx context.Context, p peer.ID, kp *keptPeer) {
-	defer k.wg.Done()
 	bo := newBackoff()
 	var connected time.Time
 	for {
@@ -151,12 +150,8 @@ func (b *backoff) reset() { b.bound = keepMinBackoff }
 
 // Close stops every hold.
 func (k *KeepAlive) Close() {
-	k.mu.Lock()
-	k.closed = true
-	k.mu.Unlock()
-	k.cancel()
 	k.h.Network().StopNotify(k.nb)
-	k.wg.Wait()
+	k.life.Close()
 	k.mu.Lock()
 	for p := range k.peers {
 		k.h.ConnManager().Unprotect(p, keepTag)

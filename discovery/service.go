@@ -18,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 )
 
 // DHTPrefix keeps meshtalk's Kademlia DHT apart from every other libp2p
@@ -41,6 +43,10 @@ type Config struct {
 	Relays []peer.AddrInfo
 	// Reachability is "auto", "public" or "private".
 	Reachability string
+	// Emit receives the service's events (EventPeerFound, with an
+	// EvtPeerFound as data); nil discards them. It is called from the
+	// service's goroutines and must not block.
+	Emit func(typ string, data any)
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -57,10 +63,10 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	paths *Paths
+	emit  func(typ string, data any)
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life *lifecycle.Group
+	ctx  context.Context // life's: cancelled when Close begins
 
 	h     host.Host
 	dht   *dht.IpfsDHT
@@ -68,7 +74,6 @@ type Service struct {
 	keep  *KeepAlive
 	rsvp  *reservations
 	nb    *network.NotifyBundle
-	emit  event.Emitter
 	mu    sync.Mutex
 	reach network.Reachability
 
@@ -76,8 +81,12 @@ type Service struct {
 	closeOnce sync.Once
 }
 
-// New returns a Service for cfg; call HostOptions and Start next.
-func New(cfg Config) (*Service, error) {
+// New returns a Service for cfg; call HostOptions and Start next. ctx
+// bounds the call only: the Service runs until Close.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
 	switch cfg.DHTMode {
 	case "", "auto", "client", "server":
 	default:
@@ -87,8 +96,12 @@ func New(cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{cfg: cfg, log: log.With("component", "discovery"), paths: NewPaths(), ctx: ctx, cancel: cancel}
+	emit := cfg.Emit
+	if emit == nil {
+		emit = func(string, any) {}
+	}
+	life := lifecycle.New()
+	s := &Service{cfg: cfg, log: log.With("component", "discovery"), paths: NewPaths(), emit: emit, life: life, ctx: life.Context()}
 	switch cfg.Reachability {
 	case "public":
 		s.reach = network.ReachabilityPublic
@@ -146,26 +159,23 @@ func (s *Service) bootstrapPeers() []peer.AddrInfo {
 	return append(append([]peer.AddrInfo{}, s.cfg.Bootstrap...), s.cfg.Relays...)
 }
 
-// Start runs the Service on h, the host built with HostOptions.
-func (s *Service) Start(h host.Host) error {
+// Start runs the Service on h, the host built with HostOptions. ctx
+// bounds the call only. Close stops what it started, also after an error.
+func (s *Service) Start(ctx context.Context, h host.Host) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
 	s.h = h
 	s.started.Store(true)
 	if s.dht == nil {
 		return errors.New("discovery: the host was not built with HostOptions")
 	}
-	emit, err := h.EventBus().Emitter(new(EvtPeerFound))
-	if err != nil {
-		return fmt.Errorf("discovery: %w", err)
-	}
-	s.emit = emit
 	sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
 	if err != nil {
-		emit.Close()
 		return fmt.Errorf("discovery: %w", err)
 	}
 	s.keep = NewKeepAlive(h, s.log)
 	if s.rsvp, err = newReservations(h, s.cfg.Relays, s.log); err != nil {
-		emit.Close()
 		sub.Close()
 		return err
 	}
@@ -173,15 +183,12 @@ func (s *Service) Start(h host.Host) error {
 	h.Network().Notify(s.nb)
 	for _, r := range s.cfg.Relays {
 		h.ConnManager().Protect(r.ID, keepTag)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.rsvp.hold(s.ctx, r)
-		}()
+		s.life.Go(func() { s.rsvp.hold(s.ctx, r) })
 	}
-	s.wg.Add(2)
-	go s.trackReachability(sub)
-	go s.bootstrap()
+	if !s.life.Go(func() { s.trackReachability(sub) }) {
+		sub.Close()
+	}
+	s.life.Go(s.bootstrap)
 	if s.cfg.MDNS {
 		s.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{s})
 		if err := s.mdns.Start(); err != nil {
@@ -194,7 +201,6 @@ func (s *Service) Start(h host.Host) error {
 
 // bootstrap connects to the bootstrap peers and fills the routing table.
 func (s *Service) bootstrap() {
-	defer s.wg.Done()
 	var wg sync.WaitGroup
 	for _, p := range s.cfg.Bootstrap {
 		wg.Add(1)
@@ -214,7 +220,6 @@ func (s *Service) bootstrap() {
 }
 
 func (s *Service) trackReachability(sub event.Subscription) {
-	defer s.wg.Done()
 	defer sub.Close()
 	for {
 		select {
@@ -285,7 +290,6 @@ func (s *Service) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error
 func (s *Service) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.cancel()
 		if s.mdns != nil {
 			s.mdns.Close()
 		}
@@ -295,12 +299,9 @@ func (s *Service) Close() error {
 		if s.nb != nil {
 			s.h.Network().StopNotify(s.nb)
 		}
-		s.wg.Wait()
+		s.life.Close()
 		if s.rsvp != nil {
 			s.rsvp.close()
-		}
-		if s.emit != nil {
-			s.emit.Close()
 		}
 		if s.dht != nil {
 			err = s.dht.Close()
@@ -309,16 +310,16 @@ func (s *Service) Close() error {
 	return err
 }
 
-// EvtPeerFound is emitted on the host's event bus when a peer is found on
-// the local network.
+// EventPeerFound is the event of a peer found on the local network; its
+// data is an EvtPeerFound.
+const EventPeerFound = "peer.found"
+
+// EvtPeerFound is the data of an EventPeerFound.
 type EvtPeerFound struct {
 	PeerID peer.ID  `json:"peer_id"`
 	Addrs  []string `json:"addrs"`
 	Via    string   `json:"via"`
 }
-
-// EventType names the event in the node's event stream.
-func (EvtPeerFound) EventType() string { return "peer.found" }
 
 type mdnsNotifee struct{ s *Service }
 
@@ -334,5 +335,5 @@ func (n mdnsNotifee) HandlePeerFound(info peer.AddrInfo) {
 	for i, a := range info.Addrs {
 		addrs[i] = a.String()
 	}
-	s.emit.Emit(EvtPeerFound{PeerID: info.ID, Addrs: addrs, Via: "mdns"})
+	s.emit(EventPeerFound, EvtPeerFound{PeerID: info.ID, Addrs: addrs, Via: "mdns"})
 }

@@ -114,7 +114,6 @@ func (n *Node) emit(typ string, data any) {
 // fetches a received picture's original and tells the relays who its
 // friends are.
 func (n *Node) runReactions(ctx context.Context) {
-	defer n.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():

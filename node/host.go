@@ -9,9 +9,7 @@ import (
 	"github.com/ipfs/go-datastore/namespace"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoreds"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -22,7 +20,6 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
-	"go.uber.org/fx"
 )
 
 // peerstoreKey is the datastore namespace of the persistent peerstore
@@ -81,11 +78,6 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 		libp2p.Ping(true),
 		libp2p.UserAgent("meshtalk/" + Version),
 		libp2p.DisableMetrics(),
-		// go-libp2p gives its event bus a Prometheus tracer whatever
-		// DisableMetrics says; with the node's whole event stream on that
-		// bus, updating its gauges was 2% of the node's CPU under a burst
-		// of messages. A bus without one replaces it.
-		libp2p.WithFxOption(fx.Decorate(func(event.Bus) event.Bus { return eventbus.NewBus() })),
 	}
 	if len(cfg.Network.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)

@@ -21,6 +21,7 @@ import (
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/relay"
 	"github.com/meshtalk/meshtalk/transfer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -78,8 +79,7 @@ type Node struct {
 	clock   func() time.Time // nil: time.Now
 	lock    *homeLock
 
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	life      *lifecycle.Group // the node's own goroutines
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -101,14 +101,15 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
 	}
-	// undo releases what New has taken so far, in reverse order.
-	var undo []func()
+	// undo releases what New has taken so far, in reverse order: every
+	// step that starts something pushes its undo, and on error this one
+	// unwinder runs them.
+	undo := []func(){func() { n.lock.release() }}
 	defer func() {
 		if err != nil {
 			for i := len(undo) - 1; i >= 0; i-- {
 				undo[i]()
 			}
-			n.lock.release()
 		}
 	}()
 
@@ -137,7 +138,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	undo = append(undo, func() { n.ds.Close() })
 
-	if n.disc, err = discovery.New(n.discoveryConfig(log)); err != nil {
+	if n.disc, err = discovery.New(ctx, n.discoveryConfig(log)); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { n.disc.Close() })
@@ -147,36 +148,37 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	// Runs before the discovery undo: the host goes first.
 	undo = append(undo, func() { n.host.Close() })
 
-	// Everything on the host's bus that names an event type goes to the
-	// event stream, from libp2p and from the services alike.
-	sub, err := n.host.EventBus().Subscribe(event.WildcardSubscription)
+	// The host's bus carries libp2p's own events; the node turns the
+	// ones it shows into its event stream. The services' events come
+	// through n.emit instead (chat's still come this way, for now).
+	sub, err := n.host.EventBus().Subscribe([]any{
+		new(event.EvtPeerConnectednessChanged),
+		new(event.EvtLocalReachabilityChanged),
+		new(chat.Event),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("node: subscribe: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.wg.Add(2)
-	go n.forwardEvents(runCtx, sub)
-	go n.runReactions(runCtx)
-	if err := n.disc.Start(n.host); err != nil {
-		cancel()
-		n.wg.Wait()
+	n.life = lifecycle.New()
+	undo = append(undo, n.life.Close)
+	n.life.Go(func() { n.forwardEvents(n.life.Context(), sub) })
+	n.life.Go(func() { n.runReactions(n.life.Context()) })
+	if err := n.disc.Start(ctx, n.host); err != nil {
 		return nil, err
 	}
 	blobs, err := transfer.NewBlobs(opts.Home.BlobsPath())
 	if err != nil {
-		cancel()
-		n.wg.Wait()
 		return nil, err
 	}
-	n.xfer = transfer.New(n.host, namespace.Wrap(n.ds, transferKey), blobs, log)
+	if n.xfer, err = transfer.New(ctx, n.host, namespace.Wrap(n.ds, transferKey), blobs, transfer.Config{Emit: n.emit, Logger: log}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.xfer.Close() })
 	if n.role == RoleRelay {
 		if n.relays, err = relay.NewServer(ctx, n.host, namespace.Wrap(n.ds, relayKey), n.serverConfig()); err != nil {
-			n.xfer.Close()
-			cancel()
-			n.wg.Wait()
 			return nil, err
 		}
+		undo = append(undo, func() { n.relays.Close() })
 	}
 	if n.role == RolePersonal {
 		n.chat, err = chat.New(ctx, n.host, namespace.Wrap(n.ds, chatKey), chat.Config{
@@ -187,18 +189,13 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			Logger:       log,
 		})
 		if err != nil {
-			n.xfer.Close()
-			cancel()
-			n.wg.Wait()
 			return nil, err
 		}
+		undo = append(undo, func() { n.chat.Close() })
 		if err := n.startRelayClient(ctx); err != nil {
-			n.chat.Close()
-			n.xfer.Close()
-			cancel()
-			n.wg.Wait()
 			return nil, err
 		}
+		undo = append(undo, func() { n.relayc.Close() })
 		if err := n.xfer.Resume(ctx); err != nil {
 			n.log.Warn("resume downloads", "err", err)
 		}
@@ -216,12 +213,9 @@ func writeDefaultConfig(path string, role Role) error {
 	return nil
 }
 
-// typedEvent is an event a service emits on the host's bus for the
-// node's event stream; it names its type and is its own JSON data.
-type typedEvent interface{ EventType() string }
-
+// forwardEvents publishes the host's events that the node shows on its
+// event stream.
 func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
-	defer n.wg.Done()
 	defer sub.Close()
 	for {
 		select {
@@ -242,8 +236,6 @@ func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
 				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
 			case chat.Event:
 				n.emit(ev.Type, ev.Data)
-			case typedEvent:
-				n.emit(ev.EventType(), ev)
 			}
 		}
 	}
@@ -280,6 +272,7 @@ func (n *Node) discoveryConfig(log *slog.Logger) discovery.Config {
 		Bootstrap:    addrInfos(d.Bootstrap),
 		Relays:       addrInfos(d.Relays),
 		Reachability: d.Reachability,
+		Emit:         n.emit,
 		Logger:       log,
 	}
 }
@@ -338,8 +331,7 @@ func (n *Node) Started() time.Time { return n.started }
 // is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		n.cancel()
-		n.wg.Wait()
+		n.life.Close()
 		n.events.Close()
 		var errs []error
 		// The relay client logs out first, while the host is up.

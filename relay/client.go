@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/relay/pb"
 	"github.com/meshtalk/meshtalk/transfer"
 )
@@ -73,16 +74,14 @@ type Client struct {
 	log  *slog.Logger
 	keys *SealingKeys
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	life *lifecycle.Group
+	ctx  context.Context // life's: cancelled when Close begins
+	once sync.Once
 
-	mu      sync.Mutex
-	closing bool
-	relays  map[peer.ID]*relayState
-	order   []peer.ID // relays in the order they were added
-	allow   []peer.ID
+	mu     sync.Mutex
+	relays map[peer.ID]*relayState
+	order  []peer.ID // relays in the order they were added
+	allow  []peer.ID
 }
 
 // relayState is what the client knows of one relay.
@@ -103,6 +102,8 @@ type clientAccount struct {
 }
 
 // NewClient starts the client on h, storing in ds (the /relay namespace).
+// ctx bounds the start (reading the accounts) only: the client runs until
+// Close.
 func NewClient(ctx context.Context, h host.Host, ds datastore.Batching, cfg ClientConfig) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -135,11 +136,11 @@ func NewClient(ctx context.Context, h host.Host, ds datastore.Batching, cfg Clie
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	h.SetStreamHandler(MailboxProtocol, c.tracked(c.handleDeliver))
-	h.SetStreamHandler(AccountProtocol, c.tracked(c.handlePush))
-	c.wg.Add(1)
-	go c.watchRelays(sub)
+	c.life = lifecycle.New()
+	c.ctx = c.life.Context()
+	h.SetStreamHandler(MailboxProtocol, c.life.Handler(c.handleDeliver))
+	h.SetStreamHandler(AccountProtocol, c.life.Handler(c.handlePush))
+	c.life.Go(func() { c.watchRelays(sub) })
 	for _, id := range c.order {
 		c.startRelay(c.relays[id])
 	}
@@ -175,36 +176,7 @@ func (c *Client) accounts(ctx context.Context) (map[peer.ID]clientAccount, error
 	return out, err
 }
 
-func (c *Client) tracked(h network.StreamHandler) network.StreamHandler {
-	return func(st network.Stream) {
-		c.mu.Lock()
-		if c.closing {
-			c.mu.Unlock()
-			st.Reset()
-			return
-		}
-		c.wg.Add(1)
-		c.mu.Unlock()
-		defer c.wg.Done()
-		h(st)
-	}
-}
-
-func (c *Client) goTracked(f func()) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
-
-func (c *Client) startRelay(rs *relayState) { c.goTracked(func() { c.runRelay(rs) }) }
+func (c *Client) startRelay(rs *relayState) { c.life.Go(func() { c.runRelay(rs) }) }
 
 func wake(rs *relayState) {
 	select {
@@ -215,7 +187,6 @@ func wake(rs *relayState) {
 
 // watchRelays wakes a relay's session loop when its connection goes.
 func (c *Client) watchRelays(sub event.Subscription) {
-	defer c.wg.Done()
 	defer sub.Close()
 	for {
 		select {
@@ -788,8 +759,6 @@ func (c *Client) handleDeliver(st network.Stream) {
 		return
 	}
 	defer st.Close()
-	stop := context.AfterFunc(c.ctx, func() { st.Reset() })
-	defer stop()
 	st.SetDeadline(time.Now().Add(2 * ioTimeout))
 	var d pb.Deliver
 	if err := readFrame(bufio.NewReader(st), MaxMailboxFrame, &d); err != nil {
@@ -867,11 +836,7 @@ func (c *Client) Close() error {
 		cancel()
 		c.h.RemoveStreamHandler(MailboxProtocol)
 		c.h.RemoveStreamHandler(AccountProtocol)
-		c.mu.Lock()
-		c.closing = true
-		c.mu.Unlock()
-		c.cancel()
-		c.wg.Wait()
+		c.life.Close()
 	})
 	return nil
 }

@@ -345,7 +345,7 @@ func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 	if err := c.ds.Sync(c.ctx, datastore.NewKey("/")); err != nil {
 		return err
 	}
-	c.goTracked(func() { c.fetchDrop(root, pd) })
+	c.life.Go(func() { c.fetchDrop(root, pd) })
 	return nil
 }
 
@@ -355,7 +355,7 @@ func (c *Client) resumeDrops() {
 		var pd pendingDrop
 		if json.Unmarshal(v, &pd) == nil {
 			root := datastore.RawKey(key).BaseNamespace()
-			c.goTracked(func() { c.fetchDrop(root, pd) })
+			c.life.Go(func() { c.fetchDrop(root, pd) })
 		}
 	})
 }

@@ -45,9 +45,6 @@ type depositReq struct {
 // goes on while earlier deposits wait for their commit.
 func (s *Server) handleMailbox(st network.Stream) {
 	p := st.Conn().RemotePeer()
-	// Close must not wait for a client that stopped talking.
-	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
-	defer stop()
 	r := bufio.NewReader(st)
 	replies := make(chan func() *pb.MailboxReply, 256)
 	written := make(chan struct{})
@@ -183,7 +180,6 @@ func (s *Server) release(r *depositReq) {
 
 // runCommitter writes waiting deposits in one batch and one sync.
 func (s *Server) runCommitter() {
-	defer s.wg.Done()
 	for {
 		var batch []*depositReq
 		select {
@@ -235,7 +231,7 @@ type pusher struct{ again bool }
 func (s *Server) wakePush(p peer.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, on := s.sessions[p]; !on || s.closing {
+	if _, on := s.sessions[p]; !on {
 		return
 	}
 	if pu := s.pushers[p]; pu != nil {
@@ -243,13 +239,12 @@ func (s *Server) wakePush(p peer.ID) {
 		return
 	}
 	pu := &pusher{}
-	s.pushers[p] = pu
-	s.wg.Add(1)
-	go s.push(p, pu)
+	if s.life.Go(func() { s.push(p, pu) }) {
+		s.pushers[p] = pu
+	}
 }
 
 func (s *Server) push(p peer.ID, pu *pusher) {
-	defer s.wg.Done()
 	for {
 		n, err := s.pushOnce(p)
 		if err != nil {
@@ -257,7 +252,7 @@ func (s *Server) push(p peer.ID, pu *pusher) {
 		}
 		s.mu.Lock()
 		_, on := s.sessions[p]
-		if err != nil || !on || s.closing || n == 0 && !pu.again {
+		if err != nil || !on || s.life.Closing() || n == 0 && !pu.again {
 			delete(s.pushers, p)
 			s.mu.Unlock()
 			return
@@ -375,7 +370,6 @@ type heldEnvelope struct {
 // runSweeper removes expired items now and then, and retries delivery
 // to logged-in recipients whose push failed.
 func (s *Server) runSweeper() {
-	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.SweepEvery)
 	defer t.Stop()
 	for {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/relay/pb"
 	"github.com/meshtalk/meshtalk/transfer"
 )
@@ -92,10 +93,9 @@ type Server struct {
 	log *slog.Logger
 	met *metrics
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	life *lifecycle.Group
+	ctx  context.Context // life's: cancelled when Close begins
+	once sync.Once
 
 	deposits chan *depositReq
 	inflight *semaphore.Weighted // bytes of deposits read, not answered
@@ -106,7 +106,6 @@ type Server struct {
 	acctMu sync.Mutex
 	// mu guards everything below; no I/O under it.
 	mu       sync.Mutex
-	closing  bool
 	accounts map[peer.ID]*account
 	names    map[string]peer.ID
 	sessions map[peer.ID]time.Time
@@ -129,7 +128,8 @@ type usage struct {
 }
 
 // NewServer starts the relay services on h, storing in ds (the /relay
-// namespace).
+// namespace). ctx bounds the start (loading the accounts and mailboxes)
+// only: the services run until Close.
 func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg ServerConfig) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -158,13 +158,13 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	h.SetStreamHandler(AccountProtocol, s.tracked(s.handleAccount))
-	h.SetStreamHandler(MailboxProtocol, s.tracked(s.handleMailbox))
-	s.wg.Add(3)
-	go s.watchSessions(sub)
-	go s.runCommitter()
-	go s.runSweeper()
+	s.life = lifecycle.New()
+	s.ctx = s.life.Context()
+	h.SetStreamHandler(AccountProtocol, s.life.Handler(s.handleAccount))
+	h.SetStreamHandler(MailboxProtocol, s.life.Handler(s.handleMailbox))
+	s.life.Go(func() { s.watchSessions(sub) })
+	s.life.Go(s.runCommitter)
+	s.life.Go(s.runSweeper)
 	return s, nil
 }
 
@@ -262,47 +262,12 @@ func (s *Server) uncharge(rcpt, sender peer.ID, n int64) {
 	}
 }
 
-// tracked wraps a stream handler so that Close waits for it.
-func (s *Server) tracked(h network.StreamHandler) network.StreamHandler {
-	return func(st network.Stream) {
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			st.Reset()
-			return
-		}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		defer s.wg.Done()
-		h(st)
-	}
-}
-
-// goTracked runs f in a goroutine that Close waits for; false when closing.
-func (s *Server) goTracked(f func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
-}
-
 // Close removes the handlers and waits for every goroutine to stop.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.h.RemoveStreamHandler(AccountProtocol)
 		s.h.RemoveStreamHandler(MailboxProtocol)
-		s.mu.Lock()
-		s.closing = true
-		s.mu.Unlock()
-		s.cancel()
-		s.wg.Wait()
+		s.life.Close()
 	})
 	return nil
 }
@@ -312,9 +277,6 @@ func (s *Server) Close() error {
 // handleAccount serves one client stream: requests and replies in turn.
 func (s *Server) handleAccount(st network.Stream) {
 	defer st.Close()
-	// Close must not wait for a client that stopped talking.
-	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
-	defer stop()
 	p := st.Conn().RemotePeer()
 	r := bufio.NewReader(st)
 	var nonce []byte // the challenge of this stream, good for one proof
@@ -616,7 +578,6 @@ const sessionTag = "meshtalk-relay-session"
 
 // watchSessions ends the session of a client whose connections are gone.
 func (s *Server) watchSessions(sub event.Subscription) {
-	defer s.wg.Done()
 	defer sub.Close()
 	for {
 		select {
@@ -737,7 +698,7 @@ func (s *Server) tellPresence(p peer.ID) {
 	s.mu.Unlock()
 	for i, w := range to {
 		msg := &pb.AccountPush{Presence: []*pb.Presence{prs[i].toWire()}}
-		s.goTracked(func() {
+		s.life.Go(func() {
 			ctx, cancel := context.WithTimeout(s.ctx, ioTimeout)
 			defer cancel()
 			st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "presence"), w, AccountProtocol)

@@ -16,8 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Events the service emits on the host's event bus (node forwards them to
-// the event stream).
+// Events the service hands to its Config.Emit, each with an Event as its
+// data (node publishes them on its event stream).
 const (
 	EventProgress = "transfer.progress"
 	EventDone     = "transfer.done"
@@ -31,9 +31,6 @@ type Event struct {
 	Path  string `json:"path,omitempty"`
 	Error string `json:"error,omitempty"`
 }
-
-// EventType names the event in the node's event stream.
-func (e Event) EventType() string { return e.Type }
 
 // progressEvery spaces progress events of one download.
 const progressEvery = 200 * time.Millisecond
@@ -54,23 +51,16 @@ func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
 		return err
 	}
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return ErrClosed
-	}
+	defer s.mu.Unlock()
 	if s.running == nil {
 		s.running = map[Hash]context.CancelFunc{}
 	}
 	if _, ok := s.running[root]; ok {
-		s.mu.Unlock()
 		return nil
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.running[root] = cancel
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
+	started := s.life.Go(func() {
 		defer func() {
 			s.mu.Lock()
 			delete(s.running, root)
@@ -95,7 +85,7 @@ func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
 			// A few events a second are enough to draw a progress bar.
 			if time.Since(last) >= progressEvery || p.Have == p.Chunks {
 				last = time.Now()
-				s.emit(Event{Type: EventProgress, Progress: p})
+				s.emit(EventProgress, Event{Type: EventProgress, Progress: p})
 			}
 		}
 		path, err := s.Download(ctx, m, sources, dir, progress)
@@ -112,14 +102,19 @@ func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
 		}
 		switch {
 		case err == nil:
-			s.emit(Event{Type: EventDone, Progress: Progress{ID: root.String(), Name: m.Name, Size: m.Size, Bytes: m.Size}, Path: path})
+			s.emit(EventDone, Event{Type: EventDone, Progress: Progress{ID: root.String(), Name: m.Name, Size: m.Size, Bytes: m.Size}, Path: path})
 		case ctx.Err() != nil:
 			// Stopped or cancelled: resumes, or was dropped, elsewhere.
 		default:
 			s.setError(root, err)
-			s.emit(Event{Type: EventFailed, Progress: Progress{ID: root.String(), Name: m.Name, Size: m.Size}, Error: err.Error()})
+			s.emit(EventFailed, Event{Type: EventFailed, Progress: Progress{ID: root.String(), Name: m.Name, Size: m.Size}, Error: err.Error()})
 		}
-	}()
+	})
+	if !started {
+		delete(s.running, root)
+		cancel()
+		return ErrClosed
+	}
 	return nil
 }
 
@@ -293,12 +288,6 @@ func (s *Service) setError(root Hash, cause error) {
 	rc.Error = cause.Error()
 	js, _ := json.Marshal(rc)
 	s.ds.Put(s.ctx, recvKey(root), js)
-}
-
-func (s *Service) emit(ev Event) {
-	if s.emitter != nil {
-		s.emitter.Emit(ev)
-	}
 }
 
 func dirOf(path string) string { return filepath.Dir(path) }

@@ -82,10 +82,10 @@ func haveKey(root Hash, i int) datastore.Key {
 // at most the chunks that were in flight. progress, when not nil, is
 // called as chunks arrive, one call at a time.
 func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, dir string, progress func(Progress)) (string, error) {
-	if !s.enter() {
+	if !s.life.Enter() {
 		return "", ErrClosed
 	}
-	defer s.wg.Done()
+	defer s.life.Leave()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)

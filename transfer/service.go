@@ -25,11 +25,11 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/transfer/pb"
 )
 
@@ -45,31 +45,45 @@ type Service struct {
 	ds    datastore.Batching
 	blobs *Blobs
 	log   *slog.Logger
+	emit  func(typ string, data any)
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	emitter event.Emitter
+	life    *lifecycle.Group
+	ctx     context.Context // life's: cancelled when Close begins
 	mu      sync.Mutex
-	closing bool
 	running map[Hash]context.CancelFunc // background downloads
 	meters  map[Hash]*rateMeter         // their progress
 	roots   map[Hash]*sync.Mutex        // one download of a file at a time
-	wg      sync.WaitGroup
 	once    sync.Once
 }
 
-// New starts the service on h with its datastore namespace and blob store.
-func New(h host.Host, ds datastore.Batching, blobs *Blobs, logger *slog.Logger) *Service {
+// Config is what a Service needs besides its host, datastore and blobs.
+type Config struct {
+	// Emit receives the service's events (EventProgress, EventDone,
+	// EventFailed, with an Event as data); nil discards them. It is
+	// called from the service's goroutines and must not block.
+	Emit func(typ string, data any)
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// New starts the service on h with its datastore namespace and blob
+// store. ctx bounds the start only: the service runs until Close.
+func New(ctx context.Context, h host.Host, ds datastore.Batching, blobs *Blobs, cfg Config) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("transfer: %w", err)
+	}
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{h: h, ds: ds, blobs: blobs, log: logger.With("component", "transfer")}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if em, err := h.EventBus().Emitter(new(Event)); err == nil {
-		s.emitter = em
+	emit := cfg.Emit
+	if emit == nil {
+		emit = func(string, any) {}
 	}
-	h.SetStreamHandler(Protocol, s.handle)
-	return s
+	s := &Service{h: h, ds: ds, blobs: blobs, log: logger.With("component", "transfer"), emit: emit, life: lifecycle.New()}
+	s.ctx = s.life.Context()
+	h.SetStreamHandler(Protocol, s.life.Handler(s.handle))
+	return s, nil
 }
 
 // Close removes the handler, ends the transfers in progress (they resume
@@ -77,27 +91,9 @@ func New(h host.Host, ds datastore.Batching, blobs *Blobs, logger *slog.Logger) 
 func (s *Service) Close() error {
 	s.once.Do(func() {
 		s.h.RemoveStreamHandler(Protocol)
-		s.mu.Lock()
-		s.closing = true
-		s.mu.Unlock()
-		s.cancel()
-		s.wg.Wait()
-		if s.emitter != nil {
-			s.emitter.Close()
-		}
+		s.life.Close()
 	})
 	return nil
-}
-
-// enter registers a goroutine with the service, unless it is closing.
-func (s *Service) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.wg.Add(1)
-	return true
 }
 
 func manifestKey(root Hash) datastore.Key { return datastore.NewKey("/manifests/" + root.String()) }
@@ -134,14 +130,7 @@ func (s *Service) Offer(ctx context.Context, m *Manifest, p peer.ID) error {
 // chunks of an offered blob, in order. A receiver keeps its streams for
 // many requests, so that their flow-control windows stay open.
 func (s *Service) handle(st network.Stream) {
-	if !s.enter() {
-		st.Reset()
-		return
-	}
-	defer s.wg.Done()
 	defer st.Close()
-	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
-	defer stop()
 	r := bufio.NewReader(st)
 	w := bufio.NewWriterSize(st, 256<<10)
 	var bufs [2][]byte // chunks served on the stream, each after room for its header

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshtalk/meshtalk/api"
-	"github.com/meshtalk/meshtalk/internal/exetrim"
 	"github.com/meshtalk/meshtalk/node"
 )
 
@@ -150,7 +149,6 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 		addrs = append(addrs, a.String())
 	}
 	fmt.Fprintf(g.stdout, "meshtalk ready role=%s peer_id=%s listen=%s api=%s%s\n", role, n.ID(), strings.Join(addrs, ","), srv.URL(), metrics)
-	exetrim.Trim()
 
 	<-ctx.Done()
 	logger.Info("stopping")
