@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/namespace"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -29,7 +28,7 @@ var peerstoreKey = datastore.NewKey("/node/peerstore")
 
 // newHost builds the libp2p host: QUIC-v1 and TCP, Noise and TLS, yamux,
 // the resource and connection managers sized from cfg, identify and ping,
-// and a peerstore in the datastore.
+// and a peerstore in ds (the node's datastore under peerstoreKey).
 func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds datastore.Batching, extra []libp2p.Option) (host.Host, error) {
 	var announce []ma.Multiaddr
 	for _, s := range cfg.Network.Announce {
@@ -39,7 +38,7 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 		}
 		announce = append(announce, a)
 	}
-	ps, err := pstoreds.NewPeerstore(ctx, namespace.Wrap(ds, peerstoreKey), pstoreds.DefaultOpts())
+	ps, err := pstoreds.NewPeerstore(ctx, ds, pstoreds.DefaultOpts())
 	if err != nil {
 		return nil, fmt.Errorf("node: peerstore: %w", err)
 	}

@@ -71,6 +71,7 @@ type Node struct {
 	relayc  *relay.Client // on a personal node
 	key     crypto.PrivKey
 	ds      *pebbleds.Datastore
+	pstore  *shutStore // the peerstore's part of ds
 	host    host.Host
 	events  *Events
 	react   reactions // what emit hands to runReactions
@@ -137,12 +138,14 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { n.ds.Close() })
+	n.pstore = &shutStore{inner: namespace.Wrap(n.ds, peerstoreKey)}
+	undo = append(undo, n.pstore.shut) // before the datastore closes
 
 	if n.disc, err = discovery.New(ctx, n.discoveryConfig(log)); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { n.disc.Close() })
-	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.ds, n.disc.HostOptions()); err != nil {
+	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.pstore, n.disc.HostOptions()); err != nil {
 		return nil, err
 	}
 	// Runs before the discovery undo: the host goes first.
@@ -347,7 +350,9 @@ func (n *Node) Close() error {
 		if n.xfer != nil {
 			errs = append(errs, n.xfer.Close())
 		}
-		errs = append(errs, n.disc.Close(), n.host.Close(), n.ds.Close(), n.lock.release())
+		errs = append(errs, n.disc.Close(), n.host.Close())
+		n.pstore.shut() // libp2p's late peerstore writers fail from here on
+		errs = append(errs, n.ds.Close(), n.lock.release())
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})
