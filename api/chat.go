@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -199,7 +200,7 @@ func (s *Server) resolveConv(r *http.Request, c *chat.Service, name string) (pee
 	if err == nil {
 		return p, "", nil
 	}
-	if gid, gerr := c.ResolveGroup(r.Context(), name); gerr == nil || !errors.Is(gerr, chat.ErrNoGroup) {
+	if gid, gerr := s.node.Groups().Resolve(r.Context(), name); gerr == nil || !errors.Is(gerr, group.ErrNoGroup) {
 		return "", gid, gerr
 	}
 	return "", "", fmt.Errorf("%w (nor a group)", err)
@@ -267,7 +268,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, c *chat.S
 	}
 	var page *chat.HistoryPage
 	if gid != "" {
-		page, err = c.GroupHistory(r.Context(), gid, q.Get("before"), limit)
+		page, err = s.node.Groups().History(r.Context(), gid, q.Get("before"), limit)
 	} else {
 		page, err = c.History(r.Context(), p, q.Get("before"), limit)
 	}
@@ -297,7 +298,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, c *chat.Se
 	var msgs []*chat.Message
 	var err error
 	if gid != "" {
-		msgs, err = c.SearchGroup(r.Context(), q.Get("q"), gid, limit)
+		msgs, err = s.node.Groups().Search(r.Context(), q.Get("q"), gid, limit)
 	} else {
 		msgs, err = c.Search(r.Context(), q.Get("q"), p, limit)
 	}
@@ -323,7 +324,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, c *chat.Serv
 	}
 	var n int
 	if gid != "" {
-		n, err = c.MarkGroupRead(r.Context(), gid)
+		n, err = s.node.Groups().MarkRead(r.Context(), gid)
 	} else {
 		n, err = c.MarkRead(r.Context(), p)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -91,7 +92,7 @@ func (s *Server) groupRoutes(mux *http.ServeMux) {
 // withGroup resolves {group} (ID, ID prefix or name).
 func (s *Server) withGroup(h func(http.ResponseWriter, *http.Request, *chat.Service, string)) http.HandlerFunc {
 	return s.withChat(func(w http.ResponseWriter, r *http.Request, c *chat.Service) {
-		id, err := c.ResolveGroup(r.Context(), r.PathValue("group"))
+		id, err := s.node.Groups().Resolve(r.Context(), r.PathValue("group"))
 		if err != nil {
 			groupError(w, err)
 			return
@@ -103,33 +104,37 @@ func (s *Server) withGroup(h func(http.ResponseWriter, *http.Request, *chat.Serv
 // groupError maps the group errors to HTTP, and the rest as chatError.
 func groupError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, chat.ErrNoGroup):
+	case errors.Is(err, group.ErrNoGroup):
 		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
-	case errors.Is(err, chat.ErrNotAdmin):
+	case errors.Is(err, group.ErrNotAdmin):
 		writeError(w, http.StatusForbidden, CodeNotAdmin, err.Error())
-	case errors.Is(err, chat.ErrNotMember):
+	case errors.Is(err, group.ErrNotMember):
 		writeError(w, http.StatusForbidden, CodeNotMember, err.Error())
-	case errors.Is(err, chat.ErrInviteExpired):
+	case errors.Is(err, group.ErrInviteExpired):
 		writeError(w, http.StatusGone, CodeInviteExpired, err.Error())
-	case errors.Is(err, chat.ErrInviteUsedUp):
+	case errors.Is(err, group.ErrInviteUsedUp):
 		writeError(w, http.StatusGone, CodeInviteUsedUp, err.Error())
-	case errors.Is(err, chat.ErrBadInvite):
+	case errors.Is(err, group.ErrBadInvite):
 		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
-	case errors.Is(err, chat.ErrUnreachable), errors.Is(err, chat.ErrRefused):
+	case errors.Is(err, group.ErrUnreachable), errors.Is(err, chat.ErrRefused), errors.Is(err, group.ErrRefused):
 		writeError(w, http.StatusBadGateway, CodeNoRoute, err.Error())
+	case errors.Is(err, group.ErrNotFriend):
+		writeError(w, http.StatusConflict, CodeNotFriends, err.Error())
+	case errors.Is(err, group.ErrAmbiguous), errors.Is(err, group.ErrBadFrame):
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 	default:
 		chatError(w, err)
 	}
 }
 
 func (s *Server) handleGroups(w http.ResponseWriter, r *http.Request, c *chat.Service) {
-	gs, err := c.Groups(r.Context())
+	gs, err := s.node.Groups().List(r.Context())
 	if err != nil {
 		groupError(w, err)
 		return
 	}
 	if gs == nil {
-		gs = []*chat.GroupInfo{}
+		gs = []*group.Info{}
 	}
 	writeJSON(w, http.StatusOK, gs)
 }
@@ -139,7 +144,7 @@ func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, c *ch
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	g, err := c.CreateGroup(r.Context(), req.Name, req.Avatar)
+	g, err := s.node.Groups().Create(r.Context(), req.Name, req.Avatar)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -152,7 +157,7 @@ func (s *Server) handleJoinGroup(w http.ResponseWriter, r *http.Request, c *chat
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	g, err := c.JoinGroup(r.Context(), req.Code)
+	g, err := s.node.Groups().Join(r.Context(), req.Code)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -161,7 +166,7 @@ func (s *Server) handleJoinGroup(w http.ResponseWriter, r *http.Request, c *chat
 }
 
 func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request, c *chat.Service, id string) {
-	g, err := c.Group(r.Context(), id)
+	g, err := s.node.Groups().Get(r.Context(), id)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -174,7 +179,7 @@ func (s *Server) handleUpdateGroup(w http.ResponseWriter, r *http.Request, c *ch
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	g, err := c.RenameGroup(r.Context(), id, req.Name, req.Avatar)
+	g, err := s.node.Groups().Rename(r.Context(), id, req.Name, req.Avatar)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -195,7 +200,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, c *chat.Se
 	if req.ExpiresSeconds > 0 {
 		ttl = time.Duration(req.ExpiresSeconds) * time.Second
 	}
-	code, err := c.Invite(r.Context(), id, req.Uses, ttl)
+	code, err := s.node.Groups().Invite(r.Context(), id, req.Uses, ttl)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -204,7 +209,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, c *chat.Se
 }
 
 func (s *Server) handleGroupMembers(w http.ResponseWriter, r *http.Request, c *chat.Service, id string) {
-	ms, err := c.GroupMembers(r.Context(), id)
+	ms, err := s.node.Groups().Members(r.Context(), id)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -222,7 +227,7 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request, c *chat
 		groupError(w, err)
 		return
 	}
-	g, err := c.AddToGroup(r.Context(), id, p)
+	g, err := s.node.Groups().Add(r.Context(), id, p)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -236,7 +241,7 @@ func (s *Server) handleKick(w http.ResponseWriter, r *http.Request, c *chat.Serv
 		groupError(w, err)
 		return
 	}
-	if err := c.Kick(r.Context(), id, p); err != nil {
+	if err := s.node.Groups().Kick(r.Context(), id, p); err != nil {
 		groupError(w, err)
 		return
 	}
@@ -254,7 +259,7 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request, c *chat.S
 		groupError(w, err)
 		return
 	}
-	g, err := c.Promote(r.Context(), id, p)
+	g, err := s.node.Groups().Promote(r.Context(), id, p)
 	if err != nil {
 		groupError(w, err)
 		return
@@ -268,7 +273,7 @@ func (s *Server) groupMember(r *http.Request, c *chat.Service, id, name string) 
 	if p, err := c.Resolve(r.Context(), name); err == nil {
 		return p, nil
 	}
-	ms, err := c.GroupMembers(r.Context(), id)
+	ms, err := s.node.Groups().Members(r.Context(), id)
 	if err != nil {
 		return "", err
 	}
@@ -279,13 +284,13 @@ func (s *Server) groupMember(r *http.Request, c *chat.Service, id, name string) 
 		}
 	}
 	if len(found) != 1 {
-		return "", chat.ErrNotMember
+		return "", group.ErrNotMember
 	}
 	return found[0], nil
 }
 
 func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request, c *chat.Service, id string) {
-	if err := c.LeaveGroup(r.Context(), id); err != nil {
+	if err := s.node.Groups().Leave(r.Context(), id); err != nil {
 		groupError(w, err)
 		return
 	}
@@ -315,7 +320,7 @@ func (s *Server) handleGroupSend(w http.ResponseWriter, r *http.Request, c *chat
 			writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 			return
 		}
-		ms, err := c.GroupMembers(r.Context(), id)
+		ms, err := s.node.Groups().Members(r.Context(), id)
 		if err != nil {
 			groupError(w, err)
 			return
@@ -330,7 +335,7 @@ func (s *Server) handleGroupSend(w http.ResponseWriter, r *http.Request, c *chat
 		}
 		draft.File = m.Encode()
 	}
-	m, err := c.SendGroup(r.Context(), id, draft)
+	m, err := s.node.Groups().Send(r.Context(), id, draft)
 	if err != nil {
 		groupError(w, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshtalk/meshtalk/history"
 	"slices"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ var (
 	ErrSelf         = errors.New("chat: that is this node itself")
 	ErrAmbiguous    = errors.New("chat: more than one contact has that name")
 	ErrAlreadyAsked = errors.New("chat: already friends")
-	ErrNoMessage    = errors.New("chat: no such message")
+	ErrNoMessage    = history.ErrNoMessage
 )
 
 // errNoChange leaves a contact record as it is (from an update function).
@@ -45,7 +46,7 @@ func (s *Service) contact(ctx context.Context, p peer.ID) (*Contact, error) {
 	s.cacheMu.RUnlock()
 	if !ok {
 		var stored Contact
-		err := getJSON(ctx, s.ds, contactKey(p), &stored)
+		err := history.GetJSON(ctx, s.ds, contactKey(p), &stored)
 		switch {
 		case errors.Is(err, datastore.ErrNotFound):
 			c = nil
@@ -102,7 +103,7 @@ func (s *Service) storeContact(ctx context.Context, p peer.ID, fn func(c *Contac
 	if err := fn(c); err != nil {
 		return nil, err
 	}
-	if err := putJSON(ctx, s.ds, contactKey(p), c); err != nil {
+	if err := history.PutJSON(ctx, s.ds, contactKey(p), c); err != nil {
 		s.cacheMu.Lock()
 		delete(s.contactCache, p) // unknown now: read it again
 		s.cacheMu.Unlock()
@@ -120,7 +121,7 @@ func (s *Service) storeContact(ctx context.Context, p peer.ID, fn func(c *Contac
 // waiting for this node's answer.
 func (s *Service) Contacts(ctx context.Context, pendingOnly bool) ([]*Contact, error) {
 	var out []*Contact
-	err := queryJSON(ctx, s.ds, query.Query{Prefix: "/contacts/"}, func(_ string, c *Contact) bool {
+	err := history.QueryJSON(ctx, s.ds, query.Query{Prefix: "/contacts/"}, func(_ string, c *Contact) bool {
 		if !pendingOnly || c.State == StatePendingIn {
 			out = append(out, c)
 		}
@@ -133,6 +134,25 @@ func (s *Service) Contacts(ctx context.Context, pendingOnly bool) ([]*Contact, e
 func (s *Service) IsFriend(p peer.ID) bool {
 	c, err := s.contact(s.ctx, p)
 	return err == nil && c != nil && c.State == StateFriend
+}
+
+// PeerName is the name p's profile shows, "" when p is no contact or has
+// sent no profile.
+func (s *Service) PeerName(ctx context.Context, p peer.ID) string {
+	if c, err := s.contact(ctx, p); err == nil && c != nil && c.Profile != nil {
+		return c.Profile.Name
+	}
+	return ""
+}
+
+// FriendAddrs reports whether p is a friend, with the addresses this node
+// knows for p.
+func (s *Service) FriendAddrs(ctx context.Context, p peer.ID) (addrs []string, friend bool, err error) {
+	c, err := s.contact(ctx, p)
+	if err != nil || c == nil || c.State != StateFriend {
+		return nil, false, err
+	}
+	return c.Addrs, true, nil
 }
 
 // Resolve finds a contact by what a user typed: a peer ID, or a nickname
@@ -548,7 +568,7 @@ func (s *Service) allowStranger(p peer.ID) bool {
 // Profile returns this node's own profile (version 0 when never set).
 func (s *Service) Profile(ctx context.Context) (*Profile, error) {
 	var p Profile
-	err := getJSON(ctx, s.ds, keyProfile, &p)
+	err := history.GetJSON(ctx, s.ds, keyProfile, &p)
 	if errors.Is(err, datastore.ErrNotFound) {
 		return &p, nil
 	}
@@ -592,7 +612,7 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 		}
 	}
 	p.Version++
-	if err := putJSON(ctx, s.ds, keyProfile, p); err != nil {
+	if err := history.PutJSON(ctx, s.ds, keyProfile, p); err != nil {
 		return nil, err
 	}
 	if err := s.sync(ctx); err != nil {

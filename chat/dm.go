@@ -3,11 +3,11 @@ package chat
 import (
 	"bufio"
 	"cmp"
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/meshtalk/meshtalk/history"
 	"slices"
 	"strings"
 	"sync"
@@ -35,46 +35,6 @@ const (
 	dmReadIdle = 5 * time.Minute
 )
 
-// Draft is a message to send: Text (text, reply, reaction), Face, or
-// Picture (an image file; its thumbnail travels inline).
-type Draft struct {
-	Text    string
-	Face    string
-	Picture []byte
-	// File is the manifest of a file offered to the friend (the caller has
-	// offered it through transfer); Text may caption it.
-	File    []byte
-	ReplyTo string
-	ReactTo string
-}
-
-// draftMessage turns a draft into a message of its kind.
-func draftMessage(d Draft) (wireMessage, error) {
-	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
-	var err error
-	switch {
-	case d.Face != "":
-		if err := checkFace(d.Face); err != nil {
-			return w, err
-		}
-		w.Kind, w.Face = KindFace, d.Face
-	case d.Picture != nil:
-		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
-			return w, fmt.Errorf("picture: %w", err)
-		}
-		w.Kind, w.File = KindPicture, d.File
-	case d.File != nil:
-		w.Kind, w.File = KindFile, d.File
-	case d.ReactTo != "":
-		w.Kind = KindReaction
-	case d.ReplyTo != "":
-		w.Kind = KindReply
-	default:
-		w.Kind = KindText
-	}
-	return w, nil
-}
-
 // Send stores a message to friend p durably in the outbox and returns it
 // (state queued); a courier delivers it when p is reachable, across
 // restarts of either side, until p acks it.
@@ -86,11 +46,11 @@ func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error
 	if c == nil || c.State != StateFriend {
 		return nil, fmt.Errorf("%w: %s (send a friend request with `meshtalk friend add`)", ErrNotFriend, p)
 	}
-	w, err := draftMessage(d)
+	content, err := d.Content()
 	if err != nil {
 		return nil, err
 	}
-	return s.enqueue(ctx, p, w, true)
+	return s.enqueue(ctx, p, wireMessage{Content: content}, true)
 }
 
 // enqueue stores a message in the outbox (and in the history when shown
@@ -101,7 +61,7 @@ func (s *Service) enqueue(ctx context.Context, p peer.ID, w wireMessage, shown b
 	// A placeholder ID passes the check; the committer sets the real one.
 	probe := w
 	probe.ID = "00000000000000000000000000"
-	if err := probe.validate(); err != nil {
+	if err := checkWire(&probe); err != nil {
 		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
 	}
 	req := &sendReq{p: p, w: w, shown: shown, done: make(chan error, 1)}
@@ -137,8 +97,7 @@ type sendReq struct {
 // conversation's clock order is its outbox order, and written under one
 // sync; then their senders are answered and the couriers get them.
 func (s *Service) runCommitter() {
-	defer s.wg.Done()
-	groupCommit(s.ctx, s.sends, func(r *sendReq) int { return r.w.size() },
+	groupCommit(s.ctx, s.sends, func(r *sendReq) int { return r.w.Size() },
 		func(reqs []*sendReq) (struct{}, error) { return struct{}{}, s.commitSends(reqs) },
 		func() error { return s.sync(s.ctx) },
 		func(reqs []*sendReq, _ struct{}, err error) {
@@ -161,18 +120,17 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		now := s.cfg.Now()
 		w := &r.w
 		w.SentAtMS, w.HLC = now.UnixMilli(), s.clk.Now()
-		if w.ID = dmID(s.h.ID(), r.p, w.SentAtMS, w.HLC); w.ID == "" {
+		if w.ID = history.DMID(s.h.ID(), r.p, w.SentAtMS, w.HLC); w.ID == "" {
 			return fmt.Errorf("chat: the clock reads %v, which no message ID can hold", now)
 		}
-		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
-			ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: MsgQueued,
-			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, Manifest: w.File, File: fileInfo(w.File)}
+		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Content: w.Content, State: MsgQueued,
+			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, File: fileInfo(w.Manifest)}
 		ps := s.peerString(r.p)
 		// A message shown in the history is stored once: its outbox entry
 		// is empty and points at the history record by the same key suffix.
 		var wb []byte
 		if !r.shown {
-			if wb, err = proto.Marshal(w.toWire()); err != nil {
+			if wb, err = proto.Marshal(w.ToWire()); err != nil {
 				return err
 			}
 		}
@@ -180,10 +138,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 			return err
 		}
 		if r.shown {
-			if err := s.putMessage(ctx, b, r.m); err != nil {
-				return err
-			}
-			if err := b.Put(ctx, msgIDKey(w.ID), []byte(msgLoc(ps, w.HLC))); err != nil {
+			if err := s.hist.Put(ctx, b, r.m); err != nil {
 				return err
 			}
 		}
@@ -243,10 +198,7 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	if !ok {
 		c = &courier{p: p, wake: make(chan struct{}, 1), parked: map[string]bool{}}
 		s.couriers[p] = c
-		if !s.closing {
-			s.wg.Add(1)
-			go s.runCourier(c)
-		}
+		s.run.Go(func() { s.runCourier(c) })
 	}
 	return c
 }
@@ -257,7 +209,6 @@ func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
 // runCourier loops until the service closes: deliver, then wait for new
 // work, a reconnection, or the backoff after a failure.
 func (s *Service) runCourier(c *courier) {
-	defer s.wg.Done()
 	s.loadParked(c)
 	failures := 0
 	var failingSince time.Time
@@ -337,7 +288,7 @@ func (s *Service) park(c *courier, mb Mailbox) {
 		if c.parked[w.ID] {
 			continue
 		}
-		b, err := proto.Marshal(w.toWire())
+		b, err := proto.Marshal(w.ToWire())
 		if err != nil {
 			continue
 		}
@@ -559,7 +510,7 @@ func (s *Service) flushOutbox(c *courier) error {
 		// A peer that stops reading fails the write instead of blocking it.
 		st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
 		for _, m := range sent {
-			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.toWire()}}); err != nil {
+			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.ToWire()}}); err != nil {
 				return err
 			}
 		}
@@ -649,26 +600,28 @@ func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []*wireMessa
 // outbox reads p's unacked messages in order.
 func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) {
 	var out []wireMessage
-	err := scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKey{}}},
+	err := history.Scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKey{}}},
 		func(key string, value []byte) (bool, error) {
-			var pm pb.Message
+			var w wireMessage
 			if len(value) == 0 {
 				// The message is in the history under the same suffix.
-				b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+strings.TrimPrefix(key, "/outbox/")))
+				b, err := s.ds.Get(ctx, datastore.RawKey(history.MsgsPrefix+strings.TrimPrefix(key, "/outbox/")))
 				if err != nil {
 					return false, fmt.Errorf("chat: outbox entry %s without its message: %w", key, err)
 				}
-				m, err := decodeMessage(key, b)
+				m, err := s.hist.Decode(key, b)
 				if err != nil {
 					return false, err
 				}
-				pm = pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-					Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, File: m.Manifest}
-			} else if err := proto.Unmarshal(value, &pm); err != nil {
-				return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+				w = wireMessage{ID: m.ID, SentAtMS: m.Time.UnixMilli(), HLC: m.HLC, Content: m.Content}
+			} else {
+				var pm pb.Message
+				if err := proto.Unmarshal(value, &pm); err != nil {
+					return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+				}
+				w = history.WireFromPB(&pm)
 			}
-			w, err := messageFromWire(&pm)
-			if err != nil {
+			if err := checkWire(&w); err != nil {
 				return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
 			}
 			out = append(out, w)
@@ -707,7 +660,7 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 			continue
 		}
 		if state == MsgFailed {
-			if err := b.Put(s.ctx, stateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
+			if err := b.Put(s.ctx, history.StateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
 				s.log.Error("message state", "err", err)
 				return
 			}
@@ -725,9 +678,9 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 
 // withState puts the current state into a message read from its record.
 func (s *Service) withState(ctx context.Context, m *Message) *Message {
-	if ok, _ := s.ds.Has(ctx, readKey(m.ID)); ok {
+	if ok, _ := s.ds.Has(ctx, history.ReadKey(m.ID)); ok {
 		m.State = MsgRead
-	} else if v, err := s.ds.Get(ctx, stateKey(m.ID)); err == nil {
+	} else if v, err := s.ds.Get(ctx, history.StateKey(m.ID)); err == nil {
 		m.State, m.Error, _ = strings.Cut(string(v), ":")
 	} else if m.State == MsgQueued && m.Outgoing && m.Group == "" {
 		// Out of the outbox, without another state: acked (settle).
@@ -795,7 +748,7 @@ func (s *Service) handleDM(st network.Stream) {
 	}()
 	w := bufio.NewWriter(st)
 	var failed, stranger atomic.Bool
-	groupCommit(s.ctx, items, func(m wireMessage) int { return m.size() },
+	groupCommit(s.ctx, items, func(m wireMessage) int { return m.Size() },
 		func(round []wireMessage) (received, error) {
 			if failed.Load() || stranger.Load() {
 				return received{}, errSkipped
@@ -921,7 +874,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 				return nil, nil, err
 			}
 			for _, id := range ids {
-				if err := b.Put(ctx, readKey(id), nil); err != nil {
+				if err := b.Put(ctx, history.ReadKey(id), nil); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -933,7 +886,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		// peer is new without a lookup. Only a resend, or a message that
 		// a mailbox delivered out of order, is looked up.
 		if wm.HLC <= mark.hlc {
-			has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
+			has, err := s.ds.Has(ctx, history.IDKey(wm.ID))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -941,13 +894,9 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 				continue // a resend: ack it again, store it once
 			}
 		}
-		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
-			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
-			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, Manifest: wm.File, File: fileInfo(wm.File)}
-		if err := s.putMessage(ctx, b, m); err != nil {
-			return nil, nil, err
-		}
-		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(msgLoc(ps, wm.HLC))); err != nil {
+		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Content: wm.Content,
+			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, File: fileInfo(wm.Manifest)}
+		if err := s.hist.Put(ctx, b, m); err != nil {
 			return nil, nil, err
 		}
 		high = max(high, wm.HLC)
@@ -1002,7 +951,7 @@ func (s *Service) receivedMark(ctx context.Context, p peer.ID) (*receivedMark, e
 func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]string, error) {
 	var out []string
 	for _, id := range refs {
-		loc, err := s.ds.Get(ctx, msgIDKey(id))
+		loc, err := s.ds.Get(ctx, history.IDKey(id))
 		if errors.Is(err, datastore.ErrNotFound) {
 			continue
 		}
@@ -1013,7 +962,7 @@ func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]
 		if err != nil {
 			continue
 		}
-		m, err := decodeMessage(id, b)
+		m, err := s.hist.Decode(id, b)
 		if err != nil || !m.Outgoing || m.To != p {
 			continue
 		}
@@ -1024,132 +973,30 @@ func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]
 
 // lastHLC is the clock reading of the latest message with p (0: none).
 func (s *Service) lastHLC(ctx context.Context, p peer.ID) (uint64, error) {
-	var h uint64
-	err := scan(ctx, s.ds, query.Query{Prefix: msgPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKeyDescending{}}, Limit: 1, KeysOnly: true},
-		func(key string, _ []byte) (bool, error) {
-			parts := strings.Split(key, "/") // "", msgs, peer, hlc, id
-			if len(parts) == 5 {
-				fmt.Sscanf(parts[3], "%x", &h)
-			}
-			return false, nil
-		})
-	return h, err
-}
-
-// HistoryPage is one page of a conversation, oldest first.
-type HistoryPage struct {
-	Messages []*Message `json:"messages"`
-	// More: older messages exist (ask again with Before = Messages[0].ID).
-	More bool `json:"more"`
+	return s.hist.LastHLC(ctx, s.peerString(p))
 }
 
 // History returns up to limit messages with p, older than the message
 // before (empty: the newest), in conversation order.
 func (s *Service) History(ctx context.Context, p peer.ID, before string, limit int) (*HistoryPage, error) {
-	return s.history(ctx, p.String(), before, limit)
-}
-
-// history pages the conversation conv (a peer ID, or a group's).
-func (s *Service) history(ctx context.Context, conv string, before string, limit int) (*HistoryPage, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 50
-	}
-	q := query.Query{Prefix: msgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}
-	var beforeKey string
-	if before != "" {
-		loc, err := s.ds.Get(ctx, msgIDKey(before))
-		if err != nil {
-			return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, before)
-		}
-		beforeKey = "/msgs/" + string(loc) + "/" + before
-	}
-	page := &HistoryPage{Messages: []*Message{}}
-	err := queryMessages(ctx, s.ds, q, func(key string, m *Message) bool {
-		if beforeKey != "" && key >= beforeKey {
-			return true
-		}
-		if len(page.Messages) == limit {
-			page.More = true
-			return false
-		}
-		page.Messages = append(page.Messages, s.withState(ctx, m))
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	// Newest first from the query; a page reads oldest first.
-	for i, j := 0, len(page.Messages)-1; i < j; i, j = i+1, j-1 {
-		page.Messages[i], page.Messages[j] = page.Messages[j], page.Messages[i]
-	}
-	return page, nil
+	return s.hist.Page(ctx, p.String(), before, limit)
 }
 
 // Search finds messages whose text contains text (case-insensitive), with
 // p only when p is not empty; newest first, at most limit. It keeps only
 // the best limit matches while it scans, whatever the history's size.
 func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int) ([]*Message, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	prefix := "/msgs/"
+	prefix := history.MsgsPrefix
 	if p != "" {
-		prefix = msgPrefix(s.peerString(p))
+		prefix = history.MsgPrefix(s.peerString(p))
 	}
-	return s.search(ctx, text, prefix, limit)
-}
-
-// SearchGroup is Search in one group's history.
-func (s *Service) SearchGroup(ctx context.Context, text string, id string, limit int) ([]*Message, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	return s.search(ctx, text, msgPrefix(groupConv(id)), limit)
-}
-
-func (s *Service) search(ctx context.Context, text, prefix string, limit int) ([]*Message, error) {
-	needle := strings.ToLower(text)
-	best := &byHLC{}
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {
-		if !strings.Contains(strings.ToLower(m.Text), needle) && (m.Face == "" || !strings.Contains(m.Face, needle)) {
-			return true
-		}
-		if best.Len() < limit {
-			heap.Push(best, m)
-		} else if m.HLC > (*best)[0].HLC {
-			(*best)[0] = m
-			heap.Fix(best, 0)
-		}
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Message, best.Len())
-	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = s.withState(ctx, heap.Pop(best).(*Message))
-	}
-	return out, nil
-}
-
-// byHLC is a min-heap of messages by clock reading.
-type byHLC []*Message
-
-func (h byHLC) Len() int           { return len(h) }
-func (h byHLC) Less(i, j int) bool { return h[i].HLC < h[j].HLC }
-func (h byHLC) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *byHLC) Push(x any)        { *h = append(*h, x.(*Message)) }
-func (h *byHLC) Pop() any {
-	old := *h
-	m := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return m
+	return s.hist.Search(ctx, text, prefix, limit)
 }
 
 // MarkRead marks every received message from p read and, when read
 // receipts are on, tells p. It returns how many it marked.
 func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
-	refs, err := s.markRead(ctx, s.peerString(p))
+	refs, err := s.hist.MarkRead(ctx, s.peerString(p))
 	if err != nil || len(refs) == 0 {
 		return 0, err
 	}
@@ -1159,7 +1006,7 @@ func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 		if err == nil && c != nil && c.State == StateFriend {
 			for len(refs) > 0 {
 				k := min(len(refs), maxRefs)
-				if _, err := s.enqueue(ctx, p, wireMessage{Kind: KindReceipt, Refs: refs[:k]}, false); err != nil {
+				if _, err := s.enqueue(ctx, p, wireMessage{Content: history.Content{Kind: KindReceipt}, Refs: refs[:k]}, false); err != nil {
 					return 0, err
 				}
 				refs = refs[k:]
@@ -1169,54 +1016,17 @@ func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 	return n, s.sync(ctx)
 }
 
-// markRead marks every received message of conversation conv (a peer ID,
-// or a group's) read, unsynced, and returns their IDs.
-func (s *Service) markRead(ctx context.Context, conv string) ([]string, error) {
-	var read []string
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(conv)}, func(_ string, m *Message) bool {
-		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
-			read = append(read, m.ID)
-		}
-		return true
-	})
-	if err != nil || len(read) == 0 {
-		return nil, err
-	}
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range read {
-		if err := b.Put(ctx, readKey(id), nil); err != nil {
-			return nil, err
-		}
-	}
-	return read, b.Commit(ctx)
-}
-
-// GetMessage returns one message by ID.
+// GetMessage returns one message by ID, direct or of a group.
 func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
-	loc, err := s.ds.Get(ctx, msgIDKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, id)
-	}
-	b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+string(loc)+"/"+id))
-	if err != nil {
-		return nil, err
-	}
-	m, err := decodeMessage(id, b)
-	if err != nil {
-		return nil, err
-	}
-	return s.withState(ctx, m), nil
+	return s.hist.Get(ctx, id)
 }
 
 // FileOffers lists the file messages of every conversation, newest first.
 func (s *Service) FileOffers(ctx context.Context) ([]*Message, error) {
 	var out []*Message
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: "/msgs/"}, func(_ string, m *Message) bool {
+	err := s.hist.Query(ctx, query.Query{Prefix: "/msgs/"}, func(_ string, m *Message) bool {
 		if m.Kind == KindFile && m.File != nil {
-			out = append(out, s.withState(ctx, m))
+			out = append(out, s.hist.WithState(ctx, m))
 		}
 		return true
 	})

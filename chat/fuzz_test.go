@@ -44,8 +44,8 @@ func FuzzDMFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := messageFromWire(m.toWire())
-		if err != nil || !proto.Equal(again.toWire(), m.toWire()) {
+		again, err := messageFromWire(m.ToWire())
+		if err != nil || !proto.Equal(again.ToWire(), m.ToWire()) {
 			t.Fatalf("a valid message does not round-trip: %v", err)
 		}
 	})

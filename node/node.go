@@ -20,6 +20,8 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/group"
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
 	"github.com/meshtalk/meshtalk/relay"
 	"github.com/meshtalk/meshtalk/transfer"
@@ -65,6 +67,7 @@ type Node struct {
 	cfg     Config
 	disc    *discovery.Service
 	chat    *chat.Service
+	groups  *group.Service
 	xfer    *transfer.Service
 	relays  *relay.Server // on a relay
 	relayc  *relay.Client // on a personal node
@@ -179,11 +182,17 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		}
 	}
 	if n.role == RolePersonal {
-		n.chat, err = chat.New(ctx, n.host, namespace.Wrap(n.ds, chatKey), chat.Config{
+		// Chat and groups share the /chat namespace (history's keys are
+		// both's) and one clock.
+		chatDS := namespace.Wrap(n.ds, chatKey)
+		clk := history.NewClock(opts.Clock)
+		n.chat, err = chat.New(ctx, n.host, chatDS, chat.Config{
 			Keeper:       n.disc,
 			Now:          opts.Clock,
+			Clock:        clk,
 			ReadReceipts: n.cfg.Chat.ReadReceipts,
 			Blobs:        blobs,
+			Emit:         n.emit,
 			Logger:       log,
 		})
 		if err != nil {
@@ -192,7 +201,23 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			n.wg.Wait()
 			return nil, err
 		}
+		n.groups, err = group.New(ctx, n.host, chatDS, group.Config{
+			Friends: n.chat,
+			Keeper:  n.disc,
+			Now:     opts.Clock,
+			Clock:   clk,
+			Emit:    n.emit,
+			Logger:  log,
+		})
+		if err != nil {
+			n.chat.Close()
+			n.xfer.Close()
+			cancel()
+			n.wg.Wait()
+			return nil, err
+		}
 		if err := n.startRelayClient(ctx); err != nil {
+			n.groups.Close()
 			n.chat.Close()
 			n.xfer.Close()
 			cancel()
@@ -240,8 +265,6 @@ func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
 				n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
 			case event.EvtLocalReachabilityChanged:
 				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
-			case chat.Event:
-				n.emit(ev.Type, ev.Data)
 			case typedEvent:
 				n.emit(ev.EventType(), ev)
 			}
@@ -308,8 +331,12 @@ func (n *Node) RelayClient() *relay.Client { return n.relayc }
 // drops).
 func (n *Node) Transfer() *transfer.Service { return n.xfer }
 
-// Chat is the node's contacts, profile and messages; nil on a relay.
+// Chat is the node's contacts, profile and direct messages; nil on a
+// relay.
 func (n *Node) Chat() *chat.Service { return n.chat }
+
+// Groups is the node's groups; nil on a relay.
+func (n *Node) Groups() *group.Service { return n.groups }
 
 // Discovery is the node's peer discovery and reachability service.
 func (n *Node) Discovery() *discovery.Service { return n.disc }
@@ -348,6 +375,10 @@ func (n *Node) Close() error {
 		}
 		if n.relays != nil {
 			errs = append(errs, n.relays.Close())
+		}
+		// Groups ask chat who is a friend: they close first.
+		if n.groups != nil {
+			errs = append(errs, n.groups.Close())
 		}
 		if n.chat != nil {
 			errs = append(errs, n.chat.Close())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/api"
 	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
 )
 
 func newGroupCmd(g *globals) *cobra.Command {
@@ -31,7 +32,7 @@ func newGroupCmd(g *globals) *cobra.Command {
 				}
 				req.Avatar = b
 			}
-			var gi chat.GroupInfo
+			var gi group.Info
 			if err := g.call(cmd, "POST", "/api/v1/groups", req, &gi); err != nil {
 				return err
 			}
@@ -78,7 +79,7 @@ func newGroupCmd(g *globals) *cobra.Command {
 		Short: "Join a group with an invite code",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var gi chat.GroupInfo
+			var gi group.Info
 			if err := g.call(cmd, "POST", "/api/v1/groups/join", api.JoinRequest{Code: args[0]}, &gi); err != nil {
 				return err
 			}
@@ -94,10 +95,10 @@ func newGroupCmd(g *globals) *cobra.Command {
 	// memberCmd is an admin's action on one member of a group: method on
 	// the group's path, then a line that says what was done.
 	memberCmd := func(use, short, method string, path func(member string) string, body func(member string) any,
-		done func(member string, gi chat.GroupInfo) string) *cobra.Command {
+		done func(member string, gi group.Info) string) *cobra.Command {
 		return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				var gi chat.GroupInfo
+				var gi group.Info
 				if err := g.call(cmd, method, groupPath(args[0], path(args[1])), body(args[1]), &gi); err != nil {
 					return err
 				}
@@ -108,23 +109,23 @@ func newGroupCmd(g *globals) *cobra.Command {
 	byPeer := func(member string) any { return api.AddMemberRequest{Peer: member} }
 	add := memberCmd("add GROUP FRIEND", "Add a friend to a group directly (admins)", "POST",
 		func(string) string { return "/members" }, byPeer,
-		func(m string, gi chat.GroupInfo) string {
+		func(m string, gi group.Info) string {
 			return fmt.Sprintf("added %s to %q; they get the group when they are reachable", m, gi.Name)
 		})
 	kick := memberCmd("kick GROUP MEMBER", "Remove a member (admins); a new key leaves them unable to read what follows", "DELETE",
 		func(m string) string { return "/members/" + url.PathEscape(m) }, func(string) any { return nil },
-		func(m string, gi chat.GroupInfo) string {
+		func(m string, gi group.Info) string {
 			return fmt.Sprintf("removed %s from %q (key epoch %d)", m, gi.Name, gi.Epoch)
 		})
 	promote := memberCmd("promote GROUP MEMBER", "Make a member an admin (admins)", "POST",
 		func(string) string { return "/admins" }, byPeer,
-		func(m string, gi chat.GroupInfo) string { return fmt.Sprintf("%s is now an admin of %q", m, gi.Name) })
+		func(m string, gi group.Info) string { return fmt.Sprintf("%s is now an admin of %q", m, gi.Name) })
 	leave := &cobra.Command{
 		Use:   "leave GROUP",
 		Short: "Leave a group (the history stays)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var gi chat.GroupInfo
+			var gi group.Info
 			if err := g.call(cmd, "POST", groupPath(args[0], "/leave"), nil, &gi); err != nil {
 				return err
 			}
@@ -138,7 +139,7 @@ func newGroupCmd(g *globals) *cobra.Command {
 		Short: "List a group's members with their presence",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ms []chat.GroupMemberInfo
+			var ms []group.Member
 			if err := g.call(cmd, "GET", groupPath(args[0], "/members"), nil, &ms); err != nil {
 				return err
 			}
@@ -170,7 +171,7 @@ func newGroupCmd(g *globals) *cobra.Command {
 		Short: "List your groups",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var gs []chat.GroupInfo
+			var gs []group.Info
 			if err := g.call(cmd, "GET", "/api/v1/groups", nil, &gs); err != nil {
 				return err
 			}
@@ -216,7 +217,7 @@ func newGroupCmd(g *globals) *cobra.Command {
 			if req.Name == nil && req.Avatar == nil {
 				return fmt.Errorf("nothing to change: give NAME or --avatar PATH")
 			}
-			var gi chat.GroupInfo
+			var gi group.Info
 			if err := g.call(cmd, "PUT", groupPath(args[0], ""), req, &gi); err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package chat
+package group
 
 // The group wire protocols.
 //
@@ -32,7 +32,7 @@ package chat
 //
 // A member numbers its own messages 1, 2, 3, ... per group (seq), so that
 // any member can say what it holds as, per author, "everything up to n,
-// and these above". Publishing is paced (Config.GroupRate) and the
+// and these above". Publishing is paced (Config.Rate) and the
 // per-peer queues are large; whatever gossip still loses, catch-up fills.
 //
 // A group message's ID (pb.Message id, inside the ciphertext) is derived,
@@ -140,6 +140,7 @@ package chat
 //	1.0.0  the protocols above.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -148,6 +149,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,20 +163,24 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	chatpb "github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
+	"github.com/meshtalk/meshtalk/internal/frame"
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
-// GroupSyncProtocol is the catch-up, join and key protocol.
-const GroupSyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
+// SyncProtocol is the catch-up, join and key protocol.
+const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
 
-// GroupTopic is the gossipsub topic of group id.
-func GroupTopic(id string) string { return "/meshtalk/group/" + id }
+// Topic is the gossipsub topic of group id.
+func Topic(id string) string { return "/meshtalk/group/" + id }
 
 // Limits of the group protocols.
 const (
-	// MaxGroupMessage bounds one topic message (gossipsub's own limit is
+	// MaxTopicMessage bounds one topic message (gossipsub's own limit is
 	// 1 MiB).
-	MaxGroupMessage = 512 << 10
+	MaxTopicMessage = 512 << 10
 	// MaxSyncFrame bounds one groupsync frame.
 	MaxSyncFrame = 4 << 20
 	// maxSyncBatch bounds the envelopes of one frame; maxSyncBytes their
@@ -189,13 +195,22 @@ const (
 	maxAddrs = 16
 	// maxExtra bounds the seqs above the contiguous run a head lists.
 	maxExtra = 4096
+	// MaxNameBytes bounds a group's name.
+	MaxNameBytes = 128
+	// MaxAvatarBytes bounds a group's avatar (a 256-pixel JPEG).
+	MaxAvatarBytes = history.MaxAvatarBytes
 	// groupIDLen is the length of a group ID in bytes (hex: twice that).
 	groupIDLen = 16
 	keyLen     = chacha20poly1305.KeySize
 )
 
-// Codes of groupsync refusals, stable across versions.
+// Codes of groupsync refusals, stable across versions (0 to 4 are those
+// of the chat protocols, with the same meanings).
 const (
+	CodeOK            = 0
+	CodeNotFriends    = 1
+	CodeBadFrame      = 3
+	CodeInternal      = 4
 	CodeNotMember     = 10
 	CodeInviteExpired = 11
 	CodeInviteUsedUp  = 12
@@ -204,13 +219,24 @@ const (
 
 // Errors of groups.
 var (
-	ErrNoGroup       = errors.New("chat: no such group")
-	ErrNotMember     = errors.New("chat: not a member of the group")
-	ErrNotAdmin      = errors.New("chat: only an admin of the group may do that")
-	ErrInviteExpired = errors.New("chat: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
-	ErrInviteUsedUp  = errors.New("chat: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
-	ErrBadInvite     = errors.New("chat: not a valid invite code")
-	ErrUnreachable   = errors.New("chat: no member of the group could be reached")
+	ErrClosed        = errors.New("group: closed")
+	ErrFrameTooLarge = errors.New("group: frame too large")
+	ErrBadFrame      = errors.New("group: malformed frame")
+	// ErrRefused is wrapped when the other side refused a request.
+	ErrRefused = errors.New("group: refused by peer")
+	// ErrNotFriend: only a friend can be added to a group directly.
+	ErrNotFriend = errors.New("group: not a friend")
+	// ErrInvalid is wrapped by errors about what a user asked for
+	// (history's, as for direct messages).
+	ErrInvalid       = history.ErrInvalid
+	ErrNoGroup       = errors.New("group: no such group")
+	ErrAmbiguous     = errors.New("group: more than one group has that name")
+	ErrNotMember     = errors.New("group: not a member of the group")
+	ErrNotAdmin      = errors.New("group: only an admin of the group may do that")
+	ErrInviteExpired = errors.New("group: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrBadInvite     = errors.New("group: not a valid invite code")
+	ErrUnreachable   = errors.New("group: no member of the group could be reached")
 	errBadSignature  = errors.New("bad signature")
 )
 
@@ -290,7 +316,7 @@ func appendField(b, f []byte) []byte {
 }
 
 // sealEnvelope encrypts m with key and signs the result with priv.
-func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch uint64, key []byte, m *pb.Message) (*envelope, error) {
+func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch uint64, key []byte, m *chatpb.Message) (*envelope, error) {
 	plain, err := proto.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -369,26 +395,28 @@ const maxExpandedKeys = 4096
 // open decrypts and checks the message inside, its ID included: the one
 // that the envelope's group, author and seq (signed) and the message's
 // sent-at time make.
-func (e *envelope) open(key []byte) (wireMessage, error) {
+func (e *envelope) open(key []byte) (history.Wire, error) {
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
-		return wireMessage{}, err
+		return history.Wire{}, err
 	}
 	plain, err := aead.Open(nil, e.Nonce, e.Ciphertext, e.ad())
 	if err != nil {
-		return wireMessage{}, fmt.Errorf("%w: does not decrypt", ErrBadFrame)
+		return history.Wire{}, fmt.Errorf("%w: does not decrypt", ErrBadFrame)
 	}
-	var pm pb.Message
+	var pm chatpb.Message
 	if err := proto.Unmarshal(plain, &pm); err != nil {
-		return wireMessage{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
+		return history.Wire{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	m, err := messageFromWire(&pm)
 	switch {
 	case err != nil:
-	case m.Kind == KindReceipt:
+	case m.Kind == history.KindReceipt:
 		err = fmt.Errorf("%w: receipts are not group messages", ErrBadFrame)
 	default:
-		err = checkID(m.ID, groupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms")
+		if err = history.CheckID(m.ID, history.GroupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms"); err != nil {
+			err = fmt.Errorf("%w: %v", ErrBadFrame, err)
+		}
 	}
 	return m, err
 }
@@ -748,3 +776,46 @@ func parseGID(s string) ([]byte, bool) {
 }
 
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
+
+func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
+
+// readFrame reads one frame of at most max bytes into m, with the group
+// package's errors.
+func readFrame(r *bufio.Reader, max int, m proto.Message) error {
+	err := frame.Read(r, max, m)
+	switch {
+	case err == nil || err == io.EOF:
+		return err
+	case errors.Is(err, frame.ErrTooLarge):
+		return fmt.Errorf("%w: %v", ErrFrameTooLarge, err)
+	}
+	return fmt.Errorf("%w: %v", ErrBadFrame, err)
+}
+
+// messageFromWire checks a message opened from an envelope and converts
+// it.
+func messageFromWire(p *chatpb.Message) (history.Wire, error) {
+	m := history.WireFromPB(p)
+	if err := m.Check(checkManifest); err != nil {
+		return m, fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	return m, nil
+}
+
+// checkManifest checks an offered file's manifest.
+func checkManifest(b []byte) error {
+	_, err := transfer.DecodeManifest(b)
+	return err
+}
+
+// fileInfo summarises a manifest (nil when there is none or it is bad).
+func fileInfo(manifest []byte) *history.FileInfo {
+	if len(manifest) == 0 {
+		return nil
+	}
+	m, err := transfer.DecodeManifest(manifest)
+	if err != nil {
+		return nil
+	}
+	return &history.FileInfo{ID: m.ID(), Name: m.Name, Size: m.Size, MIME: m.MIME}
+}

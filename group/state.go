@@ -1,4 +1,4 @@
-package chat
+package group
 
 import (
 	"bytes"
@@ -19,11 +19,11 @@ const (
 	RoleMember = "member"
 )
 
-// This node's standing in a group (GroupInfo.Status).
+// This node's standing in a group (Info.Status).
 const (
-	GroupMember  = "member"
-	GroupLeft    = "left"
-	GroupRemoved = "removed"
+	StatusMember  = "member"
+	StatusLeft    = "left"
+	StatusRemoved = "removed"
 )
 
 // groupState is a group as its log of operations makes it, plus what this
@@ -193,7 +193,7 @@ func stateFromCreate(o *groupOp) (*groupState, error) {
 		KeyHashes:    map[uint64][]byte{0: o.KeyHash},
 		EpochMembers: map[uint64][]peer.ID{0: {o.Actor}},
 		Ops:          1, LastHash: o.hash[:], LastTimeMS: o.TimeMS, Created: t,
-		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: GroupMember,
+		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: StatusMember,
 	}
 	return st, nil
 }

@@ -1,10 +1,12 @@
-package chat
+package group
 
 import (
 	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
+	chatpb "github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/group/pb"
 )
 
 var writeSeeds = flag.Bool("write-seeds", false, "write the group fuzz seeds (real frames) into testdata/fuzz")
@@ -46,7 +48,7 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	remove := &groupOp{GroupID: gid, Index: 2, Prev: add.hash[:], Actor: self, Kind: OpRemove, Target: otherID, Epoch: 1,
 		KeyHash: keyHash(gid, 1, k2), TimeMS: 1700000000002}
 	signOp(priv, remove)
-	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &pb.Message{Id: groupMessageID(gid, self, 1, 1700000000000), Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
+	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &chatpb.Message{Id: history.GroupMessageID(gid, self, 1, 1700000000000), Kind: history.KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestWriteGroupSeeds(t *testing.T) {
 // may panic, and what decodes must survive a round trip.
 func FuzzGroupTopicMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) > MaxGroupMessage {
+		if len(in) > MaxTopicMessage {
 			return
 		}
 		var tm pb.TopicMessage
