@@ -425,152 +425,198 @@ func (s *Service) flushOutbox(c *courier) error {
 	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
 	defer stop()
 
-	// The reader records acks itself, so that storing them runs beside
-	// the writing; it tells the loop below how the stream goes.
-	var mu sync.Mutex
-	inflight := map[string]*wireMessage{} // pointing into the slices sent
-	var order []string                    // inflight IDs in the order written
-	var since time.Time                   // when the oldest unacked message was written
-	type readResult struct {
-		refusal *pb.Refusal
-		err     error
-	}
-	results := make(chan readResult, 64)
-	readerDone := false
-	go func() {
-		r := bufio.NewReader(st)
-		for {
-			var f pb.DMFrame
-			if err := readFrame(r, MaxDMFrame, &f); err != nil {
-				results <- readResult{err: err}
-				return
-			}
-			switch body := f.Body.(type) {
-			case *pb.DMFrame_Ack:
-				mu.Lock()
-				done := make([]*wireMessage, 0, len(body.Ack.GetIds()))
-				for _, id := range body.Ack.GetIds() {
-					if m, ok := inflight[id]; ok {
-						done = append(done, m)
-						delete(inflight, id)
-					}
-				}
-				// The ack timeout runs from the oldest message still unacked.
-				for len(order) > 0 {
-					if _, ok := inflight[order[0]]; ok {
-						break
-					}
-					order = order[1:]
-				}
-				if len(done) > 0 {
-					since = time.Now()
-				}
-				mu.Unlock()
-				s.acked(c.p, done)
-				select {
-				case results <- readResult{}:
-				default: // the loop only needs to know something happened
-				}
-			case *pb.DMFrame_Refusal:
-				results <- readResult{refusal: body.Refusal}
-				return
-			}
-		}
-	}()
-	defer func() {
-		st.Reset()
-		// The reset ends the reader; drain it so that it can exit.
-		for !readerDone {
-			if r := <-results; r.err != nil || r.refusal != nil {
-				readerDone = true
-			}
-		}
-	}()
-
-	w := bufio.NewWriterSize(st, 64<<10)
-	send := func(msgs []wireMessage) error {
-		sent := make([]*wireMessage, 0, len(msgs))
-		mu.Lock()
-		for i := range msgs {
-			m := &msgs[i]
-			if _, ok := inflight[m.ID]; ok {
-				continue
-			}
-			if len(inflight) == 0 {
-				since = time.Now()
-			}
-			inflight[m.ID] = m
-			order = append(order, m.ID)
-			sent = append(sent, m)
-		}
-		mu.Unlock()
-		if len(sent) == 0 {
-			return nil
-		}
-		// A peer that stops reading fails the write instead of blocking it.
-		st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
-		for _, m := range sent {
-			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.ToWire()}}); err != nil {
-				return err
-			}
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		// "sent" lasts a round trip: announced, not stored (the history
-		// says queued until the ack, which is what a restart would resend).
-		for _, m := range sent {
-			if m.Kind != KindReceipt {
-				s.publish(EventMessageState, StateEvent{ID: m.ID, PeerID: c.p, State: MsgSent})
-			}
-		}
-		return nil
-	}
-	if err := send(pending); err != nil {
+	f := &flush{s: s, c: c, st: st, w: bufio.NewWriterSize(st, 64<<10),
+		inflight: map[string]*wireMessage{}, results: make(chan flushResult, 64)}
+	go f.readAcks()
+	defer f.end()
+	if err := f.send(pending); err != nil {
 		return err
 	}
-	state := func() (int, time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(inflight), since
+	return f.loop()
+}
+
+// flush is one stream of a courier's: the messages written and not yet
+// acked, shared by the writing loop and the reader of acks.
+type flush struct {
+	s  *Service
+	c  *courier
+	st network.Stream
+	w  *bufio.Writer
+
+	mu       sync.Mutex
+	inflight map[string]*wireMessage // pointing into the slices sent
+	order    []string                // inflight IDs in the order written
+	since    time.Time               // when the oldest unacked message was written
+
+	// results tells the loop how the stream goes; readerDone is set once
+	// the reader has sent its last result.
+	results    chan flushResult
+	readerDone bool
+}
+
+// flushResult is what the reader saw: an ack (zero), a refusal or an
+// error (the reader's last).
+type flushResult struct {
+	refusal *pb.Refusal
+	err     error
+}
+
+// readAcks records acks itself, so that storing them runs beside the
+// writing, until the stream ends or the peer refuses a message.
+func (f *flush) readAcks() {
+	r := bufio.NewReader(f.st)
+	for {
+		var fr pb.DMFrame
+		if err := readFrame(r, MaxDMFrame, &fr); err != nil {
+			f.results <- flushResult{err: err}
+			return
+		}
+		switch body := fr.Body.(type) {
+		case *pb.DMFrame_Ack:
+			f.s.acked(f.c.p, f.ack(body.Ack.GetIds()))
+			select {
+			case f.results <- flushResult{}:
+			default: // the loop only needs to know something happened
+			}
+		case *pb.DMFrame_Refusal:
+			f.results <- flushResult{refusal: body.Refusal}
+			return
+		}
 	}
+}
+
+// ack takes the acked messages out of flight and returns them.
+func (f *flush) ack(ids []string) []*wireMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	done := make([]*wireMessage, 0, len(ids))
+	for _, id := range ids {
+		if m, ok := f.inflight[id]; ok {
+			done = append(done, m)
+			delete(f.inflight, id)
+		}
+	}
+	// The ack timeout runs from the oldest message still unacked.
+	for len(f.order) > 0 {
+		if _, ok := f.inflight[f.order[0]]; ok {
+			break
+		}
+		f.order = f.order[1:]
+	}
+	if len(done) > 0 {
+		f.since = time.Now()
+	}
+	return done
+}
+
+// end resets the stream, which ends the reader, and drains the reader so
+// that it can exit.
+func (f *flush) end() {
+	f.st.Reset()
+	for !f.readerDone {
+		if r := <-f.results; r.err != nil || r.refusal != nil {
+			f.readerDone = true
+		}
+	}
+}
+
+// send writes the messages not in flight yet.
+func (f *flush) send(msgs []wireMessage) error {
+	sent := f.enter(msgs)
+	if len(sent) == 0 {
+		return nil
+	}
+	// A peer that stops reading fails the write instead of blocking it.
+	f.st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
+	for _, m := range sent {
+		if err := writeFrame(f.w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.ToWire()}}); err != nil {
+			return err
+		}
+	}
+	if err := f.w.Flush(); err != nil {
+		return err
+	}
+	// "sent" lasts a round trip: announced, not stored (the history
+	// says queued until the ack, which is what a restart would resend).
+	for _, m := range sent {
+		if m.Kind != KindReceipt {
+			f.s.publish(EventMessageState, StateEvent{ID: m.ID, PeerID: f.c.p, State: MsgSent})
+		}
+	}
+	return nil
+}
+
+// enter puts the messages not in flight yet in flight and returns them.
+func (f *flush) enter(msgs []wireMessage) []*wireMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sent := make([]*wireMessage, 0, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		if _, ok := f.inflight[m.ID]; ok {
+			continue
+		}
+		if len(f.inflight) == 0 {
+			f.since = time.Now()
+		}
+		f.inflight[m.ID] = m
+		f.order = append(f.order, m.ID)
+		sent = append(sent, m)
+	}
+	return sent
+}
+
+// state is how many messages are in flight, and since when the oldest.
+func (f *flush) state() (int, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.inflight), f.since
+}
+
+// inFlight lists the messages in flight.
+func (f *flush) inFlight() []*wireMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var all []*wireMessage
+	for _, m := range f.inflight {
+		all = append(all, m)
+	}
+	return all
+}
+
+// loop sends what the courier is given while the stream lasts: until the
+// stream is idle with nothing in flight, an ack is overdue, the peer
+// refuses a message, or the service closes.
+func (f *flush) loop() error {
 	idle := time.NewTimer(dmIdle)
 	defer idle.Stop()
 	for {
 		var ackWait <-chan time.Time
-		if n, since := state(); n > 0 {
+		if n, since := f.state(); n > 0 {
 			ackWait = time.After(time.Until(since.Add(dmAckTimeout)))
 		}
 		select {
-		case <-s.ctx.Done():
+		case <-f.s.ctx.Done():
 			return ErrClosed
-		case <-c.wake:
-			if err := send(c.take()); err != nil {
+		case <-f.c.wake:
+			if err := f.send(f.c.take()); err != nil {
 				return err
 			}
-		case r := <-results:
-			readerDone = r.err != nil || r.refusal != nil
+		case r := <-f.results:
+			f.readerDone = r.err != nil || r.refusal != nil
 			switch {
 			case r.refusal != nil:
-				return s.refused(c.p, r.refusal, func() []*wireMessage {
-					mu.Lock()
-					defer mu.Unlock()
-					var all []*wireMessage
-					for _, m := range inflight {
-						all = append(all, m)
-					}
-					return all
-				})
+				return f.s.refused(f.c.p, r.refusal, f.inFlight)
 			case r.err != nil:
 				return r.err
 			}
-			if n, _ := state(); n == 0 {
+			if n, _ := f.state(); n == 0 {
 				idle.Reset(dmIdle)
 			}
 		case <-ackWait:
-			return fmt.Errorf("chat: %s did not ack within %v", c.p, dmAckTimeout)
+			return fmt.Errorf("chat: %s did not ack within %v", f.c.p, dmAckTimeout)
 		case <-idle.C:
-			if n, _ := state(); n == 0 {
+			if n, _ := f.state(); n == 0 {
 				return nil
 			}
 			idle.Reset(dmIdle)
