@@ -54,7 +54,7 @@ package chat
 // goes by. The receiver recomputes the ID of every message and refuses
 // one that differs like any bad frame (CodeBadFrame, with that ID): no
 // peer can take the ID of another's message, direct or group (whose IDs
-// hash another domain, see groupwire.go), in the receiver's one index of
+// hash another domain, see group/wire.go), in the receiver's one index of
 // message IDs.
 //
 // # Frames
@@ -159,7 +159,7 @@ func checkWire(m *wireMessage) error {
 }
 
 // checkDMID checks that a message from one peer to another carries the
-// ID that its sender, recipient and stamps make (dmID): a sender cannot
+// ID that its sender, recipient and stamps make (history.DMID): a sender cannot
 // take the ID of another's message, direct or group.
 func checkDMID(from, to peer.ID, m wireMessage) error {
 	if err := history.CheckID(m.ID, history.DMID(from, to, m.SentAtMS, m.HLC), m.SentAtMS, "its sender, recipient, sent_at_ms and hlc"); err != nil {

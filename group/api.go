@@ -1,7 +1,7 @@
 package group
 
 // The group actions of the Service: what the API and the command line
-// call (create, invite, join is in groupsync.go, add, kick, leave, rename,
+// call (create, invite, join is in sync.go, add, kick, leave, rename,
 // send, history).
 
 import (

@@ -2,7 +2,7 @@ package group
 
 // Gossipsub peer scoring on the group topics.
 //
-// The topic validator (group.go) rejects what a non-member signed, what
+// The topic validator (service.go) rejects what a non-member signed, what
 // does not decrypt, a forged operation; scoring is what makes a Reject
 // cost its sender. Each rejected message adds one to the invalid-message
 // counter (P4) of the peer that sent it, and of every peer that forwarded

@@ -194,7 +194,7 @@ type Service struct {
 	postponed atomic.Int64
 	// scores is each peer's latest gossipsub score (scoreReads counts
 	// them), fellows the standing of the peers that share a group with
-	// this node or did (groupscore.go).
+	// this node or did (score.go).
 	scores     atomic.Pointer[map[peer.ID]float64]
 	scoreReads atomic.Int64
 	fellows    fellows
@@ -606,7 +606,7 @@ func (gs *Service) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEv
 	}
 }
 
-// validate is the topic validator (see groupwire.go). It verifies each
+// validate is the topic validator (see wire.go). It verifies each
 // message once; what it decoded travels on as ValidatorData.
 func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	reject := func() pubsub.ValidationResult {

@@ -1,6 +1,6 @@
 package group
 
-// Both sides of /meshtalk/groupsync/1.0.0 (specified in groupwire.go):
+// Both sides of /meshtalk/groupsync/1.0.0 (specified in wire.go):
 // pulls, joins by invite, and pushes of new ops and keys.
 
 import (

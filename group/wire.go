@@ -26,7 +26,7 @@ package group
 //	        an operation this node is not ready for (it pulls first)
 //	Accept  everything else
 //
-// Gossipsub scores its peers (groupscore.go): a peer that sends or
+// Gossipsub scores its peers (score.go): a peer that sends or
 // forwards rejected messages soon goes below the graylist threshold,
 // and then everything it sends is dropped unread.
 //

@@ -69,7 +69,7 @@ func (c *Clock) Observe(remote uint64) {
 // Message IDs are derived, not chosen: a ULID whose 48-bit time is the
 // message's sent-at time (ms) and whose other 80 bits are the first 10
 // bytes of a SHA-256 over what names the message on its protocol (see
-// dmID and groupMessageID, specified in wire.go and groupwire.go). Only
+// DMID and GroupMessageID, specified in chat/wire.go and group/wire.go). Only
 // the author can make the fields hash to an ID (the secure channel or the
 // author's signature binds them to it), every receiver recomputes it, and
 // two different messages cannot share one: no peer can take another's ID

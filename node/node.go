@@ -28,8 +28,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// chatKey is the datastore namespace of the chat service (its key schema
-// is in chat/store.go).
+// chatKey is the datastore namespace of the chat and group services (their
+// key schemas are in chat/store.go, history/store.go and group/service.go).
 var chatKey = datastore.NewKey("/chat")
 
 // transferKey is the datastore namespace of the transfer service (its key

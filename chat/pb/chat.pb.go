@@ -754,9 +754,9 @@ type StoredMessage struct {
 	To       []byte                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
 	Outgoing bool                   `protobuf:"varint,4,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
 	// The state when stored: "queued" or "received"; later states are kept
-	// apart (see chat/store.go).
+	// apart (see history/store.go).
 	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
-	// The group the message belongs to (chat/group.go); empty for a direct
+	// The group the message belongs to (group/service.go); empty for a direct
 	// message.
 	Group         string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
