@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"slices"
 	"strings"
 	"sync"
@@ -359,7 +360,7 @@ func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) e
 	var batch []wireMessage
 	var bad []error
 	for _, b := range msgs {
-		var pm pb.Message
+		var pm historypb.Message
 		if err := proto.Unmarshal(b, &pm); err != nil {
 			bad = append(bad, fmt.Errorf("%w: %v", ErrBadFrame, err))
 			continue
@@ -661,7 +662,7 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 				}
 				w = wireMessage{ID: m.ID, SentAtMS: m.Time.UnixMilli(), HLC: m.HLC, Content: m.Content}
 			} else {
-				var pm pb.Message
+				var pm historypb.Message
 				if err := proto.Unmarshal(value, &pm); err != nil {
 					return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
 				}

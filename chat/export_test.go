@@ -5,6 +5,7 @@ package chat
 import (
 	"bufio"
 	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,7 +18,7 @@ import (
 func RawMessageFrame(id, text string) []byte {
 	var b []byte
 	w := &sliceWriter{&b}
-	writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &pb.Message{Id: id, Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1}}})
+	writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &historypb.Message{Id: id, Kind: KindText, Text: text, Hlc: 1, SentAtMs: 1}}})
 	return b
 }
 
@@ -60,7 +61,7 @@ func RawFrames(from, to peer.ID, texts ...string) ([]byte, []string) {
 	var b []byte
 	var ids []string
 	for i, text := range texts {
-		m := &pb.Message{Kind: KindText, Text: text, Hlc: uint64(i + 1), SentAtMs: 1}
+		m := &historypb.Message{Kind: KindText, Text: text, Hlc: uint64(i + 1), SentAtMs: 1}
 		m.Id = history.DMID(from, to, m.SentAtMs, m.Hlc)
 		writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m}})
 		ids = append(ids, m.Id)
@@ -72,7 +73,7 @@ func RawFrames(from, to peer.ID, texts ...string) ([]byte, []string) {
 // its derived ID.
 func RawReceipt(from, to peer.ID, refs ...string) []byte {
 	var b []byte
-	m := &pb.Message{Kind: KindReceipt, Refs: refs, Hlc: 1, SentAtMs: 1}
+	m := &historypb.Message{Kind: KindReceipt, Refs: refs, Hlc: 1, SentAtMs: 1}
 	m.Id = history.DMID(from, to, m.SentAtMs, m.Hlc)
 	writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m}})
 	return b
@@ -81,7 +82,7 @@ func RawReceipt(from, to peer.ID, refs ...string) []byte {
 // ParkedText encodes a text message from one peer to another as a mailbox
 // holds it, with ID id ("": the derived one).
 func ParkedText(from, to peer.ID, hlc uint64, text, id string) []byte {
-	m := &pb.Message{Kind: KindText, Text: text, Hlc: hlc, SentAtMs: 1}
+	m := &historypb.Message{Kind: KindText, Text: text, Hlc: hlc, SentAtMs: 1}
 	if m.Id = id; id == "" {
 		m.Id = history.DMID(from, to, m.SentAtMs, m.Hlc)
 	}
@@ -109,7 +110,7 @@ func ReadRefusalFull(r io.Reader) (acked []string, code uint32, id, msg string, 
 
 // ParkedID is the ID of an encoded message as the mailbox holds it.
 func ParkedID(b []byte) string {
-	var m pb.Message
+	var m historypb.Message
 	proto.Unmarshal(b, &m)
 	return m.GetId()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -15,7 +16,7 @@ import (
 // check. No input may panic or allocate past the frame limit, and what
 // passes the check must survive a round trip.
 func FuzzDMFrame(f *testing.F) {
-	for _, m := range []*pb.Message{
+	for _, m := range []*historypb.Message{
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindFace, Face: "party"},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindReceipt, Refs: []string{"01ARZ3NDEKTSV4RRFFQ69G5FAW"}},

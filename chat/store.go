@@ -9,7 +9,7 @@ package chat
 //	/contacts/<peer ID>                  Contact (JSON)
 //	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked: empty for a message in the
 //	                                     history (same key suffix under /msgs/), else
-//	                                     pb.Message (protobuf; receipts)
+//	                                     history/pb Message (protobuf; receipts)
 //	/received/<peer ID>                  the highest clock reading of a message stored
 //	                                     from the peer (8 bytes, big-endian)
 //	/parked/<peer ID>/<msg ID>           "": an outbox message the relay mailbox holds

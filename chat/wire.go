@@ -72,6 +72,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"io"
 	"unicode/utf8"
 
@@ -145,7 +146,7 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 type wireMessage = history.Wire
 
 // messageFromWire checks a received message and converts it.
-func messageFromWire(p *pb.Message) (wireMessage, error) {
+func messageFromWire(p *historypb.Message) (wireMessage, error) {
 	m := history.WireFromPB(p)
 	return m, checkWire(&m)
 }

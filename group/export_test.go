@@ -12,9 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	chatpb "github.com/meshtalk/meshtalk/chat/pb"
 	"github.com/meshtalk/meshtalk/group/pb"
 	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 // GroupRejects is how many group messages s rejected: by its topic
@@ -30,7 +30,7 @@ func GroupPostponed(s *Service) int64 { return s.postponed.Load() }
 func ForgeEnvelope(s *Service, gid, text string) []byte {
 	id, _ := parseGID(gid)
 	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, 0, newKey(),
-		&chatpb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
+		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
 	if err != nil {
 		panic(err)
 	}
@@ -53,7 +53,7 @@ func ForgeGroupMessage(s *Service, gid, id, text string) (topic, envelope []byte
 	seq := h.max() + 1
 	now := s.cfg.Now()
 	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, st.Keys[st.Epoch],
-		&chatpb.Message{Id: id, Kind: history.KindText, Text: text, Hlc: s.clk.Now(), SentAtMs: now.UnixMilli()})
+		&historypb.Message{Id: id, Kind: history.KindText, Text: text, Hlc: s.clk.Now(), SentAtMs: now.UnixMilli()})
 	if err != nil {
 		panic(err)
 	}

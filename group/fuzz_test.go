@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	chatpb "github.com/meshtalk/meshtalk/chat/pb"
 	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,7 +48,7 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	remove := &groupOp{GroupID: gid, Index: 2, Prev: add.hash[:], Actor: self, Kind: OpRemove, Target: otherID, Epoch: 1,
 		KeyHash: keyHash(gid, 1, k2), TimeMS: 1700000000002}
 	signOp(priv, remove)
-	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &chatpb.Message{Id: history.GroupMessageID(gid, self, 1, 1700000000000), Kind: history.KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
+	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &historypb.Message{Id: history.GroupMessageID(gid, self, 1, 1700000000000), Kind: history.KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -935,7 +935,7 @@ const maxServeSeqs = 4096
 // message from gossip. Delivery stays exactly-once whichever path
 // delivers: dedup is by (author, seq).
 type Mailbox interface {
-	// ParkGroup stores encoded envelopes (chat/pb Envelope) of a group for
+	// ParkGroup stores encoded envelopes (group/pb Envelope) of a group for
 	// members, and returns once the mailbox holds them durably.
 	ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error
 	// Ready reports whether the mailbox can take envelopes now (a relay

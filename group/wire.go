@@ -12,9 +12,11 @@ package group
 // with the message, so nothing is verified twice.
 //
 //	Envelope   group_id, author, seq, epoch, nonce,
-//	           ciphertext = XChaCha20-Poly1305(key[epoch], nonce, pb.Message,
+//	           ciphertext = XChaCha20-Poly1305(key[epoch], nonce, Message,
 //	                        ad = "meshtalk group envelope v1"|group_id|author|seq|epoch),
 //	           signature  = Ed25519(author, the same ad|nonce|ciphertext)
+//
+// where Message is history/pb's Message, as in a direct message.
 //
 // The validator answers, as gossipsub expects:
 //
@@ -35,7 +37,7 @@ package group
 // and these above". Publishing is paced (Config.Rate) and the
 // per-peer queues are large; whatever gossip still loses, catch-up fills.
 //
-// A group message's ID (pb.Message id, inside the ciphertext) is derived,
+// A group message's ID (Message id, inside the ciphertext) is derived,
 // never chosen: a ULID (26 characters of Crockford base32) whose 48-bit
 // time is the message's sent_at_ms and whose other 80 bits are the first
 // 10 bytes of
@@ -163,9 +165,9 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/proto"
 
-	chatpb "github.com/meshtalk/meshtalk/chat/pb"
 	"github.com/meshtalk/meshtalk/group/pb"
 	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"github.com/meshtalk/meshtalk/internal/frame"
 	"github.com/meshtalk/meshtalk/transfer"
 )
@@ -316,7 +318,7 @@ func appendField(b, f []byte) []byte {
 }
 
 // sealEnvelope encrypts m with key and signs the result with priv.
-func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch uint64, key []byte, m *chatpb.Message) (*envelope, error) {
+func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch uint64, key []byte, m *historypb.Message) (*envelope, error) {
 	plain, err := proto.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -404,7 +406,7 @@ func (e *envelope) open(key []byte) (history.Wire, error) {
 	if err != nil {
 		return history.Wire{}, fmt.Errorf("%w: does not decrypt", ErrBadFrame)
 	}
-	var pm chatpb.Message
+	var pm historypb.Message
 	if err := proto.Unmarshal(plain, &pm); err != nil {
 		return history.Wire{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
@@ -794,7 +796,7 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 
 // messageFromWire checks a message opened from an envelope and converts
 // it.
-func messageFromWire(p *chatpb.Message) (history.Wire, error) {
+func messageFromWire(p *historypb.Message) (history.Wire, error) {
 	m := history.WireFromPB(p)
 	if err := m.Check(checkManifest); err != nil {
 		return m, fmt.Errorf("%w: %v", ErrBadFrame, err)

@@ -2,7 +2,7 @@ package group
 
 import (
 	"errors"
-	chatpb "github.com/meshtalk/meshtalk/chat/pb"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -31,7 +31,7 @@ func TestEnvelopeIDChecked(t *testing.T) {
 		{"another time's", history.GroupMessageID(gid, self, 3, ms+1), false},
 		{"a DM's", history.DMID(self, self, ms, 3), false},
 	} {
-		env, err := sealEnvelope(priv, self, gid, 3, 0, key, &chatpb.Message{Id: tc.id, Kind: history.KindText, Text: "hi", Hlc: 1, SentAtMs: ms})
+		env, err := sealEnvelope(priv, self, gid, 3, 0, key, &historypb.Message{Id: tc.id, Kind: history.KindText, Text: "hi", Hlc: 1, SentAtMs: ms})
 		if err != nil {
 			t.Fatal(err)
 		}

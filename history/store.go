@@ -33,7 +33,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history/pb"
 )
 
 // MsgsPrefix is the prefix of every conversation's messages.

@@ -16,8 +16,8 @@ const module = "github.com/meshtalk/meshtalk"
 var forbidden = map[string][]string{
 	"discovery": {"node", "api", "cmd/meshtalk", "chat", "group", "history", "transfer", "relay", "call"},
 	"chat":      {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "group"},
-	"group":     {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "chat"},
-	"history":   {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "chat", "group", "transfer"},
+	"group":     {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "chat", "chat/pb"},
+	"history":   {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "chat", "chat/pb", "group", "group/pb", "transfer"},
 	"transfer":  {"node", "api", "cmd/meshtalk", "chat", "group", "history", "relay", "discovery", "call"},
 	"relay":     {"node", "api", "cmd/meshtalk", "chat", "group", "history", "call"},
 	"call":      {"node", "api", "cmd/meshtalk", "chat", "group", "history", "relay"},
