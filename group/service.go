@@ -210,7 +210,7 @@ type group struct {
 	hmu   sync.Mutex
 	heads map[peer.ID]*seqSet
 
-	// Set while this node is a member (under groups.mu).
+	// Set while this node is a member (under Service.mu).
 	topic  *pubsub.Topic
 	cancel context.CancelFunc
 	done   chan struct{}
