@@ -57,12 +57,11 @@ type Member struct {
 
 // Create creates a group with this node as its admin. avatar is an
 // image file (nil: none).
-func (s *Service) Create(ctx context.Context, name string, avatar []byte) (*Info, error) {
-	gs := s
+func (gs *Service) Create(ctx context.Context, name string, avatar []byte) (*Info, error) {
 	if name == "" || len(name) > MaxNameBytes {
 		return nil, fmt.Errorf("group: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
 	}
-	o := &groupOp{Kind: OpCreate, Actor: gs.self, Name: name, Addrs: gs.myAddrs(), TimeMS: s.cfg.Now().UnixMilli(), Nonce: make([]byte, 16)}
+	o := &op{Kind: OpCreate, Actor: gs.self, Name: name, Addrs: gs.myAddrs(), TimeMS: gs.cfg.Now().UnixMilli(), Nonce: make([]byte, 16)}
 	if avatar != nil {
 		var err error
 		if o.Avatar, o.AvatarType, err = history.MakeAvatar(avatar); err != nil {
@@ -83,7 +82,7 @@ func (s *Service) Create(ctx context.Context, name string, avatar []byte) (*Info
 	gid, _ := parseGID(st.ID)
 	g := &group{id: st.ID, gid: gid, heads: map[peer.ID]*seqSet{}}
 	gs.opMu.Lock()
-	err = gs.persist(g, st, []*groupOp{o})
+	err = gs.persist(g, st, []*op{o})
 	gs.opMu.Unlock()
 	if err != nil {
 		return nil, err
@@ -95,34 +94,34 @@ func (s *Service) Create(ctx context.Context, name string, avatar []byte) (*Info
 	if err := gs.subscribe(g); err != nil {
 		return nil, err
 	}
-	s.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: OpCreate, Actor: gs.self, Status: st.Status})
+	gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: OpCreate, Actor: gs.self, Status: st.Status})
 	return gs.info(g), nil
 }
 
 // List lists the groups this node knows, by name.
-func (s *Service) List(ctx context.Context) ([]*Info, error) {
+func (gs *Service) List(ctx context.Context) ([]*Info, error) {
 	var out []*Info
-	for _, g := range s.list() {
-		out = append(out, s.info(g))
+	for _, g := range gs.list() {
+		out = append(out, gs.info(g))
 	}
 	slices.SortFunc(out, func(a, b *Info) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out, nil
 }
 
 // Get returns one group.
-func (s *Service) Get(ctx context.Context, id string) (*Info, error) {
-	g, err := s.find(id)
+func (gs *Service) Get(ctx context.Context, id string) (*Info, error) {
+	g, err := gs.find(id)
 	if err != nil {
 		return nil, err
 	}
-	return s.info(g), nil
+	return gs.info(g), nil
 }
 
 // Resolve finds a group by ID, a unique ID prefix of 6 or more
 // characters, or a unique name (any case).
-func (s *Service) Resolve(ctx context.Context, name string) (string, error) {
+func (gs *Service) Resolve(ctx context.Context, name string) (string, error) {
 	var found []string
-	for _, g := range s.list() {
+	for _, g := range gs.list() {
 		if g.id == name {
 			return g.id, nil
 		}
@@ -160,7 +159,7 @@ func (gs *Service) member(id string) (*group, error) {
 }
 
 // admin finds a group this node is an admin of, for the action what.
-func (gs *Service) admin(id, what string) (*group, *groupState, error) {
+func (gs *Service) admin(id, what string) (*group, *state, error) {
 	g, err := gs.member(id)
 	if err != nil {
 		return nil, nil, err
@@ -173,16 +172,16 @@ func (gs *Service) admin(id, what string) (*group, *groupState, error) {
 }
 
 // Members lists a group's members with their presence.
-func (s *Service) Members(ctx context.Context, id string) ([]*Member, error) {
-	g, err := s.find(id)
+func (gs *Service) Members(ctx context.Context, id string) ([]*Member, error) {
+	g, err := gs.find(id)
 	if err != nil {
 		return nil, err
 	}
 	st := g.state()
 	out := []*Member{}
 	for p, m := range st.Members {
-		mi := &Member{PeerID: p, Role: m.Role, Since: m.Since, Self: p == s.h.ID(), Online: p == s.h.ID() || s.online(p)}
-		mi.Name = s.cfg.Friends.PeerName(ctx, p)
+		mi := &Member{PeerID: p, Role: m.Role, Since: m.Since, Self: p == gs.h.ID(), Online: p == gs.h.ID() || gs.online(p)}
+		mi.Name = gs.cfg.Friends.PeerName(ctx, p)
 		out = append(out, mi)
 	}
 	slices.SortFunc(out, func(a, b *Member) int { return strings.Compare(string(a.PeerID), string(b.PeerID)) })
@@ -191,8 +190,7 @@ func (s *Service) Members(ctx context.Context, id string) ([]*Member, error) {
 
 // Invite makes an invite code for a group: uses 0 means any number, ttl
 // how long it is valid. Only an admin may invite.
-func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.Duration) (string, error) {
-	gs := s
+func (gs *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.Duration) (string, error) {
 	g, st, err := gs.admin(id, "invite to")
 	if err != nil {
 		return "", err
@@ -200,12 +198,12 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 	if ttl <= 0 {
 		return "", fmt.Errorf("group: %w invite: the validity must be positive", ErrInvalid)
 	}
-	iv := &invite{GroupID: g.gid, ID: make([]byte, 16), Uses: uses, Expires: s.cfg.Now().Add(ttl), Admin: gs.self}
+	iv := &invite{GroupID: g.gid, ID: make([]byte, 16), Uses: uses, Expires: gs.cfg.Now().Add(ttl), Admin: gs.self}
 	rand.Read(iv.ID)
 	if iv.Signature, err = gs.priv.Sign(iv.signed()); err != nil {
 		return "", err
 	}
-	code := &inviteCode{Invite: iv, Name: st.Name, Members: []peer.AddrInfo{{ID: gs.self, Addrs: s.h.Addrs()}}}
+	code := &inviteCode{Invite: iv, Name: st.Name, Members: []peer.AddrInfo{{ID: gs.self, Addrs: gs.h.Addrs()}}}
 	// Members online first: they are the likeliest to admit the newcomer.
 	var others []peer.ID
 	for p := range st.Members {
@@ -214,7 +212,7 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 		}
 	}
 	slices.SortFunc(others, func(a, b peer.ID) int {
-		oa, ob := s.online(a), s.online(b)
+		oa, ob := gs.online(a), gs.online(b)
 		switch {
 		case oa && !ob:
 			return -1
@@ -224,7 +222,7 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 		return strings.Compare(string(a), string(b))
 	})
 	for _, p := range others {
-		info := peer.AddrInfo{ID: p, Addrs: s.h.Peerstore().Addrs(p)}
+		info := peer.AddrInfo{ID: p, Addrs: gs.h.Peerstore().Addrs(p)}
 		if len(info.Addrs) == 0 {
 			if ai, ok := peerAddrsFromWire(&pb.PeerAddrs{Peer: []byte(p), Addrs: st.Members[p].Addrs}); ok {
 				info = ai
@@ -237,8 +235,7 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 
 // Add adds a friend to a group directly (an admin only); the friend
 // receives the group when it is reachable.
-func (s *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error) {
-	gs := s
+func (gs *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error) {
 	g, st, err := gs.admin(id, "add to")
 	if err != nil {
 		return nil, err
@@ -246,14 +243,14 @@ func (s *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error) 
 	if st.isMember(p) {
 		return gs.info(g), nil
 	}
-	addrs, friend, err := s.cfg.Friends.FriendAddrs(ctx, p)
+	addrs, friend, err := gs.cfg.Friends.FriendAddrs(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	if !friend {
 		return nil, fmt.Errorf("%w: %s (only friends can be added directly; send an invite code instead)", ErrNotFriend, p)
 	}
-	if _, err := gs.appendOp(ctx, g, &groupOp{Kind: OpAdd, Target: p, Addrs: addrs}, nil); err != nil {
+	if _, err := gs.appendOp(ctx, g, &op{Kind: OpAdd, Target: p, Addrs: addrs}, nil); err != nil {
 		return nil, err
 	}
 	gs.opMu.Lock()
@@ -269,8 +266,7 @@ func (s *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error) 
 }
 
 // Kick removes a member (an admin only) and starts a new key epoch.
-func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
-	gs := s
+func (gs *Service) Kick(ctx context.Context, id string, p peer.ID) error {
 	g, st, err := gs.admin(id, "remove from")
 	if err != nil {
 		return err
@@ -285,8 +281,7 @@ func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
 }
 
 // Promote makes a member an admin (an admin only).
-func (s *Service) Promote(ctx context.Context, id string, p peer.ID) (*Info, error) {
-	gs := s
+func (gs *Service) Promote(ctx context.Context, id string, p peer.ID) (*Info, error) {
 	g, st, err := gs.admin(id, "promote in")
 	if err != nil {
 		return nil, err
@@ -297,27 +292,26 @@ func (s *Service) Promote(ctx context.Context, id string, p peer.ID) (*Info, err
 	if st.isAdmin(p) {
 		return nil, fmt.Errorf("group: %w: %s is an admin of %q already", ErrInvalid, p, st.Name)
 	}
-	if _, err := gs.appendOp(ctx, g, &groupOp{Kind: OpPromote, Target: p}, nil); err != nil {
+	if _, err := gs.appendOp(ctx, g, &op{Kind: OpPromote, Target: p}, nil); err != nil {
 		return nil, err
 	}
 	return gs.info(g), nil
 }
 
 // Leave leaves a group: the members are told, the history stays.
-func (s *Service) Leave(ctx context.Context, id string) error {
-	gs := s
+func (gs *Service) Leave(ctx context.Context, id string) error {
 	g, err := gs.member(id)
 	if err != nil {
 		return err
 	}
 	gs.opMu.Lock()
 	st := g.state()
-	o := &groupOp{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(s.cfg.Now())}
+	o := &op{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(gs.cfg.Now())}
 	if err := signOp(gs.priv, o); err != nil {
 		gs.opMu.Unlock()
 		return err
 	}
-	applied, _, err := gs.applyOpsLocked(g, []*groupOp{o}, nil)
+	applied, _, err := gs.applyOpsLocked(g, []*op{o}, nil)
 	gs.opMu.Unlock()
 	if err != nil {
 		return err
@@ -334,7 +328,7 @@ func (s *Service) Leave(ctx context.Context, id string) error {
 	}
 	var wg sync.WaitGroup
 	for p := range st.Members {
-		if p != gs.self && s.online(p) {
+		if p != gs.self && gs.online(p) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -349,13 +343,12 @@ func (s *Service) Leave(ctx context.Context, id string) error {
 
 // Rename changes a group's name and avatar (an admin only); nil
 // leaves one as it is.
-func (s *Service) Rename(ctx context.Context, id string, name *string, avatar []byte) (*Info, error) {
-	gs := s
+func (gs *Service) Rename(ctx context.Context, id string, name *string, avatar []byte) (*Info, error) {
 	g, st, err := gs.admin(id, "rename")
 	if err != nil {
 		return nil, err
 	}
-	o := &groupOp{Kind: OpRename, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType}
+	o := &op{Kind: OpRename, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType}
 	if name != nil {
 		if *name == "" || len(*name) > MaxNameBytes {
 			return nil, fmt.Errorf("group: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
@@ -375,8 +368,7 @@ func (s *Service) Rename(ctx context.Context, id string, name *string, avatar []
 
 // Send stores a message to a group durably, then publishes it. It
 // waits while the publishing queue is full.
-func (s *Service) Send(ctx context.Context, id string, d history.Draft) (*history.Message, error) {
-	gs := s
+func (gs *Service) Send(ctx context.Context, id string, d history.Draft) (*history.Message, error) {
 	g, err := gs.member(id)
 	if err != nil {
 		return nil, err
@@ -397,10 +389,10 @@ func (s *Service) Send(ctx context.Context, id string, d history.Draft) (*histor
 	if err != nil {
 		return nil, err
 	}
-	s.emit(EventMessage, m)
+	gs.emit(EventMessage, m)
 	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}}); err != nil {
 		// Stored: members get it when they pull.
-		s.log.Debug("publish", "group", id, "err", err)
+		gs.log.Debug("publish", "group", id, "err", err)
 	}
 	// After the publishing: finding who is away asks after every member
 	// (100 µs in a group of fifty).
@@ -409,7 +401,6 @@ func (s *Service) Send(ctx context.Context, id string, d history.Draft) (*histor
 }
 
 func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *envelope, error) {
-	s := gs
 	st := g.state()
 	key := st.Keys[st.Epoch]
 	if key == nil {
@@ -417,8 +408,8 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	}
 	h, held := g.headOf(gs.self)
 	seq := h.max() + 1
-	now := s.cfg.Now()
-	w.SentAtMS, w.HLC = now.UnixMilli(), s.clk.Now()
+	now := gs.cfg.Now()
+	w.SentAtMS, w.HLC = now.UnixMilli(), gs.clk.Now()
 	if w.ID = history.GroupMessageID(g.gid, gs.self, seq, w.SentAtMS); w.ID == "" {
 		return nil, nil, fmt.Errorf("group: the clock reads %v, which no message ID can hold", now)
 	}
@@ -428,30 +419,30 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	}
 	h.add(seq)
 	m := groupMessage(g.id, gs.self, gs.self, w)
-	ctx := s.ctx
-	b, err := s.ds.Batch(ctx)
+	ctx := gs.ctx
+	b, err := gs.ds.Batch(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	raw, _ := proto.Marshal(env.toWire())
-	if err := b.Put(ctx, groupEnvKey(g.id, s.peerString(gs.self), seq), raw); err != nil {
+	if err := b.Put(ctx, groupEnvKey(g.id, gs.peerString(gs.self), seq), raw); err != nil {
 		return nil, nil, err
 	}
 	if err := b.Put(ctx, history.IDKey(m.ID), []byte(history.MsgLoc(history.GroupConv(g.id), m.HLC))); err != nil {
 		return nil, nil, err
 	}
 	if headRecordDue(held, h) {
-		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, s.peerString(gs.self)), h); err != nil {
+		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, gs.peerString(gs.self)), h); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := s.hist.PutRecord(ctx, b, m); err != nil {
+	if err := gs.hist.PutRecord(ctx, b, m); err != nil {
 		return nil, nil, err
 	}
 	if err := b.Commit(ctx); err != nil {
 		return nil, nil, err
 	}
-	if err := s.sync(ctx); err != nil {
+	if err := gs.sync(ctx); err != nil {
 		return nil, nil, err
 	}
 	g.hmu.Lock()
@@ -462,28 +453,28 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 
 // History returns up to limit messages of a group, older than the
 // message before (empty: the newest), in conversation order.
-func (s *Service) History(ctx context.Context, id string, before string, limit int) (*history.Page, error) {
-	if _, err := s.find(id); err != nil {
+func (gs *Service) History(ctx context.Context, id string, before string, limit int) (*history.Page, error) {
+	if _, err := gs.find(id); err != nil {
 		return nil, err
 	}
-	return s.hist.Page(ctx, history.GroupConv(id), before, limit)
+	return gs.hist.Page(ctx, history.GroupConv(id), before, limit)
 }
 
 // MarkRead marks every received message of a group read (groups
 // send no read receipts).
-func (s *Service) MarkRead(ctx context.Context, id string) (int, error) {
-	if _, err := s.find(id); err != nil {
+func (gs *Service) MarkRead(ctx context.Context, id string) (int, error) {
+	if _, err := gs.find(id); err != nil {
 		return 0, err
 	}
-	read, err := s.hist.MarkRead(ctx, history.GroupConv(id))
+	read, err := gs.hist.MarkRead(ctx, history.GroupConv(id))
 	if err != nil || len(read) == 0 {
 		return 0, err
 	}
-	return len(read), s.sync(ctx)
+	return len(read), gs.sync(ctx)
 }
 
 // Search finds messages of group id whose text contains text
 // (case-insensitive); newest first, at most limit.
-func (s *Service) Search(ctx context.Context, text string, id string, limit int) ([]*history.Message, error) {
-	return s.hist.Search(ctx, text, history.MsgPrefix(history.GroupConv(id)), limit)
+func (gs *Service) Search(ctx context.Context, text string, id string, limit int) ([]*history.Message, error) {
+	return gs.hist.Search(ctx, text, history.MsgPrefix(history.GroupConv(id)), limit)
 }

@@ -82,7 +82,7 @@ func ForgeOp(s *Service, gid, kind string, target peer.ID, badSignature bool) []
 func ForgeOpAt(s *Service, gid, kind string, target peer.ID, badSignature bool, at time.Time) []byte {
 	g := s.get(gid)
 	st := g.state()
-	o := &groupOp{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
 	if !at.IsZero() {
 		o.TimeMS = at.UnixMilli()
 	}

@@ -174,7 +174,7 @@ func (gs *Service) refreshFellows() {
 	gs.fellows.mu.Lock()
 	defer gs.fellows.mu.Unlock()
 	set := map[peer.ID]float64{}
-	var mine []*groupState
+	var mine []*state
 	for _, g := range gs.list() {
 		if st := g.state(); st != nil && st.Status == StatusMember {
 			mine = append(mine, st)

@@ -8,7 +8,7 @@ package group
 // chat/store.go and history/store.go:
 //
 //	/grouplist/<group ID>                 "": the groups this node knows
-//	/groups/<group ID>/state              groupState (JSON): the log applied, the
+//	/groups/<group ID>/state              state (JSON): the log applied, the
 //	                                      keys, this node's standing
 //	/groups/<group ID>/ops/<index %016x>  pb.SignedOp: the membership log
 //	/groups/<group ID>/heads/<author>     seqSet (JSON): the envelopes held of
@@ -205,7 +205,7 @@ type group struct {
 	id  string
 	gid []byte
 
-	st atomic.Pointer[groupState]
+	st atomic.Pointer[state]
 
 	hmu   sync.Mutex
 	heads map[peer.ID]*seqSet
@@ -216,7 +216,7 @@ type group struct {
 	done   chan struct{}
 }
 
-func (g *group) state() *groupState { return g.st.Load() }
+func (g *group) state() *state { return g.st.Load() }
 
 func (g *group) has(author peer.ID, seq uint64) bool {
 	g.hmu.Lock()
@@ -358,13 +358,12 @@ func (gs *Service) Close() error {
 // start starts gossipsub, the service's goroutines and every group this
 // node is a member of.
 func (gs *Service) start(ctx context.Context) error {
-	s := gs
-	rateLimit := s.cfg.Rate
+	rateLimit := gs.cfg.Rate
 	if rateLimit <= 0 {
 		rateLimit = DefaultRate
 	}
 	gs.limiter = rate.NewLimiter(rate.Limit(rateLimit), max(1, int(rateLimit/10)))
-	gs.priv = s.h.Peerstore().PrivKey(s.h.ID())
+	gs.priv = gs.h.Peerstore().PrivKey(gs.h.ID())
 	if gs.priv == nil {
 		return errors.New("group: the host has no private key")
 	}
@@ -378,7 +377,7 @@ func (gs *Service) start(ctx context.Context) error {
 		}
 	}
 	var err error
-	gs.ps, err = pubsub.NewGossipSub(s.ctx, s.h, append(gs.gossipOptions(),
+	gs.ps, err = pubsub.NewGossipSub(gs.ctx, gs.h, append(gs.gossipOptions(),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), scoreInspectPeriod),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pspb.Message) string {
@@ -389,21 +388,21 @@ func (gs *Service) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("group: gossipsub: %w", err)
 	}
-	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	sub, err := gs.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
 		return fmt.Errorf("group: %w", err)
 	}
-	s.h.SetStreamHandler(SyncProtocol, s.run.Handler(gs.handleSync))
+	gs.h.SetStreamHandler(SyncProtocol, gs.run.Handler(gs.handleSync))
 	gs.parkq = make(chan parkJob, 4096)
-	s.run.Go(gs.runIngest)
-	s.run.Go(gs.runPublisher)
-	s.run.Go(gs.runPuller)
-	s.run.Go(func() { gs.watchPeers(sub) })
-	s.run.Go(gs.runParker)
-	s.run.Go(func() { gs.watchScores(scores) })
+	gs.run.Go(gs.runIngest)
+	gs.run.Go(gs.runPublisher)
+	gs.run.Go(gs.runPuller)
+	gs.run.Go(func() { gs.watchPeers(sub) })
+	gs.run.Go(gs.runParker)
+	gs.run.Go(func() { gs.watchScores(scores) })
 
 	var ids []string
-	err = history.Scan(ctx, s.ds, query.Query{Prefix: "/grouplist/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
+	err = history.Scan(ctx, gs.ds, query.Query{Prefix: "/grouplist/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
 		ids = append(ids, strings.TrimPrefix(key, "/grouplist/"))
 		return true, nil
 	})
@@ -411,12 +410,12 @@ func (gs *Service) start(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		var st groupState
-		if err := history.GetJSON(ctx, s.ds, groupKey(id, "state"), &st); err != nil {
+		var st state
+		if err := history.GetJSON(ctx, gs.ds, groupKey(id, "state"), &st); err != nil {
 			return err
 		}
 		heads := map[peer.ID]*seqSet{}
-		err := history.QueryJSON(ctx, s.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, h *seqSet) bool {
+		err := history.QueryJSON(ctx, gs.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, h *seqSet) bool {
 			if p, err := peer.Decode(key[strings.LastIndexByte(key, '/')+1:]); err == nil {
 				heads[p] = h
 			}
@@ -428,7 +427,7 @@ func (gs *Service) start(ctx context.Context) error {
 		// The envelopes stored past a head's record.
 		for p, h := range heads {
 			for {
-				ok, err := s.ds.Has(ctx, groupEnvKey(id, s.peerString(p), h.Contig+1))
+				ok, err := gs.ds.Has(ctx, groupEnvKey(id, gs.peerString(p), h.Contig+1))
 				if err != nil {
 					return err
 				}
@@ -596,9 +595,9 @@ func (gs *Service) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEv
 			case <-ctx.Done():
 				return
 			}
-		case *groupOp:
+		case *op:
 			if v.Actor != gs.self {
-				if _, gap, err := gs.applyOps(g, []*groupOp{v}); err == nil && gap {
+				if _, gap, err := gs.applyOps(g, []*op{v}); err == nil && gap {
 					gs.wantPull(g.id, m.ReceivedFrom, 0)
 				}
 			}
@@ -720,9 +719,8 @@ func (gs *Service) runIngest() {
 
 // store stores the envelopes of batch not stored yet, once each.
 func (gs *Service) store(batch []*ingestItem) error {
-	s := gs
-	ctx := s.ctx
-	b, err := s.ds.Batch(ctx)
+	ctx := gs.ctx
+	b, err := gs.ds.Batch(ctx)
 	if err != nil {
 		return err
 	}
@@ -759,14 +757,14 @@ func (gs *Service) store(batch []*ingestItem) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(ctx, groupEnvKey(g.id, s.peerString(it.env.Author), it.env.Seq), raw); err != nil {
+		if err := b.Put(ctx, groupEnvKey(g.id, gs.peerString(it.env.Author), it.env.Seq), raw); err != nil {
 			return err
 		}
-		s.clk.Observe(it.w.HLC)
+		gs.clk.Observe(it.w.HLC)
 		// open checked the ID, derived from (group, author, seq): no other
 		// message can have it, and the head says this one is new.
 		m := groupMessage(g.id, it.env.Author, gs.self, it.w)
-		if err := s.hist.PutRecord(ctx, b, m); err != nil {
+		if err := gs.hist.PutRecord(ctx, b, m); err != nil {
 			return err
 		}
 		if err := b.Put(ctx, history.IDKey(m.ID), []byte(history.MsgLoc(history.GroupConv(g.id), m.HLC))); err != nil {
@@ -782,7 +780,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 			if !headRecordDue(c.before[a], h) {
 				continue
 			}
-			if err := history.PutJSON(ctx, b, groupHeadKey(c.g.id, s.peerString(a)), h); err != nil {
+			if err := history.PutJSON(ctx, b, groupHeadKey(c.g.id, gs.peerString(a)), h); err != nil {
 				return err
 			}
 		}
@@ -795,7 +793,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 	// if the machine loses the write, it loses the author's head with it,
 	// and the next pull brings the message again.
 	if slices.ContainsFunc(batch, func(it *ingestItem) bool { return it.done != nil }) {
-		if err := s.sync(ctx); err != nil {
+		if err := gs.sync(ctx); err != nil {
 			return err
 		}
 	}
@@ -807,7 +805,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 		c.g.hmu.Unlock()
 	}
 	for _, m := range fresh {
-		s.emit(EventMessage, m)
+		gs.emit(EventMessage, m)
 	}
 	// A gap in an author's numbering, or the end of a burst: pull.
 	last := map[string]*ingestItem{}
@@ -823,7 +821,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 			continue
 		}
 		from := it.env.Author
-		if !s.online(from) {
+		if !gs.online(from) {
 			from = it.from
 		}
 		if from == "" || from == gs.self {
@@ -938,7 +936,7 @@ func (gs *Service) get(id string) *group {
 }
 
 // keepMembers keeps the members connected (the Keeper dials them).
-func (gs *Service) keepMembers(st *groupState) {
+func (gs *Service) keepMembers(st *state) {
 	for p, m := range st.Members {
 		if p != gs.self {
 			gs.keep(p, m.Addrs)
@@ -973,7 +971,7 @@ func (gs *Service) myAddrs() []string {
 // checkOpTime is the error of an op of another node dated more than
 // maxOpAhead ahead of this node's clock: it waits (apply makes the log's
 // times never go back, so such an op would hold every later one).
-func (gs *Service) checkOpTime(o *groupOp) error {
+func (gs *Service) checkOpTime(o *op) error {
 	if ahead := time.UnixMilli(o.TimeMS).Sub(gs.cfg.Now()); o.Actor != gs.self && ahead > maxOpAhead {
 		gs.postponed.Add(1)
 		return fmt.Errorf("%w: op %d is dated %v ahead of this node's clock", ErrBadFrame, o.Index, ahead.Round(time.Minute))
@@ -984,7 +982,7 @@ func (gs *Service) checkOpTime(o *groupOp) error {
 // applyOps applies ops that follow g's log, in order, durably. It stops
 // at the first that does not follow (gap: the caller pulls) and fails on
 // one that may not follow.
-func (gs *Service) applyOps(g *group, ops []*groupOp) (applied []*groupOp, gap bool, err error) {
+func (gs *Service) applyOps(g *group, ops []*op) (applied []*op, gap bool, err error) {
 	gs.opMu.Lock()
 	applied, gap, err = gs.applyOpsLocked(g, ops, nil)
 	gs.opMu.Unlock()
@@ -992,7 +990,7 @@ func (gs *Service) applyOps(g *group, ops []*groupOp) (applied []*groupOp, gap b
 	return applied, gap, err
 }
 
-func (gs *Service) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byte) (applied []*groupOp, gap bool, err error) {
+func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (applied []*op, gap bool, err error) {
 	st := g.state()
 	next := st.clone()
 	for _, o := range ops {
@@ -1038,7 +1036,7 @@ func (gs *Service) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]by
 }
 
 // persist stores a group's new state with the ops that made it, synced.
-func (gs *Service) persist(g *group, st *groupState, ops []*groupOp) error {
+func (gs *Service) persist(g *group, st *state, ops []*op) error {
 	ctx := gs.ctx
 	b, err := gs.ds.Batch(ctx)
 	if err != nil {
@@ -1068,7 +1066,7 @@ func (gs *Service) persist(g *group, st *groupState, ops []*groupOp) error {
 
 // afterOps does what applied ops call for here: events, connections, a
 // new key after a leave, and leaving the topic when this node is out.
-func (gs *Service) afterOps(g *group, applied []*groupOp) {
+func (gs *Service) afterOps(g *group, applied []*op) {
 	st := g.state()
 	for _, o := range applied {
 		gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: o.Kind, Actor: o.Actor, Target: o.Target, Status: st.Status})
@@ -1097,7 +1095,7 @@ func (gs *Service) afterOps(g *group, applied []*groupOp) {
 
 // appendOp signs a new op of this node, applies and stores it, and
 // publishes it on the topic. key is the key of the epoch it starts.
-func (gs *Service) appendOp(ctx context.Context, g *group, o *groupOp, key []byte) (*groupOp, error) {
+func (gs *Service) appendOp(ctx context.Context, g *group, o *op, key []byte) (*op, error) {
 	gs.opMu.Lock()
 	st := g.state()
 	if st.Status != StatusMember {
@@ -1116,7 +1114,7 @@ func (gs *Service) appendOp(ctx context.Context, g *group, o *groupOp, key []byt
 	if key != nil {
 		keys = map[uint64][]byte{o.Epoch: key}
 	}
-	applied, _, err := gs.applyOpsLocked(g, []*groupOp{o}, keys)
+	applied, _, err := gs.applyOpsLocked(g, []*op{o}, keys)
 	gs.opMu.Unlock()
 	if err != nil {
 		return nil, err
@@ -1160,7 +1158,7 @@ const rekeyStagger = 2 * time.Second
 func (gs *Service) rekeyAfterLeave(g *group) {
 	st := g.state()
 	gs.rekeyInTurn(g, slices.Index(st.rekeyOrder(), gs.self), 0, st.Epoch, "after a leave",
-		func(st *groupState) bool { return len(st.departed()) > 0 })
+		func(st *state) bool { return len(st.departed()) > 0 })
 }
 
 // keyWait is how long an admin waits for the key of an epoch that another
@@ -1173,13 +1171,13 @@ const keyWait = 15 * time.Second
 // silence the group. The admins take their turn rekeyStagger apart.
 func (gs *Service) rekeyIfKeyless(g *group, epoch uint64) {
 	gs.rekeyInTurn(g, slices.Index(g.state().admins(), gs.self), keyWait, epoch, "after a keyless epoch",
-		func(st *groupState) bool { return st.Keys[epoch] == nil })
+		func(st *state) bool { return st.Keys[epoch] == nil })
 }
 
 // rekeyInTurn starts a new epoch after wait plus rank turns of
 // rekeyStagger, if the group is still at epoch, this node still a member
 // and need still says so (rank < 0: not this node's turn ever).
-func (gs *Service) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uint64, why string, need func(*groupState) bool) {
+func (gs *Service) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uint64, why string, need func(*state) bool) {
 	if rank < 0 {
 		return
 	}
@@ -1204,7 +1202,7 @@ func (gs *Service) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uin
 // each remaining member.
 func (gs *Service) rekey(ctx context.Context, g *group, kind string, target peer.ID) error {
 	key := newKey()
-	o, err := gs.appendOp(ctx, g, &groupOp{Kind: kind, Target: target}, key)
+	o, err := gs.appendOp(ctx, g, &op{Kind: kind, Target: target}, key)
 	if err != nil {
 		return err
 	}
@@ -1235,7 +1233,7 @@ func (gs *Service) rekey(ctx context.Context, g *group, kind string, target peer
 	return nil
 }
 
-func signedOpWire(o *groupOp) *pb.SignedOp {
+func signedOpWire(o *op) *pb.SignedOp {
 	var so pb.SignedOp
 	proto.Unmarshal(o.raw, &so)
 	return &so

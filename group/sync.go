@@ -212,7 +212,7 @@ func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 				addrs = append(addrs, a)
 			}
 		}
-		if _, err := gs.appendOp(gs.ctx, g, &groupOp{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, nil); err != nil {
+		if _, err := gs.appendOp(gs.ctx, g, &op{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, nil); err != nil {
 			refuseSync(w, CodeInviteUsedUp, err.Error())
 			return
 		}
@@ -325,8 +325,8 @@ func (gs *Service) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
 	writeFrame(w, &pb.SyncFrame{End: true})
 }
 
-func decodeOpsKeys(f *pb.SyncFrame) ([]*groupOp, map[uint64][]byte, error) {
-	var ops []*groupOp
+func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
+	var ops []*op
 	for _, so := range f.GetOps() {
 		o, err := opFromWire(so)
 		if err != nil {
@@ -347,7 +347,7 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*groupOp, map[uint64][]byte, error) {
 // adopt takes a whole group this node was admitted to: it checks the log
 // from its create op, the keys and the heads against it, and joins the
 // topic.
-func (gs *Service) adopt(want string, ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
+func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
 	st, err := stateFromOps(ops)
 	if err != nil {
 		return nil, err
@@ -424,13 +424,12 @@ func (gs *Service) adopt(want string, ops []*groupOp, keys map[uint64][]byte, he
 
 // Join joins a group with an invite code: it asks the members the
 // code names, one after the other, to admit this node.
-func (s *Service) Join(ctx context.Context, code string) (*Info, error) {
-	gs := s
+func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 	c, err := decodeInviteCode(code)
 	if err != nil {
 		return nil, err
 	}
-	if !s.cfg.Now().Before(c.Invite.Expires) {
+	if !gs.cfg.Now().Before(c.Invite.Expires) {
 		return nil, fmt.Errorf("%w (it expired at %s)", ErrInviteExpired, c.Invite.Expires.UTC().Format(time.RFC3339))
 	}
 	if g := gs.get(gidString(c.Invite.GroupID)); g != nil && g.state().Status == StatusMember {
@@ -455,9 +454,9 @@ func (s *Service) Join(ctx context.Context, code string) (*Info, error) {
 		go func() {
 			defer dials.Done()
 			if len(m.Addrs) > 0 {
-				s.h.Peerstore().AddAddrs(m.ID, m.Addrs, peerstore.TempAddrTTL)
+				gs.h.Peerstore().AddAddrs(m.ID, m.Addrs, peerstore.TempAddrTTL)
 			}
-			if err := s.h.Connect(dctx, m); err != nil {
+			if err := gs.h.Connect(dctx, m); err != nil {
 				m.ID = ""
 			}
 			reached <- m
@@ -474,7 +473,7 @@ func (s *Service) Join(ctx context.Context, code string) (*Info, error) {
 			lastErr = fmt.Errorf("%w: none of the members the invite names answered", ErrUnreachable)
 			continue
 		}
-		var ops []*groupOp
+		var ops []*op
 		keys := map[uint64][]byte{}
 		var heads []*pb.Head
 		var envs []*pb.Envelope
@@ -946,10 +945,10 @@ type Mailbox interface {
 
 // SetMailbox parks this node's group messages for the members that
 // are offline when they are sent (nil: gossip and catch-up only).
-func (s *Service) SetMailbox(m Mailbox) {
-	s.mbMu.Lock()
-	s.mb = m
-	s.mbMu.Unlock()
+func (gs *Service) SetMailbox(m Mailbox) {
+	gs.mbMu.Lock()
+	gs.mb = m
+	gs.mbMu.Unlock()
 }
 
 // parkForOffline hands an envelope to the mailbox for the members that are
@@ -1039,7 +1038,7 @@ func (gs *Service) runParker() {
 // ReceiveParked takes envelopes that a mailbox held for this node:
 // each is checked like a message from gossip (member, signature, key) and
 // stored once; it returns when they are stored.
-func (s *Service) ReceiveParked(ctx context.Context, envelopes [][]byte) error {
+func (gs *Service) ReceiveParked(ctx context.Context, envelopes [][]byte) error {
 	byGroup := map[string][]*pb.Envelope{}
 	for _, b := range envelopes {
 		var e pb.Envelope
@@ -1050,11 +1049,11 @@ func (s *Service) ReceiveParked(ctx context.Context, envelopes [][]byte) error {
 		byGroup[id] = append(byGroup[id], &e)
 	}
 	for id, envs := range byGroup {
-		g := s.get(id)
+		g := gs.get(id)
 		if g == nil || g.state().Status != StatusMember {
 			continue
 		}
-		done, err := s.ingestEnvelopes(ctx, g, envs, "")
+		done, err := gs.ingestEnvelopes(ctx, g, envs, "")
 		if err != nil {
 			return err
 		}

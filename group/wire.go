@@ -423,8 +423,8 @@ func (e *envelope) open(key []byte) (history.Wire, error) {
 	return m, err
 }
 
-// groupOp is one membership operation, verified.
-type groupOp struct {
+// op is one membership operation, verified.
+type op struct {
 	GroupID    []byte // empty in a create op: the ID derives from it
 	Index      uint64
 	Prev       []byte
@@ -446,7 +446,7 @@ type groupOp struct {
 	hash [32]byte
 }
 
-func (o *groupOp) toWire() *pb.Op {
+func (o *op) toWire() *pb.Op {
 	w := &pb.Op{GroupId: o.GroupID, Index: o.Index, Prev: o.Prev, Actor: []byte(o.Actor), Kind: o.Kind, Addrs: o.Addrs,
 		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce}
 	if o.Target != "" {
@@ -459,7 +459,7 @@ func (o *groupOp) toWire() *pb.Op {
 }
 
 // signOp signs o with priv (o.Actor's key) and fills raw and hash.
-func signOp(priv crypto.PrivKey, o *groupOp) error {
+func signOp(priv crypto.PrivKey, o *op) error {
 	body, err := proto.Marshal(o.toWire())
 	if err != nil {
 		return err
@@ -477,8 +477,8 @@ func signOp(priv crypto.PrivKey, o *groupOp) error {
 }
 
 // decodeOp decodes a SignedOp, checks its form and its actor's signature.
-// Whether the actor may do it is the log's business (groupState.apply).
-func decodeOp(raw []byte) (*groupOp, error) {
+// Whether the actor may do it is the log's business (state.apply).
+func decodeOp(raw []byte) (*op, error) {
 	var so pb.SignedOp
 	if err := proto.Unmarshal(raw, &so); err != nil {
 		return nil, fmt.Errorf("%w: op: %v", ErrBadFrame, err)
@@ -486,7 +486,7 @@ func decodeOp(raw []byte) (*groupOp, error) {
 	return opFromWire(&so)
 }
 
-func opFromWire(so *pb.SignedOp) (*groupOp, error) {
+func opFromWire(so *pb.SignedOp) (*op, error) {
 	var w pb.Op
 	if err := proto.Unmarshal(so.GetOp(), &w); err != nil {
 		return nil, fmt.Errorf("%w: op: %v", ErrBadFrame, err)
@@ -495,7 +495,7 @@ func opFromWire(so *pb.SignedOp) (*groupOp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: op actor: %v", ErrBadFrame, err)
 	}
-	o := &groupOp{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
+	o := &op{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
 		Addrs: w.GetAddrs(), Name: w.GetName(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType(), Epoch: w.GetEpoch(),
 		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce()}
 	if len(w.GetTarget()) > 0 {
@@ -527,7 +527,7 @@ func opFromWire(so *pb.SignedOp) (*groupOp, error) {
 }
 
 // checkForm checks what an op of its kind must carry.
-func (o *groupOp) checkForm() error {
+func (o *op) checkForm() error {
 	bad := func(what string) error { return fmt.Errorf("%w: %s op: %s", ErrBadFrame, o.Kind, what) }
 	if len(o.Addrs) > maxAddrs || len(o.Name) > MaxNameBytes || !utf8.ValidString(o.Name) || len(o.Avatar) > MaxAvatarBytes {
 		return bad("a field over its limit")
@@ -563,7 +563,7 @@ func (o *groupOp) checkForm() error {
 }
 
 // groupIDOf derives the group ID from the create op.
-func groupIDOf(create *groupOp) []byte {
+func groupIDOf(create *op) []byte {
 	var so pb.SignedOp
 	proto.Unmarshal(create.raw, &so)
 	sum := sha256.Sum256(so.GetOp())
