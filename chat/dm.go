@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/meshtalk/meshtalk/history"
-	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 // Timing of the DM protocol.

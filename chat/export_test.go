@@ -4,14 +4,14 @@ package chat
 
 import (
 	"bufio"
-	"github.com/meshtalk/meshtalk/history"
-	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 // RawMessageFrame encodes a DM frame carrying a text message.

@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 // FuzzDMFrame feeds the DM receiver's decoder: a frame, then the message

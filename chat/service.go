@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/meshtalk/meshtalk/history"
-	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
+	"github.com/meshtalk/meshtalk/history"
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 

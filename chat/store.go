@@ -30,12 +30,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/meshtalk/meshtalk/history"
 	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 

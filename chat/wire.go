@@ -71,8 +71,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/meshtalk/meshtalk/history"
-	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"io"
 	"unicode/utf8"
 
@@ -81,6 +79,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"github.com/meshtalk/meshtalk/internal/frame"
 	"github.com/meshtalk/meshtalk/transfer"
 )

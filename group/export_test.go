@@ -5,11 +5,11 @@ package group
 import (
 	"context"
 	"fmt"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/group/pb"

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"github.com/meshtalk/meshtalk/history"
-	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 var writeSeeds = flag.Bool("write-seeds", false, "write the group fuzz seeds (real frames) into testdata/fuzz")

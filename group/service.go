@@ -31,9 +31,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/meshtalk/meshtalk/history"
-	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"log/slog"
 	"slices"
 	"strings"
@@ -47,12 +44,15 @@ import (
 	pspb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 )
 
 // Event types.

@@ -2,13 +2,13 @@ package group
 
 import (
 	"errors"
-	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 // TestEnvelopeIDChecked: a member opens a group message only under the ID

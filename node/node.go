@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
@@ -25,7 +26,6 @@ import (
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
 	"github.com/meshtalk/meshtalk/relay"
 	"github.com/meshtalk/meshtalk/transfer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // chatKey is the datastore namespace of the chat and group services (their
