@@ -194,7 +194,7 @@ func BenchmarkGroup(b *testing.B) {
 		// author a second later: over before the next run is measured.
 		for _, n := range nodes {
 			nodetest.Eventually(b, time.Minute, "the group's catch-up after a run", func() bool {
-				return group.GroupPullsIdle(n.Groups())
+				return group.PullsIdle(n.Groups())
 			})
 		}
 	}
@@ -213,7 +213,7 @@ func BenchmarkGroup(b *testing.B) {
 	sides := map[string]*side{"raw": {}, "unsigned": {}, "group": {}}
 	pulled := func() (n int64) {
 		for _, nd := range nodes {
-			n += group.GroupPulled(nd.Groups())
+			n += group.Pulled(nd.Groups())
 		}
 		return n
 	}

@@ -17,13 +17,13 @@ import (
 	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
-// GroupRejects is how many group messages s rejected: by its topic
+// Rejects is how many group messages s rejected: by its topic
 // validators, or that came by pull or from a mailbox.
-func GroupRejects(s *Service) int64 { return s.rejects.Load() }
+func Rejects(s *Service) int64 { return s.rejects.Load() }
 
-// GroupPostponed is how many ops s set aside for being dated too far
+// Postponed is how many ops s set aside for being dated too far
 // ahead.
-func GroupPostponed(s *Service) int64 { return s.postponed.Load() }
+func Postponed(s *Service) int64 { return s.postponed.Load() }
 
 // ForgeEnvelope is a topic message from s as author, sealed with a key of
 // its own making: what a non-member could publish.
@@ -38,12 +38,12 @@ func ForgeEnvelope(s *Service, gid, text string) []byte {
 	return b
 }
 
-// ForgeGroupMessage is a message of member s to a group that carries the
+// ForgeMessage is a message of member s to a group that carries the
 // ID id instead of its own: s numbers it, seals it with the group's key,
 // signs it, and keeps the envelope as its own, so that it serves it to the
 // members that pull. It returns the topic message and the envelope (as a
 // mailbox would hold it).
-func ForgeGroupMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
+func ForgeMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
 	gs := s
 	g := gs.get(gid)
 	st := g.state()
@@ -156,8 +156,8 @@ func TryDecrypt(ctx context.Context, holder, s *Service, gid string, author peer
 	return env.Epoch, ErrBadFrame
 }
 
-// GroupSeq is the highest seq s holds of author in a group.
-func GroupSeq(s *Service, gid string, author peer.ID) uint64 {
+// Seq is the highest seq s holds of author in a group.
+func Seq(s *Service, gid string, author peer.ID) uint64 {
 	g := s.get(gid)
 	if g == nil {
 		return 0
@@ -178,8 +178,8 @@ func ClaimHead(s *Service, gid string, author peer.ID, contig uint64) {
 	g.hmu.Unlock()
 }
 
-// GroupHas reports whether s holds author's message seq of a group.
-func GroupHas(s *Service, gid string, author peer.ID, seq uint64) bool {
+// Has reports whether s holds author's message seq of a group.
+func Has(s *Service, gid string, author peer.ID, seq uint64) bool {
 	g := s.get(gid)
 	return g != nil && g.has(author, seq)
 }
@@ -207,8 +207,8 @@ func TopicPeers(s *Service, gid string) int {
 	return len(s.ps.ListPeers(Topic(gid)))
 }
 
-// GroupPulled is how many messages s stored that came by pull.
-func GroupPulled(s *Service) int64 { return s.pulled.Load() }
+// Pulled is how many messages s stored that came by pull.
+func Pulled(s *Service) int64 { return s.pulled.Load() }
 
 // GapPull schedules, now, the pull that a gap in an author's numbers
 // would; GapPullsDropped counts those that found no gap left.
@@ -216,8 +216,8 @@ func GapPull(s *Service, gid string, p peer.ID) { s.gapPull(gid, p, 0) }
 
 func GapPullsDropped(s *Service) int64 { return s.needless.Load() }
 
-// GroupPullsIdle reports whether s has no pull scheduled or under way.
-func GroupPullsIdle(s *Service) bool {
+// PullsIdle reports whether s has no pull scheduled or under way.
+func PullsIdle(s *Service) bool {
 	gs := s
 	gs.pullMu.Lock()
 	defer gs.pullMu.Unlock()
@@ -232,8 +232,8 @@ func ParkedSeq(b []byte) uint64 {
 	return e.GetSeq()
 }
 
-// GroupHeads describes what s holds of each author of a group.
-func GroupHeads(s *Service, gid string) string {
+// Heads describes what s holds of each author of a group.
+func Heads(s *Service, gid string) string {
 	g := s.get(gid)
 	if g == nil {
 		return "no group"
@@ -246,14 +246,14 @@ func GroupHeads(s *Service, gid string) string {
 	return out + fmt.Sprintf("ops %d members %d", st.Ops, len(st.Members))
 }
 
-// GroupScore is p's latest gossipsub score as s sees it (ok: s scores p).
-func GroupScore(s *Service, p peer.ID) (float64, bool) { return s.score(p) }
+// Score is p's latest gossipsub score as s sees it (ok: s scores p).
+func Score(s *Service, p peer.ID) (float64, bool) { return s.score(p) }
 
-// GroupScoreReads counts the score snapshots s took (one a second).
-func GroupScoreReads(s *Service) int64 { return s.scoreReads.Load() }
+// ScoreReads counts the score snapshots s took (one a second).
+func ScoreReads(s *Service) int64 { return s.scoreReads.Load() }
 
-// GroupGraylisted reports whether s graylists p: it drops what p sends.
-func GroupGraylisted(s *Service, p peer.ID) bool {
+// Graylisted reports whether s graylists p: it drops what p sends.
+func Graylisted(s *Service, p peer.ID) bool {
 	sc, ok := s.score(p)
 	return ok && sc < graylistThreshold
 }

@@ -81,9 +81,9 @@ func (w *groupWatch) wait(n int, timeout time.Duration) {
 		case <-deadline:
 			diag := ""
 			for _, o := range w.others {
-				diag += fmt.Sprintf("\n  %s: rejects %d, %s", o.ID(), group.GroupRejects(o.Groups()), group.GroupHeads(o.Groups(), w.gid))
+				diag += fmt.Sprintf("\n  %s: rejects %d, %s", o.ID(), group.Rejects(o.Groups()), group.Heads(o.Groups(), w.gid))
 			}
-			w.t.Fatalf("%s: %d of %d group messages within %v (%s)%s", w.n.ID(), got, n, timeout, group.GroupHeads(w.n.Groups(), w.gid), diag)
+			w.t.Fatalf("%s: %d of %d group messages within %v (%s)%s", w.n.ID(), got, n, timeout, group.Heads(w.n.Groups(), w.gid), diag)
 		}
 	}
 }
@@ -285,14 +285,14 @@ func TestGroupJoinTakesOnlyProvenHeads(t *testing.T) {
 		return n
 	}
 	c := join()
-	if !group.GroupHas(c.Groups(), gid, b.ID(), 3) || group.GroupHas(c.Groups(), gid, b.ID(), 4) || historyCount(t, c, gid) != 0 {
+	if !group.Has(c.Groups(), gid, b.ID(), 3) || group.Has(c.Groups(), gid, b.ID(), 4) || historyCount(t, c, gid) != 0 {
 		t.Fatalf("c, admitted by a truthful member, holds %s and %d messages; want b's 1 to 3 and none",
-			group.GroupHeads(c.Groups(), gid), historyCount(t, c, gid))
+			group.Heads(c.Groups(), gid), historyCount(t, c, gid))
 	}
 	group.ClaimHead(a.Groups(), gid, b.ID(), 1<<20)
 	d := join()
-	if group.GroupHas(d.Groups(), gid, b.ID(), 4) {
-		t.Fatalf("d took a's claim: %s", group.GroupHeads(d.Groups(), gid))
+	if group.Has(d.Groups(), gid, b.ID(), 4) {
+		t.Fatalf("d took a's claim: %s", group.Heads(d.Groups(), gid))
 	}
 	b = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
 	for _, n := range []*node.Node{a, c, d} {
@@ -304,7 +304,7 @@ func TestGroupJoinTakesOnlyProvenHeads(t *testing.T) {
 	}
 	for _, n := range []*node.Node{c, d} {
 		nodetest.Eventually(t, 30*time.Second, "a newcomer gets b's next message", func() bool {
-			return group.GroupHas(n.Groups(), gid, b.ID(), 4)
+			return group.Has(n.Groups(), gid, b.ID(), 4)
 		})
 	}
 }
@@ -368,7 +368,7 @@ func TestGroupKick(t *testing.T) {
 		t.Fatal(err)
 	}
 	wb.wait(1, 30*time.Second)
-	seq := group.GroupSeq(a.Groups(), gid, a.ID())
+	seq := group.Seq(a.Groups(), gid, a.ID())
 	if ep, err := group.TryDecrypt(bg, b.Groups(), b.Groups(), gid, a.ID(), seq); err != nil || ep != 1 {
 		t.Fatalf("b decrypts %s: epoch %d, %v", m.ID, ep, err)
 	}
@@ -400,15 +400,15 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 	reads := map[*node.Node]int64{}
 	for _, n := range []*node.Node{a, b} {
 		nodetest.Eventually(t, 10*time.Second, "the kicked member is graylisted", func() bool {
-			return group.GroupGraylisted(n.Groups(), c.ID())
+			return group.Graylisted(n.Groups(), c.ID())
 		})
-		reads[n] = group.GroupScoreReads(n.Groups())
+		reads[n] = group.ScoreReads(n.Groups())
 	}
 	// and out of their meshes: gossipsub prunes at its heartbeat (each
 	// second, as the snapshots are taken), the first after that.
 	for n, r := range reads {
 		nodetest.Eventually(t, 10*time.Second, "a heartbeat since", func() bool {
-			return group.GroupScoreReads(n.Groups()) >= r+2
+			return group.ScoreReads(n.Groups()) >= r+2
 		})
 	}
 	topic, err := group.RawTopic(c.Groups(), group.Topic(gid))
@@ -507,8 +507,8 @@ func TestGroupHeadsSurviveRestart(t *testing.T) {
 	wb.wait(sent, 30*time.Second)
 	holds := func(n *node.Node, want uint64) {
 		t.Helper()
-		if !group.GroupHas(n.Groups(), gid, author, want) || group.GroupHas(n.Groups(), gid, author, want+1) {
-			t.Fatalf("%s holds %s of %s, want 1 to %d", n.ID(), group.GroupHeads(n.Groups(), gid), author, want)
+		if !group.Has(n.Groups(), gid, author, want) || group.Has(n.Groups(), gid, author, want+1) {
+			t.Fatalf("%s holds %s of %s, want 1 to %d", n.ID(), group.Heads(n.Groups(), gid), author, want)
 		}
 	}
 	restart := func(n *node.Node) func() *node.Node {
@@ -546,7 +546,7 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	defer cancel()
 	wa := watchGroup(t, a, gid)
 
-	before := group.GroupRejects(a.Groups())
+	before := group.Rejects(a.Groups())
 	if err := group.PublishTopic(ctx, stranger.Groups(), gid, group.ForgeEnvelope(stranger.Groups(), gid, "let me in")); err != nil {
 		t.Fatal(err)
 	}
@@ -554,12 +554,12 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 
 	// b is a member, not an admin: its removal of c is forged authority,
 	// and so is an op whose signature does not check.
-	before = group.GroupRejects(a.Groups())
+	before = group.Rejects(a.Groups())
 	if err := group.PublishTopic(ctx, b.Groups(), gid, group.ForgeOp(b.Groups(), gid, group.OpRemove, c.ID(), false)); err != nil {
 		t.Fatal(err)
 	}
 	waitRejects(t, a, before+1)
-	before = group.GroupRejects(a.Groups())
+	before = group.Rejects(a.Groups())
 	if err := group.PublishTopic(ctx, stranger.Groups(), gid, group.ForgeOp(b.Groups(), gid, group.OpPromote, b.ID(), true)); err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +569,7 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	if err := group.PublishTopic(ctx, a.Groups(), gid, group.ForgeOpAt(a.Groups(), gid, group.OpPromote, c.ID(), false, time.Now().Add(2*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Eventually(t, 30*time.Second, "b sets the future-dated op aside", func() bool { return group.GroupPostponed(b.Groups()) > 0 })
+	nodetest.Eventually(t, 30*time.Second, "b sets the future-dated op aside", func() bool { return group.Postponed(b.Groups()) > 0 })
 
 	for _, n := range nodes {
 		ms, _ := n.Groups().Members(bg, gid)
@@ -617,8 +617,8 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	wc.wait(1, 30*time.Second)
 
 	// b saw the ID on gossip and publishes its own message under it.
-	rejA, rejC := group.GroupRejects(a.Groups()), group.GroupRejects(c.Groups())
-	topic, env := group.ForgeGroupMessage(b.Groups(), gid, m.ID, "the attacker's words")
+	rejA, rejC := group.Rejects(a.Groups()), group.Rejects(c.Groups())
+	topic, env := group.ForgeMessage(b.Groups(), gid, m.ID, "the attacker's words")
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
 	if err := group.PublishTopic(ctx, b.Groups(), gid, topic); err != nil {
@@ -634,8 +634,8 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	// (A pull that runs meanwhile may count a rejection too.)
-	if got := group.GroupRejects(d.Groups()); got < 1 || group.GroupHas(d.Groups(), gid, b.ID(), 1) {
-		t.Fatalf("d rejected %d and holds %s: the mailbox's forgery was taken", got, group.GroupHeads(d.Groups(), gid))
+	if got := group.Rejects(d.Groups()); got < 1 || group.Has(d.Groups(), gid, b.ID(), 1) {
+		t.Fatalf("d rejected %d and holds %s: the mailbox's forgery was taken", got, group.Heads(d.Groups(), gid))
 	}
 	for _, n := range []*node.Node{b, a, c} {
 		if !d.Chat().Online(n.ID()) {
@@ -656,8 +656,8 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	wc.wait(2, 30*time.Second)
 	wd.wait(2, 30*time.Second)
 	waitRejects(t, c, rejC+1)
-	if !group.GroupHas(d.Groups(), gid, b.ID(), 2) || group.GroupHas(d.Groups(), gid, b.ID(), 1) {
-		t.Fatalf("d holds of b: %s; want 2, not the forgery (1)", group.GroupHeads(d.Groups(), gid))
+	if !group.Has(d.Groups(), gid, b.ID(), 2) || group.Has(d.Groups(), gid, b.ID(), 1) {
+		t.Fatalf("d holds of b: %s; want 2, not the forgery (1)", group.Heads(d.Groups(), gid))
 	}
 	for _, n := range nodes[:3] {
 		if got := historyCount(t, n, gid); got != 2 {
@@ -704,7 +704,7 @@ func TestGroupGraylistsFlooders(t *testing.T) {
 	garbage := func(i int) []byte { return group.ForgeEnvelope(b.Groups(), gid, fmt.Sprintf("garbage %d", i)) }
 	n = floodUntilGraylisted(t, b, a, gid, garbage)
 	t.Logf("a graylisted member b after %d undecryptable messages", n)
-	nodetest.Eventually(t, 10*time.Second, "c graylists b", func() bool { return group.GroupGraylisted(c.Groups(), b.ID()) })
+	nodetest.Eventually(t, 10*time.Second, "c graylists b", func() bool { return group.Graylisted(c.Groups(), b.ID()) })
 	floodIgnored(t, b, a, gid, garbage)
 
 	// a and c still talk, and think well of each other.
@@ -726,16 +726,16 @@ func floodUntilGraylisted(t *testing.T, from, to *node.Node, gid string, bad fun
 	t.Helper()
 	const most = 20
 	for i := range most {
-		if group.GroupGraylisted(to.Groups(), from.ID()) {
+		if group.Graylisted(to.Groups(), from.ID()) {
 			return i
 		}
-		before := group.GroupRejects(to.Groups())
+		before := group.Rejects(to.Groups())
 		publishRaw(t, from, gid, bad(i))
 		nodetest.Eventually(t, 10*time.Second, "a reject or the graylist", func() bool {
-			return group.GroupRejects(to.Groups()) > before || group.GroupGraylisted(to.Groups(), from.ID())
+			return group.Rejects(to.Groups()) > before || group.Graylisted(to.Groups(), from.ID())
 		})
 	}
-	sc, _ := group.GroupScore(to.Groups(), from.ID())
+	sc, _ := group.Score(to.Groups(), from.ID())
 	t.Fatalf("%s does not graylist %s after %d invalid messages (score %v)", to.ID(), from.ID(), most, sc)
 	return 0
 }
@@ -760,7 +760,7 @@ func floodIgnored(t *testing.T, from, to *node.Node, gid string, bad func(int) [
 	nodetest.Eventually(t, 10*time.Second, "to sees from on the probe topic", func() bool {
 		return slices.Contains(group.RawTopicPeers(to.Groups(), probe), from.ID())
 	})
-	before := group.GroupRejects(to.Groups())
+	before := group.Rejects(to.Groups())
 	const more = 50
 	for i := range more {
 		publishRaw(t, from, gid, bad(1000+i))
@@ -781,10 +781,10 @@ func floodIgnored(t *testing.T, from, to *node.Node, gid string, bad func(int) [
 		t.Fatal(err)
 	}
 	// One may have been on its way into validation as the score fell.
-	if got := group.GroupRejects(to.Groups()) - before; got > 1 {
+	if got := group.Rejects(to.Groups()) - before; got > 1 {
 		t.Fatalf("%s validated %d of %d messages from %s, which it graylists", to.ID(), got, more, from.ID())
 	}
-	if !group.GroupGraylisted(to.Groups(), from.ID()) {
+	if !group.Graylisted(to.Groups(), from.ID()) {
 		t.Fatalf("%s no longer graylists %s", to.ID(), from.ID())
 	}
 }
@@ -808,10 +808,10 @@ func checkScores(t *testing.T, nodes []*node.Node) {
 				continue
 			}
 			nodetest.Eventually(t, 10*time.Second, "a score", func() bool {
-				_, ok := group.GroupScore(x.Groups(), y.ID())
+				_, ok := group.Score(x.Groups(), y.ID())
 				return ok
 			})
-			if sc, _ := group.GroupScore(x.Groups(), y.ID()); sc < 0 {
+			if sc, _ := group.Score(x.Groups(), y.ID()); sc < 0 {
 				t.Errorf("%s scores the honest %s %v", x.ID(), y.ID(), sc)
 			}
 		}
@@ -823,9 +823,9 @@ func waitRejects(t *testing.T, n *node.Node, want int64) {
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for group.GroupRejects(n.Groups()) < want {
+	for group.Rejects(n.Groups()) < want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s rejected %d, want %d", n.ID(), group.GroupRejects(n.Groups()), want)
+			t.Fatalf("%s rejected %d, want %d", n.ID(), group.Rejects(n.Groups()), want)
 		}
 		<-tick.C
 	}
@@ -878,7 +878,7 @@ func TestGroupMailboxSeam(t *testing.T) {
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
 	mb.down.Store(true)
 	sendTexts(t, a, gid, "while the mailbox is down", 1)
-	downSeq := group.GroupSeq(a.Groups(), gid, a.ID())
+	downSeq := group.Seq(a.Groups(), gid, a.ID())
 	mb.down.Store(false)
 	const parked = 5
 	sendTexts(t, a, gid, "parked", parked)
@@ -1028,7 +1028,7 @@ func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
 	if _, err := c.Groups().Send(bg, gid, history.Draft{Text: "after b left"}); err != nil {
 		t.Fatal(err)
 	}
-	seq := group.GroupSeq(c.Groups(), gid, c.ID())
+	seq := group.Seq(c.Groups(), gid, c.ID())
 	if _, err := group.TryDecrypt(bg, c.Groups(), b.Groups(), gid, c.ID(), seq); err == nil {
 		t.Fatal("the member who left decrypts a message sent after it left")
 	}
@@ -1074,13 +1074,13 @@ func TestGroupGapPullDroppedOnceFilled(t *testing.T) {
 	wb.wait(1, 30*time.Second)
 	// The pulls that joining and connecting asked for are made first: a
 	// gap pull due with one of them is not needless.
-	nodetest.Eventually(t, 30*time.Second, "b's pulls made", func() bool { return group.GroupPullsIdle(b.Groups()) })
-	pulled := group.GroupPulled(b.Groups())
+	nodetest.Eventually(t, 30*time.Second, "b's pulls made", func() bool { return group.PullsIdle(b.Groups()) })
+	pulled := group.Pulled(b.Groups())
 	group.GapPull(b.Groups(), gid, a.ID())
 	nodetest.Eventually(t, 10*time.Second, "the needless gap pull dropped", func() bool {
 		return group.GapPullsDropped(b.Groups()) == 1
 	})
-	if got := group.GroupPulled(b.Groups()); got != pulled {
+	if got := group.Pulled(b.Groups()); got != pulled {
 		t.Fatalf("%d messages pulled, want %d", got, pulled)
 	}
 }
