@@ -22,7 +22,7 @@ func statusOf(err error) (int, string) {
 	case is(node.ErrNoChat, node.ErrNoAccounts, node.ErrNotRelay, node.ErrNoFile, node.ErrNotStarted,
 		node.ErrNotContact, node.ErrNoRequest, node.ErrNoMessage, node.ErrNoGroup, node.ErrNoSuchUser):
 		return http.StatusNotFound, CodeNotFound
-	case is(node.ErrNotFriend):
+	case is(node.ErrNotFriend, node.ErrGroupNotFriend):
 		return http.StatusConflict, CodeNotFriends
 	case is(node.ErrNotAdmin):
 		return http.StatusForbidden, CodeNotAdmin
@@ -38,12 +38,12 @@ func statusOf(err error) (int, string) {
 		return http.StatusTooManyRequests, CodeQuota
 	case is(node.ErrNoRelay, node.ErrNotLoggedIn):
 		return http.StatusConflict, CodeNoRelay
-	case is(node.ErrBadRequest, node.ErrAmbiguous, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
+	case is(node.ErrBadRequest, node.ErrAmbiguous, node.ErrGroupAmbiguous, node.ErrGroupBadFrame, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
 		node.ErrBadFrame, node.ErrInvalid, node.ErrBadPeer, node.ErrBadFriendCode, node.ErrBadInvite,
 		node.ErrBadName, node.ErrBadRelayInvite, node.ErrRegistrationClosed, node.ErrRelayBadRequest,
 		node.ErrNotRegistered, node.ErrTooLarge):
 		return http.StatusBadRequest, CodeBadRequest
-	case is(node.ErrNoRoute, node.ErrUnreachable, node.ErrRefused):
+	case is(node.ErrNoRoute, node.ErrUnreachable, node.ErrRefused, node.ErrGroupRefused):
 		return http.StatusBadGateway, CodeNoRoute
 	}
 	return http.StatusInternalServerError, CodeInternal

@@ -527,7 +527,7 @@ func TestDMWithAnotherMessagesIDRefused(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, c, b)
 	wb := watchGroup(t, b, gid)
-	gm, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "to the group"})
+	gm, err := a.GroupService().Send(bg, gid, chat.Draft{Text: "to the group"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +557,7 @@ func TestDMWithAnotherMessagesIDRefused(t *testing.T) {
 	if page, err := b.Chat().History(bg, c.ID(), "", 10); err != nil || len(page.Messages) != 0 {
 		t.Fatalf("b's history with c: %+v %v, want empty", page, err)
 	}
-	if page, err := b.Chat().GroupHistory(bg, gid, gm.ID, 10); err != nil || len(page.Messages) != 0 || page.More {
+	if page, err := b.GroupService().History(bg, gid, gm.ID, 10); err != nil || len(page.Messages) != 0 || page.More {
 		t.Fatalf("group history before %s: %+v %v", gm.ID, page, err)
 	}
 	// c's messages under their own IDs still go through, both ways.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -28,7 +29,7 @@ var (
 	ErrSelf         = errors.New("chat: that is this node itself")
 	ErrAmbiguous    = errors.New("chat: more than one contact has that name")
 	ErrAlreadyAsked = errors.New("chat: already friends")
-	ErrNoMessage    = errors.New("chat: no such message")
+	ErrNoMessage    = history.ErrNoMessage
 )
 
 // errNoChange leaves a contact record as it is (from an update function).
@@ -45,7 +46,7 @@ func (s *Service) contact(ctx context.Context, p peer.ID) (*Contact, error) {
 	s.cacheMu.RUnlock()
 	if !ok {
 		var stored Contact
-		err := getJSON(ctx, s.ds, contactKey(p), &stored)
+		err := history.GetJSON(ctx, s.ds, contactKey(p), &stored)
 		switch {
 		case errors.Is(err, datastore.ErrNotFound):
 			c = nil
@@ -102,7 +103,7 @@ func (s *Service) storeContact(ctx context.Context, p peer.ID, fn func(c *Contac
 	if err := fn(c); err != nil {
 		return nil, err
 	}
-	if err := putJSON(ctx, s.ds, contactKey(p), c); err != nil {
+	if err := history.PutJSON(ctx, s.ds, contactKey(p), c); err != nil {
 		s.cacheMu.Lock()
 		delete(s.contactCache, p) // unknown now: read it again
 		s.cacheMu.Unlock()
@@ -120,7 +121,7 @@ func (s *Service) storeContact(ctx context.Context, p peer.ID, fn func(c *Contac
 // waiting for this node's answer.
 func (s *Service) Contacts(ctx context.Context, pendingOnly bool) ([]*Contact, error) {
 	var out []*Contact
-	err := queryJSON(ctx, s.ds, query.Query{Prefix: "/contacts/"}, func(_ string, c *Contact) bool {
+	err := history.QueryJSON(ctx, s.ds, query.Query{Prefix: "/contacts/"}, func(_ string, c *Contact) bool {
 		if !pendingOnly || c.State == StatePendingIn {
 			out = append(out, c)
 		}
@@ -133,6 +134,25 @@ func (s *Service) Contacts(ctx context.Context, pendingOnly bool) ([]*Contact, e
 func (s *Service) IsFriend(p peer.ID) bool {
 	c, err := s.contact(s.ctx, p)
 	return err == nil && c != nil && c.State == StateFriend
+}
+
+// PeerName is the name p's profile shows, "" when p is no contact or has
+// sent no profile.
+func (s *Service) PeerName(ctx context.Context, p peer.ID) string {
+	if c, err := s.contact(ctx, p); err == nil && c != nil && c.Profile != nil {
+		return c.Profile.Name
+	}
+	return ""
+}
+
+// FriendAddrs reports whether p is a friend, with the addresses this node
+// knows for p.
+func (s *Service) FriendAddrs(ctx context.Context, p peer.ID) (addrs []string, friend bool, err error) {
+	c, err := s.contact(ctx, p)
+	if err != nil || c == nil || c.State != StateFriend {
+		return nil, false, err
+	}
+	return c.Addrs, true, nil
 }
 
 // Resolve finds a contact by what a user typed: a peer ID, or a nickname
@@ -390,131 +410,165 @@ func (s *Service) handleContact(st network.Stream) {
 	writeFrame(st, &pb.ContactReply{Code: code, Message: msg})
 }
 
+// applyContact applies one contact request and answers with a reply code
+// and message.
 func (s *Service) applyContact(ctx context.Context, from peer.ID, c *Contact, req *pb.ContactRequest) (uint32, string) {
 	state := ""
 	if c != nil {
 		state = c.State
 	}
-	fail := func(err error) (uint32, string) {
-		if errors.Is(err, ErrBadFrame) {
-			return CodeBadFrame, err.Error()
-		}
-		s.log.Error("contact request", "peer", from, "err", err)
-		return CodeInternal, "internal error"
-	}
+	var err error
 	switch body := req.Body.(type) {
 	case *pb.ContactRequest_FriendRequest:
-		prof, err := s.keepProfile(body.FriendRequest.GetProfile())
-		if err != nil {
-			return fail(err)
-		}
-		text := body.FriendRequest.GetMessage()
-		if len(text) > MaxStatusBytes || !utf8.ValidString(text) {
-			return CodeBadFrame, "request message too long or not UTF-8"
-		}
-		if state != StateFriend && state != StatePendingOut && !s.allowStranger(from) {
-			return CodeRateLimited, "too many friend requests; try again later"
-		}
-		updated, err := s.updateContact(ctx, from, func(c *Contact) error {
-			switch c.State {
-			case StateFriend:
-				// They lost our friendship (a reinstall?): confirm it.
-				c.Owe = oweAccept
-			case StatePendingOut:
-				// Both asked: that is a yes from both.
-				c.State, c.Owe = StateFriend, oweAccept
-			default:
-				c.State, c.Message = StatePendingIn, text
-			}
-			if prof != nil {
-				c.Profile = prof
-			}
-			return nil
-		})
-		if err != nil {
-			return fail(err)
-		}
-		if updated.State == StatePendingIn {
-			s.publish(EventFriendRequest, ContactEvent{PeerID: from, Name: profileName(prof), Message: text})
-		} else {
-			s.keep(updated)
-			s.kick(from)
-			s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
-		}
+		err = s.applyFriendRequest(ctx, from, state, body.FriendRequest)
 	case *pb.ContactRequest_FriendResponse:
-		prof, err := s.keepProfile(body.FriendResponse.GetProfile())
-		if err != nil {
-			return fail(err)
-		}
-		updated, err := s.updateContact(ctx, from, func(c *Contact) error {
-			if c.State != StatePendingOut {
-				return errNoChange // nothing asked, nothing to answer
-			}
-			c.State = StateDeclined
-			if body.FriendResponse.GetAccept() {
-				c.State = StateFriend
-			}
-			if c.Owe == oweRequest {
-				c.Owe = ""
-			}
-			if prof != nil {
-				c.Profile = prof
-			}
-			return nil
-		})
-		if errors.Is(err, errNoChange) {
-			return CodeOK, ""
-		}
-		if err != nil {
-			return fail(err)
-		}
-		if updated.State == StateFriend {
-			s.keep(updated)
-			s.kick(from)
-		} else {
-			s.unkeep(from)
-		}
-		s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
+		err = s.applyFriendResponse(ctx, from, body.FriendResponse)
 	case *pb.ContactRequest_Unfriend:
-		_, err := s.updateContact(ctx, from, func(c *Contact) error {
-			if c.State != StateFriend && c.State != StatePendingOut && c.State != StatePendingIn {
-				return errNoChange
-			}
-			c.State, c.Owe = StateRemoved, ""
-			return nil
-		})
-		if errors.Is(err, errNoChange) {
-			return CodeOK, ""
-		}
-		if err != nil {
-			return fail(err)
-		}
-		s.unkeep(from)
-		s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: StateRemoved})
+		err = s.applyUnfriend(ctx, from)
 	case *pb.ContactRequest_Profile:
-		if state != StateFriend {
-			return CodeNotFriends, "profiles are for friends"
-		}
-		prof, err := s.keepProfile(body.Profile)
-		if err != nil || prof == nil {
-			return CodeBadFrame, "bad profile"
-		}
-		var changed bool
-		if _, err := s.updateContact(ctx, from, func(c *Contact) error {
-			if c.Profile == nil || prof.Version > c.Profile.Version {
-				c.Profile, changed = prof, true
-			}
-			return nil
-		}); err != nil {
-			return fail(err)
-		}
-		if changed {
-			s.publish(EventProfile, ContactEvent{PeerID: from, Name: prof.Name, Version: prof.Version})
-		}
+		err = s.applyProfile(ctx, from, state, body.Profile)
 	default:
 		return CodeBadFrame, "unknown request"
 	}
-	return CodeOK, ""
+	var r *contactReply
+	switch {
+	case err == nil, errors.Is(err, errNoChange):
+		return CodeOK, ""
+	case errors.As(err, &r):
+		return r.code, r.msg
+	case errors.Is(err, ErrBadFrame):
+		return CodeBadFrame, err.Error()
+	}
+	s.log.Error("contact request", "peer", from, "err", err)
+	return CodeInternal, "internal error"
+}
+
+// contactReply is a refusal of a contact request with its code and the
+// message the requester sees.
+type contactReply struct {
+	code uint32
+	msg  string
+}
+
+func (r *contactReply) Error() string { return r.msg }
+
+// applyFriendRequest takes a friend request: a new one waits for an
+// answer; from a friend, or from whom this node asked, it is a yes.
+func (s *Service) applyFriendRequest(ctx context.Context, from peer.ID, state string, req *pb.FriendRequest) error {
+	prof, err := s.keepProfile(req.GetProfile())
+	if err != nil {
+		return err
+	}
+	text := req.GetMessage()
+	if len(text) > MaxStatusBytes || !utf8.ValidString(text) {
+		return &contactReply{CodeBadFrame, "request message too long or not UTF-8"}
+	}
+	if state != StateFriend && state != StatePendingOut && !s.allowStranger(from) {
+		return &contactReply{CodeRateLimited, "too many friend requests; try again later"}
+	}
+	updated, err := s.updateContact(ctx, from, func(c *Contact) error {
+		switch c.State {
+		case StateFriend:
+			// They lost our friendship (a reinstall?): confirm it.
+			c.Owe = oweAccept
+		case StatePendingOut:
+			// Both asked: that is a yes from both.
+			c.State, c.Owe = StateFriend, oweAccept
+		default:
+			c.State, c.Message = StatePendingIn, text
+		}
+		if prof != nil {
+			c.Profile = prof
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if updated.State == StatePendingIn {
+		s.publish(EventFriendRequest, ContactEvent{PeerID: from, Name: profileName(prof), Message: text})
+	} else {
+		s.keep(updated)
+		s.kick(from)
+		s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
+	}
+	return nil
+}
+
+// applyFriendResponse takes the answer to this node's request.
+func (s *Service) applyFriendResponse(ctx context.Context, from peer.ID, resp *pb.FriendResponse) error {
+	prof, err := s.keepProfile(resp.GetProfile())
+	if err != nil {
+		return err
+	}
+	updated, err := s.updateContact(ctx, from, func(c *Contact) error {
+		if c.State != StatePendingOut {
+			return errNoChange // nothing asked, nothing to answer
+		}
+		c.State = StateDeclined
+		if resp.GetAccept() {
+			c.State = StateFriend
+		}
+		if c.Owe == oweRequest {
+			c.Owe = ""
+		}
+		if prof != nil {
+			c.Profile = prof
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if updated.State == StateFriend {
+		s.keep(updated)
+		s.kick(from)
+	} else {
+		s.unkeep(from)
+	}
+	s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
+	return nil
+}
+
+// applyUnfriend ends a friendship, or a request either way, on their word.
+func (s *Service) applyUnfriend(ctx context.Context, from peer.ID) error {
+	_, err := s.updateContact(ctx, from, func(c *Contact) error {
+		if c.State != StateFriend && c.State != StatePendingOut && c.State != StatePendingIn {
+			return errNoChange
+		}
+		c.State, c.Owe = StateRemoved, ""
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.unkeep(from)
+	s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: StateRemoved})
+	return nil
+}
+
+// applyProfile takes a friend's newer profile.
+func (s *Service) applyProfile(ctx context.Context, from peer.ID, state string, w *pb.Profile) error {
+	if state != StateFriend {
+		return &contactReply{CodeNotFriends, "profiles are for friends"}
+	}
+	prof, err := s.keepProfile(w)
+	if err != nil || prof == nil {
+		return &contactReply{CodeBadFrame, "bad profile"}
+	}
+	var changed bool
+	if _, err := s.updateContact(ctx, from, func(c *Contact) error {
+		if c.Profile == nil || prof.Version > c.Profile.Version {
+			c.Profile, changed = prof, true
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if changed {
+		s.publish(EventProfile, ContactEvent{PeerID: from, Name: prof.Name, Version: prof.Version})
+	}
+	return nil
 }
 
 func profileName(p *Profile) string {
@@ -548,7 +602,7 @@ func (s *Service) allowStranger(p peer.ID) bool {
 // Profile returns this node's own profile (version 0 when never set).
 func (s *Service) Profile(ctx context.Context) (*Profile, error) {
 	var p Profile
-	err := getJSON(ctx, s.ds, keyProfile, &p)
+	err := history.GetJSON(ctx, s.ds, keyProfile, &p)
 	if errors.Is(err, datastore.ErrNotFound) {
 		return &p, nil
 	}
@@ -592,7 +646,7 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 		}
 	}
 	p.Version++
-	if err := putJSON(ctx, s.ds, keyProfile, p); err != nil {
+	if err := history.PutJSON(ctx, s.ds, keyProfile, p); err != nil {
 		return nil, err
 	}
 	if err := s.sync(ctx); err != nil {

@@ -3,7 +3,6 @@ package chat
 import (
 	"bufio"
 	"cmp"
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -21,6 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 // Timing of the DM protocol.
@@ -35,46 +36,6 @@ const (
 	dmReadIdle = 5 * time.Minute
 )
 
-// Draft is a message to send: Text (text, reply, reaction), Face, or
-// Picture (an image file; its thumbnail travels inline).
-type Draft struct {
-	Text    string
-	Face    string
-	Picture []byte
-	// File is the manifest of a file offered to the friend (the caller has
-	// offered it through transfer); Text may caption it.
-	File    []byte
-	ReplyTo string
-	ReactTo string
-}
-
-// draftMessage turns a draft into a message of its kind.
-func draftMessage(d Draft) (wireMessage, error) {
-	w := wireMessage{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
-	var err error
-	switch {
-	case d.Face != "":
-		if err := checkFace(d.Face); err != nil {
-			return w, err
-		}
-		w.Kind, w.Face = KindFace, d.Face
-	case d.Picture != nil:
-		if w.Thumbnail, w.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
-			return w, fmt.Errorf("picture: %w", err)
-		}
-		w.Kind, w.File = KindPicture, d.File
-	case d.File != nil:
-		w.Kind, w.File = KindFile, d.File
-	case d.ReactTo != "":
-		w.Kind = KindReaction
-	case d.ReplyTo != "":
-		w.Kind = KindReply
-	default:
-		w.Kind = KindText
-	}
-	return w, nil
-}
-
 // Send stores a message to friend p durably in the outbox and returns it
 // (state queued); a courier delivers it when p is reachable, across
 // restarts of either side, until p acks it.
@@ -86,11 +47,11 @@ func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error
 	if c == nil || c.State != StateFriend {
 		return nil, fmt.Errorf("%w: %s (send a friend request with `meshtalk friend add`)", ErrNotFriend, p)
 	}
-	w, err := draftMessage(d)
+	content, err := d.Content()
 	if err != nil {
 		return nil, err
 	}
-	return s.enqueue(ctx, p, w, true)
+	return s.enqueue(ctx, p, wireMessage{Content: content}, true)
 }
 
 // enqueue stores a message in the outbox (and in the history when shown
@@ -101,7 +62,7 @@ func (s *Service) enqueue(ctx context.Context, p peer.ID, w wireMessage, shown b
 	// A placeholder ID passes the check; the committer sets the real one.
 	probe := w
 	probe.ID = "00000000000000000000000000"
-	if err := probe.validate(); err != nil {
+	if err := checkWire(&probe); err != nil {
 		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
 	}
 	req := &sendReq{p: p, w: w, shown: shown, done: make(chan error, 1)}
@@ -137,8 +98,7 @@ type sendReq struct {
 // conversation's clock order is its outbox order, and written under one
 // sync; then their senders are answered and the couriers get them.
 func (s *Service) runCommitter() {
-	defer s.wg.Done()
-	groupCommit(s.ctx, s.sends, func(r *sendReq) int { return r.w.size() },
+	groupCommit(s.ctx, s.sends, func(r *sendReq) int { return r.w.Size() },
 		func(reqs []*sendReq) (struct{}, error) { return struct{}{}, s.commitSends(reqs) },
 		func() error { return s.sync(s.ctx) },
 		func(reqs []*sendReq, _ struct{}, err error) {
@@ -161,18 +121,17 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		now := s.cfg.Now()
 		w := &r.w
 		w.SentAtMS, w.HLC = now.UnixMilli(), s.clk.Now()
-		if w.ID = dmID(s.h.ID(), r.p, w.SentAtMS, w.HLC); w.ID == "" {
+		if w.ID = history.DMID(s.h.ID(), r.p, w.SentAtMS, w.HLC); w.ID == "" {
 			return fmt.Errorf("chat: the clock reads %v, which no message ID can hold", now)
 		}
-		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
-			ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: MsgQueued,
-			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, Manifest: w.File, File: fileInfo(w.File)}
+		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Content: w.Content, State: MsgQueued,
+			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, File: fileInfo(w.Manifest)}
 		ps := s.peerString(r.p)
 		// A message shown in the history is stored once: its outbox entry
 		// is empty and points at the history record by the same key suffix.
 		var wb []byte
 		if !r.shown {
-			if wb, err = proto.Marshal(w.toWire()); err != nil {
+			if wb, err = proto.Marshal(w.ToWire()); err != nil {
 				return err
 			}
 		}
@@ -180,10 +139,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 			return err
 		}
 		if r.shown {
-			if err := s.putMessage(ctx, b, r.m); err != nil {
-				return err
-			}
-			if err := b.Put(ctx, msgIDKey(w.ID), []byte(msgLoc(ps, w.HLC))); err != nil {
+			if err := s.hist.Put(ctx, b, r.m); err != nil {
 				return err
 			}
 		}
@@ -243,10 +199,7 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	if !ok {
 		c = &courier{p: p, wake: make(chan struct{}, 1), parked: map[string]bool{}}
 		s.couriers[p] = c
-		if !s.closing {
-			s.wg.Add(1)
-			go s.runCourier(c)
-		}
+		s.run.Go(func() { s.runCourier(c) })
 	}
 	return c
 }
@@ -257,7 +210,6 @@ func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
 // runCourier loops until the service closes: deliver, then wait for new
 // work, a reconnection, or the backoff after a failure.
 func (s *Service) runCourier(c *courier) {
-	defer s.wg.Done()
 	s.loadParked(c)
 	failures := 0
 	var failingSince time.Time
@@ -337,7 +289,7 @@ func (s *Service) park(c *courier, mb Mailbox) {
 		if c.parked[w.ID] {
 			continue
 		}
-		b, err := proto.Marshal(w.toWire())
+		b, err := proto.Marshal(w.ToWire())
 		if err != nil {
 			continue
 		}
@@ -408,7 +360,7 @@ func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) e
 	var batch []wireMessage
 	var bad []error
 	for _, b := range msgs {
-		var pm pb.Message
+		var pm historypb.Message
 		if err := proto.Unmarshal(b, &pm); err != nil {
 			bad = append(bad, fmt.Errorf("%w: %v", ErrBadFrame, err))
 			continue
@@ -474,152 +426,198 @@ func (s *Service) flushOutbox(c *courier) error {
 	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
 	defer stop()
 
-	// The reader records acks itself, so that storing them runs beside
-	// the writing; it tells the loop below how the stream goes.
-	var mu sync.Mutex
-	inflight := map[string]*wireMessage{} // pointing into the slices sent
-	var order []string                    // inflight IDs in the order written
-	var since time.Time                   // when the oldest unacked message was written
-	type readResult struct {
-		refusal *pb.Refusal
-		err     error
-	}
-	results := make(chan readResult, 64)
-	readerDone := false
-	go func() {
-		r := bufio.NewReader(st)
-		for {
-			var f pb.DMFrame
-			if err := readFrame(r, MaxDMFrame, &f); err != nil {
-				results <- readResult{err: err}
-				return
-			}
-			switch body := f.Body.(type) {
-			case *pb.DMFrame_Ack:
-				mu.Lock()
-				done := make([]*wireMessage, 0, len(body.Ack.GetIds()))
-				for _, id := range body.Ack.GetIds() {
-					if m, ok := inflight[id]; ok {
-						done = append(done, m)
-						delete(inflight, id)
-					}
-				}
-				// The ack timeout runs from the oldest message still unacked.
-				for len(order) > 0 {
-					if _, ok := inflight[order[0]]; ok {
-						break
-					}
-					order = order[1:]
-				}
-				if len(done) > 0 {
-					since = time.Now()
-				}
-				mu.Unlock()
-				s.acked(c.p, done)
-				select {
-				case results <- readResult{}:
-				default: // the loop only needs to know something happened
-				}
-			case *pb.DMFrame_Refusal:
-				results <- readResult{refusal: body.Refusal}
-				return
-			}
-		}
-	}()
-	defer func() {
-		st.Reset()
-		// The reset ends the reader; drain it so that it can exit.
-		for !readerDone {
-			if r := <-results; r.err != nil || r.refusal != nil {
-				readerDone = true
-			}
-		}
-	}()
-
-	w := bufio.NewWriterSize(st, 64<<10)
-	send := func(msgs []wireMessage) error {
-		sent := make([]*wireMessage, 0, len(msgs))
-		mu.Lock()
-		for i := range msgs {
-			m := &msgs[i]
-			if _, ok := inflight[m.ID]; ok {
-				continue
-			}
-			if len(inflight) == 0 {
-				since = time.Now()
-			}
-			inflight[m.ID] = m
-			order = append(order, m.ID)
-			sent = append(sent, m)
-		}
-		mu.Unlock()
-		if len(sent) == 0 {
-			return nil
-		}
-		// A peer that stops reading fails the write instead of blocking it.
-		st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
-		for _, m := range sent {
-			if err := writeFrame(w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.toWire()}}); err != nil {
-				return err
-			}
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		// "sent" lasts a round trip: announced, not stored (the history
-		// says queued until the ack, which is what a restart would resend).
-		for _, m := range sent {
-			if m.Kind != KindReceipt {
-				s.publish(EventMessageState, StateEvent{ID: m.ID, PeerID: c.p, State: MsgSent})
-			}
-		}
-		return nil
-	}
-	if err := send(pending); err != nil {
+	f := &flush{s: s, c: c, st: st, w: bufio.NewWriterSize(st, 64<<10),
+		inflight: map[string]*wireMessage{}, results: make(chan flushResult, 64)}
+	go f.readAcks()
+	defer f.end()
+	if err := f.send(pending); err != nil {
 		return err
 	}
-	state := func() (int, time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(inflight), since
+	return f.loop()
+}
+
+// flush is one stream of a courier's: the messages written and not yet
+// acked, shared by the writing loop and the reader of acks.
+type flush struct {
+	s  *Service
+	c  *courier
+	st network.Stream
+	w  *bufio.Writer
+
+	mu       sync.Mutex
+	inflight map[string]*wireMessage // pointing into the slices sent
+	order    []string                // inflight IDs in the order written
+	since    time.Time               // when the oldest unacked message was written
+
+	// results tells the loop how the stream goes; readerDone is set once
+	// the reader has sent its last result.
+	results    chan flushResult
+	readerDone bool
+}
+
+// flushResult is what the reader saw: an ack (zero), a refusal or an
+// error (the reader's last).
+type flushResult struct {
+	refusal *pb.Refusal
+	err     error
+}
+
+// readAcks records acks itself, so that storing them runs beside the
+// writing, until the stream ends or the peer refuses a message.
+func (f *flush) readAcks() {
+	r := bufio.NewReader(f.st)
+	for {
+		var fr pb.DMFrame
+		if err := readFrame(r, MaxDMFrame, &fr); err != nil {
+			f.results <- flushResult{err: err}
+			return
+		}
+		switch body := fr.Body.(type) {
+		case *pb.DMFrame_Ack:
+			f.s.acked(f.c.p, f.ack(body.Ack.GetIds()))
+			select {
+			case f.results <- flushResult{}:
+			default: // the loop only needs to know something happened
+			}
+		case *pb.DMFrame_Refusal:
+			f.results <- flushResult{refusal: body.Refusal}
+			return
+		}
 	}
+}
+
+// ack takes the acked messages out of flight and returns them.
+func (f *flush) ack(ids []string) []*wireMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	done := make([]*wireMessage, 0, len(ids))
+	for _, id := range ids {
+		if m, ok := f.inflight[id]; ok {
+			done = append(done, m)
+			delete(f.inflight, id)
+		}
+	}
+	// The ack timeout runs from the oldest message still unacked.
+	for len(f.order) > 0 {
+		if _, ok := f.inflight[f.order[0]]; ok {
+			break
+		}
+		f.order = f.order[1:]
+	}
+	if len(done) > 0 {
+		f.since = time.Now()
+	}
+	return done
+}
+
+// end resets the stream, which ends the reader, and drains the reader so
+// that it can exit.
+func (f *flush) end() {
+	f.st.Reset()
+	for !f.readerDone {
+		if r := <-f.results; r.err != nil || r.refusal != nil {
+			f.readerDone = true
+		}
+	}
+}
+
+// send writes the messages not in flight yet.
+func (f *flush) send(msgs []wireMessage) error {
+	sent := f.enter(msgs)
+	if len(sent) == 0 {
+		return nil
+	}
+	// A peer that stops reading fails the write instead of blocking it.
+	f.st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
+	for _, m := range sent {
+		if err := writeFrame(f.w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.ToWire()}}); err != nil {
+			return err
+		}
+	}
+	if err := f.w.Flush(); err != nil {
+		return err
+	}
+	// "sent" lasts a round trip: announced, not stored (the history
+	// says queued until the ack, which is what a restart would resend).
+	for _, m := range sent {
+		if m.Kind != KindReceipt {
+			f.s.publish(EventMessageState, StateEvent{ID: m.ID, PeerID: f.c.p, State: MsgSent})
+		}
+	}
+	return nil
+}
+
+// enter puts the messages not in flight yet in flight and returns them.
+func (f *flush) enter(msgs []wireMessage) []*wireMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sent := make([]*wireMessage, 0, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		if _, ok := f.inflight[m.ID]; ok {
+			continue
+		}
+		if len(f.inflight) == 0 {
+			f.since = time.Now()
+		}
+		f.inflight[m.ID] = m
+		f.order = append(f.order, m.ID)
+		sent = append(sent, m)
+	}
+	return sent
+}
+
+// state is how many messages are in flight, and since when the oldest.
+func (f *flush) state() (int, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.inflight), f.since
+}
+
+// inFlight lists the messages in flight.
+func (f *flush) inFlight() []*wireMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var all []*wireMessage
+	for _, m := range f.inflight {
+		all = append(all, m)
+	}
+	return all
+}
+
+// loop sends what the courier is given while the stream lasts: until the
+// stream is idle with nothing in flight, an ack is overdue, the peer
+// refuses a message, or the service closes.
+func (f *flush) loop() error {
 	idle := time.NewTimer(dmIdle)
 	defer idle.Stop()
 	for {
 		var ackWait <-chan time.Time
-		if n, since := state(); n > 0 {
+		if n, since := f.state(); n > 0 {
 			ackWait = time.After(time.Until(since.Add(dmAckTimeout)))
 		}
 		select {
-		case <-s.ctx.Done():
+		case <-f.s.ctx.Done():
 			return ErrClosed
-		case <-c.wake:
-			if err := send(c.take()); err != nil {
+		case <-f.c.wake:
+			if err := f.send(f.c.take()); err != nil {
 				return err
 			}
-		case r := <-results:
-			readerDone = r.err != nil || r.refusal != nil
+		case r := <-f.results:
+			f.readerDone = r.err != nil || r.refusal != nil
 			switch {
 			case r.refusal != nil:
-				return s.refused(c.p, r.refusal, func() []*wireMessage {
-					mu.Lock()
-					defer mu.Unlock()
-					var all []*wireMessage
-					for _, m := range inflight {
-						all = append(all, m)
-					}
-					return all
-				})
+				return f.s.refused(f.c.p, r.refusal, f.inFlight)
 			case r.err != nil:
 				return r.err
 			}
-			if n, _ := state(); n == 0 {
+			if n, _ := f.state(); n == 0 {
 				idle.Reset(dmIdle)
 			}
 		case <-ackWait:
-			return fmt.Errorf("chat: %s did not ack within %v", c.p, dmAckTimeout)
+			return fmt.Errorf("chat: %s did not ack within %v", f.c.p, dmAckTimeout)
 		case <-idle.C:
-			if n, _ := state(); n == 0 {
+			if n, _ := f.state(); n == 0 {
 				return nil
 			}
 			idle.Reset(dmIdle)
@@ -649,26 +647,28 @@ func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []*wireMessa
 // outbox reads p's unacked messages in order.
 func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) {
 	var out []wireMessage
-	err := scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKey{}}},
+	err := history.Scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKey{}}},
 		func(key string, value []byte) (bool, error) {
-			var pm pb.Message
+			var w wireMessage
 			if len(value) == 0 {
 				// The message is in the history under the same suffix.
-				b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+strings.TrimPrefix(key, "/outbox/")))
+				b, err := s.ds.Get(ctx, datastore.RawKey(history.MsgsPrefix+strings.TrimPrefix(key, "/outbox/")))
 				if err != nil {
 					return false, fmt.Errorf("chat: outbox entry %s without its message: %w", key, err)
 				}
-				m, err := decodeMessage(key, b)
+				m, err := s.hist.Decode(key, b)
 				if err != nil {
 					return false, err
 				}
-				pm = pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-					Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, File: m.Manifest}
-			} else if err := proto.Unmarshal(value, &pm); err != nil {
-				return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+				w = wireMessage{ID: m.ID, SentAtMS: m.Time.UnixMilli(), HLC: m.HLC, Content: m.Content}
+			} else {
+				var pm historypb.Message
+				if err := proto.Unmarshal(value, &pm); err != nil {
+					return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+				}
+				w = history.WireFromPB(&pm)
 			}
-			w, err := messageFromWire(&pm)
-			if err != nil {
+			if err := checkWire(&w); err != nil {
 				return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
 			}
 			out = append(out, w)
@@ -707,7 +707,7 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 			continue
 		}
 		if state == MsgFailed {
-			if err := b.Put(s.ctx, stateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
+			if err := b.Put(s.ctx, history.StateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
 				s.log.Error("message state", "err", err)
 				return
 			}
@@ -725,9 +725,9 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 
 // withState puts the current state into a message read from its record.
 func (s *Service) withState(ctx context.Context, m *Message) *Message {
-	if ok, _ := s.ds.Has(ctx, readKey(m.ID)); ok {
+	if ok, _ := s.ds.Has(ctx, history.ReadKey(m.ID)); ok {
 		m.State = MsgRead
-	} else if v, err := s.ds.Get(ctx, stateKey(m.ID)); err == nil {
+	} else if v, err := s.ds.Get(ctx, history.StateKey(m.ID)); err == nil {
 		m.State, m.Error, _ = strings.Cut(string(v), ":")
 	} else if m.State == MsgQueued && m.Outgoing && m.Group == "" {
 		// Out of the outbox, without another state: acked (settle).
@@ -795,7 +795,7 @@ func (s *Service) handleDM(st network.Stream) {
 	}()
 	w := bufio.NewWriter(st)
 	var failed, stranger atomic.Bool
-	groupCommit(s.ctx, items, func(m wireMessage) int { return m.size() },
+	groupCommit(s.ctx, items, func(m wireMessage) int { return m.Size() },
 		func(round []wireMessage) (received, error) {
 			if failed.Load() || stranger.Load() {
 				return received{}, errSkipped
@@ -921,7 +921,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 				return nil, nil, err
 			}
 			for _, id := range ids {
-				if err := b.Put(ctx, readKey(id), nil); err != nil {
+				if err := b.Put(ctx, history.ReadKey(id), nil); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -933,7 +933,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		// peer is new without a lookup. Only a resend, or a message that
 		// a mailbox delivered out of order, is looked up.
 		if wm.HLC <= mark.hlc {
-			has, err := s.ds.Has(ctx, msgIDKey(wm.ID))
+			has, err := s.ds.Has(ctx, history.IDKey(wm.ID))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -941,13 +941,9 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 				continue // a resend: ack it again, store it once
 			}
 		}
-		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Kind: wm.Kind, Text: wm.Text, Face: wm.Face,
-			Thumbnail: wm.Thumbnail, ThumbnailType: wm.ThumbnailType, ReplyTo: wm.ReplyTo, ReactTo: wm.ReactTo,
-			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, Manifest: wm.File, File: fileInfo(wm.File)}
-		if err := s.putMessage(ctx, b, m); err != nil {
-			return nil, nil, err
-		}
-		if err := b.Put(ctx, msgIDKey(wm.ID), []byte(msgLoc(ps, wm.HLC))); err != nil {
+		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Content: wm.Content,
+			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, File: fileInfo(wm.Manifest)}
+		if err := s.hist.Put(ctx, b, m); err != nil {
 			return nil, nil, err
 		}
 		high = max(high, wm.HLC)
@@ -1002,7 +998,7 @@ func (s *Service) receivedMark(ctx context.Context, p peer.ID) (*receivedMark, e
 func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]string, error) {
 	var out []string
 	for _, id := range refs {
-		loc, err := s.ds.Get(ctx, msgIDKey(id))
+		loc, err := s.ds.Get(ctx, history.IDKey(id))
 		if errors.Is(err, datastore.ErrNotFound) {
 			continue
 		}
@@ -1013,7 +1009,7 @@ func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]
 		if err != nil {
 			continue
 		}
-		m, err := decodeMessage(id, b)
+		m, err := s.hist.Decode(id, b)
 		if err != nil || !m.Outgoing || m.To != p {
 			continue
 		}
@@ -1024,132 +1020,30 @@ func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]
 
 // lastHLC is the clock reading of the latest message with p (0: none).
 func (s *Service) lastHLC(ctx context.Context, p peer.ID) (uint64, error) {
-	var h uint64
-	err := scan(ctx, s.ds, query.Query{Prefix: msgPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKeyDescending{}}, Limit: 1, KeysOnly: true},
-		func(key string, _ []byte) (bool, error) {
-			parts := strings.Split(key, "/") // "", msgs, peer, hlc, id
-			if len(parts) == 5 {
-				fmt.Sscanf(parts[3], "%x", &h)
-			}
-			return false, nil
-		})
-	return h, err
-}
-
-// HistoryPage is one page of a conversation, oldest first.
-type HistoryPage struct {
-	Messages []*Message `json:"messages"`
-	// More: older messages exist (ask again with Before = Messages[0].ID).
-	More bool `json:"more"`
+	return s.hist.LastHLC(ctx, s.peerString(p))
 }
 
 // History returns up to limit messages with p, older than the message
 // before (empty: the newest), in conversation order.
 func (s *Service) History(ctx context.Context, p peer.ID, before string, limit int) (*HistoryPage, error) {
-	return s.history(ctx, p.String(), before, limit)
-}
-
-// history pages the conversation conv (a peer ID, or a group's).
-func (s *Service) history(ctx context.Context, conv string, before string, limit int) (*HistoryPage, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 50
-	}
-	q := query.Query{Prefix: msgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}
-	var beforeKey string
-	if before != "" {
-		loc, err := s.ds.Get(ctx, msgIDKey(before))
-		if err != nil {
-			return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, before)
-		}
-		beforeKey = "/msgs/" + string(loc) + "/" + before
-	}
-	page := &HistoryPage{Messages: []*Message{}}
-	err := queryMessages(ctx, s.ds, q, func(key string, m *Message) bool {
-		if beforeKey != "" && key >= beforeKey {
-			return true
-		}
-		if len(page.Messages) == limit {
-			page.More = true
-			return false
-		}
-		page.Messages = append(page.Messages, s.withState(ctx, m))
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	// Newest first from the query; a page reads oldest first.
-	for i, j := 0, len(page.Messages)-1; i < j; i, j = i+1, j-1 {
-		page.Messages[i], page.Messages[j] = page.Messages[j], page.Messages[i]
-	}
-	return page, nil
+	return s.hist.Page(ctx, p.String(), before, limit)
 }
 
 // Search finds messages whose text contains text (case-insensitive), with
 // p only when p is not empty; newest first, at most limit. It keeps only
 // the best limit matches while it scans, whatever the history's size.
 func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int) ([]*Message, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	prefix := "/msgs/"
+	prefix := history.MsgsPrefix
 	if p != "" {
-		prefix = msgPrefix(s.peerString(p))
+		prefix = history.MsgPrefix(s.peerString(p))
 	}
-	return s.search(ctx, text, prefix, limit)
-}
-
-// SearchGroup is Search in one group's history.
-func (s *Service) SearchGroup(ctx context.Context, text string, id string, limit int) ([]*Message, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	return s.search(ctx, text, msgPrefix(groupConv(id)), limit)
-}
-
-func (s *Service) search(ctx context.Context, text, prefix string, limit int) ([]*Message, error) {
-	needle := strings.ToLower(text)
-	best := &byHLC{}
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {
-		if !strings.Contains(strings.ToLower(m.Text), needle) && (m.Face == "" || !strings.Contains(m.Face, needle)) {
-			return true
-		}
-		if best.Len() < limit {
-			heap.Push(best, m)
-		} else if m.HLC > (*best)[0].HLC {
-			(*best)[0] = m
-			heap.Fix(best, 0)
-		}
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Message, best.Len())
-	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = s.withState(ctx, heap.Pop(best).(*Message))
-	}
-	return out, nil
-}
-
-// byHLC is a min-heap of messages by clock reading.
-type byHLC []*Message
-
-func (h byHLC) Len() int           { return len(h) }
-func (h byHLC) Less(i, j int) bool { return h[i].HLC < h[j].HLC }
-func (h byHLC) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *byHLC) Push(x any)        { *h = append(*h, x.(*Message)) }
-func (h *byHLC) Pop() any {
-	old := *h
-	m := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return m
+	return s.hist.Search(ctx, text, prefix, limit)
 }
 
 // MarkRead marks every received message from p read and, when read
 // receipts are on, tells p. It returns how many it marked.
 func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
-	refs, err := s.markRead(ctx, s.peerString(p))
+	refs, err := s.hist.MarkRead(ctx, s.peerString(p))
 	if err != nil || len(refs) == 0 {
 		return 0, err
 	}
@@ -1159,7 +1053,7 @@ func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 		if err == nil && c != nil && c.State == StateFriend {
 			for len(refs) > 0 {
 				k := min(len(refs), maxRefs)
-				if _, err := s.enqueue(ctx, p, wireMessage{Kind: KindReceipt, Refs: refs[:k]}, false); err != nil {
+				if _, err := s.enqueue(ctx, p, wireMessage{Content: history.Content{Kind: KindReceipt}, Refs: refs[:k]}, false); err != nil {
 					return 0, err
 				}
 				refs = refs[k:]
@@ -1169,54 +1063,17 @@ func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
 	return n, s.sync(ctx)
 }
 
-// markRead marks every received message of conversation conv (a peer ID,
-// or a group's) read, unsynced, and returns their IDs.
-func (s *Service) markRead(ctx context.Context, conv string) ([]string, error) {
-	var read []string
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: msgPrefix(conv)}, func(_ string, m *Message) bool {
-		if !m.Outgoing && s.withState(ctx, m).State == MsgReceived {
-			read = append(read, m.ID)
-		}
-		return true
-	})
-	if err != nil || len(read) == 0 {
-		return nil, err
-	}
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range read {
-		if err := b.Put(ctx, readKey(id), nil); err != nil {
-			return nil, err
-		}
-	}
-	return read, b.Commit(ctx)
-}
-
-// GetMessage returns one message by ID.
+// GetMessage returns one message by ID, direct or of a group.
 func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
-	loc, err := s.ds.Get(ctx, msgIDKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, id)
-	}
-	b, err := s.ds.Get(ctx, datastore.RawKey("/msgs/"+string(loc)+"/"+id))
-	if err != nil {
-		return nil, err
-	}
-	m, err := decodeMessage(id, b)
-	if err != nil {
-		return nil, err
-	}
-	return s.withState(ctx, m), nil
+	return s.hist.Get(ctx, id)
 }
 
 // FileOffers lists the file messages of every conversation, newest first.
 func (s *Service) FileOffers(ctx context.Context) ([]*Message, error) {
 	var out []*Message
-	err := queryMessages(ctx, s.ds, query.Query{Prefix: "/msgs/"}, func(_ string, m *Message) bool {
+	err := s.hist.Query(ctx, query.Query{Prefix: "/msgs/"}, func(_ string, m *Message) bool {
 		if m.Kind == KindFile && m.File != nil {
-			out = append(out, s.withState(ctx, m))
+			out = append(out, s.hist.WithState(ctx, m))
 		}
 		return true
 	})

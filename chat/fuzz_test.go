@@ -9,13 +9,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 // FuzzDMFrame feeds the DM receiver's decoder: a frame, then the message
 // check. No input may panic or allocate past the frame limit, and what
 // passes the check must survive a round trip.
 func FuzzDMFrame(f *testing.F) {
-	for _, m := range []*pb.Message{
+	for _, m := range []*historypb.Message{
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindFace, Face: "party"},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindReceipt, Refs: []string{"01ARZ3NDEKTSV4RRFFQ69G5FAW"}},
@@ -44,8 +45,8 @@ func FuzzDMFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := messageFromWire(m.toWire())
-		if err != nil || !proto.Equal(again.toWire(), m.toWire()) {
+		again, err := messageFromWire(m.ToWire())
+		if err != nil || !proto.Equal(again.ToWire(), m.ToWire()) {
 			t.Fatalf("a valid message does not round-trip: %v", err)
 		}
 	})

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
+	"github.com/meshtalk/meshtalk/history"
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -37,16 +38,19 @@ type Config struct {
 	Keeper Keeper
 	// Now is the clock; nil is time.Now. Tests skew it.
 	Now func() time.Time
+	// Clock stamps messages; nil is a clock of the service's own. node
+	// gives chat and groups one clock.
+	Clock *history.Clock
 	// ReadReceipts sends "read" receipts to friends when this node reads
 	// their messages.
 	ReadReceipts bool
 	// Blobs keeps avatars (the node's blob store).
 	Blobs *transfer.Blobs
+	// Emit publishes the service's events (EventMessage, ...); nil
+	// discards them. It must not block.
+	Emit func(typ string, data any)
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// GroupRate paces this node's publishing to its groups, in messages
-	// per second; 0 is DefaultGroupRate.
-	GroupRate float64
 }
 
 // Service is a person's contacts, profile and direct messages: the
@@ -57,23 +61,19 @@ type Service struct {
 	ds   datastore.Batching
 	cfg  Config
 	log  *slog.Logger
-	clk  *hlc
-	emit event.Emitter
+	clk  *history.Clock
+	hist *history.Store
+	run  *lifecycle.Group
+	ctx  context.Context // run's
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	// mu guards closing and the couriers.
+	// mu guards the couriers and the mailbox.
 	mu        sync.Mutex
-	closing   bool
 	mb        Mailbox // nil: direct delivery only
 	parkAfter time.Duration
 	couriers  map[peer.ID]*courier
 
 	sends chan *sendReq // to the committer
 
-	peerStrings  sync.Map   // peer.ID -> its string form
 	received     sync.Map   // peer.ID -> *receivedMark (dm.go)
 	relayOnline  sync.Map   // peer.ID -> bool: logged in at a relay
 	contactMu    sync.Mutex // serialises contact read-modify-writes
@@ -84,8 +84,6 @@ type Service struct {
 	reqMu      sync.Mutex
 	perPeerReq map[peer.ID]*rate.Limiter // friend requests per stranger
 
-	grp *groups // groups (group.go)
-
 	closeOnce sync.Once
 }
 
@@ -93,6 +91,12 @@ type Service struct {
 func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = history.NewClock(cfg.Now)
+	}
+	if cfg.Emit == nil {
+		cfg.Emit = func(string, any) {}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -103,32 +107,24 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	}
 	s := &Service{
 		h: h, ds: ds, cfg: cfg, log: log.With("component", "chat"),
-		clk:          &hlc{now: cfg.Now},
+		clk:          cfg.Clock,
+		run:          lifecycle.New(),
 		couriers:     map[peer.ID]*courier{},
 		sends:        make(chan *sendReq),
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 		perPeerReq:   map[peer.ID]*rate.Limiter{},
 	}
-	var err error
-	if s.emit, err = h.EventBus().Emitter(new(Event)); err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
+	s.ctx = s.run.Context()
+	s.hist = history.New(ds, history.Config{FileInfo: fileInfo, Pending: s.pending})
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
-		s.emit.Close()
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	h.SetStreamHandler(ContactProtocol, s.tracked(s.handleContact))
-	h.SetStreamHandler(DMProtocol, s.tracked(s.handleDM))
-	s.wg.Add(2)
-	go s.watchPresence(sub)
-	go s.runCommitter()
-	if err := s.startGroups(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
+	h.SetStreamHandler(ContactProtocol, s.run.Handler(s.handleContact))
+	h.SetStreamHandler(DMProtocol, s.run.Handler(s.handleDM))
+	s.run.Go(func() { s.watchPresence(sub) })
+	s.run.Go(s.runCommitter)
 
 	// Resume: a courier for every contact with something to deliver, and
 	// keep-alive for every friend.
@@ -141,7 +137,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	// after a restart still sorts after what it answers, and what this
 	// node sends next sorts after (and never takes the ID of) what it sent.
 	if b, err := ds.Get(ctx, keyClock); err == nil && len(b) == 8 {
-		s.clk.resume(binary.BigEndian.Uint64(b))
+		s.clk.Resume(binary.BigEndian.Uint64(b))
 	}
 	// A conversation's latest reading may be a peer's: Observe bounds it.
 	for _, c := range contacts {
@@ -165,53 +161,9 @@ func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.h.RemoveStreamHandler(ContactProtocol)
 		s.h.RemoveStreamHandler(DMProtocol)
-		s.h.RemoveStreamHandler(GroupSyncProtocol)
-		s.mu.Lock()
-		s.closing = true
-		s.mu.Unlock()
-		if s.cancel != nil {
-			s.cancel()
-		}
-		s.wg.Wait()
-		s.emit.Close()
+		s.run.Close()
 	})
 	return nil
-}
-
-// goTracked runs f in a goroutine that Close waits for; it does nothing
-// once the service is closing (a wait group must not grow while Close
-// waits on it).
-func (s *Service) goTracked(f func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
-}
-
-// tracked wraps a stream handler so that Close waits for it and resets
-// its stream.
-func (s *Service) tracked(h network.StreamHandler) network.StreamHandler {
-	return func(st network.Stream) {
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			st.Reset()
-			return
-		}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		defer s.wg.Done()
-		stop := context.AfterFunc(s.ctx, func() { st.Reset() })
-		defer stop()
-		h(st)
-	}
 }
 
 // sync makes every write so far durable.
@@ -279,7 +231,6 @@ func (s *Service) SetRelayPresence(p peer.ID, online bool, lastSeen time.Time) {
 // watchPresence turns connection changes of contacts into presence events,
 // records last-seen times and wakes the courier of a peer that comes back.
 func (s *Service) watchPresence(sub event.Subscription) {
-	defer s.wg.Done()
 	defer sub.Close()
 	for {
 		select {
@@ -310,19 +261,6 @@ func (s *Service) watchPresence(sub event.Subscription) {
 		}
 	}
 }
-
-// Event is what the service emits on the host's event bus; node forwards
-// it to the event stream under Type.
-type Event struct {
-	Type string
-	Data any
-}
-
-// EventType names the event in the node's event stream.
-func (e Event) EventType() string { return e.Type }
-
-// MarshalJSON makes the event's JSON its data.
-func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.Data) }
 
 // Event types.
 const (
@@ -358,8 +296,4 @@ type ContactEvent struct {
 	Version uint64  `json:"version,omitempty"`
 }
 
-func (s *Service) publish(typ string, data any) {
-	if err := s.emit.Emit(Event{Type: typ, Data: data}); err != nil {
-		s.log.Debug("emit", "type", typ, "err", err)
-	}
-}
+func (s *Service) publish(typ string, data any) { s.cfg.Emit(typ, data) }

@@ -54,7 +54,7 @@ package chat
 // goes by. The receiver recomputes the ID of every message and refuses
 // one that differs like any bad frame (CodeBadFrame, with that ID): no
 // peer can take the ID of another's message, direct or group (whose IDs
-// hash another domain, see groupwire.go), in the receiver's one index of
+// hash another domain, see group/wire.go), in the receiver's one index of
 // message IDs.
 //
 // # Frames
@@ -79,6 +79,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 	"github.com/meshtalk/meshtalk/internal/frame"
 	"github.com/meshtalk/meshtalk/transfer"
 )
@@ -92,16 +94,16 @@ const (
 // Limits.
 const (
 	// MaxTextBytes bounds a message's text.
-	MaxTextBytes = 64 << 10
+	MaxTextBytes = history.MaxTextBytes
 	// MaxThumbnailBytes bounds a picture message's inline thumbnail.
-	MaxThumbnailBytes = 64 << 10
+	MaxThumbnailBytes = history.MaxThumbnailBytes
 	// MaxDMFrame bounds one frame of the DM protocol.
 	MaxDMFrame = 256 << 10
 	// MaxContactFrame bounds one frame of the contact protocol (a profile
 	// with its avatar).
 	MaxContactFrame = 1 << 20
 	// maxRefs bounds the IDs of one receipt or ack.
-	maxRefs = 1024
+	maxRefs = history.MaxRefs
 )
 
 // Reply and refusal codes, stable across versions.
@@ -120,8 +122,8 @@ var (
 	// ErrRefused is wrapped when the other side refused a message or request.
 	ErrRefused = errors.New("chat: refused by peer")
 	// ErrInvalid is wrapped by errors about what a user asked for: a text
-	// too long, an unknown face, an image too large.
-	ErrInvalid = errors.New("invalid")
+	// too long, an unknown face, an image too large (history's).
+	ErrInvalid = history.ErrInvalid
 )
 
 func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
@@ -139,118 +141,32 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 	return fmt.Errorf("%w: %v", ErrBadFrame, err)
 }
 
-// Message kinds.
-const (
-	KindText     = "text"
-	KindFace     = "face"
-	KindPicture  = "picture"
-	KindReply    = "reply"
-	KindReaction = "reaction"
-	KindReceipt  = "receipt"
-	KindFile     = "file"
-)
-
-// wireMessage is a message as it travels: what the sender decides. The
-// receiver adds who sent it (the stream's authenticated peer) and its own
-// bookkeeping.
-type wireMessage struct {
-	ID            string
-	SentAtMS      int64
-	HLC           uint64
-	Kind          string
-	Text          string
-	Face          string
-	Thumbnail     []byte
-	ThumbnailType string
-	ReplyTo       string
-	ReactTo       string
-	Refs          []string
-	File          []byte // a transfer manifest
-}
-
-// size is about the bytes the message takes to hold.
-func (m *wireMessage) size() int {
-	return len(m.Text) + len(m.Thumbnail) + len(m.File) + 32*len(m.Refs)
-}
-
-func (m *wireMessage) toWire() *pb.Message {
-	return &pb.Message{Id: m.ID, SentAtMs: m.SentAtMS, Hlc: m.HLC, Kind: m.Kind, Text: m.Text, Face: m.Face,
-		Thumbnail: m.Thumbnail, ThumbnailType: m.ThumbnailType, ReplyTo: m.ReplyTo, ReactTo: m.ReactTo, Refs: m.Refs, File: m.File}
-}
+// wireMessage is a message of the DM protocol as it travels (history's
+// wire form, shared with groups).
+type wireMessage = history.Wire
 
 // messageFromWire checks a received message and converts it.
-func messageFromWire(p *pb.Message) (wireMessage, error) {
-	m := wireMessage{ID: p.GetId(), SentAtMS: p.GetSentAtMs(), HLC: p.GetHlc(), Kind: p.GetKind(), Text: p.GetText(),
-		Face: p.GetFace(), Thumbnail: p.GetThumbnail(), ThumbnailType: p.GetThumbnailType(), ReplyTo: p.GetReplyTo(),
-		ReactTo: p.GetReactTo(), Refs: p.GetRefs(), File: p.GetFile()}
-	return m, m.validate()
+func messageFromWire(p *historypb.Message) (wireMessage, error) {
+	m := history.WireFromPB(p)
+	return m, checkWire(&m)
 }
 
-// validate checks what every message must satisfy, on both sides.
-func (m *wireMessage) validate() error {
-	if !validID(m.ID) {
-		return fmt.Errorf("%w: bad message ID %q", ErrBadFrame, m.ID)
-	}
-	if len(m.Text) > MaxTextBytes || !utf8.ValidString(m.Text) {
-		return fmt.Errorf("%w: text must be UTF-8 of at most %d bytes", ErrBadFrame, MaxTextBytes)
-	}
-	if len(m.Thumbnail) > MaxThumbnailBytes {
-		return fmt.Errorf("%w: thumbnail over %d bytes", ErrBadFrame, MaxThumbnailBytes)
-	}
-	if len(m.Refs) > maxRefs {
-		return fmt.Errorf("%w: %d refs, the limit is %d", ErrBadFrame, len(m.Refs), maxRefs)
-	}
-	for _, r := range append([]string{m.ReplyTo, m.ReactTo}, m.Refs...) {
-		if r != "" && !validID(r) {
-			return fmt.Errorf("%w: bad reference %q", ErrBadFrame, r)
-		}
-	}
-	// A file offer, or a picture's original.
-	if len(m.File) > 0 {
-		if _, err := transfer.DecodeManifest(m.File); err != nil {
-			return fmt.Errorf("%w: file: %v", ErrBadFrame, err)
-		}
-	}
-	switch m.Kind {
-	case KindText:
-		if m.Text == "" {
-			return fmt.Errorf("%w: empty text", ErrBadFrame)
-		}
-	case KindFace:
-		if _, ok := faces[m.Face]; !ok {
-			return fmt.Errorf("%w: unknown face %q", ErrBadFrame, m.Face)
-		}
-	case KindPicture:
-		if len(m.Thumbnail) == 0 {
-			return fmt.Errorf("%w: picture without thumbnail", ErrBadFrame)
-		}
-	case KindReply:
-		if m.ReplyTo == "" || m.Text == "" {
-			return fmt.Errorf("%w: a reply needs text and the ID it replies to", ErrBadFrame)
-		}
-	case KindReaction:
-		if m.ReactTo == "" || m.Text == "" || utf8.RuneCountInString(m.Text) > 16 {
-			return fmt.Errorf("%w: a reaction needs the ID it reacts to and a short emoji", ErrBadFrame)
-		}
-	case KindReceipt:
-		if len(m.Refs) == 0 {
-			return fmt.Errorf("%w: a receipt without refs", ErrBadFrame)
-		}
-	case KindFile:
-		if len(m.File) == 0 {
-			return fmt.Errorf("%w: a file offer without its manifest", ErrBadFrame)
-		}
-	default:
-		return fmt.Errorf("%w: unknown kind %q", ErrBadFrame, m.Kind)
+// checkWire checks what every message must satisfy, on both sides.
+func checkWire(m *wireMessage) error {
+	if err := m.Check(checkManifest); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	return nil
 }
 
 // checkDMID checks that a message from one peer to another carries the
-// ID that its sender, recipient and stamps make (dmID): a sender cannot
+// ID that its sender, recipient and stamps make (history.DMID): a sender cannot
 // take the ID of another's message, direct or group.
 func checkDMID(from, to peer.ID, m wireMessage) error {
-	return checkID(m.ID, dmID(from, to, m.SentAtMS, m.HLC), m.SentAtMS, "its sender, recipient, sent_at_ms and hlc")
+	if err := history.CheckID(m.ID, history.DMID(from, to, m.SentAtMS, m.HLC), m.SentAtMS, "its sender, recipient, sent_at_ms and hlc"); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	return nil
 }
 
 // Profile is what a person shows their friends. The avatar is kept in

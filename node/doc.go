@@ -16,6 +16,8 @@
 // own namespace:
 //
 //	/node/peerstore/...   libp2p's persistent peerstore (pstoreds layout)
-//	/chat/...             contacts, profile, messages, outbox (chat/store.go)
+//	/chat/...             contacts, profile, outbox (chat/store.go), the history
+//	                      of every conversation (history/store.go), groups
+//	                      (group/service.go)
 //	/transfer/...         manifests, offers, downloads (transfer/service.go)
 package node

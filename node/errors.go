@@ -5,6 +5,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/relay"
 	"github.com/meshtalk/meshtalk/transfer"
 )
@@ -46,14 +47,20 @@ var (
 	ErrInvalid      = chat.ErrInvalid
 
 	// Groups.
-	ErrNoGroup       = chat.ErrNoGroup
-	ErrNotAdmin      = chat.ErrNotAdmin
-	ErrNotMember     = chat.ErrNotMember
-	ErrInviteExpired = chat.ErrInviteExpired
-	ErrInviteUsedUp  = chat.ErrInviteUsedUp
-	ErrBadInvite     = chat.ErrBadInvite
-	ErrUnreachable   = chat.ErrUnreachable
-	ErrRefused       = chat.ErrRefused
+	ErrNoGroup       = group.ErrNoGroup
+	ErrNotAdmin      = group.ErrNotAdmin
+	ErrNotMember     = group.ErrNotMember
+	ErrInviteExpired = group.ErrInviteExpired
+	ErrInviteUsedUp  = group.ErrInviteUsedUp
+	ErrBadInvite     = group.ErrBadInvite
+	ErrUnreachable   = group.ErrUnreachable
+	// The group service's own errors of the kinds chat has too: the API
+	// answers them alike.
+	ErrGroupNotFriend = group.ErrNotFriend
+	ErrGroupAmbiguous = group.ErrAmbiguous
+	ErrGroupBadFrame  = group.ErrBadFrame
+	ErrGroupRefused   = group.ErrRefused
+	ErrRefused        = chat.ErrRefused
 
 	// Files.
 	ErrNotStarted = transfer.ErrNotStarted

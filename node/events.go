@@ -105,6 +105,9 @@ func (e *Events) Close() {
 func (n *Node) emit(typ string, data any) {
 	n.events.Publish(Event{Type: typ, Data: data})
 	switch typ {
+	// A group message's event is message.received too (group.EventMessage),
+	// with a *history.Message (chat.Message): a group's pictures are
+	// fetched like a friend's.
 	case chat.EventMessage, chat.EventFriendUpdate:
 		n.react.push(Event{Type: typ, Data: data})
 	}

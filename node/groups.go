@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
 )
 
 // The group use cases. Each takes the group as a user names it: its ID, a
@@ -16,10 +17,10 @@ import (
 // one group has it.
 
 // GroupInfo is a group as this node sees it.
-type GroupInfo = chat.GroupInfo
+type GroupInfo = group.Info
 
 // GroupMember is one member of a group.
-type GroupMember = chat.GroupMemberInfo
+type GroupMember = group.Member
 
 // GroupInvite is an invite code to a group and when it expires.
 type GroupInvite struct {
@@ -30,23 +31,31 @@ type GroupInvite struct {
 // DefaultInviteValidity is how long a group invite is valid unless asked.
 const DefaultInviteValidity = 7 * 24 * time.Hour
 
-// group resolves a group's name into the chat service and its ID.
-func (n *Node) group(ctx context.Context, name string) (*chat.Service, string, error) {
-	c, err := n.chatService()
+// groupService is the groups service, or ErrNoChat on a relay.
+func (n *Node) groupService() (*group.Service, error) {
+	if n.groups == nil {
+		return nil, ErrNoChat
+	}
+	return n.groups, nil
+}
+
+// group resolves a group's name into the groups service and its ID.
+func (n *Node) group(ctx context.Context, name string) (*group.Service, string, error) {
+	g, err := n.groupService()
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := c.ResolveGroup(ctx, name)
-	return c, id, err
+	id, err := g.Resolve(ctx, name)
+	return g, id, err
 }
 
 // Groups lists this node's groups.
 func (n *Node) Groups(ctx context.Context) ([]*GroupInfo, error) {
-	c, err := n.chatService()
+	c, err := n.groupService()
 	if err != nil {
 		return nil, err
 	}
-	gs, err := c.Groups(ctx)
+	gs, err := c.List(ctx)
 	if gs == nil && err == nil {
 		gs = []*GroupInfo{}
 	}
@@ -55,21 +64,21 @@ func (n *Node) Groups(ctx context.Context) ([]*GroupInfo, error) {
 
 // CreateGroup creates a group with this node as its admin.
 func (n *Node) CreateGroup(ctx context.Context, name string, avatar []byte) (*GroupInfo, error) {
-	c, err := n.chatService()
+	c, err := n.groupService()
 	if err != nil {
 		return nil, err
 	}
-	return c.CreateGroup(ctx, name, avatar)
+	return c.Create(ctx, name, avatar)
 }
 
 // JoinGroup joins a group with an invite code, once a member admitted
 // this node.
 func (n *Node) JoinGroup(ctx context.Context, code string) (*GroupInfo, error) {
-	c, err := n.chatService()
+	c, err := n.groupService()
 	if err != nil {
 		return nil, err
 	}
-	return c.JoinGroup(ctx, code)
+	return c.Join(ctx, code)
 }
 
 // Group is one group.
@@ -78,7 +87,7 @@ func (n *Node) Group(ctx context.Context, group string) (*GroupInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.Group(ctx, id)
+	return c.Get(ctx, id)
 }
 
 // UpdateGroup changes a group's name (nil: stays) or picture (nil:
@@ -88,7 +97,7 @@ func (n *Node) UpdateGroup(ctx context.Context, group string, name *string, avat
 	if err != nil {
 		return nil, err
 	}
-	return c.RenameGroup(ctx, id, name, avatar)
+	return c.Rename(ctx, id, name, avatar)
 }
 
 // InviteToGroup makes an invite code good for uses joins (0: any number)
@@ -117,7 +126,7 @@ func (n *Node) GroupMembers(ctx context.Context, group string) ([]*GroupMember, 
 	if err != nil {
 		return nil, err
 	}
-	return c.GroupMembers(ctx, id)
+	return c.Members(ctx, id)
 }
 
 // AddGroupMember adds a friend (peer ID or nickname) to a group; admins
@@ -127,11 +136,11 @@ func (n *Node) AddGroupMember(ctx context.Context, group, friend string) (*Group
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.Resolve(ctx, friend)
+	p, err := n.chat.Resolve(ctx, friend)
 	if err != nil {
 		return nil, err
 	}
-	return c.AddToGroup(ctx, id, p)
+	return c.Add(ctx, id, p)
 }
 
 // KickGroupMember removes a member (see groupMember) from a group, which
@@ -141,14 +150,14 @@ func (n *Node) KickGroupMember(ctx context.Context, group, member string) (*Grou
 	if err != nil {
 		return nil, err
 	}
-	p, err := groupMember(ctx, c, id, member)
+	p, err := groupMember(ctx, n.chat, c, id, member)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.Kick(ctx, id, p); err != nil {
 		return nil, err
 	}
-	return c.Group(ctx, id)
+	return c.Get(ctx, id)
 }
 
 // PromoteGroupMember makes a member an admin; admins only.
@@ -157,7 +166,7 @@ func (n *Node) PromoteGroupMember(ctx context.Context, group, member string) (*G
 	if err != nil {
 		return nil, err
 	}
-	p, err := groupMember(ctx, c, id, member)
+	p, err := groupMember(ctx, n.chat, c, id, member)
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +175,11 @@ func (n *Node) PromoteGroupMember(ctx context.Context, group, member string) (*G
 
 // groupMember resolves a member: a peer ID, a contact's name, or a unique
 // prefix of a member's peer ID or a member's name.
-func groupMember(ctx context.Context, c *chat.Service, id, name string) (peer.ID, error) {
-	if p, err := c.Resolve(ctx, name); err == nil {
+func groupMember(ctx context.Context, contacts *chat.Service, c *group.Service, id, name string) (peer.ID, error) {
+	if p, err := contacts.Resolve(ctx, name); err == nil {
 		return p, nil
 	}
-	ms, err := c.GroupMembers(ctx, id)
+	ms, err := c.Members(ctx, id)
 	if err != nil {
 		return "", err
 	}
@@ -181,7 +190,7 @@ func groupMember(ctx context.Context, c *chat.Service, id, name string) (peer.ID
 		}
 	}
 	if len(found) != 1 {
-		return "", chat.ErrNotMember
+		return "", group.ErrNotMember
 	}
 	return found[0], nil
 }
@@ -192,10 +201,10 @@ func (n *Node) LeaveGroup(ctx context.Context, group string) (*GroupInfo, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.LeaveGroup(ctx, id); err != nil {
+	if err := c.Leave(ctx, id); err != nil {
 		return nil, err
 	}
-	return c.Group(ctx, id)
+	return c.Get(ctx, id)
 }
 
 // SendGroup sends a message to a group: stored, then published to the
@@ -212,18 +221,18 @@ func (n *Node) SendGroup(ctx context.Context, group string, d Draft) (*Message, 
 			return nil, err
 		}
 	}
-	return c.SendGroup(ctx, id, draft)
+	return c.Send(ctx, id, draft)
 }
 
 // offerToMembers puts a group message's picture or file into the blob
 // store and offers it to every member but this node; it answers the
 // encoded manifest.
-func (n *Node) offerToMembers(ctx context.Context, c *chat.Service, id string, d Draft) ([]byte, error) {
+func (n *Node) offerToMembers(ctx context.Context, c *group.Service, id string, d Draft) ([]byte, error) {
 	m, err := n.importFile(d.Path, d.Picture)
 	if err != nil {
 		return nil, err
 	}
-	ms, err := c.GroupMembers(ctx, id)
+	ms, err := c.Members(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -109,12 +110,12 @@ type conversation struct {
 
 // resolveConv finds a conversation: a friend (peer ID or nickname), else
 // a group (ID, ID prefix or name).
-func resolveConv(ctx context.Context, c *chat.Service, name string) (conversation, error) {
-	p, err := c.Resolve(ctx, name)
+func (n *Node) resolveConv(ctx context.Context, name string) (conversation, error) {
+	p, err := n.chat.Resolve(ctx, name)
 	if err == nil {
 		return conversation{peer: p}, nil
 	}
-	if gid, gerr := c.ResolveGroup(ctx, name); gerr == nil || !errors.Is(gerr, chat.ErrNoGroup) {
+	if gid, gerr := n.groups.Resolve(ctx, name); gerr == nil || !errors.Is(gerr, group.ErrNoGroup) {
 		return conversation{group: gid}, gerr
 	}
 	return conversation{}, fmt.Errorf("%w (nor a group)", err)
@@ -127,12 +128,12 @@ func (n *Node) History(ctx context.Context, with, before string, limit int) (*Hi
 	if err != nil {
 		return nil, err
 	}
-	conv, err := resolveConv(ctx, c, with)
+	conv, err := n.resolveConv(ctx, with)
 	if err != nil {
 		return nil, err
 	}
 	if conv.group != "" {
-		return c.GroupHistory(ctx, conv.group, before, limit)
+		return n.groups.History(ctx, conv.group, before, limit)
 	}
 	return c.History(ctx, conv.peer, before, limit)
 }
@@ -150,13 +151,13 @@ func (n *Node) Search(ctx context.Context, text, with string, limit int) ([]*Mes
 	}
 	var conv conversation
 	if with != "" {
-		if conv, err = resolveConv(ctx, c, with); err != nil {
+		if conv, err = n.resolveConv(ctx, with); err != nil {
 			return nil, err
 		}
 	}
 	var msgs []*Message
 	if conv.group != "" {
-		msgs, err = c.SearchGroup(ctx, text, conv.group, limit)
+		msgs, err = n.groups.Search(ctx, text, conv.group, limit)
 	} else {
 		msgs, err = c.Search(ctx, text, conv.peer, limit)
 	}
@@ -173,13 +174,13 @@ func (n *Node) MarkRead(ctx context.Context, with string) (*ReadResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv, err := resolveConv(ctx, c, with)
+	conv, err := n.resolveConv(ctx, with)
 	if err != nil {
 		return nil, err
 	}
 	var marked int
 	if conv.group != "" {
-		marked, err = c.MarkGroupRead(ctx, conv.group)
+		marked, err = n.groups.MarkRead(ctx, conv.group)
 	} else {
 		marked, err = c.MarkRead(ctx, conv.peer)
 	}

@@ -17,18 +17,20 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
+	"github.com/meshtalk/meshtalk/group"
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
 	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/relay"
 	"github.com/meshtalk/meshtalk/transfer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
-// chatKey is the datastore namespace of the chat service (its key schema
-// is in chat/store.go).
+// chatKey is the datastore namespace of the chat and group services (their
+// key schemas are in chat/store.go, history/store.go and group/service.go).
 var chatKey = datastore.NewKey("/chat")
 
 // transferKey is the datastore namespace of the transfer service (its key
@@ -66,6 +68,7 @@ type Node struct {
 	cfg     Config
 	disc    *discovery.Service
 	chat    *chat.Service
+	groups  *group.Service
 	xfer    *transfer.Service
 	relays  *relay.Server // on a relay
 	relayc  *relay.Client // on a personal node
@@ -153,11 +156,10 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 
 	// The host's bus carries libp2p's own events; the node turns the
 	// ones it shows into its event stream. The services' events come
-	// through n.emit instead (chat's still come this way, for now).
+	// through n.emit instead.
 	sub, err := n.host.EventBus().Subscribe([]any{
 		new(event.EvtPeerConnectednessChanged),
 		new(event.EvtLocalReachabilityChanged),
-		new(chat.Event),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: subscribe: %w", err)
@@ -184,17 +186,35 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		undo = append(undo, func() { n.relays.Close() })
 	}
 	if n.role == RolePersonal {
-		n.chat, err = chat.New(ctx, n.host, namespace.Wrap(n.ds, chatKey), chat.Config{
+		// Chat and groups share the /chat namespace (history's keys are
+		// both's) and one clock.
+		chatDS := namespace.Wrap(n.ds, chatKey)
+		clk := history.NewClock(opts.Clock)
+		n.chat, err = chat.New(ctx, n.host, chatDS, chat.Config{
 			Keeper:       n.disc,
 			Now:          opts.Clock,
+			Clock:        clk,
 			ReadReceipts: n.cfg.Chat.ReadReceipts,
 			Blobs:        blobs,
+			Emit:         n.emit,
 			Logger:       log,
 		})
 		if err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { n.chat.Close() })
+		n.groups, err = group.New(ctx, n.host, chatDS, group.Config{
+			Friends: n.chat,
+			Keeper:  n.disc,
+			Now:     opts.Clock,
+			Clock:   clk,
+			Emit:    n.emit,
+			Logger:  log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { n.groups.Close() })
 		if err := n.startRelayClient(ctx); err != nil {
 			return nil, err
 		}
@@ -237,8 +257,6 @@ func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
 				n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
 			case event.EvtLocalReachabilityChanged:
 				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
-			case chat.Event:
-				n.emit(ev.Type, ev.Data)
 			}
 		}
 	}
@@ -304,8 +322,12 @@ func (n *Node) RelayClient() *relay.Client { return n.relayc }
 // drops).
 func (n *Node) Transfer() *transfer.Service { return n.xfer }
 
-// Chat is the node's contacts, profile and messages; nil on a relay.
+// Chat is the node's contacts, profile and direct messages; nil on a
+// relay.
 func (n *Node) Chat() *chat.Service { return n.chat }
+
+// GroupService is the node's groups service; nil on a relay.
+func (n *Node) GroupService() *group.Service { return n.groups }
 
 // Discovery is the node's peer discovery and reachability service.
 func (n *Node) Discovery() *discovery.Service { return n.disc }
@@ -343,6 +365,10 @@ func (n *Node) Close() error {
 		}
 		if n.relays != nil {
 			errs = append(errs, n.relays.Close())
+		}
+		// Groups ask chat who is a friend: they close first.
+		if n.groups != nil {
+			errs = append(errs, n.groups.Close())
 		}
 		if n.chat != nil {
 			errs = append(errs, n.chat.Close())

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/relay"
 )
 
@@ -73,7 +74,7 @@ func (n *Node) startRelayClient(ctx context.Context) error {
 		return err
 	}
 	n.chat.SetMailbox(n.relayc, time.Duration(n.cfg.Chat.ParkAfter))
-	n.chat.SetGroupMailbox(n.relayc)
+	n.groups.SetMailbox(n.relayc)
 	n.syncAllowList()
 	return nil
 }
@@ -114,8 +115,8 @@ func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {
 	case relay.KindGroup:
 		// Each envelope is checked like one from gossip: a current
 		// member's signature, the group's key.
-		err := s.n.chat.ReceiveParkedGroup(ctx, l.Items)
-		if errors.Is(err, chat.ErrBadFrame) {
+		err := s.n.groups.ReceiveParked(ctx, l.Items)
+		if errors.Is(err, group.ErrBadFrame) {
 			s.n.log.Info("mailbox: refused a group letter", "from", l.From, "err", err)
 			return nil
 		}

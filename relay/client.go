@@ -623,7 +623,7 @@ func (c *Client) Status() []RelayStatus {
 }
 
 // ParkGroup deposits a group's encoded envelopes for each of members
-// (chat's GroupMailbox): a member without an account on this node's
+// (group's Mailbox): a member without an account on this node's
 // relays is skipped. It returns the first other failure.
 func (c *Client) ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error {
 	var errs []error

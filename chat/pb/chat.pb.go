@@ -11,6 +11,7 @@
 package pb
 
 import (
+	pb "github.com/meshtalk/meshtalk/history/pb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -457,7 +458,7 @@ func (x *DMFrame) GetBody() isDMFrame_Body {
 	return nil
 }
 
-func (x *DMFrame) GetMessage() *Message {
+func (x *DMFrame) GetMessage() *pb.Message {
 	if x != nil {
 		if x, ok := x.Body.(*DMFrame_Message); ok {
 			return x.Message
@@ -489,7 +490,7 @@ type isDMFrame_Body interface {
 }
 
 type DMFrame_Message struct {
-	Message *Message `protobuf:"bytes,1,opt,name=message,proto3,oneof"`
+	Message *pb.Message `protobuf:"bytes,1,opt,name=message,proto3,oneof"`
 }
 
 type DMFrame_Ack struct {
@@ -506,140 +507,6 @@ func (*DMFrame_Ack) isDMFrame_Body() {}
 
 func (*DMFrame_Refusal) isDMFrame_Body() {}
 
-type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	SentAtMs      int64                  `protobuf:"varint,2,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
-	Hlc           uint64                 `protobuf:"varint,3,opt,name=hlc,proto3" json:"hlc,omitempty"`
-	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
-	Text          string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
-	Face          string                 `protobuf:"bytes,6,opt,name=face,proto3" json:"face,omitempty"`
-	Thumbnail     []byte                 `protobuf:"bytes,7,opt,name=thumbnail,proto3" json:"thumbnail,omitempty"`
-	ThumbnailType string                 `protobuf:"bytes,8,opt,name=thumbnail_type,json=thumbnailType,proto3" json:"thumbnail_type,omitempty"`
-	ReplyTo       string                 `protobuf:"bytes,9,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
-	ReactTo       string                 `protobuf:"bytes,10,opt,name=react_to,json=reactTo,proto3" json:"react_to,omitempty"`
-	// For kind "receipt": the IDs the receipt is about.
-	Refs []string `protobuf:"bytes,11,rep,name=refs,proto3" json:"refs,omitempty"`
-	// For kind "file": the file's manifest (transfer/pb Manifest).
-	File          []byte `protobuf:"bytes,12,opt,name=file,proto3" json:"file,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Message) Reset() {
-	*x = Message{}
-	mi := &file_chat_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Message) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Message) ProtoMessage() {}
-
-func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Message.ProtoReflect.Descriptor instead.
-func (*Message) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *Message) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *Message) GetSentAtMs() int64 {
-	if x != nil {
-		return x.SentAtMs
-	}
-	return 0
-}
-
-func (x *Message) GetHlc() uint64 {
-	if x != nil {
-		return x.Hlc
-	}
-	return 0
-}
-
-func (x *Message) GetKind() string {
-	if x != nil {
-		return x.Kind
-	}
-	return ""
-}
-
-func (x *Message) GetText() string {
-	if x != nil {
-		return x.Text
-	}
-	return ""
-}
-
-func (x *Message) GetFace() string {
-	if x != nil {
-		return x.Face
-	}
-	return ""
-}
-
-func (x *Message) GetThumbnail() []byte {
-	if x != nil {
-		return x.Thumbnail
-	}
-	return nil
-}
-
-func (x *Message) GetThumbnailType() string {
-	if x != nil {
-		return x.ThumbnailType
-	}
-	return ""
-}
-
-func (x *Message) GetReplyTo() string {
-	if x != nil {
-		return x.ReplyTo
-	}
-	return ""
-}
-
-func (x *Message) GetReactTo() string {
-	if x != nil {
-		return x.ReactTo
-	}
-	return ""
-}
-
-func (x *Message) GetRefs() []string {
-	if x != nil {
-		return x.Refs
-	}
-	return nil
-}
-
-func (x *Message) GetFile() []byte {
-	if x != nil {
-		return x.File
-	}
-	return nil
-}
-
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
@@ -649,7 +516,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_chat_proto_msgTypes[8]
+	mi := &file_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +528,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[8]
+	mi := &file_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +541,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Ack) GetIds() []string {
@@ -697,7 +564,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_chat_proto_msgTypes[9]
+	mi := &file_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +576,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[9]
+	mi := &file_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +589,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Refusal) GetCode() uint32 {
@@ -746,101 +613,12 @@ func (x *Refusal) GetId() string {
 	return ""
 }
 
-// StoredMessage is a message in the history.
-type StoredMessage struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Message  *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	From     []byte                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
-	To       []byte                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
-	Outgoing bool                   `protobuf:"varint,4,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
-	// The state when stored: "queued" or "received"; later states are kept
-	// apart (see chat/store.go).
-	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
-	// The group the message belongs to (chat/group.go); empty for a direct
-	// message.
-	Group         string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StoredMessage) Reset() {
-	*x = StoredMessage{}
-	mi := &file_chat_proto_msgTypes[10]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StoredMessage) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StoredMessage) ProtoMessage() {}
-
-func (x *StoredMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[10]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StoredMessage.ProtoReflect.Descriptor instead.
-func (*StoredMessage) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *StoredMessage) GetMessage() *Message {
-	if x != nil {
-		return x.Message
-	}
-	return nil
-}
-
-func (x *StoredMessage) GetFrom() []byte {
-	if x != nil {
-		return x.From
-	}
-	return nil
-}
-
-func (x *StoredMessage) GetTo() []byte {
-	if x != nil {
-		return x.To
-	}
-	return nil
-}
-
-func (x *StoredMessage) GetOutgoing() bool {
-	if x != nil {
-		return x.Outgoing
-	}
-	return false
-}
-
-func (x *StoredMessage) GetState() string {
-	if x != nil {
-		return x.State
-	}
-	return ""
-}
-
-func (x *StoredMessage) GetGroup() string {
-	if x != nil {
-		return x.Group
-	}
-	return ""
-}
-
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"chat.proto\x12\rmeshtalk.chat\"\x94\x02\n" +
+	"chat.proto\x12\rmeshtalk.chat\x1a\rhistory.proto\"\x94\x02\n" +
 	"\x0eContactRequest\x12E\n" +
 	"\x0efriend_request\x18\x01 \x01(\v2\x1c.meshtalk.chat.FriendRequestH\x00R\rfriendRequest\x12H\n" +
 	"\x0ffriend_response\x18\x02 \x01(\v2\x1d.meshtalk.chat.FriendResponseH\x00R\x0efriendResponse\x125\n" +
@@ -869,35 +647,13 @@ const file_chat_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageH\x00R\amessage\x12&\n" +
 	"\x03ack\x18\x02 \x01(\v2\x12.meshtalk.chat.AckH\x00R\x03ack\x122\n" +
 	"\arefusal\x18\x03 \x01(\v2\x16.meshtalk.chat.RefusalH\x00R\arefusalB\x06\n" +
-	"\x04body\"\xa8\x02\n" +
-	"\aMessage\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
-	"\n" +
-	"sent_at_ms\x18\x02 \x01(\x03R\bsentAtMs\x12\x10\n" +
-	"\x03hlc\x18\x03 \x01(\x04R\x03hlc\x12\x12\n" +
-	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x12\n" +
-	"\x04text\x18\x05 \x01(\tR\x04text\x12\x12\n" +
-	"\x04face\x18\x06 \x01(\tR\x04face\x12\x1c\n" +
-	"\tthumbnail\x18\a \x01(\fR\tthumbnail\x12%\n" +
-	"\x0ethumbnail_type\x18\b \x01(\tR\rthumbnailType\x12\x19\n" +
-	"\breply_to\x18\t \x01(\tR\areplyTo\x12\x19\n" +
-	"\breact_to\x18\n" +
-	" \x01(\tR\areactTo\x12\x12\n" +
-	"\x04refs\x18\v \x03(\tR\x04refs\x12\x12\n" +
-	"\x04file\x18\f \x01(\fR\x04file\"\x17\n" +
+	"\x04body\"\x17\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\"G\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\"\xad\x01\n" +
-	"\rStoredMessage\x120\n" +
-	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageR\amessage\x12\x12\n" +
-	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
-	"\x02to\x18\x03 \x01(\fR\x02to\x12\x1a\n" +
-	"\boutgoing\x18\x04 \x01(\bR\boutgoing\x12\x14\n" +
-	"\x05state\x18\x05 \x01(\tR\x05state\x12\x14\n" +
-	"\x05group\x18\x06 \x01(\tR\x05groupB&Z$github.com/meshtalk/meshtalk/chat/pbb\x06proto3"
+	"\x02id\x18\x03 \x01(\tR\x02idB&Z$github.com/meshtalk/meshtalk/chat/pbb\x06proto3"
 
 var (
 	file_chat_proto_rawDescOnce sync.Once
@@ -911,7 +667,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_chat_proto_goTypes = []any{
 	(*ContactRequest)(nil), // 0: meshtalk.chat.ContactRequest
 	(*ContactReply)(nil),   // 1: meshtalk.chat.ContactReply
@@ -920,27 +676,25 @@ var file_chat_proto_goTypes = []any{
 	(*Unfriend)(nil),       // 4: meshtalk.chat.Unfriend
 	(*Profile)(nil),        // 5: meshtalk.chat.Profile
 	(*DMFrame)(nil),        // 6: meshtalk.chat.DMFrame
-	(*Message)(nil),        // 7: meshtalk.chat.Message
-	(*Ack)(nil),            // 8: meshtalk.chat.Ack
-	(*Refusal)(nil),        // 9: meshtalk.chat.Refusal
-	(*StoredMessage)(nil),  // 10: meshtalk.chat.StoredMessage
+	(*Ack)(nil),            // 7: meshtalk.chat.Ack
+	(*Refusal)(nil),        // 8: meshtalk.chat.Refusal
+	(*pb.Message)(nil),     // 9: meshtalk.chat.Message
 }
 var file_chat_proto_depIdxs = []int32{
-	2,  // 0: meshtalk.chat.ContactRequest.friend_request:type_name -> meshtalk.chat.FriendRequest
-	3,  // 1: meshtalk.chat.ContactRequest.friend_response:type_name -> meshtalk.chat.FriendResponse
-	4,  // 2: meshtalk.chat.ContactRequest.unfriend:type_name -> meshtalk.chat.Unfriend
-	5,  // 3: meshtalk.chat.ContactRequest.profile:type_name -> meshtalk.chat.Profile
-	5,  // 4: meshtalk.chat.FriendRequest.profile:type_name -> meshtalk.chat.Profile
-	5,  // 5: meshtalk.chat.FriendResponse.profile:type_name -> meshtalk.chat.Profile
-	7,  // 6: meshtalk.chat.DMFrame.message:type_name -> meshtalk.chat.Message
-	8,  // 7: meshtalk.chat.DMFrame.ack:type_name -> meshtalk.chat.Ack
-	9,  // 8: meshtalk.chat.DMFrame.refusal:type_name -> meshtalk.chat.Refusal
-	7,  // 9: meshtalk.chat.StoredMessage.message:type_name -> meshtalk.chat.Message
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	2, // 0: meshtalk.chat.ContactRequest.friend_request:type_name -> meshtalk.chat.FriendRequest
+	3, // 1: meshtalk.chat.ContactRequest.friend_response:type_name -> meshtalk.chat.FriendResponse
+	4, // 2: meshtalk.chat.ContactRequest.unfriend:type_name -> meshtalk.chat.Unfriend
+	5, // 3: meshtalk.chat.ContactRequest.profile:type_name -> meshtalk.chat.Profile
+	5, // 4: meshtalk.chat.FriendRequest.profile:type_name -> meshtalk.chat.Profile
+	5, // 5: meshtalk.chat.FriendResponse.profile:type_name -> meshtalk.chat.Profile
+	9, // 6: meshtalk.chat.DMFrame.message:type_name -> meshtalk.chat.Message
+	7, // 7: meshtalk.chat.DMFrame.ack:type_name -> meshtalk.chat.Ack
+	8, // 8: meshtalk.chat.DMFrame.refusal:type_name -> meshtalk.chat.Refusal
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -965,7 +719,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

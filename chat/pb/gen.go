@@ -3,4 +3,4 @@
 // protoc-gen-go comes from the module proxy at the version in go.mod).
 package pb
 
-//go:generate sh -c "go build -o \"${TMPDIR:-/tmp}/protoc-gen-go\" google.golang.org/protobuf/cmd/protoc-gen-go && protoc --plugin=protoc-gen-go=\"${TMPDIR:-/tmp}/protoc-gen-go\" --go_out=paths=source_relative:. chat.proto group.proto"
+//go:generate sh -c "go build -o \"${TMPDIR:-/tmp}/protoc-gen-go\" google.golang.org/protobuf/cmd/protoc-gen-go && protoc --plugin=protoc-gen-go=\"${TMPDIR:-/tmp}/protoc-gen-go\" -I. -I../../history/pb --go_out=paths=source_relative:. chat.proto"

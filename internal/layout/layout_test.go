@@ -14,14 +14,16 @@ const module = "github.com/meshtalk/meshtalk"
 // forbidden maps a package to the packages it must not import, directly
 // or through others.
 var forbidden = map[string][]string{
-	"discovery": {"node", "api", "cmd/meshtalk", "chat", "transfer", "relay", "call"},
-	"chat":      {"node", "api", "cmd/meshtalk", "discovery", "relay", "call"},
-	"transfer":  {"node", "api", "cmd/meshtalk", "chat", "relay", "discovery", "call"},
-	"relay":     {"node", "api", "cmd/meshtalk", "chat", "call"},
-	"call":      {"node", "api", "cmd/meshtalk", "chat", "relay"},
+	"discovery": {"node", "api", "cmd/meshtalk", "chat", "group", "history", "transfer", "relay", "call"},
+	"chat":      {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "group"},
+	"group":     {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "chat", "chat/pb"},
+	"history":   {"node", "api", "cmd/meshtalk", "discovery", "relay", "call", "chat", "chat/pb", "group", "group/pb", "transfer"},
+	"transfer":  {"node", "api", "cmd/meshtalk", "chat", "group", "history", "relay", "discovery", "call"},
+	"relay":     {"node", "api", "cmd/meshtalk", "chat", "group", "history", "call"},
+	"call":      {"node", "api", "cmd/meshtalk", "chat", "group", "history", "relay"},
 	"node":      {"api", "cmd/meshtalk"},
 	"api":       {"cmd/meshtalk"},
-	"web":       {"node", "api", "chat", "discovery", "transfer", "relay", "call", "cmd/meshtalk"},
+	"web":       {"node", "api", "chat", "group", "history", "discovery", "transfer", "relay", "call", "cmd/meshtalk"},
 }
 
 func TestImportBoundaries(t *testing.T) {

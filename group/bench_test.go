@@ -1,4 +1,4 @@
-package chat_test
+package group_test
 
 import (
 	"context"
@@ -16,7 +16,8 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 
-	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
 )
@@ -73,16 +74,16 @@ func BenchmarkGroup(b *testing.B) {
 		nodes[i] = nodetest.Start(b, opts)
 	}
 	ctx := context.Background()
-	g, err := nodes[0].Chat().CreateGroup(ctx, "bench", nil)
+	g, err := nodes[0].GroupService().Create(ctx, "bench", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	code, err := nodes[0].Chat().Invite(ctx, g.ID, 0, time.Hour)
+	code, err := nodes[0].GroupService().Invite(ctx, g.ID, 0, time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, n := range nodes[1:] {
-		if _, err := n.Chat().JoinGroup(ctx, code); err != nil {
+		if _, err := n.GroupService().Join(ctx, code); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -90,8 +91,8 @@ func BenchmarkGroup(b *testing.B) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for _, n := range nodes {
 		nodetest.Eventually(b, time.Until(deadline), "the group forms (every member, and the topic mesh)", func() bool {
-			ms, _ := n.Chat().GroupMembers(ctx, g.ID)
-			return len(ms) == benchNodes && chat.TopicPeers(n.Chat(), g.ID) >= benchNodes/2
+			ms, _ := n.GroupService().Members(ctx, g.ID)
+			return len(ms) == benchNodes && group.TopicPeers(n.GroupService(), g.ID) >= benchNodes/2
 		})
 	}
 
@@ -102,8 +103,8 @@ func BenchmarkGroup(b *testing.B) {
 		b.Cleanup(cancel)
 		go func() {
 			for ev := range ch {
-				if ev.Type == chat.EventMessage {
-					if m := ev.Data.(*chat.Message); m.Group == g.ID && !m.Outgoing {
+				if ev.Type == group.EventMessage {
+					if m := ev.Data.(*history.Message); m.Group == g.ID && !m.Outgoing {
 						rec.got(m.Text, i)
 					}
 				}
@@ -123,12 +124,12 @@ func BenchmarkGroup(b *testing.B) {
 			var t *pubsub.Topic
 			if kind == "raw" {
 				var ps *pubsub.PubSub
-				if ps, err = chat.SignedGossip(n.Chat()); err != nil {
+				if ps, err = group.SignedGossip(n.GroupService()); err != nil {
 					b.Fatal(err)
 				}
 				t, err = ps.Join(rawName)
 			} else {
-				t, err = chat.RawTopic(n.Chat(), rawName)
+				t, err = group.RawTopic(n.GroupService(), rawName)
 			}
 			if err != nil {
 				b.Fatal(err)
@@ -174,7 +175,7 @@ func BenchmarkGroup(b *testing.B) {
 				defer wg.Done()
 				var err error
 				if kind == "group" {
-					_, err = nodes[from].Chat().SendGroup(ctx, g.ID, chat.Draft{Text: text})
+					_, err = nodes[from].GroupService().Send(ctx, g.ID, history.Draft{Text: text})
 				} else {
 					err = raws[kind][from].Publish(ctx, []byte(text))
 				}
@@ -193,7 +194,7 @@ func BenchmarkGroup(b *testing.B) {
 		// author a second later: over before the next run is measured.
 		for _, n := range nodes {
 			nodetest.Eventually(b, time.Minute, "the group's catch-up after a run", func() bool {
-				return chat.GroupPullsIdle(n.Chat())
+				return group.PullsIdle(n.GroupService())
 			})
 		}
 	}
@@ -212,7 +213,7 @@ func BenchmarkGroup(b *testing.B) {
 	sides := map[string]*side{"raw": {}, "unsigned": {}, "group": {}}
 	pulled := func() (n int64) {
 		for _, nd := range nodes {
-			n += chat.GroupPulled(nd.Chat())
+			n += group.Pulled(nd.GroupService())
 		}
 		return n
 	}

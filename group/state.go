@@ -1,4 +1,4 @@
-package chat
+package group
 
 import (
 	"bytes"
@@ -19,17 +19,17 @@ const (
 	RoleMember = "member"
 )
 
-// This node's standing in a group (GroupInfo.Status).
+// This node's standing in a group (Info.Status).
 const (
-	GroupMember  = "member"
-	GroupLeft    = "left"
-	GroupRemoved = "removed"
+	StatusMember  = "member"
+	StatusLeft    = "left"
+	StatusRemoved = "removed"
 )
 
-// groupState is a group as its log of operations makes it, plus what this
+// state is a group as its log of operations makes it, plus what this
 // node keeps beside (keys, its standing, friends it still has to tell). It
 // is replaced, never changed in place: readers hold a snapshot.
-type groupState struct {
+type state struct {
 	ID         string                   `json:"id"`
 	Name       string                   `json:"name"`
 	Avatar     []byte                   `json:"avatar,omitempty"`
@@ -57,17 +57,17 @@ type groupState struct {
 	Owe []peer.ID `json:"owe,omitempty"`
 }
 
-// groupStateJSON is groupState as stored: JSON writes a map key of a
+// groupStateJSON is state as stored: JSON writes a map key of a
 // string type as it is, but reads it back through UnmarshalText, so
 // members are keyed by the peer ID's text form.
-type groupStateJSON groupState
+type groupStateJSON state
 
 type storedGroupState struct {
 	*groupStateJSON
 	Members map[string]*groupMember `json:"members"`
 }
 
-func (st *groupState) MarshalJSON() ([]byte, error) {
+func (st *state) MarshalJSON() ([]byte, error) {
 	out := storedGroupState{groupStateJSON: (*groupStateJSON)(st), Members: map[string]*groupMember{}}
 	for p, m := range st.Members {
 		out.Members[p.String()] = m
@@ -75,7 +75,7 @@ func (st *groupState) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-func (st *groupState) UnmarshalJSON(b []byte) error {
+func (st *state) UnmarshalJSON(b []byte) error {
 	in := storedGroupState{groupStateJSON: (*groupStateJSON)(st)}
 	if err := json.Unmarshal(b, &in); err != nil {
 		return err
@@ -97,7 +97,7 @@ type groupMember struct {
 	Since time.Time `json:"since"`
 }
 
-func (st *groupState) clone() *groupState {
+func (st *state) clone() *state {
 	c := *st
 	c.Members = make(map[peer.ID]*groupMember, len(st.Members))
 	for p, m := range st.Members {
@@ -121,19 +121,19 @@ func (st *groupState) clone() *groupState {
 	return &c
 }
 
-func (st *groupState) isMember(p peer.ID) bool { return st.Members[p] != nil }
-func (st *groupState) isAdmin(p peer.ID) bool {
+func (st *state) isMember(p peer.ID) bool { return st.Members[p] != nil }
+func (st *state) isAdmin(p peer.ID) bool {
 	m := st.Members[p]
 	return m != nil && m.Role == RoleAdmin
 }
 
 // wasMember reports whether p was a member during epoch e.
-func (st *groupState) wasMember(p peer.ID, e uint64) bool {
+func (st *state) wasMember(p peer.ID, e uint64) bool {
 	return slices.Contains(st.EpochMembers[e], p)
 }
 
 // wasEver reports whether p was a member in some epoch.
-func (st *groupState) wasEver(p peer.ID) bool {
+func (st *state) wasEver(p peer.ID) bool {
 	for _, ms := range st.EpochMembers {
 		if slices.Contains(ms, p) {
 			return true
@@ -145,7 +145,7 @@ func (st *groupState) wasEver(p peer.ID) bool {
 // departed lists who holds the current epoch's key but is no longer a
 // member (a leave since the epoch began): until a new epoch, they can read
 // what is sent.
-func (st *groupState) departed() []peer.ID {
+func (st *state) departed() []peer.ID {
 	var out []peer.ID
 	for _, p := range st.EpochMembers[st.Epoch] {
 		if !st.isMember(p) {
@@ -157,7 +157,7 @@ func (st *groupState) departed() []peer.ID {
 
 // rekeyOrder is who starts a new epoch after a leave, first to last: the
 // admins, then the other members, each by ID.
-func (st *groupState) rekeyOrder() []peer.ID {
+func (st *state) rekeyOrder() []peer.ID {
 	order := st.admins()
 	var others []peer.ID
 	for p, m := range st.Members {
@@ -169,7 +169,7 @@ func (st *groupState) rekeyOrder() []peer.ID {
 	return append(order, others...)
 }
 
-func (st *groupState) admins() []peer.ID {
+func (st *state) admins() []peer.ID {
 	var out []peer.ID
 	for p, m := range st.Members {
 		if m.Role == RoleAdmin {
@@ -181,25 +181,25 @@ func (st *groupState) admins() []peer.ID {
 }
 
 // stateFromCreate starts a group's state from its create op.
-func stateFromCreate(o *groupOp) (*groupState, error) {
+func stateFromCreate(o *op) (*state, error) {
 	if o.Kind != OpCreate {
 		return nil, fmt.Errorf("%w: the log does not start with create", ErrBadFrame)
 	}
 	gid := groupIDOf(o)
 	t := time.UnixMilli(o.TimeMS)
-	st := &groupState{
+	st := &state{
 		ID: hex.EncodeToString(gid), Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType,
 		Members:      map[peer.ID]*groupMember{o.Actor: {Role: RoleAdmin, Addrs: o.Addrs, Since: t}},
 		KeyHashes:    map[uint64][]byte{0: o.KeyHash},
 		EpochMembers: map[uint64][]peer.ID{0: {o.Actor}},
 		Ops:          1, LastHash: o.hash[:], LastTimeMS: o.TimeMS, Created: t,
-		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: GroupMember,
+		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: StatusMember,
 	}
 	return st, nil
 }
 
 // stateFromOps checks a whole log from its create op.
-func stateFromOps(ops []*groupOp) (*groupState, error) {
+func stateFromOps(ops []*op) (*state, error) {
 	if len(ops) == 0 {
 		return nil, fmt.Errorf("%w: an empty log", ErrBadFrame)
 	}
@@ -217,7 +217,7 @@ func stateFromOps(ops []*groupOp) (*groupState, error) {
 
 // apply checks that o may follow the log and applies it. st must be a
 // clone: on error it is left half-changed.
-func (st *groupState) apply(o *groupOp) error {
+func (st *state) apply(o *op) error {
 	deny := func(why string) error {
 		return fmt.Errorf("%w: %s op %d by %s: %s", ErrNotAdmin, o.Kind, o.Index, o.Actor, why)
 	}
@@ -305,7 +305,7 @@ func (st *groupState) apply(o *groupOp) error {
 // opTime is the time a new op following st takes: now, or the time of the
 // op before when this node's clock is behind the actor of that one, so
 // that the log's times never go back.
-func (st *groupState) opTime(now time.Time) int64 { return max(now.UnixMilli(), st.LastTimeMS) }
+func (st *state) opTime(now time.Time) int64 { return max(now.UnixMilli(), st.LastTimeMS) }
 
 // maxOpAhead bounds how far ahead of this node's clock an op may be
 // dated: as with message clocks (maxSkew), a clock off by minutes is

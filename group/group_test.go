@@ -1,4 +1,4 @@
-package chat_test
+package group_test
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
 )
@@ -38,10 +39,10 @@ func watchGroup(t *testing.T, n *node.Node, gid string) *groupWatch {
 	go func() {
 		defer close(w.done)
 		for ev := range ch {
-			if ev.Type != chat.EventMessage {
+			if ev.Type != group.EventMessage {
 				continue
 			}
-			m := ev.Data.(*chat.Message)
+			m := ev.Data.(*history.Message)
 			if m.Group != gid || m.Outgoing {
 				continue
 			}
@@ -80,9 +81,9 @@ func (w *groupWatch) wait(n int, timeout time.Duration) {
 		case <-deadline:
 			diag := ""
 			for _, o := range w.others {
-				diag += fmt.Sprintf("\n  %s: rejects %d, %s", o.ID(), chat.GroupRejects(o.Chat()), chat.GroupHeads(o.Chat(), w.gid))
+				diag += fmt.Sprintf("\n  %s: rejects %d, %s", o.ID(), group.Rejects(o.GroupService()), group.Heads(o.GroupService(), w.gid))
 			}
-			w.t.Fatalf("%s: %d of %d group messages within %v (%s)%s", w.n.ID(), got, n, timeout, chat.GroupHeads(w.n.Chat(), w.gid), diag)
+			w.t.Fatalf("%s: %d of %d group messages within %v (%s)%s", w.n.ID(), got, n, timeout, group.Heads(w.n.GroupService(), w.gid), diag)
 		}
 	}
 }
@@ -98,7 +99,7 @@ func historyCount(t *testing.T, n *node.Node, gid string) int {
 	t.Helper()
 	total, before := 0, ""
 	for {
-		page, err := n.Chat().GroupHistory(bg, gid, before, 1000)
+		page, err := n.GroupService().History(bg, gid, before, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,16 +119,16 @@ func groupOf(t *testing.T, n int) ([]*node.Node, string) {
 	for i := range nodes {
 		nodes[i] = nodetest.Start(t, nodetest.Options{})
 	}
-	g, err := nodes[0].Chat().CreateGroup(bg, "crew", nil)
+	g, err := nodes[0].GroupService().Create(bg, "crew", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, err := nodes[0].Chat().Invite(bg, g.ID, 0, time.Hour)
+	code, err := nodes[0].GroupService().Invite(bg, g.ID, 0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range nodes[1:] {
-		if _, err := m.Chat().JoinGroup(bg, code); err != nil {
+		if _, err := m.GroupService().Join(bg, code); err != nil {
 			t.Fatalf("join: %v", err)
 		}
 	}
@@ -143,7 +144,7 @@ func waitMembers(t *testing.T, nodes []*node.Node, gid string, want int) {
 	for _, n := range nodes {
 		ch := events(t, n)
 		for {
-			ms, err := n.Chat().GroupMembers(bg, gid)
+			ms, err := n.GroupService().Members(bg, gid)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,13 +178,13 @@ func TestGroupFiveNodesExactlyOnce(t *testing.T) {
 	const each = 10
 	for round := range each {
 		for i, n := range nodes {
-			if _, err := n.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("%d from %d", round, i)}); err != nil {
+			if _, err := n.GroupService().Send(bg, gid, history.Draft{Text: fmt.Sprintf("%d from %d", round, i)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	// Each kind reaches the group too.
-	if _, err := nodes[1].Chat().SendGroup(bg, gid, chat.Draft{Face: "party"}); err != nil {
+	if _, err := nodes[1].GroupService().Send(bg, gid, history.Draft{Face: "party"}); err != nil {
 		t.Fatal(err)
 	}
 	for i, w := range watches {
@@ -199,11 +200,11 @@ func TestGroupFiveNodesExactlyOnce(t *testing.T) {
 		}
 	}
 	// The group history reads like a conversation.
-	page, err := nodes[0].Chat().GroupHistory(bg, gid, "", 5)
+	page, err := nodes[0].GroupService().History(bg, gid, "", 5)
 	if err != nil || len(page.Messages) != 5 || !page.More || page.Messages[4].Group != gid {
 		t.Fatalf("history page: %+v %v", page, err)
 	}
-	if n, err := nodes[0].Chat().MarkGroupRead(bg, gid); err != nil || n != (len(nodes)-1)*each+1 {
+	if n, err := nodes[0].GroupService().MarkRead(bg, gid); err != nil || n != (len(nodes)-1)*each+1 {
 		t.Fatalf("mark read: %d %v", n, err)
 	}
 	checkScores(t, nodes)
@@ -231,29 +232,29 @@ func TestGroupBurstExactlyOnce(t *testing.T) {
 func TestGroupJoinWithAdminOffline(t *testing.T) {
 	nodes, gid := groupOf(t, 2)
 	admin, member := nodes[0], nodes[1]
-	code, err := admin.Chat().Invite(bg, gid, 1, time.Hour)
+	code, err := admin.GroupService().Invite(bg, gid, 1, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin.Close()
 	newcomer := nodetest.Start(t, nodetest.Options{})
-	g, err := newcomer.Chat().JoinGroup(bg, code)
+	g, err := newcomer.GroupService().Join(bg, code)
 	if err != nil {
 		t.Fatalf("join with the admin offline: %v", err)
 	}
-	if g.ID != gid || g.Name != "crew" || g.Members != 3 || g.Role != chat.RoleMember {
+	if g.ID != gid || g.Name != "crew" || g.Members != 3 || g.Role != group.RoleMember {
 		t.Fatalf("joined %+v", g)
 	}
 	w := watchGroup(t, member, gid)
 	waitMembers(t, []*node.Node{member, newcomer}, gid, 3)
-	if _, err := newcomer.Chat().SendGroup(bg, gid, chat.Draft{Text: "hi all"}); err != nil {
+	if _, err := newcomer.GroupService().Send(bg, gid, history.Draft{Text: "hi all"}); err != nil {
 		t.Fatal(err)
 	}
 	w.wait(1, 30*time.Second)
 
 	// The invite was for one: the next holder is refused, clearly.
 	late := nodetest.Start(t, nodetest.Options{})
-	if _, err := late.Chat().JoinGroup(bg, code); !errors.Is(err, chat.ErrInviteUsedUp) {
+	if _, err := late.GroupService().Join(bg, code); !errors.Is(err, group.ErrInviteUsedUp) {
 		t.Fatalf("a used-up invite: %v", err)
 	}
 }
@@ -273,37 +274,37 @@ func TestGroupJoinTakesOnlyProvenHeads(t *testing.T) {
 	b.Close()
 	join := func() *node.Node {
 		t.Helper()
-		code, err := a.Chat().Invite(bg, gid, 0, time.Hour)
+		code, err := a.GroupService().Invite(bg, gid, 0, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n := nodetest.Start(t, nodetest.Options{})
-		if _, err := n.Chat().JoinGroup(bg, code); err != nil {
+		if _, err := n.GroupService().Join(bg, code); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
 	c := join()
-	if !chat.GroupHas(c.Chat(), gid, b.ID(), 3) || chat.GroupHas(c.Chat(), gid, b.ID(), 4) || historyCount(t, c, gid) != 0 {
+	if !group.Has(c.GroupService(), gid, b.ID(), 3) || group.Has(c.GroupService(), gid, b.ID(), 4) || historyCount(t, c, gid) != 0 {
 		t.Fatalf("c, admitted by a truthful member, holds %s and %d messages; want b's 1 to 3 and none",
-			chat.GroupHeads(c.Chat(), gid), historyCount(t, c, gid))
+			group.Heads(c.GroupService(), gid), historyCount(t, c, gid))
 	}
-	chat.ClaimHead(a.Chat(), gid, b.ID(), 1<<20)
+	group.ClaimHead(a.GroupService(), gid, b.ID(), 1<<20)
 	d := join()
-	if chat.GroupHas(d.Chat(), gid, b.ID(), 4) {
-		t.Fatalf("d took a's claim: %s", chat.GroupHeads(d.Chat(), gid))
+	if group.Has(d.GroupService(), gid, b.ID(), 4) {
+		t.Fatalf("d took a's claim: %s", group.Heads(d.GroupService(), gid))
 	}
 	b = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
 	for _, n := range []*node.Node{a, c, d} {
 		nodetest.Connect(t, b, n)
 	}
 	waitMembers(t, []*node.Node{a, b, c, d}, gid, 4)
-	if _, err := b.Chat().SendGroup(bg, gid, chat.Draft{Text: "after the newcomers"}); err != nil {
+	if _, err := b.GroupService().Send(bg, gid, history.Draft{Text: "after the newcomers"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []*node.Node{c, d} {
 		nodetest.Eventually(t, 30*time.Second, "a newcomer gets b's next message", func() bool {
-			return chat.GroupHas(n.Chat(), gid, b.ID(), 4)
+			return group.Has(n.GroupService(), gid, b.ID(), 4)
 		})
 	}
 }
@@ -312,11 +313,11 @@ func TestGroupInviteExpired(t *testing.T) {
 	var skew atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	admin := nodetest.Start(t, nodetest.Options{Clock: clock})
-	g, err := admin.Chat().CreateGroup(bg, "brief", nil)
+	g, err := admin.GroupService().Create(bg, "brief", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, err := admin.Chat().Invite(bg, g.ID, 0, time.Hour)
+	code, err := admin.GroupService().Invite(bg, g.ID, 0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,17 +325,17 @@ func TestGroupInviteExpired(t *testing.T) {
 	// expired: the admin's word counts.
 	skew.Store(int64(2 * time.Hour))
 	b := nodetest.Start(t, nodetest.Options{})
-	_, err = b.Chat().JoinGroup(bg, code)
-	if !errors.Is(err, chat.ErrInviteExpired) {
+	_, err = b.GroupService().Join(bg, code)
+	if !errors.Is(err, group.ErrInviteExpired) {
 		t.Fatalf("an expired invite: %v", err)
 	}
 	t.Log(err)
 	// And a joiner whose own clock says so does not even ask.
 	c := nodetest.Start(t, nodetest.Options{Clock: clock})
-	if _, err := c.Chat().JoinGroup(bg, code); !errors.Is(err, chat.ErrInviteExpired) {
+	if _, err := c.GroupService().Join(bg, code); !errors.Is(err, group.ErrInviteExpired) {
 		t.Fatalf("an expired invite, by the joiner's clock: %v", err)
 	}
-	if _, err := c.Chat().JoinGroup(bg, "mtg1garbage"); !errors.Is(err, chat.ErrBadInvite) {
+	if _, err := c.GroupService().Join(bg, "mtg1garbage"); !errors.Is(err, group.ErrBadInvite) {
 		t.Fatalf("a bad code: %v", err)
 	}
 }
@@ -347,12 +348,12 @@ func kickedOfThree(t *testing.T) (a, b, c *node.Node, gid string) {
 	nodes, gid := groupOf(t, 3)
 	a, b, c = nodes[0], nodes[1], nodes[2]
 	evC := events(t, c)
-	if err := a.Chat().Kick(bg, gid, c.ID()); err != nil {
+	if err := a.GroupService().Kick(bg, gid, c.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evC, chat.EventGroup, func(d any) bool {
-		e := d.(chat.GroupEvent)
-		return e.Op == chat.OpRemove && e.Target == c.ID() && e.Status == chat.GroupRemoved
+	waitEvent(t, evC, group.EventUpdate, func(d any) bool {
+		e := d.(group.UpdateEvent)
+		return e.Op == group.OpRemove && e.Target == c.ID() && e.Status == group.StatusRemoved
 	})
 	waitEpoch(t, b, gid, 1)
 	return a, b, c, gid
@@ -362,29 +363,29 @@ func TestGroupKick(t *testing.T) {
 	a, b, c, gid := kickedOfThree(t)
 	wb := watchGroup(t, b, gid)
 	wc := watchGroup(t, c, gid)
-	m, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after c left"})
+	m, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after c left"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wb.wait(1, 30*time.Second)
-	seq := chat.GroupSeq(a.Chat(), gid, a.ID())
-	if ep, err := chat.TryDecrypt(bg, b.Chat(), b.Chat(), gid, a.ID(), seq); err != nil || ep != 1 {
+	seq := group.Seq(a.GroupService(), gid, a.ID())
+	if ep, err := group.TryDecrypt(bg, b.GroupService(), b.GroupService(), gid, a.ID(), seq); err != nil || ep != 1 {
 		t.Fatalf("b decrypts %s: epoch %d, %v", m.ID, ep, err)
 	}
-	if _, err := chat.TryDecrypt(bg, b.Chat(), c.Chat(), gid, a.ID(), seq); err == nil {
+	if _, err := group.TryDecrypt(bg, b.GroupService(), c.GroupService(), gid, a.ID(), seq); err == nil {
 		t.Fatal("the kicked member decrypts a message sent after its removal")
 	}
-	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "still here?"}); !errors.Is(err, chat.ErrNotMember) {
+	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "still here?"}); !errors.Is(err, group.ErrNotMember) {
 		t.Fatalf("the kicked member sends: %v", err)
 	}
 	if wc.distinct() != 0 {
 		t.Fatal("the kicked member received a message")
 	}
-	info, _ := c.Chat().Group(bg, gid)
-	if info.Status != chat.GroupRemoved {
+	info, _ := c.GroupService().Get(bg, gid)
+	if info.Status != group.StatusRemoved {
 		t.Fatalf("c's standing: %+v", info)
 	}
-	ms, _ := b.Chat().GroupMembers(bg, gid)
+	ms, _ := b.GroupService().Members(bg, gid)
 	if len(ms) != 2 {
 		t.Fatalf("b sees %d members", len(ms))
 	}
@@ -399,18 +400,18 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 	reads := map[*node.Node]int64{}
 	for _, n := range []*node.Node{a, b} {
 		nodetest.Eventually(t, 10*time.Second, "the kicked member is graylisted", func() bool {
-			return chat.GroupGraylisted(n.Chat(), c.ID())
+			return group.Graylisted(n.GroupService(), c.ID())
 		})
-		reads[n] = chat.GroupScoreReads(n.Chat())
+		reads[n] = group.ScoreReads(n.GroupService())
 	}
 	// and out of their meshes: gossipsub prunes at its heartbeat (each
 	// second, as the snapshots are taken), the first after that.
 	for n, r := range reads {
 		nodetest.Eventually(t, 10*time.Second, "a heartbeat since", func() bool {
-			return chat.GroupScoreReads(n.Chat()) >= r+2
+			return group.ScoreReads(n.GroupService()) >= r+2
 		})
 	}
-	topic, err := chat.RawTopic(c.Chat(), chat.GroupTopic(gid))
+	topic, err := group.RawTopic(c.GroupService(), group.Topic(gid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +423,7 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 	// a and b see c on the topic again, and still do not send to it.
 	for _, n := range []*node.Node{a, b} {
 		nodetest.Eventually(t, 10*time.Second, "c is back on the topic", func() bool {
-			return slices.Contains(chat.RawTopicPeers(n.Chat(), chat.GroupTopic(gid)), c.ID())
+			return slices.Contains(group.RawTopicPeers(n.GroupService(), group.Topic(gid)), c.ID())
 		})
 	}
 	wa := watchGroup(t, a, gid)
@@ -442,7 +443,7 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 func sendTexts(t *testing.T, n *node.Node, gid, prefix string, count int) {
 	t.Helper()
 	for i := range count {
-		if _, err := n.Chat().SendGroup(bg, gid, chat.Draft{Text: fmt.Sprintf("%s %d", prefix, i)}); err != nil {
+		if _, err := n.GroupService().Send(bg, gid, history.Draft{Text: fmt.Sprintf("%s %d", prefix, i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -455,12 +456,12 @@ func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		g, err := n.Chat().Group(bg, gid)
+		g, err := n.GroupService().Get(bg, gid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if g.Epoch >= epoch {
-			if _, err = n.Chat().SendGroup(bg, gid, chat.Draft{Text: "key check"}); err == nil {
+			if _, err = n.GroupService().Send(bg, gid, history.Draft{Text: "key check"}); err == nil {
 				return
 			}
 		}
@@ -506,8 +507,8 @@ func TestGroupHeadsSurviveRestart(t *testing.T) {
 	wb.wait(sent, 30*time.Second)
 	holds := func(n *node.Node, want uint64) {
 		t.Helper()
-		if !chat.GroupHas(n.Chat(), gid, author, want) || chat.GroupHas(n.Chat(), gid, author, want+1) {
-			t.Fatalf("%s holds %s of %s, want 1 to %d", n.ID(), chat.GroupHeads(n.Chat(), gid), author, want)
+		if !group.Has(n.GroupService(), gid, author, want) || group.Has(n.GroupService(), gid, author, want+1) {
+			t.Fatalf("%s holds %s of %s, want 1 to %d", n.ID(), group.Heads(n.GroupService(), gid), author, want)
 		}
 	}
 	restart := func(n *node.Node) func() *node.Node {
@@ -526,7 +527,7 @@ func TestGroupHeadsSurviveRestart(t *testing.T) {
 	// a's next message takes the next number, and reaches b once.
 	wb = watchGroup(t, b, gid)
 	nodetest.Connect(t, a, b)
-	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after restart"}); err != nil {
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after restart"}); err != nil {
 		t.Fatal(err)
 	}
 	wb.wait(1, 30*time.Second)
@@ -545,38 +546,38 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	defer cancel()
 	wa := watchGroup(t, a, gid)
 
-	before := chat.GroupRejects(a.Chat())
-	if err := chat.PublishTopic(ctx, stranger.Chat(), gid, chat.ForgeEnvelope(stranger.Chat(), gid, "let me in")); err != nil {
+	before := group.Rejects(a.GroupService())
+	if err := group.PublishTopic(ctx, stranger.GroupService(), gid, group.ForgeEnvelope(stranger.GroupService(), gid, "let me in")); err != nil {
 		t.Fatal(err)
 	}
 	waitRejects(t, a, before+1)
 
 	// b is a member, not an admin: its removal of c is forged authority,
 	// and so is an op whose signature does not check.
-	before = chat.GroupRejects(a.Chat())
-	if err := chat.PublishTopic(ctx, b.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpRemove, c.ID(), false)); err != nil {
+	before = group.Rejects(a.GroupService())
+	if err := group.PublishTopic(ctx, b.GroupService(), gid, group.ForgeOp(b.GroupService(), gid, group.OpRemove, c.ID(), false)); err != nil {
 		t.Fatal(err)
 	}
 	waitRejects(t, a, before+1)
-	before = chat.GroupRejects(a.Chat())
-	if err := chat.PublishTopic(ctx, stranger.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpPromote, b.ID(), true)); err != nil {
+	before = group.Rejects(a.GroupService())
+	if err := group.PublishTopic(ctx, stranger.GroupService(), gid, group.ForgeOp(b.GroupService(), gid, group.OpPromote, b.ID(), true)); err != nil {
 		t.Fatal(err)
 	}
 	waitRejects(t, a, before+1)
 	// An admin's op dated two hours ahead of everyone's clock would hold
 	// every later op (and invite) behind it: set aside, not applied.
-	if err := chat.PublishTopic(ctx, a.Chat(), gid, chat.ForgeOpAt(a.Chat(), gid, chat.OpPromote, c.ID(), false, time.Now().Add(2*time.Hour))); err != nil {
+	if err := group.PublishTopic(ctx, a.GroupService(), gid, group.ForgeOpAt(a.GroupService(), gid, group.OpPromote, c.ID(), false, time.Now().Add(2*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Eventually(t, 30*time.Second, "b sets the future-dated op aside", func() bool { return chat.GroupPostponed(b.Chat()) > 0 })
+	nodetest.Eventually(t, 30*time.Second, "b sets the future-dated op aside", func() bool { return group.Postponed(b.GroupService()) > 0 })
 
 	for _, n := range nodes {
-		ms, _ := n.Chat().GroupMembers(bg, gid)
+		ms, _ := n.GroupService().Members(bg, gid)
 		if len(ms) != 3 {
 			t.Fatalf("%s sees %d members after forged ops", n.ID(), len(ms))
 		}
 		for _, m := range ms {
-			if (m.PeerID == b.ID() || m.PeerID == c.ID()) && m.Role != chat.RoleMember {
+			if (m.PeerID == b.ID() || m.PeerID == c.ID()) && m.Role != group.RoleMember {
 				t.Fatal("a forged or future-dated promote took")
 			}
 		}
@@ -585,7 +586,7 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 		t.Fatal("a stored a non-member's message")
 	}
 	// The group still works.
-	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "still fine"}); err != nil {
+	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "still fine"}); err != nil {
 		t.Fatal(err)
 	}
 	wa.wait(1, 30*time.Second)
@@ -608,7 +609,7 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, dID)
 
 	wb, wc := watchGroup(t, b, gid), watchGroup(t, c, gid)
-	m, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "the victim's words"})
+	m, err := a.GroupService().Send(bg, gid, history.Draft{Text: "the victim's words"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,11 +617,11 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	wc.wait(1, 30*time.Second)
 
 	// b saw the ID on gossip and publishes its own message under it.
-	rejA, rejC := chat.GroupRejects(a.Chat()), chat.GroupRejects(c.Chat())
-	topic, env := chat.ForgeGroupMessage(b.Chat(), gid, m.ID, "the attacker's words")
+	rejA, rejC := group.Rejects(a.GroupService()), group.Rejects(c.GroupService())
+	topic, env := group.ForgeMessage(b.GroupService(), gid, m.ID, "the attacker's words")
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
-	if err := chat.PublishTopic(ctx, b.Chat(), gid, topic); err != nil {
+	if err := group.PublishTopic(ctx, b.GroupService(), gid, topic); err != nil {
 		t.Fatal(err)
 	}
 	waitRejects(t, a, rejA+1)
@@ -629,12 +630,12 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	// up from the members, b included (which serves the forgery again).
 	d = nodetest.Start(t, nodetest.Options{Home: dHome})
 	wd := watchGroup(t, d, gid)
-	if err := d.Chat().ReceiveParkedGroup(bg, [][]byte{env}); err != nil {
+	if err := d.GroupService().ReceiveParked(bg, [][]byte{env}); err != nil {
 		t.Fatal(err)
 	}
 	// (A pull that runs meanwhile may count a rejection too.)
-	if got := chat.GroupRejects(d.Chat()); got < 1 || chat.GroupHas(d.Chat(), gid, b.ID(), 1) {
-		t.Fatalf("d rejected %d and holds %s: the mailbox's forgery was taken", got, chat.GroupHeads(d.Chat(), gid))
+	if got := group.Rejects(d.GroupService()); got < 1 || group.Has(d.GroupService(), gid, b.ID(), 1) {
+		t.Fatalf("d rejected %d and holds %s: the mailbox's forgery was taken", got, group.Heads(d.GroupService(), gid))
 	}
 	for _, n := range []*node.Node{b, a, c} {
 		if !d.Chat().Online(n.ID()) {
@@ -648,15 +649,15 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	// gossip did not bring it to: c pulls it from b and rejects it then.
 	// Either way each member stores the new message and not the forgery.
 	wa := watchGroup(t, a, gid)
-	if _, err := b.Chat().SendGroup(bg, gid, chat.Draft{Text: "b again"}); err != nil {
+	if _, err := b.GroupService().Send(bg, gid, history.Draft{Text: "b again"}); err != nil {
 		t.Fatal(err)
 	}
 	wa.wait(1, 30*time.Second)
 	wc.wait(2, 30*time.Second)
 	wd.wait(2, 30*time.Second)
 	waitRejects(t, c, rejC+1)
-	if !chat.GroupHas(d.Chat(), gid, b.ID(), 2) || chat.GroupHas(d.Chat(), gid, b.ID(), 1) {
-		t.Fatalf("d holds of b: %s; want 2, not the forgery (1)", chat.GroupHeads(d.Chat(), gid))
+	if !group.Has(d.GroupService(), gid, b.ID(), 2) || group.Has(d.GroupService(), gid, b.ID(), 1) {
+		t.Fatalf("d holds of b: %s; want 2, not the forgery (1)", group.Heads(d.GroupService(), gid))
 	}
 	for _, n := range nodes[:3] {
 		if got := historyCount(t, n, gid); got != 2 {
@@ -668,7 +669,7 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 		if err != nil || got.From != a.ID() || got.Text != "the victim's words" || got.Group != gid {
 			t.Fatalf("%s: message %s is %+v (%v), want a's", n.ID(), m.ID, got, err)
 		}
-		if hits, _ := n.Chat().SearchGroup(bg, "attacker", gid, 10); len(hits) != 0 {
+		if hits, _ := n.GroupService().Search(bg, "attacker", gid, 10); len(hits) != 0 {
 			t.Fatalf("%s stored the forgery: %+v", n.ID(), hits[0])
 		}
 	}
@@ -690,7 +691,9 @@ func TestGroupGraylistsFlooders(t *testing.T) {
 	nodetest.Connect(t, stranger, a)
 	wa, wc := watchGroup(t, a, gid), watchGroup(t, c, gid)
 
-	forged := func(i int) []byte { return chat.ForgeEnvelope(stranger.Chat(), gid, fmt.Sprintf("let me in %d", i)) }
+	forged := func(i int) []byte {
+		return group.ForgeEnvelope(stranger.GroupService(), gid, fmt.Sprintf("let me in %d", i))
+	}
 	n := floodUntilGraylisted(t, stranger, a, gid, forged)
 	t.Logf("a graylisted the stranger after %d forged messages", n)
 	floodIgnored(t, stranger, a, gid, forged)
@@ -699,19 +702,19 @@ func TestGroupGraylistsFlooders(t *testing.T) {
 	// not decrypt). A member that only floods the mesh loses its mesh
 	// links soon (score < 0) and with them its audience; this one goes
 	// past the mesh, straight to the members, as a modified node could.
-	chat.LeaveTopic(b.Chat(), gid)
-	garbage := func(i int) []byte { return chat.ForgeEnvelope(b.Chat(), gid, fmt.Sprintf("garbage %d", i)) }
+	group.LeaveTopic(b.GroupService(), gid)
+	garbage := func(i int) []byte { return group.ForgeEnvelope(b.GroupService(), gid, fmt.Sprintf("garbage %d", i)) }
 	n = floodUntilGraylisted(t, b, a, gid, garbage)
 	t.Logf("a graylisted member b after %d undecryptable messages", n)
-	nodetest.Eventually(t, 10*time.Second, "c graylists b", func() bool { return chat.GroupGraylisted(c.Chat(), b.ID()) })
+	nodetest.Eventually(t, 10*time.Second, "c graylists b", func() bool { return group.Graylisted(c.GroupService(), b.ID()) })
 	floodIgnored(t, b, a, gid, garbage)
 
 	// a and c still talk, and think well of each other.
-	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "still fine"}); err != nil {
+	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "still fine"}); err != nil {
 		t.Fatal(err)
 	}
 	wa.wait(1, 30*time.Second)
-	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "indeed"}); err != nil {
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "indeed"}); err != nil {
 		t.Fatal(err)
 	}
 	wc.wait(1, 30*time.Second)
@@ -725,16 +728,16 @@ func floodUntilGraylisted(t *testing.T, from, to *node.Node, gid string, bad fun
 	t.Helper()
 	const most = 20
 	for i := range most {
-		if chat.GroupGraylisted(to.Chat(), from.ID()) {
+		if group.Graylisted(to.GroupService(), from.ID()) {
 			return i
 		}
-		before := chat.GroupRejects(to.Chat())
+		before := group.Rejects(to.GroupService())
 		publishRaw(t, from, gid, bad(i))
 		nodetest.Eventually(t, 10*time.Second, "a reject or the graylist", func() bool {
-			return chat.GroupRejects(to.Chat()) > before || chat.GroupGraylisted(to.Chat(), from.ID())
+			return group.Rejects(to.GroupService()) > before || group.Graylisted(to.GroupService(), from.ID())
 		})
 	}
-	sc, _ := chat.GroupScore(to.Chat(), from.ID())
+	sc, _ := group.Score(to.GroupService(), from.ID())
 	t.Fatalf("%s does not graylist %s after %d invalid messages (score %v)", to.ID(), from.ID(), most, sc)
 	return 0
 }
@@ -748,7 +751,7 @@ func floodIgnored(t *testing.T, from, to *node.Node, gid string, bad func(int) [
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
 	probe := "/meshtalk/test/probe"
-	pt, err := chat.RawTopic(from.Chat(), probe)
+	pt, err := group.RawTopic(from.GroupService(), probe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -757,9 +760,9 @@ func floodIgnored(t *testing.T, from, to *node.Node, gid string, bad func(int) [
 		t.Fatal(err)
 	}
 	nodetest.Eventually(t, 10*time.Second, "to sees from on the probe topic", func() bool {
-		return slices.Contains(chat.RawTopicPeers(to.Chat(), probe), from.ID())
+		return slices.Contains(group.RawTopicPeers(to.GroupService(), probe), from.ID())
 	})
-	before := chat.GroupRejects(to.Chat())
+	before := group.Rejects(to.GroupService())
 	const more = 50
 	for i := range more {
 		publishRaw(t, from, gid, bad(1000+i))
@@ -774,16 +777,16 @@ func floodIgnored(t *testing.T, from, to *node.Node, gid string, bad func(int) [
 	}
 	sub.Cancel()
 	nodetest.Eventually(t, 10*time.Second, "to sees from leave the probe topic", func() bool {
-		return !slices.Contains(chat.RawTopicPeers(to.Chat(), probe), from.ID())
+		return !slices.Contains(group.RawTopicPeers(to.GroupService(), probe), from.ID())
 	})
 	if err := pt.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// One may have been on its way into validation as the score fell.
-	if got := chat.GroupRejects(to.Chat()) - before; got > 1 {
+	if got := group.Rejects(to.GroupService()) - before; got > 1 {
 		t.Fatalf("%s validated %d of %d messages from %s, which it graylists", to.ID(), got, more, from.ID())
 	}
-	if !chat.GroupGraylisted(to.Chat(), from.ID()) {
+	if !group.Graylisted(to.GroupService(), from.ID()) {
 		t.Fatalf("%s no longer graylists %s", to.ID(), from.ID())
 	}
 }
@@ -792,7 +795,7 @@ func publishRaw(t *testing.T, from *node.Node, gid string, data []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
 	defer cancel()
-	if err := chat.PublishTopic(ctx, from.Chat(), gid, data); err != nil {
+	if err := group.PublishTopic(ctx, from.GroupService(), gid, data); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -807,10 +810,10 @@ func checkScores(t *testing.T, nodes []*node.Node) {
 				continue
 			}
 			nodetest.Eventually(t, 10*time.Second, "a score", func() bool {
-				_, ok := chat.GroupScore(x.Chat(), y.ID())
+				_, ok := group.Score(x.GroupService(), y.ID())
 				return ok
 			})
-			if sc, _ := chat.GroupScore(x.Chat(), y.ID()); sc < 0 {
+			if sc, _ := group.Score(x.GroupService(), y.ID()); sc < 0 {
 				t.Errorf("%s scores the honest %s %v", x.ID(), y.ID(), sc)
 			}
 		}
@@ -822,9 +825,9 @@ func waitRejects(t *testing.T, n *node.Node, want int64) {
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for chat.GroupRejects(n.Chat()) < want {
+	for group.Rejects(n.GroupService()) < want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s rejected %d, want %d", n.ID(), chat.GroupRejects(n.Chat()), want)
+			t.Fatalf("%s rejected %d, want %d", n.ID(), group.Rejects(n.GroupService()), want)
 		}
 		<-tick.C
 	}
@@ -870,14 +873,14 @@ func TestGroupMailboxSeam(t *testing.T) {
 	nodes, gid := groupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	mb := &groupMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 100)}
-	a.Chat().SetGroupMailbox(mb)
+	a.GroupService().SetMailbox(mb)
 	evA := events(t, a)
 	home, bID := b.Home(), b.ID()
 	b.Close()
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
 	mb.down.Store(true)
 	sendTexts(t, a, gid, "while the mailbox is down", 1)
-	downSeq := chat.GroupSeq(a.Chat(), gid, a.ID())
+	downSeq := group.Seq(a.GroupService(), gid, a.ID())
 	mb.down.Store(false)
 	const parked = 5
 	sendTexts(t, a, gid, "parked", parked)
@@ -893,20 +896,20 @@ func TestGroupMailboxSeam(t *testing.T) {
 		t.Fatalf("the mailbox holds %d for b, want %d", len(held), parked)
 	}
 	for _, e := range held {
-		if chat.ParkedSeq(e) == downSeq {
+		if group.ParkedSeq(e) == downSeq {
 			t.Fatalf("message %d was parked while the mailbox could not take it", downSeq)
 		}
 	}
 	b = nodetest.Start(t, nodetest.Options{Home: home})
 	wb := watchGroup(t, b, gid)
-	if err := b.Chat().ReceiveParkedGroup(bg, held); err != nil {
+	if err := b.GroupService().ReceiveParked(bg, held); err != nil {
 		t.Fatal(err)
 	}
 	wb.wait(parked, 30*time.Second)
 	// Catch-up from a brings the one message not parked, and nothing
 	// twice.
 	nodetest.Connect(t, b, a)
-	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "after"}); err != nil {
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after"}); err != nil {
 		t.Fatal(err)
 	}
 	wb.wait(parked+2, 30*time.Second)
@@ -924,33 +927,33 @@ func TestGroupAddRenameLeave(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, c)
 	evC := events(t, c)
-	if _, err := a.Chat().AddToGroup(bg, gid, c.ID()); err != nil {
+	if _, err := a.GroupService().Add(bg, gid, c.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evC, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.ID == gid && e.Op == "join" })
-	if _, err := b.Chat().AddToGroup(bg, gid, c.ID()); !errors.Is(err, chat.ErrNotAdmin) {
+	waitEvent(t, evC, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.ID == gid && e.Op == "join" })
+	if _, err := b.GroupService().Add(bg, gid, c.ID()); !errors.Is(err, group.ErrNotAdmin) {
 		t.Fatalf("a member that is not an admin adds: %v", err)
 	}
 	evB := events(t, b)
 	name := "crew two"
-	if _, err := a.Chat().RenameGroup(bg, gid, &name, nil); err != nil {
+	if _, err := a.GroupService().Rename(bg, gid, &name, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evB, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.Op == chat.OpRename && e.Name == name })
-	waitEvent(t, evC, chat.EventGroup, func(d any) bool { e := d.(chat.GroupEvent); return e.Op == chat.OpRename && e.Name == name })
-	if id, err := c.Chat().ResolveGroup(bg, "Crew Two"); err != nil || id != gid {
+	waitEvent(t, evB, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
+	waitEvent(t, evC, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
+	if id, err := c.GroupService().Resolve(bg, "Crew Two"); err != nil || id != gid {
 		t.Fatalf("resolve by the new name: %q %v", id, err)
 	}
 
-	if err := c.Chat().LeaveGroup(bg, gid); err != nil {
+	if err := c.GroupService().Leave(bg, gid); err != nil {
 		t.Fatal(err)
 	}
 	// The admin starts a new epoch; b gets its key.
 	waitEpoch(t, b, gid, 1)
-	if info, _ := c.Chat().Group(bg, gid); info.Status != chat.GroupLeft {
+	if info, _ := c.GroupService().Get(bg, gid); info.Status != group.StatusLeft {
 		t.Fatalf("c after leaving: %+v", info)
 	}
-	if ms, _ := a.Chat().GroupMembers(bg, gid); len(ms) != 2 {
+	if ms, _ := a.GroupService().Members(bg, gid); len(ms) != 2 {
 		t.Fatalf("a sees %d members", len(ms))
 	}
 }
@@ -964,19 +967,19 @@ func TestGroupKickedWhileAway(t *testing.T) {
 	evA := events(t, a)
 	c.Close()
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, cID)
-	if err := a.Chat().Kick(bg, gid, cID); err != nil {
+	if err := a.GroupService().Kick(bg, gid, cID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "without c"}); err != nil {
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "without c"}); err != nil {
 		t.Fatal(err)
 	}
 	c = nodetest.Start(t, nodetest.Options{Home: home})
 	evC := events(t, c)
 	wc := watchGroup(t, c, gid)
 	nodetest.Connect(t, c, a)
-	waitEvent(t, evC, chat.EventGroup, func(d any) bool {
-		e := d.(chat.GroupEvent)
-		return e.Op == chat.OpRemove && e.Target == cID && e.Status == chat.GroupRemoved
+	waitEvent(t, evC, group.EventUpdate, func(d any) bool {
+		e := d.(group.UpdateEvent)
+		return e.Op == group.OpRemove && e.Target == cID && e.Status == group.StatusRemoved
 	})
 	if wc.distinct() != 0 {
 		t.Fatal("the removed member got a message sent after its removal")
@@ -992,13 +995,13 @@ func TestGroupLeaveLearnedFromTheLeaver(t *testing.T) {
 	cHome := c.Home()
 	a.Close()
 	c.Close()
-	if err := b.Chat().LeaveGroup(bg, gid); err != nil {
+	if err := b.GroupService().Leave(bg, gid); err != nil {
 		t.Fatal(err)
 	}
 	c = nodetest.Start(t, nodetest.Options{Home: cHome})
 	nodetest.Connect(t, c, b)
 	nodetest.Eventually(t, 30*time.Second, "C learns that B left", func() bool {
-		ms, err := c.Chat().GroupMembers(bg, gid)
+		ms, err := c.GroupService().Members(bg, gid)
 		if err != nil {
 			return false
 		}
@@ -1020,15 +1023,15 @@ func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
 	evC := events(t, c)
 	a.Close()
 	nodetest.WaitPeerEvent(t, evC, node.EventPeerDisconnected, a.ID())
-	if err := b.Chat().LeaveGroup(bg, gid); err != nil {
+	if err := b.GroupService().Leave(bg, gid); err != nil {
 		t.Fatal(err)
 	}
 	waitEpoch(t, c, gid, 1)
-	if _, err := c.Chat().SendGroup(bg, gid, chat.Draft{Text: "after b left"}); err != nil {
+	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "after b left"}); err != nil {
 		t.Fatal(err)
 	}
-	seq := chat.GroupSeq(c.Chat(), gid, c.ID())
-	if _, err := chat.TryDecrypt(bg, c.Chat(), b.Chat(), gid, c.ID(), seq); err == nil {
+	seq := group.Seq(c.GroupService(), gid, c.ID())
+	if _, err := group.TryDecrypt(bg, c.GroupService(), b.GroupService(), gid, c.ID(), seq); err == nil {
 		t.Fatal("the member who left decrypts a message sent after it left")
 	}
 }
@@ -1039,21 +1042,21 @@ func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
 func TestGroupKeylessEpochRekeyed(t *testing.T) {
 	nodes, gid := groupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	if _, err := a.Chat().Promote(bg, gid, b.ID()); err != nil {
+	if _, err := a.GroupService().Promote(bg, gid, b.ID()); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.Eventually(t, 30*time.Second, "c sees b an admin", func() bool {
-		ms, _ := c.Chat().GroupMembers(bg, gid)
+		ms, _ := c.GroupService().Members(bg, gid)
 		for _, m := range ms {
 			if m.PeerID == b.ID() {
-				return m.Role == chat.RoleAdmin
+				return m.Role == group.RoleAdmin
 			}
 		}
 		return false
 	})
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
-	if err := chat.PublishTopic(ctx, b.Chat(), gid, chat.ForgeOp(b.Chat(), gid, chat.OpRekey, "", false)); err != nil {
+	if err := group.PublishTopic(ctx, b.GroupService(), gid, group.ForgeOp(b.GroupService(), gid, group.OpRekey, "", false)); err != nil {
 		t.Fatal(err)
 	}
 	// Epoch 1 is b's, keyless; a starts epoch 2 and hands c its key.
@@ -1067,19 +1070,19 @@ func TestGroupGapPullDroppedOnceFilled(t *testing.T) {
 	nodes, gid := groupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	wb := watchGroup(t, b, gid)
-	if _, err := a.Chat().SendGroup(bg, gid, chat.Draft{Text: "no gap"}); err != nil {
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "no gap"}); err != nil {
 		t.Fatal(err)
 	}
 	wb.wait(1, 30*time.Second)
 	// The pulls that joining and connecting asked for are made first: a
 	// gap pull due with one of them is not needless.
-	nodetest.Eventually(t, 30*time.Second, "b's pulls made", func() bool { return chat.GroupPullsIdle(b.Chat()) })
-	pulled := chat.GroupPulled(b.Chat())
-	chat.GapPull(b.Chat(), gid, a.ID())
+	nodetest.Eventually(t, 30*time.Second, "b's pulls made", func() bool { return group.PullsIdle(b.GroupService()) })
+	pulled := group.Pulled(b.GroupService())
+	group.GapPull(b.GroupService(), gid, a.ID())
 	nodetest.Eventually(t, 10*time.Second, "the needless gap pull dropped", func() bool {
-		return chat.GapPullsDropped(b.Chat()) == 1
+		return group.GapPullsDropped(b.GroupService()) == 1
 	})
-	if got := chat.GroupPulled(b.Chat()); got != pulled {
+	if got := group.Pulled(b.GroupService()); got != pulled {
 		t.Fatalf("%d messages pulled, want %d", got, pulled)
 	}
 }

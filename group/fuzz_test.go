@@ -1,4 +1,4 @@
-package chat
+package group
 
 import (
 	"bufio"
@@ -15,7 +15,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
 var writeSeeds = flag.Bool("write-seeds", false, "write the group fuzz seeds (real frames) into testdata/fuzz")
@@ -32,7 +34,7 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	other, _, _ := crypto.GenerateEd25519Key(nil)
 	otherID, _ := peer.IDFromPrivateKey(other)
 	key := newKey()
-	create := &groupOp{Kind: OpCreate, Actor: self, Name: "crew", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, TimeMS: 1700000000000,
+	create := &op{Kind: OpCreate, Actor: self, Name: "crew", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, TimeMS: 1700000000000,
 		Nonce: bytes.Repeat([]byte{7}, 16), KeyHash: keyHash(nil, 0, key)}
 	if err := signOp(priv, create); err != nil {
 		t.Fatal(err)
@@ -40,13 +42,13 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	gid := groupIDOf(create)
 	iv := &invite{GroupID: gid, ID: bytes.Repeat([]byte{1}, 16), Uses: 3, Expires: time.UnixMilli(1800000000000), Admin: self}
 	iv.Signature, _ = priv.Sign(iv.signed())
-	add := &groupOp{GroupID: gid, Index: 1, Prev: create.hash[:], Actor: self, Kind: OpAdd, Target: otherID, Invite: iv, TimeMS: 1700000000001}
+	add := &op{GroupID: gid, Index: 1, Prev: create.hash[:], Actor: self, Kind: OpAdd, Target: otherID, Invite: iv, TimeMS: 1700000000001}
 	signOp(priv, add)
 	k2 := newKey()
-	remove := &groupOp{GroupID: gid, Index: 2, Prev: add.hash[:], Actor: self, Kind: OpRemove, Target: otherID, Epoch: 1,
+	remove := &op{GroupID: gid, Index: 2, Prev: add.hash[:], Actor: self, Kind: OpRemove, Target: otherID, Epoch: 1,
 		KeyHash: keyHash(gid, 1, k2), TimeMS: 1700000000002}
 	signOp(priv, remove)
-	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &pb.Message{Id: groupMessageID(gid, self, 1, 1700000000000), Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
+	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &historypb.Message{Id: history.GroupMessageID(gid, self, 1, 1700000000000), Kind: history.KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestWriteGroupSeeds(t *testing.T) {
 // may panic, and what decodes must survive a round trip.
 func FuzzGroupTopicMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) > MaxGroupMessage {
+		if len(in) > MaxTopicMessage {
 			return
 		}
 		var tm pb.TopicMessage

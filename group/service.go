@@ -1,13 +1,14 @@
-package chat
+package group
 
-// Groups: the classic IM's CreateGroup, AddGroup, GetMyGroups and
-// SendGroupMsg, on gossipsub. The protocols are specified in groupwire.go,
-// the membership rules in groupstate.go, catch-up in groupsync.go.
+// The group service: gossipsub, the topic validator, paced publishing and
+// storage. The protocols are specified in wire.go, the membership rules
+// in state.go, catch-up in sync.go.
 //
-// The group datastore keys, beside the chat keys of store.go:
+// The group datastore keys, in the /chat namespace beside the keys of
+// chat/store.go and history/store.go:
 //
 //	/grouplist/<group ID>                 "": the groups this node knows
-//	/groups/<group ID>/state              groupState (JSON): the log applied, the
+//	/groups/<group ID>/state              state (JSON): the log applied, the
 //	                                      keys, this node's standing
 //	/groups/<group ID>/ops/<index %016x>  pb.SignedOp: the membership log
 //	/groups/<group ID>/heads/<author>     seqSet (JSON): the envelopes held of
@@ -30,6 +31,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -42,23 +44,29 @@ import (
 	pspb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
+	"github.com/meshtalk/meshtalk/internal/lifecycle"
 )
 
-// Group event types.
+// Event types.
 const (
-	// EventGroup: a group changed (created, joined, a member added or
-	// removed, renamed, this node removed). Data: GroupEvent.
-	EventGroup = "group.update"
+	// EventMessage: a group message was stored, received or this node's
+	// own (the type of a direct message's event too). Data: *history.Message.
+	EventMessage = "message.received"
+	// EventUpdate: a group changed (created, joined, a member added or
+	// removed, renamed, this node removed). Data: UpdateEvent.
+	EventUpdate = "group.update"
 )
 
-// GroupEvent is the data of group.update.
-type GroupEvent struct {
+// UpdateEvent is the data of group.update.
+type UpdateEvent struct {
 	ID     string  `json:"id"`
 	Name   string  `json:"name"`
 	Op     string  `json:"op"`
@@ -69,8 +77,8 @@ type GroupEvent struct {
 
 // Defaults of the group settings in Config.
 const (
-	// DefaultGroupRate paces publishing, in messages per second.
-	DefaultGroupRate = 400
+	// DefaultRate paces publishing, in messages per second.
+	DefaultRate = 400
 	// groupSettle is how long after the latest message of a group a member
 	// pulls from its author, to catch a lost tail.
 	groupSettle = time.Second
@@ -91,12 +99,63 @@ func groupEnvKey(id, author string, seq uint64) datastore.Key {
 	return datastore.RawKey(fmt.Sprintf("/groups/%s/env/%s/%016x", id, author, seq))
 }
 
-// groupConv is the conversation key of a group's history under /msgs/.
-func groupConv(id string) string { return "g:" + id }
+// Friends is what groups need to know of this node's contacts (node
+// gives the chat service).
+type Friends interface {
+	// Online reports whether p is online: connected, or logged in at a
+	// relay.
+	Online(p peer.ID) bool
+	// PeerName is the name p's profile shows, "" when none is known.
+	PeerName(ctx context.Context, p peer.ID) string
+	// FriendAddrs reports whether p is a friend, with the addresses this
+	// node knows for p.
+	FriendAddrs(ctx context.Context, p peer.ID) (addrs []string, friend bool, err error)
+}
 
-// groups is the group side of the Service.
-type groups struct {
-	s    *Service
+// Keeper holds connections to chosen peers (node gives discovery's
+// keep-alive): members stay connected.
+type Keeper interface {
+	Keep(peer.AddrInfo)
+	Unkeep(peer.ID)
+}
+
+// Config holds the Service's optional dependencies and settings.
+type Config struct {
+	// Friends is this node's contacts; nil: nobody is a friend, and only
+	// connected peers are online.
+	Friends Friends
+	// Keeper keeps members connected; nil keeps nobody.
+	Keeper Keeper
+	// Now is the clock; nil is time.Now. Tests skew it.
+	Now func() time.Time
+	// Clock stamps messages; nil is a clock of the service's own. node
+	// gives chat and groups one clock.
+	Clock *history.Clock
+	// Rate paces this node's publishing to its groups, in messages per
+	// second; 0 is DefaultRate.
+	Rate float64
+	// Emit publishes the service's events (group.update, and
+	// message.received with a *history.Message for group messages); nil
+	// discards them. It must not block.
+	Emit func(typ string, data any)
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Service is this node's groups: gossipsub and the group topics, the
+// membership logs, groupsync (both sides) and the groups' history.
+type Service struct {
+	h    host.Host
+	ds   datastore.Batching
+	cfg  Config
+	log  *slog.Logger
+	clk  *history.Clock
+	hist *history.Store
+	run  *lifecycle.Group
+	ctx  context.Context // run's
+
+	closeOnce sync.Once
+
 	ps   *pubsub.PubSub
 	priv crypto.PrivKey
 	self peer.ID
@@ -123,7 +182,7 @@ type groups struct {
 	pullNext time.Time
 
 	mbMu sync.Mutex
-	mb   GroupMailbox // nil: gossip and catch-up only
+	mb   Mailbox // nil: gossip and catch-up only
 	// parkq feeds runParker.
 	parkq chan parkJob
 
@@ -135,7 +194,7 @@ type groups struct {
 	postponed atomic.Int64
 	// scores is each peer's latest gossipsub score (scoreReads counts
 	// them), fellows the standing of the peers that share a group with
-	// this node or did (groupscore.go).
+	// this node or did (score.go).
 	scores     atomic.Pointer[map[peer.ID]float64]
 	scoreReads atomic.Int64
 	fellows    fellows
@@ -146,18 +205,18 @@ type group struct {
 	id  string
 	gid []byte
 
-	st atomic.Pointer[groupState]
+	st atomic.Pointer[state]
 
 	hmu   sync.Mutex
 	heads map[peer.ID]*seqSet
 
-	// Set while this node is a member (under groups.mu).
+	// Set while this node is a member (under Service.mu).
 	topic  *pubsub.Topic
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func (g *group) state() *groupState { return g.st.Load() }
+func (g *group) state() *state { return g.st.Load() }
 
 func (g *group) has(author peer.ID, seq uint64) bool {
 	g.hmu.Lock()
@@ -238,7 +297,7 @@ func (g *group) headsSnapshot() map[peer.ID]*seqSet {
 type ingestItem struct {
 	g    *group
 	env  *envelope
-	w    wireMessage
+	w    history.Wire
 	from peer.ID      // who handed it on
 	done chan<- error // gets the store's outcome (nil: nobody waits)
 }
@@ -253,19 +312,60 @@ type pullKey struct {
 	p  peer.ID
 }
 
-// startGroups starts gossipsub and every group this node is a member of.
-func (s *Service) startGroups(ctx context.Context) error {
-	gs := &groups{s: s, self: s.h.ID(), all: map[string]*group{},
+// New starts gossipsub and every group this node is a member of, on h,
+// storing in ds (the /chat namespace, beside chat's keys).
+func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = history.NewClock(cfg.Now)
+	}
+	if cfg.Emit == nil {
+		cfg.Emit = func(string, any) {}
+	}
+	if cfg.Friends == nil {
+		cfg.Friends = noFriends{h}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	gs := &Service{h: h, ds: ds, cfg: cfg, log: log.With("component", "group"), clk: cfg.Clock, run: lifecycle.New(),
+		hist: history.New(ds, history.Config{FileInfo: fileInfo}),
+		self: h.ID(), all: map[string]*group{},
 		ingest: make(chan *ingestItem, groupQueue), pubq: make(chan pubItem, 1024),
 		pulls: map[pullKey]pullDue{}, pullWake: make(chan struct{}, 1)}
-	rateLimit := s.cfg.GroupRate
+	gs.ctx = gs.run.Context()
+	if err := gs.start(ctx); err != nil {
+		gs.Close()
+		return nil, err
+	}
+	return gs, nil
+}
+
+// Close removes the stream handler, resets the streams in use, and waits
+// for every goroutine the service started: nothing touches the datastore
+// after Close returns.
+func (gs *Service) Close() error {
+	gs.closeOnce.Do(func() {
+		gs.h.RemoveStreamHandler(SyncProtocol)
+		gs.run.Close()
+	})
+	return nil
+}
+
+// start starts gossipsub, the service's goroutines and every group this
+// node is a member of.
+func (gs *Service) start(ctx context.Context) error {
+	rateLimit := gs.cfg.Rate
 	if rateLimit <= 0 {
-		rateLimit = DefaultGroupRate
+		rateLimit = DefaultRate
 	}
 	gs.limiter = rate.NewLimiter(rate.Limit(rateLimit), max(1, int(rateLimit/10)))
-	gs.priv = s.h.Peerstore().PrivKey(s.h.ID())
+	gs.priv = gs.h.Peerstore().PrivKey(gs.h.ID())
 	if gs.priv == nil {
-		return errors.New("chat: groups: the host has no private key")
+		return errors.New("group: the host has no private key")
 	}
 	// The inspector runs on a goroutine of gossipsub's own: it only
 	// hands the scores over, without blocking, to watchScores.
@@ -277,7 +377,7 @@ func (s *Service) startGroups(ctx context.Context) error {
 		}
 	}
 	var err error
-	gs.ps, err = pubsub.NewGossipSub(s.ctx, s.h, append(gs.gossipOptions(),
+	gs.ps, err = pubsub.NewGossipSub(gs.ctx, gs.h, append(gs.gossipOptions(),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), scoreInspectPeriod),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pspb.Message) string {
@@ -286,25 +386,23 @@ func (s *Service) startGroups(ctx context.Context) error {
 		}),
 	)...)
 	if err != nil {
-		return fmt.Errorf("chat: gossipsub: %w", err)
+		return fmt.Errorf("group: gossipsub: %w", err)
 	}
-	s.grp = gs
-	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	sub, err := gs.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
-		return fmt.Errorf("chat: %w", err)
+		return fmt.Errorf("group: %w", err)
 	}
-	s.h.SetStreamHandler(GroupSyncProtocol, s.tracked(gs.handleSync))
+	gs.h.SetStreamHandler(SyncProtocol, gs.run.Handler(gs.handleSync))
 	gs.parkq = make(chan parkJob, 4096)
-	s.wg.Add(6)
-	go gs.runIngest()
-	go gs.runPublisher()
-	go gs.runPuller()
-	go gs.watchPeers(sub)
-	go gs.runParker()
-	go gs.watchScores(scores)
+	gs.run.Go(gs.runIngest)
+	gs.run.Go(gs.runPublisher)
+	gs.run.Go(gs.runPuller)
+	gs.run.Go(func() { gs.watchPeers(sub) })
+	gs.run.Go(gs.runParker)
+	gs.run.Go(func() { gs.watchScores(scores) })
 
 	var ids []string
-	err = scan(ctx, s.ds, query.Query{Prefix: "/grouplist/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
+	err = history.Scan(ctx, gs.ds, query.Query{Prefix: "/grouplist/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
 		ids = append(ids, strings.TrimPrefix(key, "/grouplist/"))
 		return true, nil
 	})
@@ -312,12 +410,12 @@ func (s *Service) startGroups(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		var st groupState
-		if err := getJSON(ctx, s.ds, groupKey(id, "state"), &st); err != nil {
+		var st state
+		if err := history.GetJSON(ctx, gs.ds, groupKey(id, "state"), &st); err != nil {
 			return err
 		}
 		heads := map[peer.ID]*seqSet{}
-		err := queryJSON(ctx, s.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, h *seqSet) bool {
+		err := history.QueryJSON(ctx, gs.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, h *seqSet) bool {
 			if p, err := peer.Decode(key[strings.LastIndexByte(key, '/')+1:]); err == nil {
 				heads[p] = h
 			}
@@ -329,7 +427,7 @@ func (s *Service) startGroups(ctx context.Context) error {
 		// The envelopes stored past a head's record.
 		for p, h := range heads {
 			for {
-				ok, err := s.ds.Has(ctx, groupEnvKey(id, s.peerString(p), h.Contig+1))
+				ok, err := gs.ds.Has(ctx, groupEnvKey(id, gs.peerString(p), h.Contig+1))
 				if err != nil {
 					return err
 				}
@@ -346,7 +444,7 @@ func (s *Service) startGroups(ctx context.Context) error {
 		gs.all[id] = g
 		gs.mu.Unlock()
 		gs.refreshFellows()
-		if st.Status == GroupMember {
+		if st.Status == StatusMember {
 			if err := gs.subscribe(g); err != nil {
 				return err
 			}
@@ -360,13 +458,13 @@ func (s *Service) startGroups(ctx context.Context) error {
 // are signed and named: an envelope carries its author's signature, which
 // the validator checks (once), so gossipsub's own signing is off, and a
 // message is named by its hash.
-func (gs *groups) gossipOptions() []pubsub.Option {
+func (gs *Service) gossipOptions() []pubsub.Option {
 	return []pubsub.Option{
 		pubsub.WithGossipSubParams(groupMeshParams()),
 		pubsub.WithPeerScore(gs.scoreParams(), groupScoreThresholds()),
 		pubsub.WithPeerOutboundQueueSize(groupQueue),
 		pubsub.WithValidateQueueSize(groupQueue),
-		pubsub.WithMaxMessageSize(MaxGroupMessage + 4096),
+		pubsub.WithMaxMessageSize(MaxTopicMessage + 4096),
 	}
 }
 
@@ -394,48 +492,48 @@ func groupMeshParams() pubsub.GossipSubParams {
 }
 
 // subscribe joins g's topic and starts its reader.
-func (gs *groups) subscribe(g *group) error {
+func (gs *Service) subscribe(g *group) error {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	if g.topic != nil {
 		return nil
 	}
-	name := GroupTopic(g.id)
+	name := Topic(g.id)
 	// Inline: the validator runs on gossipsub's validation workers, not
 	// on a goroutine of its own per message.
 	if err := gs.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		return gs.validate(g, from, m)
 	}, pubsub.WithValidatorInline(true)); err != nil {
-		return fmt.Errorf("chat: group %s: %w", g.id, err)
+		return fmt.Errorf("group: group %s: %w", g.id, err)
 	}
 	t, err := gs.ps.Join(name)
 	if err != nil {
 		gs.ps.UnregisterTopicValidator(name)
-		return fmt.Errorf("chat: group %s: %w", g.id, err)
+		return fmt.Errorf("group: group %s: %w", g.id, err)
 	}
 	// Scored from here on: what the validator rejects costs its sender.
 	if err := t.SetScoreParams(groupTopicScore()); err != nil {
 		t.Close()
 		gs.ps.UnregisterTopicValidator(name)
-		return fmt.Errorf("chat: group %s: %w", g.id, err)
+		return fmt.Errorf("group: group %s: %w", g.id, err)
 	}
 	evts, err := t.EventHandler()
 	if err != nil {
 		t.Close()
 		gs.ps.UnregisterTopicValidator(name)
-		return fmt.Errorf("chat: group %s: %w", g.id, err)
+		return fmt.Errorf("group: group %s: %w", g.id, err)
 	}
 	sub, err := t.Subscribe(pubsub.WithBufferSize(groupQueue))
 	if err != nil {
 		evts.Cancel()
 		t.Close()
 		gs.ps.UnregisterTopicValidator(name)
-		return fmt.Errorf("chat: group %s: %w", g.id, err)
+		return fmt.Errorf("group: group %s: %w", g.id, err)
 	}
-	ctx, cancel := context.WithCancel(gs.s.ctx)
+	ctx, cancel := context.WithCancel(gs.ctx)
 	g.topic, g.cancel, g.done = t, cancel, make(chan struct{})
 	done := g.done
-	if !gs.s.goTracked(func() { gs.read(g, sub, evts, ctx, done) }) {
+	if !gs.run.Go(func() { gs.read(g, sub, evts, ctx, done) }) {
 		close(done)
 		sub.Cancel()
 		evts.Cancel()
@@ -447,7 +545,7 @@ func (gs *groups) subscribe(g *group) error {
 
 // watchJoins pulls from a member that joins the topic: what it published
 // before it knew of this node reached nobody here, and no gap shows it.
-func (gs *groups) watchJoins(g *group, evts *pubsub.TopicEventHandler, ctx context.Context) {
+func (gs *Service) watchJoins(g *group, evts *pubsub.TopicEventHandler, ctx context.Context) {
 	defer evts.Cancel()
 	for {
 		ev, err := evts.NextPeerEvent(ctx)
@@ -461,7 +559,7 @@ func (gs *groups) watchJoins(g *group, evts *pubsub.TopicEventHandler, ctx conte
 }
 
 // unsubscribe leaves g's topic (this node left or was removed).
-func (gs *groups) unsubscribe(g *group) {
+func (gs *Service) unsubscribe(g *group) {
 	gs.mu.Lock()
 	t, cancel, done := g.topic, g.cancel, g.done
 	g.topic, g.cancel, g.done = nil, nil, nil
@@ -472,11 +570,11 @@ func (gs *groups) unsubscribe(g *group) {
 	cancel()
 	<-done
 	t.Close()
-	gs.ps.UnregisterTopicValidator(GroupTopic(g.id))
+	gs.ps.UnregisterTopicValidator(Topic(g.id))
 }
 
 // read hands what the validator accepted on to the store.
-func (gs *groups) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEventHandler, ctx context.Context, done chan struct{}) {
+func (gs *Service) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEventHandler, ctx context.Context, done chan struct{}) {
 	defer close(done)
 	defer sub.Cancel()
 	watched := make(chan struct{})
@@ -497,9 +595,9 @@ func (gs *groups) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEve
 			case <-ctx.Done():
 				return
 			}
-		case *groupOp:
+		case *op:
 			if v.Actor != gs.self {
-				if _, gap, err := gs.applyOps(g, []*groupOp{v}); err == nil && gap {
+				if _, gap, err := gs.applyOps(g, []*op{v}); err == nil && gap {
 					gs.wantPull(g.id, m.ReceivedFrom, 0)
 				}
 			}
@@ -507,14 +605,14 @@ func (gs *groups) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEve
 	}
 }
 
-// validate is the topic validator (see groupwire.go). It verifies each
+// validate is the topic validator (see wire.go). It verifies each
 // message once; what it decoded travels on as ValidatorData.
-func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	reject := func() pubsub.ValidationResult {
 		gs.rejects.Add(1)
 		return pubsub.ValidationReject
 	}
-	if len(m.Data) > MaxGroupMessage {
+	if len(m.Data) > MaxTopicMessage {
 		return reject()
 	}
 	var tm pb.TopicMessage
@@ -587,12 +685,11 @@ func (gs *groups) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Val
 
 // runIngest stores verified envelopes, from gossip and from pulls: all
 // that wait at a moment go into one batch and one sync.
-func (gs *groups) runIngest() {
-	defer gs.s.wg.Done()
+func (gs *Service) runIngest() {
 	for {
 		var batch []*ingestItem
 		select {
-		case <-gs.s.ctx.Done():
+		case <-gs.ctx.Done():
 			return
 		case it := <-gs.ingest:
 			batch = append(batch, it)
@@ -608,7 +705,7 @@ func (gs *groups) runIngest() {
 		}
 		err := gs.store(batch)
 		if err != nil {
-			gs.s.log.Error("store group messages", "err", err)
+			gs.log.Error("store group messages", "err", err)
 		}
 		// A waiter (a pull, a mailbox letter) learns whether its
 		// messages are stored: a letter is acked to the relay only then.
@@ -621,10 +718,9 @@ func (gs *groups) runIngest() {
 }
 
 // store stores the envelopes of batch not stored yet, once each.
-func (gs *groups) store(batch []*ingestItem) error {
-	s := gs.s
-	ctx := s.ctx
-	b, err := s.ds.Batch(ctx)
+func (gs *Service) store(batch []*ingestItem) error {
+	ctx := gs.ctx
+	b, err := gs.ds.Batch(ctx)
 	if err != nil {
 		return err
 	}
@@ -634,7 +730,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 		before map[peer.ID]*seqSet // what they were (nil: no head)
 	}
 	changed := map[string]*change{}
-	var fresh []*Message
+	var fresh []*history.Message
 	for _, it := range batch {
 		// This node's own messages are stored as they are sealed
 		// (sealAndStore), which owns this node's head: a copy that comes
@@ -661,17 +757,17 @@ func (gs *groups) store(batch []*ingestItem) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(ctx, groupEnvKey(g.id, s.peerString(it.env.Author), it.env.Seq), raw); err != nil {
+		if err := b.Put(ctx, groupEnvKey(g.id, gs.peerString(it.env.Author), it.env.Seq), raw); err != nil {
 			return err
 		}
-		s.clk.Observe(it.w.HLC)
+		gs.clk.Observe(it.w.HLC)
 		// open checked the ID, derived from (group, author, seq): no other
 		// message can have it, and the head says this one is new.
 		m := groupMessage(g.id, it.env.Author, gs.self, it.w)
-		if err := s.putMessage(ctx, b, m); err != nil {
+		if err := gs.hist.PutRecord(ctx, b, m); err != nil {
 			return err
 		}
-		if err := b.Put(ctx, msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))); err != nil {
+		if err := b.Put(ctx, history.IDKey(m.ID), []byte(history.MsgLoc(history.GroupConv(g.id), m.HLC))); err != nil {
 			return err
 		}
 		fresh = append(fresh, m)
@@ -684,7 +780,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 			if !headRecordDue(c.before[a], h) {
 				continue
 			}
-			if err := putJSON(ctx, b, groupHeadKey(c.g.id, s.peerString(a)), h); err != nil {
+			if err := history.PutJSON(ctx, b, groupHeadKey(c.g.id, gs.peerString(a)), h); err != nil {
 				return err
 			}
 		}
@@ -697,7 +793,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 	// if the machine loses the write, it loses the author's head with it,
 	// and the next pull brings the message again.
 	if slices.ContainsFunc(batch, func(it *ingestItem) bool { return it.done != nil }) {
-		if err := s.sync(ctx); err != nil {
+		if err := gs.sync(ctx); err != nil {
 			return err
 		}
 	}
@@ -709,7 +805,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 		c.g.hmu.Unlock()
 	}
 	for _, m := range fresh {
-		s.publish(EventMessage, m)
+		gs.emit(EventMessage, m)
 	}
 	// A gap in an author's numbering, or the end of a burst: pull.
 	last := map[string]*ingestItem{}
@@ -725,7 +821,7 @@ func (gs *groups) store(batch []*ingestItem) error {
 			continue
 		}
 		from := it.env.Author
-		if !s.Online(from) {
+		if !gs.online(from) {
 			from = it.from
 		}
 		if from == "" || from == gs.self {
@@ -742,21 +838,19 @@ func (gs *groups) store(batch []*ingestItem) error {
 }
 
 // groupMessage is the history record of a group message.
-func groupMessage(id string, author, self peer.ID, w wireMessage) *Message {
-	state := MsgReceived
+func groupMessage(id string, author, self peer.ID, w history.Wire) *history.Message {
+	state := history.MsgReceived
 	if author == self {
-		state = MsgSent
+		state = history.MsgSent
 	}
-	return &Message{ID: w.ID, From: author, Group: id, Kind: w.Kind, Text: w.Text, Face: w.Face, Thumbnail: w.Thumbnail,
-		ThumbnailType: w.ThumbnailType, ReplyTo: w.ReplyTo, ReactTo: w.ReactTo, State: state,
-		Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: author == self, Manifest: w.File, File: fileInfo(w.File)}
+	return &history.Message{ID: w.ID, From: author, Group: id, Content: w.Content, State: state,
+		Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: author == self, File: fileInfo(w.Manifest)}
 }
 
 // runPublisher publishes this node's topic messages, paced so that the
 // gossipsub queues of the peers keep up.
-func (gs *groups) runPublisher() {
-	defer gs.s.wg.Done()
-	ctx := gs.s.ctx
+func (gs *Service) runPublisher() {
+	ctx := gs.ctx
 	for {
 		select {
 		case <-ctx.Done():
@@ -772,7 +866,7 @@ func (gs *groups) runPublisher() {
 				continue
 			}
 			if err := t.Publish(ctx, it.data); err != nil && ctx.Err() == nil {
-				gs.s.log.Debug("publish", "group", it.g.id, "err", err)
+				gs.log.Debug("publish", "group", it.g.id, "err", err)
 			}
 		}
 	}
@@ -780,7 +874,7 @@ func (gs *groups) runPublisher() {
 
 // publishTopic queues a topic message; it blocks while the queue is full
 // (backpressure on the sender).
-func (gs *groups) publishTopic(ctx context.Context, g *group, tm *pb.TopicMessage) error {
+func (gs *Service) publishTopic(ctx context.Context, g *group, tm *pb.TopicMessage) error {
 	data, err := proto.Marshal(tm)
 	if err != nil {
 		return err
@@ -790,19 +884,18 @@ func (gs *groups) publishTopic(ctx context.Context, g *group, tm *pb.TopicMessag
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-gs.s.ctx.Done():
+	case <-gs.ctx.Done():
 		return ErrClosed
 	}
 }
 
 // watchPeers pulls from a member that connects, and hands a friend added
 // while away its group.
-func (gs *groups) watchPeers(sub event.Subscription) {
-	defer gs.s.wg.Done()
+func (gs *Service) watchPeers(sub event.Subscription) {
 	defer sub.Close()
 	for {
 		select {
-		case <-gs.s.ctx.Done():
+		case <-gs.ctx.Done():
 			return
 		case e, ok := <-sub.Out():
 			if !ok {
@@ -814,7 +907,7 @@ func (gs *groups) watchPeers(sub event.Subscription) {
 			}
 			for _, g := range gs.list() {
 				st := g.state()
-				if st.Status != GroupMember || !st.isMember(ev.Peer) {
+				if st.Status != StatusMember || !st.isMember(ev.Peer) {
 					continue
 				}
 				gs.wantPull(g.id, ev.Peer, 100*time.Millisecond)
@@ -826,7 +919,7 @@ func (gs *groups) watchPeers(sub event.Subscription) {
 	}
 }
 
-func (gs *groups) list() []*group {
+func (gs *Service) list() []*group {
 	gs.mu.RLock()
 	defer gs.mu.RUnlock()
 	out := make([]*group, 0, len(gs.all))
@@ -836,14 +929,14 @@ func (gs *groups) list() []*group {
 	return out
 }
 
-func (gs *groups) get(id string) *group {
+func (gs *Service) get(id string) *group {
 	gs.mu.RLock()
 	defer gs.mu.RUnlock()
 	return gs.all[id]
 }
 
 // keepMembers keeps the members connected (the Keeper dials them).
-func (gs *groups) keepMembers(st *groupState) {
+func (gs *Service) keepMembers(st *state) {
 	for p, m := range st.Members {
 		if p != gs.self {
 			gs.keep(p, m.Addrs)
@@ -851,8 +944,8 @@ func (gs *groups) keepMembers(st *groupState) {
 	}
 }
 
-func (gs *groups) keep(p peer.ID, addrs []string) {
-	if gs.s.cfg.Keeper == nil || p == gs.self {
+func (gs *Service) keep(p peer.ID, addrs []string) {
+	if gs.cfg.Keeper == nil || p == gs.self {
 		return
 	}
 	info := peer.AddrInfo{ID: p}
@@ -861,12 +954,12 @@ func (gs *groups) keep(p peer.ID, addrs []string) {
 			info.Addrs = append(info.Addrs, ai.Addrs...)
 		}
 	}
-	gs.s.cfg.Keeper.Keep(info)
+	gs.cfg.Keeper.Keep(info)
 }
 
-func (gs *groups) myAddrs() []string {
+func (gs *Service) myAddrs() []string {
 	var out []string
-	for _, a := range gs.s.h.Addrs() {
+	for _, a := range gs.h.Addrs() {
 		if len(out) == maxAddrs {
 			break
 		}
@@ -878,8 +971,8 @@ func (gs *groups) myAddrs() []string {
 // checkOpTime is the error of an op of another node dated more than
 // maxOpAhead ahead of this node's clock: it waits (apply makes the log's
 // times never go back, so such an op would hold every later one).
-func (gs *groups) checkOpTime(o *groupOp) error {
-	if ahead := time.UnixMilli(o.TimeMS).Sub(gs.s.cfg.Now()); o.Actor != gs.self && ahead > maxOpAhead {
+func (gs *Service) checkOpTime(o *op) error {
+	if ahead := time.UnixMilli(o.TimeMS).Sub(gs.cfg.Now()); o.Actor != gs.self && ahead > maxOpAhead {
 		gs.postponed.Add(1)
 		return fmt.Errorf("%w: op %d is dated %v ahead of this node's clock", ErrBadFrame, o.Index, ahead.Round(time.Minute))
 	}
@@ -889,7 +982,7 @@ func (gs *groups) checkOpTime(o *groupOp) error {
 // applyOps applies ops that follow g's log, in order, durably. It stops
 // at the first that does not follow (gap: the caller pulls) and fails on
 // one that may not follow.
-func (gs *groups) applyOps(g *group, ops []*groupOp) (applied []*groupOp, gap bool, err error) {
+func (gs *Service) applyOps(g *group, ops []*op) (applied []*op, gap bool, err error) {
 	gs.opMu.Lock()
 	applied, gap, err = gs.applyOpsLocked(g, ops, nil)
 	gs.opMu.Unlock()
@@ -897,7 +990,7 @@ func (gs *groups) applyOps(g *group, ops []*groupOp) (applied []*groupOp, gap bo
 	return applied, gap, err
 }
 
-func (gs *groups) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byte) (applied []*groupOp, gap bool, err error) {
+func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (applied []*op, gap bool, err error) {
 	st := g.state()
 	next := st.clone()
 	for _, o := range ops {
@@ -911,11 +1004,11 @@ func (gs *groups) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byt
 		if terr := gs.checkOpTime(o); terr != nil {
 			// Not refused: not yet. A later pull applies it once this
 			// node's clock is near enough.
-			gs.s.log.Info("postponed a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", terr)
+			gs.log.Info("postponed a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", terr)
 			break
 		}
 		if err = next.apply(o); err != nil {
-			gs.s.log.Info("refused a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", err)
+			gs.log.Info("refused a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", err)
 			break
 		}
 		applied = append(applied, o)
@@ -927,9 +1020,9 @@ func (gs *groups) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byt
 	}
 	for _, o := range applied {
 		if (o.Kind == OpRemove && o.Target == gs.self) || (o.Kind == OpLeave && o.Actor == gs.self) {
-			next.Status = GroupRemoved
+			next.Status = StatusRemoved
 			if o.Kind == OpLeave {
-				next.Status = GroupLeft
+				next.Status = StatusLeft
 			}
 		}
 	}
@@ -943,9 +1036,9 @@ func (gs *groups) applyOpsLocked(g *group, ops []*groupOp, keys map[uint64][]byt
 }
 
 // persist stores a group's new state with the ops that made it, synced.
-func (gs *groups) persist(g *group, st *groupState, ops []*groupOp) error {
-	ctx := gs.s.ctx
-	b, err := gs.s.ds.Batch(ctx)
+func (gs *Service) persist(g *group, st *state, ops []*op) error {
+	ctx := gs.ctx
+	b, err := gs.ds.Batch(ctx)
 	if err != nil {
 		return err
 	}
@@ -954,7 +1047,7 @@ func (gs *groups) persist(g *group, st *groupState, ops []*groupOp) error {
 			return err
 		}
 	}
-	if err := putJSON(ctx, b, groupKey(g.id, "state"), st); err != nil {
+	if err := history.PutJSON(ctx, b, groupKey(g.id, "state"), st); err != nil {
 		return err
 	}
 	if err := b.Put(ctx, groupListKey(g.id), nil); err != nil {
@@ -963,7 +1056,7 @@ func (gs *groups) persist(g *group, st *groupState, ops []*groupOp) error {
 	if err := b.Commit(ctx); err != nil {
 		return err
 	}
-	if err := gs.s.sync(ctx); err != nil {
+	if err := gs.sync(ctx); err != nil {
 		return err
 	}
 	g.st.Store(st)
@@ -973,43 +1066,43 @@ func (gs *groups) persist(g *group, st *groupState, ops []*groupOp) error {
 
 // afterOps does what applied ops call for here: events, connections, a
 // new key after a leave, and leaving the topic when this node is out.
-func (gs *groups) afterOps(g *group, applied []*groupOp) {
+func (gs *Service) afterOps(g *group, applied []*op) {
 	st := g.state()
 	for _, o := range applied {
-		gs.s.publish(EventGroup, GroupEvent{ID: g.id, Name: st.Name, Op: o.Kind, Actor: o.Actor, Target: o.Target, Status: st.Status})
+		gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: o.Kind, Actor: o.Actor, Target: o.Target, Status: st.Status})
 		switch o.Kind {
 		case OpAdd:
 			gs.keep(o.Target, o.Addrs)
 		case OpLeave:
-			if o.Actor != gs.self && st.Status == GroupMember {
+			if o.Actor != gs.self && st.Status == StatusMember {
 				gs.rekeyAfterLeave(g)
 			}
 		case OpRemove, OpRekey:
-			if o.Actor != gs.self && st.Status == GroupMember && st.isAdmin(gs.self) {
+			if o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
 				gs.rekeyIfKeyless(g, o.Epoch)
 			}
 		}
 	}
-	if st.Status != GroupMember {
-		gs.s.goTracked(func() {
+	if st.Status != StatusMember {
+		gs.run.Go(func() {
 			gs.unsubscribe(g)
 		})
 	}
-	if st.Keys[st.Epoch] == nil && st.Status == GroupMember && len(applied) > 0 {
+	if st.Keys[st.Epoch] == nil && st.Status == StatusMember && len(applied) > 0 {
 		gs.wantPull(g.id, applied[len(applied)-1].Actor, 0)
 	}
 }
 
 // appendOp signs a new op of this node, applies and stores it, and
 // publishes it on the topic. key is the key of the epoch it starts.
-func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte) (*groupOp, error) {
+func (gs *Service) appendOp(ctx context.Context, g *group, o *op, key []byte) (*op, error) {
 	gs.opMu.Lock()
 	st := g.state()
-	if st.Status != GroupMember {
+	if st.Status != StatusMember {
 		gs.opMu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, st.Name)
 	}
-	o.GroupID, o.Index, o.Prev, o.Actor, o.TimeMS = g.gid, st.Ops, st.LastHash, gs.self, st.opTime(gs.s.cfg.Now())
+	o.GroupID, o.Index, o.Prev, o.Actor, o.TimeMS = g.gid, st.Ops, st.LastHash, gs.self, st.opTime(gs.cfg.Now())
 	if key != nil {
 		o.Epoch, o.KeyHash = st.Epoch+1, keyHash(g.gid, st.Epoch+1, key)
 	}
@@ -1021,13 +1114,13 @@ func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte
 	if key != nil {
 		keys = map[uint64][]byte{o.Epoch: key}
 	}
-	applied, _, err := gs.applyOpsLocked(g, []*groupOp{o}, keys)
+	applied, _, err := gs.applyOpsLocked(g, []*op{o}, keys)
 	gs.opMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	if len(applied) == 0 {
-		return nil, fmt.Errorf("chat: group op not applied")
+		return nil, fmt.Errorf("group: group op not applied")
 	}
 	var so pb.SignedOp
 	proto.Unmarshal(o.raw, &so)
@@ -1040,12 +1133,12 @@ func (gs *groups) appendOp(ctx context.Context, g *group, o *groupOp, key []byte
 		// epoch's op goes with its key (rekey).
 		frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{&so}, End: true}
 		for p := range g.state().Members {
-			if p == gs.self || p == o.Target || !gs.s.Online(p) {
+			if p == gs.self || p == o.Target || !gs.online(p) {
 				continue
 			}
-			gs.s.goTracked(func() {
-				if err := gs.push(gs.s.ctx, p, frame); err != nil {
-					gs.s.log.Debug("push op", "peer", p, "err", err)
+			gs.run.Go(func() {
+				if err := gs.push(gs.ctx, p, frame); err != nil {
+					gs.log.Debug("push op", "peer", p, "err", err)
 				}
 			})
 		}
@@ -1062,10 +1155,10 @@ const rekeyStagger = 2 * time.Second
 // nothing sent after: the first admin at once, and if it is away, the
 // next in rekeyOrder a moment later, and so on. Whoever sees a new epoch
 // begin (or no one departed) does nothing.
-func (gs *groups) rekeyAfterLeave(g *group) {
+func (gs *Service) rekeyAfterLeave(g *group) {
 	st := g.state()
 	gs.rekeyInTurn(g, slices.Index(st.rekeyOrder(), gs.self), 0, st.Epoch, "after a leave",
-		func(st *groupState) bool { return len(st.departed()) > 0 })
+		func(st *state) bool { return len(st.departed()) > 0 })
 }
 
 // keyWait is how long an admin waits for the key of an epoch that another
@@ -1076,47 +1169,47 @@ const keyWait = 15 * time.Second
 // another member) has not reached this admin within keyWait: a member
 // that started an epoch and kept its key to itself, or lost it, must not
 // silence the group. The admins take their turn rekeyStagger apart.
-func (gs *groups) rekeyIfKeyless(g *group, epoch uint64) {
+func (gs *Service) rekeyIfKeyless(g *group, epoch uint64) {
 	gs.rekeyInTurn(g, slices.Index(g.state().admins(), gs.self), keyWait, epoch, "after a keyless epoch",
-		func(st *groupState) bool { return st.Keys[epoch] == nil })
+		func(st *state) bool { return st.Keys[epoch] == nil })
 }
 
 // rekeyInTurn starts a new epoch after wait plus rank turns of
 // rekeyStagger, if the group is still at epoch, this node still a member
 // and need still says so (rank < 0: not this node's turn ever).
-func (gs *groups) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uint64, why string, need func(*groupState) bool) {
+func (gs *Service) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uint64, why string, need func(*state) bool) {
 	if rank < 0 {
 		return
 	}
-	gs.s.goTracked(func() {
+	gs.run.Go(func() {
 		t := time.NewTimer(wait + time.Duration(rank)*rekeyStagger)
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-gs.s.ctx.Done():
+		case <-gs.ctx.Done():
 			return
 		}
-		if st := g.state(); st.Epoch != epoch || st.Status != GroupMember || !need(st) {
+		if st := g.state(); st.Epoch != epoch || st.Status != StatusMember || !need(st) {
 			return
 		}
-		if err := gs.rekey(gs.s.ctx, g, OpRekey, ""); err != nil {
-			gs.s.log.Info("rekey "+why, "group", g.id, "err", err)
+		if err := gs.rekey(gs.ctx, g, OpRekey, ""); err != nil {
+			gs.log.Info("rekey "+why, "group", g.id, "err", err)
 		}
 	})
 }
 
 // rekey starts a new epoch (remove target, or rekey) and hands its key to
 // each remaining member.
-func (gs *groups) rekey(ctx context.Context, g *group, kind string, target peer.ID) error {
+func (gs *Service) rekey(ctx context.Context, g *group, kind string, target peer.ID) error {
 	key := newKey()
-	o, err := gs.appendOp(ctx, g, &groupOp{Kind: kind, Target: target}, key)
+	o, err := gs.appendOp(ctx, g, &op{Kind: kind, Target: target}, key)
 	if err != nil {
 		return err
 	}
 	st := g.state()
 	frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(o)}, Keys: []*pb.EpochKey{{Epoch: o.Epoch, Key: key}}, End: true}
 	var wg sync.WaitGroup
-	if target != "" && gs.s.Online(target) {
+	if target != "" && gs.online(target) {
 		// The removed member learns it (without the key).
 		wg.Add(1)
 		go func() {
@@ -1125,14 +1218,14 @@ func (gs *groups) rekey(ctx context.Context, g *group, kind string, target peer.
 		}()
 	}
 	for p := range st.Members {
-		if p == gs.self || !gs.s.Online(p) {
+		if p == gs.self || !gs.online(p) {
 			continue // it gets the key when it pulls
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := gs.push(ctx, p, frame); err != nil {
-				gs.s.log.Debug("push key", "peer", p, "err", err)
+				gs.log.Debug("push key", "peer", p, "err", err)
 			}
 		}()
 	}
@@ -1140,8 +1233,34 @@ func (gs *groups) rekey(ctx context.Context, g *group, kind string, target peer.
 	return nil
 }
 
-func signedOpWire(o *groupOp) *pb.SignedOp {
+func signedOpWire(o *op) *pb.SignedOp {
 	var so pb.SignedOp
 	proto.Unmarshal(o.raw, &so)
 	return &so
+}
+
+// online reports whether p is online (Friends.Online).
+func (gs *Service) online(p peer.ID) bool { return gs.cfg.Friends.Online(p) }
+
+// emit publishes an event (Config.Emit).
+func (gs *Service) emit(typ string, data any) { gs.cfg.Emit(typ, data) }
+
+// peerString is p's string form, cached: base58 is costly on the hot path.
+func (gs *Service) peerString(p peer.ID) string { return gs.hist.PeerString(p) }
+
+// sync makes every write so far durable.
+func (gs *Service) sync(ctx context.Context) error {
+	return gs.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+// noFriends is the Friends of a node without contacts.
+type noFriends struct{ h host.Host }
+
+func (n noFriends) Online(p peer.ID) bool {
+	c := n.h.Network().Connectedness(p)
+	return c == network.Connected || c == network.Limited
+}
+func (noFriends) PeerName(context.Context, peer.ID) string { return "" }
+func (noFriends) FriendAddrs(context.Context, peer.ID) ([]string, bool, error) {
+	return nil, false, nil
 }

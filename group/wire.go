@@ -1,4 +1,4 @@
-package chat
+package group
 
 // The group wire protocols.
 //
@@ -12,9 +12,11 @@ package chat
 // with the message, so nothing is verified twice.
 //
 //	Envelope   group_id, author, seq, epoch, nonce,
-//	           ciphertext = XChaCha20-Poly1305(key[epoch], nonce, pb.Message,
+//	           ciphertext = XChaCha20-Poly1305(key[epoch], nonce, Message,
 //	                        ad = "meshtalk group envelope v1"|group_id|author|seq|epoch),
 //	           signature  = Ed25519(author, the same ad|nonce|ciphertext)
+//
+// where Message is history/pb's Message, as in a direct message.
 //
 // The validator answers, as gossipsub expects:
 //
@@ -26,16 +28,16 @@ package chat
 //	        an operation this node is not ready for (it pulls first)
 //	Accept  everything else
 //
-// Gossipsub scores its peers (groupscore.go): a peer that sends or
+// Gossipsub scores its peers (score.go): a peer that sends or
 // forwards rejected messages soon goes below the graylist threshold,
 // and then everything it sends is dropped unread.
 //
 // A member numbers its own messages 1, 2, 3, ... per group (seq), so that
 // any member can say what it holds as, per author, "everything up to n,
-// and these above". Publishing is paced (Config.GroupRate) and the
+// and these above". Publishing is paced (Config.Rate) and the
 // per-peer queues are large; whatever gossip still loses, catch-up fills.
 //
-// A group message's ID (pb.Message id, inside the ciphertext) is derived,
+// A group message's ID (Message id, inside the ciphertext) is derived,
 // never chosen: a ULID (26 characters of Crockford base32) whose 48-bit
 // time is the message's sent_at_ms and whose other 80 bits are the first
 // 10 bytes of
@@ -140,6 +142,7 @@ package chat
 //	1.0.0  the protocols above.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -148,6 +151,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,20 +165,24 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
+	"github.com/meshtalk/meshtalk/internal/frame"
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
-// GroupSyncProtocol is the catch-up, join and key protocol.
-const GroupSyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
+// SyncProtocol is the catch-up, join and key protocol.
+const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
 
-// GroupTopic is the gossipsub topic of group id.
-func GroupTopic(id string) string { return "/meshtalk/group/" + id }
+// Topic is the gossipsub topic of group id.
+func Topic(id string) string { return "/meshtalk/group/" + id }
 
 // Limits of the group protocols.
 const (
-	// MaxGroupMessage bounds one topic message (gossipsub's own limit is
+	// MaxTopicMessage bounds one topic message (gossipsub's own limit is
 	// 1 MiB).
-	MaxGroupMessage = 512 << 10
+	MaxTopicMessage = 512 << 10
 	// MaxSyncFrame bounds one groupsync frame.
 	MaxSyncFrame = 4 << 20
 	// maxSyncBatch bounds the envelopes of one frame; maxSyncBytes their
@@ -189,13 +197,22 @@ const (
 	maxAddrs = 16
 	// maxExtra bounds the seqs above the contiguous run a head lists.
 	maxExtra = 4096
+	// MaxNameBytes bounds a group's name.
+	MaxNameBytes = 128
+	// MaxAvatarBytes bounds a group's avatar (a 256-pixel JPEG).
+	MaxAvatarBytes = history.MaxAvatarBytes
 	// groupIDLen is the length of a group ID in bytes (hex: twice that).
 	groupIDLen = 16
 	keyLen     = chacha20poly1305.KeySize
 )
 
-// Codes of groupsync refusals, stable across versions.
+// Codes of groupsync refusals, stable across versions (0 to 4 are those
+// of the chat protocols, with the same meanings).
 const (
+	CodeOK            = 0
+	CodeNotFriends    = 1
+	CodeBadFrame      = 3
+	CodeInternal      = 4
 	CodeNotMember     = 10
 	CodeInviteExpired = 11
 	CodeInviteUsedUp  = 12
@@ -204,13 +221,24 @@ const (
 
 // Errors of groups.
 var (
-	ErrNoGroup       = errors.New("chat: no such group")
-	ErrNotMember     = errors.New("chat: not a member of the group")
-	ErrNotAdmin      = errors.New("chat: only an admin of the group may do that")
-	ErrInviteExpired = errors.New("chat: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
-	ErrInviteUsedUp  = errors.New("chat: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
-	ErrBadInvite     = errors.New("chat: not a valid invite code")
-	ErrUnreachable   = errors.New("chat: no member of the group could be reached")
+	ErrClosed        = errors.New("group: closed")
+	ErrFrameTooLarge = errors.New("group: frame too large")
+	ErrBadFrame      = errors.New("group: malformed frame")
+	// ErrRefused is wrapped when the other side refused a request.
+	ErrRefused = errors.New("group: refused by peer")
+	// ErrNotFriend: only a friend can be added to a group directly.
+	ErrNotFriend = errors.New("group: not a friend")
+	// ErrInvalid is wrapped by errors about what a user asked for
+	// (history's, as for direct messages).
+	ErrInvalid       = history.ErrInvalid
+	ErrNoGroup       = errors.New("group: no such group")
+	ErrAmbiguous     = errors.New("group: more than one group has that name")
+	ErrNotMember     = errors.New("group: not a member of the group")
+	ErrNotAdmin      = errors.New("group: only an admin of the group may do that")
+	ErrInviteExpired = errors.New("group: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrBadInvite     = errors.New("group: not a valid invite code")
+	ErrUnreachable   = errors.New("group: no member of the group could be reached")
 	errBadSignature  = errors.New("bad signature")
 )
 
@@ -290,7 +318,7 @@ func appendField(b, f []byte) []byte {
 }
 
 // sealEnvelope encrypts m with key and signs the result with priv.
-func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch uint64, key []byte, m *pb.Message) (*envelope, error) {
+func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch uint64, key []byte, m *historypb.Message) (*envelope, error) {
 	plain, err := proto.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -369,32 +397,34 @@ const maxExpandedKeys = 4096
 // open decrypts and checks the message inside, its ID included: the one
 // that the envelope's group, author and seq (signed) and the message's
 // sent-at time make.
-func (e *envelope) open(key []byte) (wireMessage, error) {
+func (e *envelope) open(key []byte) (history.Wire, error) {
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
-		return wireMessage{}, err
+		return history.Wire{}, err
 	}
 	plain, err := aead.Open(nil, e.Nonce, e.Ciphertext, e.ad())
 	if err != nil {
-		return wireMessage{}, fmt.Errorf("%w: does not decrypt", ErrBadFrame)
+		return history.Wire{}, fmt.Errorf("%w: does not decrypt", ErrBadFrame)
 	}
-	var pm pb.Message
+	var pm historypb.Message
 	if err := proto.Unmarshal(plain, &pm); err != nil {
-		return wireMessage{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
+		return history.Wire{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	m, err := messageFromWire(&pm)
 	switch {
 	case err != nil:
-	case m.Kind == KindReceipt:
+	case m.Kind == history.KindReceipt:
 		err = fmt.Errorf("%w: receipts are not group messages", ErrBadFrame)
 	default:
-		err = checkID(m.ID, groupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms")
+		if err = history.CheckID(m.ID, history.GroupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms"); err != nil {
+			err = fmt.Errorf("%w: %v", ErrBadFrame, err)
+		}
 	}
 	return m, err
 }
 
-// groupOp is one membership operation, verified.
-type groupOp struct {
+// op is one membership operation, verified.
+type op struct {
 	GroupID    []byte // empty in a create op: the ID derives from it
 	Index      uint64
 	Prev       []byte
@@ -416,7 +446,7 @@ type groupOp struct {
 	hash [32]byte
 }
 
-func (o *groupOp) toWire() *pb.Op {
+func (o *op) toWire() *pb.Op {
 	w := &pb.Op{GroupId: o.GroupID, Index: o.Index, Prev: o.Prev, Actor: []byte(o.Actor), Kind: o.Kind, Addrs: o.Addrs,
 		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce}
 	if o.Target != "" {
@@ -429,7 +459,7 @@ func (o *groupOp) toWire() *pb.Op {
 }
 
 // signOp signs o with priv (o.Actor's key) and fills raw and hash.
-func signOp(priv crypto.PrivKey, o *groupOp) error {
+func signOp(priv crypto.PrivKey, o *op) error {
 	body, err := proto.Marshal(o.toWire())
 	if err != nil {
 		return err
@@ -447,8 +477,8 @@ func signOp(priv crypto.PrivKey, o *groupOp) error {
 }
 
 // decodeOp decodes a SignedOp, checks its form and its actor's signature.
-// Whether the actor may do it is the log's business (groupState.apply).
-func decodeOp(raw []byte) (*groupOp, error) {
+// Whether the actor may do it is the log's business (state.apply).
+func decodeOp(raw []byte) (*op, error) {
 	var so pb.SignedOp
 	if err := proto.Unmarshal(raw, &so); err != nil {
 		return nil, fmt.Errorf("%w: op: %v", ErrBadFrame, err)
@@ -456,7 +486,7 @@ func decodeOp(raw []byte) (*groupOp, error) {
 	return opFromWire(&so)
 }
 
-func opFromWire(so *pb.SignedOp) (*groupOp, error) {
+func opFromWire(so *pb.SignedOp) (*op, error) {
 	var w pb.Op
 	if err := proto.Unmarshal(so.GetOp(), &w); err != nil {
 		return nil, fmt.Errorf("%w: op: %v", ErrBadFrame, err)
@@ -465,7 +495,7 @@ func opFromWire(so *pb.SignedOp) (*groupOp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: op actor: %v", ErrBadFrame, err)
 	}
-	o := &groupOp{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
+	o := &op{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
 		Addrs: w.GetAddrs(), Name: w.GetName(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType(), Epoch: w.GetEpoch(),
 		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce()}
 	if len(w.GetTarget()) > 0 {
@@ -497,7 +527,7 @@ func opFromWire(so *pb.SignedOp) (*groupOp, error) {
 }
 
 // checkForm checks what an op of its kind must carry.
-func (o *groupOp) checkForm() error {
+func (o *op) checkForm() error {
 	bad := func(what string) error { return fmt.Errorf("%w: %s op: %s", ErrBadFrame, o.Kind, what) }
 	if len(o.Addrs) > maxAddrs || len(o.Name) > MaxNameBytes || !utf8.ValidString(o.Name) || len(o.Avatar) > MaxAvatarBytes {
 		return bad("a field over its limit")
@@ -533,7 +563,7 @@ func (o *groupOp) checkForm() error {
 }
 
 // groupIDOf derives the group ID from the create op.
-func groupIDOf(create *groupOp) []byte {
+func groupIDOf(create *op) []byte {
 	var so pb.SignedOp
 	proto.Unmarshal(create.raw, &so)
 	sum := sha256.Sum256(so.GetOp())
@@ -748,3 +778,46 @@ func parseGID(s string) ([]byte, bool) {
 }
 
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
+
+func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
+
+// readFrame reads one frame of at most max bytes into m, with the group
+// package's errors.
+func readFrame(r *bufio.Reader, max int, m proto.Message) error {
+	err := frame.Read(r, max, m)
+	switch {
+	case err == nil || err == io.EOF:
+		return err
+	case errors.Is(err, frame.ErrTooLarge):
+		return fmt.Errorf("%w: %v", ErrFrameTooLarge, err)
+	}
+	return fmt.Errorf("%w: %v", ErrBadFrame, err)
+}
+
+// messageFromWire checks a message opened from an envelope and converts
+// it.
+func messageFromWire(p *historypb.Message) (history.Wire, error) {
+	m := history.WireFromPB(p)
+	if err := m.Check(checkManifest); err != nil {
+		return m, fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	return m, nil
+}
+
+// checkManifest checks an offered file's manifest.
+func checkManifest(b []byte) error {
+	_, err := transfer.DecodeManifest(b)
+	return err
+}
+
+// fileInfo summarises a manifest (nil when there is none or it is bad).
+func fileInfo(manifest []byte) *history.FileInfo {
+	if len(manifest) == 0 {
+		return nil
+	}
+	m, err := transfer.DecodeManifest(manifest)
+	if err != nil {
+		return nil
+	}
+	return &history.FileInfo{ID: m.ID(), Name: m.Name, Size: m.Size, MIME: m.MIME}
+}

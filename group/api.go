@@ -1,7 +1,7 @@
-package chat
+package group
 
 // The group actions of the Service: what the API and the command line
-// call (create, invite, join is in groupsync.go, add, kick, leave, rename,
+// call (create, invite, join is in sync.go, add, kick, leave, rename,
 // send, history).
 
 import (
@@ -16,11 +16,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
 )
 
-// GroupInfo is a group as the API shows it.
-type GroupInfo struct {
+// Info is a group as the API shows it.
+type Info struct {
 	ID         string `json:"id"`
 	Name       string `json:"name"`
 	Avatar     []byte `json:"avatar,omitempty"`
@@ -34,9 +35,9 @@ type GroupInfo struct {
 	Created time.Time `json:"created"`
 }
 
-func (gs *groups) info(g *group) *GroupInfo {
+func (gs *Service) info(g *group) *Info {
 	st := g.state()
-	gi := &GroupInfo{ID: g.id, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType, Status: st.Status,
+	gi := &Info{ID: g.id, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType, Status: st.Status,
 		Members: len(st.Members), Epoch: st.Epoch, Created: st.Created}
 	if m := st.Members[gs.self]; m != nil {
 		gi.Role = m.Role
@@ -44,8 +45,8 @@ func (gs *groups) info(g *group) *GroupInfo {
 	return gi
 }
 
-// GroupMemberInfo is one member as the API shows it.
-type GroupMemberInfo struct {
+// Member is one member as the API shows it.
+type Member struct {
 	PeerID peer.ID   `json:"peer_id"`
 	Name   string    `json:"name,omitempty"`
 	Role   string    `json:"role"`
@@ -54,17 +55,16 @@ type GroupMemberInfo struct {
 	Since  time.Time `json:"since"`
 }
 
-// CreateGroup creates a group with this node as its admin. avatar is an
+// Create creates a group with this node as its admin. avatar is an
 // image file (nil: none).
-func (s *Service) CreateGroup(ctx context.Context, name string, avatar []byte) (*GroupInfo, error) {
-	gs := s.grp
+func (gs *Service) Create(ctx context.Context, name string, avatar []byte) (*Info, error) {
 	if name == "" || len(name) > MaxNameBytes {
-		return nil, fmt.Errorf("chat: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
+		return nil, fmt.Errorf("group: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
 	}
-	o := &groupOp{Kind: OpCreate, Actor: gs.self, Name: name, Addrs: gs.myAddrs(), TimeMS: s.cfg.Now().UnixMilli(), Nonce: make([]byte, 16)}
+	o := &op{Kind: OpCreate, Actor: gs.self, Name: name, Addrs: gs.myAddrs(), TimeMS: gs.cfg.Now().UnixMilli(), Nonce: make([]byte, 16)}
 	if avatar != nil {
 		var err error
-		if o.Avatar, o.AvatarType, err = MakeAvatar(avatar); err != nil {
+		if o.Avatar, o.AvatarType, err = history.MakeAvatar(avatar); err != nil {
 			return nil, err
 		}
 	}
@@ -82,7 +82,7 @@ func (s *Service) CreateGroup(ctx context.Context, name string, avatar []byte) (
 	gid, _ := parseGID(st.ID)
 	g := &group{id: st.ID, gid: gid, heads: map[peer.ID]*seqSet{}}
 	gs.opMu.Lock()
-	err = gs.persist(g, st, []*groupOp{o})
+	err = gs.persist(g, st, []*op{o})
 	gs.opMu.Unlock()
 	if err != nil {
 		return nil, err
@@ -94,34 +94,34 @@ func (s *Service) CreateGroup(ctx context.Context, name string, avatar []byte) (
 	if err := gs.subscribe(g); err != nil {
 		return nil, err
 	}
-	s.publish(EventGroup, GroupEvent{ID: g.id, Name: st.Name, Op: OpCreate, Actor: gs.self, Status: st.Status})
+	gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: OpCreate, Actor: gs.self, Status: st.Status})
 	return gs.info(g), nil
 }
 
-// Groups lists the groups this node knows, by name.
-func (s *Service) Groups(ctx context.Context) ([]*GroupInfo, error) {
-	var out []*GroupInfo
-	for _, g := range s.grp.list() {
-		out = append(out, s.grp.info(g))
+// List lists the groups this node knows, by name.
+func (gs *Service) List(ctx context.Context) ([]*Info, error) {
+	var out []*Info
+	for _, g := range gs.list() {
+		out = append(out, gs.info(g))
 	}
-	slices.SortFunc(out, func(a, b *GroupInfo) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	slices.SortFunc(out, func(a, b *Info) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out, nil
 }
 
-// Group returns one group.
-func (s *Service) Group(ctx context.Context, id string) (*GroupInfo, error) {
-	g, err := s.grp.find(id)
+// Get returns one group.
+func (gs *Service) Get(ctx context.Context, id string) (*Info, error) {
+	g, err := gs.find(id)
 	if err != nil {
 		return nil, err
 	}
-	return s.grp.info(g), nil
+	return gs.info(g), nil
 }
 
-// ResolveGroup finds a group by ID, a unique ID prefix of 6 or more
+// Resolve finds a group by ID, a unique ID prefix of 6 or more
 // characters, or a unique name (any case).
-func (s *Service) ResolveGroup(ctx context.Context, name string) (string, error) {
+func (gs *Service) Resolve(ctx context.Context, name string) (string, error) {
 	var found []string
-	for _, g := range s.grp.list() {
+	for _, g := range gs.list() {
 		if g.id == name {
 			return g.id, nil
 		}
@@ -136,10 +136,10 @@ func (s *Service) ResolveGroup(ctx context.Context, name string) (string, error)
 		return found[0], nil
 	}
 	slices.Sort(found)
-	return "", fmt.Errorf("%w group %q: use the ID (%s)", ErrAmbiguous, name, strings.Join(found, ", "))
+	return "", fmt.Errorf("%w: %q: use the ID (%s)", ErrAmbiguous, name, strings.Join(found, ", "))
 }
 
-func (gs *groups) find(id string) (*group, error) {
+func (gs *Service) find(id string) (*group, error) {
 	if g := gs.get(id); g != nil {
 		return g, nil
 	}
@@ -147,19 +147,19 @@ func (gs *groups) find(id string) (*group, error) {
 }
 
 // member finds a group this node is a member of.
-func (gs *groups) member(id string) (*group, error) {
+func (gs *Service) member(id string) (*group, error) {
 	g, err := gs.find(id)
 	if err != nil {
 		return nil, err
 	}
-	if st := g.state(); st.Status != GroupMember {
+	if st := g.state(); st.Status != StatusMember {
 		return nil, fmt.Errorf("%w %q (%s)", ErrNotMember, st.Name, st.Status)
 	}
 	return g, nil
 }
 
 // admin finds a group this node is an admin of, for the action what.
-func (gs *groups) admin(id, what string) (*group, *groupState, error) {
+func (gs *Service) admin(id, what string) (*group, *state, error) {
 	g, err := gs.member(id)
 	if err != nil {
 		return nil, nil, err
@@ -171,42 +171,39 @@ func (gs *groups) admin(id, what string) (*group, *groupState, error) {
 	return g, st, nil
 }
 
-// GroupMembers lists a group's members with their presence.
-func (s *Service) GroupMembers(ctx context.Context, id string) ([]*GroupMemberInfo, error) {
-	g, err := s.grp.find(id)
+// Members lists a group's members with their presence.
+func (gs *Service) Members(ctx context.Context, id string) ([]*Member, error) {
+	g, err := gs.find(id)
 	if err != nil {
 		return nil, err
 	}
 	st := g.state()
-	out := []*GroupMemberInfo{}
+	out := []*Member{}
 	for p, m := range st.Members {
-		mi := &GroupMemberInfo{PeerID: p, Role: m.Role, Since: m.Since, Self: p == s.h.ID(), Online: p == s.h.ID() || s.Online(p)}
-		if c, err := s.contact(ctx, p); err == nil && c != nil && c.Profile != nil {
-			mi.Name = c.Profile.Name
-		}
+		mi := &Member{PeerID: p, Role: m.Role, Since: m.Since, Self: p == gs.h.ID(), Online: p == gs.h.ID() || gs.online(p)}
+		mi.Name = gs.cfg.Friends.PeerName(ctx, p)
 		out = append(out, mi)
 	}
-	slices.SortFunc(out, func(a, b *GroupMemberInfo) int { return strings.Compare(string(a.PeerID), string(b.PeerID)) })
+	slices.SortFunc(out, func(a, b *Member) int { return strings.Compare(string(a.PeerID), string(b.PeerID)) })
 	return out, nil
 }
 
 // Invite makes an invite code for a group: uses 0 means any number, ttl
 // how long it is valid. Only an admin may invite.
-func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.Duration) (string, error) {
-	gs := s.grp
+func (gs *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.Duration) (string, error) {
 	g, st, err := gs.admin(id, "invite to")
 	if err != nil {
 		return "", err
 	}
 	if ttl <= 0 {
-		return "", fmt.Errorf("chat: %w invite: the validity must be positive", ErrInvalid)
+		return "", fmt.Errorf("group: %w invite: the validity must be positive", ErrInvalid)
 	}
-	iv := &invite{GroupID: g.gid, ID: make([]byte, 16), Uses: uses, Expires: s.cfg.Now().Add(ttl), Admin: gs.self}
+	iv := &invite{GroupID: g.gid, ID: make([]byte, 16), Uses: uses, Expires: gs.cfg.Now().Add(ttl), Admin: gs.self}
 	rand.Read(iv.ID)
 	if iv.Signature, err = gs.priv.Sign(iv.signed()); err != nil {
 		return "", err
 	}
-	code := &inviteCode{Invite: iv, Name: st.Name, Members: []peer.AddrInfo{{ID: gs.self, Addrs: s.h.Addrs()}}}
+	code := &inviteCode{Invite: iv, Name: st.Name, Members: []peer.AddrInfo{{ID: gs.self, Addrs: gs.h.Addrs()}}}
 	// Members online first: they are the likeliest to admit the newcomer.
 	var others []peer.ID
 	for p := range st.Members {
@@ -215,7 +212,7 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 		}
 	}
 	slices.SortFunc(others, func(a, b peer.ID) int {
-		oa, ob := s.Online(a), s.Online(b)
+		oa, ob := gs.online(a), gs.online(b)
 		switch {
 		case oa && !ob:
 			return -1
@@ -225,7 +222,7 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 		return strings.Compare(string(a), string(b))
 	})
 	for _, p := range others {
-		info := peer.AddrInfo{ID: p, Addrs: s.h.Peerstore().Addrs(p)}
+		info := peer.AddrInfo{ID: p, Addrs: gs.h.Peerstore().Addrs(p)}
 		if len(info.Addrs) == 0 {
 			if ai, ok := peerAddrsFromWire(&pb.PeerAddrs{Peer: []byte(p), Addrs: st.Members[p].Addrs}); ok {
 				info = ai
@@ -236,10 +233,9 @@ func (s *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.D
 	return encodeInviteCode(code)
 }
 
-// AddToGroup adds a friend to a group directly (an admin only); the friend
+// Add adds a friend to a group directly (an admin only); the friend
 // receives the group when it is reachable.
-func (s *Service) AddToGroup(ctx context.Context, id string, p peer.ID) (*GroupInfo, error) {
-	gs := s.grp
+func (gs *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error) {
 	g, st, err := gs.admin(id, "add to")
 	if err != nil {
 		return nil, err
@@ -247,14 +243,14 @@ func (s *Service) AddToGroup(ctx context.Context, id string, p peer.ID) (*GroupI
 	if st.isMember(p) {
 		return gs.info(g), nil
 	}
-	c, err := s.contact(ctx, p)
+	addrs, friend, err := gs.cfg.Friends.FriendAddrs(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	if c == nil || c.State != StateFriend {
+	if !friend {
 		return nil, fmt.Errorf("%w: %s (only friends can be added directly; send an invite code instead)", ErrNotFriend, p)
 	}
-	if _, err := gs.appendOp(ctx, g, &groupOp{Kind: OpAdd, Target: p, Addrs: c.Addrs}, nil); err != nil {
+	if _, err := gs.appendOp(ctx, g, &op{Kind: OpAdd, Target: p, Addrs: addrs}, nil); err != nil {
 		return nil, err
 	}
 	gs.opMu.Lock()
@@ -270,8 +266,7 @@ func (s *Service) AddToGroup(ctx context.Context, id string, p peer.ID) (*GroupI
 }
 
 // Kick removes a member (an admin only) and starts a new key epoch.
-func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
-	gs := s.grp
+func (gs *Service) Kick(ctx context.Context, id string, p peer.ID) error {
 	g, st, err := gs.admin(id, "remove from")
 	if err != nil {
 		return err
@@ -280,14 +275,13 @@ func (s *Service) Kick(ctx context.Context, id string, p peer.ID) error {
 		return fmt.Errorf("%w: %s is not in %q", ErrNotMember, p, st.Name)
 	}
 	if p == gs.self {
-		return fmt.Errorf("chat: %w: to leave a group, use leave", ErrInvalid)
+		return fmt.Errorf("group: %w: to leave a group, use leave", ErrInvalid)
 	}
 	return gs.rekey(ctx, g, OpRemove, p)
 }
 
 // Promote makes a member an admin (an admin only).
-func (s *Service) Promote(ctx context.Context, id string, p peer.ID) (*GroupInfo, error) {
-	gs := s.grp
+func (gs *Service) Promote(ctx context.Context, id string, p peer.ID) (*Info, error) {
 	g, st, err := gs.admin(id, "promote in")
 	if err != nil {
 		return nil, err
@@ -296,29 +290,28 @@ func (s *Service) Promote(ctx context.Context, id string, p peer.ID) (*GroupInfo
 		return nil, fmt.Errorf("%w: %s is not in %q", ErrNotMember, p, st.Name)
 	}
 	if st.isAdmin(p) {
-		return nil, fmt.Errorf("chat: %w: %s is an admin of %q already", ErrInvalid, p, st.Name)
+		return nil, fmt.Errorf("group: %w: %s is an admin of %q already", ErrInvalid, p, st.Name)
 	}
-	if _, err := gs.appendOp(ctx, g, &groupOp{Kind: OpPromote, Target: p}, nil); err != nil {
+	if _, err := gs.appendOp(ctx, g, &op{Kind: OpPromote, Target: p}, nil); err != nil {
 		return nil, err
 	}
 	return gs.info(g), nil
 }
 
-// LeaveGroup leaves a group: the members are told, the history stays.
-func (s *Service) LeaveGroup(ctx context.Context, id string) error {
-	gs := s.grp
+// Leave leaves a group: the members are told, the history stays.
+func (gs *Service) Leave(ctx context.Context, id string) error {
 	g, err := gs.member(id)
 	if err != nil {
 		return err
 	}
 	gs.opMu.Lock()
 	st := g.state()
-	o := &groupOp{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(s.cfg.Now())}
+	o := &op{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(gs.cfg.Now())}
 	if err := signOp(gs.priv, o); err != nil {
 		gs.opMu.Unlock()
 		return err
 	}
-	applied, _, err := gs.applyOpsLocked(g, []*groupOp{o}, nil)
+	applied, _, err := gs.applyOpsLocked(g, []*op{o}, nil)
 	gs.opMu.Unlock()
 	if err != nil {
 		return err
@@ -335,7 +328,7 @@ func (s *Service) LeaveGroup(ctx context.Context, id string) error {
 	}
 	var wg sync.WaitGroup
 	for p := range st.Members {
-		if p != gs.self && s.Online(p) {
+		if p != gs.self && gs.online(p) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -348,23 +341,22 @@ func (s *Service) LeaveGroup(ctx context.Context, id string) error {
 	return nil
 }
 
-// RenameGroup changes a group's name and avatar (an admin only); nil
+// Rename changes a group's name and avatar (an admin only); nil
 // leaves one as it is.
-func (s *Service) RenameGroup(ctx context.Context, id string, name *string, avatar []byte) (*GroupInfo, error) {
-	gs := s.grp
+func (gs *Service) Rename(ctx context.Context, id string, name *string, avatar []byte) (*Info, error) {
 	g, st, err := gs.admin(id, "rename")
 	if err != nil {
 		return nil, err
 	}
-	o := &groupOp{Kind: OpRename, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType}
+	o := &op{Kind: OpRename, Name: st.Name, Avatar: st.Avatar, AvatarType: st.AvatarType}
 	if name != nil {
 		if *name == "" || len(*name) > MaxNameBytes {
-			return nil, fmt.Errorf("chat: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
+			return nil, fmt.Errorf("group: %w group name: 1 to %d bytes", ErrInvalid, MaxNameBytes)
 		}
 		o.Name = *name
 	}
 	if avatar != nil {
-		if o.Avatar, o.AvatarType, err = MakeAvatar(avatar); err != nil {
+		if o.Avatar, o.AvatarType, err = history.MakeAvatar(avatar); err != nil {
 			return nil, err
 		}
 	}
@@ -374,22 +366,22 @@ func (s *Service) RenameGroup(ctx context.Context, id string, name *string, avat
 	return gs.info(g), nil
 }
 
-// SendGroup stores a message to a group durably, then publishes it. It
+// Send stores a message to a group durably, then publishes it. It
 // waits while the publishing queue is full.
-func (s *Service) SendGroup(ctx context.Context, id string, d Draft) (*Message, error) {
-	gs := s.grp
+func (gs *Service) Send(ctx context.Context, id string, d history.Draft) (*history.Message, error) {
 	g, err := gs.member(id)
 	if err != nil {
 		return nil, err
 	}
-	w, err := draftMessage(d)
+	content, err := d.Content()
 	if err != nil {
 		return nil, err
 	}
+	w := history.Wire{Content: content}
 	probe := w
 	probe.ID = "00000000000000000000000000"
-	if err := probe.validate(); err != nil {
-		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
+	if err := probe.Check(checkManifest); err != nil {
+		return nil, fmt.Errorf("group: %w message: %s", ErrInvalid, err)
 	}
 	gs.sendMu.Lock()
 	m, env, err := gs.sealAndStore(g, w)
@@ -397,10 +389,10 @@ func (s *Service) SendGroup(ctx context.Context, id string, d Draft) (*Message, 
 	if err != nil {
 		return nil, err
 	}
-	s.publish(EventMessage, m)
+	gs.emit(EventMessage, m)
 	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}}); err != nil {
 		// Stored: members get it when they pull.
-		s.log.Debug("publish", "group", id, "err", err)
+		gs.log.Debug("publish", "group", id, "err", err)
 	}
 	// After the publishing: finding who is away asks after every member
 	// (100 µs in a group of fifty).
@@ -408,50 +400,49 @@ func (s *Service) SendGroup(ctx context.Context, id string, d Draft) (*Message, 
 	return m, nil
 }
 
-func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, error) {
-	s := gs.s
+func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *envelope, error) {
 	st := g.state()
 	key := st.Keys[st.Epoch]
 	if key == nil {
-		return nil, nil, fmt.Errorf("chat: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)
+		return nil, nil, fmt.Errorf("group: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)
 	}
 	h, held := g.headOf(gs.self)
 	seq := h.max() + 1
-	now := s.cfg.Now()
-	w.SentAtMS, w.HLC = now.UnixMilli(), s.clk.Now()
-	if w.ID = groupMessageID(g.gid, gs.self, seq, w.SentAtMS); w.ID == "" {
-		return nil, nil, fmt.Errorf("chat: the clock reads %v, which no message ID can hold", now)
+	now := gs.cfg.Now()
+	w.SentAtMS, w.HLC = now.UnixMilli(), gs.clk.Now()
+	if w.ID = history.GroupMessageID(g.gid, gs.self, seq, w.SentAtMS); w.ID == "" {
+		return nil, nil, fmt.Errorf("group: the clock reads %v, which no message ID can hold", now)
 	}
-	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, key, w.toWire())
+	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, key, w.ToWire())
 	if err != nil {
 		return nil, nil, err
 	}
 	h.add(seq)
 	m := groupMessage(g.id, gs.self, gs.self, w)
-	ctx := s.ctx
-	b, err := s.ds.Batch(ctx)
+	ctx := gs.ctx
+	b, err := gs.ds.Batch(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	raw, _ := proto.Marshal(env.toWire())
-	if err := b.Put(ctx, groupEnvKey(g.id, s.peerString(gs.self), seq), raw); err != nil {
+	if err := b.Put(ctx, groupEnvKey(g.id, gs.peerString(gs.self), seq), raw); err != nil {
 		return nil, nil, err
 	}
-	if err := b.Put(ctx, msgIDKey(m.ID), []byte(msgLoc(groupConv(g.id), m.HLC))); err != nil {
+	if err := b.Put(ctx, history.IDKey(m.ID), []byte(history.MsgLoc(history.GroupConv(g.id), m.HLC))); err != nil {
 		return nil, nil, err
 	}
 	if headRecordDue(held, h) {
-		if err := putJSON(ctx, b, groupHeadKey(g.id, s.peerString(gs.self)), h); err != nil {
+		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, gs.peerString(gs.self)), h); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := s.putMessage(ctx, b, m); err != nil {
+	if err := gs.hist.PutRecord(ctx, b, m); err != nil {
 		return nil, nil, err
 	}
 	if err := b.Commit(ctx); err != nil {
 		return nil, nil, err
 	}
-	if err := s.sync(ctx); err != nil {
+	if err := gs.sync(ctx); err != nil {
 		return nil, nil, err
 	}
 	g.hmu.Lock()
@@ -460,24 +451,30 @@ func (gs *groups) sealAndStore(g *group, w wireMessage) (*Message, *envelope, er
 	return m, env, nil
 }
 
-// GroupHistory returns up to limit messages of a group, older than the
+// History returns up to limit messages of a group, older than the
 // message before (empty: the newest), in conversation order.
-func (s *Service) GroupHistory(ctx context.Context, id string, before string, limit int) (*HistoryPage, error) {
-	if _, err := s.grp.find(id); err != nil {
+func (gs *Service) History(ctx context.Context, id string, before string, limit int) (*history.Page, error) {
+	if _, err := gs.find(id); err != nil {
 		return nil, err
 	}
-	return s.history(ctx, groupConv(id), before, limit)
+	return gs.hist.Page(ctx, history.GroupConv(id), before, limit)
 }
 
-// MarkGroupRead marks every received message of a group read (groups
+// MarkRead marks every received message of a group read (groups
 // send no read receipts).
-func (s *Service) MarkGroupRead(ctx context.Context, id string) (int, error) {
-	if _, err := s.grp.find(id); err != nil {
+func (gs *Service) MarkRead(ctx context.Context, id string) (int, error) {
+	if _, err := gs.find(id); err != nil {
 		return 0, err
 	}
-	read, err := s.markRead(ctx, groupConv(id))
+	read, err := gs.hist.MarkRead(ctx, history.GroupConv(id))
 	if err != nil || len(read) == 0 {
 		return 0, err
 	}
-	return len(read), s.sync(ctx)
+	return len(read), gs.sync(ctx)
+}
+
+// Search finds messages of group id whose text contains text
+// (case-insensitive); newest first, at most limit.
+func (gs *Service) Search(ctx context.Context, text string, id string, limit int) ([]*history.Message, error) {
+	return gs.hist.Search(ctx, text, history.MsgPrefix(history.GroupConv(id)), limit)
 }

@@ -1,4 +1,4 @@
-package chat
+package group
 
 import (
 	"crypto/ed25519"
@@ -36,7 +36,7 @@ func TestGroupOpTimes(t *testing.T) {
 	const hour = int64(time.Hour / time.Millisecond)
 	t0 := int64(1_700_000_000_000)
 
-	create := &groupOp{Kind: OpCreate, Actor: admin, Name: "g", TimeMS: t0, Nonce: make([]byte, 16), KeyHash: keyHash(nil, 0, newKey())}
+	create := &op{Kind: OpCreate, Actor: admin, Name: "g", TimeMS: t0, Nonce: make([]byte, 16), KeyHash: keyHash(nil, 0, newKey())}
 	if err := signOp(adminKey, create); err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +47,8 @@ func TestGroupOpTimes(t *testing.T) {
 	gid := groupIDOf(create)
 	// next signs an op of kind by key, following st, dated at, and applies
 	// it to a clone of st.
-	next := func(key crypto.PrivKey, actor peer.ID, kind string, target peer.ID, at int64, iv *invite) (*groupState, error) {
-		o := &groupOp{Kind: kind, GroupID: gid, Index: st.Ops, Prev: st.LastHash, Actor: actor, Target: target, TimeMS: at, Invite: iv}
+	next := func(key crypto.PrivKey, actor peer.ID, kind string, target peer.ID, at int64, iv *invite) (*state, error) {
+		o := &op{Kind: kind, GroupID: gid, Index: st.Ops, Prev: st.LastHash, Actor: actor, Target: target, TimeMS: at, Invite: iv}
 		if err := signOp(key, o); err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,8 @@
-package chat
+package group
 
 // Gossipsub peer scoring on the group topics.
 //
-// The topic validator (group.go) rejects what a non-member signed, what
+// The topic validator (service.go) rejects what a non-member signed, what
 // does not decrypt, a forged operation; scoring is what makes a Reject
 // cost its sender. Each rejected message adds one to the invalid-message
 // counter (P4) of the peer that sent it, and of every peer that forwarded
@@ -118,7 +118,7 @@ type fellows struct {
 
 // scoreParams are the router-wide score parameters; a group topic gets
 // its own (groupTopicScore) as it is joined.
-func (gs *groups) scoreParams() *pubsub.PeerScoreParams {
+func (gs *Service) scoreParams() *pubsub.PeerScoreParams {
 	return &pubsub.PeerScoreParams{
 		Topics:        map[string]*pubsub.TopicScoreParams{},
 		TopicScoreCap: scoreCap,
@@ -170,13 +170,13 @@ func groupScoreThresholds() *pubsub.PeerScoreThresholds {
 // refreshFellows recomputes the standing of fellow and departed members:
 // after a group's state changes, and when a group is added. It must not
 // be called under gs.mu.
-func (gs *groups) refreshFellows() {
+func (gs *Service) refreshFellows() {
 	gs.fellows.mu.Lock()
 	defer gs.fellows.mu.Unlock()
 	set := map[peer.ID]float64{}
-	var mine []*groupState
+	var mine []*state
 	for _, g := range gs.list() {
-		if st := g.state(); st != nil && st.Status == GroupMember {
+		if st := g.state(); st != nil && st.Status == StatusMember {
 			mine = append(mine, st)
 		}
 	}
@@ -201,12 +201,11 @@ func (gs *groups) refreshFellows() {
 
 // watchScores keeps the latest scores (what gossipsub's inspector hands
 // over) and logs the peers that cross the graylist threshold.
-func (gs *groups) watchScores(in <-chan map[peer.ID]float64) {
-	defer gs.s.wg.Done()
+func (gs *Service) watchScores(in <-chan map[peer.ID]float64) {
 	gray := map[peer.ID]bool{}
 	for {
 		select {
-		case <-gs.s.ctx.Done():
+		case <-gs.ctx.Done():
 			return
 		case scores := <-in:
 			gs.scores.Store(&scores)
@@ -214,13 +213,13 @@ func (gs *groups) watchScores(in <-chan map[peer.ID]float64) {
 			for p, sc := range scores {
 				if sc < graylistThreshold && !gray[p] {
 					gray[p] = true
-					gs.s.log.Info("graylisted a peer on the group topics: it sent invalid messages", "peer", p, "score", sc)
+					gs.log.Info("graylisted a peer on the group topics: it sent invalid messages", "peer", p, "score", sc)
 				}
 			}
 			for p := range gray {
 				if sc, ok := scores[p]; !ok || sc >= graylistThreshold {
 					delete(gray, p)
-					gs.s.log.Debug("a peer left the graylist", "peer", p)
+					gs.log.Debug("a peer left the graylist", "peer", p)
 				}
 			}
 		}
@@ -228,7 +227,7 @@ func (gs *groups) watchScores(in <-chan map[peer.ID]float64) {
 }
 
 // score is p's latest score as this node sees it (ok: p is scored).
-func (gs *groups) score(p peer.ID) (sc float64, ok bool) {
+func (gs *Service) score(p peer.ID) (sc float64, ok bool) {
 	m := gs.scores.Load()
 	if m == nil {
 		return 0, false

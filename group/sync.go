@@ -1,6 +1,6 @@
-package chat
+package group
 
-// Both sides of /meshtalk/groupsync/1.0.0 (specified in groupwire.go):
+// Both sides of /meshtalk/groupsync/1.0.0 (specified in wire.go):
 // pulls, joins by invite, and pushes of new ops and keys.
 
 import (
@@ -20,7 +20,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshtalk/meshtalk/chat/pb"
+	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
 )
 
 // Timing of groupsync.
@@ -33,7 +34,7 @@ const (
 	syncIOTimeout   = 30 * time.Second
 )
 
-func (gs *groups) handleSync(st network.Stream) {
+func (gs *Service) handleSync(st network.Stream) {
 	defer st.Close()
 	from := st.Conn().RemotePeer()
 	st.SetReadDeadline(time.Now().Add(syncIOTimeout))
@@ -63,20 +64,20 @@ func refuseSync(w *bufio.Writer, code uint32, msg string) {
 
 // servePull answers what a member lacks: ops, keys of the epochs it was
 // in, and envelopes, in order per author.
-func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
+func (gs *Service) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 	g := gs.get(gidString(req.GetGroupId()))
 	if g == nil {
 		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
 	st := g.state()
-	ctx := gs.s.ctx
+	ctx := gs.ctx
 	// Only the log (signed ops, no keys, no messages) goes to a member
 	// removed while it was away, so that it learns it; and from a node
 	// that left, to the members, so that they learn of the leave even if
 	// its publication reached nobody.
-	left := st.Status == GroupLeft && st.wasEver(from)
-	if st.Status != GroupMember && !left {
+	left := st.Status == StatusLeft && st.wasEver(from)
+	if st.Status != StatusMember && !left {
 		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
@@ -131,7 +132,7 @@ func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 		if t == nil {
 			t = &seqSet{}
 		}
-		as := gs.s.peerString(author)
+		as := gs.peerString(author)
 		// What this node holds, in order: the run up to Contig, then the
 		// extra ones (never a loop over numbers it does not hold).
 		// At most maxServeSeqs numbers a round, whatever heads say (a
@@ -146,7 +147,7 @@ func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 			if t.has(seq) {
 				continue
 			}
-			raw, err := gs.s.ds.Get(ctx, groupEnvKey(g.id, as, seq))
+			raw, err := gs.ds.Get(ctx, groupEnvKey(g.id, as, seq))
 			if err != nil {
 				continue
 			}
@@ -167,8 +168,8 @@ func (gs *groups) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 	writeFrame(w, frame)
 }
 
-func (gs *groups) loadOp(ctx context.Context, id string, i uint64) (*pb.SignedOp, error) {
-	raw, err := gs.s.ds.Get(ctx, groupOpKey(id, i))
+func (gs *Service) loadOp(ctx context.Context, id string, i uint64) (*pb.SignedOp, error) {
+	raw, err := gs.ds.Get(ctx, groupOpKey(id, i))
 	if err != nil {
 		return nil, err
 	}
@@ -181,19 +182,19 @@ func (gs *groups) loadOp(ctx context.Context, id string, i uint64) (*pb.SignedOp
 
 // serveJoin admits the holder of a valid invite: it appends the add op and
 // answers the log, the current key, what it holds, and the members.
-func (gs *groups) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
+func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 	iv, err := inviteFromWire(req.GetInvite())
 	if err != nil {
 		refuseSync(w, CodeBadInvite, err.Error())
 		return
 	}
 	g := gs.get(gidString(iv.GroupID))
-	if g == nil || g.state().Status != GroupMember {
+	if g == nil || g.state().Status != StatusMember {
 		refuseSync(w, CodeNotMember, "this node is not a member of the group")
 		return
 	}
 	if st := g.state(); !st.isMember(from) {
-		now := gs.s.cfg.Now()
+		now := gs.cfg.Now()
 		switch {
 		case !st.isAdmin(iv.Admin):
 			refuseSync(w, CodeBadInvite, "the invite was signed by someone who is not an admin of the group")
@@ -211,7 +212,7 @@ func (gs *groups) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 				addrs = append(addrs, a)
 			}
 		}
-		if _, err := gs.appendOp(gs.s.ctx, g, &groupOp{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, nil); err != nil {
+		if _, err := gs.appendOp(gs.ctx, g, &op{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, nil); err != nil {
 			refuseSync(w, CodeInviteUsedUp, err.Error())
 			return
 		}
@@ -222,12 +223,12 @@ func (gs *groups) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 // writeGroup answers a newcomer the whole group: the log, the key of the
 // current epoch, this node's heads (the newcomer starts there) each with
 // the envelope it ends on (headProofs), and the members' addresses.
-func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
+func (gs *Service) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 	st := g.state()
 	frame := &pb.SyncFrame{GroupId: g.gid}
 	size := 0
 	for i := uint64(0); i < st.Ops; i++ {
-		so, err := gs.loadOp(gs.s.ctx, g.id, i)
+		so, err := gs.loadOp(gs.ctx, g.id, i)
 		if err != nil {
 			refuseSync(w, CodeInternal, "op missing")
 			return err
@@ -248,7 +249,7 @@ func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 		if h.Contig == 0 {
 			continue
 		}
-		b, err := gs.s.ds.Get(gs.s.ctx, groupEnvKey(g.id, gs.s.peerString(a), h.Contig))
+		b, err := gs.ds.Get(gs.ctx, groupEnvKey(g.id, gs.peerString(a), h.Contig))
 		var e pb.Envelope
 		if err != nil || proto.Unmarshal(b, &e) != nil {
 			continue // the newcomer goes without this head
@@ -268,7 +269,7 @@ func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 		pa := &pb.PeerAddrs{Peer: []byte(p), Addrs: m.Addrs}
 		if p == gs.self {
 			pa.Addrs = gs.myAddrs()
-		} else if live := gs.s.h.Peerstore().Addrs(p); len(live) > 0 {
+		} else if live := gs.h.Peerstore().Addrs(p); len(live) > 0 {
 			pa.Addrs = nil
 			for _, a := range live[:min(len(live), maxAddrs)] {
 				pa.Addrs = append(pa.Addrs, a.String())
@@ -282,15 +283,14 @@ func (gs *groups) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 
 // servePush takes ops and keys from a member: a new epoch, a leave, or a
 // whole group this node was added to by a friend.
-func (gs *groups) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
+func (gs *Service) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
 	// Who may push is checked before any signature is: a stranger must
 	// not make this node verify thousands of ops it signed itself.
 	id := gidString(f.GetGroupId())
 	g := gs.get(id)
 	if g == nil {
 		// Added directly: only a friend may do that.
-		c, err := gs.s.contact(gs.s.ctx, from)
-		if err != nil || c == nil || c.State != StateFriend {
+		if _, friend, err := gs.cfg.Friends.FriendAddrs(gs.ctx, from); err != nil || !friend {
 			refuseSync(w, CodeNotFriends, "only friends add this node to groups")
 			return
 		}
@@ -319,14 +319,14 @@ func (gs *groups) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
 		refuseSync(w, CodeBadFrame, err.Error())
 		return
 	}
-	if st := g.state(); gap || (st.Status == GroupMember && st.Keys[st.Epoch] == nil) {
+	if st := g.state(); gap || (st.Status == StatusMember && st.Keys[st.Epoch] == nil) {
 		gs.wantPull(g.id, from, 0)
 	}
 	writeFrame(w, &pb.SyncFrame{End: true})
 }
 
-func decodeOpsKeys(f *pb.SyncFrame) ([]*groupOp, map[uint64][]byte, error) {
-	var ops []*groupOp
+func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
+	var ops []*op
 	for _, so := range f.GetOps() {
 		o, err := opFromWire(so)
 		if err != nil {
@@ -347,7 +347,7 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*groupOp, map[uint64][]byte, error) {
 // adopt takes a whole group this node was admitted to: it checks the log
 // from its create op, the keys and the heads against it, and joins the
 // topic.
-func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
+func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
 	st, err := stateFromOps(ops)
 	if err != nil {
 		return nil, err
@@ -371,7 +371,7 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 	}
 	hs, tails := headProofs(gid, heads, envs)
 	gs.opMu.Lock()
-	if old := gs.get(st.ID); old != nil && old.state().Status == GroupMember {
+	if old := gs.get(st.ID); old != nil && old.state().Status == StatusMember {
 		gs.opMu.Unlock()
 		return old, nil
 	}
@@ -379,15 +379,15 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 	err = gs.persist(g, st, ops)
 	for a, h := range hs {
 		if err == nil {
-			err = putJSON(gs.s.ctx, gs.s.ds, groupHeadKey(g.id, gs.s.peerString(a)), h)
+			err = history.PutJSON(gs.ctx, gs.ds, groupHeadKey(g.id, gs.peerString(a)), h)
 		}
 		// Kept, so that this node can show its heads to the next newcomer.
 		if err == nil {
-			err = gs.s.ds.Put(gs.s.ctx, groupEnvKey(g.id, gs.s.peerString(a), h.Contig), tails[a])
+			err = gs.ds.Put(gs.ctx, groupEnvKey(g.id, gs.peerString(a), h.Contig), tails[a])
 		}
 	}
 	if err == nil {
-		err = gs.s.sync(gs.s.ctx)
+		err = gs.sync(gs.ctx)
 	}
 	if err == nil {
 		gs.mu.Lock()
@@ -402,7 +402,7 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 	for _, m := range members {
 		if info, ok := peerAddrsFromWire(m); ok && info.ID != gs.self {
 			if len(info.Addrs) > 0 {
-				gs.s.h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
+				gs.h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
 			}
 			var as []string
 			for _, a := range info.Addrs {
@@ -415,25 +415,24 @@ func (gs *groups) adopt(want string, ops []*groupOp, keys map[uint64][]byte, hea
 	if err := gs.subscribe(g); err != nil {
 		return nil, err
 	}
-	gs.s.publish(EventGroup, GroupEvent{ID: g.id, Name: st.Name, Op: "join", Actor: via, Target: gs.self, Status: st.Status})
+	gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: "join", Actor: via, Target: gs.self, Status: st.Status})
 	if st.Keys[st.Epoch] == nil {
 		gs.wantPull(g.id, via, 0)
 	}
 	return g, nil
 }
 
-// JoinGroup joins a group with an invite code: it asks the members the
+// Join joins a group with an invite code: it asks the members the
 // code names, one after the other, to admit this node.
-func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error) {
-	gs := s.grp
+func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 	c, err := decodeInviteCode(code)
 	if err != nil {
 		return nil, err
 	}
-	if !s.cfg.Now().Before(c.Invite.Expires) {
+	if !gs.cfg.Now().Before(c.Invite.Expires) {
 		return nil, fmt.Errorf("%w (it expired at %s)", ErrInviteExpired, c.Invite.Expires.UTC().Format(time.RFC3339))
 	}
-	if g := gs.get(gidString(c.Invite.GroupID)); g != nil && g.state().Status == GroupMember {
+	if g := gs.get(gidString(c.Invite.GroupID)); g != nil && g.state().Status == StatusMember {
 		return gs.info(g), nil
 	}
 	lastErr := fmt.Errorf("%w: the invite names none", ErrUnreachable)
@@ -455,9 +454,9 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 		go func() {
 			defer dials.Done()
 			if len(m.Addrs) > 0 {
-				s.h.Peerstore().AddAddrs(m.ID, m.Addrs, peerstore.TempAddrTTL)
+				gs.h.Peerstore().AddAddrs(m.ID, m.Addrs, peerstore.TempAddrTTL)
 			}
-			if err := s.h.Connect(dctx, m); err != nil {
+			if err := gs.h.Connect(dctx, m); err != nil {
 				m.ID = ""
 			}
 			reached <- m
@@ -474,7 +473,7 @@ func (s *Service) JoinGroup(ctx context.Context, code string) (*GroupInfo, error
 			lastErr = fmt.Errorf("%w: none of the members the invite names answered", ErrUnreachable)
 			continue
 		}
-		var ops []*groupOp
+		var ops []*op
 		keys := map[uint64][]byte{}
 		var heads []*pb.Head
 		var envs []*pb.Envelope
@@ -554,10 +553,10 @@ func headProofs(gid []byte, heads []*pb.Head, envs []*pb.Envelope) (hs map[peer.
 
 // exchange sends one request to p and hands each answer frame to fn; it
 // returns the last frame (end set).
-func (gs *groups) exchange(ctx context.Context, p peer.ID, req *pb.SyncRequest, fn func(*pb.SyncFrame) error) (*pb.SyncFrame, error) {
+func (gs *Service) exchange(ctx context.Context, p peer.ID, req *pb.SyncRequest, fn func(*pb.SyncFrame) error) (*pb.SyncFrame, error) {
 	ctx = network.WithAllowLimitedConn(ctx, "groupsync")
 	dctx, cancel := context.WithTimeout(ctx, syncDialTimeout)
-	st, err := gs.s.h.NewStream(dctx, p, GroupSyncProtocol)
+	st, err := gs.h.NewStream(dctx, p, SyncProtocol)
 	cancel()
 	if err != nil {
 		return nil, err
@@ -592,7 +591,7 @@ func (gs *groups) exchange(ctx context.Context, p peer.ID, req *pb.SyncRequest, 
 }
 
 // push hands a member ops and keys.
-func (gs *groups) push(ctx context.Context, p peer.ID, f *pb.SyncFrame) error {
+func (gs *Service) push(ctx context.Context, p peer.ID, f *pb.SyncFrame) error {
 	ctx, cancel := context.WithTimeout(ctx, syncIOTimeout)
 	defer cancel()
 	last, err := gs.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Push{Push: f}}, nil)
@@ -607,11 +606,11 @@ func (gs *groups) push(ctx context.Context, p peer.ID, f *pb.SyncFrame) error {
 
 // goPushGroup hands a friend added directly the whole group, in the
 // background; once it has it, it is no longer owed.
-func (gs *groups) goPushGroup(g *group, p peer.ID) {
-	if !gs.s.Online(p) {
+func (gs *Service) goPushGroup(g *group, p peer.ID) {
+	if !gs.online(p) {
 		return // when it connects
 	}
-	gs.s.goTracked(func() {
+	gs.run.Go(func() {
 		var buf bytes.Buffer
 		w := bufio.NewWriter(&buf)
 		if err := gs.writeGroup(w, g, p); err != nil {
@@ -641,8 +640,8 @@ func (gs *groups) goPushGroup(g *group, p peer.ID) {
 			}
 		}
 		f.End = true
-		if err := gs.push(gs.s.ctx, p, f); err != nil {
-			gs.s.log.Debug("hand a group to a friend", "group", g.id, "peer", p, "err", err)
+		if err := gs.push(gs.ctx, p, f); err != nil {
+			gs.log.Debug("hand a group to a friend", "group", g.id, "peer", p, "err", err)
 			return
 		}
 		gs.opMu.Lock()
@@ -660,9 +659,9 @@ func (gs *groups) goPushGroup(g *group, p peer.ID) {
 }
 
 // pull asks p for what this node lacks of a group, and stores it.
-func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
+func (gs *Service) pull(ctx context.Context, id string, p peer.ID) error {
 	g := gs.get(id)
-	if g == nil || g.state().Status != GroupMember {
+	if g == nil || g.state().Status != StatusMember {
 		return nil
 	}
 	st := g.state()
@@ -717,15 +716,15 @@ func (gs *groups) pull(ctx context.Context, id string, p peer.ID) error {
 // pull (a gap in an author's numbers) is dropped when it comes due if
 // gossip has filled every gap meanwhile: under load gossip reorders, and
 // pulling what is on its way would add to the load that reordered it.
-func (gs *groups) wantPull(id string, p peer.ID, delay time.Duration) {
+func (gs *Service) wantPull(id string, p peer.ID, delay time.Duration) {
 	gs.schedulePull(id, p, delay, pullPlain)
 }
 
-func (gs *groups) gapPull(id string, p peer.ID, delay time.Duration) {
+func (gs *Service) gapPull(id string, p peer.ID, delay time.Duration) {
 	gs.schedulePull(id, p, delay, pullGap)
 }
 
-func (gs *groups) settlePull(id string, p peer.ID, delay time.Duration) {
+func (gs *Service) settlePull(id string, p peer.ID, delay time.Duration) {
 	gs.schedulePull(id, p, delay, pullSettle)
 }
 
@@ -745,7 +744,7 @@ type pullDue struct {
 	gapOnly bool
 }
 
-func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, kind int) {
+func (gs *Service) schedulePull(id string, p peer.ID, delay time.Duration, kind int) {
 	if p == "" || p == gs.self {
 		return
 	}
@@ -795,8 +794,7 @@ func (gs *groups) schedulePull(id string, p peer.ID, delay time.Duration, kind i
 
 // runPuller runs the pulls when they are due, one at a time, from peers
 // that are connected.
-func (gs *groups) runPuller() {
-	defer gs.s.wg.Done()
+func (gs *Service) runPuller() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -826,18 +824,18 @@ func (gs *groups) runPuller() {
 		}
 		gs.pullMu.Unlock()
 		for k, needed := range due {
-			if !gs.s.Online(k.p) {
+			if !gs.online(k.p) {
 				continue
 			}
 			if !needed && !gs.hasGaps(k.id) {
 				gs.needless.Add(1)
 				continue
 			}
-			ctx, cancel := context.WithTimeout(gs.s.ctx, 2*syncIOTimeout)
+			ctx, cancel := context.WithTimeout(gs.ctx, 2*syncIOTimeout)
 			err := gs.pull(ctx, k.id, k.p)
 			cancel()
-			if err != nil && gs.s.ctx.Err() == nil {
-				gs.s.log.Debug("group pull", "group", k.id, "peer", k.p, "err", err)
+			if err != nil && gs.ctx.Err() == nil {
+				gs.log.Debug("group pull", "group", k.id, "peer", k.p, "err", err)
 				// A pull that failed on the way (not a refusal) is tried
 				// again while the peer stays online.
 				if !errors.Is(err, ErrRefused) {
@@ -851,7 +849,7 @@ func (gs *groups) runPuller() {
 		gs.pulling.Store(false)
 		timer.Reset(time.Until(next))
 		select {
-		case <-gs.s.ctx.Done():
+		case <-gs.ctx.Done():
 			return
 		case <-gs.pullWake:
 			if !timer.Stop() {
@@ -867,7 +865,7 @@ func (gs *groups) runPuller() {
 
 // hasGaps reports whether this node lacks a message of group id that a
 // later one of the same author shows it should have.
-func (gs *groups) hasGaps(id string) bool {
+func (gs *Service) hasGaps(id string) bool {
 	g := gs.get(id)
 	if g == nil {
 		return false
@@ -885,7 +883,7 @@ func (gs *groups) hasGaps(id string) bool {
 // ingestEnvelopes checks envelopes that did not come by gossip (a pull, a
 // mailbox) as the validator would, and hands the good ones to the store.
 // It returns a channel closed once the last is stored (nil: none).
-func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID) (chan error, error) {
+func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID) (chan error, error) {
 	st := g.state()
 	var last chan error
 	for _, we := range envs {
@@ -916,7 +914,7 @@ func (gs *groups) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Enve
 			last = done
 		case <-ctx.Done():
 			return last, ctx.Err()
-		case <-gs.s.ctx.Done():
+		case <-gs.ctx.Done():
 			return last, ErrClosed
 		}
 	}
@@ -929,14 +927,14 @@ const maxJoinItems = 1 << 16
 // maxServeSeqs bounds the sequence numbers of one author a pull looks up.
 const maxServeSeqs = 4096
 
-// GroupMailbox is the path through a relay for members who are offline:
+// Mailbox is the path through a relay for members who are offline:
 // the relay's offline mailbox (the relay issue builds it; node wires it).
 // What is parked is the envelope as its author sealed and signed it, so
 // the relay reads nothing, and a member that fetches it checks it like a
 // message from gossip. Delivery stays exactly-once whichever path
 // delivers: dedup is by (author, seq).
-type GroupMailbox interface {
-	// ParkGroup stores encoded envelopes (chat/pb Envelope) of a group for
+type Mailbox interface {
+	// ParkGroup stores encoded envelopes (group/pb Envelope) of a group for
 	// members, and returns once the mailbox holds them durably.
 	ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error
 	// Ready reports whether the mailbox can take envelopes now (a relay
@@ -945,17 +943,17 @@ type GroupMailbox interface {
 	Ready() bool
 }
 
-// SetGroupMailbox parks this node's group messages for the members that
+// SetMailbox parks this node's group messages for the members that
 // are offline when they are sent (nil: gossip and catch-up only).
-func (s *Service) SetGroupMailbox(m GroupMailbox) {
-	s.grp.mbMu.Lock()
-	s.grp.mb = m
-	s.grp.mbMu.Unlock()
+func (gs *Service) SetMailbox(m Mailbox) {
+	gs.mbMu.Lock()
+	gs.mb = m
+	gs.mbMu.Unlock()
 }
 
 // parkForOffline hands an envelope to the mailbox for the members that are
 // offline, in the background.
-func (gs *groups) parkForOffline(g *group, env *envelope) {
+func (gs *Service) parkForOffline(g *group, env *envelope) {
 	gs.mbMu.Lock()
 	mb := gs.mb
 	gs.mbMu.Unlock()
@@ -964,7 +962,7 @@ func (gs *groups) parkForOffline(g *group, env *envelope) {
 	}
 	var away []peer.ID
 	for p := range g.state().Members {
-		if p != gs.self && !gs.s.Online(p) {
+		if p != gs.self && !gs.online(p) {
 			away = append(away, p)
 		}
 	}
@@ -980,25 +978,24 @@ func (gs *groups) parkForOffline(g *group, env *envelope) {
 	default:
 		// The relay is far behind: the members catch up from the
 		// others when they come back.
-		gs.s.log.Info("group mailbox: queue full, not parked", "group", g.id)
+		gs.log.Info("group mailbox: queue full, not parked", "group", g.id)
 	}
 }
 
 // parkJob is an envelope to park for the members that are away.
 type parkJob struct {
-	mb   GroupMailbox
+	mb   Mailbox
 	away []peer.ID
 	raw  []byte
 }
 
 // runParker parks queued envelopes, one worker for all groups: what
 // waits at a moment for the same members goes in one deposit each.
-func (gs *groups) runParker() {
-	defer gs.s.wg.Done()
+func (gs *Service) runParker() {
 	for {
 		var jobs []parkJob
 		select {
-		case <-gs.s.ctx.Done():
+		case <-gs.ctx.Done():
 			return
 		case j := <-gs.parkq:
 			jobs = append(jobs, j)
@@ -1013,7 +1010,7 @@ func (gs *groups) runParker() {
 			}
 		}
 		type batch struct {
-			mb   GroupMailbox
+			mb   Mailbox
 			away []peer.ID
 			raws [][]byte
 		}
@@ -1031,17 +1028,17 @@ func (gs *groups) runParker() {
 		}
 		for _, k := range order {
 			b := byAway[k]
-			if err := b.mb.ParkGroup(gs.s.ctx, b.away, b.raws); err != nil {
-				gs.s.log.Info("group mailbox", "err", err)
+			if err := b.mb.ParkGroup(gs.ctx, b.away, b.raws); err != nil {
+				gs.log.Info("group mailbox", "err", err)
 			}
 		}
 	}
 }
 
-// ReceiveParkedGroup takes envelopes that a mailbox held for this node:
+// ReceiveParked takes envelopes that a mailbox held for this node:
 // each is checked like a message from gossip (member, signature, key) and
 // stored once; it returns when they are stored.
-func (s *Service) ReceiveParkedGroup(ctx context.Context, envelopes [][]byte) error {
+func (gs *Service) ReceiveParked(ctx context.Context, envelopes [][]byte) error {
 	byGroup := map[string][]*pb.Envelope{}
 	for _, b := range envelopes {
 		var e pb.Envelope
@@ -1052,11 +1049,11 @@ func (s *Service) ReceiveParkedGroup(ctx context.Context, envelopes [][]byte) er
 		byGroup[id] = append(byGroup[id], &e)
 	}
 	for id, envs := range byGroup {
-		g := s.grp.get(id)
-		if g == nil || g.state().Status != GroupMember {
+		g := gs.get(id)
+		if g == nil || g.state().Status != StatusMember {
 			continue
 		}
-		done, err := s.grp.ingestEnvelopes(ctx, g, envs, "")
+		done, err := gs.ingestEnvelopes(ctx, g, envs, "")
 		if err != nil {
 			return err
 		}

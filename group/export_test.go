@@ -1,0 +1,267 @@
+package group
+
+// Test hooks for the tests in package group_test.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/group/pb"
+	"github.com/meshtalk/meshtalk/history"
+	historypb "github.com/meshtalk/meshtalk/history/pb"
+)
+
+// Rejects is how many group messages s rejected: by its topic
+// validators, or that came by pull or from a mailbox.
+func Rejects(s *Service) int64 { return s.rejects.Load() }
+
+// Postponed is how many ops s set aside for being dated too far
+// ahead.
+func Postponed(s *Service) int64 { return s.postponed.Load() }
+
+// ForgeEnvelope is a topic message from s as author, sealed with a key of
+// its own making: what a non-member could publish.
+func ForgeEnvelope(s *Service, gid, text string) []byte {
+	id, _ := parseGID(gid)
+	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, 0, newKey(),
+		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
+	if err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
+	return b
+}
+
+// ForgeMessage is a message of member s to a group that carries the
+// ID id instead of its own: s numbers it, seals it with the group's key,
+// signs it, and keeps the envelope as its own, so that it serves it to the
+// members that pull. It returns the topic message and the envelope (as a
+// mailbox would hold it).
+func ForgeMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
+	gs := s
+	g := gs.get(gid)
+	st := g.state()
+	gs.sendMu.Lock()
+	defer gs.sendMu.Unlock()
+	h, _ := g.headOf(gs.self)
+	seq := h.max() + 1
+	now := s.cfg.Now()
+	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, st.Keys[st.Epoch],
+		&historypb.Message{Id: id, Kind: history.KindText, Text: text, Hlc: s.clk.Now(), SentAtMs: now.UnixMilli()})
+	if err != nil {
+		panic(err)
+	}
+	h.add(seq)
+	envelope, _ = proto.Marshal(env.toWire())
+	if err := s.ds.Put(s.ctx, groupEnvKey(gid, s.peerString(gs.self), seq), envelope); err != nil {
+		panic(err)
+	}
+	if err := history.PutJSON(s.ctx, s.ds, groupHeadKey(gid, s.peerString(gs.self)), h); err != nil {
+		panic(err)
+	}
+	g.hmu.Lock()
+	g.heads[gs.self] = h
+	g.hmu.Unlock()
+	topic, _ = proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
+	return topic, envelope
+}
+
+// ForgeOp is an op of kind on target signed by s, following s's copy of
+// the log: a member that is not an admin forging a removal, say.
+func ForgeOp(s *Service, gid, kind string, target peer.ID, badSignature bool) []byte {
+	return ForgeOpAt(s, gid, kind, target, badSignature, time.Time{})
+}
+
+// ForgeOpAt is ForgeOp dated at (zero: as s would date it).
+func ForgeOpAt(s *Service, gid, kind string, target peer.ID, badSignature bool, at time.Time) []byte {
+	g := s.get(gid)
+	st := g.state()
+	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	if !at.IsZero() {
+		o.TimeMS = at.UnixMilli()
+	}
+	if kind == OpRemove || kind == OpRekey {
+		o.Epoch, o.KeyHash = st.Epoch+1, keyHash(g.gid, st.Epoch+1, newKey())
+	}
+	if err := signOp(s.priv, o); err != nil {
+		panic(err)
+	}
+	so := signedOpWire(o)
+	if badSignature {
+		so.Signature[0] ^= 1
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: so}})
+	return b
+}
+
+// PublishTopic publishes raw data on a group's topic from s, once s sees
+// a peer on it, whether or not s is a member.
+func PublishTopic(ctx context.Context, s *Service, gid string, data []byte) error {
+	name := Topic(gid)
+	g := s.get(gid)
+	var t interface {
+		Publish(context.Context, []byte, ...pubsub.PubOpt) error
+		ListPeers() []peer.ID
+	}
+	if g != nil && g.topic != nil {
+		t = g.topic
+	} else {
+		tt, err := s.ps.Join(name)
+		if err != nil {
+			return err
+		}
+		defer tt.Close()
+		t = tt
+	}
+	for len(t.ListPeers()) == 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return t.Publish(ctx, data)
+}
+
+// TryDecrypt tries every key s holds for a group on the envelope that
+// holder stored of author's message seq.
+func TryDecrypt(ctx context.Context, holder, s *Service, gid string, author peer.ID, seq uint64) (epoch uint64, err error) {
+	raw, err := holder.ds.Get(ctx, groupEnvKey(gid, author.String(), seq))
+	if err != nil {
+		return 0, err
+	}
+	var w pb.Envelope
+	if err := proto.Unmarshal(raw, &w); err != nil {
+		return 0, err
+	}
+	env, err := envelopeFromWire(&w)
+	if err != nil {
+		return 0, err
+	}
+	g := s.get(gid)
+	if g == nil {
+		return env.Epoch, ErrNoGroup
+	}
+	for _, k := range g.state().Keys {
+		if _, err := env.open(k); err == nil {
+			return env.Epoch, nil
+		}
+	}
+	return env.Epoch, ErrBadFrame
+}
+
+// Seq is the highest seq s holds of author in a group.
+func Seq(s *Service, gid string, author peer.ID) uint64 {
+	g := s.get(gid)
+	if g == nil {
+		return 0
+	}
+	h := g.headsSnapshot()[author]
+	if h == nil {
+		return 0
+	}
+	return h.max()
+}
+
+// ClaimHead has s claim, in memory, to hold author's messages 1 to contig
+// of a group: what a member that lies to a newcomer would name.
+func ClaimHead(s *Service, gid string, author peer.ID, contig uint64) {
+	g := s.get(gid)
+	g.hmu.Lock()
+	g.heads[author] = &seqSet{Contig: contig}
+	g.hmu.Unlock()
+}
+
+// Has reports whether s holds author's message seq of a group.
+func Has(s *Service, gid string, author peer.ID, seq uint64) bool {
+	g := s.get(gid)
+	return g != nil && g.has(author, seq)
+}
+
+// RawTopic joins a plain topic on s's gossipsub (no validator, no
+// encryption, no storage): the benchmark's baseline on the same nodes.
+func RawTopic(s *Service, name string) (*pubsub.Topic, error) { return s.ps.Join(name) }
+
+// SignedGossip starts a second gossipsub on s's host, set as the node's
+// own but for gossipsub's default signing (each message signed by its
+// publisher and checked at every hop) and for a protocol ID of its own,
+// so that the two do not meet: gossipsub as it comes, the benchmark's
+// baseline.
+func SignedGossip(s *Service) (*pubsub.PubSub, error) {
+	feature := func(f pubsub.GossipSubFeature, _ protocol.ID) bool {
+		return pubsub.GossipSubDefaultFeatures(f, pubsub.GossipSubID_v13)
+	}
+	return pubsub.NewGossipSub(s.ctx, s.h, append(s.gossipOptions(),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithGossipSubProtocols([]protocol.ID{"/meshtalk/bench/meshsub/1.3.0"}, feature))...)
+}
+
+// TopicPeers is how many peers s sees on a group's topic.
+func TopicPeers(s *Service, gid string) int {
+	return len(s.ps.ListPeers(Topic(gid)))
+}
+
+// Pulled is how many messages s stored that came by pull.
+func Pulled(s *Service) int64 { return s.pulled.Load() }
+
+// GapPull schedules, now, the pull that a gap in an author's numbers
+// would; GapPullsDropped counts those that found no gap left.
+func GapPull(s *Service, gid string, p peer.ID) { s.gapPull(gid, p, 0) }
+
+func GapPullsDropped(s *Service) int64 { return s.needless.Load() }
+
+// PullsIdle reports whether s has no pull scheduled or under way.
+func PullsIdle(s *Service) bool {
+	gs := s
+	gs.pullMu.Lock()
+	defer gs.pullMu.Unlock()
+	return len(gs.pulls) == 0 && !gs.pulling.Load()
+}
+
+// ParkedSeq is the seq of an encoded group envelope as the mailbox holds
+// it.
+func ParkedSeq(b []byte) uint64 {
+	var e pb.Envelope
+	proto.Unmarshal(b, &e)
+	return e.GetSeq()
+}
+
+// Heads describes what s holds of each author of a group.
+func Heads(s *Service, gid string) string {
+	g := s.get(gid)
+	if g == nil {
+		return "no group"
+	}
+	out := ""
+	for a, h := range g.headsSnapshot() {
+		out += fmt.Sprintf("%s: contig %d extra %v; ", a.String()[len(a.String())-6:], h.Contig, h.Extra)
+	}
+	st := g.state()
+	return out + fmt.Sprintf("ops %d members %d", st.Ops, len(st.Members))
+}
+
+// Score is p's latest gossipsub score as s sees it (ok: s scores p).
+func Score(s *Service, p peer.ID) (float64, bool) { return s.score(p) }
+
+// ScoreReads counts the score snapshots s took (one a second).
+func ScoreReads(s *Service) int64 { return s.scoreReads.Load() }
+
+// Graylisted reports whether s graylists p: it drops what p sends.
+func Graylisted(s *Service, p peer.ID) bool {
+	sc, ok := s.score(p)
+	return ok && sc < graylistThreshold
+}
+
+// RawTopicPeers is the peers s knows to be subscribed to a topic.
+func RawTopicPeers(s *Service, name string) []peer.ID { return s.ps.ListPeers(name) }
+
+// LeaveTopic has s leave a group's topic while it stays a member: it
+// publishes (PublishTopic) as a non-subscriber then, straight to the
+// topic's peers, past the mesh, as a misbehaving member could.
+func LeaveTopic(s *Service, gid string) { s.unsubscribe(s.get(gid)) }

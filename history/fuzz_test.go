@@ -1,0 +1,61 @@
+package history
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// FuzzDecode feeds the stored-record decoder: no input panics it, and a
+// record it reads is stored again as the same message.
+func FuzzDecode(f *testing.F) {
+	ctx := context.Background()
+	a, b := peer.ID("\x00\x05alice"), peer.ID("\x00\x03bob")
+	g := dm(b, a, 9, "", false)
+	g.To, g.Group, g.Content = "", "g1", Content{Kind: KindFace, Face: "party"}
+	seedDS := copying{dssync.MutexWrap(datastore.NewMapDatastore())}
+	seeds := New(seedDS, Config{})
+	for _, m := range []*Message{dm(a, b, 1, "hello", true), dm(b, a, 2, "hi", false), g} {
+		if err := seeds.PutRecord(ctx, seedDS, m); err != nil {
+			f.Fatal(err)
+		}
+		raw, err := seedDS.Get(ctx, MsgKey(seeds.Conv(m), m.HLC, m.ID))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s := New(copying{dssync.MutexWrap(datastore.NewMapDatastore())}, Config{})
+		m, err := s.Decode("fuzz", raw)
+		if err != nil {
+			return
+		}
+		if err := s.PutRecord(ctx, s.ds, m); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.ds.Get(ctx, MsgKey(s.Conv(m), m.HLC, m.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := s.Decode("again", again)
+		if err != nil || !reflect.DeepEqual(normal(m), normal(m2)) {
+			t.Fatalf("stored again: %+v %v, was %+v", m2, err, m)
+		}
+	})
+}
+
+// normal makes empty and nil byte slices alike, as protobuf does.
+func normal(m *Message) Message {
+	c := *m
+	for _, p := range []*[]byte{&c.Thumbnail, &c.Manifest} {
+		if len(*p) == 0 {
+			*p = nil
+		}
+	}
+	return c
+}

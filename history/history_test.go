@@ -1,0 +1,143 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// stored puts messages into a fresh store, each under the ID DMID (or
+// GroupMessageID) makes, and returns the store.
+func stored(t *testing.T, cfg Config, msgs ...*Message) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s := New(copying{dssync.MutexWrap(datastore.NewMapDatastore())}, cfg)
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := s.Put(ctx, b, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// copying copies what it is given, as the node's datastore (pebble)
+// does: PutRecord reuses its buffers.
+type copying struct{ datastore.Batching }
+
+func (c copying) Put(ctx context.Context, k datastore.Key, v []byte) error {
+	return c.Batching.Put(ctx, k, append([]byte(nil), v...))
+}
+
+func (c copying) Batch(ctx context.Context) (datastore.Batch, error) {
+	b, err := c.Batching.Batch(ctx)
+	return copyingBatch{b}, err
+}
+
+type copyingBatch struct{ datastore.Batch }
+
+func (b copyingBatch) Put(ctx context.Context, k datastore.Key, v []byte) error {
+	return b.Batch.Put(ctx, k, append([]byte(nil), v...))
+}
+
+func dm(from, to peer.ID, hlc uint64, text string, out bool) *Message {
+	ms := int64(1_700_000_000_000) + int64(hlc)
+	return &Message{ID: DMID(from, to, ms, hlc), From: from, To: to, Content: Content{Kind: KindText, Text: text},
+		State: map[bool]string{true: MsgQueued, false: MsgReceived}[out], Time: time.UnixMilli(ms), HLC: hlc, Outgoing: out}
+}
+
+// TestStoreRoundTrip: what Put stores, Get and Page give back as it was,
+// in conversation order, with its state; a group's history is apart from
+// the direct conversations.
+func TestStoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	a, b := peer.ID("\x00\x05alice"), peer.ID("\x00\x03bob")
+	gid := make([]byte, 16)
+	g := &Message{ID: GroupMessageID(gid, b, 1, 1_700_000_000_000), From: b, Group: "g1",
+		Content: Content{Kind: KindFace, Face: "party"}, State: MsgReceived, Time: time.UnixMilli(1_700_000_000_000), HLC: 5}
+	m1, m2, m3 := dm(a, b, 1, "hello", true), dm(b, a, 2, "hi there", false), dm(a, b, 3, "bye", true)
+	pending := map[string]bool{m3.ID: true}
+	s := stored(t, Config{Pending: func(_ context.Context, m *Message) (bool, error) { return pending[m.ID], nil }}, m3, g, m1, m2)
+
+	got, err := s.Get(ctx, m2.ID)
+	if err != nil || got.Text != m2.Text || got.From != b || got.To != a || got.HLC != 2 || got.State != MsgReceived || !got.Time.Equal(m2.Time) {
+		t.Fatalf("Get: %+v %v", got, err)
+	}
+	page, err := s.Page(ctx, b.String(), "", 2)
+	if err != nil || len(page.Messages) != 2 || !page.More || page.Messages[0].ID != m2.ID || page.Messages[1].ID != m3.ID {
+		t.Fatalf("newest page: %+v %v", page, err)
+	}
+	// Out of the outbox (not pending): delivered; still in it: queued.
+	if page.Messages[1].State != MsgQueued {
+		t.Fatalf("a pending message reads %q", page.Messages[1].State)
+	}
+	page, err = s.Page(ctx, b.String(), m2.ID, 10)
+	if err != nil || len(page.Messages) != 1 || page.More || page.Messages[0].ID != m1.ID || page.Messages[0].State != MsgDelivered {
+		t.Fatalf("older page: %+v %v", page, err)
+	}
+	if _, err := s.Page(ctx, b.String(), "nope", 10); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("a page before an unknown ID: %v", err)
+	}
+	gp, err := s.Page(ctx, GroupConv("g1"), "", 10)
+	if err != nil || len(gp.Messages) != 1 || gp.Messages[0].ID != g.ID || gp.Messages[0].Group != "g1" || gp.Messages[0].To != "" {
+		t.Fatalf("group page: %+v %v", gp, err)
+	}
+
+	// Search: newest first, the face's name found too.
+	found, err := s.Search(ctx, "H", MsgsPrefix, 0)
+	if err != nil || len(found) != 2 || found[0].ID != m2.ID || found[1].ID != m1.ID {
+		t.Fatalf("search: %+v %v", found, err)
+	}
+	if found, err := s.Search(ctx, "part", MsgPrefix(GroupConv("g1")), 0); err != nil || len(found) != 1 {
+		t.Fatalf("search a face: %+v %v", found, err)
+	}
+
+	// MarkRead marks what was received, once.
+	read, err := s.MarkRead(ctx, b.String())
+	if err != nil || len(read) != 1 || read[0] != m2.ID {
+		t.Fatalf("MarkRead: %v %v", read, err)
+	}
+	if read, err := s.MarkRead(ctx, b.String()); err != nil || len(read) != 0 {
+		t.Fatalf("MarkRead again: %v %v", read, err)
+	}
+	if got, _ := s.Get(ctx, m2.ID); got.State != MsgRead {
+		t.Fatalf("read message state %q", got.State)
+	}
+	if h, err := s.LastHLC(ctx, b.String()); err != nil || h != 3 {
+		t.Fatalf("LastHLC: %d %v", h, err)
+	}
+}
+
+// TestMessageJSON: a Message's JSON keeps its content's fields flat, the
+// manifest out.
+func TestMessageJSON(t *testing.T) {
+	m := &Message{ID: "x", Content: Content{Kind: KindPicture, Thumbnail: []byte{1}, ThumbnailType: "image/png", Manifest: []byte{2}}}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	json.Unmarshal(b, &fields)
+	for _, k := range []string{"id", "kind", "thumbnail", "thumbnail_type", "state", "time", "hlc", "outgoing"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("no %q in %s", k, b)
+		}
+	}
+	for _, k := range []string{"Content", "Manifest", "manifest"} {
+		if _, ok := fields[k]; ok {
+			t.Errorf("%q in %s", k, b)
+		}
+	}
+}

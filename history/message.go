@@ -1,0 +1,261 @@
+package history
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/history/pb"
+)
+
+// Message kinds.
+const (
+	KindText     = "text"
+	KindFace     = "face"
+	KindPicture  = "picture"
+	KindReply    = "reply"
+	KindReaction = "reaction"
+	KindReceipt  = "receipt" // direct messages only: never stored
+	KindFile     = "file"
+)
+
+// Message states.
+const (
+	MsgQueued    = "queued"    // stored, not yet written to the peer
+	MsgSent      = "sent"      // written to the peer, not yet acked
+	MsgDelivered = "delivered" // acked: stored on the peer
+	MsgRead      = "read"      // the peer read it
+	MsgFailed    = "failed"    // the peer refused it
+	MsgReceived  = "received"  // from the peer, not yet read here
+)
+
+// Limits of what a message says.
+const (
+	// MaxTextBytes bounds a message's text.
+	MaxTextBytes = 64 << 10
+	// MaxThumbnailBytes bounds a picture message's inline thumbnail.
+	MaxThumbnailBytes = 64 << 10
+	// MaxRefs bounds the IDs of one receipt or ack.
+	MaxRefs = 1024
+)
+
+// Errors.
+var (
+	// ErrNoMessage is returned for a message ID the history does not hold.
+	ErrNoMessage = errors.New("chat: no such message")
+	// ErrInvalid is wrapped by errors about what a user asked for: a text
+	// too long, an unknown face, an image too large.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Content is what a message says, the same in a direct message and a
+// group message, on the wire, in the store and in the API.
+type Content struct {
+	Kind          string `json:"kind"`
+	Text          string `json:"text,omitempty"`
+	Face          string `json:"face,omitempty"`
+	Thumbnail     []byte `json:"thumbnail,omitempty"`
+	ThumbnailType string `json:"thumbnail_type,omitempty"`
+	ReplyTo       string `json:"reply_to,omitempty"`
+	ReactTo       string `json:"react_to,omitempty"`
+	// Manifest is an offered file's transfer manifest (kind file, or a
+	// picture's original).
+	Manifest []byte `json:"-"`
+}
+
+// fill sets the content fields of a wire message.
+func (c *Content) fill(p *pb.Message) {
+	p.Kind, p.Text, p.Face, p.Thumbnail, p.ThumbnailType = c.Kind, c.Text, c.Face, c.Thumbnail, c.ThumbnailType
+	p.ReplyTo, p.ReactTo, p.File = c.ReplyTo, c.ReactTo, c.Manifest
+}
+
+// contentFromWire is the content of a wire message.
+func contentFromWire(p *pb.Message) Content {
+	return Content{Kind: p.GetKind(), Text: p.GetText(), Face: p.GetFace(), Thumbnail: p.GetThumbnail(),
+		ThumbnailType: p.GetThumbnailType(), ReplyTo: p.GetReplyTo(), ReactTo: p.GetReactTo(), Manifest: p.GetFile()}
+}
+
+// size is about the bytes the content takes to hold.
+func (c *Content) size() int { return len(c.Text) + len(c.Thumbnail) + len(c.Manifest) }
+
+// Check checks what every message's content must satisfy, on both sides;
+// manifest checks an offered file's manifest. The error names the fault
+// only: the caller wraps it in its protocol's error.
+func (c *Content) Check(manifest func([]byte) error) error {
+	if len(c.Text) > MaxTextBytes || !utf8.ValidString(c.Text) {
+		return fmt.Errorf("text must be UTF-8 of at most %d bytes", MaxTextBytes)
+	}
+	if len(c.Thumbnail) > MaxThumbnailBytes {
+		return fmt.Errorf("thumbnail over %d bytes", MaxThumbnailBytes)
+	}
+	for _, r := range []string{c.ReplyTo, c.ReactTo} {
+		if r != "" && !ValidID(r) {
+			return fmt.Errorf("bad reference %q", r)
+		}
+	}
+	// A file offer, or a picture's original.
+	if len(c.Manifest) > 0 {
+		if err := manifest(c.Manifest); err != nil {
+			return fmt.Errorf("file: %v", err)
+		}
+	}
+	switch c.Kind {
+	case KindText:
+		if c.Text == "" {
+			return errors.New("empty text")
+		}
+	case KindFace:
+		if _, ok := faces[c.Face]; !ok {
+			return fmt.Errorf("unknown face %q", c.Face)
+		}
+	case KindPicture:
+		if len(c.Thumbnail) == 0 {
+			return errors.New("picture without thumbnail")
+		}
+	case KindReply:
+		if c.ReplyTo == "" || c.Text == "" {
+			return errors.New("a reply needs text and the ID it replies to")
+		}
+	case KindReaction:
+		if c.ReactTo == "" || c.Text == "" || utf8.RuneCountInString(c.Text) > 16 {
+			return errors.New("a reaction needs the ID it reacts to and a short emoji")
+		}
+	case KindReceipt:
+		// Its refs are the direct-message protocol's to check.
+	case KindFile:
+		if len(c.Manifest) == 0 {
+			return errors.New("a file offer without its manifest")
+		}
+	default:
+		return fmt.Errorf("unknown kind %q", c.Kind)
+	}
+	return nil
+}
+
+// Wire is a message as it travels (the pb.Message of the DM protocol and,
+// sealed, of a group envelope): what the sender decides. The receiver
+// adds who sent it (the authenticated peer, or the verified author) and
+// its own bookkeeping.
+type Wire struct {
+	ID       string
+	SentAtMS int64
+	HLC      uint64
+	Content
+	Refs []string // kind receipt: the IDs it is about
+}
+
+// Size is about the bytes the message takes to hold.
+func (m *Wire) Size() int { return m.Content.size() + 32*len(m.Refs) }
+
+// ToWire is the message's protobuf form.
+func (m *Wire) ToWire() *pb.Message {
+	p := &pb.Message{Id: m.ID, SentAtMs: m.SentAtMS, Hlc: m.HLC, Refs: m.Refs}
+	m.Content.fill(p)
+	return p
+}
+
+// WireFromPB converts a received message, unchecked.
+func WireFromPB(p *pb.Message) Wire {
+	return Wire{ID: p.GetId(), SentAtMS: p.GetSentAtMs(), HLC: p.GetHlc(), Content: contentFromWire(p), Refs: p.GetRefs()}
+}
+
+// Check checks what every message must satisfy, on both sides (see
+// Content.Check).
+func (m *Wire) Check(manifest func([]byte) error) error {
+	if !ValidID(m.ID) {
+		return fmt.Errorf("bad message ID %q", m.ID)
+	}
+	if len(m.Refs) > MaxRefs {
+		return fmt.Errorf("%d refs, the limit is %d", len(m.Refs), MaxRefs)
+	}
+	for _, r := range m.Refs {
+		if r != "" && !ValidID(r) {
+			return fmt.Errorf("bad reference %q", r)
+		}
+	}
+	if err := m.Content.Check(manifest); err != nil {
+		return err
+	}
+	if m.Kind == KindReceipt && len(m.Refs) == 0 {
+		return errors.New("a receipt without refs")
+	}
+	return nil
+}
+
+// Message is one entry of a conversation, sent or received.
+type Message struct {
+	ID   string  `json:"id"`
+	From peer.ID `json:"from"`
+	To   peer.ID `json:"to,omitempty"` // empty for a group message
+	Content
+	State    string    `json:"state"`
+	Time     time.Time `json:"time"` // the sender's clock
+	HLC      uint64    `json:"hlc"`
+	Outgoing bool      `json:"outgoing"`
+	Error    string    `json:"error,omitempty"`
+	// Group is the group ID of a group message (To is then empty).
+	Group string `json:"group,omitempty"`
+	// File describes an offered file (kind "file"); Content.Manifest is
+	// its manifest, for transfer.
+	File *FileInfo `json:"file,omitempty"`
+}
+
+// FileInfo is what a file offer shows before the file is fetched.
+type FileInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size uint64 `json:"size"`
+	MIME string `json:"mime"`
+}
+
+// PeerOf is the other side of the direct conversation a message belongs
+// to.
+func (m *Message) PeerOf() peer.ID {
+	if m.Outgoing {
+		return m.To
+	}
+	return m.From
+}
+
+// Draft is a message to send: Text (text, reply, reaction), Face, or
+// Picture (an image file; its thumbnail travels inline).
+type Draft struct {
+	Text    string
+	Face    string
+	Picture []byte
+	// File is the manifest of a file offered (the caller has offered it
+	// through transfer); Text may caption it.
+	File    []byte
+	ReplyTo string
+	ReactTo string
+}
+
+// Content turns a draft into the content of a message of its kind.
+func (d Draft) Content() (Content, error) {
+	c := Content{Text: d.Text, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	var err error
+	switch {
+	case d.Face != "":
+		if err := checkFace(d.Face); err != nil {
+			return c, err
+		}
+		c.Kind, c.Face = KindFace, d.Face
+	case d.Picture != nil:
+		if c.Thumbnail, c.ThumbnailType, err = MakeThumbnail(d.Picture); err != nil {
+			return c, fmt.Errorf("picture: %w", err)
+		}
+		c.Kind, c.Manifest = KindPicture, d.File
+	case d.File != nil:
+		c.Kind, c.Manifest = KindFile, d.File
+	case d.ReactTo != "":
+		c.Kind = KindReaction
+	case d.ReplyTo != "":
+		c.Kind = KindReply
+	default:
+		c.Kind = KindText
+	}
+	return c, nil
+}

@@ -1,0 +1,411 @@
+package history
+
+// The history's keys, in the datastore namespace node gives chat and
+// groups (/chat), beside the keys of chat/store.go and group/service.go:
+//
+//	/msgs/<conversation>/<hlc %016x>/<msg ID> pb.StoredMessage: the conversation, in order;
+//	                                     the conversation is a peer ID (direct
+//	                                     messages) or g:<group ID> (a group's)
+//	/msgid/<msg ID>                      "<conversation>/<hlc %016x>": index for dedup and lookup
+//	/state/<msg ID>                      "failed:<reason>" (or, written before
+//	                                     2026-11-26, "delivered")
+//	/read/<msg ID>                       "": the message was read (by the peer, or here)
+//
+// A message's state is read, else the /state value, else the state in its
+// record (queued, received), where a queued direct message no longer in
+// chat's outbox was delivered (Config.Pending). Each is written without
+// reading the others, so an ack that comes after a read receipt cannot
+// undo it.
+//
+// HLC readings are fixed-width hex, so keys sort in conversation order.
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/history/pb"
+)
+
+// MsgsPrefix is the prefix of every conversation's messages.
+const MsgsPrefix = "/msgs/"
+
+// MsgKey is the key of a message's record.
+func MsgKey(conv string, hlc uint64, id string) datastore.Key {
+	return datastore.RawKey(ConvKey(MsgsPrefix, conv, hlc, id))
+}
+
+// MsgLoc is the /msgid/ value of a message: its place.
+func MsgLoc(conv string, hlc uint64) string { return ConvKey("", conv, hlc, "") }
+
+// MsgPrefix is the prefix of one conversation's messages.
+func MsgPrefix(conv string) string { return MsgsPrefix + conv + "/" }
+
+// IDKey is the /msgid/ index entry of a message ID.
+func IDKey(id string) datastore.Key { return datastore.RawKey("/msgid/" + id) }
+
+// StateKey holds a message's state when it failed.
+func StateKey(id string) datastore.Key { return datastore.RawKey("/state/" + id) }
+
+// ReadKey marks a message read.
+func ReadKey(id string) datastore.Key { return datastore.RawKey("/read/" + id) }
+
+// GroupConv is the conversation of a group's history.
+func GroupConv(id string) string { return "g:" + id }
+
+// ConvKey is prefix + "<conversation>/<hlc %016x>" [+ "/" + id]: a place in
+// a conversation's order (Sprintf was a tenth of storing a message).
+func ConvKey(prefix, conv string, hlc uint64, id string) string {
+	var b strings.Builder
+	b.Grow(len(prefix) + len(conv) + 18 + len(id))
+	b.WriteString(prefix)
+	b.WriteString(conv)
+	b.WriteByte('/')
+	var hex [16]byte
+	for i := 15; i >= 0; i-- {
+		hex[i] = "0123456789abcdef"[hlc&0xf]
+		hlc >>= 4
+	}
+	b.Write(hex[:])
+	if id != "" {
+		b.WriteByte('/')
+		b.WriteString(id)
+	}
+	return b.String()
+}
+
+// Config holds what a Store needs from its user.
+type Config struct {
+	// FileInfo summarises an offered file's manifest (nil when there is
+	// none or it is bad); nil leaves Message.File empty.
+	FileInfo func(manifest []byte) *FileInfo
+	// Pending reports whether an outgoing direct message is still to be
+	// delivered (in chat's outbox); nil: none is.
+	Pending func(ctx context.Context, m *Message) (bool, error)
+}
+
+// Store is the stored messages of every conversation, in the datastore it
+// is given (the /chat namespace).
+type Store struct {
+	ds          datastore.Batching
+	cfg         Config
+	peerStrings sync.Map // peer.ID -> its string form
+}
+
+// New returns the history in ds.
+func New(ds datastore.Batching, cfg Config) *Store { return &Store{ds: ds, cfg: cfg} }
+
+// PeerString is p's string form, cached: base58 is costly on the hot path.
+func (s *Store) PeerString(p peer.ID) string {
+	if v, ok := s.peerStrings.Load(p); ok {
+		return v.(string)
+	}
+	v := p.String()
+	s.peerStrings.Store(p, v)
+	return v
+}
+
+// Conv is the conversation a message belongs to.
+func (s *Store) Conv(m *Message) string {
+	if m.Group != "" {
+		return GroupConv(m.Group)
+	}
+	return s.PeerString(m.PeerOf())
+}
+
+// FileInfo summarises a manifest (see Config.FileInfo).
+func (s *Store) FileInfo(manifest []byte) *FileInfo {
+	if s.cfg.FileInfo == nil || len(manifest) == 0 {
+		return nil
+	}
+	return s.cfg.FileInfo(manifest)
+}
+
+// Put writes m's record and its /msgid/ index entry into w.
+func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
+	if err := s.PutRecord(ctx, w, m); err != nil {
+		return err
+	}
+	return w.Put(ctx, IDKey(m.ID), []byte(MsgLoc(s.Conv(m), m.HLC)))
+}
+
+// PutRecord writes m's record under its conversation key, as protobuf
+// (JSON spent a tenth of a send escaping the text).
+func (s *Store) PutRecord(ctx context.Context, w datastore.Write, m *Message) error {
+	wm := &pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC}
+	m.Content.fill(wm)
+	rec := &pb.StoredMessage{Message: wm, From: []byte(m.From), To: []byte(m.To), Outgoing: m.Outgoing, State: m.State, Group: m.Group}
+	buf := recordBufs.Get().(*[]byte)
+	defer recordBufs.Put(buf)
+	b, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:0], rec)
+	if err != nil {
+		return err
+	}
+	*buf = b
+	return w.Put(ctx, MsgKey(s.Conv(m), m.HLC, m.ID), b)
+}
+
+// recordBufs are PutRecord's buffers: the node's datastore (pebble)
+// copies what a put or a batch is given, so a record's buffer serves the
+// next one (a fresh one for every message was 3% of the CPU under load).
+var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// Decode reads a message's record (key names it in errors).
+func (s *Store) Decode(key string, b []byte) (*Message, error) {
+	var rec pb.StoredMessage
+	if err := proto.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+	}
+	w := rec.GetMessage()
+	from, err1 := peer.IDFromBytes(rec.GetFrom())
+	to, err2 := peer.IDFromBytes(rec.GetTo())
+	if rec.GetGroup() != "" && len(rec.GetTo()) == 0 {
+		to, err2 = "", nil
+	}
+	if w == nil || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("chat: stored %s is damaged", key)
+	}
+	return &Message{ID: w.GetId(), From: from, To: to, Content: contentFromWire(w),
+		State: rec.GetState(), Time: time.UnixMilli(w.GetSentAtMs()), HLC: w.GetHlc(), Outgoing: rec.GetOutgoing(),
+		File: s.FileInfo(w.GetFile()), Group: rec.GetGroup()}, nil
+}
+
+// Query scans stored messages.
+func (s *Store) Query(ctx context.Context, q query.Query, fn func(key string, m *Message) bool) error {
+	return Scan(ctx, s.ds, q, func(key string, b []byte) (bool, error) {
+		m, err := s.Decode(key, b)
+		if err != nil {
+			return false, err
+		}
+		return fn(key, m), nil
+	})
+}
+
+// Has reports whether the history holds a message ID.
+func (s *Store) Has(ctx context.Context, id string) (bool, error) { return s.ds.Has(ctx, IDKey(id)) }
+
+// WithState puts the current state into a message read from its record.
+func (s *Store) WithState(ctx context.Context, m *Message) *Message {
+	if ok, _ := s.ds.Has(ctx, ReadKey(m.ID)); ok {
+		m.State = MsgRead
+	} else if v, err := s.ds.Get(ctx, StateKey(m.ID)); err == nil {
+		m.State, m.Error, _ = strings.Cut(string(v), ":")
+	} else if m.State == MsgQueued && m.Outgoing && m.Group == "" && s.cfg.Pending != nil {
+		// Out of the outbox, without another state: acked.
+		if pending, err := s.cfg.Pending(ctx, m); err == nil && !pending {
+			m.State = MsgDelivered
+		}
+	}
+	return m
+}
+
+// LastHLC is the clock reading of the latest message of a conversation
+// (0: none).
+func (s *Store) LastHLC(ctx context.Context, conv string) (uint64, error) {
+	var h uint64
+	err := Scan(ctx, s.ds, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}, Limit: 1, KeysOnly: true},
+		func(key string, _ []byte) (bool, error) {
+			parts := strings.Split(key, "/") // "", msgs, conv, hlc, id
+			if len(parts) == 5 {
+				fmt.Sscanf(parts[3], "%x", &h)
+			}
+			return false, nil
+		})
+	return h, err
+}
+
+// Page is one page of a conversation, oldest first.
+type Page struct {
+	Messages []*Message `json:"messages"`
+	// More: older messages exist (ask again with Before = Messages[0].ID).
+	More bool `json:"more"`
+}
+
+// Page returns up to limit messages of conversation conv, older than the
+// message before (empty: the newest), in conversation order.
+func (s *Store) Page(ctx context.Context, conv string, before string, limit int) (*Page, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	q := query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}
+	var beforeKey string
+	if before != "" {
+		loc, err := s.ds.Get(ctx, IDKey(before))
+		if err != nil {
+			return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, before)
+		}
+		beforeKey = MsgsPrefix + string(loc) + "/" + before
+	}
+	page := &Page{Messages: []*Message{}}
+	err := s.Query(ctx, q, func(key string, m *Message) bool {
+		if beforeKey != "" && key >= beforeKey {
+			return true
+		}
+		if len(page.Messages) == limit {
+			page.More = true
+			return false
+		}
+		page.Messages = append(page.Messages, s.WithState(ctx, m))
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Newest first from the query; a page reads oldest first.
+	for i, j := 0, len(page.Messages)-1; i < j; i, j = i+1, j-1 {
+		page.Messages[i], page.Messages[j] = page.Messages[j], page.Messages[i]
+	}
+	return page, nil
+}
+
+// Search finds messages under prefix (MsgsPrefix: all; MsgPrefix: one
+// conversation) whose text contains text (case-insensitive); newest
+// first, at most limit (0: 100). It keeps only the best limit matches
+// while it scans, whatever the history's size.
+func (s *Store) Search(ctx context.Context, text, prefix string, limit int) ([]*Message, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	needle := strings.ToLower(text)
+	best := &byHLC{}
+	err := s.Query(ctx, query.Query{Prefix: prefix}, func(_ string, m *Message) bool {
+		if !strings.Contains(strings.ToLower(m.Text), needle) && (m.Face == "" || !strings.Contains(m.Face, needle)) {
+			return true
+		}
+		if best.Len() < limit {
+			heap.Push(best, m)
+		} else if m.HLC > (*best)[0].HLC {
+			(*best)[0] = m
+			heap.Fix(best, 0)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Message, best.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = s.WithState(ctx, heap.Pop(best).(*Message))
+	}
+	return out, nil
+}
+
+// byHLC is a min-heap of messages by clock reading.
+type byHLC []*Message
+
+func (h byHLC) Len() int           { return len(h) }
+func (h byHLC) Less(i, j int) bool { return h[i].HLC < h[j].HLC }
+func (h byHLC) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *byHLC) Push(x any)        { *h = append(*h, x.(*Message)) }
+func (h *byHLC) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return m
+}
+
+// MarkRead marks every received message of conversation conv read,
+// unsynced, and returns their IDs.
+func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
+	var read []string
+	err := s.Query(ctx, query.Query{Prefix: MsgPrefix(conv)}, func(_ string, m *Message) bool {
+		if !m.Outgoing && s.WithState(ctx, m).State == MsgReceived {
+			read = append(read, m.ID)
+		}
+		return true
+	})
+	if err != nil || len(read) == 0 {
+		return nil, err
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range read {
+		if err := b.Put(ctx, ReadKey(id), nil); err != nil {
+			return nil, err
+		}
+	}
+	return read, b.Commit(ctx)
+}
+
+// Get returns one message by ID.
+func (s *Store) Get(ctx context.Context, id string) (*Message, error) {
+	loc, err := s.ds.Get(ctx, IDKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, id)
+	}
+	b, err := s.ds.Get(ctx, datastore.RawKey(MsgsPrefix+string(loc)+"/"+id))
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.Decode(id, b)
+	if err != nil {
+		return nil, err
+	}
+	return s.WithState(ctx, m), nil
+}
+
+// GetJSON reads a JSON value.
+func GetJSON(ctx context.Context, ds datastore.Read, k datastore.Key, v any) error {
+	b, err := ds.Get(ctx, k)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("chat: stored %s is damaged: %w", k, err)
+	}
+	return nil
+}
+
+// PutJSON writes a JSON value.
+func PutJSON(ctx context.Context, ds datastore.Write, k datastore.Key, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return ds.Put(ctx, k, b)
+}
+
+// Scan calls fn with each entry that q selects, in q's order, until fn
+// returns false or an error.
+func Scan(ctx context.Context, ds datastore.Read, q query.Query, fn func(key string, value []byte) (bool, error)) error {
+	res, err := ds.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		more, err := fn(r.Key, r.Value)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// QueryJSON scans JSON values.
+func QueryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn func(key string, v *T) bool) error {
+	return Scan(ctx, ds, q, func(key string, b []byte) (bool, error) {
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+		}
+		return fn(key, &v), nil
+	})
+}
