@@ -77,8 +77,9 @@ type Node struct {
 	pstore  *shutStore // the peerstore's part of ds
 	host    host.Host
 	events  *Events
-	react   reactions // what emit hands to runReactions
-	log     *slog.Logger
+	react   reactions    // what emit hands to runReactions
+	log     *slog.Logger // the node's own (component=node)
+	logs    *slog.Logger // the one its services' loggers derive from
 	started time.Time
 	clock   func() time.Time // nil: time.Now
 	lock    *homeLock
@@ -90,69 +91,105 @@ type Node struct {
 
 // New starts a node on opts.Home: it takes the home's lock, writes a
 // default config.toml and creates the identity on first start, opens the
-// datastore and starts the libp2p host. On error nothing is left running
-// and no existing file has been changed.
+// datastore, starts the libp2p host and the services of the node's role.
+// On error nothing is left running and no existing file has been changed.
 func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if opts.Home == "" {
 		return nil, errors.New("node: no home folder given")
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	logs := opts.Logger
+	if logs == nil {
+		logs = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)}, log: log.With("component", "node"), started: time.Now(), clock: opts.Clock}
-
+	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)},
+		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock}
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
 	}
-	// undo releases what New has taken so far, in reverse order: every
-	// step that starts something pushes its undo, and on error this one
-	// unwinder runs them.
-	undo := []func(){func() { n.lock.release() }}
+	// Every step that starts something pushes its undo; on error the one
+	// unwinder runs them, in reverse order.
+	undo := undoStack{func() { n.lock.release() }}
 	defer func() {
 		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
+			undo.run()
 		}
 	}()
-
-	if err := writeDefaultConfig(opts.Home.ConfigPath(), opts.Role); err != nil {
+	if err := n.loadHome(opts); err != nil {
 		return nil, err
 	}
+	steps := []func(context.Context, *undoStack) error{n.openStore, n.startHost, n.startServices}
+	for _, step := range steps {
+		if err := step(ctx, &undo); err != nil {
+			return nil, err
+		}
+	}
+	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
+	return n, nil
+}
+
+// undoStack is what New has started so far, to be released in reverse
+// order when a later step fails.
+type undoStack []func()
+
+func (u *undoStack) push(f func()) { *u = append(*u, f) }
+
+func (u undoStack) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// loadHome reads (or on first start writes) config.toml, applies the
+// start's overrides, loads (or creates) the identity and makes the home's
+// folders.
+func (n *Node) loadHome(opts Options) (err error) {
+	if err := writeDefaultConfig(opts.Home.ConfigPath(), opts.Role); err != nil {
+		return err
+	}
 	if n.cfg, err = LoadConfig(opts.Home.ConfigPath(), opts.Role); err != nil {
-		return nil, err
+		return err
 	}
 	if opts.Configure != nil {
 		opts.Configure(&n.cfg)
 		if field, err := n.cfg.validate(); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, field, err)
+			return fmt.Errorf("%w: %s: %v", ErrConfig, field, err)
 		}
 	}
 	if n.key, _, err = LoadOrCreateIdentity(opts.Home.IdentityPath(), opts.Passphrase); err != nil {
-		return nil, err
+		return err
 	}
 	for _, dir := range []string{opts.Home.BlobsPath(), opts.Home.DatastorePath()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create home: %w", err)
+			return fmt.Errorf("node: create home: %w", err)
 		}
 	}
-	if n.ds, err = openDatastore(opts.Home.DatastorePath()); err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { n.ds.Close() })
-	n.pstore = &shutStore{inner: namespace.Wrap(n.ds, peerstoreKey)}
-	undo = append(undo, n.pstore.shut) // before the datastore closes
+	return nil
+}
 
-	if n.disc, err = discovery.New(ctx, n.discoveryConfig(log)); err != nil {
-		return nil, err
+// openStore opens the datastore, and the peerstore's part of it.
+func (n *Node) openStore(_ context.Context, undo *undoStack) (err error) {
+	if n.ds, err = openDatastore(n.home.DatastorePath()); err != nil {
+		return err
 	}
-	undo = append(undo, func() { n.disc.Close() })
+	undo.push(func() { n.ds.Close() })
+	n.pstore = &shutStore{inner: namespace.Wrap(n.ds, peerstoreKey)}
+	undo.push(n.pstore.shut) // before the datastore closes
+	return nil
+}
+
+// startHost starts discovery, the libp2p host, and the node's own
+// goroutines: the host's libp2p events into the event stream, and the
+// node's reactions to its services' events.
+func (n *Node) startHost(ctx context.Context, undo *undoStack) (err error) {
+	if n.disc, err = discovery.New(ctx, n.discoveryConfig(n.logs)); err != nil {
+		return err
+	}
+	undo.push(func() { n.disc.Close() })
 	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.pstore, n.disc.HostOptions()); err != nil {
-		return nil, err
+		return err
 	}
 	// Runs before the discovery undo: the host goes first.
-	undo = append(undo, func() { n.host.Close() })
+	undo.push(func() { n.host.Close() })
 
 	// The host's bus carries libp2p's own events; the node turns the
 	// ones it shows into its event stream. The services' events come
@@ -162,70 +199,78 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		new(event.EvtLocalReachabilityChanged),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("node: subscribe: %w", err)
+		return fmt.Errorf("node: subscribe: %w", err)
 	}
 	n.life = lifecycle.New()
-	undo = append(undo, n.life.Close)
+	undo.push(n.life.Close)
 	n.life.Go(func() { n.forwardEvents(n.life.Context(), sub) })
 	n.life.Go(func() { n.runReactions(n.life.Context()) })
-	if err := n.disc.Start(ctx, n.host); err != nil {
-		return nil, err
-	}
-	blobs, err := transfer.NewBlobs(opts.Home.BlobsPath())
+	return n.disc.Start(ctx, n.host)
+}
+
+// startServices starts file transfer and the services of the node's
+// role: a relay's server, or a personal node's chat, groups and relay
+// client.
+func (n *Node) startServices(ctx context.Context, undo *undoStack) (err error) {
+	blobs, err := transfer.NewBlobs(n.home.BlobsPath())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if n.xfer, err = transfer.New(ctx, n.host, namespace.Wrap(n.ds, transferKey), blobs, transfer.Config{Emit: n.emit, Logger: log}); err != nil {
-		return nil, err
+	if n.xfer, err = transfer.New(ctx, n.host, namespace.Wrap(n.ds, transferKey), blobs, transfer.Config{Emit: n.emit, Logger: n.logs}); err != nil {
+		return err
 	}
-	undo = append(undo, func() { n.xfer.Close() })
+	undo.push(func() { n.xfer.Close() })
 	if n.role == RoleRelay {
 		if n.relays, err = relay.NewServer(ctx, n.host, namespace.Wrap(n.ds, relayKey), n.serverConfig()); err != nil {
-			return nil, err
+			return err
 		}
-		undo = append(undo, func() { n.relays.Close() })
+		undo.push(func() { n.relays.Close() })
+		return nil
 	}
-	if n.role == RolePersonal {
-		// Chat and groups share the /chat namespace (history's keys are
-		// both's) and one clock.
-		chatDS := namespace.Wrap(n.ds, chatKey)
-		clk := history.NewClock(opts.Clock)
-		n.chat, err = chat.New(ctx, n.host, chatDS, chat.Config{
-			Keeper:       n.disc,
-			Now:          opts.Clock,
-			Clock:        clk,
-			ReadReceipts: n.cfg.Chat.ReadReceipts,
-			Blobs:        blobs,
-			Emit:         n.emit,
-			Logger:       log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() { n.chat.Close() })
-		n.groups, err = group.New(ctx, n.host, chatDS, group.Config{
-			Friends: n.chat,
-			Keeper:  n.disc,
-			Now:     opts.Clock,
-			Clock:   clk,
-			Emit:    n.emit,
-			Logger:  log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() { n.groups.Close() })
-		if err := n.startRelayClient(ctx); err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() { n.relayc.Close() })
-		if err := n.xfer.Resume(ctx); err != nil {
-			n.log.Warn("resume downloads", "err", err)
-		}
+	if err := n.startChat(ctx, blobs, undo); err != nil {
+		return err
 	}
+	if err := n.startRelayClient(ctx); err != nil {
+		return err
+	}
+	undo.push(func() { n.relayc.Close() })
+	if err := n.xfer.Resume(ctx); err != nil {
+		n.log.Warn("resume downloads", "err", err)
+	}
+	return nil
+}
 
-	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
-	return n, nil
+// startChat starts the chat and group services. They share the /chat
+// namespace (history's keys are both's) and one clock.
+func (n *Node) startChat(ctx context.Context, blobs *transfer.Blobs, undo *undoStack) (err error) {
+	chatDS := namespace.Wrap(n.ds, chatKey)
+	clk := history.NewClock(n.clock)
+	n.chat, err = chat.New(ctx, n.host, chatDS, chat.Config{
+		Keeper:       n.disc,
+		Now:          n.clock,
+		Clock:        clk,
+		ReadReceipts: n.cfg.Chat.ReadReceipts,
+		Blobs:        blobs,
+		Emit:         n.emit,
+		Logger:       n.logs,
+	})
+	if err != nil {
+		return err
+	}
+	undo.push(func() { n.chat.Close() })
+	n.groups, err = group.New(ctx, n.host, chatDS, group.Config{
+		Friends: n.chat,
+		Keeper:  n.disc,
+		Now:     n.clock,
+		Clock:   clk,
+		Emit:    n.emit,
+		Logger:  n.logs,
+	})
+	if err != nil {
+		return err
+	}
+	undo.push(func() { n.groups.Close() })
+	return nil
 }
 
 func writeDefaultConfig(path string, role Role) error {
