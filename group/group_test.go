@@ -1045,15 +1045,20 @@ func TestGroupKeylessEpochRekeyed(t *testing.T) {
 	if _, err := a.GroupService().Promote(bg, gid, b.ID()); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Eventually(t, 30*time.Second, "c sees b an admin", func() bool {
-		ms, _ := c.GroupService().Members(bg, gid)
-		for _, m := range ms {
-			if m.PeerID == b.ID() {
-				return m.Role == group.RoleAdmin
+	// b forges its op on the log as b holds it: b, too, must hold the
+	// promotion, or the op takes the promotion's place and is not b's
+	// next.
+	for _, n := range []*node.Node{b, c} {
+		nodetest.Eventually(t, 30*time.Second, "b is an admin to "+n.ID().String(), func() bool {
+			ms, _ := n.GroupService().Members(bg, gid)
+			for _, m := range ms {
+				if m.PeerID == b.ID() {
+					return m.Role == group.RoleAdmin
+				}
 			}
-		}
-		return false
-	})
+			return false
+		})
+	}
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
 	if err := group.PublishTopic(ctx, b.GroupService(), gid, group.ForgeOp(b.GroupService(), gid, group.OpRekey, "", false)); err != nil {
