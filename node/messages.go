@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/group"
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -36,6 +37,7 @@ const (
 // reaction with text. Path is a file to offer along (groups only; a
 // friend gets a file through SendFile).
 type Draft struct {
+	// Text is at most MaxTextBytes.
 	Text    string
 	Face    string
 	Picture []byte
@@ -43,6 +45,9 @@ type Draft struct {
 	ReplyTo string
 	ReactTo string
 }
+
+// MaxTextBytes bounds a message's text.
+const MaxTextBytes = history.MaxTextBytes
 
 // ReadResult says how many messages MarkRead marked.
 type ReadResult struct {

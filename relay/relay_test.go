@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/goleak"
 
-	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/internal/frame"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
@@ -267,7 +266,7 @@ func TestOfflineFriendGetsMailOnce(t *testing.T) {
 
 	var ids []string
 	for i := range 5 {
-		m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "while you were away " + string(rune('a'+i))})
+		m, err := a.SendMessage(bg, b.ID().String(), node.Draft{Text: "while you were away " + string(rune('a'+i))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -537,14 +536,14 @@ func TestParkedOutboxSplitsIntoLetters(t *testing.T) {
 	b.Close()
 	var ids []string
 	for i := range 24 {
-		m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: strings.Repeat(string(rune('a'+i)), chat.MaxTextBytes)})
+		m, err := a.SendMessage(bg, b.ID().String(), node.Draft{Text: strings.Repeat(string(rune('a'+i)), node.MaxTextBytes)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, m.ID)
 	}
 	nodetest.Eventually(t, 30*time.Second, "the relay holds all of it", func() bool {
-		return r.RelayServer().Stats().MailboxItems >= 2 && r.RelayServer().Stats().MailboxBytes > int64(24*chat.MaxTextBytes)
+		return r.RelayServer().Stats().MailboxItems >= 2 && r.RelayServer().Stats().MailboxBytes > int64(24*node.MaxTextBytes)
 	})
 	a.Close()
 	b = startUser(t, r, homeB)
@@ -577,7 +576,7 @@ func TestGroupMessageThroughMailbox(t *testing.T) {
 	})
 	b.Close()
 	nodetest.Eventually(t, 20*time.Second, "A sees B offline", func() bool { return !a.Chat().Online(b.ID()) })
-	m, err := a.GroupService().Send(bg, g.ID, chat.Draft{Text: "while you were away"})
+	m, err := a.SendGroup(bg, g.ID, node.Draft{Text: "while you were away"})
 	if err != nil {
 		t.Fatal(err)
 	}

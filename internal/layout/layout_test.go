@@ -84,3 +84,25 @@ func directOK(rel string, allowed []string) bool {
 	}
 	return false
 }
+
+// TestTestImports holds every package's tests to its rules too: a test
+// may reach node (through the shared helper, internal/nodetest, or for its
+// events), but not the packages its own code may not import.
+func TestTestImports(t *testing.T) {
+	for pkg, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-e", "-f",
+			`{{join .TestImports " "}} {{join .XTestImports " "}}`, module+"/"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		imports := map[string]bool{}
+		for _, imp := range strings.Fields(string(out)) {
+			imports[imp] = true
+		}
+		for _, b := range bad {
+			if b != "node" && imports[module+"/"+b] {
+				t.Errorf("the tests of %s import %s; DESIGN.md forbids %s to import it", pkg, b, pkg)
+			}
+		}
+	}
+}
