@@ -248,11 +248,12 @@ func (s *Service) runCourier(c *courier) {
 }
 
 // Mailbox is the path through a relay for a friend who stays unreachable:
-// the relay's offline mailbox (the relay issue builds it). The courier parks
-// there what it cannot deliver directly; the mailbox hands what it holds for
-// this node to ReceiveParked. Delivery stays exactly-once whichever path
-// delivers: the receiver drops a message it already has by ID, and the
-// direct path keeps trying until the friend acks, which settles the outbox.
+// the relay's offline mailbox (node gives the relay client, so that chat
+// never imports relay). The courier parks there what it cannot deliver
+// directly; the mailbox hands what it holds for this node to
+// ReceiveParked. Delivery stays exactly-once whichever path delivers: the
+// receiver drops a message it already has by ID, and the direct path keeps
+// trying until the friend acks, which settles the outbox.
 type Mailbox interface {
 	// Park stores encoded messages (chat/pb Message) for p and returns once
 	// the mailbox holds them durably.

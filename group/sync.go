@@ -927,8 +927,9 @@ const maxJoinItems = 1 << 16
 // maxServeSeqs bounds the sequence numbers of one author a pull looks up.
 const maxServeSeqs = 4096
 
-// Mailbox is the path through a relay for members who are offline:
-// the relay's offline mailbox (the relay issue builds it; node wires it).
+// Mailbox is the path through a relay for members who are offline: the
+// relay's offline mailbox (node gives the relay client's ParkGroup, so
+// that group never imports relay).
 // What is parked is the envelope as its author sealed and signed it, so
 // the relay reads nothing, and a member that fetches it checks it like a
 // message from gossip. Delivery stays exactly-once whichever path

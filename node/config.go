@@ -26,7 +26,8 @@ const (
 	// RolePersonal is `meshtalk run`: one person's node.
 	RolePersonal Role = iota
 	// RoleRelay is `meshtalk relay`: a circuit relay and DHT server for
-	// others (and, with later services, their login and mailbox).
+	// others, and the relay service (package relay) for its users: their
+	// accounts and login, presence, the sealed mailbox and the file drop.
 	RoleRelay
 )
 
