@@ -99,7 +99,9 @@ func (n *Node) syncAllowList() {
 	n.relayc.SetAllow(friends)
 }
 
-// relaySink hands what relays deliver to the chat service.
+// relaySink hands what relays deliver to the service it is for: direct
+// letters to chat, group letters to group, presence to chat, and a
+// dropped file to the event stream.
 type relaySink struct{ n *Node }
 
 func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {

@@ -26,8 +26,9 @@ import (
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
-// Sink is where a Client hands what its relays deliver (node connects it
-// to chat): the relay package never reads what letters carry.
+// Sink is where a Client hands what its relays deliver (node's gives
+// direct letters to chat and group letters to group): the relay package
+// never reads what letters carry.
 type Sink interface {
 	// Letter takes one opened letter of kind KindDM or KindGroup. A nil
 	// error lets the relay delete it; an error keeps it there for the

@@ -1,6 +1,8 @@
-// Package layout holds the test that keeps the import rules of DESIGN.md:
-// imports point one way, cmd → api → node → protocol packages, and the
-// relay never sees chat.
+// Package layout holds the test that keeps the import rules of DESIGN.md
+// (docs/architecture.md has them): imports point one way, cmd → api →
+// node → protocol packages; chat and group never import each other;
+// history, transfer and discovery import no other protocol package; and
+// the relay never sees chat or group.
 package layout
 
 import (
