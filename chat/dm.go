@@ -126,7 +126,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		}
 		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Content: w.Content, State: MsgQueued,
 			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, File: fileInfo(w.Manifest)}
-		ps := s.peerString(r.p)
+		pstr := s.peerString(r.p)
 		// A message shown in the history is stored once: its outbox entry
 		// is empty and points at the history record by the same key suffix.
 		var wb []byte
@@ -135,7 +135,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 				return err
 			}
 		}
-		if err := b.Put(ctx, outboxKey(ps, w.HLC, w.ID), wb); err != nil {
+		if err := b.Put(ctx, outboxKey(pstr, w.HLC, w.ID), wb); err != nil {
 			return err
 		}
 		if r.shown {
@@ -306,10 +306,10 @@ func (s *Service) park(c *courier, mb Mailbox) {
 	}
 	// Remembered across restarts, so that a restart does not park (and
 	// spend the friend's quota on) the same messages again.
-	ps := s.peerString(c.p)
+	pstr := s.peerString(c.p)
 	if b, err := s.ds.Batch(s.ctx); err == nil {
 		for _, id := range ids {
-			b.Put(s.ctx, parkedKey(ps, id), nil)
+			b.Put(s.ctx, parkedKey(pstr, id), nil)
 		}
 		b.Commit(s.ctx)
 	}
@@ -320,10 +320,10 @@ func (s *Service) park(c *courier, mb Mailbox) {
 
 // unpark forgets what was parked for c.p.
 func (s *Service) unpark(c *courier) {
-	ps := s.peerString(c.p)
+	pstr := s.peerString(c.p)
 	if b, err := s.ds.Batch(s.ctx); err == nil {
 		for id := range c.parked {
-			b.Delete(s.ctx, parkedKey(ps, id))
+			b.Delete(s.ctx, parkedKey(pstr, id))
 		}
 		b.Commit(s.ctx)
 	}
@@ -697,10 +697,10 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 	if err != nil {
 		return
 	}
-	ps := s.peerString(p)
+	pstr := s.peerString(p)
 	changed := make([]string, 0, len(msgs))
 	for _, m := range msgs {
-		if err := b.Delete(s.ctx, outboxKey(ps, m.HLC, m.ID)); err != nil {
+		if err := b.Delete(s.ctx, outboxKey(pstr, m.HLC, m.ID)); err != nil {
 			s.log.Error("message state", "err", err)
 			return
 		}
@@ -908,7 +908,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		return nil, nil, err
 	}
 	seen := map[string]bool{}
-	ps := s.peerString(from)
+	pstr := s.peerString(from)
 	high := mark.hlc
 	for _, wm := range batch {
 		s.clk.Observe(wm.HLC)
@@ -951,7 +951,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		fresh = append(fresh, m)
 	}
 	if high > mark.hlc {
-		if err := b.Put(ctx, receivedKey(ps), binary.BigEndian.AppendUint64(nil, high)); err != nil {
+		if err := b.Put(ctx, receivedKey(pstr), binary.BigEndian.AppendUint64(nil, high)); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -85,13 +85,13 @@ func (n *Node) syncAllowList() {
 	if n.relayc == nil {
 		return
 	}
-	cs, err := n.chat.Contacts(context.Background(), false)
+	contacts, err := n.chat.Contacts(context.Background(), false)
 	if err != nil {
 		n.log.Warn("allow-list", "err", err)
 		return
 	}
 	var friends []peer.ID
-	for _, c := range cs {
+	for _, c := range contacts {
 		if c.State == chat.StateFriend {
 			friends = append(friends, c.PeerID)
 		}

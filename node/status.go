@@ -101,10 +101,10 @@ func (n *Node) relayStatus() []RelayStatus {
 	out := []RelayStatus{}
 	connected := func(p peer.ID) bool { return n.host.Network().Connectedness(p) == network.Connected }
 	if n.relayc != nil {
-		for _, rs := range n.relayc.Status() {
+		for _, status := range n.relayc.Status() {
 			out = append(out, RelayStatus{
-				PeerID: rs.PeerID.String(), Connected: connected(rs.PeerID), Reserved: n.disc.Reserved(rs.PeerID),
-				Name: rs.Name, LoggedIn: rs.LoggedIn, Error: rs.Error,
+				PeerID: status.PeerID.String(), Connected: connected(status.PeerID), Reserved: n.disc.Reserved(status.PeerID),
+				Name: status.Name, LoggedIn: status.LoggedIn, Error: status.Error,
 			})
 		}
 		return out

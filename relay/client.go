@@ -614,11 +614,11 @@ func (c *Client) Status() []RelayStatus {
 	out := make([]RelayStatus, 0, len(c.order))
 	for _, id := range c.order {
 		rs := c.relays[id]
-		st := RelayStatus{PeerID: id, Name: rs.name, LoggedIn: rs.loggedIn, Error: rs.lastErr}
+		status := RelayStatus{PeerID: id, Name: rs.name, LoggedIn: rs.loggedIn, Error: rs.lastErr}
 		for _, m := range rs.info.Addrs {
-			st.Addrs = append(st.Addrs, m.String())
+			status.Addrs = append(status.Addrs, m.String())
 		}
-		out = append(out, st)
+		out = append(out, status)
 	}
 	return out
 }

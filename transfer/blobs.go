@@ -145,11 +145,11 @@ func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, err
 // compactChunks chunks, so that the manifest of a file of up to 16 GiB
 // stays within 140 KiB and travels inside a message.
 func chunkSizeFor(size int64) uint32 {
-	cs := uint32(DefaultChunkSize)
-	for cs < MaxChunkSize && size > int64(cs)*compactChunks {
-		cs *= 2
+	chunkSize := uint32(DefaultChunkSize)
+	for chunkSize < MaxChunkSize && size > int64(chunkSize)*compactChunks {
+		chunkSize *= 2
 	}
-	return cs
+	return chunkSize
 }
 
 // compactChunks is how many chunks chunkSizeFor aims to stay under.
