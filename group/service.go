@@ -533,7 +533,7 @@ func (gs *Service) subscribe(g *group) error {
 	ctx, cancel := context.WithCancel(gs.ctx)
 	g.topic, g.cancel, g.done = t, cancel, make(chan struct{})
 	done := g.done
-	if !gs.run.Go(func() { gs.read(g, sub, evts, ctx, done) }) {
+	if !gs.run.Go(func() { gs.read(ctx, g, sub, evts, done) }) {
 		close(done)
 		sub.Cancel()
 		evts.Cancel()
@@ -545,7 +545,7 @@ func (gs *Service) subscribe(g *group) error {
 
 // watchJoins pulls from a member that joins the topic: what it published
 // before it knew of this node reached nobody here, and no gap shows it.
-func (gs *Service) watchJoins(g *group, evts *pubsub.TopicEventHandler, ctx context.Context) {
+func (gs *Service) watchJoins(ctx context.Context, g *group, evts *pubsub.TopicEventHandler) {
 	defer evts.Cancel()
 	for {
 		ev, err := evts.NextPeerEvent(ctx)
@@ -574,13 +574,13 @@ func (gs *Service) unsubscribe(g *group) {
 }
 
 // read hands what the validator accepted on to the store.
-func (gs *Service) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEventHandler, ctx context.Context, done chan struct{}) {
+func (gs *Service) read(ctx context.Context, g *group, sub *pubsub.Subscription, evts *pubsub.TopicEventHandler, done chan struct{}) {
 	defer close(done)
 	defer sub.Cancel()
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		gs.watchJoins(g, evts, ctx)
+		gs.watchJoins(ctx, g, evts)
 	}()
 	defer func() { <-watched }()
 	for {
