@@ -33,7 +33,7 @@ var (
 )
 
 // errNoChange leaves a contact record as it is (from an update function).
-var errNoChange = errors.New("no change")
+var errNoChange = errors.New("chat: no change")
 
 // contactTimeout bounds one contact-protocol exchange.
 const contactTimeout = 20 * time.Second
@@ -639,7 +639,7 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 	}
 	if u.Avatar != nil {
 		if p.Avatar, p.AvatarType, err = MakeAvatar(u.Avatar); err != nil {
-			return nil, fmt.Errorf("avatar: %w", err)
+			return nil, fmt.Errorf("chat: avatar: %w", err)
 		}
 		if p.AvatarID, err = s.keepAvatar(p.Avatar); err != nil {
 			return nil, err

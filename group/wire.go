@@ -239,7 +239,7 @@ var (
 	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
 	ErrBadInvite     = errors.New("group: not a valid invite code")
 	ErrUnreachable   = errors.New("group: no member of the group could be reached")
-	errBadSignature  = errors.New("bad signature")
+	errBadSignature  = errors.New("group: bad signature")
 )
 
 // Operation kinds.

@@ -17,7 +17,7 @@ import (
 )
 
 // ErrConfig is wrapped by every error about config.toml.
-var ErrConfig = errors.New("invalid config")
+var ErrConfig = errors.New("node: invalid config")
 
 // Role is what a node is for: a person's own node or a relay.
 type Role int
@@ -363,7 +363,7 @@ func LoadConfig(path string, role Role) (Config, error) {
 		return DefaultConfig(role), nil
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
+		return Config{}, fmt.Errorf("node: read config: %w", err)
 	}
 	return ParseConfig(path, b, role)
 }

@@ -108,7 +108,7 @@ func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl
 		return nil, err
 	}
 	if ttl < 0 {
-		return nil, badRequest(errors.New("expires_seconds must be positive"))
+		return nil, badRequest(errors.New("node: expires_seconds must be positive"))
 	}
 	if ttl == 0 {
 		ttl = DefaultInviteValidity

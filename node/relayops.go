@@ -63,7 +63,7 @@ func (n *Node) NewRelayInvite(ctx context.Context, uses int, expires string) (*R
 	if expires != "" {
 		d, err := time.ParseDuration(expires)
 		if err != nil || d <= 0 {
-			return nil, badRequest(errors.New("expires is a positive duration such as 72h"))
+			return nil, badRequest(errors.New("node: expires is a positive duration such as 72h"))
 		}
 		ttl = d
 	}

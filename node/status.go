@@ -146,7 +146,7 @@ func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) 
 		opts.Count = 4
 	}
 	if opts.Count < 1 || opts.Count > 1000 {
-		return badRequest(errors.New("count must be between 1 and 1000"))
+		return badRequest(errors.New("node: count must be between 1 and 1000"))
 	}
 	for _, d := range []struct {
 		name string
@@ -157,7 +157,7 @@ func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) 
 			*d.v = d.def
 		}
 		if *d.v < 0 || *d.v > time.Hour {
-			return badRequest(fmt.Errorf("%s must be a duration such as 1s, up to 1h", d.name))
+			return badRequest(fmt.Errorf("node: %s must be a duration such as 1s, up to 1h", d.name))
 		}
 	}
 	err = n.disc.Ping(ctx, target, opts.Count, opts.Interval, opts.Timeout, fn)

@@ -289,7 +289,7 @@ func (c *Client) login(rs *relayState) error {
 	ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
 	defer cancel()
 	if err := c.h.Connect(ctx, rs.info); err != nil {
-		return fmt.Errorf("relay %s: %w", rs.info.ID, err)
+		return fmt.Errorf("relay: %s: %w", rs.info.ID, err)
 	}
 	c.mu.Lock()
 	allow := c.allow
@@ -354,7 +354,7 @@ type accountStream struct {
 func (c *Client) call(ctx context.Context, relay peer.ID, f func(*accountStream) error) error {
 	st, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "relay"), relay, AccountProtocol)
 	if err != nil {
-		return fmt.Errorf("relay %s: %w", relay, err)
+		return fmt.Errorf("relay: %s: %w", relay, err)
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
@@ -374,11 +374,11 @@ func (c *Client) call(ctx context.Context, relay peer.ID, f func(*accountStream)
 // do sends one request and reads its reply; a refusal is an error.
 func (s *accountStream) do(req *pb.AccountRequest) (*pb.AccountReply, error) {
 	if err := writeFrame(s.st, req); err != nil {
-		return nil, fmt.Errorf("relay %s: %w", s.relay, err)
+		return nil, fmt.Errorf("relay: %s: %w", s.relay, err)
 	}
 	var rep pb.AccountReply
 	if err := readFrame(s.r, MaxAccountFrame, &rep); err != nil {
-		return nil, fmt.Errorf("relay %s: %w", s.relay, err)
+		return nil, fmt.Errorf("relay: %s: %w", s.relay, err)
 	}
 	return &rep, errOf(rep.Code, rep.Message)
 }
@@ -402,7 +402,7 @@ func (c *Client) Register(ctx context.Context, relay peer.AddrInfo, name, invite
 		return nil, err
 	}
 	if err := c.h.Connect(ctx, relay); err != nil {
-		return nil, fmt.Errorf("relay %s: %w", relay.ID, err)
+		return nil, fmt.Errorf("relay: %s: %w", relay.ID, err)
 	}
 	var prof *pb.Profile
 	if c.cfg.Profile != nil {
@@ -518,7 +518,7 @@ func (c *Client) Lookup(ctx context.Context, name string, relay peer.ID) (*User,
 	}
 	for _, err := range errs {
 		if !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("%q is not known on any of your relays that answered: %w", name, errors.Join(errs...))
+			return nil, fmt.Errorf("relay: %q is not known on any of your relays that answered: %w", name, errors.Join(errs...))
 		}
 	}
 	return nil, fmt.Errorf("%w: %q is not known on any of your relays", ErrNotFound, name)
@@ -630,7 +630,7 @@ func (c *Client) ParkGroup(ctx context.Context, members []peer.ID, envelopes [][
 	var errs []error
 	for _, m := range members {
 		if err := c.Deposit(ctx, m, KindGroup, envelopes); err != nil && !errors.Is(err, ErrNotFound) {
-			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+			errs = append(errs, fmt.Errorf("relay: %s: %w", m, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -719,7 +719,7 @@ func DepositSealed(ctx context.Context, h host.Host, relay, p peer.ID, sealed []
 	}
 	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "relay"), relay, MailboxProtocol)
 	if err != nil {
-		return fail(fmt.Errorf("relay %s: %w", relay, err))
+		return fail(fmt.Errorf("relay: %s: %w", relay, err))
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
@@ -741,7 +741,7 @@ func DepositSealed(ctx context.Context, h host.Host, relay, p peer.ID, sealed []
 	for i := range sealed {
 		var rep pb.MailboxReply
 		if err := readFrame(r, MaxMailboxFrame, &rep); err != nil {
-			return fail(fmt.Errorf("relay %s: %w", relay, err))
+			return fail(fmt.Errorf("relay: %s: %w", relay, err))
 		}
 		errs[i] = errOf(rep.Code, rep.Message)
 	}
