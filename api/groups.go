@@ -114,8 +114,8 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGroupMembers(w http.ResponseWriter, r *http.Request) {
-	ms, err := s.node.GroupMembers(r.Context(), r.PathValue("group"))
-	reply(w, ms, err)
+	members, err := s.node.GroupMembers(r.Context(), r.PathValue("group"))
+	reply(w, members, err)
 }
 
 func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {

@@ -56,13 +56,13 @@ func pingOptions(r *http.Request) (node.PingOptions, error) {
 	var err error
 	if v := q.Get("count"); v != "" {
 		if opts.Count, err = strconv.Atoi(v); err != nil || opts.Count < 1 {
-			return opts, fmt.Errorf("count must be between 1 and 1000")
+			return opts, fmt.Errorf("api: count must be between 1 and 1000")
 		}
 	}
 	for name, d := range map[string]*time.Duration{"interval": &opts.Interval, "timeout": &opts.Timeout} {
 		if v := q.Get(name); v != "" {
 			if *d, err = time.ParseDuration(v); err != nil || *d <= 0 {
-				return opts, fmt.Errorf("%s must be a duration such as 1s, up to 1h", name)
+				return opts, fmt.Errorf("api: %s must be a duration such as 1s, up to 1h", name)
 			}
 		}
 	}

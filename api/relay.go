@@ -34,8 +34,8 @@ func (s *Server) relayRoutes(mux *http.ServeMux) {
 		reply(w, us, err)
 	})
 	mux.HandleFunc("GET /api/v1/relay/stats", func(w http.ResponseWriter, _ *http.Request) {
-		st, err := s.node.RelayStats()
-		reply(w, st, err)
+		stats, err := s.node.RelayStats()
+		reply(w, stats, err)
 	})
 	mux.HandleFunc("POST /api/v1/relay/invites", s.handleRelayInvite)
 }

@@ -146,4 +146,4 @@ func writeInfo(path string, info Info) error {
 }
 
 // ErrNotRunning means no node answers for a home.
-var ErrNotRunning = errors.New("no meshtalk node is running")
+var ErrNotRunning = errors.New("api: no meshtalk node is running")

@@ -53,11 +53,11 @@ func waitEvent(t *testing.T, ch <-chan node.Event, typ string, match func(any) b
 
 func contactState(t *testing.T, n *node.Node, p peer.ID) string {
 	t.Helper()
-	cs, err := n.Chat().Contacts(bg, false)
+	contacts, err := n.Chat().Contacts(bg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range cs {
+	for _, c := range contacts {
 		if c.PeerID == p {
 			return c.State
 		}
@@ -374,9 +374,9 @@ func TestProfileAvatarAndPresence(t *testing.T) {
 	if got.Name != name {
 		t.Fatalf("profile event %+v", got)
 	}
-	cs, _ := b.Chat().Contacts(bg, false)
-	if cs[0].Profile == nil || cs[0].Profile.Status != status || cs[0].Profile.AvatarID != p.AvatarID || p.AvatarID == "" {
-		t.Fatalf("b's copy of a's profile: %+v", cs[0].Profile)
+	contacts, _ := b.Chat().Contacts(bg, false)
+	if contacts[0].Profile == nil || contacts[0].Profile.Status != status || contacts[0].Profile.AvatarID != p.AvatarID || p.AvatarID == "" {
+		t.Fatalf("b's copy of a's profile: %+v", contacts[0].Profile)
 	}
 	// The avatar is in b's blob store, under its hash.
 	av, typ, err := b.Chat().Avatar(bg, p.AvatarID)

@@ -33,7 +33,7 @@ var (
 )
 
 // errNoChange leaves a contact record as it is (from an update function).
-var errNoChange = errors.New("no change")
+var errNoChange = errors.New("chat: no change")
 
 // contactTimeout bounds one contact-protocol exchange.
 const contactTimeout = 20 * time.Second
@@ -180,9 +180,9 @@ func (s *Service) Resolve(ctx context.Context, name string) (peer.ID, error) {
 	return "", fmt.Errorf("%w %q: use the peer ID (%s)", ErrAmbiguous, name, strings.Join(peerStrings(found), ", "))
 }
 
-func peerStrings(ps []peer.ID) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
+func peerStrings(peers []peer.ID) []string {
+	out := make([]string, len(peers))
+	for i, p := range peers {
 		out[i] = p.String()
 	}
 	return out
@@ -639,7 +639,7 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 	}
 	if u.Avatar != nil {
 		if p.Avatar, p.AvatarType, err = MakeAvatar(u.Avatar); err != nil {
-			return nil, fmt.Errorf("avatar: %w", err)
+			return nil, fmt.Errorf("chat: avatar: %w", err)
 		}
 		if p.AvatarID, err = s.keepAvatar(p.Avatar); err != nil {
 			return nil, err
@@ -718,11 +718,11 @@ func (s *Service) Avatar(ctx context.Context, id string) ([]byte, string, error)
 	if own, err := s.Profile(ctx); err == nil && own.AvatarID == id {
 		typ = own.AvatarType
 	} else {
-		cs, err := s.Contacts(ctx, false)
+		contacts, err := s.Contacts(ctx, false)
 		if err != nil {
 			return nil, "", err
 		}
-		for _, c := range cs {
+		for _, c := range contacts {
 			if c.Profile != nil && c.Profile.AvatarID == id {
 				typ = c.Profile.AvatarType
 			}

@@ -126,7 +126,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		}
 		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Content: w.Content, State: MsgQueued,
 			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, File: fileInfo(w.Manifest)}
-		ps := s.peerString(r.p)
+		pstr := s.peerString(r.p)
 		// A message shown in the history is stored once: its outbox entry
 		// is empty and points at the history record by the same key suffix.
 		var wb []byte
@@ -135,7 +135,7 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 				return err
 			}
 		}
-		if err := b.Put(ctx, outboxKey(ps, w.HLC, w.ID), wb); err != nil {
+		if err := b.Put(ctx, outboxKey(pstr, w.HLC, w.ID), wb); err != nil {
 			return err
 		}
 		if r.shown {
@@ -248,11 +248,12 @@ func (s *Service) runCourier(c *courier) {
 }
 
 // Mailbox is the path through a relay for a friend who stays unreachable:
-// the relay's offline mailbox (the relay issue builds it). The courier parks
-// there what it cannot deliver directly; the mailbox hands what it holds for
-// this node to ReceiveParked. Delivery stays exactly-once whichever path
-// delivers: the receiver drops a message it already has by ID, and the
-// direct path keeps trying until the friend acks, which settles the outbox.
+// the relay's offline mailbox (node gives the relay client, so that chat
+// never imports relay). The courier parks there what it cannot deliver
+// directly; the mailbox hands what it holds for this node to
+// ReceiveParked. Delivery stays exactly-once whichever path delivers: the
+// receiver drops a message it already has by ID, and the direct path keeps
+// trying until the friend acks, which settles the outbox.
 type Mailbox interface {
 	// Park stores encoded messages (chat/pb Message) for p and returns once
 	// the mailbox holds them durably.
@@ -305,10 +306,10 @@ func (s *Service) park(c *courier, mb Mailbox) {
 	}
 	// Remembered across restarts, so that a restart does not park (and
 	// spend the friend's quota on) the same messages again.
-	ps := s.peerString(c.p)
+	pstr := s.peerString(c.p)
 	if b, err := s.ds.Batch(s.ctx); err == nil {
 		for _, id := range ids {
-			b.Put(s.ctx, parkedKey(ps, id), nil)
+			b.Put(s.ctx, parkedKey(pstr, id), nil)
 		}
 		b.Commit(s.ctx)
 	}
@@ -319,10 +320,10 @@ func (s *Service) park(c *courier, mb Mailbox) {
 
 // unpark forgets what was parked for c.p.
 func (s *Service) unpark(c *courier) {
-	ps := s.peerString(c.p)
+	pstr := s.peerString(c.p)
 	if b, err := s.ds.Batch(s.ctx); err == nil {
 		for id := range c.parked {
-			b.Delete(s.ctx, parkedKey(ps, id))
+			b.Delete(s.ctx, parkedKey(pstr, id))
 		}
 		b.Commit(s.ctx)
 	}
@@ -696,10 +697,10 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 	if err != nil {
 		return
 	}
-	ps := s.peerString(p)
+	pstr := s.peerString(p)
 	changed := make([]string, 0, len(msgs))
 	for _, m := range msgs {
-		if err := b.Delete(s.ctx, outboxKey(ps, m.HLC, m.ID)); err != nil {
+		if err := b.Delete(s.ctx, outboxKey(pstr, m.HLC, m.ID)); err != nil {
 			s.log.Error("message state", "err", err)
 			return
 		}
@@ -907,7 +908,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		return nil, nil, err
 	}
 	seen := map[string]bool{}
-	ps := s.peerString(from)
+	pstr := s.peerString(from)
 	high := mark.hlc
 	for _, wm := range batch {
 		s.clk.Observe(wm.HLC)
@@ -950,7 +951,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		fresh = append(fresh, m)
 	}
 	if high > mark.hlc {
-		if err := b.Put(ctx, receivedKey(ps), binary.BigEndian.AppendUint64(nil, high)); err != nil {
+		if err := b.Put(ctx, receivedKey(pstr), binary.BigEndian.AppendUint64(nil, high)); err != nil {
 			return nil, nil, err
 		}
 	}

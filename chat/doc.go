@@ -11,6 +11,12 @@
 //   - dm.go is the durable outbox and its couriers, the receiver, and the
 //     direct conversations' history, search and read receipts (over
 //     history.Store).
+//   - durable.go is the group commit that both the outbox and the receiver
+//     use: one disk sync for every message that arrived during the last.
+//   - service.go is the service (New, Close), presence from the host's
+//     connections and from relays, and the Keeper that keeps friends
+//     connected.
+//   - images.go passes history's avatars and faces through.
 //   - store.go documents chat's datastore keys.
 //
 // Delivery is exactly-once per message ID: a message is stored in the

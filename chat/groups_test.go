@@ -112,17 +112,17 @@ func waitMembers(t *testing.T, nodes []*node.Node, gid string, want int) {
 	for _, n := range nodes {
 		ch := events(t, n)
 		for {
-			ms, err := n.GroupService().Members(bg, gid)
+			members, err := n.GroupService().Members(bg, gid)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(ms) == want {
+			if len(members) == want {
 				break
 			}
 			select {
 			case <-ch:
 			case <-time.After(time.Until(deadline)):
-				t.Fatalf("%s sees %d members, want %d", n.ID(), len(ms), want)
+				t.Fatalf("%s sees %d members, want %d", n.ID(), len(members), want)
 			}
 		}
 	}

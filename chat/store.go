@@ -49,17 +49,17 @@ var (
 
 // Keys take a peer ID in its string form: base58 is costly on the hot
 // path, so callers convert once.
-func contactKey(p peer.ID) datastore.Key  { return datastore.NewKey("/contacts/" + p.String()) }
-func receivedKey(ps string) datastore.Key { return datastore.RawKey("/received/" + ps) }
-func outboxKey(ps string, hlc uint64, id string) datastore.Key {
-	return datastore.RawKey(history.ConvKey("/outbox/", ps, hlc, id))
+func contactKey(p peer.ID) datastore.Key    { return datastore.NewKey("/contacts/" + p.String()) }
+func receivedKey(pstr string) datastore.Key { return datastore.RawKey("/received/" + pstr) }
+func outboxKey(pstr string, hlc uint64, id string) datastore.Key {
+	return datastore.RawKey(history.ConvKey("/outbox/", pstr, hlc, id))
 }
-func outboxPrefix(ps string) string { return "/outbox/" + ps + "/" }
+func outboxPrefix(pstr string) string { return "/outbox/" + pstr + "/" }
 
-func parkedKey(ps, id string) datastore.Key {
-	return datastore.RawKey("/parked/" + ps + "/" + id)
+func parkedKey(pstr, id string) datastore.Key {
+	return datastore.RawKey("/parked/" + pstr + "/" + id)
 }
-func parkedPrefix(ps string) string { return "/parked/" + ps + "/" }
+func parkedPrefix(pstr string) string { return "/parked/" + pstr + "/" }
 
 // Contact states.
 const (

@@ -38,7 +38,7 @@ const (
 )
 
 // ErrBadFriendCode is wrapped by every friend-code decoding error.
-var ErrBadFriendCode = errors.New("not a valid friend code")
+var ErrBadFriendCode = errors.New("discovery: not a valid friend code")
 
 var friendCodeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
@@ -47,7 +47,7 @@ var friendCodeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // addresses out unless there is nothing else to give.
 func EncodeFriendCode(info peer.AddrInfo) (string, error) {
 	if err := info.ID.Validate(); err != nil {
-		return "", fmt.Errorf("friend code: %w", err)
+		return "", fmt.Errorf("discovery: friend code: %w", err)
 	}
 	addrs := shareableAddrs(info.Addrs)
 	id := []byte(info.ID)

@@ -26,7 +26,8 @@ const (
 )
 
 // KeepAlive holds connections to the peers a node cares about (its
-// relays, later its friends): each is protected from the connection
+// friends and the members of its groups, which chat and group ask for
+// through their Keeper): each is protected from the connection
 // manager and, while not connected, re-dialed with exponential backoff and
 // full jitter. One goroutine per kept peer; it sleeps on the network's
 // disconnect notification, not on a timer.

@@ -26,7 +26,7 @@ const (
 )
 
 // ErrNoRoute means the node found no way to reach a peer.
-var ErrNoRoute = errors.New("no route to peer")
+var ErrNoRoute = errors.New("discovery: no route to peer")
 
 // Paths remembers which peers were reached by hole punching, so that a
 // direct connection can be told apart from one that a punch opened. It is

@@ -9,7 +9,7 @@ import (
 )
 
 // ErrBadPeer is wrapped by ParsePeer's errors.
-var ErrBadPeer = errors.New("not a peer")
+var ErrBadPeer = errors.New("discovery: not a peer")
 
 // ParsePeer reads what a user types to name a peer: a peer ID, a friend
 // code, or a multiaddr ending in /p2p/<peer ID>. Only the last two carry

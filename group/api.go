@@ -406,8 +406,8 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	if key == nil {
 		return nil, nil, fmt.Errorf("group: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)
 	}
-	h, held := g.headOf(gs.self)
-	seq := h.max() + 1
+	head, held := g.headOf(gs.self)
+	seq := head.max() + 1
 	now := gs.cfg.Now()
 	w.SentAtMS, w.HLC = now.UnixMilli(), gs.clk.Now()
 	if w.ID = history.GroupMessageID(g.gid, gs.self, seq, w.SentAtMS); w.ID == "" {
@@ -417,7 +417,7 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	if err != nil {
 		return nil, nil, err
 	}
-	h.add(seq)
+	head.add(seq)
 	m := groupMessage(g.id, gs.self, gs.self, w)
 	ctx := gs.ctx
 	b, err := gs.ds.Batch(ctx)
@@ -431,8 +431,8 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	if err := b.Put(ctx, history.IDKey(m.ID), []byte(history.MsgLoc(history.GroupConv(g.id), m.HLC))); err != nil {
 		return nil, nil, err
 	}
-	if headRecordDue(held, h) {
-		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, gs.peerString(gs.self)), h); err != nil {
+	if headRecordDue(held, head) {
+		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, gs.peerString(gs.self)), head); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -446,7 +446,7 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 		return nil, nil, err
 	}
 	g.hmu.Lock()
-	g.heads[gs.self] = h
+	g.heads[gs.self] = head
 	g.hmu.Unlock()
 	return m, env, nil
 }

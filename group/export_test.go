@@ -49,24 +49,24 @@ func ForgeMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
 	st := g.state()
 	gs.sendMu.Lock()
 	defer gs.sendMu.Unlock()
-	h, _ := g.headOf(gs.self)
-	seq := h.max() + 1
+	head, _ := g.headOf(gs.self)
+	seq := head.max() + 1
 	now := s.cfg.Now()
 	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, st.Keys[st.Epoch],
 		&historypb.Message{Id: id, Kind: history.KindText, Text: text, Hlc: s.clk.Now(), SentAtMs: now.UnixMilli()})
 	if err != nil {
 		panic(err)
 	}
-	h.add(seq)
+	head.add(seq)
 	envelope, _ = proto.Marshal(env.toWire())
 	if err := s.ds.Put(s.ctx, groupEnvKey(gid, s.peerString(gs.self), seq), envelope); err != nil {
 		panic(err)
 	}
-	if err := history.PutJSON(s.ctx, s.ds, groupHeadKey(gid, s.peerString(gs.self)), h); err != nil {
+	if err := history.PutJSON(s.ctx, s.ds, groupHeadKey(gid, s.peerString(gs.self)), head); err != nil {
 		panic(err)
 	}
 	g.hmu.Lock()
-	g.heads[gs.self] = h
+	g.heads[gs.self] = head
 	g.hmu.Unlock()
 	topic, _ = proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
 	return topic, envelope
@@ -162,11 +162,11 @@ func Seq(s *Service, gid string, author peer.ID) uint64 {
 	if g == nil {
 		return 0
 	}
-	h := g.headsSnapshot()[author]
-	if h == nil {
+	head := g.headsSnapshot()[author]
+	if head == nil {
 		return 0
 	}
-	return h.max()
+	return head.max()
 }
 
 // ClaimHead has s claim, in memory, to hold author's messages 1 to contig
@@ -239,8 +239,8 @@ func Heads(s *Service, gid string) string {
 		return "no group"
 	}
 	out := ""
-	for a, h := range g.headsSnapshot() {
-		out += fmt.Sprintf("%s: contig %d extra %v; ", a.String()[len(a.String())-6:], h.Contig, h.Extra)
+	for a, head := range g.headsSnapshot() {
+		out += fmt.Sprintf("%s: contig %d extra %v; ", a.String()[len(a.String())-6:], head.Contig, head.Extra)
 	}
 	st := g.state()
 	return out + fmt.Sprintf("ops %d members %d", st.Ops, len(st.Members))
@@ -254,8 +254,8 @@ func ScoreReads(s *Service) int64 { return s.scoreReads.Load() }
 
 // Graylisted reports whether s graylists p: it drops what p sends.
 func Graylisted(s *Service, p peer.ID) bool {
-	sc, ok := s.score(p)
-	return ok && sc < graylistThreshold
+	score, ok := s.score(p)
+	return ok && score < graylistThreshold
 }
 
 // RawTopicPeers is the peers s knows to be subscribed to a topic.

@@ -149,8 +149,8 @@ func FuzzGroupSyncFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var req pb.SyncRequest
 		if readFrame(bufio.NewReader(bytes.NewReader(in)), MaxSyncFrame, &req) == nil {
-			for _, h := range req.GetPull().GetHeads() {
-				headFromWire(h)
+			for _, head := range req.GetPull().GetHeads() {
+				headFromWire(head)
 			}
 			if j := req.GetJoin(); j != nil {
 				inviteFromWire(j.GetInvite())
@@ -170,8 +170,8 @@ func FuzzGroupSyncFrame(f *testing.F) {
 		for _, e := range fr.GetEnvelopes() {
 			envelopeFromWire(e)
 		}
-		for _, h := range fr.GetHeads() {
-			if a, s, err := headFromWire(h); err == nil {
+		for _, head := range fr.GetHeads() {
+			if a, s, err := headFromWire(head); err == nil {
 				if _, s2, err := headFromWire(s.toWire(a)); err != nil || s2.Contig != s.Contig || len(s2.Extra) != len(s.Extra) {
 					t.Fatalf("a head does not round-trip: %v", err)
 				}

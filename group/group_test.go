@@ -144,17 +144,17 @@ func waitMembers(t *testing.T, nodes []*node.Node, gid string, want int) {
 	for _, n := range nodes {
 		ch := events(t, n)
 		for {
-			ms, err := n.GroupService().Members(bg, gid)
+			members, err := n.GroupService().Members(bg, gid)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(ms) == want {
+			if len(members) == want {
 				break
 			}
 			select {
 			case <-ch:
 			case <-time.After(time.Until(deadline)):
-				t.Fatalf("%s sees %d members, want %d", n.ID(), len(ms), want)
+				t.Fatalf("%s sees %d members, want %d", n.ID(), len(members), want)
 			}
 		}
 	}
@@ -385,9 +385,9 @@ func TestGroupKick(t *testing.T) {
 	if info.Status != group.StatusRemoved {
 		t.Fatalf("c's standing: %+v", info)
 	}
-	ms, _ := b.GroupService().Members(bg, gid)
-	if len(ms) != 2 {
-		t.Fatalf("b sees %d members", len(ms))
+	members, _ := b.GroupService().Members(bg, gid)
+	if len(members) != 2 {
+		t.Fatalf("b sees %d members", len(members))
 	}
 }
 
@@ -572,11 +572,11 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 	nodetest.Eventually(t, 30*time.Second, "b sets the future-dated op aside", func() bool { return group.Postponed(b.GroupService()) > 0 })
 
 	for _, n := range nodes {
-		ms, _ := n.GroupService().Members(bg, gid)
-		if len(ms) != 3 {
-			t.Fatalf("%s sees %d members after forged ops", n.ID(), len(ms))
+		members, _ := n.GroupService().Members(bg, gid)
+		if len(members) != 3 {
+			t.Fatalf("%s sees %d members after forged ops", n.ID(), len(members))
 		}
-		for _, m := range ms {
+		for _, m := range members {
 			if (m.PeerID == b.ID() || m.PeerID == c.ID()) && m.Role != group.RoleMember {
 				t.Fatal("a forged or future-dated promote took")
 			}
@@ -737,8 +737,8 @@ func floodUntilGraylisted(t *testing.T, from, to *node.Node, gid string, bad fun
 			return group.Rejects(to.GroupService()) > before || group.Graylisted(to.GroupService(), from.ID())
 		})
 	}
-	sc, _ := group.Score(to.GroupService(), from.ID())
-	t.Fatalf("%s does not graylist %s after %d invalid messages (score %v)", to.ID(), from.ID(), most, sc)
+	score, _ := group.Score(to.GroupService(), from.ID())
+	t.Fatalf("%s does not graylist %s after %d invalid messages (score %v)", to.ID(), from.ID(), most, score)
 	return 0
 }
 
@@ -813,8 +813,8 @@ func checkScores(t *testing.T, nodes []*node.Node) {
 				_, ok := group.Score(x.GroupService(), y.ID())
 				return ok
 			})
-			if sc, _ := group.Score(x.GroupService(), y.ID()); sc < 0 {
-				t.Errorf("%s scores the honest %s %v", x.ID(), y.ID(), sc)
+			if score, _ := group.Score(x.GroupService(), y.ID()); score < 0 {
+				t.Errorf("%s scores the honest %s %v", x.ID(), y.ID(), score)
 			}
 		}
 	}
@@ -953,8 +953,8 @@ func TestGroupAddRenameLeave(t *testing.T) {
 	if info, _ := c.GroupService().Get(bg, gid); info.Status != group.StatusLeft {
 		t.Fatalf("c after leaving: %+v", info)
 	}
-	if ms, _ := a.GroupService().Members(bg, gid); len(ms) != 2 {
-		t.Fatalf("a sees %d members", len(ms))
+	if members, _ := a.GroupService().Members(bg, gid); len(members) != 2 {
+		t.Fatalf("a sees %d members", len(members))
 	}
 }
 
@@ -1001,11 +1001,11 @@ func TestGroupLeaveLearnedFromTheLeaver(t *testing.T) {
 	c = nodetest.Start(t, nodetest.Options{Home: cHome})
 	nodetest.Connect(t, c, b)
 	nodetest.Eventually(t, 30*time.Second, "C learns that B left", func() bool {
-		ms, err := c.GroupService().Members(bg, gid)
+		members, err := c.GroupService().Members(bg, gid)
 		if err != nil {
 			return false
 		}
-		for _, m := range ms {
+		for _, m := range members {
 			if m.PeerID == b.ID() {
 				return false
 			}
@@ -1050,8 +1050,8 @@ func TestGroupKeylessEpochRekeyed(t *testing.T) {
 	// next.
 	for _, n := range []*node.Node{b, c} {
 		nodetest.Eventually(t, 30*time.Second, "b is an admin to "+n.ID().String(), func() bool {
-			ms, _ := n.GroupService().Members(bg, gid)
-			for _, m := range ms {
+			members, _ := n.GroupService().Members(bg, gid)
+			for _, m := range members {
 				if m.PeerID == b.ID() {
 					return m.Role == group.RoleAdmin
 				}

@@ -188,8 +188,8 @@ func (gs *Service) refreshFellows() {
 		}
 	}
 	for _, st := range mine {
-		for _, ms := range st.EpochMembers {
-			for _, p := range ms {
+		for _, members := range st.EpochMembers {
+			for _, p := range members {
 				if _, fellow := set[p]; !fellow && p != gs.self {
 					set[p] = departedScore
 				}
@@ -210,14 +210,14 @@ func (gs *Service) watchScores(in <-chan map[peer.ID]float64) {
 		case scores := <-in:
 			gs.scores.Store(&scores)
 			gs.scoreReads.Add(1)
-			for p, sc := range scores {
-				if sc < graylistThreshold && !gray[p] {
+			for p, score := range scores {
+				if score < graylistThreshold && !gray[p] {
 					gray[p] = true
-					gs.log.Info("graylisted a peer on the group topics: it sent invalid messages", "peer", p, "score", sc)
+					gs.log.Info("graylisted a peer on the group topics: it sent invalid messages", "peer", p, "score", score)
 				}
 			}
 			for p := range gray {
-				if sc, ok := scores[p]; !ok || sc >= graylistThreshold {
+				if score, ok := scores[p]; !ok || score >= graylistThreshold {
 					delete(gray, p)
 					gs.log.Debug("a peer left the graylist", "peer", p)
 				}
@@ -227,11 +227,11 @@ func (gs *Service) watchScores(in <-chan map[peer.ID]float64) {
 }
 
 // score is p's latest score as this node sees it (ok: p is scored).
-func (gs *Service) score(p peer.ID) (sc float64, ok bool) {
+func (gs *Service) score(p peer.ID) (score float64, ok bool) {
 	m := gs.scores.Load()
 	if m == nil {
 		return 0, false
 	}
-	sc, ok = (*m)[p]
-	return sc, ok
+	score, ok = (*m)[p]
+	return score, ok
 }

@@ -221,8 +221,8 @@ func (g *group) state() *state { return g.st.Load() }
 func (g *group) has(author peer.ID, seq uint64) bool {
 	g.hmu.Lock()
 	defer g.hmu.Unlock()
-	h := g.heads[author]
-	return h != nil && h.has(seq)
+	head := g.heads[author]
+	return head != nil && head.has(seq)
 }
 
 // maxSeqAhead bounds how far past what this node holds of an author a
@@ -236,8 +236,8 @@ func (g *group) near(author peer.ID, seq uint64) bool {
 	g.hmu.Lock()
 	defer g.hmu.Unlock()
 	var c uint64
-	if h := g.heads[author]; h != nil {
-		c = h.Contig
+	if head := g.heads[author]; head != nil {
+		c = head.Contig
 	}
 	// Written so that no head, however large a peer made it, overflows.
 	return seq <= c || seq-c <= maxSeqAhead
@@ -287,8 +287,8 @@ func (g *group) headsSnapshot() map[peer.ID]*seqSet {
 	g.hmu.Lock()
 	defer g.hmu.Unlock()
 	out := make(map[peer.ID]*seqSet, len(g.heads))
-	for p, h := range g.heads {
-		out[p] = h.clone()
+	for p, head := range g.heads {
+		out[p] = head.clone()
 	}
 	return out
 }
@@ -415,9 +415,9 @@ func (gs *Service) start(ctx context.Context) error {
 			return err
 		}
 		heads := map[peer.ID]*seqSet{}
-		err := history.QueryJSON(ctx, gs.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, h *seqSet) bool {
+		err := history.QueryJSON(ctx, gs.ds, query.Query{Prefix: "/groups/" + id + "/heads/"}, func(key string, head *seqSet) bool {
 			if p, err := peer.Decode(key[strings.LastIndexByte(key, '/')+1:]); err == nil {
-				heads[p] = h
+				heads[p] = head
 			}
 			return true
 		})
@@ -425,16 +425,16 @@ func (gs *Service) start(ctx context.Context) error {
 			return err
 		}
 		// The envelopes stored past a head's record.
-		for p, h := range heads {
+		for p, head := range heads {
 			for {
-				ok, err := gs.ds.Has(ctx, groupEnvKey(id, gs.peerString(p), h.Contig+1))
+				ok, err := gs.ds.Has(ctx, groupEnvKey(id, gs.peerString(p), head.Contig+1))
 				if err != nil {
 					return err
 				}
 				if !ok {
 					break
 				}
-				h.add(h.Contig + 1)
+				head.add(head.Contig + 1)
 			}
 		}
 		gid, _ := parseGID(id)
@@ -533,7 +533,7 @@ func (gs *Service) subscribe(g *group) error {
 	ctx, cancel := context.WithCancel(gs.ctx)
 	g.topic, g.cancel, g.done = t, cancel, make(chan struct{})
 	done := g.done
-	if !gs.run.Go(func() { gs.read(g, sub, evts, ctx, done) }) {
+	if !gs.run.Go(func() { gs.read(ctx, g, sub, evts, done) }) {
 		close(done)
 		sub.Cancel()
 		evts.Cancel()
@@ -545,7 +545,7 @@ func (gs *Service) subscribe(g *group) error {
 
 // watchJoins pulls from a member that joins the topic: what it published
 // before it knew of this node reached nobody here, and no gap shows it.
-func (gs *Service) watchJoins(g *group, evts *pubsub.TopicEventHandler, ctx context.Context) {
+func (gs *Service) watchJoins(ctx context.Context, g *group, evts *pubsub.TopicEventHandler) {
 	defer evts.Cancel()
 	for {
 		ev, err := evts.NextPeerEvent(ctx)
@@ -574,13 +574,13 @@ func (gs *Service) unsubscribe(g *group) {
 }
 
 // read hands what the validator accepted on to the store.
-func (gs *Service) read(g *group, sub *pubsub.Subscription, evts *pubsub.TopicEventHandler, ctx context.Context, done chan struct{}) {
+func (gs *Service) read(ctx context.Context, g *group, sub *pubsub.Subscription, evts *pubsub.TopicEventHandler, done chan struct{}) {
 	defer close(done)
 	defer sub.Cancel()
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		gs.watchJoins(g, evts, ctx)
+		gs.watchJoins(ctx, g, evts)
 	}()
 	defer func() { <-watched }()
 	for {
@@ -744,15 +744,15 @@ func (gs *Service) store(batch []*ingestItem) error {
 			c = &change{g: g, heads: map[peer.ID]*seqSet{}, before: map[peer.ID]*seqSet{}}
 			changed[g.id] = c
 		}
-		h := c.heads[it.env.Author]
-		if h == nil {
-			h, c.before[it.env.Author] = g.headOf(it.env.Author)
-			c.heads[it.env.Author] = h
+		head := c.heads[it.env.Author]
+		if head == nil {
+			head, c.before[it.env.Author] = g.headOf(it.env.Author)
+			c.heads[it.env.Author] = head
 		}
-		if h.has(it.env.Seq) {
+		if head.has(it.env.Seq) {
 			continue
 		}
-		h.add(it.env.Seq)
+		head.add(it.env.Seq)
 		raw, err := proto.Marshal(it.env.toWire())
 		if err != nil {
 			return err
@@ -776,11 +776,11 @@ func (gs *Service) store(batch []*ingestItem) error {
 		}
 	}
 	for _, c := range changed {
-		for a, h := range c.heads {
-			if !headRecordDue(c.before[a], h) {
+		for a, head := range c.heads {
+			if !headRecordDue(c.before[a], head) {
 				continue
 			}
-			if err := history.PutJSON(ctx, b, groupHeadKey(c.g.id, gs.peerString(a)), h); err != nil {
+			if err := history.PutJSON(ctx, b, groupHeadKey(c.g.id, gs.peerString(a)), head); err != nil {
 				return err
 			}
 		}
@@ -799,8 +799,8 @@ func (gs *Service) store(batch []*ingestItem) error {
 	}
 	for _, c := range changed {
 		c.g.hmu.Lock()
-		for a, h := range c.heads {
-			c.g.heads[a] = h
+		for a, head := range c.heads {
+			c.g.heads[a] = head
 		}
 		c.g.hmu.Unlock()
 	}
@@ -817,7 +817,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 		if c == nil {
 			continue
 		}
-		if h := c.heads[it.env.Author]; h == nil || len(h.Extra) == 0 {
+		if head := c.heads[it.env.Author]; head == nil || len(head.Extra) == 0 {
 			continue
 		}
 		from := it.env.Author
@@ -1013,9 +1013,9 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (
 		}
 		applied = append(applied, o)
 	}
-	for e, k := range keys {
-		if next.Keys[e] == nil && next.KeyHashes[e] != nil && sameBytes(keyHash(g.gid, e, k), next.KeyHashes[e]) {
-			next.Keys[e] = k
+	for epoch, k := range keys {
+		if next.Keys[epoch] == nil && next.KeyHashes[epoch] != nil && sameBytes(keyHash(g.gid, epoch, k), next.KeyHashes[epoch]) {
+			next.Keys[epoch] = k
 		}
 	}
 	for _, o := range applied {

@@ -106,8 +106,8 @@ func (st *state) clone() *state {
 	}
 	c.KeyHashes = maps.Clone(st.KeyHashes)
 	c.EpochMembers = maps.Clone(st.EpochMembers)
-	for e, ms := range c.EpochMembers {
-		c.EpochMembers[e] = slices.Clone(ms)
+	for epoch, members := range c.EpochMembers {
+		c.EpochMembers[epoch] = slices.Clone(members)
 	}
 	c.InviteUses = maps.Clone(st.InviteUses)
 	c.Keys = maps.Clone(st.Keys)
@@ -127,15 +127,15 @@ func (st *state) isAdmin(p peer.ID) bool {
 	return m != nil && m.Role == RoleAdmin
 }
 
-// wasMember reports whether p was a member during epoch e.
-func (st *state) wasMember(p peer.ID, e uint64) bool {
-	return slices.Contains(st.EpochMembers[e], p)
+// wasMember reports whether p was a member during epoch.
+func (st *state) wasMember(p peer.ID, epoch uint64) bool {
+	return slices.Contains(st.EpochMembers[epoch], p)
 }
 
 // wasEver reports whether p was a member in some epoch.
 func (st *state) wasEver(p peer.ID) bool {
-	for _, ms := range st.EpochMembers {
-		if slices.Contains(ms, p) {
+	for _, members := range st.EpochMembers {
+		if slices.Contains(members, p) {
 			return true
 		}
 	}

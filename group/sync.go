@@ -34,17 +34,17 @@ const (
 	syncIOTimeout   = 30 * time.Second
 )
 
-func (gs *Service) handleSync(st network.Stream) {
-	defer st.Close()
-	from := st.Conn().RemotePeer()
-	st.SetReadDeadline(time.Now().Add(syncIOTimeout))
+func (gs *Service) handleSync(stream network.Stream) {
+	defer stream.Close()
+	from := stream.Conn().RemotePeer()
+	stream.SetReadDeadline(time.Now().Add(syncIOTimeout))
 	var req pb.SyncRequest
-	if err := readFrame(bufio.NewReader(st), MaxSyncFrame, &req); err != nil {
-		st.Reset()
+	if err := readFrame(bufio.NewReader(stream), MaxSyncFrame, &req); err != nil {
+		stream.Reset()
 		return
 	}
-	st.SetWriteDeadline(time.Now().Add(syncIOTimeout))
-	w := bufio.NewWriter(st)
+	stream.SetWriteDeadline(time.Now().Add(syncIOTimeout))
+	w := bufio.NewWriter(stream)
 	switch body := req.Body.(type) {
 	case *pb.SyncRequest_Pull:
 		gs.servePull(from, body.Pull, w)
@@ -116,14 +116,14 @@ func (gs *Service) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 		}
 		frame.Ops = append(frame.Ops, so)
 	}
-	for e, k := range st.Keys {
-		if st.wasMember(from, e) {
-			frame.Keys = append(frame.Keys, &pb.EpochKey{Epoch: e, Key: k})
+	for epoch, k := range st.Keys {
+		if st.wasMember(from, epoch) {
+			frame.Keys = append(frame.Keys, &pb.EpochKey{Epoch: epoch, Key: k})
 		}
 	}
 	theirs := map[peer.ID]*seqSet{}
-	for _, h := range req.GetHeads() {
-		if a, s, err := headFromWire(h); err == nil {
+	for _, head := range req.GetHeads() {
+		if a, s, err := headFromWire(head); err == nil {
 			theirs[a] = s
 		}
 	}
@@ -244,12 +244,12 @@ func (gs *Service) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 	if k := st.Keys[st.Epoch]; k != nil {
 		frame.Keys = []*pb.EpochKey{{Epoch: st.Epoch, Key: k}}
 	}
-	for a, h := range g.headsSnapshot() {
-		frame.Heads = append(frame.Heads, h.toWire(a))
-		if h.Contig == 0 {
+	for a, head := range g.headsSnapshot() {
+		frame.Heads = append(frame.Heads, head.toWire(a))
+		if head.Contig == 0 {
 			continue
 		}
-		b, err := gs.ds.Get(gs.ctx, groupEnvKey(g.id, gs.peerString(a), h.Contig))
+		b, err := gs.ds.Get(gs.ctx, groupEnvKey(g.id, gs.peerString(a), head.Contig))
 		var e pb.Envelope
 		if err != nil || proto.Unmarshal(b, &e) != nil {
 			continue // the newcomer goes without this head
@@ -364,9 +364,9 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 		return nil, fmt.Errorf("%w: %s is not a member", ErrNotMember, via)
 	}
 	gid, _ := parseGID(st.ID)
-	for e, k := range keys {
-		if h := st.KeyHashes[e]; h != nil && sameBytes(keyHash(gid, e, k), h) {
-			st.Keys[e] = k
+	for epoch, k := range keys {
+		if h := st.KeyHashes[epoch]; h != nil && sameBytes(keyHash(gid, epoch, k), h) {
+			st.Keys[epoch] = k
 		}
 	}
 	hs, tails := headProofs(gid, heads, envs)
@@ -377,13 +377,13 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 	}
 	g := &group{id: st.ID, gid: gid, heads: hs}
 	err = gs.persist(g, st, ops)
-	for a, h := range hs {
+	for a, head := range hs {
 		if err == nil {
-			err = history.PutJSON(gs.ctx, gs.ds, groupHeadKey(g.id, gs.peerString(a)), h)
+			err = history.PutJSON(gs.ctx, gs.ds, groupHeadKey(g.id, gs.peerString(a)), head)
 		}
 		// Kept, so that this node can show its heads to the next newcomer.
 		if err == nil {
-			err = gs.ds.Put(gs.ctx, groupEnvKey(g.id, gs.peerString(a), h.Contig), tails[a])
+			err = gs.ds.Put(gs.ctx, groupEnvKey(g.id, gs.peerString(a), head.Contig), tails[a])
 		}
 	}
 	if err == nil {
@@ -485,8 +485,8 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 					return err
 				}
 				ops = append(ops, o...)
-				for e, v := range k {
-					keys[e] = v
+				for epoch, v := range k {
+					keys[epoch] = v
 				}
 				heads = append(heads, f.GetHeads()...)
 				envs = append(envs, f.GetEnvelopes()...)
@@ -533,8 +533,8 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 // envelopes, encoded, by author.
 func headProofs(gid []byte, heads []*pb.Head, envs []*pb.Envelope) (hs map[peer.ID]*seqSet, tails map[peer.ID][]byte) {
 	want := map[peer.ID]uint64{}
-	for _, h := range heads {
-		if a, s, err := headFromWire(h); err == nil && s.Contig > 0 {
+	for _, head := range heads {
+		if a, s, err := headFromWire(head); err == nil && s.Contig > 0 {
 			want[a] = s.Contig
 		}
 	}
@@ -556,31 +556,31 @@ func headProofs(gid []byte, heads []*pb.Head, envs []*pb.Envelope) (hs map[peer.
 func (gs *Service) exchange(ctx context.Context, p peer.ID, req *pb.SyncRequest, fn func(*pb.SyncFrame) error) (*pb.SyncFrame, error) {
 	ctx = network.WithAllowLimitedConn(ctx, "groupsync")
 	dctx, cancel := context.WithTimeout(ctx, syncDialTimeout)
-	st, err := gs.h.NewStream(dctx, p, SyncProtocol)
+	stream, err := gs.h.NewStream(dctx, p, SyncProtocol)
 	cancel()
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stream.Close()
+	stop := context.AfterFunc(ctx, func() { stream.Reset() })
 	defer stop()
-	st.SetWriteDeadline(time.Now().Add(syncIOTimeout))
-	if err := writeFrame(st, req); err != nil {
-		st.Reset()
+	stream.SetWriteDeadline(time.Now().Add(syncIOTimeout))
+	if err := writeFrame(stream, req); err != nil {
+		stream.Reset()
 		return nil, err
 	}
-	st.CloseWrite()
-	r := bufio.NewReader(st) // most answers are a frame or two; a lull's pulls are one per author
+	stream.CloseWrite()
+	r := bufio.NewReader(stream) // most answers are a frame or two; a lull's pulls are one per author
 	for {
-		st.SetReadDeadline(time.Now().Add(syncIOTimeout))
+		stream.SetReadDeadline(time.Now().Add(syncIOTimeout))
 		var f pb.SyncFrame
 		if err := readFrame(r, MaxSyncFrame, &f); err != nil {
-			st.Reset()
+			stream.Reset()
 			return nil, err
 		}
 		if f.GetCode() == 0 && fn != nil {
 			if err := fn(&f); err != nil {
-				st.Reset()
+				stream.Reset()
 				return nil, err
 			}
 		}
@@ -666,8 +666,8 @@ func (gs *Service) pull(ctx context.Context, id string, p peer.ID) error {
 	}
 	st := g.state()
 	req := &pb.Pull{GroupId: g.gid, Ops: st.Ops}
-	for a, h := range g.headsSnapshot() {
-		req.Heads = append(req.Heads, h.toWire(a))
+	for a, head := range g.headsSnapshot() {
+		req.Heads = append(req.Heads, head.toWire(a))
 	}
 	var lastDone chan error
 	last, err := gs.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: req}}, func(f *pb.SyncFrame) error {
@@ -872,8 +872,8 @@ func (gs *Service) hasGaps(id string) bool {
 	}
 	g.hmu.Lock()
 	defer g.hmu.Unlock()
-	for _, h := range g.heads {
-		if len(h.Extra) > 0 {
+	for _, head := range g.heads {
+		if len(head.Extra) > 0 {
 			return true
 		}
 	}
@@ -927,8 +927,9 @@ const maxJoinItems = 1 << 16
 // maxServeSeqs bounds the sequence numbers of one author a pull looks up.
 const maxServeSeqs = 4096
 
-// Mailbox is the path through a relay for members who are offline:
-// the relay's offline mailbox (the relay issue builds it; node wires it).
+// Mailbox is the path through a relay for members who are offline: the
+// relay's offline mailbox (node gives the relay client's ParkGroup, so
+// that group never imports relay).
 // What is parked is the envelope as its author sealed and signed it, so
 // the relay reads nothing, and a member that fetches it checks it like a
 // message from gossip. Delivery stays exactly-once whichever path

@@ -239,7 +239,7 @@ var (
 	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
 	ErrBadInvite     = errors.New("group: not a valid invite code")
 	ErrUnreachable   = errors.New("group: no member of the group could be reached")
-	errBadSignature  = errors.New("bad signature")
+	errBadSignature  = errors.New("group: bad signature")
 )
 
 // Operation kinds.
@@ -743,28 +743,28 @@ func (s *seqSet) max() uint64 {
 }
 
 func (s *seqSet) toWire(author peer.ID) *pb.Head {
-	h := &pb.Head{Author: []byte(author), Contiguous: s.Contig}
+	head := &pb.Head{Author: []byte(author), Contiguous: s.Contig}
 	for k := range s.Extra {
-		if len(h.Extra) == maxExtra {
+		if len(head.Extra) == maxExtra {
 			break
 		}
-		h.Extra = append(h.Extra, k)
+		head.Extra = append(head.Extra, k)
 	}
-	return h
+	return head
 }
 
-func headFromWire(h *pb.Head) (peer.ID, *seqSet, error) {
-	author, err := peer.IDFromBytes(h.GetAuthor())
-	if err != nil || len(h.GetExtra()) > maxExtra {
+func headFromWire(head *pb.Head) (peer.ID, *seqSet, error) {
+	author, err := peer.IDFromBytes(head.GetAuthor())
+	if err != nil || len(head.GetExtra()) > maxExtra {
 		return "", nil, fmt.Errorf("%w: head", ErrBadFrame)
 	}
-	s := &seqSet{Contig: h.GetContiguous()}
-	for _, e := range h.GetExtra() {
-		if e > s.Contig {
+	s := &seqSet{Contig: head.GetContiguous()}
+	for _, seq := range head.GetExtra() {
+		if seq > s.Contig {
 			if s.Extra == nil {
 				s.Extra = map[uint64]bool{}
 			}
-			s.Extra[e] = true
+			s.Extra[seq] = true
 		}
 	}
 	return author, s, nil

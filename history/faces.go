@@ -35,7 +35,7 @@ func FaceNames() []string {
 
 func checkFace(name string) error {
 	if _, ok := faces[name]; !ok {
-		return fmt.Errorf("%w face: no face named %q; the faces are: %s", ErrInvalid, name, strings.Join(FaceNames(), ", "))
+		return fmt.Errorf("history: %w face: no face named %q; the faces are: %s", ErrInvalid, name, strings.Join(FaceNames(), ", "))
 	}
 	return nil
 }

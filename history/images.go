@@ -28,19 +28,19 @@ const (
 )
 
 // ErrNotImage is returned for data that is not a PNG, JPEG or GIF image.
-var ErrNotImage = errors.New("not a PNG, JPEG or GIF image")
+var ErrNotImage = errors.New("history: not a PNG, JPEG or GIF image")
 
 // DecodeImage decodes a bounded image file (an avatar, a picture).
 func DecodeImage(b []byte) (image.Image, error) {
 	if len(b) > MaxImageInput {
-		return nil, fmt.Errorf("%w image: %d bytes is over the %d MiB limit", ErrInvalid, len(b), MaxImageInput>>20)
+		return nil, fmt.Errorf("history: %w image: %d bytes is over the %d MiB limit", ErrInvalid, len(b), MaxImageInput>>20)
 	}
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%w", ErrNotImage)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxImagePixels {
-		return nil, fmt.Errorf("%w image: %dx%d pixels is too large", ErrInvalid, cfg.Width, cfg.Height)
+		return nil, fmt.Errorf("history: %w image: %dx%d pixels is too large", ErrInvalid, cfg.Width, cfg.Height)
 	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -105,5 +105,5 @@ func MakeThumbnail(b []byte) ([]byte, string, error) {
 			return out.Bytes(), "image/jpeg", nil
 		}
 	}
-	return nil, "", errors.New("cannot fit the thumbnail in 64 KiB")
+	return nil, "", errors.New("history: cannot fit the thumbnail in 64 KiB")
 }

@@ -45,9 +45,12 @@ const (
 // Errors.
 var (
 	// ErrNoMessage is returned for a message ID the history does not hold.
-	ErrNoMessage = errors.New("chat: no such message")
+	ErrNoMessage = errors.New("history: no such message")
 	// ErrInvalid is wrapped by errors about what a user asked for: a text
-	// too long, an unknown face, an image too large.
+	// too long, an unknown face, an image too large. It is the one word
+	// "invalid" in its wrapper's sentence ("chat: invalid message: ...",
+	// "group: invalid group name: ..."), so the wrapper, not it, names the
+	// package.
 	ErrInvalid = errors.New("invalid")
 )
 

@@ -163,7 +163,7 @@ var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
 func (s *Store) Decode(key string, b []byte) (*Message, error) {
 	var rec pb.StoredMessage
 	if err := proto.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+		return nil, fmt.Errorf("history: stored %s is damaged: %w", key, err)
 	}
 	w := rec.GetMessage()
 	from, err1 := peer.IDFromBytes(rec.GetFrom())
@@ -172,7 +172,7 @@ func (s *Store) Decode(key string, b []byte) (*Message, error) {
 		to, err2 = "", nil
 	}
 	if w == nil || err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("chat: stored %s is damaged", key)
+		return nil, fmt.Errorf("history: stored %s is damaged", key)
 	}
 	return &Message{ID: w.GetId(), From: from, To: to, Content: contentFromWire(w),
 		State: rec.GetState(), Time: time.UnixMilli(w.GetSentAtMs()), HLC: w.GetHlc(), Outgoing: rec.GetOutgoing(),
@@ -362,7 +362,7 @@ func GetJSON(ctx context.Context, ds datastore.Read, k datastore.Key, v any) err
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("chat: stored %s is damaged: %w", k, err)
+		return fmt.Errorf("history: stored %s is damaged: %w", k, err)
 	}
 	return nil
 }
@@ -404,7 +404,7 @@ func QueryJSON[T any](ctx context.Context, ds datastore.Read, q query.Query, fn 
 	return Scan(ctx, ds, q, func(key string, b []byte) (bool, error) {
 		var v T
 		if err := json.Unmarshal(b, &v); err != nil {
-			return false, fmt.Errorf("chat: stored %s is damaged: %w", key, err)
+			return false, fmt.Errorf("history: stored %s is damaged: %w", key, err)
 		}
 		return fn(key, &v), nil
 	})

@@ -51,7 +51,7 @@ func (n *Node) Unregister(ctx context.Context, relayRef string) (*Unregistered, 
 	}
 	id, err := parseRelayID(relayRef)
 	if err == nil && id == "" {
-		err = errors.Join(relay.ErrBadRequest, errors.New("relay is required"))
+		err = errors.Join(relay.ErrBadRequest, errors.New("node: relay is required"))
 	}
 	if err == nil {
 		err = c.Unregister(ctx, id)
@@ -81,7 +81,7 @@ func (n *Node) Lookup(ctx context.Context, name, relayRef string) (*User, error)
 func parseRelayAddr(s string) (peer.AddrInfo, error) {
 	info, err := peer.AddrInfoFromString(s)
 	if err != nil {
-		return peer.AddrInfo{}, errors.Join(relay.ErrBadRequest, errors.New("the relay is a multiaddr ending in /p2p/<peer ID>: "+err.Error()))
+		return peer.AddrInfo{}, errors.Join(relay.ErrBadRequest, errors.New("node: the relay is a multiaddr ending in /p2p/<peer ID>: "+err.Error()))
 	}
 	return *info, nil
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // ErrConfig is wrapped by every error about config.toml.
-var ErrConfig = errors.New("invalid config")
+var ErrConfig = errors.New("node: invalid config")
 
 // Role is what a node is for: a person's own node or a relay.
 type Role int
@@ -26,7 +26,8 @@ const (
 	// RolePersonal is `meshtalk run`: one person's node.
 	RolePersonal Role = iota
 	// RoleRelay is `meshtalk relay`: a circuit relay and DHT server for
-	// others (and, with later services, their login and mailbox).
+	// others, and the relay service (package relay) for its users: their
+	// accounts and login, presence, the sealed mailbox and the file drop.
 	RoleRelay
 )
 
@@ -362,7 +363,7 @@ func LoadConfig(path string, role Role) (Config, error) {
 		return DefaultConfig(role), nil
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
+		return Config{}, fmt.Errorf("node: read config: %w", err)
 	}
 	return ParseConfig(path, b, role)
 }

@@ -42,7 +42,7 @@ func openDatastore(path string) (*pebbleds.Datastore, error) {
 	}
 	d, err := pebbleds.NewDatastore(path, pebbleds.WithCacheSize(64<<20), pebbleds.WithPebbleOpts(opts))
 	if err != nil {
-		return nil, fmt.Errorf("open datastore %s: %w", path, err)
+		return nil, fmt.Errorf("node: open datastore %s: %w", path, err)
 	}
 	return d, nil
 }

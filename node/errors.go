@@ -17,16 +17,16 @@ import (
 var (
 	// ErrNoChat: the node is a relay, which has no contacts, messages,
 	// files or groups.
-	ErrNoChat = errors.New("a relay has no contacts or messages")
+	ErrNoChat = errors.New("node: a relay has no contacts or messages")
 	// ErrNoAccounts: the node is a relay, which has no accounts on relays.
-	ErrNoAccounts = errors.New("a relay has no accounts of its own; run this against a personal node")
+	ErrNoAccounts = errors.New("node: a relay has no accounts of its own; run this against a personal node")
 	// ErrNotRelay: an operator's request to a personal node.
-	ErrNotRelay = errors.New("this is a personal node; run operator commands against a relay (meshtalk relay ... --home RELAY_HOME)")
+	ErrNotRelay = errors.New("node: this is a personal node; run operator commands against a relay (meshtalk relay ... --home RELAY_HOME)")
 	// ErrNoFile: no file was offered to this node with that ID.
-	ErrNoFile = errors.New("no file offered with that ID (see `meshtalk file list`)")
+	ErrNoFile = errors.New("node: no file offered with that ID (see `meshtalk file list`)")
 	// ErrBadRequest is wrapped by the errors of a request that cannot be
 	// right as it is (a missing field, a file that cannot be read, ...).
-	ErrBadRequest = errors.New("bad request")
+	ErrBadRequest = errors.New("node: bad request")
 	// ErrNoRoute is wrapped when a peer or a relay could not be reached.
 	ErrNoRoute = discovery.ErrNoRoute
 

@@ -147,7 +147,7 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 		return nil, err
 	}
 	if dir == "" {
-		return nil, badRequest(errors.New("dir is required"))
+		return nil, badRequest(errors.New("node: dir is required"))
 	}
 	offer, err := incomingOffer(ctx, c, id)
 	if err != nil {
@@ -169,7 +169,7 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 			return &f, nil
 		}
 	}
-	return nil, errors.New("the download vanished")
+	return nil, errors.New("node: the download vanished")
 }
 
 // incomingOffer finds the message that offered file id to this node.

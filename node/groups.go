@@ -108,7 +108,7 @@ func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl
 		return nil, err
 	}
 	if ttl < 0 {
-		return nil, badRequest(errors.New("expires_seconds must be positive"))
+		return nil, badRequest(errors.New("node: expires_seconds must be positive"))
 	}
 	if ttl == 0 {
 		ttl = DefaultInviteValidity
@@ -179,12 +179,12 @@ func groupMember(ctx context.Context, contacts *chat.Service, c *group.Service, 
 	if p, err := contacts.Resolve(ctx, name); err == nil {
 		return p, nil
 	}
-	ms, err := c.Members(ctx, id)
+	members, err := c.Members(ctx, id)
 	if err != nil {
 		return "", err
 	}
 	var found []peer.ID
-	for _, m := range ms {
+	for _, m := range members {
 		if strings.HasPrefix(m.PeerID.String(), name) || strings.EqualFold(m.Name, name) {
 			found = append(found, m.PeerID)
 		}
@@ -232,11 +232,11 @@ func (n *Node) offerToMembers(ctx context.Context, c *group.Service, id string, 
 	if err != nil {
 		return nil, err
 	}
-	ms, err := c.Members(ctx, id)
+	members, err := c.Members(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	for _, mem := range ms {
+	for _, mem := range members {
 		if !mem.Self {
 			if err := n.xfer.Offer(ctx, m, mem.PeerID); err != nil {
 				return nil, err

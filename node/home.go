@@ -12,7 +12,7 @@ import (
 )
 
 // ErrAlreadyRunning is returned when another process holds a home's lock.
-var ErrAlreadyRunning = errors.New("already running")
+var ErrAlreadyRunning = errors.New("node: already running")
 
 // Home is a node's home folder:
 //
@@ -51,12 +51,12 @@ type homeLock struct{ fl *flock.Flock }
 // holder's pid.
 func lockHome(h Home) (*homeLock, error) {
 	if err := os.MkdirAll(string(h), 0o700); err != nil {
-		return nil, fmt.Errorf("create home: %w", err)
+		return nil, fmt.Errorf("node: create home: %w", err)
 	}
 	fl := flock.New(h.LockPath())
 	ok, err := fl.TryLock()
 	if err != nil {
-		return nil, fmt.Errorf("lock home %s: %w", h, err)
+		return nil, fmt.Errorf("node: lock home %s: %w", h, err)
 	}
 	if !ok {
 		pid := "unknown"
@@ -75,7 +75,7 @@ func lockHome(h Home) (*homeLock, error) {
 	}
 	if err != nil {
 		fl.Unlock()
-		return nil, fmt.Errorf("lock home %s: %w", h, err)
+		return nil, fmt.Errorf("node: lock home %s: %w", h, err)
 	}
 	return &homeLock{fl: fl}, nil
 }

@@ -38,7 +38,7 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 		}
 		announce = append(announce, a)
 	}
-	ps, err := pstoreds.NewPeerstore(ctx, ds, pstoreds.DefaultOpts())
+	pstore, err := pstoreds.NewPeerstore(ctx, ds, pstoreds.DefaultOpts())
 	if err != nil {
 		return nil, fmt.Errorf("node: peerstore: %w", err)
 	}
@@ -54,13 +54,13 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 	concrete = rcmgr.PartialLimitConfig{System: sys}.Build(concrete)
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(concrete))
 	if err != nil {
-		ps.Close()
+		pstore.Close()
 		return nil, fmt.Errorf("node: resource manager: %w", err)
 	}
 	cm, err := connmgr.NewConnManager(cfg.Connections.LowWater, cfg.Connections.HighWater,
 		connmgr.WithGracePeriod(time.Duration(cfg.Connections.GracePeriod)))
 	if err != nil {
-		ps.Close()
+		pstore.Close()
 		rm.Close()
 		return nil, fmt.Errorf("node: connection manager: %w", err)
 	}
@@ -71,7 +71,7 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(tls.ID, tls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.Peerstore(ps),
+		libp2p.Peerstore(pstore),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.Ping(true),
@@ -96,7 +96,7 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 		// harmless.
 		cm.Close()
 		rm.Close()
-		ps.Close()
+		pstore.Close()
 		return nil, fmt.Errorf("node: start libp2p host: %w", err)
 	}
 	return h, nil

@@ -50,10 +50,10 @@ const (
 
 // Identity errors. Each is wrapped with the key file's path.
 var (
-	ErrIdentityCorrupt      = errors.New("identity key file is damaged")
-	ErrWrongPassphrase      = errors.New("wrong passphrase for the identity key")
-	ErrPassphraseRequired   = errors.New("the identity key is passphrase-protected: give --passphrase-file FILE or set MESHTALK_PASSPHRASE")
-	ErrPassphraseNotApplied = errors.New("a passphrase was given but the identity key is not encrypted")
+	ErrIdentityCorrupt      = errors.New("node: identity key file is damaged")
+	ErrWrongPassphrase      = errors.New("node: wrong passphrase for the identity key")
+	ErrPassphraseRequired   = errors.New("node: the identity key is passphrase-protected: give --passphrase-file FILE or set MESHTALK_PASSPHRASE")
+	ErrPassphraseNotApplied = errors.New("node: a passphrase was given but the identity key is not encrypted")
 )
 
 // LoadOrCreateIdentity reads the identity key at path, or creates a new
@@ -66,22 +66,22 @@ func LoadOrCreateIdentity(path string, passphrase []byte) (key crypto.PrivKey, c
 	case err == nil:
 		key, err := decodeIdentity(b, passphrase)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", path, err)
+			return nil, false, fmt.Errorf("node: %s: %w", path, err)
 		}
 		return key, false, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return nil, false, fmt.Errorf("read identity: %w", err)
+		return nil, false, fmt.Errorf("node: read identity: %w", err)
 	}
 	key, _, err = crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
-		return nil, false, fmt.Errorf("generate identity: %w", err)
+		return nil, false, fmt.Errorf("node: generate identity: %w", err)
 	}
 	b, err = encodeIdentity(key, passphrase)
 	if err != nil {
 		return nil, false, err
 	}
 	if err := atomicfile.Write(path, b, 0o600, false); err != nil {
-		return nil, false, fmt.Errorf("write identity: %w", err)
+		return nil, false, fmt.Errorf("node: write identity: %w", err)
 	}
 	return key, true, nil
 }
@@ -89,7 +89,7 @@ func LoadOrCreateIdentity(path string, passphrase []byte) (key crypto.PrivKey, c
 func encodeIdentity(key crypto.PrivKey, passphrase []byte) ([]byte, error) {
 	raw, err := crypto.MarshalPrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("marshal identity: %w", err)
+		return nil, fmt.Errorf("node: marshal identity: %w", err)
 	}
 	if len(passphrase) == 0 {
 		return pem.EncodeToMemory(&pem.Block{Type: pemPlain, Bytes: raw}), nil

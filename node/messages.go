@@ -152,7 +152,7 @@ func (n *Node) Search(ctx context.Context, text, with string, limit int) ([]*Mes
 		return nil, err
 	}
 	if text == "" {
-		return nil, badRequest(errors.New("search needs q=TEXT"))
+		return nil, badRequest(errors.New("node: search needs q=TEXT"))
 	}
 	var conv conversation
 	if with != "" {

@@ -276,7 +276,7 @@ func (n *Node) startChat(ctx context.Context, blobs *transfer.Blobs, undo *undoS
 func writeDefaultConfig(path string, role Role) error {
 	err := atomicfile.Write(path, []byte(DefaultConfigText(role)), 0o600, false)
 	if err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("write default config: %w", err)
+		return fmt.Errorf("node: write default config: %w", err)
 	}
 	return nil
 }

@@ -85,13 +85,13 @@ func (n *Node) syncAllowList() {
 	if n.relayc == nil {
 		return
 	}
-	cs, err := n.chat.Contacts(context.Background(), false)
+	contacts, err := n.chat.Contacts(context.Background(), false)
 	if err != nil {
 		n.log.Warn("allow-list", "err", err)
 		return
 	}
 	var friends []peer.ID
-	for _, c := range cs {
+	for _, c := range contacts {
 		if c.State == chat.StateFriend {
 			friends = append(friends, c.PeerID)
 		}
@@ -99,7 +99,9 @@ func (n *Node) syncAllowList() {
 	n.relayc.SetAllow(friends)
 }
 
-// relaySink hands what relays deliver to the chat service.
+// relaySink hands what relays deliver to the service it is for: direct
+// letters to chat, group letters to group, presence to chat, and a
+// dropped file to the event stream.
 type relaySink struct{ n *Node }
 
 func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {

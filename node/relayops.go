@@ -34,28 +34,28 @@ func (n *Node) relayServer() (*relay.Server, error) {
 
 // RelayUsers lists the relay's accounts, by name.
 func (n *Node) RelayUsers() ([]RelayUser, error) {
-	rs, err := n.relayServer()
+	server, err := n.relayServer()
 	if err != nil {
 		return nil, err
 	}
-	return rs.Users(), nil
+	return server.Users(), nil
 }
 
 // RelayStats is what the relay holds and carries now.
 func (n *Node) RelayStats() (*RelayStats, error) {
-	rs, err := n.relayServer()
+	server, err := n.relayServer()
 	if err != nil {
 		return nil, err
 	}
-	st := rs.Stats()
-	return &st, nil
+	stats := server.Stats()
+	return &stats, nil
 }
 
 // NewRelayInvite makes a registration invite token good for uses
 // registrations (less than 1: one) until expires passes (a Go duration
 // such as "72h"; "": 7 days).
 func (n *Node) NewRelayInvite(ctx context.Context, uses int, expires string) (*RelayInvite, error) {
-	rs, err := n.relayServer()
+	server, err := n.relayServer()
 	if err != nil {
 		return nil, err
 	}
@@ -63,14 +63,14 @@ func (n *Node) NewRelayInvite(ctx context.Context, uses int, expires string) (*R
 	if expires != "" {
 		d, err := time.ParseDuration(expires)
 		if err != nil || d <= 0 {
-			return nil, badRequest(errors.New("expires is a positive duration such as 72h"))
+			return nil, badRequest(errors.New("node: expires is a positive duration such as 72h"))
 		}
 		ttl = d
 	}
 	if uses < 1 {
 		uses = 1
 	}
-	tok, err := rs.NewInvite(ctx, uses, ttl)
+	tok, err := server.NewInvite(ctx, uses, ttl)
 	if err != nil {
 		return nil, err
 	}

@@ -101,10 +101,10 @@ func (n *Node) relayStatus() []RelayStatus {
 	out := []RelayStatus{}
 	connected := func(p peer.ID) bool { return n.host.Network().Connectedness(p) == network.Connected }
 	if n.relayc != nil {
-		for _, rs := range n.relayc.Status() {
+		for _, status := range n.relayc.Status() {
 			out = append(out, RelayStatus{
-				PeerID: rs.PeerID.String(), Connected: connected(rs.PeerID), Reserved: n.disc.Reserved(rs.PeerID),
-				Name: rs.Name, LoggedIn: rs.LoggedIn, Error: rs.Error,
+				PeerID: status.PeerID.String(), Connected: connected(status.PeerID), Reserved: n.disc.Reserved(status.PeerID),
+				Name: status.Name, LoggedIn: status.LoggedIn, Error: status.Error,
 			})
 		}
 		return out
@@ -146,7 +146,7 @@ func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) 
 		opts.Count = 4
 	}
 	if opts.Count < 1 || opts.Count > 1000 {
-		return badRequest(errors.New("count must be between 1 and 1000"))
+		return badRequest(errors.New("node: count must be between 1 and 1000"))
 	}
 	for _, d := range []struct {
 		name string
@@ -157,7 +157,7 @@ func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) 
 			*d.v = d.def
 		}
 		if *d.v < 0 || *d.v > time.Hour {
-			return badRequest(fmt.Errorf("%s must be a duration such as 1s, up to 1h", d.name))
+			return badRequest(fmt.Errorf("node: %s must be a duration such as 1s, up to 1h", d.name))
 		}
 	}
 	err = n.disc.Ping(ctx, target, opts.Count, opts.Interval, opts.Timeout, fn)

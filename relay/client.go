@@ -26,8 +26,9 @@ import (
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
-// Sink is where a Client hands what its relays deliver (node connects it
-// to chat): the relay package never reads what letters carry.
+// Sink is where a Client hands what its relays deliver (node's gives
+// direct letters to chat and group letters to group): the relay package
+// never reads what letters carry.
 type Sink interface {
 	// Letter takes one opened letter of kind KindDM or KindGroup. A nil
 	// error lets the relay delete it; an error keeps it there for the
@@ -288,7 +289,7 @@ func (c *Client) login(rs *relayState) error {
 	ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
 	defer cancel()
 	if err := c.h.Connect(ctx, rs.info); err != nil {
-		return fmt.Errorf("relay %s: %w", rs.info.ID, err)
+		return fmt.Errorf("relay: %s: %w", rs.info.ID, err)
 	}
 	c.mu.Lock()
 	allow := c.allow
@@ -353,7 +354,7 @@ type accountStream struct {
 func (c *Client) call(ctx context.Context, relay peer.ID, f func(*accountStream) error) error {
 	st, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "relay"), relay, AccountProtocol)
 	if err != nil {
-		return fmt.Errorf("relay %s: %w", relay, err)
+		return fmt.Errorf("relay: %s: %w", relay, err)
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
@@ -373,11 +374,11 @@ func (c *Client) call(ctx context.Context, relay peer.ID, f func(*accountStream)
 // do sends one request and reads its reply; a refusal is an error.
 func (s *accountStream) do(req *pb.AccountRequest) (*pb.AccountReply, error) {
 	if err := writeFrame(s.st, req); err != nil {
-		return nil, fmt.Errorf("relay %s: %w", s.relay, err)
+		return nil, fmt.Errorf("relay: %s: %w", s.relay, err)
 	}
 	var rep pb.AccountReply
 	if err := readFrame(s.r, MaxAccountFrame, &rep); err != nil {
-		return nil, fmt.Errorf("relay %s: %w", s.relay, err)
+		return nil, fmt.Errorf("relay: %s: %w", s.relay, err)
 	}
 	return &rep, errOf(rep.Code, rep.Message)
 }
@@ -401,7 +402,7 @@ func (c *Client) Register(ctx context.Context, relay peer.AddrInfo, name, invite
 		return nil, err
 	}
 	if err := c.h.Connect(ctx, relay); err != nil {
-		return nil, fmt.Errorf("relay %s: %w", relay.ID, err)
+		return nil, fmt.Errorf("relay: %s: %w", relay.ID, err)
 	}
 	var prof *pb.Profile
 	if c.cfg.Profile != nil {
@@ -517,7 +518,7 @@ func (c *Client) Lookup(ctx context.Context, name string, relay peer.ID) (*User,
 	}
 	for _, err := range errs {
 		if !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("%q is not known on any of your relays that answered: %w", name, errors.Join(errs...))
+			return nil, fmt.Errorf("relay: %q is not known on any of your relays that answered: %w", name, errors.Join(errs...))
 		}
 	}
 	return nil, fmt.Errorf("%w: %q is not known on any of your relays", ErrNotFound, name)
@@ -613,11 +614,11 @@ func (c *Client) Status() []RelayStatus {
 	out := make([]RelayStatus, 0, len(c.order))
 	for _, id := range c.order {
 		rs := c.relays[id]
-		st := RelayStatus{PeerID: id, Name: rs.name, LoggedIn: rs.loggedIn, Error: rs.lastErr}
+		status := RelayStatus{PeerID: id, Name: rs.name, LoggedIn: rs.loggedIn, Error: rs.lastErr}
 		for _, m := range rs.info.Addrs {
-			st.Addrs = append(st.Addrs, m.String())
+			status.Addrs = append(status.Addrs, m.String())
 		}
-		out = append(out, st)
+		out = append(out, status)
 	}
 	return out
 }
@@ -629,7 +630,7 @@ func (c *Client) ParkGroup(ctx context.Context, members []peer.ID, envelopes [][
 	var errs []error
 	for _, m := range members {
 		if err := c.Deposit(ctx, m, KindGroup, envelopes); err != nil && !errors.Is(err, ErrNotFound) {
-			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+			errs = append(errs, fmt.Errorf("relay: %s: %w", m, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -718,7 +719,7 @@ func DepositSealed(ctx context.Context, h host.Host, relay, p peer.ID, sealed []
 	}
 	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "relay"), relay, MailboxProtocol)
 	if err != nil {
-		return fail(fmt.Errorf("relay %s: %w", relay, err))
+		return fail(fmt.Errorf("relay: %s: %w", relay, err))
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
@@ -740,7 +741,7 @@ func DepositSealed(ctx context.Context, h host.Host, relay, p peer.ID, sealed []
 	for i := range sealed {
 		var rep pb.MailboxReply
 		if err := readFrame(r, MaxMailboxFrame, &rep); err != nil {
-			return fail(fmt.Errorf("relay %s: %w", relay, err))
+			return fail(fmt.Errorf("relay: %s: %w", relay, err))
 		}
 		errs[i] = errOf(rep.Code, rep.Message)
 	}

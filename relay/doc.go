@@ -14,8 +14,12 @@
 //     Prometheus metrics.
 //   - client.go is a personal node's side: it logs in to each of its relays
 //     and stays logged in, keeps their allow-lists equal to the friend list
-//     (node calls SetAllow), deposits sealed letters (it is chat's Mailbox)
-//     and hands what the relays push to a Sink (node connects it to chat).
+//     (node calls SetAllow), deposits sealed letters (it is chat's and
+//     group's Mailbox) and hands what the relays push to a Sink (node's
+//     gives direct letters to chat, group letters to group, and presence
+//     and dropped files to the node's events).
+//   - names.go holds the username rules: what a name may be, the names
+//     nobody may register, and the folded form under which one is unique.
 //   - seal.go seals: letters to a recipient's sealing key (HPKE, RFC 9180,
 //     with the hybrid ML-KEM-768 + X25519 KEM, so that stored mail stays
 //     private against a future quantum attacker), signed by their author
@@ -33,4 +37,7 @@
 //
 // The sender of a stream is its authenticated remote peer, never a field
 // of a frame; a letter's author is the verified signer.
+//
+// Server and Client each run their goroutines and stream handlers in an
+// internal/lifecycle Group that their Close stops.
 package relay

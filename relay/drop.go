@@ -277,7 +277,7 @@ func (c *Client) dropOn(ctx context.Context, relay, p peer.ID, m *transfer.Manif
 	}
 	st, err := c.h.NewStream(ctx, relay, MailboxProtocol)
 	if err != nil {
-		return fmt.Errorf("relay %s: %w", relay, err)
+		return fmt.Errorf("relay: %s: %w", relay, err)
 	}
 	defer st.Close()
 	if err := writeFrame(st, &pb.MailboxRequest{Body: &pb.MailboxRequest_Drop{Drop: &pb.Drop{Recipient: []byte(p), Manifest: m.Encode()}}}); err != nil {
@@ -290,7 +290,7 @@ func (c *Client) dropOn(ctx context.Context, relay, p peer.ID, m *transfer.Manif
 	defer stop()
 	var rep pb.MailboxReply
 	if err := readFrame(bufio.NewReader(st), MaxMailboxFrame, &rep); err != nil {
-		return fmt.Errorf("relay %s: %w", relay, err)
+		return fmt.Errorf("relay: %s: %w", relay, err)
 	}
 	return errOf(rep.Code, rep.Message)
 }

@@ -327,7 +327,7 @@ func (s *Server) pushOnce(p peer.ID) (int, error) {
 	}
 	s.met.delivered.Add(float64(len(gone)))
 	if len(gone) == 0 {
-		return 0, errors.New("the recipient took none of what was pushed")
+		return 0, errors.New("relay: the recipient took none of what was pushed")
 	}
 	return len(gone), nil
 }

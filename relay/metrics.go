@@ -35,12 +35,12 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(s.Stats()) })
 	}
 	m.reg.MustRegister(m.deposits, m.refusedBy, m.delivered, m.expired, m.logins, m.loginRefused,
-		gauge("meshtalk_relay_accounts", "Registered accounts.", func(st Stats) float64 { return float64(st.Accounts) }),
-		gauge("meshtalk_relay_logged_in", "Clients logged in now.", func(st Stats) float64 { return float64(st.LoggedIn) }),
-		gauge("meshtalk_relay_mailbox_items", "Envelopes held.", func(st Stats) float64 { return float64(st.MailboxItems) }),
-		gauge("meshtalk_relay_mailbox_bytes", "Bytes of envelopes held.", func(st Stats) float64 { return float64(st.MailboxBytes) }),
-		gauge("meshtalk_relay_drop_bytes", "Bytes of dropped files held.", func(st Stats) float64 { return float64(st.DropBytes) }),
-		gauge("meshtalk_relay_circuits", "Relayed connections carried now.", func(st Stats) float64 { return float64(st.Circuits) }),
+		gauge("meshtalk_relay_accounts", "Registered accounts.", func(stats Stats) float64 { return float64(stats.Accounts) }),
+		gauge("meshtalk_relay_logged_in", "Clients logged in now.", func(stats Stats) float64 { return float64(stats.LoggedIn) }),
+		gauge("meshtalk_relay_mailbox_items", "Envelopes held.", func(stats Stats) float64 { return float64(stats.MailboxItems) }),
+		gauge("meshtalk_relay_mailbox_bytes", "Bytes of envelopes held.", func(stats Stats) float64 { return float64(stats.MailboxBytes) }),
+		gauge("meshtalk_relay_drop_bytes", "Bytes of dropped files held.", func(stats Stats) float64 { return float64(stats.DropBytes) }),
+		gauge("meshtalk_relay_circuits", "Relayed connections carried now.", func(stats Stats) float64 { return float64(stats.Circuits) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -98,8 +98,8 @@ func register(t testing.TB, u, r *node.Node, name string) {
 func waitLoggedIn(t testing.TB, u, r *node.Node) {
 	t.Helper()
 	nodetest.Eventually(t, 20*time.Second, "logged in", func() bool {
-		for _, st := range u.RelayClient().Status() {
-			if st.PeerID == r.ID() && st.LoggedIn {
+		for _, status := range u.RelayClient().Status() {
+			if status.PeerID == r.ID() && status.LoggedIn {
 				return true
 			}
 		}
@@ -496,8 +496,8 @@ func TestFileDrop(t *testing.T) {
 	if err := a.RelayClient().DropFile(bg, b.ID(), src); err != nil {
 		t.Fatal(err)
 	}
-	if st := r.RelayServer().Stats(); st.DropFiles != 1 || st.DropBytes < int64(len(data)) || st.MailboxItems != 1 {
-		t.Fatalf("relay after the drop: %+v", st)
+	if stats := r.RelayServer().Stats(); stats.DropFiles != 1 || stats.DropBytes < int64(len(data)) || stats.MailboxItems != 1 {
+		t.Fatalf("relay after the drop: %+v", stats)
 	}
 	spam := filepath.Join(t.TempDir(), "spam.bin")
 	os.WriteFile(spam, []byte("buy now"), 0o600)
@@ -519,8 +519,8 @@ func TestFileDrop(t *testing.T) {
 	// A's drop goes from the relay; the stranger's letter is taken and
 	// dropped, its file left to expire.
 	nodetest.Eventually(t, 20*time.Second, "the relay deletes the drop", func() bool {
-		st := r.RelayServer().Stats()
-		return st.DropFiles == 1 && st.MailboxItems == 0
+		stats := r.RelayServer().Stats()
+		return stats.DropFiles == 1 && stats.MailboxItems == 0
 	})
 	files, _ := os.ReadDir(b.Home().DownloadsPath())
 	if len(files) != 1 {

@@ -816,18 +816,18 @@ type Stats struct {
 // Stats counts what the relay holds.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{Accounts: len(s.accounts), LoggedIn: len(s.sessions)}
+	stats := Stats{Accounts: len(s.accounts), LoggedIn: len(s.sessions)}
 	for _, u := range s.rcpt {
-		st.MailboxItems += u.items
-		st.MailboxBytes += u.bytes
+		stats.MailboxItems += u.items
+		stats.MailboxBytes += u.bytes
 	}
 	for _, u := range s.drops {
-		st.DropFiles += u.items
-		st.DropBytes += u.bytes
+		stats.DropFiles += u.items
+		stats.DropBytes += u.bytes
 	}
 	s.mu.Unlock()
-	st.Circuits = countCircuits(s.h)
-	return st
+	stats.Circuits = countCircuits(s.h)
+	return stats
 }
 
 // countCircuits counts the relayed connections the relay carries now:

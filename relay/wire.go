@@ -309,9 +309,9 @@ func userFromWire(w *pb.User) (*User, error) {
 	return u, nil
 }
 
-func peersToWire(ps []peer.ID) [][]byte {
-	out := make([][]byte, len(ps))
-	for i, p := range ps {
+func peersToWire(peers []peer.ID) [][]byte {
+	out := make([][]byte, len(peers))
+	for i, p := range peers {
 		out[i] = []byte(p)
 	}
 	return out

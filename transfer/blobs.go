@@ -120,7 +120,7 @@ func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, err
 		if n > 0 {
 			h := Hash(blake3.Sum256(buf[:n]))
 			if err := b.Put(h, buf[:n]); err != nil {
-				return nil, fmt.Errorf("store: %w", err)
+				return nil, fmt.Errorf("transfer: store: %w", err)
 			}
 			m.Chunks = append(m.Chunks, h)
 		}
@@ -128,11 +128,11 @@ func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, err
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read: %w", err)
+			return nil, fmt.Errorf("transfer: read: %w", err)
 		}
 	}
 	if uint64(len(m.Chunks))*uint64(m.ChunkSize) < m.Size {
-		return nil, errors.New("the file changed while it was read")
+		return nil, errors.New("transfer: the file changed while it was read")
 	}
 	if err := m.checkShape(len(m.Chunks)); err != nil {
 		return nil, err
@@ -145,11 +145,11 @@ func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, err
 // compactChunks chunks, so that the manifest of a file of up to 16 GiB
 // stays within 140 KiB and travels inside a message.
 func chunkSizeFor(size int64) uint32 {
-	cs := uint32(DefaultChunkSize)
-	for cs < MaxChunkSize && size > int64(cs)*compactChunks {
-		cs *= 2
+	chunkSize := uint32(DefaultChunkSize)
+	for chunkSize < MaxChunkSize && size > int64(chunkSize)*compactChunks {
+		chunkSize *= 2
 	}
-	return cs
+	return chunkSize
 }
 
 // compactChunks is how many chunks chunkSizeFor aims to stay under.

@@ -569,9 +569,9 @@ func (d *download) report() {
 	d.progress(p)
 }
 
-func peerStrings(ps []peer.ID) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
+func peerStrings(peers []peer.ID) []string {
+	out := make([]string, len(peers))
+	for i, p := range peers {
 		out[i] = p.String()
 	}
 	return out

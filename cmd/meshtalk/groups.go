@@ -173,16 +173,16 @@ func newGroupMembersCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ms, err := c.GroupMembers(cmd.Context(), args[0])
+			members, err := c.GroupMembers(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return g.printJSON(ms)
+				return g.printJSON(members)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tPEER\tROLE\tPRESENCE")
-			for _, m := range ms {
+			for _, m := range members {
 				name, presence := m.Name, "offline"
 				if name == "" {
 					name = "-"

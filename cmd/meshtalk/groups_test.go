@@ -96,9 +96,9 @@ func TestGroupCommands(t *testing.T) {
 		t.Fatalf("group promote: %s", out)
 	}
 	nodetest.Eventually(t, 30*time.Second, "b sees itself an admin", func() bool {
-		var ms []map[string]any
-		json.Unmarshal([]byte(mt(homeB, "group", "members", created.ID, "--json")), &ms)
-		for _, m := range ms {
+		var list []map[string]any
+		json.Unmarshal([]byte(mt(homeB, "group", "members", created.ID, "--json")), &list)
+		for _, m := range list {
 			if m["peer_id"] == idB {
 				return m["role"] == "admin"
 			}

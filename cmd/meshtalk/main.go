@@ -1,5 +1,10 @@
 // Command meshtalk is the one meshtalk binary: a personal node, a relay,
 // and the client commands that drive a running node.
+//
+// main handles signals and calls run (root.go), which builds the command
+// tree: one small constructor per subcommand, in a file per area (run.go
+// starts a node or a relay; the others talk to the running node through
+// api.Client). Errors are printed as "meshtalk: ...".
 package main
 
 import (

@@ -89,10 +89,10 @@ func BenchmarkRelayLoggedInClients(b *testing.B) {
 		connected := settledRSS(b, cmd.Process.Pid)
 
 		start := time.Now()
-		cs := make([]io.Closer, clients)
+		closers := make([]io.Closer, clients)
 		parallel(clients, func(i int) {
 			c, err := nodetest.RegisterBareClient(ctx, hosts[i], *info, fmt.Sprintf("client%04d", i))
-			cs[i] = c
+			closers[i] = c
 			if err != nil {
 				b.Error(err)
 			}
@@ -103,15 +103,15 @@ func BenchmarkRelayLoggedInClients(b *testing.B) {
 		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			st, err := rc.RelayStats(ctx)
+			stats, err := rc.RelayStats(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if st.LoggedIn == clients {
+			if stats.LoggedIn == clients {
 				break
 			}
 			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d clients logged in after 2 minutes", st.LoggedIn, clients)
+				b.Fatalf("%d of %d clients logged in after 2 minutes", stats.LoggedIn, clients)
 			}
 			<-time.After(100 * time.Millisecond)
 		}
@@ -125,8 +125,8 @@ func BenchmarkRelayLoggedInClients(b *testing.B) {
 		b.ReportMetric((loggedIn-connected)*1024/clients, "KiB-per-login")
 		b.ReportMetric(float64(clients)/loginTime.Seconds(), "logins/s")
 		parallel(clients, func(i int) {
-			if cs[i] != nil {
-				cs[i].Close()
+			if closers[i] != nil {
+				closers[i].Close()
 			}
 			hosts[i].Close()
 		})

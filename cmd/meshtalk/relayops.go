@@ -69,15 +69,15 @@ func newRelayStatsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := c.RelayStats(cmd.Context())
+			stats, err := c.RelayStats(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return g.printJSON(st)
+				return g.printJSON(stats)
 			}
 			fmt.Fprintf(g.stdout, "accounts:   %d\nlogged in:  %d\nmailbox:    %d items, %s\nfile drop:  %d files, %s\ncircuits:   %d\n",
-				st.Accounts, st.LoggedIn, st.MailboxItems, humanBytes(uint64(st.MailboxBytes)), st.DropFiles, humanBytes(uint64(st.DropBytes)), st.Circuits)
+				stats.Accounts, stats.LoggedIn, stats.MailboxItems, humanBytes(uint64(stats.MailboxBytes)), stats.DropFiles, humanBytes(uint64(stats.DropBytes)), stats.Circuits)
 			return nil
 		},
 	}

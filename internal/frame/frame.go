@@ -17,8 +17,8 @@ import (
 
 // Errors of Read. A clean end of stream before a frame is io.EOF.
 var (
-	ErrTooLarge  = errors.New("frame too large")
-	ErrMalformed = errors.New("malformed frame")
+	ErrTooLarge  = errors.New("frame: too large")
+	ErrMalformed = errors.New("frame: malformed")
 )
 
 // Write writes m as one frame.

@@ -1,6 +1,13 @@
 // Package nodetest starts real in-process meshtalk nodes for tests: each on
 // its own temporary home, listening on 127.0.0.1 with port 0 (QUIC and
 // TCP), closed by t.Cleanup.
+//
+// Beside Start and Connect it holds what tests of several packages share:
+// waiting on an event or a condition with a deadline instead of sleeping
+// (wait.go), making two nodes friends (chat.go), a relay client on a bare
+// host (relayclient.go), a friend code's decoder for tests that see a node
+// through its API only (friendcode.go), and the CPU measure benchmarks
+// report (cpu.go).
 package nodetest
 
 import (
