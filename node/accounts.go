@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -51,7 +52,7 @@ func (n *Node) Unregister(ctx context.Context, relayRef string) (*Unregistered, 
 	}
 	id, err := parseRelayID(relayRef)
 	if err == nil && id == "" {
-		err = errors.Join(relay.ErrBadRequest, errors.New("node: relay is required"))
+		err = kindError{relay.ErrBadRequest, errors.New("node: relay is required")}
 	}
 	if err == nil {
 		err = c.Unregister(ctx, id)
@@ -81,7 +82,7 @@ func (n *Node) Lookup(ctx context.Context, name, relayRef string) (*User, error)
 func parseRelayAddr(s string) (peer.AddrInfo, error) {
 	info, err := peer.AddrInfoFromString(s)
 	if err != nil {
-		return peer.AddrInfo{}, errors.Join(relay.ErrBadRequest, errors.New("node: the relay is a multiaddr ending in /p2p/<peer ID>: "+err.Error()))
+		return peer.AddrInfo{}, kindError{relay.ErrBadRequest, fmt.Errorf("node: the relay is a multiaddr ending in /p2p/<peer ID>: %w", err)}
 	}
 	return *info, nil
 }
