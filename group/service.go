@@ -397,7 +397,7 @@ func (gs *Service) start(ctx context.Context) error {
 	gs.run.Go(gs.runIngest)
 	gs.run.Go(gs.runPublisher)
 	gs.run.Go(gs.runPuller)
-	gs.run.Go(func() { gs.watchPeers(sub) })
+	gs.run.Watch(sub, gs.peerChanged)
 	gs.run.Go(gs.runParker)
 	gs.run.Go(func() { gs.watchScores(scores) })
 
@@ -889,32 +889,21 @@ func (gs *Service) publishTopic(ctx context.Context, g *group, tm *pb.TopicMessa
 	}
 }
 
-// watchPeers pulls from a member that connects, and hands a friend added
-// while away its group.
-func (gs *Service) watchPeers(sub event.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-gs.ctx.Done():
-			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
-				continue
-			}
-			for _, g := range gs.list() {
-				st := g.state()
-				if st.Status != StatusMember || !st.isMember(ev.Peer) {
-					continue
-				}
-				gs.wantPull(g.id, ev.Peer, 100*time.Millisecond)
-				if slices.Contains(st.Owe, ev.Peer) {
-					gs.goPushGroup(g, ev.Peer)
-				}
-			}
+// peerChanged pulls from a member that connects, and hands a friend
+// added while away its group.
+func (gs *Service) peerChanged(e any) {
+	ev := e.(event.EvtPeerConnectednessChanged)
+	if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
+		return
+	}
+	for _, g := range gs.list() {
+		st := g.state()
+		if st.Status != StatusMember || !st.isMember(ev.Peer) {
+			continue
+		}
+		gs.wantPull(g.id, ev.Peer, 100*time.Millisecond)
+		if slices.Contains(st.Owe, ev.Peer) {
+			gs.goPushGroup(g, ev.Peer)
 		}
 	}
 }
