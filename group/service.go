@@ -53,6 +53,7 @@ import (
 	"github.com/meshtalk/meshtalk/group/pb"
 	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/lifecycle"
+	"github.com/meshtalk/meshtalk/internal/queue"
 )
 
 // Event types.
@@ -687,21 +688,9 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 // that wait at a moment go into one batch and one sync.
 func (gs *Service) runIngest() {
 	for {
-		var batch []*ingestItem
-		select {
-		case <-gs.ctx.Done():
+		batch, ok := queue.Take(gs.ctx, gs.ingest, 1024)
+		if !ok {
 			return
-		case it := <-gs.ingest:
-			batch = append(batch, it)
-		}
-	more:
-		for len(batch) < 1024 {
-			select {
-			case it := <-gs.ingest:
-				batch = append(batch, it)
-			default:
-				break more
-			}
 		}
 		err := gs.store(batch)
 		if err != nil {
