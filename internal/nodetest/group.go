@@ -17,12 +17,23 @@ import (
 // (WaitMembers).
 func GroupOf(t testing.TB, n int) ([]*node.Node, string) {
 	t.Helper()
-	ctx := context.Background()
 	nodes := make([]*node.Node, n)
 	for i := range nodes {
 		nodes[i] = Start(t, Options{})
 	}
-	g, err := nodes[0].GroupService().Create(ctx, "crew", nil)
+	gid := JoinGroup(t, nodes, "crew")
+	WaitMembers(t, nodes, gid, n)
+	return nodes, gid
+}
+
+// JoinGroup has the first of nodes create a group called name and the
+// others join it with one invite code, and returns the group's ID. The
+// joins are done when it returns; the others may not know all members
+// yet.
+func JoinGroup(t testing.TB, nodes []*node.Node, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	g, err := nodes[0].GroupService().Create(ctx, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +46,7 @@ func GroupOf(t testing.TB, n int) ([]*node.Node, string) {
 			t.Fatalf("join: %v", err)
 		}
 	}
-	WaitMembers(t, nodes, g.ID, n)
-	return nodes, g.ID
+	return g.ID
 }
 
 // WaitMembers waits until every node sees want members and its topic
