@@ -124,27 +124,15 @@ func benchHomes(b *testing.B) string {
 // topics share.
 func (gb *groupBench) formGroup() (deadline time.Time) {
 	b, ctx, nodes := gb.b, gb.ctx, gb.nodes
-	g, err := nodes[0].GroupService().Create(ctx, "bench", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	code, err := nodes[0].GroupService().Invite(ctx, g.ID, 0, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, n := range nodes[1:] {
-		if _, err := n.GroupService().Join(ctx, code); err != nil {
-			b.Fatal(err)
-		}
-	}
+	gid := nodetest.JoinGroup(b, nodes, "bench")
 	deadline = time.Now().Add(2 * time.Minute)
 	for _, n := range nodes {
 		nodetest.Eventually(b, time.Until(deadline), "the group forms (every member, and the topic mesh)", func() bool {
-			ms, _ := n.GroupService().Members(ctx, g.ID)
-			return len(ms) == len(nodes) && group.TopicPeers(n.GroupService(), g.ID) >= len(nodes)/2
+			ms, _ := n.GroupService().Members(ctx, gid)
+			return len(ms) == len(nodes) && group.TopicPeers(n.GroupService(), gid) >= len(nodes)/2
 		})
 	}
-	gb.gid = g.ID
+	gb.gid = gid
 	return deadline
 }
 
