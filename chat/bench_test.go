@@ -46,113 +46,133 @@ func BenchmarkDM(b *testing.B) {
 		}
 		return m.ID, t0
 	}
-
-	b.Run("meshtalk/pipelined", func(b *testing.B) {
-		acks := newAckWatch(a)
-		defer acks.close()
-		start, cpu := time.Now(), nodetest.StartCPU()
-		work := make(chan struct{}, b.N)
-		for range b.N {
-			work <- struct{}{}
-		}
-		close(work)
-		var wg sync.WaitGroup
-		for range senders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range work {
-					if id, t0 := send(); id != "" {
-						acks.sent(id, t0)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		lat := acks.wait(b, b.N)
-		reportRate(b, start, cpu)
-		reportLatency(b, lat)
-	})
-	b.Run("meshtalk/one-at-a-time", func(b *testing.B) {
-		acks := newAckWatch(a)
-		defer acks.close()
-		for i := 0; b.Loop(); i++ {
-			id, t0 := send()
-			acks.sent(id, t0)
-			acks.wait(b, i+1)
-		}
-		reportLatency(b, acks.wait(b, b.N))
-	})
+	b.Run("meshtalk/pipelined", func(b *testing.B) { benchDMPipelined(b, a, send) })
+	b.Run("meshtalk/one-at-a-time", func(b *testing.B) { benchDMOneAtATime(b, a, send) })
 
 	const proto = protocol.ID("/meshtalk/bench/ack/1.0.0")
-	c.Host().SetStreamHandler(proto, func(s network.Stream) {
-		defer s.Close()
-		r := bufio.NewReader(s)
-		buf := make([]byte, benchSize)
-		for {
-			if _, err := io.ReadFull(r, buf); err != nil {
-				return
-			}
-			if _, err := s.Write([]byte{1}); err != nil {
-				return
-			}
-		}
-	})
+	c.Host().SetStreamHandler(proto, serveRawAcks)
 	defer c.Host().RemoveStreamHandler(proto)
 	payload := []byte(text)
-	b.Run("raw-libp2p/pipelined", func(b *testing.B) {
-		s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		starts := make(chan time.Time, b.N)
-		lat := make([]time.Duration, 0, b.N)
-		readDone := make(chan error, 1)
+	b.Run("raw-libp2p/pipelined", func(b *testing.B) { benchRawPipelined(b, a, c, proto, payload) })
+	b.Run("raw-libp2p/one-at-a-time", func(b *testing.B) { benchRawOneAtATime(b, a, c, proto, payload) })
+}
+
+// benchDMPipelined sends b.N messages from a through send, senders at a
+// time, and reports the rate and the send-to-ack latency.
+func benchDMPipelined(b *testing.B, a *node.Node, send func() (string, time.Time)) {
+	acks := newAckWatch(a)
+	defer acks.close()
+	start, cpu := time.Now(), nodetest.StartCPU()
+	work := make(chan struct{}, b.N)
+	for range b.N {
+		work <- struct{}{}
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
 		go func() {
-			ack := make([]byte, 1)
-			for range b.N {
-				if _, err := io.ReadFull(s, ack); err != nil {
-					readDone <- err
-					return
+			defer wg.Done()
+			for range work {
+				if id, t0 := send(); id != "" {
+					acks.sent(id, t0)
 				}
-				lat = append(lat, time.Since(<-starts))
 			}
-			readDone <- nil
 		}()
-		start, cpu := time.Now(), nodetest.StartCPU()
-		for range b.N {
-			starts <- time.Now()
-			if _, err := s.Write(payload); err != nil {
-				b.Fatal(err)
-			}
+	}
+	wg.Wait()
+	lat := acks.wait(b, b.N)
+	reportRate(b, start, cpu)
+	reportLatency(b, lat)
+}
+
+// benchDMOneAtATime sends from a through send, each message once the one
+// before is acked, and reports the send-to-ack latency.
+func benchDMOneAtATime(b *testing.B, a *node.Node, send func() (string, time.Time)) {
+	acks := newAckWatch(a)
+	defer acks.close()
+	for i := 0; b.Loop(); i++ {
+		id, t0 := send()
+		acks.sent(id, t0)
+		acks.wait(b, i+1)
+	}
+	reportLatency(b, acks.wait(b, b.N))
+}
+
+// serveRawAcks is the raw baseline's receiver: one byte back for each
+// message of benchSize bytes.
+func serveRawAcks(s network.Stream) {
+	defer s.Close()
+	r := bufio.NewReader(s)
+	buf := make([]byte, benchSize)
+	for {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return
 		}
-		if err := <-readDone; err != nil {
-			b.Fatal(err)
+		if _, err := s.Write([]byte{1}); err != nil {
+			return
 		}
-		reportRate(b, start, cpu)
-		reportLatency(b, lat)
-	})
-	b.Run("raw-libp2p/one-at-a-time", func(b *testing.B) {
-		s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		var lat []time.Duration
+	}
+}
+
+// benchRawPipelined writes b.N payloads from a to c's serveRawAcks on one
+// stream without waiting, and reports the rate and the write-to-ack
+// latency.
+func benchRawPipelined(b *testing.B, a, c *node.Node, proto protocol.ID, payload []byte) {
+	s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	starts := make(chan time.Time, b.N)
+	lat := make([]time.Duration, 0, b.N)
+	readDone := make(chan error, 1)
+	go func() {
 		ack := make([]byte, 1)
-		for b.Loop() {
-			t0 := time.Now()
-			if _, err := s.Write(payload); err != nil {
-				b.Fatal(err)
-			}
+		for range b.N {
 			if _, err := io.ReadFull(s, ack); err != nil {
-				b.Fatal(err)
+				readDone <- err
+				return
 			}
-			lat = append(lat, time.Since(t0))
+			lat = append(lat, time.Since(<-starts))
 		}
-		reportLatency(b, lat)
-	})
+		readDone <- nil
+	}()
+	start, cpu := time.Now(), nodetest.StartCPU()
+	for range b.N {
+		starts <- time.Now()
+		if _, err := s.Write(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-readDone; err != nil {
+		b.Fatal(err)
+	}
+	reportRate(b, start, cpu)
+	reportLatency(b, lat)
+}
+
+// benchRawOneAtATime writes payloads from a to c's serveRawAcks, each once
+// the one before is acked, and reports the write-to-ack latency.
+func benchRawOneAtATime(b *testing.B, a, c *node.Node, proto protocol.ID, payload []byte) {
+	s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var lat []time.Duration
+	ack := make([]byte, 1)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := s.Write(payload); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, ack); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportLatency(b, lat)
 }
 
 // ackWatch turns a node's message.state events into send-to-ack times.

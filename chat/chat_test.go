@@ -35,22 +35,6 @@ var bg = context.Background()
 
 func info(n *node.Node) peer.AddrInfo { return peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()} }
 
-// events subscribes to n's event stream for the rest of the test.
-func events(t *testing.T, n *node.Node) <-chan node.Event {
-	ch, cancel := n.Events().Subscribe(8192)
-	t.Cleanup(cancel)
-	return ch
-}
-
-// waitEvent waits for a chat event of typ whose data match accepts.
-func waitEvent(t *testing.T, ch <-chan node.Event, typ string, match func(any) bool) any {
-	t.Helper()
-	ev := nodetest.WaitEvent(t, ch, typ, func(ev node.Event) bool {
-		return match == nil || match(ev.Data)
-	})
-	return ev.Data
-}
-
 func contactState(t *testing.T, n *node.Node, p peer.ID) string {
 	t.Helper()
 	contacts, err := n.Chat().Contacts(bg, false)
@@ -71,7 +55,7 @@ func TestFriendRequestAcceptAndMessage(t *testing.T) {
 	if _, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Name: &name}); err != nil {
 		t.Fatal(err)
 	}
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	nodetest.Befriend(t, a, b)
 	if got := contactState(t, b, a.ID()); got != chat.StateFriend {
 		t.Fatalf("b sees a as %q", got)
@@ -87,7 +71,7 @@ func TestFriendRequestAcceptAndMessage(t *testing.T) {
 	if m.State != chat.MsgQueued || m.ID == "" {
 		t.Fatalf("sent %+v", m)
 	}
-	got := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+	got := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
 	if got.ID != m.ID || got.Text != "hello b" || got.From != a.ID() || got.Kind != chat.KindText {
 		t.Fatalf("received %+v", got)
 	}
@@ -103,11 +87,11 @@ func TestFriendRequestAcceptAndMessage(t *testing.T) {
 // waitState waits until message id has state in n's history.
 func waitState(t *testing.T, n *node.Node, id, state string) {
 	t.Helper()
-	ch := events(t, n)
+	ch := nodetest.Events(t, n)
 	if m, err := n.Chat().GetMessage(bg, id); err == nil && m.State == state {
 		return
 	}
-	waitEvent(t, ch, chat.EventMessageState, func(d any) bool {
+	nodetest.WaitEventData(t, ch, chat.EventMessageState, func(d any) bool {
 		e := d.(chat.StateEvent)
 		if e.ID != id {
 			return false
@@ -119,26 +103,26 @@ func waitState(t *testing.T, n *node.Node, id, state string) {
 
 func TestDeclineBlockRemove(t *testing.T) {
 	a, b, c := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	evA, evB := events(t, a), events(t, b)
+	evA, evB := nodetest.Events(t, a), nodetest.Events(t, b)
 
 	// Decline.
 	a.Chat().AddFriend(bg, info(b), "")
-	waitEvent(t, evB, chat.EventFriendRequest, nil)
+	nodetest.WaitEventData(t, evB, chat.EventFriendRequest, nil)
 	if _, err := b.Chat().Decline(bg, a.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateDeclined })
+	nodetest.WaitEventData(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateDeclined })
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "x"}); !errors.Is(err, chat.ErrNotFriend) {
 		t.Fatalf("send after decline: %v", err)
 	}
 
 	// Remove works both ways.
 	nodetest.Befriend(t, a, c)
-	evC := events(t, c)
+	evC := nodetest.Events(t, c)
 	if _, err := a.Chat().Remove(bg, c.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evC, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateRemoved })
+	nodetest.WaitEventData(t, evC, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateRemoved })
 	if _, err := c.Chat().Send(bg, a.ID(), chat.Draft{Text: "x"}); !errors.Is(err, chat.ErrNotFriend) {
 		t.Fatalf("send after remove: %v", err)
 	}
@@ -148,7 +132,7 @@ func TestDeclineBlockRemove(t *testing.T) {
 	if _, err := b.Chat().Block(bg, c.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evC, chat.EventFriendUpdate, func(d any) bool {
+	nodetest.WaitEventData(t, evC, chat.EventFriendUpdate, func(d any) bool {
 		e := d.(chat.ContactEvent)
 		return e.PeerID == b.ID() && e.State == chat.StateRemoved
 	})
@@ -170,7 +154,7 @@ func TestDeclineBlockRemove(t *testing.T) {
 
 func TestStrangerMessageRefused(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	nodetest.Connect(t, a, b)
 	// a is no friend of b: a raw DM stream gets a refusal, nothing stored.
 	s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
@@ -198,7 +182,7 @@ func TestStrangerMessageRefused(t *testing.T) {
 func TestThousandMessagesExactlyOnceInOrder(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, b)
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	const n = 1000
 	var ids []string
 	for i := range n {
@@ -210,7 +194,7 @@ func TestThousandMessagesExactlyOnceInOrder(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for len(seen) < n {
-		m := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+		m := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
 		seen[m.ID]++
 	}
 	for id, c := range seen {
@@ -285,10 +269,10 @@ func TestSenderRestartsWithQueuedOutbox(t *testing.T) {
 	}
 	a.Close() // the outbox is all that is left of them
 	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	a = nodetest.Start(t, nodetest.Options{Home: aHome, Configure: func(c *node.Config) { c.Network.Listen = aListen }})
 	for range ids {
-		waitEvent(t, evB, chat.EventMessage, nil)
+		nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
 	}
 	waitState(t, a, ids[len(ids)-1], chat.MsgDelivered)
 	assertHistory(t, b, a.ID(), ids)
@@ -299,17 +283,17 @@ func TestClockSkewKeepsOrder(t *testing.T) {
 	a := nodetest.Start(t, nodetest.Options{Clock: ahead})
 	b := nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, b)
-	evA, evB := events(t, a), events(t, b)
+	evA, evB := nodetest.Events(t, a), nodetest.Events(t, b)
 	m1, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "question from the future"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evB, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
 	m2, err := b.Chat().Send(bg, a.ID(), chat.Draft{Text: "answer", ReplyTo: m1.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evA, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evA, chat.EventMessage, nil)
 	if !m2.Time.Before(m1.Time) {
 		t.Fatalf("test setup: the answer's wall clock %v should be before the question's %v", m2.Time, m1.Time)
 	}
@@ -340,11 +324,11 @@ func TestBadFramesAreRefused(t *testing.T) {
 		})
 	}
 	// Both nodes still work.
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "still here"}); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evB, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
 	// Input the user gives is checked before it is stored.
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: string(make([]byte, chat.MaxTextBytes+1))}); !errors.Is(err, chat.ErrInvalid) {
 		t.Fatalf("oversized text: %v", err)
@@ -357,7 +341,7 @@ func TestBadFramesAreRefused(t *testing.T) {
 func TestProfileAvatarAndPresence(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, b)
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	if _, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Avatar: []byte("hello, I am not an image")}); !errors.Is(err, chat.ErrNotImage) {
 		t.Fatalf("avatar that is not an image: %v", err)
 	}
@@ -370,7 +354,7 @@ func TestProfileAvatarAndPresence(t *testing.T) {
 	if err != nil || img.Bounds().Dx() != chat.AvatarSize || img.Bounds().Dy() != chat.AvatarSize {
 		t.Fatalf("avatar: %v %v", img.Bounds(), err)
 	}
-	got := waitEvent(t, evB, chat.EventProfile, func(d any) bool { return d.(chat.ContactEvent).Version == p.Version }).(chat.ContactEvent)
+	got := nodetest.WaitEventData(t, evB, chat.EventProfile, func(d any) bool { return d.(chat.ContactEvent).Version == p.Version }).(chat.ContactEvent)
 	if got.Name != name {
 		t.Fatalf("profile event %+v", got)
 	}
@@ -391,7 +375,7 @@ func TestProfileAvatarAndPresence(t *testing.T) {
 	}
 	// Presence: a goes away; b sees it go offline with a last-seen time.
 	a.Close()
-	off := waitEvent(t, evB, chat.EventPresence, func(d any) bool { return !d.(chat.PresenceEvent).Online }).(chat.PresenceEvent)
+	off := nodetest.WaitEventData(t, evB, chat.EventPresence, func(d any) bool { return !d.(chat.PresenceEvent).Online }).(chat.PresenceEvent)
 	if off.PeerID != a.ID() {
 		t.Fatalf("presence %+v", off)
 	}
@@ -403,11 +387,11 @@ func TestProfileAvatarAndPresence(t *testing.T) {
 func TestPictureAndFace(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, b)
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Picture: testPNG(t, 1000, 500)}); err != nil {
 		t.Fatal(err)
 	}
-	pic := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+	pic := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
 	img, _, err := image.Decode(bytes.NewReader(pic.Thumbnail))
 	if pic.Kind != chat.KindPicture || err != nil || img.Bounds().Dx() != chat.ThumbnailSize {
 		t.Fatalf("picture: %+v %v", pic.Kind, err)
@@ -415,7 +399,7 @@ func TestPictureAndFace(t *testing.T) {
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Face: "party"}); err != nil {
 		t.Fatal(err)
 	}
-	if face := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message); face.Face != "party" {
+	if face := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message); face.Face != "party" {
 		t.Fatalf("face %+v", face)
 	}
 	hits, err := b.Chat().Search(bg, "party", "", 10)
@@ -522,16 +506,16 @@ func TestBadMessageRefusedAlone(t *testing.T) {
 // a stream or through the mailbox: it is refused as a bad frame, and the
 // ID still names the group message (GetMessage, history paging).
 func TestDMWithAnotherMessagesIDRefused(t *testing.T) {
-	nodes, gid := groupOf(t, 2)
+	nodes, gid := nodetest.GroupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	c := nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, c, b)
-	wb := watchGroup(t, b, gid)
+	wb := nodetest.WatchGroup(t, b, gid)
 	gm, err := a.GroupService().Send(bg, gid, chat.Draft{Text: "to the group"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(1, 30*time.Second)
+	wb.Wait(1, 30*time.Second)
 
 	s, err := c.Host().NewStream(bg, b.ID(), chat.DMProtocol)
 	if err != nil {
@@ -584,12 +568,12 @@ func TestDMWithAnotherMessagesIDRefused(t *testing.T) {
 func TestReceiptOnlyForOwnMessages(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, b)
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "from a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evB, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
 	// a forges a receipt for its own message, on b's side.
 	s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
 	if err != nil {
@@ -757,13 +741,13 @@ func TestMailboxPathExactlyOnce(t *testing.T) {
 	mb.waitHeld(t, b.ID(), len(ids))
 	// b comes back and first reads its mailbox.
 	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	if err := b.Chat().ReceiveParked(bg, a.ID(), mb.take(b.ID())); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
 	for range ids {
-		m := waitEvent(t, evB, chat.EventMessage, nil).(*chat.Message)
+		m := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
 		got[m.ID]++
 	}
 	// The direct path delivers them again; b stores none twice.
@@ -866,11 +850,11 @@ func TestReceivedOnceAcrossRestart(t *testing.T) {
 	// next: want, or a duplicate of an earlier one.
 	receive := func(b *node.Node, letter [][]byte, want uint64) {
 		t.Helper()
-		ev := events(t, b)
+		ev := nodetest.Events(t, b)
 		if err := b.Chat().ReceiveParked(bg, a.ID(), letter); err != nil {
 			t.Fatal(err)
 		}
-		if m := waitEvent(t, ev, chat.EventMessage, nil).(*chat.Message); m.HLC != want {
+		if m := nodetest.WaitEventData(t, ev, chat.EventMessage, nil).(*chat.Message); m.HLC != want {
 			t.Fatalf("announced the message at %d, want the one at %d", m.HLC, want)
 		}
 	}

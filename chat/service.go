@@ -123,7 +123,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	}
 	h.SetStreamHandler(ContactProtocol, s.run.Handler(s.handleContact))
 	h.SetStreamHandler(DMProtocol, s.run.Handler(s.handleDM))
-	s.run.Go(func() { s.watchPresence(sub) })
+	s.run.Watch(sub, s.presenceChanged)
 	s.run.Go(s.runCommitter)
 
 	// Resume: a courier for every contact with something to deliver, and
@@ -228,37 +228,27 @@ func (s *Service) SetRelayPresence(p peer.ID, online bool, lastSeen time.Time) {
 	}
 }
 
-// watchPresence turns connection changes of contacts into presence events,
-// records last-seen times and wakes the courier of a peer that comes back.
-func (s *Service) watchPresence(sub event.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			online := ev.Connectedness == network.Connected || ev.Connectedness == network.Limited
-			c, err := s.contact(s.ctx, ev.Peer)
-			if err != nil || c == nil {
-				continue
-			}
-			if !online && c.State == StateFriend {
-				s.storeContact(s.ctx, ev.Peer, func(c *Contact) error {
-					c.LastSeen = s.cfg.Now()
-					return nil
-				})
-			}
-			if c.State == StateFriend {
-				s.publish(EventPresence, PresenceEvent{PeerID: ev.Peer, Online: online, LastSeen: c.LastSeen})
-			}
-			if online {
-				s.kick(ev.Peer)
-			}
-		}
+// presenceChanged turns a connection change of a contact into a presence
+// event, records its last-seen time and wakes the courier of a peer that
+// comes back.
+func (s *Service) presenceChanged(e any) {
+	ev := e.(event.EvtPeerConnectednessChanged)
+	online := ev.Connectedness == network.Connected || ev.Connectedness == network.Limited
+	c, err := s.contact(s.ctx, ev.Peer)
+	if err != nil || c == nil {
+		return
+	}
+	if !online && c.State == StateFriend {
+		s.storeContact(s.ctx, ev.Peer, func(c *Contact) error {
+			c.LastSeen = s.cfg.Now()
+			return nil
+		})
+	}
+	if c.State == StateFriend {
+		s.publish(EventPresence, PresenceEvent{PeerID: ev.Peer, Online: online, LastSeen: c.LastSeen})
+	}
+	if online {
+		s.kick(ev.Peer)
 	}
 }
 

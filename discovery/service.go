@@ -185,9 +185,7 @@ func (s *Service) Start(ctx context.Context, h host.Host) error {
 		h.ConnManager().Protect(r.ID, keepTag)
 		s.life.Go(func() { s.rsvp.hold(s.ctx, r) })
 	}
-	if !s.life.Go(func() { s.trackReachability(sub) }) {
-		sub.Close()
-	}
+	s.life.Watch(sub, s.reachabilityChanged)
 	s.life.Go(s.bootstrap)
 	if s.cfg.MDNS {
 		s.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{s})
@@ -219,23 +217,13 @@ func (s *Service) bootstrap() {
 	}
 }
 
-func (s *Service) trackReachability(sub event.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			r := e.(event.EvtLocalReachabilityChanged).Reachability
-			s.mu.Lock()
-			s.reach = r
-			s.mu.Unlock()
-			s.log.Info("reachability", "reachability", ReachabilityString(r))
-		}
-	}
+// reachabilityChanged records what AutoNAT says of this node now.
+func (s *Service) reachabilityChanged(e any) {
+	r := e.(event.EvtLocalReachabilityChanged).Reachability
+	s.mu.Lock()
+	s.reach = r
+	s.mu.Unlock()
+	s.log.Info("reachability", "reachability", ReachabilityString(r))
 }
 
 // Reachability is what AutoNAT (or the configuration) says of this node:

@@ -18,80 +18,19 @@ import (
 	"github.com/meshtalk/meshtalk/node"
 )
 
-// groupWatch counts the group messages a node announces, by ID, from the
-// moment it is made.
-type groupWatch struct {
-	gid    string
-	others []*node.Node // for the diagnosis of a failure
-	t      *testing.T
-	n      *node.Node
-	mu     sync.Mutex
-	seen   map[string]int
-	dups   atomic.Int64
-	count  chan struct{}
-	stop   func()
-	done   chan struct{}
-}
-
-func watchGroup(t *testing.T, n *node.Node, gid string) *groupWatch {
-	ch, cancel := n.Events().Subscribe(1 << 16)
-	w := &groupWatch{gid: gid, t: t, n: n, seen: map[string]int{}, count: make(chan struct{}, 1<<16), stop: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for ev := range ch {
-			if ev.Type != group.EventMessage {
-				continue
-			}
-			m := ev.Data.(*history.Message)
-			if m.Group != gid || m.Outgoing {
-				continue
-			}
-			w.mu.Lock()
-			w.seen[m.ID]++
-			if w.seen[m.ID] > 1 {
-				w.dups.Add(1)
-			}
-			w.mu.Unlock()
-			w.count <- struct{}{}
+// watchGroup counts the messages of gid that n receives
+// (nodetest.WatchGroup); a failed wait tells n's heads and, of each of
+// others, its rejects and heads.
+func watchGroup(t *testing.T, n *node.Node, gid string, others ...*node.Node) *nodetest.GroupWatch {
+	w := nodetest.WatchGroup(t, n, gid)
+	w.Diagnose = func() string {
+		diag := ""
+		for _, o := range others {
+			diag += fmt.Sprintf("\n  %s: rejects %d, %s", o.ID(), group.Rejects(o.GroupService()), group.Heads(o.GroupService(), gid))
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-w.done })
-	return w
-}
-
-// wait waits until n distinct messages arrived (more fails the test).
-func (w *groupWatch) wait(n int, timeout time.Duration) {
-	w.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		w.mu.Lock()
-		got := len(w.seen)
-		w.mu.Unlock()
-		if got >= n {
-			if got > n {
-				w.t.Fatalf("%s: %d group messages, want %d", w.n.ID(), got, n)
-			}
-			if d := w.dups.Load(); d > 0 {
-				w.t.Fatalf("%s: %d messages announced twice", w.n.ID(), d)
-			}
-			return
-		}
-		select {
-		case <-w.count:
-		case <-deadline:
-			diag := ""
-			for _, o := range w.others {
-				diag += fmt.Sprintf("\n  %s: rejects %d, %s", o.ID(), group.Rejects(o.GroupService()), group.Heads(o.GroupService(), w.gid))
-			}
-			w.t.Fatalf("%s: %d of %d group messages within %v (%s)%s", w.n.ID(), got, n, timeout, group.Heads(w.n.GroupService(), w.gid), diag)
-		}
+		return fmt.Sprintf(" (%s)%s", group.Heads(n.GroupService(), gid), diag)
 	}
-}
-
-func (w *groupWatch) distinct() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.seen)
+	return w
 }
 
 // historyCount is the number of messages in a group's history.
@@ -111,69 +50,11 @@ func historyCount(t *testing.T, n *node.Node, gid string) int {
 	}
 }
 
-// groupOf starts n nodes, the first creates a group and the others join
-// it with one invite code.
-func groupOf(t *testing.T, n int) ([]*node.Node, string) {
-	t.Helper()
-	nodes := make([]*node.Node, n)
-	for i := range nodes {
-		nodes[i] = nodetest.Start(t, nodetest.Options{})
-	}
-	g, err := nodes[0].GroupService().Create(bg, "crew", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := nodes[0].GroupService().Invite(bg, g.ID, 0, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range nodes[1:] {
-		if _, err := m.GroupService().Join(bg, code); err != nil {
-			t.Fatalf("join: %v", err)
-		}
-	}
-	waitMembers(t, nodes, g.ID, n)
-	return nodes, g.ID
-}
-
-// waitMembers waits until every node sees want members and its topic
-// peers, so that gossip reaches everyone.
-func waitMembers(t *testing.T, nodes []*node.Node, gid string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for _, n := range nodes {
-		ch := events(t, n)
-		for {
-			members, err := n.GroupService().Members(bg, gid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(members) == want {
-				break
-			}
-			select {
-			case <-ch:
-			case <-time.After(time.Until(deadline)):
-				t.Fatalf("%s sees %d members, want %d", n.ID(), len(members), want)
-			}
-		}
-	}
-	// Everyone connected to everyone: the keepers dial the members.
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b && !a.Chat().Online(b.ID()) {
-				nodetest.Connect(t, a, b)
-			}
-		}
-	}
-}
-
 func TestGroupFiveNodesExactlyOnce(t *testing.T) {
-	nodes, gid := groupOf(t, 5)
-	watches := make([]*groupWatch, len(nodes))
+	nodes, gid := nodetest.GroupOf(t, 5)
+	watches := make([]*nodetest.GroupWatch, len(nodes))
 	for i, n := range nodes {
-		watches[i] = watchGroup(t, n, gid)
-		watches[i].others = nodes
+		watches[i] = watchGroup(t, n, gid, nodes...)
 	}
 	const each = 10
 	for round := range each {
@@ -192,7 +73,7 @@ func TestGroupFiveNodesExactlyOnce(t *testing.T) {
 		if i == 1 {
 			want--
 		}
-		w.wait(want, 60*time.Second)
+		w.Wait(want, 60*time.Second)
 	}
 	for _, n := range nodes {
 		if got := historyCount(t, n, gid); got != len(nodes)*each+1 {
@@ -211,15 +92,15 @@ func TestGroupFiveNodesExactlyOnce(t *testing.T) {
 }
 
 func TestGroupBurstExactlyOnce(t *testing.T) {
-	nodes, gid := groupOf(t, 5)
-	var watches []*groupWatch
+	nodes, gid := nodetest.GroupOf(t, 5)
+	var watches []*nodetest.GroupWatch
 	for _, n := range nodes[1:] {
 		watches = append(watches, watchGroup(t, n, gid))
 	}
 	const burst = 2000
 	sendTexts(t, nodes[0], gid, "burst", burst)
 	for _, w := range watches {
-		w.wait(burst, 2*time.Minute)
+		w.Wait(burst, 2*time.Minute)
 	}
 	for _, n := range nodes {
 		if got := historyCount(t, n, gid); got != burst {
@@ -230,7 +111,7 @@ func TestGroupBurstExactlyOnce(t *testing.T) {
 }
 
 func TestGroupJoinWithAdminOffline(t *testing.T) {
-	nodes, gid := groupOf(t, 2)
+	nodes, gid := nodetest.GroupOf(t, 2)
 	admin, member := nodes[0], nodes[1]
 	code, err := admin.GroupService().Invite(bg, gid, 1, time.Hour)
 	if err != nil {
@@ -246,11 +127,11 @@ func TestGroupJoinWithAdminOffline(t *testing.T) {
 		t.Fatalf("joined %+v", g)
 	}
 	w := watchGroup(t, member, gid)
-	waitMembers(t, []*node.Node{member, newcomer}, gid, 3)
+	nodetest.WaitMembers(t, []*node.Node{member, newcomer}, gid, 3)
 	if _, err := newcomer.GroupService().Send(bg, gid, history.Draft{Text: "hi all"}); err != nil {
 		t.Fatal(err)
 	}
-	w.wait(1, 30*time.Second)
+	w.Wait(1, 30*time.Second)
 
 	// The invite was for one: the next holder is refused, clearly.
 	late := nodetest.Start(t, nodetest.Options{})
@@ -264,11 +145,11 @@ func TestGroupJoinWithAdminOffline(t *testing.T) {
 // the history before, and a member that claims more of an author than the
 // author sent cannot have it drop what comes next.
 func TestGroupJoinTakesOnlyProvenHeads(t *testing.T) {
-	nodes, gid := groupOf(t, 2)
+	nodes, gid := nodetest.GroupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	wa := watchGroup(t, a, gid)
 	sendTexts(t, b, gid, "before the newcomers", 3)
-	wa.wait(3, 30*time.Second)
+	wa.Wait(3, 30*time.Second)
 	// b is away, so that the newcomers are admitted by a.
 	home, addrs := b.Home(), nodetest.ListenAddrs(b)
 	b.Close()
@@ -298,7 +179,7 @@ func TestGroupJoinTakesOnlyProvenHeads(t *testing.T) {
 	for _, n := range []*node.Node{a, c, d} {
 		nodetest.Connect(t, b, n)
 	}
-	waitMembers(t, []*node.Node{a, b, c, d}, gid, 4)
+	nodetest.WaitMembers(t, []*node.Node{a, b, c, d}, gid, 4)
 	if _, err := b.GroupService().Send(bg, gid, history.Draft{Text: "after the newcomers"}); err != nil {
 		t.Fatal(err)
 	}
@@ -345,13 +226,13 @@ func TestGroupInviteExpired(t *testing.T) {
 // next message needs it).
 func kickedOfThree(t *testing.T) (a, b, c *node.Node, gid string) {
 	t.Helper()
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c = nodes[0], nodes[1], nodes[2]
-	evC := events(t, c)
+	evC := nodetest.Events(t, c)
 	if err := a.GroupService().Kick(bg, gid, c.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evC, group.EventUpdate, func(d any) bool {
+	nodetest.WaitEventData(t, evC, group.EventUpdate, func(d any) bool {
 		e := d.(group.UpdateEvent)
 		return e.Op == group.OpRemove && e.Target == c.ID() && e.Status == group.StatusRemoved
 	})
@@ -367,7 +248,7 @@ func TestGroupKick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(1, 30*time.Second)
+	wb.Wait(1, 30*time.Second)
 	seq := group.Seq(a.GroupService(), gid, a.ID())
 	if ep, err := group.TryDecrypt(bg, b.GroupService(), b.GroupService(), gid, a.ID(), seq); err != nil || ep != 1 {
 		t.Fatalf("b decrypts %s: epoch %d, %v", m.ID, ep, err)
@@ -378,7 +259,7 @@ func TestGroupKick(t *testing.T) {
 	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "still here?"}); !errors.Is(err, group.ErrNotMember) {
 		t.Fatalf("the kicked member sends: %v", err)
 	}
-	if wc.distinct() != 0 {
+	if wc.Distinct() != 0 {
 		t.Fatal("the kicked member received a message")
 	}
 	info, _ := c.GroupService().Get(bg, gid)
@@ -429,7 +310,7 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 	wa := watchGroup(t, a, gid)
 	const sent = 20
 	sendTexts(t, b, gid, "not for c", sent)
-	wa.wait(sent, 30*time.Second)
+	wa.Wait(sent, 30*time.Second)
 	// What a has, a forwarded; b published before a had it. Anything
 	// either sent c has arrived by now, or is in c's queue.
 	ctx, cancel := context.WithTimeout(bg, time.Second)
@@ -451,7 +332,7 @@ func sendTexts(t *testing.T, n *node.Node, gid, prefix string, count int) {
 
 func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
 	t.Helper()
-	ch := events(t, n)
+	ch := nodetest.Events(t, n)
 	deadline := time.After(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -476,7 +357,7 @@ func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
 }
 
 func TestGroupCatchUpAfterOffline(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	home := c.Home()
 	addrs := nodetest.ListenAddrs(c)
@@ -484,12 +365,12 @@ func TestGroupCatchUpAfterOffline(t *testing.T) {
 	wb := watchGroup(t, b, gid)
 	const missed = 100
 	sendTexts(t, a, gid, "while away", missed)
-	wb.wait(missed, 30*time.Second)
+	wb.Wait(missed, 30*time.Second)
 	c = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
 	wc := watchGroup(t, c, gid)
 	nodetest.Connect(t, c, a)
 	nodetest.Connect(t, c, b)
-	wc.wait(missed, 30*time.Second)
+	wc.Wait(missed, 30*time.Second)
 	if got := historyCount(t, c, gid); got != missed {
 		t.Fatalf("c holds %d, want %d", got, missed)
 	}
@@ -498,13 +379,13 @@ func TestGroupCatchUpAfterOffline(t *testing.T) {
 // A head's record is written every 64 numbers, not with every message:
 // a restart finds the envelopes stored past it, of others and its own.
 func TestGroupHeadsSurviveRestart(t *testing.T) {
-	nodes, gid := groupOf(t, 2)
+	nodes, gid := nodetest.GroupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	author := a.ID()
 	wb := watchGroup(t, b, gid)
 	const sent = 70 // past the record at 64, short of the next
 	sendTexts(t, a, gid, "before restart", sent)
-	wb.wait(sent, 30*time.Second)
+	wb.Wait(sent, 30*time.Second)
 	holds := func(n *node.Node, want uint64) {
 		t.Helper()
 		if !group.Has(n.GroupService(), gid, author, want) || group.Has(n.GroupService(), gid, author, want+1) {
@@ -530,7 +411,7 @@ func TestGroupHeadsSurviveRestart(t *testing.T) {
 	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after restart"}); err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(1, 30*time.Second)
+	wb.Wait(1, 30*time.Second)
 	holds(b, sent+1)
 	if got := historyCount(t, b, gid); got != sent+1 {
 		t.Fatalf("b holds %d messages, want %d", got, sent+1)
@@ -538,7 +419,7 @@ func TestGroupHeadsSurviveRestart(t *testing.T) {
 }
 
 func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	stranger := nodetest.Start(t, nodetest.Options{})
 	nodetest.Connect(t, stranger, a)
@@ -582,14 +463,14 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 			}
 		}
 	}
-	if wa.distinct() != 0 {
+	if wa.Distinct() != 0 {
 		t.Fatal("a stored a non-member's message")
 	}
 	// The group still works.
 	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "still fine"}); err != nil {
 		t.Fatal(err)
 	}
-	wa.wait(1, 30*time.Second)
+	wa.Wait(1, 30*time.Second)
 	// One reject is a stray in a race as far as a can tell: b, a member,
 	// keeps its standing (and its mesh links).
 	checkScores(t, nodes)
@@ -601,9 +482,9 @@ func TestGroupRejectsNonMembersAndForgedOps(t *testing.T) {
 // keeps its ID everywhere, at d too, which was away and is handed the
 // forgery before anything else.
 func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
-	nodes, gid := groupOf(t, 4)
+	nodes, gid := nodetest.GroupOf(t, 4)
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
-	evA := events(t, a)
+	evA := nodetest.Events(t, a)
 	dHome, dID := d.Home(), d.ID()
 	d.Close()
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, dID)
@@ -613,8 +494,8 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(1, 30*time.Second)
-	wc.wait(1, 30*time.Second)
+	wb.Wait(1, 30*time.Second)
+	wc.Wait(1, 30*time.Second)
 
 	// b saw the ID on gossip and publishes its own message under it.
 	rejA, rejC := group.Rejects(a.GroupService()), group.Rejects(c.GroupService())
@@ -642,7 +523,7 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 			nodetest.Connect(t, d, n)
 		}
 	}
-	wd.wait(1, 30*time.Second)
+	wd.Wait(1, 30*time.Second)
 	waitRejects(t, d, 2) // the mailbox's copy, and b's on a pull
 
 	// b's next message shows a gap where the forgery is to a member that
@@ -652,9 +533,9 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 	if _, err := b.GroupService().Send(bg, gid, history.Draft{Text: "b again"}); err != nil {
 		t.Fatal(err)
 	}
-	wa.wait(1, 30*time.Second)
-	wc.wait(2, 30*time.Second)
-	wd.wait(2, 30*time.Second)
+	wa.Wait(1, 30*time.Second)
+	wc.Wait(2, 30*time.Second)
+	wd.Wait(2, 30*time.Second)
 	waitRejects(t, c, rejC+1)
 	if !group.Has(d.GroupService(), gid, b.ID(), 2) || group.Has(d.GroupService(), gid, b.ID(), 1) {
 		t.Fatalf("d holds of b: %s; want 2, not the forgery (1)", group.Heads(d.GroupService(), gid))
@@ -685,7 +566,7 @@ func TestGroupMessageIDsCannotBeTaken(t *testing.T) {
 // validating it, while the honest members keep their standing with each
 // other and the group keeps working.
 func TestGroupGraylistsFlooders(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	stranger := nodetest.Start(t, nodetest.Options{})
 	nodetest.Connect(t, stranger, a)
@@ -713,11 +594,11 @@ func TestGroupGraylistsFlooders(t *testing.T) {
 	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "still fine"}); err != nil {
 		t.Fatal(err)
 	}
-	wa.wait(1, 30*time.Second)
+	wa.Wait(1, 30*time.Second)
 	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "indeed"}); err != nil {
 		t.Fatal(err)
 	}
-	wc.wait(1, 30*time.Second)
+	wc.Wait(1, 30*time.Second)
 	checkScores(t, []*node.Node{a, c})
 }
 
@@ -870,11 +751,11 @@ func (m *groupMailbox) take(p peer.ID) [][]byte {
 // sent while the mailbox cannot take it is not parked, and catch-up
 // brings it.
 func TestGroupMailboxSeam(t *testing.T) {
-	nodes, gid := groupOf(t, 2)
+	nodes, gid := nodetest.GroupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	mb := &groupMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 100)}
 	a.GroupService().SetMailbox(mb)
-	evA := events(t, a)
+	evA := nodetest.Events(t, a)
 	home, bID := b.Home(), b.ID()
 	b.Close()
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
@@ -905,14 +786,14 @@ func TestGroupMailboxSeam(t *testing.T) {
 	if err := b.GroupService().ReceiveParked(bg, held); err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(parked, 30*time.Second)
+	wb.Wait(parked, 30*time.Second)
 	// Catch-up from a brings the one message not parked, and nothing
 	// twice.
 	nodetest.Connect(t, b, a)
 	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after"}); err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(parked+2, 30*time.Second)
+	wb.Wait(parked+2, 30*time.Second)
 	if got := historyCount(t, b, gid); got != parked+2 {
 		t.Fatalf("b holds %d", got)
 	}
@@ -922,25 +803,25 @@ func TestGroupMailboxSeam(t *testing.T) {
 // group (every member sees it), and a member who leaves gets a new epoch
 // behind it.
 func TestGroupAddRenameLeave(t *testing.T) {
-	nodes, gid := groupOf(t, 2)
+	nodes, gid := nodetest.GroupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	c := nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, c)
-	evC := events(t, c)
+	evC := nodetest.Events(t, c)
 	if _, err := a.GroupService().Add(bg, gid, c.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evC, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.ID == gid && e.Op == "join" })
+	nodetest.WaitEventData(t, evC, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.ID == gid && e.Op == "join" })
 	if _, err := b.GroupService().Add(bg, gid, c.ID()); !errors.Is(err, group.ErrNotAdmin) {
 		t.Fatalf("a member that is not an admin adds: %v", err)
 	}
-	evB := events(t, b)
+	evB := nodetest.Events(t, b)
 	name := "crew two"
 	if _, err := a.GroupService().Rename(bg, gid, &name, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, evB, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
-	waitEvent(t, evC, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
+	nodetest.WaitEventData(t, evB, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
+	nodetest.WaitEventData(t, evC, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
 	if id, err := c.GroupService().Resolve(bg, "Crew Two"); err != nil || id != gid {
 		t.Fatalf("resolve by the new name: %q %v", id, err)
 	}
@@ -961,10 +842,10 @@ func TestGroupAddRenameLeave(t *testing.T) {
 // TestGroupKickedWhileAway: a member removed while offline learns it
 // from the log when it comes back, and gets no key or message after.
 func TestGroupKickedWhileAway(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, c := nodes[0], nodes[2]
 	home, cID := c.Home(), c.ID()
-	evA := events(t, a)
+	evA := nodetest.Events(t, a)
 	c.Close()
 	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, cID)
 	if err := a.GroupService().Kick(bg, gid, cID); err != nil {
@@ -974,14 +855,14 @@ func TestGroupKickedWhileAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = nodetest.Start(t, nodetest.Options{Home: home})
-	evC := events(t, c)
+	evC := nodetest.Events(t, c)
 	wc := watchGroup(t, c, gid)
 	nodetest.Connect(t, c, a)
-	waitEvent(t, evC, group.EventUpdate, func(d any) bool {
+	nodetest.WaitEventData(t, evC, group.EventUpdate, func(d any) bool {
 		e := d.(group.UpdateEvent)
 		return e.Op == group.OpRemove && e.Target == cID && e.Status == group.StatusRemoved
 	})
-	if wc.distinct() != 0 {
+	if wc.Distinct() != 0 {
 		t.Fatal("the removed member got a message sent after its removal")
 	}
 }
@@ -990,7 +871,7 @@ func TestGroupKickedWhileAway(t *testing.T) {
 // are away, so its publication reaches nobody; a member that comes back
 // learns of the leave from the leaver itself.
 func TestGroupLeaveLearnedFromTheLeaver(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	cHome := c.Home()
 	a.Close()
@@ -1018,9 +899,9 @@ func TestGroupLeaveLearnedFromTheLeaver(t *testing.T) {
 // is away; another member starts the new epoch, and the leaver cannot read
 // what is sent after.
 func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	evC := events(t, c)
+	evC := nodetest.Events(t, c)
 	a.Close()
 	nodetest.WaitPeerEvent(t, evC, node.EventPeerDisconnected, a.ID())
 	if err := b.GroupService().Leave(bg, gid); err != nil {
@@ -1040,7 +921,7 @@ func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
 // key to itself; another admin starts the next one, and the group talks
 // again.
 func TestGroupKeylessEpochRekeyed(t *testing.T) {
-	nodes, gid := groupOf(t, 3)
+	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	if _, err := a.GroupService().Promote(bg, gid, b.ID()); err != nil {
 		t.Fatal(err)
@@ -1072,13 +953,13 @@ func TestGroupKeylessEpochRekeyed(t *testing.T) {
 // made when gossip has filled every gap by the time it is due; a member
 // that still lacks a message pulls it (TestGroupBurstExactlyOnce).
 func TestGroupGapPullDroppedOnceFilled(t *testing.T) {
-	nodes, gid := groupOf(t, 2)
+	nodes, gid := nodetest.GroupOf(t, 2)
 	a, b := nodes[0], nodes[1]
 	wb := watchGroup(t, b, gid)
 	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "no gap"}); err != nil {
 		t.Fatal(err)
 	}
-	wb.wait(1, 30*time.Second)
+	wb.Wait(1, 30*time.Second)
 	// The pulls that joining and connecting asked for are made first: a
 	// gap pull due with one of them is not needless.
 	nodetest.Eventually(t, 30*time.Second, "b's pulls made", func() bool { return group.PullsIdle(b.GroupService()) })

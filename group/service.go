@@ -53,6 +53,7 @@ import (
 	"github.com/meshtalk/meshtalk/group/pb"
 	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/lifecycle"
+	"github.com/meshtalk/meshtalk/internal/queue"
 )
 
 // Event types.
@@ -397,7 +398,7 @@ func (gs *Service) start(ctx context.Context) error {
 	gs.run.Go(gs.runIngest)
 	gs.run.Go(gs.runPublisher)
 	gs.run.Go(gs.runPuller)
-	gs.run.Go(func() { gs.watchPeers(sub) })
+	gs.run.Watch(sub, gs.peerChanged)
 	gs.run.Go(gs.runParker)
 	gs.run.Go(func() { gs.watchScores(scores) })
 
@@ -687,21 +688,9 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 // that wait at a moment go into one batch and one sync.
 func (gs *Service) runIngest() {
 	for {
-		var batch []*ingestItem
-		select {
-		case <-gs.ctx.Done():
+		batch, ok := queue.Take(gs.ctx, gs.ingest, 1024)
+		if !ok {
 			return
-		case it := <-gs.ingest:
-			batch = append(batch, it)
-		}
-	more:
-		for len(batch) < 1024 {
-			select {
-			case it := <-gs.ingest:
-				batch = append(batch, it)
-			default:
-				break more
-			}
 		}
 		err := gs.store(batch)
 		if err != nil {
@@ -889,32 +878,21 @@ func (gs *Service) publishTopic(ctx context.Context, g *group, tm *pb.TopicMessa
 	}
 }
 
-// watchPeers pulls from a member that connects, and hands a friend added
-// while away its group.
-func (gs *Service) watchPeers(sub event.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-gs.ctx.Done():
-			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
-				continue
-			}
-			for _, g := range gs.list() {
-				st := g.state()
-				if st.Status != StatusMember || !st.isMember(ev.Peer) {
-					continue
-				}
-				gs.wantPull(g.id, ev.Peer, 100*time.Millisecond)
-				if slices.Contains(st.Owe, ev.Peer) {
-					gs.goPushGroup(g, ev.Peer)
-				}
-			}
+// peerChanged pulls from a member that connects, and hands a friend
+// added while away its group.
+func (gs *Service) peerChanged(e any) {
+	ev := e.(event.EvtPeerConnectednessChanged)
+	if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
+		return
+	}
+	for _, g := range gs.list() {
+		st := g.state()
+		if st.Status != StatusMember || !st.isMember(ev.Peer) {
+			continue
+		}
+		gs.wantPull(g.id, ev.Peer, 100*time.Millisecond)
+		if slices.Contains(st.Owe, ev.Peer) {
+			gs.goPushGroup(g, ev.Peer)
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/group/pb"
 	"github.com/meshtalk/meshtalk/history"
+	"github.com/meshtalk/meshtalk/internal/queue"
 )
 
 // Timing of groupsync.
@@ -994,21 +995,9 @@ type parkJob struct {
 // waits at a moment for the same members goes in one deposit each.
 func (gs *Service) runParker() {
 	for {
-		var jobs []parkJob
-		select {
-		case <-gs.ctx.Done():
+		jobs, ok := queue.Take(gs.ctx, gs.parkq, 256)
+		if !ok {
 			return
-		case j := <-gs.parkq:
-			jobs = append(jobs, j)
-		}
-	more:
-		for len(jobs) < 256 {
-			select {
-			case j := <-gs.parkq:
-				jobs = append(jobs, j)
-			default:
-				break more
-			}
 		}
 		type batch struct {
 			mb   Mailbox

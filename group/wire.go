@@ -784,14 +784,7 @@ func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
 // readFrame reads one frame of at most max bytes into m, with the group
 // package's errors.
 func readFrame(r *bufio.Reader, max int, m proto.Message) error {
-	err := frame.Read(r, max, m)
-	switch {
-	case err == nil || err == io.EOF:
-		return err
-	case errors.Is(err, frame.ErrTooLarge):
-		return fmt.Errorf("%w: %v", ErrFrameTooLarge, err)
-	}
-	return fmt.Errorf("%w: %v", ErrBadFrame, err)
+	return frame.ReadAs(r, max, m, ErrFrameTooLarge, ErrBadFrame)
 }
 
 // messageFromWire checks a message opened from an envelope and converts

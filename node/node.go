@@ -203,7 +203,7 @@ func (n *Node) startHost(ctx context.Context, undo *undoStack) (err error) {
 	}
 	n.life = lifecycle.New()
 	undo.push(n.life.Close)
-	n.life.Go(func() { n.forwardEvents(n.life.Context(), sub) })
+	n.life.Watch(sub, n.forwardEvent)
 	n.life.Go(func() { n.runReactions(n.life.Context()) })
 	return n.disc.Start(ctx, n.host)
 }
@@ -281,29 +281,18 @@ func writeDefaultConfig(path string, role Role) error {
 	return nil
 }
 
-// forwardEvents publishes the host's events that the node shows on its
-// event stream.
-func (n *Node) forwardEvents(ctx context.Context, sub event.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			switch ev := e.(type) {
-			case event.EvtPeerConnectednessChanged:
-				typ := EventPeerDisconnected
-				if ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
-					typ = EventPeerConnected
-				}
-				n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
-			case event.EvtLocalReachabilityChanged:
-				n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
-			}
+// forwardEvent publishes a libp2p event of the host that the node shows
+// on its event stream.
+func (n *Node) forwardEvent(e any) {
+	switch ev := e.(type) {
+	case event.EvtPeerConnectednessChanged:
+		typ := EventPeerDisconnected
+		if ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
+			typ = EventPeerConnected
 		}
+		n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
+	case event.EvtLocalReachabilityChanged:
+		n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
 	}
 }
 

@@ -141,7 +141,7 @@ func NewClient(ctx context.Context, h host.Host, ds datastore.Batching, cfg Clie
 	c.ctx = c.life.Context()
 	h.SetStreamHandler(MailboxProtocol, c.life.Handler(c.handleDeliver))
 	h.SetStreamHandler(AccountProtocol, c.life.Handler(c.handlePush))
-	c.life.Go(func() { c.watchRelays(sub) })
+	c.life.Watch(sub, c.relayConnChanged)
 	for _, id := range c.order {
 		c.startRelay(c.relays[id])
 	}
@@ -186,33 +186,22 @@ func wake(rs *relayState) {
 	}
 }
 
-// watchRelays wakes a relay's session loop when its connection goes.
-func (c *Client) watchRelays(sub event.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			if ev.Connectedness != network.NotConnected {
-				continue
-			}
-			// The relay ends the session with the connection: log in
-			// again, even if a new connection is up by now.
-			c.mu.Lock()
-			rs := c.relays[ev.Peer]
-			if rs != nil {
-				rs.loggedIn = false
-			}
-			c.mu.Unlock()
-			if rs != nil {
-				wake(rs)
-			}
-		}
+// relayConnChanged wakes a relay's session loop when its connection goes.
+func (c *Client) relayConnChanged(e any) {
+	ev := e.(event.EvtPeerConnectednessChanged)
+	if ev.Connectedness != network.NotConnected {
+		return
+	}
+	// The relay ends the session with the connection: log in again, even
+	// if a new connection is up by now.
+	c.mu.Lock()
+	rs := c.relays[ev.Peer]
+	if rs != nil {
+		rs.loggedIn = false
+	}
+	c.mu.Unlock()
+	if rs != nil {
+		wake(rs)
 	}
 }
 

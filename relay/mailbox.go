@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshtalk/meshtalk/internal/queue"
 	"github.com/meshtalk/meshtalk/relay/pb"
 )
 
@@ -181,21 +182,9 @@ func (s *Server) release(r *depositReq) {
 // runCommitter writes waiting deposits in one batch and one sync.
 func (s *Server) runCommitter() {
 	for {
-		var batch []*depositReq
-		select {
-		case <-s.ctx.Done():
+		batch, ok := queue.Take(s.ctx, s.deposits, maxCommit)
+		if !ok {
 			return
-		case r := <-s.deposits:
-			batch = append(batch, r)
-		}
-	more:
-		for len(batch) < maxCommit {
-			select {
-			case r := <-s.deposits:
-				batch = append(batch, r)
-			default:
-				break more
-			}
 		}
 		err := s.commit(batch)
 		for _, r := range batch {

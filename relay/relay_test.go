@@ -559,24 +559,14 @@ func TestGroupMessageThroughMailbox(t *testing.T) {
 	a, b := startUser(t, r, ""), startUser(t, r, homeB)
 	register(t, a, r, "alice")
 	register(t, b, r, "bob")
-	g, err := a.GroupService().Create(bg, "crew", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := a.GroupService().Invite(bg, g.ID, 0, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.GroupService().Join(bg, code); err != nil {
-		t.Fatal(err)
-	}
+	gid := nodetest.JoinGroup(t, []*node.Node{a, b}, "crew")
 	nodetest.Eventually(t, 30*time.Second, "A sees B in the group", func() bool {
-		ms, err := a.GroupService().Members(bg, g.ID)
+		ms, err := a.GroupService().Members(bg, gid)
 		return err == nil && len(ms) == 2
 	})
 	b.Close()
 	nodetest.Eventually(t, 20*time.Second, "A sees B offline", func() bool { return !a.Chat().Online(b.ID()) })
-	m, err := a.SendGroup(bg, g.ID, node.Draft{Text: "while you were away"})
+	m, err := a.SendGroup(bg, gid, node.Draft{Text: "while you were away"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +576,7 @@ func TestGroupMessageThroughMailbox(t *testing.T) {
 	a.Close()
 	b = startUser(t, r, homeB)
 	nodetest.Eventually(t, 30*time.Second, "B gets the group message", func() bool {
-		h, err := b.GroupService().History(bg, g.ID, "", 100)
+		h, err := b.GroupService().History(bg, gid, "", 100)
 		if err != nil {
 			return false
 		}

@@ -162,7 +162,7 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 	s.ctx = s.life.Context()
 	h.SetStreamHandler(AccountProtocol, s.life.Handler(s.handleAccount))
 	h.SetStreamHandler(MailboxProtocol, s.life.Handler(s.handleMailbox))
-	s.life.Go(func() { s.watchSessions(sub) })
+	s.life.Watch(sub, s.clientConnChanged)
 	s.life.Go(s.runCommitter)
 	s.life.Go(s.runSweeper)
 	return s, nil
@@ -576,21 +576,11 @@ func (s *Server) endSession(p peer.ID, disconnected bool) {
 // sessionTag protects logged-in users' connections.
 const sessionTag = "meshtalk-relay-session"
 
-// watchSessions ends the session of a client whose connections are gone.
-func (s *Server) watchSessions(sub event.Subscription) {
-	defer sub.Close()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case e, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.NotConnected {
-				s.endSession(ev.Peer, true)
-			}
-		}
+// clientConnChanged ends the session of a client whose connections are
+// gone.
+func (s *Server) clientConnChanged(e any) {
+	if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.NotConnected {
+		s.endSession(ev.Peer, true)
 	}
 }
 

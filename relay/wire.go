@@ -334,14 +334,10 @@ func peersFromWire(bs [][]byte) ([]peer.ID, error) {
 
 func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
 
+// readFrame reads one frame of at most max bytes into m; a frame too
+// large is a bad request like any other.
 func readFrame(r *bufio.Reader, max int, m proto.Message) error {
-	if err := frame.Read(r, max, m); err != nil {
-		if errors.Is(err, io.EOF) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", ErrBadRequest, err)
-	}
-	return nil
+	return frame.ReadAs(r, max, m, ErrBadRequest, ErrBadRequest)
 }
 
 // DecodeAccountRequest decodes one account request frame's payload (for

@@ -88,3 +88,17 @@ func Read(r *bufio.Reader, max int, m proto.Message) error {
 	}
 	return nil
 }
+
+// ReadAs is Read with a protocol's own errors: a frame over max wraps
+// tooLarge, any other fault wraps bad, each followed by what Read said.
+// A clean end of stream before a frame stays io.EOF.
+func ReadAs(r *bufio.Reader, max int, m proto.Message, tooLarge, bad error) error {
+	err := Read(r, max, m)
+	switch {
+	case err == nil || err == io.EOF:
+		return err
+	case errors.Is(err, ErrTooLarge):
+		return fmt.Errorf("%w: %v", tooLarge, err)
+	}
+	return fmt.Errorf("%w: %v", bad, err)
+}

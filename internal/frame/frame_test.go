@@ -40,3 +40,31 @@ func TestRoundTripAndLimits(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
+
+func TestReadAs(t *testing.T) {
+	errBig, errBad := errors.New("p: frame too large"), errors.New("p: malformed frame")
+	read := func(b []byte) error {
+		var got wrapperspb.StringValue
+		return ReadAs(bufio.NewReader(bytes.NewReader(b)), 1<<10, &got, errBig, errBad)
+	}
+	var ok bytes.Buffer
+	if err := Write(&ok, wrapperspb.String("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(ok.Bytes()); err != nil {
+		t.Fatalf("a good frame: %v", err)
+	}
+	if err := read(nil); err != io.EOF {
+		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+	err := read(binary.AppendUvarint(nil, 1<<20))
+	if !errors.Is(err, errBig) || errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+	if want := "p: frame too large: frame too large: 1048576 bytes, the limit is 1024"; err.Error() != want {
+		t.Fatalf("oversized: %q, want %q", err, want)
+	}
+	if err := read([]byte{3, 1}); !errors.Is(err, errBad) || errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated: %v", err)
+	}
+}

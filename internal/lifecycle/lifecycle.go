@@ -13,6 +13,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
@@ -58,6 +59,32 @@ func (g *Group) Go(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// Watch hands each event of sub to f, in a goroutine that Close waits
+// for, until Close begins or sub ends; then it closes sub. It reports
+// false, and closes sub at once, once Close has begun. f runs on one
+// goroutine, one event at a time, and must not block for long: an event
+// bus waits for a subscriber that does not read.
+func (g *Group) Watch(sub event.Subscription, f func(any)) bool {
+	ok := g.Go(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-g.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				f(e)
+			}
+		}
+	})
+	if !ok {
+		sub.Close()
+	}
+	return ok
 }
 
 // Enter counts the caller's own goroutine as one that Close waits for,

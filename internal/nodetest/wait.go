@@ -66,6 +66,24 @@ func WaitEvent(t testing.TB, ch <-chan node.Event, typ string, match func(node.E
 	}
 }
 
+// Events subscribes to n's event stream for the rest of the test.
+func Events(t testing.TB, n *node.Node) <-chan node.Event {
+	ch, cancel := n.Events().Subscribe(8192)
+	t.Cleanup(cancel)
+	return ch
+}
+
+// WaitEventData is WaitEvent for a test that looks only at an event's
+// data: it returns the data of the first event of typ whose data match
+// accepts (nil: any).
+func WaitEventData(t testing.TB, ch <-chan node.Event, typ string, match func(any) bool) any {
+	t.Helper()
+	ev := WaitEvent(t, ch, typ, func(ev node.Event) bool {
+		return match == nil || match(ev.Data)
+	})
+	return ev.Data
+}
+
 // WaitPeerEvent waits for a peer.connected or peer.disconnected event
 // about p.
 func WaitPeerEvent(t testing.TB, ch <-chan node.Event, typ string, p peer.ID) {
