@@ -61,7 +61,7 @@ func TestReadAs(t *testing.T) {
 	if !errors.Is(err, errBig) || errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized: %v", err)
 	}
-	if want := "p: frame too large: frame too large: 1048576 bytes, the limit is 1024"; err.Error() != want {
+	if want := "p: frame too large: frame: too large: 1048576 bytes, the limit is 1024"; err.Error() != want {
 		t.Fatalf("oversized: %q, want %q", err, want)
 	}
 	if err := read([]byte{3, 1}); !errors.Is(err, errBad) || errors.Is(err, ErrMalformed) {
