@@ -22,8 +22,8 @@ import (
 // change.
 const (
 	directDialTimeout = 10 * time.Second
-	directSweepEvery  = 15 * time.Second
-	directRetryMin    = 15 * time.Second
+	directSweepEvery  = 5 * time.Second
+	directRetryMin    = 5 * time.Second
 	directRetryMax    = 5 * time.Minute
 )
 

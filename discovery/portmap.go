@@ -63,9 +63,9 @@ type PortMapping struct {
 type PortMapStatus struct {
 	// Enabled: the node asks its router (Config.PortMap).
 	Enabled bool
-	// Router is the default gateway, the router asked (NAT-PMP asks it;
-	// UPnP finds it by SSDP, usually the same box). Empty when there is
-	// no default route.
+	// Router is the default gateway: the router NAT-PMP asks, and usually
+	// the box that answers UPnP's search too. Empty without a default
+	// route.
 	Router string
 	// Found: a router answered, over UPnP IGD or NAT-PMP.
 	Found bool
@@ -102,14 +102,17 @@ func (s *Service) MappedAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
 	return addrs
 }
 
-// defaultGateway is the IPv4 default gateway, found the way go-libp2p's
-// NAT-PMP client finds the router it asks.
+// defaultGateway is the IPv4 default gateway: the next hop of the route a
+// packet to a reserved address (240.0.0.1, class E, routed nowhere)
+// would take, which is the default route. Nothing is sent. go-libp2p
+// asks go-netroute for the route to 0.0.0.0 instead, which go-netroute
+// v0.4.0 refuses on Linux.
 func defaultGateway() string {
 	r, err := netroute.New()
 	if err != nil {
 		return ""
 	}
-	_, gw, _, err := r.Route(net.IPv4zero)
+	_, gw, _, err := r.Route(net.IPv4(240, 0, 0, 1))
 	if err != nil || gw == nil {
 		return ""
 	}
