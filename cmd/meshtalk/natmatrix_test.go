@@ -319,3 +319,59 @@ func pingUntilDirectPath(t *testing.T, env, prefix []string, home, code string, 
 		}
 	}
 }
+
+// TestReachOverTCPWhenUDPBlocked: a node on a network that drops UDP
+// (its namespace drops every UDP packet but loopback's) still reaches its
+// relay and a friend behind a NAT, over TCP, both ways; peers says TCP
+// carries every connection.
+func TestReachOverTCPWhenUDPBlocked(t *testing.T) {
+	l := newLab(t, "iptables")
+	pub := l.publicNet()
+	env := cleanEnv()
+	relayQUIC := startLabRelay(t, l, env, pub)
+	relayTCP := strings.Replace(relayQUIC, "/udp/4001/quic-v1/", "/tcp/4001/", 1)
+	x := l.behindNAT(pub, "x", coneNAT, "203.0.113.30", "192.0.2")
+	y := l.behindNAT(pub, "y", coneNAT, "203.0.113.31", "198.51.100")
+	for _, chain := range []string{"INPUT", "OUTPUT"} {
+		dir := "-i"
+		if chain == "OUTPUT" {
+			dir = "-o"
+		}
+		l.sh(in(x, "iptables", "-A", chain, "!", dir, "lo", "-p", "udp", "-j", "DROP")...)
+	}
+	listen := []string{"--listen", "/ip4/0.0.0.0/udp/4747/quic-v1", "--listen", "/ip4/0.0.0.0/tcp/4747", "--api", "127.0.0.1:0", "--no-mdns",
+		"--relay", relayQUIC, "--relay", relayTCP}
+	homeX, homeY := filepath.Join(t.TempDir(), "x"), filepath.Join(t.TempDir(), "y")
+	writeConfig(t, homeX, labNodeConfig)
+	writeConfig(t, homeY, labNodeConfig)
+	startNodeIn(t, env, in(x), append([]string{"--home", homeX}, listen...)...)
+	startNodeIn(t, env, in(y), append([]string{"--home", homeY}, listen...)...)
+	codeX := relayedFriendCode(t, env, x, homeX)
+	codeY := relayedFriendCode(t, env, y, homeY)
+	for _, p := range []struct {
+		from, home, to, name string
+	}{{x, homeX, codeY, "x pings y"}, {y, homeY, codeX, "y pings x"}} {
+		out, errOut, code := meshtalkIn(t, env, in(p.from), "ping", "--home", p.home, "--count", "2", "--interval", "200ms", "--timeout", "20s", p.to)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s%s", p.name, code, out, errOut)
+		}
+		t.Logf("%s:\n%s", p.name, out)
+	}
+	out, _, _ := meshtalkIn(t, env, in(x), "peers", "--home", homeX, "--json")
+	var conns []struct {
+		PeerID    string `json:"peer_id"`
+		Path      string `json:"path"`
+		Transport string `json:"transport"`
+		Addr      string `json:"addr"`
+	}
+	if err := json.Unmarshal([]byte(out), &conns); err != nil || len(conns) < 2 {
+		t.Fatalf("peers --json: %v\n%s", err, out)
+	}
+	for _, c := range conns {
+		if c.Transport != "tcp" {
+			t.Errorf("connection to %s (%s, %s) says transport %q, want tcp", c.PeerID, c.Path, c.Addr, c.Transport)
+		}
+	}
+	text, _, _ := meshtalkIn(t, env, in(x), "peers", "--home", homeX)
+	t.Logf("x's peers:\n%s", text)
+}
