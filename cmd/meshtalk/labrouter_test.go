@@ -185,7 +185,7 @@ func iptablesNAT(verb string, rule []string) error {
 // on the router's LAN address lan (interface lanIf), answering with
 // external as its external address and forwarding from interface wan.
 // It stops with the test.
-func startLabRouter(t *testing.T, ns, lan, external, wan, lanIf string) {
+func startLabRouter(t testing.TB, ns, lan, external, wan, lanIf string) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {

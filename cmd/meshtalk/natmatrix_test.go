@@ -161,7 +161,7 @@ func natTable(rows []natRow) string {
 
 // startLabRelay starts the relay on the public network and returns its
 // QUIC and TCP addresses (each ending in /p2p/<relay ID>).
-func startLabRelay(t *testing.T, l *lab, env []string, pub string) (quicAddr string) {
+func startLabRelay(t testing.TB, l *lab, env []string, pub string) (quicAddr string) {
 	t.Helper()
 	relayHome := t.TempDir()
 	writeConfig(t, relayHome, "[discovery]\npublic_ranges = [\"203.0.113.0/24\"]\n")
@@ -176,7 +176,7 @@ const labNodeConfig = "[discovery]\nreachability = \"private\"\npublic_ranges = 
 // runNATPair builds pair i of the matrix, starts a node behind each
 // router, waits until B is reachable through the relay (and mapped, on a
 // mapping router), then measures A's pings to B.
-func runNATPair(t *testing.T, l *lab, env []string, pub, relayAddr string, i int, ka, kb natKind) natRow {
+func runNATPair(t testing.TB, l *lab, env []string, pub, relayAddr string, i int, ka, kb natKind) natRow {
 	t.Helper()
 	row := natRow{a: ka, b: kb}
 	a := l.behindNAT(pub, fmt.Sprintf("%da", i), ka, fmt.Sprintf("203.0.113.%d", 10+2*i), "192.0.2")
@@ -231,7 +231,7 @@ type labStatusJSON struct {
 	} `json:"port_map"`
 }
 
-func labStatus(t *testing.T, env []string, ns, home string) labStatusJSON {
+func labStatus(t testing.TB, env []string, ns, home string) labStatusJSON {
 	t.Helper()
 	out, _, _ := meshtalkIn(t, env, in(ns), "status", "--home", home, "--json")
 	var st labStatusJSON
@@ -241,7 +241,7 @@ func labStatus(t *testing.T, env []string, ns, home string) labStatusJSON {
 
 // relayedFriendCode waits until the node in ns announces an address
 // through its relay and returns its friend code then.
-func relayedFriendCode(t *testing.T, env []string, ns, home string) string {
+func relayedFriendCode(t testing.TB, env []string, ns, home string) string {
 	t.Helper()
 	var code string
 	nodetest.Eventually(t, 30*time.Second, "a relayed address", func() bool {
@@ -262,7 +262,7 @@ func relayedFriendCode(t *testing.T, env []string, ns, home string) string {
 // giveUp passes. It returns the times, from the start of the ping
 // command, of the first round trip on any path and of the first direct
 // one (0: none), with their paths.
-func pingUntilDirectPath(t *testing.T, env, prefix []string, home, code string, giveUp time.Duration) (first time.Duration, firstPath string, direct time.Duration, directPath string) {
+func pingUntilDirectPath(t testing.TB, env, prefix []string, home, code string, giveUp time.Duration) (first time.Duration, firstPath string, direct time.Duration, directPath string) {
 	t.Helper()
 	args := append(slices.Clone(prefix), binary, "ping", "--home", home, "--count", "1000", "--interval", "100ms", "--timeout", "20s", code)
 	cmd := exec.Command(args[0], args[1:]...)
