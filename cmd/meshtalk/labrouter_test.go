@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	natpmp "github.com/jackpal/go-nat-pmp"
 )
 
 // labRouterEnv marks the test binary started as the port-mapping
@@ -401,4 +403,61 @@ func (r *labRouter) handleSOAP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
 	fmt.Fprintf(w, `<?xml version="1.0"?>`+"\n"+`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>`+
 		`<u:%sResponse xmlns:u="%s">%s</u:%sResponse></s:Body></s:Envelope>`, action, upnpWANIPConn1, out, action)
+}
+
+// TestLabRouterNATPMP: the lab router's NAT-PMP responder answers the
+// client go-libp2p uses (jackpal/go-nat-pmp) with its external address,
+// maps a port with the real DNAT rule, and unmaps it. The nodes cannot
+// use it yet (go-libp2p finds no NAT-PMP gateway on Linux: see
+// TestHelperLabRouter), so it is checked here on its own.
+func TestLabRouterNATPMP(t *testing.T) {
+	l := newLab(t, "iptables")
+	router, host := l.ns("pmp-r"), l.ns("pmp-h")
+	l.link(router, "lan", "192.0.2.1/24", host, "eth0", "192.0.2.2/24")
+	l.link(router, "wan", "203.0.113.60/24", l.ns("pmp-w"), "eth0", "203.0.113.61/24")
+	startLabRouter(t, router, "192.0.2.1", "203.0.113.60", "wan", "lan")
+	// The client runs in the host's namespace: this test's thread joins
+	// it through a child process, the test binary in its client role.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", host, exe, "-test.run=^TestHelperNATPMPClient$")
+	cmd.Env = append(os.Environ(), natPMPClientEnv+"=192.0.2.1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("NAT-PMP client: %v\n%s", err, out)
+	}
+	t.Logf("client:\n%s", out)
+	if !strings.Contains(string(out), "external 203.0.113.60") || !strings.Contains(string(out), "mapped udp 4747 -> 40000") {
+		t.Fatalf("unexpected answers:\n%s", out)
+	}
+	rules, err := exec.Command("ip", "netns", "exec", router, "iptables", "-t", "nat", "-S", "PREROUTING").CombinedOutput()
+	if err != nil || !strings.Contains(string(rules), "--dport 40000 -j DNAT --to-destination 192.0.2.2:4747") {
+		t.Fatalf("no DNAT rule for the mapping: %v\n%s", err, rules)
+	}
+}
+
+// natPMPClientEnv marks the test binary started as the NAT-PMP client of
+// TestLabRouterNATPMP; its value is the gateway.
+const natPMPClientEnv = "MESHTALK_TEST_NATPMP_CLIENT"
+
+// TestHelperNATPMPClient is not a test: it is the client side of
+// TestLabRouterNATPMP, run in the host's namespace.
+func TestHelperNATPMPClient(t *testing.T) {
+	gw := os.Getenv(natPMPClientEnv)
+	if gw == "" {
+		t.Skip("the NAT-PMP client of TestLabRouterNATPMP, run as its subprocess")
+	}
+	c := natpmp.NewClientWithTimeout(net.ParseIP(gw), 5*time.Second)
+	ext, err := c.GetExternalAddress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("external %s\n", net.IP(ext.ExternalIPAddress[:]))
+	m, err := c.AddPortMapping("udp", 4747, 40000, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("mapped udp %d -> %d\n", m.InternalPort, m.MappedExternalPort)
 }

@@ -23,8 +23,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(labRouterEnv) != "" {
-		// A lab router's port-mapping service (TestHelperLabRouter): no binary.
+	if os.Getenv(labRouterEnv) != "" || os.Getenv(natPMPClientEnv) != "" {
+		// A helper process of the lab (TestHelperLabRouter,
+		// TestHelperNATPMPClient): no binary.
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "meshtalk-bin-")
