@@ -57,6 +57,8 @@ type (
 	ID = node.Identity
 	// Status is the answer of GET /api/v1/status.
 	Status = node.Status
+	// PortMapStatus is Status's port mapping.
+	PortMapStatus = node.PortMapStatus
 	// RelayStatus is one relay in Status.
 	RelayStatus = node.RelayStatus
 	// ConnInfo is one connection of GET /api/v1/peers.

@@ -228,3 +228,16 @@ func TestKeepAliveRedials(t *testing.T) {
 		t.Fatal("still protected after Unkeep")
 	}
 }
+
+func TestTransport(t *testing.T) {
+	for addr, want := range map[string]string{
+		"/ip4/203.0.113.1/udp/4001/quic-v1": "quic",
+		"/ip4/203.0.113.1/tcp/4001":         "tcp",
+		"/ip6/2001:db8::1/tcp/4747/p2p/12D3KooWD34z4vxyQ373Uq8A6PYGCcFUTWsB91shKM4U3PsTgYQf":             "tcp",
+		"/ip4/203.0.113.1/tcp/4001/p2p/12D3KooWD34z4vxyQ373Uq8A6PYGCcFUTWsB91shKM4U3PsTgYQf/p2p-circuit": "tcp",
+	} {
+		if got := discovery.Transport(ma.StringCast(addr)); got != want {
+			t.Errorf("Transport(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}

@@ -109,11 +109,14 @@ func CircuitRelay(a ma.Multiaddr) (peer.ID, bool) {
 
 // ConnInfo is one open connection, as `meshtalk peers` shows it.
 type ConnInfo struct {
-	PeerID    peer.ID `json:"peer_id"`
-	Path      string  `json:"path"`
-	Relay     peer.ID `json:"relay,omitempty"`
-	Addr      string  `json:"addr"`
-	Direction string  `json:"direction"`
+	PeerID peer.ID `json:"peer_id"`
+	Path   string  `json:"path"`
+	Relay  peer.ID `json:"relay,omitempty"`
+	// Transport is what carries the connection: "quic" or "tcp"; for a
+	// relayed one, the transport of the connection to the relay.
+	Transport string `json:"transport"`
+	Addr      string `json:"addr"`
+	Direction string `json:"direction"`
 	// LatencyMS is the smoothed round-trip time, 0 when not yet measured.
 	LatencyMS float64   `json:"latency_ms"`
 	Opened    time.Time `json:"opened"`
@@ -125,10 +128,21 @@ func (p *Paths) Conns(h host.Host) []ConnInfo {
 	out := make([]ConnInfo, 0, len(conns))
 	for _, c := range conns {
 		path := p.Of(c)
+		transport := Transport(c.RemoteMultiaddr())
+		if path.Kind == PathRelayed {
+			transport = ""
+			for _, rc := range h.Network().ConnsToPeer(path.Relay) {
+				if _, relayed := CircuitRelay(rc.RemoteMultiaddr()); !relayed {
+					transport = Transport(rc.RemoteMultiaddr())
+					break
+				}
+			}
+		}
 		out = append(out, ConnInfo{
 			PeerID:    c.RemotePeer(),
 			Path:      path.Kind,
 			Relay:     path.Relay,
+			Transport: transport,
 			Addr:      c.RemoteMultiaddr().String(),
 			Direction: c.Stat().Direction.String(),
 			LatencyMS: float64(h.Peerstore().LatencyEWMA(c.RemotePeer()).Microseconds()) / 1000,
@@ -137,6 +151,24 @@ func (p *Paths) Conns(h host.Host) []ConnInfo {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PeerID < out[j].PeerID })
 	return out
+}
+
+// Transport names what carries a connection to a: "quic" (QUIC-v1 over
+// UDP), "tcp", or the last protocol of the address before /p2p.
+func Transport(a ma.Multiaddr) string {
+	name := ""
+	ma.ForEach(a, func(c ma.Component) bool {
+		switch c.Protocol().Code {
+		case ma.P_QUIC_V1, ma.P_QUIC:
+			name = "quic"
+			return false
+		case ma.P_P2P, ma.P_CIRCUIT:
+			return false
+		}
+		name = c.Protocol().Name
+		return true
+	})
+	return name
 }
 
 // PingResult is one round trip.

@@ -43,6 +43,9 @@ type Config struct {
 	Relays []peer.AddrInfo
 	// Reachability is "auto", "public" or "private".
 	Reachability string
+	// PortMap asks the router for a mapping of each listen port (UPnP IGD,
+	// NAT-PMP) and announces the mapped addresses.
+	PortMap bool
 	// Emit receives the service's events (EventPeerFound, with an
 	// EvtPeerFound as data); nil discards them. It is called from the
 	// service's goroutines and must not block.
@@ -63,6 +66,7 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	paths *Paths
+	pmap  portMap
 	emit  func(typ string, data any)
 
 	life *lifecycle.Group
@@ -113,8 +117,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 // HostOptions are the libp2p options the host needs for this Service: the
 // DHT as its peer routing (so a peer ID alone is enough to connect), the
-// circuit relay client with reservations on the configured relays, and
-// hole punching with path tracing.
+// circuit relay client with reservations on the configured relays, hole
+// punching with path tracing, and port mapping when Config.PortMap.
 func (s *Service) HostOptions() []libp2p.Option {
 	opts := []libp2p.Option{
 		libp2p.EnableRelay(),
@@ -141,6 +145,9 @@ func (s *Service) HostOptions() []libp2p.Option {
 			s.dht = d
 			return d, err
 		}),
+	}
+	if s.cfg.PortMap {
+		opts = append(opts, s.pmap.hostOption())
 	}
 	switch s.cfg.Reachability {
 	case "public":
@@ -187,12 +194,31 @@ func (s *Service) Start(ctx context.Context, h host.Host) error {
 	}
 	s.life.Watch(sub, s.reachabilityChanged)
 	s.life.Go(s.bootstrap)
+	if err := s.startDirect(); err != nil {
+		return err
+	}
 	if s.cfg.MDNS {
 		s.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{s})
 		if err := s.mdns.Start(); err != nil {
 			s.log.Warn("mDNS did not start; LAN discovery is off", "err", err)
 			s.mdns = nil
 		}
+	}
+	return nil
+}
+
+// startDirect runs the move of relayed peers onto direct connections.
+func (s *Service) startDirect() error {
+	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	d := &direct{h: s.h, log: s.log, emit: s.emit, relays: map[peer.ID]bool{}, peers: map[peer.ID]*directTry{}}
+	for _, r := range s.cfg.Relays {
+		d.relays[r.ID] = true
+	}
+	if !s.life.Go(func() { d.run(s.ctx, sub, s.life.Go) }) {
+		sub.Close()
 	}
 	return nil
 }

@@ -137,6 +137,10 @@ type NetworkConfig struct {
 	// others about (for a node behind a port forward or a relay with a
 	// public address).
 	Announce []string `toml:"announce"`
+	// PortMap asks the router for a mapping of the listen ports (UPnP IGD,
+	// NAT-PMP) and announces the mapped addresses: on for a personal node,
+	// off for a relay (it runs on a reachable host).
+	PortMap bool `toml:"port_map"`
 }
 
 // APIConfig is the local control API.
@@ -185,7 +189,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // config.toml holds nothing but comments. It is exactly what
 // DefaultConfigText says (TestDefaultConfigText).
 func DefaultConfig(role Role) Config {
-	p, api, dht, mdns, reach := DefaultPort, DefaultAPIAddr, "auto", true, "auto"
+	p, api, dht, mdns, reach, portMap := DefaultPort, DefaultAPIAddr, "auto", true, "auto", true
 	conns := ConnectionsConfig{LowWater: 100, HighWater: 400, GracePeriod: Duration(time.Minute)}
 	res := ResourcesConfig{MaxMemoryMiB: 256, MaxFileDescriptors: 512}
 	if role == RoleRelay {
@@ -196,7 +200,7 @@ func DefaultConfig(role Role) Config {
 		// A relay is run on a reachable host: it serves the DHT and its
 		// relay service from the start (go-libp2p starts the relay service
 		// only on a node it deems public).
-		p, api, dht, mdns, reach = DefaultRelayPort, DefaultRelayAPIAddr, "server", false, "public"
+		p, api, dht, mdns, reach, portMap = DefaultRelayPort, DefaultRelayAPIAddr, "server", false, "public", false
 	}
 	return Config{
 		Network: NetworkConfig{
@@ -207,6 +211,7 @@ func DefaultConfig(role Role) Config {
 				fmt.Sprintf("/ip6/::/tcp/%d", p),
 			},
 			Announce: []string{},
+			PortMap:  portMap,
 		},
 		API:         APIConfig{Listen: api},
 		Connections: conns,
@@ -239,7 +244,7 @@ func DefaultConfig(role Role) Config {
 // first start: every setting with its default and what it means.
 func DefaultConfigText(role Role) string {
 	d := DefaultConfig(role)
-	return fmt.Sprintf(configTemplate, role, quoteList(d.Network.Listen), d.API.Listen,
+	return fmt.Sprintf(configTemplate, role, quoteList(d.Network.Listen), d.Network.PortMap, d.API.Listen,
 		d.Connections.LowWater, d.Connections.HighWater, d.Resources.MaxMemoryMiB, d.Resources.MaxFileDescriptors,
 		d.Discovery.MDNS, d.Discovery.DHT, d.Discovery.Reachability)
 }
@@ -264,6 +269,11 @@ listen = [
 # forward or a relay's public address). Empty means: the detected ones.
 # --announce replaces this list.
 announce = []
+# Ask the router to forward the listen ports here (UPnP IGD or NAT-PMP),
+# renewed while the node runs, and announce the mapped address: peers
+# behind any NAT then reach this node directly. A relay needs none.
+# --no-port-map turns it off.
+port_map = %t
 
 [api]
 # The local control API and web UI. Loopback only; port 0 picks a free port.

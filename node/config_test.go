@@ -72,3 +72,29 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestPortMapDefaults: a personal node asks its router for a port
+// mapping unless told not to; a relay never does; a node on loopback
+// only has nothing to map (and must not look for a router).
+func TestPortMapDefaults(t *testing.T) {
+	if !DefaultConfig(RolePersonal).Network.PortMap || DefaultConfig(RoleRelay).Network.PortMap {
+		t.Fatal("port_map: want on for a personal node, off for a relay")
+	}
+	cfg, err := ParseConfig("c", []byte("[network]\nport_map = false\n"), RolePersonal)
+	if err != nil || cfg.Network.PortMap {
+		t.Fatalf("port_map = false: %v, %+v", err, cfg.Network)
+	}
+	for _, tc := range []struct {
+		listen []string
+		want   bool
+	}{
+		{[]string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip6/::1/tcp/0"}, false},
+		{nil, false},
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip4/0.0.0.0/udp/4747/quic-v1"}, true},
+		{[]string{"/ip4/192.0.2.2/tcp/4747"}, true},
+	} {
+		if got := listensBeyondLoopback(tc.listen); got != tc.want {
+			t.Errorf("listensBeyondLoopback(%v) = %t, want %t", tc.listen, got, tc.want)
+		}
+	}
+}

@@ -28,8 +28,10 @@ var peerstoreKey = datastore.NewKey("/node/peerstore")
 
 // newHost builds the libp2p host: QUIC-v1 and TCP, Noise and TLS, yamux,
 // the resource and connection managers sized from cfg, identify and ping,
-// and a peerstore in ds (the node's datastore under peerstoreKey).
-func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds datastore.Batching, extra []libp2p.Option) (host.Host, error) {
+// and a peerstore in ds (the node's datastore under peerstoreKey). The
+// host announces cfg.Network.Announce when set, else its own addresses as
+// addrs adjusts them (nil: unchanged).
+func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds datastore.Batching, extra []libp2p.Option, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, error) {
 	var announce []ma.Multiaddr
 	for _, s := range cfg.Network.Announce {
 		a, err := ma.NewMultiaddr(s)
@@ -87,8 +89,11 @@ func newHost(ctx context.Context, key crypto.PrivKey, cfg Config, role Role, ds 
 		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(relayResources(cfg.Relay))), libp2p.EnableNATService())
 	}
 	opts = append(opts, extra...)
-	if len(announce) > 0 {
+	switch {
+	case len(announce) > 0:
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+	case addrs != nil:
+		opts = append(opts, libp2p.AddrsFactory(addrs))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/discovery"
@@ -185,7 +186,7 @@ func (n *Node) startHost(ctx context.Context, undo *undoStack) (err error) {
 		return err
 	}
 	undo.push(func() { n.disc.Close() })
-	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.pstore, n.disc.HostOptions()); err != nil {
+	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.pstore, n.disc.HostOptions(), n.disc.MappedAddrs); err != nil {
 		return err
 	}
 	// Runs before the discovery undo: the host goes first.
@@ -327,12 +328,26 @@ func (n *Node) discoveryConfig(log *slog.Logger) discovery.Config {
 		Bootstrap:    addrInfos(d.Bootstrap),
 		Relays:       addrInfos(d.Relays),
 		Reachability: d.Reachability,
+		PortMap:      n.cfg.Network.PortMap && listensBeyondLoopback(n.cfg.Network.Listen),
 		Emit:         n.emit,
 		Logger:       log,
 	}
 }
 
 // addrInfos parses validated /p2p/ multiaddrs, merging those of one peer.
+// listensBeyondLoopback says whether a listen address is one a router
+// could forward to: a node on loopback only (the tests' nodes) has no
+// port to map, and must not go looking for a router on the network.
+func listensBeyondLoopback(listen []string) bool {
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err == nil && !manet.IsIPLoopback(a) {
+			return true
+		}
+	}
+	return false
+}
+
 func addrInfos(ss []string) []peer.AddrInfo {
 	var addrs []ma.Multiaddr
 	for _, s := range ss {

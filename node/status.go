@@ -47,11 +47,34 @@ type Status struct {
 	Reachability string `json:"reachability"`
 	// HolePunchReady: the node knows a public address of its own and
 	// answers hole punching (DCUtR); go-libp2p waits for one first.
-	HolePunchReady bool          `json:"hole_punch_ready"`
-	Relays         []RelayStatus `json:"relays"`
-	Peers          []ConnInfo    `json:"peers"`
-	Started        time.Time     `json:"started"`
-	UptimeSeconds  float64       `json:"uptime_seconds"`
+	HolePunchReady bool `json:"hole_punch_ready"`
+	// PortMap is what the node's router forwards to it.
+	PortMap       PortMapStatus `json:"port_map"`
+	Relays        []RelayStatus `json:"relays"`
+	Peers         []ConnInfo    `json:"peers"`
+	Started       time.Time     `json:"started"`
+	UptimeSeconds float64       `json:"uptime_seconds"`
+}
+
+// PortMapStatus is port mapping ([network] port_map): whether the node
+// asks its router, which router, and the external addresses it mapped.
+type PortMapStatus struct {
+	// Enabled: port_map is on and the node listens beyond loopback.
+	Enabled bool `json:"enabled"`
+	// Router is the default gateway, the router asked; RouterFound says
+	// whether a router answered (UPnP IGD or NAT-PMP).
+	Router      string `json:"router,omitempty"`
+	RouterFound bool   `json:"router_found"`
+	// Mapped are the ports it forwards here; the external addresses are
+	// announced.
+	Mapped []PortMapping `json:"mapped"`
+}
+
+// PortMapping is one listen address and the router's external address
+// for it.
+type PortMapping struct {
+	Internal string `json:"internal"`
+	External string `json:"external"`
 }
 
 // RelayStatus is one relay the node uses.
@@ -88,11 +111,21 @@ func (n *Node) Status() *Status {
 		ListenAddrs:    addrStrings(h.Network().ListenAddresses()),
 		Reachability:   n.disc.Reachability(),
 		HolePunchReady: slices.Contains(h.Mux().Protocols(), holepunch.Protocol),
+		PortMap:        n.portMapStatus(),
 		Relays:         n.relayStatus(),
 		Peers:          n.Peers(),
 		Started:        n.started.UTC(),
 		UptimeSeconds:  time.Since(n.started).Seconds(),
 	}
+}
+
+func (n *Node) portMapStatus() PortMapStatus {
+	pm := n.disc.PortMap()
+	out := PortMapStatus{Enabled: pm.Enabled, Router: pm.Router, RouterFound: pm.Found, Mapped: []PortMapping{}}
+	for _, m := range pm.Mappings {
+		out.Mapped = append(out.Mapped, PortMapping{Internal: m.Internal.String(), External: m.External.String()})
+	}
+	return out
 }
 
 // relayStatus lists the relays of config.toml and, on a personal node,

@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/zeebo/blake3"
 
 	"github.com/meshtalk/meshtalk/transfer/pb"
@@ -400,6 +401,26 @@ func (d *download) work(ctx context.Context) {
 	}
 }
 
+// directAppeared says whether c is relayed and its peer is now connected
+// directly too: libp2p gives a new stream the direct connection.
+func directAppeared(n network.Network, c network.Conn) bool {
+	if !relayed(c) {
+		return false
+	}
+	for _, other := range n.ConnsToPeer(c.RemotePeer()) {
+		if !relayed(other) {
+			return true
+		}
+	}
+	return false
+}
+
+// relayed says whether c goes through a circuit relay.
+func relayed(c network.Conn) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
 // chunkStream is a stream to a source, with its buffers.
 type chunkStream struct {
 	st network.Stream
@@ -410,6 +431,15 @@ type chunkStream struct {
 // many chunks of the span it wrote.
 func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID, sp span, bufs [2][]byte) (int, error) {
 	cs := streams[p]
+	if cs != nil && directAppeared(d.s.h.Network(), cs.st.Conn()) {
+		// The stream goes through a relay, and a direct connection to p
+		// has appeared since (hole-punched, or through a port the
+		// router mapped): between two ranges, move onto it. The relay
+		// no longer carries what is left.
+		cs.st.Close()
+		delete(streams, p)
+		cs = nil
+	}
 	if cs == nil {
 		st, err := d.s.h.NewStream(network.WithAllowLimitedConn(ctx, "transfer"), p, Protocol)
 		if err != nil {

@@ -200,7 +200,7 @@ func TestFileCommands(t *testing.T) {
 
 // mustRun runs a client command against the node on home and returns its
 // output; a failure fails the test.
-func mustRun(t *testing.T, env []string, home string, args ...string) string {
+func mustRun(t testing.TB, env []string, home string, args ...string) string {
 	t.Helper()
 	out, errOut, code := meshtalk(t, env, append(args, "--home", home)...)
 	if code != 0 {
@@ -211,7 +211,7 @@ func mustRun(t *testing.T, env []string, home string, args ...string) string {
 
 // befriendCLI makes the nodes on homeA and homeB friends through the
 // command line: a request by friend code, accepted.
-func befriendCLI(t *testing.T, env []string, homeA, homeB string) {
+func befriendCLI(t testing.TB, env []string, homeA, homeB string) {
 	t.Helper()
 	var id struct {
 		FriendCode string `json:"friend_code"`

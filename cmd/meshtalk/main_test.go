@@ -23,6 +23,11 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(labRouterEnv) != "" || os.Getenv(natPMPClientEnv) != "" {
+		// A helper process of the lab (TestHelperLabRouter,
+		// TestHelperNATPMPClient): no binary.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "meshtalk-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -74,25 +79,25 @@ var readyLine = regexp.MustCompile(`^meshtalk ready (.*)$`)
 
 // startNode runs `meshtalk run` with args and waits for its ready line. The
 // process is stopped (SIGTERM, then SIGKILL) when the test ends.
-func startNode(t *testing.T, env []string, args ...string) *running {
+func startNode(t testing.TB, env []string, args ...string) *running {
 	t.Helper()
 	return startProc(t, env, nil, "run", args...)
 }
 
 // startNodeIn is startNode with a command prefix (such as `ip netns exec
 // NS`) before the binary.
-func startNodeIn(t *testing.T, env, prefix []string, args ...string) *running {
+func startNodeIn(t testing.TB, env, prefix []string, args ...string) *running {
 	t.Helper()
 	return startProc(t, env, prefix, "run", args...)
 }
 
 // startRelayIn runs `meshtalk relay` like startNodeIn.
-func startRelayIn(t *testing.T, env, prefix []string, args ...string) *running {
+func startRelayIn(t testing.TB, env, prefix []string, args ...string) *running {
 	t.Helper()
 	return startProc(t, env, prefix, "relay", args...)
 }
 
-func startProc(t *testing.T, env, prefix []string, sub string, args ...string) *running {
+func startProc(t testing.TB, env, prefix []string, sub string, args ...string) *running {
 	t.Helper()
 	argv := append(append(append([]string{}, prefix...), binary, sub), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -140,7 +145,7 @@ func startProc(t *testing.T, env, prefix []string, sub string, args ...string) *
 
 // stop sends SIGTERM and waits for the exit; it returns the exit error
 // and how long the stop took.
-func (r *running) stop(t *testing.T) (error, time.Duration) {
+func (r *running) stop(t testing.TB) (error, time.Duration) {
 	t.Helper()
 	if r.cmd.ProcessState != nil {
 		return nil, 0
@@ -160,13 +165,13 @@ func (r *running) stop(t *testing.T) (error, time.Duration) {
 
 // meshtalk runs a command to completion and returns stdout, stderr and the
 // exit code.
-func meshtalk(t *testing.T, env []string, args ...string) (string, string, int) {
+func meshtalk(t testing.TB, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	return meshtalkIn(t, env, nil, args...)
 }
 
 // meshtalkIn is meshtalk with a command prefix before the binary.
-func meshtalkIn(t *testing.T, env, prefix []string, args ...string) (string, string, int) {
+func meshtalkIn(t testing.TB, env, prefix []string, args ...string) (string, string, int) {
 	t.Helper()
 	argv := append(append(append([]string{}, prefix...), binary), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -501,7 +506,7 @@ func TestRelayPeersPing(t *testing.T) {
 	}
 }
 
-func hiddenID(t *testing.T, env []string, home string) string {
+func hiddenID(t testing.TB, env []string, home string) string {
 	var id struct {
 		PeerID string `json:"peer_id"`
 	}

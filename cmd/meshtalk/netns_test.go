@@ -21,13 +21,13 @@ import (
 // 203.0.113.0/24), which are routed nowhere else, and every namespace is
 // deleted when the test ends, also on failure.
 type lab struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	made   []string
 }
 
 // newLab returns a lab, or skips the test saying why it cannot make one.
-func newLab(t *testing.T, tools ...string) *lab {
+func newLab(t testing.TB, tools ...string) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root (CI runs as root)")
@@ -92,7 +92,7 @@ func (l *lab) cleanup() {
 }
 
 // writeConfig writes a config.toml into a fresh home.
-func writeConfig(t *testing.T, home, text string) {
+func writeConfig(t testing.TB, home, text string) {
 	t.Helper()
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ func TestHolePunchThroughNAT(t *testing.T) {
 // pingUntilDirect pings code from inside a namespace and returns when the
 // first relayed and the first hole-punched round trips were printed,
 // measured from the start of the ping command (0: never).
-func pingUntilDirect(t *testing.T, env, prefix []string, home, code string) (relayed, direct time.Duration) {
+func pingUntilDirect(t testing.TB, env, prefix []string, home, code string) (relayed, direct time.Duration) {
 	t.Helper()
 	args := append(slices.Clone(prefix), binary, "ping", "--home", home, "--count", "100", "--interval", "50ms", "--timeout", "20s", code)
 	cmd := exec.Command(args[0], args[1:]...)

@@ -33,7 +33,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER\tPATH\tDIRECTION\tLATENCY\tADDRESS")
+			fmt.Fprintln(tw, "PEER\tPATH\tTRANSPORT\tDIRECTION\tLATENCY\tOPENED\tADDRESS")
 			for _, p := range conns {
 				path := p.Path
 				if p.Path == api.PathRelayed {
@@ -43,7 +43,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 				if p.LatencyMS > 0 {
 					latency = fmt.Sprintf("%.2fms", p.LatencyMS)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.PeerID, path, p.Direction, latency, p.Addr)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.PeerID, path, p.Transport, p.Direction, latency, p.Opened.Format(time.TimeOnly), p.Addr)
 			}
 			return tw.Flush()
 		},

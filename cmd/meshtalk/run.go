@@ -26,6 +26,7 @@ type nodeFlags struct {
 	relays         []string
 	bootstrap      []string
 	noMDNS         bool
+	noPortMap      bool
 	apiAddr        string
 	passphraseFile string
 	logLevel       string
@@ -41,6 +42,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.relays, "relay", nil, "relay multiaddr ending in /p2p/<peer ID> to keep a reservation on (repeatable; adds to config.toml)")
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<peer ID> (repeatable; adds to config.toml)")
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not look for peers on the local network")
+	fl.BoolVar(&f.noPortMap, "no-port-map", false, "do not ask the router to forward the listen ports (UPnP, NAT-PMP)")
 	fl.StringVar(&f.apiAddr, "api", "", "local API address HOST:PORT, loopback only; port 0 picks a free port (default from config.toml: "+node.DefaultAPIAddr+")")
 	fl.StringVar(&f.passphraseFile, "passphrase-file", "", "file holding the identity key's passphrase (or set MESHTALK_PASSPHRASE)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default from config.toml: info)")
@@ -65,6 +67,9 @@ func (f *nodeFlags) configure(c *node.Config) {
 	c.Discovery.Bootstrap = append(c.Discovery.Bootstrap, f.bootstrap...)
 	if f.noMDNS {
 		c.Discovery.MDNS = false
+	}
+	if f.noPortMap {
+		c.Network.PortMap = false
 	}
 }
 

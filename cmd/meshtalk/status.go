@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/meshtalk/meshtalk/api"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -36,6 +38,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				punch = "ready"
 			}
 			fmt.Fprintf(g.stdout, "reach:    %s (hole punching: %s)\n", st.Reachability, punch)
+			fmt.Fprintf(g.stdout, "port map: %s\n", portMapLine(st.PortMap))
 			for _, r := range st.Relays {
 				state := "not connected"
 				switch {
@@ -58,11 +61,32 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "peers:    %d connected\n", len(st.Peers))
 			for _, p := range st.Peers {
-				fmt.Fprintf(g.stdout, "          %s  %s  %s\n", p.PeerID, p.Path, p.Addr)
+				fmt.Fprintf(g.stdout, "          %s  %s  %s  %s\n", p.PeerID, p.Path, p.Transport, p.Addr)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// portMapLine says in one line what the router forwards to the node.
+func portMapLine(pm api.PortMapStatus) string {
+	router := "router " + pm.Router
+	if pm.Router == "" {
+		router = "no default route"
+	}
+	switch {
+	case !pm.Enabled:
+		return "off"
+	case len(pm.Mapped) > 0:
+		ext := make([]string, len(pm.Mapped))
+		for i, m := range pm.Mapped {
+			ext[i] = m.External
+		}
+		return router + ", port mapped: " + strings.Join(ext, ", ")
+	case pm.RouterFound:
+		return router + " answered, no port mapped (yet)"
+	}
+	return router + ", no port mapping (no UPnP or NAT-PMP answer yet)"
 }
