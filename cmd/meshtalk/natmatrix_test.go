@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -264,7 +265,9 @@ func relayedFriendCode(t testing.TB, env []string, ns, home string) string {
 // one (0: none), with their paths.
 func pingUntilDirectPath(t testing.TB, env, prefix []string, home, code string, giveUp time.Duration) (first time.Duration, firstPath string, direct time.Duration, directPath string) {
 	t.Helper()
-	args := append(slices.Clone(prefix), binary, "ping", "--home", home, "--count", "1000", "--interval", "100ms", "--timeout", "20s", code)
+	// A ping every 50 ms, for as long as giveUp allows.
+	count := strconv.Itoa(int(giveUp/(50*time.Millisecond)) + 1)
+	args := append(slices.Clone(prefix), binary, "ping", "--home", home, "--count", count, "--interval", "50ms", "--timeout", "20s", code)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = env
 	out, err := cmd.StdoutPipe()
