@@ -37,12 +37,9 @@ func newGroupCreateCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.CreateGroupRequest{Name: args[0]}
-			if avatar != "" {
-				b, err := readLimited(avatar, api.MaxImageInput)
-				if err != nil {
-					return err
-				}
-				req.Avatar = b
+			var err error
+			if req.Avatar, err = readAvatar(avatar); err != nil {
+				return err
 			}
 			c, err := g.client(cmd.Context())
 			if err != nil {

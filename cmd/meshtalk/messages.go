@@ -82,6 +82,15 @@ func newSendCmd(g *globals) *cobra.Command {
 }
 
 // readLimited reads a file of at most max bytes.
+// readAvatar reads the picture file an --avatar flag names; nil when it
+// names none.
+func readAvatar(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return readLimited(path, api.MaxImageInput)
+}
+
 func readLimited(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -29,12 +29,9 @@ func newProfileSetCmd(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("status") {
 				req.Status = &status
 			}
-			if avatar != "" {
-				b, err := readLimited(avatar, api.MaxImageInput)
-				if err != nil {
-					return err
-				}
-				req.Avatar = b
+			var err error
+			if req.Avatar, err = readAvatar(avatar); err != nil {
+				return err
 			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
