@@ -50,14 +50,21 @@ func TestAuth(t *testing.T) {
 		name, auth, origin string
 		status             int
 		code               string
+		host               string // "": the API's own address
 	}{
-		{"no token", "", "", 401, api.CodeUnauthorized},
-		{"wrong token", "Bearer nope", "", 401, api.CodeUnauthorized},
-		{"not bearer", "Basic " + srv.Token(), "", 401, api.CodeUnauthorized},
-		{"foreign origin", "Bearer " + srv.Token(), "https://evil.example", 403, api.CodeForbiddenOrigin},
-		{"foreign origin same port", "Bearer " + srv.Token(), "http://evil.example:" + port, 403, api.CodeForbiddenOrigin},
-		{"own origin", "Bearer " + srv.Token(), "http://127.0.0.1:" + port, 200, ""},
-		{"no origin (CLI)", "Bearer " + srv.Token(), "", 200, ""},
+		{"no token", "", "", 401, api.CodeUnauthorized, ""},
+		{"wrong token", "Bearer nope", "", 401, api.CodeUnauthorized, ""},
+		{"not bearer", "Basic " + srv.Token(), "", 401, api.CodeUnauthorized, ""},
+		{"foreign origin", "Bearer " + srv.Token(), "https://evil.example", 403, api.CodeForbiddenOrigin, ""},
+		{"foreign origin same port", "Bearer " + srv.Token(), "http://evil.example:" + port, 403, api.CodeForbiddenOrigin, ""},
+		{"own origin", "Bearer " + srv.Token(), "http://127.0.0.1:" + port, 200, "", ""},
+		{"no origin (CLI)", "Bearer " + srv.Token(), "", 200, "", ""},
+		{"localhost host", "Bearer " + srv.Token(), "", 200, "", "localhost:" + port},
+		// DNS rebinding: a name of the attacker's that resolves to
+		// 127.0.0.1 reaches the port with its own Host.
+		{"foreign host", "Bearer " + srv.Token(), "", 403, api.CodeForbiddenHost, "evil.example:" + port},
+		{"foreign host, own origin", "Bearer " + srv.Token(), "http://127.0.0.1:" + port, 403, api.CodeForbiddenHost, "evil.example:" + port},
+		{"own host, other port", "Bearer " + srv.Token(), "", 403, api.CodeForbiddenHost, "127.0.0.1:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.URL()+"/api/v1/status", nil)
@@ -66,6 +73,9 @@ func TestAuth(t *testing.T) {
 			}
 			if tc.origin != "" {
 				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.host != "" {
+				req.Host = tc.host
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -124,13 +124,20 @@ func (s *Server) routes() http.Handler {
 	return s.authorize(mux)
 }
 
-// authorize lets a request through only with the bearer token and, when a
+// authorize lets a request through only with the bearer token, only when
+// it names the API's own loopback address as its Host, and, when a
 // browser sends an Origin, only from the API's own origin: a page on any
-// other site must not drive the node (CSRF, DNS rebinding).
+// other site must not drive the node (CSRF; DNS rebinding, where a name of
+// the attacker's resolves to 127.0.0.1 and the browser sends that name as
+// the Host).
 func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.handlers.Add(1)
 		defer s.handlers.Done()
+		if !s.ownHost(r.Host) {
+			writeError(w, http.StatusForbidden, CodeForbiddenHost, "requests for host "+r.Host+" are not allowed; use http://"+s.Addr())
+			return
+		}
 		if origin := r.Header.Get("Origin"); origin != "" && !s.ownOrigin(origin) {
 			writeError(w, http.StatusForbidden, CodeForbiddenOrigin, "requests from origin "+origin+" are not allowed")
 			return
@@ -149,13 +156,18 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 	})
 }
 
+// ownOrigin reports whether origin is one of the API's own.
 func (s *Server) ownOrigin(origin string) bool {
+	host, ok := strings.CutPrefix(origin, "http://")
+	return ok && s.ownHost(host)
+}
+
+// ownHost reports whether host (HOST:PORT, as a Host header has it) names
+// the API's own loopback address: the one it listens on, or its port on
+// 127.0.0.1, localhost or [::1].
+func (s *Server) ownHost(host string) bool {
 	_, port, _ := net.SplitHostPort(s.Addr())
-	return slices.Contains([]string{
-		"http://127.0.0.1:" + port,
-		"http://localhost:" + port,
-		"http://[::1]:" + port,
-	}, origin)
+	return slices.Contains([]string{s.Addr(), "127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port}, host)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

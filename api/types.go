@@ -13,6 +13,7 @@ import (
 const (
 	CodeUnauthorized    = "unauthorized"
 	CodeForbiddenOrigin = "forbidden_origin"
+	CodeForbiddenHost   = "forbidden_host"
 	CodeNotFound        = "not_found"
 	CodeBadRequest      = "bad_request"
 	CodeInternal        = "internal"
