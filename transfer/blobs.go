@@ -156,14 +156,17 @@ func chunkSizeFor(size int64) uint32 {
 const compactChunks = 4096
 
 // SafeName turns a name from a peer into a plain file name: no path
-// separators, no "." or "..", no control characters, at most MaxNameBytes
-// bytes, never empty.
+// separators, no "." or "..", no control characters, no format characters
+// (which reorder or hide what a name shows: U+202E turns
+// "invoice\u202efdp.exe" into "invoiceexe.pdf" on screen), at most
+// MaxNameBytes bytes, never empty. A manifest whose name SafeName would
+// change is malformed.
 func SafeName(name string) string {
 	name = strings.Map(func(r rune) rune {
 		switch {
 		case r == '/' || r == '\\' || r == 0:
 			return '_'
-		case unicode.IsControl(r):
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
 			return -1
 		}
 		return r

@@ -275,6 +275,11 @@ func TestSafeName(t *testing.T) {
 		"a\x00b\nc\x1b[31m":   "a_bc[31m",
 		`C:\Windows\evil.exe`: "C:_Windows_evil.exe",
 		".bashrc":             "bashrc",
+		// Format characters reorder or hide what is shown: U+202E makes
+		// "invoice\u202efdp.exe" read as "invoiceexe.pdf".
+		"invoice\u202efdp.exe": "invoicefdp.exe",
+		"a\u200bb\ufeff.txt":   "ab.txt",
+		"\u2066x\u2069.sh":     "x.sh",
 	} {
 		if got := transfer.SafeName(in); got != want {
 			t.Errorf("SafeName(%q) = %q, want %q", in, got, want)
