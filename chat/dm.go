@@ -679,7 +679,7 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 }
 
 // acked records delivered messages: out of the outbox, which is what
-// makes them delivered in the history (withState). Losing this write to a
+// makes them delivered in the history (history.Store.WithState). Losing this write to a
 // crash only means a resend, which the peer acks again without storing
 // twice.
 func (s *Service) acked(p peer.ID, msgs []*wireMessage) {
@@ -691,7 +691,7 @@ func (s *Service) acked(p peer.ID, msgs []*wireMessage) {
 // settle takes messages to p out of the outbox, delivered or failed, in
 // one batch, and announces each change (receipts have no state). A
 // delivered message is one out of the outbox in no other state: the
-// delete records it (withState); a failed one also gets its reason.
+// delete records it (history.Store.WithState); a failed one also gets its reason.
 func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
@@ -722,21 +722,6 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 	for _, id := range changed {
 		s.publish(EventMessageState, StateEvent{ID: id, PeerID: p, State: state})
 	}
-}
-
-// withState puts the current state into a message read from its record.
-func (s *Service) withState(ctx context.Context, m *Message) *Message {
-	if ok, _ := s.ds.Has(ctx, history.ReadKey(m.ID)); ok {
-		m.State = MsgRead
-	} else if v, err := s.ds.Get(ctx, history.StateKey(m.ID)); err == nil {
-		m.State, m.Error, _ = strings.Cut(string(v), ":")
-	} else if m.State == MsgQueued && m.Outgoing && m.Group == "" {
-		// Out of the outbox, without another state: acked (settle).
-		if ok, err := s.ds.Has(ctx, outboxKey(s.peerString(m.To), m.HLC, m.ID)); err == nil && !ok {
-			m.State = MsgDelivered
-		}
-	}
-	return m
 }
 
 // handleDM receives direct messages: each is stored durably before it is

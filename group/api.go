@@ -428,15 +428,12 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	if err := b.Put(ctx, groupEnvKey(g.id, gs.peerString(gs.self), seq), raw); err != nil {
 		return nil, nil, err
 	}
-	if err := b.Put(ctx, history.IDKey(m.ID), []byte(history.MsgLoc(history.GroupConv(g.id), m.HLC))); err != nil {
-		return nil, nil, err
-	}
 	if headRecordDue(held, head) {
 		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, gs.peerString(gs.self)), head); err != nil {
 			return nil, nil, err
 		}
 	}
-	if err := gs.hist.PutRecord(ctx, b, m); err != nil {
+	if err := gs.hist.Put(ctx, b, m); err != nil {
 		return nil, nil, err
 	}
 	if err := b.Commit(ctx); err != nil {

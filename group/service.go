@@ -753,10 +753,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 		// open checked the ID, derived from (group, author, seq): no other
 		// message can have it, and the head says this one is new.
 		m := groupMessage(g.id, it.env.Author, gs.self, it.w)
-		if err := gs.hist.PutRecord(ctx, b, m); err != nil {
-			return err
-		}
-		if err := b.Put(ctx, history.IDKey(m.ID), []byte(history.MsgLoc(history.GroupConv(g.id), m.HLC))); err != nil {
+		if err := gs.hist.Put(ctx, b, m); err != nil {
 			return err
 		}
 		fresh = append(fresh, m)
