@@ -95,9 +95,10 @@ func relayFailure(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, known := range []error{relay.ErrNotFound, relay.ErrNameTaken, relay.ErrQuota, relay.ErrBadName,
-		relay.ErrBadInvite, relay.ErrClosed, relay.ErrBadRequest, relay.ErrNotRegistered, relay.ErrTooLarge,
-		relay.ErrNoRelay, relay.ErrNotLoggedIn, discovery.ErrBadPeer, ErrBadRequest, ErrNoAccounts} {
+	// The accounts' errors above, by their names here.
+	for _, known := range []error{ErrNoSuchUser, ErrNameTaken, ErrQuota, ErrBadName, ErrBadRelayInvite,
+		ErrRegistrationClosed, ErrRelayBadRequest, ErrNotRegistered, ErrTooLarge, ErrNoRelay, ErrNotLoggedIn,
+		ErrBadPeer, ErrBadRequest, ErrNoAccounts} {
 		if errors.Is(err, known) {
 			return err
 		}

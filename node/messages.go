@@ -83,7 +83,7 @@ func (n *Node) SendMessage(ctx context.Context, to string, d Draft) (*Message, e
 	}
 	draft := chat.Draft{Text: d.Text, Face: d.Face, Picture: d.Picture, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
 	if d.Picture != nil {
-		orig, err := n.xfer.ImportBytes(pictureName(d.Picture), d.Picture)
+		orig, err := n.importFile("", d.Picture)
 		if err != nil {
 			return nil, err
 		}
@@ -199,11 +199,7 @@ func (n *Node) MarkRead(ctx context.Context, with string) (*ReadResult, error) {
 // store; a file that cannot be read is a bad request.
 func (n *Node) importFile(path string, picture []byte) (*transfer.Manifest, error) {
 	if picture != nil {
-		m, err := n.xfer.ImportBytes(pictureName(picture), picture)
-		if err != nil {
-			return nil, badRequest(err)
-		}
-		return m, nil
+		return n.xfer.ImportBytes(pictureName(picture), picture)
 	}
 	m, err := n.xfer.Import(path, "")
 	if err != nil {

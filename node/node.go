@@ -298,10 +298,11 @@ func (n *Node) forwardEvent(e any) {
 }
 
 // autoFetch starts fetching a received picture's original when it is
-// small enough ([files] picture_auto_fetch_mib).
+// small enough ([files] picture_auto_fetch_mib); never one this node sent
+// (its own group messages are events too).
 func (n *Node) autoFetch(m *chat.Message) {
 	limit := uint64(n.cfg.Files.PictureAutoFetchMiB) << 20
-	if m.Kind != chat.KindPicture || m.File == nil || m.File.Size > limit || n.xfer == nil {
+	if m.Outgoing || m.Kind != chat.KindPicture || m.File == nil || m.File.Size > limit || n.xfer == nil {
 		return
 	}
 	manifest, err := transfer.DecodeManifest(m.Manifest)

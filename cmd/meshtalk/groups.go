@@ -249,12 +249,9 @@ func newGroupRenameCmd(g *globals) *cobra.Command {
 				newName = args[1]
 				req.Name = &newName
 			}
-			if newAvatar != "" {
-				b, err := readLimited(newAvatar, api.MaxImageInput)
-				if err != nil {
-					return err
-				}
-				req.Avatar = b
+			var err error
+			if req.Avatar, err = readAvatar(newAvatar); err != nil {
+				return err
 			}
 			if req.Name == nil && req.Avatar == nil {
 				return fmt.Errorf("nothing to change: give NAME or --avatar PATH")

@@ -81,7 +81,6 @@ func newSendCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// readLimited reads a file of at most max bytes.
 // readAvatar reads the picture file an --avatar flag names; nil when it
 // names none.
 func readAvatar(path string) ([]byte, error) {
@@ -91,6 +90,7 @@ func readAvatar(path string) ([]byte, error) {
 	return readLimited(path, api.MaxImageInput)
 }
 
+// readLimited reads a file of at most max bytes.
 func readLimited(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
