@@ -53,24 +53,9 @@ func JoinGroup(t testing.TB, nodes []*node.Node, name string) string {
 // peers, so that gossip reaches everyone.
 func WaitMembers(t testing.TB, nodes []*node.Node, gid string, want int) {
 	t.Helper()
-	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, n := range nodes {
-		ch := Events(t, n)
-		for {
-			ms, err := n.GroupService().Members(ctx, gid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(ms) == want {
-				break
-			}
-			select {
-			case <-ch:
-			case <-time.After(time.Until(deadline)):
-				t.Fatalf("%s sees %d members, want %d", n.ID(), len(ms), want)
-			}
-		}
+		waitMembersOf(t, n, gid, want, deadline)
 	}
 	// Everyone connected to everyone: the keepers dial the members.
 	for _, a := range nodes {
@@ -78,6 +63,34 @@ func WaitMembers(t testing.TB, nodes []*node.Node, gid string, want int) {
 			if a != b && !a.Chat().Online(b.ID()) {
 				Connect(t, a, b)
 			}
+		}
+	}
+}
+
+// waitMembersOf waits until n sees want members, looking again at each of
+// its events; its subscription ends with the wait.
+func waitMembersOf(t testing.TB, n *node.Node, gid string, want int, deadline time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	ch, cancel := n.Events().Subscribe(8192)
+	defer cancel()
+	timeout := time.After(time.Until(deadline))
+	for {
+		members, err := n.GroupService().Members(ctx, gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(members) == want {
+			return
+		}
+		select {
+		case _, ok := <-ch:
+			if !ok { // cut off for falling behind: a fresh subscription
+				ch, cancel = n.Events().Subscribe(8192)
+				defer cancel()
+			}
+		case <-timeout:
+			t.Fatalf("%s sees %d members, want %d", n.ID(), len(members), want)
 		}
 	}
 }
@@ -103,7 +116,7 @@ type GroupWatch struct {
 // it sends) until the test ends.
 func WatchGroup(t testing.TB, n *node.Node, gid string) *GroupWatch {
 	ch, cancel := n.Events().Subscribe(1 << 16)
-	w := &GroupWatch{gid: gid, t: t, n: n, seen: map[string]int{}, count: make(chan struct{}, 1<<16), done: make(chan struct{})}
+	w := &GroupWatch{gid: gid, t: t, n: n, seen: map[string]int{}, count: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for ev := range ch {
@@ -120,7 +133,10 @@ func WatchGroup(t testing.TB, n *node.Node, gid string) *GroupWatch {
 				w.dups.Add(1)
 			}
 			w.mu.Unlock()
-			w.count <- struct{}{}
+			select { // a wake-up: Wait counts seen itself
+			case w.count <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-w.done })
