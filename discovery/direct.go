@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -69,7 +70,7 @@ type EvtPathDirect struct {
 
 // run looks at a peer whenever identify learns its addresses (also when
 // the peer pushes new ones), and at every peer every directSweepEvery,
-// until ctx ends. go starts a dial goroutine.
+// until ctx ends. start starts a dial goroutine.
 func (d *direct) run(ctx context.Context, sub event.Subscription, start func(func()) bool) {
 	defer sub.Close()
 	t := time.NewTicker(directSweepEvery)
@@ -115,7 +116,9 @@ func (d *direct) consider(ctx context.Context, p peer.ID, start func(func()) boo
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.peers) >= maxPunched {
-		clear(d.peers) // state of a backoff, not a record: start over rather than grow
+		// State of a backoff, not a record: start over rather than grow,
+		// but keep the dials running (their goroutines hold their entry).
+		maps.DeleteFunc(d.peers, func(_ peer.ID, t *directTry) bool { return !t.busy })
 	}
 	t := d.peers[p]
 	if t == nil {

@@ -222,9 +222,11 @@ func offeredOver(t testing.TB, a, c *node.Node, src, tr string) *transfer.Manife
 // RssAnon, hence the sampling.
 func watchRssAnon(b *testing.B) func() float64 {
 	var peak atomic.Int64 // KiB
+	// Sampled by the ticker and by the report: a sample never lowers the
+	// peak.
 	sample := func() {
-		if kb := rssAnonKiB(); kb > peak.Load() {
-			peak.Store(kb)
+		kb := rssAnonKiB()
+		for old := peak.Load(); kb > old && !peak.CompareAndSwap(old, kb); old = peak.Load() {
 		}
 	}
 	sample()

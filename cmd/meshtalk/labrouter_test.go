@@ -387,11 +387,13 @@ func (r *labRouter) handleSOAP(w http.ResponseWriter, req *http.Request) {
 		if action == "DeletePortMapping" {
 			lease, client = 0, r.lan // only the protocol and external port count
 		}
-		if ext <= 0 || ext > 65535 || client == nil {
+		proto := strings.ToLower(args["NewProtocol"])
+		if ext <= 0 || ext > 65535 || client == nil || proto != "tcp" && proto != "udp" ||
+			action == "AddPortMapping" && (internal <= 0 || internal > 65535) {
 			http.Error(w, "bad mapping", http.StatusInternalServerError)
 			return
 		}
-		if err := r.mapPort(strings.ToLower(args["NewProtocol"]), client, uint16(internal), uint16(ext), lease); err != nil {
+		if err := r.mapPort(proto, client, uint16(internal), uint16(ext), lease); err != nil {
 			fmt.Fprintln(os.Stderr, "UPnP:", err)
 			http.Error(w, "mapping failed", http.StatusInternalServerError)
 			return

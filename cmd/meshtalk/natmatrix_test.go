@@ -258,7 +258,7 @@ func relayedFriendCode(t testing.TB, env []string, ns, home string) string {
 	return code
 }
 
-// pingUntilDirectPath pings code from inside a namespace, 10 a second,
+// pingUntilDirectPath pings code from inside a namespace, 20 a second,
 // until a round trip takes a direct path (direct or hole-punched) or
 // giveUp passes. It returns the times, from the start of the ping
 // command, of the first round trip on any path and of the first direct
@@ -307,10 +307,11 @@ func pingUntilDirectPath(t testing.TB, env, prefix []string, home, code string, 
 				return
 			}
 			_, path, found := strings.Cut(line, " path=")
-			if !found || !strings.Contains(line, " rtt=") {
+			fields := strings.Fields(path)
+			if !found || len(fields) == 0 || !strings.Contains(line, " rtt=") {
 				continue
 			}
-			path = strings.Fields(path)[0] // "relayed via <relay ID>": the kind will do
+			path = fields[0] // "relayed via <relay ID>": the kind will do
 			if first == 0 {
 				first, firstPath = time.Since(start), path
 			}

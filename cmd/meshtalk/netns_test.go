@@ -222,9 +222,12 @@ func TestHolePunchThroughNAT(t *testing.T) {
 // ping command (0: never).
 func pingUntilDirect(t testing.TB, env, prefix []string, home, code string) (relayed, direct time.Duration) {
 	t.Helper()
-	relayed, _, direct, _ = pingUntilDirectPath(t, env, prefix, home, code, 10*time.Second)
+	relayed, _, direct, path := pingUntilDirectPath(t, env, prefix, home, code, 10*time.Second)
 	if relayed == 0 {
 		t.Logf("ping printed no round trip")
+	}
+	if path != "hole-punched" {
+		return relayed, 0 // direct, but not by the punch this test is about
 	}
 	return relayed, direct
 }
