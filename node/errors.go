@@ -24,6 +24,8 @@ var (
 	ErrNotRelay = errors.New("node: this is a personal node; run operator commands against a relay (meshtalk relay ... --home RELAY_HOME)")
 	// ErrNoFile: no file was offered to this node with that ID.
 	ErrNoFile = errors.New("node: no file offered with that ID (see `meshtalk file list`)")
+	// ErrOwnFile: a download of a file this node sent.
+	ErrOwnFile = errors.New("node: this node sent that file; it has it already")
 	// ErrBadRequest is wrapped by the errors of a request that cannot be
 	// right as it is (a missing field, a file that cannot be read, ...).
 	ErrBadRequest = errors.New("node: bad request")

@@ -42,8 +42,12 @@ type File struct {
 	// MessageID is the chat message that offered it.
 	MessageID string  `json:"message_id"`
 	From      peer.ID `json:"from"`
-	To        peer.ID `json:"to"`
-	Outgoing  bool    `json:"outgoing"`
+	// To is the friend it was offered to; empty for a group's file.
+	To peer.ID `json:"to,omitempty"`
+	// Group and GroupName: the group it was offered to.
+	Group     string `json:"group,omitempty"`
+	GroupName string `json:"group_name,omitempty"`
+	Outgoing  bool   `json:"outgoing"`
 	// State: "offered" (sent by this node), "available" (not fetched),
 	// "downloading", "done", "failed".
 	State string `json:"state"`
@@ -119,7 +123,12 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 	}
 	out := make([]File, 0, len(offers))
 	for _, m := range offers {
-		f := File{FileInfo: *m.File, MessageID: m.ID, From: m.From, To: m.To, Outgoing: m.Outgoing, State: "available"}
+		f := File{FileInfo: *m.File, MessageID: m.ID, From: m.From, To: m.To, Group: m.Group, Outgoing: m.Outgoing, State: "available"}
+		if m.Group != "" && n.groups != nil {
+			if gi, err := n.groups.Get(ctx, m.Group); err == nil {
+				f.GroupName = gi.Name
+			}
+		}
 		if m.Outgoing {
 			f.State = "offered"
 		} else if d, ok := byID[m.File.ID]; ok {
@@ -178,10 +187,15 @@ func incomingOffer(ctx context.Context, c *chat.Service, id string) (*chat.Messa
 	if err != nil {
 		return nil, err
 	}
+	sent := false
 	for _, m := range offers {
 		if m.File.ID == id && !m.Outgoing {
 			return m, nil
 		}
+		sent = sent || m.File.ID == id
+	}
+	if sent {
+		return nil, ErrOwnFile
 	}
 	return nil, ErrNoFile
 }

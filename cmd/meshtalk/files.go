@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,8 +70,13 @@ func printFiles(g *globals, files []api.File) error {
 	fmt.Fprintln(tw, "ID\tNAME\tSIZE\tPEER\tSTATE")
 	for _, f := range files {
 		who := "from " + shortPeer(f.From.String())
-		if f.Outgoing {
+		switch {
+		case f.Outgoing && f.Group != "":
+			who = "to group " + cmp.Or(f.GroupName, shortPeer(f.Group))
+		case f.Outgoing:
 			who = "to " + shortPeer(f.To.String())
+		case f.Group != "":
+			who += " in " + cmp.Or(f.GroupName, shortPeer(f.Group))
 		}
 		state := f.State
 		if f.State == "downloading" && f.Size > 0 {

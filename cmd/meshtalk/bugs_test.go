@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+)
+
+// groupOfTwo makes homeA's node and homeB's friends and homeA's node the
+// admin of a group that homeB's node is a member of; it answers the
+// group's ID once both list both members.
+func groupOfTwo(t testing.TB, env []string, homeA, homeB, name string) string {
+	t.Helper()
+	befriendCLI(t, env, homeA, homeB)
+	var g struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, homeA, "group", "create", name, "--json")), &g)
+	var idB struct {
+		PeerID string `json:"peer_id"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, homeB, "id", "--json")), &idB)
+	mustRun(t, env, homeA, "group", "add", g.ID, idB.PeerID)
+	waitMembers(t, env, homeB, g.ID, 2)
+	waitMembers(t, env, homeA, g.ID, 2)
+	return g.ID
+}
+
+func waitMembers(t testing.TB, env []string, home, group string, n int) {
+	t.Helper()
+	nodetest.Eventually(t, 30*time.Second, "members listed", func() bool {
+		out, _, code := meshtalk(t, env, "group", "members", group, "--json", "--home", home)
+		var list []map[string]any
+		json.Unmarshal([]byte(out), &list)
+		return code == 0 && len(list) == n
+	})
+}
+
+// TestGroupFileListAndGet: a file sent to a group is listed on the
+// sender's and the member's node, and the member fetches it (issue 21,
+// bug 1: the CLI could not decode a group offer's empty peer ID).
+func TestGroupFileListAndGet(t *testing.T) {
+	env := cleanEnv()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
+	startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	gid := groupOfTwo(t, env, homeA, homeB, "Files club")
+
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(src, []byte("chapter one"), 0o600)
+	mustRun(t, env, homeA, "group", "send", gid, "--file", src, "read this")
+	var files []map[string]any
+	nodetest.Eventually(t, 30*time.Second, "the member lists the offer", func() bool {
+		out, errOut, code := meshtalk(t, env, "file", "list", "--json", "--home", homeB)
+		if code != 0 {
+			t.Fatalf("file list on the member: %s", errOut)
+		}
+		json.Unmarshal([]byte(out), &files)
+		return len(files) == 1
+	})
+	if files[0]["group"] != gid || files[0]["state"] != "available" {
+		t.Fatalf("member's list: %v", files)
+	}
+	if out := mustRun(t, env, homeA, "file", "list"); !strings.Contains(out, "notes.txt") || !strings.Contains(out, "Files club") {
+		t.Fatalf("sender's file list:\n%s", out)
+	}
+	if out := mustRun(t, env, homeB, "file", "list"); !strings.Contains(out, "notes.txt") {
+		t.Fatalf("member's file list:\n%s", out)
+	}
+	out := t.TempDir()
+	got := strings.TrimSpace(mustRun(t, env, homeB, "file", "get", files[0]["id"].(string)[:12], "--out", out))
+	if b, err := os.ReadFile(got); err != nil || string(b) != "chapter one" {
+		t.Fatalf("fetched %q: %v %q", got, err, b)
+	}
+	// The sender has nothing to fetch: a clear answer, not a decoding error.
+	_, errOut, code := meshtalk(t, env, "file", "get", files[0]["id"].(string)[:12], "--out", out, "--home", homeA)
+	if code == 0 || strings.Contains(errOut, "peer ID") || !strings.Contains(errOut, "sent") {
+		t.Fatalf("file get on the sender: exit %d: %s", code, errOut)
+	}
+}
