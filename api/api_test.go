@@ -227,6 +227,11 @@ func TestChatEndpointErrors(t *testing.T) {
 		{"POST", "/api/v1/friends/" + n.ID().String() + "/explode", nil, 404, api.CodeNotFound},
 		{"PUT", "/api/v1/profile", map[string]any{"avatar": []byte("not an image")}, 400, api.CodeBadRequest},
 		{"GET", "/api/v1/search", nil, 400, api.CodeBadRequest},
+		// Out-of-range limits are refused, not quietly changed.
+		{"GET", "/api/v1/history?with=" + n.ID().String() + "&limit=0", nil, 400, api.CodeBadRequest},
+		{"GET", "/api/v1/history?with=" + n.ID().String() + "&limit=-5", nil, 400, api.CodeBadRequest},
+		{"GET", "/api/v1/history?with=" + n.ID().String() + "&limit=100000", nil, 400, api.CodeBadRequest},
+		{"GET", "/api/v1/search?q=a&limit=1001", nil, 400, api.CodeBadRequest},
 	} {
 		err := c.Call(ctx, tc.method, tc.path, tc.body, nil)
 		if !errors.As(err, &aerr) || aerr.Status != tc.status || aerr.Code != tc.code {

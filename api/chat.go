@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/meshtalk/meshtalk/node"
@@ -132,14 +133,20 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, _ := strconv.Atoi(q.Get("limit"))
+	limit, ok := queryLimit(w, q)
+	if !ok {
+		return
+	}
 	page, err := s.node.History(r.Context(), q.Get("with"), q.Get("before"), limit)
 	reply(w, page, err)
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, _ := strconv.Atoi(q.Get("limit"))
+	limit, ok := queryLimit(w, q)
+	if !ok {
+		return
+	}
 	msgs, err := s.node.Search(r.Context(), q.Get("q"), q.Get("with"), limit)
 	reply(w, msgs, err)
 }
@@ -163,4 +170,19 @@ func (s *Server) handleAvatar(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", a.Type)
 	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
 	w.Write(a.Data)
+}
+
+// queryLimit decodes the limit parameter of history and search: absent
+// is 0 (the node's default); present, it is 1 to node.MaxLimit.
+func queryLimit(w http.ResponseWriter, q url.Values) (int, bool) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, true
+	}
+	limit, err := strconv.Atoi(v)
+	if err != nil || limit < 1 || limit > node.MaxLimit {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("limit %q is out of range: give 1 to %d", v, node.MaxLimit))
+		return 0, false
+	}
+	return limit, true
 }

@@ -119,6 +119,8 @@ const (
 	PathHolePunched = node.PathHolePunched
 	PathRelayed     = node.PathRelayed
 
+	// MaxLimit is the most messages a history page or a search answers.
+	MaxLimit = node.MaxLimit
 	// MaxImageInput is the largest picture or avatar file.
 	MaxImageInput = node.MaxImageInput
 	// DefaultInviteValidity is how long a group invite is valid unless

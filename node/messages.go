@@ -126,11 +126,26 @@ func (n *Node) resolveConv(ctx context.Context, name string) (conversation, erro
 	return conversation{}, fmt.Errorf("%w (nor a group)", err)
 }
 
+// MaxLimit is the most messages a history page or a search answers.
+const MaxLimit = 1000
+
+// checkLimit refuses a limit out of range; 0 means the default.
+func checkLimit(limit int) error {
+	if limit < 0 || limit > MaxLimit {
+		return badRequest(fmt.Errorf("node: limit %d is out of range: give 1 to %d", limit, MaxLimit))
+	}
+	return nil
+}
+
 // History is a page of the conversation with a friend or a group: up to
-// limit messages (0: 50) older than the message before ("": the newest).
+// limit messages (0: 50; at most MaxLimit) older than the message before
+// ("": the newest).
 func (n *Node) History(ctx context.Context, with, before string, limit int) (*HistoryPage, error) {
 	c, err := n.chatService()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
 	conv, err := n.resolveConv(ctx, with)
@@ -153,6 +168,9 @@ func (n *Node) Search(ctx context.Context, text, with string, limit int) ([]*Mes
 	}
 	if text == "" {
 		return nil, badRequest(errors.New("node: search needs q=TEXT"))
+	}
+	if err := checkLimit(limit); err != nil {
+		return nil, err
 	}
 	var conv conversation
 	if with != "" {

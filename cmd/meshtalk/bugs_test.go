@@ -83,3 +83,17 @@ func TestGroupFileListAndGet(t *testing.T) {
 		t.Fatalf("file get on the sender: exit %d: %s", code, errOut)
 	}
 }
+
+// TestLimitOutOfRange: history's --limit out of 1 to 1000 is an error
+// that names the range (issue 21, bug 7: it was quietly 50).
+func TestLimitOutOfRange(t *testing.T) {
+	env := cleanEnv()
+	home := t.TempDir()
+	n := startNode(t, env, append([]string{"--home", home}, testListen...)...)
+	for _, limit := range []string{"100000", "0", "-5", "1001"} {
+		_, errOut, code := meshtalk(t, env, "history", n.ready["peer_id"], "--limit", limit, "--home", home)
+		if code == 0 || !strings.Contains(errOut, "1 to 1000") {
+			t.Errorf("--limit %s: exit %d: %s", limit, code, errOut)
+		}
+	}
+}

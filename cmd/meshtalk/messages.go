@@ -116,6 +116,9 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Show a conversation, a page at a time (marks it read)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 || limit > api.MaxLimit {
+				return fmt.Errorf("--limit %d is out of range: give 1 to %d", limit, api.MaxLimit)
+			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
 				return err

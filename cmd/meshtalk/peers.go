@@ -64,7 +64,7 @@ func newPingCmd(g *globals) *cobra.Command {
 			if err := api.CheckPeer(args[0]); err != nil {
 				return err
 			}
-			if count < 1 {
+			if count < 1 || count > 1000 {
 				return fmt.Errorf("--count must be between 1 and 1000")
 			}
 			c, err := g.client(cmd.Context())
