@@ -40,6 +40,23 @@ const (
 // ErrBadFriendCode is wrapped by every friend-code decoding error.
 var ErrBadFriendCode = errors.New("discovery: not a valid friend code")
 
+// errFriendCodeTypo is the error of a code that fails its base32 or its
+// checksum: what a mistyped, cut or pasted-wrong code does.
+var errFriendCodeTypo = fmt.Errorf("%w (a character is wrong or missing)", ErrBadFriendCode)
+
+// minFriendCodeLen is shorter than any friend code (prefix, version, the
+// shortest peer ID, no address, check) and longer than any username, so
+// that a word of the prefix and this length is meant as a friend code.
+const minFriendCodeLen = 40
+
+// LooksLikeFriendCode says whether s is meant as a friend code (its
+// prefix and a friend code's length), valid or not: a word that does
+// and fails to decode is a mistyped code, not a username.
+func LooksLikeFriendCode(s string) bool {
+	s = strings.TrimSpace(s)
+	return len(s) >= minFriendCodeLen && strings.HasPrefix(strings.ToLower(s), friendCodePrefix)
+}
+
 var friendCodeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // EncodeFriendCode returns the friend code of a peer and addresses. It
@@ -97,15 +114,12 @@ func DecodeFriendCode(code string) (peer.AddrInfo, error) {
 		return peer.AddrInfo{}, fmt.Errorf("%w: it does not start with %q", ErrBadFriendCode, friendCodePrefix)
 	}
 	b, err := friendCodeEncoding.DecodeString(strings.ToUpper(code[len(friendCodePrefix):]))
-	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("%w: %v", ErrBadFriendCode, err)
-	}
-	if len(b) < 1+4 {
-		return peer.AddrInfo{}, fmt.Errorf("%w: too short", ErrBadFriendCode)
+	if err != nil || len(b) < 1+4 {
+		return peer.AddrInfo{}, errFriendCodeTypo
 	}
 	payload, check := b[:len(b)-4], b[len(b)-4:]
 	if sum := sha256.Sum256(payload); string(sum[:4]) != string(check) {
-		return peer.AddrInfo{}, fmt.Errorf("%w: checksum mismatch (a typo?)", ErrBadFriendCode)
+		return peer.AddrInfo{}, errFriendCodeTypo
 	}
 	if payload[0] != friendCodeVersion {
 		return peer.AddrInfo{}, fmt.Errorf("%w: version %d is not supported; update meshtalk", ErrBadFriendCode, payload[0])

@@ -86,6 +86,10 @@ func (n *Node) AddFriend(ctx context.Context, who, message string) (*Friend, err
 		return nil, err
 	}
 	info, err := discovery.ParsePeer(who)
+	if err != nil && errors.Is(err, discovery.ErrBadFriendCode) && discovery.LooksLikeFriendCode(who) {
+		// Too long for a username: a mistyped code, never a name to look up.
+		return nil, err
+	}
 	if err != nil {
 		var lerr error
 		if info, lerr = n.lookupFriend(ctx, who); lerr != nil {

@@ -97,3 +97,32 @@ func TestLimitOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestMistypedFriendCode: a friend code with a character wrong or
+// missing is reported as such, on a node with a relay (it was "bad name")
+// and on one without (it was "no relay available") (issue 21, bug 6).
+func TestMistypedFriendCode(t *testing.T) {
+	env := cleanEnv()
+	relayHome, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
+	r := startRelayIn(t, env, nil, append([]string{"--home", relayHome}, relayListen...)...)
+	startNode(t, env, append([]string{"--home", homeA, "--relay", relayAddrOf(r)}, testListen...)...)
+	startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	code := func(home string) string {
+		var id struct {
+			FriendCode string `json:"friend_code"`
+		}
+		json.Unmarshal([]byte(mustRun(t, env, home, "id", "--json")), &id)
+		return id.FriendCode
+	}
+	for _, tc := range []struct{ home, code string }{{homeA, code(homeB)}, {homeB, code(homeA)}} {
+		i := len(tc.code) / 2
+		swapped := []byte(tc.code)
+		swapped[i] = map[bool]byte{true: 'b', false: 'a'}[swapped[i] == 'a']
+		for _, bad := range []string{string(swapped), tc.code[:i] + tc.code[i+1:]} {
+			_, errOut, exit := meshtalk(t, env, "friend", "add", bad, "--home", tc.home)
+			if exit == 0 || !strings.Contains(errOut, "not a valid friend code (a character is wrong or missing)") {
+				t.Errorf("friend add %s: exit %d: %s", bad, exit, errOut)
+			}
+		}
+	}
+}
