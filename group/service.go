@@ -994,7 +994,11 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (
 		}
 	}
 	for _, o := range applied {
-		if (o.Kind == OpRemove && o.Target == gs.self) || (o.Kind == OpLeave && o.Actor == gs.self) {
+		switch {
+		case o.Kind == OpAdd && o.Target == gs.self:
+			// Added again after it left or was removed: a member again.
+			next.Status = StatusMember
+		case (o.Kind == OpRemove && o.Target == gs.self) || (o.Kind == OpLeave && o.Actor == gs.self):
 			next.Status = StatusRemoved
 			if o.Kind == OpLeave {
 				next.Status = StatusLeft
@@ -1062,6 +1066,13 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		gs.run.Go(func() {
 			gs.unsubscribe(g)
 		})
+	} else if slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
+		// Back in after a leave or a removal: the topic and the members
+		// again.
+		gs.keepMembers(st)
+		if err := gs.subscribe(g); err != nil {
+			gs.log.Warn("rejoin a group's topic", "group", g.id, "err", err)
+		}
 	}
 	if st.Keys[st.Epoch] == nil && st.Status == StatusMember && len(applied) > 0 {
 		gs.wantPull(g.id, applied[len(applied)-1].Actor, 0)

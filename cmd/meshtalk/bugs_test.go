@@ -126,3 +126,27 @@ func TestMistypedFriendCode(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupAddAfterLeave: a member that left and is added again is a
+// full member on its own node too: it sends, and the admin gets it
+// (issue 21, bug 3: it stayed "left" and group send refused).
+func TestGroupAddAfterLeave(t *testing.T) {
+	env := cleanEnv()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
+	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	gid := groupOfTwo(t, env, homeA, homeB, "Comeback")
+	mustRun(t, env, homeB, "group", "leave", gid)
+	waitMembers(t, env, homeA, gid, 1)
+	mustRun(t, env, homeA, "group", "add", gid, b.ready["peer_id"])
+	nodetest.Eventually(t, 30*time.Second, "b is a member again on its own node", func() bool {
+		var g map[string]any
+		json.Unmarshal([]byte(mustRun(t, env, homeB, "group", "list", "--json")), &[]any{&g})
+		return g["status"] == "member"
+	})
+	waitMembers(t, env, homeB, gid, 2)
+	mustRun(t, env, homeB, "group", "send", gid, "back again")
+	nodetest.Eventually(t, 30*time.Second, "a gets b's message", func() bool {
+		return strings.Contains(mustRun(t, env, homeA, "history", gid), "back again")
+	})
+}

@@ -14,7 +14,7 @@ import (
 func newGroupCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "group", Short: "Groups: create, invite, join, send, members"}
 	cmd.AddCommand(newGroupCreateCmd(g), newGroupInviteCmd(g), newGroupJoinCmd(g),
-		newGroupMemberCmd(g, "add GROUP FRIEND", "Add a friend to a group directly (admins)", (*api.Client).AddGroupMember,
+		newGroupMemberCmd(g, "add GROUP FRIEND", "Add a friend to a group directly (admins); one who left or was removed is a full member again", (*api.Client).AddGroupMember,
 			func(m string, gi *api.GroupInfo) string {
 				return fmt.Sprintf("added %s to %q; they get the group when they are reachable", m, gi.Name)
 			}),
