@@ -290,6 +290,17 @@ func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Con
 	if err != nil {
 		return nil, err
 	}
+	if c.Owe == oweUnfriend && s.connected(p) {
+		// Told now: p's courier may be busy with a stream of messages
+		// for a while. It stays the way for a peer that is not connected
+		// (and for a retry); an unfriend told twice is no harm.
+		ct := *c
+		s.run.Go(func() {
+			if err := s.deliverContact(s.ctx, &ct); err != nil {
+				s.log.Debug("unfriend not told yet", "peer", p, "err", err)
+			}
+		})
+	}
 	s.unkeep(p)
 	s.kick(p)
 	s.publish(EventFriendUpdate, ContactEvent{PeerID: p, State: c.State})

@@ -150,3 +150,34 @@ func TestGroupAddAfterLeave(t *testing.T) {
 		return strings.Contains(mustRun(t, env, homeA, "history", gid), "back again")
 	})
 }
+
+// TestFriendRemoveReachesConnectedFriend: a removal reaches a connected
+// friend at once (issue 21, bug 2: it waited about a minute, and the
+// remover's contact kept "owe": "unfriend"); the removed side's message
+// to the remover then fails with the reason in the plain output.
+func TestFriendRemoveReachesConnectedFriend(t *testing.T) {
+	env := cleanEnv()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	a := startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
+	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	befriendCLI(t, env, homeA, homeB)
+	// Messages both ways first: the couriers are busy as in daily use.
+	mustRun(t, env, homeA, "send", b.ready["peer_id"], "hi")
+	mustRun(t, env, homeB, "send", a.ready["peer_id"], "hello")
+	nodetest.Eventually(t, 30*time.Second, "a gets b's message", func() bool {
+		return strings.Contains(mustRun(t, env, homeA, "history", b.ready["peer_id"]), "hello")
+	})
+	start := time.Now()
+	mustRun(t, env, homeA, "friend", "remove", b.ready["peer_id"])
+	nodetest.Eventually(t, 10*time.Second, "b sees the removal", func() bool {
+		return strings.Contains(mustRun(t, env, homeB, "friend", "list", "--json"), `"state": "removed"`)
+	})
+	nodetest.Eventually(t, 10*time.Second, "a owes nothing", func() bool {
+		return !strings.Contains(mustRun(t, env, homeA, "friend", "list", "--json"), `"owe"`)
+	})
+	t.Logf("removal reached the friend in %v", time.Since(start).Round(time.Millisecond))
+	_, errOut, code := meshtalk(t, env, "send", a.ready["peer_id"], "still there?", "--home", homeB)
+	if code == 0 || !strings.Contains(errOut, "not a friend") {
+		t.Fatalf("a message to who removed you: exit %d: %s", code, errOut)
+	}
+}

@@ -171,7 +171,11 @@ func printMessages(g *globals, msgs []*api.Message) {
 		if m.Outgoing {
 			who = "<me>"
 		}
-		fmt.Fprintf(g.stdout, "%s  %s %s  [%s %s]\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, body, m.State, m.ID)
+		state := m.State
+		if m.Error != "" {
+			state += ": " + m.Error
+		}
+		fmt.Fprintf(g.stdout, "%s  %s %s  [%s %s]\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, body, state, m.ID)
 	}
 }
 
