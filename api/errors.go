@@ -20,7 +20,7 @@ func statusOf(err error) (int, string) {
 	}
 	switch {
 	case is(node.ErrNoChat, node.ErrNoAccounts, node.ErrNotRelay, node.ErrNoFile, node.ErrNotStarted,
-		node.ErrOwnFile,
+		node.ErrOwnFile, node.ErrNoSavedRelay,
 		node.ErrNotContact, node.ErrNoRequest, node.ErrNoMessage, node.ErrNoGroup, node.ErrNoSuchUser):
 		return http.StatusNotFound, CodeNotFound
 	case is(node.ErrNotFriend, node.ErrGroupNotFriend):

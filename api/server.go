@@ -116,6 +116,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/ping", s.handlePing)
 	s.chatRoutes(mux)
 	s.fileRoutes(mux)
+	s.savedRelayRoutes(mux)
 	s.relayRoutes(mux)
 	s.groupRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

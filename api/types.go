@@ -98,6 +98,8 @@ type (
 	RelayUser = node.RelayUser
 	// RelayStats is the answer of GET /api/v1/relay/stats.
 	RelayStats = node.RelayStats
+	// SavedRelay is one relay of GET /api/v1/relays.
+	SavedRelay = node.SavedRelay
 	// RelayInvite is the answer of POST /api/v1/relay/invites.
 	RelayInvite = node.RelayInvite
 )

@@ -54,7 +54,10 @@ func newReservations(h host.Host, relays []peer.AddrInfo, log *slog.Logger) (*re
 
 // disconnected wakes the loop of a relay whose last connection closed.
 func (r *reservations) disconnected(p peer.ID) {
-	if ch, ok := r.lost[p]; ok && r.h.Network().Connectedness(p) != network.Connected {
+	r.mu.Lock()
+	ch, ok := r.lost[p]
+	r.mu.Unlock()
+	if ok && r.h.Network().Connectedness(p) != network.Connected {
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -68,6 +71,9 @@ func (r *reservations) hold(ctx context.Context, relay peer.AddrInfo) {
 	for _, a := range relay.Addrs {
 		circuits = append(circuits, a.Encapsulate(ma.StringCast("/p2p/"+relay.ID.String()+"/p2p-circuit")))
 	}
+	r.mu.Lock()
+	lost := r.lost[relay.ID]
+	r.mu.Unlock()
 	bo := newBackoff()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -82,7 +88,7 @@ func (r *reservations) hold(ctx context.Context, relay peer.AddrInfo) {
 			// A loss signalled by the connection that just failed must not
 			// cut the backoff short.
 			select {
-			case <-r.lost[relay.ID]:
+			case <-lost:
 			default:
 			}
 			wait = bo.next()
@@ -98,7 +104,7 @@ func (r *reservations) hold(ctx context.Context, relay peer.AddrInfo) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.lost[relay.ID]:
+		case <-lost:
 			if err != nil {
 				// No reservation to lose: keep to the backoff.
 				select {
@@ -125,6 +131,10 @@ func (r *reservations) set(relay peer.ID, addrs []ma.Multiaddr, rsvp *client.Res
 		r.held[relay] = rsvp
 		r.addrs[relay] = addrs
 	}
+	if !slices.ContainsFunc(r.relays, func(i peer.AddrInfo) bool { return i.ID == relay }) {
+		delete(r.held, relay)
+		delete(r.addrs, relay)
+	}
 	var all []ma.Multiaddr
 	for _, relay := range r.relays {
 		all = append(all, r.addrs[relay.ID]...)
@@ -144,3 +154,26 @@ func (r *reservations) Reserved(relay peer.ID) bool {
 }
 
 func (r *reservations) close() { r.emit.Close() }
+
+// add starts holding a reservation on relay until ctx ends; false when
+// it is held already.
+func (r *reservations) add(relay peer.AddrInfo) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.lost[relay.ID]; ok {
+		return false
+	}
+	r.relays = append(r.relays, relay)
+	r.lost[relay.ID] = make(chan struct{}, 1)
+	return true
+}
+
+// remove forgets relay (its loop's context is cancelled by the caller)
+// and withdraws its circuit addresses.
+func (r *reservations) remove(relay peer.ID) {
+	r.mu.Lock()
+	r.relays = slices.DeleteFunc(r.relays, func(i peer.AddrInfo) bool { return i.ID == relay })
+	delete(r.lost, relay)
+	r.mu.Unlock()
+	r.set(relay, nil, nil)
+}

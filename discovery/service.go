@@ -83,6 +83,8 @@ type Service struct {
 
 	started   atomic.Bool
 	closeOnce sync.Once
+	// holds cancels the reservation loop of each relay (mu).
+	holds map[peer.ID]context.CancelFunc
 }
 
 // New returns a Service for cfg; call HostOptions and Start next. ctx
@@ -189,8 +191,7 @@ func (s *Service) Start(ctx context.Context, h host.Host) error {
 	s.nb = &network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) { s.rsvp.disconnected(c.RemotePeer()) }}
 	h.Network().Notify(s.nb)
 	for _, r := range s.cfg.Relays {
-		h.ConnManager().Protect(r.ID, keepTag)
-		s.life.Go(func() { s.rsvp.hold(s.ctx, r) })
+		s.holdRelay(r)
 	}
 	s.life.Watch(sub, s.reachabilityChanged)
 	s.life.Go(s.bootstrap)
@@ -350,4 +351,44 @@ func (n mdnsNotifee) HandlePeerFound(info peer.AddrInfo) {
 		addrs[i] = a.String()
 	}
 	s.emit(EventPeerFound, EvtPeerFound{PeerID: info.ID, Addrs: addrs, Via: "mdns"})
+}
+
+// holdRelay keeps a reservation on r until RemoveRelay or Close.
+func (s *Service) holdRelay(r peer.AddrInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.holds[r.ID]; ok {
+		return
+	}
+	if s.holds == nil {
+		s.holds = map[peer.ID]context.CancelFunc{}
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.holds[r.ID] = cancel
+	s.rsvp.add(r)
+	s.h.ConnManager().Protect(r.ID, keepTag)
+	s.life.Go(func() { s.rsvp.hold(ctx, r) })
+}
+
+// AddRelay holds a reservation on a relay from now on, as on the relays
+// of Config (the node saves it in its config for the next start).
+func (s *Service) AddRelay(r peer.AddrInfo) {
+	if s.started.Load() {
+		s.holdRelay(r)
+	}
+}
+
+// RemoveRelay stops holding a reservation on relay and withdraws the
+// addresses it gave.
+func (s *Service) RemoveRelay(relay peer.ID) {
+	s.mu.Lock()
+	cancel, ok := s.holds[relay]
+	delete(s.holds, relay)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	cancel()
+	s.rsvp.remove(relay)
+	s.h.ConnManager().Unprotect(relay, keepTag)
 }

@@ -26,6 +26,8 @@ var (
 	ErrNoFile = errors.New("node: no file offered with that ID (see `meshtalk file list`)")
 	// ErrOwnFile: a download of a file this node sent.
 	ErrOwnFile = errors.New("node: this node sent that file; it has it already")
+	// ErrNoSavedRelay: no relay saved in config.toml is the one named.
+	ErrNoSavedRelay = errors.New("node: no such relay in config.toml (see `meshtalk relay list`)")
 	// ErrBadRequest is wrapped by the errors of a request that cannot be
 	// right as it is (a missing field, a file that cannot be read, ...).
 	ErrBadRequest = errors.New("node: bad request")

@@ -441,6 +441,18 @@ func (c *Client) Register(ctx context.Context, relay peer.AddrInfo, name, invite
 	return u, nil
 }
 
+// AddRelay logs in to relay from now on, as to the relays of
+// ClientConfig (the node saves it in its config for the next start).
+func (c *Client) AddRelay(relay peer.AddrInfo) {
+	c.mu.Lock()
+	_, known := c.relays[relay.ID]
+	rs := c.addRelayLocked(relay, "")
+	c.mu.Unlock()
+	if !known {
+		c.startRelay(rs)
+	}
+}
+
 // Unregister gives up this node's name on relay.
 func (c *Client) Unregister(ctx context.Context, relay peer.ID) error {
 	err := c.call(ctx, relay, func(s *accountStream) error {

@@ -181,3 +181,77 @@ func TestFriendRemoveReachesConnectedFriend(t *testing.T) {
 		t.Fatalf("a message to who removed you: exit %d: %s", code, errOut)
 	}
 }
+
+// TestRelaySavedAndManaged: run --relay saves the relay in config.toml (a
+// restart without the flag holds a reservation there), and relay
+// add|remove|list manage the saved relays on a running node and on a
+// stopped one, keeping the file's comments and other settings (issue 21,
+// bug 5: the relay was never saved).
+func TestRelaySavedAndManaged(t *testing.T) {
+	env := cleanEnv()
+	relayHome, home := t.TempDir(), t.TempDir()
+	r := startRelayIn(t, env, nil, append([]string{"--home", relayHome}, relayListen...)...)
+	addr := relayAddrOf(r)
+	relayID := r.ready["peer_id"]
+	a := startNode(t, env, append([]string{"--home", home, "--relay", addr}, testListen...)...)
+	a.stop(t)
+	cfg, _ := os.ReadFile(filepath.Join(home, "config.toml"))
+	if !strings.Contains(string(cfg), addr) || !strings.Contains(string(cfg), "# Relays to keep a reservation on") {
+		t.Fatalf("config.toml after run --relay:\n%s", cfg)
+	}
+	// A setting of the user's own, with a comment, survives the edits.
+	custom := strings.Replace(string(cfg), `park_after = "30s"`, "# mine\npark_after = \"45s\" # slower", 1)
+	os.WriteFile(filepath.Join(home, "config.toml"), []byte(custom), 0o600)
+
+	startNode(t, env, append([]string{"--home", home}, testListen...)...)
+	reserved := func() bool {
+		var st struct {
+			Relays []struct {
+				PeerID   string `json:"peer_id"`
+				Reserved bool   `json:"reserved"`
+			} `json:"relays"`
+		}
+		json.Unmarshal([]byte(mustRun(t, env, home, "status", "--json")), &st)
+		return len(st.Relays) > 0 && st.Relays[0].PeerID == relayID && st.Relays[0].Reserved
+	}
+	nodetest.Eventually(t, 30*time.Second, "a reservation without --relay", reserved)
+	if out := mustRun(t, env, home, "relay", "list"); strings.TrimSpace(out) != addr {
+		t.Fatalf("relay list: %q", out)
+	}
+	if out := mustRun(t, env, home, "relay", "remove", relayID); !strings.Contains(out, "no relays saved") {
+		t.Fatalf("relay remove: %q", out)
+	}
+	nodetest.Eventually(t, 30*time.Second, "the reservation is let go", func() bool { return !reserved() })
+	mustRun(t, env, home, "relay", "add", addr)
+	nodetest.Eventually(t, 30*time.Second, "a reservation again", reserved)
+	if _, errOut, code := meshtalk(t, env, "relay", "add", "/ip4/127.0.0.1/udp/1/quic-v1", "--home", home); code == 0 || !strings.Contains(errOut, "/p2p/") {
+		t.Fatalf("a bad relay address: exit %d: %s", code, errOut)
+	}
+	cfg, _ = os.ReadFile(filepath.Join(home, "config.toml"))
+	if !strings.Contains(string(cfg), "# mine\npark_after = \"45s\" # slower") || !strings.Contains(string(cfg), addr) {
+		t.Fatalf("config.toml after the edits:\n%s", cfg)
+	}
+}
+
+// TestRelayCommandsWithoutNode: relay add|remove|list edit config.toml
+// when no node runs.
+func TestRelayCommandsWithoutNode(t *testing.T) {
+	env := cleanEnv()
+	home := t.TempDir()
+	const addr = "/ip4/192.0.2.1/udp/4001/quic-v1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+	if out := mustRun(t, env, home, "relay", "list"); !strings.Contains(out, "no relays saved") {
+		t.Fatalf("relay list: %q", out)
+	}
+	mustRun(t, env, home, "relay", "add", addr)
+	mustRun(t, env, home, "relay", "add", addr) // once is enough
+	if out := mustRun(t, env, home, "relay", "list"); strings.TrimSpace(out) != addr {
+		t.Fatalf("relay list: %q", out)
+	}
+	if _, errOut, code := meshtalk(t, env, "relay", "remove", "12D3KooWNope", "--home", home); code == 0 || !strings.Contains(errOut, "no such relay") {
+		t.Fatalf("removing an unknown relay: exit %d: %s", code, errOut)
+	}
+	mustRun(t, env, home, "relay", "remove", addr)
+	if out := mustRun(t, env, home, "relay", "list"); !strings.Contains(out, "no relays saved") {
+		t.Fatalf("relay list: %q", out)
+	}
+}

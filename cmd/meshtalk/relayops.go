@@ -15,6 +15,8 @@ import (
 // relay (its home is the relay's: --home, else .../meshtalk-relay).
 func addRelayOpsCmds(g *globals, cmd *cobra.Command) {
 	cmd.AddCommand(newRelayUsersCmd(g), newRelayStatsCmd(g), newRelayInviteCmd(g))
+	// Beside them, a personal node's saved relays.
+	cmd.AddCommand(newRelayAddCmd(g), newRelayRemoveCmd(g), newRelayListCmd(g))
 }
 
 // relayClient connects to the relay running on its home.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.listen, "listen", nil, "libp2p listen multiaddr (repeatable; replaces config.toml's network.listen)")
 	fl.BoolVar(&f.noListen, "no-listen", false, "listen on nothing: dial out only, reachable through relays")
 	fl.StringArrayVar(&f.announce, "announce", nil, "multiaddr to announce instead of the detected ones (repeatable)")
-	fl.StringArrayVar(&f.relays, "relay", nil, "relay multiaddr ending in /p2p/<peer ID> to keep a reservation on (repeatable; adds to config.toml)")
+	fl.StringArrayVar(&f.relays, "relay", nil, "relay multiaddr ending in /p2p/<peer ID> to keep a reservation on (repeatable; saved in config.toml: see `meshtalk relay list`)")
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<peer ID> (repeatable; adds to config.toml)")
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not look for peers on the local network")
 	fl.BoolVar(&f.noPortMap, "no-port-map", false, "do not ask the router to forward the listen ports (UPnP, NAT-PMP)")
@@ -63,7 +64,11 @@ func (f *nodeFlags) configure(c *node.Config) {
 	if f.apiAddr != "" {
 		c.API.Listen = f.apiAddr
 	}
-	c.Discovery.Relays = append(c.Discovery.Relays, f.relays...)
+	for _, r := range f.relays {
+		if !slices.Contains(c.Discovery.Relays, r) {
+			c.Discovery.Relays = append(c.Discovery.Relays, r)
+		}
+	}
 	c.Discovery.Bootstrap = append(c.Discovery.Bootstrap, f.bootstrap...)
 	if f.noMDNS {
 		c.Discovery.MDNS = false
@@ -91,7 +96,8 @@ func newRelayCmd(g *globals) *cobra.Command {
 		Use:   "relay",
 		Short: "Start a relay node: accounts, presence, offline mailbox and file drop, circuit relay and DHT server (default home: .../meshtalk-relay)",
 		Long: "Start a relay node: accounts, presence, offline mailbox and file drop, circuit relay and DHT server.\n" +
-			"Its subcommands (users, stats, invite) ask a running relay on the same home.",
+			"Its subcommands users, stats and invite ask a running relay on the same home;\n" +
+			"add, remove and list manage the relays saved for your personal node (its home).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f, node.RoleRelay) },
 	}
@@ -133,6 +139,12 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 		return err
 	}
 	defer n.Close()
+	// --relay is saved: the next start, without it, keeps the relay.
+	for _, r := range f.relays {
+		if _, err := node.EditRelays(home.ConfigPath(), role, node.AddRelayTo(r)); err != nil {
+			return fmt.Errorf("--relay: %w", err)
+		}
+	}
 	srv, err := api.New(ctx, n, n.Config().API.Listen, logger)
 	if err != nil {
 		return err
