@@ -30,7 +30,8 @@ func TestErrorStatus(t *testing.T) {
 			return err
 		}, 400, api.CodeBadRequest},
 		{"file never offered", func() error { _, err := c.GetFile(ctx, "abcd", t.TempDir()); return err }, 404, api.CodeNotFound},
-		{"file without dir", func() error { _, err := c.GetFile(ctx, "abcd", ""); return err }, 400, api.CodeBadRequest},
+		// No dir is the downloads folder; a relative one is no place.
+		{"file with a relative dir", func() error { _, err := c.GetFile(ctx, "abcd", "down/here"); return err }, 400, api.CodeBadRequest},
 		{"no such download", func() error { return c.CancelFile(ctx, "abcd") }, 404, api.CodeNotFound},
 		{"operator on a personal node", func() error { _, err := c.RelayStats(ctx); return err }, 404, api.CodeNotFound},
 		{"bad relay address", func() error {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -98,6 +99,29 @@ type FilesConfig struct {
 	// itself (into the home's pictures/ folder) when it is at most this
 	// large; 0 never fetches by itself.
 	PictureAutoFetchMiB int `toml:"picture_auto_fetch_mib"`
+	// Dir is the one downloads folder: received files, dropped files and
+	// pictures' originals. Empty: $XDG_DOWNLOAD_DIR/meshtalk, else
+	// ~/Downloads/meshtalk. A leading ~/ is the user's home.
+	Dir string `toml:"dir"`
+}
+
+// DownloadsDir is the folder that Dir names.
+func (f FilesConfig) DownloadsDir() (string, error) {
+	dir := f.Dir
+	if dir == "" {
+		if xdg := os.Getenv("XDG_DOWNLOAD_DIR"); xdg != "" {
+			return filepath.Join(xdg, "meshtalk"), nil
+		}
+		dir = "~/Downloads/meshtalk"
+	}
+	if rest, ok := strings.CutPrefix(dir, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("node: [files] dir %q: %w", f.Dir, err)
+		}
+		dir = filepath.Join(home, rest)
+	}
+	return filepath.Abs(dir)
 }
 
 // RelayConfig sizes the circuit relay service of a relay node. A relayed
@@ -353,9 +377,14 @@ read_receipts = true
 park_after = "30s"
 
 [files]
-# A received picture's original is fetched by itself, into the home's
-# pictures/ folder, when it is at most this many MiB; 0: only on request.
+# A received picture's original is fetched by itself, into the downloads
+# folder, when it is at most this many MiB; 0: only on request.
 picture_auto_fetch_mib = 16
+# The downloads folder: received files, dropped files and pictures'
+# originals, under their own names ("name (1).ext" rather than over
+# another). Empty: $XDG_DOWNLOAD_DIR/meshtalk, else ~/Downloads/meshtalk.
+# "meshtalk file get --out DIR" puts one file elsewhere.
+dir = ""
 
 [log]
 # level: debug, info, warn or error; format: text or json.

@@ -108,14 +108,14 @@ func (n *Node) emit(typ string, data any) {
 	// A group message's event is message.received too (group.EventMessage),
 	// with a *history.Message (chat.Message): a group's pictures are
 	// fetched like a friend's.
-	case chat.EventMessage, chat.EventFriendUpdate:
+	case chat.EventMessage, chat.EventFriendUpdate, chat.EventMessageState:
 		n.react.push(Event{Type: typ, Data: data})
 	}
 }
 
 // runReactions does what the node does on an event of its services: it
-// fetches a received picture's original and tells the relays who its
-// friends are.
+// fetches a received picture's original, tells the relays who its
+// friends are, and notes when a dropped file was delivered.
 func (n *Node) runReactions(ctx context.Context) {
 	for {
 		select {
@@ -129,6 +129,8 @@ func (n *Node) runReactions(ctx context.Context) {
 				n.autoFetch(ev.Data.(*chat.Message))
 			case chat.EventFriendUpdate:
 				n.syncAllowList()
+			case chat.EventMessageState:
+				n.noteDelivered(ctx, ev.Data)
 			}
 		}
 	}

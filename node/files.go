@@ -3,12 +3,15 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
@@ -25,9 +28,9 @@ type FileSend struct {
 	Drop bool
 }
 
-// FileSent is what became of a sent file: offered directly (Message is
-// the message of kind file that offers it) or dropped on the friend's
-// relay (Dropped; Message is nil). To, Name and Size are set either way.
+// FileSent is what became of a sent file: Message is the message of kind
+// file that offers it; Dropped says it went through the friend's relay
+// too. To, Name and Size are the friend's peer ID and the file's.
 type FileSent struct {
 	*Message
 	Dropped bool   `json:"dropped"`
@@ -48,22 +51,30 @@ type File struct {
 	Group     string `json:"group,omitempty"`
 	GroupName string `json:"group_name,omitempty"`
 	Outgoing  bool   `json:"outgoing"`
-	// State: "offered" (sent by this node), "available" (not fetched),
+	// State: "offered" (sent by this node), "dropped" (sent by this node
+	// through Relay's file drop, not yet delivered), "delivered" (the
+	// friend has it: Delivered says when), "available" (not fetched),
 	// "downloading", "done", "failed".
 	State string `json:"state"`
-	Path  string `json:"path,omitempty"`
-	Error string `json:"error,omitempty"`
+	// Relay is the relay a dropped file went through.
+	Relay peer.ID `json:"relay,omitempty"`
+	// Delivered is when the friend's node had it (dropped files).
+	Delivered *time.Time `json:"delivered,omitempty"`
+	Path      string     `json:"path,omitempty"`
+	Error     string     `json:"error,omitempty"`
 	// While downloading: bytes so far, rate and time left.
 	Bytes      uint64  `json:"bytes,omitempty"`
 	Rate       float64 `json:"rate_bytes_per_second,omitempty"`
 	ETASeconds float64 `json:"eta_seconds,omitempty"`
 }
 
-// SendFile sends a file to a friend. When the friend is offline and one
-// of the node's relays can take it, or when asked to (Drop), the file goes
-// through the relay's file drop, sealed to the friend; otherwise (or when
-// no relay can take it and Drop was not asked) it goes into the blob
-// store, offered directly, with a message of kind file.
+// SendFile sends a file to a friend, with a message of kind file that
+// offers it (and carries the caption) either way. When the friend is
+// offline and one of the node's relays can take it, or when asked to
+// (Drop), the file also goes through the relay's file drop, sealed to the
+// friend, and the friend's node ties it to the message; otherwise (or
+// when no relay can take it and Drop was not asked) it is offered
+// directly only.
 func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 	c, err := n.chatService()
 	if err != nil {
@@ -78,20 +89,22 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 		return nil, badRequest(err)
 	}
 	sent := &FileSent{To: p.String(), Name: filepath.Base(f.Path), Size: fi.Size()}
-	if n.relayc != nil && (f.Drop || !c.Online(p)) {
-		err := n.relayc.DropFile(ctx, p, f.Path)
-		if err == nil {
-			sent.Dropped = true
-			return sent, nil
-		}
-		if f.Drop {
-			return nil, relayFailure(err)
-		}
-		// No relay can take it: offer it, for when the friend is back.
-	}
 	m, err := n.importFile(f.Path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if n.relayc != nil && (f.Drop || !c.Online(p)) {
+		r, err := n.relayc.DropFile(ctx, p, f.Path, m.ID())
+		switch {
+		case err == nil:
+			if err := n.putDrop(m.ID(), dropRecord{Relay: r, Time: n.now()}); err != nil {
+				return nil, err
+			}
+			sent.Dropped = true
+		case f.Drop:
+			return nil, relayFailure(err)
+		}
+		// No relay can take it: offered only, for when the friend is back.
 	}
 	if err := n.xfer.Offer(ctx, m, p); err != nil {
 		return nil, err
@@ -129,9 +142,22 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 				f.GroupName = gi.Name
 			}
 		}
-		if m.Outgoing {
+		dr, dropped := n.drop(ctx, m.File.ID)
+		if dropped {
+			f.Relay = dr.Relay
+		}
+		switch {
+		case m.Outgoing && dropped:
+			f.State = "dropped"
+			if m.State == history.MsgDelivered || m.State == history.MsgRead {
+				f.State, f.Delivered = "delivered", dr.Delivered
+			}
+		case m.Outgoing:
 			f.State = "offered"
-		} else if d, ok := byID[m.File.ID]; ok {
+		case dropped && dr.Path != "":
+			f.State, f.Path = "done", dr.Path
+		}
+		if d, ok := byID[m.File.ID]; ok && !m.Outgoing && f.State == "available" {
 			switch {
 			case d.Done:
 				f.State, f.Path = "done", d.Final
@@ -155,12 +181,20 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dir == "" {
-		return nil, badRequest(errors.New("node: dir is required"))
+	switch {
+	case dir == "":
+		if dir, err = n.cfg.Files.DownloadsDir(); err != nil {
+			return nil, err
+		}
+	case !filepath.IsAbs(dir):
+		return nil, badRequest(fmt.Errorf("node: dir %q is not an absolute path", dir))
 	}
 	offer, err := incomingOffer(ctx, c, id)
 	if err != nil {
 		return nil, err
+	}
+	if dr, ok := n.drop(ctx, id); ok && dr.Path != "" {
+		return n.listedFile(ctx, id) // here already, through a relay
 	}
 	manifest, err := transfer.DecodeManifest(offer.Manifest)
 	if err != nil {
@@ -169,12 +203,17 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if err := n.xfer.Start(manifest, []peer.ID{offer.From}, dir); err != nil {
 		return nil, err
 	}
+	return n.listedFile(ctx, manifest.ID())
+}
+
+// listedFile is the file offered to this node with id as Files lists it.
+func (n *Node) listedFile(ctx context.Context, id string) (*File, error) {
 	files, err := n.Files(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range files {
-		if f.ID == manifest.ID() && !f.Outgoing {
+		if f.ID == id && !f.Outgoing {
 			return &f, nil
 		}
 	}

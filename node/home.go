@@ -34,7 +34,9 @@ func (h Home) APIInfoPath() string   { return filepath.Join(string(h), "api.json
 func (h Home) LockPath() string      { return filepath.Join(string(h), "node.lock") }
 func (h Home) PicturesPath() string  { return filepath.Join(string(h), "pictures") }
 
-// DownloadsPath holds files that came through a relay's file drop.
+// DownloadsPath is a downloads folder inside the home, for tests and for
+// a [files] dir that wants one (the default is the user's, see
+// FilesConfig.DownloadsDir).
 func (h Home) DownloadsPath() string { return filepath.Join(string(h), "downloads") }
 
 // DropsPath holds sealed files on their way through a relay's file drop

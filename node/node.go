@@ -309,7 +309,12 @@ func (n *Node) autoFetch(m *chat.Message) {
 	if err != nil {
 		return
 	}
-	if err := n.xfer.Start(manifest, []peer.ID{m.From}, n.home.PicturesPath()); err != nil {
+	dir, err := n.cfg.Files.DownloadsDir()
+	if err != nil {
+		n.log.Warn("fetch picture", "from", m.From, "err", err)
+		return
+	}
+	if err := n.xfer.Start(manifest, []peer.ID{m.From}, dir); err != nil {
 		n.log.Warn("fetch picture", "from", m.From, "err", err)
 	}
 }

@@ -29,6 +29,8 @@ type FileDroppedData struct {
 	Name string  `json:"name"`
 	Path string  `json:"path"`
 	Size uint64  `json:"size"`
+	// FileID is the file's ID in file list, when the sender gave it.
+	FileID string `json:"file_id,omitempty"`
 }
 
 // serverConfig turns [relay] into the relay server's configuration.
@@ -52,7 +54,10 @@ func (n *Node) serverConfig() relay.ServerConfig {
 }
 
 func (n *Node) startRelayClient(ctx context.Context) error {
-	var err error
+	dropDir, err := n.cfg.Files.DownloadsDir()
+	if err != nil {
+		return err
+	}
 	n.relayc, err = relay.NewClient(ctx, n.host, namespace.Wrap(n.ds, relayKey), relay.ClientConfig{
 		Relays: addrInfos(n.cfg.Discovery.Relays),
 		Key:    n.key,
@@ -65,7 +70,7 @@ func (n *Node) startRelayClient(ctx context.Context) error {
 			return relay.Profile{Nickname: p.Name, Status: p.Status}
 		},
 		Transfer:   n.xfer,
-		DropDir:    n.home.DownloadsPath(),
+		DropDir:    dropDir,
 		StagingDir: n.home.DropsPath(),
 		Now:        n.clock,
 		Logger:     n.log,
@@ -134,6 +139,12 @@ func (s relaySink) Presence(p relay.Presence) {
 	s.n.chat.SetRelayPresence(p.PeerID, p.Online, p.LastSeen)
 }
 
-func (s relaySink) FileDropped(from peer.ID, name, path string, size uint64) {
-	s.n.events.Publish(Event{Type: EventFileDropped, Data: FileDroppedData{From: from, Name: name, Path: path, Size: size}})
+func (s relaySink) FileDropped(f relay.DroppedFile) {
+	if f.FileID != "" {
+		err := s.n.putDrop(f.FileID, dropRecord{Relay: f.Relay, Path: f.Path, Time: s.n.now()})
+		if err != nil {
+			s.n.log.Warn("record a dropped file", "name", f.Name, "err", err)
+		}
+	}
+	s.n.events.Publish(Event{Type: EventFileDropped, Data: FileDroppedData{From: f.From, Name: f.Name, Path: f.Path, Size: f.Size, FileID: f.FileID}})
 }

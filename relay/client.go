@@ -38,8 +38,8 @@ type Sink interface {
 	Presence(p Presence)
 	// Friend says whether p is a friend: only friends' files are fetched.
 	Friend(p peer.ID) bool
-	// FileDropped tells that a dropped file has arrived at path.
-	FileDropped(from peer.ID, name, path string, size uint64)
+	// FileDropped tells that a dropped file has arrived.
+	FileDropped(f DroppedFile)
 }
 
 // ClientConfig holds a Client's dependencies and settings.

@@ -213,62 +213,86 @@ func (s *Server) sweepDrops(now time.Time) {
 
 // ---- the client's side ----
 
+// DroppedFile is a file dropped for this node that has arrived.
+type DroppedFile struct {
+	From  peer.ID
+	Relay peer.ID
+	Name  string
+	// Path is where it is now.
+	Path string
+	Size uint64
+	// FileID is the ID of the file as its sender offers it (empty from
+	// older senders).
+	FileID string
+}
+
 // DropFile seals the file at path to p, has one of this node's relays
-// hold it, and tells p through the mailbox. It returns once the relay
-// has the whole file and the letter is deposited.
-func (c *Client) DropFile(ctx context.Context, p peer.ID, path string) error {
+// hold it, and tells p through the mailbox, with fileID (the ID of the
+// file as this node offers it, or ""). It returns once the relay has the
+// whole file and the letter is deposited, and answers the relay.
+func (c *Client) DropFile(ctx context.Context, p peer.ID, path, fileID string) (peer.ID, error) {
 	if c.cfg.Transfer == nil {
-		return fmt.Errorf("%w: file drop is off", ErrBadRequest)
+		return "", fmt.Errorf("%w: file drop is off", ErrBadRequest)
 	}
 	pub, err := c.sealingKeyOf(ctx, p)
 	if err != nil {
-		return err
+		return "", err
 	}
 	in, err := os.Open(path)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return err
+		return "", err
 	}
-	if err := os.MkdirAll(c.cfg.StagingDir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(c.cfg.StagingDir, ".seal-*")
+	m, err := c.sealForDrop(in, pub, path)
 	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := SealFile(tmp, in, pub); err != nil {
-		tmp.Close()
-		return fmt.Errorf("relay: seal %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	m, err := c.cfg.Transfer.Import(tmp.Name(), sealedName)
-	if err != nil {
-		return err
+		return "", err
 	}
 	defer c.cfg.Transfer.Withdraw(context.Background(), m)
 	var errs []error
 	for _, r := range c.loggedInRelays() {
 		err := c.dropOn(ctx, r, p, m)
 		if err == nil {
-			item, _ := proto.Marshal(&pb.FileDrop{Relay: []byte(r), Manifest: m.Encode(), Name: filepath.Base(path), Size: uint64(fi.Size())})
-			return c.Deposit(ctx, p, KindFileDrop, [][]byte{item})
+			fd := &pb.FileDrop{Relay: []byte(r), Manifest: m.Encode(), Name: filepath.Base(path), Size: uint64(fi.Size())}
+			if fileID != "" {
+				fd.FileId = &fileID
+			}
+			item, _ := proto.Marshal(fd)
+			return r, c.Deposit(ctx, p, KindFileDrop, [][]byte{item})
 		}
 		errs = append(errs, err)
 		if !errors.Is(err, ErrNotFound) {
-			return err
+			return "", err
 		}
 	}
 	if len(errs) == 0 {
-		return fmt.Errorf("%w: not logged in to any relay", ErrNoRelay)
+		return "", fmt.Errorf("%w: not logged in to any relay", ErrNoRelay)
 	}
-	return fmt.Errorf("%w: %s has no account on your relays", ErrNotFound, p)
+	return "", fmt.Errorf("%w: %s has no account on your relays", ErrNotFound, p)
+}
+
+// sealForDrop seals in to pub into the blob store, under a name that
+// says nothing.
+func (c *Client) sealForDrop(in *os.File, pub []byte, path string) (*transfer.Manifest, error) {
+	if err := os.MkdirAll(c.cfg.StagingDir, 0o700); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(c.cfg.StagingDir, ".seal-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := SealFile(tmp, in, pub); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("relay: seal %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	return c.cfg.Transfer.Import(tmp.Name(), sealedName)
 }
 
 func (c *Client) dropOn(ctx context.Context, relay, p peer.ID, m *transfer.Manifest) error {
@@ -303,6 +327,7 @@ type pendingDrop struct {
 	Name     string    `json:"name"`
 	Size     uint64    `json:"size"`
 	Since    time.Time `json:"since"`
+	FileID   string    `json:"file_id,omitempty"`
 }
 
 func pendingDropKey(root string) datastore.Key { return datastore.RawKey("/client/drops/" + root) }
@@ -337,7 +362,7 @@ func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 	if ok, _ := c.ds.Has(c.ctx, doneDropKey(root)); ok {
 		return nil // fetched already: a letter delivered twice
 	}
-	pd := pendingDrop{From: l.From, Relay: relay, Manifest: fd.Manifest, Name: transfer.SafeName(fd.Name), Size: fd.Size, Since: c.cfg.Now()}
+	pd := pendingDrop{From: l.From, Relay: relay, Manifest: fd.Manifest, Name: transfer.SafeName(fd.Name), Size: fd.Size, Since: c.cfg.Now(), FileID: fileIDOf(&fd)}
 	b, _ := json.Marshal(pd)
 	if err := c.ds.Put(c.ctx, pendingDropKey(root), b); err != nil {
 		return err
@@ -432,7 +457,7 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 	c.ds.Put(ctx, doneDropKey(root), nil)
 	c.ds.Delete(ctx, pendingDropKey(root))
 	if c.cfg.Sink != nil {
-		c.cfg.Sink.FileDropped(pd.From, pd.Name, final, pd.Size)
+		c.cfg.Sink.FileDropped(DroppedFile{From: pd.From, Relay: pd.Relay, Name: pd.Name, Path: final, Size: pd.Size, FileID: pd.FileID})
 	}
 	return nil
 }
@@ -454,4 +479,17 @@ func (c *Client) dropDone(ctx context.Context, relay peer.ID, m *transfer.Manife
 		return err
 	}
 	return errOf(rep.Code, rep.Message)
+}
+
+// fileIDOf is a FileDrop's file ID when it looks like one (hex, bounded),
+// else "": it only ties the file to a message, so a bad one costs that.
+func fileIDOf(fd *pb.FileDrop) string {
+	id := fd.GetFileId()
+	if len(id) > 128 {
+		return ""
+	}
+	if _, err := hex.DecodeString(id); err != nil {
+		return ""
+	}
+	return id
 }

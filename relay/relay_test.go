@@ -493,7 +493,7 @@ func TestFileDrop(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.RelayClient().DropFile(bg, b.ID(), src); err != nil {
+	if _, err := a.RelayClient().DropFile(bg, b.ID(), src, ""); err != nil {
 		t.Fatal(err)
 	}
 	if stats := r.RelayServer().Stats(); stats.DropFiles != 1 || stats.DropBytes < int64(len(data)) || stats.MailboxItems != 1 {
@@ -501,7 +501,7 @@ func TestFileDrop(t *testing.T) {
 	}
 	spam := filepath.Join(t.TempDir(), "spam.bin")
 	os.WriteFile(spam, []byte("buy now"), 0o600)
-	if err := c.RelayClient().DropFile(bg, b.ID(), spam); err != nil {
+	if _, err := c.RelayClient().DropFile(bg, b.ID(), spam, ""); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,7 +68,7 @@ func newAccountLookupCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return g.printJSON(u)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(g.stdout)
 			fmt.Fprintf(tw, "name:\t%s\n", u.Name)
 			fmt.Fprintf(tw, "peer ID:\t%s\n", u.PeerID)
 			if u.Profile.Nickname != "" || u.Profile.Status != "" {

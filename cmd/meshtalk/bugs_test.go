@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-runewidth"
+
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 )
 
@@ -253,5 +255,123 @@ func TestRelayCommandsWithoutNode(t *testing.T) {
 	mustRun(t, env, home, "relay", "remove", addr)
 	if out := mustRun(t, env, home, "relay", "list"); !strings.Contains(out, "no relays saved") {
 		t.Fatalf("relay list: %q", out)
+	}
+}
+
+// TestDroppedFileShowsEverywhere: a file dropped on a relay shows in the
+// conversation with its caption on both sides and in file list on both
+// sides with its state; it lands in the recipient's downloads folder
+// under its own name, never over another file; file get without --out
+// uses the same folder (issue 21, bug 4 and "files in one place").
+func TestDroppedFileShowsEverywhere(t *testing.T) {
+	downloads := t.TempDir()
+	env := cleanEnv()
+	envB := cleanEnv("XDG_DOWNLOAD_DIR=" + downloads)
+	relayHome, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
+	r := startRelayIn(t, env, nil, append([]string{"--home", relayHome}, relayListen...)...)
+	addr := relayAddrOf(r)
+	a := startNode(t, env, append([]string{"--home", homeA, "--relay", addr}, testListen...)...)
+	b := startNode(t, envB, append([]string{"--home", homeB, "--relay", addr}, testListen...)...)
+	mustRun(t, env, homeA, "account", "register", "alice", "--relay", addr)
+	mustRun(t, env, homeB, "account", "register", "bob", "--relay", addr)
+	waitLoggedIn(t, env, homeA, "alice")
+	waitLoggedIn(t, env, homeB, "bob")
+	befriendCLI(t, env, homeA, homeB)
+
+	dir := filepath.Join(downloads, "meshtalk")
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("already here"), 0o600)
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(src, []byte("the minutes of the meeting"), 0o600)
+	if out := mustRun(t, env, homeA, "file", "send", b.ready["peer_id"], src, "--drop", "--message", "the minutes"); !strings.Contains(out, "dropped") {
+		t.Fatalf("file send --drop: %s", out)
+	}
+	type file struct {
+		ID, State, Path, Relay, Delivered string
+	}
+	list := func(env []string, home string) []file {
+		var fs []file
+		json.Unmarshal([]byte(mustRun(t, env, home, "file", "list", "--json")), &fs)
+		return fs
+	}
+	if fs := list(env, homeA); len(fs) != 1 || fs[0].Relay != r.ready["peer_id"] || fs[0].State != "dropped" && fs[0].State != "delivered" {
+		t.Fatalf("sender's file list: %+v", fs)
+	}
+	var got []file
+	nodetest.Eventually(t, 30*time.Second, "b lists the dropped file", func() bool {
+		got = list(envB, homeB)
+		return len(got) == 1 && got[0].State == "done"
+	})
+	if want := filepath.Join(dir, "notes (1).txt"); got[0].Path != want {
+		t.Fatalf("dropped file at %q, want %q", got[0].Path, want)
+	}
+	if b, _ := os.ReadFile(got[0].Path); string(b) != "the minutes of the meeting" {
+		t.Fatalf("dropped file holds %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "notes.txt")); string(b) != "already here" {
+		t.Fatalf("the file that was there holds %q", b)
+	}
+	if out := strings.TrimSpace(mustRun(t, envB, homeB, "file", "get", got[0].ID[:12])); out != got[0].Path {
+		t.Fatalf("file get of the dropped file: %q", out)
+	}
+	for _, h := range []struct {
+		env        []string
+		home, peer string
+	}{{env, homeA, b.ready["peer_id"]}, {envB, homeB, a.ready["peer_id"]}} {
+		if out := mustRun(t, h.env, h.home, "history", h.peer); !strings.Contains(out, "notes.txt") || !strings.Contains(out, "the minutes") {
+			t.Fatalf("history on %s:\n%s", h.home, out)
+		}
+	}
+	nodetest.Eventually(t, 30*time.Second, "the sender sees it delivered", func() bool {
+		fs := list(env, homeA)
+		return len(fs) == 1 && fs[0].State == "delivered" && fs[0].Delivered != ""
+	})
+	if out := mustRun(t, env, homeA, "file", "list"); !strings.Contains(out, "delivered") {
+		t.Fatalf("sender's file list:\n%s", out)
+	}
+
+	// Offered directly, fetched without --out: the same folder, the next name.
+	os.WriteFile(src, []byte("the minutes, corrected"), 0o600)
+	mustRun(t, env, homeA, "file", "send", b.ready["peer_id"], src)
+	nodetest.Eventually(t, 30*time.Second, "b lists the offer", func() bool {
+		got = list(envB, homeB)
+		return len(got) == 2
+	})
+	path := strings.TrimSpace(mustRun(t, envB, homeB, "file", "get", got[0].ID[:12]))
+	if want := filepath.Join(dir, "notes (2).txt"); path != want {
+		t.Fatalf("file get without --out: %q, want %q", path, want)
+	}
+}
+
+// TestTablesAlignWideCharacters: a table's columns start at the same
+// terminal column in every row, whatever the width of the characters
+// before them (issue 21, terminal output: tabwriter counted a Chinese
+// character or an emoji as one column).
+func TestTablesAlignWideCharacters(t *testing.T) {
+	env := cleanEnv()
+	home := t.TempDir()
+	startNode(t, env, append([]string{"--home", home}, testListen...)...)
+	for _, name := range []string{"读书会", "Book club", "🎉 party"} {
+		mustRun(t, env, home, "group", "create", name)
+	}
+	out := mustRun(t, env, home, "group", "list")
+	col := -1
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		// The ID column: where the second field starts.
+		fields := strings.Fields(line)
+		i := strings.Index(line, map[bool]string{true: "ID", false: ""}[fields[0] == "NAME"])
+		if fields[0] != "NAME" {
+			for _, f := range fields {
+				if len(f) == 64 || strings.HasPrefix(f, "mtg") || len(f) > 30 {
+					i = strings.Index(line, f)
+					break
+				}
+			}
+		}
+		w := runewidth.StringWidth(line[:i])
+		if col >= 0 && w != col {
+			t.Fatalf("columns not aligned (%d vs %d):\n%s", w, col, out)
+		}
+		col = w
 	}
 }

@@ -143,7 +143,8 @@ func TestChatCommands(t *testing.T) {
 // TestFileCommands: a file offered with `send --file` is listed on the
 // other side, fetched with `file get`, and arrives identical.
 func TestFileCommands(t *testing.T) {
-	env := cleanEnv()
+	downloads := t.TempDir()
+	env := cleanEnv("XDG_DOWNLOAD_DIR=" + downloads)
 	homeA, homeB := t.TempDir(), t.TempDir()
 	startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
 	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
@@ -182,7 +183,7 @@ func TestFileCommands(t *testing.T) {
 	}
 
 	// A picture: the thumbnail travels inline, and the receiver fetches
-	// the original by itself into its home's pictures/.
+	// the original by itself into the downloads folder.
 	pic := filepath.Join(t.TempDir(), "cat.png")
 	var buf bytes.Buffer
 	img := image.NewRGBA(image.Rect(0, 0, 640, 480))
@@ -193,7 +194,7 @@ func TestFileCommands(t *testing.T) {
 	os.WriteFile(pic, buf.Bytes(), 0o600)
 	mt(homeA, "send", b.ready["peer_id"], "--picture", pic)
 	nodetest.Eventually(t, 30*time.Second, "the original picture fetched", func() bool {
-		got, err := os.ReadFile(filepath.Join(homeB, "pictures", "picture.png"))
+		got, err := os.ReadFile(filepath.Join(downloads, "meshtalk", "picture.png"))
 		return err == nil && bytes.Equal(got, buf.Bytes())
 	})
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"os"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -66,7 +64,7 @@ func newFileListCmd(g *globals) *cobra.Command {
 }
 
 func printFiles(g *globals, files []api.File) error {
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(g.stdout)
 	fmt.Fprintln(tw, "ID\tNAME\tSIZE\tPEER\tSTATE")
 	for _, f := range files {
 		who := "from " + shortPeer(f.From.String())
@@ -79,6 +77,14 @@ func printFiles(g *globals, files []api.File) error {
 			who += " in " + cmp.Or(f.GroupName, shortPeer(f.Group))
 		}
 		state := f.State
+		switch f.State {
+		case "dropped":
+			state = "dropped on relay " + shortPeer(f.Relay.String())
+		case "delivered":
+			if f.Delivered != nil {
+				state += " " + f.Delivered.Local().Format(time.DateTime)
+			}
+		}
 		if f.State == "downloading" && f.Size > 0 {
 			state += fmt.Sprintf(" %d%%", f.Bytes*100/f.Size)
 			if f.Rate > 0 {
@@ -104,16 +110,12 @@ func newFileGetCmd(g *globals) *cobra.Command {
 		Short: "Fetch a file offered to you; it resumes by itself if interrupted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				home, err := os.UserHomeDir()
-				if err != nil {
-					return fmt.Errorf("give --out DIR: %w", err)
+			abs := "" // the node's downloads folder ([files] dir)
+			if out != "" {
+				var err error
+				if abs, err = filepath.Abs(out); err != nil {
+					return err
 				}
-				out = filepath.Join(home, "Downloads")
-			}
-			abs, err := filepath.Abs(out)
-			if err != nil {
-				return err
 			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
@@ -144,7 +146,7 @@ func newFileGetCmd(g *globals) *cobra.Command {
 			return followDownload(cmd, g, stream, f, args[0])
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "folder to save into (default ~/Downloads)")
+	cmd.Flags().StringVar(&out, "out", "", "folder to save into (default: the downloads folder, config.toml's [files] dir)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the download and return")
 	return cmd
 }
@@ -224,13 +226,14 @@ func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop boo
 	if err != nil {
 		return err
 	}
-	// Offered directly (a message) or dropped through the friend's relay.
-	if sent.Dropped {
-		fmt.Fprintf(g.stdout, "dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it\n", sent.Name, humanBytes(uint64(sent.Size)), shortPeer(sent.To))
-		return nil
-	}
 	if sent.Message == nil || sent.Message.File == nil {
-		return fmt.Errorf("the node answered neither a message nor a drop")
+		return fmt.Errorf("the node answered no message")
+	}
+	// Dropped through the friend's relay too, or offered directly only.
+	if sent.Dropped {
+		fmt.Fprintf(g.stdout, "%s dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it (file %s)\n",
+			sent.Message.ID, sent.Name, humanBytes(uint64(sent.Size)), shortPeer(sent.To), sent.Message.File.ID)
+		return nil
 	}
 	fmt.Fprintf(g.stdout, "%s %s (file %s)\n", sent.Message.ID, sent.Message.State, sent.Message.File.ID)
 	return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -110,7 +109,7 @@ func newFriendListCmd(g *globals) *cobra.Command {
 }
 
 func printFriends(g *globals, friends []api.Friend) error {
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(g.stdout)
 	fmt.Fprintln(tw, "NAME\tPEER\tSTATE\tPRESENCE\tSTATUS")
 	for _, f := range friends {
 		name, status := "-", ""

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -177,7 +176,7 @@ func newGroupMembersCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return g.printJSON(members)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(g.stdout)
 			fmt.Fprintln(tw, "NAME\tPEER\tROLE\tPRESENCE")
 			for _, m := range members {
 				name, presence := m.Name, "offline"
@@ -221,7 +220,7 @@ func newGroupListCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout, "no groups yet: `meshtalk group create NAME`, or `meshtalk group join CODE`")
 				return nil
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(g.stdout)
 			fmt.Fprintln(tw, "NAME\tID\tMEMBERS\tROLE\tSTATUS")
 			for _, gi := range gs {
 				role := gi.Role

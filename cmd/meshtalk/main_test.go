@@ -60,10 +60,13 @@ var testListen = []string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--listen"
 func cleanEnv(extra ...string) []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "MESHTALK_") && !strings.HasPrefix(e, "XDG_DATA_HOME=") {
+		if !strings.HasPrefix(e, "MESHTALK_") && !strings.HasPrefix(e, "XDG_DATA_HOME=") && !strings.HasPrefix(e, "XDG_DOWNLOAD_DIR=") {
 			env = append(env, e)
 		}
 	}
+	// Never the user's own ~/Downloads; a test that looks at downloads
+	// sets its own in extra (the last one counts).
+	env = append(env, "XDG_DOWNLOAD_DIR="+filepath.Join(os.TempDir(), "meshtalk-test-downloads"))
 	return append(env, extra...)
 }
 

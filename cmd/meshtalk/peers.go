@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,7 +31,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout, "no connections")
 				return nil
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(g.stdout)
 			fmt.Fprintln(tw, "PEER\tPATH\tTRANSPORT\tDIRECTION\tLATENCY\tOPENED\tADDRESS")
 			for _, p := range conns {
 				path := p.Path

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,7 +41,7 @@ func newRelayUsersCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return g.printJSON(us)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(g.stdout)
 			fmt.Fprintln(tw, "NAME\tPEER ID\tSTATE\tMAILBOX")
 			for _, u := range us {
 				state := "offline"

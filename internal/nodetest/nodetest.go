@@ -57,6 +57,8 @@ func Start(t testing.TB, opts Options) *node.Node {
 			c.API.Listen = "127.0.0.1:0"
 			c.Discovery.MDNS = false
 			c.Discovery.DHT = "server"
+			// Never the user's own ~/Downloads.
+			c.Files.Dir = opts.Home.DownloadsPath()
 			if opts.Configure != nil {
 				opts.Configure(c)
 			}

@@ -1796,11 +1796,16 @@ func (x *StoredDrop) GetComplete() bool {
 // FileDrop is the one item of a KindFileDrop letter: where the sealed
 // blob waits and what it is.
 type FileDrop struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Relay         []byte                 `protobuf:"bytes,1,opt,name=relay,proto3" json:"relay,omitempty"`
-	Manifest      []byte                 `protobuf:"bytes,2,opt,name=manifest,proto3" json:"manifest,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Size          uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Relay    []byte                 `protobuf:"bytes,1,opt,name=relay,proto3" json:"relay,omitempty"`
+	Manifest []byte                 `protobuf:"bytes,2,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	Name     string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Size     uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// The ID of the file as the sender offers it too (its plain manifest's
+	// root), so that the recipient's node ties the dropped file to the
+	// message of kind file that carries its caption. Absent from older
+	// senders.
+	FileId        *string `protobuf:"bytes,5,opt,name=file_id,json=fileId,proto3,oneof" json:"file_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1861,6 +1866,13 @@ func (x *FileDrop) GetSize() uint64 {
 		return x.Size
 	}
 	return 0
+}
+
+func (x *FileDrop) GetFileId() string {
+	if x != nil && x.FileId != nil {
+		return *x.FileId
+	}
+	return ""
 }
 
 var File_relay_proto protoreflect.FileDescriptor
@@ -1989,12 +2001,15 @@ const file_relay_proto_rawDesc = "" +
 	"\trecipient\x18\x02 \x01(\fR\trecipient\x12\x1a\n" +
 	"\bmanifest\x18\x03 \x01(\fR\bmanifest\x12!\n" +
 	"\fdeposited_ms\x18\x04 \x01(\x03R\vdepositedMs\x12\x1a\n" +
-	"\bcomplete\x18\x05 \x01(\bR\bcomplete\"d\n" +
+	"\bcomplete\x18\x05 \x01(\bR\bcomplete\"\x8e\x01\n" +
 	"\bFileDrop\x12\x14\n" +
 	"\x05relay\x18\x01 \x01(\fR\x05relay\x12\x1a\n" +
 	"\bmanifest\x18\x02 \x01(\fR\bmanifest\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x04R\x04sizeB'Z%github.com/meshtalk/meshtalk/relay/pbb\x06proto3"
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1c\n" +
+	"\afile_id\x18\x05 \x01(\tH\x00R\x06fileId\x88\x01\x01B\n" +
+	"\n" +
+	"\b_file_idB'Z%github.com/meshtalk/meshtalk/relay/pbb\x06proto3"
 
 var (
 	file_relay_proto_rawDescOnce sync.Once
@@ -2091,6 +2106,7 @@ func file_relay_proto_init() {
 		(*MailboxRequest_Drop)(nil),
 		(*MailboxRequest_DropDone)(nil),
 	}
+	file_relay_proto_msgTypes[28].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/history"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Files that went through a relay's file drop, by the ID of the file as
+// its message of kind file offers it (the plain manifest's root):
+//
+//	/node/drops/<file ID> -> dropRecord (JSON)
+//
+// On the sender: the relay that holds it. On the recipient: the relay it
+// came through and where it is now. file list joins them with the
+// messages.
+var dropsKey = datastore.NewKey("/node/drops")
+
+// dropRecord is a dropped file, sent or received.
+type dropRecord struct {
+	Relay peer.ID `json:"relay"`
+	// Path is where a received one is.
+	Path string    `json:"path,omitempty"`
+	Time time.Time `json:"time"`
+	// Delivered is when a sent one's message was delivered (the friend's
+	// node fetches the file as it takes the letter that announces it).
+	Delivered *time.Time `json:"delivered,omitempty"`
+}
+
+// noteDelivered records when the message that offers a dropped file was
+// delivered, once.
+func (n *Node) noteDelivered(ctx context.Context, data any) {
+	ev, ok := data.(chat.StateEvent)
+	if !ok || (ev.State != history.MsgDelivered && ev.State != history.MsgRead) || n.chat == nil {
+		return
+	}
+	m, err := n.chat.GetMessage(ctx, ev.ID)
+	if err != nil || m.File == nil || !m.Outgoing {
+		return
+	}
+	r, ok := n.drop(ctx, m.File.ID)
+	if !ok || r.Delivered != nil {
+		return
+	}
+	at := n.now()
+	r.Delivered = &at
+	if err := n.putDrop(m.File.ID, r); err != nil {
+		n.log.Warn("note a dropped file delivered", "err", err)
+	}
+}
+
+func (n *Node) now() time.Time {
+	if n.clock != nil {
+		return n.clock()
+	}
+	return time.Now()
+}
+
+// putDrop records a dropped file, synced.
+func (n *Node) putDrop(fileID string, r dropRecord) error {
+	ctx := context.Background()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	key := dropsKey.ChildString(fileID)
+	if err := n.ds.Put(ctx, key, b); err != nil {
+		return err
+	}
+	return n.ds.Sync(ctx, key)
+}
+
+// drop is the record of a dropped file, if there is one.
+func (n *Node) drop(ctx context.Context, fileID string) (dropRecord, bool) {
+	var r dropRecord
+	b, err := n.ds.Get(ctx, dropsKey.ChildString(fileID))
+	if err != nil || json.Unmarshal(b, &r) != nil {
+		return r, false
+	}
+	return r, true
+}
