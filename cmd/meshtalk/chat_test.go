@@ -167,7 +167,15 @@ func TestFileCommands(t *testing.T) {
 		t.Fatalf("offer %v", files[0])
 	}
 	out := t.TempDir()
-	got := strings.TrimSpace(mt(homeB, "file", "get", files[0]["id"].(string)[:12], "--out", out))
+	stdout, stderr, code := meshtalk(t, env, "file", "get", files[0]["id"].(string)[:12], "--out", out, "--home", homeB)
+	if code != 0 {
+		t.Fatalf("file get: exit %d: %s", code, stderr)
+	}
+	// Not a terminal: plain lines of progress, never a bar redrawn with \r.
+	if strings.Contains(stderr, "\r") || !strings.Contains(stderr, "holiday photos.tar: done") {
+		t.Fatalf("file get's progress off a terminal: %q", stderr)
+	}
+	got := strings.TrimSpace(stdout)
 	b2, err := os.ReadFile(got)
 	if err != nil || !bytes.Equal(b2, data) {
 		t.Fatalf("fetched %s: %v, identical=%v", got, err, bytes.Equal(b2, data))

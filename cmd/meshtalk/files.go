@@ -3,11 +3,14 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/meshtalk/meshtalk/api"
 )
@@ -151,17 +154,64 @@ func newFileGetCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// progress shows how far a download is on stderr: a bar redrawn in
+// place on a terminal, else (a pipe, a file, a log) a plain line every
+// tenth of the way.
+type progress struct {
+	bar  *progressbar.ProgressBar // on a terminal
+	w    io.Writer
+	name string
+	size uint64
+	last uint64 // tenths shown
+}
+
+func newProgress(w io.Writer, name string, size uint64) *progress {
+	p := &progress{w: w, name: name, size: size}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.bar = progressbar.NewOptions64(int64(size),
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(name),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+	}
+	return p
+}
+
+func (p *progress) set(n uint64) {
+	if p.bar != nil {
+		p.bar.Set64(int64(n))
+		return
+	}
+	if p.size == 0 {
+		return
+	}
+	if tenth := n * 10 / p.size; tenth > p.last && tenth < 10 {
+		p.last = tenth
+		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.name, tenth*10, humanBytes(n), humanBytes(p.size))
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+		return
+	}
+	fmt.Fprintf(p.w, "%s: done (%s)\n", p.name, humanBytes(p.size))
+}
+
+func (p *progress) exit() {
+	if p.bar != nil {
+		p.bar.Exit()
+	}
+}
+
 // followDownload shows a download's progress until it is done: bytes,
 // rate and time left on stderr; the path alone on stdout.
 func followDownload(cmd *cobra.Command, g *globals, stream *api.EventStream, f *api.File, arg string) error {
-	bar := progressbar.NewOptions64(int64(f.Size),
-		progressbar.OptionSetWriter(g.stderr),
-		progressbar.OptionSetDescription(f.Name),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(g.stderr) }))
+	bar := newProgress(g.stderr, f.Name, f.Size)
 	for {
 		ev, err := stream.Next()
 		if err != nil {
@@ -178,13 +228,13 @@ func followDownload(cmd *cobra.Command, g *globals, stream *api.EventStream, f *
 		switch ev.Type {
 		case "transfer.progress":
 			done, _ := d["bytes"].(float64)
-			bar.Set64(int64(done))
+			bar.set(uint64(done))
 		case "transfer.done":
-			bar.Finish()
+			bar.finish()
 			fmt.Fprintln(g.stdout, d["path"])
 			return nil
 		case "transfer.failed":
-			bar.Exit()
+			bar.exit()
 			return fmt.Errorf("download failed: %v (run `meshtalk file get %s` again to retry)", d["error"], arg)
 		}
 	}
