@@ -227,6 +227,7 @@ func (s *Service) startDirect() error {
 // bootstrap connects to the bootstrap peers and fills the routing table.
 func (s *Service) bootstrap() {
 	var wg sync.WaitGroup
+	var reached atomic.Int32
 	for _, p := range s.cfg.Bootstrap {
 		wg.Add(1)
 		go func() {
@@ -234,11 +235,17 @@ func (s *Service) bootstrap() {
 			ctx, cancel := context.WithTimeout(s.ctx, 15*time.Second)
 			defer cancel()
 			if err := s.h.Connect(ctx, p); err != nil {
-				s.log.Warn("bootstrap peer unreachable", "peer", p.ID, "err", err)
+				// A peer that left: routine while another answers.
+				s.log.Debug("bootstrap peer unreachable", "peer", p.ID, "err", err)
+				return
 			}
+			reached.Add(1)
 		}()
 	}
 	wg.Wait()
+	if len(s.cfg.Bootstrap) > 0 && reached.Load() == 0 && s.ctx.Err() == nil {
+		s.log.Warn("no bootstrap peer reachable; the DHT finds peers once one is", "peers", len(s.cfg.Bootstrap))
+	}
 	if err := s.dht.Bootstrap(s.ctx); err != nil && s.ctx.Err() == nil {
 		s.log.Warn("DHT bootstrap", "err", err)
 	}

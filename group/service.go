@@ -631,6 +631,12 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 			return pubsub.ValidationAccept // sealed and stored here a moment ago
 		}
 		if !st.isMember(env.Author) {
+			if st.wasMember(env.Author, env.Epoch) {
+				// A member removed or gone since, whose last frame was
+				// on its way: routine, and no fault of who forwarded it.
+				gs.log.Debug("ignored a frame of a former member", "group", g.id, "author", env.Author)
+				return pubsub.ValidationIgnore
+			}
 			return reject()
 		}
 		// One this node holds already (a pull was quicker) is still
