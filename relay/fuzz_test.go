@@ -239,3 +239,23 @@ func FuzzFoldName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFileDrop: a FileDrop item (what a file-drop letter holds) decodes
+// or fails, and its file ID is taken only when it is bounded hex.
+func FuzzFileDrop(f *testing.F) {
+	id := "9dbd97a4"
+	full, _ := proto.Marshal(&pb.FileDrop{Relay: []byte("r"), Manifest: []byte("m"), Name: "notes.txt", Size: 5, FileId: &id})
+	f.Add(full)
+	old, _ := proto.Marshal(&pb.FileDrop{Relay: []byte("r"), Manifest: []byte("m"), Name: "notes.txt", Size: 5})
+	f.Add(old)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var fd pb.FileDrop
+		if proto.Unmarshal(in, &fd) != nil {
+			return
+		}
+		got := fileIDOf(&fd)
+		if len(got) > 128 || got != "" && got != fd.GetFileId() {
+			t.Fatalf("file ID %q from %q", got, fd.GetFileId())
+		}
+	})
+}
