@@ -56,6 +56,23 @@ var (
 	ErrNotEditable = errors.New("history: this kind of message cannot be edited (delete it instead)")
 	// ErrDeleted refuses an edit of a deleted message.
 	ErrDeleted = errors.New("history: the message was deleted")
+	// ErrTooManyWaiting drops a change whose message has not come while
+	// maxWaiting others wait.
+	ErrTooManyWaiting = errors.New("history: too many changes wait for their messages")
+)
+
+// Refused reports whether err refuses a change for good (not a storage
+// failure): the receiver drops it, a retry would change nothing.
+func Refused(err error) bool {
+	return errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrNotEditable) || errors.Is(err, ErrTooManyWaiting)
+}
+
+// Events of changes (chat's and group's).
+const (
+	// EventEdited: a message was edited. Data: *Message, as it now is.
+	EventEdited = "message.edited"
+	// EventDeleted: a message was deleted. Data: *Message (a tombstone).
+	EventDeleted = "message.deleted"
 )
 
 // maxWaiting bounds the changes kept for targets that have not come.
@@ -197,6 +214,24 @@ func tombstone(m *Message) {
 	m.Text, m.Face, m.Thumbnail, m.ThumbnailType, m.Manifest, m.File = "", "", nil, "", nil, nil
 }
 
+// Forget deletes a message on this node only: a tombstone, committed
+// (not synced). It returns the message as it now is.
+func (s *Store) Forget(ctx context.Context, id string) (*Message, error) {
+	s.forgetMu.Lock()
+	defer s.forgetMu.Unlock()
+	t, err := s.record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Deleted {
+		tombstone(t)
+		if err := s.PutRecord(ctx, s.ds, t); err != nil {
+			return nil, err
+		}
+	}
+	return s.WithState(ctx, t), nil
+}
+
 // keep stores a change whose target has not come.
 func (s *Store) keep(ctx context.Context, w datastore.Write, c *Change) error {
 	wt, err := s.waitingChanges(ctx)
@@ -211,7 +246,7 @@ func (s *Store) keep(ctx context.Context, w datastore.Write, c *Change) error {
 		}
 	}
 	if n := wt.n.Load(); n >= maxWaiting {
-		return fmt.Errorf("history: %d changes wait for their messages already; %s dropped", n, c.ID)
+		return fmt.Errorf("%w (%d); %s dropped", ErrTooManyWaiting, n, c.ID)
 	}
 	rec := &pb.StoredMessage{Message: c.ToWire(), From: []byte(c.Author), Group: c.Group}
 	b, err := proto.Marshal(rec)

@@ -100,8 +100,9 @@ type Config struct {
 type Store struct {
 	ds          datastore.Batching
 	cfg         Config
-	peerStrings sync.Map // peer.ID -> its string form
-	waiting     waiting  // changes.go
+	peerStrings sync.Map   // peer.ID -> its string form
+	waiting     waiting    // changes.go
+	forgetMu    sync.Mutex // one Forget at a time
 }
 
 // New returns the history in ds.
