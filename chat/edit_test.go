@@ -62,6 +62,20 @@ func TestDMEditAndDelete(t *testing.T) {
 	if page, _ := b.Chat().History(bg, a.ID(), "", 10); len(page.Messages) != 2 || !page.Messages[0].Deleted {
 		t.Fatalf("b's history: %+v", page)
 	}
+	// A message not delivered yet goes out from its record: deleted here
+	// only, it would reach b deleted, so only a delete for everyone is
+	// taken.
+	b.Close()
+	queued, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "to b, away"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Chat().DeleteLocal(bg, queued.ID); !errors.Is(err, chat.ErrInvalid) {
+		t.Fatalf("a local delete of a queued message: %v", err)
+	}
+	if m, err := a.Chat().Delete(bg, queued.ID); err != nil || !m.Deleted {
+		t.Fatalf("a delete for everyone of a queued message: %+v %v", m, err)
+	}
 }
 
 // TestDMChangeOnceInAnyOrder: a change that comes again (a mailbox and

@@ -223,6 +223,15 @@ func (s *Store) Forget(ctx context.Context, id string) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The outbox sends a direct message from its record: deleted here
+	// before it went out, it would reach the friend deleted.
+	if t.Outgoing && t.Group == "" && s.cfg.Pending != nil {
+		if pending, err := s.cfg.Pending(ctx, t); err != nil {
+			return nil, err
+		} else if pending {
+			return nil, fmt.Errorf("history: %w delete: %s is not delivered yet; delete it for everyone, or once it is delivered", ErrInvalid, id)
+		}
+	}
 	if !t.Deleted {
 		tombstone(t)
 		if err := s.PutRecord(ctx, s.ds, t); err != nil {
