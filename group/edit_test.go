@@ -155,3 +155,45 @@ func TestGroupReceipts(t *testing.T) {
 		return len(page.Messages) > 0 && len(page.Messages[len(page.Messages)-1].ReadBy) == 2
 	})
 }
+
+// TestGroupEditBeforeItsMessage: an edit that a mailbox hands over
+// before its message waits for it, across a restart, and the message
+// comes edited; the edit again changes nothing.
+func TestGroupEditBeforeItsMessage(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	home := b.Home()
+	evA := nodetest.Events(t, a)
+	b.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, b.ID())
+	m, err := a.GroupService().Send(bg, gid, history.Draft{Text: "helo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GroupService().Edit(bg, gid, m.ID, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	seq := group.Seq(a.GroupService(), gid, a.ID())
+	msg, edit := group.StoredEnvelope(a.GroupService(), gid, a.ID(), seq-1), group.StoredEnvelope(a.GroupService(), gid, a.ID(), seq)
+	a.Close()
+	b = nodetest.Start(t, nodetest.Options{Home: home})
+	if err := b.GroupService().ReceiveParked(bg, [][]byte{edit}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Chat().GetMessage(bg, m.ID); err == nil {
+		t.Fatal("b has the message before it came")
+	}
+	b.Close()
+	b = nodetest.Start(t, nodetest.Options{Home: home})
+	evB := nodetest.Events(t, b)
+	if err := b.GroupService().ReceiveParked(bg, [][]byte{msg, edit}); err != nil {
+		t.Fatal(err)
+	}
+	got := nodetest.WaitEventData(t, evB, group.EventMessage, nil).(*history.Message)
+	if got.ID != m.ID || got.Text != "hello" || got.EditedAt.IsZero() {
+		t.Fatalf("the message came as %+v", got)
+	}
+	if stored, _ := b.Chat().GetMessage(bg, m.ID); stored.Text != "hello" {
+		t.Fatalf("b's copy: %+v", stored)
+	}
+}

@@ -280,3 +280,13 @@ func SendChange(ctx context.Context, s *Service, gid, target, text string) error
 	_, err = s.sendWire(ctx, g, history.Wire{Content: c})
 	return err
 }
+
+// StoredEnvelope is the envelope of author's message seq of a group as
+// s keeps it (as a mailbox would hold it).
+func StoredEnvelope(s *Service, gid string, author peer.ID, seq uint64) []byte {
+	b, err := s.ds.Get(s.ctx, groupEnvKey(gid, s.peerString(author), seq))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
