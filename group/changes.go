@@ -288,6 +288,7 @@ func (gs *Service) withReceipts(ctx context.Context, m *history.Message) error {
 	notAuthor := func(r history.MemberReceipt) bool { return r.PeerID == m.From }
 	m.DeliveredBy = slices.DeleteFunc(m.DeliveredBy, notAuthor)
 	m.ReadBy = slices.DeleteFunc(m.ReadBy, notAuthor)
+	m.Delivered, m.Read = len(m.DeliveredBy), len(m.ReadBy)
 	g := gs.get(m.Group)
 	if g == nil {
 		return nil

@@ -291,7 +291,10 @@ type Message struct {
 	// members it is for (the members but its author), when known.
 	DeliveredBy []MemberReceipt `json:"delivered_by,omitempty"`
 	ReadBy      []MemberReceipt `json:"read_by,omitempty"`
-	Recipients  int             `json:"recipients,omitempty"`
+	// The lengths of DeliveredBy and ReadBy (absent: 0).
+	Delivered  int `json:"delivered_count,omitempty"`
+	Read       int `json:"read_count,omitempty"`
+	Recipients int `json:"recipients,omitempty"`
 }
 
 // MemberReceipt is one member's receipt of a group message.

@@ -90,7 +90,7 @@ func TestEditDeleteAndGroupReceipts(t *testing.T) {
 	g := history(homeA, created.ID)
 	readBy, _ := g[0]["read_by"].([]any)
 	deliveredBy, _ := g[0]["delivered_by"].([]any)
-	if len(g) != 1 || len(readBy) != 1 || len(deliveredBy) != 1 || g[0]["recipients"] != float64(1) || g[0]["state"] != "read" {
+	if len(g) != 1 || len(readBy) != 1 || len(deliveredBy) != 1 || g[0]["recipients"] != float64(1) || g[0]["read_count"] != float64(1) || g[0]["state"] != "read" {
 		t.Fatalf("A's group history: %v", g)
 	}
 }
