@@ -38,6 +38,11 @@ type SendRequest struct {
 	ReactTo string `json:"react_to,omitempty"`
 }
 
+// EditRequest is the body of PATCH /api/v1/messages/{id}.
+type EditRequest struct {
+	Text string `json:"text"`
+}
+
 // ReadRequest is the body of POST /api/v1/read.
 type ReadRequest struct {
 	With string `json:"with"`
@@ -67,6 +72,8 @@ func (s *Server) chatRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/profile", s.handleSetProfile)
 	mux.HandleFunc("GET /api/v1/avatars/{id}", s.handleAvatar)
 	mux.HandleFunc("POST /api/v1/messages", s.handleSend)
+	mux.HandleFunc("PATCH /api/v1/messages/{id}", s.handleEdit)
+	mux.HandleFunc("DELETE /api/v1/messages/{id}", s.handleDelete)
 	mux.HandleFunc("GET /api/v1/history", s.handleHistory)
 	mux.HandleFunc("GET /api/v1/search", s.handleSearch)
 	mux.HandleFunc("POST /api/v1/read", s.handleRead)
@@ -128,6 +135,20 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := s.node.SendMessage(r.Context(), req.To, node.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo})
+	reply(w, m, err)
+}
+
+func (s *Server) handleEdit(w http.ResponseWriter, r *http.Request) {
+	var req EditRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	m, err := s.node.EditMessage(r.Context(), r.PathValue("id"), req.Text)
+	reply(w, m, err)
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	m, err := s.node.DeleteMessage(r.Context(), r.PathValue("id"), r.URL.Query().Get("for_everyone") == "true")
 	reply(w, m, err)
 }
 

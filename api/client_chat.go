@@ -126,6 +126,22 @@ func (c *Client) Send(ctx context.Context, req SendRequest) (*Message, error) {
 	return call[*Message](ctx, c, http.MethodPost, "/api/v1/messages", req)
 }
 
+// EditMessage changes the text of a message this node sent (a direct
+// or a group message).
+func (c *Client) EditMessage(ctx context.Context, id, text string) (*Message, error) {
+	return call[*Message](ctx, c, http.MethodPatch, "/api/v1/messages/"+url.PathEscape(id), EditRequest{Text: text})
+}
+
+// DeleteMessage deletes a message: for everyone (its author only), or on
+// this node only.
+func (c *Client) DeleteMessage(ctx context.Context, id string, forEveryone bool) (*Message, error) {
+	path := "/api/v1/messages/" + url.PathEscape(id)
+	if forEveryone {
+		path += "?for_everyone=true"
+	}
+	return call[*Message](ctx, c, http.MethodDelete, path, nil)
+}
+
 // History is a page of a conversation with a friend or group: up to
 // limit (0: the node's default) messages older than before ("": the
 // newest).

@@ -29,6 +29,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusForbidden, CodeNotAdmin
 	case is(node.ErrNotMember):
 		return http.StatusForbidden, CodeNotMember
+	case is(node.ErrNotAuthor):
+		return http.StatusForbidden, CodeNotAuthor
 	case is(node.ErrInviteExpired):
 		return http.StatusGone, CodeInviteExpired
 	case is(node.ErrInviteUsedUp):
@@ -42,7 +44,7 @@ func statusOf(err error) (int, string) {
 	case is(node.ErrBadRequest, node.ErrAmbiguous, node.ErrGroupAmbiguous, node.ErrGroupBadFrame, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
 		node.ErrBadFrame, node.ErrInvalid, node.ErrBadPeer, node.ErrBadFriendCode, node.ErrBadInvite,
 		node.ErrBadName, node.ErrBadRelayInvite, node.ErrRegistrationClosed, node.ErrRelayBadRequest,
-		node.ErrNotRegistered, node.ErrTooLarge):
+		node.ErrNotRegistered, node.ErrTooLarge, node.ErrNotEditable, node.ErrDeleted):
 		return http.StatusBadRequest, CodeBadRequest
 	case is(node.ErrNoRoute, node.ErrUnreachable, node.ErrRefused, node.ErrGroupRefused):
 		return http.StatusBadGateway, CodeNoRoute

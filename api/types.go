@@ -27,6 +27,7 @@ const (
 	CodeNotAdmin        = "not_admin"
 	CodeInviteExpired   = "invite_expired"
 	CodeInviteUsedUp    = "invite_used_up"
+	CodeNotAuthor       = "not_author"
 )
 
 // Error is the body of every API error response, under "error".

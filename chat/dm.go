@@ -138,6 +138,9 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		if err := b.Put(ctx, outboxKey(pstr, w.HLC, w.ID), wb); err != nil {
 			return err
 		}
+		if err := s.applyOwn(ctx, b, w); err != nil {
+			return err
+		}
 		if r.shown {
 			if err := s.hist.Put(ctx, b, r.m); err != nil {
 				return err
@@ -377,11 +380,11 @@ func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) e
 		batch = append(batch, m)
 	}
 	if len(batch) > 0 {
-		fresh, read, err := s.store(p, batch)
+		r, err := s.store(p, batch)
 		if err != nil {
 			return err
 		}
-		s.announce(p, fresh, read)
+		s.announce(p, r)
 	}
 	return errors.Join(bad...)
 }
@@ -541,7 +544,7 @@ func (f *flush) send(msgs []wireMessage) error {
 	// "sent" lasts a round trip: announced, not stored (the history
 	// says queued until the ack, which is what a restart would resend).
 	for _, m := range sent {
-		if m.Kind != KindReceipt {
+		if m.Shown() {
 			f.s.publish(EventMessageState, StateEvent{ID: m.ID, PeerID: f.c.p, State: MsgSent})
 		}
 	}
@@ -704,7 +707,7 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 			s.log.Error("message state", "err", err)
 			return
 		}
-		if m.Kind == KindReceipt {
+		if !m.Shown() {
 			continue
 		}
 		if state == MsgFailed {
@@ -792,8 +795,7 @@ func (s *Service) handleDM(st network.Stream) {
 				stranger.Store(true)
 				return received{}, ErrNotFriend
 			}
-			fresh, read, err := s.write(from, round)
-			return received{fresh, read}, err
+			return s.write(from, round)
 		},
 		func() error { return s.sync(s.ctx) },
 		func(round []wireMessage, r received, err error) {
@@ -807,7 +809,7 @@ func (s *Service) handleDM(st network.Stream) {
 				return
 			case err == nil:
 				err = s.ack(st, w, round)
-				s.announce(from, r.fresh, r.read)
+				s.announce(from, r)
 			}
 			if err != nil {
 				failed.Store(true)
@@ -824,11 +826,13 @@ func (s *Service) handleDM(st network.Stream) {
 	}
 }
 
-// received is what a round of a DM stream brought: the new messages, and
-// the IDs that receipts marked read.
+// received is what a round of a DM stream brought: the new messages, the
+// IDs that receipts marked read, and the messages edits and deletes
+// changed.
 type received struct {
-	fresh []*Message
-	read  []string
+	fresh   []*Message
+	read    []string
+	changed []*Message
 }
 
 // errSkipped is a round that a stream ending in error leaves unstored.
@@ -854,34 +858,38 @@ func refuse(st network.Stream, code uint32, msg, id string) {
 	writeFrame(st, &pb.DMFrame{Body: &pb.DMFrame_Refusal{Refusal: &pb.Refusal{Code: code, Message: msg, Id: id}}})
 }
 
-// announce publishes received messages and read receipts.
-func (s *Service) announce(from peer.ID, fresh []*Message, read []string) {
-	for _, m := range fresh {
+// announce publishes received messages, read receipts and changes.
+func (s *Service) announce(from peer.ID, r received) {
+	for _, m := range r.fresh {
 		s.publish(EventMessage, m)
 	}
-	for _, id := range read {
+	for _, id := range r.read {
 		s.publish(EventMessageState, StateEvent{ID: id, PeerID: from, State: MsgRead})
+	}
+	for _, m := range r.changed {
+		s.publishChange(m)
 	}
 }
 
 // store stores the new messages of batch from a friend, and the receipts,
-// durably; it returns the new messages and the IDs now read.
-func (s *Service) store(from peer.ID, batch []wireMessage) (fresh []*Message, read []string, err error) {
-	if fresh, read, err = s.write(from, batch); err != nil {
-		return nil, nil, err
+// durably; it returns what they brought.
+func (s *Service) store(from peer.ID, batch []wireMessage) (received, error) {
+	r, err := s.write(from, batch)
+	if err != nil {
+		return received{}, err
 	}
 	if err := s.sync(s.ctx); err != nil {
-		return nil, nil, err
+		return received{}, err
 	}
-	return fresh, read, nil
+	return r, nil
 }
 
 // write is store without the sync.
-func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, read []string, err error) {
+func (s *Service) write(from peer.ID, batch []wireMessage) (r received, err error) {
 	ctx := s.ctx
 	mark, err := s.receivedMark(ctx, from)
 	if err != nil {
-		return nil, nil, err
+		return received{}, err
 	}
 	// One writer per peer at a time: two streams from the same peer (a
 	// reconnection while the old one drains) must not both find a message
@@ -890,7 +898,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 	defer mark.mu.Unlock()
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
-		return nil, nil, err
+		return received{}, err
 	}
 	seen := map[string]bool{}
 	pstr := s.peerString(from)
@@ -904,14 +912,20 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		if wm.Kind == KindReceipt {
 			ids, err := s.receiptRefs(ctx, from, wm.Refs)
 			if err != nil {
-				return nil, nil, err
+				return received{}, err
 			}
 			for _, id := range ids {
 				if err := b.Put(ctx, history.ReadKey(id), nil); err != nil {
-					return nil, nil, err
+					return received{}, err
 				}
 			}
-			read = append(read, ids...)
+			r.read = append(r.read, ids...)
+			continue
+		}
+		if wm.Kind == KindEdit || wm.Kind == KindDelete {
+			if err := s.applyChange(ctx, b, from, wm, r.fresh, &r.changed); err != nil {
+				return received{}, err
+			}
 			continue
 		}
 		// A message's ID derives from its clock reading, and a peer's
@@ -921,7 +935,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		if wm.HLC <= mark.hlc {
 			has, err := s.ds.Has(ctx, history.IDKey(wm.ID))
 			if err != nil {
-				return nil, nil, err
+				return received{}, err
 			}
 			if has {
 				continue // a resend: ack it again, store it once
@@ -930,21 +944,21 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (fresh []*Message, re
 		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Content: wm.Content,
 			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, File: fileInfo(wm.Manifest)}
 		if err := s.hist.Put(ctx, b, m); err != nil {
-			return nil, nil, err
+			return received{}, err
 		}
 		high = max(high, wm.HLC)
-		fresh = append(fresh, m)
+		r.fresh = append(r.fresh, m)
 	}
 	if high > mark.hlc {
 		if err := b.Put(ctx, receivedKey(pstr), binary.BigEndian.AppendUint64(nil, high)); err != nil {
-			return nil, nil, err
+			return received{}, err
 		}
 	}
 	if err := b.Commit(ctx); err != nil {
-		return nil, nil, err
+		return received{}, err
 	}
 	mark.hlc = high
-	return fresh, read, nil
+	return r, nil
 }
 
 // receivedMark is the highest clock reading of a message stored from a

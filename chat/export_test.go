@@ -114,3 +114,15 @@ func ParkedID(b []byte) string {
 	proto.Unmarshal(b, &m)
 	return m.GetId()
 }
+
+// ParkedChange encodes an edit (text set) or a delete of target that
+// from sends to to, as a mailbox holds it, with its derived ID.
+func ParkedChange(from, to peer.ID, hlc uint64, target, text string) []byte {
+	m := &historypb.Message{Kind: KindDelete, Target: target, Text: text, Hlc: hlc, SentAtMs: 1}
+	if text != "" {
+		m.Kind = KindEdit
+	}
+	m.Id = history.DMID(from, to, m.SentAtMs, m.Hlc)
+	b, _ := proto.Marshal(m)
+	return b
+}

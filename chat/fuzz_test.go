@@ -21,6 +21,10 @@ func FuzzDMFrame(f *testing.F) {
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindFace, Face: "party"},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindReceipt, Refs: []string{"01ARZ3NDEKTSV4RRFFQ69G5FAW"}},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindReply, Text: "yes", ReplyTo: "01ARZ3NDEKTSV4RRFFQ69G5FAW"},
+		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindEdit, Text: "hello", Target: "01ARZ3NDEKTSV4RRFFQ69G5FAW", Hlc: 2 << 20, SentAtMs: 1700000000001},
+		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindDelete, Target: "01ARZ3NDEKTSV4RRFFQ69G5FAW"},
+		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindText, Text: "now", EditedAtMs: 1700000000002, EditHlc: 3 << 20},
+		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindPicture, Deleted: true, EditHlc: 3 << 20},
 	} {
 		var b bytes.Buffer
 		writeFrame(&b, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m}})

@@ -383,16 +383,29 @@ func (gs *Service) Send(ctx context.Context, id string, d history.Draft) (*histo
 	if err := probe.Check(checkManifest); err != nil {
 		return nil, fmt.Errorf("group: %w message: %s", ErrInvalid, err)
 	}
+	return gs.sendWire(ctx, g, w)
+}
+
+// sendWire seals a message (or an edit, a delete, a receipt), stores it
+// and announces it here, then publishes it and parks it for the members
+// away. It returns the message stored, or the one a change changed (nil:
+// a receipt, or a change that changed nothing).
+func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*history.Message, error) {
 	gs.sendMu.Lock()
 	m, env, err := gs.sealAndStore(g, w)
 	gs.sendMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	gs.emit(EventMessage, m)
+	switch {
+	case w.Shown():
+		gs.emit(EventMessage, m)
+	case m != nil:
+		gs.emitChange(m)
+	}
 	if err := gs.publishTopic(ctx, g, &pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}}); err != nil {
 		// Stored: members get it when they pull.
-		gs.log.Debug("publish", "group", id, "err", err)
+		gs.log.Debug("publish", "group", g.id, "err", err)
 	}
 	// After the publishing: finding who is away asks after every member
 	// (100 µs in a group of fifty).
@@ -433,7 +446,12 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 			return nil, nil, err
 		}
 	}
-	if err := gs.hist.Put(ctx, b, m); err != nil {
+	if w.Shown() {
+		err = gs.hist.Put(ctx, b, m)
+	} else {
+		m, err = gs.applyOwn(ctx, b, g, w)
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	if err := b.Commit(ctx); err != nil {
@@ -454,11 +472,20 @@ func (gs *Service) History(ctx context.Context, id string, before string, limit 
 	if _, err := gs.find(id); err != nil {
 		return nil, err
 	}
-	return gs.hist.Page(ctx, history.GroupConv(id), before, limit)
+	page, err := gs.hist.Page(ctx, history.GroupConv(id), before, limit)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range page.Messages {
+		if err := gs.withReceipts(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	return page, nil
 }
 
-// MarkRead marks every received message of a group read (groups
-// send no read receipts).
+// MarkRead marks every received message of a group read and, when read
+// receipts are on, tells the group.
 func (gs *Service) MarkRead(ctx context.Context, id string) (int, error) {
 	if _, err := gs.find(id); err != nil {
 		return 0, err
@@ -467,7 +494,17 @@ func (gs *Service) MarkRead(ctx context.Context, id string) (int, error) {
 	if err != nil || len(read) == 0 {
 		return 0, err
 	}
-	return len(read), gs.sync(ctx)
+	if err := gs.sync(ctx); err != nil {
+		return 0, err
+	}
+	if gs.cfg.ReadReceipts {
+		if g, err := gs.member(id); err == nil {
+			if err := gs.sendReceipts(ctx, g, history.ReceiptRead, read); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(read), nil
 }
 
 // Search finds messages of group id whose text contains text

@@ -265,3 +265,28 @@ func RawTopicPeers(s *Service, name string) []peer.ID { return s.ps.ListPeers(na
 // publishes (PublishTopic) as a non-subscriber then, straight to the
 // topic's peers, past the mesh, as a misbehaving member could.
 func LeaveTopic(s *Service, gid string) { s.unsubscribe(s.get(gid)) }
+
+// SendChange sends an edit (text set) or a delete of message target to a
+// group from s, unchecked: what a member that forges one would send.
+func SendChange(ctx context.Context, s *Service, gid, target, text string) error {
+	c := history.Content{Kind: history.KindDelete, Target: target}
+	if text != "" {
+		c.Kind, c.Text = history.KindEdit, text
+	}
+	g, err := s.member(gid)
+	if err != nil {
+		return err
+	}
+	_, err = s.sendWire(ctx, g, history.Wire{Content: c})
+	return err
+}
+
+// StoredEnvelope is the envelope of author's message seq of a group as
+// s keeps it (as a mailbox would hold it).
+func StoredEnvelope(s *Service, gid string, author peer.ID, seq uint64) []byte {
+	b, err := s.ds.Get(s.ctx, groupEnvKey(gid, s.peerString(author), seq))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

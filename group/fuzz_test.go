@@ -52,10 +52,26 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An edit of that message, and a receipt for it, sealed with the key
+	// the fuzzer opens with (all zeros): it reaches the message's check.
+	zero := make([]byte, keyLen)
+	msgID := history.GroupMessageID(gid, self, 1, 1700000000000)
+	edit, err := sealEnvelope(priv, self, gid, 2, 0, zero, &historypb.Message{Id: history.GroupMessageID(gid, self, 2, 1700000000001),
+		Kind: history.KindEdit, Text: "hello again", Target: msgID, Hlc: 2 << 20, SentAtMs: 1700000000001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipt, err := sealEnvelope(priv, self, gid, 3, 0, zero, &historypb.Message{Id: history.GroupMessageID(gid, self, 3, 1700000000002),
+		Kind: history.KindReceipt, Text: history.ReceiptDelivered, Refs: []string{msgID}, Hlc: 3 << 20, SentAtMs: 1700000000002})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tm := range []*pb.TopicMessage{
 		{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}},
 		{Body: &pb.TopicMessage_Op{Op: signedOpWire(add)}},
 		{Body: &pb.TopicMessage_Op{Op: signedOpWire(remove)}},
+		{Body: &pb.TopicMessage_Envelope{Envelope: edit.toWire()}},
+		{Body: &pb.TopicMessage_Envelope{Envelope: receipt.toWire()}},
 	} {
 		b, _ := proto.Marshal(tm)
 		topic = append(topic, b)

@@ -86,6 +86,8 @@ const (
 	// groupQueue is the depth of gossipsub's per-peer and validation
 	// queues (its default of 32 drops most of a burst).
 	groupQueue = 8192
+	// DefaultReceiptDelay: see Config.ReceiptDelay.
+	DefaultReceiptDelay = time.Second
 )
 
 func groupKey(id, rest string) datastore.Key { return datastore.RawKey("/groups/" + id + "/" + rest) }
@@ -135,6 +137,12 @@ type Config struct {
 	// Rate paces this node's publishing to its groups, in messages per
 	// second; 0 is DefaultRate.
 	Rate float64
+	// ReadReceipts tells a group which of its messages were read here
+	// (MarkRead).
+	ReadReceipts bool
+	// ReceiptDelay gathers the delivered receipts of this long into one
+	// receipt per group; 0 is DefaultReceiptDelay, below 0 sends none.
+	ReceiptDelay time.Duration
 	// Emit publishes the service's events (group.update, and
 	// message.received with a *history.Message for group messages); nil
 	// discards them. It must not block.
@@ -199,6 +207,9 @@ type Service struct {
 	scores     atomic.Pointer[map[peer.ID]float64]
 	scoreReads atomic.Int64
 	fellows    fellows
+
+	// receipts gathers delivered receipts for runReceipts (changes.go).
+	receipts receiptQueue
 }
 
 // group is one group this node knows.
@@ -336,7 +347,8 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		hist: history.New(ds, history.Config{FileInfo: fileInfo}),
 		self: h.ID(), all: map[string]*group{},
 		ingest: make(chan *ingestItem, groupQueue), pubq: make(chan pubItem, 1024),
-		pulls: map[pullKey]pullDue{}, pullWake: make(chan struct{}, 1)}
+		pulls: map[pullKey]pullDue{}, pullWake: make(chan struct{}, 1),
+		receipts: receiptQueue{wake: make(chan struct{}, 1)}}
 	gs.ctx = gs.run.Context()
 	if err := gs.start(ctx); err != nil {
 		gs.Close()
@@ -400,6 +412,7 @@ func (gs *Service) start(ctx context.Context) error {
 	gs.run.Go(gs.runPuller)
 	gs.run.Watch(sub, gs.peerChanged)
 	gs.run.Go(gs.runParker)
+	gs.run.Go(gs.runReceipts)
 	gs.run.Go(func() { gs.watchScores(scores) })
 
 	var ids []string
@@ -726,6 +739,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 	}
 	changed := map[string]*change{}
 	var fresh []*history.Message
+	var news changeNews // what the edits, deletes and receipts changed
 	for _, it := range batch {
 		// This node's own messages are stored as they are sealed
 		// (sealAndStore), which owns this node's head: a copy that comes
@@ -756,6 +770,12 @@ func (gs *Service) store(batch []*ingestItem) error {
 			return err
 		}
 		gs.clk.Observe(it.w.HLC)
+		if !it.w.Shown() {
+			if err := gs.storeChange(ctx, b, it, fresh, &news); err != nil {
+				return err
+			}
+			continue
+		}
 		// open checked the ID, derived from (group, author, seq): no other
 		// message can have it, and the head says this one is new.
 		m := groupMessage(g.id, it.env.Author, gs.self, it.w)
@@ -799,6 +819,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 	for _, m := range fresh {
 		gs.emit(EventMessage, m)
 	}
+	gs.announceChanges(fresh, news)
 	// A gap in an author's numbering, or the end of a burst: pull.
 	last := map[string]*ingestItem{}
 	for _, it := range batch {

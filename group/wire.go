@@ -411,11 +411,7 @@ func (e *envelope) open(key []byte) (history.Wire, error) {
 		return history.Wire{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	m, err := messageFromWire(&pm)
-	switch {
-	case err != nil:
-	case m.Kind == history.KindReceipt:
-		err = fmt.Errorf("%w: receipts are not group messages", ErrBadFrame)
-	default:
+	if err == nil {
 		if err = history.CheckID(m.ID, history.GroupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms"); err != nil {
 			err = fmt.Errorf("%w: %v", ErrBadFrame, err)
 		}

@@ -18,8 +18,21 @@ const (
 	KindPicture  = "picture"
 	KindReply    = "reply"
 	KindReaction = "reaction"
-	KindReceipt  = "receipt" // direct messages only: never stored
+	KindReceipt  = "receipt" // refs: the IDs it is about; never stored as a message
 	KindFile     = "file"
+	// KindEdit and KindDelete change the message Target, which only its
+	// author may do (an edit's Text is the new text): they are applied to
+	// the target, never shown as messages of their own (changes.go).
+	KindEdit   = "edit"
+	KindDelete = "delete"
+)
+
+// What a receipt says (its Text): direct messages only send read
+// receipts, with an empty text (their delivery is the ack); a group
+// member tells the group both.
+const (
+	ReceiptRead      = "read"
+	ReceiptDelivered = "delivered"
 )
 
 // Message states.
@@ -64,6 +77,16 @@ type Content struct {
 	ThumbnailType string `json:"thumbnail_type,omitempty"`
 	ReplyTo       string `json:"reply_to,omitempty"`
 	ReactTo       string `json:"react_to,omitempty"`
+	// Target is the message an edit or a delete changes.
+	Target string `json:"target,omitempty"`
+	// EditedAt is when the message's author last edited it (zero:
+	// never), EditHLC that edit's clock reading: a later edit wins,
+	// whatever order edits arrive in.
+	EditedAt time.Time `json:"edited_at,omitzero"`
+	EditHLC  uint64    `json:"-"`
+	// Deleted: its author deleted it (for everyone), or this node did
+	// (for itself); what it said is gone.
+	Deleted bool `json:"deleted,omitempty"`
 	// Manifest is an offered file's transfer manifest (kind file, or a
 	// picture's original).
 	Manifest []byte `json:"-"`
@@ -73,12 +96,28 @@ type Content struct {
 func (c *Content) fill(p *pb.Message) {
 	p.Kind, p.Text, p.Face, p.Thumbnail, p.ThumbnailType = c.Kind, c.Text, c.Face, c.Thumbnail, c.ThumbnailType
 	p.ReplyTo, p.ReactTo, p.File = c.ReplyTo, c.ReactTo, c.Manifest
+	p.Target, p.EditHlc, p.Deleted = c.Target, c.EditHLC, c.Deleted
+	p.EditedAtMs = 0
+	if !c.EditedAt.IsZero() {
+		p.EditedAtMs = c.EditedAt.UnixMilli()
+	}
 }
 
 // contentFromWire is the content of a wire message.
 func contentFromWire(p *pb.Message) Content {
-	return Content{Kind: p.GetKind(), Text: p.GetText(), Face: p.GetFace(), Thumbnail: p.GetThumbnail(),
-		ThumbnailType: p.GetThumbnailType(), ReplyTo: p.GetReplyTo(), ReactTo: p.GetReactTo(), Manifest: p.GetFile()}
+	c := Content{Kind: p.GetKind(), Text: p.GetText(), Face: p.GetFace(), Thumbnail: p.GetThumbnail(),
+		ThumbnailType: p.GetThumbnailType(), ReplyTo: p.GetReplyTo(), ReactTo: p.GetReactTo(), Manifest: p.GetFile(),
+		Target: p.GetTarget(), EditHLC: p.GetEditHlc(), Deleted: p.GetDeleted()}
+	if ms := p.GetEditedAtMs(); ms != 0 {
+		c.EditedAt = time.UnixMilli(ms)
+	}
+	return c
+}
+
+// Shown reports whether a message of this content is a message of the
+// conversation: receipts, edits and deletes are about other messages.
+func (c *Content) Shown() bool {
+	return c.Kind != KindReceipt && c.Kind != KindEdit && c.Kind != KindDelete
 }
 
 // size is about the bytes the content takes to hold.
@@ -94,10 +133,16 @@ func (c *Content) Check(manifest func([]byte) error) error {
 	if len(c.Thumbnail) > MaxThumbnailBytes {
 		return fmt.Errorf("thumbnail over %d bytes", MaxThumbnailBytes)
 	}
-	for _, r := range []string{c.ReplyTo, c.ReactTo} {
+	for _, r := range []string{c.ReplyTo, c.ReactTo, c.Target} {
 		if r != "" && !ValidID(r) {
 			return fmt.Errorf("bad reference %q", r)
 		}
+	}
+	if err := c.checkChange(); err != nil {
+		return err
+	}
+	if c.Deleted {
+		return nil // a tombstone: its kind's content is gone
 	}
 	// A file offer, or a picture's original.
 	if len(c.Manifest) > 0 {
@@ -127,13 +172,46 @@ func (c *Content) Check(manifest func([]byte) error) error {
 			return errors.New("a reaction needs the ID it reacts to and a short emoji")
 		}
 	case KindReceipt:
-		// Its refs are the direct-message protocol's to check.
+		// Its refs are the protocol's to check.
+		if c.Text != "" && c.Text != ReceiptRead && c.Text != ReceiptDelivered {
+			return fmt.Errorf("a receipt of %q", c.Text)
+		}
+	case KindEdit:
+		if c.Text == "" {
+			return errors.New("an edit needs the new text")
+		}
+	case KindDelete:
+		if c.Text != "" {
+			return errors.New("a delete carries no text")
+		}
 	case KindFile:
 		if len(c.Manifest) == 0 {
 			return errors.New("a file offer without its manifest")
 		}
 	default:
 		return fmt.Errorf("unknown kind %q", c.Kind)
+	}
+	return nil
+}
+
+// checkChange checks the fields of edits and deletes: a change names its
+// target and carries nothing else; a message's own edit state never
+// rides on a receipt or a change.
+func (c *Content) checkChange() error {
+	change := c.Kind == KindEdit || c.Kind == KindDelete
+	switch {
+	case change && c.Target == "":
+		return fmt.Errorf("%s without the ID of its message", c.Kind)
+	case change && (c.Face != "" || len(c.Thumbnail) > 0 || len(c.Manifest) > 0 || c.ReplyTo != "" || c.ReactTo != ""):
+		return fmt.Errorf("%s with content other than text", c.Kind)
+	case !change && c.Target != "":
+		return fmt.Errorf("a target on a message of kind %q", c.Kind)
+	case c.Shown():
+	case c.Deleted || c.EditHLC != 0 || !c.EditedAt.IsZero():
+		return fmt.Errorf("edit state on a message of kind %q", c.Kind)
+	}
+	if c.Deleted && (c.Text != "" || c.Face != "" || len(c.Thumbnail) > 0 || len(c.Manifest) > 0) {
+		return errors.New("a deleted message with content")
 	}
 	return nil
 }
@@ -149,6 +227,9 @@ type Wire struct {
 	Content
 	Refs []string // kind receipt: the IDs it is about
 }
+
+// SentAt is when the sender sent it, by its clock.
+func (m *Wire) SentAt() time.Time { return time.UnixMilli(m.SentAtMS) }
 
 // Size is about the bytes the message takes to hold.
 func (m *Wire) Size() int { return m.Content.size() + 32*len(m.Refs) }
@@ -204,6 +285,22 @@ type Message struct {
 	// File describes an offered file (kind "file"); Content.Manifest is
 	// its manifest, for transfer.
 	File *FileInfo `json:"file,omitempty"`
+	// The receipts of a group message, as the members sent them (see
+	// Receipts): who stored it (delivered; a member that read it stored
+	// it too) and who read it, by member; Recipients is how many
+	// members it is for (the members but its author), when known.
+	DeliveredBy []MemberReceipt `json:"delivered_by,omitempty"`
+	ReadBy      []MemberReceipt `json:"read_by,omitempty"`
+	// The lengths of DeliveredBy and ReadBy (absent: 0).
+	Delivered  int `json:"delivered_count,omitempty"`
+	Read       int `json:"read_count,omitempty"`
+	Recipients int `json:"recipients,omitempty"`
+}
+
+// MemberReceipt is one member's receipt of a group message.
+type MemberReceipt struct {
+	PeerID peer.ID   `json:"peer_id"`
+	At     time.Time `json:"at"`
 }
 
 // FileInfo is what a file offer shows before the file is fetched.

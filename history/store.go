@@ -10,6 +10,8 @@ package history
 //	/state/<msg ID>                      "failed:<reason>" (or, written before
 //	                                     2026-11-26, "delivered")
 //	/read/<msg ID>                       "": the message was read (by the peer, or here)
+//	/changes/..., /rcpt/...              edits and deletes that came before their
+//	                                     message, and group receipts: see changes.go
 //
 // A message's state is read, else the /state value, else the state in its
 // record (queued, received), where a queued direct message no longer in
@@ -98,7 +100,9 @@ type Config struct {
 type Store struct {
 	ds          datastore.Batching
 	cfg         Config
-	peerStrings sync.Map // peer.ID -> its string form
+	peerStrings sync.Map   // peer.ID -> its string form
+	waiting     waiting    // changes.go
+	forgetMu    sync.Mutex // one Forget at a time
 }
 
 // New returns the history in ds.
@@ -130,8 +134,14 @@ func (s *Store) FileInfo(manifest []byte) *FileInfo {
 	return s.cfg.FileInfo(manifest)
 }
 
-// Put writes m's record and its /msgid/ index entry into w.
+// Put writes m's record and its /msgid/ index entry into w, with the
+// edits and deletes that came before it applied (changes.go).
 func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
+	if s.hasWaiting(ctx, m.ID) {
+		if err := s.applyWaiting(ctx, w, m); err != nil {
+			return err
+		}
+	}
 	if err := s.PutRecord(ctx, w, m); err != nil {
 		return err
 	}

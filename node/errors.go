@@ -49,6 +49,10 @@ var (
 	ErrNotImage     = chat.ErrNotImage
 	ErrBadFrame     = chat.ErrBadFrame
 	ErrInvalid      = chat.ErrInvalid
+	// Edits and deletes.
+	ErrNotAuthor   = chat.ErrNotAuthor
+	ErrNotEditable = chat.ErrNotEditable
+	ErrDeleted     = chat.ErrDeleted
 
 	// Groups.
 	ErrNoGroup       = group.ErrNoGroup

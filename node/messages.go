@@ -213,6 +213,46 @@ func (n *Node) MarkRead(ctx context.Context, with string) (*ReadResult, error) {
 	return &ReadResult{Marked: marked}, nil
 }
 
+// EditMessage changes the text of a message this node sent, to a friend
+// or a group: here at once, and on the other side when the edit is
+// delivered (exactly once, like a message). Only the author may edit; a
+// face or a reaction has no text to edit.
+func (n *Node) EditMessage(ctx context.Context, id, text string) (*Message, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.GetMessage(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Group != "" {
+		return n.groups.Edit(ctx, m.Group, id, text)
+	}
+	return c.Edit(ctx, id, text)
+}
+
+// DeleteMessage deletes a message: for everyone (only its author may),
+// or on this node only. What it said is gone; a tombstone keeps its place
+// ("message deleted").
+func (n *Node) DeleteMessage(ctx context.Context, id string, forEveryone bool) (*Message, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	if !forEveryone {
+		return c.DeleteLocal(ctx, id)
+	}
+	m, err := c.GetMessage(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Group != "" {
+		return n.groups.Delete(ctx, m.Group, id)
+	}
+	return c.Delete(ctx, id)
+}
+
 // importFile puts a file (path) or a picture's original into the blob
 // store; a file that cannot be read is a bad request.
 func (n *Node) importFile(path string, picture []byte) (*transfer.Manifest, error) {

@@ -266,6 +266,8 @@ func (n *Node) startChat(ctx context.Context, blobs *transfer.Blobs, undo *undoS
 		Clock:   clk,
 		Emit:    n.emit,
 		Logger:  n.logs,
+		// One setting for friends and groups.
+		ReadReceipts: n.cfg.Chat.ReadReceipts,
 	})
 	if err != nil {
 		return err

@@ -167,16 +167,91 @@ func printMessages(g *globals, msgs []*api.Message) {
 				body = fmt.Sprintf("[file %s, %s, id %s] %s", m.File.Name, humanBytes(m.File.Size), m.File.ID[:16], m.Text)
 			}
 		}
+		switch {
+		case m.Deleted:
+			body = "message deleted"
+		case !m.EditedAt.IsZero():
+			body += " (edited)"
+		}
 		who := "<" + shortPeer(m.From.String()) + ">"
 		if m.Outgoing {
 			who = "<me>"
 		}
-		state := m.State
+		state := stateOf(m)
 		if m.Error != "" {
 			state += ": " + m.Error
 		}
 		fmt.Fprintf(g.stdout, "%s  %s %s  [%s %s]\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, body, state, m.ID)
 	}
+}
+
+// stateOf is a message's state as history shows it: for this node's own
+// group message, how many of its recipients stored and read it.
+func stateOf(m *api.Message) string {
+	if !m.Outgoing || m.Group == "" || m.Recipients == 0 || m.Deleted {
+		return m.State
+	}
+	if len(m.ReadBy) > 0 {
+		return fmt.Sprintf("read by %d of %d", len(m.ReadBy), m.Recipients)
+	}
+	return fmt.Sprintf("delivered to %d of %d", len(m.DeliveredBy), m.Recipients)
+}
+
+func newEditCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "edit MSG TEXT",
+		Short: "Change the text of a message you sent (to a friend or a group); they see it \"(edited)\"",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			m, err := c.EditMessage(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(m)
+			}
+			fmt.Fprintf(g.stdout, "%s edited\n", m.ID)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (the message as edited)")
+	return cmd
+}
+
+func newDeleteCmd(g *globals) *cobra.Command {
+	var asJSON, forEveryone bool
+	cmd := &cobra.Command{
+		Use:   "delete MSG",
+		Short: "Delete a message here, or with --for-everyone (your own messages) on every side",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			m, err := c.DeleteMessage(cmd.Context(), args[0], forEveryone)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(m)
+			}
+			where := "here"
+			if forEveryone {
+				where = "for everyone"
+			}
+			fmt.Fprintf(g.stdout, "%s deleted %s\n", m.ID, where)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&forEveryone, "for-everyone", false, "delete it on the other side too (only the author may)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (the message as deleted)")
+	return cmd
 }
 
 func shortPeer(p string) string {

@@ -44,7 +44,18 @@ type Message struct {
 	// For kind "receipt": the IDs the receipt is about.
 	Refs []string `protobuf:"bytes,11,rep,name=refs,proto3" json:"refs,omitempty"`
 	// For kind "file": the file's manifest (transfer/pb Manifest).
-	File          []byte `protobuf:"bytes,12,opt,name=file,proto3" json:"file,omitempty"`
+	File []byte `protobuf:"bytes,12,opt,name=file,proto3" json:"file,omitempty"`
+	// For kinds "edit" and "delete": the ID of the message they change
+	// (text is an edit's new text).
+	Target string `protobuf:"bytes,13,opt,name=target,proto3" json:"target,omitempty"`
+	// The message's own changes, as its author made them (a message sent
+	// again after an edit carries its current text): when it was last
+	// edited (0: never) and the clock reading of that edit, which orders
+	// edits that cross; deleted: what it said is gone (text, face,
+	// thumbnail and file are empty).
+	EditedAtMs    int64  `protobuf:"varint,14,opt,name=edited_at_ms,json=editedAtMs,proto3" json:"edited_at_ms,omitempty"`
+	EditHlc       uint64 `protobuf:"varint,15,opt,name=edit_hlc,json=editHlc,proto3" json:"edit_hlc,omitempty"`
+	Deleted       bool   `protobuf:"varint,16,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +174,34 @@ func (x *Message) GetFile() []byte {
 	return nil
 }
 
+func (x *Message) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Message) GetEditedAtMs() int64 {
+	if x != nil {
+		return x.EditedAtMs
+	}
+	return 0
+}
+
+func (x *Message) GetEditHlc() uint64 {
+	if x != nil {
+		return x.EditHlc
+	}
+	return 0
+}
+
+func (x *Message) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
 // StoredMessage is a message in the history.
 type StoredMessage struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -256,7 +295,7 @@ var File_history_proto protoreflect.FileDescriptor
 
 const file_history_proto_rawDesc = "" +
 	"\n" +
-	"\rhistory.proto\x12\rmeshtalk.chat\"\xa8\x02\n" +
+	"\rhistory.proto\x12\rmeshtalk.chat\"\x97\x03\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\n" +
@@ -271,7 +310,12 @@ const file_history_proto_rawDesc = "" +
 	"\breact_to\x18\n" +
 	" \x01(\tR\areactTo\x12\x12\n" +
 	"\x04refs\x18\v \x03(\tR\x04refs\x12\x12\n" +
-	"\x04file\x18\f \x01(\fR\x04file\"\xad\x01\n" +
+	"\x04file\x18\f \x01(\fR\x04file\x12\x16\n" +
+	"\x06target\x18\r \x01(\tR\x06target\x12 \n" +
+	"\fedited_at_ms\x18\x0e \x01(\x03R\n" +
+	"editedAtMs\x12\x19\n" +
+	"\bedit_hlc\x18\x0f \x01(\x04R\aeditHlc\x12\x18\n" +
+	"\adeleted\x18\x10 \x01(\bR\adeleted\"\xad\x01\n" +
 	"\rStoredMessage\x120\n" +
 	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageR\amessage\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +

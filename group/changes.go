@@ -1,0 +1,311 @@
+package group
+
+// Edits, deletes and receipts of group messages. Each is a group message
+// of its own kind (history.KindEdit, KindDelete, KindReceipt): sealed,
+// signed and numbered by its author like any, so it travels every path a
+// message does (gossip, pull, the relay mailbox), exactly once by
+// (author, seq); it is never shown as a message.
+//
+//   - An edit or a delete changes its target (history.Store.Apply): only
+//     when its verified author wrote the target, in this group. One that
+//     comes before its target is kept until the target comes.
+//   - A receipt says that its author stored (text "delivered") or read
+//     ("read") the messages its refs name. A member sends one delivered
+//     receipt per group for what it stored during Config.ReceiptDelay,
+//     and one read receipt per MarkRead (with Config.ReadReceipts); each
+//     names at most history.MaxRefs messages. Every member keeps what
+//     they say, by message and member (history.Store.PutReceipt); a
+//     message's page shows them (delivered_by, read_by).
+//
+// A crash can lose the delivered receipts gathered and not sent yet
+// (they are kept in memory): a member that reads the message later still
+// counts, a reader having stored it.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+
+	"github.com/meshtalk/meshtalk/history"
+)
+
+// Events of changes.
+const (
+	// EventMessageEdited, EventMessageDeleted: a group message was edited
+	// or deleted. Data: *history.Message, as it now is.
+	EventMessageEdited  = history.EventEdited
+	EventMessageDeleted = history.EventDeleted
+	// EventReceipt: a member said it stored or read messages of a group.
+	// Data: ReceiptEvent.
+	EventReceipt = "group.receipt"
+)
+
+// ReceiptEvent is the data of group.receipt.
+type ReceiptEvent struct {
+	Group  string `json:"group"`
+	PeerID string `json:"peer_id"`
+	// State is "delivered" or "read".
+	State string   `json:"state"`
+	IDs   []string `json:"ids"`
+}
+
+// Edit changes the text of a message this node sent to group id, for
+// every member.
+func (gs *Service) Edit(ctx context.Context, id, msg, text string) (*history.Message, error) {
+	return gs.change(ctx, id, history.Content{Kind: history.KindEdit, Text: text, Target: msg})
+}
+
+// Delete deletes a message this node sent to group id, for every
+// member: a tombstone stays in its place.
+func (gs *Service) Delete(ctx context.Context, id, msg string) (*history.Message, error) {
+	return gs.change(ctx, id, history.Content{Kind: history.KindDelete, Target: msg})
+}
+
+func (gs *Service) change(ctx context.Context, id string, c history.Content) (*history.Message, error) {
+	g, err := gs.member(id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := gs.hist.Get(ctx, c.Target)
+	if err != nil {
+		return nil, err
+	}
+	if err := history.CheckChange(t, &history.Change{Author: gs.self, Group: g.id, Wire: history.Wire{Content: c}}); err != nil {
+		return nil, err
+	}
+	w := history.Wire{Content: c}
+	probe := w
+	probe.ID = "00000000000000000000000000"
+	if err := probe.Check(checkManifest); err != nil {
+		return nil, fmt.Errorf("group: %w %s: %s", ErrInvalid, c.Kind, err)
+	}
+	if _, err := gs.sendWire(ctx, g, w); err != nil {
+		return nil, err
+	}
+	return gs.hist.Get(ctx, c.Target)
+}
+
+// applyOwn applies this node's own change or receipt (w, stamped) in
+// b; nil: a receipt, or nothing changed.
+func (gs *Service) applyOwn(ctx context.Context, b datastore.Write, g *group, w history.Wire) (*history.Message, error) {
+	if w.Kind == history.KindReceipt {
+		// Kept here too, so that every member's page counts alike.
+		for _, id := range w.Refs {
+			if err := gs.hist.PutReceipt(ctx, b, id, gs.self, w.Text, w.SentAt()); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	m, err := gs.hist.Apply(ctx, b, &history.Change{Author: gs.self, Group: g.id, Wire: w}, nil)
+	if history.Refused(err) {
+		gs.log.Info("own change refused", "group", g.id, "id", w.ID, "err", err)
+		return nil, nil
+	}
+	return m, err
+}
+
+// changeNews is what the edits, deletes and receipts of a batch did.
+type changeNews struct {
+	changed  []*history.Message
+	receipts []ReceiptEvent
+}
+
+// storeChange applies an edit, a delete or a receipt from another member
+// in b; fresh is what the batch stored before it. One its author may not
+// make is dropped.
+func (gs *Service) storeChange(ctx context.Context, b datastore.Write, it *ingestItem, fresh []*history.Message, news *changeNews) error {
+	inBatch := func(id string) *history.Message {
+		for _, m := range fresh {
+			if m.ID == id && m.Group == it.g.id {
+				return m
+			}
+		}
+		return nil
+	}
+	author := it.env.Author
+	if it.w.Kind == history.KindReceipt {
+		return gs.storeReceipt(ctx, b, it, inBatch, news)
+	}
+	m, err := gs.hist.Apply(ctx, b, &history.Change{Author: author, Group: it.g.id, Wire: it.w}, inBatch)
+	switch {
+	case history.Refused(err):
+		gs.log.Info("refused a change", "group", it.g.id, "author", author, "id", it.w.ID, "target", it.w.Target, "err", err)
+		return nil
+	case err != nil:
+		return err
+	}
+	if m != nil && inBatch(m.ID) == nil && !slices.Contains(news.changed, m) {
+		news.changed = append(news.changed, m)
+	}
+	return nil
+}
+
+// storeReceipt records a member's receipt for the messages it names that
+// are this group's.
+func (gs *Service) storeReceipt(ctx context.Context, b datastore.Write, it *ingestItem, inBatch func(string) *history.Message, news *changeNews) error {
+	what := it.w.Text
+	if what == "" {
+		what = history.ReceiptRead
+	}
+	ev := ReceiptEvent{Group: it.g.id, PeerID: it.env.Author.String(), State: what}
+	conv := history.GroupConv(it.g.id)
+	for _, id := range it.w.Refs {
+		ok := inBatch(id) != nil
+		if !ok {
+			var err error
+			if ok, err = gs.hist.InConv(ctx, id, conv); err != nil {
+				return err
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := gs.hist.PutReceipt(ctx, b, id, it.env.Author, what, it.w.SentAt()); err != nil {
+			return err
+		}
+		ev.IDs = append(ev.IDs, id)
+	}
+	if len(ev.IDs) > 0 {
+		news.receipts = append(news.receipts, ev)
+	}
+	return nil
+}
+
+// announceChanges emits what a stored batch changed, and gathers the
+// delivered receipts of its fresh messages.
+func (gs *Service) announceChanges(fresh []*history.Message, news changeNews) {
+	for _, m := range news.changed {
+		gs.emitChange(m)
+	}
+	for _, ev := range news.receipts {
+		gs.emit(EventReceipt, ev)
+	}
+	if gs.cfg.ReceiptDelay < 0 {
+		return
+	}
+	for _, m := range fresh {
+		if !m.Outgoing {
+			gs.receipts.add(m.Group, m.ID)
+		}
+	}
+}
+
+// emitChange announces a changed message.
+func (gs *Service) emitChange(m *history.Message) {
+	typ := EventMessageEdited
+	if m.Deleted {
+		typ = EventMessageDeleted
+	}
+	gs.emit(typ, m)
+}
+
+// receiptQueue gathers the IDs of messages stored, by group, for the
+// next delivered receipts.
+type receiptQueue struct {
+	mu   sync.Mutex
+	ids  map[string][]string
+	wake chan struct{}
+}
+
+func (q *receiptQueue) add(group, id string) {
+	q.mu.Lock()
+	if q.ids == nil {
+		q.ids = map[string][]string{}
+	}
+	q.ids[group] = append(q.ids[group], id)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *receiptQueue) take() map[string][]string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ids := q.ids
+	q.ids = nil
+	return ids
+}
+
+// runReceipts sends the delivered receipts: once something was stored,
+// it waits ReceiptDelay for more, then sends one receipt per group.
+func (gs *Service) runReceipts() {
+	delay := gs.cfg.ReceiptDelay
+	if delay == 0 {
+		delay = DefaultReceiptDelay
+	}
+	for {
+		select {
+		case <-gs.ctx.Done():
+			return
+		case <-gs.receipts.wake:
+		}
+		select {
+		case <-gs.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		for id, ids := range gs.receipts.take() {
+			g, err := gs.member(id)
+			if err != nil {
+				continue
+			}
+			if err := gs.sendReceipts(gs.ctx, g, history.ReceiptDelivered, ids); err != nil {
+				gs.log.Info("delivered receipts", "group", id, "err", err)
+			}
+		}
+	}
+}
+
+// sendReceipts tells group g that this node stored or read messages
+// (what), in receipts of at most history.MaxRefs IDs.
+func (gs *Service) sendReceipts(ctx context.Context, g *group, what string, ids []string) error {
+	for len(ids) > 0 {
+		k := min(len(ids), history.MaxRefs)
+		w := history.Wire{Content: history.Content{Kind: history.KindReceipt, Text: what}, Refs: ids[:k]}
+		if _, err := gs.sendWire(ctx, g, w); err != nil {
+			return err
+		}
+		ids = ids[k:]
+	}
+	return nil
+}
+
+// withReceipts fills a group message's receipts from the members it is
+// for (its author's own do not count), how many those are now, and, for
+// this node's own message, its state: delivered once every one of them
+// stored it, read once every one read it.
+func (gs *Service) withReceipts(ctx context.Context, m *history.Message) error {
+	if err := gs.hist.WithReceipts(ctx, m); err != nil {
+		return err
+	}
+	notAuthor := func(r history.MemberReceipt) bool { return r.PeerID == m.From }
+	m.DeliveredBy = slices.DeleteFunc(m.DeliveredBy, notAuthor)
+	m.ReadBy = slices.DeleteFunc(m.ReadBy, notAuthor)
+	m.Delivered, m.Read = len(m.DeliveredBy), len(m.ReadBy)
+	g := gs.get(m.Group)
+	if g == nil {
+		return nil
+	}
+	st := g.state()
+	m.Recipients = len(st.Members)
+	if st.isMember(m.From) {
+		m.Recipients--
+	}
+	if !m.Outgoing || m.Deleted || m.Recipients == 0 || m.State != history.MsgSent {
+		return nil
+	}
+	switch {
+	case len(m.ReadBy) >= m.Recipients:
+		m.State = history.MsgRead
+	case len(m.DeliveredBy) >= m.Recipients:
+		m.State = history.MsgDelivered
+	}
+	return nil
+}
