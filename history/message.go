@@ -204,6 +204,11 @@ type Message struct {
 	// File describes an offered file (kind "file"); Content.Manifest is
 	// its manifest, for transfer.
 	File *FileInfo `json:"file,omitempty"`
+	// Name is the author's name and Quote the text of the message that a
+	// reply or reaction refers to, as the node shows them; never stored
+	// (node fills them in for each answer).
+	Name  string `json:"name,omitempty"`
+	Quote string `json:"quote,omitempty"`
 }
 
 // FileInfo is what a file offer shows before the file is fetched.

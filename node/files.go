@@ -14,7 +14,7 @@ import (
 
 // FileSend is a file to send to a friend.
 type FileSend struct {
-	// To is the friend: peer ID or nickname.
+	// To is the friend (see ResolvePeer).
 	To string
 	// Path is the file on this machine.
 	Path string
@@ -32,8 +32,10 @@ type FileSent struct {
 	*Message
 	Dropped bool   `json:"dropped"`
 	To      string `json:"to"`
-	Name    string `json:"name"`
-	Size    int64  `json:"size"`
+	// ToName is the friend's name (NameOf).
+	ToName string `json:"to_name"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
 }
 
 // File is one file offer, sent or received, and what became of it.
@@ -43,7 +45,10 @@ type File struct {
 	MessageID string  `json:"message_id"`
 	From      peer.ID `json:"from"`
 	To        peer.ID `json:"to"`
-	Outgoing  bool    `json:"outgoing"`
+	// FromName and ToName are their names (NameOf).
+	FromName string `json:"from_name"`
+	ToName   string `json:"to_name"`
+	Outgoing bool   `json:"outgoing"`
 	// State: "offered" (sent by this node), "available" (not fetched),
 	// "downloading", "done", "failed".
 	State string `json:"state"`
@@ -65,7 +70,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.Resolve(ctx, f.To)
+	p, err := n.ResolvePeer(ctx, f.To)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +78,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 	if err != nil {
 		return nil, badRequest(err)
 	}
-	sent := &FileSent{To: p.String(), Name: filepath.Base(f.Path), Size: fi.Size()}
+	sent := &FileSent{To: p.String(), ToName: n.NameOf(ctx, p), Name: filepath.Base(f.Path), Size: fi.Size()}
 	if n.relayc != nil && (f.Drop || !c.Online(p)) {
 		err := n.relayc.DropFile(ctx, p, f.Path)
 		if err == nil {
@@ -95,6 +100,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 	if sent.Message, err = c.Send(ctx, p, chat.Draft{File: m.Encode(), Text: f.Message}); err != nil {
 		return nil, err
 	}
+	n.present(ctx, sent.Message)
 	return sent, nil
 }
 
@@ -119,7 +125,8 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 	}
 	out := make([]File, 0, len(offers))
 	for _, m := range offers {
-		f := File{FileInfo: *m.File, MessageID: m.ID, From: m.From, To: m.To, Outgoing: m.Outgoing, State: "available"}
+		f := File{FileInfo: *m.File, MessageID: m.ID, From: m.From, To: m.To, Outgoing: m.Outgoing, State: "available",
+			FromName: n.NameOf(ctx, m.From), ToName: n.NameOf(ctx, m.To)}
 		if m.Outgoing {
 			f.State = "offered"
 		} else if d, ok := byID[m.File.ID]; ok {
@@ -138,7 +145,8 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 	return out, nil
 }
 
-// GetFile starts downloading the file offered to this node with id into
+// GetFile starts downloading the file offered to this node with id (an
+// ID, a unique prefix of it or the file's name) into
 // dir, in the background (it resumes after a restart), and answers the
 // file as Files lists it.
 func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
@@ -149,7 +157,11 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if dir == "" {
 		return nil, badRequest(errors.New("node: dir is required"))
 	}
-	offer, err := incomingOffer(ctx, c, id)
+	f, err := n.resolveFile(ctx, id, func(f File) bool { return !f.Outgoing })
+	if err != nil {
+		return nil, err
+	}
+	offer, err := incomingOffer(ctx, c, f.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -192,5 +204,12 @@ func (n *Node) CancelFile(ctx context.Context, id string) error {
 	if _, err := n.chatService(); err != nil {
 		return err
 	}
-	return n.xfer.Cancel(ctx, id)
+	f, err := n.resolveFile(ctx, id, func(f File) bool { return !f.Outgoing })
+	if err != nil {
+		if errors.Is(err, ErrNoFile) {
+			return n.xfer.Cancel(ctx, id) // a download started otherwise
+		}
+		return err
+	}
+	return n.xfer.Cancel(ctx, f.ID)
 }

@@ -3,12 +3,8 @@ package node
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/group"
 )
 
@@ -45,7 +41,7 @@ func (n *Node) group(ctx context.Context, name string) (*group.Service, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := g.Resolve(ctx, name)
+	id, err := n.ResolveGroup(ctx, name)
 	return g, id, err
 }
 
@@ -126,31 +122,37 @@ func (n *Node) GroupMembers(ctx context.Context, group string) ([]*GroupMember, 
 	if err != nil {
 		return nil, err
 	}
-	return c.Members(ctx, id)
+	members, err := c.Members(ctx, id)
+	for _, m := range members {
+		if name := n.NameOf(ctx, m.PeerID); m.Name == "" || name != ShortID(m.PeerID) {
+			m.Name = name
+		}
+	}
+	return members, err
 }
 
-// AddGroupMember adds a friend (peer ID or nickname) to a group; admins
+// AddGroupMember adds a friend (see ResolvePeer) to a group; admins
 // only. The friend gets the group when reachable.
 func (n *Node) AddGroupMember(ctx context.Context, group, friend string) (*GroupInfo, error) {
 	c, id, err := n.group(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	p, err := n.chat.Resolve(ctx, friend)
+	p, err := n.ResolvePeer(ctx, friend)
 	if err != nil {
 		return nil, err
 	}
 	return c.Add(ctx, id, p)
 }
 
-// KickGroupMember removes a member (see groupMember) from a group, which
+// KickGroupMember removes a member (see ResolvePeer) from a group, which
 // goes to a new key epoch; admins only.
 func (n *Node) KickGroupMember(ctx context.Context, group, member string) (*GroupInfo, error) {
 	c, id, err := n.group(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	p, err := groupMember(ctx, n.chat, c, id, member)
+	p, err := n.ResolvePeer(ctx, member)
 	if err != nil {
 		return nil, err
 	}
@@ -166,33 +168,11 @@ func (n *Node) PromoteGroupMember(ctx context.Context, group, member string) (*G
 	if err != nil {
 		return nil, err
 	}
-	p, err := groupMember(ctx, n.chat, c, id, member)
+	p, err := n.ResolvePeer(ctx, member)
 	if err != nil {
 		return nil, err
 	}
 	return c.Promote(ctx, id, p)
-}
-
-// groupMember resolves a member: a peer ID, a contact's name, or a unique
-// prefix of a member's peer ID or a member's name.
-func groupMember(ctx context.Context, contacts *chat.Service, c *group.Service, id, name string) (peer.ID, error) {
-	if p, err := contacts.Resolve(ctx, name); err == nil {
-		return p, nil
-	}
-	members, err := c.Members(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	var found []peer.ID
-	for _, m := range members {
-		if strings.HasPrefix(m.PeerID.String(), name) || strings.EqualFold(m.Name, name) {
-			found = append(found, m.PeerID)
-		}
-	}
-	if len(found) != 1 {
-		return "", group.ErrNotMember
-	}
-	return found[0], nil
 }
 
 // LeaveGroup leaves a group (its history stays) and answers it.
@@ -215,13 +195,17 @@ func (n *Node) SendGroup(ctx context.Context, group string, d Draft) (*Message, 
 	if err != nil {
 		return nil, err
 	}
-	draft := chat.Draft{Text: d.Text, Face: d.Face, Picture: d.Picture, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	draft, err := n.draft(ctx, d)
+	if err != nil {
+		return nil, err
+	}
 	if d.Picture != nil || d.Path != "" {
 		if draft.File, err = n.offerToMembers(ctx, c, id, d); err != nil {
 			return nil, err
 		}
 	}
-	return c.Send(ctx, id, draft)
+	m, err := c.Send(ctx, id, draft)
+	return n.present(ctx, m), err
 }
 
 // offerToMembers puts a group message's picture or file into the blob

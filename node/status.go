@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -152,14 +153,21 @@ func (n *Node) relayStatus() []RelayStatus {
 	return out
 }
 
-// Peers lists the open connections with their paths, sorted by peer ID.
-func (n *Node) Peers() []ConnInfo { return n.disc.Paths().Conns(n.host) }
+// Peers lists the open connections with their paths and the peers'
+// names, sorted by peer ID.
+func (n *Node) Peers() []ConnInfo {
+	conns := n.disc.Paths().Conns(n.host)
+	for i := range conns {
+		conns[i].Name = n.NameOf(context.Background(), conns[i].PeerID)
+	}
+	return conns
+}
 
 // PingOptions say whom Ping measures and how. Zero values take the
 // defaults: 4 round trips, 1s apart, 15s to reach the peer.
 type PingOptions struct {
-	// Peer is a peer ID, a friend code or a multiaddr ending in
-	// /p2p/<peer ID>.
+	// Peer is any name ResolvePeer takes: a peer ID, a friend code, a
+	// multiaddr ending in /p2p/<peer ID>, a username, a nickname.
 	Peer     string
 	Count    int
 	Interval time.Duration
@@ -171,9 +179,15 @@ type PingOptions struct {
 // a bad peer or option one wrapping ErrBadRequest. Once fn has been
 // called, the round trips that fail carry their error in the result.
 func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) error {
-	target, err := discovery.ParsePeer(opts.Peer)
+	target, err := n.resolvePeerInfo(ctx, opts.Peer)
 	if err != nil {
-		return badRequest(err)
+		return err
+	}
+	name := n.NameOf(ctx, target.ID)
+	inner := fn
+	fn = func(r PingResult) {
+		r.PeerID, r.Name = target.ID, name
+		inner(r)
 	}
 	if opts.Count == 0 {
 		opts.Count = 4
@@ -200,9 +214,13 @@ func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) 
 	return err
 }
 
-// CheckPeer says whether s names a peer as Ping and AddFriend take it: a
-// peer ID, a friend code or a multiaddr ending in /p2p/<peer ID>.
+// CheckPeer says whether s can name a peer as Ping and AddFriend take it:
+// only a friend code or a multiaddr is checked here (a peer ID, a name
+// or a prefix is the node's to resolve).
 func CheckPeer(s string) error {
+	if !strings.HasPrefix(s, "/") && !strings.HasPrefix(strings.ToLower(s), "mt1") {
+		return nil
+	}
 	_, err := discovery.ParsePeer(s)
 	return err
 }

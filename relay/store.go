@@ -18,6 +18,8 @@ package relay
 //	/client/accounts/<relay peer ID>          clientAccount (JSON): a name there
 //	/client/keys/<peer ID>                    a contact's sealing public key,
 //	                                          checked against its identity
+//	/client/names/<peer ID>                   the username a relay answered for
+//	                                          that peer (the last lookup's)
 //	/client/drops/<root hex>                  pendingDrop (JSON): a dropped file
 //	                                          being fetched
 //	/client/dropped/<root hex>                "": a dropped file fetched (a
@@ -55,6 +57,7 @@ func clientAccountKey(relay peer.ID) datastore.Key {
 	return datastore.RawKey("/client/accounts/" + relay.String())
 }
 func sealingKeyKey(p peer.ID) datastore.Key { return datastore.RawKey("/client/keys/" + p.String()) }
+func userNameKey(p peer.ID) datastore.Key   { return datastore.RawKey("/client/names/" + p.String()) }
 
 // parseMboxKey splits /mbox/<recipient>/<ms>/<id>.
 func parseMboxKey(k string) (recipient peer.ID, ms int64, id string, ok bool) {
