@@ -92,14 +92,22 @@ type RelayStatus struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// Identity is the node's peer ID, addresses and friend code.
+// Identity is the node's peer ID, addresses and friend code. A relay's
+// addresses end in /p2p/<peer ID>.
 func (n *Node) Identity() (*Identity, error) {
 	addrs := n.host.Addrs()
 	code, err := discovery.EncodeFriendCode(peer.AddrInfo{ID: n.host.ID(), Addrs: addrs})
 	if err != nil {
 		return nil, err
 	}
-	return &Identity{PeerID: n.host.ID().String(), Addrs: addrStrings(addrs), FriendCode: code}, nil
+	id := &Identity{PeerID: n.host.ID().String(), Addrs: addrStrings(addrs), FriendCode: code}
+	if n.role == RoleRelay {
+		// What an operator hands out, ready for --relay.
+		for i, a := range id.Addrs {
+			id.Addrs[i] = a + "/p2p/" + id.PeerID
+		}
+	}
+	return id, nil
 }
 
 // Status is the node's state now.

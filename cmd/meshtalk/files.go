@@ -68,9 +68,9 @@ func printFiles(g *globals, files []api.File) error {
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tSIZE\tPEER\tSTATE")
 	for _, f := range files {
-		who := "from " + shortPeer(f.From.String())
+		who := "from " + orShort(f.FromName, f.From.String())
 		if f.Outgoing {
-			who = "to " + shortPeer(f.To.String())
+			who = "to " + orShort(f.ToName, f.To.String())
 		}
 		state := f.State
 		if f.State == "downloading" && f.Size > 0 {
@@ -220,7 +220,7 @@ func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop boo
 	}
 	// Offered directly (a message) or dropped through the friend's relay.
 	if sent.Dropped {
-		fmt.Fprintf(g.stdout, "dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it\n", sent.Name, humanBytes(uint64(sent.Size)), shortPeer(sent.To))
+		fmt.Fprintf(g.stdout, "dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it\n", sent.Name, humanBytes(uint64(sent.Size)), orShort(sent.ToName, sent.To))
 		return nil
 	}
 	if sent.Message == nil || sent.Message.File == nil {

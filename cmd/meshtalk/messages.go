@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -154,17 +155,17 @@ func printMessages(g *globals, msgs []*api.Message) {
 		case api.KindFace:
 			body = faces[m.Face] + " (" + m.Face + ")"
 		case api.KindPicture:
-			body = fmt.Sprintf("[picture, %d-byte thumbnail]", len(m.Thumbnail))
+			body = strings.TrimSpace(fmt.Sprintf("[picture, %d-byte thumbnail] %s", len(m.Thumbnail), m.Text))
 		case api.KindReply:
-			body = "↪ " + m.ReplyTo + ": " + m.Text
+			body = "↪ " + quote(m.Quote, m.ReplyTo) + " " + m.Text
 		case api.KindReaction:
-			body = m.Text + " to " + m.ReactTo
+			body = m.Text + " to " + quote(m.Quote, m.ReactTo)
 		case api.KindFile:
 			if m.File != nil {
 				body = fmt.Sprintf("[file %s, %s, id %s] %s", m.File.Name, humanBytes(m.File.Size), m.File.ID[:16], m.Text)
 			}
 		}
-		who := "<" + shortPeer(m.From.String()) + ">"
+		who := "<" + orShort(m.Name, m.From.String()) + ">"
 		if m.Outgoing {
 			who = "<me>"
 		}
@@ -177,6 +178,27 @@ func shortPeer(p string) string {
 		return "…" + p[len(p)-8:]
 	}
 	return p
+}
+
+// orShort is a name the node gave, else the short form of the peer ID.
+func orShort(name, p string) string {
+	if name != "" {
+		return name
+	}
+	return shortPeer(p)
+}
+
+// quote is how a reply or reaction shows the message it refers to: its
+// text, quoted and cut short, else (not here) its ID.
+func quote(text, id string) string {
+	if text == "" {
+		return id
+	}
+	text = strings.Join(strings.Fields(text), " ")
+	if r := []rune(text); len(r) > 60 {
+		text = string(r[:59]) + "…"
+	}
+	return "“" + text + "”"
 }
 
 func newSearchCmd(g *globals) *cobra.Command {
