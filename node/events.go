@@ -133,10 +133,8 @@ func (n *Node) named(typ string, data any) any {
 		}
 		return d
 	case chat.PresenceEvent:
-		return struct {
-			chat.PresenceEvent
-			Name string `json:"name"`
-		}{d, n.NameOf(ctx, d.PeerID)}
+		d.Name = n.NameOf(ctx, d.PeerID)
+		return d
 	}
 	return data
 }
