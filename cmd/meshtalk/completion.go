@@ -26,7 +26,7 @@ func (g *globals) addCompletions(root *cobra.Command) {
 	byCommand := map[string][]cobra.CompletionFunc{
 		"send": {friends}, "history": {convs}, "read": {convs}, "ping": {friends}, "call": {friends},
 		"friend accept": {friends}, "friend decline": {friends}, "friend remove": {friends}, "friend block": {friends},
-		"friend show": {friends},
+		"friend show":  {friends},
 		"group invite": {groups}, "group send": {groups}, "group members": {groups}, "group leave": {groups},
 		"group add": {groups, friends}, "group kick": {groups, friends}, "group promote": {groups, friends},
 		"group rename": {groups}, "group show": {groups},

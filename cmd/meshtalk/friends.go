@@ -147,9 +147,9 @@ func named(f *api.Friend) string {
 func newFriendShowCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:               "show FRIEND",
-		Short:             "Show a friend's profile, state, path (direct, hole-punched, relayed) and last seen",
-		Args:              cobra.ExactArgs(1),
+		Use:   "show FRIEND",
+		Short: "Show a friend's profile, state, path (direct, hole-punched, relayed) and last seen",
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd.Context())
 			if err != nil {
