@@ -168,7 +168,7 @@ func (n *Node) resolveRef(ctx context.Context, ref string, withGroups bool) (ent
 	if !errors.Is(err, discovery.ErrBadPeer) && !errors.Is(err, ErrNoSuchUser) && !errors.Is(err, ErrNoRelay) && !errors.Is(err, ErrBadName) {
 		return entry{}, peer.AddrInfo{}, relayFailure(err)
 	}
-	return entry{}, peer.AddrInfo{}, fmt.Errorf("%w: %q is no peer ID, friend code, username or nickname this node knows (see `meshtalk friend list`)", ErrNotContact, ref)
+	return entry{}, peer.AddrInfo{}, fmt.Errorf("%w: %q is neither a peer ID nor a contact, username or friend code this node knows (see `meshtalk friend list`)", ErrNotContact, ref)
 }
 
 // lookupUser resolves a username through the node's relays into the peer
