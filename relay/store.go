@@ -12,6 +12,10 @@ package relay
 //	/invites/<sha256 of the token, hex>       invite (JSON): uses left, expiry
 //	/drops/<recipient>/<root hex>             pb.StoredDrop: a blob dropped for
 //	                                          the recipient
+//	/short/<short code>                       shortInvite (JSON): a group invite
+//	                                          held under a short code, until it
+//	                                          expires (shortinvite.go)
+//	/shortby/<owner peer ID>/<short code>     "": the owner's codes, to count them
 //
 // On a personal node (Client):
 //
