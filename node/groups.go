@@ -3,9 +3,12 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/meshtalk/meshtalk/group"
+	"github.com/meshtalk/meshtalk/relay"
 )
 
 // The group use cases. Each takes the group as a user names it: its ID, a
@@ -18,10 +21,16 @@ type GroupInfo = group.Info
 // GroupMember is one member of a group.
 type GroupMember = group.Member
 
-// GroupInvite is an invite code to a group and when it expires.
+// GroupInvite is an invite code to a group and when it expires; where
+// the inviter is logged in to a relay, also a short code that the relay
+// resolves to the full one (Short, held by Relay; ShortError says why
+// there is none when a relay was there to ask).
 type GroupInvite struct {
-	Code    string    `json:"code"`
-	Expires time.Time `json:"expires"`
+	Code       string    `json:"code"`
+	Expires    time.Time `json:"expires"`
+	Short      string    `json:"short,omitempty"`
+	Relay      string    `json:"relay,omitempty"`
+	ShortError string    `json:"short_error,omitempty"`
 }
 
 // DefaultInviteValidity is how long a group invite is valid unless asked.
@@ -68,11 +77,23 @@ func (n *Node) CreateGroup(ctx context.Context, name string, avatar []byte) (*Gr
 }
 
 // JoinGroup joins a group with an invite code, once a member admitted
-// this node.
+// this node. A short code is first resolved to the full one through the
+// node's relays.
 func (n *Node) JoinGroup(ctx context.Context, code string) (*GroupInfo, error) {
 	c, err := n.groupService()
 	if err != nil {
 		return nil, err
+	}
+	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(code)), "mtg1") {
+		if _, err := relay.ParseShortCode(code); err != nil {
+			return nil, badRequest(fmt.Errorf("node: %q is neither an invite code (mtg1...) nor a short one, or it has a typo", code))
+		}
+		if n.relayc == nil {
+			return nil, relayFailure(relay.ErrNoRelay)
+		}
+		if code, err = n.relayc.GetShortInvite(ctx, code); err != nil {
+			return nil, relayFailure(err)
+		}
 	}
 	return c.Join(ctx, code)
 }
@@ -113,7 +134,17 @@ func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl
 	if err != nil {
 		return nil, err
 	}
-	return &GroupInvite{Code: code, Expires: time.Now().Add(ttl).UTC()}, nil
+	inv := &GroupInvite{Code: code, Expires: time.Now().Add(ttl).UTC()}
+	if n.relayc != nil && n.relayc.Ready() {
+		short, held, err := n.relayc.PutShortInvite(ctx, code, inv.Expires)
+		if err != nil {
+			// The full code works without it.
+			inv.ShortError = err.Error()
+		} else {
+			inv.Short, inv.Relay = short, held.String()
+		}
+	}
+	return inv, nil
 }
 
 // GroupMembers lists a group's members with their presence.

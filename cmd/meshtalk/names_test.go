@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,5 +89,41 @@ func TestNamesThroughTheBinary(t *testing.T) {
 	out, _, code := meshtalk(t, env, "__complete", "--home", t.TempDir(), "send", "")
 	if code != 0 || strings.Contains(out, "Bobby") {
 		t.Fatalf("completion without a node: exit %d, %q", code, out)
+	}
+}
+
+// TestShortInviteThroughRelay: an inviter logged in to a relay gets a
+// short code (and its QR code) beside the full one; a joiner whose node
+// knows the relay joins with the short code, typed in lower case.
+func TestShortInviteThroughRelay(t *testing.T) {
+	env := cleanEnv()
+	relayHome, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
+	r := startRelayIn(t, env, nil, append([]string{"--home", relayHome}, relayListen...)...)
+	addr := relayAddrOf(r)
+	startNode(t, env, append([]string{"--home", homeA, "--relay", addr}, testListen...)...)
+	startNode(t, env, append([]string{"--home", homeB, "--relay", addr}, testListen...)...)
+	mustRun(t, env, homeA, "account", "register", "alice", "--relay", addr)
+	waitLoggedIn(t, env, homeA, "alice")
+
+	mustRun(t, env, homeA, "group", "create", "Book club")
+	out := mustRun(t, env, homeA, "group", "invite", "Book club")
+	m := regexp.MustCompile(`short code: ([0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z])`).FindStringSubmatch(out)
+	if m == nil || !strings.HasPrefix(out, "mtg1") || !strings.Contains(out, "▀") {
+		t.Fatalf("group invite gives no short code and QR code:\n%s", out)
+	}
+	if len(m[1]) > 16 {
+		t.Fatalf("short code %q is over 16 characters", m[1])
+	}
+	if out := mustRun(t, env, homeB, "group", "join", strings.ToLower(m[1])); !strings.Contains(out, `joined "Book club"`) {
+		t.Fatalf("group join SHORTCODE: %s", out)
+	}
+	nodetest.Eventually(t, 30*time.Second, "alice sees two members", func() bool {
+		return strings.Count(mustRun(t, env, homeA, "group", "members", "Book club"), "\n") == 3
+	})
+	// A typo fails its check, before any relay is asked.
+	typo := []byte(m[1])
+	typo[0] = map[bool]byte{true: 'X', false: 'Y'}[typo[0] != 'X']
+	if _, errOut, code := meshtalk(t, env, "group", "join", string(typo), "--home", homeB); code == 0 || !strings.Contains(errOut, "typo") {
+		t.Fatalf("a mistyped short code: exit %d, %q", code, errOut)
 	}
 }
