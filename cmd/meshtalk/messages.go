@@ -22,8 +22,8 @@ func (f *messageFlags) register(cmd *cobra.Command, fileHelp string) {
 	cmd.Flags().StringVar(&f.face, "face", "", "send a face by name (see GET /api/v1/faces): smile, laugh, heart, party, ...")
 	cmd.Flags().StringVar(&f.picture, "picture", "", "send a picture (PNG, JPEG or GIF up to 5 MiB); a thumbnail travels inline")
 	cmd.Flags().StringVar(&f.file, "file", "", fileHelp)
-	cmd.Flags().StringVar(&f.reply, "reply", "", "reply to the message with this ID")
-	cmd.Flags().StringVar(&f.react, "react", "", "react to the message with this ID (TEXT is the emoji)")
+	cmd.Flags().StringVar(&f.reply, "reply", "", "reply to the message with this ID (or a unique prefix of it)")
+	cmd.Flags().StringVar(&f.react, "react", "", "react to the message with this ID or prefix (TEXT is the emoji)")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print JSON")
 }
 
