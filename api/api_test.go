@@ -220,7 +220,8 @@ func TestChatEndpointErrors(t *testing.T) {
 		status       int
 		code         string
 	}{
-		{"POST", "/api/v1/friends", map[string]string{"peer": "not a peer"}, 400, api.CodeBadRequest},
+		{"POST", "/api/v1/friends", map[string]string{"peer": "not a peer"}, 404, api.CodeNotFound},
+		{"POST", "/api/v1/friends", map[string]string{"peer": "mt1notacode"}, 400, api.CodeBadRequest},
 		{"POST", "/api/v1/friends", map[string]string{"bogus": "x"}, 400, api.CodeBadRequest},
 		{"POST", "/api/v1/friends", map[string]string{"peer": n.ID().String()}, 400, api.CodeBadRequest}, // itself
 		{"POST", "/api/v1/messages", map[string]string{"to": "nobody", "text": "hi"}, 404, api.CodeNotFound},

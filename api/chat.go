@@ -54,6 +54,10 @@ const maxBody = 8 << 20
 func (s *Server) chatRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/friends", s.handleFriends)
 	mux.HandleFunc("POST /api/v1/friends", s.handleAddFriend)
+	mux.HandleFunc("GET /api/v1/friends/{peer}", func(w http.ResponseWriter, r *http.Request) {
+		f, err := s.node.FriendShow(r.Context(), r.PathValue("peer"))
+		reply(w, f, err)
+	})
 	for action, do := range map[string]friendAction{
 		"accept":  s.node.AcceptFriend,
 		"decline": s.node.DeclineFriend,

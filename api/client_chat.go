@@ -106,6 +106,12 @@ func (c *Client) BlockFriend(ctx context.Context, friend string) (*Friend, error
 	return c.friendAction(ctx, friend, "block")
 }
 
+// Friend is one contact by any name the node takes, with the path it
+// is connected by now.
+func (c *Client) Friend(ctx context.Context, name string) (*Friend, error) {
+	return call[*Friend](ctx, c, http.MethodGet, "/api/v1/friends/"+url.PathEscape(name), nil)
+}
+
 // Profile is the node's profile.
 func (c *Client) Profile(ctx context.Context) (*Profile, error) {
 	return call[*Profile](ctx, c, http.MethodGet, "/api/v1/profile", nil)

@@ -19,6 +19,8 @@ func statusOf(err error) (int, string) {
 		return false
 	}
 	switch {
+	case is(node.ErrAmbiguous):
+		return http.StatusConflict, CodeAmbiguous
 	case is(node.ErrNoChat, node.ErrNoAccounts, node.ErrNotRelay, node.ErrNoFile, node.ErrNotStarted,
 		node.ErrOwnFile, node.ErrNoSavedRelay,
 		node.ErrNotContact, node.ErrNoRequest, node.ErrNoMessage, node.ErrNoGroup, node.ErrNoSuchUser):
@@ -41,7 +43,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusTooManyRequests, CodeQuota
 	case is(node.ErrNoRelay, node.ErrNotLoggedIn):
 		return http.StatusConflict, CodeNoRelay
-	case is(node.ErrBadRequest, node.ErrAmbiguous, node.ErrGroupAmbiguous, node.ErrGroupBadFrame, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
+	case is(node.ErrBadRequest, node.ErrGroupAmbiguous, node.ErrGroupBadFrame, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
 		node.ErrBadFrame, node.ErrInvalid, node.ErrBadPeer, node.ErrBadFriendCode, node.ErrBadInvite,
 		node.ErrBadName, node.ErrBadRelayInvite, node.ErrRegistrationClosed, node.ErrRelayBadRequest,
 		node.ErrNotRegistered, node.ErrTooLarge, node.ErrNotEditable, node.ErrDeleted):
@@ -55,7 +57,11 @@ func statusOf(err error) (int, string) {
 // writeErr answers err with its status and code.
 func writeErr(w http.ResponseWriter, err error) {
 	status, code := statusOf(err)
-	writeError(w, status, code, err.Error())
+	body := errorBody{Error: Error{Code: code, Message: err.Error()}}
+	if amb, ok := errors.AsType[*node.AmbiguousError](err); ok {
+		body.Error.Candidates = amb.Candidates
+	}
+	writeJSON(w, status, body)
 }
 
 // reply answers v as JSON, or err.

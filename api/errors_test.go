@@ -40,6 +40,9 @@ func TestErrorStatus(t *testing.T) {
 		}, 400, api.CodeBadRequest},
 		{"ping nobody", func() error {
 			return c.Ping(ctx, api.PingRequest{Peer: "nobody"}, func(api.PingResult) error { return nil })
+		}, 404, api.CodeNotFound},
+		{"ping a bad address", func() error {
+			return c.Ping(ctx, api.PingRequest{Peer: "/ip4/127.0.0.1"}, func(api.PingResult) error { return nil })
 		}, 400, api.CodeBadRequest},
 	} {
 		var aerr *api.Error

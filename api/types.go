@@ -28,12 +28,17 @@ const (
 	CodeInviteExpired   = "invite_expired"
 	CodeInviteUsedUp    = "invite_used_up"
 	CodeNotAuthor       = "not_author"
+	// CodeAmbiguous: a name or prefix fits more than one thing; the
+	// error's candidates list them.
+	CodeAmbiguous = "ambiguous"
 )
 
 // Error is the body of every API error response, under "error".
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Candidates are what an ambiguous name could mean (code ambiguous).
+	Candidates []Candidate `json:"candidates,omitempty"`
 	// Status is the HTTP status; it is not part of the body.
 	Status int `json:"-"`
 }
@@ -103,6 +108,8 @@ type (
 	SavedRelay = node.SavedRelay
 	// RelayInvite is the answer of POST /api/v1/relay/invites.
 	RelayInvite = node.RelayInvite
+	// Candidate is one thing an ambiguous name could mean.
+	Candidate = node.Candidate
 )
 
 // Values that appear in the answers.

@@ -130,6 +130,15 @@ func (s *Service) Contacts(ctx context.Context, pendingOnly bool) ([]*Contact, e
 	return out, err
 }
 
+// Contact is p's contact record; ErrNotContact when there is none.
+func (s *Service) Contact(ctx context.Context, p peer.ID) (*Contact, error) {
+	c, err := s.contact(ctx, p)
+	if err == nil && c == nil {
+		err = fmt.Errorf("%w: %s", ErrNotContact, p)
+	}
+	return c, err
+}
+
 // IsFriend says whether p is a friend now (from the contact cache).
 func (s *Service) IsFriend(p peer.ID) bool {
 	c, err := s.contact(s.ctx, p)

@@ -1068,6 +1068,12 @@ func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
 	return s.hist.Get(ctx, id)
 }
 
+// MessageIDs lists up to max IDs of stored messages, direct or of a
+// group, that start with prefix.
+func (s *Service) MessageIDs(ctx context.Context, prefix string, max int) ([]string, error) {
+	return s.hist.IDsWithPrefix(ctx, prefix, max)
+}
+
 // FileOffers lists the file messages of every conversation, newest first.
 func (s *Service) FileOffers(ctx context.Context) ([]*Message, error) {
 	var out []*Message

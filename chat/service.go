@@ -264,7 +264,10 @@ const (
 
 // PresenceEvent is the data of friend.presence.
 type PresenceEvent struct {
-	PeerID   peer.ID   `json:"peer_id"`
+	PeerID peer.ID `json:"peer_id"`
+	// Name is the friend's name, as the node shows it (the node fills it
+	// in).
+	Name     string    `json:"name,omitempty"`
 	Online   bool      `json:"online"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
 }

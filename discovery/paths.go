@@ -110,8 +110,10 @@ func CircuitRelay(a ma.Multiaddr) (peer.ID, bool) {
 // ConnInfo is one open connection, as `meshtalk peers` shows it.
 type ConnInfo struct {
 	PeerID peer.ID `json:"peer_id"`
-	Path   string  `json:"path"`
-	Relay  peer.ID `json:"relay,omitempty"`
+	// Name is what the node calls the peer (filled by the node, not here).
+	Name  string  `json:"name,omitempty"`
+	Path  string  `json:"path"`
+	Relay peer.ID `json:"relay,omitempty"`
 	// Transport is what carries the connection: "quic" or "tcp"; for a
 	// relayed one, the transport of the connection to the relay.
 	Transport string `json:"transport"`
@@ -173,10 +175,13 @@ func Transport(a ma.Multiaddr) string {
 
 // PingResult is one round trip.
 type PingResult struct {
-	Seq   int           `json:"seq"`
-	RTT   time.Duration `json:"rtt_ns"`
-	Path  Path          `json:"path"`
-	Error string        `json:"error,omitempty"`
+	// PeerID and Name are the peer pinged (filled by the node).
+	PeerID peer.ID       `json:"peer_id,omitempty"`
+	Name   string        `json:"name,omitempty"`
+	Seq    int           `json:"seq"`
+	RTT    time.Duration `json:"rtt_ns"`
+	Path   Path          `json:"path"`
+	Error  string        `json:"error,omitempty"`
 }
 
 // Ping measures count round trips to target with libp2p's ping protocol,

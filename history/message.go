@@ -295,6 +295,11 @@ type Message struct {
 	Delivered  int `json:"delivered_count,omitempty"`
 	Read       int `json:"read_count,omitempty"`
 	Recipients int `json:"recipients,omitempty"`
+	// Name is the author's name and Quote the text of the message that a
+	// reply or reaction refers to, as the node shows them; never stored
+	// (node fills them in for each answer).
+	Name  string `json:"name,omitempty"`
+	Quote string `json:"quote,omitempty"`
 }
 
 // MemberReceipt is one member's receipt of a group message.

@@ -365,6 +365,19 @@ func (s *Store) Get(ctx context.Context, id string) (*Message, error) {
 	return s.WithState(ctx, m), nil
 }
 
+// IDsWithPrefix lists up to max message IDs that start with prefix, in
+// order. Datastore prefixes match whole key segments, so it reads the
+// index's keys (never the records) and filters them.
+func (s *Store) IDsWithPrefix(ctx context.Context, prefix string, max int) ([]string, error) {
+	var out []string
+	q := query.Query{Prefix: "/msgid/", KeysOnly: true, Filters: []query.Filter{query.FilterKeyPrefix{Prefix: "/msgid/" + prefix}}}
+	err := Scan(ctx, s.ds, q, func(key string, _ []byte) (bool, error) {
+		out = append(out, strings.TrimPrefix(key, "/msgid/"))
+		return len(out) < max, nil
+	})
+	return out, err
+}
+
 // GetJSON reads a JSON value.
 func GetJSON(ctx context.Context, ds datastore.Read, k datastore.Key, v any) error {
 	b, err := ds.Get(ctx, k)

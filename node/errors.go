@@ -39,11 +39,13 @@ var (
 	ErrBadFriendCode = discovery.ErrBadFriendCode
 
 	// Contacts and messages.
-	ErrNotContact   = chat.ErrNotContact
-	ErrNoRequest    = chat.ErrNoRequest
-	ErrNoMessage    = chat.ErrNoMessage
-	ErrNotFriend    = chat.ErrNotFriend
-	ErrAmbiguous    = chat.ErrAmbiguous
+	ErrNotContact = chat.ErrNotContact
+	ErrNoRequest  = chat.ErrNoRequest
+	ErrNoMessage  = chat.ErrNoMessage
+	ErrNotFriend  = chat.ErrNotFriend
+	// ErrAmbiguous: a name or prefix that fits more than one thing; the
+	// error is an *AmbiguousError that lists them.
+	ErrAmbiguous    = errors.New("node: ambiguous reference")
 	ErrSelf         = chat.ErrSelf
 	ErrAlreadyAsked = chat.ErrAlreadyAsked
 	ErrNotImage     = chat.ErrNotImage

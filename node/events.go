@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/meshtalk/meshtalk/chat"
 )
 
@@ -103,14 +105,38 @@ func (e *Events) Close() {
 // stream and hands the events that the node itself acts on to
 // runReactions, so that a service never waits for the node's reaction.
 func (n *Node) emit(typ string, data any) {
-	n.events.Publish(Event{Type: typ, Data: data})
+	n.events.Publish(Event{Type: typ, Data: n.named(typ, data)})
 	switch typ {
 	// A group message's event is message.received too (group.EventMessage),
 	// with a *history.Message (chat.Message): a group's pictures are
 	// fetched like a friend's.
-	case chat.EventMessage, chat.EventFriendUpdate, chat.EventMessageState:
+	case chat.EventMessage, chat.EventFriendUpdate, chat.EventMessageState, chat.EventFriendRequest:
 		n.react.push(Event{Type: typ, Data: data})
 	}
+}
+
+// named is an event's data as the event stream shows it: a message with
+// its author's name and quote (a copy: the service's stays as it is), a
+// friend's event with the friend's name beside the peer ID.
+func (n *Node) named(typ string, data any) any {
+	if !n.running.Load() {
+		return data
+	}
+	ctx := context.Background()
+	switch d := data.(type) {
+	case *chat.Message:
+		m := *d
+		return n.present(ctx, &m)
+	case chat.ContactEvent:
+		if d.Name == "" {
+			d.Name = n.NameOf(ctx, d.PeerID)
+		}
+		return d
+	case chat.PresenceEvent:
+		d.Name = n.NameOf(ctx, d.PeerID)
+		return d
+	}
+	return data
 }
 
 // runReactions does what the node does on an event of its services: it
@@ -131,6 +157,8 @@ func (n *Node) runReactions(ctx context.Context) {
 				n.syncAllowList()
 			case chat.EventMessageState:
 				n.noteDelivered(ctx, ev.Data)
+			case chat.EventFriendRequest:
+				n.learnUserName(ctx, ev.Data.(chat.ContactEvent).PeerID)
 			}
 		}
 	}
@@ -160,4 +188,16 @@ func (r *reactions) take() []Event {
 	q := r.q
 	r.q = nil
 	return q
+}
+
+// learnUserName asks the relays for the username of a peer that asked to
+// be a friend, so that it can be answered by that name (friend accept
+// NAME) and shown by it. Not knowing it is no error.
+func (n *Node) learnUserName(ctx context.Context, p peer.ID) {
+	if n.relayc == nil || !n.relayc.Ready() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n.relayc.Lookup(ctx, p.String(), "")
 }

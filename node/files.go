@@ -17,7 +17,7 @@ import (
 
 // FileSend is a file to send to a friend.
 type FileSend struct {
-	// To is the friend: peer ID or nickname.
+	// To is the friend (see ResolvePeer).
 	To string
 	// Path is the file on this machine.
 	Path string
@@ -35,8 +35,10 @@ type FileSent struct {
 	*Message
 	Dropped bool   `json:"dropped"`
 	To      string `json:"to"`
-	Name    string `json:"name"`
-	Size    int64  `json:"size"`
+	// ToName is the friend's name (NameOf).
+	ToName string `json:"to_name"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
 }
 
 // File is one file offer, sent or received, and what became of it.
@@ -48,6 +50,9 @@ type File struct {
 	// To is the friend it was offered to; empty for a group's file.
 	To peer.ID `json:"to,omitempty"`
 	// Group and GroupName: the group it was offered to.
+	// FromName and ToName are their names (NameOf).
+	FromName  string `json:"from_name"`
+	ToName    string `json:"to_name,omitempty"`
 	Group     string `json:"group,omitempty"`
 	GroupName string `json:"group_name,omitempty"`
 	Outgoing  bool   `json:"outgoing"`
@@ -80,7 +85,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.Resolve(ctx, f.To)
+	p, err := n.ResolvePeer(ctx, f.To)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +93,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 	if err != nil {
 		return nil, badRequest(err)
 	}
-	sent := &FileSent{To: p.String(), Name: filepath.Base(f.Path), Size: fi.Size()}
+	sent := &FileSent{To: p.String(), ToName: n.NameOf(ctx, p), Name: filepath.Base(f.Path), Size: fi.Size()}
 	m, err := n.importFile(f.Path, nil)
 	if err != nil {
 		return nil, err
@@ -112,6 +117,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 	if sent.Message, err = c.Send(ctx, p, chat.Draft{File: m.Encode(), Text: f.Message}); err != nil {
 		return nil, err
 	}
+	n.present(ctx, sent.Message)
 	return sent, nil
 }
 
@@ -136,7 +142,11 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 	}
 	out := make([]File, 0, len(offers))
 	for _, m := range offers {
-		f := File{FileInfo: *m.File, MessageID: m.ID, From: m.From, To: m.To, Group: m.Group, Outgoing: m.Outgoing, State: "available"}
+		f := File{FileInfo: *m.File, MessageID: m.ID, From: m.From, To: m.To, Group: m.Group, Outgoing: m.Outgoing, State: "available",
+			FromName: n.NameOf(ctx, m.From)}
+		if m.To != "" {
+			f.ToName = n.NameOf(ctx, m.To)
+		}
 		if m.Group != "" && n.groups != nil {
 			if gi, err := n.groups.Get(ctx, m.Group); err == nil {
 				f.GroupName = gi.Name
@@ -173,7 +183,8 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 	return out, nil
 }
 
-// GetFile starts downloading the file offered to this node with id into
+// GetFile starts downloading the file offered to this node with id (an
+// ID, a unique prefix of it or the file's name) into
 // dir, in the background (it resumes after a restart), and answers the
 // file as Files lists it.
 func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
@@ -189,7 +200,11 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	case !filepath.IsAbs(dir):
 		return nil, badRequest(fmt.Errorf("node: dir %q is not an absolute path", dir))
 	}
-	offer, err := incomingOffer(ctx, c, id)
+	f, err := n.resolveFile(ctx, id, func(f File) bool { return !f.Outgoing })
+	if err != nil {
+		return nil, err
+	}
+	offer, err := incomingOffer(ctx, c, f.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -245,5 +260,12 @@ func (n *Node) CancelFile(ctx context.Context, id string) error {
 	if _, err := n.chatService(); err != nil {
 		return err
 	}
-	return n.xfer.Cancel(ctx, id)
+	f, err := n.resolveFile(ctx, id, func(f File) bool { return !f.Outgoing })
+	if err != nil {
+		if errors.Is(err, ErrNoFile) {
+			return n.xfer.Cancel(ctx, id) // a download started otherwise
+		}
+		return err
+	}
+	return n.xfer.Cancel(ctx, f.ID)
 }

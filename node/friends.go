@@ -2,14 +2,10 @@ package node
 
 import (
 	"context"
-	"errors"
-	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshtalk/meshtalk/chat"
-	"github.com/meshtalk/meshtalk/discovery"
 )
 
 // Contact is a stored contact record: state, profile, addresses.
@@ -35,10 +31,20 @@ const (
 // group's picture may be.
 const MaxImageInput = chat.MaxImageInput
 
-// Friend is a contact with its live presence.
+// Friend is a contact with its live presence and the names the node
+// knows it by.
 type Friend struct {
 	*Contact
-	Online bool `json:"online"`
+	// Name is how the node shows it: nickname, else username, else
+	// ShortID.
+	Name string `json:"name"`
+	// Username is the name a relay answered for it ("": none known).
+	Username string `json:"username,omitempty"`
+	Online   bool   `json:"online"`
+	// Path is how it is connected now ("": not connected), and Relay the
+	// relay of a relayed path (FriendShow only).
+	Path  string  `json:"path,omitempty"`
+	Relay peer.ID `json:"relay,omitempty"`
 }
 
 // Avatar is an avatar's image.
@@ -56,8 +62,36 @@ func (n *Node) chatService() (*chat.Service, error) {
 	return n.chat, nil
 }
 
-func (n *Node) friend(c *chat.Service, ct *chat.Contact) *Friend {
-	return &Friend{Contact: ct, Online: c.Online(ct.PeerID)}
+func (n *Node) friend(ctx context.Context, c *chat.Service, ct *chat.Contact) *Friend {
+	f := &Friend{Contact: ct, Name: n.NameOf(ctx, ct.PeerID), Online: c.Online(ct.PeerID)}
+	if n.relayc != nil {
+		f.Username = n.relayc.UserName(ctx, ct.PeerID)
+	}
+	return f
+}
+
+// FriendShow is one contact (see ResolvePeer) with the path it is
+// connected by now.
+func (n *Node) FriendShow(ctx context.Context, name string) (*Friend, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	p, err := n.ResolvePeer(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := c.Contact(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	f := n.friend(ctx, c, ct)
+	for _, conn := range n.Peers() {
+		if conn.PeerID == p && (f.Path == "" || f.Path == PathRelayed) {
+			f.Path, f.Relay = string(conn.Path), conn.Relay
+		}
+	}
+	return f, nil
 }
 
 // Friends lists the contacts, or only the requests waiting for an answer.
@@ -72,70 +106,38 @@ func (n *Node) Friends(ctx context.Context, pendingOnly bool) ([]*Friend, error)
 	}
 	out := make([]*Friend, 0, len(contacts))
 	for _, ct := range contacts {
-		out = append(out, n.friend(c, ct))
+		out = append(out, n.friend(ctx, c, ct))
 	}
 	return out, nil
 }
 
 // AddFriend sends a friend request to who: a friend code, a peer ID, a
-// /p2p/ multiaddr, or else a username that the node's relays know. It is
-// stored and answered at once, and delivered when the peer is reachable.
+// /p2p/ multiaddr, a username that the node's relays know, or any other
+// name ResolvePeer takes. It is stored and answered at once, and
+// delivered when the peer is reachable.
 func (n *Node) AddFriend(ctx context.Context, who, message string) (*Friend, error) {
 	c, err := n.chatService()
 	if err != nil {
 		return nil, err
 	}
-	info, err := discovery.ParsePeer(who)
-	if err != nil && errors.Is(err, discovery.ErrBadFriendCode) && discovery.LooksLikeFriendCode(who) {
-		// Too long for a username: a mistyped code, never a name to look up.
-		return nil, err
-	}
+	info, err := n.resolvePeerInfo(ctx, who)
 	if err != nil {
-		var lerr error
-		if info, lerr = n.lookupFriend(ctx, who); lerr != nil {
-			if errors.Is(lerr, discovery.ErrBadPeer) {
-				return nil, err
-			}
-			return nil, relayFailure(lerr)
-		}
+		return nil, err
 	}
 	ct, err := c.AddFriend(ctx, info, message)
 	if err != nil {
 		return nil, err
 	}
-	return n.friend(c, ct), nil
+	return n.friend(ctx, c, ct), nil
 }
 
-// lookupFriend resolves a username through the node's relays into the
-// peer and its addresses through the relay it is registered on.
-func (n *Node) lookupFriend(ctx context.Context, name string) (peer.AddrInfo, error) {
-	if n.relayc == nil || strings.ContainsAny(name, "/") {
-		return peer.AddrInfo{}, discovery.ErrBadPeer
-	}
-	u, err := n.relayc.Lookup(ctx, name, "")
-	if err != nil {
-		return peer.AddrInfo{}, err
-	}
-	info := peer.AddrInfo{ID: u.PeerID}
-	for _, a := range u.Addrs {
-		if m, err := ma.NewMultiaddr(a); err == nil {
-			if _, last := ma.SplitLast(m); last != nil && last.Protocol().Code == ma.P_P2P {
-				m, _ = ma.SplitLast(m)
-			}
-			info.Addrs = append(info.Addrs, m)
-		}
-	}
-	return info, nil
-}
-
-// friendAction resolves a friend (peer ID or unique nickname) and applies
-// act to it.
+// friendAction resolves a friend (see ResolvePeer) and applies act to it.
 func (n *Node) friendAction(ctx context.Context, name string, act func(*chat.Service, peer.ID) (*chat.Contact, error)) (*Friend, error) {
 	c, err := n.chatService()
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.Resolve(ctx, name)
+	p, err := n.ResolvePeer(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -143,11 +145,11 @@ func (n *Node) friendAction(ctx context.Context, name string, act func(*chat.Ser
 	if err != nil {
 		return nil, err
 	}
-	return n.friend(c, ct), nil
+	return n.friend(ctx, c, ct), nil
 }
 
-// AcceptFriend accepts the friend request of name (a peer ID or a
-// contact's nickname).
+// AcceptFriend accepts the friend request of name (see ResolvePeer: a
+// username or nickname too).
 func (n *Node) AcceptFriend(ctx context.Context, name string) (*Friend, error) {
 	return n.friendAction(ctx, name, func(c *chat.Service, p peer.ID) (*chat.Contact, error) { return c.Accept(ctx, p) })
 }

@@ -3,13 +3,12 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/group"
+	"github.com/meshtalk/meshtalk/relay"
 )
 
 // The group use cases. Each takes the group as a user names it: its ID, a
@@ -22,10 +21,16 @@ type GroupInfo = group.Info
 // GroupMember is one member of a group.
 type GroupMember = group.Member
 
-// GroupInvite is an invite code to a group and when it expires.
+// GroupInvite is an invite code to a group and when it expires; where
+// the inviter is logged in to a relay, also a short code that the relay
+// resolves to the full one (Short, held by Relay; ShortError says why
+// there is none when a relay was there to ask).
 type GroupInvite struct {
-	Code    string    `json:"code"`
-	Expires time.Time `json:"expires"`
+	Code       string    `json:"code"`
+	Expires    time.Time `json:"expires"`
+	Short      string    `json:"short,omitempty"`
+	Relay      string    `json:"relay,omitempty"`
+	ShortError string    `json:"short_error,omitempty"`
 }
 
 // DefaultInviteValidity is how long a group invite is valid unless asked.
@@ -45,7 +50,7 @@ func (n *Node) group(ctx context.Context, name string) (*group.Service, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := g.Resolve(ctx, name)
+	id, err := n.ResolveGroup(ctx, name)
 	return g, id, err
 }
 
@@ -72,11 +77,23 @@ func (n *Node) CreateGroup(ctx context.Context, name string, avatar []byte) (*Gr
 }
 
 // JoinGroup joins a group with an invite code, once a member admitted
-// this node.
+// this node. A short code is first resolved to the full one through the
+// node's relays.
 func (n *Node) JoinGroup(ctx context.Context, code string) (*GroupInfo, error) {
 	c, err := n.groupService()
 	if err != nil {
 		return nil, err
+	}
+	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(code)), "mtg1") {
+		if _, err := relay.ParseShortCode(code); err != nil {
+			return nil, badRequest(fmt.Errorf("node: %q is neither an invite code (mtg1...) nor a short one, or it has a typo", code))
+		}
+		if n.relayc == nil {
+			return nil, relayFailure(relay.ErrNoRelay)
+		}
+		if code, err = n.relayc.GetShortInvite(ctx, code); err != nil {
+			return nil, relayFailure(err)
+		}
 	}
 	return c.Join(ctx, code)
 }
@@ -117,7 +134,17 @@ func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl
 	if err != nil {
 		return nil, err
 	}
-	return &GroupInvite{Code: code, Expires: time.Now().Add(ttl).UTC()}, nil
+	inv := &GroupInvite{Code: code, Expires: time.Now().Add(ttl).UTC()}
+	if n.relayc != nil && n.relayc.Ready() {
+		short, held, err := n.relayc.PutShortInvite(ctx, code, inv.Expires)
+		if err != nil {
+			// The full code works without it.
+			inv.ShortError = err.Error()
+		} else {
+			inv.Short, inv.Relay = short, held.String()
+		}
+	}
+	return inv, nil
 }
 
 // GroupMembers lists a group's members with their presence.
@@ -126,31 +153,37 @@ func (n *Node) GroupMembers(ctx context.Context, group string) ([]*GroupMember, 
 	if err != nil {
 		return nil, err
 	}
-	return c.Members(ctx, id)
+	members, err := c.Members(ctx, id)
+	for _, m := range members {
+		if name := n.NameOf(ctx, m.PeerID); m.Name == "" || name != ShortID(m.PeerID) {
+			m.Name = name
+		}
+	}
+	return members, err
 }
 
-// AddGroupMember adds a friend (peer ID or nickname) to a group; admins
+// AddGroupMember adds a friend (see ResolvePeer) to a group; admins
 // only. The friend gets the group when reachable.
 func (n *Node) AddGroupMember(ctx context.Context, group, friend string) (*GroupInfo, error) {
 	c, id, err := n.group(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	p, err := n.chat.Resolve(ctx, friend)
+	p, err := n.ResolvePeer(ctx, friend)
 	if err != nil {
 		return nil, err
 	}
 	return c.Add(ctx, id, p)
 }
 
-// KickGroupMember removes a member (see groupMember) from a group, which
+// KickGroupMember removes a member (see ResolvePeer) from a group, which
 // goes to a new key epoch; admins only.
 func (n *Node) KickGroupMember(ctx context.Context, group, member string) (*GroupInfo, error) {
 	c, id, err := n.group(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	p, err := groupMember(ctx, n.chat, c, id, member)
+	p, err := n.ResolvePeer(ctx, member)
 	if err != nil {
 		return nil, err
 	}
@@ -166,33 +199,11 @@ func (n *Node) PromoteGroupMember(ctx context.Context, group, member string) (*G
 	if err != nil {
 		return nil, err
 	}
-	p, err := groupMember(ctx, n.chat, c, id, member)
+	p, err := n.ResolvePeer(ctx, member)
 	if err != nil {
 		return nil, err
 	}
 	return c.Promote(ctx, id, p)
-}
-
-// groupMember resolves a member: a peer ID, a contact's name, or a unique
-// prefix of a member's peer ID or a member's name.
-func groupMember(ctx context.Context, contacts *chat.Service, c *group.Service, id, name string) (peer.ID, error) {
-	if p, err := contacts.Resolve(ctx, name); err == nil {
-		return p, nil
-	}
-	members, err := c.Members(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	var found []peer.ID
-	for _, m := range members {
-		if strings.HasPrefix(m.PeerID.String(), name) || strings.EqualFold(m.Name, name) {
-			found = append(found, m.PeerID)
-		}
-	}
-	if len(found) != 1 {
-		return "", group.ErrNotMember
-	}
-	return found[0], nil
 }
 
 // LeaveGroup leaves a group (its history stays) and answers it.
@@ -215,13 +226,17 @@ func (n *Node) SendGroup(ctx context.Context, group string, d Draft) (*Message, 
 	if err != nil {
 		return nil, err
 	}
-	draft := chat.Draft{Text: d.Text, Face: d.Face, Picture: d.Picture, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	draft, err := n.draft(ctx, d)
+	if err != nil {
+		return nil, err
+	}
 	if d.Picture != nil || d.Path != "" {
 		if draft.File, err = n.offerToMembers(ctx, c, id, d); err != nil {
 			return nil, err
 		}
 	}
-	return c.Send(ctx, id, draft)
+	m, err := c.Send(ctx, id, draft)
+	return n.present(ctx, m), err
 }
 
 // offerToMembers puts a group message's picture or file into the blob

@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
-	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/transfer"
 )
@@ -68,7 +67,7 @@ func (n *Node) Faces() (Faces, error) {
 	return FaceTable(), nil
 }
 
-// SendMessage sends a message to a friend (peer ID or nickname). It
+// SendMessage sends a message to a friend (see ResolvePeer). It
 // answers once the message is stored; it is delivered when the friend is
 // reachable. A picture's original goes into the blob store, offered to
 // the friend, whose node fetches it by itself when it is small enough.
@@ -77,11 +76,14 @@ func (n *Node) SendMessage(ctx context.Context, to string, d Draft) (*Message, e
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.Resolve(ctx, to)
+	p, err := n.ResolvePeer(ctx, to)
 	if err != nil {
 		return nil, err
 	}
-	draft := chat.Draft{Text: d.Text, Face: d.Face, Picture: d.Picture, ReplyTo: d.ReplyTo, ReactTo: d.ReactTo}
+	draft, err := n.draft(ctx, d)
+	if err != nil {
+		return nil, err
+	}
 	if d.Picture != nil {
 		orig, err := n.importFile("", d.Picture)
 		if err != nil {
@@ -92,7 +94,20 @@ func (n *Node) SendMessage(ctx context.Context, to string, d Draft) (*Message, e
 		}
 		draft.File = orig.Encode()
 	}
-	return c.Send(ctx, p, draft)
+	m, err := c.Send(ctx, p, draft)
+	return n.present(ctx, m), err
+}
+
+// draft is d as chat and group take it, its references resolved
+// (ResolveMessage).
+func (n *Node) draft(ctx context.Context, d Draft) (chat.Draft, error) {
+	draft := chat.Draft{Text: d.Text, Face: d.Face, Picture: d.Picture}
+	var err error
+	if draft.ReplyTo, err = n.ResolveMessage(ctx, d.ReplyTo); err != nil {
+		return draft, err
+	}
+	draft.ReactTo, err = n.ResolveMessage(ctx, d.ReactTo)
+	return draft, err
 }
 
 // pictureName names a picture's original by its type.
@@ -106,6 +121,52 @@ func pictureName(b []byte) string {
 	return "picture.jpg"
 }
 
+// present fills what messages show beside what is stored: the author's
+// name and the text a reply or reaction quotes. It answers the first.
+func (n *Node) present(ctx context.Context, msgs ...*Message) *Message {
+	quoted := map[string]string{}
+	for _, m := range msgs {
+		if m == nil {
+			continue
+		}
+		m.Name = n.NameOf(ctx, m.From)
+		ref := m.ReplyTo
+		if ref == "" {
+			ref = m.ReactTo
+		}
+		if ref == "" || n.chat == nil {
+			continue
+		}
+		q, ok := quoted[ref]
+		if !ok {
+			if orig, err := n.chat.GetMessage(ctx, ref); err == nil {
+				q = quoteOf(orig)
+			}
+			quoted[ref] = q
+		}
+		m.Quote = q
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[0]
+}
+
+// quoteOf is what a reply shows of the message it answers.
+func quoteOf(m *Message) string {
+	switch {
+	case m.Text != "":
+		return m.Text
+	case m.Kind == KindFace:
+		return FaceTable()[m.Face]
+	case m.Kind == KindPicture:
+		return "[picture]"
+	case m.File != nil:
+		return "[file " + m.File.Name + "]"
+	}
+	return ""
+}
+
 // conversation is a friend or a group, as History, Search and MarkRead
 // take them.
 type conversation struct {
@@ -113,17 +174,20 @@ type conversation struct {
 	group string // the group's ID when it is a group
 }
 
-// resolveConv finds a conversation: a friend (peer ID or nickname), else
-// a group (ID, ID prefix or name).
+// resolveConv finds a conversation: a friend or a group, by any name
+// ResolvePeer or ResolveGroup takes.
 func (n *Node) resolveConv(ctx context.Context, name string) (conversation, error) {
-	p, err := n.chat.Resolve(ctx, name)
-	if err == nil {
-		return conversation{peer: p}, nil
+	e, info, err := n.resolveRef(ctx, name, true)
+	switch {
+	case err != nil:
+		return conversation{}, err
+	case e.group:
+		return conversation{group: e.id}, nil
+	case e.id != "":
+		p, err := peer.Decode(e.id)
+		return conversation{peer: p}, err
 	}
-	if gid, gerr := n.groups.Resolve(ctx, name); gerr == nil || !errors.Is(gerr, group.ErrNoGroup) {
-		return conversation{group: gid}, gerr
-	}
-	return conversation{}, fmt.Errorf("%w (nor a group)", err)
+	return conversation{peer: info.ID}, nil
 }
 
 // MaxLimit is the most messages a history page or a search answers.
@@ -152,10 +216,19 @@ func (n *Node) History(ctx context.Context, with, before string, limit int) (*Hi
 	if err != nil {
 		return nil, err
 	}
-	if conv.group != "" {
-		return n.groups.History(ctx, conv.group, before, limit)
+	if before, err = n.ResolveMessage(ctx, before); err != nil {
+		return nil, err
 	}
-	return c.History(ctx, conv.peer, before, limit)
+	var page *HistoryPage
+	if conv.group != "" {
+		page, err = n.groups.History(ctx, conv.group, before, limit)
+	} else {
+		page, err = c.History(ctx, conv.peer, before, limit)
+	}
+	if page != nil {
+		n.present(ctx, page.Messages...)
+	}
+	return page, err
 }
 
 // Search finds the messages whose text contains text (case-insensitive),
@@ -187,6 +260,7 @@ func (n *Node) Search(ctx context.Context, text, with string, limit int) ([]*Mes
 	if msgs == nil && err == nil {
 		msgs = []*Message{}
 	}
+	n.present(ctx, msgs...)
 	return msgs, err
 }
 

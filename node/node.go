@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -64,21 +65,24 @@ type Options struct {
 // Node is a running meshtalk node: identity, datastore and libp2p host,
 // with the services of its role. Create it with New and stop it with Close.
 type Node struct {
-	home    Home
-	role    Role
-	cfg     Config
-	disc    *discovery.Service
-	chat    *chat.Service
-	groups  *group.Service
-	xfer    *transfer.Service
-	relays  *relay.Server // on a relay
-	relayc  *relay.Client // on a personal node
-	key     crypto.PrivKey
-	ds      *pebbleds.Datastore
-	pstore  *shutStore // the peerstore's part of ds
-	host    host.Host
-	events  *Events
-	react   reactions    // what emit hands to runReactions
+	home   Home
+	role   Role
+	cfg    Config
+	disc   *discovery.Service
+	chat   *chat.Service
+	groups *group.Service
+	xfer   *transfer.Service
+	relays *relay.Server // on a relay
+	relayc *relay.Client // on a personal node
+	key    crypto.PrivKey
+	ds     *pebbleds.Datastore
+	pstore *shutStore // the peerstore's part of ds
+	host   host.Host
+	events *Events
+	react  reactions // what emit hands to runReactions
+	// running is set once every service is started: from then on emit
+	// may read the services' fields (set while New ran) to name peers.
+	running atomic.Bool
 	log     *slog.Logger // the node's own (component=node)
 	logs    *slog.Logger // the one its services' loggers derive from
 	started time.Time
@@ -124,6 +128,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	n.running.Store(true)
 	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
 	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -91,14 +92,22 @@ type RelayStatus struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// Identity is the node's peer ID, addresses and friend code.
+// Identity is the node's peer ID, addresses and friend code. A relay's
+// addresses end in /p2p/<peer ID>.
 func (n *Node) Identity() (*Identity, error) {
 	addrs := n.host.Addrs()
 	code, err := discovery.EncodeFriendCode(peer.AddrInfo{ID: n.host.ID(), Addrs: addrs})
 	if err != nil {
 		return nil, err
 	}
-	return &Identity{PeerID: n.host.ID().String(), Addrs: addrStrings(addrs), FriendCode: code}, nil
+	id := &Identity{PeerID: n.host.ID().String(), Addrs: addrStrings(addrs), FriendCode: code}
+	if n.role == RoleRelay {
+		// What an operator hands out, ready for --relay.
+		for i, a := range id.Addrs {
+			id.Addrs[i] = a + "/p2p/" + id.PeerID
+		}
+	}
+	return id, nil
 }
 
 // Status is the node's state now.
@@ -152,14 +161,21 @@ func (n *Node) relayStatus() []RelayStatus {
 	return out
 }
 
-// Peers lists the open connections with their paths, sorted by peer ID.
-func (n *Node) Peers() []ConnInfo { return n.disc.Paths().Conns(n.host) }
+// Peers lists the open connections with their paths and the peers'
+// names, sorted by peer ID.
+func (n *Node) Peers() []ConnInfo {
+	conns := n.disc.Paths().Conns(n.host)
+	for i := range conns {
+		conns[i].Name = n.NameOf(context.Background(), conns[i].PeerID)
+	}
+	return conns
+}
 
 // PingOptions say whom Ping measures and how. Zero values take the
 // defaults: 4 round trips, 1s apart, 15s to reach the peer.
 type PingOptions struct {
-	// Peer is a peer ID, a friend code or a multiaddr ending in
-	// /p2p/<peer ID>.
+	// Peer is any name ResolvePeer takes: a peer ID, a friend code, a
+	// multiaddr ending in /p2p/<peer ID>, a username, a nickname.
 	Peer     string
 	Count    int
 	Interval time.Duration
@@ -171,9 +187,15 @@ type PingOptions struct {
 // a bad peer or option one wrapping ErrBadRequest. Once fn has been
 // called, the round trips that fail carry their error in the result.
 func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) error {
-	target, err := discovery.ParsePeer(opts.Peer)
+	target, err := n.resolvePeerInfo(ctx, opts.Peer)
 	if err != nil {
-		return badRequest(err)
+		return err
+	}
+	name := n.NameOf(ctx, target.ID)
+	inner := fn
+	fn = func(r PingResult) {
+		r.PeerID, r.Name = target.ID, name
+		inner(r)
 	}
 	if opts.Count == 0 {
 		opts.Count = 4
@@ -200,9 +222,13 @@ func (n *Node) Ping(ctx context.Context, opts PingOptions, fn func(PingResult)) 
 	return err
 }
 
-// CheckPeer says whether s names a peer as Ping and AddFriend take it: a
-// peer ID, a friend code or a multiaddr ending in /p2p/<peer ID>.
+// CheckPeer says whether s can name a peer as Ping and AddFriend take it:
+// only a friend code or a multiaddr is checked here (a peer ID, a name
+// or a prefix is the node's to resolve).
 func CheckPeer(s string) error {
+	if !strings.HasPrefix(s, "/") && !strings.HasPrefix(strings.ToLower(s), "mt1") {
+		return nil
+	}
 	_, err := discovery.ParsePeer(s)
 	return err
 }

@@ -36,8 +36,12 @@ func TestUseCasesByRole(t *testing.T) {
 	if _, err := personal.Search(ctx, "", "", 0); !errors.Is(err, node.ErrBadRequest) {
 		t.Errorf("search for nothing: %v, want ErrBadRequest", err)
 	}
-	if err := personal.Ping(ctx, node.PingOptions{Peer: "nobody"}, nil); !errors.Is(err, node.ErrBadRequest) {
-		t.Errorf("ping nobody: %v, want ErrBadRequest", err)
+	// A name no one has names nothing; a broken address is bad input.
+	if err := personal.Ping(ctx, node.PingOptions{Peer: "nobody"}, nil); !errors.Is(err, node.ErrNotContact) {
+		t.Errorf("ping nobody: %v, want ErrNotContact", err)
+	}
+	if err := personal.Ping(ctx, node.PingOptions{Peer: "/ip4/127.0.0.1"}, nil); !errors.Is(err, node.ErrBadRequest) {
+		t.Errorf("ping a multiaddr without /p2p/: %v, want ErrBadRequest", err)
 	}
 }
 

@@ -529,6 +529,31 @@ func (c *Client) rememberKey(ctx context.Context, u *User) {
 	if u.SealingKey != nil {
 		c.ds.Put(ctx, sealingKeyKey(u.PeerID), u.SealingKey)
 	}
+	if u.Name != "" {
+		// Best effort, like the key: a lost name is looked up again.
+		c.ds.Put(ctx, userNameKey(u.PeerID), []byte(u.Name))
+	}
+}
+
+// UserName is the username a relay last answered for p ("": none).
+func (c *Client) UserName(ctx context.Context, p peer.ID) string {
+	b, err := c.ds.Get(ctx, userNameKey(p))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// UserNames are the usernames this node's relays answered in lookups,
+// by peer: what a user may call a peer besides its nickname.
+func (c *Client) UserNames(ctx context.Context) (map[peer.ID]string, error) {
+	out := map[peer.ID]string{}
+	err := scan(ctx, c.ds, "/client/names/", func(key string, v []byte) {
+		if id, err := peer.Decode(datastore.RawKey(key).BaseNamespace()); err == nil {
+			out[id] = string(v)
+		}
+	})
+	return out, err
 }
 
 // sealingKeyOf is p's sealing public key: known, or looked up.

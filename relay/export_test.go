@@ -10,3 +10,6 @@ func (s *Server) SweepNow() { s.sweep() }
 func ProofPayload(op string, relay, client peer.ID, nonce []byte, name string) []byte {
 	return proofPayload(op, relay, client, nonce, name)
 }
+
+// NewShortCodeForTest is a new random short code.
+func NewShortCodeForTest() string { return newShortCode() }

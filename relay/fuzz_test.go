@@ -48,6 +48,8 @@ func FuzzAccountRequest(f *testing.F) {
 		{Body: &pb.AccountRequest_Lookup{Lookup: &pb.Lookup{PeerId: []byte(id)}}},
 		{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: [][]byte{[]byte(id)}}}},
 		{Body: &pb.AccountRequest_Presence{Presence: &pb.PresenceQuery{Peers: [][]byte{[]byte(id)}}}},
+		{Body: &pb.AccountRequest_ShortPut{ShortPut: &pb.ShortInvitePut{Invite: "mtg1-invite", ExpiresMs: 1800000000000}}},
+		{Body: &pb.AccountRequest_ShortGet{ShortGet: &pb.ShortInviteGet{Code: newShortCode()}}},
 	} {
 		f.Add(frameOf(req))
 	}
@@ -76,6 +78,17 @@ func FuzzAccountRequest(f *testing.F) {
 			peersFromWire(b.Allow.Peers)
 		case *pb.AccountRequest_Presence:
 			peersFromWire(b.Presence.Peers)
+		case *pb.AccountRequest_ShortPut:
+			now := time.UnixMilli(1700000000000)
+			if inv, exp, err := shortPutFromWire(b.ShortPut, now); err == nil && (inv == "" || len(inv) > MaxShortInviteLen || !exp.After(now) || exp.After(now.Add(MaxShortInviteTTL))) {
+				t.Fatalf("a short invite passed out of bounds: %d bytes until %v", len(inv), exp)
+			}
+		case *pb.AccountRequest_ShortGet:
+			if code, err := ParseShortCode(b.ShortGet.Code); err == nil {
+				if again, err := ParseShortCode(FormatShortCode(code)); err != nil || again != code {
+					t.Fatalf("a short code does not read back: %q -> %q, %v", code, again, err)
+				}
+			}
 		}
 	})
 }
@@ -89,6 +102,8 @@ func FuzzAccountReply(f *testing.F) {
 	f.Add(frameOf(&pb.AccountReply{Presence: []*pb.Presence{{PeerId: []byte(id), Online: true}, {PeerId: []byte(id), LastSeenMs: 1700000000000}}}))
 	f.Add(frameOf(&pb.AccountReply{Code: codeNameTaken, Message: "taken"}))
 	f.Add(frameOf(&pb.AccountPush{Presence: []*pb.Presence{{PeerId: []byte(id), Online: true}}}))
+	f.Add(frameOf(&pb.AccountReply{ShortCode: newShortCode()}))
+	f.Add(frameOf(&pb.AccountReply{Invite: "mtg1-invite", ExpiresMs: 1800000000000}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var rep pb.AccountReply
 		if err := readFrame(bufio.NewReader(bytes.NewReader(in)), MaxAccountFrame, &rep); err != nil {
@@ -107,6 +122,10 @@ func FuzzAccountReply(f *testing.F) {
 		for _, p := range rep.Presence {
 			presenceFromWire(p)
 		}
+		if inv, err := shortInviteFromWire(&rep); err == nil && (inv == "" || len(inv) > MaxShortInviteLen) {
+			t.Fatalf("a short invite's answer passed with %d bytes", len(inv))
+		}
+		ParseShortCode(rep.ShortCode)
 	})
 }
 
@@ -256,6 +275,27 @@ func FuzzFileDrop(f *testing.F) {
 		got := fileIDOf(&fd)
 		if len(got) > 128 || got != "" && got != fd.GetFileId() {
 			t.Fatalf("file ID %q from %q", got, fd.GetFileId())
+		}
+	})
+}
+
+// FuzzShortCode feeds the reader of short invite codes, as people type
+// them: what it takes reads back from its written form, and is the code
+// of its check.
+func FuzzShortCode(f *testing.F) {
+	for _, s := range []string{newShortCode(), FormatShortCode(newShortCode()), "7kx2m-qd4ra-w", "", "OIL-----", "ÄÖÜ"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		code, err := ParseShortCode(in)
+		if err != nil {
+			return
+		}
+		if len(code) != ShortCodeLen || shortCheck(code[:ShortCodeLen-1]) != code[ShortCodeLen-1] {
+			t.Fatalf("%q read as %q", in, code)
+		}
+		if again, err := ParseShortCode(FormatShortCode(code)); err != nil || again != code {
+			t.Fatalf("%q does not read back: %q, %v", code, again, err)
 		}
 	})
 }

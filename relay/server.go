@@ -24,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/internal/lifecycle"
@@ -101,6 +102,9 @@ type Server struct {
 	inflight *semaphore.Weighted // bytes of deposits read, not answered
 	delMu    sync.Mutex          // envelope and drop deletions
 
+	// shortMu makes short-invite registrations one at a time (a user's
+	// count, then the write).
+	shortMu sync.Mutex
 	// acctMu makes account writes one at a time (they do disk I/O, so
 	// not under mu).
 	acctMu sync.Mutex
@@ -114,6 +118,8 @@ type Server struct {
 	drops    map[peer.ID]*usage // dropped files held for each recipient
 	dropsBy  map[peer.ID]*usage // dropped files held from each sender
 	pushers  map[peer.ID]*pusher
+	// shortLimits is each peer's rate of short-invite requests.
+	shortLimits map[peer.ID]*rate.Limiter
 }
 
 // account is a user's record with its allow-list as a set.
@@ -148,7 +154,7 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 		deposits: make(chan *depositReq, 1024), inflight: semaphore.NewWeighted(maxInflight),
 		accounts: map[peer.ID]*account{}, names: map[string]peer.ID{}, sessions: map[peer.ID]time.Time{},
 		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{}, dropsBy: map[peer.ID]*usage{},
-		pushers: map[peer.ID]*pusher{},
+		pushers: map[peer.ID]*pusher{}, shortLimits: map[peer.ID]*rate.Limiter{},
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
@@ -314,6 +320,13 @@ func (s *Server) handleAccount(st network.Stream) {
 			err = s.setAllow(p, b.Allow)
 		case *pb.AccountRequest_Presence:
 			rep.Presence, err = s.presence(p, b.Presence)
+		case *pb.AccountRequest_ShortPut:
+			rep.ShortCode, err = s.shortPut(s.ctx, p, b.ShortPut)
+		case *pb.AccountRequest_ShortGet:
+			var got *pb.AccountReply
+			if got, err = s.shortLookup(s.ctx, p, b.ShortGet); err == nil {
+				rep.Invite, rep.ExpiresMs = got.Invite, got.ExpiresMs
+			}
 		default:
 			err = fmt.Errorf("%w: empty or unknown request", ErrBadRequest)
 		}

@@ -12,12 +12,18 @@ package relay
 //	/invites/<sha256 of the token, hex>       invite (JSON): uses left, expiry
 //	/drops/<recipient>/<root hex>             pb.StoredDrop: a blob dropped for
 //	                                          the recipient
+//	/short/<short code>                       shortInvite (JSON): a group invite
+//	                                          held under a short code, until it
+//	                                          expires (shortinvite.go)
+//	/shortby/<owner peer ID>/<short code>     "": the owner's codes, to count them
 //
 // On a personal node (Client):
 //
 //	/client/accounts/<relay peer ID>          clientAccount (JSON): a name there
 //	/client/keys/<peer ID>                    a contact's sealing public key,
 //	                                          checked against its identity
+//	/client/names/<peer ID>                   the username a relay answered for
+//	                                          that peer (the last lookup's)
 //	/client/drops/<root hex>                  pendingDrop (JSON): a dropped file
 //	                                          being fetched
 //	/client/dropped/<root hex>                "": a dropped file fetched (a
@@ -55,6 +61,7 @@ func clientAccountKey(relay peer.ID) datastore.Key {
 	return datastore.RawKey("/client/accounts/" + relay.String())
 }
 func sealingKeyKey(p peer.ID) datastore.Key { return datastore.RawKey("/client/keys/" + p.String()) }
+func userNameKey(p peer.ID) datastore.Key   { return datastore.RawKey("/client/names/" + p.String()) }
 
 // parseMboxKey splits /mbox/<recipient>/<ms>/<id>.
 func parseMboxKey(k string) (recipient peer.ID, ms int64, id string, ok bool) {

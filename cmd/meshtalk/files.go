@@ -70,12 +70,12 @@ func printFiles(g *globals, files []api.File) error {
 	tw := newTable(g.stdout)
 	fmt.Fprintln(tw, "ID\tNAME\tSIZE\tPEER\tSTATE")
 	for _, f := range files {
-		who := "from " + shortPeer(f.From.String())
+		who := "from " + orShort(f.FromName, f.From.String())
 		switch {
 		case f.Outgoing && f.Group != "":
 			who = "to group " + cmp.Or(f.GroupName, shortPeer(f.Group))
 		case f.Outgoing:
-			who = "to " + shortPeer(f.To.String())
+			who = "to " + orShort(f.ToName, f.To.String())
 		case f.Group != "":
 			who += " in " + cmp.Or(f.GroupName, shortPeer(f.Group))
 		}
@@ -282,7 +282,7 @@ func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop boo
 	// Dropped through the friend's relay too, or offered directly only.
 	if sent.Dropped {
 		fmt.Fprintf(g.stdout, "%s dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it (file %s)\n",
-			sent.Message.ID, sent.Name, humanBytes(uint64(sent.Size)), shortPeer(sent.To), sent.Message.File.ID)
+			sent.Message.ID, sent.Name, humanBytes(uint64(sent.Size)), orShort(sent.ToName, sent.To), sent.Message.File.ID)
 		return nil
 	}
 	fmt.Fprintf(g.stdout, "%s %s (file %s)\n", sent.Message.ID, sent.Message.State, sent.Message.File.ID)

@@ -20,14 +20,14 @@ func newFriendCmd(g *globals) *cobra.Command {
 	} {
 		cmd.AddCommand(newFriendActionCmd(g, action))
 	}
-	cmd.AddCommand(newFriendListCmd(g))
+	cmd.AddCommand(newFriendListCmd(g), newFriendShowCmd(g))
 	return cmd
 }
 
 func newFriendAddCmd(g *globals) *cobra.Command {
 	var message string
 	cmd := &cobra.Command{
-		Use:   "add CODE|PEER_ID",
+		Use:   "add CODE|USERNAME|PEER_ID",
 		Short: "Send a friend request (a friend code from `meshtalk id` carries the addresses)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,9 +40,9 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if f.State == api.StateFriend {
-				fmt.Fprintf(g.stdout, "%s asked you first: you are friends now\n", f.PeerID)
+				fmt.Fprintf(g.stdout, "%s asked you first: you are friends now\n", named(f))
 			} else {
-				fmt.Fprintf(g.stdout, "friend request to %s stored; it is delivered when they are reachable\n", f.PeerID)
+				fmt.Fprintf(g.stdout, "friend request to %s stored; it is delivered when they are reachable\n", named(f))
 			}
 			return nil
 		},
@@ -72,7 +72,7 @@ func newFriendActionCmd(g *globals, action friendAction) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, action.done+"\n", f.PeerID)
+			fmt.Fprintf(g.stdout, action.done+"\n", named(f))
 			return nil
 		},
 	}
@@ -112,9 +112,9 @@ func printFriends(g *globals, friends []api.Friend) error {
 	tw := newTable(g.stdout)
 	fmt.Fprintln(tw, "NAME\tPEER\tSTATE\tPRESENCE\tSTATUS")
 	for _, f := range friends {
-		name, status := "-", ""
+		name, status := orShort(f.Name, f.PeerID.String()), ""
 		if f.Profile != nil {
-			name, status = f.Profile.Name, f.Profile.Status
+			status = f.Profile.Status
 			if f.Profile.AvatarID != "" {
 				name += " 🖼"
 			}
@@ -132,4 +132,66 @@ func printFriends(g *globals, friends []api.Friend) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, f.PeerID, f.State, presence, status)
 	}
 	return tw.Flush()
+}
+
+// named is a friend as a line shows it: its name and its peer ID.
+func named(f *api.Friend) string {
+	name := orShort(f.Name, f.PeerID.String())
+	if name == f.PeerID.String() {
+		return name
+	}
+	return name + " (" + f.PeerID.String() + ")"
+}
+
+func newFriendShowCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show FRIEND",
+		Short: "Show a friend's profile, state, path (direct, hole-punched, relayed) and last seen",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			f, err := c.Friend(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(f)
+			}
+			tw := newTable(g.stdout)
+			fmt.Fprintf(tw, "name:\t%s\n", orShort(f.Name, f.PeerID.String()))
+			fmt.Fprintf(tw, "peer ID:\t%s\n", f.PeerID)
+			if f.Username != "" {
+				fmt.Fprintf(tw, "username:\t%s\n", f.Username)
+			}
+			if f.Profile != nil {
+				fmt.Fprintf(tw, "nickname:\t%s\n", f.Profile.Name)
+				fmt.Fprintf(tw, "status:\t%s\n", f.Profile.Status)
+			}
+			fmt.Fprintf(tw, "state:\t%s\n", f.State)
+			path := "not connected"
+			switch {
+			case f.Path == api.PathRelayed && f.Relay != "":
+				path = "relayed via " + f.Relay.String()
+			case f.Path != "":
+				path = f.Path
+			}
+			fmt.Fprintf(tw, "path:\t%s\n", path)
+			seen := "never"
+			switch {
+			case f.Online:
+				seen = "online now"
+			case !f.LastSeen.IsZero():
+				seen = f.LastSeen.Local().Format("2006-01-02 15:04:05")
+			}
+			fmt.Fprintf(tw, "last seen:\t%s\n", seen)
+			fmt.Fprintf(tw, "friends since:\t%s\n", f.Since.Local().Format("2006-01-02 15:04"))
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

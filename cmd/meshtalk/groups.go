@@ -63,7 +63,7 @@ func newGroupCreateCmd(g *globals) *cobra.Command {
 func newGroupInviteCmd(g *globals) *cobra.Command {
 	var uses uint32
 	var expires time.Duration
-	var asJSON bool
+	var asJSON, noQR bool
 	cmd := &cobra.Command{
 		Use:   "invite GROUP",
 		Short: "Make an invite code (signed by you, an admin) that any online member can honour",
@@ -84,9 +84,19 @@ func newGroupInviteCmd(g *globals) *cobra.Command {
 				return g.printJSON(res)
 			}
 			fmt.Fprintf(g.stdout, "%s\n(valid until %s; join with `meshtalk group join CODE`)\n", res.Code, res.Expires.Local().Format("2006-01-02 15:04"))
+			switch {
+			case res.Short != "":
+				fmt.Fprintf(g.stdout, "short code: %s (held by relay %s: `meshtalk group join %s`)\n", res.Short, res.Relay, res.Short)
+				if !noQR {
+					printQR(g, res.Short)
+				}
+			case res.ShortError != "":
+				fmt.Fprintf(g.stdout, "no short code: %s\n", res.ShortError)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&noQR, "no-qr", false, "do not draw the short code as a QR code")
 	cmd.Flags().Uint32Var(&uses, "uses", 0, "how many people may join with it (0: any number)")
 	cmd.Flags().DurationVar(&expires, "expires", api.DefaultInviteValidity, "how long it is valid")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -97,7 +107,7 @@ func newGroupJoinCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "join CODE",
-		Short: "Join a group with an invite code",
+		Short: "Join a group with an invite code, full or short (a short one is resolved through your relays)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd.Context())

@@ -31,10 +31,9 @@ func newIDCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stdout, "addresses:    %s\n", strings.Join(id.Addrs, "\n              "))
 			fmt.Fprintf(g.stdout, "friend code:  %s\n", id.FriendCode)
 			if !noQR {
-				fmt.Fprintln(g.stdout)
 				// Upper case fits QR's compact alphanumeric mode; the code
 				// is case-insensitive.
-				qrterminal.GenerateHalfBlock(strings.ToUpper(id.FriendCode), qr.L, g.stdout)
+				printQR(g, strings.ToUpper(id.FriendCode))
 			}
 			return nil
 		},
@@ -42,4 +41,11 @@ func newIDCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&noQR, "no-qr", false, "do not draw the friend code as a QR code")
 	return cmd
+}
+
+// printQR draws text as a QR code in the terminal, after a blank line.
+// Upper-case letters, digits and dashes fit its compact alphanumeric mode.
+func printQR(g *globals, text string) {
+	fmt.Fprintln(g.stdout)
+	qrterminal.GenerateHalfBlock(text, qr.L, g.stdout)
 }

@@ -524,11 +524,13 @@ func TestRelayAnnounce(t *testing.T) {
 	const public = "/ip4/203.0.113.9/udp/4001/quic-v1" // documentation range: never dialled
 	startRelayIn(t, env, nil, append([]string{"--home", home, "--announce", public}, testListen...)...)
 	var id struct {
-		Addrs []string `json:"addrs"`
+		PeerID string   `json:"peer_id"`
+		Addrs  []string `json:"addrs"`
 	}
 	json.Unmarshal([]byte(mustRun(t, env, home, "id", "--json")), &id)
-	if len(id.Addrs) != 1 || id.Addrs[0] != public {
-		t.Fatalf("announced %v, want only %s", id.Addrs, public)
+	// A relay's addresses end in its /p2p/ part, ready for --relay.
+	if want := public + "/p2p/" + id.PeerID; len(id.Addrs) != 1 || id.Addrs[0] != want {
+		t.Fatalf("announced %v, want only %s", id.Addrs, want)
 	}
 }
 

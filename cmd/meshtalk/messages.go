@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -21,8 +22,8 @@ func (f *messageFlags) register(cmd *cobra.Command, fileHelp string) {
 	cmd.Flags().StringVar(&f.face, "face", "", "send a face by name (see GET /api/v1/faces): smile, laugh, heart, party, ...")
 	cmd.Flags().StringVar(&f.picture, "picture", "", "send a picture (PNG, JPEG or GIF up to 5 MiB); a thumbnail travels inline")
 	cmd.Flags().StringVar(&f.file, "file", "", fileHelp)
-	cmd.Flags().StringVar(&f.reply, "reply", "", "reply to the message with this ID")
-	cmd.Flags().StringVar(&f.react, "react", "", "react to the message with this ID (TEXT is the emoji)")
+	cmd.Flags().StringVar(&f.reply, "reply", "", "reply to the message with this ID (or a unique prefix of it)")
+	cmd.Flags().StringVar(&f.react, "react", "", "react to the message with this ID or prefix (TEXT is the emoji)")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print JSON")
 }
 
@@ -157,11 +158,11 @@ func printMessages(g *globals, msgs []*api.Message) {
 		case api.KindFace:
 			body = faces[m.Face] + " (" + m.Face + ")"
 		case api.KindPicture:
-			body = fmt.Sprintf("[picture, %d-byte thumbnail]", len(m.Thumbnail))
+			body = strings.TrimSpace(fmt.Sprintf("[picture, %d-byte thumbnail] %s", len(m.Thumbnail), m.Text))
 		case api.KindReply:
-			body = "↪ " + m.ReplyTo + ": " + m.Text
+			body = "↪ " + quote(m.Quote, m.ReplyTo) + " " + m.Text
 		case api.KindReaction:
-			body = m.Text + " to " + m.ReactTo
+			body = m.Text + " to " + quote(m.Quote, m.ReactTo)
 		case api.KindFile:
 			if m.File != nil {
 				body = fmt.Sprintf("[file %s, %s, id %s] %s", m.File.Name, humanBytes(m.File.Size), m.File.ID[:16], m.Text)
@@ -173,7 +174,7 @@ func printMessages(g *globals, msgs []*api.Message) {
 		case !m.EditedAt.IsZero():
 			body += " (edited)"
 		}
-		who := "<" + shortPeer(m.From.String()) + ">"
+		who := "<" + orShort(m.Name, m.From.String()) + ">"
 		if m.Outgoing {
 			who = "<me>"
 		}
@@ -259,6 +260,27 @@ func shortPeer(p string) string {
 		return "…" + p[len(p)-8:]
 	}
 	return p
+}
+
+// orShort is a name the node gave, else the short form of the peer ID.
+func orShort(name, p string) string {
+	if name != "" {
+		return name
+	}
+	return shortPeer(p)
+}
+
+// quote is how a reply or reaction shows the message it refers to: its
+// text, quoted and cut short, else (not here) its ID.
+func quote(text, id string) string {
+	if text == "" {
+		return id
+	}
+	text = strings.Join(strings.Fields(text), " ")
+	if r := []rune(text); len(r) > 60 {
+		text = string(r[:59]) + "…"
+	}
+	return "“" + text + "”"
 }
 
 func newSearchCmd(g *globals) *cobra.Command {

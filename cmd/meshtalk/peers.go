@@ -32,7 +32,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			tw := newTable(g.stdout)
-			fmt.Fprintln(tw, "PEER\tPATH\tTRANSPORT\tDIRECTION\tLATENCY\tOPENED\tADDRESS")
+			fmt.Fprintln(tw, "NAME\tPEER\tPATH\tTRANSPORT\tDIRECTION\tLATENCY\tOPENED\tADDRESS")
 			for _, p := range conns {
 				path := p.Path
 				if p.Path == api.PathRelayed {
@@ -42,7 +42,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 				if p.LatencyMS > 0 {
 					latency = fmt.Sprintf("%.2fms", p.LatencyMS)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.PeerID, path, p.Transport, p.Direction, latency, p.Opened.Format(time.TimeOnly), p.Addr)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orShort(p.Name, p.PeerID.String()), p.PeerID, path, p.Transport, p.Direction, latency, p.Opened.Format(time.TimeOnly), p.Addr)
 			}
 			return tw.Flush()
 		},
@@ -57,7 +57,7 @@ func newPingCmd(g *globals) *cobra.Command {
 	var interval, timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "ping PEER",
-		Short: "Measure round trips to a peer (peer ID, friend code or /p2p/ multiaddr) and the path they take",
+		Short: "Measure round trips to a peer (name, username, peer ID or prefix, friend code or /p2p/ multiaddr) and the path they take",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := api.CheckPeer(args[0]); err != nil {
@@ -74,6 +74,9 @@ func newPingCmd(g *globals) *cobra.Command {
 			failed := 0
 			req := api.PingRequest{Peer: args[0], Count: count, Interval: interval, Timeout: timeout}
 			err = c.Ping(cmd.Context(), req, func(r api.PingResult) error {
+				if len(results) == 0 && !asJSON && r.PeerID != "" {
+					fmt.Fprintf(g.stdout, "PING %s (%s)\n", orShort(r.Name, r.PeerID.String()), r.PeerID)
+				}
 				results = append(results, r)
 				if r.Error != "" {
 					failed++

@@ -9,7 +9,50 @@ import (
 )
 
 func newProfileCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "profile", Short: "Your profile: name, avatar, status"}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "profile",
+		Short: "Show your profile: name, status, avatar, peer ID, usernames on relays (set: change it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			p, err := c.Profile(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(p)
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := newTable(g.stdout)
+			name := p.Name
+			if name == "" {
+				name = "(none: meshtalk profile set --name NAME)"
+			}
+			fmt.Fprintf(tw, "name:\t%s\n", name)
+			fmt.Fprintf(tw, "status:\t%s\n", p.Status)
+			avatar := "none"
+			if p.AvatarID != "" {
+				avatar = p.AvatarID[:16]
+			}
+			fmt.Fprintf(tw, "avatar:\t%s\n", avatar)
+			fmt.Fprintf(tw, "peer ID:\t%s\n", st.PeerID)
+			for _, r := range st.Relays {
+				if r.Name != "" {
+					fmt.Fprintf(tw, "username:\t%s (on relay %s)\n", r.Name, r.PeerID)
+				}
+			}
+			fmt.Fprintf(tw, "version:\t%d\n", p.Version)
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (the profile)")
 	cmd.AddCommand(newProfileSetCmd(g))
 	return cmd
 }

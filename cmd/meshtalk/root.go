@@ -48,6 +48,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newRunCmd(g), newRelayCmd(g), newIDCmd(g), newStatusCmd(g), newPeersCmd(g), newPingCmd(g),
 		newFriendCmd(g), newSendCmd(g), newHistoryCmd(g), newSearchCmd(g), newReadCmd(g), newEditCmd(g), newDeleteCmd(g), newProfileCmd(g), newWatchCmd(g),
 		newFileCmd(g), newAccountCmd(g), newGroupCmd(g))
+	g.addCompletions(root)
 	return root
 }
 

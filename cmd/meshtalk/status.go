@@ -61,7 +61,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "peers:    %d connected\n", len(st.Peers))
 			for _, p := range st.Peers {
-				fmt.Fprintf(g.stdout, "          %s  %s  %s  %s\n", p.PeerID, p.Path, p.Transport, p.Addr)
+				fmt.Fprintf(g.stdout, "          %s  %s  %s  %s  %s\n", orShort(p.Name, p.PeerID.String()), p.PeerID, p.Path, p.Transport, p.Addr)
 			}
 			return nil
 		},

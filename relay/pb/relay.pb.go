@@ -38,6 +38,8 @@ type AccountRequest struct {
 	//	*AccountRequest_Lookup
 	//	*AccountRequest_Allow
 	//	*AccountRequest_Presence
+	//	*AccountRequest_ShortPut
+	//	*AccountRequest_ShortGet
 	Body          isAccountRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -152,6 +154,24 @@ func (x *AccountRequest) GetPresence() *PresenceQuery {
 	return nil
 }
 
+func (x *AccountRequest) GetShortPut() *ShortInvitePut {
+	if x != nil {
+		if x, ok := x.Body.(*AccountRequest_ShortPut); ok {
+			return x.ShortPut
+		}
+	}
+	return nil
+}
+
+func (x *AccountRequest) GetShortGet() *ShortInviteGet {
+	if x != nil {
+		if x, ok := x.Body.(*AccountRequest_ShortGet); ok {
+			return x.ShortGet
+		}
+	}
+	return nil
+}
+
 type isAccountRequest_Body interface {
 	isAccountRequest_Body()
 }
@@ -188,6 +208,14 @@ type AccountRequest_Presence struct {
 	Presence *PresenceQuery `protobuf:"bytes,8,opt,name=presence,proto3,oneof"`
 }
 
+type AccountRequest_ShortPut struct {
+	ShortPut *ShortInvitePut `protobuf:"bytes,9,opt,name=short_put,json=shortPut,proto3,oneof"`
+}
+
+type AccountRequest_ShortGet struct {
+	ShortGet *ShortInviteGet `protobuf:"bytes,10,opt,name=short_get,json=shortGet,proto3,oneof"`
+}
+
 func (*AccountRequest_Challenge) isAccountRequest_Body() {}
 
 func (*AccountRequest_Register) isAccountRequest_Body() {}
@@ -203,6 +231,10 @@ func (*AccountRequest_Lookup) isAccountRequest_Body() {}
 func (*AccountRequest_Allow) isAccountRequest_Body() {}
 
 func (*AccountRequest_Presence) isAccountRequest_Body() {}
+
+func (*AccountRequest_ShortPut) isAccountRequest_Body() {}
+
+func (*AccountRequest_ShortGet) isAccountRequest_Body() {}
 
 // ChallengeRequest asks for a fresh nonce for the next signed request on
 // the same stream.
@@ -602,21 +634,126 @@ func (x *PresenceQuery) GetPeers() [][]byte {
 	return nil
 }
 
+// ShortInvitePut asks the relay to hold a group invite code under a short
+// code it picks, until expires_ms (the invite's own expiry); it needs a
+// session. The relay never reads the invite: it is opaque text to it.
+type ShortInvitePut struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invite        string                 `protobuf:"bytes,1,opt,name=invite,proto3" json:"invite,omitempty"`
+	ExpiresMs     int64                  `protobuf:"varint,2,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShortInvitePut) Reset() {
+	*x = ShortInvitePut{}
+	mi := &file_relay_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShortInvitePut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShortInvitePut) ProtoMessage() {}
+
+func (x *ShortInvitePut) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShortInvitePut.ProtoReflect.Descriptor instead.
+func (*ShortInvitePut) Descriptor() ([]byte, []int) {
+	return file_relay_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ShortInvitePut) GetInvite() string {
+	if x != nil {
+		return x.Invite
+	}
+	return ""
+}
+
+func (x *ShortInvitePut) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+// ShortInviteGet asks for the invite held under a short code (in its
+// canonical form: upper case, no separators); it needs no session.
+type ShortInviteGet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShortInviteGet) Reset() {
+	*x = ShortInviteGet{}
+	mi := &file_relay_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShortInviteGet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShortInviteGet) ProtoMessage() {}
+
+func (x *ShortInviteGet) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShortInviteGet.ProtoReflect.Descriptor instead.
+func (*ShortInviteGet) Descriptor() ([]byte, []int) {
+	return file_relay_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ShortInviteGet) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
 // AccountReply answers one AccountRequest.
 type AccountReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Nonce         []byte                 `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	User          *User                  `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
-	Presence      []*Presence            `protobuf:"bytes,5,rep,name=presence,proto3" json:"presence,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Code     uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message  string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Nonce    []byte                 `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	User     *User                  `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	Presence []*Presence            `protobuf:"bytes,5,rep,name=presence,proto3" json:"presence,omitempty"`
+	// short_code answers short_put; invite and expires_ms answer short_get.
+	ShortCode     string `protobuf:"bytes,6,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	Invite        string `protobuf:"bytes,7,opt,name=invite,proto3" json:"invite,omitempty"`
+	ExpiresMs     int64  `protobuf:"varint,8,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AccountReply) Reset() {
 	*x = AccountReply{}
-	mi := &file_relay_proto_msgTypes[9]
+	mi := &file_relay_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +765,7 @@ func (x *AccountReply) String() string {
 func (*AccountReply) ProtoMessage() {}
 
 func (x *AccountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[9]
+	mi := &file_relay_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +778,7 @@ func (x *AccountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountReply.ProtoReflect.Descriptor instead.
 func (*AccountReply) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{9}
+	return file_relay_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AccountReply) GetCode() uint32 {
@@ -679,6 +816,27 @@ func (x *AccountReply) GetPresence() []*Presence {
 	return nil
 }
 
+func (x *AccountReply) GetShortCode() string {
+	if x != nil {
+		return x.ShortCode
+	}
+	return ""
+}
+
+func (x *AccountReply) GetInvite() string {
+	if x != nil {
+		return x.Invite
+	}
+	return ""
+}
+
+func (x *AccountReply) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
 // AccountPush is what the relay sends a logged-in client unasked, on a
 // stream it opens: presence changes of the peers that allow it.
 type AccountPush struct {
@@ -690,7 +848,7 @@ type AccountPush struct {
 
 func (x *AccountPush) Reset() {
 	*x = AccountPush{}
-	mi := &file_relay_proto_msgTypes[10]
+	mi := &file_relay_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +860,7 @@ func (x *AccountPush) String() string {
 func (*AccountPush) ProtoMessage() {}
 
 func (x *AccountPush) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[10]
+	mi := &file_relay_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +873,7 @@ func (x *AccountPush) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountPush.ProtoReflect.Descriptor instead.
 func (*AccountPush) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{10}
+	return file_relay_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AccountPush) GetPresence() []*Presence {
@@ -739,7 +897,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_relay_proto_msgTypes[11]
+	mi := &file_relay_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +909,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[11]
+	mi := &file_relay_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +922,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{11}
+	return file_relay_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *User) GetName() string {
@@ -821,7 +979,7 @@ type SealingKey struct {
 
 func (x *SealingKey) Reset() {
 	*x = SealingKey{}
-	mi := &file_relay_proto_msgTypes[12]
+	mi := &file_relay_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +991,7 @@ func (x *SealingKey) String() string {
 func (*SealingKey) ProtoMessage() {}
 
 func (x *SealingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[12]
+	mi := &file_relay_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +1004,7 @@ func (x *SealingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
 func (*SealingKey) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{12}
+	return file_relay_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SealingKey) GetKem() uint32 {
@@ -880,7 +1038,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_relay_proto_msgTypes[13]
+	mi := &file_relay_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1050,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[13]
+	mi := &file_relay_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1063,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{13}
+	return file_relay_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Profile) GetNickname() string {
@@ -933,7 +1091,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_relay_proto_msgTypes[14]
+	mi := &file_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1103,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[14]
+	mi := &file_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1116,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{14}
+	return file_relay_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Presence) GetPeerId() []byte {
@@ -998,7 +1156,7 @@ type MailboxRequest struct {
 
 func (x *MailboxRequest) Reset() {
 	*x = MailboxRequest{}
-	mi := &file_relay_proto_msgTypes[15]
+	mi := &file_relay_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1168,7 @@ func (x *MailboxRequest) String() string {
 func (*MailboxRequest) ProtoMessage() {}
 
 func (x *MailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[15]
+	mi := &file_relay_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1181,7 @@ func (x *MailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxRequest.ProtoReflect.Descriptor instead.
 func (*MailboxRequest) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{15}
+	return file_relay_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MailboxRequest) GetBody() isMailboxRequest_Body {
@@ -1092,7 +1250,7 @@ type Deposit struct {
 
 func (x *Deposit) Reset() {
 	*x = Deposit{}
-	mi := &file_relay_proto_msgTypes[16]
+	mi := &file_relay_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1262,7 @@ func (x *Deposit) String() string {
 func (*Deposit) ProtoMessage() {}
 
 func (x *Deposit) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[16]
+	mi := &file_relay_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1275,7 @@ func (x *Deposit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deposit.ProtoReflect.Descriptor instead.
 func (*Deposit) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{16}
+	return file_relay_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Deposit) GetRecipient() []byte {
@@ -1146,7 +1304,7 @@ type Drop struct {
 
 func (x *Drop) Reset() {
 	*x = Drop{}
-	mi := &file_relay_proto_msgTypes[17]
+	mi := &file_relay_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1316,7 @@ func (x *Drop) String() string {
 func (*Drop) ProtoMessage() {}
 
 func (x *Drop) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[17]
+	mi := &file_relay_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1329,7 @@ func (x *Drop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drop.ProtoReflect.Descriptor instead.
 func (*Drop) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{17}
+	return file_relay_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Drop) GetRecipient() []byte {
@@ -1198,7 +1356,7 @@ type DropDone struct {
 
 func (x *DropDone) Reset() {
 	*x = DropDone{}
-	mi := &file_relay_proto_msgTypes[18]
+	mi := &file_relay_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1368,7 @@ func (x *DropDone) String() string {
 func (*DropDone) ProtoMessage() {}
 
 func (x *DropDone) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[18]
+	mi := &file_relay_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1381,7 @@ func (x *DropDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDone.ProtoReflect.Descriptor instead.
 func (*DropDone) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{18}
+	return file_relay_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DropDone) GetRoot() []byte {
@@ -1244,7 +1402,7 @@ type MailboxReply struct {
 
 func (x *MailboxReply) Reset() {
 	*x = MailboxReply{}
-	mi := &file_relay_proto_msgTypes[19]
+	mi := &file_relay_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1414,7 @@ func (x *MailboxReply) String() string {
 func (*MailboxReply) ProtoMessage() {}
 
 func (x *MailboxReply) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[19]
+	mi := &file_relay_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1427,7 @@ func (x *MailboxReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxReply.ProtoReflect.Descriptor instead.
 func (*MailboxReply) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{19}
+	return file_relay_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MailboxReply) GetCode() uint32 {
@@ -1304,7 +1462,7 @@ type Deliver struct {
 
 func (x *Deliver) Reset() {
 	*x = Deliver{}
-	mi := &file_relay_proto_msgTypes[20]
+	mi := &file_relay_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1474,7 @@ func (x *Deliver) String() string {
 func (*Deliver) ProtoMessage() {}
 
 func (x *Deliver) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[20]
+	mi := &file_relay_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1487,7 @@ func (x *Deliver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliver.ProtoReflect.Descriptor instead.
 func (*Deliver) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{20}
+	return file_relay_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Deliver) GetEnvelopes() []*Envelope {
@@ -1350,7 +1508,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_relay_proto_msgTypes[21]
+	mi := &file_relay_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1520,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[21]
+	mi := &file_relay_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1533,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{21}
+	return file_relay_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Envelope) GetId() []byte {
@@ -1408,7 +1566,7 @@ type DeliverAck struct {
 
 func (x *DeliverAck) Reset() {
 	*x = DeliverAck{}
-	mi := &file_relay_proto_msgTypes[22]
+	mi := &file_relay_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1578,7 @@ func (x *DeliverAck) String() string {
 func (*DeliverAck) ProtoMessage() {}
 
 func (x *DeliverAck) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[22]
+	mi := &file_relay_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1591,7 @@ func (x *DeliverAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverAck.ProtoReflect.Descriptor instead.
 func (*DeliverAck) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{22}
+	return file_relay_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeliverAck) GetIds() [][]byte {
@@ -1455,7 +1613,7 @@ type Letter struct {
 
 func (x *Letter) Reset() {
 	*x = Letter{}
-	mi := &file_relay_proto_msgTypes[23]
+	mi := &file_relay_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1625,7 @@ func (x *Letter) String() string {
 func (*Letter) ProtoMessage() {}
 
 func (x *Letter) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[23]
+	mi := &file_relay_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1638,7 @@ func (x *Letter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Letter.ProtoReflect.Descriptor instead.
 func (*Letter) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{23}
+	return file_relay_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Letter) GetBody() []byte {
@@ -1510,7 +1668,7 @@ type LetterBody struct {
 
 func (x *LetterBody) Reset() {
 	*x = LetterBody{}
-	mi := &file_relay_proto_msgTypes[24]
+	mi := &file_relay_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1680,7 @@ func (x *LetterBody) String() string {
 func (*LetterBody) ProtoMessage() {}
 
 func (x *LetterBody) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[24]
+	mi := &file_relay_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1693,7 @@ func (x *LetterBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LetterBody.ProtoReflect.Descriptor instead.
 func (*LetterBody) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{24}
+	return file_relay_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LetterBody) GetSender() []byte {
@@ -1587,7 +1745,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_relay_proto_msgTypes[25]
+	mi := &file_relay_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1757,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[25]
+	mi := &file_relay_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1770,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{25}
+	return file_relay_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Account) GetName() string {
@@ -1668,7 +1826,7 @@ type StoredEnvelope struct {
 
 func (x *StoredEnvelope) Reset() {
 	*x = StoredEnvelope{}
-	mi := &file_relay_proto_msgTypes[26]
+	mi := &file_relay_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1838,7 @@ func (x *StoredEnvelope) String() string {
 func (*StoredEnvelope) ProtoMessage() {}
 
 func (x *StoredEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[26]
+	mi := &file_relay_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1851,7 @@ func (x *StoredEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredEnvelope.ProtoReflect.Descriptor instead.
 func (*StoredEnvelope) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{26}
+	return file_relay_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StoredEnvelope) GetSender() []byte {
@@ -1730,7 +1888,7 @@ type StoredDrop struct {
 
 func (x *StoredDrop) Reset() {
 	*x = StoredDrop{}
-	mi := &file_relay_proto_msgTypes[27]
+	mi := &file_relay_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1900,7 @@ func (x *StoredDrop) String() string {
 func (*StoredDrop) ProtoMessage() {}
 
 func (x *StoredDrop) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[27]
+	mi := &file_relay_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1913,7 @@ func (x *StoredDrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDrop.ProtoReflect.Descriptor instead.
 func (*StoredDrop) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{27}
+	return file_relay_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StoredDrop) GetSender() []byte {
@@ -1812,7 +1970,7 @@ type FileDrop struct {
 
 func (x *FileDrop) Reset() {
 	*x = FileDrop{}
-	mi := &file_relay_proto_msgTypes[28]
+	mi := &file_relay_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1982,7 @@ func (x *FileDrop) String() string {
 func (*FileDrop) ProtoMessage() {}
 
 func (x *FileDrop) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[28]
+	mi := &file_relay_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1995,7 @@ func (x *FileDrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileDrop.ProtoReflect.Descriptor instead.
 func (*FileDrop) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{28}
+	return file_relay_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FileDrop) GetRelay() []byte {
@@ -1879,7 +2037,7 @@ var File_relay_proto protoreflect.FileDescriptor
 
 const file_relay_proto_rawDesc = "" +
 	"\n" +
-	"\vrelay.proto\x12\x0emeshtalk.relay\"\xd2\x03\n" +
+	"\vrelay.proto\x12\x0emeshtalk.relay\"\xd0\x04\n" +
 	"\x0eAccountRequest\x12@\n" +
 	"\tchallenge\x18\x01 \x01(\v2 .meshtalk.relay.ChallengeRequestH\x00R\tchallenge\x126\n" +
 	"\bregister\x18\x02 \x01(\v2\x18.meshtalk.relay.RegisterH\x00R\bregister\x12-\n" +
@@ -1890,7 +2048,10 @@ const file_relay_proto_rawDesc = "" +
 	"unregister\x120\n" +
 	"\x06lookup\x18\x06 \x01(\v2\x16.meshtalk.relay.LookupH\x00R\x06lookup\x120\n" +
 	"\x05allow\x18\a \x01(\v2\x18.meshtalk.relay.SetAllowH\x00R\x05allow\x12;\n" +
-	"\bpresence\x18\b \x01(\v2\x1d.meshtalk.relay.PresenceQueryH\x00R\bpresenceB\x06\n" +
+	"\bpresence\x18\b \x01(\v2\x1d.meshtalk.relay.PresenceQueryH\x00R\bpresence\x12=\n" +
+	"\tshort_put\x18\t \x01(\v2\x1e.meshtalk.relay.ShortInvitePutH\x00R\bshortPut\x12=\n" +
+	"\tshort_get\x18\n" +
+	" \x01(\v2\x1e.meshtalk.relay.ShortInviteGetH\x00R\bshortGetB\x06\n" +
 	"\x04body\"\x12\n" +
 	"\x10ChallengeRequest\"\xbc\x01\n" +
 	"\bRegister\x12\x12\n" +
@@ -1915,13 +2076,24 @@ const file_relay_proto_rawDesc = "" +
 	"\bSetAllow\x12\x14\n" +
 	"\x05peers\x18\x01 \x03(\fR\x05peers\"%\n" +
 	"\rPresenceQuery\x12\x14\n" +
-	"\x05peers\x18\x01 \x03(\fR\x05peers\"\xb2\x01\n" +
+	"\x05peers\x18\x01 \x03(\fR\x05peers\"G\n" +
+	"\x0eShortInvitePut\x12\x16\n" +
+	"\x06invite\x18\x01 \x01(\tR\x06invite\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x02 \x01(\x03R\texpiresMs\"$\n" +
+	"\x0eShortInviteGet\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"\x88\x02\n" +
 	"\fAccountReply\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12(\n" +
 	"\x04user\x18\x04 \x01(\v2\x14.meshtalk.relay.UserR\x04user\x124\n" +
-	"\bpresence\x18\x05 \x03(\v2\x18.meshtalk.relay.PresenceR\bpresence\"C\n" +
+	"\bpresence\x18\x05 \x03(\v2\x18.meshtalk.relay.PresenceR\bpresence\x12\x1d\n" +
+	"\n" +
+	"short_code\x18\x06 \x01(\tR\tshortCode\x12\x16\n" +
+	"\x06invite\x18\a \x01(\tR\x06invite\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\b \x01(\x03R\texpiresMs\"C\n" +
 	"\vAccountPush\x124\n" +
 	"\bpresence\x18\x01 \x03(\v2\x18.meshtalk.relay.PresenceR\bpresence\"\xde\x01\n" +
 	"\x04User\x12\x12\n" +
@@ -2023,7 +2195,7 @@ func file_relay_proto_rawDescGZIP() []byte {
 	return file_relay_proto_rawDescData
 }
 
-var file_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_relay_proto_goTypes = []any{
 	(*AccountRequest)(nil),   // 0: meshtalk.relay.AccountRequest
 	(*ChallengeRequest)(nil), // 1: meshtalk.relay.ChallengeRequest
@@ -2034,26 +2206,28 @@ var file_relay_proto_goTypes = []any{
 	(*Lookup)(nil),           // 6: meshtalk.relay.Lookup
 	(*SetAllow)(nil),         // 7: meshtalk.relay.SetAllow
 	(*PresenceQuery)(nil),    // 8: meshtalk.relay.PresenceQuery
-	(*AccountReply)(nil),     // 9: meshtalk.relay.AccountReply
-	(*AccountPush)(nil),      // 10: meshtalk.relay.AccountPush
-	(*User)(nil),             // 11: meshtalk.relay.User
-	(*SealingKey)(nil),       // 12: meshtalk.relay.SealingKey
-	(*Profile)(nil),          // 13: meshtalk.relay.Profile
-	(*Presence)(nil),         // 14: meshtalk.relay.Presence
-	(*MailboxRequest)(nil),   // 15: meshtalk.relay.MailboxRequest
-	(*Deposit)(nil),          // 16: meshtalk.relay.Deposit
-	(*Drop)(nil),             // 17: meshtalk.relay.Drop
-	(*DropDone)(nil),         // 18: meshtalk.relay.DropDone
-	(*MailboxReply)(nil),     // 19: meshtalk.relay.MailboxReply
-	(*Deliver)(nil),          // 20: meshtalk.relay.Deliver
-	(*Envelope)(nil),         // 21: meshtalk.relay.Envelope
-	(*DeliverAck)(nil),       // 22: meshtalk.relay.DeliverAck
-	(*Letter)(nil),           // 23: meshtalk.relay.Letter
-	(*LetterBody)(nil),       // 24: meshtalk.relay.LetterBody
-	(*Account)(nil),          // 25: meshtalk.relay.Account
-	(*StoredEnvelope)(nil),   // 26: meshtalk.relay.StoredEnvelope
-	(*StoredDrop)(nil),       // 27: meshtalk.relay.StoredDrop
-	(*FileDrop)(nil),         // 28: meshtalk.relay.FileDrop
+	(*ShortInvitePut)(nil),   // 9: meshtalk.relay.ShortInvitePut
+	(*ShortInviteGet)(nil),   // 10: meshtalk.relay.ShortInviteGet
+	(*AccountReply)(nil),     // 11: meshtalk.relay.AccountReply
+	(*AccountPush)(nil),      // 12: meshtalk.relay.AccountPush
+	(*User)(nil),             // 13: meshtalk.relay.User
+	(*SealingKey)(nil),       // 14: meshtalk.relay.SealingKey
+	(*Profile)(nil),          // 15: meshtalk.relay.Profile
+	(*Presence)(nil),         // 16: meshtalk.relay.Presence
+	(*MailboxRequest)(nil),   // 17: meshtalk.relay.MailboxRequest
+	(*Deposit)(nil),          // 18: meshtalk.relay.Deposit
+	(*Drop)(nil),             // 19: meshtalk.relay.Drop
+	(*DropDone)(nil),         // 20: meshtalk.relay.DropDone
+	(*MailboxReply)(nil),     // 21: meshtalk.relay.MailboxReply
+	(*Deliver)(nil),          // 22: meshtalk.relay.Deliver
+	(*Envelope)(nil),         // 23: meshtalk.relay.Envelope
+	(*DeliverAck)(nil),       // 24: meshtalk.relay.DeliverAck
+	(*Letter)(nil),           // 25: meshtalk.relay.Letter
+	(*LetterBody)(nil),       // 26: meshtalk.relay.LetterBody
+	(*Account)(nil),          // 27: meshtalk.relay.Account
+	(*StoredEnvelope)(nil),   // 28: meshtalk.relay.StoredEnvelope
+	(*StoredDrop)(nil),       // 29: meshtalk.relay.StoredDrop
+	(*FileDrop)(nil),         // 30: meshtalk.relay.FileDrop
 }
 var file_relay_proto_depIdxs = []int32{
 	1,  // 0: meshtalk.relay.AccountRequest.challenge:type_name -> meshtalk.relay.ChallengeRequest
@@ -2064,26 +2238,28 @@ var file_relay_proto_depIdxs = []int32{
 	6,  // 5: meshtalk.relay.AccountRequest.lookup:type_name -> meshtalk.relay.Lookup
 	7,  // 6: meshtalk.relay.AccountRequest.allow:type_name -> meshtalk.relay.SetAllow
 	8,  // 7: meshtalk.relay.AccountRequest.presence:type_name -> meshtalk.relay.PresenceQuery
-	12, // 8: meshtalk.relay.Register.sealing_key:type_name -> meshtalk.relay.SealingKey
-	13, // 9: meshtalk.relay.Register.profile:type_name -> meshtalk.relay.Profile
-	12, // 10: meshtalk.relay.Login.sealing_key:type_name -> meshtalk.relay.SealingKey
-	13, // 11: meshtalk.relay.Login.profile:type_name -> meshtalk.relay.Profile
-	11, // 12: meshtalk.relay.AccountReply.user:type_name -> meshtalk.relay.User
-	14, // 13: meshtalk.relay.AccountReply.presence:type_name -> meshtalk.relay.Presence
-	14, // 14: meshtalk.relay.AccountPush.presence:type_name -> meshtalk.relay.Presence
-	12, // 15: meshtalk.relay.User.sealing_key:type_name -> meshtalk.relay.SealingKey
-	13, // 16: meshtalk.relay.User.profile:type_name -> meshtalk.relay.Profile
-	16, // 17: meshtalk.relay.MailboxRequest.deposit:type_name -> meshtalk.relay.Deposit
-	17, // 18: meshtalk.relay.MailboxRequest.drop:type_name -> meshtalk.relay.Drop
-	18, // 19: meshtalk.relay.MailboxRequest.drop_done:type_name -> meshtalk.relay.DropDone
-	21, // 20: meshtalk.relay.Deliver.envelopes:type_name -> meshtalk.relay.Envelope
-	12, // 21: meshtalk.relay.Account.sealing_key:type_name -> meshtalk.relay.SealingKey
-	13, // 22: meshtalk.relay.Account.profile:type_name -> meshtalk.relay.Profile
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	9,  // 8: meshtalk.relay.AccountRequest.short_put:type_name -> meshtalk.relay.ShortInvitePut
+	10, // 9: meshtalk.relay.AccountRequest.short_get:type_name -> meshtalk.relay.ShortInviteGet
+	14, // 10: meshtalk.relay.Register.sealing_key:type_name -> meshtalk.relay.SealingKey
+	15, // 11: meshtalk.relay.Register.profile:type_name -> meshtalk.relay.Profile
+	14, // 12: meshtalk.relay.Login.sealing_key:type_name -> meshtalk.relay.SealingKey
+	15, // 13: meshtalk.relay.Login.profile:type_name -> meshtalk.relay.Profile
+	13, // 14: meshtalk.relay.AccountReply.user:type_name -> meshtalk.relay.User
+	16, // 15: meshtalk.relay.AccountReply.presence:type_name -> meshtalk.relay.Presence
+	16, // 16: meshtalk.relay.AccountPush.presence:type_name -> meshtalk.relay.Presence
+	14, // 17: meshtalk.relay.User.sealing_key:type_name -> meshtalk.relay.SealingKey
+	15, // 18: meshtalk.relay.User.profile:type_name -> meshtalk.relay.Profile
+	18, // 19: meshtalk.relay.MailboxRequest.deposit:type_name -> meshtalk.relay.Deposit
+	19, // 20: meshtalk.relay.MailboxRequest.drop:type_name -> meshtalk.relay.Drop
+	20, // 21: meshtalk.relay.MailboxRequest.drop_done:type_name -> meshtalk.relay.DropDone
+	23, // 22: meshtalk.relay.Deliver.envelopes:type_name -> meshtalk.relay.Envelope
+	14, // 23: meshtalk.relay.Account.sealing_key:type_name -> meshtalk.relay.SealingKey
+	15, // 24: meshtalk.relay.Account.profile:type_name -> meshtalk.relay.Profile
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_relay_proto_init() }
@@ -2100,8 +2276,10 @@ func file_relay_proto_init() {
 		(*AccountRequest_Lookup)(nil),
 		(*AccountRequest_Allow)(nil),
 		(*AccountRequest_Presence)(nil),
+		(*AccountRequest_ShortPut)(nil),
+		(*AccountRequest_ShortGet)(nil),
 	}
-	file_relay_proto_msgTypes[15].OneofWrappers = []any{
+	file_relay_proto_msgTypes[17].OneofWrappers = []any{
 		(*MailboxRequest_Deposit)(nil),
 		(*MailboxRequest_Drop)(nil),
 		(*MailboxRequest_DropDone)(nil),
@@ -2113,7 +2291,7 @@ func file_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_relay_proto_rawDesc), len(file_relay_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
