@@ -13,3 +13,10 @@ func ProofPayload(op string, relay, client peer.ID, nonce []byte, name string) [
 
 // NewShortCodeForTest is a new random short code.
 func NewShortCodeForTest() string { return newShortCode() }
+
+// ShortInvitesHeld counts the short codes s holds on disk.
+func ShortInvitesHeld(s *Server) int {
+	n := 0
+	scan(s.ctx, s.ds, "/short", func(string, []byte) { n++ })
+	return n
+}

@@ -379,6 +379,9 @@ func (s *Server) sweep() {
 		s.log.Info("expired envelopes removed", "count", n)
 	}
 	s.sweepDrops(now)
+	if err := s.sweepShortInvites(now); err != nil {
+		s.log.Warn("sweep short invites", "err", err)
+	}
 	s.mu.Lock()
 	var waiting []peer.ID
 	for p := range s.sessions {

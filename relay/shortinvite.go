@@ -280,6 +280,31 @@ func (s *Server) shortGet(ctx context.Context, code string, now time.Time) (*sho
 	return &si, nil
 }
 
+// sweepShortInvites deletes the short codes whose invites expired.
+func (s *Server) sweepShortInvites(now time.Time) error {
+	var expired []shortInvite
+	var codes []string
+	err := scan(s.ctx, s.ds, "/short", func(key string, v []byte) {
+		var si shortInvite
+		if json.Unmarshal(v, &si) != nil || !si.Expires.After(now) {
+			expired = append(expired, si)
+			codes = append(codes, datastore.RawKey(key).BaseNamespace())
+		}
+	})
+	if err != nil {
+		return err
+	}
+	s.shortMu.Lock()
+	defer s.shortMu.Unlock()
+	for i, code := range codes {
+		s.ds.Delete(s.ctx, shortKey(code))
+		if expired[i].Owner != "" {
+			s.ds.Delete(s.ctx, shortByKey(expired[i].Owner, code))
+		}
+	}
+	return nil
+}
+
 // shortLookup answers a joiner's request for a short code's invite.
 func (s *Server) shortLookup(ctx context.Context, p peer.ID, w *pb.ShortInviteGet) (*pb.AccountReply, error) {
 	if err := s.shortAllow(p); err != nil {

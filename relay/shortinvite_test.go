@@ -43,6 +43,11 @@ func TestShortInvite(t *testing.T) {
 	if _, err := b.RelayClient().GetShortInvite(bg, code); !errors.Is(err, relay.ErrNotFound) {
 		t.Fatalf("an expired code: %v, want ErrNotFound", err)
 	}
+	// The sweeper deletes it from the relay's disk.
+	r.RelayServer().SweepNow()
+	if n := relay.ShortInvitesHeld(r.RelayServer()); n != 0 {
+		t.Fatalf("%d short invites held after the sweep, want 0", n)
+	}
 	// The cap counts live codes only (the expired one is gone).
 	for made := 0; made < relay.MaxShortInvitesPerUser; {
 		_, _, err := a.RelayClient().PutShortInvite(bg, invite, clk.now().Add(time.Hour))
