@@ -396,7 +396,7 @@ func (gs *Service) Send(ctx context.Context, id string, d history.Draft) (*histo
 	}
 	// After the publishing: finding who is away asks after every member
 	// (100 µs in a group of fifty).
-	gs.parkForOffline(g, env)
+	gs.parkForOffline(g, env, m.ID)
 	return m, nil
 }
 

@@ -724,18 +724,20 @@ type groupMailbox struct {
 
 func (m *groupMailbox) Ready() bool { return !m.down.Load() }
 
-func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) error {
+func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) (map[peer.ID]peer.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	parked := map[peer.ID]peer.ID{}
 	for _, p := range members {
 		m.held[p] = append(m.held[p], envs...)
+		parked[p] = p // the relay: any ID will do
 	}
 	// One signal an envelope: the node parks whatever waits at a moment
 	// in one call.
 	for range envs {
 		m.parked <- struct{}{}
 	}
-	return nil
+	return parked, nil
 }
 
 func (m *groupMailbox) take(p peer.ID) [][]byte {

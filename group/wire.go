@@ -413,7 +413,7 @@ func (e *envelope) open(key []byte) (history.Wire, error) {
 	m, err := messageFromWire(&pm)
 	switch {
 	case err != nil:
-	case m.Kind == history.KindReceipt:
+	case m.Kind == history.KindReceipt || m.Kind == history.KindDelivered:
 		err = fmt.Errorf("%w: receipts are not group messages", ErrBadFrame)
 	default:
 		if err = history.CheckID(m.ID, history.GroupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms"); err != nil {

@@ -20,6 +20,11 @@ const (
 	KindReaction = "reaction"
 	KindReceipt  = "receipt" // direct messages only: never stored
 	KindFile     = "file"
+	// KindDelivered is a delivery receipt (direct messages only, never
+	// stored): the recipient took the messages of its refs out of a relay
+	// mailbox, so the sender learns they were delivered even when the two
+	// are never online together.
+	KindDelivered = "delivered"
 )
 
 // Message states.
@@ -126,7 +131,7 @@ func (c *Content) Check(manifest func([]byte) error) error {
 		if c.ReactTo == "" || c.Text == "" || utf8.RuneCountInString(c.Text) > 16 {
 			return errors.New("a reaction needs the ID it reacts to and a short emoji")
 		}
-	case KindReceipt:
+	case KindReceipt, KindDelivered:
 		// Its refs are the direct-message protocol's to check.
 	case KindFile:
 		if len(c.Manifest) == 0 {
@@ -182,7 +187,7 @@ func (m *Wire) Check(manifest func([]byte) error) error {
 	if err := m.Content.Check(manifest); err != nil {
 		return err
 	}
-	if m.Kind == KindReceipt && len(m.Refs) == 0 {
+	if (m.Kind == KindReceipt || m.Kind == KindDelivered) && len(m.Refs) == 0 {
 		return errors.New("a receipt without refs")
 	}
 	return nil
@@ -204,6 +209,11 @@ type Message struct {
 	// File describes an offered file (kind "file"); Content.Manifest is
 	// its manifest, for transfer.
 	File *FileInfo `json:"file,omitempty"`
+	// Via is how a received message arrived (history/trace.go).
+	Via *Hop `json:"via,omitempty"`
+	// DeliveryMS is how long an outgoing message took from send to
+	// delivered, in milliseconds (set once it is delivered).
+	DeliveryMS int64 `json:"delivery_ms,omitempty"`
 }
 
 // FileInfo is what a file offer shows before the file is fetched.

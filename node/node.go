@@ -86,6 +86,10 @@ type Node struct {
 	lock    *homeLock
 
 	life      *lifecycle.Group // the node's own goroutines
+	stopReq   chan struct{}    // closed by RequestStop
+	stopOnce  sync.Once
+	stopMu    sync.Mutex
+	stopped   *StopReport // what ParkOnStop did, once it has
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -102,7 +106,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if logs == nil {
 		logs = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)},
+	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)}, stopReq: make(chan struct{}),
 		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock}
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
@@ -251,9 +255,13 @@ func (n *Node) startChat(ctx context.Context, blobs *transfer.Blobs, undo *undoS
 		Now:          n.clock,
 		Clock:        clk,
 		ReadReceipts: n.cfg.Chat.ReadReceipts,
-		Blobs:        blobs,
-		Emit:         n.emit,
-		Logger:       n.logs,
+		Path: func(c network.Conn) (string, peer.ID) {
+			p := n.disc.Paths().Of(c)
+			return p.Kind, p.Relay
+		},
+		Blobs:  blobs,
+		Emit:   n.emit,
+		Logger: n.logs,
 	})
 	if err != nil {
 		return err
