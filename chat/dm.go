@@ -779,6 +779,9 @@ func (f *flush) loop() error {
 		case <-f.s.ctx.Done():
 			return ErrClosed
 		case <-f.c.wake:
+			if f.s.relaySaysAway(f.c.p) {
+				f.s.parkReady(f.s.ctx, f.c)
+			}
 			if err := f.send(f.c.take()); err != nil {
 				return err
 			}

@@ -218,12 +218,12 @@ func (s *Service) connected(p peer.ID) bool {
 	return c == network.Connected || c == network.Limited
 }
 
-// relaySaysAway reports whether a relay says p is logged out and no
-// direct connection says otherwise: what is queued for p is parked at
-// once (and still tried directly: p may be on the LAN).
+// relaySaysAway reports whether a relay says p is logged out: what is
+// queued for p is parked at once, and still tried directly (p may be on
+// the LAN, without its relay).
 func (s *Service) relaySaysAway(p peer.ID) bool {
 	on, known := s.relayOnline.Load(p)
-	return known && on == false && !s.connected(p)
+	return known && on == false
 }
 
 // SetRelayPresence records a friend's presence as a relay tells it: how

@@ -59,6 +59,9 @@ type Options struct {
 	// Clock is the wall clock of the node's services; nil is time.Now.
 	// Tests skew it.
 	Clock func() time.Time
+	// After is the timer of chat's couriers (backoff and park_after);
+	// nil is time.After. Tests give a fake one.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Node is a running meshtalk node: identity, datastore and libp2p host,
@@ -83,6 +86,7 @@ type Node struct {
 	logs    *slog.Logger // the one its services' loggers derive from
 	started time.Time
 	clock   func() time.Time // nil: time.Now
+	after   func(time.Duration) <-chan time.Time
 	lock    *homeLock
 
 	life      *lifecycle.Group // the node's own goroutines
@@ -107,7 +111,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		logs = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)}, stopReq: make(chan struct{}),
-		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock}
+		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock, after: opts.After}
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
 	}
@@ -253,6 +257,7 @@ func (n *Node) startChat(ctx context.Context, blobs *transfer.Blobs, undo *undoS
 	n.chat, err = chat.New(ctx, n.host, chatDS, chat.Config{
 		Keeper:       n.disc,
 		Now:          n.clock,
+		After:        n.after,
 		Clock:        clk,
 		ReadReceipts: n.cfg.Chat.ReadReceipts,
 		Path: func(c network.Conn) (string, peer.ID) {
