@@ -159,8 +159,13 @@ type courier struct {
 	p    peer.ID
 	wake chan struct{}
 
-	parkMu sync.Mutex      // held while parking: one park at a time
-	parked map[string]bool // IDs handed to the mailbox
+	// The courier's parker parks beside the delivering, which may wait
+	// on a dial for seconds: parkWake wakes it; it parks when parkDue
+	// (the park timer fired) or a relay says p is away.
+	parkWake chan struct{}
+	parkDue  atomic.Bool
+	parkMu   sync.Mutex      // held while parking: one park at a time
+	parked   map[string]bool // IDs handed to the mailbox
 
 	mu    sync.Mutex
 	queue []wireMessage // enqueued since the courier last read the outbox
@@ -184,6 +189,14 @@ func (c *courier) kick() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	c.kickPark()
+}
+
+func (c *courier) kickPark() {
+	select {
+	case c.parkWake <- struct{}{}:
+	default:
+	}
 }
 
 func (c *courier) take() []wireMessage {
@@ -205,9 +218,10 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	defer s.mu.Unlock()
 	c, ok := s.couriers[p]
 	if !ok {
-		c = &courier{p: p, wake: make(chan struct{}, 1), parked: map[string]bool{}}
+		c = &courier{p: p, wake: make(chan struct{}, 1), parkWake: make(chan struct{}, 1), parked: map[string]bool{}}
 		s.couriers[p] = c
 		s.run.Go(func() { s.runCourier(c) })
+		s.run.Go(func() { s.runParker(c) })
 	}
 	return c
 }
@@ -217,18 +231,19 @@ func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
 
 // runCourier loops until the service closes: deliver, then wait for new
 // work, a reconnection, or the backoff after a failure. Parking in the
-// friend's relay mailbox runs beside the backoff: at once when a relay
+// friend's relay mailbox runs beside it (runParker): at once when a relay
 // says the friend is away, else when the park timer (park_after, from
-// the first failed attempt) fires; from then on until a delivery
-// succeeds, whatever is queued is parked as soon as the courier sees it.
+// the first failed attempt, whatever the backoff) fires; from then on
+// until a delivery succeeds, whatever is queued is parked as soon as it
+// is stored.
 func (s *Service) runCourier(c *courier) {
-	s.loadParked(c)
 	failures := 0
 	var parkTimer <-chan time.Time // running from the first failure
-	parkDue := false               // the timer fired: park what comes
 	for {
-		if parkDue || s.relaySaysAway(c.p) {
-			s.parkReady(s.ctx, c)
+		if c.parkDue.Load() {
+			// Parking may have failed (no relay logged in yet): each
+			// attempt tries again.
+			c.kickPark()
 		}
 		start := s.cfg.Now()
 		err := s.deliver(c)
@@ -245,7 +260,8 @@ func (s *Service) runCourier(c *courier) {
 			s.log.Debug("delivery postponed", "peer", c.p, "retry_in", d, "err", err)
 			retry = s.cfg.After(d)
 		} else {
-			failures, parkTimer, parkDue = 0, nil, false
+			failures, parkTimer = 0, nil
+			c.parkDue.Store(false)
 			if c.hasParked() {
 				// Everything is delivered: what the mailbox held is
 				// settled.
@@ -262,9 +278,26 @@ func (s *Service) runCourier(c *courier) {
 			case <-retry:
 				break wait
 			case <-parkTimer:
-				parkTimer, parkDue = nil, true
-				s.parkReady(s.ctx, c)
+				parkTimer = nil
+				c.parkDue.Store(true)
+				c.kickPark()
 			}
+		}
+	}
+}
+
+// runParker parks c's outbox when woken and parking is due, until the
+// service closes.
+func (s *Service) runParker(c *courier) {
+	s.loadParked(c)
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-c.parkWake:
+		}
+		if c.parkDue.Load() || s.relaySaysAway(c.p) {
+			s.parkReady(s.ctx, c)
 		}
 	}
 }
@@ -779,9 +812,6 @@ func (f *flush) loop() error {
 		case <-f.s.ctx.Done():
 			return ErrClosed
 		case <-f.c.wake:
-			if f.s.relaySaysAway(f.c.p) {
-				f.s.parkReady(f.s.ctx, f.c)
-			}
 			if err := f.send(f.c.take()); err != nil {
 				return err
 			}
