@@ -20,6 +20,7 @@ func FuzzDMFrame(f *testing.F) {
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindFace, Face: "party"},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindReceipt, Refs: []string{"01ARZ3NDEKTSV4RRFFQ69G5FAW"}},
+		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindDelivered, Refs: []string{"01ARZ3NDEKTSV4RRFFQ69G5FAW"}, Hlc: 7, SentAtMs: 1700000000000},
 		{Id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Kind: KindReply, Text: "yes", ReplyTo: "01ARZ3NDEKTSV4RRFFQ69G5FAW"},
 	} {
 		var b bytes.Buffer

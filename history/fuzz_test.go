@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -19,7 +20,9 @@ func FuzzDecode(f *testing.F) {
 	g.To, g.Group, g.Content = "", "g1", Content{Kind: KindFace, Face: "party"}
 	seedDS := copying{dssync.MutexWrap(datastore.NewMapDatastore())}
 	seeds := New(seedDS, Config{})
-	for _, m := range []*Message{dm(a, b, 1, "hello", true), dm(b, a, 2, "hi", false), g} {
+	via := dm(b, a, 3, "through the mailbox", false)
+	via.Via = &Hop{Event: HopReceived, At: time.UnixMilli(1700000000000), Path: PathMailbox, Relay: peer.ID("\x00\x05relay")}
+	for _, m := range []*Message{dm(a, b, 1, "hello", true), dm(b, a, 2, "hi", false), g, via} {
 		if err := seeds.PutRecord(ctx, seedDS, m); err != nil {
 			f.Fatal(err)
 		}
