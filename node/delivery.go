@@ -52,7 +52,7 @@ func (r StopReport) String() string {
 		queued += q
 	}
 	if queued > 0 || r.GroupQueued > 0 {
-		s += fmt.Sprintf("; still queued: %d direct (for %d friends) and %d group messages", queued, len(r.Queued), r.GroupQueued)
+		s += fmt.Sprintf("; still queued: %d direct (for %d friend(s)) and %d group messages", queued, len(r.Queued), r.GroupQueued)
 		if r.TimedOut {
 			s += " (park_on_stop ran out)"
 		}
