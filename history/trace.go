@@ -167,7 +167,11 @@ func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {
 		t.Hops = append(t.Hops, h)
 	}
 	byTime := func(hs []Hop) {
-		sort.SliceStable(hs, func(i, j int) bool { return hs[i].At.Before(hs[j].At) && !hs[i].At.IsZero() })
+		// A hop of unknown time (a read mark from before times were
+		// kept) goes last.
+		sort.SliceStable(hs, func(i, j int) bool {
+			return !hs[i].At.IsZero() && (hs[j].At.IsZero() || hs[i].At.Before(hs[j].At))
+		})
 	}
 	byTime(t.Hops)
 	for _, hs := range t.Members {
