@@ -190,3 +190,15 @@ func (c *Client) Avatar(ctx context.Context, id string) (*Avatar, error) {
 	}
 	return &Avatar{Data: b, Type: resp.Header.Get("Content-Type")}, nil
 }
+
+// MessageInfo returns a message (direct or of a group) with how it
+// travelled: GET /api/v1/messages/{id}/info.
+func (c *Client) MessageInfo(ctx context.Context, id string) (*MessageTrace, error) {
+	return call[*MessageTrace](ctx, c, http.MethodGet, "/api/v1/messages/"+url.PathEscape(id)+"/info", nil)
+}
+
+// Stop asks the node to stop cleanly: it parks what is queued for friends
+// away, says what, and exits. POST /api/v1/stop.
+func (c *Client) Stop(ctx context.Context) (*StopReport, error) {
+	return call[*StopReport](ctx, c, http.MethodPost, "/api/v1/stop", nil)
+}

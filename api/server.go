@@ -114,6 +114,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/events", s.handleEvents)
 	mux.HandleFunc("GET /api/v1/peers", s.handlePeers)
 	mux.HandleFunc("GET /api/v1/ping", s.handlePing)
+	mux.HandleFunc("POST /api/v1/stop", func(w http.ResponseWriter, r *http.Request) {
+		rep, err := s.node.Stop(r.Context())
+		reply(w, rep, err)
+	})
 	s.chatRoutes(mux)
 	s.fileRoutes(mux)
 	s.savedRelayRoutes(mux)

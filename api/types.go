@@ -84,6 +84,12 @@ type (
 	Message = node.Message
 	// HistoryPage is the answer of GET /api/v1/history.
 	HistoryPage = node.HistoryPage
+	// MessageTrace is the answer of GET /api/v1/messages/{id}/info.
+	MessageTrace = node.MessageTrace
+	// Hop is one step of a message's trace.
+	Hop = node.Hop
+	// StopReport is the answer of POST /api/v1/stop.
+	StopReport = node.StopReport
 	// ReadResult is the answer of POST /api/v1/read.
 	ReadResult = node.ReadResult
 	// FileSent is the answer of POST /api/v1/files.

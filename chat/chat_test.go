@@ -638,9 +638,10 @@ type memMailbox struct {
 	parked chan struct{}
 	down   atomic.Bool   // not Ready: a relay client logged in to none
 	asked  chan struct{} // signalled at each Ready, when not nil
+	relay  peer.ID       // what Park says holds the messages
 }
 
-func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) error {
+func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) (peer.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.held[p] = append(m.held[p], msgs...)
@@ -648,7 +649,7 @@ func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) error {
 	case m.parked <- struct{}{}:
 	default:
 	}
-	return nil
+	return m.relay, nil
 }
 
 func (m *memMailbox) Ready() bool {

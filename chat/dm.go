@@ -159,9 +159,16 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 // courier delivers everything owed to one contact: contact notices, the
 // profile, and the outbox, over one DM stream at a time.
 type courier struct {
-	p      peer.ID
-	wake   chan struct{}
-	parked map[string]bool // IDs handed to the mailbox (courier goroutine only)
+	p    peer.ID
+	wake chan struct{}
+
+	// The courier's parker parks beside the delivering, which may wait
+	// on a dial for seconds: parkWake wakes it; it parks when parkDue
+	// (the park timer fired) or a relay says p is away.
+	parkWake chan struct{}
+	parkDue  atomic.Bool
+	parkMu   sync.Mutex      // held while parking: one park at a time
+	parked   map[string]bool // IDs handed to the mailbox
 
 	mu    sync.Mutex
 	queue []wireMessage // enqueued since the courier last read the outbox
@@ -174,9 +181,23 @@ func (c *courier) push(w wireMessage) {
 	c.kick()
 }
 
+func (c *courier) hasParked() bool {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	return len(c.parked) > 0
+}
+
 func (c *courier) kick() {
 	select {
 	case c.wake <- struct{}{}:
+	default:
+	}
+	c.kickPark()
+}
+
+func (c *courier) kickPark() {
+	select {
+	case c.parkWake <- struct{}{}:
 	default:
 	}
 }
@@ -200,9 +221,10 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	defer s.mu.Unlock()
 	c, ok := s.couriers[p]
 	if !ok {
-		c = &courier{p: p, wake: make(chan struct{}, 1), parked: map[string]bool{}}
+		c = &courier{p: p, wake: make(chan struct{}, 1), parkWake: make(chan struct{}, 1), parked: map[string]bool{}}
 		s.couriers[p] = c
 		s.run.Go(func() { s.runCourier(c) })
+		s.run.Go(func() { s.runParker(c) })
 	}
 	return c
 }
@@ -211,41 +233,74 @@ func (s *Service) courierFor(p peer.ID) *courier {
 func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
 
 // runCourier loops until the service closes: deliver, then wait for new
-// work, a reconnection, or the backoff after a failure.
+// work, a reconnection, or the backoff after a failure. Parking in the
+// friend's relay mailbox runs beside it (runParker): at once when a relay
+// says the friend is away, else when the park timer (park_after, from
+// the first failed attempt, whatever the backoff) fires; from then on
+// until a delivery succeeds, whatever is queued is parked as soon as it
+// is stored.
 func (s *Service) runCourier(c *courier) {
-	s.loadParked(c)
 	failures := 0
-	var failingSince time.Time
+	var parkTimer <-chan time.Time // running from the first failure
 	for {
-		start := time.Now()
+		if c.parkDue.Load() {
+			// Parking may have failed (no relay logged in yet): each
+			// attempt tries again.
+			c.kickPark()
+		}
+		start := s.cfg.Now()
 		err := s.deliver(c)
-		var wait <-chan time.Time
+		var retry <-chan time.Time
 		if err != nil {
-			// Unreachable since the first failed attempt began: a dial
-			// to a peer that is gone can take seconds to fail.
 			if failures == 0 {
-				failingSince = start
+				// Unreachable since the first failed attempt began: a
+				// dial to a peer that is gone can take seconds to fail.
+				_, after := s.mailbox()
+				parkTimer = s.cfg.After(max(after-s.cfg.Now().Sub(start), 0))
 			}
 			failures++
 			d := min(time.Second<<min(failures, 8), 5*time.Minute)
 			s.log.Debug("delivery postponed", "peer", c.p, "retry_in", d, "err", err)
-			wait = time.After(d)
-			if mb, after := s.mailbox(); mb != nil && mb.Ready() && time.Since(failingSince) >= after {
-				s.park(c, mb)
-			}
+			retry = s.cfg.After(d)
 		} else {
-			failures = 0
-			if len(c.parked) > 0 {
+			failures, parkTimer = 0, nil
+			c.parkDue.Store(false)
+			if c.hasParked() {
 				// Everything is delivered: what the mailbox held is
 				// settled.
 				s.unpark(c)
 			}
 		}
+	wait:
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-c.wake:
+				break wait
+			case <-retry:
+				break wait
+			case <-parkTimer:
+				parkTimer = nil
+				c.parkDue.Store(true)
+				c.kickPark()
+			}
+		}
+	}
+}
+
+// runParker parks c's outbox when woken and parking is due, until the
+// service closes.
+func (s *Service) runParker(c *courier) {
+	s.loadParked(c)
+	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-c.wake:
-		case <-wait:
+		case <-c.parkWake:
+		}
+		if c.parkDue.Load() || s.relaySaysAway(c.p) {
+			s.parkReady(s.ctx, c)
 		}
 	}
 }
@@ -254,13 +309,14 @@ func (s *Service) runCourier(c *courier) {
 // the relay's offline mailbox (node gives the relay client, so that chat
 // never imports relay). The courier parks there what it cannot deliver
 // directly; the mailbox hands what it holds for this node to
-// ReceiveParked. Delivery stays exactly-once whichever path delivers: the
+// ReceiveLetter. Delivery stays exactly-once whichever path delivers: the
 // receiver drops a message it already has by ID, and the direct path keeps
-// trying until the friend acks, which settles the outbox.
+// trying until the friend acks, or a delivery receipt says the friend
+// took it from the mailbox, which settles the outbox.
 type Mailbox interface {
 	// Park stores encoded messages (chat/pb Message) for p and returns once
-	// the mailbox holds them durably.
-	Park(ctx context.Context, p peer.ID, msgs [][]byte) error
+	// the mailbox holds them durably, with the relay that holds them.
+	Park(ctx context.Context, p peer.ID, msgs [][]byte) (relay peer.ID, err error)
 	// Ready reports whether the mailbox can take messages now (a relay
 	// client logged in to no relay cannot): while it cannot, the messages
 	// wait in the outbox for the friend, and for the mailbox.
@@ -281,11 +337,27 @@ func (s *Service) mailbox() (Mailbox, time.Duration) {
 	return s.mb, s.parkAfter
 }
 
-// park hands the outbox messages not parked yet to the mailbox.
-func (s *Service) park(c *courier, mb Mailbox) {
-	pending, err := s.outbox(s.ctx, c.p)
+// parkReady parks c's outbox when the mailbox can take it; it returns how
+// many messages it parked now.
+func (s *Service) parkReady(ctx context.Context, c *courier) (int, error) {
+	mb, _ := s.mailbox()
+	if mb == nil || !mb.Ready() {
+		return 0, ErrNoMailbox
+	}
+	return s.park(ctx, c, mb)
+}
+
+// ErrNoMailbox: no relay mailbox can take messages now.
+var ErrNoMailbox = errors.New("chat: no relay mailbox to park in (not logged in to a relay)")
+
+// park hands the outbox messages not parked yet to the mailbox, and
+// returns how many.
+func (s *Service) park(ctx context.Context, c *courier, mb Mailbox) (int, error) {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	pending, err := s.outbox(ctx, c.p)
 	if err != nil {
-		return
+		return 0, err
 	}
 	var msgs [][]byte
 	var ids []string
@@ -301,28 +373,36 @@ func (s *Service) park(c *courier, mb Mailbox) {
 		ids = append(ids, w.ID)
 	}
 	if len(msgs) == 0 {
-		return
+		return 0, nil
 	}
-	if err := mb.Park(s.ctx, c.p, msgs); err != nil {
+	relay, err := mb.Park(ctx, c.p, msgs)
+	if err != nil {
 		s.log.Info("mailbox", "peer", c.p, "err", err)
-		return
+		return 0, err
 	}
 	// Remembered across restarts, so that a restart does not park (and
-	// spend the friend's quota on) the same messages again.
+	// spend the friend's quota on) the same messages again; the trace's
+	// parked hop rides in the same batch.
 	pstr := s.peerString(c.p)
-	if b, err := s.ds.Batch(s.ctx); err == nil {
+	hop := history.Hop{Event: history.HopParked, At: s.cfg.Now(), Relay: relay}
+	if b, err := s.ds.Batch(ctx); err == nil {
 		for _, id := range ids {
-			b.Put(s.ctx, parkedKey(pstr, id), nil)
+			b.Put(ctx, parkedKey(pstr, id), nil)
+			history.PutHop(ctx, b, id, hop)
 		}
-		b.Commit(s.ctx)
+		b.Commit(ctx)
 	}
 	for _, id := range ids {
 		c.parked[id] = true
 	}
+	s.log.Debug("parked", "peer", c.p, "relay", relay, "messages", len(ids))
+	return len(ids), nil
 }
 
 // unpark forgets what was parked for c.p.
 func (s *Service) unpark(c *courier) {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
 	pstr := s.peerString(c.p)
 	if b, err := s.ds.Batch(s.ctx); err == nil {
 		for id := range c.parked {
@@ -335,6 +415,8 @@ func (s *Service) unpark(c *courier) {
 
 // loadParked reads which outbox messages for c.p the mailbox holds.
 func (s *Service) loadParked(c *courier) {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
 	res, err := s.ds.Query(s.ctx, query.Query{Prefix: parkedPrefix(s.peerString(c.p)), KeysOnly: true})
 	if err != nil {
 		return
@@ -347,11 +429,59 @@ func (s *Service) loadParked(c *courier) {
 	}
 }
 
-// ReceiveParked takes messages from friend p that a mailbox held (the
-// mailbox has checked that p sent them). They are stored like messages
-// that come directly, once each, and announced; a bad one is dropped
-// (the error says which), not the others.
+// ParkReport is what ParkAll did.
+type ParkReport struct {
+	// Parked is how many messages (receipts included) it parked now.
+	Parked int `json:"parked"`
+	// Queued is how many stayed in the outbox without a mailbox copy,
+	// by friend.
+	Queued map[peer.ID]int `json:"queued,omitempty"`
+}
+
+// ParkAll parks everything still in an outbox and not in a mailbox yet,
+// for every friend (a clean stop: the friends get it from the relay
+// whether or not the direct path would have). It returns when done or
+// when ctx ends, saying what stayed queued.
+func (s *Service) ParkAll(ctx context.Context) ParkReport {
+	s.mu.Lock()
+	cs := make([]*courier, 0, len(s.couriers))
+	for _, c := range s.couriers {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	rep := ParkReport{Queued: map[peer.ID]int{}}
+	for _, c := range cs {
+		if ctx.Err() == nil {
+			n, _ := s.parkReady(ctx, c)
+			rep.Parked += n
+		}
+		pending, err := s.outbox(context.WithoutCancel(ctx), c.p)
+		if err != nil {
+			continue
+		}
+		c.parkMu.Lock()
+		for _, w := range pending {
+			if !c.parked[w.ID] {
+				rep.Queued[c.p]++
+			}
+		}
+		c.parkMu.Unlock()
+	}
+	return rep
+}
+
+// ReceiveParked is ReceiveLetter from a mailbox whose relay is not known.
 func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) error {
+	return s.ReceiveLetter(ctx, "", p, msgs)
+}
+
+// ReceiveLetter takes messages from friend p that relay's mailbox held
+// (the mailbox has checked that p sent them). They are stored like
+// messages that come directly, once each, and announced; a bad one is
+// dropped (the error says which), not the others. Then p gets a delivery
+// receipt for them, through the same outbox (and so parked if p is away):
+// p learns they were delivered even if the two are never online together.
+func (s *Service) ReceiveLetter(ctx context.Context, relay, p peer.ID, msgs [][]byte) error {
 	c, err := s.contact(ctx, p)
 	if err != nil {
 		return err
@@ -380,13 +510,74 @@ func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) e
 		batch = append(batch, m)
 	}
 	if len(batch) > 0 {
-		r, err := s.store(p, batch)
+		via := &history.Hop{Event: history.HopReceived, At: s.cfg.Now(), Path: history.PathMailbox, Relay: relay}
+		r, err := s.store(p, batch, via)
 		if err != nil {
 			return err
 		}
 		s.announce(p, r)
+		if err := s.confirmDelivery(ctx, p, batch); err != nil {
+			return err
+		}
 	}
 	return errors.Join(bad...)
+}
+
+// confirmDelivery queues a delivery receipt to p for the messages of
+// batch (every one, new or not: a letter fetched again after a crash is
+// confirmed again). Receipts get none.
+func (s *Service) confirmDelivery(ctx context.Context, p peer.ID, batch []wireMessage) error {
+	var refs []string
+	for _, m := range batch {
+		if m.Kind != KindReceipt && m.Kind != KindDelivered {
+			refs = append(refs, m.ID)
+		}
+	}
+	for len(refs) > 0 {
+		k := min(len(refs), maxRefs)
+		if _, err := s.enqueue(ctx, p, wireMessage{Content: history.Content{Kind: KindDelivered}, Refs: refs[:k]}, false); err != nil {
+			return err
+		}
+		refs = refs[k:]
+	}
+	return nil
+}
+
+// takeDelivered settles the messages that p's delivery receipts in batch
+// name, and which are still in the outbox: p fetched them from a mailbox.
+// The write is unsynced: the sync that follows (the receiving round's, or
+// store's) covers it.
+func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
+	var done []*wireMessage
+	var fetched map[string]time.Time
+	for _, wm := range batch {
+		if wm.Kind != KindDelivered {
+			continue
+		}
+		ids, err := s.receiptRefs(s.ctx, p, wm.Refs)
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			m, err := s.hist.Get(s.ctx, id)
+			if err != nil || m.State != MsgQueued {
+				continue // delivered (or failed) already
+			}
+			if fetched == nil {
+				fetched = map[string]time.Time{}
+			}
+			fetched[id] = time.UnixMilli(wm.SentAtMS)
+			done = append(done, &wireMessage{ID: id, HLC: m.HLC})
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	now := s.cfg.Now()
+	s.settle(p, done, MsgDelivered, "", func(m *wireMessage) []history.Hop {
+		return []history.Hop{{Event: history.HopFetched, At: fetched[m.ID], Path: history.PathMailbox}, {Event: history.HopDelivered, At: now}}
+	})
+	s.kick(p) // an empty outbox unparks
 }
 
 // deliver sends what is owed to c.p. A nil error means nothing is left.
@@ -431,7 +622,8 @@ func (s *Service) flushOutbox(c *courier) error {
 	defer stop()
 
 	f := &flush{s: s, c: c, st: st, w: bufio.NewWriterSize(st, 64<<10),
-		inflight: map[string]*wireMessage{}, results: make(chan flushResult, 64)}
+		inflight: map[string]*wireMessage{}, sentAt: map[string]time.Time{}, results: make(chan flushResult, 64)}
+	f.path, f.relay = s.cfg.Path(st.Conn())
 	go f.readAcks()
 	defer f.end()
 	if err := f.send(pending); err != nil {
@@ -448,8 +640,12 @@ type flush struct {
 	st network.Stream
 	w  *bufio.Writer
 
+	path  string  // the stream's path (direct, hole-punched, relayed)
+	relay peer.ID // the relay of a relayed path
+
 	mu       sync.Mutex
 	inflight map[string]*wireMessage // pointing into the slices sent
+	sentAt   map[string]time.Time    // when each in flight was written
 	order    []string                // inflight IDs in the order written
 	since    time.Time               // when the oldest unacked message was written
 
@@ -478,7 +674,8 @@ func (f *flush) readAcks() {
 		}
 		switch body := fr.Body.(type) {
 		case *pb.DMFrame_Ack:
-			f.s.acked(f.c.p, f.ack(body.Ack.GetIds()))
+			done, sent := f.ack(body.Ack.GetIds())
+			f.s.acked(f.c.p, done, f.hops(sent))
 			select {
 			case f.results <- flushResult{}:
 			default: // the loop only needs to know something happened
@@ -490,15 +687,19 @@ func (f *flush) readAcks() {
 	}
 }
 
-// ack takes the acked messages out of flight and returns them.
-func (f *flush) ack(ids []string) []*wireMessage {
+// ack takes the acked messages out of flight and returns them, with
+// when each was written.
+func (f *flush) ack(ids []string) ([]*wireMessage, map[string]time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	done := make([]*wireMessage, 0, len(ids))
+	sent := make(map[string]time.Time, len(ids))
 	for _, id := range ids {
 		if m, ok := f.inflight[id]; ok {
 			done = append(done, m)
+			sent[id] = f.sentAt[id]
 			delete(f.inflight, id)
+			delete(f.sentAt, id)
 		}
 	}
 	// The ack timeout runs from the oldest message still unacked.
@@ -511,7 +712,16 @@ func (f *flush) ack(ids []string) []*wireMessage {
 	if len(done) > 0 {
 		f.since = time.Now()
 	}
-	return done
+	return done, sent
+}
+
+// hops is the trace of messages acked now: sent over this stream's
+// path, and delivered.
+func (f *flush) hops(sent map[string]time.Time) func(*wireMessage) []history.Hop {
+	now := f.s.cfg.Now()
+	return func(m *wireMessage) []history.Hop {
+		return []history.Hop{{Event: history.HopSent, At: sent[m.ID], Path: f.path, Relay: f.relay}, {Event: history.HopDelivered, At: now}}
+	}
 }
 
 // end resets the stream, which ends the reader, and drains the reader so
@@ -565,6 +775,7 @@ func (f *flush) enter(msgs []wireMessage) []*wireMessage {
 			f.since = time.Now()
 		}
 		f.inflight[m.ID] = m
+		f.sentAt[m.ID] = f.s.cfg.Now()
 		f.order = append(f.order, m.ID)
 		sent = append(sent, m)
 	}
@@ -644,7 +855,7 @@ func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []*wireMessa
 			}
 		}
 	}
-	s.settle(p, failed, MsgFailed, r.GetMessage())
+	s.settle(p, failed, MsgFailed, r.GetMessage(), nil)
 	return fmt.Errorf("%w: %s", ErrRefused, r.GetMessage())
 }
 
@@ -685,9 +896,9 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 // makes them delivered in the history (history.Store.WithState). Losing this write to a
 // crash only means a resend, which the peer acks again without storing
 // twice.
-func (s *Service) acked(p peer.ID, msgs []*wireMessage) {
+func (s *Service) acked(p peer.ID, msgs []*wireMessage, hops func(*wireMessage) []history.Hop) {
 	if len(msgs) > 0 {
-		s.settle(p, msgs, MsgDelivered, "")
+		s.settle(p, msgs, MsgDelivered, "", hops)
 	}
 }
 
@@ -695,7 +906,9 @@ func (s *Service) acked(p peer.ID, msgs []*wireMessage) {
 // one batch, and announces each change (receipts have no state). A
 // delivered message is one out of the outbox in no other state: the
 // delete records it (history.Store.WithState); a failed one also gets its reason.
-func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
+// hops (nil: none) is the trace each message's settling adds, in the same
+// batch.
+func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string, hops func(*wireMessage) []history.Hop) {
 	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return
@@ -709,6 +922,14 @@ func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string) {
 		}
 		if !m.Shown() {
 			continue
+		}
+		if hops != nil {
+			for _, h := range hops(m) {
+				if err := history.PutHop(s.ctx, b, m.ID, h); err != nil {
+					s.log.Error("message state", "err", err)
+					return
+				}
+			}
 		}
 		if state == MsgFailed {
 			if err := b.Put(s.ctx, history.StateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
@@ -783,6 +1004,7 @@ func (s *Service) handleDM(st network.Stream) {
 		}
 	}()
 	w := bufio.NewWriter(st)
+	kind, relay := s.cfg.Path(st.Conn())
 	var failed, stranger atomic.Bool
 	groupCommit(s.ctx, items, func(m wireMessage) int { return m.Size() },
 		func(round []wireMessage) (received, error) {
@@ -795,7 +1017,9 @@ func (s *Service) handleDM(st network.Stream) {
 				stranger.Store(true)
 				return received{}, ErrNotFriend
 			}
-			return s.write(from, round)
+			s.takeDelivered(from, round)
+			via := &history.Hop{Event: history.HopReceived, At: s.cfg.Now(), Path: kind, Relay: relay}
+			return s.write(from, round, via)
 		},
 		func() error { return s.sync(s.ctx) },
 		func(round []wireMessage, r received, err error) {
@@ -872,9 +1096,10 @@ func (s *Service) announce(from peer.ID, r received) {
 }
 
 // store stores the new messages of batch from a friend, and the receipts,
-// durably; it returns what they brought.
-func (s *Service) store(from peer.ID, batch []wireMessage) (received, error) {
-	r, err := s.write(from, batch)
+// durably; it returns what they brought. via is how the batch arrived.
+func (s *Service) store(from peer.ID, batch []wireMessage, via *history.Hop) (received, error) {
+	s.takeDelivered(from, batch)
+	r, err := s.write(from, batch, via)
 	if err != nil {
 		return received{}, err
 	}
@@ -884,8 +1109,9 @@ func (s *Service) store(from peer.ID, batch []wireMessage) (received, error) {
 	return r, nil
 }
 
-// write is store without the sync.
-func (s *Service) write(from peer.ID, batch []wireMessage) (r received, err error) {
+// write is store without the sync (and without the delivery receipts:
+// takeDelivered); via is how the batch arrived.
+func (s *Service) write(from peer.ID, batch []wireMessage, via *history.Hop) (r received, err error) {
 	ctx := s.ctx
 	mark, err := s.receivedMark(ctx, from)
 	if err != nil {
@@ -909,13 +1135,16 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (r received, err erro
 			continue
 		}
 		seen[wm.ID] = true
+		if wm.Kind == KindDelivered {
+			continue // takeDelivered's
+		}
 		if wm.Kind == KindReceipt {
 			ids, err := s.receiptRefs(ctx, from, wm.Refs)
 			if err != nil {
 				return received{}, err
 			}
 			for _, id := range ids {
-				if err := b.Put(ctx, history.ReadKey(id), nil); err != nil {
+				if err := b.Put(ctx, history.ReadKey(id), history.ReadStamp(time.UnixMilli(wm.SentAtMS))); err != nil {
 					return received{}, err
 				}
 			}
@@ -942,7 +1171,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage) (r received, err erro
 			}
 		}
 		m := &Message{ID: wm.ID, From: from, To: s.h.ID(), Content: wm.Content,
-			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, File: fileInfo(wm.Manifest)}
+			State: MsgReceived, Time: time.UnixMilli(wm.SentAtMS), HLC: wm.HLC, File: fileInfo(wm.Manifest), Via: via}
 		if err := s.hist.Put(ctx, b, m); err != nil {
 			return received{}, err
 		}
@@ -1072,6 +1301,11 @@ func (s *Service) GetMessage(ctx context.Context, id string) (*Message, error) {
 // group, that start with prefix.
 func (s *Service) MessageIDs(ctx context.Context, prefix string, max int) ([]string, error) {
 	return s.hist.IDsWithPrefix(ctx, prefix, max)
+}
+
+// Trace returns message id, direct or of a group, with how it travelled.
+func (s *Service) Trace(ctx context.Context, id string) (*history.Trace, error) {
+	return s.hist.Trace(ctx, id)
 }
 
 // FileOffers lists the file messages of every conversation, newest first.

@@ -38,6 +38,13 @@ type Config struct {
 	Keeper Keeper
 	// Now is the clock; nil is time.Now. Tests skew it.
 	Now func() time.Time
+	// After is the couriers' timer (backoff and park_after); nil is
+	// time.After. Tests give a fake one.
+	After func(time.Duration) <-chan time.Time
+	// Path tells how a connection reaches its peer (node gives
+	// discovery's Paths): the kind (direct, hole-punched, relayed) and,
+	// for a relayed one, the relay. Nil says "direct".
+	Path func(network.Conn) (kind string, relay peer.ID)
 	// Clock stamps messages; nil is a clock of the service's own. node
 	// gives chat and groups one clock.
 	Clock *history.Clock
@@ -94,6 +101,12 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = history.NewClock(cfg.Now)
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	if cfg.Path == nil {
+		cfg.Path = func(network.Conn) (string, peer.ID) { return "direct", "" }
 	}
 	if cfg.Emit == nil {
 		cfg.Emit = func(string, any) {}
@@ -205,6 +218,14 @@ func (s *Service) connected(p peer.ID) bool {
 	return c == network.Connected || c == network.Limited
 }
 
+// relaySaysAway reports whether a relay says p is logged out: what is
+// queued for p is parked at once, and still tried directly (p may be on
+// the LAN, without its relay).
+func (s *Service) relaySaysAway(p peer.ID) bool {
+	on, known := s.relayOnline.Load(p)
+	return known && on == false
+}
+
 // SetRelayPresence records a friend's presence as a relay tells it: how
 // friends learn of each other with no direct connection. A change is
 // announced as friend.presence.
@@ -223,7 +244,8 @@ func (s *Service) SetRelayPresence(p peer.ID, online bool, lastSeen time.Time) {
 	if was != online && !s.connected(p) && c != nil {
 		s.publish(EventPresence, PresenceEvent{PeerID: p, Online: online, LastSeen: c.LastSeen})
 	}
-	if online {
+	if online || was != online {
+		// Online: deliver now. Away: park what waits.
 		s.kick(p)
 	}
 }

@@ -108,13 +108,14 @@ type (
 
 // Message kinds and states (history's).
 const (
-	KindText     = history.KindText
-	KindFace     = history.KindFace
-	KindPicture  = history.KindPicture
-	KindReply    = history.KindReply
-	KindReaction = history.KindReaction
-	KindReceipt  = history.KindReceipt
-	KindFile     = history.KindFile
+	KindText      = history.KindText
+	KindFace      = history.KindFace
+	KindPicture   = history.KindPicture
+	KindReply     = history.KindReply
+	KindReaction  = history.KindReaction
+	KindReceipt   = history.KindReceipt
+	KindFile      = history.KindFile
+	KindDelivered = history.KindDelivered
 
 	MsgQueued    = history.MsgQueued
 	MsgSent      = history.MsgSent

@@ -36,8 +36,12 @@ package chat
 //	Message{id: b}  -->      store a, b; sync
 //	                <--      Ack{ids: [a, b]}
 //
-// Kinds: text, face, picture, reply, reaction, and receipt (refs: the IDs
-// read; it is not shown as a message). The delivered receipt is the Ack.
+// Kinds: text, face, picture, reply, reaction, receipt (refs: the IDs
+// read; it is not shown as a message), and delivered (refs: the IDs the
+// receiver took out of a relay mailbox, so that the sender learns they
+// were delivered without a stream between the two; not shown either). On
+// a stream the delivered receipt is the Ack. A node older than the kind
+// delivered refuses it as a bad frame, which fails only that receipt.
 //
 // A message's ID (a receipt's too) is derived, never chosen: a ULID (26
 // characters of Crockford base32) whose 48-bit time is the message's

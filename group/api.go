@@ -409,7 +409,7 @@ func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*his
 	}
 	// After the publishing: finding who is away asks after every member
 	// (100 µs in a group of fifty).
-	gs.parkForOffline(g, env)
+	gs.parkForOffline(g, env, m.ID)
 	return m, nil
 }
 

@@ -724,18 +724,20 @@ type groupMailbox struct {
 
 func (m *groupMailbox) Ready() bool { return !m.down.Load() }
 
-func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) error {
+func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) (map[peer.ID]peer.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	parked := map[peer.ID]peer.ID{}
 	for _, p := range members {
 		m.held[p] = append(m.held[p], envs...)
+		parked[p] = p // the relay: any ID will do
 	}
 	// One signal an envelope: the node parks whatever waits at a moment
 	// in one call.
 	for range envs {
 		m.parked <- struct{}{}
 	}
-	return nil
+	return parked, nil
 }
 
 func (m *groupMailbox) take(p peer.ID) [][]byte {
@@ -970,5 +972,34 @@ func TestGroupGapPullDroppedOnceFilled(t *testing.T) {
 	})
 	if got := group.Pulled(b.GroupService()); got != pulled {
 		t.Fatalf("%d messages pulled, want %d", got, pulled)
+	}
+}
+
+// TestGroupParkTracePerMember: a group message parked for a member away
+// says so in its trace, under that member, with the relay that holds it.
+func TestGroupParkTracePerMember(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	mb := &groupMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 100)}
+	a.GroupService().SetMailbox(mb)
+	evA := nodetest.Events(t, a)
+	bID := b.ID()
+	b.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
+	m, err := a.GroupService().Send(bg, gid, history.Draft{Text: "for b, parked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "the parked hop", func() bool {
+		tr, err := a.Chat().Trace(bg, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hops := tr.Members[bID]
+		return len(hops) == 1 && hops[0].Event == history.HopParked && hops[0].Relay == bID && hops[0].Peer == bID
+	})
+	// A clean stop finds nothing left in the park queue.
+	if parked, left := a.GroupService().DrainParker(bg); parked != 0 || left != 0 {
+		t.Fatalf("drain: %d parked, %d left", parked, left)
 	}
 }

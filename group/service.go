@@ -192,8 +192,10 @@ type Service struct {
 
 	mbMu sync.Mutex
 	mb   Mailbox // nil: gossip and catch-up only
-	// parkq feeds runParker.
-	parkq chan parkJob
+	// parkq feeds runParker; parkMu is held while a batch is parked, so
+	// that DrainParker waits for it.
+	parkq  chan parkJob
+	parkMu sync.Mutex
 
 	rejects atomic.Int64 // messages rejected, from the topic, a pull or a mailbox (tests read it)
 	pulled  atomic.Int64 // messages stored that came by pull, not gossip

@@ -937,8 +937,9 @@ const maxServeSeqs = 4096
 // delivers: dedup is by (author, seq).
 type Mailbox interface {
 	// ParkGroup stores encoded envelopes (group/pb Envelope) of a group for
-	// members, and returns once the mailbox holds them durably.
-	ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error
+	// members, and returns once the mailbox holds them durably, with the
+	// relay that holds them for each member parked.
+	ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) (map[peer.ID]peer.ID, error)
 	// Ready reports whether the mailbox can take envelopes now (a relay
 	// client logged in to no relay cannot): while it cannot, nothing is
 	// parked, and the members catch up from the others.
@@ -953,9 +954,9 @@ func (gs *Service) SetMailbox(m Mailbox) {
 	gs.mbMu.Unlock()
 }
 
-// parkForOffline hands an envelope to the mailbox for the members that are
-// offline, in the background.
-func (gs *Service) parkForOffline(g *group, env *envelope) {
+// parkForOffline hands an envelope (of message id) to the mailbox for the
+// members that are offline, in the background.
+func (gs *Service) parkForOffline(g *group, env *envelope, id string) {
 	gs.mbMu.Lock()
 	mb := gs.mb
 	gs.mbMu.Unlock()
@@ -976,7 +977,7 @@ func (gs *Service) parkForOffline(g *group, env *envelope) {
 		return
 	}
 	select {
-	case gs.parkq <- parkJob{mb: mb, away: away, raw: raw}:
+	case gs.parkq <- parkJob{mb: mb, away: away, raw: raw, id: id}:
 	default:
 		// The relay is far behind: the members catch up from the
 		// others when they come back.
@@ -984,11 +985,13 @@ func (gs *Service) parkForOffline(g *group, env *envelope) {
 	}
 }
 
-// parkJob is an envelope to park for the members that are away.
+// parkJob is an envelope (of message id) to park for the members that
+// are away.
 type parkJob struct {
 	mb   Mailbox
 	away []peer.ID
 	raw  []byte
+	id   string
 }
 
 // runParker parks queued envelopes, one worker for all groups: what
@@ -999,30 +1002,80 @@ func (gs *Service) runParker() {
 		if !ok {
 			return
 		}
-		type batch struct {
-			mb   Mailbox
-			away []peer.ID
-			raws [][]byte
+		gs.parkMu.Lock()
+		gs.parkJobs(gs.ctx, jobs)
+		gs.parkMu.Unlock()
+	}
+}
+
+// parkJobs parks jobs, grouped by who is away, and records for each
+// message and member the relay that holds it (the message's trace); it
+// returns how many envelopes it parked for at least one member.
+func (gs *Service) parkJobs(ctx context.Context, jobs []parkJob) int {
+	type batch struct {
+		mb   Mailbox
+		away []peer.ID
+		raws [][]byte
+		ids  []string
+	}
+	var order []string
+	byAway := map[string]*batch{}
+	for _, j := range jobs {
+		k := fmt.Sprint(j.away)
+		b := byAway[k]
+		if b == nil {
+			b = &batch{mb: j.mb, away: j.away}
+			byAway[k] = b
+			order = append(order, k)
 		}
-		var order []string
-		byAway := map[string]*batch{}
-		for _, j := range jobs {
-			k := fmt.Sprint(j.away)
-			b := byAway[k]
-			if b == nil {
-				b = &batch{mb: j.mb, away: j.away}
-				byAway[k] = b
-				order = append(order, k)
-			}
-			b.raws = append(b.raws, j.raw)
+		b.raws = append(b.raws, j.raw)
+		b.ids = append(b.ids, j.id)
+	}
+	n := 0
+	for _, k := range order {
+		b := byAway[k]
+		parked, err := b.mb.ParkGroup(ctx, b.away, b.raws)
+		if err != nil {
+			gs.log.Info("group mailbox", "err", err)
 		}
-		for _, k := range order {
-			b := byAway[k]
-			if err := b.mb.ParkGroup(gs.ctx, b.away, b.raws); err != nil {
-				gs.log.Info("group mailbox", "err", err)
+		if len(parked) == 0 {
+			continue
+		}
+		n += len(b.raws)
+		now := gs.cfg.Now()
+		if wb, err := gs.ds.Batch(ctx); err == nil {
+			for _, id := range b.ids {
+				for member, relay := range parked {
+					history.PutHop(ctx, wb, id, history.Hop{Event: history.HopParked, At: now, Relay: relay, Peer: member})
+				}
 			}
+			wb.Commit(ctx)
 		}
 	}
+	return n
+}
+
+// DrainParker parks what waits in the parker's queue now (a clean stop),
+// after the batch being parked, if any; it returns how many envelopes it
+// parked and how many stayed queued when ctx ended first.
+func (gs *Service) DrainParker(ctx context.Context) (parked, left int) {
+	gs.parkMu.Lock()
+	defer gs.parkMu.Unlock()
+	var jobs []parkJob
+	for {
+		select {
+		case j := <-gs.parkq:
+			jobs = append(jobs, j)
+			continue
+		default:
+		}
+		break
+	}
+	if ctx.Err() != nil {
+		return 0, len(jobs)
+	}
+	parked = gs.parkJobs(ctx, jobs)
+	return parked, len(jobs) - parked
 }
 
 // ReceiveParked takes envelopes that a mailbox held for this node:

@@ -411,7 +411,11 @@ func (e *envelope) open(key []byte) (history.Wire, error) {
 		return history.Wire{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	m, err := messageFromWire(&pm)
-	if err == nil {
+	switch {
+	case err != nil:
+	case m.Kind == history.KindDelivered:
+		err = fmt.Errorf("%w: delivery receipts are not group messages", ErrBadFrame)
+	default:
 		if err = history.CheckID(m.ID, history.GroupMessageID(e.GroupID, e.Author, e.Seq, m.SentAtMS), m.SentAtMS, "its group, author, seq and sent_at_ms"); err != nil {
 			err = fmt.Errorf("%w: %v", ErrBadFrame, err)
 		}

@@ -20,10 +20,12 @@ func FuzzDecode(f *testing.F) {
 	g.To, g.Group, g.Content = "", "g1", Content{Kind: KindFace, Face: "party"}
 	seedDS := copying{dssync.MutexWrap(datastore.NewMapDatastore())}
 	seeds := New(seedDS, Config{})
+	via := dm(b, a, 3, "through the mailbox", false)
+	via.Via = &Hop{Event: HopReceived, At: time.UnixMilli(1700000000000), Path: PathMailbox, Relay: peer.ID("\x00\x05relay")}
 	edited, deleted := dm(a, b, 3, "now this", true), dm(b, a, 4, "", false)
 	edited.EditedAt, edited.EditHLC = time.UnixMilli(1_700_000_000_005), 5
 	deleted.Deleted, deleted.EditHLC = true, 6
-	for _, m := range []*Message{dm(a, b, 1, "hello", true), dm(b, a, 2, "hi", false), g, edited, deleted} {
+	for _, m := range []*Message{dm(a, b, 1, "hello", true), dm(b, a, 2, "hi", false), g, via, edited, deleted} {
 		if err := seeds.PutRecord(ctx, seedDS, m); err != nil {
 			f.Fatal(err)
 		}

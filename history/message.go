@@ -25,6 +25,11 @@ const (
 	// the target, never shown as messages of their own (changes.go).
 	KindEdit   = "edit"
 	KindDelete = "delete"
+	// KindDelivered is a delivery receipt (direct messages only, never
+	// stored): the recipient took the messages of its refs out of a relay
+	// mailbox, so the sender learns they were delivered even when the two
+	// are never online together.
+	KindDelivered = "delivered"
 )
 
 // What a receipt says (its Text): direct messages only send read
@@ -117,7 +122,7 @@ func contentFromWire(p *pb.Message) Content {
 // Shown reports whether a message of this content is a message of the
 // conversation: receipts, edits and deletes are about other messages.
 func (c *Content) Shown() bool {
-	return c.Kind != KindReceipt && c.Kind != KindEdit && c.Kind != KindDelete
+	return c.Kind != KindReceipt && c.Kind != KindDelivered && c.Kind != KindEdit && c.Kind != KindDelete
 }
 
 // size is about the bytes the content takes to hold.
@@ -184,6 +189,8 @@ func (c *Content) Check(manifest func([]byte) error) error {
 		if c.Text != "" {
 			return errors.New("a delete carries no text")
 		}
+	case KindDelivered:
+		// Its refs are the direct-message protocol's to check.
 	case KindFile:
 		if len(c.Manifest) == 0 {
 			return errors.New("a file offer without its manifest")
@@ -263,7 +270,7 @@ func (m *Wire) Check(manifest func([]byte) error) error {
 	if err := m.Content.Check(manifest); err != nil {
 		return err
 	}
-	if m.Kind == KindReceipt && len(m.Refs) == 0 {
+	if (m.Kind == KindReceipt || m.Kind == KindDelivered) && len(m.Refs) == 0 {
 		return errors.New("a receipt without refs")
 	}
 	return nil
@@ -300,6 +307,11 @@ type Message struct {
 	// (node fills them in for each answer).
 	Name  string `json:"name,omitempty"`
 	Quote string `json:"quote,omitempty"`
+	// Via is how a received message arrived (history/trace.go).
+	Via *Hop `json:"via,omitempty"`
+	// DeliveryMS is how long an outgoing message took from send to
+	// delivered, in milliseconds (set once it is delivered).
+	DeliveryMS int64 `json:"delivery_ms,omitempty"`
 }
 
 // MemberReceipt is one member's receipt of a group message.

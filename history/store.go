@@ -9,7 +9,9 @@ package history
 //	/msgid/<msg ID>                      "<conversation>/<hlc %016x>": index for dedup and lookup
 //	/state/<msg ID>                      "failed:<reason>" (or, written before
 //	                                     2026-11-26, "delivered")
-//	/read/<msg ID>                       "": the message was read (by the peer, or here)
+//	/read/<msg ID>                       "", or the time it was read (8 bytes, big-endian
+//	                                     unix ms): the message was read (by the peer, or here)
+//	/trace/<msg ID>/<event>[/<member>]   pb.Hop: a step of the message's trace (trace.go)
 //	/changes/..., /rcpt/...              edits and deletes that came before their
 //	                                     message, and group receipts: see changes.go
 //
@@ -154,6 +156,9 @@ func (s *Store) PutRecord(ctx context.Context, w datastore.Write, m *Message) er
 	wm := &pb.Message{Id: m.ID, SentAtMs: m.Time.UnixMilli(), Hlc: m.HLC}
 	m.Content.fill(wm)
 	rec := &pb.StoredMessage{Message: wm, From: []byte(m.From), To: []byte(m.To), Outgoing: m.Outgoing, State: m.State, Group: m.Group}
+	if m.Via != nil {
+		rec.Via = m.Via.toWire()
+	}
 	buf := recordBufs.Get().(*[]byte)
 	defer recordBufs.Put(buf)
 	b, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:0], rec)
@@ -186,7 +191,7 @@ func (s *Store) Decode(key string, b []byte) (*Message, error) {
 	}
 	return &Message{ID: w.GetId(), From: from, To: to, Content: contentFromWire(w),
 		State: rec.GetState(), Time: time.UnixMilli(w.GetSentAtMs()), HLC: w.GetHlc(), Outgoing: rec.GetOutgoing(),
-		File: s.FileInfo(w.GetFile()), Group: rec.GetGroup()}, nil
+		File: s.FileInfo(w.GetFile()), Group: rec.GetGroup(), Via: hopFromWire(rec.GetVia())}, nil
 }
 
 // Query scans stored messages.
@@ -214,6 +219,9 @@ func (s *Store) WithState(ctx context.Context, m *Message) *Message {
 		if pending, err := s.cfg.Pending(ctx, m); err == nil && !pending {
 			m.State = MsgDelivered
 		}
+	}
+	if m.Outgoing && m.Group == "" && (m.State == MsgDelivered || m.State == MsgRead) {
+		s.deliveryTime(ctx, m)
 	}
 	return m
 }

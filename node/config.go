@@ -88,9 +88,14 @@ type DiscoveryConfig struct {
 type ChatConfig struct {
 	// ReadReceipts tells friends when their messages were read here.
 	ReadReceipts bool `toml:"read_receipts"`
-	// ParkAfter is how long a friend stays unreachable before messages
-	// for it are parked in its relay mailbox as well.
+	// ParkAfter is how long a friend stays unreachable (from the first
+	// failed attempt) before messages for it are parked in its relay
+	// mailbox as well. A friend its relay says is logged out gets them
+	// parked at once.
 	ParkAfter Duration `toml:"park_after"`
+	// ParkOnStop bounds how long a clean stop spends parking what is
+	// still queued for friends and group members away.
+	ParkOnStop Duration `toml:"park_on_stop"`
 }
 
 // FilesConfig is about files and pictures.
@@ -258,7 +263,7 @@ func DefaultConfig(role Role) Config {
 			DropTTL:              Duration(7 * 24 * time.Hour),
 			DropMaxMiB:           2048,
 		},
-		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(30 * time.Second)},
+		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(10 * time.Second), ParkOnStop: Duration(5 * time.Second)},
 		Files: FilesConfig{PictureAutoFetchMiB: 16},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
@@ -371,10 +376,15 @@ drop_max_mib = 2048
 [chat]
 # Tell friends when their messages were read here.
 read_receipts = true
-# A friend unreachable this long gets what is waiting for it through its
-# relay's mailbox too (sealed to it; the relays are discovery.relays and
-# those you registered on). Direct delivery goes on trying.
-park_after = "30s"
+# A friend unreachable this long (from the first failed attempt) gets what
+# is waiting for it through its relay's mailbox too (sealed to it; the
+# relays are discovery.relays and those you registered on). A friend the
+# relay says is logged out gets it there at once. Direct delivery goes on
+# trying.
+park_after = "10s"
+# A clean stop (SIGINT, SIGTERM, "meshtalk stop") parks what is still
+# queued for friends and group members away, for at most this long.
+park_on_stop = "5s"
 
 [files]
 # A received picture's original is fetched by itself, into the downloads
@@ -516,6 +526,9 @@ func (c *Config) validate() (string, error) {
 	}
 	if c.Chat.ParkAfter < 0 {
 		return "chat.park_after", errors.New("must not be negative")
+	}
+	if c.Chat.ParkOnStop < 0 {
+		return "chat.park_on_stop", errors.New("must not be negative")
 	}
 	if c.Files.PictureAutoFetchMiB < 0 {
 		return "files.picture_auto_fetch_mib", errors.New("must not be negative")

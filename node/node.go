@@ -60,6 +60,9 @@ type Options struct {
 	// Clock is the wall clock of the node's services; nil is time.Now.
 	// Tests skew it.
 	Clock func() time.Time
+	// After is the timer of chat's couriers (backoff and park_after);
+	// nil is time.After. Tests give a fake one.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Node is a running meshtalk node: identity, datastore and libp2p host,
@@ -87,9 +90,14 @@ type Node struct {
 	logs    *slog.Logger // the one its services' loggers derive from
 	started time.Time
 	clock   func() time.Time // nil: time.Now
+	after   func(time.Duration) <-chan time.Time
 	lock    *homeLock
 
 	life      *lifecycle.Group // the node's own goroutines
+	stopReq   chan struct{}    // closed by RequestStop
+	stopOnce  sync.Once
+	stopMu    sync.Mutex
+	stopped   *StopReport // what ParkOnStop did, once it has
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -106,8 +114,8 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if logs == nil {
 		logs = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)},
-		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock}
+	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)}, stopReq: make(chan struct{}),
+		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock, after: opts.After}
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
 	}
@@ -254,11 +262,16 @@ func (n *Node) startChat(ctx context.Context, blobs *transfer.Blobs, undo *undoS
 	n.chat, err = chat.New(ctx, n.host, chatDS, chat.Config{
 		Keeper:       n.disc,
 		Now:          n.clock,
+		After:        n.after,
 		Clock:        clk,
 		ReadReceipts: n.cfg.Chat.ReadReceipts,
-		Blobs:        blobs,
-		Emit:         n.emit,
-		Logger:       n.logs,
+		Path: func(c network.Conn) (string, peer.ID) {
+			p := n.disc.Paths().Of(c)
+			return p.Kind, p.Relay
+		},
+		Blobs:  blobs,
+		Emit:   n.emit,
+		Logger: n.logs,
 	})
 	if err != nil {
 		return err

@@ -112,7 +112,7 @@ type relaySink struct{ n *Node }
 func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {
 	switch l.Kind {
 	case relay.KindDM:
-		err := s.n.chat.ReceiveParked(ctx, l.From, l.Items)
+		err := s.n.chat.ReceiveLetter(ctx, l.Relay, l.From, l.Items)
 		if errors.Is(err, chat.ErrNotFriend) || errors.Is(err, chat.ErrBadFrame) {
 			// Never acceptable: let the relay delete it.
 			s.n.log.Info("mailbox: refused a letter", "from", l.From, "err", err)

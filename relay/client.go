@@ -651,20 +651,27 @@ func (c *Client) Status() []RelayStatus {
 
 // ParkGroup deposits a group's encoded envelopes for each of members
 // (group's Mailbox): a member without an account on this node's
-// relays is skipped. It returns the first other failure.
-func (c *Client) ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) error {
+// relays is skipped. It returns the relay that took them for each member
+// parked, and the other failures.
+func (c *Client) ParkGroup(ctx context.Context, members []peer.ID, envelopes [][]byte) (map[peer.ID]peer.ID, error) {
 	var errs []error
+	parked := map[peer.ID]peer.ID{}
 	for _, m := range members {
-		if err := c.Deposit(ctx, m, KindGroup, envelopes); err != nil && !errors.Is(err, ErrNotFound) {
+		relay, err := c.deposit(ctx, m, KindGroup, envelopes)
+		switch {
+		case err == nil:
+			parked[m] = relay
+		case !errors.Is(err, ErrNotFound):
 			errs = append(errs, fmt.Errorf("relay: %s: %w", m, err))
 		}
 	}
-	return errors.Join(errs...)
+	return parked, errors.Join(errs...)
 }
 
-// Park deposits encoded direct messages for p (chat's Mailbox).
-func (c *Client) Park(ctx context.Context, p peer.ID, msgs [][]byte) error {
-	return c.Deposit(ctx, p, KindDM, msgs)
+// Park deposits encoded direct messages for p (chat's Mailbox) and
+// returns the relay that holds them.
+func (c *Client) Park(ctx context.Context, p peer.ID, msgs [][]byte) (peer.ID, error) {
+	return c.deposit(ctx, p, KindDM, msgs)
 }
 
 // maxLetter bounds the items of one letter, so that it stays under
@@ -675,15 +682,21 @@ const maxLetter = MaxSealed - 16<<10
 // that holds p's account; it returns once that relay has them on disk.
 // Items go in as few letters as fit.
 func (c *Client) Deposit(ctx context.Context, p peer.ID, kind Kind, items [][]byte) error {
+	_, err := c.deposit(ctx, p, kind, items)
+	return err
+}
+
+// deposit is Deposit, returning the relay that took the items.
+func (c *Client) deposit(ctx context.Context, p peer.ID, kind Kind, items [][]byte) (peer.ID, error) {
 	pub, err := c.sealingKeyOf(ctx, p)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var letters [][][]byte
 	size := 0
 	for _, it := range items {
 		if len(it) > maxLetter {
-			return fmt.Errorf("%w: an item of %d bytes; a letter holds %d", ErrTooLarge, len(it), maxLetter)
+			return "", fmt.Errorf("%w: an item of %d bytes; a letter holds %d", ErrTooLarge, len(it), maxLetter)
 		}
 		if len(letters) == 0 || size+len(it)+8 > maxLetter {
 			letters, size = append(letters, nil), 0
@@ -695,27 +708,27 @@ func (c *Client) Deposit(ctx context.Context, p peer.ID, kind Kind, items [][]by
 	for _, l := range letters {
 		b, err := SealLetter(c.cfg.Key, p, pub, kind, l, c.cfg.Now())
 		if err != nil {
-			return err
+			return "", err
 		}
 		sealed = append(sealed, b)
 	}
 	relays := c.loggedInRelays()
 	if len(relays) == 0 {
-		return fmt.Errorf("%w: not logged in to any relay", ErrNoRelay)
+		return "", fmt.Errorf("%w: not logged in to any relay", ErrNoRelay)
 	}
 	for _, r := range relays {
 		err := errors.Join(DepositSealed(ctx, c.h, r, p, sealed)...)
 		if err == nil {
-			return nil
+			return r, nil
 		}
 		if errors.Is(err, ErrNotLoggedIn) {
 			c.relogin(r)
 		}
 		if !errors.Is(err, ErrNotFound) {
-			return err
+			return "", err
 		}
 	}
-	return fmt.Errorf("%w: %s has no account on your relays", ErrNotFound, p)
+	return "", fmt.Errorf("%w: %s has no account on your relays", ErrNotFound, p)
 }
 
 // relogin makes the session loop of relay log in again.
@@ -818,6 +831,7 @@ func (c *Client) take(relay peer.ID, sealed []byte) error {
 		if c.cfg.Sink == nil {
 			return nil
 		}
+		l.Relay = relay
 		return c.cfg.Sink.Letter(c.ctx, l)
 	}
 	c.log.Warn("mailbox: drop a letter of unknown kind", "kind", l.Kind, "from", l.From)

@@ -275,19 +275,32 @@ func TestOfflineFriendGetsMailOnce(t *testing.T) {
 	nodetest.Eventually(t, 20*time.Second, "the relay holds A's messages", func() bool {
 		return r.RelayServer().Stats().MailboxItems > 0
 	})
+	// A clean stop: what is not parked yet (each is parked as soon as it
+	// is stored, B being logged out) is parked first.
+	if rep := a.ParkOnStop(bg); len(rep.Queued) != 0 {
+		t.Fatalf("A's stop left messages queued: %+v", rep)
+	}
 	a.Close()
 
 	b = startUser(t, r, homeB)
 	assertHistory(t, b, a.ID(), ids)
-	nodetest.Eventually(t, 20*time.Second, "the relay empties B's mailbox", func() bool {
-		return r.RelayServer().Stats().MailboxItems == 0
-	})
-	// A's node comes back and delivers directly: no duplicates.
+	mailbox := func(p peer.ID) int {
+		for _, u := range r.RelayServer().Users() {
+			if u.PeerID == p {
+				return u.MailboxItems
+			}
+		}
+		return -1
+	}
+	nodetest.Eventually(t, 20*time.Second, "the relay empties B's mailbox", func() bool { return mailbox(b.ID()) == 0 })
+	// B parked a delivery receipt for A, who is away.
+	nodetest.Eventually(t, 20*time.Second, "a delivery receipt waits for A", func() bool { return mailbox(a.ID()) > 0 })
+	// A's node comes back: the receipt says delivered; nothing twice.
 	a = startUser(t, r, homeA)
-	nodetest.Connect(t, a, b)
 	for _, id := range ids {
 		waitState(t, a, b.ID(), id, "delivered")
 	}
+	nodetest.Connect(t, a, b)
 	assertHistory(t, b, a.ID(), ids)
 }
 

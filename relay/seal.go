@@ -111,6 +111,9 @@ func verifySealingKey(id peer.ID, w *pb.SealingKey) ([]byte, error) {
 
 // Letter is an opened envelope.
 type Letter struct {
+	// Relay is the relay whose mailbox held the letter (set by the
+	// client that fetched it; not part of the seal).
+	Relay peer.ID
 	From  peer.ID
 	Sent  time.Time
 	Kind  Kind

@@ -118,12 +118,12 @@ func TestAccountAndOperatorCommands(t *testing.T) {
 func TestRelayKilledLosesNothing(t *testing.T) {
 	env := cleanEnv()
 	relayHome, homeA, homeB := t.TempDir(), t.TempDir(), t.TempDir()
-	// A parks what B does not take within a second (30s by default).
+	// A parks what B does not take within a second (10s by default).
 	conf := node.DefaultConfigText(node.RolePersonal)
-	if !strings.Contains(conf, `park_after = "30s"`) {
-		t.Fatal("the default config.toml has no park_after = \"30s\"")
+	if !strings.Contains(conf, `park_after = "10s"`) || !strings.Contains(conf, `park_on_stop = "5s"`) {
+		t.Fatal("the default config.toml has no park_after = \"10s\" and park_on_stop = \"5s\"")
 	}
-	writeConfig(t, homeA, strings.Replace(conf, `park_after = "30s"`, `park_after = "1s"`, 1))
+	writeConfig(t, homeA, strings.Replace(conf, `park_after = "10s"`, `park_after = "1s"`, 1))
 	r := startRelayIn(t, env, nil, append([]string{"--home", relayHome}, relayListen...)...)
 	addr := relayAddrOf(r)
 	a := startNode(t, env, append([]string{"--home", homeA, "--relay", addr}, testListen...)...)

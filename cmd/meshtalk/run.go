@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -167,8 +168,17 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags, role node.Role) error
 	}
 	fmt.Fprintf(g.stdout, "meshtalk ready role=%s peer_id=%s listen=%s api=%s%s\n", role, n.ID(), strings.Join(addrs, ","), srv.URL(), metrics)
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.StopRequested():
+	}
 	logger.Info("stopping")
+	if role == node.RolePersonal {
+		// Park what friends away are still owed, bounded by [chat]
+		// park_on_stop (after `meshtalk stop`, done already).
+		rep := n.ParkOnStop(context.Background())
+		fmt.Fprintf(g.stdout, "meshtalk stopped: %s\n", rep)
+	}
 	err = srv.Close()
 	return errors.Join(err, n.Close())
 }

@@ -214,7 +214,10 @@ type StoredMessage struct {
 	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	// The group the message belongs to (group/service.go); empty for a direct
 	// message.
-	Group         string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
+	Group string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
+	// How a received message arrived (a hop of event "received"); unset
+	// for an outgoing one and for records written before 2026-12.
+	Via           *Hop `protobuf:"bytes,7,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +294,97 @@ func (x *StoredMessage) GetGroup() string {
 	return ""
 }
 
+func (x *StoredMessage) GetVia() *Hop {
+	if x != nil {
+		return x.Via
+	}
+	return nil
+}
+
+// Hop is one step of a message's trace (history/trace.go): stored in a
+// received message's record (via), and under /trace/ for what happens to
+// an outgoing message after it is stored.
+type Hop struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queued, sent, parked, fetched, delivered, read, received.
+	Event string `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	AtMs  int64  `protobuf:"varint,2,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	// The connection's path (direct, hole-punched, relayed) for sent and
+	// received hops; "mailbox" for a received hop through a relay's mailbox.
+	Path string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// The relay: of a relayed path, a mailbox parked in or fetched from.
+	Relay []byte `protobuf:"bytes,4,opt,name=relay,proto3" json:"relay,omitempty"`
+	// The member a group message's hop is about (empty: all of them).
+	Peer          []byte `protobuf:"bytes,5,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hop) Reset() {
+	*x = Hop{}
+	mi := &file_history_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hop) ProtoMessage() {}
+
+func (x *Hop) ProtoReflect() protoreflect.Message {
+	mi := &file_history_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hop.ProtoReflect.Descriptor instead.
+func (*Hop) Descriptor() ([]byte, []int) {
+	return file_history_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Hop) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *Hop) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *Hop) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Hop) GetRelay() []byte {
+	if x != nil {
+		return x.Relay
+	}
+	return nil
+}
+
+func (x *Hop) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
 var File_history_proto protoreflect.FileDescriptor
 
 const file_history_proto_rawDesc = "" +
@@ -315,14 +409,21 @@ const file_history_proto_rawDesc = "" +
 	"\fedited_at_ms\x18\x0e \x01(\x03R\n" +
 	"editedAtMs\x12\x19\n" +
 	"\bedit_hlc\x18\x0f \x01(\x04R\aeditHlc\x12\x18\n" +
-	"\adeleted\x18\x10 \x01(\bR\adeleted\"\xad\x01\n" +
+	"\adeleted\x18\x10 \x01(\bR\adeleted\"\xd3\x01\n" +
 	"\rStoredMessage\x120\n" +
 	"\amessage\x18\x01 \x01(\v2\x16.meshtalk.chat.MessageR\amessage\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\fR\x02to\x12\x1a\n" +
 	"\boutgoing\x18\x04 \x01(\bR\boutgoing\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x14\n" +
-	"\x05group\x18\x06 \x01(\tR\x05groupB)Z'github.com/meshtalk/meshtalk/history/pbb\x06proto3"
+	"\x05group\x18\x06 \x01(\tR\x05group\x12$\n" +
+	"\x03via\x18\a \x01(\v2\x12.meshtalk.chat.HopR\x03via\"n\n" +
+	"\x03Hop\x12\x14\n" +
+	"\x05event\x18\x01 \x01(\tR\x05event\x12\x13\n" +
+	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x14\n" +
+	"\x05relay\x18\x04 \x01(\fR\x05relay\x12\x12\n" +
+	"\x04peer\x18\x05 \x01(\fR\x04peerB)Z'github.com/meshtalk/meshtalk/history/pbb\x06proto3"
 
 var (
 	file_history_proto_rawDescOnce sync.Once
@@ -336,18 +437,20 @@ func file_history_proto_rawDescGZIP() []byte {
 	return file_history_proto_rawDescData
 }
 
-var file_history_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_history_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_history_proto_goTypes = []any{
 	(*Message)(nil),       // 0: meshtalk.chat.Message
 	(*StoredMessage)(nil), // 1: meshtalk.chat.StoredMessage
+	(*Hop)(nil),           // 2: meshtalk.chat.Hop
 }
 var file_history_proto_depIdxs = []int32{
 	0, // 0: meshtalk.chat.StoredMessage.message:type_name -> meshtalk.chat.Message
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 1: meshtalk.chat.StoredMessage.via:type_name -> meshtalk.chat.Hop
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_history_proto_init() }
@@ -361,7 +464,7 @@ func file_history_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_history_proto_rawDesc), len(file_history_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -35,6 +35,8 @@ type Options struct {
 	Configure func(*node.Config)
 	// Clock is the node's wall clock; nil is time.Now.
 	Clock func() time.Time
+	// After is the timer of the node's chat couriers; nil is time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Start starts one node and closes it when the test ends. A test node
@@ -65,6 +67,7 @@ func Start(t testing.TB, opts Options) *node.Node {
 		},
 		Logger: Logger(t),
 		Clock:  opts.Clock,
+		After:  opts.After,
 	})
 	if err != nil {
 		t.Fatalf("nodetest: start node: %v", err)

@@ -1,0 +1,188 @@
+package history
+
+// A message's trace: how it travelled, hop by hop, each with its time.
+//
+// Nothing here costs a sync of its own: every hop rides on a write that
+// happens anyway.
+//
+//	queued     an outgoing message's record (its time)
+//	sent       /trace/<msg ID>/sent, written with the ack that settles it
+//	           (the path of the stream it went over)
+//	parked     /trace/<msg ID>/parked[/<member>], written with the parked
+//	           mark (the relay that holds it)
+//	fetched    /trace/<msg ID>/fetched: the recipient took it out of a
+//	           mailbox (its delivery receipt says when)
+//	delivered  /trace/<msg ID>/delivered, written with the outbox delete
+//	           that makes it delivered (an ack, or a delivery receipt)
+//	read       the /read/<msg ID> mark; its value, when it has one, is the
+//	           time (8 bytes, big-endian unix ms)
+//	received   a received message's record (StoredMessage.via): the path of
+//	           the stream, or "mailbox" and the relay it came from
+//
+// A group message's hops about one member carry the member's peer ID and
+// sit under the member's key (/trace/<msg ID>/<event>/<member>): the per
+// member list of hops.
+
+import (
+	"context"
+	"encoding/binary"
+	"sort"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/history/pb"
+)
+
+// Hop events.
+const (
+	HopQueued    = "queued"
+	HopSent      = "sent"
+	HopParked    = "parked"
+	HopFetched   = "fetched"
+	HopDelivered = "delivered"
+	HopRead      = "read"
+	HopReceived  = "received"
+)
+
+// PathMailbox is the path of a message that came through a relay's
+// mailbox.
+const PathMailbox = "mailbox"
+
+// Hop is one step of a message's trace.
+type Hop struct {
+	Event string    `json:"event"`
+	At    time.Time `json:"at"`
+	// Path is the connection's path (direct, hole-punched, relayed via
+	// ...), or "mailbox".
+	Path string `json:"path,omitempty"`
+	// Relay is the relay of a relayed path, or the mailbox's.
+	Relay peer.ID `json:"relay,omitempty"`
+	// Peer is the group member the hop is about.
+	Peer peer.ID `json:"peer,omitempty"`
+}
+
+// Trace is what this node knows of how a message travelled.
+type Trace struct {
+	Message *Message `json:"message"`
+	// Hops are the message's own, oldest first.
+	Hops []Hop `json:"hops"`
+	// Members are a group message's hops per member, by peer ID.
+	Members map[peer.ID][]Hop `json:"members,omitempty"`
+}
+
+func (h *Hop) toWire() *pb.Hop {
+	return &pb.Hop{Event: h.Event, AtMs: h.At.UnixMilli(), Path: h.Path, Relay: []byte(h.Relay), Peer: []byte(h.Peer)}
+}
+
+func hopFromWire(w *pb.Hop) *Hop {
+	if w == nil {
+		return nil
+	}
+	h := &Hop{Event: w.GetEvent(), At: time.UnixMilli(w.GetAtMs()), Path: w.GetPath()}
+	if id, err := peer.IDFromBytes(w.GetRelay()); err == nil {
+		h.Relay = id
+	}
+	if id, err := peer.IDFromBytes(w.GetPeer()); err == nil {
+		h.Peer = id
+	}
+	return h
+}
+
+// TraceKey is where hop event of a message is kept (member: the group
+// member it is about, or "").
+func TraceKey(id, event string, member peer.ID) datastore.Key {
+	k := "/trace/" + id + "/" + event
+	if member != "" {
+		k += "/" + member.String()
+	}
+	return datastore.RawKey(k)
+}
+
+// PutHop writes a hop of message id into w (a batch that is being
+// written anyway).
+func PutHop(ctx context.Context, w datastore.Write, id string, h Hop) error {
+	b, err := proto.Marshal(h.toWire())
+	if err != nil {
+		return err
+	}
+	return w.Put(ctx, TraceKey(id, h.Event, h.Peer), b)
+}
+
+// ReadStamp is the value of a /read/ mark made at t.
+func ReadStamp(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixMilli())) }
+
+// hop reads one stored hop (nil: none).
+func (s *Store) hop(ctx context.Context, id, event string) *Hop {
+	b, err := s.ds.Get(ctx, TraceKey(id, event, ""))
+	if err != nil {
+		return nil
+	}
+	var w pb.Hop
+	if proto.Unmarshal(b, &w) != nil {
+		return nil
+	}
+	return hopFromWire(&w)
+}
+
+// Trace returns message id with its trace.
+func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {
+	m, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trace{Message: m}
+	if m.Outgoing {
+		t.Hops = append(t.Hops, Hop{Event: HopQueued, At: m.Time})
+	} else if m.Via != nil {
+		t.Hops = append(t.Hops, *m.Via)
+	}
+	err = Scan(ctx, s.ds, query.Query{Prefix: "/trace/" + id + "/"}, func(key string, v []byte) (bool, error) {
+		var w pb.Hop
+		if proto.Unmarshal(v, &w) != nil {
+			return true, nil
+		}
+		h := hopFromWire(&w)
+		if h.Peer != "" {
+			if t.Members == nil {
+				t.Members = map[peer.ID][]Hop{}
+			}
+			t.Members[h.Peer] = append(t.Members[h.Peer], *h)
+		} else {
+			t.Hops = append(t.Hops, *h)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if v, err := s.ds.Get(ctx, ReadKey(id)); err == nil {
+		h := Hop{Event: HopRead}
+		if len(v) == 8 {
+			h.At = time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
+		}
+		t.Hops = append(t.Hops, h)
+	}
+	byTime := func(hs []Hop) {
+		// A hop of unknown time (a read mark from before times were
+		// kept) goes last.
+		sort.SliceStable(hs, func(i, j int) bool {
+			return !hs[i].At.IsZero() && (hs[j].At.IsZero() || hs[i].At.Before(hs[j].At))
+		})
+	}
+	byTime(t.Hops)
+	for _, hs := range t.Members {
+		byTime(hs)
+	}
+	return t, nil
+}
+
+// deliveryTime sets m.DeliveryMS from its delivered hop.
+func (s *Store) deliveryTime(ctx context.Context, m *Message) {
+	if h := s.hop(ctx, m.ID, HopDelivered); h != nil {
+		m.DeliveryMS = max(h.At.Sub(m.Time).Milliseconds(), 0)
+	}
+}
