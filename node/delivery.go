@@ -23,8 +23,8 @@ func (n *Node) MessageInfo(ctx context.Context, id string) (*MessageTrace, error
 	if err != nil {
 		return nil, err
 	}
-	if !history.ValidID(id) {
-		return nil, fmt.Errorf("%w: %q is not a message ID", ErrBadRequest, id)
+	if id, err = n.ResolveMessage(ctx, id); err != nil {
+		return nil, err
 	}
 	return c.Trace(ctx, id)
 }

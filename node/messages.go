@@ -296,6 +296,9 @@ func (n *Node) EditMessage(ctx context.Context, id, text string) (*Message, erro
 	if err != nil {
 		return nil, err
 	}
+	if id, err = n.ResolveMessage(ctx, id); err != nil {
+		return nil, err
+	}
 	m, err := c.GetMessage(ctx, id)
 	if err != nil {
 		return nil, err
@@ -312,6 +315,9 @@ func (n *Node) EditMessage(ctx context.Context, id, text string) (*Message, erro
 func (n *Node) DeleteMessage(ctx context.Context, id string, forEveryone bool) (*Message, error) {
 	c, err := n.chatService()
 	if err != nil {
+		return nil, err
+	}
+	if id, err = n.ResolveMessage(ctx, id); err != nil {
 		return nil, err
 	}
 	if !forEveryone {
