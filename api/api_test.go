@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -221,7 +222,10 @@ func TestChatEndpointErrors(t *testing.T) {
 		code         string
 	}{
 		{"POST", "/api/v1/friends", map[string]string{"peer": "not a peer"}, 404, api.CodeNotFound},
-		{"POST", "/api/v1/friends", map[string]string{"peer": "mt1notacode"}, 400, api.CodeBadRequest},
+		// Too short for a friend code: a name, looked up and not found.
+		{"POST", "/api/v1/friends", map[string]string{"peer": "mt1notacode"}, 404, api.CodeNotFound},
+		// A friend code's length and prefix but a wrong character: 400.
+		{"POST", "/api/v1/friends", map[string]string{"peer": "mt1" + strings.Repeat("a", 60)}, 400, api.CodeBadRequest},
 		{"POST", "/api/v1/friends", map[string]string{"bogus": "x"}, 400, api.CodeBadRequest},
 		{"POST", "/api/v1/friends", map[string]string{"peer": n.ID().String()}, 400, api.CodeBadRequest}, // itself
 		{"POST", "/api/v1/messages", map[string]string{"to": "nobody", "text": "hi"}, 404, api.CodeNotFound},
