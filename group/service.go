@@ -727,6 +727,13 @@ func (gs *Service) runIngest() {
 	}
 }
 
+// headChange is what a stored batch changed of a group's heads.
+type headChange struct {
+	g      *group
+	heads  map[peer.ID]*seqSet // the authors that changed
+	before map[peer.ID]*seqSet // what they were (nil: no head)
+}
+
 // store stores the envelopes of batch not stored yet, once each.
 func (gs *Service) store(batch []*ingestItem) error {
 	ctx := gs.ctx
@@ -734,12 +741,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 	if err != nil {
 		return err
 	}
-	type change struct {
-		g      *group
-		heads  map[peer.ID]*seqSet // the authors that changed
-		before map[peer.ID]*seqSet // what they were (nil: no head)
-	}
-	changed := map[string]*change{}
+	changed := map[string]*headChange{}
 	var fresh []*history.Message
 	var news changeNews // what the edits, deletes and receipts changed
 	for _, it := range batch {
@@ -752,7 +754,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 		g := it.g
 		c := changed[g.id]
 		if c == nil {
-			c = &change{g: g, heads: map[peer.ID]*seqSet{}, before: map[peer.ID]*seqSet{}}
+			c = &headChange{g: g, heads: map[peer.ID]*seqSet{}, before: map[peer.ID]*seqSet{}}
 			changed[g.id] = c
 		}
 		head := c.heads[it.env.Author]
@@ -822,6 +824,14 @@ func (gs *Service) store(batch []*ingestItem) error {
 		gs.emit(EventMessage, m)
 	}
 	gs.announceChanges(fresh, news)
+	gs.pullGaps(batch, changed)
+	return nil
+}
+
+// pullGaps pulls from an author (or whoever forwarded its message) where
+// a stored batch left a gap in the author's numbering, and settles the
+// pulls that the batch answered.
+func (gs *Service) pullGaps(batch []*ingestItem, changed map[string]*headChange) {
 	// A gap in an author's numbering, or the end of a burst: pull.
 	last := map[string]*ingestItem{}
 	for _, it := range batch {
@@ -849,7 +859,6 @@ func (gs *Service) store(batch []*ingestItem) error {
 			gs.settlePull(it.g.id, a, groupSettle)
 		}
 	}
-	return nil
 }
 
 // groupMessage is the history record of a group message.
