@@ -1045,6 +1045,9 @@ func (gs *Service) parkJobs(ctx context.Context, jobs []parkJob) int {
 		now := gs.cfg.Now()
 		if wb, err := gs.ds.Batch(ctx); err == nil {
 			for _, id := range b.ids {
+				if id == "" {
+					continue
+				}
 				for member, relay := range parked {
 					history.PutHop(ctx, wb, id, history.Hop{Event: history.HopParked, At: now, Relay: relay, Peer: member})
 				}
