@@ -202,7 +202,7 @@ func TestRelaySavedAndManaged(t *testing.T) {
 		t.Fatalf("config.toml after run --relay:\n%s", cfg)
 	}
 	// A setting of the user's own, with a comment, survives the edits.
-	custom := strings.Replace(string(cfg), `park_after = "30s"`, "# mine\npark_after = \"45s\" # slower", 1)
+	custom := strings.Replace(string(cfg), `park_after = "10s"`, "# mine\npark_after = \"45s\" # slower", 1)
 	os.WriteFile(filepath.Join(home, "config.toml"), []byte(custom), 0o600)
 
 	startNode(t, env, append([]string{"--home", home}, testListen...)...)
@@ -220,12 +220,34 @@ func TestRelaySavedAndManaged(t *testing.T) {
 	if out := mustRun(t, env, home, "relay", "list"); strings.TrimSpace(out) != addr {
 		t.Fatalf("relay list: %q", out)
 	}
+	mustRun(t, env, home, "account", "register", "alice", "--relay", addr)
+	loggedIn := func() bool {
+		var st struct {
+			Relays []struct {
+				PeerID   string `json:"peer_id"`
+				LoggedIn bool   `json:"logged_in"`
+			} `json:"relays"`
+		}
+		json.Unmarshal([]byte(mustRun(t, env, home, "status", "--json")), &st)
+		for _, r := range st.Relays {
+			if r.PeerID == relayID && r.LoggedIn {
+				return true
+			}
+		}
+		return false
+	}
+	nodetest.Eventually(t, 30*time.Second, "logged in to the relay", loggedIn)
 	if out := mustRun(t, env, home, "relay", "remove", relayID); !strings.Contains(out, "no relays saved") {
 		t.Fatalf("relay remove: %q", out)
+	}
+	// Logged out at once, not when the node stops.
+	if loggedIn() {
+		t.Fatalf("still logged in to the relay after relay remove:\n%s", mustRun(t, env, home, "status"))
 	}
 	nodetest.Eventually(t, 30*time.Second, "the reservation is let go", func() bool { return !reserved() })
 	mustRun(t, env, home, "relay", "add", addr)
 	nodetest.Eventually(t, 30*time.Second, "a reservation again", reserved)
+	nodetest.Eventually(t, 30*time.Second, "logged in again", loggedIn)
 	if _, errOut, code := meshtalk(t, env, "relay", "add", "/ip4/127.0.0.1/udp/1/quic-v1", "--home", home); code == 0 || !strings.Contains(errOut, "/p2p/") {
 		t.Fatalf("a bad relay address: exit %d: %s", code, errOut)
 	}
