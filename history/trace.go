@@ -16,6 +16,9 @@ package history
 //	           that makes it delivered (an ack, or a delivery receipt)
 //	read       the /read/<msg ID> mark; its value, when it has one, is the
 //	           time (8 bytes, big-endian unix ms)
+//	file-fetched /trace/<msg ID>/file-fetched: the recipient fetched the
+//	           file a dropped file's offer offers (its ReceiptFetched
+//	           says when), written with the receiving round
 //	received   a received message's record (StoredMessage.via): the path of
 //	           the stream, or "mailbox" and the relay it came from
 //
@@ -51,6 +54,9 @@ const (
 	HopDelivered = "delivered"
 	HopRead      = "read"
 	HopReceived  = "received"
+	// HopFileFetched: the recipient fetched the dropped file the message
+	// offers (its ReceiptFetched says when).
+	HopFileFetched = "file-fetched"
 )
 
 // PathMailbox is the path of a message that came through a relay's
@@ -165,6 +171,10 @@ func (s *Store) hop(ctx context.Context, id, event string) *Hop {
 	}
 	return hopFromWire(&w)
 }
+
+// Hop is message id's stored hop event (nil: none), of the message as
+// a whole.
+func (s *Store) Hop(ctx context.Context, id, event string) *Hop { return s.hop(ctx, id, event) }
 
 // Trace returns message id with its trace.
 func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {

@@ -309,7 +309,7 @@ func TestDroppedFileShowsEverywhere(t *testing.T) {
 		t.Fatalf("file send --drop: %s", out)
 	}
 	type file struct {
-		ID, State, Path, Relay, Delivered string
+		ID, State, Path, Relay, Delivered, Fetched string
 	}
 	list := func(env []string, home string) []file {
 		var fs []file
@@ -344,11 +344,16 @@ func TestDroppedFileShowsEverywhere(t *testing.T) {
 			t.Fatalf("history on %s:\n%s", h.home, out)
 		}
 	}
-	nodetest.Eventually(t, 30*time.Second, "the sender sees it delivered", func() bool {
+	// The sender's file is delivered once the recipient fetched it (not
+	// when the message that offers it was), and says when.
+	nodetest.Eventually(t, 30*time.Second, "the sender sees it fetched", func() bool {
 		fs := list(env, homeA)
-		return len(fs) == 1 && fs[0].State == "delivered" && fs[0].Delivered != ""
+		if len(fs) == 1 && fs[0].State == "delivered" && fs[0].Fetched == "" {
+			t.Fatalf("delivered before it was fetched: %+v", fs)
+		}
+		return len(fs) == 1 && fs[0].State == "delivered"
 	})
-	if out := mustRun(t, env, homeA, "file", "list"); !strings.Contains(out, "delivered") {
+	if out := mustRun(t, env, homeA, "file", "list"); !strings.Contains(out, "delivered, fetched 20") {
 		t.Fatalf("sender's file list:\n%s", out)
 	}
 
