@@ -554,6 +554,10 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 		if wm.Kind != KindDelivered {
 			continue
 		}
+		if wm.Text == history.ReceiptFetched {
+			s.takeFetched(p, wm)
+			continue
+		}
 		ids, err := s.receiptRefs(s.ctx, p, wm.Refs)
 		if err != nil {
 			continue

@@ -409,7 +409,9 @@ func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*his
 	}
 	// After the publishing: finding who is away asks after every member
 	// (100 µs in a group of fifty).
-	traced := "" // the message whose trace records the parking: none for a change or a receipt
+	// A parked hop is about a message shown; a receipt has no m, and an
+	// edit's m is the message it changed.
+	traced := ""
 	if w.Shown() {
 		traced = m.ID
 	}

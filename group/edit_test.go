@@ -154,6 +154,36 @@ func TestGroupReceipts(t *testing.T) {
 		page, _ := b.GroupService().History(bg, gid, "", 10)
 		return len(page.Messages) > 0 && len(page.Messages[len(page.Messages)-1].ReadBy) == 2
 	})
+	// The author's trace: sent, then per member delivered and read, each
+	// member with its name.
+	tr, err := a.MessageInfo(bg, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasHop(tr.Hops, history.HopSent) {
+		t.Fatalf("no sent hop: %+v", tr.Hops)
+	}
+	for _, p := range []*node.Node{b, c} {
+		hops := tr.Members[p.ID()]
+		if len(hops) < 2 || !hasHop(hops, history.HopDelivered) || hops[len(hops)-1].Event != history.HopRead || hops[len(hops)-1].At.IsZero() {
+			t.Fatalf("member %s's hops: %+v", p.ID(), hops)
+		}
+		if tr.Names[p.ID()] == "" {
+			t.Fatalf("member %s has no name: %v", p.ID(), tr.Names)
+		}
+	}
+	if _, ok := tr.Members[a.ID()]; ok {
+		t.Fatalf("the author is among the members: %+v", tr.Members)
+	}
+}
+
+func hasHop(hops []history.Hop, event string) bool {
+	for _, h := range hops {
+		if h.Event == event {
+			return true
+		}
+	}
+	return false
 }
 
 // TestGroupEditBeforeItsMessage: an edit that a mailbox hands over

@@ -38,6 +38,12 @@ const (
 const (
 	ReceiptRead      = "read"
 	ReceiptDelivered = "delivered"
+	// ReceiptFetched is the text of a direct delivery receipt
+	// (KindDelivered) that says the recipient fetched, from a relay's
+	// file drop, the file the message of its ref offers. A node that
+	// does not know it takes it for a delivery receipt of a message
+	// delivered already: it changes nothing there.
+	ReceiptFetched = "fetched"
 )
 
 // Message states.

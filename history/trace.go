@@ -16,16 +16,24 @@ package history
 //	           that makes it delivered (an ack, or a delivery receipt)
 //	read       the /read/<msg ID> mark; its value, when it has one, is the
 //	           time (8 bytes, big-endian unix ms)
+//	file-fetched /trace/<msg ID>/file-fetched: the recipient fetched the
+//	           file a dropped file's offer offers (its ReceiptFetched
+//	           says when), written with the receiving round
 //	received   a received message's record (StoredMessage.via): the path of
 //	           the stream, or "mailbox" and the relay it came from
 //
 // A group message's hops about one member carry the member's peer ID and
 // sit under the member's key (/trace/<msg ID>/<event>/<member>): the per
-// member list of hops.
+// member list of hops. Its delivered and read hops per member come from
+// the group receipts (/rcpt/..., changes.go), and its sent hop is its
+// own time (it is published right after it is stored): no write of
+// their own.
 
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"time"
 
@@ -46,6 +54,9 @@ const (
 	HopDelivered = "delivered"
 	HopRead      = "read"
 	HopReceived  = "received"
+	// HopFileFetched: the recipient fetched the dropped file the message
+	// offers (its ReceiptFetched says when).
+	HopFileFetched = "file-fetched"
 )
 
 // PathMailbox is the path of a message that came through a relay's
@@ -71,7 +82,40 @@ type Trace struct {
 	// Hops are the message's own, oldest first.
 	Hops []Hop `json:"hops"`
 	// Members are a group message's hops per member, by peer ID.
-	Members map[peer.ID][]Hop `json:"members,omitempty"`
+	Members ByPeer[[]Hop] `json:"members,omitempty"`
+	// Names are the members' names (the node fills them).
+	Names ByPeer[string] `json:"names,omitempty"`
+}
+
+// ByPeer is a map by peer ID whose JSON keys are peer IDs in their
+// text form (encoding/json would write a peer.ID key's raw bytes: it is
+// a string).
+type ByPeer[V any] map[peer.ID]V
+
+// MarshalJSON writes the map with peer IDs in their text form.
+func (m ByPeer[V]) MarshalJSON() ([]byte, error) {
+	out := make(map[string]V, len(m))
+	for p, v := range m {
+		out[p.String()] = v
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads a map written by MarshalJSON.
+func (m *ByPeer[V]) UnmarshalJSON(b []byte) error {
+	var in map[string]V
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*m = make(ByPeer[V], len(in))
+	for k, v := range in {
+		p, err := peer.Decode(k)
+		if err != nil {
+			return fmt.Errorf("history: a key %q that is no peer ID: %w", k, err)
+		}
+		(*m)[p] = v
+	}
+	return nil
 }
 
 func (h *Hop) toWire() *pb.Hop {
@@ -128,6 +172,10 @@ func (s *Store) hop(ctx context.Context, id, event string) *Hop {
 	return hopFromWire(&w)
 }
 
+// Hop is message id's stored hop event (nil: none), of the message as
+// a whole.
+func (s *Store) Hop(ctx context.Context, id, event string) *Hop { return s.hop(ctx, id, event) }
+
 // Trace returns message id with its trace.
 func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {
 	m, err := s.Get(ctx, id)
@@ -148,7 +196,7 @@ func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {
 		h := hopFromWire(&w)
 		if h.Peer != "" {
 			if t.Members == nil {
-				t.Members = map[peer.ID][]Hop{}
+				t.Members = ByPeer[[]Hop]{}
 			}
 			t.Members[h.Peer] = append(t.Members[h.Peer], *h)
 		} else {
@@ -158,6 +206,11 @@ func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if m.Group != "" {
+		if err := s.memberHops(ctx, t); err != nil {
+			return nil, err
+		}
 	}
 	if v, err := s.ds.Get(ctx, ReadKey(id)); err == nil {
 		h := Hop{Event: HopRead}
@@ -178,6 +231,35 @@ func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {
 		byTime(hs)
 	}
 	return t, nil
+}
+
+// memberHops adds to a group message's trace what its receipts say:
+// when each member (its author aside) stored it and read it, and, for
+// this node's own message, that it was sent (published right after it
+// was stored: its own time).
+func (s *Store) memberHops(ctx context.Context, t *Trace) error {
+	m := t.Message
+	if m.Outgoing {
+		t.Hops = append(t.Hops, Hop{Event: HopSent, At: m.Time})
+	}
+	r := *m
+	if err := s.WithReceipts(ctx, &r); err != nil {
+		return err
+	}
+	add := func(rs []MemberReceipt, event string) {
+		for _, x := range rs {
+			if x.PeerID == m.From {
+				continue
+			}
+			if t.Members == nil {
+				t.Members = ByPeer[[]Hop]{}
+			}
+			t.Members[x.PeerID] = append(t.Members[x.PeerID], Hop{Event: event, At: x.At, Peer: x.PeerID})
+		}
+	}
+	add(r.DeliveredBy, HopDelivered)
+	add(r.ReadBy, HopRead)
+	return nil
 }
 
 // deliveryTime sets m.DeliveryMS from its delivered hop.

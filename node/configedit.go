@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -243,8 +245,9 @@ func (n *Node) AddRelay(addr string) ([]SavedRelay, error) {
 }
 
 // RemoveRelay removes a saved relay (its peer ID or address) from
-// config.toml and stops holding a reservation there. The node stays
-// logged in to it until it stops if it has an account there.
+// config.toml, stops holding a reservation there, and logs out of it at
+// once: it is no longer this node's mailbox (the account stays on the
+// relay; relay add logs in again).
 func (n *Node) RemoveRelay(which string) ([]SavedRelay, error) {
 	before, err := n.Relays()
 	if err != nil {
@@ -255,8 +258,21 @@ func (n *Node) RemoveRelay(which string) ([]SavedRelay, error) {
 		return nil, err
 	}
 	for _, r := range before {
-		if !slices.ContainsFunc(relays, func(a string) bool { return a == r.Addr }) && n.disc != nil && r.PeerID != "" {
+		if slices.ContainsFunc(relays, func(a string) bool { return a == r.Addr }) || r.PeerID == "" {
+			continue
+		}
+		if n.disc != nil {
 			n.disc.RemoveRelay(r.PeerID)
+		}
+		if n.relayc != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := n.relayc.RemoveRelay(ctx, r.PeerID)
+			cancel()
+			if err != nil {
+				// Removed all the same: the relay ends the session when
+				// the connection goes.
+				n.log.Info("relay remove: log out", "relay", r.PeerID, "err", err)
+			}
 		}
 	}
 	return savedRelays(relays), nil

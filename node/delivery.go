@@ -17,7 +17,8 @@ type MessageTrace = history.Trace
 // Hop is one step of a message's trace.
 type Hop = history.Hop
 
-// MessageInfo returns message id (direct or of a group) with its trace.
+// MessageInfo returns message id (direct or of a group) with its trace,
+// and the name of each member it has hops of.
 func (n *Node) MessageInfo(ctx context.Context, id string) (*MessageTrace, error) {
 	c, err := n.chatService()
 	if err != nil {
@@ -26,7 +27,17 @@ func (n *Node) MessageInfo(ctx context.Context, id string) (*MessageTrace, error
 	if id, err = n.ResolveMessage(ctx, id); err != nil {
 		return nil, err
 	}
-	return c.Trace(ctx, id)
+	t, err := c.Trace(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for p := range t.Members {
+		if t.Names == nil {
+			t.Names = history.ByPeer[string]{}
+		}
+		t.Names[p] = n.NameOf(ctx, p)
+	}
+	return t, nil
 }
 
 // StopReport is what a clean stop parked in relay mailboxes before the

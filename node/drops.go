@@ -27,9 +27,35 @@ type dropRecord struct {
 	// Path is where a received one is.
 	Path string    `json:"path,omitempty"`
 	Time time.Time `json:"time"`
-	// Delivered is when a sent one's message was delivered (the friend's
-	// node fetches the file as it takes the letter that announces it).
+	// Delivered is when a sent one's message was delivered (the file
+	// may still wait on the relay: the offer's file-fetched hop says
+	// when the friend fetched it).
 	Delivered *time.Time `json:"delivered,omitempty"`
+	// Told: this node, the recipient, told the sender it fetched the
+	// file (chat's ConfirmFetched).
+	Told bool `json:"told,omitempty"`
+}
+
+// tellFetched tells the sender of a file dropped for this node that it
+// fetched it, once the file is in place and the message that offers it
+// is here too (either may come first), once.
+func (n *Node) tellFetched(ctx context.Context, fileID string) {
+	r, ok := n.drop(ctx, fileID)
+	if !ok || r.Path == "" || r.Told || n.chat == nil {
+		return
+	}
+	offer, err := incomingOffer(ctx, n.chat, fileID)
+	if err != nil {
+		return // the offer comes later: its EventMessage calls again
+	}
+	if err := n.chat.ConfirmFetched(ctx, offer.From, offer.ID); err != nil {
+		n.log.Warn("tell the sender a dropped file was fetched", "err", err)
+		return
+	}
+	r.Told = true
+	if err := n.putDrop(fileID, r); err != nil {
+		n.log.Warn("record a dropped file told", "err", err)
+	}
 }
 
 // noteDelivered records when the message that offers a dropped file was

@@ -141,7 +141,8 @@ func (n *Node) named(typ string, data any) any {
 
 // runReactions does what the node does on an event of its services: it
 // fetches a received picture's original, tells the relays who its
-// friends are, and notes when a dropped file was delivered.
+// friends are, notes when a dropped file was delivered, and tells the
+// sender of a dropped file that came before its offer that it is here.
 func (n *Node) runReactions(ctx context.Context) {
 	for {
 		select {
@@ -152,7 +153,11 @@ func (n *Node) runReactions(ctx context.Context) {
 		for _, ev := range n.react.take() {
 			switch ev.Type {
 			case chat.EventMessage:
-				n.autoFetch(ev.Data.(*chat.Message))
+				m := ev.Data.(*chat.Message)
+				n.autoFetch(m)
+				if m.File != nil && !m.Outgoing && m.Group == "" {
+					n.tellFetched(ctx, m.File.ID)
+				}
 			case chat.EventFriendUpdate:
 				n.syncAllowList()
 			case chat.EventMessageState:

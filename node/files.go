@@ -57,14 +57,16 @@ type File struct {
 	GroupName string `json:"group_name,omitempty"`
 	Outgoing  bool   `json:"outgoing"`
 	// State: "offered" (sent by this node), "dropped" (sent by this node
-	// through Relay's file drop, not yet delivered), "delivered" (the
-	// friend has it: Delivered says when), "available" (not fetched),
-	// "downloading", "done", "failed".
+	// through Relay's file drop, not yet fetched), "delivered" (the
+	// friend fetched it from the relay: Fetched says when), "available"
+	// (not fetched), "downloading", "done", "failed".
 	State string `json:"state"`
 	// Relay is the relay a dropped file went through.
 	Relay peer.ID `json:"relay,omitempty"`
-	// Delivered is when the friend's node had it (dropped files).
+	// Delivered is when the friend's node had the message that offers a
+	// dropped file; Fetched when it said it fetched the file itself.
 	Delivered *time.Time `json:"delivered,omitempty"`
+	Fetched   *time.Time `json:"fetched,omitempty"`
 	Path      string     `json:"path,omitempty"`
 	Error     string     `json:"error,omitempty"`
 	// While downloading: bytes so far, rate and time left.
@@ -160,7 +162,10 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 		case m.Outgoing && dropped:
 			f.State = "dropped"
 			if m.State == history.MsgDelivered || m.State == history.MsgRead {
-				f.State, f.Delivered = "delivered", dr.Delivered
+				f.Delivered = dr.Delivered
+			}
+			if at, ok := c.FileFetched(ctx, m.ID); ok {
+				f.State, f.Fetched = "delivered", &at
 			}
 		case m.Outgoing:
 			f.State = "offered"

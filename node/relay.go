@@ -144,6 +144,8 @@ func (s relaySink) FileDropped(f relay.DroppedFile) {
 		err := s.n.putDrop(f.FileID, dropRecord{Relay: f.Relay, Path: f.Path, Time: s.n.now()})
 		if err != nil {
 			s.n.log.Warn("record a dropped file", "name", f.Name, "err", err)
+		} else {
+			s.n.tellFetched(context.Background(), f.FileID)
 		}
 	}
 	s.n.events.Publish(Event{Type: EventFileDropped, Data: FileDroppedData{From: f.From, Name: f.Name, Path: f.Path, Size: f.Size, FileID: f.FileID}})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -93,6 +94,7 @@ type relayState struct {
 	lastErr    string
 	relogin    bool // log in again (registered meanwhile)
 	allowDirty bool // send the allow-list again
+	removed    bool // RemoveRelay: its session loop ends
 	wake       chan struct{}
 }
 
@@ -211,6 +213,10 @@ func (c *Client) runRelay(rs *relayState) {
 	backoff := time.Second
 	for {
 		c.mu.Lock()
+		if rs.removed {
+			c.mu.Unlock()
+			return
+		}
 		need := !rs.loggedIn || rs.relogin
 		dirty := rs.allowDirty
 		rs.relogin, rs.allowDirty = false, false
@@ -220,6 +226,16 @@ func (c *Client) runRelay(rs *relayState) {
 		if need {
 			err := c.login(rs)
 			c.mu.Lock()
+			if rs.removed {
+				// Removed while it logged in.
+				c.mu.Unlock()
+				if err == nil {
+					ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
+					c.logout(ctx, rs.info.ID)
+					cancel()
+				}
+				return
+			}
 			rs.loggedIn = err == nil
 			rs.lastErr = ""
 			if err != nil {
@@ -451,6 +467,42 @@ func (c *Client) AddRelay(relay peer.AddrInfo) {
 	if !known {
 		c.startRelay(rs)
 	}
+}
+
+// RemoveRelay logs out of relay at once and stops using it: no session,
+// no presence, no mailbox there. It forgets that this node has an
+// account there, so that the next start does not log in again; the
+// account stays on the relay (AddRelay logs in to it again).
+func (c *Client) RemoveRelay(ctx context.Context, relay peer.ID) error {
+	c.mu.Lock()
+	rs := c.relays[relay]
+	var was bool
+	if rs != nil {
+		was = rs.loggedIn
+		rs.removed, rs.loggedIn = true, false
+		delete(c.relays, relay)
+		c.order = slices.DeleteFunc(c.order, func(id peer.ID) bool { return id == relay })
+	}
+	c.mu.Unlock()
+	if rs == nil {
+		return nil
+	}
+	wake(rs)
+	if err := c.ds.Delete(ctx, clientAccountKey(relay)); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	if !was {
+		return nil
+	}
+	return c.logout(ctx, relay)
+}
+
+// logout ends this node's session on relay.
+func (c *Client) logout(ctx context.Context, relay peer.ID) error {
+	return c.call(ctx, relay, func(s *accountStream) error {
+		_, err := s.do(&pb.AccountRequest{Body: &pb.AccountRequest_Logout{Logout: &pb.Logout{}}})
+		return err
+	})
 }
 
 // Unregister gives up this node's name on relay.
@@ -867,10 +919,7 @@ func (c *Client) Close() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.call(ctx, r, func(s *accountStream) error {
-					_, err := s.do(&pb.AccountRequest{Body: &pb.AccountRequest_Logout{Logout: &pb.Logout{}}})
-					return err
-				})
+				c.logout(ctx, r)
 			}()
 		}
 		wg.Wait()

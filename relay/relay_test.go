@@ -541,6 +541,37 @@ func TestFileDrop(t *testing.T) {
 	}
 }
 
+// TestDroppedFileFetchedWhileSenderAway: the sender of a dropped file,
+// away when the friend fetches it, learns when it was fetched from its
+// mailbox when it is back (issue 21, bug 4: until then it is dropped,
+// not delivered).
+func TestDroppedFileFetchedWhileSenderAway(t *testing.T) {
+	homeA, homeB := node.Home(t.TempDir()), node.Home(t.TempDir())
+	r, a, b := friendsOnRelay(t, homeA, homeB)
+	b.Close()
+	src := filepath.Join(t.TempDir(), "minutes.txt")
+	os.WriteFile(src, []byte("the minutes"), 0o600)
+	sent, err := a.SendFile(bg, node.FileSend{To: b.ID().String(), Path: src, Drop: true})
+	if err != nil || !sent.Dropped {
+		t.Fatalf("send: %+v %v", sent, err)
+	}
+	a.ParkOnStop(bg)
+	a.Close()
+	b = startUser(t, r, homeB)
+	nodetest.Eventually(t, 30*time.Second, "b has the file", func() bool {
+		fs, _ := b.Files(bg)
+		return len(fs) == 1 && fs[0].State == "done"
+	})
+	nodetest.Eventually(t, 30*time.Second, "b's fetched receipt parked for a", func() bool {
+		return r.RelayServer().Stats().MailboxItems > 0
+	})
+	a = startUser(t, r, homeA)
+	nodetest.Eventually(t, 30*time.Second, "a sees it fetched", func() bool {
+		fs, _ := a.Files(bg)
+		return len(fs) == 1 && fs[0].State == "delivered" && fs[0].Fetched != nil
+	})
+}
+
 // TestParkedOutboxSplitsIntoLetters: an outbox bigger than one sealed
 // envelope goes in several, and every message arrives once.
 func TestParkedOutboxSplitsIntoLetters(t *testing.T) {

@@ -220,12 +220,34 @@ func TestRelaySavedAndManaged(t *testing.T) {
 	if out := mustRun(t, env, home, "relay", "list"); strings.TrimSpace(out) != addr {
 		t.Fatalf("relay list: %q", out)
 	}
+	mustRun(t, env, home, "account", "register", "alice", "--relay", addr)
+	loggedIn := func() bool {
+		var st struct {
+			Relays []struct {
+				PeerID   string `json:"peer_id"`
+				LoggedIn bool   `json:"logged_in"`
+			} `json:"relays"`
+		}
+		json.Unmarshal([]byte(mustRun(t, env, home, "status", "--json")), &st)
+		for _, r := range st.Relays {
+			if r.PeerID == relayID && r.LoggedIn {
+				return true
+			}
+		}
+		return false
+	}
+	nodetest.Eventually(t, 30*time.Second, "logged in to the relay", loggedIn)
 	if out := mustRun(t, env, home, "relay", "remove", relayID); !strings.Contains(out, "no relays saved") {
 		t.Fatalf("relay remove: %q", out)
+	}
+	// Logged out at once, not when the node stops.
+	if loggedIn() {
+		t.Fatalf("still logged in to the relay after relay remove:\n%s", mustRun(t, env, home, "status"))
 	}
 	nodetest.Eventually(t, 30*time.Second, "the reservation is let go", func() bool { return !reserved() })
 	mustRun(t, env, home, "relay", "add", addr)
 	nodetest.Eventually(t, 30*time.Second, "a reservation again", reserved)
+	nodetest.Eventually(t, 30*time.Second, "logged in again", loggedIn)
 	if _, errOut, code := meshtalk(t, env, "relay", "add", "/ip4/127.0.0.1/udp/1/quic-v1", "--home", home); code == 0 || !strings.Contains(errOut, "/p2p/") {
 		t.Fatalf("a bad relay address: exit %d: %s", code, errOut)
 	}
@@ -287,7 +309,7 @@ func TestDroppedFileShowsEverywhere(t *testing.T) {
 		t.Fatalf("file send --drop: %s", out)
 	}
 	type file struct {
-		ID, State, Path, Relay, Delivered string
+		ID, State, Path, Relay, Delivered, Fetched string
 	}
 	list := func(env []string, home string) []file {
 		var fs []file
@@ -322,11 +344,16 @@ func TestDroppedFileShowsEverywhere(t *testing.T) {
 			t.Fatalf("history on %s:\n%s", h.home, out)
 		}
 	}
-	nodetest.Eventually(t, 30*time.Second, "the sender sees it delivered", func() bool {
+	// The sender's file is delivered once the recipient fetched it (not
+	// when the message that offers it was), and says when.
+	nodetest.Eventually(t, 30*time.Second, "the sender sees it fetched", func() bool {
 		fs := list(env, homeA)
-		return len(fs) == 1 && fs[0].State == "delivered" && fs[0].Delivered != ""
+		if len(fs) == 1 && fs[0].State == "delivered" && fs[0].Fetched == "" {
+			t.Fatalf("delivered before it was fetched: %+v", fs)
+		}
+		return len(fs) == 1 && fs[0].State == "delivered"
 	})
-	if out := mustRun(t, env, homeA, "file", "list"); !strings.Contains(out, "delivered") {
+	if out := mustRun(t, env, homeA, "file", "list"); !strings.Contains(out, "delivered, fetched 20") {
 		t.Fatalf("sender's file list:\n%s", out)
 	}
 

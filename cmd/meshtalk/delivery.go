@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/meshtalk/meshtalk/api"
@@ -48,20 +49,21 @@ func printTrace(g *globals, t *api.MessageTrace) {
 	for _, h := range t.Hops {
 		fmt.Fprintf(g.stdout, "  %s\n", hopLine(h))
 	}
-	members := make([]string, 0, len(t.Members))
+	members := make([]peer.ID, 0, len(t.Members))
 	for p := range t.Members {
-		members = append(members, p.String())
+		members = append(members, p)
 	}
-	sort.Strings(members)
-	for _, ps := range members {
-		fmt.Fprintf(g.stdout, "  member %s\n", ps)
-		for p, hops := range t.Members {
-			if p.String() != ps {
-				continue
-			}
-			for _, h := range hops {
-				fmt.Fprintf(g.stdout, "    %s\n", hopLine(h))
-			}
+	name := func(p peer.ID) string {
+		if n := t.Names[p]; n != "" {
+			return n
+		}
+		return p.String()
+	}
+	sort.Slice(members, func(i, j int) bool { return name(members[i]) < name(members[j]) })
+	for _, p := range members {
+		fmt.Fprintf(g.stdout, "  member %s (%s)\n", name(p), p)
+		for _, h := range t.Members[p] {
+			fmt.Fprintf(g.stdout, "    %s\n", hopLine(h))
 		}
 	}
 }

@@ -93,4 +93,10 @@ func TestEditDeleteAndGroupReceipts(t *testing.T) {
 	if len(g) != 1 || len(readBy) != 1 || len(deliveredBy) != 1 || g[0]["recipients"] != float64(1) || g[0]["read_count"] != float64(1) || g[0]["state"] != "read" {
 		t.Fatalf("A's group history: %v", g)
 	}
+	// message info: the member by name, with when it stored and read it.
+	info := mt(homeA, "message", "info", g[0]["id"].(string))
+	_, member, found := strings.Cut(info, "  member Bob (")
+	if !found || !strings.Contains(info, " sent\n") || !strings.Contains(member, " delivered\n") || !strings.Contains(member, " read\n") {
+		t.Fatalf("message info on the group message:\n%s", info)
+	}
 }

@@ -84,8 +84,8 @@ func printFiles(g *globals, files []api.File) error {
 		case "dropped":
 			state = "dropped on relay " + shortPeer(f.Relay.String())
 		case "delivered":
-			if f.Delivered != nil {
-				state += " " + f.Delivered.Local().Format(time.DateTime)
+			if f.Fetched != nil {
+				state += ", fetched " + f.Fetched.Local().Format(time.DateTime)
 			}
 		}
 		if f.State == "downloading" && f.Size > 0 {
