@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"github.com/meshtalk/meshtalk/chat"
-	"github.com/meshtalk/meshtalk/history"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -27,10 +25,6 @@ type dropRecord struct {
 	// Path is where a received one is.
 	Path string    `json:"path,omitempty"`
 	Time time.Time `json:"time"`
-	// Delivered is when a sent one's message was delivered (the file
-	// may still wait on the relay: the offer's file-fetched hop says
-	// when the friend fetched it).
-	Delivered *time.Time `json:"delivered,omitempty"`
 	// Told: this node, the recipient, told the sender it fetched the
 	// file (chat's ConfirmFetched).
 	Told bool `json:"told,omitempty"`
@@ -55,28 +49,6 @@ func (n *Node) tellFetched(ctx context.Context, fileID string) {
 	r.Told = true
 	if err := n.putDrop(fileID, r); err != nil {
 		n.log.Warn("record a dropped file told", "err", err)
-	}
-}
-
-// noteDelivered records when the message that offers a dropped file was
-// delivered, once.
-func (n *Node) noteDelivered(ctx context.Context, data any) {
-	ev, ok := data.(chat.StateEvent)
-	if !ok || (ev.State != history.MsgDelivered && ev.State != history.MsgRead) || n.chat == nil {
-		return
-	}
-	m, err := n.chat.GetMessage(ctx, ev.ID)
-	if err != nil || m.File == nil || !m.Outgoing {
-		return
-	}
-	r, ok := n.drop(ctx, m.File.ID)
-	if !ok || r.Delivered != nil {
-		return
-	}
-	at := n.now()
-	r.Delivered = &at
-	if err := n.putDrop(m.File.ID, r); err != nil {
-		n.log.Warn("note a dropped file delivered", "err", err)
 	}
 }
 

@@ -110,7 +110,7 @@ func (n *Node) emit(typ string, data any) {
 	// A group message's event is message.received too (group.EventMessage),
 	// with a *history.Message (chat.Message): a group's pictures are
 	// fetched like a friend's.
-	case chat.EventMessage, chat.EventFriendUpdate, chat.EventMessageState, chat.EventFriendRequest:
+	case chat.EventMessage, chat.EventFriendUpdate, chat.EventFriendRequest:
 		n.react.push(Event{Type: typ, Data: data})
 	}
 }
@@ -160,8 +160,6 @@ func (n *Node) runReactions(ctx context.Context) {
 				}
 			case chat.EventFriendUpdate:
 				n.syncAllowList()
-			case chat.EventMessageState:
-				n.noteDelivered(ctx, ev.Data)
 			case chat.EventFriendRequest:
 				n.learnUserName(ctx, ev.Data.(chat.ContactEvent).PeerID)
 			}

@@ -162,7 +162,9 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 		case m.Outgoing && dropped:
 			f.State = "dropped"
 			if m.State == history.MsgDelivered || m.State == history.MsgRead {
-				f.Delivered = dr.Delivered
+				// The offer's trace: its delivered hop (DeliveryMS).
+				at := m.Time.Add(time.Duration(m.DeliveryMS) * time.Millisecond)
+				f.Delivered = &at
 			}
 			if at, ok := c.FileFetched(ctx, m.ID); ok {
 				f.State, f.Fetched = "delivered", &at
