@@ -72,6 +72,14 @@ func (e *Events) Subscribe(buffer int) (<-chan Event, func()) {
 	}
 }
 
+// Watched reports whether anyone subscribes: an event nobody watches
+// need not be made.
+func (e *Events) Watched() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.subs) > 0
+}
+
 // Publish sends ev to every subscriber. A zero Time is set to now.
 func (e *Events) Publish(ev Event) {
 	if ev.Time.IsZero() {
@@ -105,7 +113,10 @@ func (e *Events) Close() {
 // stream and hands the events that the node itself acts on to
 // runReactions, so that a service never waits for the node's reaction.
 func (n *Node) emit(typ string, data any) {
-	n.events.Publish(Event{Type: typ, Data: n.named(typ, data)})
+	if n.events.Watched() {
+		// Names cost lookups: only for someone watching.
+		n.events.Publish(Event{Type: typ, Data: n.named(typ, data)})
+	}
 	switch typ {
 	// A group message's event is message.received too (group.EventMessage),
 	// with a *history.Message (chat.Message): a group's pictures are

@@ -84,6 +84,10 @@ type Client struct {
 	relays map[peer.ID]*relayState
 	order  []peer.ID // relays in the order they were added
 	allow  []peer.ID
+
+	// names caches UserName's answers (peer.ID -> string, "" for none):
+	// every message names its author. rememberKey keeps it current.
+	names sync.Map
 }
 
 // relayState is what the client knows of one relay.
@@ -584,16 +588,26 @@ func (c *Client) rememberKey(ctx context.Context, u *User) {
 	if u.Name != "" {
 		// Best effort, like the key: a lost name is looked up again.
 		c.ds.Put(ctx, userNameKey(u.PeerID), []byte(u.Name))
+		c.names.Store(u.PeerID, u.Name)
 	}
 }
 
 // UserName is the username a relay last answered for p ("": none).
 func (c *Client) UserName(ctx context.Context, p peer.ID) string {
-	b, err := c.ds.Get(ctx, userNameKey(p))
-	if err != nil {
-		return ""
+	if v, ok := c.names.Load(p); ok {
+		return v.(string)
 	}
-	return string(b)
+	b, err := c.ds.Get(ctx, userNameKey(p))
+	switch {
+	case err == nil:
+	case errors.Is(err, datastore.ErrNotFound):
+		b = nil
+	default:
+		return "" // not cached: asked again next time
+	}
+	// A name remembered meanwhile wins over this reading.
+	v, _ := c.names.LoadOrStore(p, string(b))
+	return v.(string)
 }
 
 // UserNames are the usernames this node's relays answered in lookups,
