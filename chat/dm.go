@@ -579,7 +579,7 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 	}
 	now := s.cfg.Now()
 	s.settle(p, done, MsgDelivered, "", func(m *wireMessage) []history.Hop {
-		return []history.Hop{{Event: history.HopFetched, At: fetched[m.ID], Path: history.PathMailbox}, {Event: history.HopDelivered, At: now}}
+		return []history.Hop{history.Delivered(history.Hop{Event: history.HopFetched, At: fetched[m.ID], Path: history.PathMailbox}, now)}
 	})
 	s.kick(p) // an empty outbox unparks
 }
@@ -720,11 +720,11 @@ func (f *flush) ack(ids []string) ([]*wireMessage, map[string]time.Time) {
 }
 
 // hops is the trace of messages acked now: sent over this stream's
-// path, and delivered.
+// path, and delivered, in one record.
 func (f *flush) hops(sent map[string]time.Time) func(*wireMessage) []history.Hop {
 	now := f.s.cfg.Now()
 	return func(m *wireMessage) []history.Hop {
-		return []history.Hop{{Event: history.HopSent, At: sent[m.ID], Path: f.path, Relay: f.relay}, {Event: history.HopDelivered, At: now}}
+		return []history.Hop{history.Delivered(history.Hop{Event: history.HopSent, At: sent[m.ID], Path: f.path, Relay: f.relay}, now)}
 	}
 }
 

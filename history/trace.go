@@ -74,6 +74,25 @@ type Hop struct {
 	Relay peer.ID `json:"relay,omitempty"`
 	// Peer is the group member the hop is about.
 	Peer peer.ID `json:"peer,omitempty"`
+	// Prev is the step before a delivered hop (sent or fetched, with its
+	// path), stored with it in one record and shown as a hop of its own.
+	Prev *Hop `json:"-"`
+}
+
+// Delivered is the delivered hop at at that follows prev: one record.
+func Delivered(prev Hop, at time.Time) Hop {
+	return Hop{Event: HopDelivered, At: at, Prev: &prev}
+}
+
+// unfold is h as the hops it stands for: the step stored with a
+// delivered hop, then the hop.
+func (h Hop) unfold() []Hop {
+	if h.Prev == nil {
+		return []Hop{h}
+	}
+	prev := *h.Prev
+	h.Prev = nil
+	return []Hop{prev, h}
 }
 
 // Trace is what this node knows of how a message travelled.
@@ -119,7 +138,12 @@ func (m *ByPeer[V]) UnmarshalJSON(b []byte) error {
 }
 
 func (h *Hop) toWire() *pb.Hop {
-	return &pb.Hop{Event: h.Event, AtMs: h.At.UnixMilli(), Path: h.Path, Relay: []byte(h.Relay), Peer: []byte(h.Peer)}
+	w := &pb.Hop{Event: h.Event, AtMs: h.At.UnixMilli(), Path: h.Path, Relay: []byte(h.Relay), Peer: []byte(h.Peer)}
+	if p := h.Prev; p != nil {
+		// The step before keeps the path and relay of the record.
+		w.PrevEvent, w.PrevAtMs, w.Path, w.Relay = p.Event, p.At.UnixMilli(), p.Path, []byte(p.Relay)
+	}
+	return w
 }
 
 func hopFromWire(w *pb.Hop) *Hop {
@@ -132,6 +156,10 @@ func hopFromWire(w *pb.Hop) *Hop {
 	}
 	if id, err := peer.IDFromBytes(w.GetPeer()); err == nil {
 		h.Peer = id
+	}
+	if e := w.GetPrevEvent(); e != "" {
+		h.Prev = &Hop{Event: e, At: time.UnixMilli(w.GetPrevAtMs()), Path: h.Path, Relay: h.Relay}
+		h.Path, h.Relay = "", ""
 	}
 	return h
 }
@@ -198,9 +226,9 @@ func (s *Store) Trace(ctx context.Context, id string) (*Trace, error) {
 			if t.Members == nil {
 				t.Members = ByPeer[[]Hop]{}
 			}
-			t.Members[h.Peer] = append(t.Members[h.Peer], *h)
+			t.Members[h.Peer] = append(t.Members[h.Peer], h.unfold()...)
 		} else {
-			t.Hops = append(t.Hops, *h)
+			t.Hops = append(t.Hops, h.unfold()...)
 		}
 		return true, nil
 	})

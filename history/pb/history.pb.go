@@ -315,7 +315,12 @@ type Hop struct {
 	// The relay: of a relayed path, a mailbox parked in or fetched from.
 	Relay []byte `protobuf:"bytes,4,opt,name=relay,proto3" json:"relay,omitempty"`
 	// The member a group message's hop is about (empty: all of them).
-	Peer          []byte `protobuf:"bytes,5,opt,name=peer,proto3" json:"peer,omitempty"`
+	Peer []byte `protobuf:"bytes,5,opt,name=peer,proto3" json:"peer,omitempty"`
+	// A delivered hop stores the step before it in the same record (one
+	// write per message acked): sent (path and relay are the sending's)
+	// or fetched, and when.
+	PrevEvent     string `protobuf:"bytes,6,opt,name=prev_event,json=prevEvent,proto3" json:"prev_event,omitempty"`
+	PrevAtMs      int64  `protobuf:"varint,7,opt,name=prev_at_ms,json=prevAtMs,proto3" json:"prev_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -385,6 +390,20 @@ func (x *Hop) GetPeer() []byte {
 	return nil
 }
 
+func (x *Hop) GetPrevEvent() string {
+	if x != nil {
+		return x.PrevEvent
+	}
+	return ""
+}
+
+func (x *Hop) GetPrevAtMs() int64 {
+	if x != nil {
+		return x.PrevAtMs
+	}
+	return 0
+}
+
 var File_history_proto protoreflect.FileDescriptor
 
 const file_history_proto_rawDesc = "" +
@@ -417,13 +436,17 @@ const file_history_proto_rawDesc = "" +
 	"\boutgoing\x18\x04 \x01(\bR\boutgoing\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x14\n" +
 	"\x05group\x18\x06 \x01(\tR\x05group\x12$\n" +
-	"\x03via\x18\a \x01(\v2\x12.meshtalk.chat.HopR\x03via\"n\n" +
+	"\x03via\x18\a \x01(\v2\x12.meshtalk.chat.HopR\x03via\"\xab\x01\n" +
 	"\x03Hop\x12\x14\n" +
 	"\x05event\x18\x01 \x01(\tR\x05event\x12\x13\n" +
 	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x14\n" +
 	"\x05relay\x18\x04 \x01(\fR\x05relay\x12\x12\n" +
-	"\x04peer\x18\x05 \x01(\fR\x04peerB)Z'github.com/meshtalk/meshtalk/history/pbb\x06proto3"
+	"\x04peer\x18\x05 \x01(\fR\x04peer\x12\x1d\n" +
+	"\n" +
+	"prev_event\x18\x06 \x01(\tR\tprevEvent\x12\x1c\n" +
+	"\n" +
+	"prev_at_ms\x18\a \x01(\x03R\bprevAtMsB)Z'github.com/meshtalk/meshtalk/history/pbb\x06proto3"
 
 var (
 	file_history_proto_rawDescOnce sync.Once
