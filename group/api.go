@@ -469,6 +469,9 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	g.hmu.Lock()
 	g.heads[gs.self] = head
 	g.hmu.Unlock()
+	if w.Shown() {
+		gs.own.Store(m.ID, struct{}{})
+	}
 	return m, env, nil
 }
 

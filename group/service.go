@@ -212,6 +212,12 @@ type Service struct {
 
 	// receipts gathers delivered receipts for runReceipts (changes.go).
 	receipts receiptQueue
+	// own holds the IDs of the messages this node sent since started
+	// (string -> struct{}): receipts are kept for those only (and, looked
+	// up, for its messages from before), so that a member does not store
+	// every member's receipts of every message.
+	own     sync.Map
+	started time.Time
 }
 
 // group is one group this node knows.
@@ -345,7 +351,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gs := &Service{h: h, ds: ds, cfg: cfg, log: log.With("component", "group"), clk: cfg.Clock, run: lifecycle.New(),
+	gs := &Service{h: h, ds: ds, cfg: cfg, log: log.With("component", "group"), clk: cfg.Clock, run: lifecycle.New(), started: cfg.Now(),
 		hist: history.New(ds, history.Config{FileInfo: fileInfo}),
 		self: h.ID(), all: map[string]*group{},
 		ingest: make(chan *ingestItem, groupQueue), pubq: make(chan pubItem, 1024),

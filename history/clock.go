@@ -130,6 +130,16 @@ func GroupMessageID(gid []byte, author peer.ID, seq uint64, sentAtMS int64) stri
 	return MessageID(sentAtMS, []byte(domainGroupID), gid, []byte(author), binary.BigEndian.AppendUint64(nil, seq))
 }
 
+// IDTime is the time a message ID carries (its sender's sent-at time);
+// false: s is no ID.
+func IDTime(s string) (time.Time, bool) {
+	id, err := ulid.ParseStrict(s)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return ulid.Time(id.Time()), true
+}
+
 // ValidID reports whether s is a ULID in canonical form.
 func ValidID(s string) bool {
 	id, err := ulid.ParseStrict(s)
