@@ -43,7 +43,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusTooManyRequests, CodeQuota
 	case is(node.ErrNoRelay, node.ErrNotLoggedIn):
 		return http.StatusConflict, CodeNoRelay
-	case is(node.ErrBadRequest, node.ErrGroupAmbiguous, node.ErrGroupBadFrame, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
+	case is(node.ErrBadRequest, node.ErrGroupBadFrame, node.ErrSelf, node.ErrAlreadyAsked, node.ErrNotImage,
 		node.ErrBadFrame, node.ErrInvalid, node.ErrBadPeer, node.ErrBadFriendCode, node.ErrBadInvite,
 		node.ErrBadName, node.ErrBadRelayInvite, node.ErrRegistrationClosed, node.ErrRelayBadRequest,
 		node.ErrNotRegistered, node.ErrTooLarge, node.ErrNotEditable, node.ErrDeleted):

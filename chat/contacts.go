@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -27,7 +26,6 @@ var (
 	ErrNotFriend    = errors.New("chat: not a friend")
 	ErrNoRequest    = errors.New("chat: no friend request from this peer")
 	ErrSelf         = errors.New("chat: that is this node itself")
-	ErrAmbiguous    = errors.New("chat: more than one contact has that name")
 	ErrAlreadyAsked = errors.New("chat: already friends")
 	ErrNoMessage    = history.ErrNoMessage
 )
@@ -162,39 +160,6 @@ func (s *Service) FriendAddrs(ctx context.Context, p peer.ID) (addrs []string, f
 		return nil, false, err
 	}
 	return c.Addrs, true, nil
-}
-
-// Resolve finds a contact by what a user typed: a peer ID, or a nickname
-// when exactly one contact has it (case does not matter).
-func (s *Service) Resolve(ctx context.Context, name string) (peer.ID, error) {
-	if p, err := peer.Decode(name); err == nil {
-		return p, nil
-	}
-	var found []peer.ID
-	contacts, err := s.Contacts(ctx, false)
-	if err != nil {
-		return "", err
-	}
-	for _, c := range contacts {
-		if c.Profile != nil && strings.EqualFold(c.Profile.Name, name) {
-			found = append(found, c.PeerID)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("%w: %q is neither a peer ID nor a contact's name", ErrNotContact, name)
-	case 1:
-		return found[0], nil
-	}
-	return "", fmt.Errorf("%w %q: use the peer ID (%s)", ErrAmbiguous, name, strings.Join(peerStrings(found), ", "))
-}
-
-func peerStrings(peers []peer.ID) []string {
-	out := make([]string, len(peers))
-	for i, p := range peers {
-		out[i] = p.String()
-	}
-	return out
 }
 
 // AddFriend asks info.ID to be friends. It returns once the request is

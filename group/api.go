@@ -117,28 +117,6 @@ func (gs *Service) Get(ctx context.Context, id string) (*Info, error) {
 	return gs.info(g), nil
 }
 
-// Resolve finds a group by ID, a unique ID prefix of 6 or more
-// characters, or a unique name (any case).
-func (gs *Service) Resolve(ctx context.Context, name string) (string, error) {
-	var found []string
-	for _, g := range gs.list() {
-		if g.id == name {
-			return g.id, nil
-		}
-		if (len(name) >= 6 && strings.HasPrefix(g.id, name)) || strings.EqualFold(g.state().Name, name) {
-			found = append(found, g.id)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("%w: %q", ErrNoGroup, name)
-	case 1:
-		return found[0], nil
-	}
-	slices.Sort(found)
-	return "", fmt.Errorf("%w: %q: use the ID (%s)", ErrAmbiguous, name, strings.Join(found, ", "))
-}
-
 func (gs *Service) find(id string) (*group, error) {
 	if g := gs.get(id); g != nil {
 		return g, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -824,8 +825,8 @@ func TestGroupAddRenameLeave(t *testing.T) {
 	}
 	nodetest.WaitEventData(t, evB, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
 	nodetest.WaitEventData(t, evC, group.EventUpdate, func(d any) bool { e := d.(group.UpdateEvent); return e.Op == group.OpRename && e.Name == name })
-	if id, err := c.GroupService().Resolve(bg, "Crew Two"); err != nil || id != gid {
-		t.Fatalf("resolve by the new name: %q %v", id, err)
+	if info, err := c.GroupService().Get(bg, gid); err != nil || !strings.EqualFold(info.Name, "Crew Two") {
+		t.Fatalf("the new name on c: %+v %v", info, err)
 	}
 
 	if err := c.GroupService().Leave(bg, gid); err != nil {

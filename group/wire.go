@@ -232,7 +232,6 @@ var (
 	// (history's, as for direct messages).
 	ErrInvalid       = history.ErrInvalid
 	ErrNoGroup       = errors.New("group: no such group")
-	ErrAmbiguous     = errors.New("group: more than one group has that name")
 	ErrNotMember     = errors.New("group: not a member of the group")
 	ErrNotAdmin      = errors.New("group: only an admin of the group may do that")
 	ErrInviteExpired = errors.New("group: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")

@@ -67,7 +67,6 @@ var (
 	// The group service's own errors of the kinds chat has too: the API
 	// answers them alike.
 	ErrGroupNotFriend = group.ErrNotFriend
-	ErrGroupAmbiguous = group.ErrAmbiguous
 	ErrGroupBadFrame  = group.ErrBadFrame
 	ErrGroupRefused   = group.ErrRefused
 	ErrRefused        = chat.ErrRefused

@@ -32,7 +32,6 @@ func (h Home) DatastorePath() string { return filepath.Join(string(h), "datastor
 func (h Home) BlobsPath() string     { return filepath.Join(string(h), "blobs") }
 func (h Home) APIInfoPath() string   { return filepath.Join(string(h), "api.json") }
 func (h Home) LockPath() string      { return filepath.Join(string(h), "node.lock") }
-func (h Home) PicturesPath() string  { return filepath.Join(string(h), "pictures") }
 
 // DownloadsPath is a downloads folder inside the home, for tests and for
 // a [files] dir that wants one (the default is the user's, see
