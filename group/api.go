@@ -448,7 +448,7 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 	g.heads[gs.self] = head
 	g.hmu.Unlock()
 	if w.Shown() {
-		gs.own.Store(m.ID, struct{}{})
+		gs.own.add(m.ID, gs.cfg.Now())
 	}
 	return m, env, nil
 }

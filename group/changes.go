@@ -172,15 +172,49 @@ func (gs *Service) storeReceipt(ctx context.Context, b datastore.Write, it *inge
 	return nil
 }
 
-// sentHere reports whether id is a message this node sent to group gid:
-// one sent since the service started is in own; one from before (its ID
-// carries its time) is looked up.
-func (gs *Service) sentHere(ctx context.Context, gid, id string) (bool, error) {
-	if _, ok := gs.own.Load(id); ok {
-		return true, nil
+// ownIDs holds the IDs of the messages this node sent since a time, at
+// most maxOwnIDs of them: when full it starts again from now, and the
+// messages from before are looked up.
+type ownIDs struct {
+	mu    sync.Mutex
+	ids   map[string]struct{}
+	since time.Time
+}
+
+const maxOwnIDs = 1 << 16
+
+func (o *ownIDs) add(id string, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ids == nil || len(o.ids) >= maxOwnIDs {
+		if o.ids != nil {
+			o.since = now
+		}
+		o.ids = map[string]struct{}{}
 	}
-	if at, ok := history.IDTime(id); !ok || !at.Before(gs.started) {
+	o.ids[id] = struct{}{}
+}
+
+// has says whether id is one of them, and whether it is older than all
+// of them (so it may be one from before, to look up).
+func (o *ownIDs) has(id string, at time.Time) (mine, before bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, mine = o.ids[id]
+	return mine, at.Before(o.since)
+}
+
+// sentHere reports whether id is a message this node sent to group gid:
+// one sent lately is in own; an older one (its ID carries its time) is
+// looked up.
+func (gs *Service) sentHere(ctx context.Context, gid, id string) (bool, error) {
+	at, ok := history.IDTime(id)
+	if !ok {
 		return false, nil
+	}
+	mine, before := gs.own.has(id, at)
+	if mine || !before {
+		return mine, nil
 	}
 	in, err := gs.hist.InConv(ctx, id, history.GroupConv(gid))
 	if err != nil || !in {

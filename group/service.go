@@ -212,12 +212,10 @@ type Service struct {
 
 	// receipts gathers delivered receipts for runReceipts (changes.go).
 	receipts receiptQueue
-	// own holds the IDs of the messages this node sent since started
-	// (string -> struct{}): receipts are kept for those only (and, looked
-	// up, for its messages from before), so that a member does not store
-	// every member's receipts of every message.
-	own     sync.Map
-	started time.Time
+	// own is what this node sent lately: receipts are kept for its own
+	// messages only, so that a member does not store every member's
+	// receipts of every message (changes.go).
+	own ownIDs
 }
 
 // group is one group this node knows.
@@ -351,7 +349,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gs := &Service{h: h, ds: ds, cfg: cfg, log: log.With("component", "group"), clk: cfg.Clock, run: lifecycle.New(), started: cfg.Now(),
+	gs := &Service{h: h, ds: ds, cfg: cfg, log: log.With("component", "group"), clk: cfg.Clock, run: lifecycle.New(), own: ownIDs{since: cfg.Now()},
 		hist: history.New(ds, history.Config{FileInfo: fileInfo}),
 		self: h.ID(), all: map[string]*group{},
 		ingest: make(chan *ingestItem, groupQueue), pubq: make(chan pubItem, 1024),
