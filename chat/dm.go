@@ -96,17 +96,26 @@ type sendReq struct {
 // runCommitter stores outgoing messages, by group commit: the sends
 // waiting at a moment are stamped in the order they are stored, so that a
 // conversation's clock order is its outbox order, and written under one
-// sync; then their senders are answered and the couriers get them.
+// sync; their senders are answered once it is done. The couriers get them
+// as soon as they are written, so that the peer stores them while this
+// node syncs: what is acknowledged, to the user by Send and to this node
+// by the peer's ack, is still synced first, and an ack that comes before
+// the sync settles what the same log syncs before it.
 func (s *Service) runCommitter() {
 	groupCommit(s.ctx, s.sends, func(r *sendReq) int { return r.w.Size() },
-		func(reqs []*sendReq) (struct{}, error) { return struct{}{}, s.commitSends(reqs) },
+		func(reqs []*sendReq) (struct{}, error) {
+			if err := s.commitSends(reqs); err != nil {
+				return struct{}{}, err
+			}
+			for _, r := range reqs {
+				s.courierFor(r.p).push(r.w)
+			}
+			return struct{}{}, nil
+		},
 		func() error { return s.sync(s.ctx) },
 		func(reqs []*sendReq, _ struct{}, err error) {
 			for _, r := range reqs {
 				r.done <- err
-				if err == nil {
-					s.courierFor(r.p).push(r.w)
-				}
 			}
 		})
 }

@@ -39,12 +39,15 @@ func ackedKey(pstr string) datastore.Key { return datastore.RawKey("/acked/" + p
 // ackedMark is one conversation's acked mark, and the messages above it
 // still in the outbox.
 type ackedMark struct {
-	mu      sync.Mutex
-	stored  bool   // the mark is in the datastore (or in the batch being committed)
-	base    uint64 // below it, the outbox is /outbox/ entries
-	hlc     uint64 // the mark: settled up to here
-	top     uint64 // the highest reading sent above base
-	pending []outMsg
+	// settling is held from a settle's writes to its commit; mu guards
+	// the fields.
+	settling sync.Mutex
+	mu       sync.Mutex
+	stored   bool   // the mark is in the datastore (or in the batch being committed)
+	base     uint64 // below it, the outbox is /outbox/ entries
+	hlc      uint64 // the mark: settled up to here
+	top      uint64 // the highest reading sent above base
+	pending  []outMsg
 
 	once sync.Once
 	err  error
@@ -75,7 +78,11 @@ func findOut(pending []outMsg, hlc uint64) (int, bool) {
 // remove takes a message out of pending and returns the mark that
 // follows: below the first message still pending, else the highest sent.
 func (a *ackedMark) remove(hlc uint64, id string) uint64 {
-	if i, ok := findOut(a.pending, hlc); ok && a.pending[i].id == id {
+	switch i, ok := findOut(a.pending, hlc); {
+	case !ok || a.pending[i].id != id:
+	case i == 0:
+		a.pending = a.pending[1:] // the usual: acks come in order
+	default:
 		a.pending = slices.Delete(a.pending, i, i+1)
 	}
 	if len(a.pending) > 0 {
@@ -203,60 +210,72 @@ func (s *Service) pending(ctx context.Context, m *Message) (bool, error) {
 }
 
 // settleWrites writes into b what settles msgs to p (state delivered or
-// failed) and returns what to do once b is committed. It holds p's mark
-// until then, so that marks are committed in order.
+// failed) and returns what to do once b is committed. It holds p's
+// settling until then, so that marks are committed in order; sends to p
+// go on meanwhile.
 func (s *Service) settleWrites(ctx context.Context, b datastore.Batch, p peer.ID, msgs []*wireMessage, state, reason string) (done func(committed bool), err error) {
 	a, err := s.ackedMark(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	a.settling.Lock()
 	a.mu.Lock()
-	pstr := s.peerString(p)
-	hlc := a.hlc
+	old := a.hlc
 	removed := make([]outMsg, 0, len(msgs))
-	defer func() {
-		if err != nil {
-			a.pending = insertOut(a.pending, removed...)
+	undo := func() {
+		a.hlc = old
+		a.pending = insertOut(a.pending, removed...)
+	}
+	err = a.settle(ctx, b, s.peerString(p), msgs, state, reason, &removed)
+	if err != nil {
+		undo()
+	}
+	a.mu.Unlock()
+	if err != nil {
+		a.settling.Unlock()
+		return nil, err
+	}
+	return func(committed bool) {
+		if !committed {
+			a.mu.Lock()
+			undo()
 			a.mu.Unlock()
 		}
-	}()
+		a.settling.Unlock()
+	}, nil
+}
+
+// settle writes into b what settles msgs (a.mu held), and takes those
+// above the mark out of pending (into removed).
+func (a *ackedMark) settle(ctx context.Context, b datastore.Batch, pstr string, msgs []*wireMessage, state, reason string, removed *[]outMsg) error {
+	hlc := a.hlc
 	for _, m := range msgs {
 		if a.entry(m) {
 			if err := b.Delete(ctx, outboxKey(pstr, m.HLC, m.ID)); err != nil {
-				return nil, err
+				return err
 			}
 		} else if a.has(m.HLC, m.ID) {
 			hlc = a.remove(m.HLC, m.ID)
-			removed = append(removed, outMsg{m.HLC, m.ID})
+			*removed = append(*removed, outMsg{m.HLC, m.ID})
 			if state == MsgDelivered && m.HLC > hlc {
 				// Acked while a message before it waits: the mark
 				// cannot pass it yet.
 				if err := b.Put(ctx, history.StateKey(m.ID), []byte(MsgDelivered)); err != nil {
-					return nil, err
+					return err
 				}
 			}
 		}
 		if m.Kind != KindReceipt && state == MsgFailed {
 			if err := b.Put(ctx, history.StateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	old := a.hlc
-	if hlc != old {
-		a.hlc = hlc
-		if err := b.Put(ctx, ackedKey(pstr), a.value()); err != nil {
-			a.hlc = old
-			return nil, err
-		}
+	if hlc == a.hlc {
+		return nil
 	}
-	return func(committed bool) {
-		if !committed {
-			a.hlc = old
-			a.pending = insertOut(a.pending, removed...)
-		}
-		a.mu.Unlock()
-	}, nil
+	a.hlc = hlc
+	return b.Put(ctx, ackedKey(pstr), a.value())
 }
 
 // insertOut puts messages back into pending, in order.
