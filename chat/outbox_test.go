@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-datastore"
-	"github.com/libp2p/go-libp2p/core/network"
 	pebbleds "github.com/ipfs/go-ds-pebble"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/history"

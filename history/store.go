@@ -7,8 +7,9 @@ package history
 //	                                     the conversation is a peer ID (direct
 //	                                     messages) or g:<group ID> (a group's)
 //	/msgid/<msg ID>                      "<conversation>/<hlc %016x>": index for dedup and lookup
-//	/state/<msg ID>                      "failed:<reason>" (or, written before
-//	                                     2026-11-26, "delivered")
+//	/state/<msg ID>                      "failed:<reason>", or "delivered" (a direct
+//	                                     message acked while one sent before it
+//	                                     waits: chat's acked mark cannot pass it)
 //	/read/<msg ID>                       "": the message was read (by the peer, or here)
 //
 // A message's state is read, else the /state value, else the state in its
