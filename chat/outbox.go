@@ -128,13 +128,13 @@ func (s *Service) loadAckedMark(ctx context.Context, p peer.ID, a *ackedMark) er
 		if !m.Outgoing {
 			return nil
 		}
+		a.top = max(a.top, hlc)
 		if _, err := s.ds.Get(ctx, history.StateKey(id)); err == nil {
 			return nil // settled out of order
 		} else if !errors.Is(err, datastore.ErrNotFound) {
 			return err
 		}
 		a.pending = append(a.pending, outMsg{hlc, id})
-		a.top = max(a.top, hlc)
 		return nil
 	})
 	slices.Reverse(a.pending)
