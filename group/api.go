@@ -409,7 +409,11 @@ func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*his
 	}
 	// After the publishing: finding who is away asks after every member
 	// (100 µs in a group of fifty).
-	gs.parkForOffline(g, env, m.ID)
+	traced := "" // the message whose trace records the parking: none for a change or a receipt
+	if w.Shown() {
+		traced = m.ID
+	}
+	gs.parkForOffline(g, env, traced)
 	return m, nil
 }
 

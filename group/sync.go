@@ -985,8 +985,8 @@ func (gs *Service) parkForOffline(g *group, env *envelope, id string) {
 	}
 }
 
-// parkJob is an envelope (of message id) to park for the members that
-// are away.
+// parkJob is an envelope to park for the members that are away; id is
+// the message whose trace records it (empty: a change or a receipt).
 type parkJob struct {
 	mb   Mailbox
 	away []peer.ID
@@ -1045,6 +1045,9 @@ func (gs *Service) parkJobs(ctx context.Context, jobs []parkJob) int {
 		now := gs.cfg.Now()
 		if wb, err := gs.ds.Batch(ctx); err == nil {
 			for _, id := range b.ids {
+				if id == "" {
+					continue
+				}
 				for member, relay := range parked {
 					history.PutHop(ctx, wb, id, history.Hop{Event: history.HopParked, At: now, Relay: relay, Peer: member})
 				}

@@ -201,6 +201,11 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 		return nil, badRequest(fmt.Errorf("node: dir %q is not an absolute path", dir))
 	}
 	f, err := n.resolveFile(ctx, id, func(f File) bool { return !f.Outgoing })
+	if errors.Is(err, ErrNoFile) {
+		if _, serr := n.resolveFile(ctx, id, func(f File) bool { return f.Outgoing }); serr == nil {
+			return nil, ErrOwnFile
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

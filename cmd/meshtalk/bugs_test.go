@@ -202,7 +202,7 @@ func TestRelaySavedAndManaged(t *testing.T) {
 		t.Fatalf("config.toml after run --relay:\n%s", cfg)
 	}
 	// A setting of the user's own, with a comment, survives the edits.
-	custom := strings.Replace(string(cfg), `park_after = "30s"`, "# mine\npark_after = \"45s\" # slower", 1)
+	custom := strings.Replace(string(cfg), `park_after = "10s"`, "# mine\npark_after = \"45s\" # slower", 1)
 	os.WriteFile(filepath.Join(home, "config.toml"), []byte(custom), 0o600)
 
 	startNode(t, env, append([]string{"--home", home}, testListen...)...)
