@@ -68,22 +68,22 @@ type Options struct {
 // Node is a running meshtalk node: identity, datastore and libp2p host,
 // with the services of its role. Create it with New and stop it with Close.
 type Node struct {
-	home    Home
-	role    Role
-	cfg     Config
-	disc    *discovery.Service
-	chat    *chat.Service
-	groups  *group.Service
-	xfer    *transfer.Service
-	relays  *relay.Server // on a relay
-	relayc  *relay.Client // on a personal node
-	key     crypto.PrivKey
-	ds      *pebbleds.Datastore
-	pstore  *shutStore  // the peerstore's part of ds
-	chatDS  *countingDS // the chat and group services' part of ds
-	host    host.Host
-	events  *Events
-	react   reactions    // what emit hands to runReactions
+	home   Home
+	role   Role
+	cfg    Config
+	disc   *discovery.Service
+	chat   *chat.Service
+	groups *group.Service
+	xfer   *transfer.Service
+	relays *relay.Server // on a relay
+	relayc *relay.Client // on a personal node
+	key    crypto.PrivKey
+	ds     *pebbleds.Datastore
+	pstore *shutStore  // the peerstore's part of ds
+	chatDS *countingDS // the chat and group services' part of ds
+	host   host.Host
+	events *Events
+	react  reactions // what emit hands to runReactions
 	// running is set once every service is started: from then on emit
 	// may read the services' fields (set while New ran) to name peers.
 	running atomic.Bool
