@@ -46,8 +46,14 @@ func BenchmarkDM(b *testing.B) {
 		}
 		return m.ID, t0
 	}
-	b.Run("meshtalk/pipelined", func(b *testing.B) { benchDMPipelined(b, a, send) })
-	b.Run("meshtalk/one-at-a-time", func(b *testing.B) { benchDMOneAtATime(b, a, send) })
+	b.Run("meshtalk/pipelined", func(b *testing.B) {
+		defer reportWrites(b, a, c)()
+		benchDMPipelined(b, a, send)
+	})
+	b.Run("meshtalk/one-at-a-time", func(b *testing.B) {
+		defer reportWrites(b, a, c)()
+		benchDMOneAtATime(b, a, send)
+	})
 
 	const proto = protocol.ID("/meshtalk/bench/ack/1.0.0")
 	c.Host().SetStreamHandler(proto, serveRawAcks)
@@ -263,6 +269,22 @@ func reportRate(b *testing.B, start time.Time, cpu nodetest.CPU) {
 	secs := time.Since(start).Seconds()
 	b.ReportMetric(float64(b.N)/secs, "msgs/s")
 	b.ReportMetric(cpu.Cores()*secs*1e6/float64(b.N), "cpu-µs/msg")
+}
+
+// reportWrites counts the datastore writes of sender a and receiver c
+// from now until the function it returns is called (once every message
+// is acked), and reports them per message: keys written (puts and
+// deletes) on each side, and the batches each committed.
+func reportWrites(b *testing.B, a, c *node.Node) func() {
+	a0, c0 := a.ChatWrites(), c.ChatWrites()
+	return func() {
+		aw, cw := a.ChatWrites().Sub(a0), c.ChatWrites().Sub(c0)
+		n := float64(b.N)
+		b.ReportMetric(float64(aw.Writes())/n, "writes/msg-sender")
+		b.ReportMetric(float64(cw.Writes())/n, "writes/msg-receiver")
+		b.ReportMetric(float64(aw.Commits+cw.Commits)/n, "batches/msg")
+		b.ReportMetric(float64(aw.Syncs+cw.Syncs)/n, "syncs/msg")
+	}
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {

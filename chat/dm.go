@@ -96,27 +96,46 @@ type sendReq struct {
 // runCommitter stores outgoing messages, by group commit: the sends
 // waiting at a moment are stamped in the order they are stored, so that a
 // conversation's clock order is its outbox order, and written under one
-// sync; then their senders are answered and the couriers get them.
+// sync; their senders are answered once it is done. The couriers get them
+// as soon as they are written, so that the peer stores them while this
+// node syncs: what is acknowledged, to the user by Send and to this node
+// by the peer's ack, is still synced first, and an ack that comes before
+// the sync settles what the same log syncs before it.
 func (s *Service) runCommitter() {
 	groupCommit(s.ctx, s.sends, func(r *sendReq) int { return r.w.Size() },
-		func(reqs []*sendReq) (struct{}, error) { return struct{}{}, s.commitSends(reqs) },
+		func(reqs []*sendReq) (struct{}, error) {
+			if err := s.commitSends(reqs); err != nil {
+				return struct{}{}, err
+			}
+			for _, r := range reqs {
+				s.courierFor(r.p).push(r.w)
+			}
+			return struct{}{}, nil
+		},
 		func() error { return s.sync(s.ctx) },
 		func(reqs []*sendReq, _ struct{}, err error) {
 			for _, r := range reqs {
 				r.done <- err
-				if err == nil {
-					s.courierFor(r.p).push(r.w)
-				}
 			}
 		})
 }
 
-func (s *Service) commitSends(reqs []*sendReq) error {
+func (s *Service) commitSends(reqs []*sendReq) (err error) {
 	ctx := s.ctx
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return err
 	}
+	// What the round entered in the outbox's marks, taken back unless
+	// the round is committed.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for _, u := range slices.Backward(undo) {
+				u()
+			}
+		}
+	}()
 	for _, r := range reqs {
 		now := s.cfg.Now()
 		w := &r.w
@@ -126,21 +145,22 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		}
 		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Content: w.Content, State: MsgQueued,
 			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, File: fileInfo(w.Manifest)}
-		pstr := s.peerString(r.p)
-		// A message shown in the history is stored once: its outbox entry
-		// is empty and points at the history record by the same key suffix.
+		// A message shown in the history is stored once: the history
+		// record is its outbox entry (outbox.go).
 		var wb []byte
 		if !r.shown {
 			if wb, err = proto.Marshal(w.ToWire()); err != nil {
 				return err
 			}
 		}
-		if err := b.Put(ctx, outboxKey(pstr, w.HLC, w.ID), wb); err != nil {
+		u, err := s.enterOutbox(ctx, b, r.p, w, r.shown, wb)
+		if err != nil {
 			return err
 		}
 		if err := s.applyOwn(ctx, b, w); err != nil {
 			return err
 		}
+		undo = append(undo, u)
 		if r.shown {
 			if err := s.hist.Put(ctx, b, r.m); err != nil {
 				return err
@@ -863,7 +883,8 @@ func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []*wireMessa
 	return fmt.Errorf("%w: %s", ErrRefused, r.GetMessage())
 }
 
-// outbox reads p's unacked messages in order.
+// outbox reads p's unacked messages in order: the /outbox/ entries and
+// the messages above the conversation's acked mark (outbox.go).
 func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) {
 	var out []wireMessage
 	err := history.Scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKey{}}},
@@ -893,13 +914,22 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 			out = append(out, w)
 			return true, nil
 		})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	above, err := s.pendingAbove(ctx, p)
+	if err != nil || len(above) == 0 {
+		return out, err
+	}
+	out = append(out, above...)
+	slices.SortStableFunc(out, func(a, b wireMessage) int { return cmp.Compare(a.HLC, b.HLC) })
+	return out, nil
 }
 
 // acked records delivered messages: out of the outbox, which is what
-// makes them delivered in the history (history.Store.WithState). Losing this write to a
-// crash only means a resend, which the peer acks again without storing
-// twice.
+// makes them delivered in the history (history.Store.WithState). Losing
+// this write to a crash only means a resend, which the peer acks again
+// without storing twice.
 func (s *Service) acked(p peer.ID, msgs []*wireMessage, hops func(*wireMessage) []history.Hop) {
 	if len(msgs) > 0 {
 		s.settle(p, msgs, MsgDelivered, "", hops)
@@ -908,47 +938,30 @@ func (s *Service) acked(p peer.ID, msgs []*wireMessage, hops func(*wireMessage) 
 
 // settle takes messages to p out of the outbox, delivered or failed, in
 // one batch, and announces each change (receipts have no state). A
-// delivered message is one out of the outbox in no other state: the
-// delete records it (history.Store.WithState); a failed one also gets its reason.
-// hops (nil: none) is the trace each message's settling adds, in the same
+// delivered message is one out of the outbox in no other state
+// (history.Store.WithState); a failed one also gets its reason. hops
+// (nil: none) is the trace each message's settling adds, in the same
 // batch.
 func (s *Service) settle(p peer.ID, msgs []*wireMessage, state, reason string, hops func(*wireMessage) []history.Hop) {
 	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return
 	}
-	pstr := s.peerString(p)
-	changed := make([]string, 0, len(msgs))
-	for _, m := range msgs {
-		if err := b.Delete(s.ctx, outboxKey(pstr, m.HLC, m.ID)); err != nil {
-			s.log.Error("message state", "err", err)
-			return
-		}
-		if !m.Shown() {
-			continue
-		}
-		if hops != nil {
-			for _, h := range hops(m) {
-				if err := history.PutHop(s.ctx, b, m.ID, h); err != nil {
-					s.log.Error("message state", "err", err)
-					return
-				}
-			}
-		}
-		if state == MsgFailed {
-			if err := b.Put(s.ctx, history.StateKey(m.ID), []byte(MsgFailed+":"+reason)); err != nil {
-				s.log.Error("message state", "err", err)
-				return
-			}
-		}
-		changed = append(changed, m.ID)
-	}
-	if err := b.Commit(s.ctx); err != nil {
+	done, err := s.settleWrites(s.ctx, b, p, msgs, state, reason, hops)
+	if err != nil {
 		s.log.Error("message state", "err", err)
 		return
 	}
-	for _, id := range changed {
-		s.publish(EventMessageState, StateEvent{ID: id, PeerID: p, State: state})
+	err = b.Commit(s.ctx)
+	done(err == nil)
+	if err != nil {
+		s.log.Error("message state", "err", err)
+		return
+	}
+	for _, m := range msgs {
+		if m.Shown() {
+			s.publish(EventMessageState, StateEvent{ID: m.ID, PeerID: p, State: state})
+		}
 	}
 }
 
@@ -1131,7 +1144,6 @@ func (s *Service) write(from peer.ID, batch []wireMessage, via *history.Hop) (r 
 		return received{}, err
 	}
 	seen := map[string]bool{}
-	pstr := s.peerString(from)
 	high := mark.hlc
 	for _, wm := range batch {
 		s.clk.Observe(wm.HLC)
@@ -1182,11 +1194,6 @@ func (s *Service) write(from peer.ID, batch []wireMessage, via *history.Hop) (r 
 		high = max(high, wm.HLC)
 		r.fresh = append(r.fresh, m)
 	}
-	if high > mark.hlc {
-		if err := b.Put(ctx, receivedKey(pstr), binary.BigEndian.AppendUint64(nil, high)); err != nil {
-			return received{}, err
-		}
-	}
 	if err := b.Commit(ctx); err != nil {
 		return received{}, err
 	}
@@ -1194,8 +1201,9 @@ func (s *Service) write(from peer.ID, batch []wireMessage, via *history.Hop) (r 
 	return r, nil
 }
 
-// receivedMark is the highest clock reading of a message stored from a
-// peer, kept with the messages (receivedKey).
+// receivedMark is at least the highest clock reading of a message stored
+// from a peer: the conversation's latest reading, read once, then the
+// highest stored since.
 type receivedMark struct {
 	mu   sync.Mutex
 	hlc  uint64
@@ -1206,18 +1214,7 @@ type receivedMark struct {
 func (s *Service) receivedMark(ctx context.Context, p peer.ID) (*receivedMark, error) {
 	v, _ := s.received.LoadOrStore(p, &receivedMark{})
 	mark := v.(*receivedMark)
-	mark.once.Do(func() {
-		b, err := s.ds.Get(ctx, receivedKey(s.peerString(p)))
-		switch {
-		case errors.Is(err, datastore.ErrNotFound):
-		case err != nil:
-			mark.err = err
-		case len(b) != 8:
-			mark.err = fmt.Errorf("chat: stored %s is damaged", receivedKey(s.peerString(p)))
-		default:
-			mark.hlc = binary.BigEndian.Uint64(b)
-		}
-	})
+	mark.once.Do(func() { mark.hlc, mark.err = s.lastHLC(ctx, p) })
 	if mark.err != nil {
 		// Not cached: the next message tries again.
 		s.received.CompareAndDelete(p, mark)

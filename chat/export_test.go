@@ -126,3 +126,25 @@ func ParkedChange(from, to peer.ID, hlc uint64, target, text string) []byte {
 	b, _ := proto.Marshal(m)
 	return b
 }
+
+// ReadMessageIDs reads DM frames until n messages and returns their IDs.
+func ReadMessageIDs(r *bufio.Reader, n int) ([]string, error) {
+	var ids []string
+	for len(ids) < n {
+		var f pb.DMFrame
+		if err := readFrame(r, MaxDMFrame, &f); err != nil {
+			return ids, err
+		}
+		if m := f.GetMessage(); m != nil {
+			ids = append(ids, m.GetId())
+		}
+	}
+	return ids, nil
+}
+
+// AckFrame encodes an ack of ids.
+func AckFrame(ids ...string) []byte {
+	var b []byte
+	writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}})
+	return b
+}

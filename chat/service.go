@@ -82,6 +82,7 @@ type Service struct {
 	sends chan *sendReq // to the committer
 
 	received     sync.Map   // peer.ID -> *receivedMark (dm.go)
+	ackedMarks   sync.Map   // peer.ID -> *ackedMark (outbox.go)
 	relayOnline  sync.Map   // peer.ID -> bool: logged in at a relay
 	contactMu    sync.Mutex // serialises contact read-modify-writes
 	cacheMu      sync.RWMutex

@@ -2,16 +2,29 @@ package chat
 
 // The chat datastore, in the namespace node gives the service (/chat):
 //
-//	/schema                              "1"
+//	/schema                              "2" ("1" before the acked marks: opening
+//	                                     such a store moves it to "2", which needs
+//	                                     no rewrite; a meshtalk that knows only "1"
+//	                                     refuses it, as it would take the messages
+//	                                     above a mark for delivered)
 //	/clock                               the latest clock reading of a direct message
 //	                                     sent (8 bytes, big-endian): it resumes there
 //	/profile                             this node's own Profile (JSON)
 //	/contacts/<peer ID>                  Contact (JSON)
-//	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked: empty for a message in the
-//	                                     history (same key suffix under /msgs/), else
-//	                                     history/pb Message (protobuf; receipts)
-//	/received/<peer ID>                  the highest clock reading of a message stored
-//	                                     from the peer (8 bytes, big-endian)
+//	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked, and not in the history
+//	                                     above the acked mark: history/pb Message
+//	                                     (protobuf; receipts), or empty for a message
+//	                                     in the history (same key suffix under /msgs/)
+//	                                     sent before the conversation had a mark
+//	/acked/<peer ID>                     the acked mark: base and mark, two clock
+//	                                     readings (8 bytes each, big-endian); the
+//	                                     messages in the history to the peer above
+//	                                     base are in the outbox above the mark,
+//	                                     unless their /state/ settled them: see
+//	                                     outbox.go
+//	/received/<peer ID>                  no longer written (until 2026-12-06: the
+//	                                     highest clock reading stored from the peer;
+//	                                     the conversation's latest reading bounds it)
 //	/parked/<peer ID>/<msg ID>           "": an outbox message the relay mailbox holds
 //	                                     too (gone once the outbox is empty)
 //	/msgs/..., /msgid/..., /state/..., /read/...
@@ -21,7 +34,8 @@ package chat
 //	                                     history is under /msgs/g:<group ID>/
 //
 // A queued direct message no longer in the outbox was delivered (pending
-// is the history's Config.Pending).
+// is the history's Config.Pending; a message settled above the mark, while
+// one before it waited, has /state/ "delivered").
 //
 // What is acknowledged (to the user by Send, to a peer by an ack or a
 // contact reply) is synced to disk first.
@@ -39,7 +53,7 @@ import (
 	"github.com/meshtalk/meshtalk/transfer"
 )
 
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 var (
 	keySchema  = datastore.NewKey("/schema")
@@ -49,8 +63,7 @@ var (
 
 // Keys take a peer ID in its string form: base58 is costly on the hot
 // path, so callers convert once.
-func contactKey(p peer.ID) datastore.Key    { return datastore.NewKey("/contacts/" + p.String()) }
-func receivedKey(pstr string) datastore.Key { return datastore.RawKey("/received/" + pstr) }
+func contactKey(p peer.ID) datastore.Key { return datastore.NewKey("/contacts/" + p.String()) }
 func outboxKey(pstr string, hlc uint64, id string) datastore.Key {
 	return datastore.RawKey(history.ConvKey("/outbox/", pstr, hlc, id))
 }
@@ -143,13 +156,17 @@ func checkManifest(b []byte) error {
 	return err
 }
 
-// checkSchema writes the schema version on first use and refuses a store
-// written by a newer meshtalk.
+// checkSchema writes the schema version on first use, moves a store of
+// schema 1 to 2 (whose outbox reads schema 1's as it is) and refuses a
+// store written by a newer meshtalk.
 func checkSchema(ctx context.Context, ds datastore.Datastore) error {
 	b, err := ds.Get(ctx, keySchema)
 	switch {
-	case errors.Is(err, datastore.ErrNotFound):
-		return ds.Put(ctx, keySchema, []byte(schemaVersion))
+	case errors.Is(err, datastore.ErrNotFound), err == nil && string(b) == "1":
+		if err := ds.Put(ctx, keySchema, []byte(schemaVersion)); err != nil {
+			return err
+		}
+		return ds.Sync(ctx, keySchema)
 	case err != nil:
 		return err
 	case string(b) != schemaVersion:
@@ -160,9 +177,3 @@ func checkSchema(ctx context.Context, ds datastore.Datastore) error {
 
 // peerString is p's string form, cached: base58 is costly on the hot path.
 func (s *Service) peerString(p peer.ID) string { return s.hist.PeerString(p) }
-
-// pending reports whether an outgoing direct message is still in the
-// outbox (the history's Config.Pending).
-func (s *Service) pending(ctx context.Context, m *Message) (bool, error) {
-	return s.ds.Has(ctx, outboxKey(s.peerString(m.To), m.HLC, m.ID))
-}

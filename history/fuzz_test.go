@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +65,22 @@ func normal(m *Message) Message {
 		}
 	}
 	return c
+}
+
+// FuzzParseMsgKey: a message key reads back as the reading and ID it was
+// made of, and anything else is refused or read without a panic.
+func FuzzParseMsgKey(f *testing.F) {
+	f.Add("12D3KooWabc", uint64(0x18c3a5f2e0010001), "01JEXAMPLE0000000000000000", "/msgs/x/0000000000000001/id")
+	f.Add("g:group", uint64(0), "", "/msgs/x/zz00000000000001/id")
+	f.Fuzz(func(t *testing.T, conv string, hlc uint64, id, raw string) {
+		ParseMsgKey(raw)
+		if strings.Contains(id, "/") {
+			return
+		}
+		key := ConvKey(MsgsPrefix, conv, hlc, id)
+		gotHLC, gotID, ok := ParseMsgKey(key)
+		if id != "" && (!ok || gotHLC != hlc || gotID != id) {
+			t.Fatalf("ParseMsgKey(%q) = %x %q %v, want %x %q", key, gotHLC, gotID, ok, hlc, id)
+		}
+	})
 }

@@ -7,8 +7,9 @@ package history
 //	                                     the conversation is a peer ID (direct
 //	                                     messages) or g:<group ID> (a group's)
 //	/msgid/<msg ID>                      "<conversation>/<hlc %016x>": index for dedup and lookup
-//	/state/<msg ID>                      "failed:<reason>" (or, written before
-//	                                     2026-11-26, "delivered")
+//	/state/<msg ID>                      "failed:<reason>", or "delivered" (a direct
+//	                                     message acked while one sent before it
+//	                                     waits: chat's acked mark cannot pass it)
 //	/read/<msg ID>                       "", or the time it was read (8 bytes, big-endian
 //	                                     unix ms): the message was read (by the peer, or here)
 //	/trace/<msg ID>/<event>[/<member>]   pb.Hop: a step of the message's trace (trace.go)
@@ -85,6 +86,26 @@ func ConvKey(prefix, conv string, hlc uint64, id string) string {
 		b.WriteString(id)
 	}
 	return b.String()
+}
+
+// ParseMsgKey reads the clock reading and message ID at the end of a
+// message's key (MsgKey).
+func ParseMsgKey(key string) (hlc uint64, id string, ok bool) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 17 || key[i-17] != '/' {
+		return 0, "", false
+	}
+	for _, c := range []byte(key[i-16 : i]) {
+		switch {
+		case '0' <= c && c <= '9':
+			hlc = hlc<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			hlc = hlc<<4 | uint64(c-'a'+10)
+		default:
+			return 0, "", false
+		}
+	}
+	return hlc, key[i+1:], true
 }
 
 // Config holds what a Store needs from its user.
@@ -232,10 +253,7 @@ func (s *Store) LastHLC(ctx context.Context, conv string) (uint64, error) {
 	var h uint64
 	err := Scan(ctx, s.ds, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}, Limit: 1, KeysOnly: true},
 		func(key string, _ []byte) (bool, error) {
-			parts := strings.Split(key, "/") // "", msgs, conv, hlc, id
-			if len(parts) == 5 {
-				fmt.Sscanf(parts[3], "%x", &h)
-			}
+			h, _, _ = ParseMsgKey(key)
 			return false, nil
 		})
 	return h, err

@@ -79,7 +79,8 @@ type Node struct {
 	relayc *relay.Client // on a personal node
 	key    crypto.PrivKey
 	ds     *pebbleds.Datastore
-	pstore *shutStore // the peerstore's part of ds
+	pstore *shutStore  // the peerstore's part of ds
+	chatDS *countingDS // the chat and group services' part of ds
 	host   host.Host
 	events *Events
 	react  reactions // what emit hands to runReactions
@@ -257,7 +258,8 @@ func (n *Node) startServices(ctx context.Context, undo *undoStack) (err error) {
 // startChat starts the chat and group services. They share the /chat
 // namespace (history's keys are both's) and one clock.
 func (n *Node) startChat(ctx context.Context, blobs *transfer.Blobs, undo *undoStack) (err error) {
-	chatDS := namespace.Wrap(n.ds, chatKey)
+	n.chatDS = &countingDS{Batching: namespace.Wrap(n.ds, chatKey)}
+	chatDS := n.chatDS
 	clk := history.NewClock(n.clock)
 	n.chat, err = chat.New(ctx, n.host, chatDS, chat.Config{
 		Keeper:       n.disc,
