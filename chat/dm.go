@@ -167,14 +167,28 @@ func (s *Service) commitSends(reqs []*sendReq) (err error) {
 			}
 		}
 	}
-	// The round's last reading is its highest: the clock resumes there.
-	if n := len(reqs); n > 0 {
-		if err := b.Put(ctx, keyClock, binary.BigEndian.AppendUint64(nil, reqs[n-1].w.HLC)); err != nil {
+	// The round's last reading is its highest: the clock resumes above
+	// it after a restart. What is stored is a ceiling a lease above it,
+	// so that only a round that passes the ceiling writes it: about one
+	// round a second, not every round.
+	ceil := s.clockCeil
+	if n := len(reqs); n > 0 && reqs[n-1].w.HLC > ceil {
+		ceil = reqs[n-1].w.HLC + clockLease
+		if err := b.Put(ctx, keyClock, binary.BigEndian.AppendUint64(nil, ceil)); err != nil {
 			return err
 		}
 	}
-	return b.Commit(ctx)
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	s.clockCeil = ceil
+	return nil
 }
+
+// clockLease is how far above a round's reading the stored clock is:
+// one second of the clock's wall-clock part. A restart resumes there, at
+// most that far ahead of the wall clock, which only orders messages.
+var clockLease = history.Physical(time.UnixMilli(1000))
 
 // courier delivers everything owed to one contact: contact notices, the
 // profile, and the outbox, over one DM stream at a time.

@@ -17,9 +17,10 @@ import (
 )
 
 // TestDMWritesPerMessage: a message sent one at a time costs the sender
-// its record and ID index, the clock, and the acked mark; the receiver
-// the record and ID index. (Before the acked mark: an outbox entry put
-// and deleted on the sender, a received mark on the receiver.)
+// its record and ID index, the acked mark and its trace's delivered hop
+// (the clock's lease about once a second); the receiver the record and
+// ID index. (Before the acked mark: an outbox entry put and deleted and
+// the clock on the sender, a received mark on the receiver.)
 func TestDMWritesPerMessage(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, b)

@@ -80,6 +80,9 @@ type Service struct {
 	couriers  map[peer.ID]*courier
 
 	sends chan *sendReq // to the committer
+	// clockCeil is the clock stored (keyClock): every reading sent is
+	// at or below it. Set before the first send, then the committer's.
+	clockCeil uint64
 
 	received     sync.Map   // peer.ID -> *receivedMark (dm.go)
 	ackedMarks   sync.Map   // peer.ID -> *ackedMark (outbox.go)
@@ -151,7 +154,8 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	// after a restart still sorts after what it answers, and what this
 	// node sends next sorts after (and never takes the ID of) what it sent.
 	if b, err := ds.Get(ctx, keyClock); err == nil && len(b) == 8 {
-		s.clk.Resume(binary.BigEndian.Uint64(b))
+		s.clockCeil = binary.BigEndian.Uint64(b)
+		s.clk.Resume(s.clockCeil)
 	}
 	// A conversation's latest reading may be a peer's: Observe bounds it.
 	for _, c := range contacts {

@@ -7,8 +7,10 @@ package chat
 //	                                     no rewrite; a meshtalk that knows only "1"
 //	                                     refuses it, as it would take the messages
 //	                                     above a mark for delivered)
-//	/clock                               the latest clock reading of a direct message
-//	                                     sent (8 bytes, big-endian): it resumes there
+//	/clock                               at or above every clock reading of a direct
+//	                                     message sent (8 bytes, big-endian): it resumes
+//	                                     there; written a second's lease ahead, when a
+//	                                     reading passes it (before 2026-12-06: the latest)
 //	/profile                             this node's own Profile (JSON)
 //	/contacts/<peer ID>                  Contact (JSON)
 //	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked, and not in the history
