@@ -11,7 +11,8 @@ package group
 //     comes before its target is kept until the target comes.
 //   - A receipt says that its author stored (text "delivered") or read
 //     ("read") the messages its refs name. A member sends one delivered
-//     receipt per group for what it stored during Config.ReceiptDelay,
+//     receipt per group for what it stored during Config.ReceiptDelay
+//     (longer in a group of more than receiptMembers: receiptPeriod),
 //     and one read receipt per MarkRead (with Config.ReadReceipts); each
 //     names at most history.MaxRefs messages. The author of a message
 //     keeps what they say of it, by member (history.Store.PutReceipt),
@@ -28,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -241,7 +243,7 @@ func (gs *Service) announceChanges(fresh []*history.Message, news changeNews) {
 	}
 	for _, m := range fresh {
 		if !m.Outgoing {
-			gs.receipts.add(m.Group, m.ID)
+			gs.receipts.add(m.Group, m.ID, func() time.Duration { return gs.receiptPeriod(m.Group) })
 		}
 	}
 }
@@ -256,17 +258,23 @@ func (gs *Service) emitChange(m *history.Message) {
 }
 
 // receiptQueue gathers the IDs of messages stored, by group, for the
-// next delivered receipts.
+// next delivered receipts, and when each group's are due.
 type receiptQueue struct {
 	mu   sync.Mutex
 	ids  map[string][]string
+	due  map[string]time.Time
 	wake chan struct{}
 }
 
-func (q *receiptQueue) add(group, id string) {
+// add queues id for group's next receipt; period (called only when the
+// group has none due) is how long it gathers from now.
+func (q *receiptQueue) add(group, id string, period func() time.Duration) {
 	q.mu.Lock()
 	if q.ids == nil {
-		q.ids = map[string][]string{}
+		q.ids, q.due = map[string][]string{}, map[string]time.Time{}
+	}
+	if _, ok := q.due[group]; !ok {
+		q.due[group] = time.Now().Add(period())
 	}
 	q.ids[group] = append(q.ids[group], id)
 	q.mu.Unlock()
@@ -276,33 +284,72 @@ func (q *receiptQueue) add(group, id string) {
 	}
 }
 
-func (q *receiptQueue) take() map[string][]string {
+// take returns the IDs of the groups due at now, and when the next group
+// is due (zero: none).
+func (q *receiptQueue) take(now time.Time) (ids map[string][]string, next time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	ids := q.ids
-	q.ids = nil
-	return ids
+	for g, at := range q.due {
+		if at.After(now) {
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+			continue
+		}
+		if ids == nil {
+			ids = map[string][]string{}
+		}
+		ids[g] = q.ids[g]
+		delete(q.ids, g)
+		delete(q.due, g)
+	}
+	return ids, next
 }
 
-// runReceipts sends the delivered receipts: once something was stored,
-// it waits ReceiptDelay for more, then sends one receipt per group.
-func (gs *Service) runReceipts() {
-	delay := gs.cfg.ReceiptDelay
-	if delay == 0 {
-		delay = DefaultReceiptDelay
+// receiptMembers is the group size up to which a member gathers its
+// delivered receipts for ReceiptDelay; a larger group's members gather
+// for longer, in proportion, so that a group sees about receiptMembers
+// receipts per ReceiptDelay whatever its size: every member checks every
+// receipt, and fifty members each sending one a second, all at about the
+// same moment (they store the same messages at the same time), held the
+// group's messages up behind the burst (at 100 msg/s the p50 went from
+// 8-30 ms to 278 ms, and the highest rate from 800 to 400 msg/s).
+const receiptMembers = 10
+
+// receiptPeriod is how long this node gathers group g's delivered
+// receipts: ReceiptDelay, scaled with the group's size, and put off by up
+// to half of that at random, so that the members' receipts do not come at
+// one moment.
+func (gs *Service) receiptPeriod(g string) time.Duration {
+	d := gs.cfg.ReceiptDelay
+	if d == 0 {
+		d = DefaultReceiptDelay
 	}
+	if gr, err := gs.find(g); err == nil {
+		d = scaledReceiptDelay(d, len(gr.state().Members))
+	}
+	return d + rand.N(d/2+1)
+}
+
+// scaledReceiptDelay is delay for a group of members.
+func scaledReceiptDelay(delay time.Duration, members int) time.Duration {
+	return delay * time.Duration(max(1, members/receiptMembers))
+}
+
+// runReceipts sends the delivered receipts: once a group's messages were
+// stored, it waits its receiptPeriod for more, then sends its receipt.
+func (gs *Service) runReceipts() {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-gs.ctx.Done():
 			return
 		case <-gs.receipts.wake:
+		case <-timer.C:
 		}
-		select {
-		case <-gs.ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		for id, ids := range gs.receipts.take() {
+		due, next := gs.receipts.take(time.Now())
+		for id, ids := range due {
 			g, err := gs.member(id)
 			if err != nil {
 				continue
@@ -310,6 +357,9 @@ func (gs *Service) runReceipts() {
 			if err := gs.sendReceipts(gs.ctx, g, history.ReceiptDelivered, ids); err != nil {
 				gs.log.Info("delivered receipts", "group", id, "err", err)
 			}
+		}
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
 		}
 	}
 }
