@@ -174,3 +174,59 @@ func TestKilledMidBurstExactlyOnce(t *testing.T) {
 		t.Errorf("B has %d messages, A accepted %d", len(msgs), len(accepted))
 	}
 }
+
+// TestLoggedOutOnLANOnce: B logs out of the relay (relay remove) and
+// stays on the LAN, connected to A. A, told by the relay that B is
+// logged out, parks its message at once and still sends it directly: B
+// has it from the direct connection; when B logs in again and takes the
+// mailbox copy, it is not a second message.
+func TestLoggedOutOnLANOnce(t *testing.T) {
+	l := newDeliveryLab(t)
+	relayID := l.relay.ready["peer_id"]
+	loggedOut := time.Now().Add(-time.Second) // the two share a clock; a second of slack
+	mustRun(t, l.env, l.homeB, "relay", "remove", relayID)
+	nodetest.Eventually(t, 30*time.Second, "A hears from the relay that B logged out", func() bool {
+		var friends []struct {
+			PeerID   string    `json:"peer_id"`
+			LastSeen time.Time `json:"last_seen"`
+		}
+		json.Unmarshal([]byte(mustRun(t, l.env, l.homeA, "friend", "list", "--json")), &friends)
+		return len(friends) == 1 && friends[0].LastSeen.After(loggedOut)
+	})
+	out := mustRun(t, l.env, l.homeA, "send", l.idB, "on the LAN")
+	id := strings.Fields(out)[0]
+	bob := func() map[string]any {
+		var users []map[string]any
+		json.Unmarshal([]byte(mustRun(t, l.env, l.relayHome, "relay", "users", "--json")), &users)
+		for _, u := range users {
+			if u["name"] == "bob" {
+				return u
+			}
+		}
+		return nil
+	}
+	nodetest.Eventually(t, 30*time.Second, "B has it directly, and the relay holds a copy", func() bool {
+		u := bob()
+		return len(historyOf(t, l.env, l.homeB, l.idA)) == 1 && u != nil && u["mailbox_items"].(float64) >= 1
+	})
+	if out := mustRun(t, l.env, l.homeB, "message", "info", id); !strings.Contains(out, "received over a direct connection") {
+		t.Fatalf("message info on B: %q", out)
+	}
+
+	// B logs in again and takes the copy: nothing new.
+	mustRun(t, l.env, l.homeB, "relay", "add", l.addr)
+	nodetest.Eventually(t, 30*time.Second, "B takes the copy out of the mailbox", func() bool {
+		u := bob()
+		return u != nil && u["logged_in"] == true && u["mailbox_items"].(float64) == 0
+	})
+	msgs := historyOf(t, l.env, l.homeB, l.idA)
+	if len(msgs) != 1 || msgs[0]["id"] != id {
+		t.Fatalf("B's history after the mailbox copy: %v", msgs)
+	}
+	out = mustRun(t, l.env, l.homeA, "message", "info", id)
+	for _, want := range []string{"parked on relay " + relayID, "sent over a direct connection", "delivered"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("message info on A lacks %q: %q", want, out)
+		}
+	}
+}
