@@ -282,15 +282,22 @@ func (gs *Service) Leave(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// sendMu: no message of this node is numbered past the head the
+	// leave freezes.
+	gs.sendMu.Lock()
 	gs.opMu.Lock()
 	st := g.state()
-	o := &op{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(gs.cfg.Now())}
+	_, held := g.headOf(gs.self)
+	o := &op{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(gs.cfg.Now()),
+		LastSeq: held.maxOrZero()}
 	if err := signOp(gs.priv, o); err != nil {
 		gs.opMu.Unlock()
+		gs.sendMu.Unlock()
 		return err
 	}
 	applied, _, err := gs.applyOpsLocked(g, []*op{o}, nil)
 	gs.opMu.Unlock()
+	gs.sendMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -369,6 +376,9 @@ func (gs *Service) Send(ctx context.Context, id string, d history.Draft) (*histo
 // away. It returns the message stored, or the one a change changed (nil:
 // a receipt, or a change that changed nothing).
 func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*history.Message, error) {
+	if err := gs.awaitFreshKey(ctx, g); err != nil {
+		return nil, err
+	}
 	gs.sendMu.Lock()
 	m, env, err := gs.sealAndStore(g, w)
 	gs.sendMu.Unlock()
@@ -397,8 +407,45 @@ func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*his
 	return m, nil
 }
 
+// awaitFreshKey waits, while someone who left still holds the current
+// epoch's key, for the new epoch that shuts them out (rekeyAfterLeave
+// starts it, the members in turn): nothing is sealed with a key a former
+// member holds. It waits this node's own turn and a little more, then
+// fails.
+func (gs *Service) awaitFreshKey(ctx context.Context, g *group) error {
+	st := g.state()
+	if len(st.departed()) == 0 {
+		return nil
+	}
+	rank := max(0, slices.Index(st.rekeyOrder(), gs.self))
+	deadline := time.NewTimer(time.Duration(rank+1)*rekeyStagger + keyWait)
+	defer deadline.Stop()
+	for {
+		changed := g.watch()
+		st = g.state()
+		if st.Status != StatusMember {
+			return fmt.Errorf("%w %q (%s)", ErrNotMember, st.Name, st.Status)
+		}
+		if len(st.departed()) == 0 && st.Keys[st.Epoch] != nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return fmt.Errorf("group: group %q: a member left and the new key has not arrived yet: try again once a member is online", st.Name)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-gs.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
 func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *envelope, error) {
 	st := g.state()
+	if len(st.departed()) > 0 {
+		return nil, nil, fmt.Errorf("group: group %q: a member left and the new key has not arrived yet: try again", st.Name)
+	}
 	key := st.Keys[st.Epoch]
 	if key == nil {
 		return nil, nil, fmt.Errorf("group: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)

@@ -44,6 +44,25 @@ func ForgeEnvelope(s *Service, gid, text string) []byte {
 // members that pull. It returns the topic message and the envelope (as a
 // mailbox would hold it).
 func ForgeMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
+	return forgeMessage(s, gid, s.get(gid).state().Epoch, id, text)
+}
+
+// ForgeOldEpochMessage is a message of s to a group sealed with the key of
+// epoch that s kept (a member removed since, say), numbered and kept as s's
+// own: it returns the envelope as a mailbox would hold it.
+func ForgeOldEpochMessage(s *Service, gid string, epoch uint64, text string) []byte {
+	_, env := forgeMessage(s, gid, epoch, "", text)
+	return env
+}
+
+// EnvelopeEpoch is the epoch of an encoded envelope.
+func EnvelopeEpoch(b []byte) uint64 {
+	var e pb.Envelope
+	proto.Unmarshal(b, &e)
+	return e.GetEpoch()
+}
+
+func forgeMessage(s *Service, gid string, epoch uint64, id, text string) (topic, envelope []byte) {
 	gs := s
 	g := gs.get(gid)
 	st := g.state()
@@ -52,7 +71,10 @@ func ForgeMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
 	head, _ := g.headOf(gs.self)
 	seq := head.max() + 1
 	now := s.cfg.Now()
-	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, st.Keys[st.Epoch],
+	if id == "" {
+		id = history.GroupMessageID(g.gid, gs.self, seq, now.UnixMilli())
+	}
+	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, epoch, st.Keys[epoch],
 		&historypb.Message{Id: id, Kind: history.KindText, Text: text, Hlc: s.clk.Now(), SentAtMs: now.UnixMilli()})
 	if err != nil {
 		panic(err)

@@ -224,6 +224,9 @@ type group struct {
 	gid []byte
 
 	st atomic.Pointer[state]
+	// changed is closed (and replaced) each time st is: see watch.
+	chMu    sync.Mutex
+	changed chan struct{}
 
 	hmu   sync.Mutex
 	heads map[peer.ID]*seqSet
@@ -235,6 +238,27 @@ type group struct {
 }
 
 func (g *group) state() *state { return g.st.Load() }
+
+// watch is a channel closed at the next change of the state.
+func (g *group) watch() <-chan struct{} {
+	g.chMu.Lock()
+	defer g.chMu.Unlock()
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.changed
+}
+
+// setState replaces the state and wakes its watchers.
+func (g *group) setState(st *state) {
+	g.st.Store(st)
+	g.chMu.Lock()
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
+	g.chMu.Unlock()
+}
 
 func (g *group) has(author peer.ID, seq uint64) bool {
 	g.hmu.Lock()
@@ -460,18 +484,56 @@ func (gs *Service) start(ctx context.Context) error {
 		gid, _ := parseGID(id)
 		g := &group{id: id, gid: gid, heads: heads}
 		g.st.Store(st.clone())
+		if st.Schema < stateSchema {
+			if err := gs.migrate(ctx, g); err != nil {
+				return err
+			}
+		}
 		gs.mu.Lock()
 		gs.all[id] = g
 		gs.mu.Unlock()
 		gs.refreshFellows()
-		if st.Status == StatusMember {
+		if st := g.state(); st.Status == StatusMember {
 			if err := gs.subscribe(g); err != nil {
 				return err
 			}
-			gs.keepMembers(g.state())
+			gs.keepMembers(st)
+			if len(st.departed()) > 0 {
+				gs.rekeyAfterLeave(g)
+			}
 		}
 	}
 	return nil
+}
+
+// migrate rebuilds a group's state stored before stateSchema from its
+// log, keeping what is not from the log (keys, standing, friends owed).
+// A log that today's rules refuse (a removed member back by invite, say)
+// keeps its old state, with the new fields at their strictest: no
+// removed member's late message counts.
+func (gs *Service) migrate(ctx context.Context, g *group) error {
+	old := g.state()
+	ops := make([]*op, 0, old.Ops)
+	for i := range old.Ops {
+		so, err := gs.loadOp(ctx, g.id, i)
+		if err != nil {
+			return fmt.Errorf("group: migrate %s: %w", g.id, err)
+		}
+		o, err := opFromWire(so)
+		if err != nil {
+			return fmt.Errorf("group: migrate %s: %w", g.id, err)
+		}
+		ops = append(ops, o)
+	}
+	next, err := stateFromOps(ops)
+	if err != nil {
+		gs.log.Warn("group log refused by today's rules: state kept", "group", g.id, "err", err)
+		next = old.clone()
+	} else {
+		next.Keys, next.Status, next.Owe = old.Keys, old.Status, old.Owe
+	}
+	next.Schema = stateSchema
+	return gs.persist(g, next, nil)
 }
 
 // gossipOptions are the node's gossipsub settings but for how messages
@@ -649,10 +711,11 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		if env.Author == gs.self && from == gs.self {
 			return pubsub.ValidationAccept // sealed and stored here a moment ago
 		}
-		if !st.isMember(env.Author) {
+		if !st.isMember(env.Author) && !st.mayWrite(env.Author, env.Epoch, env.Seq) {
 			if st.wasMember(env.Author, env.Epoch) {
-				// A member removed or gone since, whose last frame was
-				// on its way: routine, and no fault of who forwarded it.
+				// A member removed or gone since, past the head its
+				// remove or leave froze: its frame may have been on its
+				// way, no fault of who forwarded it, but it does not count.
 				gs.log.Debug("ignored a frame of a former member", "group", g.id, "author", env.Author)
 				return pubsub.ValidationIgnore
 			}
@@ -1080,7 +1143,7 @@ func (gs *Service) persist(g *group, st *state, ops []*op) error {
 	if err := gs.sync(ctx); err != nil {
 		return err
 	}
-	g.st.Store(st)
+	g.setState(st)
 	gs.refreshFellows()
 	return nil
 }
@@ -1230,7 +1293,14 @@ func (gs *Service) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uin
 // each remaining member.
 func (gs *Service) rekey(ctx context.Context, g *group, kind string, target peer.ID) error {
 	key := newKey()
-	o, err := gs.appendOp(ctx, g, &op{Kind: kind, Target: target}, key)
+	o := &op{Kind: kind, Target: target}
+	if target != "" {
+		// The removed member's head is frozen at what this node holds of
+		// it: nothing it numbers later counts (state.mayWrite).
+		_, held := g.headOf(target)
+		o.LastSeq = held.maxOrZero()
+	}
+	o, err := gs.appendOp(ctx, g, o, key)
 	if err != nil {
 		return err
 	}

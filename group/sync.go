@@ -900,7 +900,7 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 		if key == nil {
 			continue
 		}
-		if !st.wasMember(env.Author, env.Epoch) || env.verify() != nil {
+		if !st.mayWrite(env.Author, env.Epoch, env.Seq) || env.verify() != nil {
 			gs.rejects.Add(1)
 			continue
 		}

@@ -439,6 +439,10 @@ type op struct {
 	Invite     *invite
 	TimeMS     int64
 	Nonce      []byte
+	// LastSeq is the frozen head of the member who goes (remove, leave).
+	LastSeq uint64
+	// InviteID is the invite withdrawn (revoke).
+	InviteID []byte
 
 	// raw is the encoded SignedOp, hash its SHA-256 (the next op's prev).
 	raw  []byte
@@ -447,7 +451,8 @@ type op struct {
 
 func (o *op) toWire() *pb.Op {
 	w := &pb.Op{GroupId: o.GroupID, Index: o.Index, Prev: o.Prev, Actor: []byte(o.Actor), Kind: o.Kind, Addrs: o.Addrs,
-		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce}
+		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce,
+		LastSeq: o.LastSeq, InviteId: o.InviteID}
 	if o.Target != "" {
 		w.Target = []byte(o.Target)
 	}
@@ -496,7 +501,7 @@ func opFromWire(so *pb.SignedOp) (*op, error) {
 	}
 	o := &op{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
 		Addrs: w.GetAddrs(), Name: w.GetName(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType(), Epoch: w.GetEpoch(),
-		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce()}
+		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce(), LastSeq: w.GetLastSeq(), InviteID: w.GetInviteId()}
 	if len(w.GetTarget()) > 0 {
 		if o.Target, err = peer.IDFromBytes(w.GetTarget()); err != nil {
 			return nil, fmt.Errorf("%w: op target: %v", ErrBadFrame, err)
@@ -730,6 +735,14 @@ func (s *seqSet) add(seq uint64) {
 		delete(s.Extra, s.Contig+1)
 		s.Contig++
 	}
+}
+
+// maxOrZero is max of a head that may be nil (nothing held: 0).
+func (s *seqSet) maxOrZero() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.max()
 }
 
 // max is the highest seq held.
