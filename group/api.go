@@ -7,6 +7,7 @@ package group
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -209,6 +210,50 @@ func (gs *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.
 		code.Members = append(code.Members, info)
 	}
 	return encodeInviteCode(code)
+}
+
+// RevokeInvite withdraws an invite of a group (an admin only): ref is
+// the invite code or its ID (InviteID). The revoke is a signed op: every
+// member refuses the invite from then on.
+func (gs *Service) RevokeInvite(ctx context.Context, id, ref string) error {
+	g, _, err := gs.admin(id, "revoke an invite of")
+	if err != nil {
+		return err
+	}
+	ivID, err := inviteIDOf(ref)
+	if err != nil {
+		return err
+	}
+	if c, err := decodeInviteCode(ref); err == nil && !sameBytes(c.Invite.GroupID, g.gid) {
+		return fmt.Errorf("group: %w: the invite is of another group", ErrInvalid)
+	}
+	if g.state().Revoked[hex.EncodeToString(ivID)] {
+		return nil
+	}
+	_, err = gs.appendOp(ctx, g, &op{Kind: OpRevoke, InviteID: ivID}, nil)
+	return err
+}
+
+// InviteID is the ID of an invite (hex) given its code or its ID.
+func InviteID(ref string) (string, error) {
+	id, err := inviteIDOf(ref)
+	return hex.EncodeToString(id), err
+}
+
+func inviteIDOf(ref string) ([]byte, error) {
+	ref = strings.TrimSpace(ref)
+	if strings.HasPrefix(ref, inviteCodeTag) {
+		c, err := decodeInviteCode(ref)
+		if err != nil {
+			return nil, err
+		}
+		return c.Invite.ID, nil
+	}
+	b, err := hex.DecodeString(ref)
+	if err != nil || len(b) != inviteIDLen {
+		return nil, fmt.Errorf("%w: neither an invite code nor an invite ID (%d hex digits)", ErrBadInvite, 2*inviteIDLen)
+	}
+	return b, nil
 }
 
 // Add adds a friend to a group directly (an admin only); the friend

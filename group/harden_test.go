@@ -4,6 +4,7 @@ package group_test
 // newcomer and a backdating member can and cannot do.
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -60,4 +61,63 @@ func TestNoSealWithKeyOfDeparted(t *testing.T) {
 	}
 }
 
-var _ = time.Second
+// TestRemovedMemberCannotRejoinWithOldInvite: a member removed comes back
+// only by an admin's explicit add, not with the invite it joined by.
+func TestRemovedMemberCannotRejoinWithOldInvite(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	code, err := a.GroupService().Invite(bg, gid, 0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, nodetest.Options{})
+	if _, err := c.GroupService().Join(bg, code); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitMembers(t, []*node.Node{a, b, c}, gid, 3)
+	evC := nodetest.Events(t, c)
+	if err := a.GroupService().Kick(bg, gid, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evC, group.EventUpdate, func(d any) bool {
+		e := d.(group.UpdateEvent)
+		return e.Op == group.OpRemove && e.Target == c.ID()
+	})
+	if _, err := c.GroupService().Join(bg, code); !errors.Is(err, group.ErrRemoved) {
+		t.Fatalf("the removed member rejoins with its old invite: %v", err)
+	}
+	nodetest.WaitMembers(t, []*node.Node{a, b}, gid, 2)
+	// An admin's explicit add brings it back.
+	nodetest.Befriend(t, a, c)
+	if _, err := a.GroupService().Add(bg, gid, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitMembers(t, []*node.Node{a, b, c}, gid, 3)
+}
+
+// TestRevokedInviteRefused: an admin withdraws an invite (a signed op);
+// every member refuses it from then on, whoever is asked.
+func TestRevokedInviteRefused(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	code, err := a.GroupService().Invite(bg, gid, 0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evB := nodetest.Events(t, b)
+	if err := a.GroupService().RevokeInvite(bg, gid, code); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evB, group.EventUpdate, func(d any) bool {
+		return d.(group.UpdateEvent).Op == group.OpRevoke
+	})
+	a.Close() // b is asked, and b knows
+	c := nodetest.Start(t, nodetest.Options{})
+	if _, err := c.GroupService().Join(bg, code); !errors.Is(err, group.ErrInviteRevoked) {
+		t.Fatalf("a revoked invite: %v", err)
+	}
+	// Only an admin revokes.
+	if err := b.GroupService().RevokeInvite(bg, gid, code); !errors.Is(err, group.ErrNotAdmin) {
+		t.Fatalf("a member revokes: %v", err)
+	}
+}

@@ -286,6 +286,12 @@ func (st *state) apply(o *op) error {
 		if !st.isAdmin(o.Actor) && o.Invite == nil {
 			return deny("not an admin, and no invite")
 		}
+		if o.Invite != nil && st.Removed[o.Target.String()] {
+			return deny("the target was removed: only an admin's explicit add brings it back")
+		}
+		if o.Invite != nil && st.Revoked[hex.EncodeToString(o.Invite.ID)] {
+			return deny("the invite was revoked")
+		}
 		// An add by invite obeys the invite, whoever admits: an admin
 		// too cannot stretch a code past its uses or its expiry.
 		if iv := o.Invite; iv != nil {
@@ -336,6 +342,11 @@ func (st *state) apply(o *op) error {
 			return deny("not an admin, or the target is not a member")
 		}
 		st.Members[o.Target].Role = RoleAdmin
+	case OpRevoke:
+		if !st.isAdmin(o.Actor) {
+			return deny("not an admin")
+		}
+		st.Revoked[hex.EncodeToString(o.InviteID)] = true
 	case OpRename:
 		if !st.isAdmin(o.Actor) {
 			return deny("not an admin")

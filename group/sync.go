@@ -200,6 +200,12 @@ func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 		case !st.isAdmin(iv.Admin):
 			refuseSync(w, CodeBadInvite, "the invite was signed by someone who is not an admin of the group")
 			return
+		case st.Removed[from.String()]:
+			refuseSync(w, CodeRemoved, "you were removed from the group; only an admin's explicit add brings you back")
+			return
+		case st.Revoked[hex.EncodeToString(iv.ID)]:
+			refuseSync(w, CodeInviteRevoked, "an admin revoked the invite")
+			return
 		case !now.Before(iv.Expires):
 			refuseSync(w, CodeInviteExpired, "the invite expired at "+iv.Expires.UTC().Format(time.RFC3339))
 			return
@@ -511,6 +517,10 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 			return nil, fmt.Errorf("%w (%s)", ErrInviteUsedUp, last.GetMessage())
 		case CodeBadInvite:
 			return nil, fmt.Errorf("%w: %s", ErrBadInvite, last.GetMessage())
+		case CodeInviteRevoked:
+			return nil, fmt.Errorf("%w (%s)", ErrInviteRevoked, last.GetMessage())
+		case CodeRemoved:
+			return nil, fmt.Errorf("%w (%s)", ErrRemoved, last.GetMessage())
 		default:
 			lastErr = fmt.Errorf("%w: %s: %s", ErrRefused, m.ID, last.GetMessage())
 			continue

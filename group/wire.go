@@ -203,6 +203,8 @@ const (
 	MaxAvatarBytes = history.MaxAvatarBytes
 	// groupIDLen is the length of a group ID in bytes (hex: twice that).
 	groupIDLen = 16
+	// inviteIDLen is the length of an invite's random ID.
+	inviteIDLen = 16
 	keyLen     = chacha20poly1305.KeySize
 )
 
@@ -217,6 +219,8 @@ const (
 	CodeInviteExpired = 11
 	CodeInviteUsedUp  = 12
 	CodeBadInvite     = 13
+	CodeInviteRevoked = 14
+	CodeRemoved       = 15
 )
 
 // Errors of groups.
@@ -237,6 +241,10 @@ var (
 	ErrInviteExpired = errors.New("group: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
 	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
 	ErrBadInvite     = errors.New("group: not a valid invite code")
+	ErrInviteRevoked = errors.New("group: an admin revoked the invite: ask a group admin for a new one (`meshtalk group invite`)")
+	// ErrRemoved: a member removed comes back only by an admin's explicit
+	// add, not with an invite.
+	ErrRemoved = errors.New("group: you were removed from the group: only an admin can add you back (`meshtalk group add`)")
 	ErrUnreachable   = errors.New("group: no member of the group could be reached")
 	errBadSignature  = errors.New("group: bad signature")
 )
@@ -250,6 +258,7 @@ const (
 	OpRekey   = "rekey"
 	OpPromote = "promote"
 	OpRename  = "rename"
+	OpRevoke  = "revoke"
 )
 
 // Signing domains: a signature for one purpose is never valid for another.
@@ -557,6 +566,10 @@ func (o *op) checkForm() error {
 		}
 	case OpLeave, OpRename:
 	case OpRekey:
+	case OpRevoke:
+		if len(o.InviteID) != inviteIDLen {
+			return bad("invite ID")
+		}
 	default:
 		return fmt.Errorf("%w: unknown op %q", ErrBadFrame, o.Kind)
 	}
@@ -627,7 +640,7 @@ func inviteFromWire(w *pb.Invite) (*invite, error) {
 	}
 	iv := &invite{GroupID: w.GetGroupId(), ID: w.GetInviteId(), Uses: w.GetUses(), Expires: time.UnixMilli(w.GetExpiresMs()),
 		Admin: admin, Signature: w.GetSignature()}
-	if len(iv.GroupID) != groupIDLen || len(iv.ID) != 16 || len(iv.Signature) == 0 || len(iv.Signature) > 128 {
+	if len(iv.GroupID) != groupIDLen || len(iv.ID) != inviteIDLen || len(iv.Signature) == 0 || len(iv.Signature) > 128 {
 		return nil, fmt.Errorf("%w: fields", ErrBadInvite)
 	}
 	ok, err := verifySig(admin, iv.signed(), iv.Signature)
