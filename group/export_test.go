@@ -312,3 +312,25 @@ func StoredEnvelope(s *Service, gid string, author peer.ID, seq uint64) []byte {
 	}
 	return b
 }
+
+// ForgeInviteAdd is a topic message carrying an add of target by s with
+// the invite code, dated at: what a member that backdates an add would
+// publish.
+func ForgeInviteAdd(s *Service, gid, code string, target peer.ID, at time.Time) []byte {
+	c, err := decodeInviteCode(code)
+	if err != nil {
+		panic(err)
+	}
+	g := s.get(gid)
+	st := g.state()
+	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: OpAdd, Target: target,
+		Invite: c.Invite, TimeMS: at.UnixMilli()}
+	if err := signOp(s.priv, o); err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
+	return b
+}
+
+// Ops is how many ops of a group's log s holds.
+func Ops(s *Service, gid string) uint64 { return s.get(gid).state().Ops }

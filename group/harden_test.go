@@ -5,6 +5,7 @@ package group_test
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,5 +120,48 @@ func TestRevokedInviteRefused(t *testing.T) {
 	// Only an admin revokes.
 	if err := b.GroupService().RevokeInvite(bg, gid, code); !errors.Is(err, group.ErrNotAdmin) {
 		t.Fatalf("a member revokes: %v", err)
+	}
+}
+
+// TestBackdatedAddWithExpiredInviteIgnored: no op happened since an
+// invite expired, and a member admits someone with it, dating the add
+// before the expiry; the others check the add against their own clocks
+// and do not take it.
+func TestBackdatedAddWithExpiredInviteIgnored(t *testing.T) {
+	var skew atomic.Int64
+	skew.Store(int64(-3 * time.Hour))
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	nodes := make([]*node.Node, 3)
+	for i := range nodes {
+		nodes[i] = nodetest.Start(t, nodetest.Options{Clock: clock})
+	}
+	a, m, b := nodes[0], nodes[1], nodes[2]
+	// The group's log ends three hours ago; the invite expired two hours
+	// ago.
+	gid := nodetest.JoinGroup(t, nodes, "crew")
+	nodetest.WaitMembers(t, nodes, gid, 3)
+	code, err := a.GroupService().Invite(bg, gid, 0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skew.Store(0)
+	stranger := nodetest.Start(t, nodetest.Options{})
+	before := group.Ops(b.GroupService(), gid)
+	forged := group.ForgeInviteAdd(m.GroupService(), gid, code, stranger.ID(), time.Now().Add(-150*time.Minute))
+	if err := group.PublishTopic(bg, m.GroupService(), gid, forged); err != nil {
+		t.Fatal(err)
+	}
+	// A later op of a's shows b has had time to take the forged one.
+	evB := nodetest.Events(t, b)
+	name := "crew two"
+	if _, err := a.GroupService().Rename(bg, gid, &name, nil); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evB, group.EventUpdate, func(d any) bool {
+		e := d.(group.UpdateEvent)
+		return e.Op == group.OpRename || (e.Op == group.OpAdd && e.Target == stranger.ID())
+	})
+	if members, _ := b.GroupService().Members(bg, gid); len(members) != 3 {
+		t.Fatalf("b took a backdated add with an expired invite: %d members (ops %d, then %d)", len(members), before, group.Ops(b.GroupService(), gid))
 	}
 }

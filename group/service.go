@@ -758,7 +758,7 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 			gs.wantPull(g.id, from, 0)
 			return pubsub.ValidationIgnore
 		}
-		if err := gs.checkOpTime(o); err != nil {
+		if err := gs.checkOpTime(o); err != nil || gs.staleAdd(o) {
 			// A matter of clocks, not of validity: members whose clocks
 			// differ may disagree, so nobody is penalised for it.
 			return pubsub.ValidationIgnore
@@ -1059,6 +1059,21 @@ func (gs *Service) checkOpTime(o *op) error {
 	return nil
 }
 
+// staleAdd reports whether o is an add by an invite that has expired by
+// this node's clock, dated more than maxOpAhead before that clock: what
+// a member would publish who backdated an add to use an expired invite
+// while no op had happened since it expired (apply checks the invite
+// against the op's own time only). Such an add is not taken when it is
+// the latest op this node hears of; an add that later ops follow was
+// taken by the members who appended those.
+func (gs *Service) staleAdd(o *op) bool {
+	if o.Kind != OpAdd || o.Invite == nil || o.Actor == gs.self {
+		return false
+	}
+	now := gs.cfg.Now()
+	return !now.Before(o.Invite.Expires) && now.Sub(time.UnixMilli(o.TimeMS)) > maxOpAhead
+}
+
 // applyOps applies ops that follow g's log, in order, durably. It stops
 // at the first that does not follow (gap: the caller pulls) and fails on
 // one that may not follow.
@@ -1073,12 +1088,16 @@ func (gs *Service) applyOps(g *group, ops []*op) (applied []*op, gap bool, err e
 func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (applied []*op, gap bool, err error) {
 	st := g.state()
 	next := st.clone()
-	for _, o := range ops {
+	for i, o := range ops {
 		if o.Index < next.Ops {
 			continue
 		}
 		if o.Index > next.Ops {
 			gap = true
+			break
+		}
+		if i == len(ops)-1 && gs.staleAdd(o) {
+			gs.log.Info("ignored a backdated add with an expired invite", "group", g.id, "actor", o.Actor, "target", o.Target)
 			break
 		}
 		if terr := gs.checkOpTime(o); terr != nil {

@@ -76,7 +76,11 @@ package group
 // dated back cannot use an invite that has expired since), and its actor
 // dates it no earlier than that one whatever its own clock says. One
 // dated more than an hour ahead of a member's clock waits (the validator
-// ignores it) until that clock is near enough.
+// ignores it) until that clock is near enough. And an add by an invite
+// that has expired by the member's clock, dated more than an hour before
+// that clock, is not taken while it is the latest op the member hears of
+// (no op since the expiry would otherwise stop a backdated add): it
+// counts once later ops follow it, appended by members who took it.
 //
 // Every member checks every operation against the log before it applies
 // it, and applies the log in order: an operation at an index it does not
