@@ -209,7 +209,7 @@ const (
 	groupIDLen = 16
 	// inviteIDLen is the length of an invite's random ID.
 	inviteIDLen = 16
-	keyLen     = chacha20poly1305.KeySize
+	keyLen      = chacha20poly1305.KeySize
 )
 
 // Codes of groupsync refusals, stable across versions (0 to 4 are those
@@ -248,9 +248,9 @@ var (
 	ErrInviteRevoked = errors.New("group: an admin revoked the invite: ask a group admin for a new one (`meshtalk group invite`)")
 	// ErrRemoved: a member removed comes back only by an admin's explicit
 	// add, not with an invite.
-	ErrRemoved = errors.New("group: you were removed from the group: only an admin can add you back (`meshtalk group add`)")
-	ErrUnreachable   = errors.New("group: no member of the group could be reached")
-	errBadSignature  = errors.New("group: bad signature")
+	ErrRemoved      = errors.New("group: you were removed from the group: only an admin can add you back (`meshtalk group add`)")
+	ErrUnreachable  = errors.New("group: no member of the group could be reached")
+	errBadSignature = errors.New("group: bad signature")
 )
 
 // Operation kinds.
