@@ -406,6 +406,21 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 	if err != nil {
 		return nil, err
 	}
+	gs.keepPushed(st, members)
+	gs.keepMembers(st)
+	if err := gs.subscribe(g); err != nil {
+		return nil, err
+	}
+	gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: "join", Actor: via, Target: gs.self, Status: st.Status})
+	if st.Keys[st.Epoch] == nil {
+		gs.wantPull(g.id, via, 0)
+	}
+	return g, nil
+}
+
+// keepPushed keeps connected the members a join answer or a push named,
+// at the addresses it gave.
+func (gs *Service) keepPushed(st *state, members []*pb.PeerAddrs) {
 	for _, m := range members {
 		if info, ok := peerAddrsFromWire(m); ok && info.ID != gs.self {
 			if len(info.Addrs) > 0 {
@@ -418,15 +433,6 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 			gs.keep(info.ID, as)
 		}
 	}
-	gs.keepMembers(st)
-	if err := gs.subscribe(g); err != nil {
-		return nil, err
-	}
-	gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: "join", Actor: via, Target: gs.self, Status: st.Status})
-	if st.Keys[st.Epoch] == nil {
-		gs.wantPull(g.id, via, 0)
-	}
-	return g, nil
 }
 
 // Join joins a group with an invite code: it asks the members the
