@@ -334,3 +334,17 @@ func ForgeInviteAdd(s *Service, gid, code string, target peer.ID, at time.Time) 
 
 // Ops is how many ops of a group's log s holds.
 func Ops(s *Service, gid string) uint64 { return s.get(gid).state().Ops }
+
+// KeepPushed has s take members as a join answer or a push to a group
+// would name them.
+func KeepPushed(s *Service, gid string, members []peer.AddrInfo) {
+	var w []*pb.PeerAddrs
+	for _, m := range members {
+		pa := &pb.PeerAddrs{Peer: []byte(m.ID)}
+		for _, a := range m.Addrs {
+			pa.Addrs = append(pa.Addrs, a.String())
+		}
+		w = append(w, pa)
+	}
+	s.keepPushed(s.get(gid).state(), w)
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
@@ -163,5 +165,36 @@ func TestBackdatedAddWithExpiredInviteIgnored(t *testing.T) {
 	})
 	if members, _ := b.GroupService().Members(bg, gid); len(members) != 3 {
 		t.Fatalf("b took a backdated add with an expired invite: %d members (ops %d, then %d)", len(members), before, group.Ops(b.GroupService(), gid))
+	}
+}
+
+// kept reports whether n holds a connection to p for its groups or
+// friends (discovery's keep-alive protects it).
+func kept(n *node.Node, p peer.ID) bool {
+	return n.Host().ConnManager().IsProtected(p, "meshtalk-keep")
+}
+
+// TestPushedMembersOnlyFromLog: a join answer or a push that names
+// peers the signed log does not make members has none of them kept
+// connected.
+func TestPushedMembersOnlyFromLog(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a := nodes[0]
+	stranger := nodetest.Start(t, nodetest.Options{})
+	group.KeepPushed(a.GroupService(), gid, []peer.AddrInfo{{ID: stranger.ID(), Addrs: stranger.Host().Addrs()}})
+	if kept(a, stranger.ID()) {
+		t.Fatal("a keeps a peer connected that a pushed member list named and the log does not")
+	}
+}
+
+// TestRemovedMemberNotKept: once a member is removed, the members stop
+// holding a connection to it.
+func TestRemovedMemberNotKept(t *testing.T) {
+	a, b, c, _ := kickedOfThree(t)
+	for _, n := range []*node.Node{a, b} {
+		if !kept(n, a.ID()) && !kept(n, b.ID()) {
+			t.Fatalf("%s keeps no member: the test cannot tell", n.ID())
+		}
+		nodetest.Eventually(t, 5*time.Second, "the removed member is no longer kept", func() bool { return !kept(n, c.ID()) })
 	}
 }

@@ -1024,6 +1024,23 @@ func (gs *Service) keepMembers(st *state) {
 	}
 }
 
+// letGo stops keeping p connected, unless p is a friend or a member of
+// a group this node is in.
+func (gs *Service) letGo(p peer.ID) {
+	if gs.cfg.Keeper == nil || p == gs.self {
+		return
+	}
+	for _, g := range gs.list() {
+		if st := g.state(); st.Status == StatusMember && st.isMember(p) {
+			return
+		}
+	}
+	if _, friend, err := gs.cfg.Friends.FriendAddrs(gs.ctx, p); err != nil || friend {
+		return
+	}
+	gs.cfg.Keeper.Unkeep(p)
+}
+
 func (gs *Service) keep(p peer.ID, addrs []string) {
 	if gs.cfg.Keeper == nil || p == gs.self {
 		return
@@ -1177,10 +1194,14 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		case OpAdd:
 			gs.keep(o.Target, o.Addrs)
 		case OpLeave:
+			gs.letGo(o.Actor)
 			if o.Actor != gs.self && st.Status == StatusMember {
 				gs.rekeyAfterLeave(g)
 			}
 		case OpRemove, OpRekey:
+			if o.Kind == OpRemove {
+				gs.letGo(o.Target)
+			}
 			if o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
 				gs.rekeyIfKeyless(g, o.Epoch)
 			}
@@ -1190,6 +1211,9 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		gs.run.Go(func() {
 			gs.unsubscribe(g)
 		})
+		for p := range st.Members {
+			gs.letGo(p)
+		}
 	} else if slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
 		// Back in after a leave or a removal: the topic and the members
 		// again.

@@ -418,11 +418,16 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 	return g, nil
 }
 
+// maxPushedMembers bounds the members of a join answer or a push whose
+// addresses are taken (the rest are kept at the addresses of the log).
+const maxPushedMembers = 1024
+
 // keepPushed keeps connected the members a join answer or a push named,
-// at the addresses it gave.
+// at the addresses it gave. The list is unsigned: only members of the
+// verified log st are taken, at most maxPushedMembers.
 func (gs *Service) keepPushed(st *state, members []*pb.PeerAddrs) {
-	for _, m := range members {
-		if info, ok := peerAddrsFromWire(m); ok && info.ID != gs.self {
+	for _, m := range members[:min(len(members), maxPushedMembers)] {
+		if info, ok := peerAddrsFromWire(m); ok && info.ID != gs.self && st.isMember(info.ID) {
 			if len(info.Addrs) > 0 {
 				gs.h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
 			}
