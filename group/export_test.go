@@ -348,3 +348,16 @@ func KeepPushed(s *Service, gid string, members []peer.AddrInfo) {
 	}
 	s.keepPushed(s.get(gid).state(), w)
 }
+
+// PullEverything asks p for a group's messages as a member that holds
+// none would, and counts the envelopes p answers (it stores nothing).
+func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (int, error) {
+	g := s.get(gid)
+	n := 0
+	_, err := s.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: &pb.Pull{GroupId: g.gid, Ops: g.state().Ops}}},
+		func(f *pb.SyncFrame) error {
+			n += len(f.GetEnvelopes())
+			return nil
+		})
+	return n, err
+}

@@ -4,11 +4,14 @@ package group_test
 // newcomer and a backdating member can and cannot do.
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/group"
@@ -198,3 +201,53 @@ func TestRemovedMemberNotKept(t *testing.T) {
 		nodetest.Eventually(t, 5*time.Second, "the removed member is no longer kept", func() bool { return !kept(n, c.ID()) })
 	}
 }
+
+// TestStrangerGetsNoGroupTraffic: a stranger connected to the members
+// subscribes to a group's topic (its ID leaked, say); the members admit
+// only members to the topic's mesh and gossip, so it receives nothing.
+func TestStrangerGetsNoGroupTraffic(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 3)
+	// A plain libp2p host with gossipsub as it comes, unsigned messages
+	// allowed (as the group topics carry).
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ctx, stop := context.WithCancel(bg)
+	t.Cleanup(stop)
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if err := h.Connect(bg, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topic, err := ps.Join(group.Topic(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	// The stranger's subscription has reached the members when it sees
+	// theirs: the announcements cross.
+	nodetest.Eventually(t, 10*time.Second, "the stranger sees the members on the topic", func() bool {
+		return len(topic.ListPeers()) == len(nodes)
+	})
+	w := watchGroup(t, nodes[2], gid)
+	const sent = 30
+	sendTexts(t, nodes[0], gid, "members only", sent)
+	sendTexts(t, nodes[1], gid, "members only too", sent)
+	w.Wait(2*sent, 30*time.Second)
+	rctx, cancel := context.WithTimeout(bg, 2*time.Second)
+	defer cancel()
+	if m, err := sub.Next(rctx); err == nil {
+		t.Fatalf("the stranger got the group's traffic from %s", m.ReceivedFrom)
+	}
+}
+

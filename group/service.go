@@ -209,6 +209,9 @@ type Service struct {
 	scores     atomic.Pointer[map[peer.ID]float64]
 	scoreReads atomic.Int64
 	fellows    fellows
+	// topics is the groups by topic name, for gossipsub's filters
+	// (filter.go).
+	topics atomic.Pointer[map[string]*group]
 
 	// receipts gathers delivered receipts for runReceipts (changes.go).
 	receipts receiptQueue
@@ -420,7 +423,7 @@ func (gs *Service) start(ctx context.Context) error {
 		}
 	}
 	var err error
-	gs.ps, err = pubsub.NewGossipSub(gs.ctx, gs.h, append(gs.gossipOptions(),
+	gs.ps, err = pubsub.NewGossipSub(gs.ctx, gs.h, append(append(gs.gossipOptions(), gs.filterOptions()...),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), scoreInspectPeriod),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pspb.Message) string {

@@ -180,7 +180,7 @@ import (
 const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
 
 // Topic is the gossipsub topic of group id.
-func Topic(id string) string { return "/meshtalk/group/" + id }
+func Topic(id string) string { return topicPrefix + id }
 
 // Limits of the group protocols.
 const (
