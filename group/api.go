@@ -273,7 +273,8 @@ func (gs *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error)
 	if !friend {
 		return nil, fmt.Errorf("%w: %s (only friends can be added directly; send an invite code instead)", ErrNotFriend, p)
 	}
-	if _, err := gs.appendOp(ctx, g, &op{Kind: OpAdd, Target: p, Addrs: addrs}, nil); err != nil {
+	// A new epoch: the newcomer reads nothing sent before its add.
+	if _, err := gs.startEpoch(ctx, g, &op{Kind: OpAdd, Target: p, Addrs: addrs}, false); err != nil {
 		return nil, err
 	}
 	gs.opMu.Lock()
@@ -456,10 +457,11 @@ func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*his
 // epoch's key, for the new epoch that shuts them out (rekeyAfterLeave
 // starts it, the members in turn): nothing is sealed with a key a former
 // member holds. It waits this node's own turn and a little more, then
-// fails.
+// fails. It waits as well for the key of an epoch that a member just
+// started (an add, a removal), which is on its way.
 func (gs *Service) awaitFreshKey(ctx context.Context, g *group) error {
 	st := g.state()
-	if len(st.departed()) == 0 {
+	if len(st.departed()) == 0 && st.Keys[st.Epoch] != nil {
 		return nil
 	}
 	rank := max(0, slices.Index(st.rekeyOrder(), gs.self))

@@ -29,7 +29,11 @@ func Postponed(s *Service) int64 { return s.postponed.Load() }
 // its own making: what a non-member could publish.
 func ForgeEnvelope(s *Service, gid, text string) []byte {
 	id, _ := parseGID(gid)
-	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, 0, newKey(),
+	var epoch uint64 // the group's current epoch, as far as s knows
+	if g := s.get(gid); g != nil {
+		epoch = g.state().Epoch
+	}
+	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, epoch, newKey(),
 		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
 	if err != nil {
 		panic(err)
@@ -360,4 +364,21 @@ func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (int
 			return nil
 		})
 	return n, err
+}
+
+// ForgeForkedOp is an op of kind on target signed by s at the next index
+// of s's log but chained to another op before it (prev): what a member
+// hears when two admins appended at one index and it kept the other.
+func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
+	g := s.get(gid)
+	st := g.state()
+	prev := make([]byte, len(st.LastHash))
+	copy(prev, st.LastHash)
+	prev[0] ^= 1
+	o := &op{GroupID: g.gid, Index: st.Ops, Prev: prev, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	if err := signOp(s.priv, o); err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
+	return b
 }

@@ -47,13 +47,15 @@ func (gs *Service) topicGroup(name string) *group {
 }
 
 // peerFilter admits p on a group's topic (mesh, gossip, IWANT) only
-// while the group's log makes it a member; other topics are not groups'.
+// while the group's log makes it a member; other topics, and those of
+// groups this node does not know (it is no member: nothing of its to
+// keep), are not its business.
 func (gs *Service) peerFilter(p peer.ID, topic string) bool {
 	if !strings.HasPrefix(topic, topicPrefix) {
 		return true
 	}
 	g := gs.topicGroup(topic)
-	return g != nil && g.state().isMember(p)
+	return g == nil || g.state().isMember(p)
 }
 
 // subFilter drops a peer's subscriptions to the topics of groups that

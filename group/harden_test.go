@@ -25,7 +25,8 @@ import (
 // the remove op froze its head, so the member stores nothing.
 func TestKickedMemberCannotWriteByMailbox(t *testing.T) {
 	a, b, c, gid := kickedOfThree(t)
-	env := group.ForgeOldEpochMessage(c.GroupService(), gid, 0, "still writing")
+	// The epoch before the kick's, whose key c holds.
+	env := group.ForgeOldEpochMessage(c.GroupService(), gid, epochOf(t, c, gid)-1, "still writing")
 	seq := group.ParkedSeq(env)
 	for _, n := range []*node.Node{a, b} {
 		if err := n.GroupService().ReceiveParked(bg, [][]byte{env}); err != nil {
@@ -50,6 +51,7 @@ func TestNoSealWithKeyOfDeparted(t *testing.T) {
 		sender = rest[1]
 	}
 	ev := nodetest.Events(t, sender)
+	e0 := epochOf(t, sender, gid)
 	if err := leaver.GroupService().Leave(bg, gid); err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +64,8 @@ func TestNoSealWithKeyOfDeparted(t *testing.T) {
 	}
 	s := sender.GroupService()
 	seq := group.Seq(s, gid, sender.ID())
-	if ep := group.EnvelopeEpoch(group.StoredEnvelope(s, gid, sender.ID(), seq)); ep == 0 {
-		t.Fatal("sealed with the key of epoch 0, which the member who left holds")
+	if ep := group.EnvelopeEpoch(group.StoredEnvelope(s, gid, sender.ID(), seq)); ep <= e0 {
+		t.Fatalf("sealed with the key of epoch %d, which the member who left holds", ep)
 	}
 }
 
@@ -251,3 +253,61 @@ func TestStrangerGetsNoGroupTraffic(t *testing.T) {
 	}
 }
 
+// TestNewcomerReadsNothingSentBeforeItsAdd: a member that joins is served
+// nothing sent before its add, however it asks, and cannot open the
+// envelopes the join answer proves the heads with.
+func TestNewcomerReadsNothingSentBeforeItsAdd(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	wb := watchGroup(t, b, gid)
+	const before = 5
+	sendTexts(t, a, gid, "before c", before)
+	wb.Wait(before, 30*time.Second)
+	code, err := a.GroupService().Invite(bg, gid, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, nodetest.Options{})
+	if _, err := c.GroupService().Join(bg, code); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitMembers(t, []*node.Node{a, b, c}, gid, 3)
+	n, err := group.PullEverything(bg, c.GroupService(), gid, b.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("b served the newcomer %d envelopes sent before its add", n)
+	}
+	seq := group.Seq(a.GroupService(), gid, a.ID())
+	if _, err := group.TryDecrypt(bg, a.GroupService(), c.GroupService(), gid, a.ID(), seq); err == nil {
+		t.Fatal("the newcomer opens a message sent before its add")
+	}
+}
+
+// TestForkedOpIgnoredNotRejected: an admin's op that follows another op
+// at the index before than the one a member holds (a fork: two admins
+// appended at once) is ignored, not rejected: whoever forwards it is not
+// penalised for the fork.
+func TestForkedOpIgnoredNotRejected(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 3)
+	a, b := nodes[0], nodes[1]
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	before := group.Rejects(b.GroupService())
+	if err := group.PublishTopic(ctx, a.GroupService(), gid, group.ForgeForkedOp(a.GroupService(), gid, group.OpPromote, nodes[2].ID())); err != nil {
+		t.Fatal(err)
+	}
+	// A valid op after it shows b has seen the forked one.
+	evB := nodetest.Events(t, b)
+	if _, err := a.GroupService().Promote(bg, gid, b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evB, group.EventUpdate, func(d any) bool { return d.(group.UpdateEvent).Op == group.OpPromote })
+	if got := group.Rejects(b.GroupService()); got != before {
+		t.Fatalf("b rejected %d messages: an op that only follows another parent counts as invalid", got-before)
+	}
+	if score, _ := group.Score(b.GroupService(), a.ID()); score < 0 {
+		t.Fatalf("a's score at b fell to %v", score)
+	}
+}

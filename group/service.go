@@ -761,6 +761,13 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 			gs.wantPull(g.id, from, 0)
 			return pubsub.ValidationIgnore
 		}
+		if !sameBytes(o.Prev, st.LastHash) {
+			// A fork: it follows another op at the index before (two
+			// admins appended at once). Not this peer's fault, nor
+			// invalid as such: ignored, not rejected.
+			gs.log.Info("ignored a group op of another branch of the log", "group", g.id, "op", o.Kind, "actor", o.Actor, "index", o.Index)
+			return pubsub.ValidationIgnore
+		}
 		if err := gs.checkOpTime(o); err != nil || gs.staleAdd(o) {
 			// A matter of clocks, not of validity: members whose clocks
 			// differ may disagree, so nobody is penalised for it.
@@ -1196,6 +1203,9 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		switch o.Kind {
 		case OpAdd:
 			gs.keep(o.Target, o.Addrs)
+			if len(o.KeyHash) > 0 && o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
+				gs.rekeyIfKeyless(g, o.Epoch)
+			}
 		case OpLeave:
 			gs.letGo(o.Actor)
 			if o.Actor != gs.self && st.Status == StatusMember {
@@ -1338,43 +1348,58 @@ func (gs *Service) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uin
 // rekey starts a new epoch (remove target, or rekey) and hands its key to
 // each remaining member.
 func (gs *Service) rekey(ctx context.Context, g *group, kind string, target peer.ID) error {
-	key := newKey()
 	o := &op{Kind: kind, Target: target}
-	if target != "" {
+	if kind == OpRemove {
 		// The removed member's head is frozen at what this node holds of
 		// it: nothing it numbers later counts (state.mayWrite).
 		_, held := g.headOf(target)
 		o.LastSeq = held.maxOrZero()
 	}
+	_, err := gs.startEpoch(ctx, g, o, true)
+	return err
+}
+
+// startEpoch appends o (a remove, a rekey or an add) with a new epoch's
+// key and hands the key to each remaining member online; a removed
+// member learns of its removal without it, and a newcomer gets it with
+// the group. With wait it returns once the pushes are done, else they go
+// on in the background.
+func (gs *Service) startEpoch(ctx context.Context, g *group, o *op, wait bool) (*op, error) {
+	key := newKey()
 	o, err := gs.appendOp(ctx, g, o, key)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if !wait {
+		ctx = gs.ctx
 	}
 	st := g.state()
 	frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(o)}, Keys: []*pb.EpochKey{{Epoch: o.Epoch, Key: key}}, End: true}
 	var wg sync.WaitGroup
-	if target != "" && gs.online(target) {
-		// The removed member learns it (without the key).
+	gopush := func(p peer.ID, f *pb.SyncFrame) {
 		wg.Add(1)
-		go func() {
+		if !gs.run.Go(func() {
 			defer wg.Done()
-			gs.push(ctx, target, &pb.SyncFrame{GroupId: g.gid, Ops: frame.Ops, End: true})
-		}()
-	}
-	for p := range st.Members {
-		if p == gs.self || !gs.online(p) {
-			continue // it gets the key when it pulls
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := gs.push(ctx, p, frame); err != nil {
+			if err := gs.push(ctx, p, f); err != nil {
 				gs.log.Debug("push key", "peer", p, "err", err)
 			}
-		}()
+		}) {
+			wg.Done()
+		}
 	}
-	wg.Wait()
-	return nil
+	if o.Kind == OpRemove && gs.online(o.Target) {
+		gopush(o.Target, &pb.SyncFrame{GroupId: g.gid, Ops: frame.Ops, End: true})
+	}
+	for p := range st.Members {
+		if p == gs.self || (o.Kind == OpAdd && p == o.Target) || !gs.online(p) {
+			continue // it gets the key when it pulls, or with the group
+		}
+		gopush(p, frame)
+	}
+	if wait {
+		wg.Wait()
+	}
+	return o, nil
 }
 
 func signedOpWire(o *op) *pb.SignedOp {

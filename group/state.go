@@ -309,7 +309,17 @@ func (st *state) apply(o *op) error {
 			st.InviteUses[hex.EncodeToString(o.Invite.ID)]++
 		}
 		st.Members[o.Target] = &groupMember{Role: RoleMember, Addrs: o.Addrs, Since: t, AddedEpoch: st.Epoch}
-		if !slices.Contains(st.EpochMembers[st.Epoch], o.Target) {
+		if len(o.KeyHash) > 0 {
+			// The add starts an epoch: the newcomer gets its key only, and
+			// so reads nothing sent before.
+			if o.Epoch != st.Epoch+1 {
+				return fmt.Errorf("%w: add op starts epoch %d after %d", ErrBadFrame, o.Epoch, st.Epoch)
+			}
+			st.Epoch = o.Epoch
+			st.KeyHashes[o.Epoch] = o.KeyHash
+			st.EpochMembers[o.Epoch] = slices.Sorted(maps.Keys(st.Members))
+			st.Members[o.Target].AddedEpoch = o.Epoch
+		} else if !slices.Contains(st.EpochMembers[st.Epoch], o.Target) {
 			st.EpochMembers[st.Epoch] = append(st.EpochMembers[st.Epoch], o.Target)
 		}
 		delete(st.Frozen, o.Target.String())

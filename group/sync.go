@@ -1,6 +1,6 @@
 package group
 
-// Both sides of /meshtalk/groupsync/1.0.0 (specified in wire.go):
+// Both sides of /meshtalk/groupsync/1.1.0 (specified in wire.go):
 // pulls, joins by invite, and pushes of new ops and keys.
 
 import (
@@ -219,7 +219,8 @@ func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 				addrs = append(addrs, a)
 			}
 		}
-		if _, err := gs.appendOp(gs.ctx, g, &op{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, nil); err != nil {
+		// A new epoch: the newcomer reads nothing sent before its add.
+		if _, err := gs.startEpoch(gs.ctx, g, &op{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, false); err != nil {
 			refuseSync(w, CodeInviteUsedUp, err.Error())
 			return
 		}

@@ -22,11 +22,17 @@ package group
 //
 //	Reject  a malformed message (a message ID not derived as below
 //	        included); a bad signature; an author that is not a
-//	        current member; an epoch whose key this node holds but that
+//	        current member nor a former one within its frozen head
+//	        (below); an epoch whose key this node holds but that
 //	        does not decrypt it; an operation whose signer may not do it
 //	Ignore  a group or epoch this node does not know (yet); a duplicate;
 //	        an operation this node is not ready for (it pulls first)
 //	Accept  everything else
+//
+// Only members are admitted to a topic (filter.go): gossipsub's peer
+// filter keeps every other peer out of the mesh, the gossip and the
+// answers to IWANT; subscriptions of removed or departed members are
+// dropped; floodsub, whose peers get every message, is not spoken.
 //
 // Gossipsub scores its peers (score.go): a peer that sends or
 // forwards rejected messages soon goes below the graylist threshold,
@@ -61,9 +67,15 @@ package group
 //
 //	index 0  create   the creator (an admin), the name, epoch 0 and the hash of its key;
 //	                  the group ID is the first 16 bytes of SHA-256(the encoded create op), in hex
-//	add      target   by an admin, or by any member with an admin's valid invite
-//	remove   target   by an admin; starts epoch+1 (key_hash of its new key)
-//	leave             by the member itself
+//	add      target   by an admin, or by any member with an admin's valid invite that
+//	                  no revoke names, for a target that was not removed (a removed
+//	                  member comes back only by an admin's add without invite);
+//	                  starts epoch+1 when it carries a key_hash (1.1.0 adds always do:
+//	                  the newcomer gets only the new key, so reads nothing sent before)
+//	remove   target   by an admin; starts epoch+1 (key_hash of its new key); last_seq
+//	                  freezes the target's head (below)
+//	leave             by the member itself; last_seq freezes its head
+//	revoke            by an admin: invite_id, an invite no add may use from then on
 //	rekey             by an admin, or by any member while someone who left still
 //	                  holds the current key; starts epoch+1 (after a leave: the
 //	                  first admin at once, then, if it is away, the other
@@ -82,6 +94,15 @@ package group
 // (no op since the expiry would otherwise stop a backdated add): it
 // counts once later ops follow it, appended by members who took it.
 //
+// A frozen head: a remove or leave op carries last_seq, the highest seq
+// of the member who goes that the remover holds (the leaver: it sent).
+// The member keeps the keys of its epochs, but an envelope of a former
+// member counts, by whatever path it comes (gossip, pull, mailbox), only
+// if it is numbered no later than that: a removed member cannot go on
+// writing with an old key. And no member seals with the key of an epoch
+// while someone who held it has left: it waits for the rekey that
+// follows a leave (sending waits for it, bounded).
+//
 // Every member checks every operation against the log before it applies
 // it, and applies the log in order: an operation at an index it does not
 // hold yet makes it pull the ones before. Two admins who append at the
@@ -89,7 +110,7 @@ package group
 // operation it saw first.
 //
 // A new epoch's key goes to each remaining member over
-// /meshtalk/groupsync/1.0.0 (below): the secure channel authenticates and
+// /meshtalk/groupsync/1.1.0 (below): the secure channel authenticates and
 // encrypts both ends, so the key needs no sealing of its own; a member
 // checks it against the key_hash of the signed operation that started the
 // epoch. A member that was offline gets it from any member when it pulls.
@@ -108,7 +129,7 @@ package group
 // operation that carries the invite, and answers the log, the current key
 // and what it holds.
 //
-// # /meshtalk/groupsync/1.0.0 — joining, catch-up, new keys
+// # /meshtalk/groupsync/1.1.0 — joining, catch-up, new keys
 //
 // One SyncRequest per stream; the other side answers SyncFrames until one
 // with end set:
@@ -139,11 +160,22 @@ package group
 // message ID included; one that fails is dropped.
 //
 // A code other than 0 in a frame refuses the request (CodeNotMember,
-// CodeInviteExpired, CodeInviteUsedUp, CodeBadInvite, CodeBadFrame).
+// CodeInviteExpired, CodeInviteUsedUp, CodeBadInvite, CodeInviteRevoked,
+// CodeRemoved, CodeBadFrame).
+//
+// A pull serves a member the envelopes of the epochs it was in only (and
+// the keys of those): since an add starts an epoch, a newcomer is served
+// nothing sent before its add. (History for newcomers, if wanted, would
+// be a group setting, off by default; there is none yet.)
 //
 // # Versions
 //
-//	1.0.0  the protocols above.
+//	1.0.0  the protocols above, without what 1.1.0 added.
+//	1.1.0  ops: last_seq (frozen heads) on remove and leave, the revoke
+//	       op with invite_id, adds that start an epoch; refusal codes 14
+//	       and 15. A 1.0.0 member refuses these ops, so every member of a
+//	       group must run 1.1.0: the new protocol ID keeps the versions
+//	       from syncing with each other at all, rather than half.
 
 import (
 	"bufio"
@@ -177,7 +209,7 @@ import (
 )
 
 // SyncProtocol is the catch-up, join and key protocol.
-const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
+const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.1.0")
 
 // Topic is the gossipsub topic of group id.
 func Topic(id string) string { return topicPrefix + id }
@@ -577,7 +609,18 @@ func (o *op) checkForm() error {
 	default:
 		return fmt.Errorf("%w: unknown op %q", ErrBadFrame, o.Kind)
 	}
-	if (o.Kind == OpRemove || o.Kind == OpRekey) != (len(o.KeyHash) == sha256.Size) {
+	// Remove and rekey start an epoch; an add may (1.1.0: a newcomer
+	// reads nothing sent before its add); nothing else does.
+	switch {
+	case o.Kind == OpRemove || o.Kind == OpRekey:
+		if len(o.KeyHash) != sha256.Size {
+			return bad("key hash")
+		}
+	case o.Kind == OpAdd:
+		if len(o.KeyHash) != 0 && len(o.KeyHash) != sha256.Size {
+			return bad("key hash")
+		}
+	case len(o.KeyHash) != 0:
 		return bad("key hash")
 	}
 	return nil

@@ -105,7 +105,7 @@ func TestGroupCommands(t *testing.T) {
 		}
 		return false
 	})
-	if out := mt(homeA, "group", "kick", created.ID, idB); !strings.Contains(out, "removed "+idB) || !strings.Contains(out, "key epoch 1") {
+	if out := mt(homeA, "group", "kick", created.ID, idB); !strings.Contains(out, "removed "+idB) || !strings.Contains(out, "key epoch 2") { // b's add started epoch 1
 		t.Fatalf("group kick: %s", out)
 	}
 }

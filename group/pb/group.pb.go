@@ -1,6 +1,6 @@
 // Wire messages of meshtalk's groups: the gossipsub topic
 // /meshtalk/group/<group-id>, membership operations, invites and the
-// /meshtalk/groupsync/1.0.0 protocol. The flows, limits and versions are
+// /meshtalk/groupsync/1.1.0 protocol. The flows, limits and versions are
 // specified in group/wire.go; the rest of the code uses the native
 // types there, never these.
 
