@@ -38,6 +38,11 @@ func (c *Client) InviteToGroup(ctx context.Context, group string, req InviteRequ
 	return call[*InviteResult](ctx, c, http.MethodPost, groupPath(group, "/invites"), req)
 }
 
+// RevokeGroupInvite withdraws an invite (its code or its ID).
+func (c *Client) RevokeGroupInvite(ctx context.Context, group, invite string) (*GroupInfo, error) {
+	return call[*GroupInfo](ctx, c, http.MethodPost, groupPath(group, "/invites/revoke"), RevokeInviteRequest{Invite: invite})
+}
+
 // GroupMembers lists a group's members.
 func (c *Client) GroupMembers(ctx context.Context, group string) ([]GroupMember, error) {
 	return call[[]GroupMember](ctx, c, http.MethodGet, groupPath(group, "/members"), nil)

@@ -37,6 +37,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusGone, CodeInviteExpired
 	case is(node.ErrInviteUsedUp):
 		return http.StatusGone, CodeInviteUsedUp
+	case is(node.ErrInviteRevoked):
+		return http.StatusGone, CodeInviteRevoked
+	case is(node.ErrGroupRemoved):
+		return http.StatusForbidden, CodeRemoved
 	case is(node.ErrNameTaken):
 		return http.StatusConflict, CodeNameTaken
 	case is(node.ErrQuota):

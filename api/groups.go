@@ -23,10 +23,18 @@ type UpdateGroupRequest struct {
 
 // InviteRequest is the body of POST /api/v1/groups/{group}/invites.
 type InviteRequest struct {
-	// Uses is how many may join with the code (0: any number).
-	Uses uint32 `json:"uses"`
-	// ExpiresSeconds is how long the code is valid (0: 7 days).
+	// Uses is how many may join with the code (absent: 1; 0: any
+	// number).
+	Uses *uint32 `json:"uses,omitempty"`
+	// ExpiresSeconds is how long the code is valid (0: 24 hours).
 	ExpiresSeconds int64 `json:"expires_seconds"`
+}
+
+// RevokeInviteRequest is the body of POST
+// /api/v1/groups/{group}/invites/revoke.
+type RevokeInviteRequest struct {
+	// Invite is the invite code or its ID.
+	Invite string `json:"invite"`
 }
 
 // JoinRequest is the body of POST /api/v1/groups/join.
@@ -59,6 +67,7 @@ func (s *Server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/groups/{group}", s.handleGroup)
 	mux.HandleFunc("PUT /api/v1/groups/{group}", s.handleUpdateGroup)
 	mux.HandleFunc("POST /api/v1/groups/{group}/invites", s.handleInvite)
+	mux.HandleFunc("POST /api/v1/groups/{group}/invites/revoke", s.handleRevokeInvite)
 	mux.HandleFunc("GET /api/v1/groups/{group}/members", s.handleGroupMembers)
 	mux.HandleFunc("POST /api/v1/groups/{group}/members", s.handleAddMember)
 	mux.HandleFunc("DELETE /api/v1/groups/{group}/members/{peer}", s.handleKick)
@@ -111,6 +120,15 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	}
 	inv, err := s.node.InviteToGroup(r.Context(), r.PathValue("group"), req.Uses, time.Duration(req.ExpiresSeconds)*time.Second)
 	reply(w, inv, err)
+}
+
+func (s *Server) handleRevokeInvite(w http.ResponseWriter, r *http.Request) {
+	var req RevokeInviteRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	g, err := s.node.RevokeGroupInvite(r.Context(), r.PathValue("group"), req.Invite)
+	reply(w, g, err)
 }
 
 func (s *Server) handleGroupMembers(w http.ResponseWriter, r *http.Request) {

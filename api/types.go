@@ -27,6 +27,8 @@ const (
 	CodeNotAdmin        = "not_admin"
 	CodeInviteExpired   = "invite_expired"
 	CodeInviteUsedUp    = "invite_used_up"
+	CodeInviteRevoked   = "invite_revoked"
+	CodeRemoved         = "removed"
 	CodeNotAuthor       = "not_author"
 	// CodeAmbiguous: a name or prefix fits more than one thing; the
 	// error's candidates list them.
@@ -142,6 +144,9 @@ const (
 	// DefaultInviteValidity is how long a group invite is valid unless
 	// asked.
 	DefaultInviteValidity = node.DefaultInviteValidity
+	// DefaultInviteUses is how many may join with a group invite unless
+	// asked.
+	DefaultInviteUses = node.DefaultInviteUses
 )
 
 // FaceTable is the faces a message may carry, by name (as GET

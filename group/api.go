@@ -7,6 +7,7 @@ package group
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -211,6 +212,50 @@ func (gs *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.
 	return encodeInviteCode(code)
 }
 
+// RevokeInvite withdraws an invite of a group (an admin only): ref is
+// the invite code or its ID (InviteID). The revoke is a signed op: every
+// member refuses the invite from then on.
+func (gs *Service) RevokeInvite(ctx context.Context, id, ref string) error {
+	g, _, err := gs.admin(id, "revoke an invite of")
+	if err != nil {
+		return err
+	}
+	ivID, err := inviteIDOf(ref)
+	if err != nil {
+		return err
+	}
+	if c, err := decodeInviteCode(ref); err == nil && !sameBytes(c.Invite.GroupID, g.gid) {
+		return fmt.Errorf("group: %w: the invite is of another group", ErrInvalid)
+	}
+	if g.state().Revoked[hex.EncodeToString(ivID)] {
+		return nil
+	}
+	_, err = gs.appendOp(ctx, g, &op{Kind: OpRevoke, InviteID: ivID}, nil)
+	return err
+}
+
+// InviteID is the ID of an invite (hex) given its code or its ID.
+func InviteID(ref string) (string, error) {
+	id, err := inviteIDOf(ref)
+	return hex.EncodeToString(id), err
+}
+
+func inviteIDOf(ref string) ([]byte, error) {
+	ref = strings.TrimSpace(ref)
+	if strings.HasPrefix(ref, inviteCodeTag) {
+		c, err := decodeInviteCode(ref)
+		if err != nil {
+			return nil, err
+		}
+		return c.Invite.ID, nil
+	}
+	b, err := hex.DecodeString(ref)
+	if err != nil || len(b) != inviteIDLen {
+		return nil, fmt.Errorf("%w: neither an invite code nor an invite ID (%d hex digits)", ErrBadInvite, 2*inviteIDLen)
+	}
+	return b, nil
+}
+
 // Add adds a friend to a group directly (an admin only); the friend
 // receives the group when it is reachable.
 func (gs *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error) {
@@ -228,7 +273,8 @@ func (gs *Service) Add(ctx context.Context, id string, p peer.ID) (*Info, error)
 	if !friend {
 		return nil, fmt.Errorf("%w: %s (only friends can be added directly; send an invite code instead)", ErrNotFriend, p)
 	}
-	if _, err := gs.appendOp(ctx, g, &op{Kind: OpAdd, Target: p, Addrs: addrs}, nil); err != nil {
+	// A new epoch: the newcomer reads nothing sent before its add.
+	if _, err := gs.startEpoch(ctx, g, &op{Kind: OpAdd, Target: p, Addrs: addrs}, false); err != nil {
 		return nil, err
 	}
 	gs.opMu.Lock()
@@ -282,15 +328,22 @@ func (gs *Service) Leave(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// sendMu: no message of this node is numbered past the head the
+	// leave freezes.
+	gs.sendMu.Lock()
 	gs.opMu.Lock()
 	st := g.state()
-	o := &op{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(gs.cfg.Now())}
+	_, held := g.headOf(gs.self)
+	o := &op{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(gs.cfg.Now()),
+		LastSeq: held.maxOrZero()}
 	if err := signOp(gs.priv, o); err != nil {
 		gs.opMu.Unlock()
+		gs.sendMu.Unlock()
 		return err
 	}
 	applied, _, err := gs.applyOpsLocked(g, []*op{o}, nil)
 	gs.opMu.Unlock()
+	gs.sendMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -369,6 +422,9 @@ func (gs *Service) Send(ctx context.Context, id string, d history.Draft) (*histo
 // away. It returns the message stored, or the one a change changed (nil:
 // a receipt, or a change that changed nothing).
 func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*history.Message, error) {
+	if err := gs.awaitFreshKey(ctx, g); err != nil {
+		return nil, err
+	}
 	gs.sendMu.Lock()
 	m, env, err := gs.sealAndStore(g, w)
 	gs.sendMu.Unlock()
@@ -397,8 +453,46 @@ func (gs *Service) sendWire(ctx context.Context, g *group, w history.Wire) (*his
 	return m, nil
 }
 
+// awaitFreshKey waits, while someone who left still holds the current
+// epoch's key, for the new epoch that shuts them out (rekeyAfterLeave
+// starts it, the members in turn): nothing is sealed with a key a former
+// member holds. It waits this node's own turn and a little more, then
+// fails. It waits as well for the key of an epoch that a member just
+// started (an add, a removal), which is on its way.
+func (gs *Service) awaitFreshKey(ctx context.Context, g *group) error {
+	st := g.state()
+	if len(st.departed()) == 0 && st.Keys[st.Epoch] != nil {
+		return nil
+	}
+	rank := max(0, slices.Index(st.rekeyOrder(), gs.self))
+	deadline := time.NewTimer(time.Duration(rank+1)*rekeyStagger + keyWait)
+	defer deadline.Stop()
+	for {
+		changed := g.watch()
+		st = g.state()
+		if st.Status != StatusMember {
+			return fmt.Errorf("%w %q (%s)", ErrNotMember, st.Name, st.Status)
+		}
+		if len(st.departed()) == 0 && st.Keys[st.Epoch] != nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return fmt.Errorf("group: group %q: a member left and the new key has not arrived yet: try again once a member is online", st.Name)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-gs.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
 func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *envelope, error) {
 	st := g.state()
+	if len(st.departed()) > 0 {
+		return nil, nil, fmt.Errorf("group: group %q: a member left and the new key has not arrived yet: try again", st.Name)
+	}
 	key := st.Keys[st.Epoch]
 	if key == nil {
 		return nil, nil, fmt.Errorf("group: group %q: the key of epoch %d has not arrived yet: try again once a member is online", st.Name, st.Epoch)

@@ -3,7 +3,7 @@
 //
 //   - wire.go specifies the protocols: the gossipsub topic
 //     /meshtalk/group/<id> (encrypted, author-signed messages and signed
-//     membership operations), invites, and /meshtalk/groupsync/1.0.0
+//     membership operations), invites, and /meshtalk/groupsync/1.1.0
 //     (catch-up, joining, new keys), with their limits, codes and native
 //     types; pb/ holds their schema.
 //   - state.go is the membership log's rules.
@@ -13,6 +13,8 @@
 //     leave, rename, send, history, search, read marks).
 //   - sync.go is both sides of groupsync and the relay mailbox seam.
 //   - score.go is gossipsub's peer scoring on the group topics.
+//   - filter.go admits only members to a group's topic (gossipsub's
+//     peer and subscription filters).
 //
 // A group is a signed log of membership operations that every member
 // checks (only admins add, remove and promote; any member admits the
@@ -23,7 +25,11 @@
 // signed or what does not decrypt; peer scoring graylists a peer that
 // keeps sending such messages. Removing a member starts a new epoch
 // whose key goes to each remaining member over groupsync, on libp2p's
-// authenticated, encrypted channel. Each member numbers its messages, so
+// authenticated, encrypted channel; so does adding one, so that a
+// newcomer reads nothing sent before it came. A removed or departed
+// member's remove or leave op freezes its head: nothing it numbers later
+// counts, whatever key it kept. Invites can be revoked (a signed op), and
+// a removed member comes back only by an admin's explicit add. Each member numbers its messages, so
 // that a member that was away, or that gossip dropped messages for, pulls
 // exactly what it lacks by author and number; publishing is paced, and
 // dedup by (author, number) makes delivery exactly-once whichever path

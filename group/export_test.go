@@ -29,7 +29,11 @@ func Postponed(s *Service) int64 { return s.postponed.Load() }
 // its own making: what a non-member could publish.
 func ForgeEnvelope(s *Service, gid, text string) []byte {
 	id, _ := parseGID(gid)
-	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, 0, newKey(),
+	var epoch uint64 // the group's current epoch, as far as s knows
+	if g := s.get(gid); g != nil {
+		epoch = g.state().Epoch
+	}
+	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, epoch, newKey(),
 		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
 	if err != nil {
 		panic(err)
@@ -44,6 +48,25 @@ func ForgeEnvelope(s *Service, gid, text string) []byte {
 // members that pull. It returns the topic message and the envelope (as a
 // mailbox would hold it).
 func ForgeMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
+	return forgeMessage(s, gid, s.get(gid).state().Epoch, id, text)
+}
+
+// ForgeOldEpochMessage is a message of s to a group sealed with the key of
+// epoch that s kept (a member removed since, say), numbered and kept as s's
+// own: it returns the envelope as a mailbox would hold it.
+func ForgeOldEpochMessage(s *Service, gid string, epoch uint64, text string) []byte {
+	_, env := forgeMessage(s, gid, epoch, "", text)
+	return env
+}
+
+// EnvelopeEpoch is the epoch of an encoded envelope.
+func EnvelopeEpoch(b []byte) uint64 {
+	var e pb.Envelope
+	proto.Unmarshal(b, &e)
+	return e.GetEpoch()
+}
+
+func forgeMessage(s *Service, gid string, epoch uint64, id, text string) (topic, envelope []byte) {
 	gs := s
 	g := gs.get(gid)
 	st := g.state()
@@ -52,7 +75,10 @@ func ForgeMessage(s *Service, gid, id, text string) (topic, envelope []byte) {
 	head, _ := g.headOf(gs.self)
 	seq := head.max() + 1
 	now := s.cfg.Now()
-	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, st.Epoch, st.Keys[st.Epoch],
+	if id == "" {
+		id = history.GroupMessageID(g.gid, gs.self, seq, now.UnixMilli())
+	}
+	env, err := sealEnvelope(gs.priv, gs.self, g.gid, seq, epoch, st.Keys[epoch],
 		&historypb.Message{Id: id, Kind: history.KindText, Text: text, Hlc: s.clk.Now(), SentAtMs: now.UnixMilli()})
 	if err != nil {
 		panic(err)
@@ -288,5 +314,71 @@ func StoredEnvelope(s *Service, gid string, author peer.ID, seq uint64) []byte {
 	if err != nil {
 		panic(err)
 	}
+	return b
+}
+
+// ForgeInviteAdd is a topic message carrying an add of target by s with
+// the invite code, dated at: what a member that backdates an add would
+// publish.
+func ForgeInviteAdd(s *Service, gid, code string, target peer.ID, at time.Time) []byte {
+	c, err := decodeInviteCode(code)
+	if err != nil {
+		panic(err)
+	}
+	g := s.get(gid)
+	st := g.state()
+	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: OpAdd, Target: target,
+		Invite: c.Invite, TimeMS: at.UnixMilli()}
+	if err := signOp(s.priv, o); err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
+	return b
+}
+
+// Ops is how many ops of a group's log s holds.
+func Ops(s *Service, gid string) uint64 { return s.get(gid).state().Ops }
+
+// KeepPushed has s take members as a join answer or a push to a group
+// would name them.
+func KeepPushed(s *Service, gid string, members []peer.AddrInfo) {
+	var w []*pb.PeerAddrs
+	for _, m := range members {
+		pa := &pb.PeerAddrs{Peer: []byte(m.ID)}
+		for _, a := range m.Addrs {
+			pa.Addrs = append(pa.Addrs, a.String())
+		}
+		w = append(w, pa)
+	}
+	s.keepPushed(s.get(gid).state(), w)
+}
+
+// PullEverything asks p for a group's messages as a member that holds
+// none would, and counts the envelopes p answers (it stores nothing).
+func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (int, error) {
+	g := s.get(gid)
+	n := 0
+	_, err := s.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: &pb.Pull{GroupId: g.gid, Ops: g.state().Ops}}},
+		func(f *pb.SyncFrame) error {
+			n += len(f.GetEnvelopes())
+			return nil
+		})
+	return n, err
+}
+
+// ForgeForkedOp is an op of kind on target signed by s at the next index
+// of s's log but chained to another op before it (prev): what a member
+// hears when two admins appended at one index and it kept the other.
+func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
+	g := s.get(gid)
+	st := g.state()
+	prev := make([]byte, len(st.LastHash))
+	copy(prev, st.LastHash)
+	prev[0] ^= 1
+	o := &op{GroupID: g.gid, Index: st.Ops, Prev: prev, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	if err := signOp(s.priv, o); err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
 	return b
 }

@@ -230,6 +230,7 @@ func kickedOfThree(t *testing.T) (a, b, c *node.Node, gid string) {
 	nodes, gid := nodetest.GroupOf(t, 3)
 	a, b, c = nodes[0], nodes[1], nodes[2]
 	evC := nodetest.Events(t, c)
+	e0 := epochOf(t, a, gid)
 	if err := a.GroupService().Kick(bg, gid, c.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func kickedOfThree(t *testing.T) (a, b, c *node.Node, gid string) {
 		e := d.(group.UpdateEvent)
 		return e.Op == group.OpRemove && e.Target == c.ID() && e.Status == group.StatusRemoved
 	})
-	waitEpoch(t, b, gid, 1)
+	waitEpoch(t, b, gid, e0+1)
 	return a, b, c, gid
 }
 
@@ -251,7 +252,8 @@ func TestGroupKick(t *testing.T) {
 	}
 	wb.Wait(1, 30*time.Second)
 	seq := group.Seq(a.GroupService(), gid, a.ID())
-	if ep, err := group.TryDecrypt(bg, b.GroupService(), b.GroupService(), gid, a.ID(), seq); err != nil || ep != 1 {
+	after, _ := a.GroupService().Get(bg, gid) // the epoch the kick started (each add starts one too)
+	if ep, err := group.TryDecrypt(bg, b.GroupService(), b.GroupService(), gid, a.ID(), seq); err != nil || ep != after.Epoch {
 		t.Fatalf("b decrypts %s: epoch %d, %v", m.ID, ep, err)
 	}
 	if _, err := group.TryDecrypt(bg, b.GroupService(), c.GroupService(), gid, a.ID(), seq); err == nil {
@@ -302,11 +304,15 @@ func TestGroupKickedHearsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Cancel()
-	// a and b see c on the topic again, and still do not send to it.
+	// c is back on the topic and sees a and b there; they drop its
+	// subscription (filter.go), and do not send to it.
+	nodetest.Eventually(t, 10*time.Second, "c is back on the topic", func() bool {
+		return len(topic.ListPeers()) == 2
+	})
 	for _, n := range []*node.Node{a, b} {
-		nodetest.Eventually(t, 10*time.Second, "c is back on the topic", func() bool {
-			return slices.Contains(group.RawTopicPeers(n.GroupService(), group.Topic(gid)), c.ID())
-		})
+		if slices.Contains(group.RawTopicPeers(n.GroupService(), group.Topic(gid)), c.ID()) {
+			t.Fatalf("%s took the removed member's subscription", n.ID())
+		}
 	}
 	wa := watchGroup(t, a, gid)
 	const sent = 20
@@ -329,6 +335,16 @@ func sendTexts(t *testing.T, n *node.Node, gid, prefix string, count int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// epochOf is n's current key epoch of a group.
+func epochOf(t *testing.T, n *node.Node, gid string) uint64 {
+	t.Helper()
+	g, err := n.GroupService().Get(bg, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.Epoch
 }
 
 func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
@@ -829,11 +845,12 @@ func TestGroupAddRenameLeave(t *testing.T) {
 		t.Fatalf("the new name on c: %+v %v", info, err)
 	}
 
+	e0 := epochOf(t, b, gid)
 	if err := c.GroupService().Leave(bg, gid); err != nil {
 		t.Fatal(err)
 	}
 	// The admin starts a new epoch; b gets its key.
-	waitEpoch(t, b, gid, 1)
+	waitEpoch(t, b, gid, e0+1)
 	if info, _ := c.GroupService().Get(bg, gid); info.Status != group.StatusLeft {
 		t.Fatalf("c after leaving: %+v", info)
 	}
@@ -907,10 +924,11 @@ func TestGroupLeaveRekeyedWithoutAdmin(t *testing.T) {
 	evC := nodetest.Events(t, c)
 	a.Close()
 	nodetest.WaitPeerEvent(t, evC, node.EventPeerDisconnected, a.ID())
+	e0 := epochOf(t, c, gid)
 	if err := b.GroupService().Leave(bg, gid); err != nil {
 		t.Fatal(err)
 	}
-	waitEpoch(t, c, gid, 1)
+	waitEpoch(t, c, gid, e0+1)
 	if _, err := c.GroupService().Send(bg, gid, history.Draft{Text: "after b left"}); err != nil {
 		t.Fatal(err)
 	}
@@ -945,11 +963,12 @@ func TestGroupKeylessEpochRekeyed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
+	e0 := epochOf(t, c, gid)
 	if err := group.PublishTopic(ctx, b.GroupService(), gid, group.ForgeOp(b.GroupService(), gid, group.OpRekey, "", false)); err != nil {
 		t.Fatal(err)
 	}
-	// Epoch 1 is b's, keyless; a starts epoch 2 and hands c its key.
-	waitEpoch(t, c, gid, 2)
+	// Epoch e0+1 is b's, keyless; a starts the next and hands c its key.
+	waitEpoch(t, c, gid, e0+2)
 }
 
 // TestGroupGapPullDroppedOnceFilled: a pull that a gap asked for is not

@@ -173,6 +173,7 @@ func groupScoreThresholds() *pubsub.PeerScoreThresholds {
 func (gs *Service) refreshFellows() {
 	gs.fellows.mu.Lock()
 	defer gs.fellows.mu.Unlock()
+	gs.refreshTopics()
 	set := map[peer.ID]float64{}
 	var mine []*state
 	for _, g := range gs.list() {

@@ -209,6 +209,9 @@ type Service struct {
 	scores     atomic.Pointer[map[peer.ID]float64]
 	scoreReads atomic.Int64
 	fellows    fellows
+	// topics is the groups by topic name, for gossipsub's filters
+	// (filter.go).
+	topics atomic.Pointer[map[string]*group]
 
 	// receipts gathers delivered receipts for runReceipts (changes.go).
 	receipts receiptQueue
@@ -224,6 +227,9 @@ type group struct {
 	gid []byte
 
 	st atomic.Pointer[state]
+	// changed is closed (and replaced) each time st is: see watch.
+	chMu    sync.Mutex
+	changed chan struct{}
 
 	hmu   sync.Mutex
 	heads map[peer.ID]*seqSet
@@ -235,6 +241,27 @@ type group struct {
 }
 
 func (g *group) state() *state { return g.st.Load() }
+
+// watch is a channel closed at the next change of the state.
+func (g *group) watch() <-chan struct{} {
+	g.chMu.Lock()
+	defer g.chMu.Unlock()
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.changed
+}
+
+// setState replaces the state and wakes its watchers.
+func (g *group) setState(st *state) {
+	g.st.Store(st)
+	g.chMu.Lock()
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
+	g.chMu.Unlock()
+}
 
 func (g *group) has(author peer.ID, seq uint64) bool {
 	g.hmu.Lock()
@@ -396,7 +423,7 @@ func (gs *Service) start(ctx context.Context) error {
 		}
 	}
 	var err error
-	gs.ps, err = pubsub.NewGossipSub(gs.ctx, gs.h, append(gs.gossipOptions(),
+	gs.ps, err = pubsub.NewGossipSub(gs.ctx, gs.h, append(append(gs.gossipOptions(), gs.filterOptions()...),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), scoreInspectPeriod),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pspb.Message) string {
@@ -460,18 +487,56 @@ func (gs *Service) start(ctx context.Context) error {
 		gid, _ := parseGID(id)
 		g := &group{id: id, gid: gid, heads: heads}
 		g.st.Store(st.clone())
+		if st.Schema < stateSchema {
+			if err := gs.migrate(ctx, g); err != nil {
+				return err
+			}
+		}
 		gs.mu.Lock()
 		gs.all[id] = g
 		gs.mu.Unlock()
 		gs.refreshFellows()
-		if st.Status == StatusMember {
+		if st := g.state(); st.Status == StatusMember {
 			if err := gs.subscribe(g); err != nil {
 				return err
 			}
-			gs.keepMembers(g.state())
+			gs.keepMembers(st)
+			if len(st.departed()) > 0 {
+				gs.rekeyAfterLeave(g)
+			}
 		}
 	}
 	return nil
+}
+
+// migrate rebuilds a group's state stored before stateSchema from its
+// log, keeping what is not from the log (keys, standing, friends owed).
+// A log that today's rules refuse (a removed member back by invite, say)
+// keeps its old state, with the new fields at their strictest: no
+// removed member's late message counts.
+func (gs *Service) migrate(ctx context.Context, g *group) error {
+	old := g.state()
+	ops := make([]*op, 0, old.Ops)
+	for i := range old.Ops {
+		so, err := gs.loadOp(ctx, g.id, i)
+		if err != nil {
+			return fmt.Errorf("group: migrate %s: %w", g.id, err)
+		}
+		o, err := opFromWire(so)
+		if err != nil {
+			return fmt.Errorf("group: migrate %s: %w", g.id, err)
+		}
+		ops = append(ops, o)
+	}
+	next, err := stateFromOps(ops)
+	if err != nil {
+		gs.log.Warn("group log refused by today's rules: state kept", "group", g.id, "err", err)
+		next = old.clone()
+	} else {
+		next.Keys, next.Status, next.Owe = old.Keys, old.Status, old.Owe
+	}
+	next.Schema = stateSchema
+	return gs.persist(g, next, nil)
 }
 
 // gossipOptions are the node's gossipsub settings but for how messages
@@ -649,10 +714,11 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		if env.Author == gs.self && from == gs.self {
 			return pubsub.ValidationAccept // sealed and stored here a moment ago
 		}
-		if !st.isMember(env.Author) {
+		if !st.isMember(env.Author) && !st.mayWrite(env.Author, env.Epoch, env.Seq) {
 			if st.wasMember(env.Author, env.Epoch) {
-				// A member removed or gone since, whose last frame was
-				// on its way: routine, and no fault of who forwarded it.
+				// A member removed or gone since, past the head its
+				// remove or leave froze: its frame may have been on its
+				// way, no fault of who forwarded it, but it does not count.
 				gs.log.Debug("ignored a frame of a former member", "group", g.id, "author", env.Author)
 				return pubsub.ValidationIgnore
 			}
@@ -695,7 +761,14 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 			gs.wantPull(g.id, from, 0)
 			return pubsub.ValidationIgnore
 		}
-		if err := gs.checkOpTime(o); err != nil {
+		if !sameBytes(o.Prev, st.LastHash) {
+			// A fork: it follows another op at the index before (two
+			// admins appended at once). Not this peer's fault, nor
+			// invalid as such: ignored, not rejected.
+			gs.log.Info("ignored a group op of another branch of the log", "group", g.id, "op", o.Kind, "actor", o.Actor, "index", o.Index)
+			return pubsub.ValidationIgnore
+		}
+		if err := gs.checkOpTime(o); err != nil || gs.staleAdd(o) {
 			// A matter of clocks, not of validity: members whose clocks
 			// differ may disagree, so nobody is penalised for it.
 			return pubsub.ValidationIgnore
@@ -961,6 +1034,23 @@ func (gs *Service) keepMembers(st *state) {
 	}
 }
 
+// letGo stops keeping p connected, unless p is a friend or a member of
+// a group this node is in.
+func (gs *Service) letGo(p peer.ID) {
+	if gs.cfg.Keeper == nil || p == gs.self {
+		return
+	}
+	for _, g := range gs.list() {
+		if st := g.state(); st.Status == StatusMember && st.isMember(p) {
+			return
+		}
+	}
+	if _, friend, err := gs.cfg.Friends.FriendAddrs(gs.ctx, p); err != nil || friend {
+		return
+	}
+	gs.cfg.Keeper.Unkeep(p)
+}
+
 func (gs *Service) keep(p peer.ID, addrs []string) {
 	if gs.cfg.Keeper == nil || p == gs.self {
 		return
@@ -996,6 +1086,21 @@ func (gs *Service) checkOpTime(o *op) error {
 	return nil
 }
 
+// staleAdd reports whether o is an add by an invite that has expired by
+// this node's clock, dated more than maxOpAhead before that clock: what
+// a member would publish who backdated an add to use an expired invite
+// while no op had happened since it expired (apply checks the invite
+// against the op's own time only). Such an add is not taken when it is
+// the latest op this node hears of; an add that later ops follow was
+// taken by the members who appended those.
+func (gs *Service) staleAdd(o *op) bool {
+	if o.Kind != OpAdd || o.Invite == nil || o.Actor == gs.self {
+		return false
+	}
+	now := gs.cfg.Now()
+	return !now.Before(o.Invite.Expires) && now.Sub(time.UnixMilli(o.TimeMS)) > maxOpAhead
+}
+
 // applyOps applies ops that follow g's log, in order, durably. It stops
 // at the first that does not follow (gap: the caller pulls) and fails on
 // one that may not follow.
@@ -1010,12 +1115,16 @@ func (gs *Service) applyOps(g *group, ops []*op) (applied []*op, gap bool, err e
 func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (applied []*op, gap bool, err error) {
 	st := g.state()
 	next := st.clone()
-	for _, o := range ops {
+	for i, o := range ops {
 		if o.Index < next.Ops {
 			continue
 		}
 		if o.Index > next.Ops {
 			gap = true
+			break
+		}
+		if i == len(ops)-1 && gs.staleAdd(o) {
+			gs.log.Info("ignored a backdated add with an expired invite", "group", g.id, "actor", o.Actor, "target", o.Target)
 			break
 		}
 		if terr := gs.checkOpTime(o); terr != nil {
@@ -1080,7 +1189,7 @@ func (gs *Service) persist(g *group, st *state, ops []*op) error {
 	if err := gs.sync(ctx); err != nil {
 		return err
 	}
-	g.st.Store(st)
+	g.setState(st)
 	gs.refreshFellows()
 	return nil
 }
@@ -1094,11 +1203,18 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		switch o.Kind {
 		case OpAdd:
 			gs.keep(o.Target, o.Addrs)
+			if len(o.KeyHash) > 0 && o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
+				gs.rekeyIfKeyless(g, o.Epoch)
+			}
 		case OpLeave:
+			gs.letGo(o.Actor)
 			if o.Actor != gs.self && st.Status == StatusMember {
 				gs.rekeyAfterLeave(g)
 			}
 		case OpRemove, OpRekey:
+			if o.Kind == OpRemove {
+				gs.letGo(o.Target)
+			}
 			if o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
 				gs.rekeyIfKeyless(g, o.Epoch)
 			}
@@ -1108,6 +1224,9 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		gs.run.Go(func() {
 			gs.unsubscribe(g)
 		})
+		for p := range st.Members {
+			gs.letGo(p)
+		}
 	} else if slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
 		// Back in after a leave or a removal: the topic and the members
 		// again.
@@ -1229,36 +1348,58 @@ func (gs *Service) rekeyInTurn(g *group, rank int, wait time.Duration, epoch uin
 // rekey starts a new epoch (remove target, or rekey) and hands its key to
 // each remaining member.
 func (gs *Service) rekey(ctx context.Context, g *group, kind string, target peer.ID) error {
+	o := &op{Kind: kind, Target: target}
+	if kind == OpRemove {
+		// The removed member's head is frozen at what this node holds of
+		// it: nothing it numbers later counts (state.mayWrite).
+		_, held := g.headOf(target)
+		o.LastSeq = held.maxOrZero()
+	}
+	_, err := gs.startEpoch(ctx, g, o, true)
+	return err
+}
+
+// startEpoch appends o (a remove, a rekey or an add) with a new epoch's
+// key and hands the key to each remaining member online; a removed
+// member learns of its removal without it, and a newcomer gets it with
+// the group. With wait it returns once the pushes are done, else they go
+// on in the background.
+func (gs *Service) startEpoch(ctx context.Context, g *group, o *op, wait bool) (*op, error) {
 	key := newKey()
-	o, err := gs.appendOp(ctx, g, &op{Kind: kind, Target: target}, key)
+	o, err := gs.appendOp(ctx, g, o, key)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if !wait {
+		ctx = gs.ctx
 	}
 	st := g.state()
 	frame := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(o)}, Keys: []*pb.EpochKey{{Epoch: o.Epoch, Key: key}}, End: true}
 	var wg sync.WaitGroup
-	if target != "" && gs.online(target) {
-		// The removed member learns it (without the key).
+	gopush := func(p peer.ID, f *pb.SyncFrame) {
 		wg.Add(1)
-		go func() {
+		if !gs.run.Go(func() {
 			defer wg.Done()
-			gs.push(ctx, target, &pb.SyncFrame{GroupId: g.gid, Ops: frame.Ops, End: true})
-		}()
-	}
-	for p := range st.Members {
-		if p == gs.self || !gs.online(p) {
-			continue // it gets the key when it pulls
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := gs.push(ctx, p, frame); err != nil {
+			if err := gs.push(ctx, p, f); err != nil {
 				gs.log.Debug("push key", "peer", p, "err", err)
 			}
-		}()
+		}) {
+			wg.Done()
+		}
 	}
-	wg.Wait()
-	return nil
+	if o.Kind == OpRemove && gs.online(o.Target) {
+		gopush(o.Target, &pb.SyncFrame{GroupId: g.gid, Ops: frame.Ops, End: true})
+	}
+	for p := range st.Members {
+		if p == gs.self || (o.Kind == OpAdd && p == o.Target) || !gs.online(p) {
+			continue // it gets the key when it pulls, or with the group
+		}
+		gopush(p, frame)
+	}
+	if wait {
+		wg.Wait()
+	}
+	return o, nil
 }
 
 func signedOpWire(o *op) *pb.SignedOp {

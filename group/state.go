@@ -48,6 +48,18 @@ type state struct {
 	LastTimeMS int64             `json:"last_time_ms,omitempty"`
 	InviteUses map[string]uint32 `json:"invite_uses,omitempty"`
 	Created    time.Time         `json:"created"`
+	// Frozen is, by peer ID (text), the last seq that counts of each
+	// member removed or gone: what the remove or leave op fixed
+	// (mayWrite). An add lifts it.
+	Frozen map[string]uint64 `json:"frozen,omitempty"`
+	// Removed lists (by peer ID, text) who was removed and not added back
+	// since: only an admin's explicit add brings them back, not an invite.
+	Removed map[string]bool `json:"removed,omitempty"`
+	// Revoked lists the invites (hex ID) an admin withdrew.
+	Revoked map[string]bool `json:"revoked,omitempty"`
+	// Schema is the stored form's version (stateSchema); an older one is
+	// rebuilt from the log at start (Service.migrate).
+	Schema int `json:"schema,omitempty"`
 
 	// Not from the log.
 	Keys   map[uint64][]byte `json:"keys"`
@@ -95,7 +107,14 @@ type groupMember struct {
 	Role  string    `json:"role"`
 	Addrs []string  `json:"addrs,omitempty"`
 	Since time.Time `json:"since"`
+	// AddedEpoch is the epoch of the member's latest add (create: 0): of
+	// that epoch it is served only what was sent after Since.
+	AddedEpoch uint64 `json:"added_epoch,omitempty"`
 }
+
+// stateSchema is the version of the stored state: 2 added Frozen,
+// Removed, Revoked and the members' AddedEpoch (issue 17).
+const stateSchema = 2
 
 func (st *state) clone() *state {
 	c := *st
@@ -110,6 +129,16 @@ func (st *state) clone() *state {
 		c.EpochMembers[epoch] = slices.Clone(members)
 	}
 	c.InviteUses = maps.Clone(st.InviteUses)
+	c.Frozen, c.Removed, c.Revoked = maps.Clone(st.Frozen), maps.Clone(st.Removed), maps.Clone(st.Revoked)
+	if c.Frozen == nil {
+		c.Frozen = map[string]uint64{}
+	}
+	if c.Removed == nil {
+		c.Removed = map[string]bool{}
+	}
+	if c.Revoked == nil {
+		c.Revoked = map[string]bool{}
+	}
 	c.Keys = maps.Clone(st.Keys)
 	c.Owe = slices.Clone(st.Owe)
 	if c.InviteUses == nil {
@@ -130,6 +159,18 @@ func (st *state) isAdmin(p peer.ID) bool {
 // wasMember reports whether p was a member during epoch.
 func (st *state) wasMember(p peer.ID, epoch uint64) bool {
 	return slices.Contains(st.EpochMembers[epoch], p)
+}
+
+// mayWrite reports whether a message of author numbered seq, sealed in
+// epoch, counts: its author was a member in that epoch, and is one still
+// or numbered it no later than the head its remove or leave op froze. A
+// removed member keeps the keys of its epochs; this is what stops it from
+// sealing more with them, by any path (gossip, pull, mailbox).
+func (st *state) mayWrite(author peer.ID, epoch, seq uint64) bool {
+	if !st.wasMember(author, epoch) {
+		return false
+	}
+	return st.isMember(author) || seq <= st.Frozen[author.String()]
 }
 
 // wasEver reports whether p was a member in some epoch.
@@ -194,6 +235,7 @@ func stateFromCreate(o *op) (*state, error) {
 		EpochMembers: map[uint64][]peer.ID{0: {o.Actor}},
 		Ops:          1, LastHash: o.hash[:], LastTimeMS: o.TimeMS, Created: t,
 		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: StatusMember,
+		Frozen: map[string]uint64{}, Removed: map[string]bool{}, Revoked: map[string]bool{}, Schema: stateSchema,
 	}
 	return st, nil
 }
@@ -244,6 +286,12 @@ func (st *state) apply(o *op) error {
 		if !st.isAdmin(o.Actor) && o.Invite == nil {
 			return deny("not an admin, and no invite")
 		}
+		if o.Invite != nil && st.Removed[o.Target.String()] {
+			return deny("the target was removed: only an admin's explicit add brings it back")
+		}
+		if o.Invite != nil && st.Revoked[hex.EncodeToString(o.Invite.ID)] {
+			return deny("the invite was revoked")
+		}
 		// An add by invite obeys the invite, whoever admits: an admin
 		// too cannot stretch a code past its uses or its expiry.
 		if iv := o.Invite; iv != nil {
@@ -260,8 +308,22 @@ func (st *state) apply(o *op) error {
 		if o.Invite != nil {
 			st.InviteUses[hex.EncodeToString(o.Invite.ID)]++
 		}
-		st.Members[o.Target] = &groupMember{Role: RoleMember, Addrs: o.Addrs, Since: t}
-		st.EpochMembers[st.Epoch] = append(st.EpochMembers[st.Epoch], o.Target)
+		st.Members[o.Target] = &groupMember{Role: RoleMember, Addrs: o.Addrs, Since: t, AddedEpoch: st.Epoch}
+		if len(o.KeyHash) > 0 {
+			// The add starts an epoch: the newcomer gets its key only, and
+			// so reads nothing sent before.
+			if o.Epoch != st.Epoch+1 {
+				return fmt.Errorf("%w: add op starts epoch %d after %d", ErrBadFrame, o.Epoch, st.Epoch)
+			}
+			st.Epoch = o.Epoch
+			st.KeyHashes[o.Epoch] = o.KeyHash
+			st.EpochMembers[o.Epoch] = slices.Sorted(maps.Keys(st.Members))
+			st.Members[o.Target].AddedEpoch = o.Epoch
+		} else if !slices.Contains(st.EpochMembers[st.Epoch], o.Target) {
+			st.EpochMembers[st.Epoch] = append(st.EpochMembers[st.Epoch], o.Target)
+		}
+		delete(st.Frozen, o.Target.String())
+		delete(st.Removed, o.Target.String())
 	case OpRemove, OpRekey:
 		// After a leave, any member may start the epoch that shuts the
 		// leaver out: an admin may be away for days.
@@ -276,17 +338,25 @@ func (st *state) apply(o *op) error {
 				return deny("the target is not another member")
 			}
 			delete(st.Members, o.Target)
+			st.Frozen[o.Target.String()] = o.LastSeq
+			st.Removed[o.Target.String()] = true
 		}
 		st.Epoch = o.Epoch
 		st.KeyHashes[o.Epoch] = o.KeyHash
 		st.EpochMembers[o.Epoch] = slices.Sorted(maps.Keys(st.Members))
 	case OpLeave:
 		delete(st.Members, o.Actor)
+		st.Frozen[o.Actor.String()] = o.LastSeq
 	case OpPromote:
 		if !st.isAdmin(o.Actor) || !st.isMember(o.Target) {
 			return deny("not an admin, or the target is not a member")
 		}
 		st.Members[o.Target].Role = RoleAdmin
+	case OpRevoke:
+		if !st.isAdmin(o.Actor) {
+			return deny("not an admin")
+		}
+		st.Revoked[hex.EncodeToString(o.InviteID)] = true
 	case OpRename:
 		if !st.isAdmin(o.Actor) {
 			return deny("not an admin")

@@ -1,6 +1,6 @@
 package group
 
-// Both sides of /meshtalk/groupsync/1.0.0 (specified in wire.go):
+// Both sides of /meshtalk/groupsync/1.1.0 (specified in wire.go):
 // pulls, joins by invite, and pushes of new ops and keys.
 
 import (
@@ -200,6 +200,12 @@ func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 		case !st.isAdmin(iv.Admin):
 			refuseSync(w, CodeBadInvite, "the invite was signed by someone who is not an admin of the group")
 			return
+		case st.Removed[from.String()]:
+			refuseSync(w, CodeRemoved, "you were removed from the group; only an admin's explicit add brings you back")
+			return
+		case st.Revoked[hex.EncodeToString(iv.ID)]:
+			refuseSync(w, CodeInviteRevoked, "an admin revoked the invite")
+			return
 		case !now.Before(iv.Expires):
 			refuseSync(w, CodeInviteExpired, "the invite expired at "+iv.Expires.UTC().Format(time.RFC3339))
 			return
@@ -213,7 +219,8 @@ func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 				addrs = append(addrs, a)
 			}
 		}
-		if _, err := gs.appendOp(gs.ctx, g, &op{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, nil); err != nil {
+		// A new epoch: the newcomer reads nothing sent before its add.
+		if _, err := gs.startEpoch(gs.ctx, g, &op{Kind: OpAdd, Target: from, Addrs: addrs, Invite: iv}, false); err != nil {
 			refuseSync(w, CodeInviteUsedUp, err.Error())
 			return
 		}
@@ -400,8 +407,28 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range members {
-		if info, ok := peerAddrsFromWire(m); ok && info.ID != gs.self {
+	gs.keepPushed(st, members)
+	gs.keepMembers(st)
+	if err := gs.subscribe(g); err != nil {
+		return nil, err
+	}
+	gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: "join", Actor: via, Target: gs.self, Status: st.Status})
+	if st.Keys[st.Epoch] == nil {
+		gs.wantPull(g.id, via, 0)
+	}
+	return g, nil
+}
+
+// maxPushedMembers bounds the members of a join answer or a push whose
+// addresses are taken (the rest are kept at the addresses of the log).
+const maxPushedMembers = 1024
+
+// keepPushed keeps connected the members a join answer or a push named,
+// at the addresses it gave. The list is unsigned: only members of the
+// verified log st are taken, at most maxPushedMembers.
+func (gs *Service) keepPushed(st *state, members []*pb.PeerAddrs) {
+	for _, m := range members[:min(len(members), maxPushedMembers)] {
+		if info, ok := peerAddrsFromWire(m); ok && info.ID != gs.self && st.isMember(info.ID) {
 			if len(info.Addrs) > 0 {
 				gs.h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
 			}
@@ -412,15 +439,6 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 			gs.keep(info.ID, as)
 		}
 	}
-	gs.keepMembers(st)
-	if err := gs.subscribe(g); err != nil {
-		return nil, err
-	}
-	gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: st.Name, Op: "join", Actor: via, Target: gs.self, Status: st.Status})
-	if st.Keys[st.Epoch] == nil {
-		gs.wantPull(g.id, via, 0)
-	}
-	return g, nil
 }
 
 // Join joins a group with an invite code: it asks the members the
@@ -511,6 +529,10 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 			return nil, fmt.Errorf("%w (%s)", ErrInviteUsedUp, last.GetMessage())
 		case CodeBadInvite:
 			return nil, fmt.Errorf("%w: %s", ErrBadInvite, last.GetMessage())
+		case CodeInviteRevoked:
+			return nil, fmt.Errorf("%w (%s)", ErrInviteRevoked, last.GetMessage())
+		case CodeRemoved:
+			return nil, fmt.Errorf("%w (%s)", ErrRemoved, last.GetMessage())
 		default:
 			lastErr = fmt.Errorf("%w: %s: %s", ErrRefused, m.ID, last.GetMessage())
 			continue
@@ -900,7 +922,7 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 		if key == nil {
 			continue
 		}
-		if !st.wasMember(env.Author, env.Epoch) || env.verify() != nil {
+		if !st.mayWrite(env.Author, env.Epoch, env.Seq) || env.verify() != nil {
 			gs.rejects.Add(1)
 			continue
 		}

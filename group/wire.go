@@ -22,11 +22,17 @@ package group
 //
 //	Reject  a malformed message (a message ID not derived as below
 //	        included); a bad signature; an author that is not a
-//	        current member; an epoch whose key this node holds but that
+//	        current member nor a former one within its frozen head
+//	        (below); an epoch whose key this node holds but that
 //	        does not decrypt it; an operation whose signer may not do it
 //	Ignore  a group or epoch this node does not know (yet); a duplicate;
 //	        an operation this node is not ready for (it pulls first)
 //	Accept  everything else
+//
+// Only members are admitted to a topic (filter.go): gossipsub's peer
+// filter keeps every other peer out of the mesh, the gossip and the
+// answers to IWANT; subscriptions of removed or departed members are
+// dropped; floodsub, whose peers get every message, is not spoken.
 //
 // Gossipsub scores its peers (score.go): a peer that sends or
 // forwards rejected messages soon goes below the graylist threshold,
@@ -61,9 +67,15 @@ package group
 //
 //	index 0  create   the creator (an admin), the name, epoch 0 and the hash of its key;
 //	                  the group ID is the first 16 bytes of SHA-256(the encoded create op), in hex
-//	add      target   by an admin, or by any member with an admin's valid invite
-//	remove   target   by an admin; starts epoch+1 (key_hash of its new key)
-//	leave             by the member itself
+//	add      target   by an admin, or by any member with an admin's valid invite that
+//	                  no revoke names, for a target that was not removed (a removed
+//	                  member comes back only by an admin's add without invite);
+//	                  starts epoch+1 when it carries a key_hash (1.1.0 adds always do:
+//	                  the newcomer gets only the new key, so reads nothing sent before)
+//	remove   target   by an admin; starts epoch+1 (key_hash of its new key); last_seq
+//	                  freezes the target's head (below)
+//	leave             by the member itself; last_seq freezes its head
+//	revoke            by an admin: invite_id, an invite no add may use from then on
 //	rekey             by an admin, or by any member while someone who left still
 //	                  holds the current key; starts epoch+1 (after a leave: the
 //	                  first admin at once, then, if it is away, the other
@@ -76,7 +88,20 @@ package group
 // dated back cannot use an invite that has expired since), and its actor
 // dates it no earlier than that one whatever its own clock says. One
 // dated more than an hour ahead of a member's clock waits (the validator
-// ignores it) until that clock is near enough.
+// ignores it) until that clock is near enough. And an add by an invite
+// that has expired by the member's clock, dated more than an hour before
+// that clock, is not taken while it is the latest op the member hears of
+// (no op since the expiry would otherwise stop a backdated add): it
+// counts once later ops follow it, appended by members who took it.
+//
+// A frozen head: a remove or leave op carries last_seq, the highest seq
+// of the member who goes that the remover holds (the leaver: it sent).
+// The member keeps the keys of its epochs, but an envelope of a former
+// member counts, by whatever path it comes (gossip, pull, mailbox), only
+// if it is numbered no later than that: a removed member cannot go on
+// writing with an old key. And no member seals with the key of an epoch
+// while someone who held it has left: it waits for the rekey that
+// follows a leave (sending waits for it, bounded).
 //
 // Every member checks every operation against the log before it applies
 // it, and applies the log in order: an operation at an index it does not
@@ -85,7 +110,7 @@ package group
 // operation it saw first.
 //
 // A new epoch's key goes to each remaining member over
-// /meshtalk/groupsync/1.0.0 (below): the secure channel authenticates and
+// /meshtalk/groupsync/1.1.0 (below): the secure channel authenticates and
 // encrypts both ends, so the key needs no sealing of its own; a member
 // checks it against the key_hash of the signed operation that started the
 // epoch. A member that was offline gets it from any member when it pulls.
@@ -104,7 +129,7 @@ package group
 // operation that carries the invite, and answers the log, the current key
 // and what it holds.
 //
-// # /meshtalk/groupsync/1.0.0 — joining, catch-up, new keys
+// # /meshtalk/groupsync/1.1.0 — joining, catch-up, new keys
 //
 // One SyncRequest per stream; the other side answers SyncFrames until one
 // with end set:
@@ -135,11 +160,22 @@ package group
 // message ID included; one that fails is dropped.
 //
 // A code other than 0 in a frame refuses the request (CodeNotMember,
-// CodeInviteExpired, CodeInviteUsedUp, CodeBadInvite, CodeBadFrame).
+// CodeInviteExpired, CodeInviteUsedUp, CodeBadInvite, CodeInviteRevoked,
+// CodeRemoved, CodeBadFrame).
+//
+// A pull serves a member the envelopes of the epochs it was in only (and
+// the keys of those): since an add starts an epoch, a newcomer is served
+// nothing sent before its add. (History for newcomers, if wanted, would
+// be a group setting, off by default; there is none yet.)
 //
 // # Versions
 //
-//	1.0.0  the protocols above.
+//	1.0.0  the protocols above, without what 1.1.0 added.
+//	1.1.0  ops: last_seq (frozen heads) on remove and leave, the revoke
+//	       op with invite_id, adds that start an epoch; refusal codes 14
+//	       and 15. A 1.0.0 member refuses these ops, so every member of a
+//	       group must run 1.1.0: the new protocol ID keeps the versions
+//	       from syncing with each other at all, rather than half.
 
 import (
 	"bufio"
@@ -173,10 +209,10 @@ import (
 )
 
 // SyncProtocol is the catch-up, join and key protocol.
-const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.0.0")
+const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.1.0")
 
 // Topic is the gossipsub topic of group id.
-func Topic(id string) string { return "/meshtalk/group/" + id }
+func Topic(id string) string { return topicPrefix + id }
 
 // Limits of the group protocols.
 const (
@@ -203,7 +239,9 @@ const (
 	MaxAvatarBytes = history.MaxAvatarBytes
 	// groupIDLen is the length of a group ID in bytes (hex: twice that).
 	groupIDLen = 16
-	keyLen     = chacha20poly1305.KeySize
+	// inviteIDLen is the length of an invite's random ID.
+	inviteIDLen = 16
+	keyLen      = chacha20poly1305.KeySize
 )
 
 // Codes of groupsync refusals, stable across versions (0 to 4 are those
@@ -217,6 +255,8 @@ const (
 	CodeInviteExpired = 11
 	CodeInviteUsedUp  = 12
 	CodeBadInvite     = 13
+	CodeInviteRevoked = 14
+	CodeRemoved       = 15
 )
 
 // Errors of groups.
@@ -237,8 +277,12 @@ var (
 	ErrInviteExpired = errors.New("group: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
 	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
 	ErrBadInvite     = errors.New("group: not a valid invite code")
-	ErrUnreachable   = errors.New("group: no member of the group could be reached")
-	errBadSignature  = errors.New("group: bad signature")
+	ErrInviteRevoked = errors.New("group: an admin revoked the invite: ask a group admin for a new one (`meshtalk group invite`)")
+	// ErrRemoved: a member removed comes back only by an admin's explicit
+	// add, not with an invite.
+	ErrRemoved      = errors.New("group: you were removed from the group: only an admin can add you back (`meshtalk group add`)")
+	ErrUnreachable  = errors.New("group: no member of the group could be reached")
+	errBadSignature = errors.New("group: bad signature")
 )
 
 // Operation kinds.
@@ -250,6 +294,7 @@ const (
 	OpRekey   = "rekey"
 	OpPromote = "promote"
 	OpRename  = "rename"
+	OpRevoke  = "revoke"
 )
 
 // Signing domains: a signature for one purpose is never valid for another.
@@ -439,6 +484,10 @@ type op struct {
 	Invite     *invite
 	TimeMS     int64
 	Nonce      []byte
+	// LastSeq is the frozen head of the member who goes (remove, leave).
+	LastSeq uint64
+	// InviteID is the invite withdrawn (revoke).
+	InviteID []byte
 
 	// raw is the encoded SignedOp, hash its SHA-256 (the next op's prev).
 	raw  []byte
@@ -447,7 +496,8 @@ type op struct {
 
 func (o *op) toWire() *pb.Op {
 	w := &pb.Op{GroupId: o.GroupID, Index: o.Index, Prev: o.Prev, Actor: []byte(o.Actor), Kind: o.Kind, Addrs: o.Addrs,
-		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce}
+		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce,
+		LastSeq: o.LastSeq, InviteId: o.InviteID}
 	if o.Target != "" {
 		w.Target = []byte(o.Target)
 	}
@@ -496,7 +546,7 @@ func opFromWire(so *pb.SignedOp) (*op, error) {
 	}
 	o := &op{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
 		Addrs: w.GetAddrs(), Name: w.GetName(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType(), Epoch: w.GetEpoch(),
-		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce()}
+		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce(), LastSeq: w.GetLastSeq(), InviteID: w.GetInviteId()}
 	if len(w.GetTarget()) > 0 {
 		if o.Target, err = peer.IDFromBytes(w.GetTarget()); err != nil {
 			return nil, fmt.Errorf("%w: op target: %v", ErrBadFrame, err)
@@ -552,10 +602,25 @@ func (o *op) checkForm() error {
 		}
 	case OpLeave, OpRename:
 	case OpRekey:
+	case OpRevoke:
+		if len(o.InviteID) != inviteIDLen {
+			return bad("invite ID")
+		}
 	default:
 		return fmt.Errorf("%w: unknown op %q", ErrBadFrame, o.Kind)
 	}
-	if (o.Kind == OpRemove || o.Kind == OpRekey) != (len(o.KeyHash) == sha256.Size) {
+	// Remove and rekey start an epoch; an add may (1.1.0: a newcomer
+	// reads nothing sent before its add); nothing else does.
+	switch {
+	case o.Kind == OpRemove || o.Kind == OpRekey:
+		if len(o.KeyHash) != sha256.Size {
+			return bad("key hash")
+		}
+	case o.Kind == OpAdd:
+		if len(o.KeyHash) != 0 && len(o.KeyHash) != sha256.Size {
+			return bad("key hash")
+		}
+	case len(o.KeyHash) != 0:
 		return bad("key hash")
 	}
 	return nil
@@ -622,7 +687,7 @@ func inviteFromWire(w *pb.Invite) (*invite, error) {
 	}
 	iv := &invite{GroupID: w.GetGroupId(), ID: w.GetInviteId(), Uses: w.GetUses(), Expires: time.UnixMilli(w.GetExpiresMs()),
 		Admin: admin, Signature: w.GetSignature()}
-	if len(iv.GroupID) != groupIDLen || len(iv.ID) != 16 || len(iv.Signature) == 0 || len(iv.Signature) > 128 {
+	if len(iv.GroupID) != groupIDLen || len(iv.ID) != inviteIDLen || len(iv.Signature) == 0 || len(iv.Signature) > 128 {
 		return nil, fmt.Errorf("%w: fields", ErrBadInvite)
 	}
 	ok, err := verifySig(admin, iv.signed(), iv.Signature)
@@ -730,6 +795,14 @@ func (s *seqSet) add(seq uint64) {
 		delete(s.Extra, s.Contig+1)
 		s.Contig++
 	}
+}
+
+// maxOrZero is max of a head that may be nil (nothing held: 0).
+func (s *seqSet) maxOrZero() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.max()
 }
 
 // max is the highest seq held.

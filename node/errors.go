@@ -62,6 +62,8 @@ var (
 	ErrNotMember     = group.ErrNotMember
 	ErrInviteExpired = group.ErrInviteExpired
 	ErrInviteUsedUp  = group.ErrInviteUsedUp
+	ErrInviteRevoked = group.ErrInviteRevoked
+	ErrGroupRemoved  = group.ErrRemoved
 	ErrBadInvite     = group.ErrBadInvite
 	ErrUnreachable   = group.ErrUnreachable
 	// The group service's own errors of the kinds chat has too: the API

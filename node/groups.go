@@ -26,15 +26,23 @@ type GroupMember = group.Member
 // resolves to the full one (Short, held by Relay; ShortError says why
 // there is none when a relay was there to ask).
 type GroupInvite struct {
-	Code       string    `json:"code"`
+	Code string `json:"code"`
+	// ID names the invite to revoke it (RevokeGroupInvite).
+	ID string `json:"id"`
+	// Uses is how many may join with it (0: any number).
+	Uses       uint32    `json:"uses"`
 	Expires    time.Time `json:"expires"`
 	Short      string    `json:"short,omitempty"`
 	Relay      string    `json:"relay,omitempty"`
 	ShortError string    `json:"short_error,omitempty"`
 }
 
-// DefaultInviteValidity is how long a group invite is valid unless asked.
-const DefaultInviteValidity = 7 * 24 * time.Hour
+// Defaults of a group invite: one person may join with it, within a
+// day, unless asked otherwise.
+const (
+	DefaultInviteValidity = 24 * time.Hour
+	DefaultInviteUses     = 1
+)
 
 // groupService is the groups service, or ErrNoChat on a relay.
 func (n *Node) groupService() (*group.Service, error) {
@@ -117,9 +125,10 @@ func (n *Node) UpdateGroup(ctx context.Context, group string, name *string, avat
 	return c.Rename(ctx, id, name, avatar)
 }
 
-// InviteToGroup makes an invite code good for uses joins (0: any number)
-// until ttl passes (0: DefaultInviteValidity); admins only.
-func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl time.Duration) (*GroupInvite, error) {
+// InviteToGroup makes an invite code good for uses joins (nil:
+// DefaultInviteUses; 0: any number) until ttl passes (0:
+// DefaultInviteValidity); admins only.
+func (n *Node) InviteToGroup(ctx context.Context, group string, uses *uint32, ttl time.Duration) (*GroupInvite, error) {
 	c, id, err := n.group(ctx, group)
 	if err != nil {
 		return nil, err
@@ -130,11 +139,19 @@ func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl
 	if ttl == 0 {
 		ttl = DefaultInviteValidity
 	}
-	code, err := c.Invite(ctx, id, uses, ttl)
+	u := uint32(DefaultInviteUses)
+	if uses != nil {
+		u = *uses
+	}
+	code, err := c.Invite(ctx, id, u, ttl)
 	if err != nil {
 		return nil, err
 	}
-	inv := &GroupInvite{Code: code, Expires: time.Now().Add(ttl).UTC()}
+	ivID, err := groupInviteID(code)
+	if err != nil {
+		return nil, err
+	}
+	inv := &GroupInvite{Code: code, ID: ivID, Uses: u, Expires: time.Now().Add(ttl).UTC()}
 	if n.relayc != nil && n.relayc.Ready() {
 		short, held, err := n.relayc.PutShortInvite(ctx, code, inv.Expires)
 		if err != nil {
@@ -145,6 +162,19 @@ func (n *Node) InviteToGroup(ctx context.Context, group string, uses uint32, ttl
 		}
 	}
 	return inv, nil
+}
+
+// RevokeGroupInvite withdraws an invite (its code or its ID) of a
+// group: every member refuses it from then on; admins only.
+func (n *Node) RevokeGroupInvite(ctx context.Context, group, invite string) (*GroupInfo, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.RevokeInvite(ctx, id, invite); err != nil {
+		return nil, err
+	}
+	return c.Get(ctx, id)
 }
 
 // GroupMembers lists a group's members with their presence.
@@ -260,3 +290,6 @@ func (n *Node) offerToMembers(ctx context.Context, c *group.Service, id string, 
 	}
 	return m.Encode(), nil
 }
+
+// groupInviteID is the ID of an invite code this node made.
+func groupInviteID(code string) (string, error) { return group.InviteID(code) }

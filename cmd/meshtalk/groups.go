@@ -76,14 +76,15 @@ func newGroupInviteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.InviteToGroup(cmd.Context(), args[0], api.InviteRequest{Uses: uses, ExpiresSeconds: int64(expires.Round(time.Second) / time.Second)})
+			res, err := c.InviteToGroup(cmd.Context(), args[0], api.InviteRequest{Uses: &uses, ExpiresSeconds: int64(expires.Round(time.Second) / time.Second)})
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return g.printJSON(res)
 			}
-			fmt.Fprintf(g.stdout, "%s\n(valid until %s; join with `meshtalk group join CODE`)\n", res.Code, res.Expires.Local().Format("2006-01-02 15:04"))
+			fmt.Fprintf(g.stdout, "%s\n(%s, valid until %s; join with `meshtalk group join CODE`; withdraw with `meshtalk group invite revoke GROUP %s`)\n",
+				res.Code, usesText(res.Uses), res.Expires.Local().Format("2006-01-02 15:04"), res.ID)
 			switch {
 			case res.Short != "":
 				fmt.Fprintf(g.stdout, "short code: %s (held by relay %s: `meshtalk group join %s`)\n", res.Short, res.Relay, res.Short)
@@ -96,8 +97,10 @@ func newGroupInviteCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.AddCommand(newGroupMemberCmd(g, "revoke GROUP CODE|ID", "Withdraw an invite (admins): every member refuses it from then on", (*api.Client).RevokeGroupInvite,
+		func(ref string, gi *api.GroupInfo) string { return fmt.Sprintf("revoked the invite to %q", gi.Name) }))
 	cmd.Flags().BoolVar(&noQR, "no-qr", false, "do not draw the short code as a QR code")
-	cmd.Flags().Uint32Var(&uses, "uses", 0, "how many people may join with it (0: any number)")
+	cmd.Flags().Uint32Var(&uses, "uses", api.DefaultInviteUses, "how many people may join with it (0: any number)")
 	cmd.Flags().DurationVar(&expires, "expires", api.DefaultInviteValidity, "how long it is valid")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -306,4 +309,15 @@ func newGroupSendCmd(g *globals) *cobra.Command {
 	}
 	f.register(cmd, "offer a file to the members")
 	return cmd
+}
+
+// usesText says how many may join with an invite.
+func usesText(uses uint32) string {
+	switch uses {
+	case 0:
+		return "any number of people"
+	case 1:
+		return "one person"
+	}
+	return fmt.Sprintf("%d people", uses)
 }

@@ -105,7 +105,38 @@ func TestGroupCommands(t *testing.T) {
 		}
 		return false
 	})
-	if out := mt(homeA, "group", "kick", created.ID, idB); !strings.Contains(out, "removed "+idB) || !strings.Contains(out, "key epoch 1") {
+	if out := mt(homeA, "group", "kick", created.ID, idB); !strings.Contains(out, "removed "+idB) || !strings.Contains(out, "key epoch 2") { // b's add started epoch 1
 		t.Fatalf("group kick: %s", out)
+	}
+}
+
+// TestGroupInviteRevokeCommand: an invite is for one person and one day
+// unless asked, and `group invite revoke` withdraws one: the holder is
+// then refused with a clear error.
+func TestGroupInviteRevokeCommand(t *testing.T) {
+	env := cleanEnv()
+	homeA, homeB := t.TempDir(), t.TempDir()
+	startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
+	startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
+	mt := func(home string, args ...string) string { t.Helper(); return mustRun(t, env, home, args...) }
+	mt(homeA, "group", "create", "Quiet", "--json")
+	var inv struct {
+		Code    string    `json:"code"`
+		ID      string    `json:"id"`
+		Uses    uint32    `json:"uses"`
+		Expires time.Time `json:"expires"`
+	}
+	if err := json.Unmarshal([]byte(mt(homeA, "group", "invite", "Quiet", "--json")), &inv); err != nil {
+		t.Fatal(err)
+	}
+	if inv.Uses != 1 || time.Until(inv.Expires) > 24*time.Hour || time.Until(inv.Expires) < 23*time.Hour {
+		t.Fatalf("the default invite: %+v, want one use for 24 hours", inv)
+	}
+	if out := mt(homeA, "group", "invite", "revoke", "Quiet", inv.Code); !strings.Contains(out, "revoked") {
+		t.Fatalf("group invite revoke: %s", out)
+	}
+	out, errOut, code := meshtalk(t, env, "group", "join", inv.Code, "--home", homeB)
+	if code == 0 || !strings.Contains(errOut, "revoked") {
+		t.Fatalf("a revoked invite: exit %d: %s %s", code, out, errOut)
 	}
 }

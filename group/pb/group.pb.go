@@ -1,6 +1,6 @@
 // Wire messages of meshtalk's groups: the gossipsub topic
 // /meshtalk/group/<group-id>, membership operations, invites and the
-// /meshtalk/groupsync/1.0.0 protocol. The flows, limits and versions are
+// /meshtalk/groupsync/1.1.0 protocol. The flows, limits and versions are
 // specified in group/wire.go; the rest of the code uses the native
 // types there, never these.
 
@@ -273,7 +273,7 @@ type Op struct {
 	Prev []byte `protobuf:"bytes,3,opt,name=prev,proto3" json:"prev,omitempty"`
 	// The signer's peer ID.
 	Actor []byte `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
-	// create, add, remove, leave, promote, rename, rekey.
+	// create, add, remove, leave, promote, rename, rekey, revoke.
 	Kind string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The member added, removed or promoted.
 	Target []byte `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
@@ -293,7 +293,13 @@ type Op struct {
 	Invite *Invite `protobuf:"bytes,13,opt,name=invite,proto3" json:"invite,omitempty"`
 	TimeMs int64   `protobuf:"varint,14,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
 	// A random value (create): it makes the group ID unique.
-	Nonce         []byte `protobuf:"bytes,15,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Nonce []byte `protobuf:"bytes,15,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// The frozen head (remove, leave; 1.1.0): the last seq of the member
+	// who goes that counts, as the remover holds it or as the leaver sent
+	// it. Nothing of that member numbered past it is accepted by any path.
+	LastSeq uint64 `protobuf:"varint,16,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// The invite an admin withdraws (revoke; 1.1.0).
+	InviteId      []byte `protobuf:"bytes,17,opt,name=invite_id,json=inviteId,proto3" json:"invite_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -429,6 +435,20 @@ func (x *Op) GetTimeMs() int64 {
 func (x *Op) GetNonce() []byte {
 	if x != nil {
 		return x.Nonce
+	}
+	return nil
+}
+
+func (x *Op) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *Op) GetInviteId() []byte {
+	if x != nil {
+		return x.InviteId
 	}
 	return nil
 }
@@ -1096,7 +1116,7 @@ const file_group_proto_rawDesc = "" +
 	"\tsignature\x18\a \x01(\fR\tsignature\"8\n" +
 	"\bSignedOp\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\fR\x02op\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xfd\x02\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb5\x03\n" +
 	"\x02Op\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
@@ -1114,7 +1134,9 @@ const file_group_proto_rawDesc = "" +
 	"\bkey_hash\x18\f \x01(\fR\akeyHash\x12-\n" +
 	"\x06invite\x18\r \x01(\v2\x15.meshtalk.chat.InviteR\x06invite\x12\x17\n" +
 	"\atime_ms\x18\x0e \x01(\x03R\x06timeMs\x12\x14\n" +
-	"\x05nonce\x18\x0f \x01(\fR\x05nonce\"\xa7\x01\n" +
+	"\x05nonce\x18\x0f \x01(\fR\x05nonce\x12\x19\n" +
+	"\blast_seq\x18\x10 \x01(\x04R\alastSeq\x12\x1b\n" +
+	"\tinvite_id\x18\x11 \x01(\fR\binviteId\"\xa7\x01\n" +
 	"\x06Invite\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x1b\n" +
 	"\tinvite_id\x18\x02 \x01(\fR\binviteId\x12\x12\n" +
