@@ -29,13 +29,15 @@ type Server struct {
 	srv   *http.Server
 	log   *slog.Logger
 
-	ctx       context.Context // cancelled by Close; ends event streams
-	cancel    context.CancelFunc
-	sessions  *sessions
-	done      chan struct{}
-	handlers  sync.WaitGroup // requests being served
-	closeOnce sync.Once
-	closeErr  error
+	ctx        context.Context // cancelled by Close; ends event streams
+	cancel     context.CancelFunc
+	sessions   *sessions
+	events     *eventLog
+	done       chan struct{}
+	handlers   sync.WaitGroup // requests being served
+	closeOnce  sync.Once
+	followDone chan struct{}
+	closeErr   error
 }
 
 // New starts serving n's API on addr (HOST:PORT, loopback only; port 0
@@ -57,7 +59,8 @@ func New(ctx context.Context, n *node.Node, addr string, logger *slog.Logger) (*
 		return nil, err
 	}
 	s := &Server{node: n, token: hex.EncodeToString(tok), ln: ln, log: logger.With("component", "api"), done: make(chan struct{}),
-		sessions: newSessions(time.Now)}
+		sessions: newSessions(time.Now), events: newEventLog()}
+
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		Handler:           s.routes(),
@@ -69,6 +72,12 @@ func New(ctx context.Context, n *node.Node, addr string, logger *slog.Logger) (*
 		s.cancel()
 		return nil, err
 	}
+	s.followDone = make(chan struct{})
+	events, unsubscribe := subscribeHub(n.Events())
+	go func() {
+		defer close(s.followDone)
+		s.events.follow(s.ctx, n.Events(), events, unsubscribe)
+	}()
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -98,6 +107,7 @@ func (s *Server) Close() error {
 			err = s.srv.Close()
 		}
 		<-s.done
+		<-s.followDone
 		// A handler cut off by Close may still be running: the node's
 		// services must outlive it.
 		s.handlers.Wait()
