@@ -132,6 +132,7 @@ func (s *Server) routes() http.Handler {
 	})
 	s.chatRoutes(mux)
 	s.fileRoutes(mux)
+	s.uploadRoutes(mux)
 	s.savedRelayRoutes(mux)
 	s.relayRoutes(mux)
 	s.groupRoutes(mux)

@@ -216,3 +216,19 @@ func TestRelayServesNoUI(t *testing.T) {
 		t.Errorf("relay login: %d, want 404", status)
 	}
 }
+
+func TestUploadNeedsName(t *testing.T) {
+	_, srv := startAPI(t)
+	b := newBrowser(t, srv)
+	b.login()
+	status, code, _ := b.do(http.MethodPost, "/api/v1/uploads", "x", nil)
+	if status != 400 || code != api.CodeBadRequest {
+		t.Fatalf("upload without a name: %d %s", status, code)
+	}
+	status, _, raw := b.do(http.MethodPost, "/api/v1/uploads?name=../../a.txt", "hello", nil)
+	var up node.Upload
+	json.Unmarshal(raw, &up)
+	if status != 200 || !strings.HasSuffix(up.Path, "/a.txt") || !strings.Contains(up.Path, "/uploads/") || up.Size != 7 {
+		t.Fatalf("upload: %d %s", status, raw)
+	}
+}
