@@ -7,6 +7,7 @@ import { Me } from './components/Me';
 import { Add } from './components/Add';
 import { FriendDetails, GroupDetails } from './components/Details';
 import { Avatar } from './components/Avatar';
+import { Icon } from './components/Icon';
 import { conversations, current, live, loadAll, panel, profile, startLive, toast, totalUnread, groups, markRead } from './state';
 import './styles.css';
 
@@ -62,13 +63,13 @@ function App() {
             <span class="name">{profile.value.name}</span>
           </button>
           <span class={'live ' + (live.value ? 'on' : 'off')} title={live.value ? 'Connected to your node' : 'Reconnecting to your node…'} role="status" aria-label={live.value ? 'live' : 'reconnecting'} />
-          <button class="icon" onClick={() => (panel.value = panel.value === 'add' ? '' : 'add')} aria-label="Add a friend or group" data-testid="open-add">＋</button>
+          <button class="icon" onClick={() => (panel.value = 'add')} aria-label="Add a friend or group" data-testid="open-add"><Icon name="plus" /></button>
         </header>
         <ChatList />
       </aside>
       <main class="main">
         {panel.value === 'me' ? <Me /> : panel.value === 'add' ? <Add /> : id ? <Conversation id={id} /> : (
-          <div class="welcome"><h2>Pick a chat</h2><p class="muted">or press ＋ to add a friend or start a group.</p></div>
+          <div class="welcome"><h2>Pick a chat</h2><p class="muted">or press + to add a friend or start a group.</p></div>
         )}
       </main>
       {id && (panel.value === 'people' || panel.value === 'group') && (isGroup ? <GroupDetails id={id} /> : <FriendDetails id={id} />)}

@@ -1,3 +1,4 @@
+import { Icon } from './Icon';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, base64Of, Message } from '../api';
 import { attempt, flash, refreshFiles, upsert } from '../state';
@@ -41,13 +42,13 @@ export function Composer({ conv, group, replyTo, clearReply }: { conv: string; g
       {replyTo && (
         <div class="replying" data-testid="replying">
           <span>Replying to <strong>{replyTo.outgoing ? 'yourself' : replyTo.name}</strong>: {replyTo.text?.slice(0, 80)}</span>
-          <button class="btn small" onClick={clearReply} aria-label="Cancel reply">✕</button>
+          <button class="btn small" onClick={clearReply} aria-label="Cancel reply"><Icon name="close" size={16} /></button>
         </div>
       )}
       {picker && <EmojiPicker onClose={() => setPicker(false)} onFace={face} onEmoji={(e) => { setText(text + e); setPicker(false); box.current?.focus(); }} />}
       <div class="row">
-        <button class="icon" aria-label="Emoji and faces" aria-expanded={picker} onClick={() => setPicker(!picker)}>☺</button>
-        <button class="icon" aria-label="Send a picture or file" onClick={() => fileInput.current?.click()}>📎</button>
+        <button class="icon" aria-label="Emoji and faces" aria-expanded={picker} onClick={() => setPicker(!picker)}><Icon name="smile" /></button>
+        <button class="icon" aria-label="Send a picture or file" onClick={() => fileInput.current?.click()}><Icon name="clip" /></button>
         <input type="file" ref={fileInput} hidden multiple data-testid="file-input" onChange={(e) => { const fl = (e.target as HTMLInputElement).files; if (fl) sendFiles(conv, group, fl).then(() => { fileInput.current!.value = ''; }); }} />
         <textarea ref={box} rows={1} value={text} placeholder="Write a message" aria-label="Message" data-testid="composer"
           onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}

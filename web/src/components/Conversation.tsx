@@ -2,6 +2,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { Message } from '../api';
 import { current, friends, groups, loadConv, loadOlder, markRead, messages, more, panel } from '../state';
 import { Avatar } from './Avatar';
+import { Icon } from './Icon';
 import { Composer, sendFiles } from './Composer';
 import { MessageItem } from './MessageItem';
 import { CallView } from './CallView';
@@ -50,15 +51,15 @@ export function Conversation({ id }: { id: string }) {
       onDragOver={(e) => { e.preventDefault(); setDrag(true); }} onDragLeave={() => setDrag(false)}
       onDrop={(e) => { e.preventDefault(); setDrag(false); if (e.dataTransfer?.files.length) sendFiles(id, !!group, e.dataTransfer.files); }}>
       <header class="convhead">
-        <button class="icon back" aria-label="Back to chats" onClick={() => { current.value = ''; }}>←</button>
+        <button class="icon back" aria-label="Back to chats" onClick={() => { current.value = ''; }}><Icon name="back" /></button>
         <Avatar name={name} id={friend?.profile?.avatar_id} online={friend ? !!friend.online : undefined} group={!!group} />
         <button class="grow titlebtn" onClick={() => (panel.value = group ? 'group' : 'people')} aria-label={`About ${name}`}>
           <div class="name" data-testid="conv-name">{name}</div>
           <div class="muted small">{sub}</div>
         </button>
-        {friend && <button class="icon" aria-label="Voice call" data-testid="call-audio" onClick={() => setCall('audio')}>📞</button>}
-        {friend && <button class="icon" aria-label="Video call" data-testid="call-video" onClick={() => setCall('video')}>🎥</button>}
-        <button class="icon" aria-label="Details" onClick={() => (panel.value = group ? 'group' : 'people')}>ⓘ</button>
+        {friend && <button class="icon" aria-label="Voice call" data-testid="call-audio" onClick={() => setCall('audio')}><Icon name="phone" /></button>}
+        {friend && <button class="icon" aria-label="Video call" data-testid="call-video" onClick={() => setCall('video')}><Icon name="video" /></button>}
+        <button class="icon" aria-label="Details" onClick={() => (panel.value = group ? 'group' : 'people')}><Icon name="info" /></button>
       </header>
       {call && <CallView name={name} video={call === 'video'} onClose={() => setCall('')} />}
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages">

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, Friend, Invite, Member } from '../api';
 import { attempt, current, flash, friends, groups, panel, refreshFriends, refreshGroups } from '../state';
 import { Avatar } from './Avatar';
+import { Icon } from './Icon';
 import { QR } from './QR';
 
 /** A friend's profile: status, how the node reaches them, round trip, and what one can do. */
@@ -37,7 +38,7 @@ export function FriendDetails({ id }: { id: string }) {
 }
 
 function CloseBar() {
-  return <div class="row end"><button class="btn small" onClick={() => (panel.value = '')} aria-label="Close details">✕</button></div>;
+  return <div class="row end"><button class="btn small" onClick={() => (panel.value = '')} aria-label="Close details"><Icon name="close" size={14} /></button></div>;
 }
 
 /** A group: invite codes, members with roles and presence, rename, add, kick, promote, leave. */

@@ -1,3 +1,4 @@
+import { Icon } from './Icon';
 import { api, Message } from '../api';
 import { attempt, files, refreshFiles } from '../state';
 
@@ -17,7 +18,7 @@ export function FileCard({ m }: { m: Message }) {
   const pct = st?.bytes && f.size ? Math.min(100, (st.bytes / f.size) * 100) : state === 'done' ? 100 : 0;
   return (
     <div class="filecard" data-testid="file-card" data-state={state}>
-      <div class="fileicon" aria-hidden="true">📄</div>
+      <div class="fileicon"><Icon name="file" size={28} /></div>
       <div class="grow">
         <div class="name">{f.name}</div>
         <div class="muted small">{size(f.size)}{state === 'downloading' && st?.rate_bytes_per_second ? ` · ${size(st.rate_bytes_per_second)}/s · ${Math.ceil(st.eta_seconds ?? 0)} s left` : ''}{state === 'failed' && st?.error ? ` · ${st.error}` : ''}</div>

@@ -1,10 +1,11 @@
+import { Icon } from './Icon';
 import { useState } from 'preact/hooks';
 import { api, Message } from '../api';
 import { attempt, faces, upsert } from '../state';
 import { FileCard } from './FileCard';
 import { when } from './ChatList';
 
-const stateIcon: Record<string, string> = { queued: '🕓', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠' };
+const stateIcon: Record<string, string> = { queued: '◷', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
 
 /** One bubble: its content, time and state, reactions, and what one can do with it. */
 export function MessageItem({ m, reactions, group, onReply }: { m: Message; reactions: Message[]; group: boolean; onReply: (m: Message) => void }) {
@@ -51,16 +52,16 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
               {stateIcon[m.state] ?? m.state}{group && m.recipients ? ` ${m.read_count ?? 0}/${m.recipients}` : ''}
             </button>
           )}
-          {!m.outgoing && <button class="state" onClick={showInfo} aria-label="show how it travelled">ⓘ</button>}
+          {!m.outgoing && <button class="state" onClick={showInfo} aria-label="show how it travelled"><Icon name="info" size={12} /></button>}
         </div>
         {counts.size > 0 && <div class="reactions">{[...counts].map(([e, n]) => <span key={e} class="reaction">{e}{n > 1 ? ` ${n}` : ''}</span>)}</div>}
       </div>
       {!m.deleted && (
         <div class="actions" role="toolbar" aria-label="Message actions">
-          <button aria-label="Reply" title="Reply" onClick={() => onReply(m)}>↩</button>
-          <button aria-label="React" title="React" onClick={() => setMenu(!menu)}>☺</button>
-          {m.outgoing && m.kind !== 'face' && <button aria-label="Edit" title="Edit" data-testid="edit" onClick={() => { setText(m.text ?? ''); setEditing(true); }}>✎</button>}
-          {m.outgoing && <button aria-label="Delete for everyone" title="Delete for everyone" data-testid="delete" onClick={() => { if (confirm('Delete this message for everyone?')) attempt('Delete', () => api.remove(m.id, true).then(upsert)); }}>🗑</button>}
+          <button aria-label="Reply" title="Reply" onClick={() => onReply(m)}><Icon name="reply" size={16} /></button>
+          <button aria-label="React" title="React" onClick={() => setMenu(!menu)}><Icon name="smile" size={16} /></button>
+          {m.outgoing && m.kind !== 'face' && <button aria-label="Edit" title="Edit" data-testid="edit" onClick={() => { setText(m.text ?? ''); setEditing(true); }}><Icon name="edit" size={16} /></button>}
+          {m.outgoing && <button aria-label="Delete for everyone" title="Delete for everyone" data-testid="delete" onClick={() => { if (confirm('Delete this message for everyone?')) attempt('Delete', () => api.remove(m.id, true).then(upsert)); }}><Icon name="trash" size={16} /></button>}
         </div>
       )}
       {menu && (
@@ -77,7 +78,7 @@ function Trace({ info, onClose }: { info: any; onClose: () => void }) {
   const names = info.names ?? {};
   return (
     <div class="trace" role="dialog" aria-label="How the message travelled" data-testid="trace">
-      <div class="row between"><strong>How it travelled</strong><button class="btn small" onClick={onClose} aria-label="Close">✕</button></div>
+      <div class="row between"><strong>How it travelled</strong><button class="btn small" onClick={onClose} aria-label="Close"><Icon name="close" size={14} /></button></div>
       <ol>
         {(info.hops ?? []).map((h: any, i: number) => (
           <li key={i}><span class="hop">{h.event}</span> {new Date(h.at).toLocaleTimeString()}{h.path ? ` · ${h.path}` : ''}{h.relay ? ` via relay …${h.relay.slice(-8)}` : ''}</li>
