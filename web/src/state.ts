@@ -121,11 +121,15 @@ export async function refreshMe() {
   me.value = id; profile.value = p; status.value = st;
 }
 
-/** Reads everything the page shows. */
+/**
+ * Reads everything the page shows: first what the chat list needs (the
+ * page is usable then), the rest behind it.
+ */
 export async function loadAll() {
-  const [, , , fc] = await Promise.all([refreshMe(), refreshFriends(), refreshGroups(), api.faces().catch(() => ({})), refreshFiles()]);
-  faces.value = fc as Record<string, string>;
+  const [p] = await Promise.all([api.profile(), refreshFriends(), refreshGroups()]);
+  profile.value = p;
   await Promise.all(conversations.value.map((c) => loadConv(c.id).catch(() => undefined)));
+  Promise.all([refreshMe(), refreshFiles(), api.faces().then((fc) => { faces.value = fc; })]).catch(() => undefined);
 }
 
 let refreshTimer: Record<string, number> = {};
