@@ -45,7 +45,7 @@ export function Conversation({ id }: { id: string }) {
     } else if (stick.current && end) setEnd(0);
   };
   const sub = friend ? (friend.online ? 'online' : friend.last_seen ? `last seen ${new Date(friend.last_seen).toLocaleString()}` : 'offline')
-    : group ? `${group.members} members` : '';
+    : group ? `${group.members} ${group.members === 1 ? 'member' : 'members'}` : '';
   return (
     <section class={'conversation' + (drag ? ' dragging' : '')} aria-label={`Conversation with ${name}`} data-testid="conversation"
       onDragOver={(e) => { e.preventDefault(); setDrag(true); }} onDragLeave={() => setDrag(false)}

@@ -58,7 +58,7 @@ export function GroupDetails({ id }: { id: string }) {
       <CloseBar />
       <div class="center"><Avatar name={g.name} size={96} group /></div>
       <h2 class="center">{g.name}</h2>
-      <p class="center muted small">{g.members} members · you are {g.role}</p>
+      <p class="center muted small">{g.members} {g.members === 1 ? "member" : "members"} · you are {g.role}</p>
       {admin && (
         <>
           <div class="row">

@@ -1,4 +1,4 @@
-package web_test
+package main
 
 import (
 	"bytes"
@@ -97,6 +97,15 @@ func TestBrowserChat(t *testing.T) {
 	bob.wait("the edit", message("See you at 9")+" !== undefined", 20*time.Second)
 	alice.eval("window.confirm = () => true; "+message("See you at 9")+".querySelector('[data-testid=delete]').click(); true", nil)
 	bob.wait("the deletion", `[...document.querySelectorAll('[data-testid=message]')].some(e => e.textContent.includes('Message deleted'))`+" && "+message("See you at 9")+" === undefined", 20*time.Second)
+
+	// The same screens at 360 pixels and in the dark theme.
+	bob.dark()
+	bob.shot("07-dark")
+	alice.do(chromedp.EmulateViewport(360, 740))
+	alice.shot("08-phone")
+	alice.click("[data-testid=conv-name]")
+	alice.waitFor("[data-testid=friend-details]")
+	alice.shot("09-phone-profile")
 }
 
 func TestBrowserFile(t *testing.T) {

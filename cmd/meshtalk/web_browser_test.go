@@ -1,7 +1,8 @@
-package web_test
+package main
 
-// Browser tests: the web UI in Debian's chromium, driven by chromedp, over
-// real nodes (internal/nodetest) and their local APIs. Without chromium
+// Browser tests: the web UI (web/) in Debian's chromium, driven by chromedp, over
+// real nodes (internal/nodetest) and their local APIs, logged in through
+// `meshtalk open`'s link. Without chromium
 // they skip, saying why. Screenshots go to $MESHTALK_SCREENSHOTS when set
 // (CI keeps them as artifacts), else to the test's temporary folder.
 
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/meshtalk/meshtalk/api"
@@ -91,11 +94,19 @@ func (u *user) open(w, h int) {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	lc, err := api.NewClient(u.srv.Addr(), u.srv.Token()).LoginCode(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	u.do(chromedp.EmulateViewport(int64(w), int64(h)), chromedp.Navigate(u.openLink()))
+}
+
+// openLink runs `meshtalk open --json` against the node (through the
+// api.json in its home) and answers the one-time login link it made.
+func (u *user) openLink() string {
+	u.t.Helper()
+	out, errOut, code := meshtalk(u.t, cleanEnv(), "open", "--json", "--home", string(u.node.Home()))
+	var lc api.LoginCode
+	if code != 0 || json.Unmarshal([]byte(out), &lc) != nil || lc.URL == "" {
+		u.t.Fatalf("meshtalk open --json: exit %d: %s%s", code, out, errOut)
 	}
-	u.do(chromedp.EmulateViewport(int64(w), int64(h)), chromedp.Navigate(lc.URL))
+	return lc.URL
 }
 
 func (u *user) do(actions ...chromedp.Action[chromedp.Void]) {
@@ -134,6 +145,17 @@ func (u *user) wait(what, js string, timeout time.Duration) {
 		u.shot("failed")
 		u.t.Fatalf("%s's page: waiting for %s: %v", u.name, what, err)
 	}
+}
+
+// dark switches the page to the dark theme (prefers-color-scheme).
+func (u *user) dark() {
+	u.t.Helper()
+	u.do(func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+		})
+		return chromedp.Void{}, err
+	})
 }
 
 // q is a JavaScript expression for the first element sel matches.
