@@ -12,7 +12,7 @@ import (
 
 // uiPolicy keeps the page to the node: no script, style, font, frame or
 // connection from anywhere else, and no page of another site may frame it.
-const uiPolicy = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; " +
+const uiPolicy = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; " +
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 // uiHandler serves the web UI's committed bundle (web/dist). Every path

@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,24 @@ func TestBrowserChat(t *testing.T) {
 	bob.wait("caption", message("The view from last time")+" !== undefined", 20*time.Second)
 	alice.shot("03-conversation")
 	bob.shot("03-conversation")
+
+	// A reply quotes; a reaction shows under its message.
+	bob.eval(message("The view from last time")+".querySelector('[aria-label=Reply]').click(); true", nil)
+	bob.waitFor("[data-testid=replying]")
+	bob.send("Wow, beautiful")
+	alice.wait("the reply's quote", message("Wow, beautiful")+"?.querySelector('.quote')?.textContent === 'The view from last time'", 20*time.Second)
+	alice.eval(message("Wow, beautiful")+".querySelector('[aria-label=React]').click(); true", nil)
+	alice.click("[role=menu] [role=menuitem]")
+	bob.wait("the reaction", message("Wow, beautiful")+"?.querySelector('.reaction') != null", 20*time.Second)
+
+	// The API token is nowhere in the page or its storage.
+	for _, u := range []*user{alice, bob} {
+		var page string
+		u.eval(`document.documentElement.outerHTML + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie + location.href`, &page)
+		if strings.Contains(page, u.srv.Token()) {
+			t.Fatalf("%s's page holds the API token", u.name)
+		}
+	}
 
 	// Edit and delete for everyone.
 	alice.send("See you at 8")
