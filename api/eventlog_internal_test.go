@@ -1,10 +1,14 @@
 package api
 
 import (
+	"bufio"
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
 )
 
@@ -59,5 +63,81 @@ func TestEventLogResume(t *testing.T) {
 		t.Fatalf("resume from a dropped ID: complete %v, %d events; want incomplete, %d", complete, len(past), eventLogSize)
 	} else {
 		stop4()
+	}
+}
+
+// TestEventStreamResume: over HTTP, events carry IDs and a reconnect with
+// Last-Event-ID replays the ones missed, then goes on live.
+func TestEventStreamResume(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	s, err := New(context.Background(), n, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, _, copied, stop := s.events.subscribe(0, 16)
+	defer stop()
+	for _, typ := range []string{"test.one", "test.two", "test.three"} {
+		n.Events().Publish(node.Event{Type: typ})
+	}
+	// The log has them once its follower copied them.
+	for range 3 {
+		select {
+		case <-copied:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the event log did not get the events")
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.URL()+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token())
+	req.Header.Set("Last-Event-ID", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var got []string
+	for len(got) < 4 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		if strings.HasPrefix(line, "id: ") || strings.HasPrefix(line, "event: ") {
+			got = append(got, strings.TrimSpace(line))
+		}
+		if len(got) == 4 {
+			break
+		}
+	}
+	want := []string{"id: 2", "event: test.two", "id: 3", "event: test.three"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("resumed stream %v, want %v", got, want)
+	}
+	// Then live.
+	n.Events().Publish(node.Event{Type: "test.four"})
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(line) == "id: 4" {
+			break
+		}
+	}
+	// An ID from another run asks the client to re-read.
+	req.Header.Set("Last-Event-ID", "999")
+	resp2, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	r2 := bufio.NewReader(resp2.Body)
+	r2.ReadString('\n')
+	r2.ReadString('\n')
+	if line, _ := r2.ReadString('\n'); strings.TrimSpace(line) != "event: reset" {
+		t.Fatalf("a stale ID got %q, want event: reset", line)
 	}
 }
