@@ -107,17 +107,38 @@ export const api = {
 /**
  * Follows the node's event stream. EventSource reconnects by itself and
  * sends Last-Event-ID, so the node replays what was missed; a "reset"
- * event (the node no longer holds them) asks for a full re-read.
+ * event (the node no longer holds them) asks for a full re-read. When the
+ * browser gives up (the node answered an error), a new stream resumes from
+ * the last ID seen, unless the session is gone (the node restarted).
  */
-export function follow(on: (ev: NodeEvent) => void, onState: (live: boolean) => void): () => void {
-  const es = new EventSource('/api/v1/events');
+export function follow(on: (ev: NodeEvent) => void, onState: (live: boolean) => void, onSignedOut: () => void): () => void {
   const types = ['peer.connected', 'peer.disconnected', 'friend.request', 'friend.update', 'friend.presence', 'friend.profile',
     'message.received', 'message.state', 'message.edited', 'message.deleted', 'group.update', 'group.receipt',
     'transfer.progress', 'transfer.done', 'transfer.failed', 'file.dropped', 'node.reachability', 'reset'];
-  for (const t of types) es.addEventListener(t, (e) => { try { on(JSON.parse((e as MessageEvent).data)); } catch { /* a malformed event: skip */ } });
-  es.onopen = () => onState(true);
-  es.onerror = () => onState(false);
-  return () => es.close();
+  let last = '';
+  let es: EventSource | undefined;
+  let timer = 0;
+  let stopped = false;
+  const open = () => {
+    es = new EventSource('/api/v1/events' + (last ? `?last_event_id=${last}` : ''));
+    for (const t of types) {
+      es.addEventListener(t, (e) => {
+        const me = e as MessageEvent;
+        if (me.lastEventId) last = me.lastEventId;
+        try { on(JSON.parse(me.data)); } catch { /* a malformed event: skip */ }
+      });
+    }
+    es.onopen = () => onState(true);
+    es.onerror = async () => {
+      onState(false);
+      if (es!.readyState !== EventSource.CLOSED || stopped) return;
+      const alive = await fetch('/api/v1/session', { credentials: 'same-origin' }).then((r) => r.status, () => 0);
+      if (alive === 401) { onSignedOut(); return; }
+      timer = window.setTimeout(open, 2000);
+    };
+  };
+  open();
+  return () => { stopped = true; clearTimeout(timer); es?.close(); };
 }
 
 /** Reads a File as base64 (no data: prefix), for avatars and pictures. */

@@ -8,7 +8,7 @@ import { Add } from './components/Add';
 import { FriendDetails, GroupDetails } from './components/Details';
 import { Avatar } from './components/Avatar';
 import { Icon } from './components/Icon';
-import { conversations, current, live, loadAll, panel, profile, startLive, toast, totalUnread, groups, markRead } from './state';
+import { signedOut, conversations, current, live, loadAll, panel, profile, startLive, toast, totalUnread, groups, markRead } from './state';
 import './styles.css';
 
 function App() {
@@ -44,7 +44,7 @@ function App() {
     return () => { document.removeEventListener('visibilitychange', vis); removeEventListener('keydown', keys); };
   }, []);
   if (phase === 'boot') return <p class="boot">meshtalk…</p>;
-  if (phase === 'out') return (
+  if (phase === 'out' || signedOut.value) return (
     <main class="signin" data-testid="signed-out">
       <h1>meshtalk</h1>
       <p>To open your messenger, run <code>meshtalk open</code> on this computer.</p>

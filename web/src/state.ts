@@ -186,10 +186,12 @@ export function onEvent(ev: NodeEvent) {
   }
 }
 
+export const signedOut = signal(false);
+
 export function startLive() {
   return follow(onEvent, (on) => {
     const was = live.value;
     live.value = on;
     if (on && !was) soon('friends', refreshFriends);
-  });
+  }, () => { signedOut.value = true; });
 }
