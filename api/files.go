@@ -1,6 +1,7 @@
 package api
 
 import (
+	"mime"
 	"net/http"
 
 	"github.com/meshtalk/meshtalk/node"
@@ -59,4 +60,37 @@ func (s *Server) handleCancelFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) uploadRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/uploads", s.handleUpload)
+	mux.HandleFunc("GET /api/v1/files/{id}/content", s.handleFileContent)
+}
+
+// handleUpload takes a file's bytes as the body (any type, up to
+// node.MaxUpload) and its name as ?name=.
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
+	up, err := s.node.SaveUpload(r.Context(), r.URL.Query().Get("name"), r.Body)
+	reply(w, up, err)
+}
+
+// handleFileContent serves a downloaded file, to save (or, for a
+// picture, to show: ?inline=true).
+func (s *Server) handleFileContent(w http.ResponseWriter, r *http.Request) {
+	f, err := s.node.DownloadedFile(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	disp := "attachment"
+	if r.URL.Query().Get("inline") == "true" {
+		disp = "inline"
+	}
+	w.Header().Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": f.Name}))
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if f.MIME != "" {
+		w.Header().Set("Content-Type", f.MIME)
+	}
+	http.ServeFile(w, r, f.Path)
 }

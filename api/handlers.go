@@ -70,22 +70,45 @@ func pingOptions(r *http.Request) (node.PingOptions, error) {
 }
 
 // handleEvents streams the node's events as Server-Sent Events: one
-// "event: <type>" and "data: <json>" pair per event. The stream ends when
+// "id: <n>", "event: <type>" and "data: <json>" triple per event. A
+// client that reconnects with Last-Event-ID (header, or the last_event_id
+// query) gets the events it missed first; when the API no longer holds
+// them, a "reset" event tells it to re-read state. The stream ends when
 // the client goes away, the node stops, or the client falls too far
-// behind (it should reconnect and re-read state).
+// behind (it reconnects and resumes).
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, http.StatusInternalServerError, CodeInternal, "streaming unsupported")
 		return
 	}
-	events, cancel := s.node.Events().Subscribe(256)
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	var after uint64
+	if last != "" {
+		var err error
+		if after, err = strconv.ParseUint(last, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "Last-Event-ID must be an event ID the stream sent")
+			return
+		}
+	}
+	past, complete, events, cancel := s.events.subscribe(after, 256)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	// A comment line tells the client the subscription is in place.
 	fmt.Fprint(w, ": subscribed\n\n")
+	if !complete {
+		fmt.Fprint(w, "event: reset\ndata: {\"type\":\"reset\"}\n\n")
+	}
+	for _, n := range past {
+		if writeSSE(w, n) != nil {
+			return
+		}
+	}
 	flusher.Flush()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
@@ -95,11 +118,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-keepalive.C:
 			fmt.Fprint(w, ": keepalive\n\n")
-		case ev, ok := <-events:
+		case n, ok := <-events:
 			if !ok {
 				return
 			}
-			if err := writeSSE(w, ev); err != nil {
+			if err := writeSSE(w, n); err != nil {
 				return
 			}
 		}
@@ -107,11 +130,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeSSE(w http.ResponseWriter, ev node.Event) error {
-	b, err := json.Marshal(ev)
+func writeSSE(w http.ResponseWriter, n numbered) error {
+	b, err := json.Marshal(n.ev)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, b)
+	_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", n.id, n.ev.Type, b)
 	return err
 }

@@ -29,12 +29,15 @@ type Server struct {
 	srv   *http.Server
 	log   *slog.Logger
 
-	ctx       context.Context // cancelled by Close; ends event streams
-	cancel    context.CancelFunc
-	done      chan struct{}
-	handlers  sync.WaitGroup // requests being served
-	closeOnce sync.Once
-	closeErr  error
+	ctx        context.Context // cancelled by Close; ends event streams
+	cancel     context.CancelFunc
+	sessions   *sessions
+	events     *eventLog
+	done       chan struct{}
+	handlers   sync.WaitGroup // requests being served
+	closeOnce  sync.Once
+	followDone chan struct{}
+	closeErr   error
 }
 
 // New starts serving n's API on addr (HOST:PORT, loopback only; port 0
@@ -55,7 +58,9 @@ func New(ctx context.Context, n *node.Node, addr string, logger *slog.Logger) (*
 		ln.Close()
 		return nil, err
 	}
-	s := &Server{node: n, token: hex.EncodeToString(tok), ln: ln, log: logger.With("component", "api"), done: make(chan struct{})}
+	s := &Server{node: n, token: hex.EncodeToString(tok), ln: ln, log: logger.With("component", "api"), done: make(chan struct{}),
+		sessions: newSessions(time.Now), events: newEventLog()}
+
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		Handler:           s.routes(),
@@ -67,6 +72,12 @@ func New(ctx context.Context, n *node.Node, addr string, logger *slog.Logger) (*
 		s.cancel()
 		return nil, err
 	}
+	s.followDone = make(chan struct{})
+	events, unsubscribe := subscribeHub(n.Events())
+	go func() {
+		defer close(s.followDone)
+		s.events.follow(s.ctx, n.Events(), events, unsubscribe)
+	}()
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -96,6 +107,7 @@ func (s *Server) Close() error {
 			err = s.srv.Close()
 		}
 		<-s.done
+		<-s.followDone
 		// A handler cut off by Close may still be running: the node's
 		// services must outlive it.
 		s.handlers.Wait()
@@ -120,21 +132,32 @@ func (s *Server) routes() http.Handler {
 	})
 	s.chatRoutes(mux)
 	s.fileRoutes(mux)
+	s.uploadRoutes(mux)
 	s.savedRelayRoutes(mux)
 	s.relayRoutes(mux)
 	s.groupRoutes(mux)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
+	if s.node.Role() == node.RolePersonal {
+		s.sessionRoutes(mux)
+		mux.Handle("/", uiHandler())
+	} else {
+		// A relay serves no UI.
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, CodeNotFound, "a relay serves no web UI; no such endpoint: "+r.Method+" "+r.URL.Path)
+		})
+	}
 	return s.authorize(mux)
 }
 
-// authorize lets a request through only with the bearer token, only when
-// it names the API's own loopback address as its Host, and, when a
-// browser sends an Origin, only from the API's own origin: a page on any
-// other site must not drive the node (CSRF; DNS rebinding, where a name of
-// the attacker's resolves to 127.0.0.1 and the browser sends that name as
-// the Host).
+// authorize lets a request through only when it names the API's own
+// loopback address as its Host, and, when a browser sends an Origin, only
+// from the API's own origin: a page on any other site must not drive the
+// node (CSRF; DNS rebinding, where a name of the attacker's resolves to
+// 127.0.0.1 and the browser sends that name as the Host). Then an API
+// request needs the bearer token or a web UI session (session.go); the
+// UI's own files and the login itself need neither.
 func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.handlers.Add(1)
@@ -147,12 +170,18 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, CodeForbiddenOrigin, "requests from origin "+origin+" are not allowed")
 			return
 		}
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if auth == "" {
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing bearer token (it is in api.json in the node's home)")
+		if !strings.HasPrefix(r.URL.Path, "/api/") || (r.Method == http.MethodPost && r.URL.Path == "/api/v1/session") {
+			next.ServeHTTP(w, r)
 			return
 		}
+		auth := r.Header.Get("Authorization")
+		if auth == "" {
+			if s.checkSession(w, r) {
+				next.ServeHTTP(w, r)
+			}
+			return
+		}
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "wrong bearer token (the node writes a new one to api.json at every start)")
 			return

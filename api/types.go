@@ -33,6 +33,9 @@ const (
 	// CodeAmbiguous: a name or prefix fits more than one thing; the
 	// error's candidates list them.
 	CodeAmbiguous = "ambiguous"
+	// CodeForbiddenCSRF: a web UI session's state-changing request
+	// without its X-CSRF-Token header.
+	CodeForbiddenCSRF = "forbidden_csrf"
 )
 
 // Error is the body of every API error response, under "error".

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// picture writes a PNG of w×h pixels.
+func picture(t *testing.T, w, h int) string {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(40 + x*180/w), uint8(110 + y*100/h), 150, 255})
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	path := filepath.Join(t.TempDir(), "mountains.png")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// firstRun sets the person's name on the first-run screen and answers
+// their friend code.
+func (u *user) firstRun() string {
+	u.t.Helper()
+	u.waitFor("[data-testid=first-run]")
+	u.wait("friend code", q("[data-testid=friend-code]")+"?.textContent.startsWith('mt1')", 10*time.Second)
+	code := u.text("[data-testid=friend-code]")
+	u.fill("[data-testid=my-name]", u.name)
+	u.shot("01-first-run")
+	u.click("[data-testid=save-profile]")
+	u.waitFor("[data-testid=open-add]")
+	return code
+}
+
+// befriend: b adds a by code in its page, a accepts in its own.
+func befriend(a, b *user, code string) {
+	b.click("[data-testid=open-add]")
+	b.fill("[data-testid=add-code]", code)
+	b.click("[data-testid=add-friend]")
+	a.waitFor("[data-testid=friend-request]")
+	a.shot("02-friend-request")
+	a.click("[data-testid=friend-request] [data-testid=accept]")
+	a.waitFor(fmt.Sprintf("[data-testid=conv][data-name=%q]", b.name))
+	b.waitFor(fmt.Sprintf("[data-testid=conv][data-name=%q]", a.name))
+}
+
+func TestBrowserChat(t *testing.T) {
+	chromiumPath(t)
+	shots := screenshotDir(t)
+	alice, bob := startUser(t, "Alice", shots), startUser(t, "Bob", shots)
+	alice.open(1280, 800)
+	bob.open(1280, 800)
+	code := alice.firstRun()
+	bob.firstRun()
+	befriend(alice, bob, code)
+
+	// Messages both ways; Alice's goes to "read" once Bob has it open.
+	alice.openConv("Bob")
+	alice.send("Hi Bob! Are you coming hiking on Saturday?")
+	bob.wait("Alice's message in Bob's list", fmt.Sprintf(`%s?.querySelector('.badge')?.textContent === '1'`, q("[data-testid=conv][data-name=Alice]")), 20*time.Second)
+	bob.openConv("Alice")
+	bob.wait("Alice's message", message("Hi Bob! Are you coming hiking on Saturday?")+" !== undefined", 20*time.Second)
+	alice.wait("read", message("Hi Bob! Are you coming hiking on Saturday?")+"?.dataset.state === 'read'", 20*time.Second)
+	bob.send("Yes! I'll bring the map 🗺️")
+	alice.wait("Bob's answer", message("Yes! I'll bring the map 🗺️")+" !== undefined", 20*time.Second)
+
+	// A picture: the thumbnail shows on the other side.
+	alice.do(chromedp.SetUploadFiles("[data-testid=file-input]", []string{picture(t, 640, 400)}))
+	bob.wait("thumbnail", `document.querySelector('[data-testid=message][data-kind=picture] [data-testid=thumbnail]')?.naturalWidth > 0`, 30*time.Second)
+	alice.send("The view from last time")
+	bob.wait("caption", message("The view from last time")+" !== undefined", 20*time.Second)
+	alice.shot("03-conversation")
+	bob.shot("03-conversation")
+
+	// A reply quotes; a reaction shows under its message.
+	bob.eval(message("The view from last time")+".querySelector('[aria-label=Reply]').click(); true", nil)
+	bob.waitFor("[data-testid=replying]")
+	bob.send("Wow, beautiful")
+	alice.wait("the reply's quote", message("Wow, beautiful")+"?.querySelector('.quote')?.textContent === 'The view from last time'", 20*time.Second)
+	alice.eval(message("Wow, beautiful")+".querySelector('[aria-label=React]').click(); true", nil)
+	alice.click("[role=menu] [role=menuitem]")
+	bob.wait("the reaction", message("Wow, beautiful")+"?.querySelector('.reaction') != null", 20*time.Second)
+
+	// The API token is nowhere in the page or its storage.
+	for _, u := range []*user{alice, bob} {
+		var page string
+		u.eval(`document.documentElement.outerHTML + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie + location.href`, &page)
+		if strings.Contains(page, u.srv.Token()) {
+			t.Fatalf("%s's page holds the API token", u.name)
+		}
+	}
+
+	// Edit and delete for everyone.
+	alice.send("See you at 8")
+	bob.wait("to edit", message("See you at 8")+" !== undefined", 20*time.Second)
+	alice.eval(message("See you at 8")+".querySelector('[data-testid=edit]').click(); true", nil)
+	alice.fill("[data-testid=edit-text]", "See you at 9")
+	alice.click("[data-testid=edit-save]")
+	bob.wait("the edit", message("See you at 9")+" !== undefined", 20*time.Second)
+	alice.eval("window.confirm = () => true; "+message("See you at 9")+".querySelector('[data-testid=delete]').click(); true", nil)
+	bob.wait("the deletion", `[...document.querySelectorAll('[data-testid=message]')].some(e => e.textContent.includes('Message deleted'))`+" && "+message("See you at 9")+" === undefined", 20*time.Second)
+
+	// The same screens at 360 pixels and in the dark theme.
+	bob.dark()
+	bob.shot("07-dark")
+	alice.do(chromedp.EmulateViewport(360, 740))
+	alice.shot("08-phone")
+	alice.click("[data-testid=conv-name]")
+	alice.waitFor("[data-testid=friend-details]")
+	alice.shot("09-phone-profile")
+}
+
+func TestBrowserFile(t *testing.T) {
+	chromiumPath(t)
+	shots := screenshotDir(t)
+	alice, bob := startUser(t, "Alice", shots), startUser(t, "Bob", shots)
+	alice.open(1280, 800)
+	bob.open(1280, 800)
+	code := alice.firstRun()
+	bob.firstRun()
+	befriend(alice, bob, code)
+
+	data := make([]byte, 20<<20)
+	rand.Read(data)
+	sum := sha256.Sum256(data)
+	path := filepath.Join(t.TempDir(), "trip-photos.tar")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	alice.openConv("Bob")
+	alice.do(chromedp.SetUploadFiles("[data-testid=file-input]", []string{path}))
+	bob.openConv("Alice")
+	bob.waitFor("[data-testid=file-card] [data-testid=file-accept]")
+	// Record whether the progress bar showed (a fast loopback transfer may be over before it paints).
+	bob.eval(`window.sawProgress = false; new MutationObserver(() => { if (document.querySelector('[data-testid=file-progress]')) window.sawProgress = true; }).observe(document.body, {subtree: true, childList: true, attributes: true}); true`, nil)
+	bob.click("[data-testid=file-accept]")
+	bob.wait("download done", q("[data-testid=file-save]")+" !== null", 60*time.Second)
+	bob.shot("04-file")
+	var saw bool
+	bob.eval("window.sawProgress", &saw)
+	t.Logf("progress bar seen while downloading: %v", saw)
+	// Save it as the page does (its link), and compare.
+	var got string
+	bob.eval(`fetch(document.querySelector('[data-testid=file-save]').href).then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-256', b)).then(d => [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''))`, &got)
+	if got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("the saved file's SHA-256 is %s, want %s", got, hex.EncodeToString(sum[:]))
+	}
+}
+
+func TestBrowserGroup(t *testing.T) {
+	chromiumPath(t)
+	shots := screenshotDir(t)
+	alice, bob := startUser(t, "Alice", shots), startUser(t, "Bob", shots)
+	alice.open(1280, 800)
+	bob.open(1280, 800)
+	code := alice.firstRun()
+	bob.firstRun()
+	befriend(alice, bob, code)
+
+	alice.click("[data-testid=open-add]")
+	alice.fill("[data-testid=group-name]", "Hikers")
+	alice.click("[data-testid=create-group]")
+	alice.click("[data-testid=invite]")
+	alice.wait("invite code", q("[data-testid=invite-code]")+"?.textContent.length > 40", 20*time.Second)
+	invite := alice.text("[data-testid=invite-code]")
+	alice.shot("05-group-invite")
+
+	bob.click("[data-testid=open-add]")
+	bob.fill("[data-testid=join-code]", invite)
+	bob.click("[data-testid=join-group]")
+	bob.openConv("Hikers")
+	bob.send("Hello hikers!")
+	alice.openConv("Hikers")
+	alice.wait("Bob's group message", message("Hello hikers!")+" !== undefined", 30*time.Second)
+	alice.send("Welcome, Bob")
+	bob.wait("Alice's group message", message("Welcome, Bob")+" !== undefined", 30*time.Second)
+	bob.shot("06-group")
+
+	// Alice removes Bob: Bob's page says he is no longer a member.
+	alice.click("[data-testid=conv-name]")
+	alice.click("[data-testid=member][data-name=Bob] [data-testid=kick]")
+	bob.wait("removed", `document.querySelector('.composer')?.textContent.includes('no longer a member')`, 30*time.Second)
+}

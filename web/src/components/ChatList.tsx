@@ -1,0 +1,90 @@
+import { useState } from 'preact/hooks';
+import { api, Message } from '../api';
+import { attempt, conversations, current, panel, refreshFriends, requests, convOf, friends, groups } from '../state';
+import { Avatar } from './Avatar';
+
+export function when(iso?: string) {
+  if (!iso) return '';
+  const d = new Date(iso), now = new Date();
+  if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+}
+
+export function preview(m?: Message) {
+  if (!m) return 'No messages yet';
+  if (m.deleted) return 'Message deleted';
+  const who = m.outgoing ? 'You: ' : m.group && m.name ? `${m.name}: ` : '';
+  switch (m.kind) {
+    case 'picture': return who + '🖼 Picture' + (m.text ? ' · ' + m.text : '');
+    case 'file': return who + '📎 ' + (m.file?.name ?? 'File');
+    case 'face': return who + (m.face ?? 'face');
+    default: return who + (m.text ?? '');
+  }
+}
+
+/** The left column: requests waiting, search, and every conversation. */
+export function ChatList() {
+  const [q, setQ] = useState('');
+  const [hits, setHits] = useState<Message[] | null>(null);
+  const search = async (text: string) => {
+    setQ(text);
+    if (text.trim().length < 2) { setHits(null); return; }
+    setHits((await api.search(text.trim()).catch(() => [])) ?? []);
+  };
+  const ql = q.trim().toLowerCase();
+  const convs = conversations.value.filter((c) => !ql || c.name.toLowerCase().includes(ql));
+  const nameOf = (id: string) => friends.value.find((f) => f.peer_id === id)?.name ?? groups.value.find((g) => g.id === id)?.name ?? id.slice(-8);
+  return (
+    <nav class="chatlist" aria-label="Conversations">
+      <div class="search">
+        <input type="search" placeholder="Search people and messages" aria-label="Search" value={q} onInput={(e) => search((e.target as HTMLInputElement).value)} data-testid="search" />
+      </div>
+      {requests.value.length > 0 && (
+        <section class="requests" aria-label="Friend requests">
+          <h2>Friend requests</h2>
+          {requests.value.map((f) => (
+            <div class="request" key={f.peer_id} data-testid="friend-request">
+              <Avatar name={f.name} id={f.profile?.avatar_id} size={36} />
+              <div class="grow">
+                <div class="name">{f.profile?.name || f.name}</div>
+                {f.message && <div class="muted small">“{f.message}”</div>}
+              </div>
+              <div class="row">
+                <button class="btn primary small" data-testid="accept" onClick={() => attempt('Accept', () => api.friendAction(f.peer_id, 'accept').then(refreshFriends))}>Accept</button>
+                <button class="btn small" onClick={() => attempt('Decline', () => api.friendAction(f.peer_id, 'decline').then(refreshFriends))}>Decline</button>
+                <button class="btn small danger" onClick={() => attempt('Block', () => api.friendAction(f.peer_id, 'block').then(refreshFriends))}>Block</button>
+              </div>
+            </div>
+          ))}
+        </section>
+      )}
+      <ul class="convs" role="listbox" aria-label="Chats">
+        {convs.map((c) => (
+          <li key={c.id} role="option" aria-selected={c.id === current.value} tabIndex={0} class={'conv' + (c.id === current.value ? ' active' : '')}
+            data-testid="conv" data-conv={c.id} data-name={c.name}
+            onClick={() => { current.value = c.id; panel.value = ''; }}
+            onKeyDown={(e) => { if (e.key === 'Enter') { current.value = c.id; panel.value = ''; } }}>
+            <Avatar name={c.name} id={c.avatar} online={c.group ? undefined : c.online} group={c.group} />
+            <div class="grow">
+              <div class="row between"><span class="name">{c.name}</span><span class="time">{when(c.last?.time)}</span></div>
+              <div class="row between"><span class="preview">{preview(c.last)}</span>{c.unread > 0 && <span class="badge" aria-label={`${c.unread} unread`}>{c.unread}</span>}</div>
+            </div>
+          </li>
+        ))}
+        {convs.length === 0 && !ql && <li class="empty">No chats yet. Add a friend with their friend code, or join a group.</li>}
+      </ul>
+      {hits && (
+        <section class="hits" aria-label="Messages found">
+          <h2>Messages</h2>
+          {hits.length === 0 && <p class="muted small">Nothing found.</p>}
+          {hits.map((m) => (
+            <button key={m.id} class="hit" onClick={() => { current.value = convOf(m); setQ(''); setHits(null); }}>
+              <span class="name">{nameOf(convOf(m))}</span> <span class="muted small">{when(m.time)}</span>
+              <div class="preview">{m.text}</div>
+            </button>
+          ))}
+        </section>
+      )}
+    </nav>
+  );
+}

@@ -1,0 +1,103 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, Friend, Invite, Member } from '../api';
+import { attempt, current, flash, friends, groups, panel, refreshFriends, refreshGroups } from '../state';
+import { Avatar } from './Avatar';
+import { Icon } from './Icon';
+import { QR } from './QR';
+
+/** A friend's profile: status, how the node reaches them, round trip, and what one can do. */
+export function FriendDetails({ id }: { id: string }) {
+  const [f, setF] = useState<Friend | null>(null);
+  const [rtt, setRtt] = useState('');
+  const base = friends.value.find((x) => x.peer_id === id);
+  useEffect(() => {
+    api.friend(id).then(setF, () => undefined);
+    setRtt('');
+    fetch(`/api/v1/ping?peer=${encodeURIComponent(id)}&count=1&timeout=3s`).then((r) => r.text()).then((t) => {
+      try { const r = JSON.parse(t.split('\n')[0]); setRtt(r.error ? r.error : `${(Number(r.rtt_ns) / 1e6).toFixed(1)} ms (${r.path})`); } catch { /* no answer */ }
+    }, () => undefined);
+  }, [id, base?.online]);
+  const x = f ?? base;
+  if (!x) return null;
+  const act = (a: 'remove' | 'block') => attempt(a, () => api.friendAction(id, a).then(refreshFriends).then(() => { panel.value = ''; current.value = ''; }));
+  return (
+    <aside class="details" aria-label={`About ${x.name}`} data-testid="friend-details">
+      <CloseBar />
+      <div class="center"><Avatar name={x.name} id={x.profile?.avatar_id} size={96} online={!!x.online} /></div>
+      <h2 class="center">{x.profile?.name || x.name}</h2>
+      {x.profile?.status && <p class="center muted">{x.profile.status}</p>}
+      <dl>
+        {x.username && <><dt>Username</dt><dd>{x.username}</dd></>}
+        <dt>Connection</dt><dd data-testid="path">{x.online ? `${x.path ?? 'connected'}${x.relay ? ` via relay …${x.relay.slice(-8)}` : ''}` : 'offline'}</dd>
+        <dt>Round trip</dt><dd>{rtt || '—'}</dd>
+        <dt>Peer ID</dt><dd><code class="small">{x.peer_id}</code></dd>
+      </dl>
+      <div class="row"><button class="btn" onClick={() => act('remove')}>Remove friend</button><button class="btn danger" onClick={() => act('block')}>Block</button></div>
+    </aside>
+  );
+}
+
+function CloseBar() {
+  return <div class="row end"><button class="btn small" onClick={() => (panel.value = '')} aria-label="Close details"><Icon name="close" size={14} /></button></div>;
+}
+
+/** A group: invite codes, members with roles and presence, rename, add, kick, promote, leave. */
+export function GroupDetails({ id }: { id: string }) {
+  const g = groups.value.find((x) => x.id === id);
+  const [members, setMembers] = useState<Member[]>([]);
+  const [inv, setInv] = useState<Invite | null>(null);
+  const [name, setName] = useState(g?.name ?? '');
+  const [add, setAdd] = useState('');
+  const reload = () => api.members(id).then((m) => setMembers(m ?? []), () => undefined);
+  useEffect(() => { reload(); setInv(null); setName(g?.name ?? ''); }, [id, g?.members, g?.epoch]);
+  if (!g) return null;
+  const admin = g.role === 'admin';
+  const after = () => { refreshGroups(); reload(); };
+  return (
+    <aside class="details" aria-label={`About ${g.name}`} data-testid="group-details">
+      <CloseBar />
+      <div class="center"><Avatar name={g.name} size={96} group /></div>
+      <h2 class="center">{g.name}</h2>
+      <p class="center muted small">{g.members} {g.members === 1 ? "member" : "members"} · you are {g.role}</p>
+      {admin && (
+        <>
+          <div class="row">
+            <input class="grow" value={name} aria-label="Group name" onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+            <button class="btn small" onClick={() => attempt('Rename', () => api.renameGroup(id, name.trim()).then(after))}>Rename</button>
+          </div>
+          <button class="btn primary" data-testid="invite" onClick={async () => setInv((await attempt('Invite', () => api.invite(id))) ?? null)}>Invite people</button>
+          {inv && (
+            <div class="invite stack">
+              {inv.short && <div>Short code: <code data-testid="invite-short">{inv.short}</code></div>}
+              <code class="code small" data-testid="invite-code">{inv.code}</code>
+              <div class="row">
+                <button class="btn small" onClick={() => navigator.clipboard?.writeText(inv.code).then(() => flash('Copied'))}>Copy code</button>
+                <span class="muted small">until {new Date(inv.expires).toLocaleDateString()}</span>
+              </div>
+              <QR text={inv.short ?? inv.code} label="The invite as a QR code" size={200} />
+            </div>
+          )}
+          <div class="row">
+            <select class="grow" aria-label="Friend to add" value={add} onChange={(e) => setAdd((e.target as HTMLSelectElement).value)}>
+              <option value="">Add a friend…</option>
+              {friends.value.filter((f) => f.state === 'friend' && !members.some((m) => m.peer_id === f.peer_id)).map((f) => <option key={f.peer_id} value={f.peer_id}>{f.name}</option>)}
+            </select>
+            <button class="btn small" disabled={!add} onClick={() => attempt('Add', () => api.addMember(id, add).then(after))}>Add</button>
+          </div>
+        </>
+      )}
+      <h3>Members</h3>
+      <ul class="members">
+        {members.map((m) => (
+          <li key={m.peer_id} class="row" data-testid="member" data-name={m.name}>
+            <Avatar name={m.name} size={32} online={m.self ? undefined : !!m.online} />
+            <span class="grow">{m.self ? `${m.name} (you)` : m.name} {m.role === 'admin' && <span class="tag">admin</span>}</span>
+            {admin && !m.self && m.role !== 'admin' && <button class="btn small" onClick={() => attempt('Promote', () => api.promote(id, m.peer_id).then(after))}>Make admin</button>}
+            {admin && !m.self && <button class="btn small danger" data-testid="kick" onClick={() => attempt('Remove', () => api.kick(id, m.peer_id).then(after))}>Remove</button>}
+          </li>
+        ))}
+      </ul>
+      {g.status === 'member' && <button class="btn danger" onClick={() => { if (confirm(`Leave ${g.name}?`)) attempt('Leave', () => api.leave(id).then(after)); }}>Leave group</button>}
+    </aside>
+  );
+}

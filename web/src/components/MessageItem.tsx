@@ -1,0 +1,92 @@
+import { Icon } from './Icon';
+import { useState } from 'preact/hooks';
+import { api, Message } from '../api';
+import { attempt, faces, upsert } from '../state';
+import { FileCard } from './FileCard';
+import { when } from './ChatList';
+
+const stateIcon: Record<string, string> = { queued: '◷', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
+
+/** One bubble: its content, time and state, reactions, and what one can do with it. */
+export function MessageItem({ m, reactions, group, onReply }: { m: Message; reactions: Message[]; group: boolean; onReply: (m: Message) => void }) {
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState(m.text ?? '');
+  const [info, setInfo] = useState<any>(null);
+  const [menu, setMenu] = useState(false);
+  const react = (e: string) => { setMenu(false); attempt('React', () => api.send(m.group || (m.outgoing ? m.to! : m.from), group, { react_to: m.id, text: e }).then(upsert)); };
+  const save = async () => {
+    const r = await attempt('Edit', () => api.edit(m.id, text));
+    if (r) { upsert(r); setEditing(false); }
+  };
+  const showInfo = async () => { setInfo(info ? null : await attempt('Info', () => api.info(m.id))); };
+  const counts = new Map<string, number>();
+  for (const r of reactions) if (!r.deleted && r.text) counts.set(r.text, (counts.get(r.text) ?? 0) + 1);
+  return (
+    <li class={'msg' + (m.outgoing ? ' out' : ' in')} data-testid="message" data-id={m.id} data-state={m.state} data-kind={m.kind}>
+      <div class="bubble" tabIndex={0} onKeyDown={(e) => { if (e.key === 'Enter' && e.target === e.currentTarget) setMenu(!menu); if (e.key === 'Escape') { setMenu(false); setInfo(null); } }}>
+        {group && !m.outgoing && <div class="author">{m.name}</div>}
+        {m.reply_to && m.quote !== undefined && <blockquote class="quote">{m.quote || '…'}</blockquote>}
+        {m.deleted ? <em class="muted">Message deleted</em> : editing ? (
+          <div class="edit">
+            <textarea value={text} aria-label="Edit message" data-testid="edit-text" onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+              onKeyDown={(e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); save(); } if (e.key === 'Escape') setEditing(false); }} autofocus />
+            <div class="row"><button class="btn small primary" onClick={save} data-testid="edit-save">Save</button><button class="btn small" onClick={() => setEditing(false)}>Cancel</button></div>
+          </div>
+        ) : (
+          <>
+            {m.kind === 'face' && <div class="face" title={m.face}>{faces.value[m.face ?? ''] ?? m.face}</div>}
+            {m.kind === 'picture' && m.thumbnail && (
+              <a href={m.file && !m.outgoing ? api.fileURL(m.file.id, true) : undefined} target="_blank" rel="noopener" class="picture">
+                <img src={`data:${m.thumbnail_type || 'image/jpeg'};base64,${m.thumbnail}`} alt={m.text || 'picture'} data-testid="thumbnail" />
+              </a>
+            )}
+            {m.kind === 'file' && m.file && <FileCard m={m} />}
+            {m.text && <div class="text">{m.text}</div>}
+          </>
+        )}
+        <div class="meta">
+          {m.edited_at && !m.deleted && <span class="muted">edited · </span>}
+          <time dateTime={m.time}>{when(m.time)}</time>
+          {m.outgoing && (
+            <button class={'state ' + m.state} onClick={showInfo} aria-label={`${m.state}; show how it travelled`} data-testid="state" title={m.state}>
+              {stateIcon[m.state] ?? m.state}{group && m.recipients ? ` ${m.read_count ?? 0}/${m.recipients}` : ''}
+            </button>
+          )}
+          {!m.outgoing && <button class="state" onClick={showInfo} aria-label="show how it travelled"><Icon name="info" size={12} /></button>}
+        </div>
+        {counts.size > 0 && <div class="reactions">{[...counts].map(([e, n]) => <span key={e} class="reaction">{e}{n > 1 ? ` ${n}` : ''}</span>)}</div>}
+      </div>
+      {!m.deleted && (
+        <div class="actions" role="toolbar" aria-label="Message actions">
+          <button aria-label="Reply" title="Reply" onClick={() => onReply(m)}><Icon name="reply" size={16} /></button>
+          <button aria-label="React" title="React" onClick={() => setMenu(!menu)}><Icon name="smile" size={16} /></button>
+          {m.outgoing && m.kind !== 'face' && <button aria-label="Edit" title="Edit" data-testid="edit" onClick={() => { setText(m.text ?? ''); setEditing(true); }}><Icon name="edit" size={16} /></button>}
+          {m.outgoing && <button aria-label="Delete for everyone" title="Delete for everyone" data-testid="delete" onClick={() => { if (confirm('Delete this message for everyone?')) attempt('Delete', () => api.remove(m.id, true).then(upsert)); }}><Icon name="trash" size={16} /></button>}
+        </div>
+      )}
+      {menu && (
+        <div class="quickreact" role="menu" aria-label="React with">
+          {['👍', '❤️', '😂', '😮', '😢', '🎉'].map((e) => <button key={e} role="menuitem" onClick={() => react(e)}>{e}</button>)}
+        </div>
+      )}
+      {info && <Trace info={info} onClose={() => setInfo(null)} />}
+    </li>
+  );
+}
+
+function Trace({ info, onClose }: { info: any; onClose: () => void }) {
+  const names = info.names ?? {};
+  return (
+    <div class="trace" role="dialog" aria-label="How the message travelled" data-testid="trace">
+      <div class="row between"><strong>How it travelled</strong><button class="btn small" onClick={onClose} aria-label="Close"><Icon name="close" size={14} /></button></div>
+      <ol>
+        {(info.hops ?? []).map((h: any, i: number) => (
+          <li key={i}><span class="hop">{h.event}</span> {new Date(h.at).toLocaleTimeString()}{h.path ? ` · ${h.path}` : ''}{h.relay ? ` via relay …${h.relay.slice(-8)}` : ''}</li>
+        ))}
+      </ol>
+      {info.members && Object.entries(info.members).map(([p, hops]: [string, any]) => (
+        <div key={p} class="small"><strong>{names[p] ?? p.slice(-8)}</strong>: {(hops as any[]).map((h) => h.event).join(' → ')}</div>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,197 @@
+// The page's state: what the node said, kept in signals and updated from
+// the event stream. Nothing here is guessed: every change comes from an
+// answer or an event of the node.
+import { signal, computed } from '@preact/signals';
+import { api, follow, Friend, Group, Message, FileState, Identity, Profile, Status, NodeEvent } from './api';
+
+export interface Conv { id: string; group: boolean; name: string; avatar?: string; online?: boolean; last?: Message; unread: number }
+
+export const me = signal<Identity | null>(null);
+export const profile = signal<Profile>({});
+export const status = signal<Status | null>(null);
+export const friends = signal<Friend[]>([]);
+export const groups = signal<Group[]>([]);
+export const faces = signal<Record<string, string>>({});
+export const files = signal<Record<string, FileState>>({});
+export const live = signal(false);
+export const current = signal<string>(''); // the open conversation: a peer ID or a group ID
+export const panel = signal<'' | 'me' | 'people' | 'group' | 'add' | 'call'>('');
+export const soundOn = signal(localStorage.getItem('meshtalk.sound') !== 'off');
+export const toast = signal('');
+
+/** Messages of each conversation, oldest first, and whether older ones exist. */
+export const messages = signal<Record<string, Message[]>>({});
+export const more = signal<Record<string, boolean>>({});
+const lastOf = signal<Record<string, Message | undefined>>({});
+const unread = signal<Record<string, number>>({});
+
+export const convOf = (m: Message) => m.group || (m.outgoing ? m.to! : m.from);
+
+export const conversations = computed<Conv[]>(() => {
+  const out: Conv[] = [];
+  for (const f of friends.value) {
+    if (f.state !== 'friend') continue;
+    out.push({ id: f.peer_id, group: false, name: f.name, avatar: f.profile?.avatar_id, online: f.online, last: lastOf.value[f.peer_id], unread: unread.value[f.peer_id] ?? 0 });
+  }
+  for (const g of groups.value) {
+    if (g.status !== 'member') continue;
+    out.push({ id: g.id, group: true, name: g.name, last: lastOf.value[g.id], unread: unread.value[g.id] ?? 0 });
+  }
+  return out.sort((a, b) => (b.last?.hlc ?? 0) - (a.last?.hlc ?? 0) || a.name.localeCompare(b.name));
+});
+export const requests = computed(() => friends.value.filter((f) => f.state === 'pending_in'));
+export const totalUnread = computed(() => Object.values(unread.value).reduce((a, b) => a + b, 0));
+
+export function flash(msg: string) {
+  toast.value = msg;
+  setTimeout(() => { if (toast.value === msg) toast.value = ''; }, 4000);
+}
+
+/** Runs an action and shows its error to the person instead of losing it. */
+export async function attempt<T>(what: string, f: () => Promise<T>): Promise<T | undefined> {
+  try { return await f(); } catch (e) { flash(`${what}: ${(e as Error).message}`); return undefined; }
+}
+
+const visible = (m: Message) => m.kind !== 'reaction';
+
+function summarise(id: string, list: Message[]) {
+  const shown = list.filter(visible);
+  lastOf.value = { ...lastOf.value, [id]: shown[shown.length - 1] };
+  unread.value = { ...unread.value, [id]: id === current.value && !document.hidden ? 0 : list.filter((m) => m.state === 'received').length };
+}
+
+/** Loads the newest page of a conversation. */
+export async function loadConv(id: string) {
+  const page = await api.history(id, '', 50);
+  const list = page.messages ?? [];
+  messages.value = { ...messages.value, [id]: list };
+  more.value = { ...more.value, [id]: page.more };
+  summarise(id, list);
+}
+
+/** Loads the page before the oldest message shown. */
+export async function loadOlder(id: string) {
+  const list = messages.value[id] ?? [];
+  if (!more.value[id] || !list.length) return;
+  const page = await api.history(id, list[0].id, 50);
+  messages.value = { ...messages.value, [id]: [...(page.messages ?? []), ...list] };
+  more.value = { ...more.value, [id]: page.more };
+}
+
+/** Puts a message into its conversation, replacing an older copy. */
+export function upsert(m: Message) {
+  const id = convOf(m);
+  const list = messages.value[id] ? [...messages.value[id]] : [];
+  const i = list.findIndex((x) => x.id === m.id);
+  if (i >= 0) list[i] = { ...list[i], ...m };
+  else {
+    list.push(m);
+    list.sort((a, b) => a.hlc - b.hlc);
+  }
+  messages.value = { ...messages.value, [id]: list };
+  summarise(id, list);
+}
+
+function setState(id: string, state: string) {
+  for (const [conv, list] of Object.entries(messages.value)) {
+    const i = list.findIndex((m) => m.id === id);
+    if (i < 0) continue;
+    const next = [...list];
+    next[i] = { ...next[i], state };
+    messages.value = { ...messages.value, [conv]: next };
+    return;
+  }
+}
+
+export async function markRead(id: string) {
+  if (!(unread.value[id] > 0) && !(messages.value[id] ?? []).some((m) => m.state === 'received')) return;
+  unread.value = { ...unread.value, [id]: 0 };
+  await api.read(id).catch(() => undefined);
+  messages.value = { ...messages.value, [id]: (messages.value[id] ?? []).map((m) => (m.state === 'received' ? { ...m, state: 'read' } : m)) };
+}
+
+export async function refreshFriends() { friends.value = (await api.friends()) ?? []; }
+export async function refreshGroups() { groups.value = (await api.groups()) ?? []; }
+export async function refreshFiles() {
+  const list = (await api.files()) ?? [];
+  files.value = Object.fromEntries(list.map((f) => [f.id, f]));
+}
+export async function refreshMe() {
+  const [id, p, st] = await Promise.all([api.id(), api.profile(), api.status()]);
+  me.value = id; profile.value = p; status.value = st;
+}
+
+/**
+ * Reads everything the page shows: first what the chat list needs (the
+ * page is usable then), the rest behind it.
+ */
+export async function loadAll() {
+  const [p] = await Promise.all([api.profile(), refreshFriends(), refreshGroups()]);
+  profile.value = p;
+  await Promise.all(conversations.value.map((c) => loadConv(c.id).catch(() => undefined)));
+  Promise.all([refreshMe(), refreshFiles(), api.faces().then((fc) => { faces.value = fc; })]).catch(() => undefined);
+}
+
+let refreshTimer: Record<string, number> = {};
+function soon(key: string, f: () => Promise<unknown>) {
+  clearTimeout(refreshTimer[key]);
+  refreshTimer[key] = window.setTimeout(() => { f().catch(() => undefined); }, 50);
+}
+
+function notify(m: Message) {
+  if (!document.hidden && convOf(m) === current.value) return;
+  if (soundOn.value) beep();
+  if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
+    new Notification(m.name || 'meshtalk', { body: m.kind === 'text' || m.kind === 'reply' ? m.text : `sent a ${m.kind}`, tag: convOf(m) });
+  }
+}
+
+let audio: AudioContext | undefined;
+function beep() {
+  try {
+    audio ??= new AudioContext();
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = 880; g.gain.value = 0.05;
+    o.connect(g).connect(audio.destination);
+    o.start(); o.stop(audio.currentTime + 0.12);
+  } catch { /* no audio: fine */ }
+}
+
+export function onEvent(ev: NodeEvent) {
+  const d = ev.data;
+  switch (ev.type) {
+    case 'message.received':
+      upsert(d);
+      notify(d);
+      if (convOf(d) === current.value && !document.hidden) markRead(current.value);
+      if (d.file) soon('files', refreshFiles);
+      break;
+    case 'message.state': setState(d.id, d.state); break;
+    case 'message.edited': case 'message.deleted': upsert(d); break;
+    case 'group.receipt': if (d.group === current.value) soon('conv', () => loadConv(current.value)); break;
+    case 'friend.request': case 'friend.update': case 'friend.presence': case 'friend.profile':
+      soon('friends', refreshFriends);
+      if (ev.type === 'friend.update' && d.state === 'friend') loadConv(d.peer_id).catch(() => undefined);
+      break;
+    case 'group.update': soon('groups', async () => { await refreshGroups(); if (d.id) await loadConv(d.id).catch(() => undefined); }); break;
+    case 'transfer.progress': {
+      const f = files.value[d.id];
+      if (f) files.value = { ...files.value, [d.id]: { ...f, state: 'downloading', bytes: d.bytes } };
+      soon('files', refreshFiles);
+      break;
+    }
+    case 'transfer.done': case 'transfer.failed': case 'file.dropped': soon('files', refreshFiles); break;
+    case 'node.reachability': case 'peer.connected': case 'peer.disconnected': soon('status', refreshMe); break;
+    case 'reset': loadAll().catch(() => undefined); break;
+  }
+}
+
+export const signedOut = signal(false);
+
+export function startLive() {
+  return follow(onEvent, (on) => {
+    const was = live.value;
+    live.value = on;
+    if (on && !was) soon('friends', refreshFriends);
+  }, () => { signedOut.value = true; });
+}
