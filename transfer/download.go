@@ -42,6 +42,10 @@ const (
 	// swarmStreams is how many requests a download from several sources
 	// (group members) keeps in flight.
 	swarmStreams = 4
+	// swarmOriginRequests and swarmPeerRequests bound the requests in
+	// flight to the sender and to each other member in a swarm.
+	swarmOriginRequests = 2
+	swarmPeerRequests   = 3
 )
 
 // ErrNoSource means no source could serve the file; the partial file
@@ -131,17 +135,26 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 			d.order = append(d.order, p)
 		}
 	}
+	per := rangeChunks
+	if d.swarm() {
+		// Small ranges, so that each member has its own part of the file
+		// to fetch from the sender, and the others fetch it from it soon.
+		per = max(1, min(rangeChunks, len(m.Chunks)/(8*len(d.order))))
+	}
 	for i := 0; i < len(m.Chunks); {
 		if have[i] {
 			i++
 			continue
 		}
 		j := i
-		for j < len(m.Chunks) && j-i < rangeChunks && !have[j] {
+		for j < len(m.Chunks) && j-i < per && !have[j] {
 			j++
 		}
 		d.queue = append(d.queue, span{i, j - i})
 		i = j
+	}
+	if d.swarm() {
+		f.useCache()
 	}
 	d.queue = d.stripe(d.queue)
 	d.report()
@@ -432,16 +445,20 @@ func (d *download) pick() (span, peer.ID, bool) {
 			return span{}, p, true
 		}
 	}
+	originFree := osrc.dropped == nil && osrc.busy < swarmOriginRequests
 	for qi, sp := range d.queue {
-		best, bestN := peer.ID(""), 0
+		best, bestN, held := peer.ID(""), 0, false
 		for _, p := range d.order[1:] {
 			src := d.sources[p]
-			if n := src.covers(sp); src.dropped == nil && src.busy < 2 && n > bestN {
+			n := src.covers(sp)
+			held = held || (src.dropped == nil && n > 0)
+			if src.dropped == nil && src.busy < swarmPeerRequests && n > bestN {
 				best, bestN = p, n
 			}
 		}
-		if best == "" && qi == 0 && osrc.dropped == nil && osrc.busy == 0 {
-			d.queue = d.queue[1:]
+		if !held && originFree {
+			// Nobody else has it yet: the sender's part.
+			d.queue = slices.Delete(d.queue, qi, qi+1)
 			return sp, origin, true
 		}
 		if best != "" {
