@@ -240,6 +240,9 @@ func readChunk(r *bufio.Reader, raw io.Reader, wantIndex, wantLen int, buf []byt
 		if err := readFrame(r, maxReplyFrame, &reply); err != nil {
 			return nil, err
 		}
+		if reply.GetCode() == CodeOK {
+			return nil, fmt.Errorf("%w: chunk %d of length 0", ErrBadFrame, idx)
+		}
 		return nil, replyError(&reply)
 	}
 	if idx != uint64(wantIndex) || n != uint64(wantLen) || n > uint64(len(buf)) {
