@@ -470,6 +470,13 @@ func (d *download) pick() (span, peer.ID, bool) {
 			return span{sp.first, bestN}, best, true
 		}
 	}
+	// Nothing a free peer holds: rather than wait, the sender serves the
+	// first span on more streams.
+	if len(d.queue) > 0 && osrc.dropped == nil && osrc.busy < swarmStreams {
+		sp := d.queue[0]
+		d.queue = d.queue[1:]
+		return sp, origin, true
+	}
 	return span{}, "", false
 }
 
