@@ -101,6 +101,8 @@ type (
 	FileSent = node.FileSent
 	// File is one file offer of GET /api/v1/files.
 	File = node.File
+	// Served is what a node served of a file to one peer.
+	Served = node.FileServed
 	// GroupInfo is a group (/api/v1/groups...).
 	GroupInfo = node.GroupInfo
 	// GroupMember is one member of GET /api/v1/groups/{group}/members.

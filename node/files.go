@@ -41,6 +41,9 @@ type FileSent struct {
 	Size   int64  `json:"size"`
 }
 
+// FileServed is what this node served of a file to one peer.
+type FileServed = transfer.Served
+
 // File is one file offer, sent or received, and what became of it.
 type File struct {
 	FileInfo
@@ -73,6 +76,12 @@ type File struct {
 	Bytes      uint64  `json:"bytes,omitempty"`
 	Rate       float64 `json:"rate_bytes_per_second,omitempty"`
 	ETASeconds float64 `json:"eta_seconds,omitempty"`
+	// BytesServed is what this node served of the file to others, and
+	// Served the same per peer: bytes, rate while serving, and when the
+	// peer said it had the whole file. A group's file is served by every
+	// member that holds some of it, not only its sender.
+	BytesServed uint64       `json:"bytes_served"`
+	Served      []FileServed `json:"served,omitempty"`
 }
 
 // SendFile sends a file to a friend, with a message of kind file that
@@ -96,7 +105,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 		return nil, badRequest(err)
 	}
 	sent := &FileSent{To: p.String(), ToName: n.NameOf(ctx, p), Name: filepath.Base(f.Path), Size: fi.Size()}
-	m, err := n.importFile(f.Path, nil)
+	m, err := n.importFile(ctx, f.Path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +183,12 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 		case dropped && dr.Path != "":
 			f.State, f.Path = "done", dr.Path
 		}
+		if f.Served, err = n.xfer.Served(ctx, m.File.ID); err != nil {
+			return nil, err
+		}
+		for _, sv := range f.Served {
+			f.BytesServed += sv.Bytes
+		}
 		if d, ok := byID[m.File.ID]; ok && !m.Outgoing && f.State == "available" {
 			switch {
 			case d.Done:
@@ -227,10 +242,40 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.xfer.Start(manifest, []peer.ID{offer.From}, dir); err != nil {
+	sources := []peer.ID{offer.From}
+	if offer.Group != "" {
+		if sources, err = n.swarm(ctx, offer, manifest); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.xfer.Start(manifest, sources, dir); err != nil {
 		return nil, err
 	}
 	return n.listedFile(ctx, manifest.ID())
+}
+
+// swarm is where a group's file is fetched from: its sender first, then
+// every other member, to whom this node offers what it fetches in turn
+// (chunks are verified against the manifest whoever serves them).
+func (n *Node) swarm(ctx context.Context, offer *chat.Message, m *transfer.Manifest) ([]peer.ID, error) {
+	sources := []peer.ID{offer.From}
+	if n.groups == nil {
+		return sources, nil
+	}
+	members, err := n.groups.Members(ctx, offer.Group)
+	if err != nil {
+		return sources, nil // no longer a member: the sender only
+	}
+	var others []peer.ID
+	for _, mem := range members {
+		if !mem.Self && mem.PeerID != offer.From {
+			others = append(others, mem.PeerID)
+		}
+	}
+	if err := n.xfer.OfferFetched(ctx, m, others); err != nil {
+		return nil, err
+	}
+	return append(sources, others...), nil
 }
 
 // listedFile is the file offered to this node with id as Files lists it.

@@ -85,7 +85,7 @@ func (n *Node) SendMessage(ctx context.Context, to string, d Draft) (*Message, e
 		return nil, err
 	}
 	if d.Picture != nil {
-		orig, err := n.importFile("", d.Picture)
+		orig, err := n.importFile(ctx, "", d.Picture)
 		if err != nil {
 			return nil, err
 		}
@@ -333,13 +333,14 @@ func (n *Node) DeleteMessage(ctx context.Context, id string, forEveryone bool) (
 	return c.Delete(ctx, id)
 }
 
-// importFile puts a file (path) or a picture's original into the blob
-// store; a file that cannot be read is a bad request.
-func (n *Node) importFile(path string, picture []byte) (*transfer.Manifest, error) {
+// importFile makes a file (path) ready to offer where it lies, or puts a
+// picture's original into the blob store (it must outlive the original);
+// a file that cannot be read is a bad request.
+func (n *Node) importFile(ctx context.Context, path string, picture []byte) (*transfer.Manifest, error) {
 	if picture != nil {
 		return n.xfer.ImportBytes(pictureName(picture), picture)
 	}
-	m, err := n.xfer.Import(path, "")
+	m, err := n.xfer.Share(ctx, path, "")
 	if err != nil {
 		return nil, badRequest(err)
 	}

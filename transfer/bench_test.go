@@ -48,8 +48,8 @@ func BenchmarkTransfer(b *testing.B) {
 		b.Run(tr, func(b *testing.B) {
 			a, c := nodetest.Start(b, nodetest.Options{}), nodetest.Start(b, nodetest.Options{})
 			m := offeredOver(b, a, c, src, tr)
-			// The setup wrote the file twice (source, blobs): let the disk
-			// write that back now, not while the transfer writes.
+			// The setup wrote the file: let the disk write that back now,
+			// not while the transfer writes.
 			syscall.Sync()
 			const raw = protocol.ID("/meshtalk/bench/raw/1.0.0")
 			a.Host().SetStreamHandler(raw, func(s network.Stream) {
@@ -189,11 +189,8 @@ func systemBusy() time.Duration {
 // transport only.
 func offeredOver(t testing.TB, a, c *node.Node, src, tr string) *transfer.Manifest {
 	t.Helper()
-	blobs, err := transfer.NewBlobs(a.Home().BlobsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := blobs.Import(src, "")
+	// Shared in place, as a file sent is: served from src, checked as read.
+	m, err := a.Transfer().Share(context.Background(), src, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,10 +110,7 @@ func (b *Blobs) ImportBytes(name string, data []byte) (*Manifest, error) {
 
 // importFrom stores size bytes from r, chunk by chunk.
 func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, error) {
-	m := &Manifest{Name: SafeName(name), Size: uint64(size), MIME: mime.TypeByExtension(filepath.Ext(name)), ChunkSize: chunkSizeFor(size)}
-	if m.MIME == "" {
-		m.MIME = "application/octet-stream"
-	}
+	m := newManifest(name, size)
 	buf := make([]byte, m.ChunkSize)
 	for {
 		n, err := io.ReadFull(r, buf)
@@ -138,6 +135,16 @@ func (b *Blobs) importFrom(r io.Reader, size int64, name string) (*Manifest, err
 		return nil, err
 	}
 	return m, nil
+}
+
+// newManifest is the manifest of a file of size bytes called name, without
+// its chunk hashes.
+func newManifest(name string, size int64) *Manifest {
+	m := &Manifest{Name: SafeName(name), Size: uint64(size), MIME: mime.TypeByExtension(filepath.Ext(name)), ChunkSize: chunkSizeFor(size)}
+	if m.MIME == "" {
+		m.MIME = "application/octet-stream"
+	}
+	return m
 }
 
 // chunkSizeFor picks the chunk size of a file of size bytes: the default,

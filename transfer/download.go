@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,13 @@ const (
 	maxStrikes = 3
 	// maxFailures is how many failed requests in a row drop a source.
 	maxFailures = 5
+	// swarmStreams is how many requests a download from several sources
+	// (group members) keeps in flight.
+	swarmStreams = 4
+	// swarmOriginRequests and swarmPeerRequests bound the requests in
+	// flight to the sender and to each other member in a swarm.
+	swarmOriginRequests = 2
+	swarmPeerRequests   = 3
 )
 
 // ErrNoSource means no source could serve the file; the partial file
@@ -122,8 +130,16 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 		}
 	}
 	for _, p := range sources {
-		d.sources[p] = &source{}
-		d.order = append(d.order, p)
+		if d.sources[p] == nil {
+			d.sources[p] = &source{}
+			d.order = append(d.order, p)
+		}
+	}
+	per := rangeChunks
+	if d.swarm() {
+		// Small ranges, so that each member has its own part of the file
+		// to fetch from the sender, and the others fetch it from it soon.
+		per = max(1, min(rangeChunks, len(m.Chunks)/(8*len(d.order))))
 	}
 	for i := 0; i < len(m.Chunks); {
 		if have[i] {
@@ -131,21 +147,31 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 			continue
 		}
 		j := i
-		for j < len(m.Chunks) && j-i < rangeChunks && !have[j] {
+		for j < len(m.Chunks) && j-i < per && !have[j] {
 			j++
 		}
 		d.queue = append(d.queue, span{i, j - i})
 		i = j
 	}
+	if d.swarm() {
+		f.useCache()
+	}
+	d.queue = d.stripe(d.queue)
 	d.report()
+	s.setActive(root, d)
 	err = d.run(ctx)
+	s.setActive(root, nil)
 	if cerr := d.checkpoint(true); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return "", err
 	}
-	return s.finish(ctx, m, rc, f)
+	final, err := s.finish(ctx, m, rc, f)
+	if err == nil {
+		s.tellDone(root, d.order)
+	}
+	return final, err
 }
 
 // receipt loads or creates the record of a download of m into dir.
@@ -238,15 +264,26 @@ func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *parti
 	return final, s.ds.Sync(ctx, datastore.NewKey("/"))
 }
 
-// span is a run of chunks to fetch.
+// span is a run of chunks to fetch; count 0 asks the source which chunks
+// it holds.
 type span struct{ first, count int }
 
-// source is what a download knows of one peer it fetches from.
+// source is what a download knows of one peer it fetches from. The first
+// source is the one that offered the file, and holds all of it; the others
+// (members of a group fetching the same file) hold what their have bitmap
+// says, asked for again every haveRefresh.
 type source struct {
 	strikes  int   // bad chunks served
 	failures int   // failed requests in a row
 	dropped  error // why it is no longer asked
+	busy     int   // requests in flight
+	have     []bool
+	haveAt   time.Time
+	asking   bool // a have request is in flight
 }
+
+// haveRefresh is how old a peer's have bitmap may grow.
+const haveRefresh = 250 * time.Millisecond
 
 // download is one Download in progress.
 type download struct {
@@ -261,7 +298,6 @@ type download struct {
 	have    []bool
 	queue   []span
 	active  int // spans being fetched
-	next    int // round-robin position in order
 	order   []peer.ID
 	sources map[peer.ID]*source
 	pending []int // verified and written, not yet synced
@@ -270,17 +306,38 @@ type download struct {
 	wake    chan struct{}
 }
 
-// run fetches the queue on Streams workers until it is empty or no source
-// is left.
+// swarm says whether the download has sources besides the offerer.
+func (d *download) swarm() bool { return len(d.order) > 1 }
+
+// stripe rotates the queue so that each member of a swarm starts at its own
+// part of the file (its rank among the fetching members, by peer ID): the
+// offerer serves each part about once, and the members the rest to each
+// other.
+func (d *download) stripe(q []span) []span {
+	if !d.swarm() || len(q) == 0 {
+		return q
+	}
+	members := []string{d.s.h.ID().String()}
+	for _, p := range d.order[1:] {
+		members = append(members, p.String())
+	}
+	slices.Sort(members)
+	k := slices.Index(members, d.s.h.ID().String())
+	at := k * len(q) / len(members)
+	return append(slices.Clone(q[at:]), q[:at]...)
+}
+
+// run fetches the queue on its workers until it is empty or no source is
+// left.
 func (d *download) run(ctx context.Context) error {
 	d.wake = make(chan struct{}, 1)
+	workers := Streams
+	if d.swarm() {
+		workers = swarmStreams
+	}
 	var wg sync.WaitGroup
-	for range Streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.work(ctx)
-		}()
+	for range workers {
+		wg.Go(func() { d.work(ctx) })
 	}
 	wg.Wait()
 	d.mu.Lock()
@@ -292,14 +349,19 @@ func (d *download) run(ctx context.Context) error {
 		return ctx.Err()
 	case len(d.queue) > 0:
 		var reasons []string
-		allBad := len(d.order) > 0
+		allBad, changed := len(d.order) > 0, false
 		for _, p := range d.order {
-			reasons = append(reasons, fmt.Sprintf("%s: %v", p, d.sources[p].dropped))
-			allBad = allBad && d.sources[p].strikes >= maxStrikes
+			src := d.sources[p]
+			reasons = append(reasons, fmt.Sprintf("%s: %v", p, src.dropped))
+			allBad = allBad && src.strikes >= maxStrikes
+			changed = changed || errors.Is(src.dropped, ErrChanged)
 		}
-		if allBad {
+		switch {
+		case allBad:
 			// No use trying again: every source lies.
 			return fmt.Errorf("%w: %w (%s)", ErrNoSource, ErrBadChunk, strings.Join(reasons, "; "))
+		case changed:
+			return fmt.Errorf("transfer: %w", ErrChanged)
 		}
 		return fmt.Errorf("%w (%s)", ErrNoSource, strings.Join(reasons, "; "))
 	}
@@ -311,53 +373,133 @@ func (d *download) run(ctx context.Context) error {
 func (d *download) take(ctx context.Context) (span, peer.ID, bool) {
 	for {
 		d.mu.Lock()
-		if d.fatal != nil || ctx.Err() != nil {
+		if d.fatal != nil || ctx.Err() != nil || (len(d.queue) == 0 && d.active == 0) {
 			d.mu.Unlock()
 			return span{}, "", false
 		}
-		p, alive := d.pick()
-		if !alive {
-			d.mu.Unlock()
-			return span{}, "", false
-		}
-		if len(d.queue) > 0 {
-			sp := d.queue[0]
-			d.queue = d.queue[1:]
+		if sp, p, ok := d.pick(); ok {
 			d.active++
+			d.sources[p].busy++
 			d.mu.Unlock()
 			return sp, p, true
 		}
-		if d.active == 0 {
+		if d.active == 0 && !d.anyAlive() {
 			d.mu.Unlock()
 			return span{}, "", false
 		}
 		d.mu.Unlock()
-		// Another worker may put its span back: wait for it to settle.
+		// Another worker may put its span back, or a peer may have more
+		// soon: wait for either.
+		t := time.NewTimer(haveRefresh / 2)
 		select {
 		case <-d.wake:
+		case <-t.C:
 		case <-ctx.Done():
 		}
+		t.Stop()
 	}
 }
 
-// pick chooses the next source that is not dropped.
-func (d *download) pick() (peer.ID, bool) {
-	for range d.order {
-		p := d.order[d.next%len(d.order)]
-		d.next++
-		if d.sources[p].dropped == nil {
-			return p, true
+// anyAlive says whether a source could still serve something: the
+// offerer, or a peer that holds a queued chunk or was not asked lately.
+// d.mu is held.
+func (d *download) anyAlive() bool {
+	if d.sources[d.order[0]].dropped == nil {
+		return true
+	}
+	for _, p := range d.order[1:] {
+		src := d.sources[p]
+		if src.dropped != nil {
+			continue
+		}
+		if src.asking || time.Since(src.haveAt) >= haveRefresh {
+			return true
+		}
+		for _, sp := range d.queue {
+			if src.covers(sp) > 0 {
+				return true
+			}
 		}
 	}
-	return "", false
+	return false
 }
 
-// done settles a span: the chunks not fetched go back to the queue.
-func (d *download) done(rest span) {
+// pick chooses the next request: a have request to a peer whose bitmap is
+// stale; else the first queued span the offerer should serve (while it is
+// free, in a swarm), or that a peer can serve the longest run of. d.mu is
+// held.
+func (d *download) pick() (span, peer.ID, bool) {
+	origin := d.order[0]
+	osrc := d.sources[origin]
+	if !d.swarm() {
+		if osrc.dropped != nil || len(d.queue) == 0 {
+			return span{}, "", false
+		}
+		sp := d.queue[0]
+		d.queue = d.queue[1:]
+		return sp, origin, true
+	}
+	for _, p := range d.order[1:] {
+		if src := d.sources[p]; src.dropped == nil && !src.asking && time.Since(src.haveAt) >= haveRefresh {
+			src.asking = true
+			return span{}, p, true
+		}
+	}
+	originFree := osrc.dropped == nil && osrc.busy < swarmOriginRequests
+	for qi, sp := range d.queue {
+		best, bestN, held := peer.ID(""), 0, false
+		for _, p := range d.order[1:] {
+			src := d.sources[p]
+			n := src.covers(sp)
+			held = held || (src.dropped == nil && n > 0)
+			if src.dropped == nil && src.busy < swarmPeerRequests && n > bestN {
+				best, bestN = p, n
+			}
+		}
+		if !held && originFree {
+			// Nobody else has it yet: the sender's part.
+			d.queue = slices.Delete(d.queue, qi, qi+1)
+			return sp, origin, true
+		}
+		if best != "" {
+			if bestN < sp.count {
+				d.queue[qi] = span{sp.first + bestN, sp.count - bestN}
+			} else {
+				d.queue = slices.Delete(d.queue, qi, qi+1)
+			}
+			return span{sp.first, bestN}, best, true
+		}
+	}
+	// Nothing a free peer holds: rather than wait, the sender serves the
+	// first span on more streams.
+	if len(d.queue) > 0 && osrc.dropped == nil && osrc.busy < swarmStreams {
+		sp := d.queue[0]
+		d.queue = d.queue[1:]
+		return sp, origin, true
+	}
+	return span{}, "", false
+}
+
+// covers is how many chunks from the start of sp the source holds.
+func (src *source) covers(sp span) int {
+	n := 0
+	for n < sp.count && sp.first+n < len(src.have) && src.have[sp.first+n] {
+		n++
+	}
+	return n
+}
+
+// done settles a span from p: the chunks not fetched go back to the queue.
+func (d *download) done(p peer.ID, sp, rest span) {
 	d.mu.Lock()
+	src := d.sources[p]
+	src.busy--
 	d.active--
+	if sp.count == 0 {
+		src.asking = false
+	}
 	if rest.count > 0 {
-		d.queue = append(d.queue, rest)
+		d.queue = append([]span{rest}, d.queue...)
 	}
 	d.mu.Unlock()
 	select {
@@ -386,15 +528,21 @@ func (d *download) work(ctx context.Context) {
 			}
 			return
 		}
-		got, err := d.fetch(ctx, streams, p, sp, bufs)
+		var got int
+		var err error
+		if sp.count == 0 {
+			err = d.askHave(ctx, streams, p)
+		} else {
+			got, err = d.fetch(ctx, streams, p, sp, bufs)
+		}
 		if err != nil {
 			if cs := streams[p]; cs != nil {
 				cs.st.Reset()
 				delete(streams, p)
 			}
 		}
-		d.settle(p, got, err)
-		d.done(span{sp.first + got, sp.count - got})
+		d.settle(p, sp, got, err)
+		d.done(p, sp, span{sp.first + got, sp.count - got})
 		if err := d.checkpoint(false); err != nil {
 			d.fail(err)
 		}
@@ -427,9 +575,8 @@ type chunkStream struct {
 	r  *bufio.Reader
 }
 
-// fetch requests a span from p and writes what verifies; it returns how
-// many chunks of the span it wrote.
-func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID, sp span, bufs [2][]byte) (int, error) {
+// stream is the worker's stream to p, opened when it has none.
+func (d *download) stream(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID) (*chunkStream, error) {
 	cs := streams[p]
 	if cs != nil && directAppeared(d.s.h.Network(), cs.st.Conn()) {
 		// The stream goes through a relay, and a direct connection to p
@@ -441,12 +588,49 @@ func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, 
 		cs = nil
 	}
 	if cs == nil {
-		st, err := d.s.h.NewStream(network.WithAllowLimitedConn(ctx, "transfer"), p, Protocol)
+		st, err := d.s.h.NewStream(network.WithAllowLimitedConn(ctx, "transfer"), p, Protocol, Protocol10)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		cs = &chunkStream{st: st, r: bufio.NewReaderSize(st, 256<<10)}
 		streams[p] = cs
+	}
+	return cs, nil
+}
+
+// askHave asks p which chunks it holds.
+func (d *download) askHave(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID) error {
+	cs, err := d.stream(ctx, streams, p)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { cs.st.Reset() })
+	defer stop()
+	cs.st.SetDeadline(time.Now().Add(chunkTimeout))
+	if err := writeFrame(cs.st, &pb.Request{Root: d.root[:]}); err != nil {
+		return err
+	}
+	var reply pb.Reply
+	if err := readFrame(cs.r, maxReplyFrame, &reply); err != nil {
+		return err
+	}
+	if err := replyError(&reply); err != nil {
+		return err
+	}
+	have := haveFromBits(reply.GetHave(), len(d.m.Chunks))
+	d.mu.Lock()
+	src := d.sources[p]
+	src.have, src.haveAt = have, time.Now()
+	d.mu.Unlock()
+	return nil
+}
+
+// fetch requests a span from p and writes what verifies; it returns how
+// many chunks of the span it wrote.
+func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, p peer.ID, sp span, bufs [2][]byte) (int, error) {
+	cs, err := d.stream(ctx, streams, p)
+	if err != nil {
+		return 0, err
 	}
 	st := cs.st
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
@@ -459,8 +643,8 @@ func (d *download) fetch(ctx context.Context, streams map[peer.ID]*chunkStream, 
 	if err := readFrame(cs.r, maxReplyFrame, &reply); err != nil {
 		return 0, err
 	}
-	if reply.GetCode() != CodeOK {
-		return 0, fmt.Errorf("transfer: %s refused: %s (code %d)", p, reply.GetMessage(), reply.GetCode())
+	if err := replyError(&reply); err != nil {
+		return 0, fmt.Errorf("%s: %w", p, err)
 	}
 	// Each chunk is verified and written while the next one is read, into
 	// the other of two buffers.
@@ -513,13 +697,15 @@ func (d *download) store(p peer.ID, i int, data []byte) error {
 }
 
 // settle counts a source's success or failure.
-func (d *download) settle(p peer.ID, got int, err error) {
+func (d *download) settle(p peer.ID, sp span, got int, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	src := d.sources[p]
 	switch {
 	case err == nil:
 		src.failures = 0
+	case errors.Is(err, ErrChanged):
+		src.dropped = ErrChanged
 	case errors.Is(err, ErrBadChunk):
 		src.strikes++
 		d.s.log.Warn("bad chunk", "peer", p, "err", err)
@@ -527,6 +713,11 @@ func (d *download) settle(p peer.ID, got int, err error) {
 			src.dropped = fmt.Errorf("served %d chunks that do not match the manifest", src.strikes)
 		}
 	default:
+		if errors.Is(err, errMissing) {
+			// Its bitmap was wrong (it cancelled its own download?):
+			// ask it again before asking it for chunks.
+			src.have, src.haveAt = nil, time.Time{}
+		}
 		if got == 0 {
 			src.failures++
 		}
@@ -605,6 +796,57 @@ func peerStrings(peers []peer.ID) []string {
 		out[i] = p.String()
 	}
 	return out
+}
+
+// setActive records the download of root in progress (nil: none), so
+// that what it has verified can be served.
+func (s *Service) setActive(root Hash, d *download) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil {
+		s.active = map[Hash]*download{}
+	}
+	if d == nil {
+		delete(s.active, root)
+	} else {
+		s.active[root] = d
+	}
+}
+
+// runningHave is which chunks the download of root in progress has
+// verified; nil when none runs.
+func (s *Service) runningHave(root Hash) []bool {
+	s.mu.Lock()
+	d := s.active[root]
+	s.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.have)
+}
+
+// tellDone tells the sources that this node has the whole file, verified
+// (so that the sender's file list shows it), in the background and best
+// effort.
+func (s *Service) tellDone(root Hash, sources []peer.ID) {
+	for _, p := range sources {
+		s.life.Go(func() {
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			defer cancel()
+			st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "transfer"), p, Protocol)
+			if err != nil {
+				return
+			}
+			defer st.Close()
+			st.SetDeadline(time.Now().Add(10 * time.Second))
+			writeFrame(st, &pb.Request{Root: root[:], Done: true})
+			st.CloseWrite()
+			// Wait for the server to close its side: it has recorded it.
+			st.Read(make([]byte, 1))
+		})
+	}
 }
 
 // lockRoot serialises downloads of one file.

@@ -22,6 +22,3 @@ func RequestFrameForTest(root Hash, first, count int) []byte {
 	writeFrame(&b, &pb.Request{Root: root[:], First: uint32(first), Count: uint32(count)})
 	return b.Bytes()
 }
-
-// BlobPathForTest is where blobs in dir keep chunk h.
-func BlobPathForTest(dir string, h Hash) string { return (&Blobs{dir: dir}).path(h) }

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/meshtalk/meshtalk/transfer/pb"
 )
 
 // FuzzDecodeManifest: no input panics or allocates past the limits, and a
@@ -37,6 +40,11 @@ func FuzzChunkFrame(f *testing.F) {
 	b.Write(appendChunkHeader(nil, 3, 5))
 	b.WriteString("hello")
 	f.Add(b.Bytes(), 3, 5)
+	// A chunk that cannot be served: length 0, then a Reply.
+	var gone bytes.Buffer
+	gone.Write(appendChunkHeader(nil, 3, 0))
+	writeFrame(&gone, &pb.Reply{Code: CodeChanged, Message: "changed"})
+	f.Add(gone.Bytes(), 3, 5)
 	f.Fuzz(func(t *testing.T, in []byte, index, n int) {
 		if index < 0 || n < 0 || n > 1<<16 {
 			return
@@ -47,8 +55,30 @@ func FuzzChunkFrame(f *testing.F) {
 		if err == nil && len(data) != n {
 			t.Fatalf("read %d bytes, want %d", len(data), n)
 		}
-		if err != nil && !errors.Is(err, ErrBadFrame) {
+		if err != nil && !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrChanged) && !errors.Is(err, errMissing) && !strings.Contains(err.Error(), "refused") {
 			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
+}
+
+// FuzzHaveBits: any have bitmap from a peer unpacks to exactly n chunks,
+// and packs back to the bits it had for them.
+func FuzzHaveBits(f *testing.F) {
+	f.Add(haveBits([]bool{true, false, true, true, false, false, false, false, true}), 9)
+	f.Add([]byte{}, 0)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if n < 0 || n > MaxChunks {
+			return
+		}
+		have := haveFromBits(b, n)
+		if len(have) != n {
+			t.Fatalf("%d chunks, want %d", len(have), n)
+		}
+		back := haveBits(have)
+		for i := range have {
+			if have[i] != (back[i/8]&(1<<(i%8)) != 0) {
+				t.Fatalf("bit %d does not round-trip", i)
+			}
 		}
 	})
 }

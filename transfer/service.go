@@ -8,6 +8,8 @@ package transfer
 //	/recv/<root hex>                 Receipt (JSON): a download, its files
 //	/have/<root hex>/<index %08x>    "": this chunk is verified and synced
 //	                                 in the partial file
+//	/origins/<root hex>              where an offered file lies (source.go)
+//	/served/<root hex>/<peer ID>     what was served to a peer (served.go)
 //
 // The partial file sits in the destination folder under a hidden temporary
 // name; it takes its final name only once every chunk is verified.
@@ -53,6 +55,8 @@ type Service struct {
 	running map[Hash]context.CancelFunc // background downloads
 	meters  map[Hash]*rateMeter         // their progress
 	roots   map[Hash]*sync.Mutex        // one download of a file at a time
+	active  map[Hash]*download          // downloads in progress, to serve from
+	served  servedTally
 	once    sync.Once
 }
 
@@ -83,6 +87,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, blobs *Blobs, 
 	s := &Service{h: h, ds: ds, blobs: blobs, log: logger.With("component", "transfer"), emit: emit, life: lifecycle.New()}
 	s.ctx = s.life.Context()
 	h.SetStreamHandler(Protocol, s.life.Handler(s.handle))
+	h.SetStreamHandler(Protocol10, s.life.Handler(s.handle))
 	return s, nil
 }
 
@@ -91,7 +96,9 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, blobs *Blobs, 
 func (s *Service) Close() error {
 	s.once.Do(func() {
 		s.h.RemoveStreamHandler(Protocol)
+		s.h.RemoveStreamHandler(Protocol10)
 		s.life.Close()
+		s.saveServed()
 	})
 	return nil
 }
@@ -101,12 +108,18 @@ func offerKey(root Hash, p peer.ID) datastore.Key {
 	return datastore.NewKey("/offers/" + root.String() + "/" + p.String())
 }
 
-// Offer lets p download the file m describes (its chunks must be in the
-// store: Import put them there). It is durable when Offer returns.
+// Offer lets p download the file m describes: a file Share recorded, one
+// this node downloads (it serves the chunks it has), or one whose chunks
+// Import put in the store. It is durable when Offer
+// returns.
 func (s *Service) Offer(ctx context.Context, m *Manifest, p peer.ID) error {
-	for _, c := range m.Chunks {
-		if !s.blobs.Has(c) {
-			return fmt.Errorf("transfer: offer %s: chunk %s is not in the store", m.Name, c)
+	shared, _ := s.ds.Has(ctx, originKey(m.Root()))
+	fetched, _ := s.ds.Has(ctx, recvKey(m.Root()))
+	if !shared && !fetched {
+		for _, c := range m.Chunks {
+			if !s.blobs.Has(c) {
+				return fmt.Errorf("transfer: offer %s: chunk %s is not in the store", m.Name, c)
+			}
 		}
 	}
 	root := m.Root()
@@ -122,6 +135,26 @@ func (s *Service) Offer(ctx context.Context, m *Manifest, p peer.ID) error {
 	}
 	if err := b.Commit(ctx); err != nil {
 		return err
+	}
+	return s.ds.Sync(ctx, datastore.NewKey("/"))
+}
+
+// OfferFetched lets peers fetch from this node the file m describes, which
+// this node downloads (or is about to): it serves them the chunks it has
+// verified. Members of a group offer a group's file to each other so. It
+// is durable when OfferFetched returns.
+func (s *Service) OfferFetched(ctx context.Context, m *Manifest, peers []peer.ID) error {
+	root := m.Root()
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	b.Put(ctx, manifestKey(root), m.Encode())
+	for _, p := range peers {
+		b.Put(ctx, offerKey(root, p), nil)
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("transfer: offer: %w", err)
 	}
 	return s.ds.Sync(ctx, datastore.NewKey("/"))
 }
@@ -152,6 +185,7 @@ const streamIdle = time.Minute
 // serve answers one request; it reports whether the stream may go on.
 func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, bufs *[2][]byte) bool {
 	from := st.Conn().RemotePeer()
+	v11 := st.Protocol() != Protocol10
 	refuse := func(code uint32, msg string) bool {
 		writeFrame(w, &pb.Reply{Code: code, Message: msg})
 		w.Flush()
@@ -173,20 +207,44 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 	if err != nil {
 		return refuse(CodeNotFound, "no such file")
 	}
+	if v11 && req.GetDone() {
+		s.finished(root, from, time.Now())
+		return true
+	}
 	first, count := int(req.GetFirst()), int(req.GetCount())
-	if count <= 0 || first < 0 || first+count > len(m.Chunks) {
+	if count < 0 || (count == 0 && !v11) || first < 0 || first+count > len(m.Chunks) {
 		return refuse(CodeBadRequest, fmt.Sprintf("chunks %d..%d of %d", first, first+count, len(m.Chunks)))
 	}
+	h, err := s.hold(s.ctx, root, m)
+	switch {
+	case errors.Is(err, ErrChanged):
+		return refuse(CodeChanged, ErrChanged.Error())
+	case errors.Is(err, errMissing) && count == 0:
+		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
+		return writeFrame(w, &pb.Reply{Code: CodeOK}) == nil && w.Flush() == nil
+	case err != nil:
+		return refuse(CodeMissing, "this node does not hold the file")
+	}
+	defer h.close()
 	st.SetWriteDeadline(time.Now().Add(chunkTimeout))
+	if count == 0 {
+		return writeFrame(w, &pb.Reply{Code: CodeOK, Have: haveBits(h.haveList())}) == nil && w.Flush() == nil
+	}
 	if err := writeFrame(w, &pb.Reply{Code: CodeOK}); err != nil {
 		return false
 	}
-	// Each chunk is read while the one before goes out, into the other
-	// buffer, after room for its header; a chunk and its header go out
-	// in one write (past w when w is empty). Chunks are read, not mapped:
-	// if something outside meshtalk cut a file short, or the disk failed
-	// it, while the transport still read a mapping of it (quic-go does,
-	// on a goroutine of its own), the process would die of SIGBUS.
+	return s.serveChunks(st, w, h, first, count, bufs, v11)
+}
+
+// serveChunks sends chunks first..first+count-1 from h. Each chunk is read
+// (and checked) while the one before goes out, into the other buffer,
+// after room for its header; a chunk and its header go out in one write
+// (past w when w is empty). Chunks are read, not mapped: if something
+// outside meshtalk cut a file short, or the disk failed it, while the
+// transport still read a mapping of it (quic-go does, on a goroutine of
+// its own), the process would die of SIGBUS.
+func (s *Service) serveChunks(st network.Stream, w *bufio.Writer, h *holding, first, count int, bufs *[2][]byte, v11 bool) bool {
+	m := h.m
 	type loaded struct {
 		frame []byte // header and chunk
 		err   error
@@ -198,19 +256,20 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 			if len(*b) < chunkHeaderMax+n {
 				*b = make([]byte, chunkHeaderMax+n)
 			}
-			data, err := s.blobs.Read(m.Chunks[i], (*b)[chunkHeaderMax:chunkHeaderMax+n])
+			data, err := h.read(i, (*b)[chunkHeaderMax:chunkHeaderMax+n])
 			if err != nil {
 				ch <- loaded{err: err}
 				return
 			}
 			var hdr [chunkHeaderMax]byte
-			h := appendChunkHeader(hdr[:0], i, len(data))
-			start := chunkHeaderMax - len(h)
-			copy((*b)[start:], h)
+			hd := appendChunkHeader(hdr[:0], i, len(data))
+			start := chunkHeaderMax - len(hd)
+			copy((*b)[start:], hd)
 			ch <- loaded{frame: (*b)[start : chunkHeaderMax+len(data)]}
 		}()
 		return ch
 	}
+	tally := s.servedTo(m.Root(), st.Conn().RemotePeer())
 	next := load(first)
 	// A read still under way owns its buffer: wait for it before the
 	// stream's next request, or its end, reuses the buffer.
@@ -225,17 +284,35 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 		if i+1 < first+count {
 			next = load(i + 1)
 		}
-		if c.err != nil {
-			s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", c.err)
-			st.Reset()
-			return false
-		}
 		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
+		if c.err != nil {
+			return s.cannotServe(st, w, m, i, c.err, v11)
+		}
 		if _, err := w.Write(c.frame); err != nil {
 			return false
 		}
+		tally.add(len(c.frame), m.Size)
 	}
 	return w.Flush() == nil
+}
+
+// cannotServe ends a range at chunk i, which cannot be served: since
+// 1.1.0 with a length-0 header and a Reply that says why, before that
+// with a reset.
+func (s *Service) cannotServe(st network.Stream, w *bufio.Writer, m *Manifest, i int, err error, v11 bool) bool {
+	code := uint32(CodeMissing)
+	if errors.Is(err, ErrChanged) {
+		code = CodeChanged
+	}
+	if !v11 || (!errors.Is(err, ErrChanged) && !errors.Is(err, errMissing)) {
+		s.log.Error("serve chunk", "file", m.Name, "chunk", i, "err", err)
+		st.Reset()
+		return false
+	}
+	w.Write(appendChunkHeader(nil, i, 0))
+	writeFrame(w, &pb.Reply{Code: code, Message: err.Error()})
+	w.Flush()
+	return false
 }
 
 // Withdraw ends every offer of m and forgets it: its manifest, its

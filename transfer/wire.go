@@ -1,6 +1,6 @@
 package transfer
 
-// The transfer protocol, /meshtalk/transfer/1.0.0.
+// The transfer protocol, /meshtalk/transfer/1.1.0 (and 1.0.0).
 //
 // A file travels as a manifest (name, size, type, chunk size, the BLAKE3
 // hash of every chunk) and chunks. The manifest's root hash, BLAKE3 over
@@ -18,6 +18,20 @@ package transfer
 //
 // A reply other than 0 ends the stream.
 //
+// Since 1.1.0 a server may hold only some chunks (a group member that is
+// downloading the file itself serves what it has verified), and a sender
+// serves a file from where it lies on its disk, checking every chunk
+// against the manifest as it reads it:
+//
+//	Request{root, count: 0}      -->
+//	                             <--  Reply{code 0, have: bitmap}
+//	Request{root, done: true}    -->  (no reply: the receiver has it all)
+//
+// A chunk that cannot be served after Reply{0} went out (the file changed
+// since it was offered, or the chunk is not held) ends the range with a
+// chunk header of length 0 (no chunk is empty) and a Reply frame that
+// says why: CodeChanged or CodeMissing.
+//
 // A chunk on the stream is uvarint(index) uvarint(length) and the bytes.
 // The receiver verifies every chunk against the manifest before it writes
 // it, and drops a sender that keeps sending bad ones. A sender serves a
@@ -27,7 +41,10 @@ package transfer
 //
 // Versions
 //
-//	1.0.0  the protocol above.
+//	1.0.0  requests with count > 0; a chunk that cannot be served resets
+//	       the stream.
+//	1.1.0  have bitmaps (count 0), done notices, the length-0 chunk
+//	       header with its Reply, CodeChanged and CodeMissing.
 
 import (
 	"bufio"
@@ -47,8 +64,12 @@ import (
 	"github.com/meshtalk/meshtalk/transfer/pb"
 )
 
-// Protocol is the transfer protocol's ID.
-const Protocol = protocol.ID("/meshtalk/transfer/1.0.0")
+// Protocol is the transfer protocol's ID; Protocol10 the version before,
+// still served.
+const (
+	Protocol   = protocol.ID("/meshtalk/transfer/1.1.0")
+	Protocol10 = protocol.ID("/meshtalk/transfer/1.0.0")
+)
 
 // Limits.
 const (
@@ -65,8 +86,8 @@ const (
 	maxManifestFrame = MaxChunks*(blake3Size+2) + 4096
 	// maxRequestFrame bounds a request.
 	maxRequestFrame = 256
-	// maxReplyFrame bounds a reply.
-	maxReplyFrame = 1024
+	// maxReplyFrame bounds a reply (a have bitmap of MaxChunks bits).
+	maxReplyFrame = MaxChunks/8 + 1024
 	blake3Size    = 32
 )
 
@@ -76,6 +97,10 @@ const (
 	CodeNotOffered = 1
 	CodeNotFound   = 2
 	CodeBadRequest = 3
+	// CodeChanged: the sender's file changed (or went) since the offer.
+	CodeChanged = 4
+	// CodeMissing: this server does not hold the chunk (yet).
+	CodeMissing = 5
 )
 
 // Errors.
@@ -83,6 +108,9 @@ var (
 	ErrBadManifest = errors.New("transfer: manifest is not valid")
 	ErrBadFrame    = errors.New("transfer: malformed frame")
 	ErrBadChunk    = errors.New("transfer: chunk does not match the manifest")
+	// ErrChanged: the file changed on the sender's disk after it offered
+	// it; only a new offer can send it.
+	ErrChanged = errors.New("the sender's file changed; ask for it again")
 )
 
 // Hash is a BLAKE3-256 digest.
@@ -206,6 +234,17 @@ func readChunk(r *bufio.Reader, raw io.Reader, wantIndex, wantLen int, buf []byt
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk length: %v", ErrBadFrame, err)
 	}
+	if idx == uint64(wantIndex) && n == 0 && wantLen > 0 {
+		// The server cannot serve this chunk: a Reply says why.
+		var reply pb.Reply
+		if err := readFrame(r, maxReplyFrame, &reply); err != nil {
+			return nil, err
+		}
+		if reply.GetCode() == CodeOK {
+			return nil, fmt.Errorf("%w: chunk %d of length 0", ErrBadFrame, idx)
+		}
+		return nil, replyError(&reply)
+	}
 	if idx != uint64(wantIndex) || n != uint64(wantLen) || n > uint64(len(buf)) {
 		return nil, fmt.Errorf("%w: chunk %d of %d bytes where chunk %d of %d was due", ErrBadFrame, idx, n, wantIndex, wantLen)
 	}
@@ -216,4 +255,40 @@ func readChunk(r *bufio.Reader, raw io.Reader, wantIndex, wantLen int, buf []byt
 		return nil, fmt.Errorf("%w: chunk %d: %v", ErrBadFrame, idx, err)
 	}
 	return buf[:n], nil
+}
+
+// errMissing: the server does not hold the chunk asked for (yet).
+var errMissing = errors.New("transfer: the source does not hold the chunk")
+
+// replyError is what a Reply other than CodeOK means.
+func replyError(r *pb.Reply) error {
+	switch r.GetCode() {
+	case CodeOK:
+		return nil
+	case CodeChanged:
+		return ErrChanged
+	case CodeMissing:
+		return errMissing
+	}
+	return fmt.Errorf("transfer: refused: %s (code %d)", r.GetMessage(), r.GetCode())
+}
+
+// haveBits packs a have list into a bitmap; haveFromBits unpacks one for
+// a file of n chunks (missing bytes read as zero, extra bits are ignored).
+func haveBits(have []bool) []byte {
+	b := make([]byte, (len(have)+7)/8)
+	for i, h := range have {
+		if h {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return b
+}
+
+func haveFromBits(b []byte, n int) []bool {
+	have := make([]bool, n)
+	for i := range have {
+		have[i] = i/8 < len(b) && b[i/8]&(1<<(i%8)) != 0
+	}
+	return have
 }

@@ -100,9 +100,28 @@ func printFiles(g *globals, files []api.File) error {
 		if f.Error != "" {
 			state += ": " + f.Error
 		}
+		if f.BytesServed > 0 {
+			state += ", served " + humanBytes(f.BytesServed)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID[:16], f.Name, humanBytes(f.Size), who, state)
+		for _, sv := range f.Served {
+			fmt.Fprintf(tw, "\t\t\t  %s\t%s\n", shortPeer(sv.Peer.String()), servedState(sv))
+		}
 	}
 	return tw.Flush()
+}
+
+// servedState says what went to one peer: bytes, the rate while it goes,
+// when the peer had it all.
+func servedState(sv api.Served) string {
+	s := "served " + humanBytes(sv.Bytes)
+	if sv.Rate > 0 {
+		s += fmt.Sprintf(", %s/s", humanBytes(uint64(sv.Rate)))
+	}
+	if sv.Finished != nil {
+		s += ", finished " + sv.Finished.Local().Format(time.DateTime)
+	}
+	return s
 }
 
 func newFileGetCmd(g *globals) *cobra.Command {

@@ -105,11 +105,14 @@ func (x *Manifest) GetChunks() [][]byte {
 
 // Request asks for count chunks from index first of the blob whose root
 // is root.
+// Since 1.1.0: count 0 asks which chunks the server holds (Reply.have);
+// done says the receiver has the whole file, verified (no reply).
 type Request struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          []byte                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
 	First         uint32                 `protobuf:"varint,2,opt,name=first,proto3" json:"first,omitempty"`
 	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Done          bool                   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,11 +168,21 @@ func (x *Request) GetCount() uint32 {
 	return 0
 }
 
+func (x *Request) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
 // Reply answers a request before any chunk: code 0 means the chunks follow.
 type Reply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Since 1.1.0, answering count 0: bit i (of byte i/8, lowest bit
+	// first) is set when the server holds chunk i, verified.
+	Have          []byte `protobuf:"bytes,3,opt,name=have,proto3" json:"have,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,6 +231,13 @@ func (x *Reply) GetMessage() string {
 	return ""
 }
 
+func (x *Reply) GetHave() []byte {
+	if x != nil {
+		return x.Have
+	}
+	return nil
+}
+
 var File_transfer_proto protoreflect.FileDescriptor
 
 const file_transfer_proto_rawDesc = "" +
@@ -229,14 +249,16 @@ const file_transfer_proto_rawDesc = "" +
 	"\x04mime\x18\x03 \x01(\tR\x04mime\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x04 \x01(\rR\tchunkSize\x12\x16\n" +
-	"\x06chunks\x18\x05 \x03(\fR\x06chunks\"I\n" +
+	"\x06chunks\x18\x05 \x03(\fR\x06chunks\"]\n" +
 	"\aRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\fR\x04root\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\rR\x05first\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\rR\x05count\"5\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\"I\n" +
 	"\x05Reply\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB*Z(github.com/meshtalk/meshtalk/transfer/pbb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04have\x18\x03 \x01(\fR\x04haveB*Z(github.com/meshtalk/meshtalk/transfer/pbb\x06proto3"
 
 var (
 	file_transfer_proto_rawDescOnce sync.Once
