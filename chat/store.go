@@ -7,6 +7,7 @@ package chat
 //	                                     sent (8 bytes, big-endian): it resumes there
 //	/profile                             this node's own Profile (JSON)
 //	/contacts/<peer ID>                  Contact (JSON)
+//	/avatars/<hash>                      an avatar's bytes (avatars.go)
 //	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked: empty for a message in the
 //	                                     history (same key suffix under /msgs/), else
 //	                                     history/pb Message (protobuf; receipts)
@@ -92,6 +93,9 @@ type Contact struct {
 	ProfileSent uint64    `json:"profile_sent"`
 	Since       time.Time `json:"since"`
 	LastSeen    time.Time `json:"last_seen,omitzero"`
+	// Asked is when their friend request came (pending_in only); a request
+	// expires pendingRequestTTL after it.
+	Asked time.Time `json:"asked,omitzero"`
 }
 
 // The messages of chat's conversations are history's.
