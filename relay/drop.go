@@ -81,13 +81,16 @@ func (s *Server) drop(sender peer.ID, d *pb.Drop) error {
 	size := int64(m.Size)
 	s.mu.Lock()
 	_, on := s.sessions[sender]
-	known := s.accounts[rcpt] != nil
+	a := s.accounts[rcpt]
+	allowed := a != nil && a.mayDeposit(sender)
 	s.mu.Unlock()
 	switch {
 	case !on:
 		return fmt.Errorf("%w: log in before you drop a file", ErrNotLoggedIn)
-	case !known:
+	case a == nil:
 		return fmt.Errorf("%w: %s has no account on this relay", ErrNotFound, rcpt)
+	case !allowed:
+		return fmt.Errorf("%w: %s takes files here only from friends and group members", ErrNotAllowed, rcpt)
 	}
 	var rec pb.StoredDrop
 	s.delMu.Lock()
@@ -402,7 +405,9 @@ func (c *Client) fetchDrop(root string, pd pendingDrop) {
 		}
 		if errors.Is(err, ErrBadSeal) || c.cfg.Now().Sub(pd.Since) > dropGiveUp {
 			c.log.Warn("give up a dropped file", "name", pd.Name, "from", pd.From, "err", err)
-			c.cfg.Transfer.Withdraw(c.ctx, m)
+			// Forget, never Withdraw: the sender's manifest may name
+			// chunks of this node's own files.
+			c.cfg.Transfer.Forget(c.ctx, m)
 			c.ds.Delete(c.ctx, pendingDropKey(root))
 			return
 		}
@@ -453,7 +458,7 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 	if err := c.dropDone(ctx, pd.Relay, m); err != nil {
 		c.log.Info("tell the relay a drop is fetched", "err", err)
 	}
-	c.cfg.Transfer.Withdraw(ctx, m)
+	c.cfg.Transfer.Forget(ctx, m)
 	c.ds.Put(ctx, doneDropKey(root), nil)
 	c.ds.Delete(ctx, pendingDropKey(root))
 	if c.cfg.Sink != nil {

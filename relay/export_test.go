@@ -1,6 +1,13 @@
 package relay
 
-import "github.com/libp2p/go-libp2p/core/peer"
+import (
+	"context"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/relay/pb"
+)
 
 // SweepNow removes expired items at once (the sweeper does it every
 // SweepEvery).
@@ -19,4 +26,34 @@ func ShortInvitesHeld(s *Server) int {
 	n := 0
 	scan(s.ctx, s.ds, "/short", func(string, []byte) { n++ })
 	return n
+}
+
+// DropUnsealedForTest drops the file at path to p as it is, not sealed:
+// what a hostile friend sends to make a drop fail to open.
+func (c *Client) DropUnsealedForTest(ctx context.Context, p peer.ID, path string) error {
+	m, err := c.cfg.Transfer.Import(path, sealedName)
+	if err != nil {
+		return err
+	}
+	r := c.loggedInRelays()[0]
+	if err := c.dropOn(ctx, r, p, m); err != nil {
+		return err
+	}
+	item, _ := proto.Marshal(&pb.FileDrop{Relay: []byte(r), Manifest: m.Encode(), Name: "x", Size: m.Size})
+	return c.Deposit(ctx, p, KindFileDrop, [][]byte{item})
+}
+
+// PendingDrops counts the dropped files c is fetching.
+func (c *Client) PendingDrops() int {
+	n := 0
+	scan(c.ctx, c.ds, "/client/drops/", func(string, []byte) { n++ })
+	return n
+}
+
+// MayDeposit reports whether s takes deposits from sender for rcpt.
+func (s *Server) MayDeposit(rcpt, sender peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[rcpt]
+	return a != nil && a.mayDeposit(sender)
 }

@@ -132,6 +132,10 @@ func (s *Server) deposit(sender peer.ID, d *pb.Deposit) func() *pb.MailboxReply 
 		s.mu.Unlock()
 		return fail(fmt.Errorf("%w: %s has no account on this relay", ErrNotFound, rcpt))
 	}
+	if !a.mayDeposit(sender) {
+		s.mu.Unlock()
+		return fail(fmt.Errorf("%w: %s takes mail here only from friends and group members", ErrNotAllowed, a.rec.Name))
+	}
 	if u := s.rcpt[rcpt]; u != nil && (u.items+1 > s.cfg.RecipientMaxItems || u.bytes+size > s.cfg.RecipientMaxBytes) {
 		s.mu.Unlock()
 		return fail(fmt.Errorf("%w: the mailbox of %s is full; it empties as they come online, try again later", ErrQuota, a.rec.Name))

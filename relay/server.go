@@ -56,6 +56,10 @@ type ServerConfig struct {
 	// dropped bytes waiting for one recipient.
 	DropTTL      time.Duration
 	DropMaxBytes int64
+	// RegistrationsPerIPPerHour and RegistrationsPerMinute bound new
+	// accounts from one IP address and from everyone (0: the defaults).
+	RegistrationsPerIPPerHour int
+	RegistrationsPerMinute    int
 	// SweepEvery is how often expired items are removed.
 	SweepEvery time.Duration
 	// Transfer fetches and serves dropped files; nil turns file drop off.
@@ -81,6 +85,9 @@ func DefaultServerConfig() ServerConfig {
 		DropTTL:           7 * 24 * time.Hour,
 		DropMaxBytes:      2 << 30,
 		SweepEvery:        time.Minute,
+
+		RegistrationsPerIPPerHour: 10,
+		RegistrationsPerMinute:    60,
 	}
 }
 
@@ -120,13 +127,22 @@ type Server struct {
 	pushers  map[peer.ID]*pusher
 	// shortLimits is each peer's rate of short-invite requests.
 	shortLimits map[peer.ID]*rate.Limiter
+	// registrations: new accounts from everyone, regByIP from each IP
+	// address (register.go).
+	registrations *rate.Limiter
+	regByIP       map[string]*rate.Limiter
 }
 
-// account is a user's record with its allow-list as a set.
+// account is a user's record with its allow-list as a set, and the
+// members of its groups, who may deposit for it too.
 type account struct {
-	rec   *pb.Account
-	allow map[peer.ID]bool
+	rec     *pb.Account
+	allow   map[peer.ID]bool
+	members map[peer.ID]bool
 }
+
+// mayDeposit reports whether p may leave envelopes or files for a.
+func (a *account) mayDeposit(p peer.ID) bool { return a.allow[p] || a.members[p] }
 
 type usage struct {
 	items int
@@ -146,6 +162,13 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = time.Minute
 	}
+	def := DefaultServerConfig()
+	if cfg.RegistrationsPerIPPerHour <= 0 {
+		cfg.RegistrationsPerIPPerHour = def.RegistrationsPerIPPerHour
+	}
+	if cfg.RegistrationsPerMinute <= 0 {
+		cfg.RegistrationsPerMinute = def.RegistrationsPerMinute
+	}
 	if err := checkSchema(ctx, ds); err != nil {
 		return nil, err
 	}
@@ -155,6 +178,8 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 		accounts: map[peer.ID]*account{}, names: map[string]peer.ID{}, sessions: map[peer.ID]time.Time{},
 		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{}, dropsBy: map[peer.ID]*usage{},
 		pushers: map[peer.ID]*pusher{}, shortLimits: map[peer.ID]*rate.Limiter{},
+		registrations: rate.NewLimiter(rate.Limit(float64(cfg.RegistrationsPerMinute)/60), cfg.RegistrationsPerMinute),
+		regByIP:       map[string]*rate.Limiter{},
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
@@ -167,6 +192,7 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 	s.life = lifecycle.New()
 	s.ctx = s.life.Context()
 	h.SetStreamHandler(AccountProtocol, s.life.Handler(s.handleAccount))
+	h.SetStreamHandler(AccountProtocolV1, s.life.Handler(s.handleAccount))
 	h.SetStreamHandler(MailboxProtocol, s.life.Handler(s.handleMailbox))
 	s.life.Watch(sub, s.clientConnChanged)
 	s.life.Go(s.runCommitter)
@@ -230,9 +256,12 @@ func (s *Server) load(ctx context.Context) error {
 }
 
 func newAccount(rec *pb.Account) *account {
-	a := &account{rec: rec, allow: map[peer.ID]bool{}}
+	a := &account{rec: rec, allow: map[peer.ID]bool{}, members: map[peer.ID]bool{}}
 	for _, b := range rec.Allow {
 		a.allow[peer.ID(b)] = true
+	}
+	for _, b := range rec.Members {
+		a.members[peer.ID(b)] = true
 	}
 	return a
 }
@@ -272,6 +301,7 @@ func (s *Server) uncharge(rcpt, sender peer.ID, n int64) {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.h.RemoveStreamHandler(AccountProtocol)
+		s.h.RemoveStreamHandler(AccountProtocolV1)
 		s.h.RemoveStreamHandler(MailboxProtocol)
 		s.life.Close()
 	})
@@ -307,7 +337,9 @@ func (s *Server) handleAccount(st network.Stream) {
 			rand.Read(nonce)
 			rep.Nonce = nonce
 		case *pb.AccountRequest_Register:
-			rep.User, err = s.register(p, used, b.Register)
+			if err = s.allowRegistration(st.Conn().RemoteMultiaddr()); err == nil {
+				rep.User, err = s.register(p, used, b.Register)
+			}
 		case *pb.AccountRequest_Login:
 			rep.User, err = s.login(p, used, b.Login)
 		case *pb.AccountRequest_Logout:
@@ -401,7 +433,7 @@ func (s *Server) register(p peer.ID, nonce []byte, r *pb.Register) (*pb.User, er
 	}
 	rec := &pb.Account{Name: folded, SealingKey: r.SealingKey, Profile: r.Profile, RegisteredMs: s.cfg.Now().UnixMilli()}
 	if a != nil {
-		rec.RegisteredMs, rec.Allow, rec.LastSeenMs = a.rec.RegisteredMs, a.rec.Allow, a.rec.LastSeenMs
+		rec.RegisteredMs, rec.Allow, rec.Members, rec.LastSeenMs = a.rec.RegisteredMs, a.rec.Allow, a.rec.Members, a.rec.LastSeenMs
 	}
 	batch, err := s.ds.Batch(s.ctx)
 	if err != nil {
@@ -648,7 +680,11 @@ func (s *Server) setAllow(p peer.ID, a *pb.SetAllow) error {
 	if err != nil {
 		return err
 	}
-	return s.updateAccount(p, func(rec *pb.Account) { rec.Allow = peersToWire(peers) })
+	members, err := peersFromWire(a.Members)
+	if err != nil {
+		return err
+	}
+	return s.updateAccount(p, func(rec *pb.Account) { rec.Allow, rec.Members = peersToWire(peers), peersToWire(members) })
 }
 
 func (s *Server) presence(p peer.ID, q *pb.PresenceQuery) ([]*pb.Presence, error) {
@@ -704,7 +740,7 @@ func (s *Server) tellPresence(p peer.ID) {
 		s.life.Go(func() {
 			ctx, cancel := context.WithTimeout(s.ctx, ioTimeout)
 			defer cancel()
-			st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "presence"), w, AccountProtocol)
+			st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "presence"), w, AccountProtocol, AccountProtocolV1)
 			if err != nil {
 				return
 			}

@@ -1,0 +1,116 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
+	"github.com/meshtalk/meshtalk/relay"
+)
+
+// TestDepositOnlyFromAllowed: a logged-in stranger cannot fill a user's
+// mailbox; a friend (on the user's allow-list) can.
+func TestDepositOnlyFromAllowed(t *testing.T) {
+	r, a, b := friendsOnRelay(t, "", "")
+	c := startUser(t, r, "")
+	register(t, c, r, "carol")
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	err := c.RelayClient().Deposit(ctx, b.ID(), relay.KindDM, [][]byte{[]byte("spam")})
+	if !errors.Is(err, relay.ErrNotAllowed) {
+		t.Fatalf("a stranger's deposit: %v, want ErrNotAllowed", err)
+	}
+	nodetest.Eventually(t, 20*time.Second, "a friend's deposit is taken", func() bool {
+		return a.RelayClient().Deposit(ctx, b.ID(), relay.KindDM, [][]byte{[]byte("hello")}) == nil
+	})
+	if got := r.RelayServer().Stats().MailboxItems; got > 1 {
+		t.Fatalf("the relay holds %d items, want at most the friend's", got)
+	}
+}
+
+// TestRegistrationRateLimited: one address registers a few accounts, then
+// is refused for a while.
+func TestRegistrationRateLimited(t *testing.T) {
+	r := startRelay(t, "", nil, func(c *node.RelayConfig) { c.RegistrationsPerIPPerHour = 3 })
+	refused := 0
+	for i := range 5 {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+		cl, err := nodetest.RegisterBareClient(ctx, h, peer.AddrInfo{ID: r.ID(), Addrs: r.Host().Addrs()}, "user"+string(rune('a'+i)))
+		cancel()
+		if cl != nil {
+			defer cl.Close()
+		}
+		switch {
+		case errors.Is(err, relay.ErrQuota):
+			refused++
+		case err != nil:
+			t.Fatalf("register %d: %v", i, err)
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d of 5 registrations refused, want 2", refused)
+	}
+}
+
+// blobFiles counts the files in n's blob store.
+func blobFiles(t *testing.T, n *node.Node) int {
+	t.Helper()
+	count := 0
+	filepath.WalkDir(n.Home().BlobsPath(), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			count++
+		}
+		return nil
+	})
+	return count
+}
+
+// TestFailedDropKeepsOwnBlobs: a friend drops, unsealed, a file whose
+// chunks b holds itself (a file b offers); the drop fails to open, and b
+// gives it up without deleting its own chunks.
+func TestFailedDropKeepsOwnBlobs(t *testing.T) {
+	r, a, b := friendsOnRelay(t, "", "")
+	path := filepath.Join(t.TempDir(), "shared.bin")
+	data := bytes.Repeat([]byte("mine, and public "), 20000)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SendFile(bg, node.FileSend{To: a.ID().String(), Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	own := blobFiles(t, b)
+	if own == 0 {
+		t.Fatal("b holds no chunks of the file it offers")
+	}
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	nodetest.Eventually(t, 20*time.Second, "a's drop is taken (once b's relay allows a)", func() bool {
+		err := a.RelayClient().DropUnsealedForTest(ctx, b.ID(), path)
+		if err != nil && !errors.Is(err, relay.ErrNotAllowed) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
+	nodetest.Eventually(t, 30*time.Second, "b gives the bad drop up", func() bool {
+		return b.RelayClient().PendingDrops() == 0 && r.RelayServer().Stats().MailboxItems == 0
+	})
+	nodetest.Eventually(t, 10*time.Second, "b's fetch is over", func() bool { return b.RelayClient().PendingDrops() == 0 })
+	if got := blobFiles(t, b); got != own {
+		t.Fatalf("b holds %d chunks after the failed drop, want its own %d", got, own)
+	}
+}
