@@ -57,3 +57,23 @@ func (s *Server) MayDeposit(rcpt, sender peer.ID) bool {
 	a := s.accounts[rcpt]
 	return a != nil && a.mayDeposit(sender)
 }
+
+// DropBrokenForTest drops the file at path to p as it is, after break_
+// has damaged its chunks in the store (the relay's fetch then fails).
+func (c *Client) DropBrokenForTest(ctx context.Context, p peer.ID, path string, break_ func(chunk string)) error {
+	m, err := c.cfg.Transfer.Import(path, sealedName)
+	if err != nil {
+		return err
+	}
+	for _, h := range m.Chunks {
+		break_(h.String())
+	}
+	return c.dropOn(ctx, c.loggedInRelays()[0], p, m)
+}
+
+// DropRecords counts the drop records s keeps, complete or not.
+func DropRecords(s *Server) int {
+	n := 0
+	scan(s.ctx, s.ds, "/drops/", func(string, []byte) { n++ })
+	return n
+}

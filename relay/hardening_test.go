@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io/fs"
 	"os"
@@ -113,4 +114,62 @@ func TestFailedDropKeepsOwnBlobs(t *testing.T) {
 	if got := blobFiles(t, b); got != own {
 		t.Fatalf("b holds %d chunks after the failed drop, want its own %d", got, own)
 	}
+}
+
+// TestFailedDropFreesQuota: a drop whose fetch fails holds none of the
+// quota, and its record expires within the hour; the recipient refuses a
+// drop that does not open, and the relay deletes it.
+func TestFailedDropFreesQuota(t *testing.T) {
+	clk := &clock{}
+	r := startRelay(t, "", clk, func(c *node.RelayConfig) { c.DropMaxMiB = 1 })
+	a, b := startUser(t, r, ""), startUser(t, r, "")
+	register(t, a, r, "alice")
+	register(t, b, r, "bob")
+	nodetest.Befriend(t, a, b)
+	waitAllowed(t, r, a, b)
+	dir := t.TempDir()
+	write := func(name string) string {
+		p := filepath.Join(dir, name)
+		data := make([]byte, 700<<10)
+		rand.Read(data)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	err := a.RelayClient().DropBrokenForTest(ctx, b.ID(), write("broken.bin"), func(chunk string) {
+		os.WriteFile(filepath.Join(a.Home().BlobsPath(), chunk[:2], chunk), make([]byte, 700<<10), 0o600)
+	})
+	if err == nil {
+		t.Fatal("a drop of damaged chunks was taken")
+	}
+	if _, err := a.RelayClient().DropFile(ctx, b.ID(), write("good.bin"), ""); err != nil {
+		t.Fatalf("a drop after a failed one: %v", err)
+	}
+	if got := relay.DropRecords(r.RelayServer()); got != 2 {
+		t.Fatalf("%d drop records, want the failed and the good one", got)
+	}
+	clk.advance(2 * time.Hour)
+	r.RelayServer().SweepNow()
+	if got := relay.DropRecords(r.RelayServer()); got > 1 {
+		t.Fatalf("%d drop records two hours on, want the failed one gone", got)
+	}
+}
+
+// TestBadDropRefusedAtRelay: a drop that does not open is refused by its
+// recipient, and the relay deletes it at once.
+func TestBadDropRefusedAtRelay(t *testing.T) {
+	r, a, b := friendsOnRelay(t, "", "")
+	path := filepath.Join(t.TempDir(), "not-sealed.bin")
+	os.WriteFile(path, []byte("not a sealed file"), 0o600)
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := a.RelayClient().DropUnsealedForTest(ctx, b.ID(), path); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "the relay deletes the refused drop", func() bool {
+		return b.RelayClient().PendingDrops() == 0 && relay.DropRecords(r.RelayServer()) == 0
+	})
 }

@@ -124,6 +124,9 @@ type Server struct {
 	sender   map[peer.ID]*usage // held from each depositor
 	drops    map[peer.ID]*usage // dropped files held for each recipient
 	dropsBy  map[peer.ID]*usage // dropped files held from each sender
+	// fetching: the drop keys being fetched now; they count in drops and
+	// dropsBy until the fetch fails.
+	fetching map[string]bool
 	pushers  map[peer.ID]*pusher
 	// shortLimits is each peer's rate of short-invite requests.
 	shortLimits map[peer.ID]*rate.Limiter
@@ -176,7 +179,7 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 		h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay"),
 		deposits: make(chan *depositReq, 1024), inflight: semaphore.NewWeighted(maxInflight),
 		accounts: map[peer.ID]*account{}, names: map[string]peer.ID{}, sessions: map[peer.ID]time.Time{},
-		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{}, dropsBy: map[peer.ID]*usage{},
+		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{}, dropsBy: map[peer.ID]*usage{}, fetching: map[string]bool{},
 		pushers: map[peer.ID]*pusher{}, shortLimits: map[peer.ID]*rate.Limiter{},
 		registrations: rate.NewLimiter(rate.Limit(float64(cfg.RegistrationsPerMinute)/60), cfg.RegistrationsPerMinute),
 		regByIP:       map[string]*rate.Limiter{},
@@ -247,7 +250,7 @@ func (s *Server) load(ctx context.Context) error {
 		if r.Error != nil || proto.Unmarshal(r.Value, &d) != nil {
 			continue
 		}
-		if m, err := transfer.DecodeManifest(d.Manifest); err == nil {
+		if m, err := transfer.DecodeManifest(d.Manifest); err == nil && d.Complete {
 			s.chargeDrop(peer.ID(d.Recipient), peer.ID(d.Sender), int64(m.Size), 1)
 		}
 	}
