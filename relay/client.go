@@ -79,6 +79,13 @@ type Client struct {
 	ctx  context.Context // life's: cancelled when Close begins
 	once sync.Once
 
+	// dropWait bounds the wait for a relay's answer to a drop (it fetches
+	// the whole file first): this much, plus the file's time at
+	// dropMinRate. syncDir makes a dropped file's name durable. Tests
+	// change them.
+	dropWait time.Duration
+	syncDir  func(dir string) error
+
 	mu     sync.Mutex
 	relays map[peer.ID]*relayState
 	order  []peer.ID // relays in the order they were added
@@ -123,7 +130,8 @@ func NewClient(ctx context.Context, h host.Host, ds datastore.Batching, cfg Clie
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay-client"), keys: keys, relays: map[peer.ID]*relayState{}}
+	c := &Client{h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay-client"), keys: keys, relays: map[peer.ID]*relayState{},
+		dropWait: ioTimeout, syncDir: syncDir}
 	for _, info := range cfg.Relays {
 		c.addRelayLocked(info, "")
 	}

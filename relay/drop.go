@@ -343,12 +343,14 @@ func (c *Client) dropOn(ctx context.Context, relay, p peer.ID, m *transfer.Manif
 		return fmt.Errorf("relay: %s: %w", relay, err)
 	}
 	defer st.Close()
+	// The relay answers once it has fetched the whole file: the wait is
+	// bounded by the time the file takes at dropMinRate.
+	st.SetDeadline(time.Now().Add(c.dropWait + time.Duration(m.Size/dropMinRate)*time.Second))
 	if err := writeFrame(st, &pb.MailboxRequest{Body: &pb.MailboxRequest_Drop{Drop: &pb.Drop{Recipient: []byte(p), Manifest: m.Encode()}}}); err != nil {
 		st.Reset()
 		return err
 	}
 	st.CloseWrite()
-	// The relay answers once it has fetched the whole file.
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	var rep pb.MailboxReply
@@ -371,6 +373,10 @@ type pendingDrop struct {
 
 func pendingDropKey(root string) datastore.Key { return datastore.RawKey("/client/drops/" + root) }
 func doneDropKey(root string) datastore.Key    { return datastore.RawKey("/client/dropped/" + root) }
+
+// dropMinRate is the slowest rate, in bytes a second, at which a sender
+// waits for a relay to fetch a dropped file.
+const dropMinRate = 32 << 10
 
 // dropGiveUp is how long a client tries to fetch a dropped file: past
 // the relays' default drop TTL, it is gone there.
@@ -489,6 +495,11 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 	if err := os.Link(out.Name(), final); err != nil {
 		return err
 	}
+	// The name is durable before the relay deletes its copy.
+	if err := c.syncDir(c.cfg.DropDir); err != nil {
+		os.Remove(final)
+		return err
+	}
 	in.Close()
 	os.Remove(sealed)
 	ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
@@ -549,4 +560,14 @@ func fileIDOf(fd *pb.FileDrop) string {
 		return ""
 	}
 	return id
+}
+
+// syncDir makes the names in dir durable (a file just linked there).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
@@ -76,4 +77,21 @@ func DropRecords(s *Server) int {
 	n := 0
 	scan(s.ctx, s.ds, "/drops/", func(string, []byte) { n++ })
 	return n
+}
+
+// SetDropWaitForTest changes how long c waits for a relay's answer to a
+// drop (plus the file's time at dropMinRate).
+func (c *Client) SetDropWaitForTest(d time.Duration) { c.dropWait = d }
+
+// SetSyncDirForTest replaces how c makes a dropped file's name durable.
+func (c *Client) SetSyncDirForTest(f func(dir string) error) { c.syncDir = f }
+
+// DropOnForTest imports the file at path and asks relay to hold it for
+// p, as DropFile does on each relay.
+func (c *Client) DropOnForTest(ctx context.Context, relay, p peer.ID, path string) error {
+	m, err := c.cfg.Transfer.Import(path, sealedName)
+	if err != nil {
+		return err
+	}
+	return c.dropOn(ctx, relay, p, m)
 }

@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/internal/nodetest"
@@ -172,4 +174,65 @@ func TestBadDropRefusedAtRelay(t *testing.T) {
 	nodetest.Eventually(t, 30*time.Second, "the relay deletes the refused drop", func() bool {
 		return b.RelayClient().PendingDrops() == 0 && relay.DropRecords(r.RelayServer()) == 0
 	})
+}
+
+// TestDropRequestHasDeadline: a relay that never answers a drop does not
+// hold the sender's call for ever.
+func TestDropRequestHasDeadline(t *testing.T) {
+	a := nodetest.Start(t, nodetest.Options{})
+	mute, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	hold := make(chan struct{})
+	defer close(hold)
+	mute.SetStreamHandler(relay.MailboxProtocol, func(s network.Stream) {
+		defer s.Reset()
+		<-hold // reads nothing, answers nothing
+	})
+	if err := a.Host().Connect(bg, peer.AddrInfo{ID: mute.ID(), Addrs: mute.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	a.RelayClient().SetDropWaitForTest(2 * time.Second)
+	path := filepath.Join(t.TempDir(), "f.bin")
+	os.WriteFile(path, []byte("a small file"), 0o600)
+	done := make(chan error, 1)
+	go func() { done <- a.RelayClient().DropOnForTest(bg, mute.ID(), a.ID(), path) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a drop nobody answered succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the drop request is still waiting after 20s")
+	}
+}
+
+// TestDroppedFileSyncedBeforeDone: the folder of a dropped file is synced
+// once the file is linked there, before the relay is told to delete its
+// copy.
+func TestDroppedFileSyncedBeforeDone(t *testing.T) {
+	r, a, b := friendsOnRelay(t, "", "")
+	var mu sync.Mutex
+	var synced []int // drop records the relay held at each sync
+	b.RelayClient().SetSyncDirForTest(func(dir string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		synced = append(synced, relay.DropRecords(r.RelayServer()))
+		return nil
+	})
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(src, []byte("the notes"), 0o600)
+	if _, err := a.RelayClient().DropFile(bg, b.ID(), src, ""); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "the relay deletes the drop", func() bool {
+		return relay.DropRecords(r.RelayServer()) == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(synced) == 0 || synced[0] != 1 {
+		t.Fatalf("syncs of the drop folder, with the drop records the relay held then: %v; want one while it held the drop", synced)
+	}
 }
