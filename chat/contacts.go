@@ -297,8 +297,11 @@ func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
 		switch c.Owe {
 		case oweRequest:
 			req.Body = &pb.ContactRequest_FriendRequest{FriendRequest: &pb.FriendRequest{Message: c.Message, Profile: own.toWire()}}
-		case oweAccept, oweDecline:
-			req.Body = &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{Accept: c.Owe == oweAccept, Profile: own.toWire()}}
+		case oweAccept:
+			req.Body = &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{Accept: true, Profile: own.toWire()}}
+		case oweDecline:
+			// A profile is for friends: a no carries none.
+			req.Body = &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{}}
 		case oweUnfriend:
 			req.Body = &pb.ContactRequest_Unfriend{Unfriend: &pb.Unfriend{}}
 		}
@@ -310,7 +313,7 @@ func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
 			if c.Owe == owed {
 				c.Owe = ""
 			}
-			if owed != oweRequest && owed != oweUnfriend {
+			if owed == oweAccept {
 				c.ProfileSent = own.Version // the answer carried it
 			}
 			return nil

@@ -660,7 +660,12 @@ func (s *Server) lookup(p peer.ID, l *pb.Lookup) (*pb.User, error) {
 	if s.accounts[id] == nil {
 		return nil, fmt.Errorf("%w: %q has no account on this relay", ErrNotFound, l.Name+peer.ID(l.PeerId).String())
 	}
-	return s.userLocked(id), nil
+	u := s.userLocked(id)
+	if id != p && !s.accounts[id].allow[p] {
+		// Nickname and status are for the peers it allows (its friends).
+		u.Profile = nil
+	}
+	return u, nil
 }
 
 // userLocked is p's public record with its addresses through this relay;
