@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat/pb"
 	"github.com/meshtalk/meshtalk/history"
+	"github.com/meshtalk/meshtalk/internal/frame"
 )
 
 // Contact errors.
@@ -392,8 +393,14 @@ func (s *Service) handleContact(st network.Stream) {
 	if !ok {
 		return
 	}
+	// A stranger sends at most a friend request, and the frame's memory
+	// is reserved in the stream's scope before it is read.
+	max := MaxContactFrame
+	if c == nil || (c.State != StateFriend && c.State != StatePendingOut && c.State != StatePendingIn) {
+		max = maxStrangerContactFrame
+	}
 	var req pb.ContactRequest
-	if err := readFrame(bufio.NewReader(st), MaxContactFrame, &req); err != nil {
+	if err := frame.ReadReservedAs(bufio.NewReader(st), max, &req, st.Scope(), ErrFrameTooLarge, ErrBadFrame); err != nil {
 		s.log.Info("bad contact frame", "peer", from, "err", err)
 		writeFrame(st, &pb.ContactReply{Code: CodeBadFrame, Message: err.Error()})
 		return

@@ -3,6 +3,8 @@ package chat_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -173,5 +175,24 @@ func TestUnreferencedAvatarsCollected(t *testing.T) {
 	}
 	if _, _, err := b.Chat().Avatar(bg, last.AvatarID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStrangerLargeFrameRefused: a stranger cannot make the node wait for
+// (and hold memory for) a contact frame larger than a friend request.
+func TestStrangerLargeFrameRefused(t *testing.T) {
+	b := nodetest.Start(t, nodetest.Options{})
+	h := bareHost(t, b)
+	s, err := h.NewStream(bg, b.ID(), chat.ContactProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	start := time.Now()
+	s.Write(binary.AppendUvarint(nil, chat.MaxContactFrame))
+	s.SetReadDeadline(time.Now().Add(20 * time.Second))
+	io.Copy(io.Discard, s)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a stranger's %d-byte frame claim was answered after %v", chat.MaxContactFrame, d)
 	}
 }

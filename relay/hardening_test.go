@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
@@ -278,5 +281,43 @@ func TestDeclinedPeerSeesNoProfile(t *testing.T) {
 	}
 	if u.Profile.Status != "" || u.Profile.Nickname != "" {
 		t.Fatalf("the relay shows a stranger b's profile %+v", u.Profile)
+	}
+}
+
+// claimFrame opens p on n from a bare host, sends a frame length of size
+// and no body, and reports how long n took to answer or end the stream.
+func claimFrame(t *testing.T, n *node.Node, p protocol.ID, size uint64) time.Duration {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Connect(bg, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewStream(bg, n.ID(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	start := time.Now()
+	s.Write(binary.AppendUvarint(nil, size))
+	s.SetReadDeadline(time.Now().Add(20 * time.Second))
+	io.Copy(io.Discard, s)
+	return time.Since(start)
+}
+
+// TestUnauthorisedLargeFrameRefused: a peer that has not logged in cannot
+// make the relay wait for (and hold memory for) a large frame.
+func TestUnauthorisedLargeFrameRefused(t *testing.T) {
+	r := startRelay(t, "", nil, nil)
+	for _, c := range []struct {
+		p    protocol.ID
+		size uint64
+	}{{relay.MailboxProtocol, relay.MaxMailboxFrame}, {relay.AccountProtocol, relay.MaxAccountFrame}} {
+		if d := claimFrame(t, r, c.p, c.size); d > 5*time.Second {
+			t.Errorf("%s: a stranger's %d-byte frame claim was answered after %v", c.p, c.size, d)
+		}
 	}
 }

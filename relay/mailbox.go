@@ -72,7 +72,7 @@ func (s *Server) handleMailbox(st network.Stream) {
 	for {
 		st.SetReadDeadline(time.Now().Add(ioTimeout))
 		var req pb.MailboxRequest
-		if err := readFrame(r, MaxMailboxFrame, &req); err != nil {
+		if err := readFrameIn(r, s.frameLimit(p, MaxMailboxFrame), &req, st.Scope()); err != nil {
 			if !errors.Is(err, io.EOF) {
 				replies <- func() *pb.MailboxReply { return mailboxReply(nil, err) }
 			}

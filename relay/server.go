@@ -322,7 +322,7 @@ func (s *Server) handleAccount(st network.Stream) {
 	for {
 		st.SetReadDeadline(time.Now().Add(ioTimeout))
 		var req pb.AccountRequest
-		if err := readFrame(r, MaxAccountFrame, &req); err != nil {
+		if err := readFrameIn(r, s.frameLimit(p, MaxAccountFrame), &req, st.Scope()); err != nil {
 			if !errors.Is(err, io.EOF) {
 				s.log.Debug("account stream", "peer", p, "err", err)
 				s.reply(st, &pb.AccountReply{}, err)
@@ -369,6 +369,22 @@ func (s *Server) handleAccount(st network.Stream) {
 			return
 		}
 	}
+}
+
+// maxUnauthFrame bounds a frame from a peer that has not logged in: a
+// challenge, a registration or a login (a sealing key, a profile and a
+// proof), DropDone.
+const maxUnauthFrame = 16 << 10
+
+// frameLimit is the largest frame p may send: max once logged in, else
+// maxUnauthFrame.
+func (s *Server) frameLimit(p peer.ID, max int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[p]; ok {
+		return max
+	}
+	return maxUnauthFrame
 }
 
 func (s *Server) reply(st network.Stream, rep *pb.AccountReply, err error) bool {

@@ -355,6 +355,12 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 	return frame.ReadAs(r, max, m, ErrBadRequest, ErrBadRequest)
 }
 
+// readFrameIn is readFrame that reserves a large frame's memory in scope
+// (a stream's) before it reads it.
+func readFrameIn(r *bufio.Reader, max int, m proto.Message, scope frame.Scope) error {
+	return frame.ReadReservedAs(r, max, m, scope, ErrTooLarge, ErrBadRequest)
+}
+
 // DecodeAccountRequest decodes one account request frame's payload (for
 // fuzzing and tests: the server reads frames through the same decoder).
 func DecodeAccountRequest(b []byte) (*pb.AccountRequest, error) {
