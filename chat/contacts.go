@@ -17,7 +17,7 @@ import (
 
 	"github.com/meshtalk/meshtalk/chat/pb"
 	"github.com/meshtalk/meshtalk/history"
-	"github.com/meshtalk/meshtalk/transfer"
+	"github.com/meshtalk/meshtalk/internal/frame"
 )
 
 // Contact errors.
@@ -179,6 +179,9 @@ func (s *Service) AddFriend(ctx context.Context, info peer.AddrInfo, message str
 		case StatePendingIn:
 			// They asked first: adding them back accepts.
 			c.State, c.Owe = StateFriend, oweAccept
+			if err := s.adoptAvatar(ctx, c); err != nil {
+				return err
+			}
 		default:
 			c.State, c.Owe = StatePendingOut, oweRequest
 		}
@@ -208,7 +211,7 @@ func (s *Service) Accept(ctx context.Context, p peer.ID) (*Contact, error) {
 			return fmt.Errorf("%w %s", ErrNoRequest, p)
 		}
 		c.State, c.Owe = StateFriend, oweAccept
-		return nil
+		return s.adoptAvatar(ctx, c)
 	})
 	if err != nil {
 		return nil, err
@@ -226,6 +229,7 @@ func (s *Service) Decline(ctx context.Context, p peer.ID) (*Contact, error) {
 			return fmt.Errorf("%w %s", ErrNoRequest, p)
 		}
 		c.State, c.Owe = StateDeclined, oweDecline
+		s.takeAvatar(p)
 		return nil
 	})
 	if err != nil {
@@ -256,6 +260,7 @@ func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Con
 		}
 		told := c.State == StateFriend || c.State == StatePendingOut || c.State == StatePendingIn
 		c.State, c.Owe = state, ""
+		s.takeAvatar(p)
 		if told {
 			c.Owe = oweUnfriend
 		}
@@ -293,8 +298,11 @@ func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
 		switch c.Owe {
 		case oweRequest:
 			req.Body = &pb.ContactRequest_FriendRequest{FriendRequest: &pb.FriendRequest{Message: c.Message, Profile: own.toWire()}}
-		case oweAccept, oweDecline:
-			req.Body = &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{Accept: c.Owe == oweAccept, Profile: own.toWire()}}
+		case oweAccept:
+			req.Body = &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{Accept: true, Profile: own.toWire()}}
+		case oweDecline:
+			// A profile is for friends: a no carries none.
+			req.Body = &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{}}
 		case oweUnfriend:
 			req.Body = &pb.ContactRequest_Unfriend{Unfriend: &pb.Unfriend{}}
 		}
@@ -306,7 +314,7 @@ func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
 			if c.Owe == owed {
 				c.Owe = ""
 			}
-			if owed != oweRequest && owed != oweUnfriend {
+			if owed == oweAccept {
 				c.ProfileSent = own.Version // the answer carried it
 			}
 			return nil
@@ -385,8 +393,14 @@ func (s *Service) handleContact(st network.Stream) {
 	if !ok {
 		return
 	}
+	// A stranger sends at most a friend request, and the frame's memory
+	// is reserved in the stream's scope before it is read.
+	max := MaxContactFrame
+	if c == nil || (c.State != StateFriend && c.State != StatePendingOut && c.State != StatePendingIn) {
+		max = maxStrangerContactFrame
+	}
 	var req pb.ContactRequest
-	if err := readFrame(bufio.NewReader(st), MaxContactFrame, &req); err != nil {
+	if err := frame.ReadReservedAs(bufio.NewReader(st), max, &req, st.Scope(), ErrFrameTooLarge, ErrBadFrame); err != nil {
 		s.log.Info("bad contact frame", "peer", from, "err", err)
 		writeFrame(st, &pb.ContactReply{Code: CodeBadFrame, Message: err.Error()})
 		return
@@ -440,7 +454,20 @@ func (r *contactReply) Error() string { return r.msg }
 // applyFriendRequest takes a friend request: a new one waits for an
 // answer; from a friend, or from whom this node asked, it is a yes.
 func (s *Service) applyFriendRequest(ctx context.Context, from peer.ID, state string, req *pb.FriendRequest) error {
-	prof, err := s.keepProfile(req.GetProfile())
+	// A stranger's standing and rate first: nothing of its request is
+	// kept before they are checked.
+	stranger := state != StateFriend && state != StatePendingOut
+	if stranger && !s.allowStranger(from) {
+		return &contactReply{CodeRateLimited, "too many friend requests; try again later"}
+	}
+	if stranger && state != StatePendingIn {
+		if ok, err := s.roomForRequest(ctx); err != nil {
+			return err
+		} else if !ok {
+			return &contactReply{CodeRateLimited, "too many friend requests wait for an answer; try again later"}
+		}
+	}
+	prof, err := profileFromWire(req.GetProfile())
 	if err != nil {
 		return err
 	}
@@ -448,8 +475,9 @@ func (s *Service) applyFriendRequest(ctx context.Context, from peer.ID, state st
 	if len(text) > MaxStatusBytes || !utf8.ValidString(text) {
 		return &contactReply{CodeBadFrame, "request message too long or not UTF-8"}
 	}
-	if state != StateFriend && state != StatePendingOut && !s.allowStranger(from) {
-		return &contactReply{CodeRateLimited, "too many friend requests; try again later"}
+	var avatar []byte
+	if prof != nil {
+		avatar, prof.Avatar = prof.Avatar, nil
 	}
 	updated, err := s.updateContact(ctx, from, func(c *Contact) error {
 		switch c.State {
@@ -460,12 +488,16 @@ func (s *Service) applyFriendRequest(ctx context.Context, from peer.ID, state st
 			// Both asked: that is a yes from both.
 			c.State, c.Owe = StateFriend, oweAccept
 		default:
-			c.State, c.Message = StatePendingIn, text
+			c.State, c.Message, c.Asked = StatePendingIn, text, s.cfg.Now()
 		}
 		if prof != nil {
 			c.Profile = prof
 		}
-		return nil
+		if c.State == StatePendingIn {
+			s.holdAvatar(from, avatar) // stored once accepted
+			return nil
+		}
+		return s.keepAvatar(ctx, avatar)
 	})
 	if err != nil {
 		return err
@@ -482,13 +514,17 @@ func (s *Service) applyFriendRequest(ctx context.Context, from peer.ID, state st
 
 // applyFriendResponse takes the answer to this node's request.
 func (s *Service) applyFriendResponse(ctx context.Context, from peer.ID, resp *pb.FriendResponse) error {
-	prof, err := s.keepProfile(resp.GetProfile())
+	prof, err := profileFromWire(resp.GetProfile())
 	if err != nil {
 		return err
 	}
+	var avatar []byte
+	if prof != nil {
+		avatar, prof.Avatar = prof.Avatar, nil
+	}
 	updated, err := s.updateContact(ctx, from, func(c *Contact) error {
 		if c.State != StatePendingOut {
-			return errNoChange // nothing asked, nothing to answer
+			return errNoChange // nothing asked, nothing to answer (or keep)
 		}
 		c.State = StateDeclined
 		if resp.GetAccept() {
@@ -500,7 +536,7 @@ func (s *Service) applyFriendResponse(ctx context.Context, from peer.ID, resp *p
 		if prof != nil {
 			c.Profile = prof
 		}
-		return nil
+		return s.keepAvatar(ctx, avatar)
 	})
 	if err != nil {
 		return err
@@ -537,20 +573,27 @@ func (s *Service) applyProfile(ctx context.Context, from peer.ID, state string, 
 	if state != StateFriend {
 		return &contactReply{CodeNotFriends, "profiles are for friends"}
 	}
-	prof, err := s.keepProfile(w)
+	prof, err := profileFromWire(w)
 	if err != nil || prof == nil {
 		return &contactReply{CodeBadFrame, "bad profile"}
 	}
+	avatar := prof.Avatar
+	prof.Avatar = nil
 	var changed bool
 	if _, err := s.updateContact(ctx, from, func(c *Contact) error {
-		if c.Profile == nil || prof.Version > c.Profile.Version {
-			c.Profile, changed = prof, true
+		// The same version again stores an avatar that is missing (one
+		// that waited in memory with a request, lost in a restart).
+		missing := c.Profile != nil && prof.Version == c.Profile.Version && prof.AvatarID != "" && !s.hasAvatar(ctx, prof.AvatarID)
+		if c.Profile != nil && prof.Version <= c.Profile.Version && !missing {
+			return errNoChange
 		}
-		return nil
-	}); err != nil {
+		c.Profile, changed = prof, true
+		return s.keepAvatar(ctx, avatar)
+	}); err != nil && !errors.Is(err, errNoChange) {
 		return err
 	}
 	if changed {
+		s.collect(ctx)
 		s.publish(EventProfile, ContactEvent{PeerID: from, Name: prof.Name, Version: prof.Version})
 	}
 	return nil
@@ -626,12 +669,9 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 		if p.Avatar, p.AvatarType, err = MakeAvatar(u.Avatar); err != nil {
 			return nil, fmt.Errorf("chat: avatar: %w", err)
 		}
-		if p.AvatarID, err = s.keepAvatar(p.Avatar); err != nil {
-			return nil, err
-		}
 	}
 	p.Version++
-	if err := history.PutJSON(ctx, s.ds, keyProfile, p); err != nil {
+	if err := s.putProfile(ctx, p); err != nil {
 		return nil, err
 	}
 	if err := s.sync(ctx); err != nil {
@@ -649,29 +689,33 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 	return p, nil
 }
 
-// keepAvatar stores avatar bytes in the blob store and returns their ID.
-func (s *Service) keepAvatar(b []byte) (string, error) {
-	if s.cfg.Blobs == nil {
-		return "", fmt.Errorf("chat: avatar: no blob store")
+// keepAvatar stores the avatar of a profile kept (none: nothing to do).
+// The caller holds contactMu: collectAvatars does not see it before its
+// record.
+func (s *Service) keepAvatar(ctx context.Context, b []byte) error {
+	if len(b) == 0 {
+		return nil
 	}
-	h := transfer.HashOf(b)
-	if err := s.cfg.Blobs.Put(h, b); err != nil {
-		return "", fmt.Errorf("chat: avatar: %w", err)
-	}
-	return h.String(), nil
+	_, err := s.storeAvatar(ctx, b)
+	return err
 }
 
-// keepProfile decodes a profile from a peer and stores its avatar.
-func (s *Service) keepProfile(w *pb.Profile) (*Profile, error) {
-	p, err := profileFromWire(w)
-	if err != nil || p == nil || len(p.Avatar) == 0 {
-		return p, err
+// putProfile stores this node's own profile with its avatar, and deletes
+// the avatar it replaces.
+func (s *Service) putProfile(ctx context.Context, p *Profile) error {
+	s.contactMu.Lock()
+	defer s.contactMu.Unlock()
+	if len(p.Avatar) > 0 {
+		id, err := s.storeAvatar(ctx, p.Avatar)
+		if err != nil {
+			return err
+		}
+		p.AvatarID = id
 	}
-	if _, err := s.keepAvatar(p.Avatar); err != nil {
-		return nil, err
+	if err := history.PutJSON(ctx, s.ds, keyProfile, p); err != nil {
+		return err
 	}
-	p.Avatar = nil
-	return p, nil
+	return s.collectAvatars(ctx)
 }
 
 // wireProfile is this node's profile with its avatar's bytes, to send.
@@ -680,20 +724,12 @@ func (s *Service) wireProfile(ctx context.Context) (*Profile, error) {
 	if err != nil || p.AvatarID == "" {
 		return p, err
 	}
-	if p.Avatar, err = s.avatar(p.AvatarID); err != nil {
+	if p.Avatar, err = s.avatar(ctx, p.AvatarID); err != nil {
 		// Lost from the store: send the profile without it.
 		s.log.Warn("own avatar", "err", err)
 		p.AvatarID, p.AvatarType = "", ""
 	}
 	return p, nil
-}
-
-func (s *Service) avatar(id string) ([]byte, error) {
-	h, err := transfer.ParseHash(id)
-	if err != nil || s.cfg.Blobs == nil {
-		return nil, fmt.Errorf("%w: avatar %q", ErrNotContact, id)
-	}
-	return s.cfg.Blobs.ReadAll(h, MaxAvatarBytes)
 }
 
 // Avatar returns the avatar id (of this node's profile or a contact's)
@@ -716,6 +752,6 @@ func (s *Service) Avatar(ctx context.Context, id string) ([]byte, string, error)
 	if typ == "" {
 		return nil, "", fmt.Errorf("%w: no avatar %q", ErrNotContact, id)
 	}
-	b, err := s.avatar(id)
+	b, err := s.avatar(ctx, id)
 	return b, typ, err
 }

@@ -148,3 +148,21 @@ func AckFrame(ids ...string) []byte {
 	writeFrame(&sliceWriter{&b}, &pb.DMFrame{Body: &pb.DMFrame_Ack{Ack: &pb.Ack{Ids: ids}}})
 	return b
 }
+
+// RawFriendRequestAvatar encodes a friend request whose profile carries
+// avatar (a PNG by its type; the bytes are not checked as an image).
+func RawFriendRequestAvatar(text string, avatar []byte) []byte {
+	var b []byte
+	prof := &pb.Profile{Version: 1, Name: "stranger", Avatar: avatar, AvatarType: "image/png"}
+	writeFrame(&sliceWriter{&b}, &pb.ContactRequest{Body: &pb.ContactRequest_FriendRequest{FriendRequest: &pb.FriendRequest{Message: text, Profile: prof}}})
+	return b
+}
+
+// RawFriendResponseAvatar encodes a friend response whose profile carries
+// avatar.
+func RawFriendResponseAvatar(accept bool, avatar []byte) []byte {
+	var b []byte
+	prof := &pb.Profile{Version: 1, Name: "stranger", Avatar: avatar, AvatarType: "image/png"}
+	writeFrame(&sliceWriter{&b}, &pb.ContactRequest{Body: &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{Accept: accept, Profile: prof}}})
+	return b
+}

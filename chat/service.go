@@ -94,6 +94,9 @@ type Service struct {
 	strangers  *rate.Limiter // all friend requests from strangers
 	reqMu      sync.Mutex
 	perPeerReq map[peer.ID]*rate.Limiter // friend requests per stranger
+	// pendingAvatars: the avatars of friend requests that wait (avatars.go).
+	pendingAvatars map[peer.ID]heldAvatar
+	maxPending     int // friend requests that may wait in all
 
 	closeOnce sync.Once
 }
@@ -131,6 +134,9 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 		perPeerReq:   map[peer.ID]*rate.Limiter{},
+
+		pendingAvatars: map[peer.ID]heldAvatar{},
+		maxPending:     defaultMaxPending,
 	}
 	s.ctx = s.run.Context()
 	s.hist = history.New(ds, history.Config{FileInfo: fileInfo, Pending: s.pending})
@@ -163,6 +169,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 			s.clk.Observe(h)
 		}
 	}
+	s.collect(ctx)
 	for _, c := range contacts {
 		if c.State == StateFriend || c.State == StatePendingOut || c.Owe != "" {
 			s.keep(c)

@@ -13,6 +13,7 @@ package chat
 //	                                     reading passes it (before 2026-12-06: the latest)
 //	/profile                             this node's own Profile (JSON)
 //	/contacts/<peer ID>                  Contact (JSON)
+//	/avatars/<hash>                      an avatar's bytes (avatars.go)
 //	/outbox/<peer ID>/<hlc %016x>/<msg ID> not yet acked, and not in the history
 //	                                     above the acked mark: history/pb Message
 //	                                     (protobuf; receipts), or empty for a message
@@ -107,6 +108,9 @@ type Contact struct {
 	ProfileSent uint64    `json:"profile_sent"`
 	Since       time.Time `json:"since"`
 	LastSeen    time.Time `json:"last_seen,omitzero"`
+	// Asked is when their friend request came (pending_in only); a request
+	// expires pendingRequestTTL after it.
+	Asked time.Time `json:"asked,omitzero"`
 }
 
 // The messages of chat's conversations are history's.

@@ -106,6 +106,9 @@ const (
 	// MaxContactFrame bounds one frame of the contact protocol (a profile
 	// with its avatar).
 	MaxContactFrame = 1 << 20
+	// maxStrangerContactFrame bounds a contact frame from a peer that is
+	// no contact: a friend request with its avatar.
+	maxStrangerContactFrame = MaxAvatarBytes + 16<<10
 	// maxRefs bounds the IDs of one receipt or ack.
 	maxRefs = history.MaxRefs
 )

@@ -156,6 +156,10 @@ type RelayConfig struct {
 	// dropped files waiting for one recipient.
 	DropTTL    Duration `toml:"drop_ttl"`
 	DropMaxMiB int64    `toml:"drop_max_mib"`
+	// Registrations the relay takes from one IP address in an hour, and
+	// from everyone in a minute.
+	RegistrationsPerIPPerHour int `toml:"registrations_per_ip_per_hour"`
+	RegistrationsPerMinute    int `toml:"registrations_per_minute"`
 }
 
 // NetworkConfig is where the libp2p host listens and what it announces.
@@ -262,6 +266,9 @@ func DefaultConfig(role Role) Config {
 			SenderMaxMiB:         256,
 			DropTTL:              Duration(7 * 24 * time.Hour),
 			DropMaxMiB:           2048,
+
+			RegistrationsPerIPPerHour: 10,
+			RegistrationsPerMinute:    60,
 		},
 		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(10 * time.Second), ParkOnStop: Duration(5 * time.Second)},
 		Files: FilesConfig{PictureAutoFetchMiB: 16},
@@ -372,6 +379,10 @@ sender_max_mib = 256
 # and how many MiB may wait for one recipient.
 drop_ttl = "168h0m0s"
 drop_max_mib = 2048
+# New accounts the relay takes from one IP address in an hour, and from
+# everyone in a minute (more are refused, to be tried later).
+registrations_per_ip_per_hour = 10
+registrations_per_minute = 60
 
 [chat]
 # Tell friends when their messages were read here.
@@ -520,6 +531,9 @@ func (c *Config) validate() (string, error) {
 	}
 	if r.MailboxTTL < Duration(time.Minute) || r.DropTTL < Duration(time.Minute) {
 		return "relay.mailbox_ttl", errors.New("mailbox_ttl and drop_ttl must be at least 1m")
+	}
+	if r.RegistrationsPerIPPerHour < 1 || r.RegistrationsPerMinute < 1 {
+		return "relay.registrations_per_ip_per_hour", errors.New("registrations_per_ip_per_hour and registrations_per_minute must be at least 1")
 	}
 	if r.MailboxMaxItems < 1 || r.MailboxMaxMiB < 1 || r.SenderMaxItems < 1 || r.SenderMaxMiB < 1 || r.DropMaxMiB < 1 {
 		return "relay.mailbox_max_items", errors.New("the mailbox and drop quotas must be at least 1")

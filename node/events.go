@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
+	"github.com/meshtalk/meshtalk/group"
 )
 
 // Event is one entry of the node's event stream (the local API serves it
@@ -121,7 +122,7 @@ func (n *Node) emit(typ string, data any) {
 	// A group message's event is message.received too (group.EventMessage),
 	// with a *history.Message (chat.Message): a group's pictures are
 	// fetched like a friend's.
-	case chat.EventMessage, chat.EventFriendUpdate, chat.EventFriendRequest:
+	case chat.EventMessage, chat.EventFriendUpdate, chat.EventFriendRequest, group.EventUpdate:
 		n.react.push(Event{Type: typ, Data: data})
 	}
 }
@@ -169,7 +170,9 @@ func (n *Node) runReactions(ctx context.Context) {
 				if m.File != nil && !m.Outgoing && m.Group == "" {
 					n.tellFetched(ctx, m.File.ID)
 				}
-			case chat.EventFriendUpdate:
+			case chat.EventFriendUpdate, group.EventUpdate:
+				// Who may leave mail on the relays follows friends and
+				// group members.
 				n.syncAllowList()
 			case chat.EventFriendRequest:
 				n.learnUserName(ctx, ev.Data.(chat.ContactEvent).PeerID)

@@ -46,10 +46,13 @@ func (n *Node) serverConfig() relay.ServerConfig {
 		DropTTL:           time.Duration(r.DropTTL),
 		DropMaxBytes:      r.DropMaxMiB << 20,
 		SweepEvery:        time.Minute,
-		Transfer:          n.xfer,
-		DropDir:           n.home.DropsPath(),
-		Now:               n.clock,
-		Logger:            n.log,
+
+		RegistrationsPerIPPerHour: r.RegistrationsPerIPPerHour,
+		RegistrationsPerMinute:    r.RegistrationsPerMinute,
+		Transfer:                  n.xfer,
+		DropDir:                   n.home.DropsPath(),
+		Now:                       n.clock,
+		Logger:                    n.log,
 	}
 }
 
@@ -85,23 +88,43 @@ func (n *Node) startRelayClient(ctx context.Context) error {
 }
 
 // syncAllowList lets exactly this node's friends see its presence on its
-// relays.
+// relays, and its friends and the members of its groups leave it mail
+// and files there (a relay refuses deposits from anyone else).
 func (n *Node) syncAllowList() {
 	if n.relayc == nil {
 		return
 	}
-	contacts, err := n.chat.Contacts(context.Background(), false)
+	ctx := context.Background()
+	contacts, err := n.chat.Contacts(ctx, false)
 	if err != nil {
 		n.log.Warn("allow-list", "err", err)
 		return
 	}
-	var friends []peer.ID
+	var friends, members []peer.ID
 	for _, c := range contacts {
 		if c.State == chat.StateFriend {
 			friends = append(friends, c.PeerID)
 		}
 	}
-	n.relayc.SetAllow(friends)
+	if n.groups != nil {
+		groups, err := n.groups.List(ctx)
+		if err != nil {
+			n.log.Warn("allow-list", "err", err)
+			return
+		}
+		for _, g := range groups {
+			ms, err := n.groups.Members(ctx, g.ID)
+			if err != nil {
+				continue // gone meanwhile
+			}
+			for _, m := range ms {
+				if !m.Self {
+					members = append(members, m.PeerID)
+				}
+			}
+		}
+	}
+	n.relayc.SetAllow(friends, members)
 }
 
 // relaySink hands what relays deliver to the service it is for: direct

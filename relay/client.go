@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -80,10 +79,19 @@ type Client struct {
 	ctx  context.Context // life's: cancelled when Close begins
 	once sync.Once
 
+	// dropWait bounds the wait for a relay's answer to a drop (it fetches
+	// the whole file first): this much, plus the file's time at
+	// dropMinRate. syncDir makes a dropped file's name durable. Tests
+	// change them.
+	dropWait time.Duration
+	syncDir  func(dir string) error
+
 	mu     sync.Mutex
 	relays map[peer.ID]*relayState
 	order  []peer.ID // relays in the order they were added
-	allow  []peer.ID
+	allow  []peer.ID // friends: see presence, may deposit
+	// members may deposit (the members of this node's groups).
+	members []peer.ID
 
 	// names caches UserName's answers (peer.ID -> string, "" for none):
 	// every message names its author. rememberKey keeps it current.
@@ -122,7 +130,8 @@ func NewClient(ctx context.Context, h host.Host, ds datastore.Batching, cfg Clie
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay-client"), keys: keys, relays: map[peer.ID]*relayState{}}
+	c := &Client{h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay-client"), keys: keys, relays: map[peer.ID]*relayState{},
+		dropWait: ioTimeout, syncDir: syncDir}
 	for _, info := range cfg.Relays {
 		c.addRelayLocked(info, "")
 	}
@@ -147,6 +156,7 @@ func NewClient(ctx context.Context, h host.Host, ds datastore.Batching, cfg Clie
 	c.ctx = c.life.Context()
 	h.SetStreamHandler(MailboxProtocol, c.life.Handler(c.handleDeliver))
 	h.SetStreamHandler(AccountProtocol, c.life.Handler(c.handlePush))
+	h.SetStreamHandler(AccountProtocolV1, c.life.Handler(c.handlePush))
 	c.life.Watch(sub, c.relayConnChanged)
 	for _, id := range c.order {
 		c.startRelay(c.relays[id])
@@ -224,7 +234,7 @@ func (c *Client) runRelay(rs *relayState) {
 		need := !rs.loggedIn || rs.relogin
 		dirty := rs.allowDirty
 		rs.relogin, rs.allowDirty = false, false
-		allow := c.allow
+		allow, members := c.allow, c.members
 		c.mu.Unlock()
 		var retry <-chan time.Time
 		if need {
@@ -260,7 +270,7 @@ func (c *Client) runRelay(rs *relayState) {
 		} else if dirty {
 			ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
 			err := c.call(ctx, rs.info.ID, func(s *accountStream) error {
-				_, err := s.do(&pb.AccountRequest{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: peersToWire(allow)}}})
+				_, err := s.do(&pb.AccountRequest{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: peersToWire(allow), Members: peersToWire(members)}}})
 				return err
 			})
 			cancel()
@@ -301,7 +311,7 @@ func (c *Client) login(rs *relayState) error {
 		return fmt.Errorf("relay: %s: %w", rs.info.ID, err)
 	}
 	c.mu.Lock()
-	allow := c.allow
+	allow, members := c.allow, c.members
 	c.mu.Unlock()
 	var prof *pb.Profile
 	if c.cfg.Profile != nil {
@@ -321,7 +331,7 @@ func (c *Client) login(rs *relayState) error {
 		c.mu.Lock()
 		rs.name = rep.GetUser().GetName()
 		c.mu.Unlock()
-		if _, err := s.do(&pb.AccountRequest{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: peersToWire(allow)}}}); err != nil {
+		if _, err := s.do(&pb.AccountRequest{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: peersToWire(allow), Members: peersToWire(members)}}}); err != nil {
 			return err
 		}
 		if len(allow) == 0 {
@@ -361,7 +371,7 @@ type accountStream struct {
 
 // call runs f over a new account stream to relay.
 func (c *Client) call(ctx context.Context, relay peer.ID, f func(*accountStream) error) error {
-	st, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "relay"), relay, AccountProtocol)
+	st, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "relay"), relay, AccountProtocol, AccountProtocolV1)
 	if err != nil {
 		return fmt.Errorf("relay: %s: %w", relay, err)
 	}
@@ -666,17 +676,15 @@ func (c *Client) loggedInRelays() []peer.ID {
 	return out
 }
 
-// SetAllow sets who may see this node's presence on its relays (node
-// keeps it equal to the friend list).
-func (c *Client) SetAllow(peers []peer.ID) {
-	peers = append([]peer.ID(nil), peers...)
-	sort.Slice(peers, func(i, j int) bool { return peers[i] < peers[j] })
+// SetAllow sets who may see this node's presence on its relays and leave
+// it mail and files there (node keeps it equal to the friend list), and
+// members, who may only leave it mail and files (the members of its
+// groups that are not friends).
+func (c *Client) SetAllow(peers, members []peer.ID) {
+	peers, members = sortedPeers(peers), sortedPeers(members)
 	c.mu.Lock()
-	same := len(peers) == len(c.allow)
-	for i := 0; same && i < len(peers); i++ {
-		same = peers[i] == c.allow[i]
-	}
-	c.allow = peers
+	same := slices.Equal(peers, c.allow) && slices.Equal(members, c.members)
+	c.allow, c.members = peers, members
 	var woken []*relayState
 	if !same {
 		for _, rs := range c.relays {
@@ -688,6 +696,12 @@ func (c *Client) SetAllow(peers []peer.ID) {
 	for _, rs := range woken {
 		wake(rs)
 	}
+}
+
+func sortedPeers(peers []peer.ID) []peer.ID {
+	peers = slices.Clone(peers)
+	slices.Sort(peers)
+	return slices.Compact(peers)
 }
 
 // RelayStatus is what the client knows of one relay.
@@ -940,6 +954,7 @@ func (c *Client) Close() error {
 		cancel()
 		c.h.RemoveStreamHandler(MailboxProtocol)
 		c.h.RemoveStreamHandler(AccountProtocol)
+		c.h.RemoveStreamHandler(AccountProtocolV1)
 		c.life.Close()
 	})
 	return nil

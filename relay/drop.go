@@ -81,45 +81,23 @@ func (s *Server) drop(sender peer.ID, d *pb.Drop) error {
 	size := int64(m.Size)
 	s.mu.Lock()
 	_, on := s.sessions[sender]
-	known := s.accounts[rcpt] != nil
+	a := s.accounts[rcpt]
+	allowed := a != nil && a.mayDeposit(sender)
 	s.mu.Unlock()
 	switch {
 	case !on:
 		return fmt.Errorf("%w: log in before you drop a file", ErrNotLoggedIn)
-	case !known:
+	case a == nil:
 		return fmt.Errorf("%w: %s has no account on this relay", ErrNotFound, rcpt)
+	case !allowed:
+		return fmt.Errorf("%w: %s takes files here only from friends and group members", ErrNotAllowed, rcpt)
 	}
-	var rec pb.StoredDrop
-	s.delMu.Lock()
-	v, err := s.ds.Get(s.ctx, key)
-	switch {
-	case err == nil && proto.Unmarshal(v, &rec) == nil:
-		s.delMu.Unlock()
-		if rec.Complete {
-			return nil // dropped already: a retry
-		}
-	default:
-		s.mu.Lock()
-		if u := s.drops[rcpt]; size > s.cfg.DropMaxBytes || u != nil && u.bytes+size > s.cfg.DropMaxBytes {
-			s.mu.Unlock()
-			s.delMu.Unlock()
-			return fmt.Errorf("%w: the files waiting for this recipient would pass %d bytes, this relay's limit; try again once they fetch them", ErrQuota, s.cfg.DropMaxBytes)
-		}
-		if u := s.dropsBy[sender]; u != nil && u.bytes+size > s.cfg.DropMaxBytes {
-			s.mu.Unlock()
-			s.delMu.Unlock()
-			return fmt.Errorf("%w: your files waiting on this relay would pass %d bytes, its limit; try again once they are fetched", ErrQuota, s.cfg.DropMaxBytes)
-		}
-		s.chargeDrop(rcpt, sender, size, 1)
-		s.mu.Unlock()
-		rec = pb.StoredDrop{Sender: []byte(sender), Recipient: []byte(rcpt), Manifest: d.Manifest, DepositedMs: s.cfg.Now().UnixMilli()}
-		b, _ := proto.Marshal(&rec)
-		err := s.ds.Put(s.ctx, key, b)
-		s.delMu.Unlock()
-		if err != nil {
-			return fmt.Errorf("relay: store drop: %w", err)
-		}
+	rec, err := s.startDrop(key, sender, rcpt, d.Manifest, size)
+	if err != nil || rec.Complete {
+		return err // a retry of a drop complete already: nil
 	}
+	done := false
+	defer func() { s.endFetch(key, sender, rcpt, size, done) }()
 	// Resumable: a retry after a cut picks up the chunks already here.
 	path, err := s.cfg.Transfer.Download(s.ctx, m, []peer.ID{sender}, s.cfg.DropDir, nil)
 	if err != nil {
@@ -137,12 +115,69 @@ func (s *Server) drop(sender peer.ID, d *pb.Drop) error {
 		return err
 	}
 	rec.Complete = true
-	b, _ := proto.Marshal(&rec)
+	b, _ := proto.Marshal(rec)
 	if err := s.ds.Put(s.ctx, key, b); err != nil {
 		return err
 	}
+	if err := s.ds.Sync(s.ctx, datastore.NewKey("/")); err != nil {
+		return err
+	}
+	done = true
 	s.log.Info("file dropped", "recipient", rcpt, "bytes", m.Size)
-	return s.ds.Sync(s.ctx, datastore.NewKey("/"))
+	return nil
+}
+
+// dropFailTTL is how long the record of a drop whose fetch failed waits
+// for the sender to try again (its chunks so far are kept for that).
+const dropFailTTL = time.Hour
+
+// startDrop checks the quotas, counts the drop as being fetched (the bytes
+// it will take count against the quotas meanwhile: concurrent drops do not
+// overshoot them) and stores its record, or returns the record of a drop
+// complete already.
+func (s *Server) startDrop(key datastore.Key, sender, rcpt peer.ID, manifest []byte, size int64) (*pb.StoredDrop, error) {
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	var rec pb.StoredDrop
+	v, err := s.ds.Get(s.ctx, key)
+	found := err == nil && proto.Unmarshal(v, &rec) == nil
+	if found && rec.Complete {
+		return &rec, nil
+	}
+	s.mu.Lock()
+	switch u, by := s.drops[rcpt], s.dropsBy[sender]; {
+	case s.fetching[key.String()]:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: this file is being fetched already; try again later", ErrQuota)
+	case size > s.cfg.DropMaxBytes || u != nil && u.bytes+size > s.cfg.DropMaxBytes:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: the files waiting for this recipient would pass %d bytes, this relay's limit; try again once they fetch them", ErrQuota, s.cfg.DropMaxBytes)
+	case by != nil && by.bytes+size > s.cfg.DropMaxBytes:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: your files waiting on this relay would pass %d bytes, its limit; try again once they are fetched", ErrQuota, s.cfg.DropMaxBytes)
+	}
+	s.chargeDrop(rcpt, sender, size, 1)
+	s.fetching[key.String()] = true
+	s.mu.Unlock()
+	// A new record, or a retry's: its hour starts again.
+	rec = pb.StoredDrop{Sender: []byte(sender), Recipient: []byte(rcpt), Manifest: manifest, DepositedMs: s.cfg.Now().UnixMilli()}
+	b, _ := proto.Marshal(&rec)
+	if err := s.ds.Put(s.ctx, key, b); err != nil {
+		s.endFetch(key, sender, rcpt, size, false)
+		return nil, fmt.Errorf("relay: store drop: %w", err)
+	}
+	return &rec, nil
+}
+
+// endFetch ends a drop's fetch: a complete drop stays charged until it is
+// fetched or expires; a failed one is charged no more.
+func (s *Server) endFetch(key datastore.Key, sender, rcpt peer.ID, size int64, complete bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.fetching, key.String())
+	if !complete {
+		s.chargeDrop(rcpt, sender, size, -1)
+	}
 }
 
 // dropDone deletes a dropped blob its recipient has fetched.
@@ -178,7 +213,7 @@ func (s *Server) removeDrop(key datastore.Key) error {
 	if err := s.ds.Delete(s.ctx, key); err != nil {
 		return err
 	}
-	if m != nil {
+	if m != nil && rec.Complete {
 		s.mu.Lock()
 		s.chargeDrop(peer.ID(rec.Recipient), peer.ID(rec.Sender), int64(m.Size), -1)
 		s.mu.Unlock()
@@ -194,12 +229,16 @@ func (s *Server) sweepDrops(now time.Time) {
 	}
 	var old []datastore.Key
 	cutoff := now.Add(-s.cfg.DropTTL).UnixMilli()
+	failed := now.Add(-dropFailTTL).UnixMilli()
 	for r := range res.Next() {
 		var rec pb.StoredDrop
 		if r.Error != nil || proto.Unmarshal(r.Value, &rec) != nil {
 			continue
 		}
-		if rec.DepositedMs < cutoff {
+		s.mu.Lock()
+		fetching := s.fetching[r.Key]
+		s.mu.Unlock()
+		if rec.DepositedMs < cutoff || !rec.Complete && !fetching && rec.DepositedMs < failed {
 			old = append(old, datastore.RawKey(r.Key))
 		}
 	}
@@ -304,12 +343,14 @@ func (c *Client) dropOn(ctx context.Context, relay, p peer.ID, m *transfer.Manif
 		return fmt.Errorf("relay: %s: %w", relay, err)
 	}
 	defer st.Close()
+	// The relay answers once it has fetched the whole file: the wait is
+	// bounded by the time the file takes at dropMinRate.
+	st.SetDeadline(time.Now().Add(c.dropWait + time.Duration(m.Size/dropMinRate)*time.Second))
 	if err := writeFrame(st, &pb.MailboxRequest{Body: &pb.MailboxRequest_Drop{Drop: &pb.Drop{Recipient: []byte(p), Manifest: m.Encode()}}}); err != nil {
 		st.Reset()
 		return err
 	}
 	st.CloseWrite()
-	// The relay answers once it has fetched the whole file.
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	var rep pb.MailboxReply
@@ -333,6 +374,10 @@ type pendingDrop struct {
 func pendingDropKey(root string) datastore.Key { return datastore.RawKey("/client/drops/" + root) }
 func doneDropKey(root string) datastore.Key    { return datastore.RawKey("/client/dropped/" + root) }
 
+// dropMinRate is the slowest rate, in bytes a second, at which a sender
+// waits for a relay to fetch a dropped file.
+const dropMinRate = 32 << 10
+
 // dropGiveUp is how long a client tries to fetch a dropped file: past
 // the relays' default drop TTL, it is gone there.
 const dropGiveUp = 8 * 24 * time.Hour
@@ -345,10 +390,6 @@ func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 	if len(l.Items) != 1 || c.cfg.Transfer == nil {
 		return nil
 	}
-	if c.cfg.Sink == nil || !c.cfg.Sink.Friend(l.From) {
-		c.log.Info("mailbox: refused a file drop from a stranger", "from", l.From)
-		return nil
-	}
 	var fd pb.FileDrop
 	if err := proto.Unmarshal(l.Items[0], &fd); err != nil {
 		return nil
@@ -356,6 +397,11 @@ func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 	m, err := transfer.DecodeManifest(fd.Manifest)
 	if err != nil || peer.ID(fd.Relay) != relay || m.Name != sealedName {
 		c.log.Warn("mailbox: drop a bad file-drop letter", "from", l.From)
+		return nil
+	}
+	if c.cfg.Sink == nil || !c.cfg.Sink.Friend(l.From) {
+		c.log.Info("mailbox: refused a file drop from a stranger", "from", l.From)
+		c.refuseDrop(relay, m)
 		return nil
 	}
 	root := m.Root().String()
@@ -402,8 +448,11 @@ func (c *Client) fetchDrop(root string, pd pendingDrop) {
 		}
 		if errors.Is(err, ErrBadSeal) || c.cfg.Now().Sub(pd.Since) > dropGiveUp {
 			c.log.Warn("give up a dropped file", "name", pd.Name, "from", pd.From, "err", err)
-			c.cfg.Transfer.Withdraw(c.ctx, m)
+			// Forget, never Withdraw: the sender's manifest may name
+			// chunks of this node's own files.
+			c.cfg.Transfer.Forget(c.ctx, m)
 			c.ds.Delete(c.ctx, pendingDropKey(root))
+			c.refuseDrop(pd.Relay, m)
 			return
 		}
 		c.log.Info("fetch a dropped file", "name", pd.Name, "retry_in", wait, "err", err)
@@ -446,6 +495,11 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 	if err := os.Link(out.Name(), final); err != nil {
 		return err
 	}
+	// The name is durable before the relay deletes its copy.
+	if err := c.syncDir(c.cfg.DropDir); err != nil {
+		os.Remove(final)
+		return err
+	}
 	in.Close()
 	os.Remove(sealed)
 	ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
@@ -453,13 +507,27 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 	if err := c.dropDone(ctx, pd.Relay, m); err != nil {
 		c.log.Info("tell the relay a drop is fetched", "err", err)
 	}
-	c.cfg.Transfer.Withdraw(ctx, m)
+	c.cfg.Transfer.Forget(ctx, m)
 	c.ds.Put(ctx, doneDropKey(root), nil)
 	c.ds.Delete(ctx, pendingDropKey(root))
 	if c.cfg.Sink != nil {
 		c.cfg.Sink.FileDropped(DroppedFile{From: pd.From, Relay: pd.Relay, Name: pd.Name, Path: final, Size: pd.Size, FileID: pd.FileID})
 	}
 	return nil
+}
+
+// refuseDrop tells relay, in the background, to delete a drop this node
+// will not fetch (DropDone deletes a drop whether it was fetched or not),
+// so that it holds neither the relay's disk nor the sender's quota until
+// it expires.
+func (c *Client) refuseDrop(relay peer.ID, m *transfer.Manifest) {
+	c.life.Go(func() {
+		ctx, cancel := context.WithTimeout(c.ctx, ioTimeout)
+		defer cancel()
+		if err := c.dropDone(ctx, relay, m); err != nil {
+			c.log.Info("refuse a dropped file", "relay", relay, "err", err)
+		}
+	})
 }
 
 func (c *Client) dropDone(ctx context.Context, relay peer.ID, m *transfer.Manifest) error {
@@ -492,4 +560,14 @@ func fileIDOf(fd *pb.FileDrop) string {
 		return ""
 	}
 	return id
+}
+
+// syncDir makes the names in dir durable (a file just linked there).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

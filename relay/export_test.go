@@ -1,6 +1,14 @@
 package relay
 
-import "github.com/libp2p/go-libp2p/core/peer"
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/relay/pb"
+)
 
 // SweepNow removes expired items at once (the sweeper does it every
 // SweepEvery).
@@ -19,4 +27,71 @@ func ShortInvitesHeld(s *Server) int {
 	n := 0
 	scan(s.ctx, s.ds, "/short", func(string, []byte) { n++ })
 	return n
+}
+
+// DropUnsealedForTest drops the file at path to p as it is, not sealed:
+// what a hostile friend sends to make a drop fail to open.
+func (c *Client) DropUnsealedForTest(ctx context.Context, p peer.ID, path string) error {
+	m, err := c.cfg.Transfer.Import(path, sealedName)
+	if err != nil {
+		return err
+	}
+	r := c.loggedInRelays()[0]
+	if err := c.dropOn(ctx, r, p, m); err != nil {
+		return err
+	}
+	item, _ := proto.Marshal(&pb.FileDrop{Relay: []byte(r), Manifest: m.Encode(), Name: "x", Size: m.Size})
+	return c.Deposit(ctx, p, KindFileDrop, [][]byte{item})
+}
+
+// PendingDrops counts the dropped files c is fetching.
+func (c *Client) PendingDrops() int {
+	n := 0
+	scan(c.ctx, c.ds, "/client/drops/", func(string, []byte) { n++ })
+	return n
+}
+
+// MayDeposit reports whether s takes deposits from sender for rcpt.
+func (s *Server) MayDeposit(rcpt, sender peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[rcpt]
+	return a != nil && a.mayDeposit(sender)
+}
+
+// DropBrokenForTest drops the file at path to p as it is, after break_
+// has damaged its chunks in the store (the relay's fetch then fails).
+func (c *Client) DropBrokenForTest(ctx context.Context, p peer.ID, path string, break_ func(chunk string)) error {
+	m, err := c.cfg.Transfer.Import(path, sealedName)
+	if err != nil {
+		return err
+	}
+	for _, h := range m.Chunks {
+		break_(h.String())
+	}
+	return c.dropOn(ctx, c.loggedInRelays()[0], p, m)
+}
+
+// DropRecords counts the drop records s keeps, complete or not.
+func DropRecords(s *Server) int {
+	n := 0
+	scan(s.ctx, s.ds, "/drops/", func(string, []byte) { n++ })
+	return n
+}
+
+// SetDropWaitForTest changes how long c waits for a relay's answer to a
+// drop (plus the file's time at dropMinRate).
+func (c *Client) SetDropWaitForTest(d time.Duration) { c.dropWait = d }
+
+// SetSyncDirForTest replaces how c makes a dropped file's name durable.
+func (c *Client) SetSyncDirForTest(f func(dir string) error) { c.syncDir = f }
+
+// DropOnForTest imports the file at path and asks relay to hold it for
+// p, as DropFile does on each relay.
+func (c *Client) DropOnForTest(ctx context.Context, relay, p peer.ID, path string) error {
+	m, err := c.cfg.Transfer.Import(path, sealedName)
+	if err != nil {
+		return err
+	}
+	return c.dropOn(ctx, relay, p, m)
 }

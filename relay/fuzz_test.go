@@ -47,6 +47,7 @@ func FuzzAccountRequest(f *testing.F) {
 		{Body: &pb.AccountRequest_Login{Login: &pb.Login{SealingKey: sk.wire, Proof: make([]byte, 64)}}},
 		{Body: &pb.AccountRequest_Lookup{Lookup: &pb.Lookup{PeerId: []byte(id)}}},
 		{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: [][]byte{[]byte(id)}}}},
+		{Body: &pb.AccountRequest_Allow{Allow: &pb.SetAllow{Peers: [][]byte{[]byte(id)}, Members: [][]byte{[]byte(id)}}}},
 		{Body: &pb.AccountRequest_Presence{Presence: &pb.PresenceQuery{Peers: [][]byte{[]byte(id)}}}},
 		{Body: &pb.AccountRequest_ShortPut{ShortPut: &pb.ShortInvitePut{Invite: "mtg1-invite", ExpiresMs: 1800000000000}}},
 		{Body: &pb.AccountRequest_ShortGet{ShortGet: &pb.ShortInviteGet{Code: newShortCode()}}},
@@ -55,8 +56,12 @@ func FuzzAccountRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var req pb.AccountRequest
-		if err := readFrame(bufio.NewReader(bytes.NewReader(in)), MaxAccountFrame, &req); err != nil {
-			if !errors.Is(err, ErrBadRequest) && !errors.Is(err, io.EOF) {
+		scope := &fuzzScope{limit: MaxAccountFrame / 2}
+		if err := readFrameIn(bufio.NewReader(bytes.NewReader(in)), MaxAccountFrame, &req, scope); err != nil {
+			if scope.held != 0 {
+				t.Fatalf("%d bytes still reserved after a failed read", scope.held)
+			}
+			if !errors.Is(err, ErrBadRequest) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, io.EOF) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return
@@ -76,6 +81,7 @@ func FuzzAccountRequest(f *testing.F) {
 			peer.IDFromBytes(b.Lookup.PeerId)
 		case *pb.AccountRequest_Allow:
 			peersFromWire(b.Allow.Peers)
+			peersFromWire(b.Allow.Members)
 		case *pb.AccountRequest_Presence:
 			peersFromWire(b.Presence.Peers)
 		case *pb.AccountRequest_ShortPut:
@@ -299,3 +305,16 @@ func FuzzShortCode(f *testing.F) {
 		}
 	})
 }
+
+// fuzzScope is a resource scope with a memory limit.
+type fuzzScope struct{ limit, held int }
+
+func (s *fuzzScope) ReserveMemory(n int, _ uint8) error {
+	if s.held+n > s.limit {
+		return errors.New("over the limit")
+	}
+	s.held += n
+	return nil
+}
+
+func (s *fuzzScope) ReleaseMemory(n int) { s.held -= n }

@@ -72,7 +72,7 @@ func (s *Server) handleMailbox(st network.Stream) {
 	for {
 		st.SetReadDeadline(time.Now().Add(ioTimeout))
 		var req pb.MailboxRequest
-		if err := readFrame(r, MaxMailboxFrame, &req); err != nil {
+		if err := readFrameIn(r, s.frameLimit(p, MaxMailboxFrame), &req, st.Scope()); err != nil {
 			if !errors.Is(err, io.EOF) {
 				replies <- func() *pb.MailboxReply { return mailboxReply(nil, err) }
 			}
@@ -131,6 +131,10 @@ func (s *Server) deposit(sender peer.ID, d *pb.Deposit) func() *pb.MailboxReply 
 	if a == nil {
 		s.mu.Unlock()
 		return fail(fmt.Errorf("%w: %s has no account on this relay", ErrNotFound, rcpt))
+	}
+	if !a.mayDeposit(sender) {
+		s.mu.Unlock()
+		return fail(fmt.Errorf("%w: %s takes mail here only from friends and group members", ErrNotAllowed, a.rec.Name))
 	}
 	if u := s.rcpt[rcpt]; u != nil && (u.items+1 > s.cfg.RecipientMaxItems || u.bytes+size > s.cfg.RecipientMaxBytes) {
 		s.mu.Unlock()

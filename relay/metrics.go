@@ -59,6 +59,8 @@ func (m *metrics) refused(err error) {
 		reason = "unknown_recipient"
 	case errors.Is(err, ErrTooLarge):
 		reason = "too_large"
+	case errors.Is(err, ErrNotAllowed):
+		reason = "not_allowed"
 	}
 	m.refusedBy.WithLabelValues(reason).Inc()
 }

@@ -81,7 +81,18 @@ func friendsOnRelay(t *testing.T, homeA, homeB node.Home) (r, a, b *node.Node) {
 	register(t, a, r, "alice")
 	register(t, b, r, "bob")
 	nodetest.Befriend(t, a, b)
+	waitAllowed(t, r, a, b)
+	waitAllowed(t, r, b, a)
 	return r, a, b
+}
+
+// waitAllowed waits until relay r takes deposits from sender for rcpt
+// (rcpt's allow-list reached it).
+func waitAllowed(t testing.TB, r, sender, rcpt *node.Node) {
+	t.Helper()
+	nodetest.Eventually(t, 20*time.Second, "the relay takes deposits for a friend", func() bool {
+		return r.RelayServer().MayDeposit(rcpt.ID(), sender.ID())
+	})
 }
 
 func relayInfo(r *node.Node) peer.AddrInfo { return peer.AddrInfo{ID: r.ID(), Addrs: r.Host().Addrs()} }
@@ -353,6 +364,8 @@ func TestOnlyTheOwnerGetsItsMail(t *testing.T) {
 	register(t, a, r, "alice")
 	register(t, b, r, "bob")
 	register(t, c, r, "carol")
+	nodetest.Befriend(t, a, b)
+	waitAllowed(t, r, a, b)
 	bk, _ := relay.DeriveSealingKeys(b.Host().Peerstore().PrivKey(b.ID()))
 	b.Close()
 	if err := a.RelayClient().Deposit(bg, b.ID(), relay.KindGroup, [][]byte{[]byte("for bob only")}); err != nil {
@@ -412,6 +425,8 @@ func TestQuotaIsAClearError(t *testing.T) {
 	a, b := startUser(t, r, ""), startUser(t, r, "")
 	register(t, a, r, "alice")
 	register(t, b, r, "bob")
+	nodetest.Befriend(t, a, b)
+	waitAllowed(t, r, a, b)
 	b.Close()
 	for i := range 2 {
 		if err := a.RelayClient().Deposit(bg, b.ID(), relay.KindGroup, [][]byte{{byte(i)}}); err != nil {
@@ -434,6 +449,8 @@ func TestExpiredMailRemoved(t *testing.T) {
 	a, b := startUser(t, r, ""), startUser(t, r, "")
 	register(t, a, r, "alice")
 	register(t, b, r, "bob")
+	nodetest.Befriend(t, a, b)
+	waitAllowed(t, r, a, b)
 	b.Close()
 	if err := a.RelayClient().Deposit(bg, b.ID(), relay.KindGroup, [][]byte{{1}}); err != nil {
 		t.Fatal(err)
@@ -489,7 +506,7 @@ func TestPresenceOnlyForFriends(t *testing.T) {
 
 // TestFileDrop: a file for an offline friend waits on the relay, sealed,
 // and arrives byte-identical when the friend is back; the relay then
-// deletes it. A stranger's drop is not fetched.
+// deletes it. A stranger's drop is refused by the relay.
 func TestFileDrop(t *testing.T) {
 	r := startRelay(t, "", nil, nil)
 	homeB := node.Home(t.TempDir())
@@ -498,6 +515,7 @@ func TestFileDrop(t *testing.T) {
 	register(t, b, r, "bob")
 	register(t, c, r, "carol")
 	nodetest.Befriend(t, a, b)
+	waitAllowed(t, r, a, b)
 	b.Close()
 
 	data := make([]byte, 3<<20+12345)
@@ -514,8 +532,8 @@ func TestFileDrop(t *testing.T) {
 	}
 	spam := filepath.Join(t.TempDir(), "spam.bin")
 	os.WriteFile(spam, []byte("buy now"), 0o600)
-	if _, err := c.RelayClient().DropFile(bg, b.ID(), spam, ""); err != nil {
-		t.Fatal(err)
+	if _, err := c.RelayClient().DropFile(bg, b.ID(), spam, ""); !errors.Is(err, relay.ErrNotAllowed) {
+		t.Fatalf("a stranger's drop: %v, want ErrNotAllowed", err)
 	}
 
 	b = startUser(t, r, homeB)
@@ -529,11 +547,10 @@ func TestFileDrop(t *testing.T) {
 	if err != nil || !bytes.Equal(out, data) {
 		t.Fatalf("the file differs (%d bytes, %v)", len(out), err)
 	}
-	// A's drop goes from the relay; the stranger's letter is taken and
-	// dropped, its file left to expire.
+	// A's drop goes from the relay.
 	nodetest.Eventually(t, 20*time.Second, "the relay deletes the drop", func() bool {
 		stats := r.RelayServer().Stats()
-		return stats.DropFiles == 1 && stats.MailboxItems == 0
+		return stats.DropFiles == 0 && stats.MailboxItems == 0
 	})
 	files, _ := os.ReadDir(b.Home().DownloadsPath())
 	if len(files) != 1 {
@@ -608,6 +625,8 @@ func TestGroupMessageThroughMailbox(t *testing.T) {
 		ms, err := a.GroupService().Members(bg, gid)
 		return err == nil && len(ms) == 2
 	})
+	// Not friends: B's relay takes A's deposits as a group member's.
+	waitAllowed(t, r, a, b)
 	b.Close()
 	nodetest.Eventually(t, 20*time.Second, "A sees B offline", func() bool { return !a.Chat().Online(b.ID()) })
 	m, err := a.SendGroup(bg, gid, node.Draft{Text: "while you were away"})

@@ -56,6 +56,10 @@ type ServerConfig struct {
 	// dropped bytes waiting for one recipient.
 	DropTTL      time.Duration
 	DropMaxBytes int64
+	// RegistrationsPerIPPerHour and RegistrationsPerMinute bound new
+	// accounts from one IP address and from everyone (0: the defaults).
+	RegistrationsPerIPPerHour int
+	RegistrationsPerMinute    int
 	// SweepEvery is how often expired items are removed.
 	SweepEvery time.Duration
 	// Transfer fetches and serves dropped files; nil turns file drop off.
@@ -81,6 +85,9 @@ func DefaultServerConfig() ServerConfig {
 		DropTTL:           7 * 24 * time.Hour,
 		DropMaxBytes:      2 << 30,
 		SweepEvery:        time.Minute,
+
+		RegistrationsPerIPPerHour: 10,
+		RegistrationsPerMinute:    60,
 	}
 }
 
@@ -117,16 +124,28 @@ type Server struct {
 	sender   map[peer.ID]*usage // held from each depositor
 	drops    map[peer.ID]*usage // dropped files held for each recipient
 	dropsBy  map[peer.ID]*usage // dropped files held from each sender
+	// fetching: the drop keys being fetched now; they count in drops and
+	// dropsBy until the fetch fails.
+	fetching map[string]bool
 	pushers  map[peer.ID]*pusher
 	// shortLimits is each peer's rate of short-invite requests.
 	shortLimits map[peer.ID]*rate.Limiter
+	// registrations: new accounts from everyone, regByIP from each IP
+	// address (register.go).
+	registrations *rate.Limiter
+	regByIP       map[string]*rate.Limiter
 }
 
-// account is a user's record with its allow-list as a set.
+// account is a user's record with its allow-list as a set, and the
+// members of its groups, who may deposit for it too.
 type account struct {
-	rec   *pb.Account
-	allow map[peer.ID]bool
+	rec     *pb.Account
+	allow   map[peer.ID]bool
+	members map[peer.ID]bool
 }
+
+// mayDeposit reports whether p may leave envelopes or files for a.
+func (a *account) mayDeposit(p peer.ID) bool { return a.allow[p] || a.members[p] }
 
 type usage struct {
 	items int
@@ -146,6 +165,13 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = time.Minute
 	}
+	def := DefaultServerConfig()
+	if cfg.RegistrationsPerIPPerHour <= 0 {
+		cfg.RegistrationsPerIPPerHour = def.RegistrationsPerIPPerHour
+	}
+	if cfg.RegistrationsPerMinute <= 0 {
+		cfg.RegistrationsPerMinute = def.RegistrationsPerMinute
+	}
 	if err := checkSchema(ctx, ds); err != nil {
 		return nil, err
 	}
@@ -153,8 +179,10 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 		h: h, ds: ds, cfg: cfg, log: cfg.Logger.With("component", "relay"),
 		deposits: make(chan *depositReq, 1024), inflight: semaphore.NewWeighted(maxInflight),
 		accounts: map[peer.ID]*account{}, names: map[string]peer.ID{}, sessions: map[peer.ID]time.Time{},
-		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{}, dropsBy: map[peer.ID]*usage{},
+		rcpt: map[peer.ID]*usage{}, sender: map[peer.ID]*usage{}, drops: map[peer.ID]*usage{}, dropsBy: map[peer.ID]*usage{}, fetching: map[string]bool{},
 		pushers: map[peer.ID]*pusher{}, shortLimits: map[peer.ID]*rate.Limiter{},
+		registrations: rate.NewLimiter(rate.Limit(float64(cfg.RegistrationsPerMinute)/60), cfg.RegistrationsPerMinute),
+		regByIP:       map[string]*rate.Limiter{},
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
@@ -167,6 +195,7 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 	s.life = lifecycle.New()
 	s.ctx = s.life.Context()
 	h.SetStreamHandler(AccountProtocol, s.life.Handler(s.handleAccount))
+	h.SetStreamHandler(AccountProtocolV1, s.life.Handler(s.handleAccount))
 	h.SetStreamHandler(MailboxProtocol, s.life.Handler(s.handleMailbox))
 	s.life.Watch(sub, s.clientConnChanged)
 	s.life.Go(s.runCommitter)
@@ -221,7 +250,7 @@ func (s *Server) load(ctx context.Context) error {
 		if r.Error != nil || proto.Unmarshal(r.Value, &d) != nil {
 			continue
 		}
-		if m, err := transfer.DecodeManifest(d.Manifest); err == nil {
+		if m, err := transfer.DecodeManifest(d.Manifest); err == nil && d.Complete {
 			s.chargeDrop(peer.ID(d.Recipient), peer.ID(d.Sender), int64(m.Size), 1)
 		}
 	}
@@ -230,9 +259,12 @@ func (s *Server) load(ctx context.Context) error {
 }
 
 func newAccount(rec *pb.Account) *account {
-	a := &account{rec: rec, allow: map[peer.ID]bool{}}
+	a := &account{rec: rec, allow: map[peer.ID]bool{}, members: map[peer.ID]bool{}}
 	for _, b := range rec.Allow {
 		a.allow[peer.ID(b)] = true
+	}
+	for _, b := range rec.Members {
+		a.members[peer.ID(b)] = true
 	}
 	return a
 }
@@ -272,6 +304,7 @@ func (s *Server) uncharge(rcpt, sender peer.ID, n int64) {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.h.RemoveStreamHandler(AccountProtocol)
+		s.h.RemoveStreamHandler(AccountProtocolV1)
 		s.h.RemoveStreamHandler(MailboxProtocol)
 		s.life.Close()
 	})
@@ -289,7 +322,7 @@ func (s *Server) handleAccount(st network.Stream) {
 	for {
 		st.SetReadDeadline(time.Now().Add(ioTimeout))
 		var req pb.AccountRequest
-		if err := readFrame(r, MaxAccountFrame, &req); err != nil {
+		if err := readFrameIn(r, s.frameLimit(p, MaxAccountFrame), &req, st.Scope()); err != nil {
 			if !errors.Is(err, io.EOF) {
 				s.log.Debug("account stream", "peer", p, "err", err)
 				s.reply(st, &pb.AccountReply{}, err)
@@ -307,7 +340,9 @@ func (s *Server) handleAccount(st network.Stream) {
 			rand.Read(nonce)
 			rep.Nonce = nonce
 		case *pb.AccountRequest_Register:
-			rep.User, err = s.register(p, used, b.Register)
+			if err = s.allowRegistration(st.Conn().RemoteMultiaddr()); err == nil {
+				rep.User, err = s.register(p, used, b.Register)
+			}
 		case *pb.AccountRequest_Login:
 			rep.User, err = s.login(p, used, b.Login)
 		case *pb.AccountRequest_Logout:
@@ -334,6 +369,22 @@ func (s *Server) handleAccount(st network.Stream) {
 			return
 		}
 	}
+}
+
+// maxUnauthFrame bounds a frame from a peer that has not logged in: a
+// challenge, a registration or a login (a sealing key, a profile and a
+// proof), DropDone.
+const maxUnauthFrame = 16 << 10
+
+// frameLimit is the largest frame p may send: max once logged in, else
+// maxUnauthFrame.
+func (s *Server) frameLimit(p peer.ID, max int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[p]; ok {
+		return max
+	}
+	return maxUnauthFrame
 }
 
 func (s *Server) reply(st network.Stream, rep *pb.AccountReply, err error) bool {
@@ -401,7 +452,7 @@ func (s *Server) register(p peer.ID, nonce []byte, r *pb.Register) (*pb.User, er
 	}
 	rec := &pb.Account{Name: folded, SealingKey: r.SealingKey, Profile: r.Profile, RegisteredMs: s.cfg.Now().UnixMilli()}
 	if a != nil {
-		rec.RegisteredMs, rec.Allow, rec.LastSeenMs = a.rec.RegisteredMs, a.rec.Allow, a.rec.LastSeenMs
+		rec.RegisteredMs, rec.Allow, rec.Members, rec.LastSeenMs = a.rec.RegisteredMs, a.rec.Allow, a.rec.Members, a.rec.LastSeenMs
 	}
 	batch, err := s.ds.Batch(s.ctx)
 	if err != nil {
@@ -625,7 +676,12 @@ func (s *Server) lookup(p peer.ID, l *pb.Lookup) (*pb.User, error) {
 	if s.accounts[id] == nil {
 		return nil, fmt.Errorf("%w: %q has no account on this relay", ErrNotFound, l.Name+peer.ID(l.PeerId).String())
 	}
-	return s.userLocked(id), nil
+	u := s.userLocked(id)
+	if id != p && !s.accounts[id].allow[p] {
+		// Nickname and status are for the peers it allows (its friends).
+		u.Profile = nil
+	}
+	return u, nil
 }
 
 // userLocked is p's public record with its addresses through this relay;
@@ -648,7 +704,11 @@ func (s *Server) setAllow(p peer.ID, a *pb.SetAllow) error {
 	if err != nil {
 		return err
 	}
-	return s.updateAccount(p, func(rec *pb.Account) { rec.Allow = peersToWire(peers) })
+	members, err := peersFromWire(a.Members)
+	if err != nil {
+		return err
+	}
+	return s.updateAccount(p, func(rec *pb.Account) { rec.Allow, rec.Members = peersToWire(peers), peersToWire(members) })
 }
 
 func (s *Server) presence(p peer.ID, q *pb.PresenceQuery) ([]*pb.Presence, error) {
@@ -704,7 +764,7 @@ func (s *Server) tellPresence(p peer.ID) {
 		s.life.Go(func() {
 			ctx, cancel := context.WithTimeout(s.ctx, ioTimeout)
 			defer cancel()
-			st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "presence"), w, AccountProtocol)
+			st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "presence"), w, AccountProtocol, AccountProtocolV1)
 			if err != nil {
 				return
 			}

@@ -2,7 +2,7 @@ package relay
 
 // The relay wire protocols.
 //
-// # /meshtalk/relay/account/1.0.0 — accounts, login, lookup, presence
+// # /meshtalk/relay/account/1.1.0 — accounts, login, lookup, presence
 //
 // A client opens a stream and sends AccountRequest frames, each answered
 // by one AccountReply. Requests that prove who the client is (register,
@@ -32,7 +32,8 @@ package relay
 //	logout      -                a session
 //	unregister  -                a proof; an account
 //	lookup      user             a session
-//	allow       -                a session: who may see the caller's presence
+//	allow       -                a session: who may see the caller's presence and
+//	                             deposit for it (peers), who may only deposit (members)
 //	presence    presence list    a session: only of peers that allow the caller
 //
 // A session lasts while the client stays connected, until logout. The
@@ -41,7 +42,8 @@ package relay
 //
 // # /meshtalk/relay/mailbox/1.0.0 — sealed envelopes and file drop
 //
-// A logged-in client deposits envelopes for registered users, pipelined:
+// A logged-in client deposits envelopes for registered users that allow
+// it (their friends and group members: SetAllow), pipelined:
 //
 //	client                          relay
 //	MailboxRequest{deposit} -->
@@ -79,6 +81,12 @@ package relay
 // # Versions
 //
 //	1.0.0  the protocols above.
+//	1.1.0  account: SetAllow.members, who may deposit but not see presence.
+//	       The relay takes deposits and drops only from a recipient's peers
+//	       and members (others get codeNotAllowed), and rate-limits
+//	       registrations per IP address and in all. Both sides still
+//	       speak account/1.0.0 (no members); the mailbox stays 1.0.0 with
+//	       the one new reply code.
 
 import (
 	"bufio"
@@ -97,8 +105,11 @@ import (
 
 // Protocol IDs.
 const (
-	AccountProtocol protocol.ID = "/meshtalk/relay/account/1.0.0"
-	MailboxProtocol protocol.ID = "/meshtalk/relay/mailbox/1.0.0"
+	AccountProtocol protocol.ID = "/meshtalk/relay/account/1.1.0"
+	// AccountProtocolV1 is the account protocol before SetAllow.members;
+	// both sides still speak it.
+	AccountProtocolV1 protocol.ID = "/meshtalk/relay/account/1.0.0"
+	MailboxProtocol   protocol.ID = "/meshtalk/relay/mailbox/1.0.0"
 )
 
 // Limits.
@@ -139,6 +150,7 @@ const (
 	codeNotRegistered
 	codeInternal
 	codeTooLarge
+	codeNotAllowed
 )
 
 // Errors, also as they come back from a relay.
@@ -155,6 +167,7 @@ var (
 	ErrNotRegistered = errors.New("relay: not registered")
 	ErrInternal      = errors.New("relay: internal error")
 	ErrTooLarge      = errors.New("relay: too large")
+	ErrNotAllowed    = errors.New("relay: not allowed")
 	// ErrStopped is returned by a closed Server or Client.
 	ErrStopped = errors.New("relay: stopped")
 	// ErrNoRelay: no relay is configured, or none could be used.
@@ -190,6 +203,8 @@ func codeErr(code uint32) error {
 		return ErrInternal
 	case codeTooLarge:
 		return ErrTooLarge
+	case codeNotAllowed:
+		return ErrNotAllowed
 	}
 	return nil
 }
@@ -200,7 +215,7 @@ func codeOf(err error) (uint32, string) {
 	if err == nil {
 		return codeOK, ""
 	}
-	for c := codeBadRequest; c <= codeTooLarge; c++ {
+	for c := codeBadRequest; c <= codeNotAllowed; c++ {
 		if errors.Is(err, codeErr(c)) {
 			return c, err.Error()
 		}
@@ -338,6 +353,12 @@ func writeFrame(w io.Writer, m proto.Message) error { return frame.Write(w, m) }
 // large is a bad request like any other.
 func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 	return frame.ReadAs(r, max, m, ErrBadRequest, ErrBadRequest)
+}
+
+// readFrameIn is readFrame that reserves a large frame's memory in scope
+// (a stream's) before it reads it.
+func readFrameIn(r *bufio.Reader, max int, m proto.Message, scope frame.Scope) error {
+	return frame.ReadReservedAs(r, max, m, scope, ErrTooLarge, ErrBadRequest)
 }
 
 // DecodeAccountRequest decodes one account request frame's payload (for

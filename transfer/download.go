@@ -57,8 +57,11 @@ type Receipt struct {
 	Name    string `json:"name"`
 	Size    uint64 `json:"size"`
 	Partial string `json:"partial"`
-	Final   string `json:"final,omitempty"`
-	Done    bool   `json:"done"`
+	// Dir is where the file goes when done ("": the partial file's
+	// folder, for a receipt from before the staging folder).
+	Dir   string `json:"dir,omitempty"`
+	Final string `json:"final,omitempty"`
+	Done  bool   `json:"done"`
 	// Sources are the peers to fetch from, for a download resumed in the
 	// background.
 	Sources []string `json:"sources,omitempty"`
@@ -114,6 +117,12 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 	have, err := s.have(ctx, root, len(m.Chunks))
 	if err != nil {
 		return "", err
+	}
+	if rc.Dir != "" {
+		// Again: another download's finish removes it once empty.
+		if _, err := stagingDir(rc.Dir); err != nil {
+			return "", err
+		}
 	}
 	f, err := openPartial(rc.Partial)
 	if err != nil {
@@ -191,8 +200,12 @@ func (s *Service) receipt(ctx context.Context, m *Manifest, dir string, srcs []p
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
-	rc = Receipt{Name: m.Name, Size: m.Size, Partial: filepath.Join(dir, "."+m.Name+"."+root.String()[:12]+".partial"),
-		Sources: peerStrings(srcs)}
+	staging, err := stagingDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	rc = Receipt{Name: m.Name, Size: m.Size, Partial: filepath.Join(staging, m.Name+"."+root.String()[:12]+".partial"),
+		Dir: dir, Sources: peerStrings(srcs)}
 	bt, err := s.ds.Batch(ctx)
 	if err != nil {
 		return nil, err
@@ -232,7 +245,10 @@ func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *parti
 	if err := f.Sync(); err != nil {
 		return "", fmt.Errorf("transfer: %w", err)
 	}
-	dir := filepath.Dir(rc.Partial)
+	dir := rc.Dir
+	if dir == "" {
+		dir = filepath.Dir(rc.Partial)
+	}
 	var final string
 	for {
 		final = UniquePath(dir, m.Name)
@@ -247,6 +263,9 @@ func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *parti
 		}
 	}
 	os.Remove(rc.Partial)
+	if rc.Dir != "" {
+		os.Remove(filepath.Dir(rc.Partial)) // the staging folder, once empty
+	}
 	rc.Final, rc.Done = final, true
 	js, _ := json.Marshal(rc)
 	root := m.Root()

@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"unsafe"
 )
@@ -33,8 +35,34 @@ type partialFile struct {
 	refused atomic.Bool
 }
 
+// stagingName is the folder, inside a download's destination, that holds
+// its partial files: private (0700, this user's, not a link), so that
+// nobody else can plant a link at a partial file's name.
+const stagingName = ".meshtalk-partial"
+
+// stagingDir returns dir's staging folder, made if missing.
+func stagingDir(dir string) (string, error) {
+	p := filepath.Join(dir, stagingName)
+	if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || !ownedHere(fi) {
+		return "", fmt.Errorf("transfer: %s is not a private folder for partial files (a link, or open to others): remove it", p)
+	}
+	return p, nil
+}
+
+// openPartial opens a download's partial file, never through a link: an
+// existing one to resume, else a new one (O_EXCL).
 func openPartial(path string) (*partialFile, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|noFollow, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|noFollow, 0o600)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,16 @@ import (
 // that does not do direct I/O after all.
 var errDirectRefused = syscall.EINVAL
 
+// noFollow makes an open fail on a symbolic link.
+const noFollow = syscall.O_NOFOLLOW
+
 // openDirect opens path for direct writes (tmpfs, for one, refuses).
 func openDirect(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT, 0)
+	return os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT|noFollow, 0)
+}
+
+// ownedHere reports whether this user owns the file fi describes.
+func ownedHere(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Getuid()
 }

@@ -11,3 +11,9 @@ var errDirectRefused = errors.ErrUnsupported
 
 // openDirect: direct I/O is used on Linux only.
 func openDirect(string) (*os.File, error) { return nil, errors.ErrUnsupported }
+
+// noFollow: elsewhere the private staging folder alone keeps links out.
+const noFollow = 0
+
+// ownedHere: ownership is checked on Linux only.
+func ownedHere(os.FileInfo) bool { return true }

@@ -315,11 +315,11 @@ func (s *Service) cannotServe(st network.Stream, w *bufio.Writer, m *Manifest, i
 	return false
 }
 
-// Withdraw ends every offer of m and forgets it: its manifest, its
-// download record (and partial file) and its chunks go. It is for a blob
-// held for others only (a relay's file drop): chunks shared with another
-// file would go too.
-func (s *Service) Withdraw(ctx context.Context, m *Manifest) error {
+// Forget ends every offer of m and forgets it: its manifest, its
+// download record and partial file go, never a chunk in the blob store (a
+// download writes none there, and a manifest from a peer may name the
+// chunks of this node's own files).
+func (s *Service) Forget(ctx context.Context, m *Manifest) error {
 	root := m.Root()
 	if b, err := s.ds.Get(ctx, recvKey(root)); err == nil {
 		var rc Receipt
@@ -348,6 +348,17 @@ func (s *Service) Withdraw(ctx context.Context, m *Manifest) error {
 	}
 	if err := b.Commit(ctx); err != nil {
 		return fmt.Errorf("transfer: withdraw: %w", err)
+	}
+	return nil
+}
+
+// Withdraw ends every offer of m and forgets it (Forget), and deletes
+// its chunks. It is for a blob this node stored for that one purpose (a
+// relay's file drop, a sealed copy to drop): chunks shared with another
+// file would go too.
+func (s *Service) Withdraw(ctx context.Context, m *Manifest) error {
+	if err := s.Forget(ctx, m); err != nil {
+		return err
 	}
 	for _, c := range m.Chunks {
 		if err := s.blobs.Delete(c); err != nil {

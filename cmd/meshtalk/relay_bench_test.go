@@ -34,6 +34,11 @@ func BenchmarkRelayLoggedInClients(b *testing.B) {
 	const clients = 1000
 	for range b.N {
 		home := b.TempDir()
+		// All 1,000 clients register from 127.0.0.1 at once.
+		limits := "[relay]\nregistrations_per_ip_per_hour = 2000\nregistrations_per_minute = 2000\n"
+		if err := os.WriteFile(node.Home(home).ConfigPath(), []byte(limits), 0o600); err != nil {
+			b.Fatal(err)
+		}
 		cmd := exec.Command(binary, append([]string{"relay", "--home", home}, relayListen...)...)
 		cmd.Env = cleanEnv()
 		out, err := cmd.StdoutPipe()

@@ -55,8 +55,33 @@ func putBuf(b *[]byte) {
 	}
 }
 
+// Scope is where a reader reserves the memory of a large frame: a
+// libp2p stream's resource scope (network.Stream.Scope()), whose limits
+// the resource manager enforces per peer and for the whole node.
+type Scope interface {
+	ReserveMemory(size int, prio uint8) error
+	ReleaseMemory(size int)
+}
+
+// reservePriority is the priority of a frame's reservation: a frame may
+// take the scope's memory up to 80% of its limit (libp2p's
+// ReservationPriorityMedium).
+const reservePriority = 152
+
+// ReadReserved is Read that first reserves a frame of over 64 KiB in
+// scope, and releases it once the frame is decoded: a frame the scope
+// has no room for is refused (ErrTooLarge) before it is read.
+func ReadReserved(r *bufio.Reader, max int, m proto.Message, scope Scope) error {
+	if scope == nil {
+		return Read(r, max, m)
+	}
+	return read(r, max, m, scope)
+}
+
 // Read reads one frame of at most max bytes into m.
-func Read(r *bufio.Reader, max int, m proto.Message) error {
+func Read(r *bufio.Reader, max int, m proto.Message) error { return read(r, max, m, nil) }
+
+func read(r *bufio.Reader, max int, m proto.Message, scope Scope) error {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -66,6 +91,12 @@ func Read(r *bufio.Reader, max int, m proto.Message) error {
 	}
 	if n > uint64(max) {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, n, max)
+	}
+	if scope != nil && n > 64<<10 {
+		if err := scope.ReserveMemory(int(n), reservePriority); err != nil {
+			return fmt.Errorf("%w: no memory for a frame of %d bytes now: %v", ErrTooLarge, n, err)
+		}
+		defer scope.ReleaseMemory(int(n))
 	}
 	// A peer that announces a large frame and trickles it holds little
 	// memory.
@@ -93,7 +124,12 @@ func Read(r *bufio.Reader, max int, m proto.Message) error {
 // tooLarge, any other fault wraps bad, each followed by what Read said.
 // A clean end of stream before a frame stays io.EOF.
 func ReadAs(r *bufio.Reader, max int, m proto.Message, tooLarge, bad error) error {
-	err := Read(r, max, m)
+	return ReadReservedAs(r, max, m, nil, tooLarge, bad)
+}
+
+// ReadReservedAs is ReadAs with ReadReserved's reservation in scope.
+func ReadReservedAs(r *bufio.Reader, max int, m proto.Message, scope Scope, tooLarge, bad error) error {
+	err := ReadReserved(r, max, m, scope)
 	switch {
 	case err == nil || err == io.EOF:
 		return err

@@ -68,3 +68,60 @@ func TestReadAs(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
+
+// limitScope is a resource scope with a memory limit.
+type limitScope struct{ limit, held int }
+
+func (s *limitScope) ReserveMemory(n int, _ uint8) error {
+	if s.held+n > s.limit {
+		return errors.New("over the limit")
+	}
+	s.held += n
+	return nil
+}
+
+func (s *limitScope) ReleaseMemory(n int) { s.held -= n }
+
+// FuzzReadReserved: whatever the input, a read returns a frame of at most
+// the limit or an error, and releases every byte it reserved.
+func FuzzReadReserved(f *testing.F) {
+	for _, v := range []string{"hi", string(bytes.Repeat([]byte("x"), 100<<10))} {
+		var b bytes.Buffer
+		Write(&b, wrapperspb.String(v))
+		f.Add(b.Bytes())
+	}
+	f.Add(binary.AppendUvarint(nil, 1<<30))
+	f.Add(binary.AppendUvarint(nil, 300<<10))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		scope := &limitScope{limit: 200 << 10}
+		r := bufio.NewReader(bytes.NewReader(in))
+		for {
+			var got wrapperspb.StringValue
+			err := ReadReserved(r, 1<<20, &got, scope)
+			if scope.held != 0 {
+				t.Fatalf("%d bytes still reserved", scope.held)
+			}
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrMalformed) {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if len(got.Value) > 1<<20 {
+				t.Fatalf("a %d-byte value passed a 1 MiB limit", len(got.Value))
+			}
+		}
+	})
+}
+
+// TestReadReservedRefusesWithoutRoom: a frame the scope has no room for
+// is refused before it is read.
+func TestReadReservedRefusesWithoutRoom(t *testing.T) {
+	var b bytes.Buffer
+	Write(&b, wrapperspb.String(string(bytes.Repeat([]byte("x"), 100<<10))))
+	scope := &limitScope{limit: 64 << 10}
+	var got wrapperspb.StringValue
+	if err := ReadReserved(bufio.NewReader(&b), 1<<20, &got, scope); !errors.Is(err, ErrTooLarge) || scope.held != 0 {
+		t.Fatalf("a frame over the scope's room: %v (held %d)", err, scope.held)
+	}
+}

@@ -547,8 +547,11 @@ func (x *Lookup) GetPeerId() []byte {
 
 // SetAllow replaces the peers that may see the caller's presence.
 type SetAllow struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Peers         [][]byte               `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Peers [][]byte               `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	// members (1.1.0) may deposit for the caller but not see its presence:
+	// the members of its groups that are not friends.
+	Members       [][]byte `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -586,6 +589,13 @@ func (*SetAllow) Descriptor() ([]byte, []int) {
 func (x *SetAllow) GetPeers() [][]byte {
 	if x != nil {
 		return x.Peers
+	}
+	return nil
+}
+
+func (x *SetAllow) GetMembers() [][]byte {
+	if x != nil {
+		return x.Members
 	}
 	return nil
 }
@@ -1732,13 +1742,15 @@ func (x *LetterBody) GetItems() [][]byte {
 }
 
 type Account struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	SealingKey    *SealingKey            `protobuf:"bytes,2,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
-	Profile       *Profile               `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"`
-	RegisteredMs  int64                  `protobuf:"varint,4,opt,name=registered_ms,json=registeredMs,proto3" json:"registered_ms,omitempty"`
-	Allow         [][]byte               `protobuf:"bytes,5,rep,name=allow,proto3" json:"allow,omitempty"`
-	LastSeenMs    int64                  `protobuf:"varint,6,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	SealingKey   *SealingKey            `protobuf:"bytes,2,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
+	Profile      *Profile               `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"`
+	RegisteredMs int64                  `protobuf:"varint,4,opt,name=registered_ms,json=registeredMs,proto3" json:"registered_ms,omitempty"`
+	Allow        [][]byte               `protobuf:"bytes,5,rep,name=allow,proto3" json:"allow,omitempty"`
+	LastSeenMs   int64                  `protobuf:"varint,6,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	// members may deposit, not see presence (SetAllow.members).
+	Members       [][]byte `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1813,6 +1825,13 @@ func (x *Account) GetLastSeenMs() int64 {
 		return x.LastSeenMs
 	}
 	return 0
+}
+
+func (x *Account) GetMembers() [][]byte {
+	if x != nil {
+		return x.Members
+	}
+	return nil
 }
 
 type StoredEnvelope struct {
@@ -2072,9 +2091,10 @@ const file_relay_proto_rawDesc = "" +
 	"\x05proof\x18\x01 \x01(\fR\x05proof\"5\n" +
 	"\x06Lookup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
-	"\apeer_id\x18\x02 \x01(\fR\x06peerId\" \n" +
+	"\apeer_id\x18\x02 \x01(\fR\x06peerId\":\n" +
 	"\bSetAllow\x12\x14\n" +
-	"\x05peers\x18\x01 \x03(\fR\x05peers\"%\n" +
+	"\x05peers\x18\x01 \x03(\fR\x05peers\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\fR\amembers\"%\n" +
 	"\rPresenceQuery\x12\x14\n" +
 	"\x05peers\x18\x01 \x03(\fR\x05peers\"G\n" +
 	"\x0eShortInvitePut\x12\x16\n" +
@@ -2153,7 +2173,7 @@ const file_relay_proto_rawDesc = "" +
 	"\trecipient\x18\x02 \x01(\fR\trecipient\x12\x17\n" +
 	"\asent_ms\x18\x03 \x01(\x03R\x06sentMs\x12\x12\n" +
 	"\x04kind\x18\x04 \x01(\rR\x04kind\x12\x14\n" +
-	"\x05items\x18\x05 \x03(\fR\x05items\"\xea\x01\n" +
+	"\x05items\x18\x05 \x03(\fR\x05items\"\x84\x02\n" +
 	"\aAccount\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
 	"\vsealing_key\x18\x02 \x01(\v2\x1a.meshtalk.relay.SealingKeyR\n" +
@@ -2162,7 +2182,8 @@ const file_relay_proto_rawDesc = "" +
 	"\rregistered_ms\x18\x04 \x01(\x03R\fregisteredMs\x12\x14\n" +
 	"\x05allow\x18\x05 \x03(\fR\x05allow\x12 \n" +
 	"\flast_seen_ms\x18\x06 \x01(\x03R\n" +
-	"lastSeenMs\"c\n" +
+	"lastSeenMs\x12\x18\n" +
+	"\amembers\x18\a \x03(\fR\amembers\"c\n" +
 	"\x0eStoredEnvelope\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\fR\x06sender\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\fR\x06sealed\x12!\n" +
@@ -2284,7 +2305,7 @@ func file_relay_proto_init() {
 		(*MailboxRequest_Drop)(nil),
 		(*MailboxRequest_DropDone)(nil),
 	}
-	file_relay_proto_msgTypes[28].OneofWrappers = []any{}
+	file_relay_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
