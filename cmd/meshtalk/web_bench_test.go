@@ -90,7 +90,6 @@ func BenchmarkUI(b *testing.B) {
 
 func ptr[T any](v T) *T { return &v }
 
-
 func percentile(v []float64, p float64) float64 {
 	if len(v) == 0 {
 		return 0
