@@ -354,16 +354,20 @@ func KeepPushed(s *Service, gid string, members []peer.AddrInfo) {
 }
 
 // PullEverything asks p for a group's messages as a member that holds
-// none would, and counts the envelopes p answers (it stores nothing).
-func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (int, error) {
+// none would, and returns the seqs p answers by author (it stores
+// nothing).
+func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (map[peer.ID][]uint64, error) {
 	g := s.get(gid)
-	n := 0
+	got := map[peer.ID][]uint64{}
 	_, err := s.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: &pb.Pull{GroupId: g.gid, Ops: g.state().Ops}}},
 		func(f *pb.SyncFrame) error {
-			n += len(f.GetEnvelopes())
+			for _, e := range f.GetEnvelopes() {
+				a, _ := peer.IDFromBytes(e.GetAuthor())
+				got[a] = append(got[a], e.GetSeq())
+			}
 			return nil
 		})
-	return n, err
+	return got, err
 }
 
 // ForgeForkedOp is an op of kind on target signed by s at the next index

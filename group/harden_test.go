@@ -267,19 +267,29 @@ func TestNewcomerReadsNothingSentBeforeItsAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What each had sent before c came (messages, and the receipts that
+	// go on in the background).
+	sentBefore := map[peer.ID]uint64{}
+	for _, n := range nodes {
+		sentBefore[n.ID()] = group.Seq(n.GroupService(), gid, n.ID())
+	}
+	seq := group.Seq(a.GroupService(), gid, a.ID())
 	c := nodetest.Start(t, nodetest.Options{})
 	if _, err := c.GroupService().Join(bg, code); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.WaitMembers(t, []*node.Node{a, b, c}, gid, 3)
-	n, err := group.PullEverything(bg, c.GroupService(), gid, b.ID())
+	served, err := group.PullEverything(bg, c.GroupService(), gid, b.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 0 {
-		t.Fatalf("b served the newcomer %d envelopes sent before its add", n)
+	for author, seqs := range served {
+		for _, s := range seqs {
+			if s <= sentBefore[author] {
+				t.Fatalf("b served the newcomer %s's message %d, sent before its add (served %v)", author, s, served)
+			}
+		}
 	}
-	seq := group.Seq(a.GroupService(), gid, a.ID())
 	if _, err := group.TryDecrypt(bg, a.GroupService(), c.GroupService(), gid, a.ID(), seq); err == nil {
 		t.Fatal("the newcomer opens a message sent before its add")
 	}
