@@ -386,3 +386,27 @@ func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
 	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
 	return b
 }
+
+// DowngradeState stores s's state of a group as a node before schema 2
+// stored it: none of Frozen, Removed, Revoked, nor the members'
+// AddedEpoch.
+func DowngradeState(s *Service, gid string) {
+	g := s.get(gid)
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	st := g.state().clone()
+	st.Frozen, st.Removed, st.Revoked, st.Schema = nil, nil, nil, 0
+	for _, m := range st.Members {
+		m.AddedEpoch = 0
+	}
+	if err := s.persist(g, st, nil); err != nil {
+		panic(err)
+	}
+}
+
+// Removed reports whether s's state of a group holds p as removed, and
+// the state's schema.
+func Removed(s *Service, gid string, p peer.ID) (removed bool, schema int) {
+	st := s.get(gid).state()
+	return st.Removed[p.String()], st.Schema
+}

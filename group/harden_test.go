@@ -321,3 +321,26 @@ func TestForkedOpIgnoredNotRejected(t *testing.T) {
 		t.Fatalf("a's score at b fell to %v", score)
 	}
 }
+
+// TestGroupStateMigratedToSchema2: a state stored before schema 2 (no
+// frozen heads, no removed members) is rebuilt from the log at start.
+func TestGroupStateMigratedToSchema2(t *testing.T) {
+	a, _, c, gid := kickedOfThree(t)
+	group.DowngradeState(a.GroupService(), gid)
+	if removed, schema := group.Removed(a.GroupService(), gid, c.ID()); removed || schema != 0 {
+		t.Fatalf("downgraded: removed %v, schema %d", removed, schema)
+	}
+	home, addrs := a.Home(), nodetest.ListenAddrs(a)
+	a.Close()
+	a = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
+	if removed, schema := group.Removed(a.GroupService(), gid, c.ID()); !removed || schema != 2 {
+		t.Fatalf("after the restart: removed %v, schema %d", removed, schema)
+	}
+	if info, err := a.GroupService().Get(bg, gid); err != nil || info.Status != group.StatusMember || info.Members != 2 {
+		t.Fatalf("after the migration: %+v %v", info, err)
+	}
+	// The keys stayed: a still writes.
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after the migration"}); err != nil {
+		t.Fatal(err)
+	}
+}
