@@ -354,16 +354,20 @@ func KeepPushed(s *Service, gid string, members []peer.AddrInfo) {
 }
 
 // PullEverything asks p for a group's messages as a member that holds
-// none would, and counts the envelopes p answers (it stores nothing).
-func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (int, error) {
+// none would, and returns the seqs p answers by author (it stores
+// nothing).
+func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (map[peer.ID][]uint64, error) {
 	g := s.get(gid)
-	n := 0
+	got := map[peer.ID][]uint64{}
 	_, err := s.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: &pb.Pull{GroupId: g.gid, Ops: g.state().Ops}}},
 		func(f *pb.SyncFrame) error {
-			n += len(f.GetEnvelopes())
+			for _, e := range f.GetEnvelopes() {
+				a, _ := peer.IDFromBytes(e.GetAuthor())
+				got[a] = append(got[a], e.GetSeq())
+			}
 			return nil
 		})
-	return n, err
+	return got, err
 }
 
 // ForgeForkedOp is an op of kind on target signed by s at the next index
@@ -381,4 +385,28 @@ func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
 	}
 	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Op{Op: signedOpWire(o)}})
 	return b
+}
+
+// DowngradeState stores s's state of a group as a node before schema 2
+// stored it: none of Frozen, Removed, Revoked, nor the members'
+// AddedEpoch.
+func DowngradeState(s *Service, gid string) {
+	g := s.get(gid)
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	st := g.state().clone()
+	st.Frozen, st.Removed, st.Revoked, st.Schema = nil, nil, nil, 0
+	for _, m := range st.Members {
+		m.AddedEpoch = 0
+	}
+	if err := s.persist(g, st, nil); err != nil {
+		panic(err)
+	}
+}
+
+// Removed reports whether s's state of a group holds p as removed, and
+// the state's schema.
+func Removed(s *Service, gid string, p peer.ID) (removed bool, schema int) {
+	st := s.get(gid).state()
+	return st.Removed[p.String()], st.Schema
 }

@@ -46,8 +46,14 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	signOp(priv, add)
 	k2 := newKey()
 	remove := &op{GroupID: gid, Index: 2, Prev: add.hash[:], Actor: self, Kind: OpRemove, Target: otherID, Epoch: 1,
-		KeyHash: keyHash(gid, 1, k2), TimeMS: 1700000000002}
+		KeyHash: keyHash(gid, 1, k2), TimeMS: 1700000000002, LastSeq: 7}
 	signOp(priv, remove)
+	// 1.1.0: an admin's add that starts an epoch, and a revoke.
+	rejoin := &op{GroupID: gid, Index: 3, Prev: remove.hash[:], Actor: self, Kind: OpAdd, Target: otherID, Epoch: 2,
+		KeyHash: keyHash(gid, 2, newKey()), TimeMS: 1700000000003}
+	signOp(priv, rejoin)
+	revoke := &op{GroupID: gid, Index: 4, Prev: rejoin.hash[:], Actor: self, Kind: OpRevoke, InviteID: iv.ID, TimeMS: 1700000000004}
+	signOp(priv, revoke)
 	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &historypb.Message{Id: history.GroupMessageID(gid, self, 1, 1700000000000), Kind: history.KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +76,8 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 		{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}},
 		{Body: &pb.TopicMessage_Op{Op: signedOpWire(add)}},
 		{Body: &pb.TopicMessage_Op{Op: signedOpWire(remove)}},
+		{Body: &pb.TopicMessage_Op{Op: signedOpWire(rejoin)}},
+		{Body: &pb.TopicMessage_Op{Op: signedOpWire(revoke)}},
 		{Body: &pb.TopicMessage_Envelope{Envelope: edit.toWire()}},
 		{Body: &pb.TopicMessage_Envelope{Envelope: receipt.toWire()}},
 	} {
@@ -83,6 +91,8 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 		&pb.SyncFrame{GroupId: gid, Ops: []*pb.SignedOp{signedOpWire(create), signedOpWire(add)}, Keys: []*pb.EpochKey{{Epoch: 0, Key: key}},
 			Envelopes: []*pb.Envelope{env.toWire()}, Heads: []*pb.Head{head}, Members: []*pb.PeerAddrs{{Peer: []byte(self), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}}, End: true},
 		&pb.SyncFrame{Code: CodeInviteUsedUp, Message: "used up", End: true},
+		&pb.SyncFrame{GroupId: gid, Ops: []*pb.SignedOp{signedOpWire(remove), signedOpWire(rejoin), signedOpWire(revoke)}, End: true},
+		&pb.SyncFrame{Code: CodeInviteRevoked, Message: "revoked", End: true},
 	} {
 		var buf bytes.Buffer
 		writeFrame(&buf, m)

@@ -267,19 +267,29 @@ func TestNewcomerReadsNothingSentBeforeItsAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What each had sent before c came (messages, and the receipts that
+	// go on in the background).
+	sentBefore := map[peer.ID]uint64{}
+	for _, n := range nodes {
+		sentBefore[n.ID()] = group.Seq(n.GroupService(), gid, n.ID())
+	}
+	seq := group.Seq(a.GroupService(), gid, a.ID())
 	c := nodetest.Start(t, nodetest.Options{})
 	if _, err := c.GroupService().Join(bg, code); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.WaitMembers(t, []*node.Node{a, b, c}, gid, 3)
-	n, err := group.PullEverything(bg, c.GroupService(), gid, b.ID())
+	served, err := group.PullEverything(bg, c.GroupService(), gid, b.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 0 {
-		t.Fatalf("b served the newcomer %d envelopes sent before its add", n)
+	for author, seqs := range served {
+		for _, s := range seqs {
+			if s <= sentBefore[author] {
+				t.Fatalf("b served the newcomer %s's message %d, sent before its add (served %v)", author, s, served)
+			}
+		}
 	}
-	seq := group.Seq(a.GroupService(), gid, a.ID())
 	if _, err := group.TryDecrypt(bg, a.GroupService(), c.GroupService(), gid, a.ID(), seq); err == nil {
 		t.Fatal("the newcomer opens a message sent before its add")
 	}
@@ -309,5 +319,28 @@ func TestForkedOpIgnoredNotRejected(t *testing.T) {
 	}
 	if score, _ := group.Score(b.GroupService(), a.ID()); score < 0 {
 		t.Fatalf("a's score at b fell to %v", score)
+	}
+}
+
+// TestGroupStateMigratedToSchema2: a state stored before schema 2 (no
+// frozen heads, no removed members) is rebuilt from the log at start.
+func TestGroupStateMigratedToSchema2(t *testing.T) {
+	a, _, c, gid := kickedOfThree(t)
+	group.DowngradeState(a.GroupService(), gid)
+	if removed, schema := group.Removed(a.GroupService(), gid, c.ID()); removed || schema != 0 {
+		t.Fatalf("downgraded: removed %v, schema %d", removed, schema)
+	}
+	home, addrs := a.Home(), nodetest.ListenAddrs(a)
+	a.Close()
+	a = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
+	if removed, schema := group.Removed(a.GroupService(), gid, c.ID()); !removed || schema != 2 {
+		t.Fatalf("after the restart: removed %v, schema %d", removed, schema)
+	}
+	if info, err := a.GroupService().Get(bg, gid); err != nil || info.Status != group.StatusMember || info.Members != 2 {
+		t.Fatalf("after the migration: %+v %v", info, err)
+	}
+	// The keys stayed: a still writes.
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after the migration"}); err != nil {
+		t.Fatal(err)
 	}
 }
