@@ -104,6 +104,10 @@ type FilesConfig struct {
 	// itself (into the home's pictures/ folder) when it is at most this
 	// large; 0 never fetches by itself.
 	PictureAutoFetchMiB int `toml:"picture_auto_fetch_mib"`
+	// Pictures' originals fetched by themselves in a day, in MiB: from one
+	// author, and from all of them; the rest wait for a tap.
+	PictureAutoFetchAuthorMiBPerDay int `toml:"picture_auto_fetch_author_mib_per_day"`
+	PictureAutoFetchMiBPerDay       int `toml:"picture_auto_fetch_mib_per_day"`
 	// Dir is the one downloads folder: received files, dropped files and
 	// pictures' originals. Empty: $XDG_DOWNLOAD_DIR/meshtalk, else
 	// ~/Downloads/meshtalk. A leading ~/ is the user's home.
@@ -271,7 +275,7 @@ func DefaultConfig(role Role) Config {
 			RegistrationsPerMinute:    60,
 		},
 		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(10 * time.Second), ParkOnStop: Duration(5 * time.Second)},
-		Files: FilesConfig{PictureAutoFetchMiB: 16},
+		Files: FilesConfig{PictureAutoFetchMiB: 16, PictureAutoFetchAuthorMiBPerDay: 64, PictureAutoFetchMiBPerDay: 256},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -401,6 +405,11 @@ park_on_stop = "5s"
 # A received picture's original is fetched by itself, into the downloads
 # folder, when it is at most this many MiB; 0: only on request.
 picture_auto_fetch_mib = 16
+# Only friends' and group members' pictures are fetched by themselves, and
+# at most this many MiB a day from one author, and from all of them; the
+# rest wait for a tap (file get).
+picture_auto_fetch_author_mib_per_day = 64
+picture_auto_fetch_mib_per_day = 256
 # The downloads folder: received files, dropped files and pictures'
 # originals, under their own names ("name (1).ext" rather than over
 # another). Empty: $XDG_DOWNLOAD_DIR/meshtalk, else ~/Downloads/meshtalk.
@@ -543,6 +552,9 @@ func (c *Config) validate() (string, error) {
 	}
 	if c.Chat.ParkOnStop < 0 {
 		return "chat.park_on_stop", errors.New("must not be negative")
+	}
+	if c.Files.PictureAutoFetchAuthorMiBPerDay < 0 || c.Files.PictureAutoFetchMiBPerDay < 0 {
+		return "files.picture_auto_fetch_mib_per_day", errors.New("must not be negative")
 	}
 	if c.Files.PictureAutoFetchMiB < 0 {
 		return "files.picture_auto_fetch_mib", errors.New("must not be negative")

@@ -91,6 +91,8 @@ type Node struct {
 	logs    *slog.Logger // the one its services' loggers derive from
 	started time.Time
 	clock   func() time.Time // nil: time.Now
+	// fetched counts the pictures fetched by themselves today.
+	fetched fetchBudget
 	after   func(time.Duration) <-chan time.Time
 	lock    *homeLock
 
@@ -323,8 +325,19 @@ func (n *Node) forwardEvent(e any) {
 // small enough ([files] picture_auto_fetch_mib); never one this node sent
 // (its own group messages are events too).
 func (n *Node) autoFetch(m *chat.Message) {
-	limit := uint64(n.cfg.Files.PictureAutoFetchMiB) << 20
-	if m.Outgoing || m.Kind != chat.KindPicture || m.File == nil || m.File.Size > limit || n.xfer == nil {
+	f := n.cfg.Files
+	limit := uint64(f.PictureAutoFetchMiB) << 20
+	if m.Outgoing || m.From == n.ID() || m.Kind != chat.KindPicture || m.File == nil || m.File.Size > limit || n.xfer == nil {
+		return
+	}
+	// A direct message's author is a friend (chat refuses others), a group
+	// message's a member (group checks the signer); both again, cheaply,
+	// in case that changed.
+	if m.Group == "" && !n.chat.IsFriend(m.From) {
+		return
+	}
+	if !n.fetched.take(n.now(), m.From, m.File.Size, uint64(f.PictureAutoFetchAuthorMiBPerDay)<<20, uint64(f.PictureAutoFetchMiBPerDay)<<20) {
+		n.log.Info("picture past the day's budget: fetched on request", "from", m.From, "bytes", m.File.Size)
 		return
 	}
 	manifest, err := transfer.DecodeManifest(m.Manifest)
