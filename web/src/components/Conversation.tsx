@@ -4,7 +4,7 @@ import { current, friends, groups, loadConv, loadOlder, markRead, messages, more
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { Composer, sendFiles } from './Composer';
-import { MessageItem } from './MessageItem';
+import { Bubble } from './MessageItem';
 import { CallView } from './CallView';
 
 // At most this many messages are in the DOM; scrolling up shows older
@@ -94,7 +94,7 @@ export function Conversation({ id }: { id: string }) {
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages">
         {start === 0 && !more.value[id] && <div class="start muted small">This is the start of your conversation with {name}.</div>}
         <ul>
-          {slice.map((m) => <MessageItem key={m.id} m={m} reactions={reactions.get(m.id) ?? []} group={!!group} onReply={setReplyTo} />)}
+          {slice.map((m) => <Bubble key={m.id} m={m} reactions={reactions.get(m.id) ?? []} group={!!group} onReply={setReplyTo} />)}
         </ul>
       </div>
       {group && group.status !== 'member' ? <div class="composer muted">You are no longer a member of this group.</div>
