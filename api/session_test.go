@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshtalk/meshtalk/api"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
@@ -230,5 +233,16 @@ func TestUploadNeedsName(t *testing.T) {
 	json.Unmarshal(raw, &up)
 	if status != 200 || !strings.HasSuffix(up.Path, "/a.txt") || !strings.Contains(up.Path, "/uploads/") || up.Size != 7 {
 		t.Fatalf("upload: %d %s", status, raw)
+	}
+	// A day later the next upload clears it away.
+	old := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(filepath.Dir(up.Path), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := b.do(http.MethodPost, "/api/v1/uploads?name=b.txt", "x", nil); status != 200 {
+		t.Fatalf("second upload: %d", status)
+	}
+	if _, err := os.Stat(up.Path); !os.IsNotExist(err) {
+		t.Fatalf("a day-old upload is still there: %v", err)
 	}
 }

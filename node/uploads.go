@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // MaxUpload is the largest file a browser may hand the node to send.
@@ -35,6 +36,7 @@ func (n *Node) SaveUpload(ctx context.Context, name string, body io.Reader) (*Up
 	if name == "" || name == "." || name == ".." || name == string(filepath.Separator) || len(name) > 255 {
 		return nil, badRequest(errors.New("node: an upload needs a file name"))
 	}
+	n.pruneUploads()
 	rnd := make([]byte, 8)
 	rand.Read(rnd)
 	dir := filepath.Join(n.home.UploadsPath(), hex.EncodeToString(rnd))
@@ -61,6 +63,24 @@ func (n *Node) SaveUpload(ctx context.Context, name string, body io.Reader) (*Up
 		return nil, err
 	}
 	return &Upload{Path: path, Size: size}, nil
+}
+
+// uploadsKept is how long an upload stays: long enough to be sent (its
+// chunks are in the blob store once SendFile returned, and a file drop
+// reads it while SendFile runs), then it only takes room.
+const uploadsKept = 24 * time.Hour
+
+// pruneUploads removes the uploads older than uploadsKept.
+func (n *Node) pruneUploads() {
+	entries, err := os.ReadDir(n.home.UploadsPath())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && n.now().Sub(info.ModTime()) > uploadsKept {
+			os.RemoveAll(filepath.Join(n.home.UploadsPath(), e.Name()))
+		}
+	}
 }
 
 // DownloadedFile answers a file offered to this node that is complete on

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
 )
 
 // picture writes a PNG of w×h pixels.
@@ -197,4 +201,47 @@ func TestBrowserGroup(t *testing.T) {
 	alice.click("[data-testid=conv-name]")
 	alice.click("[data-testid=member][data-name=Bob] [data-testid=kick]")
 	bob.wait("removed", `document.querySelector('.composer')?.textContent.includes('no longer a member')`, 30*time.Second)
+}
+
+// TestBrowserLongHistory: a long conversation keeps a bounded number of
+// messages in the DOM while the person scrolls back to its first message.
+func TestBrowserLongHistory(t *testing.T) {
+	chromiumPath(t)
+	shots := screenshotDir(t)
+	alice, bob := startUser(t, "Alice", shots), startUser(t, "Bob", shots)
+	ctx := context.Background()
+	for _, u := range []*user{alice, bob} {
+		if _, err := u.node.SetProfile(ctx, node.ProfileUpdate{Name: ptr(u.name)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Befriend(t, alice.node, bob.node)
+	const total = 600
+	for i := range total {
+		if _, err := bob.node.SendMessage(ctx, alice.node.ID().String(), node.Draft{Text: fmt.Sprintf("message %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.open(1280, 800)
+	alice.openConv("Bob")
+	alice.wait("the newest", message(fmt.Sprintf("message %d", total-1))+" !== undefined", 30*time.Second)
+	most := 0
+	for step := 0; step < 200; step++ {
+		var st struct {
+			Count int  `json:"count"`
+			First bool `json:"first"`
+		}
+		alice.eval(`(() => { const el = document.querySelector('.messages'); el.scrollTop = 0; el.dispatchEvent(new Event('scroll'));
+			return { count: document.querySelectorAll('[data-testid=message]').length, first: `+message("message 0")+` !== undefined } })()`, &st)
+		most = max(most, st.Count)
+		if st.First {
+			t.Logf("reached the first of %d messages after %d scrolls; at most %d in the DOM", total, step, most)
+			if most > 150 {
+				t.Fatalf("%d messages in the DOM at once; the window is 120", most)
+			}
+			return
+		}
+		alice.eval(`new Promise(r => setTimeout(() => r(true), 50))`, nil)
+	}
+	t.Fatalf("never reached the first message; at most %d in the DOM", most)
 }

@@ -4,7 +4,7 @@ import { current, friends, groups, loadConv, loadOlder, markRead, messages, more
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { Composer, sendFiles } from './Composer';
-import { MessageItem } from './MessageItem';
+import { Bubble } from './MessageItem';
 import { CallView } from './CallView';
 
 // At most this many messages are in the DOM; scrolling up shows older
@@ -16,33 +16,62 @@ export function Conversation({ id }: { id: string }) {
   const group = groups.value.find((g) => g.id === id);
   const name = friend?.name ?? group?.name ?? id.slice(-8);
   const all = messages.value[id] ?? [];
-  const [end, setEnd] = useState(0); // 0: follow the newest
+  const [fromEnd, setFromEnd] = useState(0); // newest messages kept out of the DOM below the window; 0: follow the newest
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const [drag, setDrag] = useState(false);
   const [call, setCall] = useState<'' | 'audio' | 'video'>('');
   const list = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
 
-  useEffect(() => { setEnd(0); setReplyTo(null); stick.current = true; if (!messages.value[id]) loadConv(id); markRead(id); }, [id]);
+  useEffect(() => { setFromEnd(0); setReplyTo(null); stick.current = true; if (!messages.value[id]) loadConv(id); markRead(id); }, [id]);
   useEffect(() => { if (!document.hidden) markRead(id); }, [all.length]);
-  useLayoutEffect(() => { if (stick.current && list.current) list.current.scrollTop = list.current.scrollHeight; });
+  // Keeps what the person looks at in place while the window moves: the
+  // message that was at the top stays where it was.
+  const anchor = useRef<{ id: string; top: number } | null>(null);
+  useLayoutEffect(() => {
+    const el = list.current;
+    if (!el) return;
+    const a = anchor.current;
+    anchor.current = null;
+    if (a) {
+      const node = el.querySelector(`[data-id="${a.id}"]`) as HTMLElement | null;
+      if (node) { el.scrollTop += node.offsetTop - a.top; return; }
+    }
+    if (stick.current) el.scrollTop = el.scrollHeight;
+  });
 
   const reactions = new Map<string, Message[]>();
   for (const m of all) if (m.kind === 'reaction' && m.react_to) reactions.set(m.react_to, [...(reactions.get(m.react_to) ?? []), m]);
   const shown = all.filter((m) => m.kind !== 'reaction');
-  const stop = end ? end : shown.length;
+  const stop = Math.max(0, shown.length - fromEnd);
   const start = Math.max(0, stop - WINDOW);
   const slice = shown.slice(start, stop);
 
+  // remember notes where a message at the top (or bottom) of the window is.
+  const remember = (bottom = false) => {
+    const all = list.current?.querySelectorAll('[data-testid=message]');
+    const m = all?.[bottom ? all.length - 1 : 0] as HTMLElement | undefined;
+    if (m) anchor.current = { id: m.dataset.id!, top: m.offsetTop };
+  };
+  const visibleCount = (n: number) => (messages.value[id] ?? []).filter((m) => m.kind !== 'reaction').length - n;
   const onScroll = async () => {
     const el = list.current!;
-    stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    stick.current = fromEnd === 0 && el.scrollHeight - el.scrollTop - el.clientHeight < 40;
     if (el.scrollTop < 80) {
-      const before = el.scrollHeight;
-      if (start === 0 && more.value[id]) await loadOlder(id);
-      else if (start > 0) setEnd(Math.max(WINDOW, stop - WINDOW / 2));
-      requestAnimationFrame(() => { el.scrollTop += el.scrollHeight - before; });
-    } else if (stick.current && end) setEnd(0);
+      if (start > 0) {
+        remember();
+        setFromEnd(Math.min(shown.length - WINDOW, fromEnd + WINDOW / 2));
+      } else if (more.value[id]) {
+        remember();
+        const before = shown.length;
+        await loadOlder(id);
+        const added = visibleCount(before);
+        setFromEnd(Math.max(0, Math.min(before + added - WINDOW, fromEnd + Math.min(added, WINDOW / 2))));
+      }
+    } else if (fromEnd > 0 && el.scrollHeight - el.scrollTop - el.clientHeight < 80) {
+      remember(true);
+      setFromEnd(Math.max(0, fromEnd - WINDOW / 2));
+    }
   };
   const sub = friend ? (friend.online ? 'online' : friend.last_seen ? `last seen ${new Date(friend.last_seen).toLocaleString()}` : 'offline')
     : group ? `${group.members} ${group.members === 1 ? 'member' : 'members'}` : '';
@@ -65,7 +94,7 @@ export function Conversation({ id }: { id: string }) {
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages">
         {start === 0 && !more.value[id] && <div class="start muted small">This is the start of your conversation with {name}.</div>}
         <ul>
-          {slice.map((m) => <MessageItem key={m.id} m={m} reactions={reactions.get(m.id) ?? []} group={!!group} onReply={setReplyTo} />)}
+          {slice.map((m) => <Bubble key={m.id} m={m} reactions={reactions.get(m.id) ?? []} group={!!group} onReply={setReplyTo} />)}
         </ul>
       </div>
       {group && group.status !== 'member' ? <div class="composer muted">You are no longer a member of this group.</div>

@@ -1,4 +1,5 @@
 import { Icon } from './Icon';
+import { Component } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, Message } from '../api';
 import { attempt, faces, upsert } from '../state';
@@ -6,6 +7,22 @@ import { FileCard } from './FileCard';
 import { when } from './ChatList';
 
 const stateIcon: Record<string, string> = { queued: '◷', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
+
+type Props = { m: Message; reactions: Message[]; group: boolean; onReply: (m: Message) => void };
+
+/**
+ * A bubble that renders again only when its message or reactions changed
+ * (messages are replaced, never changed in place): a new message in a
+ * long conversation renders one bubble, not the whole window.
+ */
+export class Bubble extends Component<Props> {
+  shouldComponentUpdate(next: Props) {
+    const p = this.props;
+    return next.m !== p.m || next.group !== p.group || next.onReply !== p.onReply ||
+      next.reactions.length !== p.reactions.length || next.reactions.some((r, i) => r !== p.reactions[i]);
+  }
+  render() { return <MessageItem {...this.props} />; }
+}
 
 /** One bubble: its content, time and state, reactions, and what one can do with it. */
 export function MessageItem({ m, reactions, group, onReply }: { m: Message; reactions: Message[]; group: boolean; onReply: (m: Message) => void }) {
