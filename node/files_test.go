@@ -43,13 +43,21 @@ func homeBytes(n *node.Node) int64 {
 // fileOf waits until n lists the file id and answers it.
 func fileOf(t *testing.T, n *node.Node, id string, ok func(node.File) bool) node.File {
 	t.Helper()
-	var got node.File
-	nodetest.Eventually(t, 60*time.Second, "file "+id, func() bool {
+	var got, last node.File
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last seen: %+v", last)
+		}
+	})
+	nodetest.Eventually(t, 90*time.Second, "file "+id, func() bool {
 		files, err := n.Files(context.Background())
 		for _, f := range files {
-			if err == nil && f.ID == id && ok(f) {
-				got = f
-				return true
+			if err == nil && f.ID == id {
+				last = f
+				if ok(f) {
+					got = f
+					return true
+				}
 			}
 		}
 		return false
@@ -91,7 +99,7 @@ func TestSendFileInPlace(t *testing.T) {
 func TestGroupFileFromEveryMember(t *testing.T) {
 	ctx := context.Background()
 	nodes, gid := nodetest.GroupOf(t, 5)
-	src := randomFileOf(t, 48<<20)
+	src := randomFileOf(t, 16<<20)
 	m, err := nodes[0].SendGroup(ctx, gid, node.Draft{Path: src})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,12 @@
 // Package transfer moves files between nodes: a file becomes a manifest
-// (wire.go) and content-addressed chunks in the blob store (blobs.go); the
-// sender offers it to a peer, and the receiver pulls verified chunks on
-// several streams at once, records them durably and resumes where it was
-// after any interruption (download.go). The protocol is specified at the
+// (wire.go); its chunks are read where the file lies, checked against the
+// manifest as they are served (source.go), or, for pictures and relay
+// drops, kept in the content-addressed blob store (blobs.go). The sender
+// offers it to a peer, and the receiver pulls verified chunks on several
+// streams at once, from the sender and from other receivers that hold
+// verified chunks (a group's members), records them durably and resumes
+// where it was after any interruption (download.go). served.go counts
+// what was served to whom. The protocol is specified at the
 // top of wire.go; the datastore keys at the top of service.go.
 //
 // Downloads run in the background (background.go): the service reports

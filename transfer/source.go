@@ -165,6 +165,10 @@ func (s *Service) hold(ctx context.Context, root Hash, m *Manifest) (*holding, e
 		}
 		return &holding{m: m, f: f, origin: true}, nil
 	}
+	if n := len(m.Chunks); n == 0 || (s.blobs.Has(m.Chunks[0]) && s.blobs.Has(m.Chunks[n-1])) {
+		// Imported (a picture, a relay's drop): the store has it.
+		return &holding{m: m, blobs: s.blobs}, nil
+	}
 	if b, err := s.ds.Get(ctx, recvKey(root)); err == nil {
 		var rc Receipt
 		if json.Unmarshal(b, &rc) != nil {
@@ -185,9 +189,6 @@ func (s *Service) hold(ctx context.Context, root Hash, m *Manifest) (*holding, e
 		}
 		return &holding{m: m, f: f, have: have}, nil
 	}
-	if len(m.Chunks) == 0 || s.blobs.Has(m.Chunks[0]) {
-		return &holding{m: m, blobs: s.blobs}, nil
-	}
 	return nil, errMissing
 }
 
@@ -207,7 +208,11 @@ func (h *holding) haveList() []bool {
 // checked against the manifest.
 func (h *holding) read(i int, buf []byte) ([]byte, error) {
 	if h.blobs != nil {
-		return h.blobs.Read(h.m.Chunks[i], buf)
+		data, err := h.blobs.Read(h.m.Chunks[i], buf)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errMissing
+		}
+		return data, err
 	}
 	bad := errMissing
 	if h.origin {
