@@ -60,6 +60,7 @@ type Config struct {
 	Relay       RelayConfig       `toml:"relay"`
 	Chat        ChatConfig        `toml:"chat"`
 	Files       FilesConfig       `toml:"files"`
+	Calls       CallsConfig       `toml:"calls"`
 	Log         LogConfig         `toml:"log"`
 }
 
@@ -265,6 +266,7 @@ func DefaultConfig(role Role) Config {
 		},
 		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(10 * time.Second), ParkOnStop: Duration(5 * time.Second)},
 		Files: FilesConfig{PictureAutoFetchMiB: 16},
+		Calls: CallsConfig{RingTimeout: Duration(45 * time.Second), RingEvery: Duration(10 * time.Second), RingBurst: 3, ICEPolicy: "all", MDNS: true, Interfaces: []string{}, STUN: []string{}},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -395,6 +397,25 @@ picture_auto_fetch_mib = 16
 # another). Empty: $XDG_DOWNLOAD_DIR/meshtalk, else ~/Downloads/meshtalk.
 # "meshtalk file get --out DIR" puts one file elsewhere.
 dir = ""
+
+[calls]
+# A call rings this long before it is a missed call.
+ring_timeout = "45s"
+# A friend may ring this node 3 times in a row, then once every 10 s.
+ring_every = "10s"
+ring_burst = 3
+# ICE of the node's own endpoint (meshtalk call --audio/--video): "all"
+# tries direct paths first, then STUN and TURN of the relays the node is
+# logged in to; "relay" sends the media through a relay's TURN only.
+ice_policy = "all"
+# Offer 127.0.0.1 candidates (two nodes on one machine).
+loopback_candidates = false
+# Only these network interfaces' addresses are offered (empty: all).
+interfaces = []
+# Resolve the .local candidates of browsers on the local network.
+mdns = true
+# STUN servers beside the relays' ("stun:host:port").
+stun = []
 
 [log]
 # level: debug, info, warn or error; format: text or json.
@@ -529,6 +550,9 @@ func (c *Config) validate() (string, error) {
 	}
 	if c.Chat.ParkOnStop < 0 {
 		return "chat.park_on_stop", errors.New("must not be negative")
+	}
+	if field, err := c.Calls.validate(); err != nil {
+		return field, err
 	}
 	if c.Files.PictureAutoFetchMiB < 0 {
 		return "files.picture_auto_fetch_mib", errors.New("must not be negative")
