@@ -28,6 +28,28 @@ type CallStats = call.Stats
 // CallSignal is an offer, an answer or an ICE candidate of an endpoint.
 type CallSignal = call.Signal
 
+// Events, states and reasons of calls (package call's; docs/api.md).
+const (
+	EventCallRinging  = call.EventRinging
+	EventCallCalling  = call.EventCalling
+	EventCallAccepted = call.EventAccepted
+	EventCallEnded    = call.EventEnded
+	EventCallSignal   = call.EventSignal
+
+	CallStateRinging = call.StateRinging
+	CallStateActive  = call.StateActive
+	CallStateEnded   = call.StateEnded
+
+	CallHangup   = call.ReasonHangup
+	CallMissed   = call.ReasonMissed
+	CallDeclined = call.ReasonDeclined
+	CallBusy     = call.ReasonBusy
+
+	// The recordings of the node's endpoint, in CallMedia.Record.
+	CallRecordAudio = call.RecordAudio
+	CallRecordVideo = call.RecordVideo
+)
+
 // Errors of calls (package call's).
 var (
 	ErrNoCall        = call.ErrNoCall
@@ -365,6 +387,29 @@ func (n *Node) Call(_ context.Context, id string) (*CallInfo, error) {
 	}
 	info, err := svc.Get(id)
 	return &info, err
+}
+
+// ICEServer is a STUN or TURN server for an endpoint (a page's
+// RTCIceServer).
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// CallICEServers are the STUN and TURN servers an endpoint of the web UI
+// uses: [calls] stun, and the relays' the node is logged in to, with
+// fresh TURN credentials.
+func (n *Node) CallICEServers(ctx context.Context) ([]ICEServer, error) {
+	if _, err := n.callService(); err != nil {
+		return nil, err
+	}
+	out := []ICEServer{}
+	for _, s := range n.iceServers(ctx) {
+		c, _ := s.Credential.(string)
+		out = append(out, ICEServer{URLs: s.URLs, Username: s.Username, Credential: c})
+	}
+	return out, nil
 }
 
 // CallStats measures a call on the node's own endpoint ("": the live
