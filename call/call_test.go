@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,9 @@ func TestCallMediaNodeToNode(t *testing.T) {
 	if endB.Reason != call.ReasonHangup || endB.EndedBy != "remote" || endB.Duration() <= 0 {
 		t.Errorf("callee's end: %+v", endB)
 	}
+	if !strings.HasPrefix(callRecord(t, b, a, "video call, 0:"+fmt.Sprintf("%02d", int(endB.Duration().Round(time.Second).Seconds()))).Text, "video call, 0:") {
+		t.Error("no call record")
+	}
 	// The recordings are closed once the endpoint is gone.
 	for _, n := range []*node.Node{a, b} {
 		nodetest.Eventually(t, 10*time.Second, "endpoint closed", func() bool {
@@ -133,6 +137,27 @@ func TestCallMediaNodeToNode(t *testing.T) {
 			t.Errorf("recording in %s holds %d video and %d audio frames of %d and %d sent", c.dir, frames, pages, c.sent.Video.FramesSent, c.sent.Audio.FramesSent)
 		}
 	}
+}
+
+// callRecord waits for n's conversation with p to hold a call record
+// with text, incoming (from p) or not, and returns it.
+func callRecord(t testing.TB, n, p *node.Node, text string) *node.Message {
+	t.Helper()
+	var found *node.Message
+	nodetest.Eventually(t, 10*time.Second, "call record "+text, func() bool {
+		page, err := n.History(bg, p.ID().String(), "", 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page.Messages {
+			if m.Kind == "call" && m.Text == text {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
 
 func countIVF(t testing.TB, path string) int {
@@ -213,6 +238,13 @@ func TestCallDecline(t *testing.T) {
 	if _, err := b.AnswerCall(bg, info.ID, node.AnswerRequest{}); !errors.Is(err, call.ErrEnded) {
 		t.Fatalf("answer after decline: %v", err)
 	}
+	// Both conversations say so: a's own, b's from a.
+	if m := callRecord(t, a, b, "declined"); !m.Outgoing {
+		t.Errorf("caller's record %+v", m)
+	}
+	if m := callRecord(t, b, a, "declined"); m.Outgoing || m.From != a.ID() {
+		t.Errorf("callee's record %+v", m)
+	}
 }
 
 func TestCallBusy(t *testing.T) {
@@ -239,6 +271,11 @@ func TestCallRingTimeoutMissed(t *testing.T) {
 	}
 	if end := waitCall(t, evB, call.EventEnded, info.ID); end.Reason != call.ReasonMissed || end.EndedBy != "remote" {
 		t.Fatalf("callee's end %+v", end)
+	}
+	callRecord(t, a, b, "missed call")
+	// The callee's missed call is unread, like a message.
+	if m := callRecord(t, b, a, "missed call"); m.State != "received" {
+		t.Errorf("callee's record %+v", m)
 	}
 }
 

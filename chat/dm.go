@@ -89,8 +89,11 @@ type sendReq struct {
 	p     peer.ID
 	w     wireMessage
 	shown bool
-	m     *Message // set by the committer
-	done  chan error
+	// local is a record of this node's own (a call): stored in the
+	// history only, never sent; incoming: it is p's (From p).
+	local, incoming bool
+	m               *Message // set by the committer
+	done            chan error
 }
 
 // runCommitter stores outgoing messages, by group commit: the sends
@@ -104,7 +107,7 @@ func (s *Service) runCommitter() {
 		func(reqs []*sendReq, _ struct{}, err error) {
 			for _, r := range reqs {
 				r.done <- err
-				if err == nil {
+				if err == nil && !r.local {
 					s.courierFor(r.p).push(r.w)
 				}
 			}
@@ -126,6 +129,12 @@ func (s *Service) commitSends(reqs []*sendReq) error {
 		}
 		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Content: w.Content, State: MsgQueued,
 			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, File: fileInfo(w.Manifest)}
+		if r.local {
+			if err := s.putLocal(ctx, b, r); err != nil {
+				return err
+			}
+			continue
+		}
 		pstr := s.peerString(r.p)
 		// A message shown in the history is stored once: its outbox entry
 		// is empty and points at the history record by the same key suffix.

@@ -444,4 +444,38 @@ func (n *Node) turnServers(ctx context.Context) []webrtc.ICEServer { return nil 
 func (n *Node) relayOfTURN(ctx context.Context, url string) string { return "" }
 
 // logCall writes a call into the conversation with the friend.
-func (n *Node) logCall(info call.Info) {}
+func (n *Node) logCall(info call.Info) {
+	ctx, cancel := context.WithTimeout(n.life.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := n.chat.LogCall(ctx, info.Peer, !info.Outgoing, CallText(info)); err != nil {
+		n.log.Warn("call into history", "call", info.ID, "err", err)
+	}
+}
+
+// CallText is how a call shows in its conversation: "call, 3:12",
+// "video call, 0:45", "missed call", "declined", "busy", "call failed".
+func CallText(info CallInfo) string {
+	if d := info.Duration(); !info.Accepted.IsZero() {
+		kind := "call"
+		if info.Video {
+			kind = "video call"
+		}
+		d = d.Round(time.Second)
+		if d >= time.Hour {
+			return fmt.Sprintf("%s, %d:%02d:%02d", kind, int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+		}
+		return fmt.Sprintf("%s, %d:%02d", kind, int(d.Minutes()), int(d.Seconds())%60)
+	}
+	switch info.Reason {
+	case call.ReasonMissed:
+		return "missed call"
+	case call.ReasonDeclined:
+		return "declined"
+	case call.ReasonBusy:
+		if !info.Outgoing {
+			return "missed call" // rang while this node was in another call
+		}
+		return "busy"
+	}
+	return "call failed"
+}
