@@ -552,10 +552,13 @@ func (r *RTC) Close() error {
 	return err
 }
 
-// relayOf names the ICE server whose host is addr ("" if none).
+// relayOf names the TURN server whose host is addr ("" if none).
 func relayOf(servers []webrtc.ICEServer, addr string) string {
 	for _, s := range servers {
 		for _, u := range s.URLs {
+			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				continue
+			}
 			host := u
 			if p, err := url.Parse(u); err == nil && p.Opaque != "" {
 				host = p.Opaque

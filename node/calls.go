@@ -11,12 +11,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meshtalk/meshtalk/call"
+	"github.com/meshtalk/meshtalk/relay"
 )
 
 // CallInfo is a call as the API shows it.
@@ -89,6 +92,47 @@ type CallsConfig struct {
 	STUN []string `toml:"stun"`
 }
 
+// TURNConfig is the [turn] section of config.toml: a relay's TURN
+// server for its users' calls (relay/turn.go).
+type TURNConfig struct {
+	// Listen is host:port for UDP and TCP ("": no TURN server).
+	Listen string `toml:"listen"`
+	// PublicIP is the address users reach it at ("": Listen's host).
+	PublicIP string `toml:"public_ip"`
+	// CredentialTTL is how long a user's credentials are valid.
+	CredentialTTL Duration `toml:"credential_ttl"`
+	// MaxAllocationsPerUser and BandwidthKbps (per allocation) limit it.
+	MaxAllocationsPerUser int `toml:"max_allocations_per_user"`
+	BandwidthKbps         int `toml:"bandwidth_kbps"`
+}
+
+func (c TURNConfig) validate() (string, error) {
+	if c.Listen == "" {
+		return "", nil
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "turn.listen", fmt.Errorf("%q is not host:port", c.Listen)
+	}
+	if ip := net.ParseIP(host); c.PublicIP == "" && (ip == nil || ip.IsUnspecified()) {
+		return "turn.public_ip", fmt.Errorf("listening on %q needs the public IP that users reach", c.Listen)
+	}
+	if c.PublicIP != "" && net.ParseIP(c.PublicIP) == nil {
+		return "turn.public_ip", fmt.Errorf("%q is not an IP address", c.PublicIP)
+	}
+	if c.CredentialTTL <= 0 || c.MaxAllocationsPerUser <= 0 || c.BandwidthKbps <= 0 {
+		return "turn.credential_ttl", errors.New("credential_ttl, max_allocations_per_user and bandwidth_kbps must be positive")
+	}
+	return "", nil
+}
+
+// turnConfig is the relay server's TURN configuration.
+func (n *Node) turnConfig() relay.TURNConfig {
+	t := n.cfg.TURN
+	return relay.TURNConfig{Listen: t.Listen, PublicIP: t.PublicIP, CredentialTTL: time.Duration(t.CredentialTTL),
+		MaxAllocationsPerUser: t.MaxAllocationsPerUser, BandwidthKbps: t.BandwidthKbps}
+}
+
 func (c CallsConfig) validate() (string, error) {
 	if c.RingTimeout <= 0 {
 		return "calls.ring_timeout", errors.New("must be positive")
@@ -134,14 +178,15 @@ type AnswerRequest struct {
 // calls is the node's calls: the signaling service, and the node's own
 // endpoints of the calls it holds.
 type calls struct {
-	svc  *call.Service
-	mu   sync.Mutex
-	rtcs map[string]*call.RTC
+	svc    *call.Service
+	mu     sync.Mutex
+	rtcs   map[string]*call.RTC
+	turnOf map[string]peer.ID // a TURN URL's relay
 }
 
 // startCalls starts call signaling (a personal node's).
 func (n *Node) startCalls(ctx context.Context) (err error) {
-	n.calls = &calls{rtcs: make(map[string]*call.RTC)}
+	n.calls = &calls{rtcs: make(map[string]*call.RTC), turnOf: make(map[string]peer.ID)}
 	n.calls.svc, err = call.New(ctx, n.host, call.Config{
 		Friends:     n.chat,
 		RingTimeout: time.Duration(n.cfg.Calls.RingTimeout),
@@ -436,12 +481,39 @@ func (n *Node) CallStats(ctx context.Context, id string) (*CallStats, error) {
 	return &st, nil
 }
 
-// turnServers are the TURN servers of the relays the node is logged in
-// to, with credentials for this call.
-func (n *Node) turnServers(ctx context.Context) []webrtc.ICEServer { return nil }
+// turnServers are the STUN and TURN servers of the relays the node is
+// logged in to, with fresh credentials.
+func (n *Node) turnServers(ctx context.Context) []webrtc.ICEServer {
+	if n.relayc == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var out []webrtc.ICEServer
+	for r, t := range n.relayc.TURN(ctx) {
+		n.calls.mu.Lock()
+		for _, u := range t.URLs {
+			n.calls.turnOf[u] = r
+		}
+		n.calls.mu.Unlock()
+		out = append(out, webrtc.ICEServer{URLs: t.URLs, Username: t.Username, Credential: t.Password})
+	}
+	return out
+}
 
 // relayOfTURN names the relay whose TURN server url is.
-func (n *Node) relayOfTURN(ctx context.Context, url string) string { return "" }
+func (n *Node) relayOfTURN(ctx context.Context, url string) string {
+	n.calls.mu.Lock()
+	r, ok := n.calls.turnOf[url]
+	n.calls.mu.Unlock()
+	if !ok {
+		return ""
+	}
+	if name := n.NameOf(ctx, r); name != "" && name != r.String() {
+		return name + " (" + r.String() + ")"
+	}
+	return r.String()
+}
 
 // logCall writes a call into the conversation with the friend.
 func (n *Node) logCall(info call.Info) {

@@ -61,6 +61,7 @@ type Config struct {
 	Chat        ChatConfig        `toml:"chat"`
 	Files       FilesConfig       `toml:"files"`
 	Calls       CallsConfig       `toml:"calls"`
+	TURN        TURNConfig        `toml:"turn"`
 	Log         LogConfig         `toml:"log"`
 }
 
@@ -267,6 +268,7 @@ func DefaultConfig(role Role) Config {
 		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(10 * time.Second), ParkOnStop: Duration(5 * time.Second)},
 		Files: FilesConfig{PictureAutoFetchMiB: 16},
 		Calls: CallsConfig{RingTimeout: Duration(45 * time.Second), RingEvery: Duration(10 * time.Second), RingBurst: 3, ICEPolicy: "all", MDNS: true, Interfaces: []string{}, STUN: []string{}},
+		TURN:  TURNConfig{CredentialTTL: Duration(12 * time.Hour), MaxAllocationsPerUser: 4, BandwidthKbps: 4000},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -417,6 +419,20 @@ mdns = true
 # STUN servers beside the relays' ("stun:host:port").
 stun = []
 
+[turn]
+# A relay's TURN server (pion/turn) for the media of its users' calls
+# that find no direct path, on its own port, UDP and TCP (docs/relay.md).
+# listen = "0.0.0.0:3478" turns it on; "" (the default) leaves it off.
+listen = ""
+# The IP address users reach it at (needed when listen is 0.0.0.0).
+public_ip = ""
+# Logged-in users get credentials valid this long (TURN REST, HMAC).
+credential_ttl = "12h0m0s"
+# Allocations one user may hold, and each one's bandwidth (kbit/s, both
+# directions together).
+max_allocations_per_user = 4
+bandwidth_kbps = 4000
+
 [log]
 # level: debug, info, warn or error; format: text or json.
 # --log-level and --log-format override them.
@@ -552,6 +568,9 @@ func (c *Config) validate() (string, error) {
 		return "chat.park_on_stop", errors.New("must not be negative")
 	}
 	if field, err := c.Calls.validate(); err != nil {
+		return field, err
+	}
+	if field, err := c.TURN.validate(); err != nil {
 		return field, err
 	}
 	if c.Files.PictureAutoFetchMiB < 0 {

@@ -48,6 +48,7 @@ func (n *Node) serverConfig() relay.ServerConfig {
 		SweepEvery:        time.Minute,
 		Transfer:          n.xfer,
 		DropDir:           n.home.DropsPath(),
+		TURN:              n.turnConfig(),
 		Now:               n.clock,
 		Logger:            n.log,
 	}

@@ -34,6 +34,7 @@ package relay
 //	lookup      user             a session
 //	allow       -                a session: who may see the caller's presence
 //	presence    presence list    a session: only of peers that allow the caller
+//	turn        TURN credentials a session; a relay that runs TURN (relay/turn.go)
 //
 // A session lasts while the client stays connected, until logout. The
 // relay tells logged-in peers of presence changes they may see with an
@@ -78,7 +79,10 @@ package relay
 //
 // # Versions
 //
-//	1.0.0  the protocols above.
+//	1.0.0  the protocols above. The account request turn came later
+//	       (2026-12), as a new field of the request's oneof: a relay
+//	       from before it answers bad request, and the client then
+//	       offers no TURN server of that relay.
 
 import (
 	"bufio"
