@@ -2,12 +2,14 @@ package call_test
 
 import (
 	"io"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pion/turn/v4"
 
 	"github.com/meshtalk/meshtalk/call"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
@@ -106,4 +108,49 @@ func metricValue(metrics, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// TestTURNAllocationsPerUser: a user's credentials hold at most
+// max_allocations_per_user allocations; one more is refused and counted.
+func TestTURNAllocationsPerUser(t *testing.T) {
+	r := turnRelay(t, 1)
+	a := turnUser(t, r, "alice")
+	ice, err := a.CallICEServers(bg)
+	if err != nil || len(ice) != 1 {
+		t.Fatalf("ICE servers %+v %v", ice, err)
+	}
+	allocate := func() error {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: r.RelayServer().TURNAddr(), TURNServerAddr: r.RelayServer().TURNAddr(),
+			Conn: conn, Username: ice[0].Username, Password: ice[0].Credential, Realm: "meshtalk"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(); conn.Close() })
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		relayed, err := c.Allocate()
+		if err == nil {
+			t.Cleanup(func() { relayed.Close() })
+		}
+		return err
+	}
+	if err := allocate(); err != nil {
+		t.Fatalf("first allocation: %v", err)
+	}
+	if err := allocate(); err == nil {
+		t.Fatal("a second allocation over the cap of 1 was made")
+	}
+	if v := metricValue(scrape(t, r), "meshtalk_relay_turn_refused_total "); v == "" || v == "0" {
+		t.Errorf("refused_total %q", v)
+	}
+	// Wrong credentials get nothing.
+	ice[0].Credential = "d3Jvbmc="
+	if err := allocate(); err == nil {
+		t.Fatal("an allocation with a wrong password")
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/logging"
@@ -294,6 +295,21 @@ func (c *limitedConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
+// turnFromWire checks a relay's TURN credentials: a few stun:/turn:
+// URLs of bounded length, a username and password.
+func turnFromWire(t *pb.TurnCredentials) (TURN, error) {
+	if t == nil || len(t.Urls) == 0 || len(t.Urls) > 8 || t.Username == "" || len(t.Username) > 256 || t.Password == "" || len(t.Password) > 256 {
+		return TURN{}, fmt.Errorf("%w: no usable TURN credentials in the answer", ErrBadRequest)
+	}
+	for _, u := range t.Urls {
+		ok := strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:")
+		if !ok || len(u) > 256 || !utf8.ValidString(u) {
+			return TURN{}, fmt.Errorf("%w: TURN URL %.40q", ErrBadRequest, u)
+		}
+	}
+	return TURN{URLs: t.Urls, Username: t.Username, Password: t.Password, Expires: time.UnixMilli(t.ExpiresMs)}, nil
+}
+
 // TURN asks each relay this node is logged in to for TURN credentials;
 // relays without TURN (or too old to know the request) are left out.
 func (c *Client) TURN(ctx context.Context) map[peer.ID]TURN {
@@ -304,12 +320,11 @@ func (c *Client) TURN(ctx context.Context) map[peer.ID]TURN {
 			if err != nil {
 				return err
 			}
-			t := rep.GetTurn()
-			if t == nil || len(t.Urls) == 0 || len(t.Urls) > 8 {
-				return fmt.Errorf("%w: no TURN credentials in the answer", ErrBadRequest)
+			t, err := turnFromWire(rep.GetTurn())
+			if err == nil {
+				out[r] = t
 			}
-			out[r] = TURN{URLs: t.Urls, Username: t.Username, Password: t.Password, Expires: time.UnixMilli(t.ExpiresMs)}
-			return nil
+			return err
 		})
 		if err != nil {
 			c.log.Debug("turn credentials", "relay", r, "err", err)
