@@ -339,6 +339,7 @@ func TestCallCalleeStops(t *testing.T) {
 		t.Errorf("the caller saw the end after %v", took)
 	}
 	t.Logf("caller's end after %v: %+v", time.Since(start), end)
+	callRecord(t, a, b, "call, 0:00")
 }
 
 func TestCallStrangerRefused(t *testing.T) {

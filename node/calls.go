@@ -223,16 +223,23 @@ func (n *Node) callEmit(typ string, data any) {
 		return
 	}
 	info := data.(call.Info)
-	n.life.Go(func() {
+	f := func() {
 		n.calls.mu.Lock()
 		r := n.calls.rtcs[info.ID]
-		delete(n.calls.rtcs, info.ID)
 		n.calls.mu.Unlock()
 		if r != nil {
-			r.Close()
+			r.Close() // the recordings are complete before CallStats says the call is gone
 		}
+		n.calls.mu.Lock()
+		delete(n.calls.rtcs, info.ID)
+		n.calls.mu.Unlock()
 		n.logCall(info)
-	})
+	}
+	// While the node stops (its goroutines are done) the calls that
+	// Close hangs up are written on the way.
+	if !n.life.Go(f) {
+		f()
+	}
 }
 
 func (n *Node) callService() (*call.Service, error) {
@@ -517,7 +524,7 @@ func (n *Node) relayOfTURN(ctx context.Context, url string) string {
 
 // logCall writes a call into the conversation with the friend.
 func (n *Node) logCall(info call.Info) {
-	ctx, cancel := context.WithTimeout(n.life.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := n.chat.LogCall(ctx, info.Peer, !info.Outgoing, CallText(info)); err != nil {
 		n.log.Warn("call into history", "call", info.ID, "err", err)
