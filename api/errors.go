@@ -18,6 +18,9 @@ func statusOf(err error) (int, string) {
 		}
 		return false
 	}
+	if status, code, ok := callStatusOf(err); ok {
+		return status, code
+	}
 	switch {
 	case is(node.ErrAmbiguous):
 		return http.StatusConflict, CodeAmbiguous

@@ -136,6 +136,7 @@ func (s *Server) routes() http.Handler {
 	s.savedRelayRoutes(mux)
 	s.relayRoutes(mux)
 	s.groupRoutes(mux)
+	s.callRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

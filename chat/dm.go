@@ -89,8 +89,11 @@ type sendReq struct {
 	p     peer.ID
 	w     wireMessage
 	shown bool
-	m     *Message // set by the committer
-	done  chan error
+	// local is a record of this node's own (a call): stored in the
+	// history only, never sent; incoming: it is p's (From p).
+	local, incoming bool
+	m               *Message // set by the committer
+	done            chan error
 }
 
 // runCommitter stores outgoing messages, by group commit: the sends
@@ -108,7 +111,9 @@ func (s *Service) runCommitter() {
 				return struct{}{}, err
 			}
 			for _, r := range reqs {
-				s.courierFor(r.p).push(r.w)
+				if !r.local {
+					s.courierFor(r.p).push(r.w)
+				}
 			}
 			return struct{}{}, nil
 		},
@@ -145,6 +150,12 @@ func (s *Service) commitSends(reqs []*sendReq) (err error) {
 		}
 		r.m = &Message{ID: w.ID, From: s.h.ID(), To: r.p, Content: w.Content, State: MsgQueued,
 			Time: time.UnixMilli(w.SentAtMS), HLC: w.HLC, Outgoing: true, File: fileInfo(w.Manifest)}
+		if r.local {
+			if err := s.putLocal(ctx, b, r); err != nil {
+				return err
+			}
+			continue
+		}
 		// A message shown in the history is stored once: the history
 		// record is its outbox entry (outbox.go).
 		var wb []byte

@@ -30,7 +30,16 @@ const (
 	// mailbox, so the sender learns they were delivered even when the two
 	// are never online together.
 	KindDelivered = "delivered"
+	// KindCall is a call in the conversation ("call, 3:12", "missed
+	// call", "declined"): each node writes its own and never sends it,
+	// so Check refuses it (on the wire it is an unknown kind). Added
+	// 2026-12; older code shows it as a message of an unknown kind with
+	// its text.
+	KindCall = "call"
 )
+
+// MaxCallText bounds a call record's text.
+const MaxCallText = 64
 
 // What a receipt says (its Text): direct messages only send read
 // receipts, with an empty text (their delivery is the ack); a group

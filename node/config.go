@@ -60,6 +60,8 @@ type Config struct {
 	Relay       RelayConfig       `toml:"relay"`
 	Chat        ChatConfig        `toml:"chat"`
 	Files       FilesConfig       `toml:"files"`
+	Calls       CallsConfig       `toml:"calls"`
+	TURN        TURNConfig        `toml:"turn"`
 	Log         LogConfig         `toml:"log"`
 }
 
@@ -276,6 +278,8 @@ func DefaultConfig(role Role) Config {
 		},
 		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(10 * time.Second), ParkOnStop: Duration(5 * time.Second)},
 		Files: FilesConfig{PictureAutoFetchMiB: 16, PictureAutoFetchAuthorMiBPerDay: 64, PictureAutoFetchMiBPerDay: 256},
+		Calls: CallsConfig{RingTimeout: Duration(45 * time.Second), RingEvery: Duration(10 * time.Second), RingBurst: 3, ICEPolicy: "all", MDNS: true, Interfaces: []string{}, STUN: []string{}},
+		TURN:  TURNConfig{CredentialTTL: Duration(12 * time.Hour), MaxAllocationsPerUser: 4, BandwidthKbps: 4000},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -416,6 +420,39 @@ picture_auto_fetch_mib_per_day = 256
 # "meshtalk file get --out DIR" puts one file elsewhere.
 dir = ""
 
+[calls]
+# A call rings this long before it is a missed call.
+ring_timeout = "45s"
+# A friend may ring this node 3 times in a row, then once every 10 s.
+ring_every = "10s"
+ring_burst = 3
+# ICE of the node's own endpoint (meshtalk call --audio/--video): "all"
+# tries direct paths first, then STUN and TURN of the relays the node is
+# logged in to; "relay" sends the media through a relay's TURN only.
+ice_policy = "all"
+# Offer 127.0.0.1 candidates (two nodes on one machine).
+loopback_candidates = false
+# Only these network interfaces' addresses are offered (empty: all).
+interfaces = []
+# Resolve the .local candidates of browsers on the local network.
+mdns = true
+# STUN servers beside the relays' ("stun:host:port").
+stun = []
+
+[turn]
+# A relay's TURN server (pion/turn) for the media of its users' calls
+# that find no direct path, on its own port, UDP and TCP (docs/relay.md).
+# listen = "0.0.0.0:3478" turns it on; "" (the default) leaves it off.
+listen = ""
+# The IP address users reach it at (needed when listen is 0.0.0.0).
+public_ip = ""
+# Logged-in users get credentials valid this long (TURN REST, HMAC).
+credential_ttl = "12h0m0s"
+# Allocations one user may hold, and each one's bandwidth (kbit/s, both
+# directions together).
+max_allocations_per_user = 4
+bandwidth_kbps = 4000
+
 [log]
 # level: debug, info, warn or error; format: text or json.
 # --log-level and --log-format override them.
@@ -555,6 +592,12 @@ func (c *Config) validate() (string, error) {
 	}
 	if c.Files.PictureAutoFetchAuthorMiBPerDay < 0 || c.Files.PictureAutoFetchMiBPerDay < 0 {
 		return "files.picture_auto_fetch_mib_per_day", errors.New("must not be negative")
+	}
+	if field, err := c.Calls.validate(); err != nil {
+		return field, err
+	}
+	if field, err := c.TURN.validate(); err != nil {
+		return field, err
 	}
 	if c.Files.PictureAutoFetchMiB < 0 {
 		return "files.picture_auto_fetch_mib", errors.New("must not be negative")

@@ -75,6 +75,7 @@ type Node struct {
 	chat   *chat.Service
 	groups *group.Service
 	xfer   *transfer.Service
+	calls  *calls        // a personal node's
 	relays *relay.Server // on a relay
 	relayc *relay.Client // on a personal node
 	key    crypto.PrivKey
@@ -251,6 +252,10 @@ func (n *Node) startServices(ctx context.Context, undo *undoStack) (err error) {
 		return err
 	}
 	undo.push(func() { n.relayc.Close() })
+	if err := n.startCalls(ctx); err != nil {
+		return err
+	}
+	undo.push(func() { n.closeCalls() })
 	if err := n.xfer.Resume(ctx); err != nil {
 		n.log.Warn("resume downloads", "err", err)
 	}
@@ -449,6 +454,8 @@ func (n *Node) Close() error {
 		n.life.Close()
 		n.events.Close()
 		var errs []error
+		// Calls hang up first, while the host is up.
+		errs = append(errs, n.closeCalls())
 		// The relay client logs out first, while the host is up.
 		if n.relayc != nil {
 			errs = append(errs, n.relayc.Close())

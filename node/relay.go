@@ -51,6 +51,7 @@ func (n *Node) serverConfig() relay.ServerConfig {
 		RegistrationsPerMinute:    r.RegistrationsPerMinute,
 		Transfer:                  n.xfer,
 		DropDir:                   n.home.DropsPath(),
+		TURN:                      n.turnConfig(),
 		Now:                       n.clock,
 		Logger:                    n.log,
 	}

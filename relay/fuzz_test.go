@@ -51,6 +51,7 @@ func FuzzAccountRequest(f *testing.F) {
 		{Body: &pb.AccountRequest_Presence{Presence: &pb.PresenceQuery{Peers: [][]byte{[]byte(id)}}}},
 		{Body: &pb.AccountRequest_ShortPut{ShortPut: &pb.ShortInvitePut{Invite: "mtg1-invite", ExpiresMs: 1800000000000}}},
 		{Body: &pb.AccountRequest_ShortGet{ShortGet: &pb.ShortInviteGet{Code: newShortCode()}}},
+		{Body: &pb.AccountRequest_Turn{Turn: &pb.TurnRequest{}}},
 	} {
 		f.Add(frameOf(req))
 	}
@@ -110,6 +111,7 @@ func FuzzAccountReply(f *testing.F) {
 	f.Add(frameOf(&pb.AccountPush{Presence: []*pb.Presence{{PeerId: []byte(id), Online: true}}}))
 	f.Add(frameOf(&pb.AccountReply{ShortCode: newShortCode()}))
 	f.Add(frameOf(&pb.AccountReply{Invite: "mtg1-invite", ExpiresMs: 1800000000000}))
+	f.Add(frameOf(&pb.AccountReply{Turn: &pb.TurnCredentials{Urls: []string{"stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp"}, Username: "1800000000:" + id.String(), Password: "c2VjcmV0", ExpiresMs: 1800000000000}}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var rep pb.AccountReply
 		if err := readFrame(bufio.NewReader(bytes.NewReader(in)), MaxAccountFrame, &rep); err != nil {
@@ -132,6 +134,9 @@ func FuzzAccountReply(f *testing.F) {
 			t.Fatalf("a short invite's answer passed with %d bytes", len(inv))
 		}
 		ParseShortCode(rep.ShortCode)
+		if tc, err := turnFromWire(rep.Turn); err == nil && (len(tc.URLs) == 0 || len(tc.URLs) > 8 || tc.Username == "" || tc.Password == "") {
+			t.Fatalf("TURN credentials passed out of bounds: %+v", tc)
+		}
 	})
 }
 

@@ -66,6 +66,9 @@ type ServerConfig struct {
 	Transfer *transfer.Service
 	// DropDir holds dropped files while the relay fetches them.
 	DropDir string
+	// TURN is the relay's TURN server for call media (relay/turn.go);
+	// zero: none.
+	TURN TURNConfig
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -134,6 +137,8 @@ type Server struct {
 	// address (register.go).
 	registrations *rate.Limiter
 	regByIP       map[string]*rate.Limiter
+
+	turn *turnServer // nil: no TURN server (relay/turn.go)
 }
 
 // account is a user's record with its allow-list as a set, and the
@@ -188,6 +193,9 @@ func NewServer(ctx context.Context, h host.Host, ds datastore.Batching, cfg Serv
 		return nil, err
 	}
 	s.met = newMetrics(s)
+	if err := s.startTURN(); err != nil {
+		return nil, err
+	}
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
@@ -307,6 +315,9 @@ func (s *Server) Close() error {
 		s.h.RemoveStreamHandler(AccountProtocolV1)
 		s.h.RemoveStreamHandler(MailboxProtocol)
 		s.life.Close()
+		if s.turn != nil {
+			s.turn.close()
+		}
 	})
 	return nil
 }
@@ -357,6 +368,8 @@ func (s *Server) handleAccount(st network.Stream) {
 			rep.Presence, err = s.presence(p, b.Presence)
 		case *pb.AccountRequest_ShortPut:
 			rep.ShortCode, err = s.shortPut(s.ctx, p, b.ShortPut)
+		case *pb.AccountRequest_Turn:
+			rep.Turn, err = s.turnCredentials(p)
 		case *pb.AccountRequest_ShortGet:
 			var got *pb.AccountReply
 			if got, err = s.shortLookup(s.ctx, p, b.ShortGet); err == nil {

@@ -35,6 +35,7 @@ package relay
 //	allow       -                a session: who may see the caller's presence and
 //	                             deposit for it (peers), who may only deposit (members)
 //	presence    presence list    a session: only of peers that allow the caller
+//	turn        TURN credentials a session; a relay that runs TURN (relay/turn.go)
 //
 // A session lasts while the client stays connected, until logout. The
 // relay tells logged-in peers of presence changes they may see with an
@@ -87,6 +88,10 @@ package relay
 //	       registrations per IP address and in all. Both sides still
 //	       speak account/1.0.0 (no members); the mailbox stays 1.0.0 with
 //	       the one new reply code.
+//	       The account request turn (TURN credentials, relay/turn.go) came
+//	       beside it, as a new field of the request's oneof: a relay from
+//	       before it answers bad request, and the client then offers no
+//	       TURN server of that relay.
 
 import (
 	"bufio"

@@ -47,7 +47,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home folder (default $MESHTALK_HOME, else $XDG_DATA_HOME/meshtalk, else ~/.local/share/meshtalk)")
 	root.AddCommand(newRunCmd(g), newRelayCmd(g), newIDCmd(g), newStatusCmd(g), newPeersCmd(g), newPingCmd(g),
 		newFriendCmd(g), newSendCmd(g), newHistoryCmd(g), newSearchCmd(g), newReadCmd(g), newEditCmd(g), newDeleteCmd(g), newProfileCmd(g), newWatchCmd(g),
-		newFileCmd(g), newAccountCmd(g), newGroupCmd(g), newMessageCmd(g), newStopCmd(g), newOpenCmd(g))
+		newFileCmd(g), newAccountCmd(g), newGroupCmd(g), newMessageCmd(g), newCallCmd(g), newStopCmd(g), newOpenCmd(g))
 	g.addCompletions(root)
 	return root
 }

@@ -54,7 +54,7 @@ func summarize(data any) string {
 		return fmt.Sprint(data)
 	}
 	var parts []string
-	for _, k := range []string{"name", "peer_id", "from", "id", "kind", "text", "quote", "face", "state", "online", "message", "path", "reachability", "version"} {
+	for _, k := range []string{"name", "peer_id", "from", "id", "kind", "text", "quote", "face", "state", "reason", "online", "message", "path", "reachability", "version"} {
 		if v, ok := m[k]; ok && v != "" {
 			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 		}

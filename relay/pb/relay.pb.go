@@ -40,6 +40,7 @@ type AccountRequest struct {
 	//	*AccountRequest_Presence
 	//	*AccountRequest_ShortPut
 	//	*AccountRequest_ShortGet
+	//	*AccountRequest_Turn
 	Body          isAccountRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -172,6 +173,15 @@ func (x *AccountRequest) GetShortGet() *ShortInviteGet {
 	return nil
 }
 
+func (x *AccountRequest) GetTurn() *TurnRequest {
+	if x != nil {
+		if x, ok := x.Body.(*AccountRequest_Turn); ok {
+			return x.Turn
+		}
+	}
+	return nil
+}
+
 type isAccountRequest_Body interface {
 	isAccountRequest_Body()
 }
@@ -216,6 +226,10 @@ type AccountRequest_ShortGet struct {
 	ShortGet *ShortInviteGet `protobuf:"bytes,10,opt,name=short_get,json=shortGet,proto3,oneof"`
 }
 
+type AccountRequest_Turn struct {
+	Turn *TurnRequest `protobuf:"bytes,11,opt,name=turn,proto3,oneof"`
+}
+
 func (*AccountRequest_Challenge) isAccountRequest_Body() {}
 
 func (*AccountRequest_Register) isAccountRequest_Body() {}
@@ -236,6 +250,116 @@ func (*AccountRequest_ShortPut) isAccountRequest_Body() {}
 
 func (*AccountRequest_ShortGet) isAccountRequest_Body() {}
 
+func (*AccountRequest_Turn) isAccountRequest_Body() {}
+
+// TurnRequest asks a logged-in client's TURN credentials (relay/turn.go).
+type TurnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TurnRequest) Reset() {
+	*x = TurnRequest{}
+	mi := &file_relay_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TurnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TurnRequest) ProtoMessage() {}
+
+func (x *TurnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TurnRequest.ProtoReflect.Descriptor instead.
+func (*TurnRequest) Descriptor() ([]byte, []int) {
+	return file_relay_proto_rawDescGZIP(), []int{1}
+}
+
+// TurnCredentials are short-lived TURN REST credentials: username is
+// "<expiry unix seconds>:<peer ID>", password base64(HMAC-SHA1(secret,
+// username)).
+type TurnCredentials struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Urls          []string               `protobuf:"bytes,1,rep,name=urls,proto3" json:"urls,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	ExpiresMs     int64                  `protobuf:"varint,4,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TurnCredentials) Reset() {
+	*x = TurnCredentials{}
+	mi := &file_relay_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TurnCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TurnCredentials) ProtoMessage() {}
+
+func (x *TurnCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TurnCredentials.ProtoReflect.Descriptor instead.
+func (*TurnCredentials) Descriptor() ([]byte, []int) {
+	return file_relay_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TurnCredentials) GetUrls() []string {
+	if x != nil {
+		return x.Urls
+	}
+	return nil
+}
+
+func (x *TurnCredentials) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *TurnCredentials) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *TurnCredentials) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
 // ChallengeRequest asks for a fresh nonce for the next signed request on
 // the same stream.
 type ChallengeRequest struct {
@@ -246,7 +370,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_relay_proto_msgTypes[1]
+	mi := &file_relay_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +382,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[1]
+	mi := &file_relay_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +395,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{1}
+	return file_relay_proto_rawDescGZIP(), []int{3}
 }
 
 // Register binds name to the stream's remote peer ID.
@@ -288,7 +412,7 @@ type Register struct {
 
 func (x *Register) Reset() {
 	*x = Register{}
-	mi := &file_relay_proto_msgTypes[2]
+	mi := &file_relay_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +424,7 @@ func (x *Register) String() string {
 func (*Register) ProtoMessage() {}
 
 func (x *Register) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[2]
+	mi := &file_relay_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +437,7 @@ func (x *Register) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Register.ProtoReflect.Descriptor instead.
 func (*Register) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{2}
+	return file_relay_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Register) GetName() string {
@@ -363,7 +487,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_relay_proto_msgTypes[3]
+	mi := &file_relay_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +499,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[3]
+	mi := &file_relay_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +512,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{3}
+	return file_relay_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Login) GetSealingKey() *SealingKey {
@@ -420,7 +544,7 @@ type Logout struct {
 
 func (x *Logout) Reset() {
 	*x = Logout{}
-	mi := &file_relay_proto_msgTypes[4]
+	mi := &file_relay_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +556,7 @@ func (x *Logout) String() string {
 func (*Logout) ProtoMessage() {}
 
 func (x *Logout) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[4]
+	mi := &file_relay_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +569,7 @@ func (x *Logout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logout.ProtoReflect.Descriptor instead.
 func (*Logout) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{4}
+	return file_relay_proto_rawDescGZIP(), []int{6}
 }
 
 type Unregister struct {
@@ -457,7 +581,7 @@ type Unregister struct {
 
 func (x *Unregister) Reset() {
 	*x = Unregister{}
-	mi := &file_relay_proto_msgTypes[5]
+	mi := &file_relay_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +593,7 @@ func (x *Unregister) String() string {
 func (*Unregister) ProtoMessage() {}
 
 func (x *Unregister) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[5]
+	mi := &file_relay_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +606,7 @@ func (x *Unregister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unregister.ProtoReflect.Descriptor instead.
 func (*Unregister) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{5}
+	return file_relay_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Unregister) GetProof() []byte {
@@ -503,7 +627,7 @@ type Lookup struct {
 
 func (x *Lookup) Reset() {
 	*x = Lookup{}
-	mi := &file_relay_proto_msgTypes[6]
+	mi := &file_relay_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +639,7 @@ func (x *Lookup) String() string {
 func (*Lookup) ProtoMessage() {}
 
 func (x *Lookup) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[6]
+	mi := &file_relay_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +652,7 @@ func (x *Lookup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lookup.ProtoReflect.Descriptor instead.
 func (*Lookup) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{6}
+	return file_relay_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Lookup) GetName() string {
@@ -558,7 +682,7 @@ type SetAllow struct {
 
 func (x *SetAllow) Reset() {
 	*x = SetAllow{}
-	mi := &file_relay_proto_msgTypes[7]
+	mi := &file_relay_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +694,7 @@ func (x *SetAllow) String() string {
 func (*SetAllow) ProtoMessage() {}
 
 func (x *SetAllow) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[7]
+	mi := &file_relay_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +707,7 @@ func (x *SetAllow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAllow.ProtoReflect.Descriptor instead.
 func (*SetAllow) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{7}
+	return file_relay_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetAllow) GetPeers() [][]byte {
@@ -609,7 +733,7 @@ type PresenceQuery struct {
 
 func (x *PresenceQuery) Reset() {
 	*x = PresenceQuery{}
-	mi := &file_relay_proto_msgTypes[8]
+	mi := &file_relay_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +745,7 @@ func (x *PresenceQuery) String() string {
 func (*PresenceQuery) ProtoMessage() {}
 
 func (x *PresenceQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[8]
+	mi := &file_relay_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +758,7 @@ func (x *PresenceQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceQuery.ProtoReflect.Descriptor instead.
 func (*PresenceQuery) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{8}
+	return file_relay_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PresenceQuery) GetPeers() [][]byte {
@@ -657,7 +781,7 @@ type ShortInvitePut struct {
 
 func (x *ShortInvitePut) Reset() {
 	*x = ShortInvitePut{}
-	mi := &file_relay_proto_msgTypes[9]
+	mi := &file_relay_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +793,7 @@ func (x *ShortInvitePut) String() string {
 func (*ShortInvitePut) ProtoMessage() {}
 
 func (x *ShortInvitePut) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[9]
+	mi := &file_relay_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +806,7 @@ func (x *ShortInvitePut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShortInvitePut.ProtoReflect.Descriptor instead.
 func (*ShortInvitePut) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{9}
+	return file_relay_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShortInvitePut) GetInvite() string {
@@ -710,7 +834,7 @@ type ShortInviteGet struct {
 
 func (x *ShortInviteGet) Reset() {
 	*x = ShortInviteGet{}
-	mi := &file_relay_proto_msgTypes[10]
+	mi := &file_relay_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +846,7 @@ func (x *ShortInviteGet) String() string {
 func (*ShortInviteGet) ProtoMessage() {}
 
 func (x *ShortInviteGet) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[10]
+	mi := &file_relay_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +859,7 @@ func (x *ShortInviteGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShortInviteGet.ProtoReflect.Descriptor instead.
 func (*ShortInviteGet) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{10}
+	return file_relay_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ShortInviteGet) GetCode() string {
@@ -754,16 +878,18 @@ type AccountReply struct {
 	User     *User                  `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
 	Presence []*Presence            `protobuf:"bytes,5,rep,name=presence,proto3" json:"presence,omitempty"`
 	// short_code answers short_put; invite and expires_ms answer short_get.
-	ShortCode     string `protobuf:"bytes,6,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
-	Invite        string `protobuf:"bytes,7,opt,name=invite,proto3" json:"invite,omitempty"`
-	ExpiresMs     int64  `protobuf:"varint,8,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	ShortCode string `protobuf:"bytes,6,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	Invite    string `protobuf:"bytes,7,opt,name=invite,proto3" json:"invite,omitempty"`
+	ExpiresMs int64  `protobuf:"varint,8,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	// turn answers turn.
+	Turn          *TurnCredentials `protobuf:"bytes,9,opt,name=turn,proto3" json:"turn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AccountReply) Reset() {
 	*x = AccountReply{}
-	mi := &file_relay_proto_msgTypes[11]
+	mi := &file_relay_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +901,7 @@ func (x *AccountReply) String() string {
 func (*AccountReply) ProtoMessage() {}
 
 func (x *AccountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[11]
+	mi := &file_relay_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +914,7 @@ func (x *AccountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountReply.ProtoReflect.Descriptor instead.
 func (*AccountReply) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{11}
+	return file_relay_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AccountReply) GetCode() uint32 {
@@ -847,6 +973,13 @@ func (x *AccountReply) GetExpiresMs() int64 {
 	return 0
 }
 
+func (x *AccountReply) GetTurn() *TurnCredentials {
+	if x != nil {
+		return x.Turn
+	}
+	return nil
+}
+
 // AccountPush is what the relay sends a logged-in client unasked, on a
 // stream it opens: presence changes of the peers that allow it.
 type AccountPush struct {
@@ -858,7 +991,7 @@ type AccountPush struct {
 
 func (x *AccountPush) Reset() {
 	*x = AccountPush{}
-	mi := &file_relay_proto_msgTypes[12]
+	mi := &file_relay_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1003,7 @@ func (x *AccountPush) String() string {
 func (*AccountPush) ProtoMessage() {}
 
 func (x *AccountPush) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[12]
+	mi := &file_relay_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1016,7 @@ func (x *AccountPush) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountPush.ProtoReflect.Descriptor instead.
 func (*AccountPush) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{12}
+	return file_relay_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AccountPush) GetPresence() []*Presence {
@@ -907,7 +1040,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_relay_proto_msgTypes[13]
+	mi := &file_relay_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1052,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[13]
+	mi := &file_relay_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1065,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{13}
+	return file_relay_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *User) GetName() string {
@@ -989,7 +1122,7 @@ type SealingKey struct {
 
 func (x *SealingKey) Reset() {
 	*x = SealingKey{}
-	mi := &file_relay_proto_msgTypes[14]
+	mi := &file_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1134,7 @@ func (x *SealingKey) String() string {
 func (*SealingKey) ProtoMessage() {}
 
 func (x *SealingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[14]
+	mi := &file_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1147,7 @@ func (x *SealingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
 func (*SealingKey) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{14}
+	return file_relay_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SealingKey) GetKem() uint32 {
@@ -1048,7 +1181,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_relay_proto_msgTypes[15]
+	mi := &file_relay_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1193,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[15]
+	mi := &file_relay_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1206,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{15}
+	return file_relay_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Profile) GetNickname() string {
@@ -1101,7 +1234,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_relay_proto_msgTypes[16]
+	mi := &file_relay_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1246,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[16]
+	mi := &file_relay_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1259,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{16}
+	return file_relay_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Presence) GetPeerId() []byte {
@@ -1166,7 +1299,7 @@ type MailboxRequest struct {
 
 func (x *MailboxRequest) Reset() {
 	*x = MailboxRequest{}
-	mi := &file_relay_proto_msgTypes[17]
+	mi := &file_relay_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1311,7 @@ func (x *MailboxRequest) String() string {
 func (*MailboxRequest) ProtoMessage() {}
 
 func (x *MailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[17]
+	mi := &file_relay_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1324,7 @@ func (x *MailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxRequest.ProtoReflect.Descriptor instead.
 func (*MailboxRequest) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{17}
+	return file_relay_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MailboxRequest) GetBody() isMailboxRequest_Body {
@@ -1260,7 +1393,7 @@ type Deposit struct {
 
 func (x *Deposit) Reset() {
 	*x = Deposit{}
-	mi := &file_relay_proto_msgTypes[18]
+	mi := &file_relay_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1405,7 @@ func (x *Deposit) String() string {
 func (*Deposit) ProtoMessage() {}
 
 func (x *Deposit) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[18]
+	mi := &file_relay_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1418,7 @@ func (x *Deposit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deposit.ProtoReflect.Descriptor instead.
 func (*Deposit) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{18}
+	return file_relay_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Deposit) GetRecipient() []byte {
@@ -1314,7 +1447,7 @@ type Drop struct {
 
 func (x *Drop) Reset() {
 	*x = Drop{}
-	mi := &file_relay_proto_msgTypes[19]
+	mi := &file_relay_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1459,7 @@ func (x *Drop) String() string {
 func (*Drop) ProtoMessage() {}
 
 func (x *Drop) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[19]
+	mi := &file_relay_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1472,7 @@ func (x *Drop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drop.ProtoReflect.Descriptor instead.
 func (*Drop) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{19}
+	return file_relay_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Drop) GetRecipient() []byte {
@@ -1366,7 +1499,7 @@ type DropDone struct {
 
 func (x *DropDone) Reset() {
 	*x = DropDone{}
-	mi := &file_relay_proto_msgTypes[20]
+	mi := &file_relay_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1511,7 @@ func (x *DropDone) String() string {
 func (*DropDone) ProtoMessage() {}
 
 func (x *DropDone) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[20]
+	mi := &file_relay_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1524,7 @@ func (x *DropDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDone.ProtoReflect.Descriptor instead.
 func (*DropDone) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{20}
+	return file_relay_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DropDone) GetRoot() []byte {
@@ -1412,7 +1545,7 @@ type MailboxReply struct {
 
 func (x *MailboxReply) Reset() {
 	*x = MailboxReply{}
-	mi := &file_relay_proto_msgTypes[21]
+	mi := &file_relay_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1557,7 @@ func (x *MailboxReply) String() string {
 func (*MailboxReply) ProtoMessage() {}
 
 func (x *MailboxReply) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[21]
+	mi := &file_relay_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1570,7 @@ func (x *MailboxReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxReply.ProtoReflect.Descriptor instead.
 func (*MailboxReply) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{21}
+	return file_relay_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MailboxReply) GetCode() uint32 {
@@ -1472,7 +1605,7 @@ type Deliver struct {
 
 func (x *Deliver) Reset() {
 	*x = Deliver{}
-	mi := &file_relay_proto_msgTypes[22]
+	mi := &file_relay_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1617,7 @@ func (x *Deliver) String() string {
 func (*Deliver) ProtoMessage() {}
 
 func (x *Deliver) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[22]
+	mi := &file_relay_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1630,7 @@ func (x *Deliver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliver.ProtoReflect.Descriptor instead.
 func (*Deliver) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{22}
+	return file_relay_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Deliver) GetEnvelopes() []*Envelope {
@@ -1518,7 +1651,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_relay_proto_msgTypes[23]
+	mi := &file_relay_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1663,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[23]
+	mi := &file_relay_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1676,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{23}
+	return file_relay_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Envelope) GetId() []byte {
@@ -1576,7 +1709,7 @@ type DeliverAck struct {
 
 func (x *DeliverAck) Reset() {
 	*x = DeliverAck{}
-	mi := &file_relay_proto_msgTypes[24]
+	mi := &file_relay_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1721,7 @@ func (x *DeliverAck) String() string {
 func (*DeliverAck) ProtoMessage() {}
 
 func (x *DeliverAck) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[24]
+	mi := &file_relay_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1734,7 @@ func (x *DeliverAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverAck.ProtoReflect.Descriptor instead.
 func (*DeliverAck) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{24}
+	return file_relay_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeliverAck) GetIds() [][]byte {
@@ -1623,7 +1756,7 @@ type Letter struct {
 
 func (x *Letter) Reset() {
 	*x = Letter{}
-	mi := &file_relay_proto_msgTypes[25]
+	mi := &file_relay_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1768,7 @@ func (x *Letter) String() string {
 func (*Letter) ProtoMessage() {}
 
 func (x *Letter) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[25]
+	mi := &file_relay_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1781,7 @@ func (x *Letter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Letter.ProtoReflect.Descriptor instead.
 func (*Letter) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{25}
+	return file_relay_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Letter) GetBody() []byte {
@@ -1678,7 +1811,7 @@ type LetterBody struct {
 
 func (x *LetterBody) Reset() {
 	*x = LetterBody{}
-	mi := &file_relay_proto_msgTypes[26]
+	mi := &file_relay_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1823,7 @@ func (x *LetterBody) String() string {
 func (*LetterBody) ProtoMessage() {}
 
 func (x *LetterBody) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[26]
+	mi := &file_relay_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1836,7 @@ func (x *LetterBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LetterBody.ProtoReflect.Descriptor instead.
 func (*LetterBody) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{26}
+	return file_relay_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LetterBody) GetSender() []byte {
@@ -1757,7 +1890,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_relay_proto_msgTypes[27]
+	mi := &file_relay_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1902,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[27]
+	mi := &file_relay_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1915,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{27}
+	return file_relay_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Account) GetName() string {
@@ -1845,7 +1978,7 @@ type StoredEnvelope struct {
 
 func (x *StoredEnvelope) Reset() {
 	*x = StoredEnvelope{}
-	mi := &file_relay_proto_msgTypes[28]
+	mi := &file_relay_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1990,7 @@ func (x *StoredEnvelope) String() string {
 func (*StoredEnvelope) ProtoMessage() {}
 
 func (x *StoredEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[28]
+	mi := &file_relay_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2003,7 @@ func (x *StoredEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredEnvelope.ProtoReflect.Descriptor instead.
 func (*StoredEnvelope) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{28}
+	return file_relay_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StoredEnvelope) GetSender() []byte {
@@ -1907,7 +2040,7 @@ type StoredDrop struct {
 
 func (x *StoredDrop) Reset() {
 	*x = StoredDrop{}
-	mi := &file_relay_proto_msgTypes[29]
+	mi := &file_relay_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2052,7 @@ func (x *StoredDrop) String() string {
 func (*StoredDrop) ProtoMessage() {}
 
 func (x *StoredDrop) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[29]
+	mi := &file_relay_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2065,7 @@ func (x *StoredDrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDrop.ProtoReflect.Descriptor instead.
 func (*StoredDrop) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{29}
+	return file_relay_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StoredDrop) GetSender() []byte {
@@ -1989,7 +2122,7 @@ type FileDrop struct {
 
 func (x *FileDrop) Reset() {
 	*x = FileDrop{}
-	mi := &file_relay_proto_msgTypes[30]
+	mi := &file_relay_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2134,7 @@ func (x *FileDrop) String() string {
 func (*FileDrop) ProtoMessage() {}
 
 func (x *FileDrop) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_proto_msgTypes[30]
+	mi := &file_relay_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2147,7 @@ func (x *FileDrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileDrop.ProtoReflect.Descriptor instead.
 func (*FileDrop) Descriptor() ([]byte, []int) {
-	return file_relay_proto_rawDescGZIP(), []int{30}
+	return file_relay_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FileDrop) GetRelay() []byte {
@@ -2056,7 +2189,7 @@ var File_relay_proto protoreflect.FileDescriptor
 
 const file_relay_proto_rawDesc = "" +
 	"\n" +
-	"\vrelay.proto\x12\x0emeshtalk.relay\"\xd0\x04\n" +
+	"\vrelay.proto\x12\x0emeshtalk.relay\"\x83\x05\n" +
 	"\x0eAccountRequest\x12@\n" +
 	"\tchallenge\x18\x01 \x01(\v2 .meshtalk.relay.ChallengeRequestH\x00R\tchallenge\x126\n" +
 	"\bregister\x18\x02 \x01(\v2\x18.meshtalk.relay.RegisterH\x00R\bregister\x12-\n" +
@@ -2070,8 +2203,16 @@ const file_relay_proto_rawDesc = "" +
 	"\bpresence\x18\b \x01(\v2\x1d.meshtalk.relay.PresenceQueryH\x00R\bpresence\x12=\n" +
 	"\tshort_put\x18\t \x01(\v2\x1e.meshtalk.relay.ShortInvitePutH\x00R\bshortPut\x12=\n" +
 	"\tshort_get\x18\n" +
-	" \x01(\v2\x1e.meshtalk.relay.ShortInviteGetH\x00R\bshortGetB\x06\n" +
-	"\x04body\"\x12\n" +
+	" \x01(\v2\x1e.meshtalk.relay.ShortInviteGetH\x00R\bshortGet\x121\n" +
+	"\x04turn\x18\v \x01(\v2\x1b.meshtalk.relay.TurnRequestH\x00R\x04turnB\x06\n" +
+	"\x04body\"\r\n" +
+	"\vTurnRequest\"|\n" +
+	"\x0fTurnCredentials\x12\x12\n" +
+	"\x04urls\x18\x01 \x03(\tR\x04urls\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x04 \x01(\x03R\texpiresMs\"\x12\n" +
 	"\x10ChallengeRequest\"\xbc\x01\n" +
 	"\bRegister\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -2102,7 +2243,7 @@ const file_relay_proto_rawDesc = "" +
 	"\n" +
 	"expires_ms\x18\x02 \x01(\x03R\texpiresMs\"$\n" +
 	"\x0eShortInviteGet\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\"\x88\x02\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"\xbd\x02\n" +
 	"\fAccountReply\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
@@ -2113,7 +2254,8 @@ const file_relay_proto_rawDesc = "" +
 	"short_code\x18\x06 \x01(\tR\tshortCode\x12\x16\n" +
 	"\x06invite\x18\a \x01(\tR\x06invite\x12\x1d\n" +
 	"\n" +
-	"expires_ms\x18\b \x01(\x03R\texpiresMs\"C\n" +
+	"expires_ms\x18\b \x01(\x03R\texpiresMs\x123\n" +
+	"\x04turn\x18\t \x01(\v2\x1f.meshtalk.relay.TurnCredentialsR\x04turn\"C\n" +
 	"\vAccountPush\x124\n" +
 	"\bpresence\x18\x01 \x03(\v2\x18.meshtalk.relay.PresenceR\bpresence\"\xde\x01\n" +
 	"\x04User\x12\x12\n" +
@@ -2216,71 +2358,75 @@ func file_relay_proto_rawDescGZIP() []byte {
 	return file_relay_proto_rawDescData
 }
 
-var file_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_relay_proto_goTypes = []any{
 	(*AccountRequest)(nil),   // 0: meshtalk.relay.AccountRequest
-	(*ChallengeRequest)(nil), // 1: meshtalk.relay.ChallengeRequest
-	(*Register)(nil),         // 2: meshtalk.relay.Register
-	(*Login)(nil),            // 3: meshtalk.relay.Login
-	(*Logout)(nil),           // 4: meshtalk.relay.Logout
-	(*Unregister)(nil),       // 5: meshtalk.relay.Unregister
-	(*Lookup)(nil),           // 6: meshtalk.relay.Lookup
-	(*SetAllow)(nil),         // 7: meshtalk.relay.SetAllow
-	(*PresenceQuery)(nil),    // 8: meshtalk.relay.PresenceQuery
-	(*ShortInvitePut)(nil),   // 9: meshtalk.relay.ShortInvitePut
-	(*ShortInviteGet)(nil),   // 10: meshtalk.relay.ShortInviteGet
-	(*AccountReply)(nil),     // 11: meshtalk.relay.AccountReply
-	(*AccountPush)(nil),      // 12: meshtalk.relay.AccountPush
-	(*User)(nil),             // 13: meshtalk.relay.User
-	(*SealingKey)(nil),       // 14: meshtalk.relay.SealingKey
-	(*Profile)(nil),          // 15: meshtalk.relay.Profile
-	(*Presence)(nil),         // 16: meshtalk.relay.Presence
-	(*MailboxRequest)(nil),   // 17: meshtalk.relay.MailboxRequest
-	(*Deposit)(nil),          // 18: meshtalk.relay.Deposit
-	(*Drop)(nil),             // 19: meshtalk.relay.Drop
-	(*DropDone)(nil),         // 20: meshtalk.relay.DropDone
-	(*MailboxReply)(nil),     // 21: meshtalk.relay.MailboxReply
-	(*Deliver)(nil),          // 22: meshtalk.relay.Deliver
-	(*Envelope)(nil),         // 23: meshtalk.relay.Envelope
-	(*DeliverAck)(nil),       // 24: meshtalk.relay.DeliverAck
-	(*Letter)(nil),           // 25: meshtalk.relay.Letter
-	(*LetterBody)(nil),       // 26: meshtalk.relay.LetterBody
-	(*Account)(nil),          // 27: meshtalk.relay.Account
-	(*StoredEnvelope)(nil),   // 28: meshtalk.relay.StoredEnvelope
-	(*StoredDrop)(nil),       // 29: meshtalk.relay.StoredDrop
-	(*FileDrop)(nil),         // 30: meshtalk.relay.FileDrop
+	(*TurnRequest)(nil),      // 1: meshtalk.relay.TurnRequest
+	(*TurnCredentials)(nil),  // 2: meshtalk.relay.TurnCredentials
+	(*ChallengeRequest)(nil), // 3: meshtalk.relay.ChallengeRequest
+	(*Register)(nil),         // 4: meshtalk.relay.Register
+	(*Login)(nil),            // 5: meshtalk.relay.Login
+	(*Logout)(nil),           // 6: meshtalk.relay.Logout
+	(*Unregister)(nil),       // 7: meshtalk.relay.Unregister
+	(*Lookup)(nil),           // 8: meshtalk.relay.Lookup
+	(*SetAllow)(nil),         // 9: meshtalk.relay.SetAllow
+	(*PresenceQuery)(nil),    // 10: meshtalk.relay.PresenceQuery
+	(*ShortInvitePut)(nil),   // 11: meshtalk.relay.ShortInvitePut
+	(*ShortInviteGet)(nil),   // 12: meshtalk.relay.ShortInviteGet
+	(*AccountReply)(nil),     // 13: meshtalk.relay.AccountReply
+	(*AccountPush)(nil),      // 14: meshtalk.relay.AccountPush
+	(*User)(nil),             // 15: meshtalk.relay.User
+	(*SealingKey)(nil),       // 16: meshtalk.relay.SealingKey
+	(*Profile)(nil),          // 17: meshtalk.relay.Profile
+	(*Presence)(nil),         // 18: meshtalk.relay.Presence
+	(*MailboxRequest)(nil),   // 19: meshtalk.relay.MailboxRequest
+	(*Deposit)(nil),          // 20: meshtalk.relay.Deposit
+	(*Drop)(nil),             // 21: meshtalk.relay.Drop
+	(*DropDone)(nil),         // 22: meshtalk.relay.DropDone
+	(*MailboxReply)(nil),     // 23: meshtalk.relay.MailboxReply
+	(*Deliver)(nil),          // 24: meshtalk.relay.Deliver
+	(*Envelope)(nil),         // 25: meshtalk.relay.Envelope
+	(*DeliverAck)(nil),       // 26: meshtalk.relay.DeliverAck
+	(*Letter)(nil),           // 27: meshtalk.relay.Letter
+	(*LetterBody)(nil),       // 28: meshtalk.relay.LetterBody
+	(*Account)(nil),          // 29: meshtalk.relay.Account
+	(*StoredEnvelope)(nil),   // 30: meshtalk.relay.StoredEnvelope
+	(*StoredDrop)(nil),       // 31: meshtalk.relay.StoredDrop
+	(*FileDrop)(nil),         // 32: meshtalk.relay.FileDrop
 }
 var file_relay_proto_depIdxs = []int32{
-	1,  // 0: meshtalk.relay.AccountRequest.challenge:type_name -> meshtalk.relay.ChallengeRequest
-	2,  // 1: meshtalk.relay.AccountRequest.register:type_name -> meshtalk.relay.Register
-	3,  // 2: meshtalk.relay.AccountRequest.login:type_name -> meshtalk.relay.Login
-	4,  // 3: meshtalk.relay.AccountRequest.logout:type_name -> meshtalk.relay.Logout
-	5,  // 4: meshtalk.relay.AccountRequest.unregister:type_name -> meshtalk.relay.Unregister
-	6,  // 5: meshtalk.relay.AccountRequest.lookup:type_name -> meshtalk.relay.Lookup
-	7,  // 6: meshtalk.relay.AccountRequest.allow:type_name -> meshtalk.relay.SetAllow
-	8,  // 7: meshtalk.relay.AccountRequest.presence:type_name -> meshtalk.relay.PresenceQuery
-	9,  // 8: meshtalk.relay.AccountRequest.short_put:type_name -> meshtalk.relay.ShortInvitePut
-	10, // 9: meshtalk.relay.AccountRequest.short_get:type_name -> meshtalk.relay.ShortInviteGet
-	14, // 10: meshtalk.relay.Register.sealing_key:type_name -> meshtalk.relay.SealingKey
-	15, // 11: meshtalk.relay.Register.profile:type_name -> meshtalk.relay.Profile
-	14, // 12: meshtalk.relay.Login.sealing_key:type_name -> meshtalk.relay.SealingKey
-	15, // 13: meshtalk.relay.Login.profile:type_name -> meshtalk.relay.Profile
-	13, // 14: meshtalk.relay.AccountReply.user:type_name -> meshtalk.relay.User
-	16, // 15: meshtalk.relay.AccountReply.presence:type_name -> meshtalk.relay.Presence
-	16, // 16: meshtalk.relay.AccountPush.presence:type_name -> meshtalk.relay.Presence
-	14, // 17: meshtalk.relay.User.sealing_key:type_name -> meshtalk.relay.SealingKey
-	15, // 18: meshtalk.relay.User.profile:type_name -> meshtalk.relay.Profile
-	18, // 19: meshtalk.relay.MailboxRequest.deposit:type_name -> meshtalk.relay.Deposit
-	19, // 20: meshtalk.relay.MailboxRequest.drop:type_name -> meshtalk.relay.Drop
-	20, // 21: meshtalk.relay.MailboxRequest.drop_done:type_name -> meshtalk.relay.DropDone
-	23, // 22: meshtalk.relay.Deliver.envelopes:type_name -> meshtalk.relay.Envelope
-	14, // 23: meshtalk.relay.Account.sealing_key:type_name -> meshtalk.relay.SealingKey
-	15, // 24: meshtalk.relay.Account.profile:type_name -> meshtalk.relay.Profile
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	3,  // 0: meshtalk.relay.AccountRequest.challenge:type_name -> meshtalk.relay.ChallengeRequest
+	4,  // 1: meshtalk.relay.AccountRequest.register:type_name -> meshtalk.relay.Register
+	5,  // 2: meshtalk.relay.AccountRequest.login:type_name -> meshtalk.relay.Login
+	6,  // 3: meshtalk.relay.AccountRequest.logout:type_name -> meshtalk.relay.Logout
+	7,  // 4: meshtalk.relay.AccountRequest.unregister:type_name -> meshtalk.relay.Unregister
+	8,  // 5: meshtalk.relay.AccountRequest.lookup:type_name -> meshtalk.relay.Lookup
+	9,  // 6: meshtalk.relay.AccountRequest.allow:type_name -> meshtalk.relay.SetAllow
+	10, // 7: meshtalk.relay.AccountRequest.presence:type_name -> meshtalk.relay.PresenceQuery
+	11, // 8: meshtalk.relay.AccountRequest.short_put:type_name -> meshtalk.relay.ShortInvitePut
+	12, // 9: meshtalk.relay.AccountRequest.short_get:type_name -> meshtalk.relay.ShortInviteGet
+	1,  // 10: meshtalk.relay.AccountRequest.turn:type_name -> meshtalk.relay.TurnRequest
+	16, // 11: meshtalk.relay.Register.sealing_key:type_name -> meshtalk.relay.SealingKey
+	17, // 12: meshtalk.relay.Register.profile:type_name -> meshtalk.relay.Profile
+	16, // 13: meshtalk.relay.Login.sealing_key:type_name -> meshtalk.relay.SealingKey
+	17, // 14: meshtalk.relay.Login.profile:type_name -> meshtalk.relay.Profile
+	15, // 15: meshtalk.relay.AccountReply.user:type_name -> meshtalk.relay.User
+	18, // 16: meshtalk.relay.AccountReply.presence:type_name -> meshtalk.relay.Presence
+	2,  // 17: meshtalk.relay.AccountReply.turn:type_name -> meshtalk.relay.TurnCredentials
+	18, // 18: meshtalk.relay.AccountPush.presence:type_name -> meshtalk.relay.Presence
+	16, // 19: meshtalk.relay.User.sealing_key:type_name -> meshtalk.relay.SealingKey
+	17, // 20: meshtalk.relay.User.profile:type_name -> meshtalk.relay.Profile
+	20, // 21: meshtalk.relay.MailboxRequest.deposit:type_name -> meshtalk.relay.Deposit
+	21, // 22: meshtalk.relay.MailboxRequest.drop:type_name -> meshtalk.relay.Drop
+	22, // 23: meshtalk.relay.MailboxRequest.drop_done:type_name -> meshtalk.relay.DropDone
+	25, // 24: meshtalk.relay.Deliver.envelopes:type_name -> meshtalk.relay.Envelope
+	16, // 25: meshtalk.relay.Account.sealing_key:type_name -> meshtalk.relay.SealingKey
+	17, // 26: meshtalk.relay.Account.profile:type_name -> meshtalk.relay.Profile
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_relay_proto_init() }
@@ -2299,20 +2445,21 @@ func file_relay_proto_init() {
 		(*AccountRequest_Presence)(nil),
 		(*AccountRequest_ShortPut)(nil),
 		(*AccountRequest_ShortGet)(nil),
+		(*AccountRequest_Turn)(nil),
 	}
-	file_relay_proto_msgTypes[17].OneofWrappers = []any{
+	file_relay_proto_msgTypes[19].OneofWrappers = []any{
 		(*MailboxRequest_Deposit)(nil),
 		(*MailboxRequest_Drop)(nil),
 		(*MailboxRequest_DropDone)(nil),
 	}
-	file_relay_proto_msgTypes[30].OneofWrappers = []any{}
+	file_relay_proto_msgTypes[32].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_relay_proto_rawDesc), len(file_relay_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
