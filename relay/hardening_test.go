@@ -19,7 +19,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/meshtalk/meshtalk/chat"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
 	"github.com/meshtalk/meshtalk/relay"
@@ -238,49 +237,6 @@ func TestDroppedFileSyncedBeforeDone(t *testing.T) {
 	defer mu.Unlock()
 	if len(synced) == 0 || synced[0] != 1 {
 		t.Fatalf("syncs of the drop folder, with the drop records the relay held then: %v; want one while it held the drop", synced)
-	}
-}
-
-// TestDeclinedPeerSeesNoProfile: a peer whose friend request was declined
-// gets neither the decliner's profile with the answer nor its status from
-// the relay; a friend gets both.
-func TestDeclinedPeerSeesNoProfile(t *testing.T) {
-	r := startRelay(t, "", nil, nil)
-	a, b, c := startUser(t, r, ""), startUser(t, r, ""), startUser(t, r, "")
-	name, status := "Bob", "at the dentist"
-	if _, err := b.Chat().SetProfile(bg, chat.ProfileUpdate{Name: &name, Status: &status}); err != nil {
-		t.Fatal(err)
-	}
-	register(t, a, r, "alice")
-	register(t, b, r, "bob")
-	register(t, c, r, "carol")
-	evB, evC := nodetest.Events(t, b), nodetest.Events(t, c)
-	if _, err := c.Chat().AddFriend(bg, peer.AddrInfo{ID: b.ID(), Addrs: b.Host().Addrs()}, "hi"); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.WaitEventData(t, evB, chat.EventFriendRequest, func(d any) bool { return d.(chat.ContactEvent).PeerID == c.ID() })
-	if _, err := b.Chat().Decline(bg, c.ID()); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.WaitEventData(t, evC, chat.EventFriendUpdate, func(d any) bool {
-		e := d.(chat.ContactEvent)
-		return e.PeerID == b.ID() && e.State == chat.StateDeclined
-	})
-	if got, _ := c.Chat().Contact(bg, b.ID()); got.Profile != nil {
-		t.Fatalf("the declined peer has the profile %+v", got.Profile)
-	}
-	nodetest.Befriend(t, a, b)
-	waitAllowed(t, r, a, b)
-	nodetest.Eventually(t, 20*time.Second, "b's status reaches the relay", func() bool {
-		u, err := a.RelayClient().Lookup(bg, "bob", r.ID())
-		return err == nil && u.Profile.Status == status
-	})
-	u, err := c.RelayClient().Lookup(bg, "bob", r.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Profile.Status != "" || u.Profile.Nickname != "" {
-		t.Fatalf("the relay shows a stranger b's profile %+v", u.Profile)
 	}
 }
 
