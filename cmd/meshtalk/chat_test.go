@@ -189,6 +189,14 @@ func TestFileCommands(t *testing.T) {
 	if len(files) != 1 || files[0]["state"] != "offered" {
 		t.Fatalf("sender's list: %v", files)
 	}
+	// ... with what it served to whom, and when they had it all.
+	nodetest.Eventually(t, 30*time.Second, "the sender sees the friend finish", func() bool {
+		return strings.Contains(mt(homeA, "file", "list"), "finished")
+	})
+	json.Unmarshal([]byte(mt(homeA, "file", "list", "--json")), &files)
+	if served, _ := files[0]["bytes_served"].(float64); served < float64(len(data)) {
+		t.Fatalf("sender's list after the download: %v", files[0])
+	}
 
 	// A picture: the thumbnail travels inline, and the receiver fetches
 	// the original by itself into the downloads folder.
