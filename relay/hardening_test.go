@@ -87,8 +87,9 @@ func blobFiles(t *testing.T, n *node.Node) int {
 }
 
 // TestFailedDropKeepsOwnBlobs: a friend drops, unsealed, a file whose
-// chunks b holds itself (a file b offers); the drop fails to open, and b
-// gives it up without deleting its own chunks.
+// chunks b holds itself in its blob store (as it holds its pictures and
+// avatars; files it sends are shared in place); the drop fails to open,
+// and b gives it up without deleting its own chunks.
 func TestFailedDropKeepsOwnBlobs(t *testing.T) {
 	r, a, b := friendsOnRelay(t, "", "")
 	path := filepath.Join(t.TempDir(), "shared.bin")
@@ -96,12 +97,12 @@ func TestFailedDropKeepsOwnBlobs(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.SendFile(bg, node.FileSend{To: a.ID().String(), Path: path}); err != nil {
+	if _, err := b.Transfer().Import(path, "shared.bin"); err != nil {
 		t.Fatal(err)
 	}
 	own := blobFiles(t, b)
 	if own == 0 {
-		t.Fatal("b holds no chunks of the file it offers")
+		t.Fatal("b holds no chunks of the file it imported")
 	}
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()

@@ -22,3 +22,6 @@ func RequestFrameForTest(root Hash, first, count int) []byte {
 	writeFrame(&b, &pb.Request{Root: root[:], First: uint32(first), Count: uint32(count)})
 	return b.Bytes()
 }
+
+// StagingName is the private folder a download stages its partial file in.
+const StagingName = stagingName
