@@ -114,10 +114,12 @@ func TestBrowserChat(t *testing.T) {
 	// Edit and delete for everyone.
 	alice.send("See you at 8")
 	bob.wait("to edit", message("See you at 8")+" !== undefined", 20*time.Second)
+	alice.wait("her own message to edit", message("See you at 8")+" !== undefined", 20*time.Second)
 	alice.eval(message("See you at 8")+".querySelector('[data-testid=edit]').click(); true", nil)
 	alice.fill("[data-testid=edit-text]", "See you at 9")
 	alice.click("[data-testid=edit-save]")
 	bob.wait("the edit", message("See you at 9")+" !== undefined", 20*time.Second)
+	alice.wait("her own page shows the edit", message("See you at 9")+" !== undefined", 20*time.Second)
 	alice.eval("window.confirm = () => true; "+message("See you at 9")+".querySelector('[data-testid=delete]').click(); true", nil)
 	bob.wait("the deletion", `[...document.querySelectorAll('[data-testid=message]')].some(e => e.textContent.includes('Message deleted'))`+" && "+message("See you at 9")+" === undefined", 20*time.Second)
 
