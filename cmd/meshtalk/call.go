@@ -256,6 +256,10 @@ func newCallListCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return g.printJSON(cs)
 			}
+			if len(cs) == 0 {
+				fmt.Fprintln(g.stdout, "no calls")
+				return nil
+			}
 			tw := newTable(g.stdout)
 			fmt.Fprintln(tw, "ID\tPEER\tDIRECTION\tMEDIA\tSTATE\tSTARTED\tLENGTH")
 			for _, i := range cs {
