@@ -19,7 +19,8 @@ import (
 type FileSend struct {
 	// To is the friend (see ResolvePeer).
 	To string
-	// Path is the file on this machine.
+	// Path is the file on this machine, or a folder: its files and
+	// folders go as one offer, received as a folder.
 	Path string
 	// Message is a caption.
 	Message string
@@ -84,8 +85,8 @@ type File struct {
 	Served      []FileServed `json:"served,omitempty"`
 }
 
-// SendFile sends a file to a friend, with a message of kind file that
-// offers it (and carries the caption) either way. When the friend is
+// SendFile sends a file, or a whole folder, to a friend, with a message
+// of kind file that offers it (and carries the caption) either way. When the friend is
 // offline and one of the node's relays can take it, or when asked to
 // (Drop), the file also goes through the relay's file drop, sealed to the
 // friend, and the friend's node ties it to the message; otherwise (or
@@ -105,11 +106,20 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 		return nil, badRequest(err)
 	}
 	sent := &FileSent{To: p.String(), ToName: n.NameOf(ctx, p), Name: filepath.Base(f.Path), Size: fi.Size()}
-	m, err := n.importFile(ctx, f.Path, nil)
-	if err != nil {
+	var m *transfer.Manifest
+	if fi.IsDir() {
+		if f.Drop {
+			return nil, badRequest(errors.New("node: a folder cannot go through a relay's file drop: send it while your friend is online"))
+		}
+		if m, err = n.xfer.ShareFolder(ctx, f.Path, ""); err != nil {
+			return nil, badRequest(err)
+		}
+		sent.Name, sent.Size = m.Name, int64(m.Size)
+	} else if m, err = n.importFile(ctx, f.Path, nil); err != nil {
 		return nil, err
 	}
-	if n.relayc != nil && (f.Drop || !c.Online(p)) {
+	// A folder is offered directly only: the relay's file drop takes files.
+	if n.relayc != nil && !m.Folder && (f.Drop || !c.Online(p)) {
 		r, err := n.relayc.DropFile(ctx, p, f.Path, m.ID())
 		switch {
 		case err == nil:

@@ -93,5 +93,8 @@ func (n *Node) DownloadedFile(ctx context.Context, id string) (*File, error) {
 	if f.State != "done" || f.Path == "" {
 		return nil, fmt.Errorf("%w: %s is %s, not downloaded yet", ErrNoFile, f.Name, f.State)
 	}
+	if fi, err := os.Stat(f.Path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s is a folder, received at %s: it cannot be saved as one file", ErrNoFile, f.Name, f.Path)
+	}
 	return &f, nil
 }

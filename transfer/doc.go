@@ -14,4 +14,5 @@
 // unfinished ones when node calls Resume, and runs its goroutines and
 // stream handler in an internal/lifecycle Group that Close stops.
 // partial.go writes a download's chunks in place as they verify.
+// folder.go sends a whole folder as one manifest of its files.
 package transfer

@@ -98,6 +98,11 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 		return "", ErrClosed
 	}
 	defer s.life.Leave()
+	// A manifest from a peer was checked as it arrived; again here, as
+	// nothing may be written from one that is not valid.
+	if err := m.checkShape(len(m.Chunks)); err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
@@ -250,7 +255,7 @@ func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *parti
 		dir = filepath.Dir(rc.Partial)
 	}
 	var final string
-	for {
+	for !m.Folder {
 		final = UniquePath(dir, m.Name)
 		// A hard link fails rather than replace a file that appeared
 		// meanwhile.
@@ -262,9 +267,11 @@ func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *parti
 			return "", fmt.Errorf("transfer: %w", err)
 		}
 	}
-	os.Remove(rc.Partial)
-	if rc.Dir != "" {
-		os.Remove(filepath.Dir(rc.Partial)) // the staging folder, once empty
+	if m.Folder {
+		var err error
+		if final, err = unpack(m, rc.Partial, dir); err != nil {
+			return "", fmt.Errorf("transfer: folder %s: %w", m.Name, err)
+		}
 	}
 	rc.Final, rc.Done = final, true
 	js, _ := json.Marshal(rc)
@@ -280,7 +287,16 @@ func (s *Service) finish(ctx context.Context, m *Manifest, rc *Receipt, f *parti
 	if err := b.Commit(ctx); err != nil {
 		return "", err
 	}
-	return final, s.ds.Sync(ctx, datastore.NewKey("/"))
+	if err := s.ds.Sync(ctx, datastore.NewKey("/")); err != nil {
+		return "", err
+	}
+	// The partial file goes once the download is recorded done: until
+	// then, a folder cut short while unpacked is unpacked again from it.
+	os.Remove(rc.Partial)
+	if rc.Dir != "" {
+		os.Remove(filepath.Dir(rc.Partial)) // the staging folder, once empty
+	}
+	return final, nil
 }
 
 // span is a run of chunks to fetch; count 0 asks the source which chunks

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,6 +20,11 @@ func FuzzDecodeManifest(f *testing.F) {
 	}
 	f.Add(m.Encode())
 	f.Add([]byte{})
+	folder := &Manifest{Name: "photos", Size: 70<<10 + 5, ChunkSize: MinChunkSize, Chunks: make([]Hash, 2), Folder: true,
+		Entries: []Entry{{Path: "a", Dir: true}, {Path: "a/b.jpg", Size: 70 << 10}, {Path: "c", Size: 5}, {Path: "empty", Dir: true}}}
+	f.Add(folder.Encode())
+	folder.Entries[1].Path = "../b.jpg"
+	f.Add(folder.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := DecodeManifest(b)
 		if err != nil {
@@ -78,6 +84,28 @@ func FuzzHaveBits(f *testing.F) {
 		for i := range have {
 			if have[i] != (back[i/8]&(1<<(i%8)) != 0) {
 				t.Fatalf("bit %d does not round-trip", i)
+			}
+		}
+	})
+}
+
+// FuzzCheckPath: a path inside a folder that passes the check stays inside
+// it on this system, whatever it holds.
+func FuzzCheckPath(f *testing.F) {
+	for _, p := range []string{"a", "a/b c.txt", ".hidden/x", "../x", "/etc/passwd", "a/../../x", "a//b", `a\b`, "a\u202eb", "C:/x", "a/./b", "NUL"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if checkPath(p) != nil {
+			return
+		}
+		joined := filepath.Join("/base/folder", filepath.FromSlash(p))
+		if !strings.HasPrefix(joined, "/base/folder/") || !filepath.IsLocal(p) {
+			t.Fatalf("%q passes but lands at %s", p, joined)
+		}
+		for part := range strings.SplitSeq(p, "/") {
+			if part == ".." || part == "." || part == "" || cleanName(part) != part {
+				t.Fatalf("%q passes with part %q", p, part)
 			}
 		}
 	})

@@ -30,16 +30,23 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// originVersion is the version of the stored origin record.
-const originVersion = 1
+// originVersion is the version of the stored origin record of a file;
+// originFolder of a folder's (folder.go), which lists its files.
+const (
+	originVersion = 1
+	originFolder  = 2
+)
 
 // origin is where an offered file lies, and what it looked like when it
-// was hashed.
+// was hashed; or where an offered folder lies, and its files in it.
 type origin struct {
 	V       int    `json:"v"`
 	Path    string `json:"path"`
-	Size    int64  `json:"size"`
-	MTimeNS int64  `json:"mtime_ns"`
+	Size    int64  `json:"size,omitempty"`
+	MTimeNS int64  `json:"mtime_ns,omitempty"`
+	// Files: a folder's files, "/"-separated paths in Path, in the order
+	// of its manifest's file entries.
+	Files []string `json:"files,omitempty"`
 }
 
 func originKey(root Hash) datastore.Key { return datastore.NewKey("/origins/" + root.String()) }
@@ -98,7 +105,7 @@ func (s *Service) Share(ctx context.Context, path, name string) (*Manifest, erro
 
 // hashChunks hashes the chunks of the size bytes of f on every core, each
 // worker reading the chunks it hashes: the file is read once.
-func hashChunks(f *os.File, size int64, chunkSize uint32) ([]Hash, error) {
+func hashChunks(f io.ReaderAt, size int64, chunkSize uint32) ([]Hash, error) {
 	cs := int64(chunkSize)
 	n := int((size + cs - 1) / cs)
 	hashes := make([]Hash, n)
@@ -139,10 +146,16 @@ func hashChunks(f *os.File, size int64, chunkSize uint32) ([]Hash, error) {
 // holding is where this node reads a file's chunks from to serve them.
 type holding struct {
 	m      *Manifest
-	blobs  *Blobs   // chunks in the blob store; or
-	f      *os.File // chunks in this file, at index × chunk size
-	have   []bool   // which chunks of f are verified; nil: all
-	origin bool     // f is the offered original: a mismatch means it changed
+	blobs  *Blobs      // chunks in the blob store; or
+	f      chunkReader // chunks in this file (or folder), at index × chunk size
+	have   []bool      // which chunks of f are verified; nil: all
+	origin bool        // f is the offered original: a mismatch means it changed
+}
+
+// chunkReader is a file, or a folder's files (folderReader).
+type chunkReader interface {
+	io.ReaderAt
+	Close() error
 }
 
 // hold finds where this node keeps the file m (root) describes.
@@ -151,8 +164,15 @@ type holding struct {
 func (s *Service) hold(ctx context.Context, root Hash, m *Manifest) (*holding, error) {
 	if b, err := s.ds.Get(ctx, originKey(root)); err == nil {
 		var o origin
-		if err := json.Unmarshal(b, &o); err != nil || o.V != originVersion {
+		if err := json.Unmarshal(b, &o); err != nil || (o.V != originVersion && o.V != originFolder) {
 			return nil, fmt.Errorf("transfer: stored origin of %s is not valid", root)
+		}
+		if o.V == originFolder {
+			r, err := openFolder(o.Path, m, o.Files)
+			if err != nil {
+				return nil, ErrChanged
+			}
+			return &holding{m: m, f: r, origin: true}, nil
 		}
 		f, err := os.Open(o.Path)
 		if err != nil {
@@ -175,6 +195,13 @@ func (s *Service) hold(ctx context.Context, root Hash, m *Manifest) (*holding, e
 			return nil, errMissing
 		}
 		path, have := rc.Final, []bool(nil)
+		if rc.Done && m.Folder {
+			r, err := openFolder(rc.Final, m, nil)
+			if err != nil {
+				return nil, errMissing
+			}
+			return &holding{m: m, f: r}, nil
+		}
 		if !rc.Done {
 			path = rc.Partial
 			if have = s.runningHave(root); have == nil {

@@ -39,12 +39,28 @@ package transfer
 //
 // Every length is checked against its limit before anything is allocated.
 //
+// A folder travels as one manifest (manifest version 2, folder.go): its
+// entries list the folder's files and folders by relative path, and its
+// chunks span the files' bytes, one file after the other; the protocol
+// moves it as it moves a file, and the receiver lays the files out once
+// every chunk is verified. Each path is checked on both sides: relative,
+// no "." or "..", no empty part, no control or invisible format
+// characters, no file that is also a folder, no path twice.
+//
 // Versions
 //
 //	1.0.0  requests with count > 0; a chunk that cannot be served resets
 //	       the stream.
 //	1.1.0  have bitmaps (count 0), done notices, the length-0 chunk
 //	       header with its Reply, CodeChanged and CodeMissing.
+//
+// Manifest versions (the version field; the protocol is the same):
+//
+//	0  a file.
+//	2  a folder: entries, and a name that ends in "/", which a meshtalk
+//	   from before folders refuses ("not a plain file name"), so that
+//	   the message that offers a folder fails at its sender with that
+//	   reason instead of arriving as one broken file.
 
 import (
 	"bufio"
@@ -55,6 +71,7 @@ import (
 	"mime"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/zeebo/blake3"
@@ -82,6 +99,9 @@ const (
 	MaxChunks = 1 << 16
 	// MaxNameBytes bounds a file name.
 	MaxNameBytes = 255
+	// MaxEntries bounds a folder's entries, MaxPathBytes a path in it.
+	MaxEntries   = 1 << 14
+	MaxPathBytes = 1024
 	// maxManifestFrame bounds an encoded manifest.
 	maxManifestFrame = MaxChunks*(blake3Size+2) + 4096
 	// maxRequestFrame bounds a request.
@@ -126,10 +146,27 @@ type Manifest struct {
 	MIME      string
 	ChunkSize uint32
 	Chunks    []Hash
+	// Folder: the manifest is a folder's (manifest version 2), named Name,
+	// holding Entries; Size is the sum of its files' sizes, and the chunks
+	// span their bytes in the order of Entries.
+	Folder  bool
+	Entries []Entry
 }
 
+// Entry is a file or a folder inside a folder.
+type Entry struct {
+	// Path inside the folder, "/"-separated (checkPath).
+	Path string
+	// Size of a file; 0 for a folder.
+	Size uint64
+	Dir  bool
+}
+
+// manifestFolder is the manifest version of a folder.
+const manifestFolder = 2
+
 // Root is the BLAKE3 hash of the manifest's encoding: name, size, type,
-// chunk size and chunk hashes.
+// chunk size, chunk hashes and a folder's entries.
 func (m *Manifest) Root() Hash {
 	return Hash(blake3.Sum256(m.Encode()))
 }
@@ -151,6 +188,12 @@ func (m *Manifest) Encode() []byte {
 	for _, c := range m.Chunks {
 		w.Chunks = append(w.Chunks, slices.Clone(c[:]))
 	}
+	if m.Folder {
+		w.Name, w.Version = m.Name+"/", manifestFolder
+		for _, e := range m.Entries {
+			w.Entries = append(w.Entries, &pb.Entry{Path: e.Path, Size: e.Size, Dir: e.Dir})
+		}
+	}
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(w)
 	return b
 }
@@ -166,6 +209,23 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
 	m := &Manifest{Name: w.GetName(), Size: w.GetSize(), MIME: w.GetMime(), ChunkSize: w.GetChunkSize()}
+	switch w.GetVersion() {
+	case 0:
+		if len(w.GetEntries()) > 0 {
+			return nil, fmt.Errorf("%w: a file with folder entries", ErrBadManifest)
+		}
+	case manifestFolder:
+		name, ok := strings.CutSuffix(m.Name, "/")
+		if !ok || len(w.GetEntries()) > MaxEntries {
+			return nil, fmt.Errorf("%w: a folder's name must end in / and it may hold %d entries", ErrBadManifest, MaxEntries)
+		}
+		m.Name, m.Folder, m.Entries = name, true, make([]Entry, len(w.GetEntries()))
+		for i, e := range w.GetEntries() {
+			m.Entries[i] = Entry{Path: e.GetPath(), Size: e.GetSize(), Dir: e.GetDir()}
+		}
+	default:
+		return nil, fmt.Errorf("%w: manifest version %d is newer than this meshtalk: update it", ErrBadManifest, w.GetVersion())
+	}
 	if err := m.checkShape(len(w.GetChunks())); err != nil {
 		return nil, err
 	}
@@ -198,6 +258,12 @@ func (m *Manifest) checkShape(n int) error {
 		if _, _, err := mime.ParseMediaType(m.MIME); err != nil {
 			return fmt.Errorf("%w: type %q", ErrBadManifest, m.MIME)
 		}
+	}
+	if m.Folder {
+		return checkEntries(m.Entries, m.Size)
+	}
+	if m.Entries != nil {
+		return fmt.Errorf("%w: a file with folder entries", ErrBadManifest)
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func newFileSendCmd(g *globals) *cobra.Command {
 	var drop bool
 	cmd := &cobra.Command{
 		Use:   "send FRIEND PATH",
-		Short: "Offer a file to a friend; they fetch it with `meshtalk file get`",
+		Short: "Offer a file or a whole folder to a friend; they fetch it with `meshtalk file get`",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return sendFile(cmd, g, args[0], args[1], message, drop)

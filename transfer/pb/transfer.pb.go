@@ -33,7 +33,13 @@ type Manifest struct {
 	Mime      string                 `protobuf:"bytes,3,opt,name=mime,proto3" json:"mime,omitempty"`
 	ChunkSize uint32                 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	// BLAKE3-256 of each chunk, in order.
-	Chunks        [][]byte `protobuf:"bytes,5,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	Chunks [][]byte `protobuf:"bytes,5,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// Manifest version: 0 (absent) a file; 2 a folder, whose name ends in
+	// "/" (so that a meshtalk from before folders refuses it as a bad name
+	// rather than take it for a file) and whose chunks span its files'
+	// bytes, one file after the other in the order of entries.
+	Version       uint32   `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	Entries       []*Entry `protobuf:"bytes,7,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -103,6 +109,83 @@ func (x *Manifest) GetChunks() [][]byte {
 	return nil
 }
 
+func (x *Manifest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Manifest) GetEntries() []*Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// Entry is a file or a folder inside a folder's manifest.
+type Entry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path inside the folder, "/"-separated, relative, no "." or ".."
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// size of a file (0 for a folder)
+	Size          uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Dir           bool   `protobuf:"varint,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Entry) Reset() {
+	*x = Entry{}
+	mi := &file_transfer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Entry) ProtoMessage() {}
+
+func (x *Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_transfer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Entry.ProtoReflect.Descriptor instead.
+func (*Entry) Descriptor() ([]byte, []int) {
+	return file_transfer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Entry) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Entry) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Entry) GetDir() bool {
+	if x != nil {
+		return x.Dir
+	}
+	return false
+}
+
 // Request asks for count chunks from index first of the blob whose root
 // is root.
 // Since 1.1.0: count 0 asks which chunks the server holds (Reply.have);
@@ -119,7 +202,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_transfer_proto_msgTypes[1]
+	mi := &file_transfer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -131,7 +214,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_transfer_proto_msgTypes[1]
+	mi := &file_transfer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -144,7 +227,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_transfer_proto_rawDescGZIP(), []int{1}
+	return file_transfer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Request) GetRoot() []byte {
@@ -189,7 +272,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_transfer_proto_msgTypes[2]
+	mi := &file_transfer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +284,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_transfer_proto_msgTypes[2]
+	mi := &file_transfer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +297,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_transfer_proto_rawDescGZIP(), []int{2}
+	return file_transfer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Reply) GetCode() uint32 {
@@ -242,14 +325,20 @@ var File_transfer_proto protoreflect.FileDescriptor
 
 const file_transfer_proto_rawDesc = "" +
 	"\n" +
-	"\x0etransfer.proto\x12\x11meshtalk.transfer\"}\n" +
+	"\x0etransfer.proto\x12\x11meshtalk.transfer\"\xcb\x01\n" +
 	"\bManifest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x12\n" +
 	"\x04mime\x18\x03 \x01(\tR\x04mime\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x04 \x01(\rR\tchunkSize\x12\x16\n" +
-	"\x06chunks\x18\x05 \x03(\fR\x06chunks\"]\n" +
+	"\x06chunks\x18\x05 \x03(\fR\x06chunks\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\rR\aversion\x122\n" +
+	"\aentries\x18\a \x03(\v2\x18.meshtalk.transfer.EntryR\aentries\"A\n" +
+	"\x05Entry\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\bR\x03dir\"]\n" +
 	"\aRequest\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\fR\x04root\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\rR\x05first\x12\x14\n" +
@@ -272,18 +361,20 @@ func file_transfer_proto_rawDescGZIP() []byte {
 	return file_transfer_proto_rawDescData
 }
 
-var file_transfer_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_transfer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_transfer_proto_goTypes = []any{
 	(*Manifest)(nil), // 0: meshtalk.transfer.Manifest
-	(*Request)(nil),  // 1: meshtalk.transfer.Request
-	(*Reply)(nil),    // 2: meshtalk.transfer.Reply
+	(*Entry)(nil),    // 1: meshtalk.transfer.Entry
+	(*Request)(nil),  // 2: meshtalk.transfer.Request
+	(*Reply)(nil),    // 3: meshtalk.transfer.Reply
 }
 var file_transfer_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1, // 0: meshtalk.transfer.Manifest.entries:type_name -> meshtalk.transfer.Entry
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_transfer_proto_init() }
@@ -297,7 +388,7 @@ func file_transfer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transfer_proto_rawDesc), len(file_transfer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
