@@ -110,6 +110,9 @@ type FilesConfig struct {
 	// author, and from all of them; the rest wait for a tap.
 	PictureAutoFetchAuthorMiBPerDay int `toml:"picture_auto_fetch_author_mib_per_day"`
 	PictureAutoFetchMiBPerDay       int `toml:"picture_auto_fetch_mib_per_day"`
+	// PictureAutoFetchAttempts: a picture's original fetched by itself is
+	// tried this many times at most (across restarts), then shown failed.
+	PictureAutoFetchAttempts int `toml:"picture_auto_fetch_attempts"`
 	// Dir is the one downloads folder: received files, dropped files and
 	// pictures' originals. Empty: $XDG_DOWNLOAD_DIR/meshtalk, else
 	// ~/Downloads/meshtalk. A leading ~/ is the user's home.
