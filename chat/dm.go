@@ -1334,11 +1334,12 @@ func (s *Service) Trace(ctx context.Context, id string) (*history.Trace, error) 
 	return s.hist.Trace(ctx, id)
 }
 
-// FileOffers lists the file messages of every conversation, newest first.
+// FileOffers lists the file messages of every conversation, and the
+// pictures (whose originals are offered files), newest first.
 func (s *Service) FileOffers(ctx context.Context) ([]*Message, error) {
 	var out []*Message
 	err := s.hist.Query(ctx, query.Query{Prefix: "/msgs/"}, func(_ string, m *Message) bool {
-		if m.Kind == KindFile && m.File != nil {
+		if (m.Kind == KindFile || m.Kind == KindPicture) && m.File != nil {
 			out = append(out, s.hist.WithState(ctx, m))
 		}
 		return true

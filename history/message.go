@@ -322,6 +322,11 @@ type Message struct {
 	// (node fills them in for each answer).
 	Name  string `json:"name,omitempty"`
 	Quote string `json:"quote,omitempty"`
+	// FileState says, for a received file or picture, whether its file
+	// (a picture's original) is here: "available" (not fetched: fetched
+	// on request), "downloading", "done" or "failed"; never stored (node
+	// fills it in like Name).
+	FileState string `json:"file_state,omitempty"`
 	// Via is how a received message arrived (history/trace.go).
 	Via *Hop `json:"via,omitempty"`
 	// DeliveryMS is how long an outgoing message took from send to

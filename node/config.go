@@ -110,6 +110,9 @@ type FilesConfig struct {
 	// author, and from all of them; the rest wait for a tap.
 	PictureAutoFetchAuthorMiBPerDay int `toml:"picture_auto_fetch_author_mib_per_day"`
 	PictureAutoFetchMiBPerDay       int `toml:"picture_auto_fetch_mib_per_day"`
+	// PictureAutoFetchAttempts: a picture's original fetched by itself is
+	// tried this many times at most (across restarts), then shown failed.
+	PictureAutoFetchAttempts int `toml:"picture_auto_fetch_attempts"`
 	// Dir is the one downloads folder: received files, dropped files and
 	// pictures' originals. Empty: $XDG_DOWNLOAD_DIR/meshtalk, else
 	// ~/Downloads/meshtalk. A leading ~/ is the user's home.
@@ -277,7 +280,7 @@ func DefaultConfig(role Role) Config {
 			RegistrationsPerMinute:    60,
 		},
 		Chat:  ChatConfig{ReadReceipts: true, ParkAfter: Duration(10 * time.Second), ParkOnStop: Duration(5 * time.Second)},
-		Files: FilesConfig{PictureAutoFetchMiB: 16, PictureAutoFetchAuthorMiBPerDay: 64, PictureAutoFetchMiBPerDay: 256},
+		Files: FilesConfig{PictureAutoFetchMiB: 16, PictureAutoFetchAuthorMiBPerDay: 64, PictureAutoFetchMiBPerDay: 256, PictureAutoFetchAttempts: 5},
 		Calls: CallsConfig{RingTimeout: Duration(45 * time.Second), RingEvery: Duration(10 * time.Second), RingBurst: 3, ICEPolicy: "all", MDNS: true, Interfaces: []string{}, STUN: []string{}},
 		TURN:  TURNConfig{CredentialTTL: Duration(12 * time.Hour), MaxAllocationsPerUser: 4, BandwidthKbps: 4000},
 		Log:   LogConfig{Level: "info", Format: "text"},
@@ -414,6 +417,9 @@ picture_auto_fetch_mib = 16
 # rest wait for a tap (file get).
 picture_auto_fetch_author_mib_per_day = 64
 picture_auto_fetch_mib_per_day = 256
+# A picture's original fetched by itself is tried this many times at most
+# (a restart goes on counting), then shown as failed; "file get" tries again.
+picture_auto_fetch_attempts = 5
 # The downloads folder: received files, dropped files and pictures'
 # originals, under their own names ("name (1).ext" rather than over
 # another). Empty: $XDG_DOWNLOAD_DIR/meshtalk, else ~/Downloads/meshtalk.
@@ -598,6 +604,9 @@ func (c *Config) validate() (string, error) {
 	}
 	if field, err := c.TURN.validate(); err != nil {
 		return field, err
+	}
+	if c.Files.PictureAutoFetchAttempts < 1 {
+		return "files.picture_auto_fetch_attempts", errors.New("must be at least 1")
 	}
 	if c.Files.PictureAutoFetchMiB < 0 {
 		return "files.picture_auto_fetch_mib", errors.New("must not be negative")

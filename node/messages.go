@@ -146,6 +146,7 @@ func (n *Node) present(ctx context.Context, msgs ...*Message) *Message {
 		}
 		m.Quote = q
 	}
+	n.fillFileStates(ctx, msgs)
 	if len(msgs) == 0 {
 		return nil
 	}

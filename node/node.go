@@ -92,7 +92,7 @@ type Node struct {
 	logs    *slog.Logger // the one its services' loggers derive from
 	started time.Time
 	clock   func() time.Time // nil: time.Now
-	// fetched counts the pictures fetched by themselves today.
+	// fetched counts the pictures fetched by themselves today (stored).
 	fetched fetchBudget
 	after   func(time.Duration) <-chan time.Time
 	lock    *homeLock
@@ -323,39 +323,6 @@ func (n *Node) forwardEvent(e any) {
 		n.events.Publish(Event{Type: typ, Data: PeerEventData{PeerID: ev.Peer.String()}})
 	case event.EvtLocalReachabilityChanged:
 		n.events.Publish(Event{Type: EventReachability, Data: ReachabilityEventData{Reachability: discovery.ReachabilityString(ev.Reachability)}})
-	}
-}
-
-// autoFetch starts fetching a received picture's original when it is
-// small enough ([files] picture_auto_fetch_mib); never one this node sent
-// (its own group messages are events too).
-func (n *Node) autoFetch(m *chat.Message) {
-	f := n.cfg.Files
-	limit := uint64(f.PictureAutoFetchMiB) << 20
-	if m.Outgoing || m.From == n.ID() || m.Kind != chat.KindPicture || m.File == nil || m.File.Size > limit || n.xfer == nil {
-		return
-	}
-	// A direct message's author is a friend (chat refuses others), a group
-	// message's a member (group checks the signer); both again, cheaply,
-	// in case that changed.
-	if m.Group == "" && !n.chat.IsFriend(m.From) {
-		return
-	}
-	if !n.fetched.take(n.now(), m.From, m.File.Size, uint64(f.PictureAutoFetchAuthorMiBPerDay)<<20, uint64(f.PictureAutoFetchMiBPerDay)<<20) {
-		n.log.Info("picture past the day's budget: fetched on request", "from", m.From, "bytes", m.File.Size)
-		return
-	}
-	manifest, err := transfer.DecodeManifest(m.Manifest)
-	if err != nil {
-		return
-	}
-	dir, err := n.cfg.Files.DownloadsDir()
-	if err != nil {
-		n.log.Warn("fetch picture", "from", m.From, "err", err)
-		return
-	}
-	if err := n.xfer.Start(manifest, []peer.ID{m.From}, dir); err != nil {
-		n.log.Warn("fetch picture", "from", m.From, "err", err)
 	}
 }
 

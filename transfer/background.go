@@ -42,12 +42,26 @@ const retryMax = 5 * time.Minute
 // ErrNotStarted is returned for a download that was never started.
 var ErrNotStarted = errors.New("transfer: no such download")
 
+// ErrGaveUp is why a background download stopped that spent its attempts
+// (StartTries).
+var ErrGaveUp = errors.New("transfer: gave up")
+
 // Start runs Download in the background, where it resumes on every start
 // of the node (Resume) until it is done or cancelled. Asking again for a
-// download in progress just follows it.
+// download in progress just follows it (without the bound on its attempts
+// StartTries may have set).
 func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
+	return s.StartTries(m, sources, dir, 0)
+}
+
+// StartTries is Start for a download that gives up after tries attempts
+// to fetch from its sources (0: never). The attempts are counted in the
+// download's record, so a restart goes on counting; a download that gave
+// up is failed, not resumed, until it is started again, which counts
+// anew. Asking again for a download in progress keeps its bound.
+func (s *Service) StartTries(m *Manifest, sources []peer.ID, dir string, tries int) error {
 	root := m.Root()
-	if err := s.markBackground(m, dir, sources); err != nil {
+	if err := s.markBackground(m, dir, sources, tries); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -88,16 +102,28 @@ func (s *Service) Start(m *Manifest, sources []peer.ID, dir string) error {
 				s.emit(EventProgress, Event{Type: EventProgress, Progress: p})
 			}
 		}
-		path, err := s.Download(ctx, m, sources, dir, progress)
+		var lastErr error
+		attempt := func() (string, error) {
+			if err := s.try(root); err != nil {
+				if lastErr != nil {
+					err = fmt.Errorf("%w: %v", err, lastErr)
+				}
+				return "", err
+			}
+			path, err := s.Download(ctx, m, sources, dir, progress)
+			lastErr = err
+			return path, err
+		}
+		path, err := attempt()
 		// Sources out of reach (stopped, offline): try again, backing off,
-		// until they are back. Sources that serve bad chunks, a full disk:
-		// stop and say so.
+		// until they are back or the attempts are spent. Sources that serve
+		// bad chunks, a full disk: stop and say so.
 		for wait := time.Second; err != nil && errors.Is(err, ErrNoSource) && !errors.Is(err, ErrBadChunk) && ctx.Err() == nil; wait = min(2*wait, retryMax) {
 			s.log.Info("download waits for its sources", "file", m.Name, "retry_in", wait, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
-				path, err = s.Download(ctx, m, sources, dir, progress)
+				path, err = attempt()
 			}
 		}
 		switch {
@@ -138,7 +164,7 @@ func (s *Service) Resume(ctx context.Context) error {
 				srcs = append(srcs, id)
 			}
 		}
-		if err := s.Start(m, srcs, dirOf(d.Partial)); err != nil {
+		if err := s.StartTries(m, srcs, dirOf(d.Partial), d.MaxAttempts); err != nil {
 			return err
 		}
 	}
@@ -277,6 +303,8 @@ func (s *Service) manifest(ctx context.Context, id string) (*Manifest, error) {
 }
 
 func (s *Service) setError(root Hash, cause error) {
+	s.receipts.Lock()
+	defer s.receipts.Unlock()
 	b, err := s.ds.Get(s.ctx, recvKey(root))
 	if err != nil {
 		return
@@ -299,16 +327,28 @@ func removeQuiet(path string) { os.Remove(path) }
 func (s *Service) Import(path, name string) (*Manifest, error) { return s.blobs.Import(path, name) }
 
 // markBackground creates or updates the download's record as one to
-// resume at every start.
-func (s *Service) markBackground(m *Manifest, dir string, sources []peer.ID) error {
+// resume at every start, with at most tries attempts (0: no bound). A new
+// or failed download counts its attempts anew under that bound; one in
+// progress keeps its bound unless tries lifts it.
+func (s *Service) markBackground(m *Manifest, dir string, sources []peer.ID, tries int) error {
+	s.receipts.Lock()
+	defer s.receipts.Unlock()
 	rc, err := s.receipt(s.ctx, m, dir, sources)
 	if err != nil {
 		return err
 	}
-	if rc.Background && rc.Error == "" {
+	fresh := !rc.Background || rc.Error != ""
+	limit := rc.MaxAttempts
+	switch {
+	case fresh:
+		limit, rc.Attempts = tries, 0
+	case tries == 0:
+		limit = 0
+	}
+	if !fresh && limit == rc.MaxAttempts {
 		return nil
 	}
-	rc.Background, rc.Error = true, ""
+	rc.Background, rc.Error, rc.MaxAttempts = true, "", limit
 	js, _ := json.Marshal(rc)
 	if err := s.ds.Put(s.ctx, recvKey(m.Root()), js); err != nil {
 		return err
@@ -319,4 +359,31 @@ func (s *Service) markBackground(m *Manifest, dir string, sources []peer.ID) err
 // ImportBytes puts data into the blob store as a file called name.
 func (s *Service) ImportBytes(name string, data []byte) (*Manifest, error) {
 	return s.blobs.ImportBytes(name, data)
+}
+
+// try counts one attempt of a background download in its record, synced;
+// ErrGaveUp once its attempts are spent.
+func (s *Service) try(root Hash) error {
+	s.receipts.Lock()
+	defer s.receipts.Unlock()
+	var rc Receipt
+	b, err := s.ds.Get(s.ctx, recvKey(root))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &rc); err != nil {
+		return fmt.Errorf("transfer: stored download %s is damaged: %w", root, err)
+	}
+	if rc.Done {
+		return nil
+	}
+	if rc.MaxAttempts > 0 && rc.Attempts >= rc.MaxAttempts {
+		return fmt.Errorf("%w after %d attempts", ErrGaveUp, rc.Attempts)
+	}
+	rc.Attempts++
+	js, _ := json.Marshal(rc)
+	if err := s.ds.Put(s.ctx, recvKey(root), js); err != nil {
+		return err
+	}
+	return s.ds.Sync(s.ctx, recvKey(root))
 }

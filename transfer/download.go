@@ -70,6 +70,11 @@ type Receipt struct {
 	Background bool `json:"background,omitempty"`
 	// Error is why a background download stopped.
 	Error string `json:"error,omitempty"`
+	// Attempts counts a background download's attempts to fetch from its
+	// sources since it was started; after MaxAttempts of them (0: no
+	// bound) it gives up (StartTries).
+	Attempts    int `json:"attempts,omitempty"`
+	MaxAttempts int `json:"max_attempts,omitempty"`
 }
 
 // Progress is where a download stands.

@@ -6,6 +6,7 @@ package transfer
 //	/manifests/<root hex>            the manifest (its wire form)
 //	/offers/<root hex>/<peer ID>     "": the blob may be served to this peer
 //	/recv/<root hex>                 Receipt (JSON): a download, its files
+//	                                 and a background download's attempts
 //	/have/<root hex>/<index %08x>    "": this chunk is verified and synced
 //	                                 in the partial file
 //	/origins/<root hex>              where an offered file lies (source.go)
@@ -58,6 +59,10 @@ type Service struct {
 	active  map[Hash]*download          // downloads in progress, to serve from
 	served  servedTally
 	once    sync.Once
+
+	// receipts serialises the changes of a download's record by Start,
+	// its attempts and its failure.
+	receipts sync.Mutex
 }
 
 // Config is what a Service needs besides its host, datastore and blobs.

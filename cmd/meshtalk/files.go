@@ -81,6 +81,10 @@ func printFiles(g *globals, files []api.File) error {
 		}
 		state := f.State
 		switch f.State {
+		case "available", "failed":
+			if !f.Outgoing {
+				state += " (meshtalk file get " + f.ID[:16] + ")"
+			}
 		case "dropped":
 			state = "dropped on relay " + shortPeer(f.Relay.String())
 		case "delivered":

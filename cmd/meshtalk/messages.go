@@ -158,7 +158,7 @@ func printMessages(g *globals, msgs []*api.Message) {
 		case api.KindFace:
 			body = faces[m.Face] + " (" + m.Face + ")"
 		case api.KindPicture:
-			body = strings.TrimSpace(fmt.Sprintf("[picture, %d-byte thumbnail] %s", len(m.Thumbnail), m.Text))
+			body = strings.TrimSpace(fmt.Sprintf("[picture, %d-byte thumbnail%s] %s", len(m.Thumbnail), originalState(m), m.Text))
 		case api.KindReply:
 			body = "↪ " + quote(m.Quote, m.ReplyTo) + " " + m.Text
 		case api.KindReaction:
@@ -184,6 +184,21 @@ func printMessages(g *globals, msgs []*api.Message) {
 		}
 		fmt.Fprintf(g.stdout, "%s  %s %s  [%s %s]\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, body, state, m.ID)
 	}
+}
+
+// originalState is what history says of a received picture's original
+// that is not here: the tap to download it.
+func originalState(m *api.Message) string {
+	if m.File == nil || len(m.File.ID) < 16 {
+		return ""
+	}
+	switch m.FileState {
+	case "available":
+		return ", original not fetched: meshtalk file get " + m.File.ID[:16]
+	case "failed":
+		return ", original failed: meshtalk file get " + m.File.ID[:16]
+	}
+	return ""
 }
 
 // stateOf is a message's state as history shows it: for this node's own
