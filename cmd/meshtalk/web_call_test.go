@@ -92,9 +92,10 @@ func TestBrowserCallNode(t *testing.T) {
 }
 
 // TestBrowserCallBrowser: two pages on two nodes. Bob's page rings with
-// Alice's name, he declines (both conversations say so); Alice calls
-// again, he accepts: each page decodes the other's fake camera. Bob hangs
-// up; Alice's call view closes.
+// Alice's name, he declines (Alice's conversation says so). A voice call:
+// Alice shares her screen mid-call (getDisplayMedia, renegotiated) and
+// Bob's page decodes it. A video call: each page decodes the other's fake
+// camera; Bob hangs up and both call views close.
 func TestBrowserCallBrowser(t *testing.T) {
 	chromiumPath(t)
 	shots := screenshotDir(t)
@@ -111,10 +112,33 @@ func TestBrowserCallBrowser(t *testing.T) {
 	if got := bob.text("[data-testid=call-view] .call-name"); got != "Alice" {
 		t.Fatalf("Bob's page rings for %q", got)
 	}
+	bob.wait("the toast to go", q("[data-testid=toast]")+" === null", 10*time.Second)
 	bob.shot("call-incoming")
 	bob.click("[data-testid=call-decline]")
 	alice.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
 	alice.wait("declined in the conversation", callNote+`.some(e => e.textContent.includes('Declined'))`, 10*time.Second)
+
+	// A voice call: no video either way until Alice shares her screen,
+	// which adds a video track (a renegotiation through the nodes).
+	alice.click("[data-testid=call-audio]")
+	bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	bob.click("[data-testid=call-accept]")
+	for _, u := range []*user{alice, bob} {
+		u.wait("the voice call to be active", q("[data-testid=call-view]")+"?.dataset.state === 'active'", 20*time.Second)
+		u.wait("the friend's audio", `Number(`+q("[data-testid=call-stats]")+`?.dataset.audioPackets) > 0`, 10*time.Second)
+	}
+	var before int
+	bob.eval(`Number(`+q("[data-testid=call-stats]")+`.dataset.framesDecoded)`, &before)
+	if before != 0 {
+		t.Fatalf("Bob's page decoded %d video frames of a voice call", before)
+	}
+	alice.click("[data-testid=call-screen]")
+	alice.wait("sharing", q("[data-testid=call-screen]")+".getAttribute('aria-pressed') === 'true'", 10*time.Second)
+	bob.wait("Alice's screen decoded", framesDecoded(10), 20*time.Second)
+	alice.click("[data-testid=call-hangup]")
+	for _, u := range []*user{alice, bob} {
+		u.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+	}
 
 	alice.click("[data-testid=call-video]")
 	bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
