@@ -54,7 +54,14 @@ type user struct {
 
 func startUser(t testing.TB, name, shots string) *user {
 	t.Helper()
-	n := nodetest.Start(t, nodetest.Options{})
+	return startUserWith(t, name, shots, nil)
+}
+
+// startUserWith starts a user whose node's configuration configure
+// adjusts.
+func startUserWith(t testing.TB, name, shots string, configure func(*node.Config)) *user {
+	t.Helper()
+	n := nodetest.Start(t, nodetest.Options{Configure: configure})
 	srv, err := api.New(context.Background(), n, "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +91,12 @@ func (u *user) open(w, h int) {
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		// Calls: a fake camera and microphone, granted without asking,
+		// and WebRTC over 127.0.0.1 (every endpoint is on this machine).
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)

@@ -24,6 +24,12 @@ export interface FileState extends FileInfo {
   bytes?: number; rate_bytes_per_second?: number; eta_seconds?: number;
 }
 export interface Invite { code: string; short?: string; expires: string; short_error?: string }
+export interface CallSignal { kind: string; sdp?: string; audio?: boolean; video?: boolean; candidate?: RTCIceCandidateInit }
+export interface CallInfo {
+  id: string; peer_id: string; outgoing: boolean; state: string; audio: boolean; video: boolean; endpoint?: string;
+  started: string; accepted?: string; ended?: string; reason?: string; pending?: CallSignal[];
+}
+export interface ICEServer { urls: string[]; username?: string; credential?: string }
 export interface NodeEvent { type: string; time: string; data: any }
 
 export class APIError extends Error {
@@ -102,6 +108,13 @@ export const api = {
   relays: () => get<{ addr: string; peer_id: string }[]>('/api/v1/relays'),
   addRelay: (addr: string) => post<unknown>('/api/v1/relays', { addr }),
   register: (relay: string, name: string) => post<unknown>('/api/v1/account/register', { relay, name }),
+  callICE: () => get<ICEServer[]>('/api/v1/calls/ice'),
+  startCall: (c: { peer: string; audio: boolean; video: boolean; endpoint: string; sdp: string }) => post<CallInfo>('/api/v1/calls', c),
+  getCall: (id: string) => get<CallInfo>(`/api/v1/calls/${enc(id)}`),
+  answerCall: (id: string, endpoint: string, sdp: string) => post<CallInfo>(`/api/v1/calls/${enc(id)}/answer`, { endpoint, sdp }),
+  declineCall: (id: string) => post<CallInfo>(`/api/v1/calls/${enc(id)}/decline`),
+  hangupCall: (id: string) => post<CallInfo>(`/api/v1/calls/${enc(id)}/hangup`),
+  signalCall: (id: string, endpoint: string, signal: CallSignal) => post<unknown>(`/api/v1/calls/${enc(id)}/signal`, { endpoint, signal }),
 };
 
 /**
@@ -114,7 +127,7 @@ export const api = {
 export function follow(on: (ev: NodeEvent) => void, onState: (live: boolean) => void, onSignedOut: () => void): () => void {
   const types = ['peer.connected', 'peer.disconnected', 'friend.request', 'friend.update', 'friend.presence', 'friend.profile',
     'message.received', 'message.state', 'message.edited', 'message.deleted', 'group.update', 'group.receipt',
-    'transfer.progress', 'transfer.done', 'transfer.failed', 'file.dropped', 'node.reachability', 'reset'];
+    'transfer.progress', 'transfer.done', 'transfer.failed', 'file.dropped', 'node.reachability', 'call.ringing', 'call.calling', 'call.accepted', 'call.ended', 'call.signal', 'reset'];
   let last = '';
   let es: EventSource | undefined;
   let timer = 0;

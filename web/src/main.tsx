@@ -8,6 +8,7 @@ import { Add } from './components/Add';
 import { FriendDetails, GroupDetails } from './components/Details';
 import { Avatar } from './components/Avatar';
 import { Icon } from './components/Icon';
+import { CallView } from './components/CallView';
 import { signedOut, conversations, current, live, loadAll, panel, profile, startLive, toast, totalUnread, groups, markRead } from './state';
 import './styles.css';
 
@@ -73,6 +74,7 @@ function App() {
         )}
       </main>
       {id && (panel.value === 'people' || panel.value === 'group') && (isGroup ? <GroupDetails id={id} /> : <FriendDetails id={id} />)}
+      <CallView />
       {toast.value && <div class="toast" role="status" data-testid="toast">{toast.value}</div>}
     </div>
   );

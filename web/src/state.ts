@@ -2,6 +2,7 @@
 // the event stream. Nothing here is guessed: every change comes from an
 // answer or an event of the node.
 import { signal, computed } from '@preact/signals';
+import { onCallEvent } from './call';
 import { api, follow, Friend, Group, Message, FileState, Identity, Profile, Status, NodeEvent } from './api';
 
 export interface Conv { id: string; group: boolean; name: string; avatar?: string; online?: boolean; last?: Message; unread: number }
@@ -142,7 +143,7 @@ function notify(m: Message) {
   if (!document.hidden && convOf(m) === current.value) return;
   if (soundOn.value) beep();
   if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
-    new Notification(m.name || 'meshtalk', { body: m.kind === 'text' || m.kind === 'reply' ? m.text : `sent a ${m.kind}`, tag: convOf(m) });
+    new Notification(m.name || 'meshtalk', { body: m.kind === 'text' || m.kind === 'reply' || m.kind === 'call' ? m.text : `sent a ${m.kind}`, tag: convOf(m) });
   }
 }
 
@@ -183,6 +184,7 @@ export function onEvent(ev: NodeEvent) {
     case 'transfer.done': case 'transfer.failed': case 'file.dropped': soon('files', refreshFiles); break;
     case 'node.reachability': case 'peer.connected': case 'peer.disconnected': soon('status', refreshMe); break;
     case 'reset': loadAll().catch(() => undefined); break;
+    default: if (ev.type.startsWith('call.')) onCallEvent(ev);
   }
 }
 

@@ -18,6 +18,7 @@ export function preview(m?: Message) {
     case 'picture': return who + '🖼 Picture' + (m.text ? ' · ' + m.text : '');
     case 'file': return who + '📎 ' + (m.file?.name ?? 'File');
     case 'face': return who + (m.face ?? 'face');
+    case 'call': return '📞 ' + (m.text ?? 'call').replace(/^./, (c) => c.toUpperCase());
     default: return who + (m.text ?? '');
   }
 }

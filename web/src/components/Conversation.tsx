@@ -5,7 +5,7 @@ import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { Composer, sendFiles } from './Composer';
 import { Bubble } from './MessageItem';
-import { CallView } from './CallView';
+import { placeCall } from '../call';
 
 // At most this many messages are in the DOM; scrolling up shows older
 // ones (fetched a page at a time) and lets the newest go.
@@ -19,7 +19,6 @@ export function Conversation({ id }: { id: string }) {
   const [fromEnd, setFromEnd] = useState(0); // newest messages kept out of the DOM below the window; 0: follow the newest
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const [drag, setDrag] = useState(false);
-  const [call, setCall] = useState<'' | 'audio' | 'video'>('');
   const list = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
 
@@ -86,11 +85,10 @@ export function Conversation({ id }: { id: string }) {
           <div class="name" data-testid="conv-name">{name}</div>
           <div class="muted small">{sub}</div>
         </button>
-        {friend && <button class="icon" aria-label="Voice call" data-testid="call-audio" onClick={() => setCall('audio')}><Icon name="phone" /></button>}
-        {friend && <button class="icon" aria-label="Video call" data-testid="call-video" onClick={() => setCall('video')}><Icon name="video" /></button>}
+        {friend && <button class="icon" aria-label="Voice call" data-testid="call-audio" onClick={() => placeCall(id, false)}><Icon name="phone" /></button>}
+        {friend && <button class="icon" aria-label="Video call" data-testid="call-video" onClick={() => placeCall(id, true)}><Icon name="video" /></button>}
         <button class="icon" aria-label="Details" onClick={() => (panel.value = group ? 'group' : 'people')}><Icon name="info" /></button>
       </header>
-      {call && <CallView name={name} video={call === 'video'} onClose={() => setCall('')} />}
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages">
         {start === 0 && !more.value[id] && <div class="start muted small">This is the start of your conversation with {name}.</div>}
         <ul>

@@ -58,13 +58,13 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
               </a>
             )}
             {m.kind === 'file' && m.file && <FileCard m={m} />}
-            {m.text && <div class="text">{m.text}</div>}
+            {m.kind === 'call' ? <CallNote m={m} /> : m.text && <div class="text">{m.text}</div>}
           </>
         )}
         <div class="meta">
           {m.edited_at && !m.deleted && <span class="muted">edited · </span>}
           <time dateTime={m.time}>{when(m.time)}</time>
-          {m.outgoing && (
+          {m.outgoing && m.kind !== 'call' && (
             <button class={'state ' + m.state} onClick={showInfo} aria-label={`${m.state}; show how it travelled`} data-testid="state" title={m.state}>
               {stateIcon[m.state] ?? m.state}{group && m.recipients ? ` ${m.read_count ?? 0}/${m.recipients}` : ''}
             </button>
@@ -77,7 +77,7 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
         <div class="actions" role="toolbar" aria-label="Message actions">
           <button aria-label="Reply" title="Reply" onClick={() => onReply(m)}><Icon name="reply" size={16} /></button>
           <button aria-label="React" title="React" onClick={() => setMenu(!menu)}><Icon name="smile" size={16} /></button>
-          {m.outgoing && m.kind !== 'face' && <button aria-label="Edit" title="Edit" data-testid="edit" onClick={() => { setText(m.text ?? ''); setEditing(true); }}><Icon name="edit" size={16} /></button>}
+          {m.outgoing && m.kind !== 'face' && m.kind !== 'call' && <button aria-label="Edit" title="Edit" data-testid="edit" onClick={() => { setText(m.text ?? ''); setEditing(true); }}><Icon name="edit" size={16} /></button>}
           {m.outgoing && <button aria-label="Delete for everyone" title="Delete for everyone" data-testid="delete" onClick={() => { if (confirm('Delete this message for everyone?')) attempt('Delete', () => api.remove(m.id, true).then(upsert)); }}><Icon name="trash" size={16} /></button>}
         </div>
       )}
@@ -88,6 +88,25 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
       )}
       {info && <Trace info={info} onClose={() => setInfo(null)} />}
     </li>
+  );
+}
+
+/**
+ * A call in the conversation (written by each node for itself): "missed
+ * call", "video call, 3:12", "declined", "busy", "call failed".
+ */
+function CallNote({ m }: { m: Message }) {
+  const t = m.text ?? 'call';
+  const video = t.startsWith('video');
+  const answered = /\d:\d\d$/.test(t);
+  const [what, length] = answered ? [t.slice(0, t.lastIndexOf(',')), t.slice(t.lastIndexOf(',') + 2)] : [t, ''];
+  const label = answered ? `${m.outgoing ? 'Outgoing' : 'Incoming'} ${what}` : what.charAt(0).toUpperCase() + what.slice(1);
+  return (
+    <div class={'callnote' + (answered ? '' : ' unanswered')} data-testid="call-note">
+      <span class="callicon"><Icon name={video ? 'video' : answered ? 'phone' : 'hangup'} size={18} /></span>
+      <span class="text">{label}</span>
+      {length && <span class="muted small" data-testid="call-length">{length}</span>}
+    </div>
   );
 }
 

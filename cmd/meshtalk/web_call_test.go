@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/meshtalk/meshtalk/internal/nodetest"
+	"github.com/meshtalk/meshtalk/node"
+)
+
+// The shared test media (../shared/media, from the repository's parent).
+const (
+	callOgg = "/work/shared/media/test.ogg"
+	callIVF = "/work/shared/media/test.ivf"
+)
+
+// callConfig: the node's own endpoint offers 127.0.0.1 only (the pages'
+// and the node's media stay on loopback), and a call rings for a minute.
+func callConfig(c *node.Config) {
+	c.Calls.LoopbackCandidates = true
+	c.Calls.Interfaces = []string{"lo"}
+	c.Calls.MDNS = false
+	c.Calls.RingTimeout = node.Duration(time.Minute)
+}
+
+// framesDecoded is a JavaScript predicate: the call view's statistics
+// (read from the page's RTCPeerConnection.getStats) count more than n
+// decoded video frames.
+func framesDecoded(n int) string {
+	return fmt.Sprintf(`Number(%s?.dataset.framesDecoded) > %d`, q("[data-testid=call-stats]"), n)
+}
+
+const callNote = `[...document.querySelectorAll('[data-testid=message][data-kind=call]')]`
+
+// TestBrowserCallNode: a page calls a friend whose node answers with its
+// own endpoint (pion, playing the shared Ogg and IVF files). The page
+// decodes the node's video, the node receives the page's fake camera and
+// microphone; the page hangs up and the call shows in the conversation
+// with its length.
+func TestBrowserCallNode(t *testing.T) {
+	chromiumPath(t)
+	for _, f := range []string{callOgg, callIVF} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("no test media: %v", err)
+		}
+	}
+	shots := screenshotDir(t)
+	alice, bob := startUserWith(t, "Alice", shots, callConfig), startUserWith(t, "Bob", shots, callConfig)
+	name := "Bob"
+	if _, err := bob.node.SetProfile(context.Background(), node.ProfileUpdate{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	alice.open(1280, 800)
+	alice.firstRun()
+	nodetest.Befriend(t, alice.node, bob.node)
+	evB := nodetest.Events(t, bob.node)
+
+	alice.openConv("Bob")
+	alice.click("[data-testid=call-video]")
+	ring := nodetest.WaitEventData(t, evB, node.EventCallRinging, func(d any) bool { _, ok := d.(node.CallInfo); return ok }).(node.CallInfo)
+	if !ring.Video || ring.Outgoing {
+		t.Fatalf("Bob's node rings with %+v", ring)
+	}
+	alice.wait("ringing", q("[data-testid=call-view]")+"?.dataset.state === 'ringing'", 10*time.Second)
+	if _, err := bob.node.AnswerCall(context.Background(), ring.ID, node.AnswerRequest{CallMedia: node.CallMedia{AudioFile: callOgg, VideoFile: callIVF, Loop: true}}); err != nil {
+		t.Fatal(err)
+	}
+	alice.wait("the call to be active", q("[data-testid=call-view]")+"?.dataset.state === 'active'", 20*time.Second)
+	alice.wait("the node's video decoded in the page", framesDecoded(30), 20*time.Second)
+	alice.wait("the node's audio in the page", `Number(`+q("[data-testid=call-stats]")+`?.dataset.audioPackets) > 0`, 10*time.Second)
+	var st *node.CallStats
+	nodetest.Eventually(t, 20*time.Second, "the page's camera and microphone at the node", func() bool {
+		st, _ = bob.node.CallStats(context.Background(), ring.ID)
+		return st != nil && st.Video.FramesReceived > 0 && st.Audio.FramesReceived > 0
+	})
+	t.Logf("the node's endpoint: path %s, video %+v, audio %+v", st.Path, st.Video, st.Audio)
+	alice.wait("the timer", q("[data-testid=call-status]")+"?.textContent.match(/^\\d+:\\d\\d$/) !== null", 10*time.Second)
+	alice.shot("call")
+
+	// Mute, then hang up from the page: the node's call ends, and the
+	// conversation shows the call with its length.
+	alice.click("[data-testid=call-mute]")
+	alice.wait("muted", q("[data-testid=call-mute]")+".getAttribute('aria-pressed') === 'true'", 5*time.Second)
+	alice.click("[data-testid=call-hangup]")
+	nodetest.WaitEventData(t, evB, node.EventCallEnded, func(d any) bool { i, ok := d.(node.CallInfo); return ok && i.ID == ring.ID })
+	alice.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+	alice.wait("the call in the conversation", callNote+`.some(e => /^Outgoing video call/.test(e.textContent) && e.querySelector('[data-testid=call-length]'))`, 10*time.Second)
+	alice.shot("call-ended")
+}
+
+// TestBrowserCallBrowser: two pages on two nodes. Bob's page rings with
+// Alice's name, he declines (Alice's conversation says so). A voice call:
+// Alice shares her screen mid-call (getDisplayMedia, renegotiated) and
+// Bob's page decodes it. A video call: each page decodes the other's fake
+// camera; Bob hangs up and both call views close.
+func TestBrowserCallBrowser(t *testing.T) {
+	chromiumPath(t)
+	shots := screenshotDir(t)
+	alice, bob := startUserWith(t, "Alice", shots, callConfig), startUserWith(t, "Bob", shots, callConfig)
+	alice.open(1280, 800)
+	bob.open(1280, 800)
+	alice.firstRun()
+	bob.firstRun()
+	nodetest.Befriend(t, alice.node, bob.node)
+	alice.openConv("Bob")
+
+	alice.click("[data-testid=call-audio]")
+	bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	if got := bob.text("[data-testid=call-view] .call-name"); got != "Alice" {
+		t.Fatalf("Bob's page rings for %q", got)
+	}
+	bob.wait("the toast to go", q("[data-testid=toast]")+" === null", 10*time.Second)
+	bob.shot("call-incoming")
+	bob.click("[data-testid=call-decline]")
+	alice.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+	alice.wait("declined in the conversation", callNote+`.some(e => e.textContent.includes('Declined'))`, 10*time.Second)
+
+	// A voice call: no video either way until Alice shares her screen,
+	// which adds a video track (a renegotiation through the nodes).
+	alice.click("[data-testid=call-audio]")
+	bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	bob.click("[data-testid=call-accept]")
+	for _, u := range []*user{alice, bob} {
+		u.wait("the voice call to be active", q("[data-testid=call-view]")+"?.dataset.state === 'active'", 20*time.Second)
+		u.wait("the friend's audio", `Number(`+q("[data-testid=call-stats]")+`?.dataset.audioPackets) > 0`, 10*time.Second)
+	}
+	var before int
+	bob.eval(`Number(`+q("[data-testid=call-stats]")+`.dataset.framesDecoded)`, &before)
+	if before != 0 {
+		t.Fatalf("Bob's page decoded %d video frames of a voice call", before)
+	}
+	alice.click("[data-testid=call-screen]")
+	alice.wait("sharing", q("[data-testid=call-screen]")+".getAttribute('aria-pressed') === 'true'", 10*time.Second)
+	bob.wait("Alice's screen decoded", framesDecoded(10), 20*time.Second)
+	alice.click("[data-testid=call-hangup]")
+	for _, u := range []*user{alice, bob} {
+		u.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+	}
+
+	alice.click("[data-testid=call-video]")
+	bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	bob.click("[data-testid=call-accept]")
+	for _, u := range []*user{alice, bob} {
+		u.wait("the call to be active", q("[data-testid=call-view]")+"?.dataset.state === 'active'", 20*time.Second)
+		u.wait("the friend's video decoded", framesDecoded(30), 20*time.Second)
+	}
+	bob.shot("call-browser")
+	bob.click("[data-testid=call-hangup]")
+	for _, u := range []*user{alice, bob} {
+		u.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+	}
+	bob.openConv("Alice")
+	bob.wait("the call in the conversation", callNote+`.some(e => /^Incoming video call/.test(e.textContent))`, 10*time.Second)
+}
