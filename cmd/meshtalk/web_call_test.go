@@ -39,7 +39,8 @@ const callNote = `[...document.querySelectorAll('[data-testid=message][data-kind
 // own endpoint (pion, playing the shared Ogg and IVF files). The page
 // decodes the node's video, the node receives the page's fake camera and
 // microphone; the page hangs up and the call shows in the conversation
-// with its length.
+// with its length. Then a voice call the page turns into screen sharing
+// (renegotiated with the node's endpoint).
 func TestBrowserCallNode(t *testing.T) {
 	chromiumPath(t)
 	for _, f := range []string{callOgg, callIVF} {
@@ -89,6 +90,29 @@ func TestBrowserCallNode(t *testing.T) {
 	alice.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
 	alice.wait("the call in the conversation", callNote+`.some(e => /^Outgoing video call/.test(e.textContent) && e.querySelector('[data-testid=call-length]'))`, 10*time.Second)
 	alice.shot("call-ended")
+
+	// A voice call that the page turns into screen sharing: its new video
+	// track is a renegotiation, answered by the node's own endpoint.
+	alice.click("[data-testid=call-audio]")
+	ring = nodetest.WaitEventData(t, evB, node.EventCallRinging, func(d any) bool { i, ok := d.(node.CallInfo); return ok && i.ID != ring.ID }).(node.CallInfo)
+	if _, err := bob.node.AnswerCall(context.Background(), ring.ID, node.AnswerRequest{CallMedia: node.CallMedia{AudioFile: callOgg, Loop: true}}); err != nil {
+		t.Fatal(err)
+	}
+	alice.wait("the voice call to be active", q("[data-testid=call-view]")+"?.dataset.state === 'active'", 20*time.Second)
+	nodetest.Eventually(t, 20*time.Second, "the page's microphone at the node", func() bool {
+		st, _ = bob.node.CallStats(context.Background(), ring.ID)
+		return st != nil && st.Audio.FramesReceived > 0
+	})
+	if st.Video.FramesReceived != 0 {
+		t.Fatalf("the node got %d video frames of a voice call", st.Video.FramesReceived)
+	}
+	alice.click("[data-testid=call-screen]")
+	nodetest.Eventually(t, 20*time.Second, "the page's screen at the node", func() bool {
+		st, _ = bob.node.CallStats(context.Background(), ring.ID)
+		return st != nil && st.Video.FramesReceived > 10
+	})
+	alice.click("[data-testid=call-hangup]")
+	nodetest.WaitEventData(t, evB, node.EventCallEnded, func(d any) bool { i, ok := d.(node.CallInfo); return ok && i.ID == ring.ID })
 }
 
 // TestBrowserCallBrowser: two pages on two nodes. Bob's page rings with
