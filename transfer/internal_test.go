@@ -1,8 +1,14 @@
 package transfer
 
 import (
+	"path"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/transfer/pb"
 )
 
 // TestRateMeter: the rate follows the bytes over time, and the time left
@@ -36,5 +42,26 @@ func TestChunkSizeFor(t *testing.T) {
 		if got := chunkSizeFor(c.size); got != c.want {
 			t.Errorf("%d bytes: chunk size %d, want %d", c.size, got, c.want)
 		}
+	}
+}
+
+// TestFolderManifestOldReceiver: a folder's manifest carries version 2
+// and a name that a node from before folders refuses as not a plain file
+// name (its check: path.Base(name) == name), so it never takes a folder
+// for a file; a version from the future is a clear error here.
+func TestFolderManifestOldReceiver(t *testing.T) {
+	m := &Manifest{Name: "photos", Folder: true, Size: 5, ChunkSize: DefaultChunkSize, Chunks: make([]Hash, 1),
+		Entries: []Entry{{Path: "a", Size: 5}}}
+	var w pb.Manifest
+	if err := proto.Unmarshal(m.Encode(), &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.GetVersion() != 2 || path.Base(w.GetName()) == w.GetName() {
+		t.Fatalf("wire form: version %d, name %q", w.GetVersion(), w.GetName())
+	}
+	w.Version = 3
+	b, _ := proto.Marshal(&w)
+	if _, err := DecodeManifest(b); err == nil || !strings.Contains(err.Error(), "newer than this meshtalk") {
+		t.Fatalf("version 3: %v", err)
 	}
 }
