@@ -23,24 +23,12 @@ func (s *Service) LogCall(ctx context.Context, p peer.ID, incoming bool, text st
 		return nil, fmt.Errorf("chat: %w call record: %q", ErrInvalid, text)
 	}
 	w := wireMessage{Content: history.Content{Kind: KindCall, Text: text}}
-	req := &sendReq{p: p, w: w, shown: true, local: true, incoming: incoming, done: make(chan error, 1)}
-	select {
-	case s.sends <- req:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-s.ctx.Done():
-		return nil, ErrClosed
+	m, err := s.commit(ctx, &sendReq{p: p, w: w, shown: true, local: true, incoming: incoming})
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case err := <-req.done:
-		if err != nil {
-			return nil, err
-		}
-	case <-s.ctx.Done():
-		return nil, ErrClosed
-	}
-	s.publish(EventMessage, req.m)
-	return req.m, nil
+	s.publish(EventMessage, m)
+	return m, nil
 }
 
 // putLocal stores a local record (commitSends has stamped r.m): an

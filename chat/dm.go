@@ -65,7 +65,12 @@ func (s *Service) enqueue(ctx context.Context, p peer.ID, w wireMessage, shown b
 	if err := checkWire(&probe); err != nil {
 		return nil, fmt.Errorf("chat: %w message: %s", ErrInvalid, strings.TrimPrefix(err.Error(), ErrBadFrame.Error()+": "))
 	}
-	req := &sendReq{p: p, w: w, shown: shown, done: make(chan error, 1)}
+	return s.commit(ctx, &sendReq{p: p, w: w, shown: shown})
+}
+
+// commit hands req to the committer and waits until it is stored.
+func (s *Service) commit(ctx context.Context, req *sendReq) (*Message, error) {
+	req.done = make(chan error, 1)
 	select {
 	case s.sends <- req:
 	case <-ctx.Done():

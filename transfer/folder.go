@@ -17,7 +17,6 @@ package transfer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,8 +28,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/ipfs/go-datastore"
 )
 
 // maxFolderManifest bounds a folder's encoded manifest on the sender: it
@@ -201,18 +198,7 @@ func (s *Service) shareFolder(ctx context.Context, m *Manifest, abs string, sour
 			return nil, fmt.Errorf("transfer: %s changed while it was read", filepath.Join(abs, src))
 		}
 	}
-	o, _ := json.Marshal(origin{V: originFolder, Path: abs, Files: sources})
-	root := m.Root()
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b.Put(ctx, manifestKey(root), m.Encode())
-	b.Put(ctx, originKey(root), o)
-	if err := b.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("transfer: share: %w", err)
-	}
-	return m, s.ds.Sync(ctx, datastore.NewKey("/"))
+	return s.storeShared(ctx, m, origin{V: originFolder, Path: abs, Files: sources})
 }
 
 // folderReader reads a folder's files as one run of bytes: the bytes its

@@ -89,14 +89,20 @@ func (s *Service) Share(ctx context.Context, path, name string) (*Manifest, erro
 	if err := m.checkShape(len(m.Chunks)); err != nil {
 		return nil, err
 	}
-	o, _ := json.Marshal(origin{V: originVersion, Path: abs, Size: before.Size(), MTimeNS: before.ModTime().UnixNano()})
+	return s.storeShared(ctx, m, origin{V: originVersion, Path: abs, Size: before.Size(), MTimeNS: before.ModTime().UnixNano()})
+}
+
+// storeShared stores, durably, the manifest of something shared in place
+// and where it lies.
+func (s *Service) storeShared(ctx context.Context, m *Manifest, o origin) (*Manifest, error) {
+	ob, _ := json.Marshal(o)
 	root := m.Root()
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b.Put(ctx, manifestKey(root), m.Encode())
-	b.Put(ctx, originKey(root), o)
+	b.Put(ctx, originKey(root), ob)
 	if err := b.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("transfer: share: %w", err)
 	}
