@@ -222,7 +222,7 @@ func watchRssAnon(b *testing.B) func() float64 {
 	// Sampled by the ticker and by the report: a sample never lowers the
 	// peak.
 	sample := func() {
-		kb := rssAnonKiB()
+		kb, _ := nodetest.RssAnonKiB()
 		for old := peak.Load(); kb > old && !peak.CompareAndSwap(old, kb); old = peak.Load() {
 		}
 	}
@@ -252,17 +252,3 @@ func watchRssAnon(b *testing.B) func() float64 {
 	}
 }
 
-// rssAnonKiB is the process's RssAnon now (Linux; zero elsewhere).
-func rssAnonKiB() int64 {
-	st, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb
-		}
-	}
-	return 0
-}
