@@ -251,4 +251,3 @@ func watchRssAnon(b *testing.B) func() float64 {
 		return float64(peak.Load()) / 1024
 	}
 }
-
