@@ -487,15 +487,17 @@ func TestCallTakenByFirstEndpoint(t *testing.T) {
 	if acc := waitCall(t, evB, call.EventAccepted, info.ID); acc.Endpoint != "page-1" {
 		t.Fatalf("accepted by %q", acc.Endpoint)
 	}
-	if _, err := b.AnswerCall(bg, info.ID, node.AnswerRequest{}); !errors.Is(err, call.ErrTaken) {
+	// The page's made-up SDP ends the call on the caller's side at a
+	// moment of its own (below), so a refusal may already say ended.
+	if _, err := b.AnswerCall(bg, info.ID, node.AnswerRequest{}); !errors.Is(err, call.ErrTaken) && !errors.Is(err, call.ErrEnded) {
 		t.Fatalf("second answer: %v", err)
 	}
 	// Only the endpoint that holds the call signals in it.
 	cand := node.CallSignal{Kind: call.KindCandidate, Candidate: candidate("candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")}
-	if err := b.SignalCall(bg, info.ID, "page-2", cand); !errors.Is(err, call.ErrTaken) {
+	if err := b.SignalCall(bg, info.ID, "page-2", cand); !errors.Is(err, call.ErrTaken) && !errors.Is(err, call.ErrEnded) {
 		t.Fatalf("a signal of another page: %v", err)
 	}
-	if err := b.SignalCall(bg, info.ID, "page-1", cand); err != nil {
+	if err := b.SignalCall(bg, info.ID, "page-1", cand); err != nil && !errors.Is(err, call.ErrEnded) {
 		t.Fatal(err)
 	}
 	// The caller's endpoint got the answer: pion refuses the page's
