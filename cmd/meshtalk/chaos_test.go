@@ -13,7 +13,12 @@ import (
 	"github.com/meshtalk/meshtalk/node"
 )
 
-var chaosSeed = flag.Uint64("chaos-seed", 0, "seed of TestKillLoopExactlyOnce's choices (0: from the clock)")
+// TestKillLoopExactlyOnce's knobs, to replay a run or soak longer.
+var (
+	chaosSeed   = flag.Uint64("chaos-seed", 0, "seed of TestKillLoopExactlyOnce's choices (0: from the clock)")
+	chaosRounds = flag.Int("chaos-rounds", 9, "rounds of TestKillLoopExactlyOnce (a multiple of 3)")
+	chaosBudget = flag.Duration("chaos-budget", time.Minute, "time after which TestKillLoopExactlyOnce starts no new round (after the third)")
+)
 
 // chaosLab is a delivery lab whose friends share a group, and what each
 // send that returned success acknowledged.
@@ -52,12 +57,11 @@ func TestKillLoopExactlyOnce(t *testing.T) {
 	l := &chaosLab{deliveryLab: newDeliveryLabWith(t, conf), sent: map[string]int{}}
 	l.group = l.shareGroup(t)
 
-	const rounds = 9
 	var victims []int // each three rounds: A, B and the relay, in a random order
-	for range rounds / 3 {
+	for range max(*chaosRounds/3, 1) {
 		victims = append(victims, rng.Perm(3)...)
 	}
-	budget := time.Now().Add(60 * time.Second)
+	budget := time.Now().Add(*chaosBudget)
 	for round, v := range victims {
 		if round >= 3 && time.Now().After(budget) {
 			t.Logf("time is up after %d rounds", round)
