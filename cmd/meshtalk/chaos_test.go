@@ -172,17 +172,26 @@ func (l *chaosLab) conversations(t *testing.T) map[string][]map[string]any {
 func (l *chaosLab) waitConverged(t *testing.T) {
 	t.Helper()
 	start := time.Now()
+	var lacking []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("lacking at the deadline: %s", strings.Join(lacking, "; "))
+		}
+	}()
 	nodetest.Eventually(t, 120*time.Second, "every acknowledged message on both sides, the direct ones delivered", func() bool {
 		convs := l.conversations(t)
+		lacking = lacking[:0]
 		for _, s := range l.acked {
 			for _, home := range []string{l.homeA, l.homeB} {
 				m := find(convs[home+" "+s.kind], s.id)
-				if m == nil || home == s.from && s.kind == "dm" && m["state"] != "delivered" && m["state"] != "read" {
-					return false
+				if m == nil {
+					lacking = append(lacking, fmt.Sprintf("%q (%s) missing on %s", s.text, s.id, l.who(home)))
+				} else if home == s.from && s.kind == "dm" && m["state"] != "delivered" && m["state"] != "read" {
+					lacking = append(lacking, fmt.Sprintf("%q (%s) %v on its sender", s.text, s.id, m["state"]))
 				}
 			}
 		}
-		return true
+		return len(lacking) == 0
 	})
 	t.Logf("%d messages acknowledged; both sides had them %v after the last round", len(l.acked), time.Since(start).Round(time.Millisecond))
 }
