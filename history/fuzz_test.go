@@ -1,7 +1,13 @@
 package history
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,6 +87,51 @@ func FuzzParseMsgKey(f *testing.F) {
 		gotHLC, gotID, ok := ParseMsgKey(key)
 		if id != "" && (!ok || gotHLC != hlc || gotID != id) {
 			t.Fatalf("ParseMsgKey(%q) = %x %q %v, want %x %q", key, gotHLC, gotID, ok, hlc, id)
+		}
+	})
+}
+
+// FuzzDecodeImage feeds the image decoder that avatars and pictures go
+// through (the user's files, and a group's avatar set by any admin): no
+// input panics it or decodes past the pixel limit, and what it takes
+// makes a thumbnail and an avatar that fit their bounds and decode again.
+func FuzzDecodeImage(f *testing.F) {
+	img := image.NewNRGBA(image.Rect(0, 0, 40, 30))
+	for x := range 40 {
+		img.Set(x, x%30, color.NRGBA{200, 100, 50, uint8(x * 6)})
+	}
+	for _, enc := range []func(*bytes.Buffer) error{
+		func(b *bytes.Buffer) error { return png.Encode(b, img) },
+		func(b *bytes.Buffer) error { return jpeg.Encode(b, img, nil) },
+		func(b *bytes.Buffer) error { return gif.Encode(b, img, nil) },
+	} {
+		var b bytes.Buffer
+		if err := enc(&b); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		img, err := DecodeImage(b)
+		if err != nil {
+			return
+		}
+		r := img.Bounds()
+		if r.Dx() <= 0 || r.Dy() <= 0 || r.Dx()*r.Dy() > maxImagePixels {
+			t.Fatalf("decoded %v, past the limits", r)
+		}
+		for _, mk := range []func([]byte) ([]byte, string, error){MakeThumbnail, MakeAvatar} {
+			out, typ, err := mk(b)
+			if err != nil {
+				continue // a thumbnail that does not fit is an error, not a panic
+			}
+			again, format, err := image.Decode(bytes.NewReader(out))
+			if err != nil || "image/"+format != typ {
+				t.Fatalf("made a %s that decodes as %q: %v", typ, format, err)
+			}
+			if d := again.Bounds(); d.Dx() > max(ThumbnailSize, AvatarSize) || d.Dy() > max(ThumbnailSize, AvatarSize) || len(out) > MaxAvatarBytes {
+				t.Fatalf("made a %v %s of %d bytes", d, typ, len(out))
+			}
 		}
 	})
 }

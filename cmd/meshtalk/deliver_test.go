@@ -20,7 +20,18 @@ type deliveryLab struct {
 
 func newDeliveryLab(t *testing.T) *deliveryLab {
 	t.Helper()
+	return newDeliveryLabWith(t, "")
+}
+
+// newDeliveryLabWith is newDeliveryLab with config.toml of both friends
+// (empty: the default).
+func newDeliveryLabWith(t *testing.T, config string) *deliveryLab {
+	t.Helper()
 	l := &deliveryLab{env: cleanEnv(), relayHome: t.TempDir(), homeA: t.TempDir(), homeB: t.TempDir()}
+	if config != "" {
+		writeConfig(t, l.homeA, config)
+		writeConfig(t, l.homeB, config)
+	}
 	l.relay = startRelayIn(t, l.env, nil, append([]string{"--home", l.relayHome}, relayListen...)...)
 	l.addr = relayAddrOf(l.relay)
 	l.a = l.startNode(t, l.homeA)
@@ -61,11 +72,24 @@ func (l *deliveryLab) restartRelay(t *testing.T) {
 	t.Helper()
 	l.relay.cmd.Process.Kill()
 	<-l.relay.exited
-	args := []string{"--home", l.relayHome, "--api", "127.0.0.1:0", "--no-mdns"}
-	for _, a := range strings.Split(l.relay.ready["listen"], ",") {
-		args = append(args, "--listen", a)
+	l.relay = l.relaunch(t, l.relay, l.relayHome)
+}
+
+// relaunch starts r, which has exited (a test SIGKILLed it), again on
+// home and on the addresses it listened on: the relay, or a node on the
+// lab's relay.
+func (l *deliveryLab) relaunch(t *testing.T, r *running, home string) *running {
+	t.Helper()
+	args := []string{"--home", home, "--api", "127.0.0.1:0", "--no-mdns"}
+	for _, a := range strings.Split(r.ready["listen"], ",") {
+		if !strings.Contains(a, "/p2p-circuit") {
+			args = append(args, "--listen", a)
+		}
 	}
-	l.relay = startRelayIn(t, l.env, nil, args...)
+	if r.ready["role"] == "relay" {
+		return startRelayIn(t, l.env, nil, args...)
+	}
+	return startNode(t, l.env, append(args, "--relay", l.addr)...)
 }
 
 // historyOf is the conversation on home with peer, oldest first.
