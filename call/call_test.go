@@ -523,3 +523,36 @@ func TestCallTakenByFirstEndpoint(t *testing.T) {
 		t.Fatalf("callee's end %+v", end)
 	}
 }
+
+// TestHangupNotLost: a hangup is a hangup on both sides, however fast the
+// friend closes the stream on reading it. The caller's read loop used to
+// see the friend's close before its own hangup had ended the call, and
+// ended it as "lost"; the hangup then failed with ErrEnded (it happened
+// in a namespace lab run under load). Here the moment between the
+// hangup's frame and the end is stretched until the friend has closed.
+func TestHangupNotLost(t *testing.T) {
+	a, b := friends(t, time.Minute)
+	evA, evB := nodetest.Events(t, a), nodetest.Events(t, b)
+	info := ring(t, a, b, evB)
+	if _, err := b.AnswerCall(bg, info.ID, node.AnswerRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, evA, call.EventAccepted, info.ID)
+	var calleeEnd call.Info
+	call.SetHangupWrittenForTest(t.Cleanup, func() {
+		// The friend reads the hangup and closes the stream meanwhile.
+		calleeEnd = waitCall(t, evB, call.EventEnded, info.ID)
+		// The close reaches the caller's read loop (a round trip on
+		// loopback; a generous margin on a busy machine).
+		<-time.After(500 * time.Millisecond)
+	})
+	if _, err := a.HangupCall(bg, info.ID); err != nil {
+		t.Fatalf("hangup: %v", err)
+	}
+	if end := waitCall(t, evA, call.EventEnded, info.ID); end.Reason != call.ReasonHangup || end.EndedBy != "local" {
+		t.Fatalf("caller's end %+v", end)
+	}
+	if calleeEnd.Reason != call.ReasonHangup || calleeEnd.EndedBy != "remote" {
+		t.Fatalf("callee's end %+v", calleeEnd)
+	}
+}
