@@ -552,22 +552,23 @@ func (r *RTC) Close() error {
 	return err
 }
 
-// relayOf names the TURN server whose host is addr ("" if none).
-func relayOf(servers []webrtc.ICEServer, addr string) string {
+// relayOf names the TURN server whose host is addr, reached over proto
+// ("udp", "tcp"; a URL without ?transport= is UDP), "" if none.
+func relayOf(servers []webrtc.ICEServer, addr, proto string) string {
 	for _, s := range servers {
 		for _, u := range s.URLs {
 			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
 				continue
 			}
-			host := u
-			if p, err := url.Parse(u); err == nil && p.Opaque != "" {
-				host = p.Opaque
-			}
-			host, _, _ = strings.Cut(host, "?")
+			host, query, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(u, "turn:"), "turns:"), "?")
 			if h, _, err := net.SplitHostPort(host); err == nil {
 				host = h
 			}
-			if host == addr {
+			transport := "udp"
+			if q, err := url.ParseQuery(query); err == nil && q.Get("transport") != "" {
+				transport = q.Get("transport")
+			}
+			if host == addr && (proto == "" || strings.EqualFold(transport, proto)) {
 				return u
 			}
 		}
