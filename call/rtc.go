@@ -370,14 +370,38 @@ func (r *RTC) stateChanged(s webrtc.PeerConnectionState) {
 				r.spawn(func() { r.play(r.cfg.Video, r.videoTrack, r.playIVF) })
 			}
 		}
-	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected:
-		if r.cfg.OnFail != nil {
+	case webrtc.PeerConnectionStateDisconnected:
+		// Nothing arrived for a few seconds: a stall (a busy machine, a
+		// moment of a lossy network) that may pass. Still disconnected
+		// after disconnectGrace, the media is gone: 3 s + 4 s, within the
+		// 10 s in which a call whose friend vanished must end.
+		r.spawn(func() {
 			select {
 			case <-r.done:
-			default:
-				r.cfg.OnFail(fmt.Errorf("media %s", s))
+			case <-time.After(disconnectGrace):
+				if st := r.pc.ConnectionState(); st == webrtc.PeerConnectionStateDisconnected {
+					r.fail(st)
+				}
 			}
-		}
+		})
+	case webrtc.PeerConnectionStateFailed:
+		r.fail(s)
+	}
+}
+
+// disconnectGrace is how long the media may stay disconnected before the
+// call ends.
+const disconnectGrace = 4 * time.Second
+
+// fail tells OnFail that the media failed, unless the endpoint closes.
+func (r *RTC) fail(s webrtc.PeerConnectionState) {
+	if r.cfg.OnFail == nil {
+		return
+	}
+	select {
+	case <-r.done:
+	default:
+		r.cfg.OnFail(fmt.Errorf("media %s", s))
 	}
 }
 
