@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -36,6 +37,7 @@ type call struct {
 	recvSeq uint64
 	timer   *time.Timer // the caller's ring timeout
 	done    chan struct{}
+	leaving atomic.Bool // this end sent its hangup: it ends the call
 }
 
 func (c *call) snapshot() Info {
@@ -212,6 +214,9 @@ func (c *call) readLoop() {
 			case <-c.done:
 				return // this end ended it
 			default:
+			}
+			if c.leaving.Load() {
+				return // this end is hanging up: the friend closed on its frame
 			}
 			if errors.Is(err, ErrBadFrame) || errors.Is(err, ErrTooLarge) {
 				c.fault(err)
@@ -404,9 +409,19 @@ func (c *call) hangupAs(reason, wire string, why error) bool {
 		reason = ReasonMissed
 	}
 	c.mu.Unlock()
+	// From the hangup frame on, the friend may close the stream at once:
+	// the read loop must leave the end to this hangup, not call it lost.
+	c.leaving.Store(true)
 	c.write(Signal{Kind: KindHangup, Reason: wire})
+	if hangupWritten != nil {
+		hangupWritten()
+	}
 	return c.end(reason, "local", why)
 }
+
+// hangupWritten, when set (tests), runs between a hangup's frame and the
+// end of the call: the moment a fast friend closes the stream.
+var hangupWritten func()
 
 // end ends the call once: it closes the stream and emits EventEnded.
 func (c *call) end(reason, by string, why error) bool {

@@ -130,3 +130,37 @@ func TestCallFromPage(t *testing.T) {
 	}
 	waitCall(t, evB, call.EventEnded, info.ID)
 }
+
+// answeringPage answers offer as a page of the web UI would (a pion
+// PeerConnection on loopback standing in for the browser), its
+// candidates in the answer, and returns the answer's SDP. The page lives
+// until the test ends.
+func answeringPage(t testing.TB, offer string) string {
+	t.Helper()
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the page gathered no candidates in 30 s")
+	}
+	return pc.LocalDescription().SDP
+}

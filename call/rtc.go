@@ -370,14 +370,38 @@ func (r *RTC) stateChanged(s webrtc.PeerConnectionState) {
 				r.spawn(func() { r.play(r.cfg.Video, r.videoTrack, r.playIVF) })
 			}
 		}
-	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected:
-		if r.cfg.OnFail != nil {
+	case webrtc.PeerConnectionStateDisconnected:
+		// Nothing arrived for a few seconds: a stall (a busy machine, a
+		// moment of a lossy network) that may pass. Still disconnected
+		// after disconnectGrace, the media is gone: 3 s + 4 s, within the
+		// 10 s in which a call whose friend vanished must end.
+		r.spawn(func() {
 			select {
 			case <-r.done:
-			default:
-				r.cfg.OnFail(fmt.Errorf("media %s", s))
+			case <-time.After(disconnectGrace):
+				if st := r.pc.ConnectionState(); st == webrtc.PeerConnectionStateDisconnected {
+					r.fail(st)
+				}
 			}
-		}
+		})
+	case webrtc.PeerConnectionStateFailed:
+		r.fail(s)
+	}
+}
+
+// disconnectGrace is how long the media may stay disconnected before the
+// call ends.
+const disconnectGrace = 4 * time.Second
+
+// fail tells OnFail that the media failed, unless the endpoint closes.
+func (r *RTC) fail(s webrtc.PeerConnectionState) {
+	if r.cfg.OnFail == nil {
+		return
+	}
+	select {
+	case <-r.done:
+	default:
+		r.cfg.OnFail(fmt.Errorf("media %s", s))
 	}
 }
 
@@ -552,22 +576,23 @@ func (r *RTC) Close() error {
 	return err
 }
 
-// relayOf names the TURN server whose host is addr ("" if none).
-func relayOf(servers []webrtc.ICEServer, addr string) string {
+// relayOf names the TURN server whose host is addr, reached over proto
+// ("udp", "tcp"; a URL without ?transport= is UDP), "" if none.
+func relayOf(servers []webrtc.ICEServer, addr, proto string) string {
 	for _, s := range servers {
 		for _, u := range s.URLs {
 			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
 				continue
 			}
-			host := u
-			if p, err := url.Parse(u); err == nil && p.Opaque != "" {
-				host = p.Opaque
-			}
-			host, _, _ = strings.Cut(host, "?")
+			host, query, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(u, "turn:"), "turns:"), "?")
 			if h, _, err := net.SplitHostPort(host); err == nil {
 				host = h
 			}
-			if host == addr {
+			transport := "udp"
+			if q, err := url.ParseQuery(query); err == nil && q.Get("transport") != "" {
+				transport = q.Get("transport")
+			}
+			if host == addr && (proto == "" || strings.EqualFold(transport, proto)) {
 				return u
 			}
 		}

@@ -27,6 +27,9 @@ type Stats struct {
 	// it in).
 	TURN  string `json:"turn,omitempty"`
 	Relay string `json:"relay,omitempty"`
+	// RelayProtocol is how the media reaches that TURN server, "udp" or
+	// "tcp" (a network that drops UDP leaves TURN over TCP).
+	RelayProtocol string `json:"relay_protocol,omitempty"`
 	// RTTMs is the ICE round-trip time of the selected pair.
 	RTTMs float64    `json:"rtt_ms"`
 	Audio MediaStats `json:"audio"`
@@ -97,7 +100,8 @@ func (r *RTC) Stats() Stats {
 		if c, ok := report[pair.LocalCandidateID].(webrtc.ICECandidateStats); ok {
 			st.Path, st.Local = c.CandidateType.String(), fmt.Sprintf("%s %s:%d", c.Protocol, c.IP, c.Port)
 			if c.CandidateType == webrtc.ICECandidateTypeRelay {
-				st.TURN = relayOf(r.cfg.ICEServers, c.IP)
+				st.RelayProtocol = c.RelayProtocol
+				st.TURN = relayOf(r.cfg.ICEServers, c.IP, c.RelayProtocol)
 			}
 		}
 		if c, ok := report[pair.RemoteCandidateID].(webrtc.ICECandidateStats); ok {

@@ -447,7 +447,9 @@ stun = []
 
 [turn]
 # A relay's TURN server (pion/turn) for the media of its users' calls
-# that find no direct path, on its own port, UDP and TCP (docs/relay.md).
+# that find no direct path, on its own port, UDP and TCP (TCP: users on
+# networks that drop UDP); relayed addresses take UDP ports of the
+# kernel's ephemeral range. Open all three (docs/relay.md).
 # listen = "0.0.0.0:3478" turns it on; "" (the default) leaves it off.
 listen = ""
 # The IP address users reach it at (needed when listen is 0.0.0.0).

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/relay/pb"
@@ -94,4 +95,39 @@ func (c *Client) DropOnForTest(ctx context.Context, relay, p peer.ID, path strin
 		return err
 	}
 	return c.dropOn(ctx, relay, p, m)
+}
+
+// TURNForTest is a TURN server alone, as a relay runs it (the benchmark
+// runs it in a process of its own).
+type TURNForTest struct{ t *turnServer }
+
+// StartTURNForTest starts one with cfg as it is (no defaults filled in).
+func StartTURNForTest(cfg TURNConfig) (*TURNForTest, error) {
+	t, err := newTURN(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &TURNForTest{t}, nil
+}
+
+// Addr is host:port, UDP and TCP.
+func (s *TURNForTest) Addr() string { return s.t.addr }
+
+// Credentials are user's, as a logged-in user gets them.
+func (s *TURNForTest) Credentials(user string) (username, password string) {
+	c, err := s.t.credentials(peer.ID(user))
+	if err != nil {
+		panic(err)
+	}
+	return c.Username, c.Password
+}
+
+// Close stops the server.
+func (s *TURNForTest) Close() error { return s.t.close() }
+
+// DroppedBytes is what the server dropped over allocations' bandwidth.
+func (s *TURNForTest) DroppedBytes() float64 {
+	var m dto.Metric
+	s.t.dropped.Write(&m)
+	return m.GetCounter().GetValue()
 }

@@ -336,6 +336,9 @@ func printCallStats(g *globals, st *api.CallStats) error {
 			via = st.TURN
 		}
 		path += " via " + via
+		if st.RelayProtocol != "" {
+			path += " over " + st.RelayProtocol
+		}
 	}
 	fmt.Fprintf(g.stdout, "call %s  %s  path %s (%s -> %s)  rtt %.1f ms\n", st.CallID, st.State, path, st.Local, st.Remote, st.RTTMs)
 	tw := newTable(g.stdout)

@@ -164,8 +164,15 @@ func natTable(rows []natRow) string {
 // QUIC and TCP addresses (each ending in /p2p/<relay ID>).
 func startLabRelay(t testing.TB, l *lab, env []string, pub string) (quicAddr string) {
 	t.Helper()
+	return startLabRelayWith(t, l, env, pub, "")
+}
+
+// startLabRelayWith is startLabRelay with more of config.toml (sections
+// other than [discovery]).
+func startLabRelayWith(t testing.TB, l *lab, env []string, pub, config string) (quicAddr string) {
+	t.Helper()
 	relayHome := t.TempDir()
-	writeConfig(t, relayHome, "[discovery]\npublic_ranges = [\"203.0.113.0/24\"]\n")
+	writeConfig(t, relayHome, "[discovery]\npublic_ranges = [\"203.0.113.0/24\"]\n"+config)
 	relay := startRelayIn(t, env, in(pub), "--home", relayHome, "--listen", "/ip4/"+labRelayIP+"/udp/4001/quic-v1", "--listen", "/ip4/"+labRelayIP+"/tcp/4001", "--api", "127.0.0.1:0")
 	return "/ip4/" + labRelayIP + "/udp/4001/quic-v1/p2p/" + relay.ready["peer_id"]
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
 )
@@ -178,4 +180,64 @@ func TestBrowserCallBrowser(t *testing.T) {
 	}
 	bob.openConv("Alice")
 	bob.wait("the call in the conversation", callNote+`.some(e => /^Incoming video call/.test(e.textContent))`, 10*time.Second)
+}
+
+// BenchmarkBrowserCallSetup: browser↔browser on loopback, the time from
+// the callee's click on Accept to the first decoded frame of the caller's
+// video in the callee's page (its remote <video> has a frame: videoWidth
+// > 0), measured inside the page with performance.now(), polled every
+// 5 ms. Baseline in the same run: a raw libp2p ping round trip between
+// the two nodes (what one signaling exchange costs at least).
+func BenchmarkBrowserCallSetup(b *testing.B) {
+	chromiumPath(b)
+	shots := screenshotDir(b)
+	alice, bob := startUserWith(b, "Alice", shots, callConfig), startUserWith(b, "Bob", shots, callConfig)
+	alice.open(1280, 800)
+	bob.open(1280, 800)
+	alice.firstRun()
+	bob.firstRun()
+	nodetest.Befriend(b, alice.node, bob.node)
+	alice.openConv("Bob")
+	b.Run("raw-libp2p-ping", func(b *testing.B) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res := ping.Ping(ctx, alice.node.Host(), bob.node.ID())
+		var total time.Duration
+		for b.Loop() {
+			r := <-res
+			if r.Error != nil {
+				b.Fatal(r.Error)
+			}
+			total += r.RTT
+		}
+		b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "rtt-ms")
+	})
+	b.Run("accept-to-first-video", func(b *testing.B) {
+		alice.t, bob.t = b, b
+		var total float64
+		for b.Loop() {
+			alice.click("[data-testid=call-video]")
+			bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+			bob.waitFor("[data-testid=call-accept]")
+			bob.eval(`(() => {
+				window.firstVideoMs = undefined;
+				const t0 = performance.now();
+				document.querySelector('[data-testid=call-accept]').click();
+				const poll = setInterval(() => {
+					const v = document.querySelector('[data-testid=call-remote]');
+					if (v && v.videoWidth > 0) { window.firstVideoMs = performance.now() - t0; clearInterval(poll); }
+				}, 5);
+				return true;
+			})()`, nil)
+			bob.wait("the first decoded frame", `window.firstVideoMs !== undefined`, 20*time.Second)
+			var ms float64
+			bob.eval(`window.firstVideoMs`, &ms)
+			total += ms
+			bob.click("[data-testid=call-hangup]")
+			for _, u := range []*user{alice, bob} {
+				u.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+			}
+		}
+		b.ReportMetric(total/float64(b.N), "accept-to-video-ms")
+	})
 }

@@ -4,7 +4,7 @@
 // friend's answer, candidates and renegotiations as call.* events
 // (docs/api.md, "Calls"). One call at a time; state in signals.
 import { signal } from '@preact/signals';
-import { api, CallInfo, CallSignal, NodeEvent } from './api';
+import { api, CallInfo, CallSignal, ICEServer, NodeEvent } from './api';
 import { flash, soundOn } from './state';
 
 export type Phase = 'calling' | 'ringing' | 'incoming' | 'connecting' | 'active' | 'ended';
@@ -56,8 +56,13 @@ async function media(video: boolean): Promise<MediaStream> {
   return s;
 }
 
-async function newPeer(): Promise<RTCPeerConnection> {
-  const ice = await api.callICE().catch(() => []);
+/** The ICE servers (STUN and TURN of the relays logged in to), asked for
+ * while the camera starts: neither waits for the other. */
+function iceServers(): Promise<ICEServer[]> {
+  return api.callICE().catch(() => []);
+}
+
+function newPeer(ice: ICEServer[]): RTCPeerConnection {
   const p = new RTCPeerConnection({ iceServers: ice.map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })) });
   const remote = new MediaStream();
   remoteStream.value = remote;
@@ -82,8 +87,8 @@ export async function placeCall(peer: string, video: boolean) {
   if (call.value) { flash('You are already in a call'); return; }
   call.value = { id: '', peer, video, outgoing: true, phase: 'calling' };
   try {
-    const stream = await media(video);
-    const p = await newPeer();
+    const [stream, ice] = await Promise.all([media(video), iceServers()]);
+    const p = newPeer(ice);
     for (const t of stream.getTracks()) p.addTrack(t, stream);
     if (!video) p.addTransceiver('video', { direction: 'recvonly' }); // the friend may still share a screen or camera
     const offer = await p.createOffer();
@@ -105,13 +110,14 @@ export async function answerCall() {
   if (!c || c.phase !== 'incoming') return;
   call.value = { ...c, phase: 'connecting' };
   try {
-    const info = await api.getCall(c.id); // what the caller sent so far: its offer, then candidates
+    // What the caller sent so far (its offer, then candidates), the
+    // camera and the ICE servers, all at once: each is a wait of its own.
+    const [info, stream, ice] = await Promise.all([api.getCall(c.id), media(c.video), iceServers()]);
     const sigs = [...(info.pending ?? []), ...pending.filter((s) => s.call_id === c.id).map((s) => s.signal)];
     pending = [];
     const offer = sigs.find((s) => s.kind === 'offer');
     if (!offer) throw new Error('the caller sent no offer');
-    const stream = await media(c.video);
-    const p = await newPeer();
+    const p = newPeer(ice);
     await p.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
     for (const t of stream.getTracks()) p.addTrack(t, stream);
     for (const s of sigs) if (s.kind === 'candidate' && s.candidate) await p.addIceCandidate(s.candidate).catch(() => undefined);
