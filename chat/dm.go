@@ -1300,6 +1300,12 @@ func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int)
 	return s.hist.Search(ctx, text, prefix, limit)
 }
 
+// Summary is the newest message of the conversation with p and how many
+// of its messages are unread.
+func (s *Service) Summary(ctx context.Context, p peer.ID) (*history.Summary, error) {
+	return s.hist.Summary(ctx, s.peerString(p))
+}
+
 // MarkRead marks every received message from p read and, when read
 // receipts are on, tells p. It returns how many it marked.
 func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {

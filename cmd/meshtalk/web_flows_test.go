@@ -65,6 +65,19 @@ func befriend(a, b *user, code string) {
 	b.waitFor(fmt.Sprintf("[data-testid=conv][data-name=%q]", a.name))
 }
 
+// hideAndWatch makes the page hidden (document.hidden, as a tab in the
+// background; window.fakeHidden = false shows it again) and records the
+// desktop notifications (their titles) and beeps it makes.
+const hideAndWatch = `(() => {
+	window.notes = []; window.beeps = 0; window.fakeHidden = true;
+	const N = window.Notification;
+	window.Notification = class extends N { constructor(title, o) { window.notes.push(title); super(title, o); } };
+	const osc = AudioContext.prototype.createOscillator;
+	AudioContext.prototype.createOscillator = function () { window.beeps++; return osc.call(this); };
+	Object.defineProperty(document, 'hidden', { configurable: true, get: () => window.fakeHidden });
+	document.dispatchEvent(new Event('visibilitychange'));
+	return true })()`
+
 func TestBrowserChat(t *testing.T) {
 	chromiumPath(t)
 	shots := screenshotDir(t)
@@ -122,6 +135,51 @@ func TestBrowserChat(t *testing.T) {
 	alice.wait("her own page shows the edit", message("See you at 9")+" !== undefined", 20*time.Second)
 	alice.eval("window.confirm = () => true; "+message("See you at 9")+".querySelector('[data-testid=delete]').click(); true", nil)
 	bob.wait("the deletion", `[...document.querySelectorAll('[data-testid=message]')].some(e => e.textContent.includes('Message deleted'))`+" && "+message("See you at 9")+" === undefined", 20*time.Second)
+
+	// The event stream: Bob's page loses the network while Alice writes;
+	// back on, it resumes from its last event and shows the message.
+	// Bob's page is cut off its node (every connection to the API closed,
+	// new ones refused, as a network down would) while Alice's message
+	// comes; back on, it reconnects by itself, resumes from its last
+	// event ID and shows the message (nothing but the replayed event
+	// brings it: the page re-reads no history on a reconnect).
+	bob.conns.setDown(true)
+	bob.wait("the page to see the stream cut", q(".live.off")+" !== null", 30*time.Second)
+	bobEvents := nodetest.Events(t, bob.node)
+	alice.send("Sent while you were cut off")
+	nodetest.WaitEvent(t, bobEvents, "message.received", func(ev node.Event) bool {
+		m, ok := ev.Data.(*node.Message)
+		return ok && m.Text == "Sent while you were cut off"
+	})
+	bob.conns.setDown(false)
+	bob.wait("the message missed while cut off", message("Sent while you were cut off")+" !== undefined", 30*time.Second)
+	bob.wait("the stream live again", q(".live.on")+" !== null", 30*time.Second)
+
+	// Alerts: with Bob's page hidden, a message counts in the title, makes
+	// a desktop notification and a beep; shown again, it is read. With
+	// the sound off (kept over a reload), the notification comes alone.
+	bob.grant("notifications")
+	bob.eval(hideAndWatch, nil)
+	alice.send("Are you there?")
+	bob.wait("the unread count in the title", `document.title === '(1) meshtalk'`, 20*time.Second)
+	bob.wait("a notification and a beep", `window.notes.join() === 'Alice' && window.beeps > 0`, 20*time.Second)
+	bob.eval(`window.fakeHidden = false; document.dispatchEvent(new Event('visibilitychange')); true`, nil)
+	bob.wait("the title once read", `document.title === 'meshtalk'`, 20*time.Second)
+	bob.click("[data-testid=open-me]")
+	bob.click("[data-testid=sound]")
+	bob.reload()
+	bob.click("[data-testid=open-me]")
+	bob.wait("the sound still off after a reload", q("[data-testid=sound]")+"?.checked === false", 10*time.Second)
+	bob.eval(hideAndWatch, nil)
+	alice.send("Hello?")
+	bob.wait("a notification", `window.notes.join() === 'Alice' && document.title === '(1) meshtalk'`, 20*time.Second)
+	var beeps int
+	bob.eval("window.beeps", &beeps)
+	if beeps != 0 {
+		t.Fatalf("%d beeps with the sound off", beeps)
+	}
+	bob.eval(`window.fakeHidden = false; document.dispatchEvent(new Event('visibilitychange')); true`, nil)
+	bob.openConv("Alice")
 
 	// The same screens at 360 pixels and in the dark theme.
 	bob.dark()
