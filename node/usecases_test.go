@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
@@ -132,4 +133,26 @@ func TestConversations(t *testing.T) {
 	if c := byID()[b.ID().String()]; c == nil || c.Unread != 0 {
 		t.Fatalf("Bob's conversation once read: %+v", c)
 	}
+}
+
+// TestProfileWhileStreamOpen: a profile change reaches a friend at once
+// while the DM stream to them is open (it idles for 30 s after a message),
+// not when the stream ends.
+func TestProfileWhileStreamOpen(t *testing.T) {
+	ctx := context.Background()
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	events := nodetest.Events(t, a)
+	if _, err := b.SendMessage(ctx, a.ID().String(), node.Draft{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEvent(t, events, "message.received", nil)
+	name := "Bobby"
+	if _, err := b.SetProfile(ctx, node.ProfileUpdate{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 20*time.Second, "the new name at the friend's node", func() bool {
+		f, err := a.FriendShow(ctx, b.ID().String())
+		return err == nil && f.Profile != nil && f.Profile.Name == name
+	})
 }

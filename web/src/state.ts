@@ -5,7 +5,10 @@ import { signal, computed } from '@preact/signals';
 import { onCallEvent, syncCalls } from './call';
 import { api, follow, Friend, Group, Message, FileState, Identity, Profile, Status, NodeEvent } from './api';
 
-export interface Conv { id: string; group: boolean; name: string; avatar?: string; online?: boolean; last?: Message; unread: number }
+export interface Conv { id: string; group: boolean; name: string; avatar?: string; avatarSrc?: string; online?: boolean; last?: Message; unread: number }
+
+/** A group's avatar as an image source (the node answers it inline), or undefined. */
+export const groupAvatar = (g?: Group) => (g?.avatar ? `data:${g.avatar_type || 'image/png'};base64,${g.avatar}` : undefined);
 
 export const me = signal<Identity | null>(null);
 export const profile = signal<Profile>({});
@@ -41,7 +44,7 @@ export const conversations = computed<Conv[]>(() => {
   }
   for (const g of groups.value) {
     if (g.status !== 'member') continue;
-    out.push({ id: g.id, group: true, name: g.name, last: lastOf.value[g.id], unread: unread.value[g.id] ?? 0 });
+    out.push({ id: g.id, group: true, name: g.name, avatarSrc: groupAvatar(g), last: lastOf.value[g.id], unread: unread.value[g.id] ?? 0 });
   }
   return out.sort((a, b) => (b.last?.hlc ?? 0) - (a.last?.hlc ?? 0) || a.name.localeCompare(b.name));
 });
