@@ -136,6 +136,22 @@ func TestBrowserChat(t *testing.T) {
 	alice.eval("window.confirm = () => true; "+message("See you at 9")+".querySelector('[data-testid=delete]').click(); true", nil)
 	bob.wait("the deletion", `[...document.querySelectorAll('[data-testid=message]')].some(e => e.textContent.includes('Message deleted'))`+" && "+message("See you at 9")+" === undefined", 20*time.Second)
 
+	avatarAndSearch(t, alice, bob)
+	streamAndAlerts(t, alice, bob)
+
+	// The same screens at 360 pixels and in the dark theme.
+	bob.dark()
+	bob.shot("07-dark")
+	alice.do(chromedp.EmulateViewport(360, 740))
+	alice.shot("08-phone")
+	alice.click("[data-testid=conv-name]")
+	alice.waitFor("[data-testid=friend-details]")
+	alice.shot("09-phone-profile")
+}
+
+// avatarAndSearch: Alice's new avatar shows in both pages; Bob's search
+// finds a message (its hit opens the conversation) and filters names.
+func avatarAndSearch(t *testing.T, alice, bob *user) {
 	// Alice's avatar: her own page shows it, and Bob's once her profile
 	// reaches his node.
 	alice.click("[data-testid=open-me]")
@@ -154,9 +170,12 @@ func TestBrowserChat(t *testing.T) {
 	bob.fill("[data-testid=search]", "hiking")
 	bob.click("[data-testid=hit]")
 	bob.wait("the conversation of the hit", q("[data-testid=conv-name]")+"?.textContent === 'Alice' && "+q("[data-testid=hit]")+" === null", 10*time.Second)
+}
 
-	// The event stream: Bob's page loses the network while Alice writes;
-	// back on, it resumes from its last event and shows the message.
+// streamAndAlerts: a page cut off its node misses nothing; a hidden page
+// counts unread messages in its title, notifies and beeps, and keeps the
+// sound off over a reload.
+func streamAndAlerts(t *testing.T, alice, bob *user) {
 	// Bob's page is cut off its node (every connection to the API closed,
 	// new ones refused, as a network down would) while Alice's message
 	// comes; back on, it reconnects by itself, resumes from its last
@@ -199,15 +218,6 @@ func TestBrowserChat(t *testing.T) {
 	}
 	bob.eval(`window.fakeHidden = false; document.dispatchEvent(new Event('visibilitychange')); true`, nil)
 	bob.openConv("Alice")
-
-	// The same screens at 360 pixels and in the dark theme.
-	bob.dark()
-	bob.shot("07-dark")
-	alice.do(chromedp.EmulateViewport(360, 740))
-	alice.shot("08-phone")
-	alice.click("[data-testid=conv-name]")
-	alice.waitFor("[data-testid=friend-details]")
-	alice.shot("09-phone-profile")
 }
 
 func TestBrowserFile(t *testing.T) {
