@@ -81,6 +81,10 @@ func (s *Server) chatRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/history", s.handleHistory)
 	mux.HandleFunc("GET /api/v1/search", s.handleSearch)
 	mux.HandleFunc("POST /api/v1/read", s.handleRead)
+	mux.HandleFunc("GET /api/v1/conversations", func(w http.ResponseWriter, r *http.Request) {
+		cs, err := s.node.Conversations(r.Context())
+		reply(w, cs, err)
+	})
 	mux.HandleFunc("GET /api/v1/messages/{id}/info", func(w http.ResponseWriter, r *http.Request) {
 		t, err := s.node.MessageInfo(r.Context(), r.PathValue("id"))
 		reply(w, t, err)

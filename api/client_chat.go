@@ -177,6 +177,12 @@ func (c *Client) MarkRead(ctx context.Context, with string) (*ReadResult, error)
 	return call[*ReadResult](ctx, c, http.MethodPost, "/api/v1/read", ReadRequest{With: with})
 }
 
+// Conversations lists every friend's and group's conversation with its
+// newest message and unread count.
+func (c *Client) Conversations(ctx context.Context) ([]*Conversation, error) {
+	return call[[]*Conversation](ctx, c, http.MethodGet, "/api/v1/conversations", nil)
+}
+
 // Avatar is the image of this node's or a contact's avatar by its ID.
 func (c *Client) Avatar(ctx context.Context, id string) (*Avatar, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/api/v1/avatars/"+url.PathEscape(id))

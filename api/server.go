@@ -53,6 +53,21 @@ func New(ctx context.Context, n *node.Node, addr string, logger *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("api: listen on %s: %w (pick another with --api HOST:PORT)", addr, err)
 	}
+	return Serve(n, ln, logger)
+}
+
+// Serve serves n's API on a listener of the caller's (a loopback TCP
+// address; the server closes it) and writes api.json into n's home. New
+// listens on an address and calls it; a caller that needs to see or cut
+// the connections (a test of the web UI's reconnects) wraps its own.
+func Serve(n *node.Node, ln net.Listener, logger *slog.Logger) (*Server, error) {
+	if err := node.CheckLoopback(ln.Addr().String()); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
 		ln.Close()

@@ -200,6 +200,21 @@ func TestUIPage(t *testing.T) {
 			t.Fatalf("the token is in the page")
 		}
 	}
+	// The script revalidates by its ETag: a reload gets 304 and no body.
+	var etag string
+	status, _, raw := b.do(http.MethodGet, "/app.js", nil, nil)
+	resp, err := http.Get(srv.URL() + "/app.js")
+	if err == nil {
+		etag = resp.Header.Get("ETag")
+		resp.Body.Close()
+	}
+	if status != 200 || len(raw) == 0 || etag == "" {
+		t.Fatalf("GET /app.js: %d, %d bytes, ETag %q (%v)", status, len(raw), etag, err)
+	}
+	status, _, raw = b.do(http.MethodGet, "/app.js", nil, func(r *http.Request) { r.Header.Set("If-None-Match", etag) })
+	if status != http.StatusNotModified || len(raw) != 0 {
+		t.Fatalf("GET /app.js again with its ETag: %d, %d bytes", status, len(raw))
+	}
 }
 
 func TestRelayServesNoUI(t *testing.T) {

@@ -97,6 +97,8 @@ type (
 	StopReport = node.StopReport
 	// ReadResult is the answer of POST /api/v1/read.
 	ReadResult = node.ReadResult
+	// Conversation is a line of GET /api/v1/conversations.
+	Conversation = node.Conversation
 	// FileSent is the answer of POST /api/v1/files.
 	FileSent = node.FileSent
 	// File is one file offer of GET /api/v1/files.

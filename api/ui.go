@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
@@ -24,6 +26,19 @@ func uiHandler() http.Handler {
 	if err != nil {
 		panic("api: the web bundle has no index.html: " + err.Error()) // a build defect, caught by every test
 	}
+	// Each file's ETag is its hash: a reload revalidates the script and
+	// the style sheet (no-cache) and gets 304 Not Modified, so the
+	// browser keeps its copy (and its compiled code).
+	etags := map[string]string{}
+	fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, err := fs.ReadFile(files, name); err == nil {
+				sum := sha256.Sum256(b)
+				etags[name] = `"` + hex.EncodeToString(sum[:16]) + `"`
+			}
+		}
+		return nil
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, CodeBadRequest, "the web UI answers GET only")
@@ -37,6 +52,7 @@ func uiHandler() http.Handler {
 		name := path.Clean(r.URL.Path)[1:]
 		if b, err := fs.ReadFile(files, name); err == nil && name != "" {
 			h.Set("Cache-Control", "no-cache")
+			h.Set("ETag", etags[name])
 			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
 			return
 		}

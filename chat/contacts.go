@@ -683,7 +683,7 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 	}
 	for _, c := range contacts {
 		if c.State == StateFriend {
-			s.kick(c.PeerID)
+			s.kickContact(c.PeerID)
 		}
 	}
 	return p, nil

@@ -222,6 +222,10 @@ type courier struct {
 
 	mu    sync.Mutex
 	queue []wireMessage // enqueued since the courier last read the outbox
+
+	// contactDue: the contact record has something to send (our newer
+	// profile) that an open stream's loop must not leave until it idles.
+	contactDue atomic.Bool
 }
 
 func (c *courier) push(w wireMessage) {
@@ -281,6 +285,14 @@ func (s *Service) courierFor(p peer.ID) *courier {
 
 // kick wakes p's courier.
 func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
+
+// kickContact wakes p's courier to deliver what its contact record owes
+// (our profile), also while it holds a stream open for messages.
+func (s *Service) kickContact(p peer.ID) {
+	c := s.courierFor(p)
+	c.contactDue.Store(true)
+	c.kick()
+}
 
 // runCourier loops until the service closes: deliver, then wait for new
 // work, a reconnection, or the backoff after a failure. Parking in the
@@ -634,8 +646,19 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 	s.kick(p) // an empty outbox unparks
 }
 
+// deliverContactOf sends what this node owes p's contact record (see
+// deliverContact).
+func (s *Service) deliverContactOf(p peer.ID) error {
+	ct, err := s.contact(s.ctx, p)
+	if err != nil || ct == nil {
+		return err
+	}
+	return s.deliverContact(s.ctx, ct)
+}
+
 // deliver sends what is owed to c.p. A nil error means nothing is left.
 func (s *Service) deliver(c *courier) error {
+	c.contactDue.Store(false) // delivered below
 	ct, err := s.contact(s.ctx, c.p)
 	if err != nil || ct == nil {
 		return err
@@ -871,6 +894,11 @@ func (f *flush) loop() error {
 		case <-f.c.wake:
 			if err := f.send(f.c.take()); err != nil {
 				return err
+			}
+			if f.c.contactDue.Swap(false) {
+				if err := f.s.deliverContactOf(f.c.p); err != nil {
+					return err
+				}
 			}
 		case r := <-f.results:
 			f.readerDone = r.err != nil || r.refusal != nil
@@ -1298,6 +1326,12 @@ func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int)
 		prefix = history.MsgPrefix(s.peerString(p))
 	}
 	return s.hist.Search(ctx, text, prefix, limit)
+}
+
+// Summary is the newest message of the conversation with p and how many
+// of its messages are unread.
+func (s *Service) Summary(ctx context.Context, p peer.ID) (*history.Summary, error) {
+	return s.hist.Summary(ctx, s.peerString(p))
 }
 
 // MarkRead marks every received message from p read and, when read

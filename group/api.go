@@ -565,6 +565,19 @@ func (gs *Service) History(ctx context.Context, id string, before string, limit 
 	return page, nil
 }
 
+// Summary is the newest message of a group's conversation (with its
+// receipts) and how many of its messages are unread.
+func (gs *Service) Summary(ctx context.Context, id string) (*history.Summary, error) {
+	if _, err := gs.find(id); err != nil {
+		return nil, err
+	}
+	sum, err := gs.hist.Summary(ctx, history.GroupConv(id))
+	if err != nil || sum.Last == nil {
+		return sum, err
+	}
+	return sum, gs.withReceipts(ctx, sum.Last)
+}
+
 // MarkRead marks every received message of a group read and, when read
 // receipts are on, tells the group.
 func (gs *Service) MarkRead(ctx context.Context, id string) (int, error) {

@@ -141,3 +141,37 @@ func TestMessageJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestSummary: a conversation's newest message (a reaction is not one)
+// and its unread count, which counts every received message not marked
+// read, a late one older than those read too.
+func TestSummary(t *testing.T) {
+	ctx := context.Background()
+	a, b := peer.ID("\x00\x05alice"), peer.ID("\x00\x03bob")
+	m1, m2, m3 := dm(b, a, 2, "one", false), dm(b, a, 3, "two", false), dm(a, b, 4, "mine", true)
+	react := dm(b, a, 5, "", false)
+	react.Content = Content{Kind: KindReaction, Text: "👍", ReactTo: m3.ID}
+	s := stored(t, Config{}, m1, m2, m3, react)
+	sum, err := s.Summary(ctx, b.String())
+	if err != nil || sum.Last == nil || sum.Last.ID != m3.ID || sum.Unread != 3 {
+		t.Fatalf("summary: %+v %v", sum, err)
+	}
+	if _, err := s.MarkRead(ctx, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	// A message that came late, older than those read.
+	late := dm(b, a, 1, "late", false)
+	b2, _ := s.ds.Batch(ctx)
+	if err := s.Put(ctx, b2, late); err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err = s.Summary(ctx, b.String()); err != nil || sum.Unread != 1 || sum.Last.ID != m3.ID {
+		t.Fatalf("summary after read and a late message: %+v %v", sum, err)
+	}
+	if sum, err = s.Summary(ctx, "nobody"); err != nil || sum.Last != nil || sum.Unread != 0 {
+		t.Fatalf("summary of an empty conversation: %+v %v", sum, err)
+	}
+}

@@ -374,6 +374,40 @@ func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
 	return read, b.Commit(ctx)
 }
 
+// Summary is what a conversation list shows of a conversation.
+type Summary struct {
+	// Last is the newest message that shows as a message (not a
+	// reaction); nil when there is none.
+	Last *Message
+	// Unread counts the received messages not marked read (MarkRead
+	// marks them).
+	Unread int
+}
+
+// Summary reads conversation conv's newest message and how many of its
+// received messages are unread. It counts by the same marks MarkRead
+// writes, over the whole conversation (a message that came late, older
+// than messages already read, still counts), reading the /read/ mark
+// of received messages only.
+func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
+	sum := &Summary{}
+	err := s.Query(ctx, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}, func(_ string, m *Message) bool {
+		if sum.Last == nil && m.Kind != KindReaction {
+			sum.Last = s.WithState(ctx, m)
+		}
+		if !m.Outgoing && m.State == MsgReceived {
+			if read, _ := s.ds.Has(ctx, ReadKey(m.ID)); !read {
+				sum.Unread++
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
 // Get returns one message by ID.
 func (s *Store) Get(ctx context.Context, id string) (*Message, error) {
 	loc, err := s.ds.Get(ctx, IDKey(id))

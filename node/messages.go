@@ -265,6 +265,61 @@ func (n *Node) Search(ctx context.Context, text, with string, limit int) ([]*Mes
 	return msgs, err
 }
 
+// Conversation is a line of the chat list: a friend's or a group's
+// conversation, its newest message and how many messages are unread.
+type Conversation struct {
+	// ID is the friend's peer ID or the group's ID.
+	ID     string   `json:"id"`
+	Group  bool     `json:"group,omitempty"`
+	Last   *Message `json:"last,omitempty"`
+	Unread int      `json:"unread"`
+}
+
+// Conversations lists the conversation of every friend and every group
+// (a group left or removed from too: its history stays), with the
+// newest message and the unread count that the history's read marks
+// give (MarkRead clears it).
+func (n *Node) Conversations(ctx context.Context) ([]*Conversation, error) {
+	c, err := n.chatService()
+	if err != nil {
+		return nil, err
+	}
+	contacts, err := c.Contacts(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	out := []*Conversation{}
+	for _, ct := range contacts {
+		if ct.State != chat.StateFriend {
+			continue
+		}
+		sum, err := c.Summary(ctx, ct.PeerID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &Conversation{ID: ct.PeerID.String(), Last: sum.Last, Unread: sum.Unread})
+	}
+	grp, err := n.groupService()
+	if err != nil {
+		return nil, err
+	}
+	gs, err := grp.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		sum, err := grp.Summary(ctx, g.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &Conversation{ID: g.ID, Group: true, Last: sum.Last, Unread: sum.Unread})
+	}
+	for _, cv := range out {
+		n.present(ctx, cv.Last)
+	}
+	return out, nil
+}
+
 // MarkRead marks every received message of a conversation (a friend or a
 // group) read and, with read receipts on, tells the friend.
 func (n *Node) MarkRead(ctx context.Context, with string) (*ReadResult, error) {

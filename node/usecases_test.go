@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
@@ -82,4 +83,76 @@ func TestSendFileToOnlineFriend(t *testing.T) {
 	if _, err := b.GetFile(ctx, "no-such-file", t.TempDir()); !errors.Is(err, node.ErrNoFile) {
 		t.Errorf("get a file never offered: %v, want ErrNoFile", err)
 	}
+}
+
+// TestConversations: the chat list's lines, each with its newest message
+// and the unread count from the history's read marks, which MarkRead
+// clears; a group's conversation too.
+func TestConversations(t *testing.T) {
+	ctx := context.Background()
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	events := nodetest.Events(t, a)
+	for _, text := range []string{"one", "two", "three"} {
+		if _, err := b.SendMessage(ctx, a.ID().String(), node.Draft{Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitEvent(t, events, "message.received", func(ev node.Event) bool {
+			m, ok := ev.Data.(*node.Message)
+			return ok && m.Text == text
+		})
+	}
+	g, err := a.CreateGroup(ctx, "Hikers", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendGroup(ctx, g.ID, node.Draft{Text: "hello group"}); err != nil {
+		t.Fatal(err)
+	}
+	byID := func() map[string]*node.Conversation {
+		cs, err := a.Conversations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*node.Conversation{}
+		for _, c := range cs {
+			out[c.ID] = c
+		}
+		return out
+	}
+	cs := byID()
+	if c := cs[b.ID().String()]; c == nil || c.Group || c.Unread != 3 || c.Last == nil || c.Last.Text != "three" || c.Last.Name == "" {
+		t.Fatalf("Bob's conversation: %+v", c)
+	}
+	if c := cs[g.ID]; c == nil || !c.Group || c.Unread != 0 || c.Last == nil || c.Last.Text != "hello group" {
+		t.Fatalf("the group's conversation: %+v", c)
+	}
+	if _, err := a.MarkRead(ctx, b.ID().String()); err != nil {
+		t.Fatal(err)
+	}
+	if c := byID()[b.ID().String()]; c == nil || c.Unread != 0 {
+		t.Fatalf("Bob's conversation once read: %+v", c)
+	}
+}
+
+// TestProfileWhileStreamOpen: a profile change reaches a friend at once
+// while the DM stream to them is open (it idles for 30 s after a message),
+// not when the stream ends.
+func TestProfileWhileStreamOpen(t *testing.T) {
+	ctx := context.Background()
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	events := nodetest.Events(t, a)
+	if _, err := b.SendMessage(ctx, a.ID().String(), node.Draft{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEvent(t, events, "message.received", nil)
+	name := "Bobby"
+	if _, err := b.SetProfile(ctx, node.ProfileUpdate{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 20*time.Second, "the new name at the friend's node", func() bool {
+		f, err := a.FriendShow(ctx, b.ID().String())
+		return err == nil && f.Profile != nil && f.Profile.Name == name
+	})
 }

@@ -52,6 +52,13 @@ func BenchmarkUI(b *testing.B) {
 		alice.eval(`performance.getEntriesByName('meshtalk-ready')[0].startTime`, &ms)
 		loads = append(loads, ms)
 	}
+	// Where the last load's time went: the page, then each request (start → end, ms).
+	var steps string
+	alice.eval(`(() => { const n = performance.getEntriesByType('navigation')[0];
+		return 'page ' + n.responseEnd.toFixed(0) + ', DOM ' + n.domInteractive.toFixed(0) + '; ' +
+			performance.getEntriesByType('resource').filter(r => r.startTime < performance.getEntriesByName('meshtalk-ready')[0].startTime)
+				.map(r => r.name.replace(location.origin, '') + ' ' + r.startTime.toFixed(0) + '→' + r.responseEnd.toFixed(0)).join(', ') })()`, &steps)
+	b.Logf("first load %.0f ms: %s", ms0(loads), steps)
 	alice.openConv("Bob")
 	bob.openConv("Alice")
 
@@ -89,6 +96,14 @@ func BenchmarkUI(b *testing.B) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// ms0 is the last of v (0: none).
+func ms0(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return v[len(v)-1]
+}
 
 func percentile(v []float64, p float64) float64 {
 	if len(v) == 0 {

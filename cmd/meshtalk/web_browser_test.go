@@ -10,13 +10,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
@@ -47,7 +50,9 @@ type user struct {
 	name string
 	node *node.Node
 	srv  *api.Server
-	ctx  context.Context
+	// conns are the connections to the API (conns.setDown cuts them).
+	conns *cuttable
+	ctx   context.Context
 	// shots is where screenshots go.
 	shots string
 }
@@ -62,12 +67,59 @@ func startUser(t testing.TB, name, shots string) *user {
 func startUserWith(t testing.TB, name, shots string, configure func(*node.Config)) *user {
 	t.Helper()
 	n := nodetest.Start(t, nodetest.Options{Configure: configure})
-	srv, err := api.New(context.Background(), n, "127.0.0.1:0", nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &cuttable{Listener: ln}
+	srv, err := api.Serve(n, cl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	return &user{t: t, name: name, node: n, srv: srv, shots: shots}
+	return &user{t: t, name: name, node: n, srv: srv, conns: cl, shots: shots}
+}
+
+// cuttable is the API's listener in browser tests: it keeps the
+// connections it accepted, so that a test can cut the page off its node
+// as a network would (its requests and event stream fail, and so does
+// every new connection until the network is back).
+type cuttable struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	down  bool
+}
+
+func (c *cuttable) Accept() (net.Conn, error) {
+	for {
+		conn, err := c.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		down := c.down
+		if !down {
+			c.conns = append(c.conns, conn)
+		}
+		c.mu.Unlock()
+		if !down {
+			return conn, nil
+		}
+		conn.Close()
+	}
+}
+
+// setDown cuts every connection and refuses new ones (true), or lets
+// them through again (false).
+func (c *cuttable) setDown(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = down
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = nil
 }
 
 // open starts a browser of its own (a fresh profile) on the login link
@@ -169,6 +221,27 @@ func (u *user) dark() {
 		})
 		return chromedp.Void{}, err
 	})
+}
+
+// grant grants the page's origin a permission ("notifications") as a
+// person who clicked Allow would.
+func (u *user) grant(name string) {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: name}, Setting: browser.PermissionSettingGranted, Origin: u.srv.URL(),
+	}); err != nil {
+		u.t.Fatalf("%s's browser: grant %s: %v", u.name, name, err)
+	}
+}
+
+// reload reloads the page (its session cookie logs it in again) and
+// waits for the chat list.
+func (u *user) reload() {
+	u.t.Helper()
+	u.do(chromedp.Reload())
+	u.waitFor("[data-testid=open-add]")
 }
 
 // q is a JavaScript expression for the first element sel matches.

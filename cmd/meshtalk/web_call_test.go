@@ -118,7 +118,7 @@ func TestBrowserCallNode(t *testing.T) {
 }
 
 // TestBrowserCallBrowser: two pages on two nodes. Bob's page rings with
-// Alice's name, he declines (Alice's conversation says so). A voice call:
+// Alice's name (again once reloaded), he declines (Alice's conversation says so). A voice call:
 // Alice shares her screen mid-call (getDisplayMedia, renegotiated) and
 // Bob's page decodes it. A video call: each page decodes the other's fake
 // camera; Bob hangs up and both call views close.
@@ -135,6 +135,9 @@ func TestBrowserCallBrowser(t *testing.T) {
 
 	alice.click("[data-testid=call-audio]")
 	bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	// A page opened while the call rings shows it (from GET /api/v1/calls).
+	bob.reload()
+	bob.wait("the ring after a reload", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
 	if got := bob.text("[data-testid=call-view] .call-name"); got != "Alice" {
 		t.Fatalf("Bob's page rings for %q", got)
 	}

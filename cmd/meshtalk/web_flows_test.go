@@ -65,6 +65,19 @@ func befriend(a, b *user, code string) {
 	b.waitFor(fmt.Sprintf("[data-testid=conv][data-name=%q]", a.name))
 }
 
+// hideAndWatch makes the page hidden (document.hidden, as a tab in the
+// background; window.fakeHidden = false shows it again) and records the
+// desktop notifications (their titles) and beeps it makes.
+const hideAndWatch = `(() => {
+	window.notes = []; window.beeps = 0; window.fakeHidden = true;
+	const N = window.Notification;
+	window.Notification = class extends N { constructor(title, o) { window.notes.push(title); super(title, o); } };
+	const osc = AudioContext.prototype.createOscillator;
+	AudioContext.prototype.createOscillator = function () { window.beeps++; return osc.call(this); };
+	Object.defineProperty(document, 'hidden', { configurable: true, get: () => window.fakeHidden });
+	document.dispatchEvent(new Event('visibilitychange'));
+	return true })()`
+
 func TestBrowserChat(t *testing.T) {
 	chromiumPath(t)
 	shots := screenshotDir(t)
@@ -123,6 +136,9 @@ func TestBrowserChat(t *testing.T) {
 	alice.eval("window.confirm = () => true; "+message("See you at 9")+".querySelector('[data-testid=delete]').click(); true", nil)
 	bob.wait("the deletion", `[...document.querySelectorAll('[data-testid=message]')].some(e => e.textContent.includes('Message deleted'))`+" && "+message("See you at 9")+" === undefined", 20*time.Second)
 
+	avatarAndSearch(t, alice, bob)
+	streamAndAlerts(t, alice, bob)
+
 	// The same screens at 360 pixels and in the dark theme.
 	bob.dark()
 	bob.shot("07-dark")
@@ -131,6 +147,77 @@ func TestBrowserChat(t *testing.T) {
 	alice.click("[data-testid=conv-name]")
 	alice.waitFor("[data-testid=friend-details]")
 	alice.shot("09-phone-profile")
+}
+
+// avatarAndSearch: Alice's new avatar shows in both pages; Bob's search
+// finds a message (its hit opens the conversation) and filters names.
+func avatarAndSearch(t *testing.T, alice, bob *user) {
+	// Alice's avatar: her own page shows it, and Bob's once her profile
+	// reaches his node.
+	alice.click("[data-testid=open-me]")
+	alice.do(chromedp.SetUploadFiles("[data-testid=avatar-input]", []string{picture(t, 96, 96)}))
+	alice.wait("her avatar", q("[data-testid=open-me] img")+"?.naturalWidth > 0", 20*time.Second)
+	bob.wait("Alice's avatar", q("[data-testid=conv][data-name=Alice] img")+"?.naturalWidth > 0", 30*time.Second)
+	alice.openConv("Bob")
+
+	// Search: across the history (a hit opens its conversation) and names.
+	bob.fill("[data-testid=search]", "hiking")
+	bob.wait("the message found", `[...document.querySelectorAll('[data-testid=hit]')].some(e => e.textContent.includes('Alice') && e.textContent.includes('coming hiking on Saturday'))`, 20*time.Second)
+	bob.fill("[data-testid=search]", "nobody")
+	bob.wait("no chat for a name no one has", q("[data-testid=conv]")+" === null", 10*time.Second)
+	bob.fill("[data-testid=search]", "ali")
+	bob.waitFor("[data-testid=conv][data-name=Alice]")
+	bob.fill("[data-testid=search]", "hiking")
+	bob.click("[data-testid=hit]")
+	bob.wait("the conversation of the hit", q("[data-testid=conv-name]")+"?.textContent === 'Alice' && "+q("[data-testid=hit]")+" === null", 10*time.Second)
+}
+
+// streamAndAlerts: a page cut off its node misses nothing; a hidden page
+// counts unread messages in its title, notifies and beeps, and keeps the
+// sound off over a reload.
+func streamAndAlerts(t *testing.T, alice, bob *user) {
+	// Bob's page is cut off its node (every connection to the API closed,
+	// new ones refused, as a network down would) while Alice's message
+	// comes; back on, it reconnects by itself, resumes from its last
+	// event ID and shows the message (nothing but the replayed event
+	// brings it: the page re-reads no history on a reconnect).
+	bob.conns.setDown(true)
+	bob.wait("the page to see the stream cut", q(".live.off")+" !== null", 30*time.Second)
+	bobEvents := nodetest.Events(t, bob.node)
+	alice.send("Sent while you were cut off")
+	nodetest.WaitEvent(t, bobEvents, "message.received", func(ev node.Event) bool {
+		m, ok := ev.Data.(*node.Message)
+		return ok && m.Text == "Sent while you were cut off"
+	})
+	bob.conns.setDown(false)
+	bob.wait("the message missed while cut off", message("Sent while you were cut off")+" !== undefined", 30*time.Second)
+	bob.wait("the stream live again", q(".live.on")+" !== null", 30*time.Second)
+
+	// Alerts: with Bob's page hidden, a message counts in the title, makes
+	// a desktop notification and a beep; shown again, it is read. With
+	// the sound off (kept over a reload), the notification comes alone.
+	bob.grant("notifications")
+	bob.eval(hideAndWatch, nil)
+	alice.send("Are you there?")
+	bob.wait("the unread count in the title", `document.title === '(1) meshtalk'`, 20*time.Second)
+	bob.wait("a notification and a beep", `window.notes.join() === 'Alice' && window.beeps > 0`, 20*time.Second)
+	bob.eval(`window.fakeHidden = false; document.dispatchEvent(new Event('visibilitychange')); true`, nil)
+	bob.wait("the title once read", `document.title === 'meshtalk'`, 20*time.Second)
+	bob.click("[data-testid=open-me]")
+	bob.click("[data-testid=sound]")
+	bob.reload()
+	bob.click("[data-testid=open-me]")
+	bob.wait("the sound still off after a reload", q("[data-testid=sound]")+"?.checked === false", 10*time.Second)
+	bob.eval(hideAndWatch, nil)
+	alice.send("Hello?")
+	bob.wait("a notification", `window.notes.join() === 'Alice' && document.title === '(1) meshtalk'`, 20*time.Second)
+	var beeps int
+	bob.eval("window.beeps", &beeps)
+	if beeps != 0 {
+		t.Fatalf("%d beeps with the sound off", beeps)
+	}
+	bob.eval(`window.fakeHidden = false; document.dispatchEvent(new Event('visibilitychange')); true`, nil)
+	bob.openConv("Alice")
 }
 
 func TestBrowserFile(t *testing.T) {
@@ -180,8 +267,21 @@ func TestBrowserGroup(t *testing.T) {
 	bob.firstRun()
 	befriend(alice, bob, code)
 
+	// Alice adds a relay and registers a username on it, in her page.
+	relay := nodetest.Start(t, nodetest.Options{Role: node.RoleRelay})
+	alice.click("[data-testid=open-me]")
+	alice.fill("[data-testid=relay-addr]", nodetest.Addr(t, relay))
+	alice.fill("[data-testid=relay-user]", "alice")
+	alice.click("[data-testid=add-relay]")
+	alice.wait("registered on the relay", fmt.Sprintf(`[...document.querySelectorAll('[data-testid=relay]')].some(e => e.textContent.includes(%q) && e.textContent.includes('as alice'))`, relay.ID().String()[len(relay.ID().String())-8:]), 30*time.Second)
+	if us, err := relay.RelayUsers(); err != nil || len(us) != 1 || us[0].Name != "alice" {
+		t.Fatalf("the relay's users: %+v %v", us, err)
+	}
+
+	// A group with a picture: Bob's page shows it too once he joins.
 	alice.click("[data-testid=open-add]")
 	alice.fill("[data-testid=group-name]", "Hikers")
+	alice.do(chromedp.SetUploadFiles("[data-testid=group-avatar]", []string{picture(t, 64, 64)}))
 	alice.click("[data-testid=create-group]")
 	alice.click("[data-testid=invite]")
 	alice.wait("invite code", q("[data-testid=invite-code]")+"?.textContent.length > 40", 20*time.Second)
@@ -199,14 +299,36 @@ func TestBrowserGroup(t *testing.T) {
 	bob.wait("Alice's group message", message("Welcome, Bob")+" !== undefined", 30*time.Second)
 	bob.shot("06-group")
 
-	// Alice removes Bob: Bob's page says he is no longer a member.
+	bob.wait("the group's picture", q("[data-testid=conv][data-name=Hikers] img")+"?.naturalWidth > 0", 20*time.Second)
+
+	// Alice makes Bob an admin; he renames the group, in both pages.
 	alice.click("[data-testid=conv-name]")
+	alice.click("[data-testid=member][data-name=Bob] [data-testid=promote]")
+	bob.click("[data-testid=conv-name]")
+	bob.waitFor("[data-testid=group-details] [data-testid=rename]")
+	bob.fill("[data-testid=rename]", "Hikers and bikers")
+	bob.click("[data-testid=rename-save]")
+	alice.waitFor("[data-testid=conv][data-name='Hikers and bikers']")
+	alice.shot("06-group-details")
+
+	// Bob leaves (Alice's page sees one member left); she adds him back.
+	bob.eval("window.confirm = () => true; true", nil)
+	bob.click("[data-testid=leave]")
+	bob.wait("left", `document.querySelector('.composer')?.textContent.includes('no longer a member')`, 30*time.Second)
+	alice.wait("Bob gone", q("[data-testid=member][data-name=Bob]")+" === null && "+q("[data-testid=add-member] option[value]:not([value=''])")+" !== null", 30*time.Second)
+	alice.eval(`(() => { const s = document.querySelector('[data-testid=add-member]'); s.value = s.querySelector("option:not([value=''])").value; s.dispatchEvent(new Event('change', {bubbles: true})); return true })()`, nil)
+	alice.click("[data-testid=add-member-save]")
+	bob.waitFor("[data-testid=composer]")
+
+	// Alice removes Bob: Bob's page says he is no longer a member.
 	alice.click("[data-testid=member][data-name=Bob] [data-testid=kick]")
 	bob.wait("removed", `document.querySelector('.composer')?.textContent.includes('no longer a member')`, 30*time.Second)
 }
 
-// TestBrowserLongHistory: a long conversation keeps a bounded number of
-// messages in the DOM while the person scrolls back to its first message.
+// TestBrowserLongHistory: a long conversation's unread count is the
+// node's (all 600, over a reload, none once read), and the conversation
+// keeps a bounded number of messages in the DOM while the person scrolls
+// back to its first message.
 func TestBrowserLongHistory(t *testing.T) {
 	chromiumPath(t)
 	shots := screenshotDir(t)
@@ -224,9 +346,16 @@ func TestBrowserLongHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The unread count is the node's, over the whole history (a page
+	// holds 50), and a reload keeps it.
 	alice.open(1280, 800)
+	badge := q("[data-testid=conv][data-name=Bob]") + "?.querySelector('.badge')?.textContent"
+	alice.wait("all unread", fmt.Sprintf("%s === '%d' && document.title === '(%d) meshtalk'", badge, total, total), 60*time.Second)
+	alice.reload()
+	alice.wait("all unread after a reload", fmt.Sprintf("%s === '%d'", badge, total), 30*time.Second)
 	alice.openConv("Bob")
 	alice.wait("the newest", message(fmt.Sprintf("message %d", total-1))+" !== undefined", 30*time.Second)
+	alice.wait("read", badge+" === undefined && document.title === 'meshtalk'", 30*time.Second)
 	most := 0
 	for step := 0; step < 200; step++ {
 		var st struct {
@@ -241,6 +370,9 @@ func TestBrowserLongHistory(t *testing.T) {
 			if most > 150 {
 				t.Fatalf("%d messages in the DOM at once; the window is 120", most)
 			}
+			alice.reload()
+			alice.waitFor("[data-testid=conv][data-name=Bob]")
+			alice.wait("still read after a reload", badge+" === undefined", 10*time.Second)
 			return
 		}
 		alice.eval(`new Promise(r => setTimeout(() => r(true), 50))`, nil)

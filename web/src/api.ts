@@ -29,6 +29,7 @@ export interface CallInfo {
   id: string; peer_id: string; outgoing: boolean; state: string; audio: boolean; video: boolean; endpoint?: string;
   started: string; accepted?: string; ended?: string; reason?: string; pending?: CallSignal[];
 }
+export interface ConvSummary { id: string; group?: boolean; last?: Message; unread: number }
 export interface ICEServer { urls: string[]; username?: string; credential?: string }
 export interface NodeEvent { type: string; time: string; data: any }
 
@@ -80,6 +81,7 @@ export const api = {
   friendAction: (id: string, act: 'accept' | 'decline' | 'remove' | 'block') => post<Friend>(`/api/v1/friends/${enc(id)}/${act}`),
   history: (w: string, before = '', limit = 50) =>
     get<{ messages: Message[] | null; more: boolean }>(`/api/v1/history?with=${enc(w)}&limit=${limit}${before ? '&before=' + enc(before) : ''}`),
+  conversations: () => get<ConvSummary[]>('/api/v1/conversations'),
   search: (q: string) => get<Message[]>(`/api/v1/search?q=${enc(q)}&limit=50`),
   send: (to: string, isGroup: boolean, d: Record<string, unknown>) =>
     isGroup ? post<Message>(`/api/v1/groups/${enc(to)}/messages`, d) : post<Message>('/api/v1/messages', { to, ...d }),
@@ -96,9 +98,10 @@ export const api = {
   fileURL: (id: string, inline = false) => `/api/v1/files/${enc(id)}/content${inline ? '?inline=true' : ''}`,
   avatarURL: (id: string) => `/api/v1/avatars/${enc(id)}`,
   groups: () => get<Group[]>('/api/v1/groups'),
-  createGroup: (name: string) => post<Group>('/api/v1/groups', { name }),
+  createGroup: (name: string, avatar?: string) => post<Group>('/api/v1/groups', { name, avatar }),
   joinGroup: (code: string) => post<Group>('/api/v1/groups/join', { code }),
   renameGroup: (g: string, name: string) => request<Group>('PUT', `/api/v1/groups/${enc(g)}`, { name }),
+  setGroupAvatar: (g: string, avatar: string) => request<Group>('PUT', `/api/v1/groups/${enc(g)}`, { avatar }),
   invite: (g: string) => post<Invite>(`/api/v1/groups/${enc(g)}/invites`, { uses: 0 }),
   members: (g: string) => get<Member[]>(`/api/v1/groups/${enc(g)}/members`),
   addMember: (g: string, peer: string) => post<Group>(`/api/v1/groups/${enc(g)}/members`, { peer }),
@@ -108,6 +111,7 @@ export const api = {
   relays: () => get<{ addr: string; peer_id: string }[]>('/api/v1/relays'),
   addRelay: (addr: string) => post<unknown>('/api/v1/relays', { addr }),
   register: (relay: string, name: string) => post<unknown>('/api/v1/account/register', { relay, name }),
+  calls: () => get<CallInfo[]>('/api/v1/calls'),
   callICE: () => get<ICEServer[]>('/api/v1/calls/ice'),
   startCall: (c: { peer: string; audio: boolean; video: boolean; endpoint: string; sdp: string }) => post<CallInfo>('/api/v1/calls', c),
   getCall: (id: string) => get<CallInfo>(`/api/v1/calls/${enc(id)}`),

@@ -293,6 +293,19 @@ export function onCallEvent(ev: NodeEvent) {
   }
 }
 
+/**
+ * Catches up with the node's calls: a page opened (or its event stream
+ * back) while a call rings shows it; an incoming call that stopped
+ * ringing meanwhile (answered elsewhere, ended) goes.
+ */
+export async function syncCalls() {
+  const list = (await api.calls()) ?? [];
+  const c = call.value;
+  if (c && !c.outgoing && c.phase === 'incoming' && !list.some((x) => x.id === c.id && x.state === 'ringing')) teardown();
+  const ringing = list.find((x) => !x.outgoing && x.state === 'ringing');
+  if (ringing && !call.value) onCallEvent({ type: 'call.ringing', time: ringing.started, data: ringing });
+}
+
 // Ringing: a soft tone every 2 s and, when the page is hidden, a notification.
 let ringTimer = 0;
 let ringCtx: AudioContext | undefined;

@@ -19,9 +19,12 @@ function App() {
       // The login code comes in the fragment (never sent to a server, nor in a Referer); drop it at once.
       const m = location.hash.match(/login=([0-9a-f]+)/);
       if (m) history.replaceState(null, '', location.pathname);
+      // With a session cookie already (no code), the reads need no CSRF token: they go along with the session check.
+      const early = m ? undefined : loadAll();
+      early?.catch(() => undefined);
       if (!(await login(m ? m[1] : null)) && !(m && (await login(null)))) { setPhase('out'); return; }
       const stop = startLive();
-      await loadAll();
+      await (early ? early.catch(() => loadAll()) : loadAll());
       setPhase('in');
       performance.mark('meshtalk-ready');
       return stop;

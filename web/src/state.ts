@@ -2,10 +2,13 @@
 // the event stream. Nothing here is guessed: every change comes from an
 // answer or an event of the node.
 import { signal, computed } from '@preact/signals';
-import { onCallEvent } from './call';
+import { onCallEvent, syncCalls } from './call';
 import { api, follow, Friend, Group, Message, FileState, Identity, Profile, Status, NodeEvent } from './api';
 
-export interface Conv { id: string; group: boolean; name: string; avatar?: string; online?: boolean; last?: Message; unread: number }
+export interface Conv { id: string; group: boolean; name: string; avatar?: string; avatarSrc?: string; online?: boolean; last?: Message; unread: number }
+
+/** A group's avatar as an image source (the node answers it inline), or undefined. */
+export const groupAvatar = (g?: Group) => (g?.avatar ? `data:${g.avatar_type || 'image/png'};base64,${g.avatar}` : undefined);
 
 export const me = signal<Identity | null>(null);
 export const profile = signal<Profile>({});
@@ -20,7 +23,12 @@ export const panel = signal<'' | 'me' | 'people' | 'group' | 'add' | 'call'>('')
 export const soundOn = signal(localStorage.getItem('meshtalk.sound') !== 'off');
 export const toast = signal('');
 
-/** Messages of each conversation, oldest first, and whether older ones exist. */
+/**
+ * Messages of each conversation opened so far, oldest first, and whether
+ * older ones exist. The chat list needs none of them: the node answers
+ * each conversation's newest message and unread count (its read marks),
+ * and the events keep them.
+ */
 export const messages = signal<Record<string, Message[]>>({});
 export const more = signal<Record<string, boolean>>({});
 const lastOf = signal<Record<string, Message | undefined>>({});
@@ -36,12 +44,12 @@ export const conversations = computed<Conv[]>(() => {
   }
   for (const g of groups.value) {
     if (g.status !== 'member') continue;
-    out.push({ id: g.id, group: true, name: g.name, last: lastOf.value[g.id], unread: unread.value[g.id] ?? 0 });
+    out.push({ id: g.id, group: true, name: g.name, avatarSrc: groupAvatar(g), last: lastOf.value[g.id], unread: unread.value[g.id] ?? 0 });
   }
   return out.sort((a, b) => (b.last?.hlc ?? 0) - (a.last?.hlc ?? 0) || a.name.localeCompare(b.name));
 });
 export const requests = computed(() => friends.value.filter((f) => f.state === 'pending_in'));
-export const totalUnread = computed(() => Object.values(unread.value).reduce((a, b) => a + b, 0));
+export const totalUnread = computed(() => conversations.value.reduce((a, c) => a + c.unread, 0));
 
 export function flash(msg: string) {
   toast.value = msg;
@@ -58,7 +66,13 @@ const visible = (m: Message) => m.kind !== 'reaction';
 function summarise(id: string, list: Message[]) {
   const shown = list.filter(visible);
   lastOf.value = { ...lastOf.value, [id]: shown[shown.length - 1] };
-  unread.value = { ...unread.value, [id]: id === current.value && !document.hidden ? 0 : list.filter((m) => m.state === 'received').length };
+}
+
+/** Reads the chat list's lines: each conversation's newest message and unread count. */
+export async function refreshConversations() {
+  const list = (await api.conversations()) ?? [];
+  lastOf.value = Object.fromEntries(list.map((c) => [c.id, c.last]));
+  unread.value = Object.fromEntries(list.map((c) => [c.id, c.unread]));
 }
 
 /** Loads the newest page of a conversation. */
@@ -79,9 +93,17 @@ export async function loadOlder(id: string) {
   more.value = { ...more.value, [id]: page.more };
 }
 
-/** Puts a message into its conversation, replacing an older copy. */
+/**
+ * Puts a message into its conversation, replacing an older copy; of a
+ * conversation not opened yet, only what the chat list shows.
+ */
 export function upsert(m: Message) {
   const id = convOf(m);
+  if (!messages.value[id]) {
+    const last = lastOf.value[id];
+    if (visible(m) && (!last || last.id === m.id || last.hlc < m.hlc)) lastOf.value = { ...lastOf.value, [id]: { ...last, ...m } };
+    return;
+  }
   const list = messages.value[id] ? [...messages.value[id]] : [];
   const i = list.findIndex((x) => x.id === m.id);
   if (i >= 0) list[i] = { ...list[i], ...m };
@@ -127,10 +149,9 @@ export async function refreshMe() {
  * page is usable then), the rest behind it.
  */
 export async function loadAll() {
-  const [p] = await Promise.all([api.profile(), refreshFriends(), refreshGroups()]);
+  const [p] = await Promise.all([api.profile(), refreshFriends(), refreshGroups(), refreshConversations()]);
   profile.value = p;
-  await Promise.all(conversations.value.map((c) => loadConv(c.id).catch(() => undefined)));
-  Promise.all([refreshMe(), refreshFiles(), api.faces().then((fc) => { faces.value = fc; })]).catch(() => undefined);
+  for (const f of [refreshMe, refreshFiles, syncCalls, async () => { faces.value = await api.faces(); }]) f().catch(() => undefined);
 }
 
 let refreshTimer: Record<string, number> = {};
@@ -161,12 +182,19 @@ function beep() {
 export function onEvent(ev: NodeEvent) {
   const d = ev.data;
   switch (ev.type) {
-    case 'message.received':
+    case 'message.received': {
+      const id = convOf(d);
+      // New here (neither in the open list nor the node's newest when the list was read): one more unread.
+      const fresh = lastOf.value[id]?.id !== d.id && !(messages.value[id] ?? []).some((m) => m.id === d.id);
       upsert(d);
-      notify(d);
-      if (convOf(d) === current.value && !document.hidden) markRead(current.value);
+      if (fresh && !d.outgoing && d.state === 'received') {
+        if (id === current.value && !document.hidden) markRead(id);
+        else unread.value = { ...unread.value, [id]: (unread.value[id] ?? 0) + 1 };
+        notify(d);
+      }
       if (d.file) soon('files', refreshFiles);
       break;
+    }
     case 'message.state': setState(d.id, d.state); break;
     case 'message.edited': case 'message.deleted': upsert(d); break;
     case 'group.receipt': if (d.group === current.value) soon('conv', () => loadConv(current.value)); break;
@@ -183,17 +211,27 @@ export function onEvent(ev: NodeEvent) {
     }
     case 'transfer.done': case 'transfer.failed': case 'file.dropped': soon('files', refreshFiles); break;
     case 'node.reachability': case 'peer.connected': case 'peer.disconnected': soon('status', refreshMe); break;
-    case 'reset': loadAll().catch(() => undefined); break;
+    case 'reset': // the node no longer holds what was missed: read it all again
+      messages.value = {};
+      loadAll().then(() => current.value && loadConv(current.value)).catch(() => undefined);
+      break;
     default: if (ev.type.startsWith('call.')) onCallEvent(ev);
   }
 }
 
 export const signedOut = signal(false);
 
+/**
+ * Follows the node's events. Back after a break, the stream replays
+ * what was missed (its last event ID); the calls are read anew besides,
+ * since a ring that began and ended meanwhile is no state to replay.
+ */
 export function startLive() {
+  let opened = false;
   return follow(onEvent, (on) => {
     const was = live.value;
     live.value = on;
-    if (on && !was) soon('friends', refreshFriends);
+    if (on && !was && opened) { soon('friends', refreshFriends); soon('calls', syncCalls); }
+    if (on) opened = true;
   }, () => { signedOut.value = true; });
 }

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api } from '../api';
+import { api, base64Of } from '../api';
 import { attempt, current, flash, loadConv, panel, refreshFriends, refreshGroups } from '../state';
 
 /** Add a friend by code or username; create a group; join one by code. */
@@ -8,13 +8,14 @@ export function Add() {
   const [hello, setHello] = useState('');
   const [gname, setGname] = useState('');
   const [join, setJoin] = useState('');
+  const [gavatar, setGavatar] = useState<File | undefined>();
   const add = async () => {
     const f = await attempt('Add friend', () => api.addFriend(code.trim(), hello.trim()));
     if (f) { setCode(''); setHello(''); flash(`Asked ${f.name}; they will show up once they accept.`); refreshFriends(); }
   };
   const create = async () => {
-    const g = await attempt('Create group', () => api.createGroup(gname.trim()));
-    if (g) { setGname(''); await refreshGroups(); await loadConv(g.id); current.value = g.id; panel.value = 'group'; }
+    const g = await attempt('Create group', async () => api.createGroup(gname.trim(), gavatar && (await base64Of(gavatar))));
+    if (g) { setGname(''); setGavatar(undefined); await refreshGroups(); await loadConv(g.id); current.value = g.id; panel.value = 'group'; }
   };
   const joinIt = async () => {
     flash('Joining… a member must answer.');
@@ -34,6 +35,7 @@ export function Add() {
         <input class="grow" value={gname} onInput={(e) => setGname((e.target as HTMLInputElement).value)} placeholder="Group name" aria-label="Group name" data-testid="group-name" />
         <button class="btn primary" onClick={create} disabled={!gname.trim()} data-testid="create-group">Create</button>
       </div>
+      <label class="small">Picture (optional) <input type="file" accept="image/png,image/jpeg,image/gif" data-testid="group-avatar" onChange={(e) => setGavatar((e.target as HTMLInputElement).files?.[0])} /></label>
       <h2>Join a group</h2>
       <div class="row">
         <input class="grow" value={join} onInput={(e) => setJoin((e.target as HTMLInputElement).value)} placeholder="Invite code or short code" aria-label="Invite code" data-testid="join-code" />

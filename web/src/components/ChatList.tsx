@@ -65,7 +65,7 @@ export function ChatList() {
             data-testid="conv" data-conv={c.id} data-name={c.name}
             onClick={() => { current.value = c.id; panel.value = ''; }}
             onKeyDown={(e) => { if (e.key === 'Enter') { current.value = c.id; panel.value = ''; } }}>
-            <Avatar name={c.name} id={c.avatar} online={c.group ? undefined : c.online} group={c.group} />
+            <Avatar name={c.name} id={c.avatar} src={c.avatarSrc} online={c.group ? undefined : c.online} group={c.group} />
             <div class="grow">
               <div class="row between"><span class="name">{c.name}</span><span class="time">{when(c.last?.time)}</span></div>
               <div class="row between"><span class="preview">{preview(c.last)}</span>{c.unread > 0 && <span class="badge" aria-label={`${c.unread} unread`}>{c.unread}</span>}</div>
@@ -79,7 +79,7 @@ export function ChatList() {
           <h2>Messages</h2>
           {hits.length === 0 && <p class="muted small">Nothing found.</p>}
           {hits.map((m) => (
-            <button key={m.id} class="hit" onClick={() => { current.value = convOf(m); setQ(''); setHits(null); }}>
+            <button key={m.id} class="hit" data-testid="hit" onClick={() => { current.value = convOf(m); setQ(''); setHits(null); }}>
               <span class="name">{nameOf(convOf(m))}</span> <span class="muted small">{when(m.time)}</span>
               <div class="preview">{m.text}</div>
             </button>

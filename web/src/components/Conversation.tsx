@@ -1,6 +1,6 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { Message } from '../api';
-import { current, friends, groups, loadConv, loadOlder, markRead, messages, more, panel } from '../state';
+import { current, friends, groupAvatar, groups, loadConv, loadOlder, markRead, messages, more, panel } from '../state';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { Composer, sendFiles } from './Composer';
@@ -80,7 +80,7 @@ export function Conversation({ id }: { id: string }) {
       onDrop={(e) => { e.preventDefault(); setDrag(false); if (e.dataTransfer?.files.length) sendFiles(id, !!group, e.dataTransfer.files); }}>
       <header class="convhead">
         <button class="icon back" aria-label="Back to chats" onClick={() => { current.value = ''; }}><Icon name="back" /></button>
-        <Avatar name={name} id={friend?.profile?.avatar_id} online={friend ? !!friend.online : undefined} group={!!group} />
+        <Avatar name={name} id={friend?.profile?.avatar_id} src={groupAvatar(group)} online={friend ? !!friend.online : undefined} group={!!group} />
         <button class="grow titlebtn" onClick={() => (panel.value = group ? 'group' : 'people')} aria-label={`About ${name}`}>
           <div class="name" data-testid="conv-name">{name}</div>
           <div class="muted small">{sub}</div>

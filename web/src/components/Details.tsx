@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, Friend, Invite, Member } from '../api';
-import { attempt, current, flash, friends, groups, panel, refreshFriends, refreshGroups } from '../state';
+import { api, base64Of, Friend, Invite, Member } from '../api';
+import { attempt, current, flash, friends, groupAvatar, groups, panel, refreshFriends, refreshGroups } from '../state';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { QR } from './QR';
@@ -49,21 +49,33 @@ export function GroupDetails({ id }: { id: string }) {
   const [name, setName] = useState(g?.name ?? '');
   const [add, setAdd] = useState('');
   const reload = () => api.members(id).then((m) => setMembers(m ?? []), () => undefined);
-  useEffect(() => { reload(); setInv(null); setName(g?.name ?? ''); }, [id, g?.members, g?.epoch]);
+  useEffect(() => { reload(); setInv(null); }, [id, g?.members, g?.epoch]);
+  useEffect(() => setName(g?.name ?? ''), [id, g?.name]);
   if (!g) return null;
   const admin = g.role === 'admin';
   const after = () => { refreshGroups(); reload(); };
   return (
     <aside class="details" aria-label={`About ${g.name}`} data-testid="group-details">
       <CloseBar />
-      <div class="center"><Avatar name={g.name} size={96} group /></div>
+      <div class="center">
+        {admin ? (
+          <label class="avatarpick" aria-label="Change the group's picture">
+            <Avatar name={g.name} src={groupAvatar(g)} size={96} group />
+            <input type="file" accept="image/png,image/jpeg,image/gif" hidden onChange={async (e) => {
+              const f = (e.target as HTMLInputElement).files?.[0];
+              if (f) attempt('Picture', async () => api.setGroupAvatar(id, await base64Of(f)).then(after));
+            }} />
+            <span class="small muted">Change</span>
+          </label>
+        ) : <Avatar name={g.name} src={groupAvatar(g)} size={96} group />}
+      </div>
       <h2 class="center">{g.name}</h2>
       <p class="center muted small">{g.members} {g.members === 1 ? "member" : "members"} · you are {g.role}</p>
       {admin && (
         <>
           <div class="row">
-            <input class="grow" value={name} aria-label="Group name" onInput={(e) => setName((e.target as HTMLInputElement).value)} />
-            <button class="btn small" onClick={() => attempt('Rename', () => api.renameGroup(id, name.trim()).then(after))}>Rename</button>
+            <input class="grow" value={name} aria-label="Group name" data-testid="rename" onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+            <button class="btn small" data-testid="rename-save" onClick={() => attempt('Rename', () => api.renameGroup(id, name.trim()).then(after))}>Rename</button>
           </div>
           <button class="btn primary" data-testid="invite" onClick={async () => setInv((await attempt('Invite', () => api.invite(id))) ?? null)}>Invite people</button>
           {inv && (
@@ -78,11 +90,11 @@ export function GroupDetails({ id }: { id: string }) {
             </div>
           )}
           <div class="row">
-            <select class="grow" aria-label="Friend to add" value={add} onChange={(e) => setAdd((e.target as HTMLSelectElement).value)}>
+            <select class="grow" aria-label="Friend to add" data-testid="add-member" value={add} onChange={(e) => setAdd((e.target as HTMLSelectElement).value)}>
               <option value="">Add a friend…</option>
               {friends.value.filter((f) => f.state === 'friend' && !members.some((m) => m.peer_id === f.peer_id)).map((f) => <option key={f.peer_id} value={f.peer_id}>{f.name}</option>)}
             </select>
-            <button class="btn small" disabled={!add} onClick={() => attempt('Add', () => api.addMember(id, add).then(after))}>Add</button>
+            <button class="btn small" disabled={!add} data-testid="add-member-save" onClick={() => attempt('Add', () => api.addMember(id, add).then(after))}>Add</button>
           </div>
         </>
       )}
@@ -92,12 +104,12 @@ export function GroupDetails({ id }: { id: string }) {
           <li key={m.peer_id} class="row" data-testid="member" data-name={m.name}>
             <Avatar name={m.name} size={32} online={m.self ? undefined : !!m.online} />
             <span class="grow">{m.self ? `${m.name} (you)` : m.name} {m.role === 'admin' && <span class="tag">admin</span>}</span>
-            {admin && !m.self && m.role !== 'admin' && <button class="btn small" onClick={() => attempt('Promote', () => api.promote(id, m.peer_id).then(after))}>Make admin</button>}
+            {admin && !m.self && m.role !== 'admin' && <button class="btn small" data-testid="promote" onClick={() => attempt('Promote', () => api.promote(id, m.peer_id).then(after))}>Make admin</button>}
             {admin && !m.self && <button class="btn small danger" data-testid="kick" onClick={() => attempt('Remove', () => api.kick(id, m.peer_id).then(after))}>Remove</button>}
           </li>
         ))}
       </ul>
-      {g.status === 'member' && <button class="btn danger" onClick={() => { if (confirm(`Leave ${g.name}?`)) attempt('Leave', () => api.leave(id).then(after)); }}>Leave group</button>}
+      {g.status === 'member' && <button class="btn danger" data-testid="leave" onClick={() => { if (confirm(`Leave ${g.name}?`)) attempt('Leave', () => api.leave(id).then(after)); }}>Leave group</button>}
     </aside>
   );
 }

@@ -36,7 +36,7 @@ export function Me({ first }: { first?: boolean }) {
       <div class="row">
         <label class="avatarpick" aria-label="Change your avatar">
           <Avatar name={p.name || '?'} id={p.avatar_id} size={72} />
-          <input type="file" accept="image/png,image/jpeg,image/gif" hidden onChange={(e) => avatar((e.target as HTMLInputElement).files?.[0])} />
+          <input type="file" accept="image/png,image/jpeg,image/gif" hidden data-testid="avatar-input" onChange={(e) => avatar((e.target as HTMLInputElement).files?.[0])} />
           <span class="small muted">Change</span>
         </label>
         <div class="grow stack">
@@ -58,14 +58,14 @@ export function Me({ first }: { first?: boolean }) {
       <p class="muted small">A relay keeps messages for you while you are away and lets friends reach you behind routers.</p>
       <ul class="relays">
         {(status.value?.relays ?? []).map((r) => (
-          <li key={r.peer_id}><span class={'dot ' + (r.reserved ? 'on' : 'off')} /> …{r.peer_id.slice(-8)} · {r.reserved ? 'reservation held' : r.connected ? 'connected' : 'not connected'} · {r.logged_in ? `logged in as ${r.name}` : r.name ? `registered as ${r.name}` : 'no account'}</li>
+          <li key={r.peer_id} data-testid="relay"><span class={'dot ' + (r.reserved ? 'on' : 'off')} /> …{r.peer_id.slice(-8)} · {r.reserved ? 'reservation held' : r.connected ? 'connected' : 'not connected'} · {r.logged_in ? `logged in as ${r.name}` : r.name ? `registered as ${r.name}` : 'no account'}</li>
         ))}
         {!(status.value?.relays ?? []).length && <li class="muted small">No relays.</li>}
       </ul>
       <div class="stack">
-        <label>Relay address<input value={relay} placeholder="/ip4/…/p2p/12D3KooW…" onInput={(e) => setRelay((e.target as HTMLInputElement).value)} /></label>
-        <label>Username on it (optional)<input value={user} placeholder="alice" onInput={(e) => setUser((e.target as HTMLInputElement).value)} /></label>
-        <div><button class="btn" onClick={addRelay}>Add relay</button></div>
+        <label>Relay address<input value={relay} data-testid="relay-addr" placeholder="/ip4/…/p2p/12D3KooW…" onInput={(e) => setRelay((e.target as HTMLInputElement).value)} /></label>
+        <label>Username on it (optional)<input value={user} data-testid="relay-user" placeholder="alice" onInput={(e) => setUser((e.target as HTMLInputElement).value)} /></label>
+        <div><button class="btn" onClick={addRelay} disabled={!relay.trim()} data-testid="add-relay">Add relay</button></div>
       </div>
       {!first && (
         <>
@@ -73,7 +73,7 @@ export function Me({ first }: { first?: boolean }) {
           <div class="small">Reachability: {status.value?.reachability ?? '…'}</div>
           <details><summary class="small">Addresses</summary><ul class="addrs small">{(me.value?.addrs ?? []).map((a) => <li key={a}><code>{a}</code></li>)}</ul></details>
           <h2>Settings</h2>
-          <label class="check"><input type="checkbox" checked={soundOn.value} onChange={(e) => { soundOn.value = (e.target as HTMLInputElement).checked; localStorage.setItem('meshtalk.sound', soundOn.value ? 'on' : 'off'); }} /> Sound for new messages</label>
+          <label class="check"><input type="checkbox" data-testid="sound" checked={soundOn.value} onChange={(e) => { soundOn.value = (e.target as HTMLInputElement).checked; localStorage.setItem('meshtalk.sound', soundOn.value ? 'on' : 'off'); }} /> Sound for new messages</label>
           {'Notification' in window && Notification.permission === 'default' && <button class="btn small" onClick={() => Notification.requestPermission()}>Allow desktop notifications</button>}
           <div><button class="btn danger" onClick={async () => { await api.logout().catch(() => undefined); location.reload(); }}>Log out</button></div>
         </>
