@@ -18,7 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 
 	"github.com/meshtalk/meshtalk/transfer/pb"
 )
