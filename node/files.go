@@ -106,17 +106,15 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 		return nil, badRequest(err)
 	}
 	sent := &FileSent{To: p.String(), ToName: n.NameOf(ctx, p), Name: filepath.Base(f.Path), Size: fi.Size()}
-	var m *transfer.Manifest
-	if fi.IsDir() {
-		if f.Drop {
-			return nil, badRequest(errors.New("node: a folder cannot go through a relay's file drop: send it while your friend is online"))
-		}
-		if m, err = n.xfer.ShareFolder(ctx, f.Path, ""); err != nil {
-			return nil, badRequest(err)
-		}
-		sent.Name, sent.Size = m.Name, int64(m.Size)
-	} else if m, err = n.importFile(ctx, f.Path, nil); err != nil {
+	if fi.IsDir() && f.Drop {
+		return nil, badRequest(errors.New("node: a folder cannot go through a relay's file drop: send it while your friend is online"))
+	}
+	m, err := n.importFile(ctx, f.Path, nil)
+	if err != nil {
 		return nil, err
+	}
+	if m.Folder {
+		sent.Name, sent.Size = m.Name, int64(m.Size)
 	}
 	// A folder is offered directly only: the relay's file drop takes files.
 	if n.relayc != nil && !m.Folder && (f.Drop || !c.Online(p)) {
