@@ -106,21 +106,17 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 		return nil, badRequest(err)
 	}
 	sent := &FileSent{To: p.String(), ToName: n.NameOf(ctx, p), Name: filepath.Base(f.Path), Size: fi.Size()}
-	var m *transfer.Manifest
-	if fi.IsDir() {
-		if f.Drop {
-			return nil, badRequest(errors.New("node: a folder cannot go through a relay's file drop: send it while your friend is online"))
-		}
-		if m, err = n.xfer.ShareFolder(ctx, f.Path, ""); err != nil {
-			return nil, badRequest(err)
-		}
-		sent.Name, sent.Size = m.Name, int64(m.Size)
-	} else if m, err = n.importFile(ctx, f.Path, nil); err != nil {
+	m, err := n.importFile(ctx, f.Path, nil)
+	if err != nil {
 		return nil, err
 	}
-	// A folder is offered directly only: the relay's file drop takes files.
-	if n.relayc != nil && !m.Folder && (f.Drop || !c.Online(p)) {
-		r, err := n.relayc.DropFile(ctx, p, f.Path, m.ID())
+	drop := func() (peer.ID, error) { return n.relayc.DropFile(ctx, p, f.Path, m.ID()) }
+	if m.Folder {
+		sent.Name, sent.Size = m.Name, int64(m.Size)
+		drop = func() (peer.ID, error) { return n.relayc.DropFolder(ctx, p, m) }
+	}
+	if n.relayc != nil && (f.Drop || !c.Online(p)) {
+		r, err := drop()
 		switch {
 		case err == nil:
 			if err := n.putDrop(m.ID(), dropRecord{Relay: r, Time: n.now()}); err != nil {

@@ -129,3 +129,90 @@ func TestGroupFileFromEveryMember(t *testing.T) {
 		t.Fatalf("the sender served %d bytes of a %d-byte file (members %d)", sender.BytesServed, m.File.Size, others)
 	}
 }
+
+// folderOf makes a folder to send: a file of size random bytes, a small
+// file in a subfolder, and an empty folder.
+func folderOf(t *testing.T, size int64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "photos")
+	for _, d := range []string{"sub", "empty"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(randomFileOf(t, size), filepath.Join(dir, "film.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub", "note.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// treeOf is what a folder holds: each file's content and each folder
+// ("/" after its name), by path inside it.
+func treeOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	tree := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			tree[rel+"/"] = ""
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		tree[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// sameTree fails t unless the folder got holds what want does.
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	w, g := treeOf(t, want), treeOf(t, got)
+	if len(w) != len(g) {
+		t.Fatalf("%s holds %d entries, %s %d", got, len(g), want, len(w))
+	}
+	for k, v := range w {
+		if gv, ok := g[k]; !ok || gv != v {
+			t.Fatalf("%s: %s differs or is missing", got, k)
+		}
+	}
+}
+
+// TestGroupFolder: a folder sent to a group is received by every member
+// as a folder, identical, its empty folder kept, the members fetching
+// from each other as well as from the sender.
+func TestGroupFolder(t *testing.T) {
+	ctx := context.Background()
+	nodes, gid := nodetest.GroupOf(t, 3)
+	src := folderOf(t, 8<<20)
+	m, err := nodes[0].SendGroup(ctx, gid, node.Draft{Path: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.File == nil {
+		t.Fatal("the group's message offers no file")
+	}
+	id := m.File.ID
+	for _, n := range nodes[1:] {
+		fileOf(t, n, id, func(node.File) bool { return true })
+		if _, err := n.GetFile(ctx, id, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes[1:] {
+		f := fileOf(t, n, id, func(f node.File) bool { return f.State == "done" || f.State == "failed" })
+		if f.State != "done" {
+			t.Fatalf("a member's copy: %+v", f)
+		}
+		sameTree(t, src, f.Path)
+	}
+}

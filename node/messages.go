@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -389,14 +390,18 @@ func (n *Node) DeleteMessage(ctx context.Context, id string, forEveryone bool) (
 	return c.Delete(ctx, id)
 }
 
-// importFile makes a file (path) ready to offer where it lies, or puts a
-// picture's original into the blob store (it must outlive the original);
-// a file that cannot be read is a bad request.
+// importFile makes a file or a whole folder (path) ready to offer where
+// it lies, or puts a picture's original into the blob store (it must
+// outlive the original); a file that cannot be read is a bad request.
 func (n *Node) importFile(ctx context.Context, path string, picture []byte) (*transfer.Manifest, error) {
 	if picture != nil {
 		return n.xfer.ImportBytes(pictureName(picture), picture)
 	}
-	m, err := n.xfer.Share(ctx, path, "")
+	share := n.xfer.Share
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		share = n.xfer.ShareFolder
+	}
+	m, err := share(ctx, path, "")
 	if err != nil {
 		return nil, badRequest(err)
 	}

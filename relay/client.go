@@ -905,7 +905,7 @@ func (c *Client) take(relay peer.ID, sealed []byte) error {
 		return nil
 	}
 	switch l.Kind {
-	case KindFileDrop:
+	case KindFileDrop, KindFolderDrop:
 		return c.acceptDrop(relay, l)
 	case KindDM, KindGroup:
 		if c.cfg.Sink == nil {

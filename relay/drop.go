@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -270,13 +271,6 @@ type DroppedFile struct {
 // file as this node offers it, or ""). It returns once the relay has the
 // whole file and the letter is deposited, and answers the relay.
 func (c *Client) DropFile(ctx context.Context, p peer.ID, path, fileID string) (peer.ID, error) {
-	if c.cfg.Transfer == nil {
-		return "", fmt.Errorf("%w: file drop is off", ErrBadRequest)
-	}
-	pub, err := c.sealingKeyOf(ctx, p)
-	if err != nil {
-		return "", err
-	}
 	in, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -286,7 +280,42 @@ func (c *Client) DropFile(ctx context.Context, p peer.ID, path, fileID string) (
 	if err != nil {
 		return "", err
 	}
-	m, err := c.sealForDrop(in, pub, path)
+	fd := &pb.FileDrop{Name: filepath.Base(path), Size: uint64(fi.Size())}
+	if fileID != "" {
+		fd.FileId = &fileID
+	}
+	return c.drop(ctx, p, in, KindFileDrop, fd)
+}
+
+// DropFolder drops the folder m, which this node shares, as DropFile
+// drops a file: sealed, its files one after the other as m's chunks span
+// them (each chunk checked against m as it is read), in a letter of kind
+// KindFolderDrop that carries m, so that p lays the folder out from it.
+func (c *Client) DropFolder(ctx context.Context, p peer.ID, m *transfer.Manifest) (peer.ID, error) {
+	if c.cfg.Transfer == nil {
+		return "", fmt.Errorf("%w: file drop is off", ErrBadRequest)
+	}
+	in, err := c.cfg.Transfer.Packed(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	id := m.ID()
+	fd := &pb.FileDrop{Name: m.Name, Size: m.Size, FileId: &id, Folder: m.Encode()}
+	return c.drop(ctx, p, in, KindFolderDrop, fd)
+}
+
+// drop seals in to p, has one of this node's relays hold it, and deposits
+// a letter of kind k with fd, completed with where it waits.
+func (c *Client) drop(ctx context.Context, p peer.ID, in io.Reader, k Kind, fd *pb.FileDrop) (peer.ID, error) {
+	if c.cfg.Transfer == nil {
+		return "", fmt.Errorf("%w: file drop is off", ErrBadRequest)
+	}
+	pub, err := c.sealingKeyOf(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	m, err := c.sealForDrop(in, pub, fd.Name)
 	if err != nil {
 		return "", err
 	}
@@ -295,12 +324,9 @@ func (c *Client) DropFile(ctx context.Context, p peer.ID, path, fileID string) (
 	for _, r := range c.loggedInRelays() {
 		err := c.dropOn(ctx, r, p, m)
 		if err == nil {
-			fd := &pb.FileDrop{Relay: []byte(r), Manifest: m.Encode(), Name: filepath.Base(path), Size: uint64(fi.Size())}
-			if fileID != "" {
-				fd.FileId = &fileID
-			}
+			fd.Relay, fd.Manifest = []byte(r), m.Encode()
 			item, _ := proto.Marshal(fd)
-			return r, c.Deposit(ctx, p, KindFileDrop, [][]byte{item})
+			return r, c.Deposit(ctx, p, k, [][]byte{item})
 		}
 		errs = append(errs, err)
 		if !errors.Is(err, ErrNotFound) {
@@ -315,7 +341,7 @@ func (c *Client) DropFile(ctx context.Context, p peer.ID, path, fileID string) (
 
 // sealForDrop seals in to pub into the blob store, under a name that
 // says nothing.
-func (c *Client) sealForDrop(in *os.File, pub []byte, path string) (*transfer.Manifest, error) {
+func (c *Client) sealForDrop(in io.Reader, pub []byte, name string) (*transfer.Manifest, error) {
 	if err := os.MkdirAll(c.cfg.StagingDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -326,7 +352,7 @@ func (c *Client) sealForDrop(in *os.File, pub []byte, path string) (*transfer.Ma
 	defer os.Remove(tmp.Name())
 	if err := SealFile(tmp, in, pub); err != nil {
 		tmp.Close()
-		return nil, fmt.Errorf("relay: seal %s: %w", path, err)
+		return nil, fmt.Errorf("relay: seal %s: %w", name, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return nil, err
@@ -369,6 +395,9 @@ type pendingDrop struct {
 	Size     uint64    `json:"size"`
 	Since    time.Time `json:"since"`
 	FileID   string    `json:"file_id,omitempty"`
+	// Folder is the folder's manifest of a KindFolderDrop: the blob opens
+	// to its packed bytes, laid out as the folder.
+	Folder []byte `json:"folder,omitempty"`
 }
 
 func pendingDropKey(root string) datastore.Key { return datastore.RawKey("/client/drops/" + root) }
@@ -395,8 +424,11 @@ func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 		return nil
 	}
 	m, err := transfer.DecodeManifest(fd.Manifest)
+	if err == nil && l.Kind == KindFolderDrop {
+		_, err = dropFolder(&fd)
+	}
 	if err != nil || peer.ID(fd.Relay) != relay || m.Name != sealedName {
-		c.log.Warn("mailbox: drop a bad file-drop letter", "from", l.From)
+		c.log.Warn("mailbox: drop a bad file-drop letter", "from", l.From, "err", err)
 		return nil
 	}
 	if c.cfg.Sink == nil || !c.cfg.Sink.Friend(l.From) {
@@ -409,6 +441,9 @@ func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 		return nil // fetched already: a letter delivered twice
 	}
 	pd := pendingDrop{From: l.From, Relay: relay, Manifest: fd.Manifest, Name: transfer.SafeName(fd.Name), Size: fd.Size, Since: c.cfg.Now(), FileID: fileIDOf(&fd)}
+	if l.Kind == KindFolderDrop {
+		pd.Folder = fd.Folder
+	}
 	b, _ := json.Marshal(pd)
 	if err := c.ds.Put(c.ctx, pendingDropKey(root), b); err != nil {
 		return err
@@ -491,13 +526,13 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 		return err
 	}
 	out.Close()
-	final := transfer.UniquePath(c.cfg.DropDir, pd.Name)
-	if err := os.Link(out.Name(), final); err != nil {
+	final, err := c.placeDrop(pd, out.Name())
+	if err != nil {
 		return err
 	}
 	// The name is durable before the relay deletes its copy.
 	if err := c.syncDir(c.cfg.DropDir); err != nil {
-		os.Remove(final)
+		os.RemoveAll(final)
 		return err
 	}
 	in.Close()
@@ -514,6 +549,26 @@ func (c *Client) fetchDropOnce(root string, pd pendingDrop, m *transfer.Manifest
 		c.cfg.Sink.FileDropped(DroppedFile{From: pd.From, Relay: pd.Relay, Name: pd.Name, Path: final, Size: pd.Size, FileID: pd.FileID})
 	}
 	return nil
+}
+
+// placeDrop gives a dropped file, opened at opened, its name in DropDir
+// (never over an existing one); a folder's is laid out there as the
+// folder, once it matches the folder's manifest.
+func (c *Client) placeDrop(pd pendingDrop, opened string) (string, error) {
+	if pd.Folder != nil {
+		fm, err := transfer.DecodeManifest(pd.Folder)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrBadSeal, err)
+		}
+		final, err := transfer.UnpackFolder(fm, opened, c.cfg.DropDir)
+		if errors.Is(err, transfer.ErrBadChunk) || errors.Is(err, transfer.ErrBadManifest) {
+			// Never better on a retry: the sender sealed other bytes.
+			err = fmt.Errorf("%w: %w", ErrBadSeal, err)
+		}
+		return final, err
+	}
+	final := transfer.UniquePath(c.cfg.DropDir, pd.Name)
+	return final, os.Link(opened, final)
 }
 
 // refuseDrop tells relay, in the background, to delete a drop this node
@@ -547,6 +602,16 @@ func (c *Client) dropDone(ctx context.Context, relay peer.ID, m *transfer.Manife
 		return err
 	}
 	return errOf(rep.Code, rep.Message)
+}
+
+// dropFolder is the folder's manifest that a KindFolderDrop's FileDrop
+// carries: a valid manifest of a folder, or an error.
+func dropFolder(fd *pb.FileDrop) (*transfer.Manifest, error) {
+	m, err := transfer.DecodeManifest(fd.GetFolder())
+	if err == nil && !m.Folder {
+		err = fmt.Errorf("%w: %s is not a folder", transfer.ErrBadManifest, m.Name)
+	}
+	return m, err
 }
 
 // fileIDOf is a FileDrop's file ID when it looks like one (hex, bounded),

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/relay/pb"
+	"github.com/meshtalk/meshtalk/transfer"
 )
 
 // fuzzKeys is a fixed identity and its sealing keys for the fuzzers.
@@ -270,14 +271,19 @@ func FuzzFoldName(f *testing.F) {
 	})
 }
 
-// FuzzFileDrop: a FileDrop item (what a file-drop letter holds) decodes
-// or fails, and its file ID is taken only when it is bounded hex.
+// FuzzFileDrop: a FileDrop item (what a file-drop or folder-drop letter
+// holds) decodes or fails, its file ID is taken only when it is bounded
+// hex, and the folder it carries only when it is a valid folder manifest.
 func FuzzFileDrop(f *testing.F) {
 	id := "9dbd97a4"
 	full, _ := proto.Marshal(&pb.FileDrop{Relay: []byte("r"), Manifest: []byte("m"), Name: "notes.txt", Size: 5, FileId: &id})
 	f.Add(full)
 	old, _ := proto.Marshal(&pb.FileDrop{Relay: []byte("r"), Manifest: []byte("m"), Name: "notes.txt", Size: 5})
 	f.Add(old)
+	folder := &transfer.Manifest{Name: "photos", Size: 70<<10 + 5, ChunkSize: transfer.MinChunkSize, Chunks: make([]transfer.Hash, 2), Folder: true,
+		Entries: []transfer.Entry{{Path: "a", Dir: true}, {Path: "a/b.jpg", Size: 70 << 10}, {Path: "c", Size: 5}, {Path: "empty", Dir: true}}}
+	withFolder, _ := proto.Marshal(&pb.FileDrop{Relay: []byte("r"), Manifest: []byte("m"), Name: "photos", Size: folder.Size, FileId: &id, Folder: folder.Encode()})
+	f.Add(withFolder)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var fd pb.FileDrop
 		if proto.Unmarshal(in, &fd) != nil {
@@ -286,6 +292,14 @@ func FuzzFileDrop(f *testing.F) {
 		got := fileIDOf(&fd)
 		if len(got) > 128 || got != "" && got != fd.GetFileId() {
 			t.Fatalf("file ID %q from %q", got, fd.GetFileId())
+		}
+		m, err := dropFolder(&fd)
+		if err != nil {
+			return
+		}
+		again, err := transfer.DecodeManifest(m.Encode())
+		if !m.Folder || err != nil || again.Root() != m.Root() {
+			t.Fatalf("a folder taken from a drop: %+v, again %v", m, err)
 		}
 	})
 }

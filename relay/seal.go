@@ -29,6 +29,11 @@ const (
 	KindFileDrop Kind = 2
 	// KindGroup: encoded group messages, one per item.
 	KindGroup Kind = 3
+	// KindFolderDrop: one item, an encoded FileDrop with the folder's
+	// manifest (its folder field). A kind of its own, so that a node from
+	// before folders drops the letter rather than take the folder's
+	// packed bytes for one file.
+	KindFolderDrop Kind = 4
 )
 
 // The HPKE suite: a hybrid post-quantum KEM, so that mail stored today

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
 )

@@ -348,3 +348,85 @@ func unpackEntry(root *os.Root, src *os.File, e Entry) error {
 	}
 	return out.Sync()
 }
+
+// Packed reads what this node holds of m, shared in place or stored, as
+// one stream: the bytes a download of m writes (a folder's files one after
+// the other), each chunk checked against m as it is read. A file changed
+// since it was shared fails the read with ErrChanged.
+func (s *Service) Packed(ctx context.Context, m *Manifest) (io.ReadCloser, error) {
+	h, err := s.hold(ctx, m.Root(), m)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: %s: %w", m.Name, err)
+	}
+	return &packedReader{h: h, buf: make([]byte, m.ChunkSize)}, nil
+}
+
+// packedReader reads a holding's chunks in order.
+type packedReader struct {
+	h     *holding
+	buf   []byte
+	chunk []byte // what is left of the last chunk read
+	next  int    // the chunk to read next
+}
+
+func (r *packedReader) Read(b []byte) (int, error) {
+	if len(r.chunk) == 0 {
+		if r.next >= len(r.h.m.Chunks) {
+			return 0, io.EOF
+		}
+		data, err := r.h.read(r.next, r.buf[:r.h.m.chunkLen(r.next)])
+		if err != nil {
+			return 0, fmt.Errorf("transfer: %s: chunk %d: %w", r.h.m.Name, r.next, err)
+		}
+		r.chunk = data
+		r.next++
+	}
+	n := copy(b, r.chunk)
+	r.chunk = r.chunk[n:]
+	return n, nil
+}
+
+func (r *packedReader) Close() error {
+	r.h.close()
+	return nil
+}
+
+// UnpackFolder lays out the folder m from packed, a file of its bytes as
+// Packed reads them, under its own name (never over an existing one) in
+// dir, once every chunk of packed matches m; it answers where the folder
+// is. Nothing is laid out from bytes that do not match (ErrBadChunk).
+func UnpackFolder(m *Manifest, packed, dir string) (string, error) {
+	if !m.Folder {
+		return "", fmt.Errorf("%w: %s is not a folder", ErrBadManifest, m.Name)
+	}
+	if err := m.checkShape(len(m.Chunks)); err != nil {
+		return "", err
+	}
+	f, err := os.Open(packed)
+	if err != nil {
+		return "", fmt.Errorf("transfer: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("transfer: %w", err)
+	}
+	if uint64(fi.Size()) != m.Size {
+		return "", fmt.Errorf("%w: folder %s: %d bytes, its manifest says %d", ErrBadChunk, m.Name, fi.Size(), m.Size)
+	}
+	hashes, err := hashChunks(f, fi.Size(), m.ChunkSize)
+	if err != nil {
+		return "", fmt.Errorf("transfer: %w", err)
+	}
+	for i, h := range hashes {
+		if h != m.Chunks[i] {
+			return "", fmt.Errorf("%w: folder %s, chunk %d", ErrBadChunk, m.Name, i)
+		}
+	}
+	final, err := unpack(m, packed, dir)
+	if err != nil {
+		os.RemoveAll(strings.TrimSuffix(packed, ".partial") + ".folder") // what unpack left
+		return "", fmt.Errorf("transfer: folder %s: %w", m.Name, err)
+	}
+	return final, nil
+}

@@ -179,3 +179,69 @@ func TestFolderRefusesEscape(t *testing.T) {
 		t.Fatalf("a folder with a link shared: %v", err)
 	}
 }
+
+// TestPackedFolderUnpacks: a shared folder read as one stream (Packed, as
+// a relay's file drop seals it) is laid out again by UnpackFolder,
+// identical; packed bytes that do not match the manifest lay out nothing
+// (ErrBadChunk), and a folder whose file changed since it was shared
+// cannot be read (ErrChanged).
+func TestPackedFolderUnpacks(t *testing.T) {
+	a := nodetest.Start(t, nodetest.Options{})
+	src := makeTree(t)
+	m, err := a.Transfer().ShareFolder(t.Context(), src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.Transfer().Packed(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packed bytes.Buffer
+	_, err = packed.ReadFrom(r)
+	r.Close()
+	if err != nil || uint64(packed.Len()) != m.Size {
+		t.Fatalf("packed %d of %d bytes: %v", packed.Len(), m.Size, err)
+	}
+	work := t.TempDir()
+	file := filepath.Join(work, "packed")
+	os.WriteFile(file, packed.Bytes(), 0o600)
+	dir := filepath.Join(work, "out")
+	os.Mkdir(dir, 0o700)
+	got, err := transfer.UnpackFolder(m, file, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, have := tree(t, src), tree(t, got)
+	if len(want) != len(have) {
+		t.Fatalf("unpacked %d entries, want %d", len(have), len(want))
+	}
+	for k, v := range want {
+		if have[k] != v {
+			t.Fatalf("%s differs", k)
+		}
+	}
+
+	bad := packed.Bytes()
+	bad[len(bad)/2] ^= 1
+	os.WriteFile(file, bad, 0o600)
+	empty := filepath.Join(work, "empty")
+	os.Mkdir(empty, 0o700)
+	if _, err := transfer.UnpackFolder(m, file, empty); !errors.Is(err, transfer.ErrBadChunk) {
+		t.Fatalf("bad bytes: %v, want ErrBadChunk", err)
+	}
+	if left, _ := os.ReadDir(empty); len(left) != 0 {
+		t.Fatalf("bad bytes laid out %v", left)
+	}
+
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("HELLO"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err = a.Transfer().Packed(t.Context(), m)
+	if err == nil {
+		_, err = packed.ReadFrom(r)
+		r.Close()
+	}
+	if !errors.Is(err, transfer.ErrChanged) {
+		t.Fatalf("a changed folder read: %v, want ErrChanged", err)
+	}
+}

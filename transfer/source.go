@@ -27,7 +27,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ipfs/go-datastore"
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 )
 
 // originVersion is the version of the stored origin record of a file;

@@ -16,8 +16,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/zeebo/blake3"
 	"go.uber.org/goleak"
+	"lukechampine.com/blake3"
 
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
@@ -60,7 +60,7 @@ func fileHash(t *testing.T, p string) [32]byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	h := blake3.New()
+	h := blake3.New(32, nil)
 	io.Copy(h, f)
 	var out [32]byte
 	copy(out[:], h.Sum(nil))

@@ -74,8 +74,8 @@ import (
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/zeebo/blake3"
 	"google.golang.org/protobuf/proto"
+	"lukechampine.com/blake3"
 
 	"github.com/meshtalk/meshtalk/internal/frame"
 	"github.com/meshtalk/meshtalk/transfer/pb"

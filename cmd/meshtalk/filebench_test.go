@@ -94,6 +94,8 @@ func BenchmarkFileCLI(b *testing.B) {
 						os.Remove(dst)
 					}
 					os.Remove(src)
+					b.Logf("round %d: meshtalk %.2f s (%.0f%% before the offer, %.2f cores), raw %v", r, took.Seconds(),
+						100*offered.Seconds()/took.Seconds(), cpu.Seconds()/took.Seconds(), rawSecs(secs, r))
 				}
 			}
 			mbs := func(k string) float64 { return float64(size) / 1e6 / medianOf(secs[k]) }
@@ -268,6 +270,17 @@ func procCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// rawSecs is what each raw baseline took in round r, in seconds.
+func rawSecs(secs map[string][]float64, r int) string {
+	var out []string
+	for _, k := range []string{"raw-noise", "raw-tls"} {
+		if len(secs[k]) > r {
+			out = append(out, fmt.Sprintf("%s %.2f s", k, secs[k][r]))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func medianOf(v []float64) float64 {

@@ -2103,8 +2103,8 @@ func (x *StoredDrop) GetComplete() bool {
 	return false
 }
 
-// FileDrop is the one item of a KindFileDrop letter: where the sealed
-// blob waits and what it is.
+// FileDrop is the one item of a KindFileDrop or KindFolderDrop letter:
+// where the sealed blob waits and what it is.
 type FileDrop struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Relay    []byte                 `protobuf:"bytes,1,opt,name=relay,proto3" json:"relay,omitempty"`
@@ -2115,7 +2115,11 @@ type FileDrop struct {
 	// root), so that the recipient's node ties the dropped file to the
 	// message of kind file that carries its caption. Absent from older
 	// senders.
-	FileId        *string `protobuf:"bytes,5,opt,name=file_id,json=fileId,proto3,oneof" json:"file_id,omitempty"`
+	FileId *string `protobuf:"bytes,5,opt,name=file_id,json=fileId,proto3,oneof" json:"file_id,omitempty"`
+	// KindFolderDrop only: the folder's own manifest (version 2, its
+	// entries and the hashes of its chunks); the sealed blob holds the
+	// folder's files one after the other, as its chunks span them.
+	Folder        []byte `protobuf:"bytes,6,opt,name=folder,proto3" json:"folder,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2183,6 +2187,13 @@ func (x *FileDrop) GetFileId() string {
 		return *x.FileId
 	}
 	return ""
+}
+
+func (x *FileDrop) GetFolder() []byte {
+	if x != nil {
+		return x.Folder
+	}
+	return nil
 }
 
 var File_relay_proto protoreflect.FileDescriptor
@@ -2336,13 +2347,14 @@ const file_relay_proto_rawDesc = "" +
 	"\trecipient\x18\x02 \x01(\fR\trecipient\x12\x1a\n" +
 	"\bmanifest\x18\x03 \x01(\fR\bmanifest\x12!\n" +
 	"\fdeposited_ms\x18\x04 \x01(\x03R\vdepositedMs\x12\x1a\n" +
-	"\bcomplete\x18\x05 \x01(\bR\bcomplete\"\x8e\x01\n" +
+	"\bcomplete\x18\x05 \x01(\bR\bcomplete\"\xa6\x01\n" +
 	"\bFileDrop\x12\x14\n" +
 	"\x05relay\x18\x01 \x01(\fR\x05relay\x12\x1a\n" +
 	"\bmanifest\x18\x02 \x01(\fR\bmanifest\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1c\n" +
-	"\afile_id\x18\x05 \x01(\tH\x00R\x06fileId\x88\x01\x01B\n" +
+	"\afile_id\x18\x05 \x01(\tH\x00R\x06fileId\x88\x01\x01\x12\x16\n" +
+	"\x06folder\x18\x06 \x01(\fR\x06folderB\n" +
 	"\n" +
 	"\b_file_idB'Z%github.com/meshtalk/meshtalk/relay/pbb\x06proto3"
 
