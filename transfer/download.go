@@ -156,14 +156,9 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 	}
 	per := rangeChunks
 	if d.swarm() {
-		// Ranges small enough that each member has its own parts of the
-		// file to fetch from the sender, and the others fetch them from
-		// it soon; not smaller: every range is a round trip, and on a
-		// loaded machine round trips, not bytes, set the pace
-		// (BenchmarkSwarm, 200 MiB to 7 members: at a sixteenth of the
-		// file per member the swarm took 1.3-1.6× sender-only's time, at
-		// a half 1.0×, the sender uploading 2.0× the file).
-		per = max(1, min(rangeChunks, len(m.Chunks)/(2*len(d.order))))
+		// Small ranges, so that each member has its own part of the file
+		// to fetch from the sender, and the others fetch it from it soon.
+		per = max(1, min(rangeChunks, len(m.Chunks)/(8*len(d.order))))
 	}
 	for i := 0; i < len(m.Chunks); {
 		if have[i] {
