@@ -117,6 +117,9 @@ type FilesConfig struct {
 	// pictures' originals. Empty: $XDG_DOWNLOAD_DIR/meshtalk, else
 	// ~/Downloads/meshtalk. A leading ~/ is the user's home.
 	Dir string `toml:"dir"`
+	// UploadKiBPerSecond caps what this node serves of files, to all
+	// peers together; 0: no cap.
+	UploadKiBPerSecond int `toml:"upload_kib_per_second"`
 }
 
 // DownloadsDir is the folder that Dir names.
@@ -425,6 +428,9 @@ picture_auto_fetch_attempts = 5
 # another). Empty: $XDG_DOWNLOAD_DIR/meshtalk, else ~/Downloads/meshtalk.
 # "meshtalk file get --out DIR" puts one file elsewhere.
 dir = ""
+# What this node serves of files, in KiB a second, to all peers together
+# (a slow uplink stays usable for messages and calls); 0: no cap.
+upload_kib_per_second = 0
 
 [calls]
 # A call rings this long before it is a missed call.
@@ -606,6 +612,9 @@ func (c *Config) validate() (string, error) {
 	}
 	if field, err := c.TURN.validate(); err != nil {
 		return field, err
+	}
+	if c.Files.UploadKiBPerSecond < 0 {
+		return "files.upload_kib_per_second", errors.New("must not be negative")
 	}
 	if c.Files.PictureAutoFetchAttempts < 1 {
 		return "files.picture_auto_fetch_attempts", errors.New("must be at least 1")

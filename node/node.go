@@ -234,7 +234,7 @@ func (n *Node) startServices(ctx context.Context, undo *undoStack) (err error) {
 	if err != nil {
 		return err
 	}
-	if n.xfer, err = transfer.New(ctx, n.host, namespace.Wrap(n.ds, transferKey), blobs, transfer.Config{Emit: n.emit, Logger: n.logs}); err != nil {
+	if n.xfer, err = transfer.New(ctx, n.host, namespace.Wrap(n.ds, transferKey), blobs, transfer.Config{Emit: n.emit, Logger: n.logs, UploadBytesPerSecond: n.cfg.Files.UploadKiBPerSecond << 10}); err != nil {
 		return err
 	}
 	undo.push(func() { n.xfer.Close() })

@@ -190,3 +190,22 @@ func TestSwarm(t *testing.T) {
 		t.Fatalf("the sender served %d bytes of a %d-byte file to %d members", total, m.Size, members)
 	}
 }
+
+// TestUploadCap: a node with [files] upload_kib_per_second serves no
+// faster than that: 3 MiB at 1 MiB/s (a burst of 1 MiB) take 2 s at
+// least, and come whole.
+func TestUploadCap(t *testing.T) {
+	a := nodetest.Start(t, nodetest.Options{Configure: func(c *node.Config) { c.Files.UploadKiBPerSecond = 1 << 10 }})
+	b := nodetest.Start(t, nodetest.Options{})
+	src := randomFile(t, 3<<20)
+	m := shared(t, a, src, b)
+	start := time.Now()
+	got, err := b.Transfer().Download(bg, m, []peer.ID{a.ID()}, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("3 MiB at 1 MiB/s came in %v", d)
+	}
+	sameFile(t, src, got)
+}

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 
 	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/transfer/pb"
@@ -58,6 +60,7 @@ type Service struct {
 	roots   map[Hash]*sync.Mutex        // one download of a file at a time
 	active  map[Hash]*download          // downloads in progress, to serve from
 	served  servedTally
+	upload  *rate.Limiter // the upload cap; nil: none
 	once    sync.Once
 
 	// receipts serialises the changes of a download's record by Start,
@@ -73,6 +76,9 @@ type Config struct {
 	Emit func(typ string, data any)
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// UploadBytesPerSecond caps what the service serves, to all peers
+	// together; 0: no cap.
+	UploadBytesPerSecond int
 }
 
 // New starts the service on h with its datastore namespace and blob
@@ -91,6 +97,9 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, blobs *Blobs, 
 	}
 	s := &Service{h: h, ds: ds, blobs: blobs, log: logger.With("component", "transfer"), emit: emit, life: lifecycle.New()}
 	s.ctx = s.life.Context()
+	if cfg.UploadBytesPerSecond > 0 {
+		s.upload = rate.NewLimiter(rate.Limit(cfg.UploadBytesPerSecond), max(cfg.UploadBytesPerSecond, uploadBurst))
+	}
 	h.SetStreamHandler(Protocol, s.life.Handler(s.handle))
 	h.SetStreamHandler(Protocol10, s.life.Handler(s.handle))
 	return s, nil
@@ -170,7 +179,7 @@ func (s *Service) OfferFetched(ctx context.Context, m *Manifest, peers []peer.ID
 func (s *Service) handle(st network.Stream) {
 	defer st.Close()
 	r := bufio.NewReader(st)
-	w := bufio.NewWriterSize(st, 256<<10)
+	w := bufio.NewWriterSize(s.paced(st), 256<<10)
 	var bufs [2][]byte // chunks served on the stream, each after room for its header
 	for {
 		st.SetReadDeadline(time.Now().Add(streamIdle))
@@ -182,6 +191,43 @@ func (s *Service) handle(st network.Stream) {
 			return
 		}
 	}
+}
+
+// uploadBurst is the least burst of the upload cap: a writer's whole
+// buffer goes in one wait.
+const uploadBurst = 256 << 10
+
+// paced is what a stream's replies are written to: the stream itself, or
+// with an upload cap, the stream behind the shared limiter.
+func (s *Service) paced(st network.Stream) io.Writer {
+	if s.upload == nil {
+		return st
+	}
+	return pacedWriter{ctx: s.ctx, w: st, lim: s.upload}
+}
+
+// pacedWriter writes to w no faster than lim allows.
+type pacedWriter struct {
+	ctx context.Context
+	w   io.Writer
+	lim *rate.Limiter
+}
+
+func (p pacedWriter) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		n := min(len(b), p.lim.Burst())
+		if err := p.lim.WaitN(p.ctx, n); err != nil {
+			return written, err
+		}
+		m, err := p.w.Write(b[:n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
 }
 
 // streamIdle ends a stream on which no request comes.
