@@ -1,11 +1,8 @@
 package call_test
 
 import (
-	"context"
 	"testing"
 	"time"
-
-	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
 	"github.com/meshtalk/meshtalk/call"
 	"github.com/meshtalk/meshtalk/internal/nodetest"
@@ -23,20 +20,7 @@ func BenchmarkCallSetup(b *testing.B) {
 	more := func(c *node.Config) { c.Calls.RingBurst = 1 << 20 }
 	x, y := callNode(b, time.Minute, more), callNode(b, time.Minute, more)
 	nodetest.Befriend(b, x, y)
-	b.Run("raw-libp2p-ping", func(b *testing.B) {
-		ctx, cancel := context.WithCancel(bg)
-		defer cancel()
-		res := ping.Ping(ctx, x.Host(), y.ID())
-		var total time.Duration
-		for b.Loop() {
-			r := <-res
-			if r.Error != nil {
-				b.Fatal(r.Error)
-			}
-			total += r.RTT
-		}
-		b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "rtt-ms")
-	})
+	b.Run("raw-libp2p-ping", func(b *testing.B) { nodetest.BenchPing(b, x, y, 1) })
 	b.Run("accept-to-first-video", func(b *testing.B) {
 		evY := nodetest.Events(b, y)
 		var toVideo, ring time.Duration
@@ -132,23 +116,8 @@ func BenchmarkCallMediaPath(b *testing.B) {
 	more := func(c *node.Config) { c.Calls.RingBurst = 1 << 20 }
 	x, y := callNode(b, time.Minute, more), callNode(b, time.Minute, more)
 	nodetest.Befriend(b, x, y)
-	b.Run("raw-libp2p-ping", func(b *testing.B) {
-		ctx, cancel := context.WithCancel(bg)
-		defer cancel()
-		res := ping.Ping(ctx, x.Host(), y.ID())
-		// 20 round trips an iteration: the call's iterations are few.
-		var total time.Duration
-		for b.Loop() {
-			for range 20 {
-				r := <-res
-				if r.Error != nil {
-					b.Fatal(r.Error)
-				}
-				total += r.RTT
-			}
-		}
-		b.ReportMetric(float64(total.Microseconds())/float64(20*b.N)/1000, "rtt-ms")
-	})
+	// 20 round trips an iteration: the call's iterations are few.
+	b.Run("raw-libp2p-ping", func(b *testing.B) { nodetest.BenchPing(b, x, y, 20) })
 	b.Run("call", func(b *testing.B) {
 		const span, fps = 4 * time.Second, 30
 		evX, evY := nodetest.Events(b, x), nodetest.Events(b, y)

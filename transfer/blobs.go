@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"unicode"
 
 	"lukechampine.com/blake3"
 
@@ -169,16 +168,7 @@ const compactChunks = 4096
 // MaxNameBytes bytes, never empty. A manifest whose name SafeName would
 // change is malformed.
 func SafeName(name string) string {
-	name = strings.Map(func(r rune) rune {
-		switch {
-		case r == '/' || r == '\\' || r == 0:
-			return '_'
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(name)
+	name = strings.TrimSpace(cleanName(name))
 	for strings.HasPrefix(name, ".") {
 		name = strings.TrimPrefix(name, ".")
 	}

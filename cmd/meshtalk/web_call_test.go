@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
-
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
 )
@@ -201,20 +199,7 @@ func BenchmarkBrowserCallSetup(b *testing.B) {
 	bob.firstRun()
 	nodetest.Befriend(b, alice.node, bob.node)
 	alice.openConv("Bob")
-	b.Run("raw-libp2p-ping", func(b *testing.B) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		res := ping.Ping(ctx, alice.node.Host(), bob.node.ID())
-		var total time.Duration
-		for b.Loop() {
-			r := <-res
-			if r.Error != nil {
-				b.Fatal(r.Error)
-			}
-			total += r.RTT
-		}
-		b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "rtt-ms")
-	})
+	b.Run("raw-libp2p-ping", func(b *testing.B) { nodetest.BenchPing(b, alice.node, bob.node, 1) })
 	b.Run("accept-to-first-video", func(b *testing.B) {
 		alice.t, bob.t = b, b
 		var total float64
