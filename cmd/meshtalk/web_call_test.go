@@ -187,12 +187,16 @@ func TestBrowserCallBrowser(t *testing.T) {
 // the callee's click on Accept to the first decoded frame of the caller's
 // video in the callee's page (its remote <video> has a frame: videoWidth
 // > 0), measured inside the page with performance.now(), polled every
-// 5 ms. Baseline in the same run: a raw libp2p ping round trip between
-// the two nodes (what one signaling exchange costs at least).
+// 5 ms. On the way, when the callee's page posted its answer and when the
+// caller's peer connection was connected (both pages' clocks are this
+// machine's). Baseline in the same run: a raw libp2p ping round trip
+// between the two nodes (what one signaling exchange costs at least).
+// The nodes let a friend ring as often as the benchmark does.
 func BenchmarkBrowserCallSetup(b *testing.B) {
 	chromiumPath(b)
 	shots := screenshotDir(b)
-	alice, bob := startUserWith(b, "Alice", shots, callConfig), startUserWith(b, "Bob", shots, callConfig)
+	rings := func(c *node.Config) { callConfig(c); c.Calls.RingBurst = 1 << 20 }
+	alice, bob := startUserWith(b, "Alice", shots, rings), startUserWith(b, "Bob", shots, rings)
 	alice.open(1280, 800)
 	bob.open(1280, 800)
 	alice.firstRun()
@@ -202,30 +206,60 @@ func BenchmarkBrowserCallSetup(b *testing.B) {
 	b.Run("raw-libp2p-ping", func(b *testing.B) { nodetest.BenchPing(b, alice.node, bob.node, 1) })
 	b.Run("accept-to-first-video", func(b *testing.B) {
 		alice.t, bob.t = b, b
-		var total float64
+		alice.eval(callTraceJS, nil)
+		bob.eval(callTraceJS, nil)
+		var answer, connected, video float64
 		for b.Loop() {
+			alice.eval(`window.callTrace = {}; true`, nil)
 			alice.click("[data-testid=call-video]")
 			bob.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
 			bob.waitFor("[data-testid=call-accept]")
 			bob.eval(`(() => {
-				window.firstVideoMs = undefined;
-				const t0 = performance.now();
+				window.callTrace = {};
+				window.callAt('accept');
 				document.querySelector('[data-testid=call-accept]').click();
 				const poll = setInterval(() => {
 					const v = document.querySelector('[data-testid=call-remote]');
-					if (v && v.videoWidth > 0) { window.firstVideoMs = performance.now() - t0; clearInterval(poll); }
+					if (v && v.videoWidth > 0) { window.callAt('video'); clearInterval(poll); }
 				}, 5);
 				return true;
 			})()`, nil)
-			bob.wait("the first decoded frame", `window.firstVideoMs !== undefined`, 20*time.Second)
-			var ms float64
-			bob.eval(`window.firstVideoMs`, &ms)
-			total += ms
+			bob.wait("the first decoded frame", `window.callTrace.video !== undefined`, 20*time.Second)
+			alice.wait("the caller's connection", `window.callTrace.connected !== undefined`, 20*time.Second)
+			var ta, tb map[string]float64
+			alice.eval(`window.callTrace`, &ta)
+			bob.eval(`window.callTrace`, &tb)
+			answer += tb["answer"] - tb["accept"]
+			connected += ta["connected"] - tb["accept"]
+			video += tb["video"] - tb["accept"]
 			bob.click("[data-testid=call-hangup]")
 			for _, u := range []*user{alice, bob} {
 				u.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
 			}
 		}
-		b.ReportMetric(total/float64(b.N), "accept-to-video-ms")
+		n := float64(b.N)
+		b.ReportMetric(answer/n, "accept-to-answer-ms")
+		b.ReportMetric(connected/n, "accept-to-connected-ms")
+		b.ReportMetric(video/n, "accept-to-video-ms")
 	})
 }
+
+// callTraceJS notes in window.callTrace when this page's peer connection
+// was first connected and when it posted an answer, and gives
+// window.callAt(name) for more (epoch milliseconds: the two browsers'
+// clocks are this machine's).
+const callTraceJS = `(() => {
+	if (window.callAt) return true;
+	window.callTrace = {};
+	window.callAt = (k) => { window.callTrace[k] ??= performance.timeOrigin + performance.now(); };
+	const Peer = window.RTCPeerConnection;
+	window.RTCPeerConnection = function (...a) {
+		const pc = new Peer(...a);
+		pc.addEventListener('connectionstatechange', () => { if (pc.connectionState === 'connected') window.callAt('connected'); });
+		return pc;
+	};
+	window.RTCPeerConnection.prototype = Peer.prototype;
+	const f = window.fetch;
+	window.fetch = (u, o) => { if (String(u).endsWith('/answer')) window.callAt('answer'); return f(u, o); };
+	return true;
+})()`

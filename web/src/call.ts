@@ -31,6 +31,10 @@ let mayTrickle = false; // the node knows this page holds the call
 let negotiated = false; // the first offer/answer is done: later changes renegotiate
 let screen: MediaStream | null = null;
 let cameraTrack: MediaStreamTrack | null = null;
+/** The call that rings on this page: the caller's signals that came with
+ * the ring (its offer), and its answer made meanwhile. */
+let generation = 0; // counts the calls this page tore down
+let ring: { id: string; signals: CallSignal[]; prepared?: Promise<Prepared> } | null = null;
 
 /** The page's peer connection (the call view reads its statistics). */
 export const peerConnection = () => pc;
@@ -48,8 +52,14 @@ function flushCandidates() {
   for (const c of todo) sendCandidate(c);
 }
 
+/** Starts the camera and microphone; a call that ended meanwhile stops them again. */
 async function media(video: boolean): Promise<MediaStream> {
+  const gen = generation;
   const s = await navigator.mediaDevices.getUserMedia({ audio: true, video: video ? { width: { ideal: 1280 }, height: { ideal: 720 } } : false });
+  if (gen !== generation) {
+    s.getTracks().forEach((t) => t.stop());
+    throw new Error('the call ended');
+  }
   localStream.value = s;
   cameraTrack = s.getVideoTracks()[0] ?? null;
   muted.value = false; cameraOff.value = false;
@@ -63,7 +73,12 @@ function iceServers(): Promise<ICEServer[]> {
 }
 
 function newPeer(ice: ICEServer[]): RTCPeerConnection {
-  const p = new RTCPeerConnection({ iceServers: ice.map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })) });
+  // max-bundle: one transport for audio and video, so the candidates
+  // gathered, signaled and checked are for that one only.
+  const p = new RTCPeerConnection({
+    bundlePolicy: 'max-bundle',
+    iceServers: ice.map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
+  });
   const remote = new MediaStream();
   remoteStream.value = remote;
   p.onicecandidate = (e) => { if (e.candidate) sendCandidate(e.candidate.toJSON()); };
@@ -82,10 +97,48 @@ function newPeer(ice: ICEServer[]): RTCPeerConnection {
   return p;
 }
 
+/** The video bitrate the friend's browser starts at, in kbit/s. */
+export const startKbps = 1000;
+
+/**
+ * The SDP this page sends the friend: its own, with the bitrate the
+ * friend's browser should start its video at (x-google-start-bitrate on
+ * each video codec; other endpoints ignore it). A browser starts at
+ * 300 kbit/s otherwise, too little for the camera's 720p: its encoder
+ * then drops the first frames while it scales down, and the friend's
+ * first frame comes that much later (4 camera frames: 130-800 ms).
+ * Congestion control takes over from the first packet either way.
+ */
+export function withStartBitrate(sdp: string): string {
+  const lines = sdp.split('\r\n');
+  const codecs = new Set<string>(); // "section:payload type" of video codecs (not RTX, RED or FEC)
+  const hasFmtp = new Set<string>();
+  let section = 0, video = false;
+  for (const l of lines) {
+    if (l.startsWith('m=')) { section++; video = l.startsWith('m=video'); }
+    const r = /^a=rtpmap:(\d+) ([^/]+)/.exec(l);
+    if (video && r && !/^(rtx|red|ulpfec|flexfec-03)$/i.test(r[2])) codecs.add(`${section}:${r[1]}`);
+    const f = /^a=fmtp:(\d+) /.exec(l);
+    if (f) hasFmtp.add(`${section}:${f[1]}`);
+  }
+  const param = `x-google-start-bitrate=${startKbps}`;
+  const out: string[] = [];
+  section = 0;
+  for (const l of lines) {
+    if (l.startsWith('m=')) section++;
+    const r = /^a=rtpmap:(\d+) /.exec(l), f = /^a=fmtp:(\d+) /.exec(l);
+    if (f && codecs.has(`${section}:${f[1]}`) && !l.includes('x-google-start-bitrate')) { out.push(`${l};${param}`); continue; }
+    out.push(l);
+    if (r && codecs.has(`${section}:${r[1]}`) && !hasFmtp.has(`${section}:${r[1]}`)) out.push(`a=fmtp:${r[1]} ${param}`);
+  }
+  return out.join('\r\n');
+}
+
 /** Places a call to a friend from this page. */
 export async function placeCall(peer: string, video: boolean) {
   if (call.value) { flash('You are already in a call'); return; }
   call.value = { id: '', peer, video, outgoing: true, phase: 'calling' };
+  const gen = generation;
   try {
     const [stream, ice] = await Promise.all([media(video), iceServers()]);
     const p = newPeer(ice);
@@ -93,45 +146,96 @@ export async function placeCall(peer: string, video: boolean) {
     if (!video) p.addTransceiver('video', { direction: 'recvonly' }); // the friend may still share a screen or camera
     const offer = await p.createOffer();
     await p.setLocalDescription(offer);
-    const c = await api.startCall({ peer, audio: true, video, endpoint, sdp: offer.sdp! });
-    if (!call.value) { api.hangupCall(c.id).catch(() => undefined); return; } // hung up while it rang
+    const c = await api.startCall({ peer, audio: true, video, endpoint, sdp: withStartBitrate(offer.sdp!) });
+    if (gen !== generation) { api.hangupCall(c.id).catch(() => undefined); return; } // hung up while it rang
     call.value = { ...call.value, id: c.id, phase: 'ringing' };
     flushCandidates();
     for (const s of pending.splice(0)) if (s.call_id === c.id) await handle(s.signal);
   } catch (e) {
+    if (gen !== generation) return; // hung up meanwhile
     flash(`Call: ${(e as Error).message}`);
     teardown();
   }
 }
 
-/** Answers the call that rings on this page. */
+/**
+ * The answer of the call that rings on this page, made while it rings:
+ * the caller's offer taken, and the media lines this page will send on
+ * (sendrecv, no tracks yet). Nothing of it touches the network (ICE
+ * starts only with the answer set, once accepted), and no camera is on.
+ */
+interface Prepared { p: RTCPeerConnection; answer: RTCSessionDescriptionInit; senders: Map<string, RTCRtpSender> }
+
+async function prepare(id: string, video: boolean, ice: Promise<ICEServer[]>): Promise<Prepared> {
+  const [sigs, servers] = await Promise.all([callerSignals(id), ice]);
+  const offer = sigs.find((s) => s.kind === 'offer');
+  if (!offer) throw new Error('the caller sent no offer');
+  if (call.value?.id !== id) throw new Error('the call ended');
+  const p = newPeer(servers);
+  await p.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+  const senders = new Map<string, RTCRtpSender>();
+  for (const kind of video ? ['audio', 'video'] : ['audio']) {
+    const t = p.getTransceivers().find((x) => x.receiver.track.kind === kind);
+    if (t) { t.direction = 'sendrecv'; senders.set(kind, t.sender); }
+  }
+  return { p, answer: await p.createAnswer(), senders };
+}
+
+/**
+ * Answers the call that rings on this page. The answer (made while it
+ * rang) goes out at once; the camera and microphone start meanwhile
+ * (only now: their light means a call) and join the call when they are
+ * on, on the media lines the answer already sends on (replaceTrack:
+ * nothing to renegotiate). So the friend's video waits for neither.
+ */
 export async function answerCall() {
   const c = call.value;
   if (!c || c.phase !== 'incoming') return;
   call.value = { ...c, phase: 'connecting' };
+  const gen = generation;
+  const stream = media(c.video);
+  stream.catch(() => undefined); // handled below, once the answer is out
   try {
-    // What the caller sent so far (its offer, then candidates), the
-    // camera and the ICE servers, all at once: each is a wait of its own.
-    const [info, stream, ice] = await Promise.all([api.getCall(c.id), media(c.video), iceServers()]);
-    const sigs = [...(info.pending ?? []), ...pending.filter((s) => s.call_id === c.id).map((s) => s.signal)];
-    pending = [];
-    const offer = sigs.find((s) => s.kind === 'offer');
-    if (!offer) throw new Error('the caller sent no offer');
-    const p = newPeer(ice);
-    await p.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
-    for (const t of stream.getTracks()) p.addTrack(t, stream);
-    for (const s of sigs) if (s.kind === 'candidate' && s.candidate) await p.addIceCandidate(s.candidate).catch(() => undefined);
-    const answer = await p.createAnswer();
+    const { p, answer, senders } = await (ring?.id === c.id && ring.prepared || prepare(c.id, c.video, iceServers()));
     await p.setLocalDescription(answer);
-    await api.answerCall(c.id, endpoint, answer.sdp!);
+    const sigs = await callerSignals(c.id);
+    pending = pending.filter((s) => s.call_id !== c.id);
+    const added = Promise.all(sigs.filter((s) => s.kind === 'candidate' && s.candidate).map((s) => p.addIceCandidate(s.candidate!).catch(() => undefined)));
+    await api.answerCall(c.id, endpoint, withStartBitrate(answer.sdp!));
     negotiated = true;
     if (call.value?.id === c.id) call.value = { ...call.value, accepted: call.value.accepted ?? Date.now() };
     flushCandidates();
+    await added;
     for (const s of pending.splice(0)) if (s.call_id === c.id) await handle(s.signal); // came in while answering
+    for (const t of (await stream).getTracks()) {
+      const sender = senders.get(t.kind);
+      if (sender) await sender.replaceTrack(t); else p.addTrack(t);
+    }
   } catch (e) {
+    if (gen !== generation) return; // the call ended meanwhile
     flash(`Answer: ${(e as Error).message}`);
+    const answered = negotiated;
     teardown();
+    if (answered) api.hangupCall(c.id).catch(() => undefined); // answered, then the camera failed
   }
+}
+
+/**
+ * The offer and candidates the caller sent so far: those the ring and
+ * the event stream brought, or (a page opened while it rang) what the
+ * node kept; each candidate once.
+ */
+async function callerSignals(id: string): Promise<CallSignal[]> {
+  if (ring?.id === id && !ring.signals.some((s) => s.kind === 'offer')) ring.signals = (await api.getCall(id)).pending ?? [];
+  const known = ring?.id === id ? ring.signals : (await api.getCall(id)).pending ?? [];
+  const all = [...known, ...pending.filter((s) => s.call_id === id).map((s) => s.signal)];
+  const seen = new Set<string>();
+  return all.filter((s) => {
+    const key = s.kind === 'candidate' ? JSON.stringify(s.candidate) : s.kind;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 export async function declineCall() {
@@ -224,7 +328,7 @@ async function renegotiate() {
   try {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    await api.signalCall(c.id, endpoint, { kind: 'offer', sdp: offer.sdp });
+    await api.signalCall(c.id, endpoint, { kind: 'offer', sdp: withStartBitrate(offer.sdp!) });
   } catch (e) { flash(`Call: ${(e as Error).message}`); }
 }
 
@@ -239,7 +343,7 @@ async function handle(s: CallSignal) {
       await pc.setRemoteDescription({ type: 'offer', sdp: s.sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
-      await api.signalCall(call.value!.id, endpoint, { kind: 'answer', sdp: answer.sdp });
+      await api.signalCall(call.value!.id, endpoint, { kind: 'answer', sdp: withStartBitrate(answer.sdp!) });
     } else if (s.kind === 'candidate' && s.candidate) {
       await pc.addIceCandidate(s.candidate);
     }
@@ -247,12 +351,13 @@ async function handle(s: CallSignal) {
 }
 
 function teardown() {
+  generation++;
   pc?.close();
   pc = null;
   for (const s of [localStream.value, screen]) s?.getTracks().forEach((t) => t.stop());
   localStream.value = null; remoteStream.value = null; screen = null; cameraTrack = null;
   sharing.value = false; muted.value = false; cameraOff.value = false;
-  pending = []; outbox = []; mayTrickle = false; negotiated = false;
+  pending = []; outbox = []; mayTrickle = false; negotiated = false; ring = null;
   call.value = null;
   stopRing();
 }
@@ -269,6 +374,9 @@ export function onCallEvent(ev: NodeEvent) {
     case 'call.ringing':
       if (c) return; // busy here: other pages or the node may take it
       call.value = { id: d.id, peer: d.peer_id, video: !!d.video, outgoing: false, phase: 'incoming' };
+      ring = { id: d.id, signals: d.pending ?? [] };
+      ring.prepared = prepare(d.id, !!d.video, iceServers());
+      ring.prepared.catch(() => undefined); // answerCall reports it
       startRing(d.peer_id);
       break;
     case 'call.accepted':
