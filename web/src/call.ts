@@ -31,9 +31,9 @@ let mayTrickle = false; // the node knows this page holds the call
 let negotiated = false; // the first offer/answer is done: later changes renegotiate
 let screen: MediaStream | null = null;
 let cameraTrack: MediaStreamTrack | null = null;
+let generation = 0; // counts the calls this page tore down
 /** The call that rings on this page: the caller's signals that came with
  * the ring (its offer), and its answer made meanwhile. */
-let generation = 0; // counts the calls this page tore down
 let ring: { id: string; signals: CallSignal[]; prepared?: Promise<Prepared> } | null = null;
 
 /** The page's peer connection (the call view reads its statistics). */
@@ -105,9 +105,10 @@ export const startKbps = 1000;
  * friend's browser should start its video at (x-google-start-bitrate on
  * each video codec; other endpoints ignore it). A browser starts at
  * 300 kbit/s otherwise, too little for the camera's 720p: its encoder
- * then drops the first frames while it scales down, and the friend's
- * first frame comes that much later (4 camera frames: 130-800 ms).
- * Congestion control takes over from the first packet either way.
+ * drops the first frames while it scales down to 640 wide before it
+ * sends one (BenchmarkBrowserCallSetup, loaded: the first frame 450-1,100
+ * ms after the connection; at 1,000 kbit/s, 960 wide, 300-650 ms).
+ * Congestion control takes over from the first packets either way.
  */
 export function withStartBitrate(sdp: string): string {
   const lines = sdp.split('\r\n');
