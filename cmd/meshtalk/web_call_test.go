@@ -40,7 +40,8 @@ const callNote = `[...document.querySelectorAll('[data-testid=message][data-kind
 // decodes the node's video, the node receives the page's fake camera and
 // microphone; the page hangs up and the call shows in the conversation
 // with its length. Then a voice call the page turns into screen sharing
-// (renegotiated with the node's endpoint).
+// (renegotiated with the node's endpoint). Last the node calls the page,
+// which answers.
 func TestBrowserCallNode(t *testing.T) {
 	chromiumPath(t)
 	for _, f := range []string{callOgg, callIVF} {
@@ -113,6 +114,28 @@ func TestBrowserCallNode(t *testing.T) {
 	})
 	alice.click("[data-testid=call-hangup]")
 	nodetest.WaitEventData(t, evB, node.EventCallEnded, func(d any) bool { i, ok := d.(node.CallInfo); return ok && i.ID == ring.ID })
+
+	// The node calls the page, which answers before its camera is on (the
+	// camera joins by replaceTrack): the page decodes the node's video,
+	// the node gets the page's camera and microphone.
+	alice.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+	out, err := bob.node.StartCall(context.Background(), node.CallRequest{Peer: alice.node.ID().String(), Audio: true, Video: true,
+		CallMedia: node.CallMedia{AudioFile: callOgg, VideoFile: callIVF, Loop: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	alice.click("[data-testid=call-accept]")
+	alice.wait("the call to be active", q("[data-testid=call-view]")+"?.dataset.state === 'active'", 20*time.Second)
+	alice.wait("the node's video decoded in the page", framesDecoded(30), 20*time.Second)
+	nodetest.Eventually(t, 20*time.Second, "the page's camera and microphone at the node", func() bool {
+		st, _ = bob.node.CallStats(context.Background(), out.ID)
+		return st != nil && st.Video.FramesReceived > 10 && st.Audio.FramesReceived > 0
+	})
+	if _, err := bob.node.HangupCall(context.Background(), out.ID); err != nil {
+		t.Fatal(err)
+	}
+	alice.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
 }
 
 // TestBrowserCallBrowser: two pages on two nodes. Bob's page rings with
