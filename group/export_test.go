@@ -3,6 +3,7 @@ package group
 // Test hooks for the tests in package group_test.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -108,7 +109,7 @@ func ForgeOp(s *Service, gid, kind string, target peer.ID, badSignature bool) []
 func ForgeOpAt(s *Service, gid, kind string, target peer.ID, badSignature bool, at time.Time) []byte {
 	g := s.get(gid)
 	st := g.state()
-	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	o := &op{GroupID: g.gid, Parents: st.Heads, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
 	if !at.IsZero() {
 		o.TimeMS = at.UnixMilli()
 	}
@@ -327,7 +328,7 @@ func ForgeInviteAdd(s *Service, gid, code string, target peer.ID, at time.Time) 
 	}
 	g := s.get(gid)
 	st := g.state()
-	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: OpAdd, Target: target,
+	o := &op{GroupID: g.gid, Parents: st.Heads, Actor: s.h.ID(), Kind: OpAdd, Target: target,
 		Invite: c.Invite, TimeMS: at.UnixMilli()}
 	if err := signOp(s.priv, o); err != nil {
 		panic(err)
@@ -370,16 +371,15 @@ func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (map
 	return got, err
 }
 
-// ForgeForkedOp is an op of kind on target signed by s at the next index
-// of s's log but chained to another op before it (prev): what a member
-// hears when two admins appended at one index and it kept the other.
+// ForgeForkedOp is an op of kind on target signed by s that follows an
+// op nobody holds (its parent is s's head with a bit flipped): what a
+// member hears of a branch whose ops have not reached it.
 func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
 	g := s.get(gid)
 	st := g.state()
-	prev := make([]byte, len(st.LastHash))
-	copy(prev, st.LastHash)
+	prev := bytes.Clone(st.Heads[0])
 	prev[0] ^= 1
-	o := &op{GroupID: g.gid, Index: st.Ops, Prev: prev, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	o := &op{GroupID: g.gid, Parents: [][]byte{prev}, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
 	if err := signOp(s.priv, o); err != nil {
 		panic(err)
 	}
@@ -387,17 +387,27 @@ func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
 	return b
 }
 
-// DowngradeState stores s's state of a group as a node before schema 2
-// stored it: none of Frozen, Removed, Revoked, nor the members'
-// AddedEpoch.
+// DowngradeState stores s's state of a group as a node before schema 3
+// stored it: the ops as a linear log by index (the group's DAG must be a
+// chain), none of the DAG's fields, nor schema 2's Frozen, Removed,
+// Revoked and the members' AddedEpoch.
 func DowngradeState(s *Service, gid string) {
 	g := s.get(gid)
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	st := g.state().clone()
 	st.Frozen, st.Removed, st.Revoked, st.Schema = nil, nil, nil, 0
+	st.Heads, st.Void, st.EpochOps, st.Claims, st.Forked, st.KeyPool = nil, nil, nil, nil, nil, nil
 	for _, m := range st.Members {
-		m.AddedEpoch = 0
+		m.AddedEpoch, m.AdminAt = 0, 0
+	}
+	for i, o := range g.dag.sorted() {
+		if err := s.ds.Put(s.ctx, groupLogKey(gid, uint64(i)), o.raw); err != nil {
+			panic(err)
+		}
+		if err := s.ds.Delete(s.ctx, groupOpKey(gid, o.hash)); err != nil {
+			panic(err)
+		}
 	}
 	if err := s.persist(g, st, nil); err != nil {
 		panic(err)

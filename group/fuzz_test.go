@@ -163,7 +163,7 @@ func FuzzGroupTopicMessage(f *testing.F) {
 			}
 			if o.Kind == OpCreate {
 				if st, err := stateFromCreate(o); err == nil {
-					st.clone().apply(o)
+					st.clone().apply(o, time.UnixMilli(o.TimeMS), 0)
 				}
 			}
 		}
@@ -191,7 +191,9 @@ func FuzzGroupSyncFrame(f *testing.F) {
 		}
 		ops, _, err := decodeOpsKeys(&fr)
 		if err == nil && len(ops) > 0 {
-			stateFromOps(ops)
+			if d, st, err := dagFromOps(ops); err == nil {
+				checkFold(t, d, st, ops)
+			}
 		}
 		for _, e := range fr.GetEnvelopes() {
 			envelopeFromWire(e)

@@ -209,7 +209,7 @@ import (
 )
 
 // SyncProtocol is the catch-up, join and key protocol.
-const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.1.0")
+const SyncProtocol = protocol.ID("/meshtalk/groupsync/2.0.0")
 
 // Topic is the gossipsub topic of group id.
 func Topic(id string) string { return topicPrefix + id }
@@ -231,6 +231,8 @@ const (
 	maxHints = 16
 	// maxAddrs bounds the addresses of one member.
 	maxAddrs = 16
+	// maxParents bounds the parents of an op: the heads its actor holds.
+	maxParents = 16
 	// maxExtra bounds the seqs above the contiguous run a head lists.
 	maxExtra = 4096
 	// MaxNameBytes bounds a group's name.
@@ -488,6 +490,10 @@ type op struct {
 	LastSeq uint64
 	// InviteID is the invite withdrawn (revoke).
 	InviteID []byte
+	// Parents are the heads of the op DAG its actor held (2.0.0), in
+	// ascending order; an op in 1.x form has none, and Prev is its one
+	// parent (parentHashes).
+	Parents [][]byte
 
 	// raw is the encoded SignedOp, hash its SHA-256 (the next op's prev).
 	raw  []byte
@@ -497,7 +503,7 @@ type op struct {
 func (o *op) toWire() *pb.Op {
 	w := &pb.Op{GroupId: o.GroupID, Index: o.Index, Prev: o.Prev, Actor: []byte(o.Actor), Kind: o.Kind, Addrs: o.Addrs,
 		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce,
-		LastSeq: o.LastSeq, InviteId: o.InviteID}
+		LastSeq: o.LastSeq, InviteId: o.InviteID, Parents: o.Parents}
 	if o.Target != "" {
 		w.Target = []byte(o.Target)
 	}
@@ -546,7 +552,8 @@ func opFromWire(so *pb.SignedOp) (*op, error) {
 	}
 	o := &op{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
 		Addrs: w.GetAddrs(), Name: w.GetName(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType(), Epoch: w.GetEpoch(),
-		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce(), LastSeq: w.GetLastSeq(), InviteID: w.GetInviteId()}
+		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce(), LastSeq: w.GetLastSeq(), InviteID: w.GetInviteId(),
+		Parents: w.GetParents()}
 	if len(w.GetTarget()) > 0 {
 		if o.Target, err = peer.IDFromBytes(w.GetTarget()); err != nil {
 			return nil, fmt.Errorf("%w: op target: %v", ErrBadFrame, err)
@@ -587,13 +594,25 @@ func (o *op) checkForm() error {
 		}
 	}
 	if o.Kind == OpCreate {
-		if o.Index != 0 || len(o.GroupID) != 0 || len(o.Prev) != 0 || o.Epoch != 0 || len(o.KeyHash) != sha256.Size || len(o.Nonce) < 16 {
+		if o.Index != 0 || len(o.GroupID) != 0 || len(o.Prev) != 0 || len(o.Parents) != 0 || o.Epoch != 0 || len(o.KeyHash) != sha256.Size || len(o.Nonce) < 16 {
 			return bad("fields")
 		}
 		return nil
 	}
-	if len(o.GroupID) != groupIDLen || o.Index == 0 || len(o.Prev) != sha256.Size {
-		return bad("group, index or prev")
+	if len(o.GroupID) != groupIDLen {
+		return bad("group")
+	}
+	// 1.x form: index and prev; 2.0.0: parents, ascending, distinct.
+	if len(o.Parents) == 0 && (o.Index == 0 || len(o.Prev) != sha256.Size) {
+		return bad("index or prev")
+	}
+	if len(o.Parents) > 0 && (o.Index != 0 || len(o.Prev) != 0 || len(o.Parents) > maxParents) {
+		return bad("parents with index or prev, or too many")
+	}
+	for i, p := range o.Parents {
+		if len(p) != sha256.Size || (i > 0 && bytes.Compare(o.Parents[i-1], p) >= 0) {
+			return bad("parents not distinct hashes in ascending order")
+		}
 	}
 	switch o.Kind {
 	case OpAdd, OpRemove, OpPromote:
@@ -625,6 +644,18 @@ func (o *op) checkForm() error {
 	}
 	return nil
 }
+
+// parentHashes are the ops o follows: its parents, or, in 1.x form, the
+// op before it in the linear log (none: create).
+func (o *op) parentHashes() [][]byte {
+	if len(o.Parents) > 0 || o.Kind == OpCreate {
+		return o.Parents
+	}
+	return [][]byte{o.Prev}
+}
+
+// startsEpoch reports whether o starts a key epoch (create: epoch 0).
+func (o *op) startsEpoch() bool { return o.Kind != OpCreate && len(o.KeyHash) > 0 }
 
 // groupIDOf derives the group ID from the create op.
 func groupIDOf(create *op) []byte {
