@@ -60,7 +60,7 @@ type state struct {
 	// Forked lists the epoch numbers that two branches used for
 	// different keys: a message sealed on the other branch may not open
 	// here, through no fault of whoever forwards it.
-	Forked map[uint64]bool `json:"forked,omitempty"`
+	Forked     map[uint64]bool   `json:"forked,omitempty"`
 	InviteUses map[string]uint32 `json:"invite_uses,omitempty"`
 	Created    time.Time         `json:"created"`
 	// Frozen is, by peer ID (text), the last seq that counts of each
@@ -81,7 +81,7 @@ type state struct {
 	// Keys is drawn from it (fillKeys) whenever the order changes.
 	KeyPool map[string][]byte `json:"key_pool,omitempty"`
 	Keys    map[uint64][]byte `json:"keys"`
-	Status string            `json:"status"`
+	Status  string            `json:"status"`
 	// Owe lists friends this node added who have not received the group
 	// yet.
 	Owe []peer.ID `json:"owe,omitempty"`
