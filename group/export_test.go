@@ -5,7 +5,10 @@ package group
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -175,12 +178,63 @@ func TryDecrypt(ctx context.Context, holder, s *Service, gid string, author peer
 	if g == nil {
 		return env.Epoch, ErrNoGroup
 	}
-	for _, k := range g.state().Keys {
+	st := g.state()
+	for _, k := range append(slices.Collect(maps.Values(st.Keys)), slices.Collect(maps.Values(st.KeyPool))...) {
 		if _, err := env.open(k); err == nil {
 			return env.Epoch, nil
 		}
 	}
 	return env.Epoch, ErrBadFrame
+}
+
+// KeyPrint is a group's current epoch at s and a fingerprint of its key
+// ("" when s holds none).
+func KeyPrint(s *Service, gid string) string {
+	st := s.get(gid).state()
+	k := st.Keys[st.Epoch]
+	if k == nil {
+		return fmt.Sprintf("%d:none", st.Epoch)
+	}
+	sum := sha256.Sum256(k)
+	return fmt.Sprintf("%d:%x", st.Epoch, sum[:8])
+}
+
+// Void is how many ops of a group's DAG are void at s.
+func Void(s *Service, gid string) int { return len(s.get(gid).state().Void) }
+
+// Equivocate has s (an admin) sign two rekeys on the same parents and
+// hand one to each of to[0] and to[1] only, each with its key: what an
+// admin that sends different ops to different members does. s keeps
+// both.
+func Equivocate(ctx context.Context, s *Service, gid string, to [2]peer.ID) error {
+	g := s.get(gid)
+	s.opMu.Lock()
+	var ops [2]*op
+	var keys [2][]byte
+	for i := range ops {
+		o := &op{Kind: OpRekey}
+		past := s.fillOp(g, o)
+		o.TimeMS += int64(i)
+		keys[i] = newKey()
+		o.Epoch, o.KeyHash = past.Epoch+1, keyHash(g.gid, past.Epoch+1, keys[i])
+		if err := signOp(s.priv, o); err != nil {
+			s.opMu.Unlock()
+			return err
+		}
+		ops[i] = o
+	}
+	_, _, err := s.applyOpsLocked(g, ops[:], []epochKey{{ops[0].Epoch, keys[0]}, {ops[1].Epoch, keys[1]}})
+	s.opMu.Unlock()
+	if err != nil {
+		return err
+	}
+	for i, p := range to {
+		f := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(ops[i])}, Keys: []*pb.EpochKey{{Epoch: ops[i].Epoch, Key: keys[i]}}, End: true}
+		if err := s.push(ctx, p, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Seq is the highest seq s holds of author in a group.
@@ -420,3 +474,13 @@ func Removed(s *Service, gid string, p peer.ID) (removed bool, schema int) {
 	st := s.get(gid).state()
 	return st.Removed[p.String()], st.Schema
 }
+
+// Subscribed reports whether s is on a group's topic.
+func Subscribed(s *Service, gid string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.get(gid).topic != nil
+}
+
+// Pull has s pull what it lacks of a group from p, and store it.
+func Pull(ctx context.Context, s *Service, gid string, p peer.ID) error { return s.pull(ctx, gid, p) }

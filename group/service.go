@@ -789,9 +789,13 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		}
 		w, err := env.open(key)
 		if err != nil {
-			if st.Forked[env.Epoch] {
+			if st.Forked[env.Epoch] || env.Epoch >= st.Epoch {
 				// Sealed on another branch with its key of that epoch
-				// number: the forwarder could not know.
+				// number (one this node may not hold yet, if the epoch
+				// is its latest: it pulls): the forwarder could not know.
+				if env.Epoch >= st.Epoch {
+					gs.wantPull(g.id, from, 0)
+				}
 				return pubsub.ValidationIgnore
 			}
 			return reject()
@@ -1179,7 +1183,7 @@ func (gs *Service) applyOps(g *group, ops []*op) (applied []*op, gap bool, err e
 	return applied, gap, err
 }
 
-func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (applied []*op, gap bool, err error) {
+func (gs *Service) applyOpsLocked(g *group, ops []*op, keys []epochKey) (applied []*op, gap bool, err error) {
 	st := g.state()
 	d := g.dag
 	// cur is the fold of all held while each op follows every op before
@@ -1225,9 +1229,9 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (
 		next = st.clone()
 	}
 	pooled := 0
-	for claim, k := range keys {
-		if h := hex.EncodeToString(keyHash(g.gid, claim, k)); d.commits[h] && next.KeyPool[h] == nil {
-			next.KeyPool[h] = k
+	for _, k := range keys {
+		if h := hex.EncodeToString(keyHash(g.gid, k.claim, k.key)); d.commits[h] && next.KeyPool[h] == nil {
+			next.KeyPool[h] = k.key
 			pooled++
 		}
 	}
@@ -1344,9 +1348,9 @@ func (gs *Service) appendOp(ctx context.Context, g *group, o *op, key []byte) (*
 		gs.opMu.Unlock()
 		return nil, err
 	}
-	var keys map[uint64][]byte
+	var keys []epochKey
 	if key != nil {
-		keys = map[uint64][]byte{o.Epoch: key}
+		keys = []epochKey{{o.Epoch, key}}
 	}
 	applied, _, err := gs.applyOpsLocked(g, []*op{o}, keys)
 	gs.opMu.Unlock()

@@ -1,6 +1,6 @@
 package group
 
-// Both sides of /meshtalk/groupsync/1.1.0 (specified in wire.go):
+// Both sides of /meshtalk/groupsync/2.0.0 (specified in wire.go):
 // pulls, joins by invite, and pushes of new ops and keys.
 
 import (
@@ -321,7 +321,14 @@ func (gs *Service) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
 	writeFrame(w, &pb.SyncFrame{End: true})
 }
 
-func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
+// epochKey is a key as the wire carries it: with the epoch number the
+// op that starts its epoch names (two branches may name one number).
+type epochKey struct {
+	claim uint64
+	key   []byte
+}
+
+func decodeOpsKeys(f *pb.SyncFrame) ([]*op, []epochKey, error) {
 	var ops []*op
 	for _, so := range f.GetOps() {
 		o, err := opFromWire(so)
@@ -330,12 +337,12 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
 		}
 		ops = append(ops, o)
 	}
-	keys := map[uint64][]byte{}
+	var keys []epochKey
 	for _, k := range f.GetKeys() {
 		if len(k.GetKey()) != keyLen {
 			return nil, nil, fmt.Errorf("%w: key length", ErrBadFrame)
 		}
-		keys[k.GetEpoch()] = k.GetKey()
+		keys = append(keys, epochKey{k.GetEpoch(), k.GetKey()})
 	}
 	return ops, keys, nil
 }
@@ -343,7 +350,7 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
 // adopt takes a whole group this node was admitted to: it checks the log
 // from its create op, the keys and the heads against it, and joins the
 // topic.
-func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
+func (gs *Service) adopt(want string, ops []*op, keys []epochKey, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
 	d, st, err := dagFromOps(ops)
 	if err != nil {
 		return nil, err
@@ -360,9 +367,9 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 		return nil, fmt.Errorf("%w: %s is not a member", ErrNotMember, via)
 	}
 	gid, _ := parseGID(st.ID)
-	for claim, k := range keys {
-		if h := hex.EncodeToString(keyHash(gid, claim, k)); d.commits[h] {
-			st.KeyPool[h] = k
+	for _, k := range keys {
+		if h := hex.EncodeToString(keyHash(gid, k.claim, k.key)); d.commits[h] {
+			st.KeyPool[h] = k.key
 		}
 	}
 	st.fillKeys()
@@ -482,7 +489,7 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 			continue
 		}
 		var ops []*op
-		keys := map[uint64][]byte{}
+		var keys []epochKey
 		var heads []*pb.Head
 		var envs []*pb.Envelope
 		var members []*pb.PeerAddrs
@@ -493,9 +500,7 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 					return err
 				}
 				ops = append(ops, o...)
-				for epoch, v := range k {
-					keys[epoch] = v
-				}
+				keys = append(keys, k...)
 				heads = append(heads, f.GetHeads()...)
 				envs = append(envs, f.GetEnvelopes()...)
 				members = append(members, f.GetMembers()...)
@@ -922,7 +927,7 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 		if err != nil {
 			// One sealed on another branch with its key of the number is
 			// no fault of who hands it on (see validate).
-			if !st.Forked[env.Epoch] {
+			if !st.Forked[env.Epoch] && env.Epoch < st.Epoch {
 				gs.rejects.Add(1)
 			}
 			continue
