@@ -103,34 +103,23 @@ func waitConverged(t *testing.T, in []*node.Node, gid string, want []*node.Node)
 // it holds.
 func readableBy(t *testing.T, author *node.Node, gid string, readers, outsiders []*node.Node) {
 	t.Helper()
-	watches := make([]*nodetest.GroupWatch, len(readers))
+	evs := make([]<-chan node.Event, len(readers))
 	for i, r := range readers {
-		watches[i] = watchGroup(t, r, gid, append([]*node.Node{author}, readers...)...)
-		diag := watches[i].Diagnose
-		watches[i].Diagnose = func() string {
-			out := diag()
-			for _, n := range append([]*node.Node{author}, readers...) {
-				sa, _ := group.Score(n.GroupService(), author.ID())
-				out += fmt.Sprintf("\n  %s: key %s, topic peers %v, score of author %v, subscribed %v", n.ID(), group.KeyPrint(n.GroupService(), gid),
-					group.RawTopicPeers(n.GroupService(), group.Topic(gid)), sa, group.Subscribed(n.GroupService(), gid))
-			}
-			return out
-		}
+		evs[i] = nodetest.Events(t, r)
 	}
-	if _, err := author.GroupService().Send(bg, gid, history.Draft{Text: "after the merge"}); err != nil {
+	m, err := author.GroupService().Send(bg, gid, history.Draft{Text: "after the merge"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Gossip right after the heal may miss a peer whose mesh link is not
 	// up yet (a lone message has no later one to show its loss): each
 	// reader pulls from the author as well, as it would on its next
 	// message.
-	for _, r := range readers {
+	for i, r := range readers {
 		if err := group.Pull(bg, r.GroupService(), gid, author.ID()); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for _, w := range watches {
-		w.Wait(1, 60*time.Second)
+		nodetest.WaitEventData(t, evs[i], group.EventMessage, func(d any) bool { return d.(*history.Message).ID == m.ID })
 	}
 	seq := group.Seq(author.GroupService(), gid, author.ID())
 	for _, o := range outsiders {

@@ -66,7 +66,8 @@ const (
 	// own (the type of a direct message's event too). Data: *history.Message.
 	EventMessage = "message.received"
 	// EventUpdate: a group changed (created, joined, a member added or
-	// removed, renamed, this node removed). Data: UpdateEvent.
+	// removed, renamed, this node removed, branches merged: op "merge").
+	// Data: UpdateEvent.
 	EventUpdate = "group.update"
 )
 
@@ -1248,10 +1249,17 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys []epochKey) (applied
 			applied = append(applied, o)
 		}
 	}
-	if !linear && next.Status == StatusMember && len(next.departed()) > 0 {
-		// The order put an epoch after ops its actor did not know: whoever
-		// it handed the key may no longer be a member. A new epoch is due.
-		gs.rekeyAfterLeave(g)
+	if !linear && next.Status == StatusMember {
+		// The branches merged: whom the order makes members may have
+		// changed beyond the ops just taken (an op made void).
+		gs.keepMembers(next)
+		gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: next.Name, Op: "merge", Status: next.Status})
+		if len(next.departed()) > 0 {
+			// The order put an epoch after ops its actor did not know:
+			// whoever it handed the key may no longer be a member. A new
+			// epoch is due.
+			gs.rekeyAfterLeave(g)
+		}
 	}
 	return applied, gap, err
 }
@@ -1318,9 +1326,9 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		for p := range st.Members {
 			gs.letGo(p)
 		}
-	} else if slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
-		// Back in after a leave or a removal: the topic and the members
-		// again.
+	} else if gs.unsubscribed(g) || slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
+		// Back in after a leave or a removal (an add, or an order that
+		// made the removal void): the topic and the members again.
 		gs.keepMembers(st)
 		if err := gs.subscribe(g); err != nil {
 			gs.log.Warn("rejoin a group's topic", "group", g.id, "err", err)
@@ -1329,6 +1337,13 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 	if st.Keys[st.Epoch] == nil && st.Status == StatusMember && len(applied) > 0 {
 		gs.wantPull(g.id, applied[len(applied)-1].Actor, 0)
 	}
+}
+
+// unsubscribed reports whether this node is off g's topic.
+func (gs *Service) unsubscribed(g *group) bool {
+	gs.mu.RLock()
+	defer gs.mu.RUnlock()
+	return g.topic == nil
 }
 
 // appendOp signs a new op of this node, applies and stores it, and
