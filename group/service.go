@@ -790,13 +790,12 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		}
 		w, err := env.open(key)
 		if err != nil {
-			if st.Forked[env.Epoch] || env.Epoch >= st.Epoch {
+			if st.Forked[env.Epoch] {
 				// Sealed on another branch with its key of that epoch
-				// number (one this node may not hold yet, if the epoch
-				// is its latest: it pulls): the forwarder could not know.
-				if env.Epoch >= st.Epoch {
-					gs.wantPull(g.id, from, 0)
-				}
+				// number: the forwarder could not know. (A branch this
+				// node has not heard of yet looks like junk: one reject,
+				// until the pull that a member's next op or message
+				// brings.)
 				return pubsub.ValidationIgnore
 			}
 			return reject()

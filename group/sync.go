@@ -927,7 +927,7 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 		if err != nil {
 			// One sealed on another branch with its key of the number is
 			// no fault of who hands it on (see validate).
-			if !st.Forked[env.Epoch] && env.Epoch < st.Epoch {
+			if !st.Forked[env.Epoch] {
 				gs.rejects.Add(1)
 			}
 			continue

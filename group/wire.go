@@ -28,8 +28,7 @@ package group
 //	Ignore  a group or epoch this node does not know (yet); a duplicate;
 //	        an operation that follows operations this node does not hold
 //	        (it pulls them); an envelope that does not open with this
-//	        node's key of an epoch that two branches numbered alike, or of
-//	        its latest epoch (it pulls: it may lack an op)
+//	        node's key of an epoch that two branches numbered alike
 //	Accept  everything else
 //
 // Only members are admitted to a topic (filter.go): gossipsub's peer
