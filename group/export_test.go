@@ -477,9 +477,10 @@ func Removed(s *Service, gid string, p peer.ID) (removed bool, schema int) {
 
 // Subscribed reports whether s is on a group's topic.
 func Subscribed(s *Service, gid string) bool {
+	g := s.get(gid) // not under s.mu: get read-locks it
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.get(gid).topic != nil
+	return g.topic != nil
 }
 
 // Pull has s pull what it lacks of a group from p, and store it.

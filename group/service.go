@@ -250,6 +250,10 @@ type group struct {
 	topic  *pubsub.Topic
 	cancel context.CancelFunc
 	done   chan struct{}
+	// out: this node is off the topic because it is no member (it left,
+	// or was removed); afterOps puts it back once it is again (under
+	// Service.mu).
+	out bool
 }
 
 func (g *group) state() *state { return g.st.Load() }
@@ -497,7 +501,7 @@ func (gs *Service) start(ctx context.Context) error {
 			}
 		}
 		gid, _ := parseGID(id)
-		g := &group{id: id, gid: gid, heads: heads}
+		g := &group{id: id, gid: gid, heads: heads, out: st.Status != StatusMember}
 		g.st.Store(st.clone())
 		if st.Schema < stateSchema {
 			if err := gs.migrate(ctx, g); err != nil {
@@ -691,8 +695,16 @@ func (gs *Service) watchJoins(ctx context.Context, g *group, evts *pubsub.TopicE
 }
 
 // unsubscribe leaves g's topic (this node left or was removed).
-func (gs *Service) unsubscribe(g *group) {
+func (gs *Service) unsubscribe(g *group) { gs.leaveTopic(g, false) }
+
+// leaveTopic leaves g's topic; onlyOut: only if this node is still out
+// (an order that made its removal void may have put it back meanwhile).
+func (gs *Service) leaveTopic(g *group, onlyOut bool) {
 	gs.mu.Lock()
+	if onlyOut && !g.out {
+		gs.mu.Unlock()
+		return
+	}
 	t, cancel, done := g.topic, g.cancel, g.done
 	g.topic, g.cancel, g.done = nil, nil, nil
 	gs.mu.Unlock()
@@ -1319,15 +1331,18 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		}
 	}
 	if st.Status != StatusMember {
-		gs.run.Go(func() {
-			gs.unsubscribe(g)
-		})
+		gs.setOut(g, true)
+		// Not here: the reader of the topic may be the caller.
+		gs.run.Go(func() { gs.leaveTopic(g, true) })
 		for p := range st.Members {
 			gs.letGo(p)
 		}
-	} else if gs.unsubscribed(g) || slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
+	} else if gs.setOut(g, false) || slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
 		// Back in after a leave or a removal (an add, or an order that
-		// made the removal void): the topic and the members again.
+		// made the removal void): the topic and the members again. Only
+		// then: a member that is off the topic for no such reason (one
+		// that publishes past the mesh, say) stays off, whatever a pull
+		// that brings nothing new calls this for.
 		gs.keepMembers(st)
 		if err := gs.subscribe(g); err != nil {
 			gs.log.Warn("rejoin a group's topic", "group", g.id, "err", err)
@@ -1338,11 +1353,13 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 	}
 }
 
-// unsubscribed reports whether this node is off g's topic.
-func (gs *Service) unsubscribed(g *group) bool {
-	gs.mu.RLock()
-	defer gs.mu.RUnlock()
-	return g.topic == nil
+// setOut records whether this node is out of g (no member, so off its
+// topic) and reports whether it was.
+func (gs *Service) setOut(g *group, out bool) (was bool) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	was, g.out = g.out, out
+	return was
 }
 
 // appendOp signs a new op of this node, applies and stores it, and
