@@ -116,5 +116,9 @@
 // either lacks by heads, and an op ignored for missing parents makes its
 // receiver pull. Messages sealed on a branch whose epoch the order voids
 // or renumbers may not open at members of the other branch; they are
-// ignored there (Forked), not rejected, so no forwarder is penalised.
+// ignored there, not rejected, so no forwarder is penalised: an
+// envelope's key hint (wire.go) names the key it was sealed with, so a
+// member tells a message of a branch it has not heard of yet (a key of
+// its epoch's number that is not its own: ignored, and it pulls) from
+// junk (named for its own key, and it does not open: rejected).
 package group

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pspb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
@@ -30,17 +31,41 @@ func Rejects(s *Service) int64 { return s.rejects.Load() }
 func Postponed(s *Service) int64 { return s.postponed.Load() }
 
 // ForgeEnvelope is a topic message from s as author, sealed with a key of
-// its own making: what a non-member could publish.
-func ForgeEnvelope(s *Service, gid, text string) []byte {
+// its own making: what a non-member could publish. Its key hint names
+// the group's key of its epoch, if s holds one (a member's junk: it
+// claims to open with the key every member holds).
+func ForgeEnvelope(s *Service, gid, text string) []byte { return forgeEnvelope(s, gid, text, true) }
+
+// ForgeBranchEnvelope is a topic message of member s sealed with a key of
+// its own making in its epoch, and named for that key: what another
+// branch's epoch of the same number would carry.
+func ForgeBranchEnvelope(s *Service, gid, text string) []byte {
+	return forgeEnvelope(s, gid, text, false)
+}
+
+// Validate is s's topic validator's answer to data that from sent on a
+// group's topic.
+func Validate(s *Service, gid string, from peer.ID, data []byte) pubsub.ValidationResult {
+	return s.validate(s.get(gid), from, &pubsub.Message{Message: &pspb.Message{Data: data}, ReceivedFrom: from})
+}
+
+func forgeEnvelope(s *Service, gid, text string, groupHint bool) []byte {
 	id, _ := parseGID(gid)
 	var epoch uint64 // the group's current epoch, as far as s knows
+	var key []byte
 	if g := s.get(gid); g != nil {
-		epoch = g.state().Epoch
+		epoch, key = g.state().Epoch, g.state().Keys[g.state().Epoch]
 	}
 	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, epoch, newKey(),
 		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
 	if err != nil {
 		panic(err)
+	}
+	if key != nil && groupHint {
+		env.KeyHint = keyHint(id, epoch, key)
+		if env.Signature, err = s.priv.Sign(env.signed()); err != nil {
+			panic(err)
+		}
 	}
 	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
 	return b

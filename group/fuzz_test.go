@@ -163,6 +163,7 @@ func FuzzGroupTopicMessage(f *testing.F) {
 				return
 			}
 			env.verify()
+			env.foreignKey(make([]byte, keyLen))
 			env.open(make([]byte, keyLen))
 			again, err := envelopeFromWire(env.toWire())
 			if err != nil || !proto.Equal(again.toWire(), env.toWire()) {

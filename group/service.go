@@ -800,17 +800,23 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		if err := env.verify(); err != nil {
 			return reject()
 		}
+		if env.foreignKey(key) {
+			// Sealed on another branch with its key of that epoch
+			// number: the forwarder could not know. A branch this node
+			// has not heard of yet: a pull brings its ops.
+			if !st.Forked[env.Epoch] {
+				gs.wantPull(g.id, from, 0)
+			}
+			return pubsub.ValidationIgnore
+		}
 		w, err := env.open(key)
 		if err != nil {
-			if st.Forked[env.Epoch] {
-				// Sealed on another branch with its key of that epoch
-				// number: the forwarder could not know. (A branch this
-				// node has not heard of yet looks like junk: one reject,
-				// until the pull that a member's next op or message
-				// brings.)
+			if st.Forked[env.Epoch] && len(env.KeyHint) == 0 {
+				// Sealed before there were key hints, maybe on the other
+				// branch.
 				return pubsub.ValidationIgnore
 			}
-			return reject()
+			return reject() // junk sealed for this node's key
 		}
 		m.ValidatorData = &ingestItem{g: g, env: env, w: w, from: from}
 		return pubsub.ValidationAccept

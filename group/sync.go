@@ -923,11 +923,14 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 			}
 			continue
 		}
+		if env.foreignKey(key) {
+			// Sealed on another branch with its key of the number: no
+			// fault of who hands it on (see validate).
+			continue
+		}
 		w, err := env.open(key)
 		if err != nil {
-			// One sealed on another branch with its key of the number is
-			// no fault of who hands it on (see validate).
-			if !st.Forked[env.Epoch] {
+			if !st.Forked[env.Epoch] || len(env.KeyHint) > 0 {
 				gs.rejects.Add(1)
 			}
 			continue

@@ -14,7 +14,14 @@ package group
 //	Envelope   group_id, author, seq, epoch, nonce,
 //	           ciphertext = XChaCha20-Poly1305(key[epoch], nonce, Message,
 //	                        ad = "meshtalk group envelope v1"|group_id|author|seq|epoch),
-//	           signature  = Ed25519(author, the same ad|nonce|ciphertext)
+//	           key_hint   = the first 8 bytes of key[epoch]'s key hash (below),
+//	           signature  = Ed25519(author, the same ad|nonce|ciphertext|key_hint)
+//
+// The key hint (groupsync 2.0.0; absent in older envelopes, and then not
+// signed) says which key of the epoch's number the envelope needs: two
+// branches of the op DAG may each have started an epoch of one number,
+// with keys of their own, and a member that has not yet heard of the
+// other branch must not take a message sealed on it for junk.
 //
 // where Message is history/pb's Message, as in a direct message.
 //
@@ -23,12 +30,16 @@ package group
 //	Reject  a malformed message (a message ID not derived as below
 //	        included); a bad signature; an author that is not a
 //	        current member nor a former one within its frozen head
-//	        (below); an epoch whose key this node holds but that
-//	        does not decrypt it; an operation whose signer may not do it
+//	        (below); an envelope whose key hint names this node's key of
+//	        its epoch (or that has none) but that does not open with it;
+//	        an operation whose signer may not do it
 //	Ignore  a group or epoch this node does not know (yet); a duplicate;
 //	        an operation that follows operations this node does not hold
-//	        (it pulls them); an envelope that does not open with this
-//	        node's key of an epoch that two branches numbered alike
+//	        (it pulls them); an envelope whose key hint names another key
+//	        of its epoch's number than this node's (sealed on a branch it
+//	        has not heard of, or knows of: it pulls); one without a hint
+//	        that does not open with this node's key of an epoch that two
+//	        branches numbered alike
 //	Accept  everything else
 //
 // Only members are admitted to a topic (filter.go): gossipsub's peer
@@ -341,11 +352,31 @@ type envelope struct {
 	Nonce      []byte
 	Ciphertext []byte
 	Signature  []byte
+	// KeyHint: the first keyHintLen bytes of the key hash of the key it
+	// is sealed with (none in envelopes sealed before groupsync 2.0.0).
+	KeyHint []byte
+}
+
+// keyHintLen is the length of an envelope's key hint.
+const keyHintLen = 8
+
+// keyHint is the key hint of an envelope sealed with key in a group's
+// epoch.
+func keyHint(gid []byte, epoch uint64, key []byte) []byte {
+	return keyHash(gid, epoch, key)[:keyHintLen]
+}
+
+// foreignKey reports whether the envelope names, by its hint, another key
+// of its epoch's number than key: it was sealed on a branch of the op DAG
+// that numbered an epoch like this node's. An envelope without a hint
+// names none.
+func (e *envelope) foreignKey(key []byte) bool {
+	return len(e.KeyHint) > 0 && !bytes.Equal(e.KeyHint, keyHint(e.GroupID, e.Epoch, key))
 }
 
 func (e *envelope) toWire() *pb.Envelope {
 	return &pb.Envelope{GroupId: e.GroupID, Author: []byte(e.Author), Seq: e.Seq, Epoch: e.Epoch, Nonce: e.Nonce,
-		Ciphertext: e.Ciphertext, Signature: e.Signature}
+		Ciphertext: e.Ciphertext, Signature: e.Signature, KeyHint: e.KeyHint}
 }
 
 // envelopeFromWire checks the form of an envelope (not its signature).
@@ -358,9 +389,10 @@ func envelopeFromWire(w *pb.Envelope) (*envelope, error) {
 		return nil, fmt.Errorf("%w: author: %v", ErrBadFrame, err)
 	}
 	e := &envelope{GroupID: w.GetGroupId(), Author: author, Seq: w.GetSeq(), Epoch: w.GetEpoch(), Nonce: w.GetNonce(),
-		Ciphertext: w.GetCiphertext(), Signature: w.GetSignature()}
+		Ciphertext: w.GetCiphertext(), Signature: w.GetSignature(), KeyHint: w.GetKeyHint()}
 	if len(e.GroupID) != groupIDLen || e.Seq == 0 || len(e.Nonce) != chacha20poly1305.NonceSizeX ||
-		len(e.Ciphertext) < chacha20poly1305.Overhead || len(e.Signature) == 0 || len(e.Signature) > 128 {
+		len(e.Ciphertext) < chacha20poly1305.Overhead || len(e.Signature) == 0 || len(e.Signature) > 128 ||
+		(len(e.KeyHint) != 0 && len(e.KeyHint) != keyHintLen) {
 		return nil, fmt.Errorf("%w: envelope fields", ErrBadFrame)
 	}
 	return e, nil
@@ -376,10 +408,15 @@ func (e *envelope) ad() []byte {
 	return binary.BigEndian.AppendUint64(b, e.Epoch)
 }
 
-// signed is what the author signs.
+// signed is what the author signs: the key hint only when there is one,
+// so that envelopes sealed before there were hints still verify.
 func (e *envelope) signed() []byte {
 	b := appendField(e.ad(), e.Nonce)
-	return appendField(b, e.Ciphertext)
+	b = appendField(b, e.Ciphertext)
+	if len(e.KeyHint) > 0 {
+		b = appendField(b, e.KeyHint)
+	}
+	return b
 }
 
 func appendField(b, f []byte) []byte {
@@ -397,7 +434,8 @@ func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch ui
 	if err != nil {
 		return nil, err
 	}
-	e := &envelope{GroupID: gid, Author: author, Seq: seq, Epoch: epoch, Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
+	e := &envelope{GroupID: gid, Author: author, Seq: seq, Epoch: epoch, Nonce: make([]byte, chacha20poly1305.NonceSizeX),
+		KeyHint: keyHint(gid, epoch, key)}
 	rand.Read(e.Nonce)
 	e.Ciphertext = aead.Seal(nil, e.Nonce, plain, e.ad())
 	if e.Signature, err = priv.Sign(e.signed()); err != nil {

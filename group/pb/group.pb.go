@@ -124,8 +124,14 @@ type Envelope struct {
 	Nonce []byte `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	// Seal(key(epoch), nonce, Message, group_id|author|seq|epoch).
 	Ciphertext []byte `protobuf:"bytes,6,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
-	// Ed25519 over "meshtalk group envelope v1" and fields 1 to 6.
-	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Ed25519 over "meshtalk group envelope v1" and fields 1 to 6, and
+	// field 8 when it is set.
+	Signature []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The first 8 bytes of the hash of the key it is sealed with (the key
+	// hash of its epoch, as an op commits to it): which of two branches'
+	// keys of one epoch number it needs, before anyone tries to open it.
+	// Empty in envelopes sealed before groupsync 2.0.0.
+	KeyHint       []byte `protobuf:"bytes,8,opt,name=key_hint,json=keyHint,proto3" json:"key_hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +211,13 @@ func (x *Envelope) GetCiphertext() []byte {
 func (x *Envelope) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *Envelope) GetKeyHint() []byte {
+	if x != nil {
+		return x.KeyHint
 	}
 	return nil
 }
@@ -1126,7 +1139,7 @@ const file_group_proto_rawDesc = "" +
 	"\fTopicMessage\x125\n" +
 	"\benvelope\x18\x01 \x01(\v2\x17.meshtalk.chat.EnvelopeH\x00R\benvelope\x12)\n" +
 	"\x02op\x18\x02 \x01(\v2\x17.meshtalk.chat.SignedOpH\x00R\x02opB\x06\n" +
-	"\x04body\"\xb9\x01\n" +
+	"\x04body\"\xd4\x01\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\fR\x06author\x12\x10\n" +
@@ -1136,7 +1149,8 @@ const file_group_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x06 \x01(\fR\n" +
 	"ciphertext\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature\"8\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12\x19\n" +
+	"\bkey_hint\x18\b \x01(\fR\akeyHint\"8\n" +
 	"\bSignedOp\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\fR\x02op\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xcf\x03\n" +
