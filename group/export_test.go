@@ -43,6 +43,22 @@ func ForgeBranchEnvelope(s *Service, gid, text string) []byte {
 	return forgeEnvelope(s, gid, text, false)
 }
 
+// ForgeBranchEnvelopeAt is ForgeBranchEnvelope in the given epoch: what
+// a member removed on one branch, still a member on another, seals there.
+func ForgeBranchEnvelopeAt(s *Service, gid string, epoch uint64, text string) []byte {
+	id, _ := parseGID(gid)
+	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, epoch, newKey(),
+		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
+	if err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
+	return b
+}
+
+// Epoch is a group's current epoch at s.
+func Epoch(s *Service, gid string) uint64 { return s.get(gid).state().Epoch }
+
 // Validate is s's topic validator's answer to data that from sent on a
 // group's topic.
 func Validate(s *Service, gid string, from peer.ID, data []byte) pubsub.ValidationResult {

@@ -259,11 +259,29 @@ func TestEquivocatingAdminConverges(t *testing.T) {
 // TestEnvelopeKeyHint: an envelope of a member sealed with another key of
 // this node's epoch number, and named for it (the key hint), is what a
 // branch this node has not heard of yet carries: the validator ignores it
-// (and pulls), so that its forwarder pays nothing. One named for this
-// node's key that does not open with it is junk: rejected.
+// (and pulls), so that its forwarder pays nothing; so for one of a member
+// this node's branch removed (the other may not have). One named for this
+// node's key that does not open with it is junk: rejected; so is one of
+// a peer that was never a member, whatever key it names.
 func TestEnvelopeKeyHint(t *testing.T) {
-	nodes, gid := nodetest.GroupOf(t, 2)
-	a, b := nodes[0], nodes[1]
+	nodes, gid := nodetest.GroupOf(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	stranger := nodetest.Start(t, nodetest.Options{})
+	if err := a.GroupService().Kick(bg, gid, c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	epoch := group.Epoch(a.GroupService(), gid)
+	nodetest.Eventually(t, 30*time.Second, "b holds a's new epoch", func() bool {
+		return group.KeyPrint(b.GroupService(), gid) == group.KeyPrint(a.GroupService(), gid)
+	})
+	removed := group.ForgeBranchEnvelopeAt(c.GroupService(), gid, epoch, "c on a branch that kept it")
+	if got := group.Validate(a.GroupService(), gid, b.ID(), removed); got != pubsub.ValidationIgnore {
+		t.Fatalf("an envelope of a removed member named for another key of the epoch: %v, want ignore", got)
+	}
+	forged := group.ForgeBranchEnvelopeAt(stranger.GroupService(), gid, epoch, "never a member")
+	if got := group.Validate(a.GroupService(), gid, b.ID(), forged); got != pubsub.ValidationReject {
+		t.Fatalf("an envelope of a stranger named for another key of the epoch: %v, want reject", got)
+	}
 	other := group.ForgeBranchEnvelope(b.GroupService(), gid, "sealed on a branch a has not heard of")
 	if got := group.Validate(a.GroupService(), gid, b.ID(), other); got != pubsub.ValidationIgnore {
 		t.Fatalf("an envelope named for another key of the epoch: %v, want ignore", got)

@@ -774,12 +774,14 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 			return pubsub.ValidationAccept // sealed and stored here a moment ago
 		}
 		if !st.isMember(env.Author) && !st.mayWrite(env.Author, env.Epoch, env.Seq) {
-			if st.wasMember(env.Author, env.Epoch) || st.Forked[env.Epoch] {
+			if st.wasMember(env.Author, env.Epoch) || st.Forked[env.Epoch] ||
+				(st.wasEver(env.Author) && gs.otherBranch(g, st, env, from)) {
 				// A member removed or gone since, past the head its
 				// remove or leave froze: its frame may have been on its
 				// way, no fault of who forwarded it, but it does not count.
 				// So for a member of another branch's epoch of that
-				// number (an add the order made void).
+				// number (an add the order made void, a removal on this
+				// branch that the other has not made).
 				gs.log.Debug("ignored a frame of a former member", "group", g.id, "author", env.Author)
 				return pubsub.ValidationIgnore
 			}
@@ -800,13 +802,7 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		if err := env.verify(); err != nil {
 			return reject()
 		}
-		if env.foreignKey(key) {
-			// Sealed on another branch with its key of that epoch
-			// number: the forwarder could not know. A branch this node
-			// has not heard of yet: a pull brings its ops.
-			if !st.Forked[env.Epoch] {
-				gs.wantPull(g.id, from, 0)
-			}
+		if gs.otherBranch(g, st, env, from) {
 			return pubsub.ValidationIgnore
 		}
 		w, err := env.open(key)
@@ -839,6 +835,22 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		return pubsub.ValidationAccept
 	}
 	return reject()
+}
+
+// otherBranch reports whether env names (by its key hint) another key of
+// its epoch's number than this node's: it was sealed on another branch of
+// the op DAG, and its forwarder could not know that this node cannot open
+// it. A branch this node has not heard of yet: a pull from the forwarder
+// brings its ops.
+func (gs *Service) otherBranch(g *group, st *state, env *envelope, from peer.ID) bool {
+	key := st.Keys[env.Epoch]
+	if key == nil || !env.foreignKey(key) {
+		return false
+	}
+	if !st.Forked[env.Epoch] {
+		gs.wantPull(g.id, from, 0)
+	}
+	return true
 }
 
 // checkTopicOp is the validator's answer to an op of another node: it

@@ -917,15 +917,15 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 		if key == nil {
 			continue
 		}
+		if env.foreignKey(key) {
+			// Sealed on another branch with its key of the number: no
+			// fault of who hands it on (see validate).
+			continue
+		}
 		if !st.mayWrite(env.Author, env.Epoch, env.Seq) || env.verify() != nil {
 			if !st.Forked[env.Epoch] {
 				gs.rejects.Add(1)
 			}
-			continue
-		}
-		if env.foreignKey(key) {
-			// Sealed on another branch with its key of the number: no
-			// fault of who hands it on (see validate).
 			continue
 		}
 		w, err := env.open(key)

@@ -37,7 +37,8 @@ package group
 //	        an operation that follows operations this node does not hold
 //	        (it pulls them); an envelope whose key hint names another key
 //	        of its epoch's number than this node's (sealed on a branch it
-//	        has not heard of, or knows of: it pulls); one without a hint
+//	        has not heard of, or knows of: it pulls), by a member or one
+//	        that this node's branch removed; one without a hint
 //	        that does not open with this node's key of an epoch that two
 //	        branches numbered alike
 //	Accept  everything else
