@@ -79,9 +79,10 @@ func (gs *Service) Create(ctx context.Context, name string, avatar []byte) (*Inf
 	if err != nil {
 		return nil, err
 	}
-	st.Keys[0] = key
+	st.KeyPool[hex.EncodeToString(o.KeyHash)] = key
+	st.fillKeys()
 	gid, _ := parseGID(st.ID)
-	g := &group{id: st.ID, gid: gid, heads: map[peer.ID]*seqSet{}}
+	g := &group{id: st.ID, gid: gid, heads: map[peer.ID]*seqSet{}, dag: newDAG(o)}
 	gs.opMu.Lock()
 	err = gs.persist(g, st, []*op{o})
 	gs.opMu.Unlock()
@@ -332,10 +333,9 @@ func (gs *Service) Leave(ctx context.Context, id string) error {
 	// leave freezes.
 	gs.sendMu.Lock()
 	gs.opMu.Lock()
-	st := g.state()
 	_, held := g.headOf(gs.self)
-	o := &op{Kind: OpLeave, GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: gs.self, TimeMS: st.opTime(gs.cfg.Now()),
-		LastSeq: held.maxOrZero()}
+	o := &op{Kind: OpLeave, LastSeq: held.maxOrZero()}
+	st := gs.fillOp(g, o)
 	if err := signOp(gs.priv, o); err != nil {
 		gs.opMu.Unlock()
 		gs.sendMu.Unlock()

@@ -3,11 +3,16 @@ package group
 // Test hooks for the tests in package group_test.
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pspb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
@@ -26,17 +31,57 @@ func Rejects(s *Service) int64 { return s.rejects.Load() }
 func Postponed(s *Service) int64 { return s.postponed.Load() }
 
 // ForgeEnvelope is a topic message from s as author, sealed with a key of
-// its own making: what a non-member could publish.
-func ForgeEnvelope(s *Service, gid, text string) []byte {
+// its own making: what a non-member could publish. Its key hint names
+// the group's key of its epoch, if s holds one (a member's junk: it
+// claims to open with the key every member holds).
+func ForgeEnvelope(s *Service, gid, text string) []byte { return forgeEnvelope(s, gid, text, true) }
+
+// ForgeBranchEnvelope is a topic message of member s sealed with a key of
+// its own making in its epoch, and named for that key: what another
+// branch's epoch of the same number would carry.
+func ForgeBranchEnvelope(s *Service, gid, text string) []byte {
+	return forgeEnvelope(s, gid, text, false)
+}
+
+// ForgeBranchEnvelopeAt is ForgeBranchEnvelope in the given epoch: what
+// a member removed on one branch, still a member on another, seals there.
+func ForgeBranchEnvelopeAt(s *Service, gid string, epoch uint64, text string) []byte {
+	id, _ := parseGID(gid)
+	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, epoch, newKey(),
+		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
+	if err != nil {
+		panic(err)
+	}
+	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
+	return b
+}
+
+// Epoch is a group's current epoch at s.
+func Epoch(s *Service, gid string) uint64 { return s.get(gid).state().Epoch }
+
+// Validate is s's topic validator's answer to data that from sent on a
+// group's topic.
+func Validate(s *Service, gid string, from peer.ID, data []byte) pubsub.ValidationResult {
+	return s.validate(s.get(gid), from, &pubsub.Message{Message: &pspb.Message{Data: data}, ReceivedFrom: from})
+}
+
+func forgeEnvelope(s *Service, gid, text string, groupHint bool) []byte {
 	id, _ := parseGID(gid)
 	var epoch uint64 // the group's current epoch, as far as s knows
+	var key []byte
 	if g := s.get(gid); g != nil {
-		epoch = g.state().Epoch
+		epoch, key = g.state().Epoch, g.state().Keys[g.state().Epoch]
 	}
 	env, err := sealEnvelope(s.priv, s.h.ID(), id, 1, epoch, newKey(),
 		&historypb.Message{Id: history.GroupMessageID(id, s.h.ID(), 1, 1), Kind: history.KindText, Text: text, Hlc: 1, SentAtMs: 1})
 	if err != nil {
 		panic(err)
+	}
+	if key != nil && groupHint {
+		env.KeyHint = keyHint(id, epoch, key)
+		if env.Signature, err = s.priv.Sign(env.signed()); err != nil {
+			panic(err)
+		}
 	}
 	b, _ := proto.Marshal(&pb.TopicMessage{Body: &pb.TopicMessage_Envelope{Envelope: env.toWire()}})
 	return b
@@ -108,7 +153,7 @@ func ForgeOp(s *Service, gid, kind string, target peer.ID, badSignature bool) []
 func ForgeOpAt(s *Service, gid, kind string, target peer.ID, badSignature bool, at time.Time) []byte {
 	g := s.get(gid)
 	st := g.state()
-	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	o := &op{GroupID: g.gid, Parents: st.Heads, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
 	if !at.IsZero() {
 		o.TimeMS = at.UnixMilli()
 	}
@@ -174,12 +219,63 @@ func TryDecrypt(ctx context.Context, holder, s *Service, gid string, author peer
 	if g == nil {
 		return env.Epoch, ErrNoGroup
 	}
-	for _, k := range g.state().Keys {
+	st := g.state()
+	for _, k := range append(slices.Collect(maps.Values(st.Keys)), slices.Collect(maps.Values(st.KeyPool))...) {
 		if _, err := env.open(k); err == nil {
 			return env.Epoch, nil
 		}
 	}
 	return env.Epoch, ErrBadFrame
+}
+
+// KeyPrint is a group's current epoch at s and a fingerprint of its key
+// ("" when s holds none).
+func KeyPrint(s *Service, gid string) string {
+	st := s.get(gid).state()
+	k := st.Keys[st.Epoch]
+	if k == nil {
+		return fmt.Sprintf("%d:none", st.Epoch)
+	}
+	sum := sha256.Sum256(k)
+	return fmt.Sprintf("%d:%x", st.Epoch, sum[:8])
+}
+
+// Void is how many ops of a group's DAG are void at s.
+func Void(s *Service, gid string) int { return len(s.get(gid).state().Void) }
+
+// Equivocate has s (an admin) sign two rekeys on the same parents and
+// hand one to each of to[0] and to[1] only, each with its key: what an
+// admin that sends different ops to different members does. s keeps
+// both.
+func Equivocate(ctx context.Context, s *Service, gid string, to [2]peer.ID) error {
+	g := s.get(gid)
+	s.opMu.Lock()
+	var ops [2]*op
+	var keys [2][]byte
+	for i := range ops {
+		o := &op{Kind: OpRekey}
+		past := s.fillOp(g, o)
+		o.TimeMS += int64(i)
+		keys[i] = newKey()
+		o.Epoch, o.KeyHash = past.Epoch+1, keyHash(g.gid, past.Epoch+1, keys[i])
+		if err := signOp(s.priv, o); err != nil {
+			s.opMu.Unlock()
+			return err
+		}
+		ops[i] = o
+	}
+	_, _, err := s.applyOpsLocked(g, ops[:], []epochKey{{ops[0].Epoch, keys[0]}, {ops[1].Epoch, keys[1]}})
+	s.opMu.Unlock()
+	if err != nil {
+		return err
+	}
+	for i, p := range to {
+		f := &pb.SyncFrame{GroupId: g.gid, Ops: []*pb.SignedOp{signedOpWire(ops[i])}, Keys: []*pb.EpochKey{{Epoch: ops[i].Epoch, Key: keys[i]}}, End: true}
+		if err := s.push(ctx, p, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Seq is the highest seq s holds of author in a group.
@@ -327,7 +423,7 @@ func ForgeInviteAdd(s *Service, gid, code string, target peer.ID, at time.Time) 
 	}
 	g := s.get(gid)
 	st := g.state()
-	o := &op{GroupID: g.gid, Index: st.Ops, Prev: st.LastHash, Actor: s.h.ID(), Kind: OpAdd, Target: target,
+	o := &op{GroupID: g.gid, Parents: st.Heads, Actor: s.h.ID(), Kind: OpAdd, Target: target,
 		Invite: c.Invite, TimeMS: at.UnixMilli()}
 	if err := signOp(s.priv, o); err != nil {
 		panic(err)
@@ -370,16 +466,15 @@ func PullEverything(ctx context.Context, s *Service, gid string, p peer.ID) (map
 	return got, err
 }
 
-// ForgeForkedOp is an op of kind on target signed by s at the next index
-// of s's log but chained to another op before it (prev): what a member
-// hears when two admins appended at one index and it kept the other.
+// ForgeForkedOp is an op of kind on target signed by s that follows an
+// op nobody holds (its parent is s's head with a bit flipped): what a
+// member hears of a branch whose ops have not reached it.
 func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
 	g := s.get(gid)
 	st := g.state()
-	prev := make([]byte, len(st.LastHash))
-	copy(prev, st.LastHash)
+	prev := bytes.Clone(st.Heads[0])
 	prev[0] ^= 1
-	o := &op{GroupID: g.gid, Index: st.Ops, Prev: prev, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
+	o := &op{GroupID: g.gid, Parents: [][]byte{prev}, Actor: s.h.ID(), Kind: kind, Target: target, TimeMS: st.opTime(time.Now())}
 	if err := signOp(s.priv, o); err != nil {
 		panic(err)
 	}
@@ -387,17 +482,27 @@ func ForgeForkedOp(s *Service, gid, kind string, target peer.ID) []byte {
 	return b
 }
 
-// DowngradeState stores s's state of a group as a node before schema 2
-// stored it: none of Frozen, Removed, Revoked, nor the members'
-// AddedEpoch.
+// DowngradeState stores s's state of a group as a node before schema 3
+// stored it: the ops as a linear log by index (the group's DAG must be a
+// chain), none of the DAG's fields, nor schema 2's Frozen, Removed,
+// Revoked and the members' AddedEpoch.
 func DowngradeState(s *Service, gid string) {
 	g := s.get(gid)
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	st := g.state().clone()
 	st.Frozen, st.Removed, st.Revoked, st.Schema = nil, nil, nil, 0
+	st.Heads, st.Void, st.EpochOps, st.Claims, st.Forked, st.KeyPool = nil, nil, nil, nil, nil, nil
 	for _, m := range st.Members {
-		m.AddedEpoch = 0
+		m.AddedEpoch, m.AdminAt = 0, 0
+	}
+	for i, o := range g.dag.sorted() {
+		if err := s.ds.Put(s.ctx, groupLogKey(gid, uint64(i)), o.raw); err != nil {
+			panic(err)
+		}
+		if err := s.ds.Delete(s.ctx, groupOpKey(gid, o.hash)); err != nil {
+			panic(err)
+		}
 	}
 	if err := s.persist(g, st, nil); err != nil {
 		panic(err)
@@ -410,3 +515,14 @@ func Removed(s *Service, gid string, p peer.ID) (removed bool, schema int) {
 	st := s.get(gid).state()
 	return st.Removed[p.String()], st.Schema
 }
+
+// Subscribed reports whether s is on a group's topic.
+func Subscribed(s *Service, gid string) bool {
+	g := s.get(gid) // not under s.mu: get read-locks it
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return g.topic != nil
+}
+
+// Pull has s pull what it lacks of a group from p, and store it.
+func Pull(ctx context.Context, s *Service, gid string, p peer.ID) error { return s.pull(ctx, gid, p) }

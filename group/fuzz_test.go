@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -54,6 +55,16 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 	signOp(priv, rejoin)
 	revoke := &op{GroupID: gid, Index: 4, Prev: rejoin.hash[:], Actor: self, Kind: OpRevoke, InviteID: iv.ID, TimeMS: 1700000000004}
 	signOp(priv, revoke)
+	// 2.0.0: ops on the DAG, two of them on the same parent (a fork), and
+	// one that merges them.
+	forkA := &op{GroupID: gid, Parents: [][]byte{revoke.hash[:]}, Actor: self, Kind: OpRename, Name: "crew a", TimeMS: 1700000000005}
+	signOp(priv, forkA)
+	forkB := &op{GroupID: gid, Parents: [][]byte{revoke.hash[:]}, Actor: self, Kind: OpRekey, Epoch: 3, KeyHash: keyHash(gid, 3, newKey()), TimeMS: 1700000000006}
+	signOp(priv, forkB)
+	parents := [][]byte{forkA.hash[:], forkB.hash[:]}
+	slices.SortFunc(parents, bytes.Compare)
+	merge := &op{GroupID: gid, Parents: parents, Actor: self, Kind: OpRename, Name: "crew", TimeMS: 1700000000007}
+	signOp(priv, merge)
 	env, err := sealEnvelope(priv, self, gid, 1, 0, key, &historypb.Message{Id: history.GroupMessageID(gid, self, 1, 1700000000000), Kind: history.KindText, Text: "hello", Hlc: 1 << 20, SentAtMs: 1700000000000})
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +89,8 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 		{Body: &pb.TopicMessage_Op{Op: signedOpWire(remove)}},
 		{Body: &pb.TopicMessage_Op{Op: signedOpWire(rejoin)}},
 		{Body: &pb.TopicMessage_Op{Op: signedOpWire(revoke)}},
+		{Body: &pb.TopicMessage_Op{Op: signedOpWire(forkB)}},
+		{Body: &pb.TopicMessage_Op{Op: signedOpWire(merge)}},
 		{Body: &pb.TopicMessage_Envelope{Envelope: edit.toWire()}},
 		{Body: &pb.TopicMessage_Envelope{Envelope: receipt.toWire()}},
 	} {
@@ -93,6 +106,9 @@ func realGroupFrames(t testing.TB) (topic [][]byte, sync [][]byte, codes []strin
 		&pb.SyncFrame{Code: CodeInviteUsedUp, Message: "used up", End: true},
 		&pb.SyncFrame{GroupId: gid, Ops: []*pb.SignedOp{signedOpWire(remove), signedOpWire(rejoin), signedOpWire(revoke)}, End: true},
 		&pb.SyncFrame{Code: CodeInviteRevoked, Message: "revoked", End: true},
+		&pb.SyncRequest{Body: &pb.SyncRequest_Pull{Pull: &pb.Pull{GroupId: gid, OpHeads: [][]byte{forkA.hash[:]}, Heads: []*pb.Head{head}}}},
+		&pb.SyncFrame{GroupId: gid, Ops: []*pb.SignedOp{signedOpWire(create), signedOpWire(add), signedOpWire(remove), signedOpWire(rejoin),
+			signedOpWire(revoke), signedOpWire(forkA), signedOpWire(forkB), signedOpWire(merge)}, Keys: []*pb.EpochKey{{Epoch: 3, Key: key}}, End: true},
 	} {
 		var buf bytes.Buffer
 		writeFrame(&buf, m)
@@ -147,6 +163,7 @@ func FuzzGroupTopicMessage(f *testing.F) {
 				return
 			}
 			env.verify()
+			env.foreignKey(make([]byte, keyLen))
 			env.open(make([]byte, keyLen))
 			again, err := envelopeFromWire(env.toWire())
 			if err != nil || !proto.Equal(again.toWire(), env.toWire()) {
@@ -163,7 +180,7 @@ func FuzzGroupTopicMessage(f *testing.F) {
 			}
 			if o.Kind == OpCreate {
 				if st, err := stateFromCreate(o); err == nil {
-					st.clone().apply(o)
+					st.clone().apply(o, time.UnixMilli(o.TimeMS), 0)
 				}
 			}
 		}
@@ -191,7 +208,17 @@ func FuzzGroupSyncFrame(f *testing.F) {
 		}
 		ops, _, err := decodeOpsKeys(&fr)
 		if err == nil && len(ops) > 0 {
-			stateFromOps(ops)
+			// The same ops in any order fold alike; and a pull's heads,
+			// whatever they name, select ops of the DAG only.
+			if d, st, err := dagFromOps(ops); err == nil {
+				checkFold(t, d, st, ops)
+				since, _ := d.since(req.GetPull().GetOpHeads())
+				for _, o := range since {
+					if !d.has(o.hash) {
+						t.Fatal("since names an op the DAG does not hold")
+					}
+				}
+			}
 		}
 		for _, e := range fr.GetEnvelopes() {
 			envelopeFromWire(e)

@@ -601,6 +601,15 @@ func TestGroupGraylistsFlooders(t *testing.T) {
 	// links soon (score < 0) and with them its audience; this one goes
 	// past the mesh, straight to the members, as a modified node could.
 	group.LeaveTopic(b.GroupService(), gid)
+	// Off it b stays, whatever pulls (that bring nothing new) it makes:
+	// back on it, b would publish into a mesh that pruned it, reaching
+	// nobody, and the flood would prove nothing.
+	if err := group.Pull(bg, b.GroupService(), gid, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if group.Subscribed(b.GroupService(), gid) {
+		t.Fatal("b is back on the group's topic after a pull that brought nothing new")
+	}
 	garbage := func(i int) []byte { return group.ForgeEnvelope(b.GroupService(), gid, fmt.Sprintf("garbage %d", i)) }
 	n = floodUntilGraylisted(t, b, a, gid, garbage)
 	t.Logf("a graylisted member b after %d undecryptable messages", n)
@@ -686,6 +695,11 @@ func floodIgnored(t *testing.T, from, to *node.Node, gid string, bad func(int) [
 	}
 	if !group.Graylisted(to.GroupService(), from.ID()) {
 		t.Fatalf("%s no longer graylists %s", to.ID(), from.ID())
+	}
+	// from published past the mesh, straight to to (had from been on the
+	// topic, its mesh would have carried them, to nobody).
+	if slices.Contains(group.RawTopicPeers(to.GroupService(), group.Topic(gid)), from.ID()) {
+		t.Fatalf("%s is on the group's topic: its flood went to its mesh, not to %s", from.ID(), to.ID())
 	}
 }
 

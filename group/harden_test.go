@@ -322,9 +322,10 @@ func TestForkedOpIgnoredNotRejected(t *testing.T) {
 	}
 }
 
-// TestGroupStateMigratedToSchema2: a state stored before schema 2 (no
-// frozen heads, no removed members) is rebuilt from the log at start.
-func TestGroupStateMigratedToSchema2(t *testing.T) {
+// TestGroupStateMigratedToSchema3: a state stored before schema 3 (a
+// linear log by index; before 2 no frozen heads, no removed members
+// either) is rebuilt from the log at start, its ops stored by hash.
+func TestGroupStateMigratedToSchema3(t *testing.T) {
 	a, _, c, gid := kickedOfThree(t)
 	group.DowngradeState(a.GroupService(), gid)
 	if removed, schema := group.Removed(a.GroupService(), gid, c.ID()); removed || schema != 0 {
@@ -333,7 +334,7 @@ func TestGroupStateMigratedToSchema2(t *testing.T) {
 	home, addrs := a.Home(), nodetest.ListenAddrs(a)
 	a.Close()
 	a = nodetest.Start(t, nodetest.Options{Home: home, Configure: func(cfg *node.Config) { cfg.Network.Listen = addrs }})
-	if removed, schema := group.Removed(a.GroupService(), gid, c.ID()); !removed || schema != 2 {
+	if removed, schema := group.Removed(a.GroupService(), gid, c.ID()); !removed || schema != 3 {
 		t.Fatalf("after the restart: removed %v, schema %d", removed, schema)
 	}
 	if info, err := a.GroupService().Get(bg, gid); err != nil || info.Status != group.StatusMember || info.Members != 2 {

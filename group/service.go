@@ -10,7 +10,10 @@ package group
 //	/grouplist/<group ID>                 "": the groups this node knows
 //	/groups/<group ID>/state              state (JSON): the log applied, the
 //	                                      keys, this node's standing
-//	/groups/<group ID>/ops/<index %016x>  pb.SignedOp: the membership log
+//	/groups/<group ID>/op/<hash hex>      pb.SignedOp: the op DAG, each op by
+//	                                      the SHA-256 of its SignedOp (schema 3;
+//	                                      schema 2 kept the linear log at
+//	                                      /groups/<group ID>/ops/<index %016x>)
 //	/groups/<group ID>/heads/<author>     seqSet (JSON): the envelopes held of
 //	                                      one author, as of its last record
 //	                                      (see headRecordDue)
@@ -29,6 +32,7 @@ package group
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,7 +66,8 @@ const (
 	// own (the type of a direct message's event too). Data: *history.Message.
 	EventMessage = "message.received"
 	// EventUpdate: a group changed (created, joined, a member added or
-	// removed, renamed, this node removed). Data: UpdateEvent.
+	// removed, renamed, this node removed, branches merged: op "merge").
+	// Data: UpdateEvent.
 	EventUpdate = "group.update"
 )
 
@@ -95,7 +100,12 @@ func groupListKey(id string) datastore.Key   { return datastore.RawKey("/groupli
 func groupHeadKey(id, author string) datastore.Key {
 	return datastore.RawKey("/groups/" + id + "/heads/" + author)
 }
-func groupOpKey(id string, i uint64) datastore.Key {
+func groupOpKey(id string, h [32]byte) datastore.Key {
+	return datastore.RawKey(fmt.Sprintf("/groups/%s/op/%x", id, h))
+}
+
+// groupLogKey is where schema 2 kept op i of the linear log.
+func groupLogKey(id string, i uint64) datastore.Key {
 	return datastore.RawKey(fmt.Sprintf("/groups/%s/ops/%016x", id, i))
 }
 func groupEnvKey(id, author string, seq uint64) datastore.Key {
@@ -227,6 +237,8 @@ type group struct {
 	gid []byte
 
 	st atomic.Pointer[state]
+	// dag is the op set st is the fold of (under Service.opMu).
+	dag *dag
 	// changed is closed (and replaced) each time st is: see watch.
 	chMu    sync.Mutex
 	changed chan struct{}
@@ -238,6 +250,10 @@ type group struct {
 	topic  *pubsub.Topic
 	cancel context.CancelFunc
 	done   chan struct{}
+	// out: this node is off the topic because it is no member (it left,
+	// or was removed); afterOps puts it back once it is again (under
+	// Service.mu).
+	out bool
 }
 
 func (g *group) state() *state { return g.st.Load() }
@@ -485,12 +501,14 @@ func (gs *Service) start(ctx context.Context) error {
 			}
 		}
 		gid, _ := parseGID(id)
-		g := &group{id: id, gid: gid, heads: heads}
+		g := &group{id: id, gid: gid, heads: heads, out: st.Status != StatusMember}
 		g.st.Store(st.clone())
 		if st.Schema < stateSchema {
 			if err := gs.migrate(ctx, g); err != nil {
 				return err
 			}
+		} else if err := gs.loadDAG(ctx, g); err != nil {
+			return err
 		}
 		gs.mu.Lock()
 		gs.all[id] = g
@@ -509,34 +527,67 @@ func (gs *Service) start(ctx context.Context) error {
 	return nil
 }
 
+// loadDAG reads a group's op DAG from the store.
+func (gs *Service) loadDAG(ctx context.Context, g *group) error {
+	var ops []*op
+	err := history.Scan(ctx, gs.ds, query.Query{Prefix: "/groups/" + g.id + "/op/"}, func(_ string, raw []byte) (bool, error) {
+		o, err := decodeOp(raw)
+		if err != nil {
+			return false, err
+		}
+		ops = append(ops, o)
+		return true, nil
+	})
+	if err == nil {
+		g.dag, err = buildDAG(ops, false)
+	}
+	if err != nil {
+		return fmt.Errorf("group: ops of %s: %w", g.id, err)
+	}
+	return nil
+}
+
 // migrate rebuilds a group's state stored before stateSchema from its
-// log, keeping what is not from the log (keys, standing, friends owed).
-// A log that today's rules refuse (a removed member back by invite, say)
-// keeps its old state, with the new fields at their strictest: no
-// removed member's late message counts.
+// linear log (schema 2 and before), keeping what is not from the log
+// (keys, standing, friends owed), and stores the log's ops by hash. An
+// op that today's rules refuse (a removed member back by invite, say) is
+// void: the fold never fails.
 func (gs *Service) migrate(ctx context.Context, g *group) error {
 	old := g.state()
 	ops := make([]*op, 0, old.Ops)
 	for i := range old.Ops {
-		so, err := gs.loadOp(ctx, g.id, i)
+		raw, err := gs.ds.Get(ctx, groupLogKey(g.id, i))
 		if err != nil {
 			return fmt.Errorf("group: migrate %s: %w", g.id, err)
 		}
-		o, err := opFromWire(so)
+		o, err := decodeOp(raw)
 		if err != nil {
 			return fmt.Errorf("group: migrate %s: %w", g.id, err)
 		}
 		ops = append(ops, o)
 	}
-	next, err := stateFromOps(ops)
+	d, err := buildDAG(ops, false)
 	if err != nil {
-		gs.log.Warn("group log refused by today's rules: state kept", "group", g.id, "err", err)
-		next = old.clone()
-	} else {
-		next.Keys, next.Status, next.Owe = old.Keys, old.Status, old.Owe
+		return fmt.Errorf("group: migrate %s: %w", g.id, err)
 	}
-	next.Schema = stateSchema
-	return gs.persist(g, next, nil)
+	next := d.fold(nil, true)
+	pool := map[string][]byte{}
+	for epoch, k := range old.Keys {
+		if h := old.KeyHashes[epoch]; h != nil {
+			pool[hex.EncodeToString(h)] = k
+		}
+	}
+	next.carry(&state{KeyPool: pool, Status: old.Status, Owe: old.Owe})
+	g.dag = d
+	if err := gs.persist(g, next, ops); err != nil {
+		return err
+	}
+	for i := range old.Ops {
+		if err := gs.ds.Delete(ctx, groupLogKey(g.id, i)); err != nil {
+			return err
+		}
+	}
+	return gs.sync(ctx)
 }
 
 // gossipOptions are the node's gossipsub settings but for how messages
@@ -644,8 +695,16 @@ func (gs *Service) watchJoins(ctx context.Context, g *group, evts *pubsub.TopicE
 }
 
 // unsubscribe leaves g's topic (this node left or was removed).
-func (gs *Service) unsubscribe(g *group) {
+func (gs *Service) unsubscribe(g *group) { gs.leaveTopic(g, false) }
+
+// leaveTopic leaves g's topic; onlyOut: only if this node is still out
+// (an order that made its removal void may have put it back meanwhile).
+func (gs *Service) leaveTopic(g *group, onlyOut bool) {
 	gs.mu.Lock()
+	if onlyOut && !g.out {
+		gs.mu.Unlock()
+		return
+	}
 	t, cancel, done := g.topic, g.cancel, g.done
 	g.topic, g.cancel, g.done = nil, nil, nil
 	gs.mu.Unlock()
@@ -715,10 +774,14 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 			return pubsub.ValidationAccept // sealed and stored here a moment ago
 		}
 		if !st.isMember(env.Author) && !st.mayWrite(env.Author, env.Epoch, env.Seq) {
-			if st.wasMember(env.Author, env.Epoch) {
+			if st.wasMember(env.Author, env.Epoch) || st.Forked[env.Epoch] ||
+				(st.wasEver(env.Author) && gs.otherBranch(g, st, env, from)) {
 				// A member removed or gone since, past the head its
 				// remove or leave froze: its frame may have been on its
 				// way, no fault of who forwarded it, but it does not count.
+				// So for a member of another branch's epoch of that
+				// number (an add the order made void, a removal on this
+				// branch that the other has not made).
 				gs.log.Debug("ignored a frame of a former member", "group", g.id, "author", env.Author)
 				return pubsub.ValidationIgnore
 			}
@@ -739,9 +802,17 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 		if err := env.verify(); err != nil {
 			return reject()
 		}
+		if gs.otherBranch(g, st, env, from) {
+			return pubsub.ValidationIgnore
+		}
 		w, err := env.open(key)
 		if err != nil {
-			return reject()
+			if st.Forked[env.Epoch] && len(env.KeyHint) == 0 {
+				// Sealed before there were key hints, maybe on the other
+				// branch.
+				return pubsub.ValidationIgnore
+			}
+			return reject() // junk sealed for this node's key
 		}
 		m.ValidatorData = &ingestItem{g: g, env: env, w: w, from: from}
 		return pubsub.ValidationAccept
@@ -754,32 +825,60 @@ func (gs *Service) validate(g *group, from peer.ID, m *pubsub.Message) pubsub.Va
 			m.ValidatorData = o
 			return pubsub.ValidationAccept
 		}
-		switch {
-		case o.Index < st.Ops:
-			return pubsub.ValidationIgnore
-		case o.Index > st.Ops:
-			gs.wantPull(g.id, from, 0)
-			return pubsub.ValidationIgnore
-		}
-		if !sameBytes(o.Prev, st.LastHash) {
-			// A fork: it follows another op at the index before (two
-			// admins appended at once). Not this peer's fault, nor
-			// invalid as such: ignored, not rejected.
-			gs.log.Info("ignored a group op of another branch of the log", "group", g.id, "op", o.Kind, "actor", o.Actor, "index", o.Index)
-			return pubsub.ValidationIgnore
-		}
-		if err := gs.checkOpTime(o); err != nil || gs.staleAdd(o) {
-			// A matter of clocks, not of validity: members whose clocks
-			// differ may disagree, so nobody is penalised for it.
-			return pubsub.ValidationIgnore
-		}
-		if err := st.clone().apply(o); err != nil {
+		switch gs.checkTopicOp(g, from, o) {
+		case pubsub.ValidationReject:
 			return reject()
+		case pubsub.ValidationIgnore:
+			return pubsub.ValidationIgnore
 		}
 		m.ValidatorData = o
 		return pubsub.ValidationAccept
 	}
 	return reject()
+}
+
+// otherBranch reports whether env names (by its key hint) another key of
+// its epoch's number than this node's: it was sealed on another branch of
+// the op DAG, and its forwarder could not know that this node cannot open
+// it. A branch this node has not heard of yet: a pull from the forwarder
+// brings its ops.
+func (gs *Service) otherBranch(g *group, st *state, env *envelope, from peer.ID) bool {
+	key := st.Keys[env.Epoch]
+	if key == nil || !env.foreignKey(key) {
+		return false
+	}
+	if !st.Forked[env.Epoch] {
+		gs.wantPull(g.id, from, 0)
+	}
+	return true
+}
+
+// checkTopicOp is the validator's answer to an op of another node: it
+// checks the op against the group as its actor held it (its ancestors),
+// which every member holding them sees alike. An op already held, or one
+// that follows ops this node does not hold (another branch, or ops on
+// their way), is ignored, not rejected: it is not the forwarder's fault,
+// nor invalid as such; this node pulls what it lacks.
+func (gs *Service) checkTopicOp(g *group, from peer.ID, o *op) pubsub.ValidationResult {
+	gs.opMu.Lock()
+	defer gs.opMu.Unlock()
+	switch {
+	case g.dag.has(o.hash):
+		return pubsub.ValidationIgnore
+	case !g.dag.ready(o):
+		gs.log.Info("ignored a group op that follows ops not held here", "group", g.id, "op", o.Kind, "actor", o.Actor)
+		gs.wantPull(g.id, from, 0)
+		return pubsub.ValidationIgnore
+	}
+	if err := gs.checkOpTime(o); err != nil || gs.staleAdd(o) {
+		// A matter of clocks, not of validity: members whose clocks
+		// differ may disagree, so nobody is penalised for it.
+		return pubsub.ValidationIgnore
+	}
+	if _, err := g.dag.admit(o, g.state()); err != nil {
+		return pubsub.ValidationReject
+	}
+	return pubsub.ValidationAccept
 }
 
 // runIngest stores verified envelopes, from gossip and from pulls: all
@@ -999,7 +1098,9 @@ func (gs *Service) peerChanged(e any) {
 	}
 	for _, g := range gs.list() {
 		st := g.state()
-		if st.Status != StatusMember || !st.isMember(ev.Peer) {
+		// A former member too: on another branch of the DAG it may be a
+		// member still, with ops this node lacks.
+		if st.Status != StatusMember || !st.wasEver(ev.Peer) {
 			continue
 		}
 		gs.wantPull(g.id, ev.Peer, 100*time.Millisecond)
@@ -1081,7 +1182,7 @@ func (gs *Service) myAddrs() []string {
 func (gs *Service) checkOpTime(o *op) error {
 	if ahead := time.UnixMilli(o.TimeMS).Sub(gs.cfg.Now()); o.Actor != gs.self && ahead > maxOpAhead {
 		gs.postponed.Add(1)
-		return fmt.Errorf("%w: op %d is dated %v ahead of this node's clock", ErrBadFrame, o.Index, ahead.Round(time.Minute))
+		return fmt.Errorf("%w: %s op is dated %v ahead of this node's clock", ErrBadFrame, o.Kind, ahead.Round(time.Minute))
 	}
 	return nil
 }
@@ -1112,16 +1213,21 @@ func (gs *Service) applyOps(g *group, ops []*op) (applied []*op, gap bool, err e
 	return applied, gap, err
 }
 
-func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (applied []*op, gap bool, err error) {
+func (gs *Service) applyOpsLocked(g *group, ops []*op, keys []epochKey) (applied []*op, gap bool, err error) {
 	st := g.state()
-	next := st.clone()
+	d := g.dag
+	// cur is the fold of all held while each op follows every op before
+	// it (the usual case: one op, or a log handed in order); after one
+	// that does not, the whole set is folded anew.
+	cur, linear := st, true
+	var fresh []*op
 	for i, o := range ops {
-		if o.Index < next.Ops {
+		if d.has(o.hash) {
 			continue
 		}
-		if o.Index > next.Ops {
-			gap = true
-			break
+		if !d.ready(o) {
+			gap = true // the caller pulls what it follows
+			continue
 		}
 		if i == len(ops)-1 && gs.staleAdd(o) {
 			gs.log.Info("ignored a backdated add with an expired invite", "group", g.id, "actor", o.Actor, "target", o.Target)
@@ -1133,34 +1239,56 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys map[uint64][]byte) (
 			gs.log.Info("postponed a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", terr)
 			break
 		}
-		if err = next.apply(o); err != nil {
+		follows := d.followsAll(o.parentHashes())
+		var next *state
+		if next, err = d.admit(o, cur); err != nil { // cur nil: not linear
 			gs.log.Info("refused a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", err)
 			break
 		}
-		applied = append(applied, o)
-	}
-	for epoch, k := range keys {
-		if next.Keys[epoch] == nil && next.KeyHashes[epoch] != nil && sameBytes(keyHash(g.gid, epoch, k), next.KeyHashes[epoch]) {
-			next.Keys[epoch] = k
+		d.add(o)
+		fresh = append(fresh, o)
+		if cur, linear = next, linear && follows; !linear {
+			cur = nil
 		}
 	}
-	for _, o := range applied {
-		switch {
-		case o.Kind == OpAdd && o.Target == gs.self:
-			// Added again after it left or was removed: a member again.
-			next.Status = StatusMember
-		case (o.Kind == OpRemove && o.Target == gs.self) || (o.Kind == OpLeave && o.Actor == gs.self):
-			next.Status = StatusRemoved
-			if o.Kind == OpLeave {
-				next.Status = StatusLeft
-			}
+	next := cur
+	if !linear {
+		next = d.fold(nil, true)
+		next.carry(st)
+	} else if len(fresh) == 0 {
+		next = st.clone()
+	}
+	pooled := 0
+	for _, k := range keys {
+		if h := hex.EncodeToString(keyHash(g.gid, k.claim, k.key)); d.commits[h] && next.KeyPool[h] == nil {
+			next.KeyPool[h] = k.key
+			pooled++
 		}
 	}
-	if len(applied) == 0 && len(next.Keys) == len(st.Keys) {
+	next.fillKeys()
+	next.Status = standing(st, next, gs.self, fresh)
+	if len(fresh) == 0 && pooled == 0 {
 		return nil, gap, err
 	}
-	if perr := gs.persist(g, next, applied); perr != nil {
+	if perr := gs.persist(g, next, fresh); perr != nil {
 		return nil, gap, perr
+	}
+	for _, o := range fresh {
+		if !slices.Contains(next.Void, hex.EncodeToString(o.hash[:])) {
+			applied = append(applied, o)
+		}
+	}
+	if !linear && next.Status == StatusMember {
+		// The branches merged: whom the order makes members may have
+		// changed beyond the ops just taken (an op made void).
+		gs.keepMembers(next)
+		gs.emit(EventUpdate, UpdateEvent{ID: g.id, Name: next.Name, Op: "merge", Status: next.Status})
+		if len(next.departed()) > 0 {
+			// The order put an epoch after ops its actor did not know:
+			// whoever it handed the key may no longer be a member. A new
+			// epoch is due.
+			gs.rekeyAfterLeave(g)
+		}
 	}
 	return applied, gap, err
 }
@@ -1173,7 +1301,7 @@ func (gs *Service) persist(g *group, st *state, ops []*op) error {
 		return err
 	}
 	for _, o := range ops {
-		if err := b.Put(ctx, groupOpKey(g.id, o.Index), o.raw); err != nil {
+		if err := b.Put(ctx, groupOpKey(g.id, o.hash), o.raw); err != nil {
 			return err
 		}
 	}
@@ -1203,8 +1331,8 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 		switch o.Kind {
 		case OpAdd:
 			gs.keep(o.Target, o.Addrs)
-			if len(o.KeyHash) > 0 && o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
-				gs.rekeyIfKeyless(g, o.Epoch)
+			if epoch, ok := st.epochOf(o); ok && o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
+				gs.rekeyIfKeyless(g, epoch)
 			}
 		case OpLeave:
 			gs.letGo(o.Actor)
@@ -1215,21 +1343,24 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 			if o.Kind == OpRemove {
 				gs.letGo(o.Target)
 			}
-			if o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
-				gs.rekeyIfKeyless(g, o.Epoch)
+			if epoch, ok := st.epochOf(o); ok && o.Actor != gs.self && st.Status == StatusMember && st.isAdmin(gs.self) {
+				gs.rekeyIfKeyless(g, epoch)
 			}
 		}
 	}
 	if st.Status != StatusMember {
-		gs.run.Go(func() {
-			gs.unsubscribe(g)
-		})
+		gs.setOut(g, true)
+		// Not here: the reader of the topic may be the caller.
+		gs.run.Go(func() { gs.leaveTopic(g, true) })
 		for p := range st.Members {
 			gs.letGo(p)
 		}
-	} else if slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
-		// Back in after a leave or a removal: the topic and the members
-		// again.
+	} else if gs.setOut(g, false) || slices.ContainsFunc(applied, func(o *op) bool { return o.Kind == OpAdd && o.Target == gs.self }) {
+		// Back in after a leave or a removal (an add, or an order that
+		// made the removal void): the topic and the members again. Only
+		// then: a member that is off the topic for no such reason (one
+		// that publishes past the mesh, say) stays off, whatever a pull
+		// that brings nothing new calls this for.
 		gs.keepMembers(st)
 		if err := gs.subscribe(g); err != nil {
 			gs.log.Warn("rejoin a group's topic", "group", g.id, "err", err)
@@ -1238,6 +1369,15 @@ func (gs *Service) afterOps(g *group, applied []*op) {
 	if st.Keys[st.Epoch] == nil && st.Status == StatusMember && len(applied) > 0 {
 		gs.wantPull(g.id, applied[len(applied)-1].Actor, 0)
 	}
+}
+
+// setOut records whether this node is out of g (no member, so off its
+// topic) and reports whether it was.
+func (gs *Service) setOut(g *group, out bool) (was bool) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	was, g.out = g.out, out
+	return was
 }
 
 // appendOp signs a new op of this node, applies and stores it, and
@@ -1249,17 +1389,17 @@ func (gs *Service) appendOp(ctx context.Context, g *group, o *op, key []byte) (*
 		gs.opMu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, st.Name)
 	}
-	o.GroupID, o.Index, o.Prev, o.Actor, o.TimeMS = g.gid, st.Ops, st.LastHash, gs.self, st.opTime(gs.cfg.Now())
+	past := gs.fillOp(g, o)
 	if key != nil {
-		o.Epoch, o.KeyHash = st.Epoch+1, keyHash(g.gid, st.Epoch+1, key)
+		o.Epoch, o.KeyHash = past.Epoch+1, keyHash(g.gid, past.Epoch+1, key)
 	}
 	if err := signOp(gs.priv, o); err != nil {
 		gs.opMu.Unlock()
 		return nil, err
 	}
-	var keys map[uint64][]byte
+	var keys []epochKey
 	if key != nil {
-		keys = map[uint64][]byte{o.Epoch: key}
+		keys = []epochKey{{o.Epoch, key}}
 	}
 	applied, _, err := gs.applyOpsLocked(g, []*op{o}, keys)
 	gs.opMu.Unlock()
@@ -1292,6 +1432,20 @@ func (gs *Service) appendOp(ctx context.Context, g *group, o *op, key []byte) (*
 	}
 	gs.afterOps(g, applied)
 	return o, nil
+}
+
+// fillOp dates a new op of this node and names its parents: the heads
+// of the DAG (at most maxParents of them: the next op follows the rest).
+// It returns the group as the op follows it. Under opMu.
+func (gs *Service) fillOp(g *group, o *op) *state {
+	st := g.state()
+	heads := g.dag.headList()
+	if len(heads) > maxParents {
+		heads = heads[:maxParents]
+		st = g.dag.fold(g.dag.ancestors(heads), true)
+	}
+	o.GroupID, o.Parents, o.Actor, o.TimeMS = g.gid, heads, gs.self, st.opTime(gs.cfg.Now())
+	return st
 }
 
 // rekeyStagger is how long each member in rekeyOrder lets the one before

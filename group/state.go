@@ -1,8 +1,6 @@
 package group
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -41,11 +39,28 @@ type state struct {
 	// authors whose messages of that epoch count, and who may be handed
 	// its key.
 	EpochMembers map[uint64][]peer.ID `json:"epoch_members"`
-	Ops          uint64               `json:"ops"`
-	LastHash     []byte               `json:"last_hash"`
-	// LastTimeMS is the time of the latest op: an op counts as no earlier
-	// than the one it follows (apply, opTime).
-	LastTimeMS int64             `json:"last_time_ms,omitempty"`
+	// Ops is how many ops the group's op DAG holds, void ones included.
+	Ops uint64 `json:"ops"`
+	// Heads are the DAG's heads (the ops no op follows), SHA-256 of each
+	// SignedOp, ascending: the parents of this node's next op.
+	Heads [][]byte `json:"heads"`
+	// LastTimeMS is the latest time of an op: an op counts as no earlier
+	// than the ops it follows (apply, opTime).
+	LastTimeMS int64 `json:"last_time_ms,omitempty"`
+	// Void lists (hex hash) the ops without effect: their actor could not
+	// do them at their place in the order (doc.go).
+	Void []string `json:"void,omitempty"`
+	// EpochOps is, by epoch, the op (hex hash) that started it.
+	EpochOps map[uint64]string `json:"epoch_ops,omitempty"`
+	// Claims is, for an epoch whose op named another number (it was
+	// started on a branch that the order put after another epoch), the
+	// number its op named: the one its key hash and its key on the wire
+	// carry.
+	Claims map[uint64]uint64 `json:"claims,omitempty"`
+	// Forked lists the epoch numbers that two branches used for
+	// different keys: a message sealed on the other branch may not open
+	// here, through no fault of whoever forwards it.
+	Forked     map[uint64]bool   `json:"forked,omitempty"`
 	InviteUses map[string]uint32 `json:"invite_uses,omitempty"`
 	Created    time.Time         `json:"created"`
 	// Frozen is, by peer ID (text), the last seq that counts of each
@@ -62,8 +77,11 @@ type state struct {
 	Schema int `json:"schema,omitempty"`
 
 	// Not from the log.
-	Keys   map[uint64][]byte `json:"keys"`
-	Status string            `json:"status"`
+	// KeyPool is every key this node holds, by the hex of its key hash:
+	// Keys is drawn from it (fillKeys) whenever the order changes.
+	KeyPool map[string][]byte `json:"key_pool,omitempty"`
+	Keys    map[uint64][]byte `json:"keys"`
+	Status  string            `json:"status"`
 	// Owe lists friends this node added who have not received the group
 	// yet.
 	Owe []peer.ID `json:"owe,omitempty"`
@@ -110,11 +128,16 @@ type groupMember struct {
 	// AddedEpoch is the epoch of the member's latest add (create: 0): of
 	// that epoch it is served only what was sent after Since.
 	AddedEpoch uint64 `json:"added_epoch,omitempty"`
+	// AdminAt is the place in the order of the op that made the member
+	// an admin (create: 0): the lower, the more senior (dag.fold).
+	AdminAt uint64 `json:"admin_at,omitempty"`
 }
 
 // stateSchema is the version of the stored state: 2 added Frozen,
-// Removed, Revoked and the members' AddedEpoch (issue 17).
-const stateSchema = 2
+// Removed, Revoked and the members' AddedEpoch (issue 17); 3 the op DAG
+// (Heads, Void, EpochOps, Claims, Forked, KeyPool, AdminAt; ops stored by
+// hash), rebuilt from the schema 2 log at start (Service.migrate).
+const stateSchema = 3
 
 func (st *state) clone() *state {
 	c := *st
@@ -140,6 +163,22 @@ func (st *state) clone() *state {
 		c.Revoked = map[string]bool{}
 	}
 	c.Keys = maps.Clone(st.Keys)
+	c.KeyPool = maps.Clone(st.KeyPool)
+	if c.KeyPool == nil {
+		c.KeyPool = map[string][]byte{}
+	}
+	c.Heads = slices.Clone(st.Heads)
+	c.Void = slices.Clone(st.Void)
+	c.EpochOps, c.Claims, c.Forked = maps.Clone(st.EpochOps), maps.Clone(st.Claims), maps.Clone(st.Forked)
+	if c.EpochOps == nil {
+		c.EpochOps = map[uint64]string{}
+	}
+	if c.Claims == nil {
+		c.Claims = map[uint64]uint64{}
+	}
+	if c.Forked == nil {
+		c.Forked = map[uint64]bool{}
+	}
 	c.Owe = slices.Clone(st.Owe)
 	if c.InviteUses == nil {
 		c.InviteUses = map[string]uint32{}
@@ -233,51 +272,112 @@ func stateFromCreate(o *op) (*state, error) {
 		Members:      map[peer.ID]*groupMember{o.Actor: {Role: RoleAdmin, Addrs: o.Addrs, Since: t}},
 		KeyHashes:    map[uint64][]byte{0: o.KeyHash},
 		EpochMembers: map[uint64][]peer.ID{0: {o.Actor}},
-		Ops:          1, LastHash: o.hash[:], LastTimeMS: o.TimeMS, Created: t,
-		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, Status: StatusMember,
+		Ops:          1, Heads: [][]byte{o.hash[:]}, LastTimeMS: o.TimeMS, Created: t,
+		InviteUses: map[string]uint32{}, Keys: map[uint64][]byte{}, KeyPool: map[string][]byte{}, Status: StatusMember,
 		Frozen: map[string]uint64{}, Removed: map[string]bool{}, Revoked: map[string]bool{}, Schema: stateSchema,
+		EpochOps: map[uint64]string{0: hex.EncodeToString(o.hash[:])}, Claims: map[uint64]uint64{}, Forked: map[uint64]bool{},
 	}
 	return st, nil
 }
 
-// stateFromOps checks a whole log from its create op.
-func stateFromOps(ops []*op) (*state, error) {
-	if len(ops) == 0 {
-		return nil, fmt.Errorf("%w: an empty log", ErrBadFrame)
+// claimOf is the epoch number that the op that started epoch named.
+func (st *state) claimOf(epoch uint64) uint64 {
+	if c, ok := st.Claims[epoch]; ok {
+		return c
 	}
-	st, err := stateFromCreate(ops[0])
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range ops[1:] {
-		if err := st.apply(o); err != nil {
-			return nil, err
+	return epoch
+}
+
+// epochOf is the epoch o started (ok false: none, or it is void).
+func (st *state) epochOf(o *op) (uint64, bool) {
+	h := hex.EncodeToString(o.hash[:])
+	for epoch, oh := range st.EpochOps {
+		if oh == h && epoch > 0 {
+			return epoch, true
 		}
 	}
-	return st, nil
+	return 0, false
 }
 
-// apply checks that o may follow the log and applies it. st must be a
-// clone: on error it is left half-changed.
-func (st *state) apply(o *op) error {
+// fillKeys draws each epoch's key from the pool: the key whose hash the
+// op that started the epoch names. A key of a void op is never drawn.
+func (st *state) fillKeys() {
+	st.Keys = map[uint64][]byte{}
+	for epoch, h := range st.KeyHashes {
+		if k := st.KeyPool[hex.EncodeToString(h)]; k != nil {
+			st.Keys[epoch] = k
+		}
+	}
+}
+
+// carry keeps what is not from the log (keys, standing, friends owed)
+// of old in st, a state folded anew.
+func (st *state) carry(old *state) {
+	st.KeyPool, st.Status, st.Owe = maps.Clone(old.KeyPool), old.Status, slices.Clone(old.Owe)
+	if st.KeyPool == nil {
+		st.KeyPool = map[string][]byte{}
+	}
+	st.fillKeys()
+}
+
+// apply applies o, at time t (its time, or that of an op it follows if
+// later: dag.fold) and place pos in the order, if its actor may do it
+// there; else it changes nothing and says why (the op is void there).
+// An op that starts an epoch starts the next one, whatever number it
+// named (Claims).
+func (st *state) apply(o *op, t time.Time, pos uint64) error {
 	deny := func(why string) error {
-		return fmt.Errorf("%w: %s op %d by %s: %s", ErrNotAdmin, o.Kind, o.Index, o.Actor, why)
+		return fmt.Errorf("%w: %s op by %s: %s", ErrNotAdmin, o.Kind, o.Actor, why)
 	}
 	if hex.EncodeToString(o.GroupID) != st.ID {
 		return fmt.Errorf("%w: op of another group", ErrBadFrame)
 	}
-	if o.Index != st.Ops || !bytes.Equal(o.Prev, st.LastHash) {
-		return fmt.Errorf("%w: op %d does not follow op %d", ErrBadFrame, o.Index, st.Ops-1)
-	}
 	if !st.isMember(o.Actor) {
 		return deny("not a member")
 	}
-	// The time of an op is its actor's word, and an add by invite is
-	// checked against it: an op counts as no earlier than the one it
-	// follows, so that an add dated back cannot slip an invite in that has
-	// expired since. (Refusing such an op outright would refuse honest
-	// logs: two admins' clocks differ.)
-	t := time.UnixMilli(max(o.TimeMS, st.LastTimeMS))
+	if err := st.check(o, t, deny); err != nil {
+		return err
+	}
+	switch o.Kind {
+	case OpAdd:
+		if o.Invite != nil {
+			st.InviteUses[hex.EncodeToString(o.Invite.ID)]++
+		}
+		st.Members[o.Target] = &groupMember{Role: RoleMember, Addrs: o.Addrs, Since: t, AddedEpoch: st.Epoch}
+		if len(o.KeyHash) > 0 {
+			// The add starts an epoch: the newcomer gets its key only, and
+			// so reads nothing sent before.
+			st.startEpoch(o)
+			st.Members[o.Target].AddedEpoch = st.Epoch
+		} else if !slices.Contains(st.EpochMembers[st.Epoch], o.Target) {
+			st.EpochMembers[st.Epoch] = append(st.EpochMembers[st.Epoch], o.Target)
+		}
+		delete(st.Frozen, o.Target.String())
+		delete(st.Removed, o.Target.String())
+	case OpRemove, OpRekey:
+		if o.Kind == OpRemove {
+			delete(st.Members, o.Target)
+			st.Frozen[o.Target.String()] = o.LastSeq
+			st.Removed[o.Target.String()] = true
+		}
+		st.startEpoch(o)
+	case OpLeave:
+		delete(st.Members, o.Actor)
+		st.Frozen[o.Actor.String()] = o.LastSeq
+	case OpPromote:
+		st.Members[o.Target].Role = RoleAdmin
+		st.Members[o.Target].AdminAt = pos
+	case OpRevoke:
+		st.Revoked[hex.EncodeToString(o.InviteID)] = true
+	case OpRename:
+		st.Name, st.Avatar, st.AvatarType = o.Name, o.Avatar, o.AvatarType
+	}
+	return nil
+}
+
+// check is whether o's actor (a member) may do o at time t, changing
+// nothing.
+func (st *state) check(o *op, t time.Time, deny func(string) error) error {
 	switch o.Kind {
 	case OpAdd:
 		if st.isMember(o.Target) {
@@ -286,95 +386,63 @@ func (st *state) apply(o *op) error {
 		if !st.isAdmin(o.Actor) && o.Invite == nil {
 			return deny("not an admin, and no invite")
 		}
-		if o.Invite != nil && st.Removed[o.Target.String()] {
-			return deny("the target was removed: only an admin's explicit add brings it back")
-		}
-		if o.Invite != nil && st.Revoked[hex.EncodeToString(o.Invite.ID)] {
-			return deny("the invite was revoked")
+		iv := o.Invite
+		if iv == nil {
+			return nil
 		}
 		// An add by invite obeys the invite, whoever admits: an admin
 		// too cannot stretch a code past its uses or its expiry.
-		if iv := o.Invite; iv != nil {
-			if hex.EncodeToString(iv.GroupID) != st.ID || !st.isAdmin(iv.Admin) {
-				return deny("the invite is not this group's admins'")
-			}
-			if !t.Before(iv.Expires) {
-				return deny("the invite had expired")
-			}
-			if iv.Uses != 0 && st.InviteUses[hex.EncodeToString(iv.ID)] >= iv.Uses {
-				return deny("the invite was used up")
-			}
+		switch {
+		case st.Removed[o.Target.String()]:
+			return deny("the target was removed: only an admin's explicit add brings it back")
+		case st.Revoked[hex.EncodeToString(iv.ID)]:
+			return deny("the invite was revoked")
+		case hex.EncodeToString(iv.GroupID) != st.ID || !st.isAdmin(iv.Admin):
+			return deny("the invite is not this group's admins'")
+		case !t.Before(iv.Expires):
+			return deny("the invite had expired")
+		case iv.Uses != 0 && st.InviteUses[hex.EncodeToString(iv.ID)] >= iv.Uses:
+			return deny("the invite was used up")
 		}
-		if o.Invite != nil {
-			st.InviteUses[hex.EncodeToString(o.Invite.ID)]++
-		}
-		st.Members[o.Target] = &groupMember{Role: RoleMember, Addrs: o.Addrs, Since: t, AddedEpoch: st.Epoch}
-		if len(o.KeyHash) > 0 {
-			// The add starts an epoch: the newcomer gets its key only, and
-			// so reads nothing sent before.
-			if o.Epoch != st.Epoch+1 {
-				return fmt.Errorf("%w: add op starts epoch %d after %d", ErrBadFrame, o.Epoch, st.Epoch)
-			}
-			st.Epoch = o.Epoch
-			st.KeyHashes[o.Epoch] = o.KeyHash
-			st.EpochMembers[o.Epoch] = slices.Sorted(maps.Keys(st.Members))
-			st.Members[o.Target].AddedEpoch = o.Epoch
-		} else if !slices.Contains(st.EpochMembers[st.Epoch], o.Target) {
-			st.EpochMembers[st.Epoch] = append(st.EpochMembers[st.Epoch], o.Target)
-		}
-		delete(st.Frozen, o.Target.String())
-		delete(st.Removed, o.Target.String())
 	case OpRemove, OpRekey:
 		// After a leave, any member may start the epoch that shuts the
 		// leaver out: an admin may be away for days.
 		if !st.isAdmin(o.Actor) && (o.Kind == OpRemove || len(st.departed()) == 0) {
 			return deny("not an admin")
 		}
-		if o.Epoch != st.Epoch+1 {
-			return fmt.Errorf("%w: %s op starts epoch %d after %d", ErrBadFrame, o.Kind, o.Epoch, st.Epoch)
+		if o.Kind == OpRemove && (!st.isMember(o.Target) || o.Target == o.Actor) {
+			return deny("the target is not another member")
 		}
-		if o.Kind == OpRemove {
-			if !st.isMember(o.Target) || o.Target == o.Actor {
-				return deny("the target is not another member")
-			}
-			delete(st.Members, o.Target)
-			st.Frozen[o.Target.String()] = o.LastSeq
-			st.Removed[o.Target.String()] = true
-		}
-		st.Epoch = o.Epoch
-		st.KeyHashes[o.Epoch] = o.KeyHash
-		st.EpochMembers[o.Epoch] = slices.Sorted(maps.Keys(st.Members))
 	case OpLeave:
-		delete(st.Members, o.Actor)
-		st.Frozen[o.Actor.String()] = o.LastSeq
 	case OpPromote:
 		if !st.isAdmin(o.Actor) || !st.isMember(o.Target) {
 			return deny("not an admin, or the target is not a member")
 		}
-		st.Members[o.Target].Role = RoleAdmin
-	case OpRevoke:
+	case OpRevoke, OpRename:
 		if !st.isAdmin(o.Actor) {
 			return deny("not an admin")
 		}
-		st.Revoked[hex.EncodeToString(o.InviteID)] = true
-	case OpRename:
-		if !st.isAdmin(o.Actor) {
-			return deny("not an admin")
-		}
-		st.Name, st.Avatar, st.AvatarType = o.Name, o.Avatar, o.AvatarType
 	default:
 		return fmt.Errorf("%w: op %q", ErrBadFrame, o.Kind)
 	}
-	st.Ops++
-	h := sha256.Sum256(o.raw)
-	st.LastHash = h[:]
-	st.LastTimeMS = t.UnixMilli()
 	return nil
 }
 
-// opTime is the time a new op following st takes: now, or the time of the
-// op before when this node's clock is behind the actor of that one, so
-// that the log's times never go back.
+// startEpoch starts the epoch o starts: the next one.
+func (st *state) startEpoch(o *op) {
+	st.Epoch++
+	st.KeyHashes[st.Epoch] = o.KeyHash
+	st.EpochMembers[st.Epoch] = slices.Sorted(maps.Keys(st.Members))
+	st.EpochOps[st.Epoch] = hex.EncodeToString(o.hash[:])
+	if o.Epoch != st.Epoch {
+		st.Claims[st.Epoch] = o.Epoch
+		st.Forked[st.Epoch], st.Forked[o.Epoch] = true, true
+	}
+}
+
+// opTime is the time a new op following st's heads takes: now, or the
+// latest op's time when this node's clock is behind the actor of that
+// one, so that the times never go back along the DAG.
 func (st *state) opTime(now time.Time) int64 { return max(now.UnixMilli(), st.LastTimeMS) }
 
 // maxOpAhead bounds how far ahead of this node's clock an op may be

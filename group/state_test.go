@@ -45,24 +45,34 @@ func TestGroupOpTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	gid := groupIDOf(create)
-	// next signs an op of kind by key, following st, dated at, and applies
-	// it to a clone of st.
+	d := newDAG(create)
+	// next signs an op of kind by key, following every op of d, dated at,
+	// and checks it as a member would (admit), without taking it; step
+	// takes it.
+	var last *op
 	next := func(key crypto.PrivKey, actor peer.ID, kind string, target peer.ID, at int64, iv *invite) (*state, error) {
-		o := &op{Kind: kind, GroupID: gid, Index: st.Ops, Prev: st.LastHash, Actor: actor, Target: target, TimeMS: at, Invite: iv}
+		o := &op{Kind: kind, GroupID: gid, Parents: d.headList(), Actor: actor, Target: target, TimeMS: at, Invite: iv}
 		if err := signOp(key, o); err != nil {
 			t.Fatal(err)
 		}
-		c := st.clone()
-		return c, c.apply(o)
+		last = o
+		return d.admit(o, st)
+	}
+	step := func(key crypto.PrivKey, actor peer.ID, kind string, target peer.ID, at int64, iv *invite) (*state, error) {
+		next, err := next(key, actor, kind, target, at, iv)
+		if err == nil {
+			d.add(last)
+		}
+		return next, err
 	}
 	// The admin adds a member an hour in.
-	if st, err = next(adminKey, admin, OpAdd, member, t0+hour, nil); err != nil {
+	if st, err = step(adminKey, admin, OpAdd, member, t0+hour, nil); err != nil {
 		t.Fatal(err)
 	}
 	// An invite that expires at two hours; the admin renames the group at
 	// three.
 	iv := &invite{GroupID: gid, ID: make([]byte, 16), Uses: 0, Expires: time.UnixMilli(t0 + 2*hour), Admin: admin}
-	if st, err = next(adminKey, admin, OpRename, "", t0+3*hour, nil); err != nil {
+	if st, err = step(adminKey, admin, OpRename, "", t0+3*hour, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The member admits the newcomer with the expired invite, dated back

@@ -1,6 +1,6 @@
 package group
 
-// Both sides of /meshtalk/groupsync/1.1.0 (specified in wire.go):
+// Both sides of /meshtalk/groupsync/2.0.0 (specified in wire.go):
 // pulls, joins by invite, and pushes of new ops and keys.
 
 import (
@@ -82,13 +82,19 @@ func (gs *Service) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
+	gs.opMu.Lock()
+	ops, unknown := g.dag.since(req.GetOpHeads())
+	gs.opMu.Unlock()
+	if unknown && st.Status == StatusMember {
+		// The requester holds ops this node does not (another branch,
+		// which may be why it is no member here): they are pulled.
+		gs.wantPull(g.id, from, 0)
+	}
 	if left || !st.isMember(from) {
-		if st.wasEver(from) && req.GetOps() < st.Ops {
+		if st.wasEver(from) && len(ops) > 0 {
 			f := &pb.SyncFrame{GroupId: g.gid}
-			for i := req.GetOps(); i < st.Ops && len(f.Ops) < 1024; i++ {
-				if so, err := gs.loadOp(ctx, g.id, i); err == nil {
-					f.Ops = append(f.Ops, so)
-				}
+			for _, o := range ops[:min(len(ops), maxServeOps)] {
+				f.Ops = append(f.Ops, signedOpWire(o))
 			}
 			writeFrame(w, f)
 		}
@@ -104,22 +110,18 @@ func (gs *Service) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 		frame, size = &pb.SyncFrame{GroupId: g.gid}, 0
 		return nil
 	}
-	for i := req.GetOps(); i < st.Ops; i++ {
-		so, err := gs.loadOp(ctx, g.id, i)
-		if err != nil {
-			refuseSync(w, CodeInternal, "op missing")
-			return
-		}
-		if size += len(so.GetOp()); size > maxSyncBytes {
+	for _, o := range ops {
+		if size += len(o.raw); size > maxSyncBytes {
 			if flush() != nil {
 				return
 			}
+			size = len(o.raw)
 		}
-		frame.Ops = append(frame.Ops, so)
+		frame.Ops = append(frame.Ops, signedOpWire(o))
 	}
 	for epoch, k := range st.Keys {
 		if st.wasMember(from, epoch) {
-			frame.Keys = append(frame.Keys, &pb.EpochKey{Epoch: epoch, Key: k})
+			frame.Keys = append(frame.Keys, &pb.EpochKey{Epoch: st.claimOf(epoch), Key: k})
 		}
 	}
 	theirs := map[peer.ID]*seqSet{}
@@ -167,18 +169,6 @@ func (gs *Service) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 	}
 	frame.End = true
 	writeFrame(w, frame)
-}
-
-func (gs *Service) loadOp(ctx context.Context, id string, i uint64) (*pb.SignedOp, error) {
-	raw, err := gs.ds.Get(ctx, groupOpKey(id, i))
-	if err != nil {
-		return nil, err
-	}
-	var so pb.SignedOp
-	if err := proto.Unmarshal(raw, &so); err != nil {
-		return nil, err
-	}
-	return &so, nil
 }
 
 // serveJoin admits the holder of a valid invite: it appends the add op and
@@ -232,25 +222,23 @@ func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 // current epoch, this node's heads (the newcomer starts there) each with
 // the envelope it ends on (headProofs), and the members' addresses.
 func (gs *Service) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
+	gs.opMu.Lock()
 	st := g.state()
+	ops := slices.Clone(g.dag.sorted())
+	gs.opMu.Unlock()
 	frame := &pb.SyncFrame{GroupId: g.gid}
 	size := 0
-	for i := uint64(0); i < st.Ops; i++ {
-		so, err := gs.loadOp(gs.ctx, g.id, i)
-		if err != nil {
-			refuseSync(w, CodeInternal, "op missing")
-			return err
-		}
-		if size += len(so.GetOp()); size > maxSyncBytes {
+	for _, o := range ops {
+		if size += len(o.raw); size > maxSyncBytes {
 			if err := writeFrame(w, frame); err != nil {
 				return err
 			}
-			frame, size = &pb.SyncFrame{GroupId: g.gid}, len(so.GetOp())
+			frame, size = &pb.SyncFrame{GroupId: g.gid}, len(o.raw)
 		}
-		frame.Ops = append(frame.Ops, so)
+		frame.Ops = append(frame.Ops, signedOpWire(o))
 	}
 	if k := st.Keys[st.Epoch]; k != nil {
-		frame.Keys = []*pb.EpochKey{{Epoch: st.Epoch, Key: k}}
+		frame.Keys = []*pb.EpochKey{{Epoch: st.claimOf(st.Epoch), Key: k}}
 	}
 	for a, head := range g.headsSnapshot() {
 		frame.Heads = append(frame.Heads, head.toWire(a))
@@ -333,7 +321,14 @@ func (gs *Service) servePush(from peer.ID, f *pb.SyncFrame, w *bufio.Writer) {
 	writeFrame(w, &pb.SyncFrame{End: true})
 }
 
-func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
+// epochKey is a key as the wire carries it: with the epoch number the
+// op that starts its epoch names (two branches may name one number).
+type epochKey struct {
+	claim uint64
+	key   []byte
+}
+
+func decodeOpsKeys(f *pb.SyncFrame) ([]*op, []epochKey, error) {
 	var ops []*op
 	for _, so := range f.GetOps() {
 		o, err := opFromWire(so)
@@ -342,12 +337,12 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
 		}
 		ops = append(ops, o)
 	}
-	keys := map[uint64][]byte{}
+	var keys []epochKey
 	for _, k := range f.GetKeys() {
 		if len(k.GetKey()) != keyLen {
 			return nil, nil, fmt.Errorf("%w: key length", ErrBadFrame)
 		}
-		keys[k.GetEpoch()] = k.GetKey()
+		keys = append(keys, epochKey{k.GetEpoch(), k.GetKey()})
 	}
 	return ops, keys, nil
 }
@@ -355,8 +350,8 @@ func decodeOpsKeys(f *pb.SyncFrame) ([]*op, map[uint64][]byte, error) {
 // adopt takes a whole group this node was admitted to: it checks the log
 // from its create op, the keys and the heads against it, and joins the
 // topic.
-func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
-	st, err := stateFromOps(ops)
+func (gs *Service) adopt(want string, ops []*op, keys []epochKey, heads []*pb.Head, envs []*pb.Envelope, members []*pb.PeerAddrs, via peer.ID) (*group, error) {
+	d, st, err := dagFromOps(ops)
 	if err != nil {
 		return nil, err
 	}
@@ -372,19 +367,20 @@ func (gs *Service) adopt(want string, ops []*op, keys map[uint64][]byte, heads [
 		return nil, fmt.Errorf("%w: %s is not a member", ErrNotMember, via)
 	}
 	gid, _ := parseGID(st.ID)
-	for epoch, k := range keys {
-		if h := st.KeyHashes[epoch]; h != nil && sameBytes(keyHash(gid, epoch, k), h) {
-			st.Keys[epoch] = k
+	for _, k := range keys {
+		if h := hex.EncodeToString(keyHash(gid, k.claim, k.key)); d.commits[h] {
+			st.KeyPool[h] = k.key
 		}
 	}
+	st.fillKeys()
 	hs, tails := headProofs(gid, heads, envs)
 	gs.opMu.Lock()
 	if old := gs.get(st.ID); old != nil && old.state().Status == StatusMember {
 		gs.opMu.Unlock()
 		return old, nil
 	}
-	g := &group{id: st.ID, gid: gid, heads: hs}
-	err = gs.persist(g, st, ops)
+	g := &group{id: st.ID, gid: gid, heads: hs, dag: d}
+	err = gs.persist(g, st, d.sorted())
 	for a, head := range hs {
 		if err == nil {
 			err = history.PutJSON(gs.ctx, gs.ds, groupHeadKey(g.id, gs.peerString(a)), head)
@@ -493,7 +489,7 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 			continue
 		}
 		var ops []*op
-		keys := map[uint64][]byte{}
+		var keys []epochKey
 		var heads []*pb.Head
 		var envs []*pb.Envelope
 		var members []*pb.PeerAddrs
@@ -504,9 +500,7 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 					return err
 				}
 				ops = append(ops, o...)
-				for epoch, v := range k {
-					keys[epoch] = v
-				}
+				keys = append(keys, k...)
 				heads = append(heads, f.GetHeads()...)
 				envs = append(envs, f.GetEnvelopes()...)
 				members = append(members, f.GetMembers()...)
@@ -687,8 +681,9 @@ func (gs *Service) pull(ctx context.Context, id string, p peer.ID) error {
 	if g == nil || g.state().Status != StatusMember {
 		return nil
 	}
-	st := g.state()
-	req := &pb.Pull{GroupId: g.gid, Ops: st.Ops}
+	gs.opMu.Lock()
+	req := &pb.Pull{GroupId: g.gid, OpHeads: g.dag.headList()}
+	gs.opMu.Unlock()
 	for a, head := range g.headsSnapshot() {
 		req.Heads = append(req.Heads, head.toWire(a))
 	}
@@ -922,13 +917,22 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 		if key == nil {
 			continue
 		}
+		if env.foreignKey(key) {
+			// Sealed on another branch with its key of the number: no
+			// fault of who hands it on (see validate).
+			continue
+		}
 		if !st.mayWrite(env.Author, env.Epoch, env.Seq) || env.verify() != nil {
-			gs.rejects.Add(1)
+			if !st.Forked[env.Epoch] {
+				gs.rejects.Add(1)
+			}
 			continue
 		}
 		w, err := env.open(key)
 		if err != nil {
-			gs.rejects.Add(1)
+			if !st.Forked[env.Epoch] || len(env.KeyHint) > 0 {
+				gs.rejects.Add(1)
+			}
 			continue
 		}
 		done := make(chan error, 1)
@@ -946,6 +950,10 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 
 // maxJoinItems bounds what a newcomer takes in from one join answer.
 const maxJoinItems = 1 << 16
+
+// maxServeOps bounds the ops served to a former member (it learns how
+// it left; it pulls again for more).
+const maxServeOps = 1024
 
 // maxServeSeqs bounds the sequence numbers of one author a pull looks up.
 const maxServeSeqs = 4096

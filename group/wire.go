@@ -14,7 +14,14 @@ package group
 //	Envelope   group_id, author, seq, epoch, nonce,
 //	           ciphertext = XChaCha20-Poly1305(key[epoch], nonce, Message,
 //	                        ad = "meshtalk group envelope v1"|group_id|author|seq|epoch),
-//	           signature  = Ed25519(author, the same ad|nonce|ciphertext)
+//	           key_hint   = the first 8 bytes of key[epoch]'s key hash (below),
+//	           signature  = Ed25519(author, the same ad|nonce|ciphertext|key_hint)
+//
+// The key hint (groupsync 2.0.0; absent in older envelopes, and then not
+// signed) says which key of the epoch's number the envelope needs: two
+// branches of the op DAG may each have started an epoch of one number,
+// with keys of their own, and a member that has not yet heard of the
+// other branch must not take a message sealed on it for junk.
 //
 // where Message is history/pb's Message, as in a direct message.
 //
@@ -23,10 +30,17 @@ package group
 //	Reject  a malformed message (a message ID not derived as below
 //	        included); a bad signature; an author that is not a
 //	        current member nor a former one within its frozen head
-//	        (below); an epoch whose key this node holds but that
-//	        does not decrypt it; an operation whose signer may not do it
+//	        (below); an envelope whose key hint names this node's key of
+//	        its epoch (or that has none) but that does not open with it;
+//	        an operation whose signer may not do it
 //	Ignore  a group or epoch this node does not know (yet); a duplicate;
-//	        an operation this node is not ready for (it pulls first)
+//	        an operation that follows operations this node does not hold
+//	        (it pulls them); an envelope whose key hint names another key
+//	        of its epoch's number than this node's (sealed on a branch it
+//	        has not heard of, or knows of: it pulls), by a member or one
+//	        that this node's branch removed; one without a hint
+//	        that does not open with this node's key of an epoch that two
+//	        branches numbered alike
 //	Accept  everything else
 //
 // Only members are admitted to a topic (filter.go): gossipsub's peer
@@ -60,12 +74,15 @@ package group
 // (nor can a friend with a direct message, whose IDs hash another
 // domain, see wire.go).
 //
-// # Membership: a signed log of operations
+// # Membership: a DAG of signed operations
 //
-// A group is the log of its operations (pb.Op), each signed by its actor
-// and chained to the one before by SHA-256:
+// A group is the set of its operations (pb.Op), each signed by its actor
+// and naming as parents the SHA-256 of each signed op at the heads of
+// the DAG its actor held (1 to 16, ascending; 1.x ops named the one op
+// before them, prev, at an index, and are read so). The set is folded in
+// one order that every member computes alike (doc.go):
 //
-//	index 0  create   the creator (an admin), the name, epoch 0 and the hash of its key;
+//	create            the creator (an admin), the name, epoch 0 and the hash of its key;
 //	                  the group ID is the first 16 bytes of SHA-256(the encoded create op), in hex
 //	add      target   by an admin, or by any member with an admin's valid invite that
 //	                  no revoke names, for a target that was not removed (a removed
@@ -83,10 +100,16 @@ package group
 //	promote  target   by an admin: the target becomes an admin
 //	rename            by an admin: name and avatar
 //
-// Each operation carries its actor's time. The log's times never go back:
-// an operation counts as no earlier than the one it follows (so an add
-// dated back cannot use an invite that has expired since), and its actor
-// dates it no earlier than that one whatever its own clock says. One
+// An op that starts an epoch names the number after its actor's epoch;
+// the fold numbers epochs itself (two branches may name one number), and
+// the number named stays the one the key hash binds and a key travels
+// with. An op its actor may not do at its place in the order is void:
+// kept and synced, without effect.
+//
+// Each operation carries its actor's time. Times never go back along the
+// DAG: an operation counts as no earlier than the ones it follows (so an
+// add dated back cannot use an invite that has expired since), and its
+// actor dates it no earlier than those whatever its own clock says. One
 // dated more than an hour ahead of a member's clock waits (the validator
 // ignores it) until that clock is near enough. And an add by an invite
 // that has expired by the member's clock, dated more than an hour before
@@ -103,14 +126,15 @@ package group
 // while someone who held it has left: it waits for the rekey that
 // follows a leave (sending waits for it, bounded).
 //
-// Every member checks every operation against the log before it applies
-// it, and applies the log in order: an operation at an index it does not
-// hold yet makes it pull the ones before. Two admins who append at the
-// same index at the same moment fork the log: each member keeps the
-// operation it saw first.
+// Every member checks every operation against the ops it follows (the
+// group as its actor held it) before it takes it, and refuses one that
+// fails there; an operation whose parents it does not hold yet makes it
+// pull them. Two admins who act at once, apart or not, fork the DAG; the
+// order folds both branches alike at every member (doc.go), and the next
+// op of any member follows both.
 //
 // A new epoch's key goes to each remaining member over
-// /meshtalk/groupsync/1.1.0 (below): the secure channel authenticates and
+// /meshtalk/groupsync/2.0.0 (below): the secure channel authenticates and
 // encrypts both ends, so the key needs no sealing of its own; a member
 // checks it against the key_hash of the signed operation that started the
 // epoch. A member that was offline gets it from any member when it pulls.
@@ -129,22 +153,25 @@ package group
 // operation that carries the invite, and answers the log, the current key
 // and what it holds.
 //
-// # /meshtalk/groupsync/1.1.0 — joining, catch-up, new keys
+// # /meshtalk/groupsync/2.0.0 — joining, catch-up, new keys
 //
 // One SyncRequest per stream; the other side answers SyncFrames until one
 // with end set:
 //
 //	requester                          responder
-//	SyncRequest{pull: group, ops, heads} -->
+//	SyncRequest{pull: group, op_heads, heads} -->
 //	                                   <-- SyncFrame{ops, keys, envelopes}
 //	                                   <-- SyncFrame{envelopes} ...
 //	                                   <-- SyncFrame{end}
 //
 //	request  meaning
-//	pull     "I hold ops 0..ops-1 and, per author, these seqs": the
-//	         responder (if the requester is a member) answers the ops and
-//	         keys it lacks and the envelopes it lacks, in order
-//	join     "admit me": an invite; the answer is the log, the key, the
+//	pull     "I hold the ops of these DAG heads and, per author, these
+//	         seqs": the responder (if the requester is a member) answers
+//	         the ops that are not ancestors of those heads, in its order
+//	         (parents first), the keys of the epochs the requester was in
+//	         and the envelopes it lacks, in order; a head the responder
+//	         does not hold makes it pull from the requester in turn
+//	join     "admit me": an invite; the answer is the ops, the key, the
 //	         responder's heads (the newcomer starts there), for each the
 //	         envelope it ends on, and members. The newcomer takes a head
 //	         only with that envelope, signed by its author: a head past
@@ -168,6 +195,9 @@ package group
 // nothing sent before its add. (History for newcomers, if wanted, would
 // be a group setting, off by default; there is none yet.)
 //
+// A key (EpochKey) travels with the epoch number its op named; the
+// receiver keeps it if its hash is one an op it holds names.
+//
 // # Versions
 //
 //	1.0.0  the protocols above, without what 1.1.0 added.
@@ -176,6 +206,12 @@ package group
 //	       and 15. A 1.0.0 member refuses these ops, so every member of a
 //	       group must run 1.1.0: the new protocol ID keeps the versions
 //	       from syncing with each other at all, rather than half.
+//	2.0.0  ops name parents (the DAG) instead of index and prev; pull
+//	       names op_heads instead of a count of ops; keys travel with the
+//	       number their op named. A 2.0.0 member reads ops in 1.x form
+//	       (stored logs, schema 2, migrate); a 1.1.0 member refuses ops
+//	       with parents, so again every member of a group must run
+//	       2.0.0.
 
 import (
 	"bufio"
@@ -209,7 +245,7 @@ import (
 )
 
 // SyncProtocol is the catch-up, join and key protocol.
-const SyncProtocol = protocol.ID("/meshtalk/groupsync/1.1.0")
+const SyncProtocol = protocol.ID("/meshtalk/groupsync/2.0.0")
 
 // Topic is the gossipsub topic of group id.
 func Topic(id string) string { return topicPrefix + id }
@@ -231,6 +267,8 @@ const (
 	maxHints = 16
 	// maxAddrs bounds the addresses of one member.
 	maxAddrs = 16
+	// maxParents bounds the parents of an op: the heads its actor holds.
+	maxParents = 16
 	// maxExtra bounds the seqs above the contiguous run a head lists.
 	maxExtra = 4096
 	// MaxNameBytes bounds a group's name.
@@ -315,11 +353,31 @@ type envelope struct {
 	Nonce      []byte
 	Ciphertext []byte
 	Signature  []byte
+	// KeyHint: the first keyHintLen bytes of the key hash of the key it
+	// is sealed with (none in envelopes sealed before groupsync 2.0.0).
+	KeyHint []byte
+}
+
+// keyHintLen is the length of an envelope's key hint.
+const keyHintLen = 8
+
+// keyHint is the key hint of an envelope sealed with key in a group's
+// epoch.
+func keyHint(gid []byte, epoch uint64, key []byte) []byte {
+	return keyHash(gid, epoch, key)[:keyHintLen]
+}
+
+// foreignKey reports whether the envelope names, by its hint, another key
+// of its epoch's number than key: it was sealed on a branch of the op DAG
+// that numbered an epoch like this node's. An envelope without a hint
+// names none.
+func (e *envelope) foreignKey(key []byte) bool {
+	return len(e.KeyHint) > 0 && !bytes.Equal(e.KeyHint, keyHint(e.GroupID, e.Epoch, key))
 }
 
 func (e *envelope) toWire() *pb.Envelope {
 	return &pb.Envelope{GroupId: e.GroupID, Author: []byte(e.Author), Seq: e.Seq, Epoch: e.Epoch, Nonce: e.Nonce,
-		Ciphertext: e.Ciphertext, Signature: e.Signature}
+		Ciphertext: e.Ciphertext, Signature: e.Signature, KeyHint: e.KeyHint}
 }
 
 // envelopeFromWire checks the form of an envelope (not its signature).
@@ -332,9 +390,10 @@ func envelopeFromWire(w *pb.Envelope) (*envelope, error) {
 		return nil, fmt.Errorf("%w: author: %v", ErrBadFrame, err)
 	}
 	e := &envelope{GroupID: w.GetGroupId(), Author: author, Seq: w.GetSeq(), Epoch: w.GetEpoch(), Nonce: w.GetNonce(),
-		Ciphertext: w.GetCiphertext(), Signature: w.GetSignature()}
+		Ciphertext: w.GetCiphertext(), Signature: w.GetSignature(), KeyHint: w.GetKeyHint()}
 	if len(e.GroupID) != groupIDLen || e.Seq == 0 || len(e.Nonce) != chacha20poly1305.NonceSizeX ||
-		len(e.Ciphertext) < chacha20poly1305.Overhead || len(e.Signature) == 0 || len(e.Signature) > 128 {
+		len(e.Ciphertext) < chacha20poly1305.Overhead || len(e.Signature) == 0 || len(e.Signature) > 128 ||
+		(len(e.KeyHint) != 0 && len(e.KeyHint) != keyHintLen) {
 		return nil, fmt.Errorf("%w: envelope fields", ErrBadFrame)
 	}
 	return e, nil
@@ -350,10 +409,15 @@ func (e *envelope) ad() []byte {
 	return binary.BigEndian.AppendUint64(b, e.Epoch)
 }
 
-// signed is what the author signs.
+// signed is what the author signs: the key hint only when there is one,
+// so that envelopes sealed before there were hints still verify.
 func (e *envelope) signed() []byte {
 	b := appendField(e.ad(), e.Nonce)
-	return appendField(b, e.Ciphertext)
+	b = appendField(b, e.Ciphertext)
+	if len(e.KeyHint) > 0 {
+		b = appendField(b, e.KeyHint)
+	}
+	return b
 }
 
 func appendField(b, f []byte) []byte {
@@ -371,7 +435,8 @@ func sealEnvelope(priv crypto.PrivKey, author peer.ID, gid []byte, seq, epoch ui
 	if err != nil {
 		return nil, err
 	}
-	e := &envelope{GroupID: gid, Author: author, Seq: seq, Epoch: epoch, Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
+	e := &envelope{GroupID: gid, Author: author, Seq: seq, Epoch: epoch, Nonce: make([]byte, chacha20poly1305.NonceSizeX),
+		KeyHint: keyHint(gid, epoch, key)}
 	rand.Read(e.Nonce)
 	e.Ciphertext = aead.Seal(nil, e.Nonce, plain, e.ad())
 	if e.Signature, err = priv.Sign(e.signed()); err != nil {
@@ -488,6 +553,10 @@ type op struct {
 	LastSeq uint64
 	// InviteID is the invite withdrawn (revoke).
 	InviteID []byte
+	// Parents are the heads of the op DAG its actor held (2.0.0), in
+	// ascending order; an op in 1.x form has none, and Prev is its one
+	// parent (parentHashes).
+	Parents [][]byte
 
 	// raw is the encoded SignedOp, hash its SHA-256 (the next op's prev).
 	raw  []byte
@@ -497,7 +566,7 @@ type op struct {
 func (o *op) toWire() *pb.Op {
 	w := &pb.Op{GroupId: o.GroupID, Index: o.Index, Prev: o.Prev, Actor: []byte(o.Actor), Kind: o.Kind, Addrs: o.Addrs,
 		Name: o.Name, Avatar: o.Avatar, AvatarType: o.AvatarType, Epoch: o.Epoch, KeyHash: o.KeyHash, TimeMs: o.TimeMS, Nonce: o.Nonce,
-		LastSeq: o.LastSeq, InviteId: o.InviteID}
+		LastSeq: o.LastSeq, InviteId: o.InviteID, Parents: o.Parents}
 	if o.Target != "" {
 		w.Target = []byte(o.Target)
 	}
@@ -546,7 +615,8 @@ func opFromWire(so *pb.SignedOp) (*op, error) {
 	}
 	o := &op{GroupID: w.GetGroupId(), Index: w.GetIndex(), Prev: w.GetPrev(), Actor: actor, Kind: w.GetKind(),
 		Addrs: w.GetAddrs(), Name: w.GetName(), Avatar: w.GetAvatar(), AvatarType: w.GetAvatarType(), Epoch: w.GetEpoch(),
-		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce(), LastSeq: w.GetLastSeq(), InviteID: w.GetInviteId()}
+		KeyHash: w.GetKeyHash(), TimeMS: w.GetTimeMs(), Nonce: w.GetNonce(), LastSeq: w.GetLastSeq(), InviteID: w.GetInviteId(),
+		Parents: w.GetParents()}
 	if len(w.GetTarget()) > 0 {
 		if o.Target, err = peer.IDFromBytes(w.GetTarget()); err != nil {
 			return nil, fmt.Errorf("%w: op target: %v", ErrBadFrame, err)
@@ -587,13 +657,25 @@ func (o *op) checkForm() error {
 		}
 	}
 	if o.Kind == OpCreate {
-		if o.Index != 0 || len(o.GroupID) != 0 || len(o.Prev) != 0 || o.Epoch != 0 || len(o.KeyHash) != sha256.Size || len(o.Nonce) < 16 {
+		if o.Index != 0 || len(o.GroupID) != 0 || len(o.Prev) != 0 || len(o.Parents) != 0 || o.Epoch != 0 || len(o.KeyHash) != sha256.Size || len(o.Nonce) < 16 {
 			return bad("fields")
 		}
 		return nil
 	}
-	if len(o.GroupID) != groupIDLen || o.Index == 0 || len(o.Prev) != sha256.Size {
-		return bad("group, index or prev")
+	if len(o.GroupID) != groupIDLen {
+		return bad("group")
+	}
+	// 1.x form: index and prev; 2.0.0: parents, ascending, distinct.
+	if len(o.Parents) == 0 && (o.Index == 0 || len(o.Prev) != sha256.Size) {
+		return bad("index or prev")
+	}
+	if len(o.Parents) > 0 && (o.Index != 0 || len(o.Prev) != 0 || len(o.Parents) > maxParents) {
+		return bad("parents with index or prev, or too many")
+	}
+	for i, p := range o.Parents {
+		if len(p) != sha256.Size || (i > 0 && bytes.Compare(o.Parents[i-1], p) >= 0) {
+			return bad("parents not distinct hashes in ascending order")
+		}
 	}
 	switch o.Kind {
 	case OpAdd, OpRemove, OpPromote:
@@ -625,6 +707,18 @@ func (o *op) checkForm() error {
 	}
 	return nil
 }
+
+// parentHashes are the ops o follows: its parents, or, in 1.x form, the
+// op before it in the linear log (none: create).
+func (o *op) parentHashes() [][]byte {
+	if len(o.Parents) > 0 || o.Kind == OpCreate {
+		return o.Parents
+	}
+	return [][]byte{o.Prev}
+}
+
+// startsEpoch reports whether o starts a key epoch (create: epoch 0).
+func (o *op) startsEpoch() bool { return o.Kind != OpCreate && len(o.KeyHash) > 0 }
 
 // groupIDOf derives the group ID from the create op.
 func groupIDOf(create *op) []byte {

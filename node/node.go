@@ -13,6 +13,8 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	pebbleds "github.com/ipfs/go-ds-pebble"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -63,6 +65,9 @@ type Options struct {
 	// After is the timer of chat's couriers (backoff and park_after);
 	// nil is time.After. Tests give a fake one.
 	After func(time.Duration) <-chan time.Time
+	// Gater decides which connections the host makes and takes; nil
+	// admits all. Tests partition nodes with it.
+	Gater connmgr.ConnectionGater
 }
 
 // Node is a running meshtalk node: identity, datastore and libp2p host,
@@ -95,6 +100,7 @@ type Node struct {
 	// fetched counts the pictures fetched by themselves today (stored).
 	fetched fetchBudget
 	after   func(time.Duration) <-chan time.Time
+	gater   connmgr.ConnectionGater // nil: all admitted
 	lock    *homeLock
 
 	life      *lifecycle.Group // the node's own goroutines
@@ -119,7 +125,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		logs = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{home: opts.Home, role: opts.Role, events: NewEvents(), react: reactions{wake: make(chan struct{}, 1)}, stopReq: make(chan struct{}),
-		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock, after: opts.After}
+		logs: logs, log: logs.With("component", "node"), started: time.Now(), clock: opts.Clock, after: opts.After, gater: opts.Gater}
 	if n.lock, err = lockHome(opts.Home); err != nil {
 		return nil, err
 	}
@@ -203,7 +209,11 @@ func (n *Node) startHost(ctx context.Context, undo *undoStack) (err error) {
 		return err
 	}
 	undo.push(func() { n.disc.Close() })
-	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.pstore, n.disc.HostOptions(), n.disc.MappedAddrs); err != nil {
+	extra := n.disc.HostOptions()
+	if n.gater != nil {
+		extra = append(extra, libp2p.ConnectionGater(n.gater))
+	}
+	if n.host, err = newHost(ctx, n.key, n.cfg, n.role, n.pstore, extra, n.disc.MappedAddrs); err != nil {
 		return err
 	}
 	// Runs before the discovery undo: the host goes first.

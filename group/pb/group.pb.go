@@ -1,6 +1,6 @@
 // Wire messages of meshtalk's groups: the gossipsub topic
 // /meshtalk/group/<group-id>, membership operations, invites and the
-// /meshtalk/groupsync/1.1.0 protocol. The flows, limits and versions are
+// /meshtalk/groupsync/2.0.0 protocol. The flows, limits and versions are
 // specified in group/wire.go; the rest of the code uses the native
 // types there, never these.
 
@@ -124,8 +124,14 @@ type Envelope struct {
 	Nonce []byte `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	// Seal(key(epoch), nonce, Message, group_id|author|seq|epoch).
 	Ciphertext []byte `protobuf:"bytes,6,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
-	// Ed25519 over "meshtalk group envelope v1" and fields 1 to 6.
-	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Ed25519 over "meshtalk group envelope v1" and fields 1 to 6, and
+	// field 8 when it is set.
+	Signature []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The first 8 bytes of the hash of the key it is sealed with (the key
+	// hash of its epoch, as an op commits to it): which of two branches'
+	// keys of one epoch number it needs, before anyone tries to open it.
+	// Empty in envelopes sealed before groupsync 2.0.0.
+	KeyHint       []byte `protobuf:"bytes,8,opt,name=key_hint,json=keyHint,proto3" json:"key_hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,6 +215,13 @@ func (x *Envelope) GetSignature() []byte {
 	return nil
 }
 
+func (x *Envelope) GetKeyHint() []byte {
+	if x != nil {
+		return x.KeyHint
+	}
+	return nil
+}
+
 // SignedOp is one entry of a group's membership log.
 type SignedOp struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -267,9 +280,12 @@ func (x *SignedOp) GetSignature() []byte {
 type Op struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GroupId []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	// The position in the log, from 0 (the create operation).
+	// 1.x: the position in the log, from 0 (the create operation).
+	// 2.0.0: 0 (the op's place is its parents').
 	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	// SHA-256 of the SignedOp at index-1 (empty for create).
+	// 1.x: SHA-256 of the SignedOp at index-1 (empty for create). 2.0.0:
+	// empty (parents); an op stored in 1.x form is read as having prev as
+	// its one parent.
 	Prev []byte `protobuf:"bytes,3,opt,name=prev,proto3" json:"prev,omitempty"`
 	// The signer's peer ID.
 	Actor []byte `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
@@ -299,7 +315,10 @@ type Op struct {
 	// it. Nothing of that member numbered past it is accepted by any path.
 	LastSeq uint64 `protobuf:"varint,16,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	// The invite an admin withdraws (revoke; 1.1.0).
-	InviteId      []byte `protobuf:"bytes,17,opt,name=invite_id,json=inviteId,proto3" json:"invite_id,omitempty"`
+	InviteId []byte `protobuf:"bytes,17,opt,name=invite_id,json=inviteId,proto3" json:"invite_id,omitempty"`
+	// The heads of the op DAG its actor held (2.0.0): SHA-256 of each
+	// SignedOp, ascending, 1 to 16 (empty for create).
+	Parents       [][]byte `protobuf:"bytes,18,rep,name=parents,proto3" json:"parents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -449,6 +468,13 @@ func (x *Op) GetLastSeq() uint64 {
 func (x *Op) GetInviteId() []byte {
 	if x != nil {
 		return x.InviteId
+	}
+	return nil
+}
+
+func (x *Op) GetParents() [][]byte {
+	if x != nil {
+		return x.Parents
 	}
 	return nil
 }
@@ -759,9 +785,12 @@ func (*SyncRequest_Push) isSyncRequest_Body() {}
 type Pull struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GroupId []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	// The requester has ops 0..ops-1.
-	Ops           uint64  `protobuf:"varint,2,opt,name=ops,proto3" json:"ops,omitempty"`
-	Heads         []*Head `protobuf:"bytes,3,rep,name=heads,proto3" json:"heads,omitempty"`
+	// 1.x: the requester has ops 0..ops-1. 2.0.0: unused (0).
+	Ops   uint64  `protobuf:"varint,2,opt,name=ops,proto3" json:"ops,omitempty"`
+	Heads []*Head `protobuf:"bytes,3,rep,name=heads,proto3" json:"heads,omitempty"`
+	// The heads of the requester's op DAG (2.0.0): it holds them and every
+	// op they descend from.
+	OpHeads       [][]byte `protobuf:"bytes,4,rep,name=op_heads,json=opHeads,proto3" json:"op_heads,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -813,6 +842,13 @@ func (x *Pull) GetOps() uint64 {
 func (x *Pull) GetHeads() []*Head {
 	if x != nil {
 		return x.Heads
+	}
+	return nil
+}
+
+func (x *Pull) GetOpHeads() [][]byte {
+	if x != nil {
+		return x.OpHeads
 	}
 	return nil
 }
@@ -1103,7 +1139,7 @@ const file_group_proto_rawDesc = "" +
 	"\fTopicMessage\x125\n" +
 	"\benvelope\x18\x01 \x01(\v2\x17.meshtalk.chat.EnvelopeH\x00R\benvelope\x12)\n" +
 	"\x02op\x18\x02 \x01(\v2\x17.meshtalk.chat.SignedOpH\x00R\x02opB\x06\n" +
-	"\x04body\"\xb9\x01\n" +
+	"\x04body\"\xd4\x01\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x16\n" +
 	"\x06author\x18\x02 \x01(\fR\x06author\x12\x10\n" +
@@ -1113,10 +1149,11 @@ const file_group_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x06 \x01(\fR\n" +
 	"ciphertext\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature\"8\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12\x19\n" +
+	"\bkey_hint\x18\b \x01(\fR\akeyHint\"8\n" +
 	"\bSignedOp\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\fR\x02op\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb5\x03\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xcf\x03\n" +
 	"\x02Op\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
@@ -1136,7 +1173,8 @@ const file_group_proto_rawDesc = "" +
 	"\atime_ms\x18\x0e \x01(\x03R\x06timeMs\x12\x14\n" +
 	"\x05nonce\x18\x0f \x01(\fR\x05nonce\x12\x19\n" +
 	"\blast_seq\x18\x10 \x01(\x04R\alastSeq\x12\x1b\n" +
-	"\tinvite_id\x18\x11 \x01(\fR\binviteId\"\xa7\x01\n" +
+	"\tinvite_id\x18\x11 \x01(\fR\binviteId\x12\x18\n" +
+	"\aparents\x18\x12 \x03(\fR\aparents\"\xa7\x01\n" +
 	"\x06Invite\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x1b\n" +
 	"\tinvite_id\x18\x02 \x01(\fR\binviteId\x12\x12\n" +
@@ -1158,11 +1196,12 @@ const file_group_proto_rawDesc = "" +
 	"\x04pull\x18\x01 \x01(\v2\x13.meshtalk.chat.PullH\x00R\x04pull\x12)\n" +
 	"\x04join\x18\x02 \x01(\v2\x13.meshtalk.chat.JoinH\x00R\x04join\x12.\n" +
 	"\x04push\x18\x03 \x01(\v2\x18.meshtalk.chat.SyncFrameH\x00R\x04pushB\x06\n" +
-	"\x04body\"^\n" +
+	"\x04body\"y\n" +
 	"\x04Pull\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
 	"\x03ops\x18\x02 \x01(\x04R\x03ops\x12)\n" +
-	"\x05heads\x18\x03 \x03(\v2\x13.meshtalk.chat.HeadR\x05heads\"T\n" +
+	"\x05heads\x18\x03 \x03(\v2\x13.meshtalk.chat.HeadR\x05heads\x12\x19\n" +
+	"\bop_heads\x18\x04 \x03(\fR\aopHeads\"T\n" +
 	"\x04Head\x12\x16\n" +
 	"\x06author\x18\x01 \x01(\fR\x06author\x12\x1e\n" +
 	"\n" +

@@ -4,7 +4,8 @@
 //
 // Beside Start and Connect it holds what tests of several packages share:
 // waiting on an event or a condition with a deadline instead of sleeping
-// (wait.go), making two nodes friends (chat.go), a relay client on a bare
+// (wait.go), splitting nodes from each other (partition.go), making two
+// nodes friends (chat.go), a relay client on a bare
 // host (relayclient.go), a friend code's decoder for tests that see a node
 // through its API only (friendcode.go), and the CPU measure benchmarks
 // report (cpu.go).
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -37,6 +39,9 @@ type Options struct {
 	Clock func() time.Time
 	// After is the timer of the node's chat couriers; nil is time.After.
 	After func(time.Duration) <-chan time.Time
+	// Switchboard, when set, can split the node from others
+	// (partition.go).
+	Switchboard *Switchboard
 }
 
 // Start starts one node and closes it when the test ends. A test node
@@ -50,6 +55,12 @@ func Start(t testing.TB, opts Options) *node.Node {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var gate *gater
+	var gateOpt connmgr.ConnectionGater
+	if opts.Switchboard != nil {
+		gate = &gater{s: opts.Switchboard}
+		gateOpt = gate
+	}
 	n, err := node.New(ctx, node.Options{
 		Home:       opts.Home,
 		Passphrase: opts.Passphrase,
@@ -68,9 +79,13 @@ func Start(t testing.TB, opts Options) *node.Node {
 		Logger: Logger(t),
 		Clock:  opts.Clock,
 		After:  opts.After,
+		Gater:  gateOpt,
 	})
 	if err != nil {
 		t.Fatalf("nodetest: start node: %v", err)
+	}
+	if gate != nil {
+		gate.self.Store(n.ID())
 	}
 	t.Cleanup(func() {
 		// Close is idempotent: a test may have stopped the node already.
