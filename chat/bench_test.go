@@ -26,10 +26,6 @@ const (
 	// The raw baseline has every message in flight at once; 256 senders
 	// keep a round of that size going while the one before it syncs.
 	senders = 256
-	// warmMessages is how many messages the steady run sends before it
-	// measures: about 60 MiB written on each node, past the growth of
-	// pebble's memtables to their full 16 MiB and the first reuse of one.
-	warmMessages = 40_000
 )
 
 // BenchmarkDM measures 1 KiB messages between two nodes, acked by the
@@ -54,18 +50,6 @@ func BenchmarkDM(b *testing.B) {
 		defer reportWrites(b, a, c)()
 		benchDMPipelined(b, a, send)
 	})
-	// The steady run first brings both stores past their start-up: pebble
-	// grows its memtables from 256 KiB to 16 MiB on fresh memory before it
-	// recycles one, and on this kind of VM each first touch of a page is a
-	// fault of 20-25 µs, a third of a message's CPU while it lasts. A node
-	// pays that once per start; the cold figure is "pipelined" above.
-	var warm sync.Once
-	b.Run("meshtalk/pipelined-steady", func(b *testing.B) {
-		warm.Do(func() { pipeline(b, a, send, warmMessages) })
-		b.ResetTimer()
-		defer reportWrites(b, a, c)()
-		benchDMPipelined(b, a, send)
-	})
 	b.Run("meshtalk/one-at-a-time", func(b *testing.B) {
 		defer reportWrites(b, a, c)()
 		benchDMOneAtATime(b, a, send)
@@ -82,19 +66,11 @@ func BenchmarkDM(b *testing.B) {
 // benchDMPipelined sends b.N messages from a through send, senders at a
 // time, and reports the rate and the send-to-ack latency.
 func benchDMPipelined(b *testing.B, a *node.Node, send func() (string, time.Time)) {
-	start, cpu := time.Now(), nodetest.StartCPU()
-	lat := pipeline(b, a, send, b.N)
-	reportRate(b, start, cpu)
-	reportLatency(b, lat)
-}
-
-// pipeline sends n messages from a through send, senders at a time, and
-// returns their send-to-ack times once all are acked.
-func pipeline(b *testing.B, a *node.Node, send func() (string, time.Time), n int) []time.Duration {
 	acks := newAckWatch(a)
 	defer acks.close()
-	work := make(chan struct{}, n)
-	for range n {
+	start, cpu := time.Now(), nodetest.StartCPU()
+	work := make(chan struct{}, b.N)
+	for range b.N {
 		work <- struct{}{}
 	}
 	close(work)
@@ -111,7 +87,9 @@ func pipeline(b *testing.B, a *node.Node, send func() (string, time.Time), n int
 		}()
 	}
 	wg.Wait()
-	return acks.wait(b, n)
+	lat := acks.wait(b, b.N)
+	reportRate(b, start, cpu)
+	reportLatency(b, lat)
 }
 
 // benchDMOneAtATime sends from a through send, each message once the one
