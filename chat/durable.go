@@ -83,7 +83,9 @@ func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 			}
 			first = item
 		}
-		round, bytes := []T{first}, size(first)
+		// Room for as many as the round before: a round of 256
+		// messages grown by appending copied each one about twice.
+		round, bytes := append(make([]T, 0, max(prev, 1)), first), size(first)
 		open, lingering := true, false
 		full := func() bool { return len(round) >= maxRound || bytes >= maxRoundBytes }
 	gather:
