@@ -179,6 +179,7 @@ func (s *Store) PutRecord(ctx context.Context, w datastore.Write, m *Message) er
 		// The messages point into m: cleared before they are pooled.
 		proto.Reset(&r.msg)
 		proto.Reset(&r.rec)
+		proto.Reset(&r.via)
 		recordBufs.Put(r)
 	}()
 	wm := &r.msg
@@ -189,7 +190,8 @@ func (s *Store) PutRecord(ctx context.Context, w datastore.Write, m *Message) er
 	rec.From, rec.To = append(r.from[:0], m.From...), append(r.to[:0], m.To...)
 	r.from, r.to = rec.From, rec.To
 	if m.Via != nil {
-		rec.Via = m.Via.toWire()
+		m.Via.fill(&r.via)
+		rec.Via = &r.via
 	}
 	b, err := proto.MarshalOptions{}.MarshalAppend(r.buf[:0], rec)
 	if err != nil {
@@ -203,6 +205,7 @@ func (s *Store) PutRecord(ctx context.Context, w datastore.Write, m *Message) er
 type recordBuf struct {
 	msg      pb.Message
 	rec      pb.StoredMessage
+	via      pb.Hop
 	from, to []byte
 	buf      []byte
 }
