@@ -117,7 +117,7 @@ func (s *Service) runCommitter() {
 			}
 			for _, r := range reqs {
 				if !r.local {
-					s.courierFor(r.p).push(r.w)
+					s.courierFor(r.p).push(&r.w)
 				}
 			}
 			return struct{}{}, nil
@@ -220,15 +220,18 @@ type courier struct {
 	parkMu   sync.Mutex      // held while parking: one park at a time
 	parked   map[string]bool // IDs handed to the mailbox
 
-	mu    sync.Mutex
-	queue []wireMessage // enqueued since the courier last read the outbox
+	mu sync.Mutex
+	// queue is what was enqueued since the courier last read the
+	// outbox: the messages of the committer's requests, not copies (a
+	// copy was a tenth of what a DM allocated).
+	queue []*wireMessage
 
 	// contactDue: the contact record has something to send (our newer
 	// profile) that an open stream's loop must not leave until it idles.
 	contactDue atomic.Bool
 }
 
-func (c *courier) push(w wireMessage) {
+func (c *courier) push(w *wireMessage) {
 	c.mu.Lock()
 	c.queue = append(c.queue, w)
 	c.mu.Unlock()
@@ -256,15 +259,15 @@ func (c *courier) kickPark() {
 	}
 }
 
-func (c *courier) take() []wireMessage {
+func (c *courier) take() []*wireMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	q := c.queue
 	// The next take is likely as large: room for it now, not growth by
 	// copying, up to a round's worth (an idle courier keeps no burst's
-	// worth). What was taken is not reused: the courier points into it.
+	// worth).
 	if len(q) > 0 {
-		c.queue = make([]wireMessage, 0, min(len(q), maxRound))
+		c.queue = make([]*wireMessage, 0, min(len(q), maxRound))
 	}
 	return q
 }
@@ -703,7 +706,7 @@ func (s *Service) flushOutbox(c *courier) error {
 	f.path, f.relay = s.cfg.Path(st.Conn())
 	go f.readAcks()
 	defer f.end()
-	if err := f.send(pending); err != nil {
+	if err := f.send(pointers(pending)); err != nil {
 		return err
 	}
 	return f.loop()
@@ -721,7 +724,7 @@ type flush struct {
 	relay peer.ID // the relay of a relayed path
 
 	mu       sync.Mutex
-	inflight map[string]*wireMessage // pointing into the slices sent
+	inflight map[string]*wireMessage // the queued messages themselves
 	sentAt   map[string]time.Time    // when each in flight was written
 	order    []string                // inflight IDs in the order written
 	since    time.Time               // when the oldest unacked message was written
@@ -812,8 +815,17 @@ func (f *flush) end() {
 	}
 }
 
+// pointers points at the messages of msgs.
+func pointers(msgs []wireMessage) []*wireMessage {
+	out := make([]*wireMessage, len(msgs))
+	for i := range msgs {
+		out[i] = &msgs[i]
+	}
+	return out
+}
+
 // send writes the messages not in flight yet.
-func (f *flush) send(msgs []wireMessage) error {
+func (f *flush) send(msgs []*wireMessage) error {
 	sent := f.enter(msgs)
 	if len(sent) == 0 {
 		return nil
@@ -839,12 +851,11 @@ func (f *flush) send(msgs []wireMessage) error {
 }
 
 // enter puts the messages not in flight yet in flight and returns them.
-func (f *flush) enter(msgs []wireMessage) []*wireMessage {
+func (f *flush) enter(msgs []*wireMessage) []*wireMessage {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	sent := make([]*wireMessage, 0, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
+	for _, m := range msgs {
 		if _, ok := f.inflight[m.ID]; ok {
 			continue
 		}

@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -137,13 +138,13 @@ func (m *ByPeer[V]) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (h *Hop) toWire() *pb.Hop {
-	w := &pb.Hop{Event: h.Event, AtMs: h.At.UnixMilli(), Path: h.Path, Relay: []byte(h.Relay), Peer: []byte(h.Peer)}
+// fill sets w (reset) to h.
+func (h *Hop) fill(w *pb.Hop) {
+	w.Event, w.AtMs, w.Path, w.Relay, w.Peer = h.Event, h.At.UnixMilli(), h.Path, []byte(h.Relay), []byte(h.Peer)
 	if p := h.Prev; p != nil {
 		// The step before keeps the path and relay of the record.
 		w.PrevEvent, w.PrevAtMs, w.Path, w.Relay = p.Event, p.At.UnixMilli(), p.Path, []byte(p.Relay)
 	}
-	return w
 }
 
 func hopFromWire(w *pb.Hop) *Hop {
@@ -177,12 +178,28 @@ func TraceKey(id, event string, member peer.ID) datastore.Key {
 // PutHop writes a hop of message id into w (a batch that is being
 // written anyway).
 func PutHop(ctx context.Context, w datastore.Write, id string, h Hop) error {
-	b, err := proto.Marshal(h.toWire())
+	r := hopBufs.Get().(*hopBuf)
+	defer func() {
+		proto.Reset(&r.hop)
+		hopBufs.Put(r)
+	}()
+	h.fill(&r.hop)
+	b, err := proto.MarshalOptions{}.MarshalAppend(r.buf[:0], &r.hop)
 	if err != nil {
 		return err
 	}
+	r.buf = b
 	return w.Put(ctx, TraceKey(id, h.Event, h.Peer), b)
 }
+
+// hopBuf is what PutHop encodes a hop with; the datastore copies what
+// it is given (see recordBufs).
+type hopBuf struct {
+	hop pb.Hop
+	buf []byte
+}
+
+var hopBufs = sync.Pool{New: func() any { return new(hopBuf) }}
 
 // ReadStamp is the value of a /read/ mark made at t.
 func ReadStamp(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixMilli())) }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshtalk/meshtalk/history/pb"
 )
 
 // TestTraceMembersJSON: a trace's per member maps are keyed by the
@@ -37,13 +39,20 @@ func TestDeliveredHopUnfolds(t *testing.T) {
 	relay := peer.ID("\x00\x05relay")
 	sent := Hop{Event: HopSent, At: time.UnixMilli(1_700_000_000_000), Path: "relayed", Relay: relay}
 	h := Delivered(sent, time.UnixMilli(1_700_000_000_250))
-	got := hopFromWire(h.toWire()).unfold()
+	got := hopFromWire(wireOf(h)).unfold()
 	want := []Hop{sent, {Event: HopDelivered, At: time.UnixMilli(1_700_000_000_250)}}
 	if len(got) != 2 || got[0] != want[0] || got[1].Event != want[1].Event || !got[1].At.Equal(want[1].At) || got[1].Path != "" || got[1].Prev != nil {
 		t.Fatalf("unfolded %+v, want %+v", got, want)
 	}
 	plain := Hop{Event: HopParked, At: sent.At, Relay: relay}
-	if got := hopFromWire(plain.toWire()).unfold(); len(got) != 1 || got[0] != plain {
+	if got := hopFromWire(wireOf(plain)).unfold(); len(got) != 1 || got[0] != plain {
 		t.Fatalf("a hop without a step before unfolded to %+v", got)
 	}
+}
+
+// wireOf is h as stored.
+func wireOf(h Hop) *pb.Hop {
+	w := new(pb.Hop)
+	h.fill(w)
+	return w
 }
