@@ -180,7 +180,7 @@ func (s *Service) handle(st network.Stream) {
 	defer st.Close()
 	r := bufio.NewReader(st)
 	w := bufio.NewWriterSize(s.paced(st), 256<<10)
-	var bufs [serveAhead + 1][]byte // chunks served on the stream, each after room for its header
+	var bufs [2][]byte // chunks served on the stream, each after room for its header
 	for {
 		st.SetReadDeadline(time.Now().Add(streamIdle))
 		var req pb.Request
@@ -234,7 +234,7 @@ func (p pacedWriter) Write(b []byte) (int, error) {
 const streamIdle = time.Minute
 
 // serve answers one request; it reports whether the stream may go on.
-func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, bufs *[serveAhead + 1][]byte) bool {
+func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, bufs *[2][]byte) bool {
 	from := st.Conn().RemotePeer()
 	v11 := st.Protocol() != Protocol10
 	refuse := func(code uint32, msg string) bool {
@@ -287,19 +287,14 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 	return s.serveChunks(st, w, h, first, count, bufs, v11)
 }
 
-// serveAhead is how many chunks a stream reads (and checks) ahead of the
-// one it sends: two, so that two chunks are hashed at once, on two cores,
-// while one goes out.
-const serveAhead = 2
-
-// serveChunks sends chunks first..first+count-1 from h. The next chunks
-// are read (and checked) while one goes out, each into a buffer of its
-// own, after room for its header; a chunk and its header go out in one write
+// serveChunks sends chunks first..first+count-1 from h. Each chunk is read
+// (and checked) while the one before goes out, into the other buffer,
+// after room for its header; a chunk and its header go out in one write
 // (past w when w is empty). Chunks are read, not mapped: if something
 // outside meshtalk cut a file short, or the disk failed it, while the
 // transport still read a mapping of it (quic-go does, on a goroutine of
 // its own), the process would die of SIGBUS.
-func (s *Service) serveChunks(st network.Stream, w *bufio.Writer, h *holding, first, count int, bufs *[serveAhead + 1][]byte, v11 bool) bool {
+func (s *Service) serveChunks(st network.Stream, w *bufio.Writer, h *holding, first, count int, bufs *[2][]byte, v11 bool) bool {
 	m := h.m
 	type loaded struct {
 		frame []byte // header and chunk
@@ -307,7 +302,7 @@ func (s *Service) serveChunks(st network.Stream, w *bufio.Writer, h *holding, fi
 	}
 	load := func(i int) <-chan loaded {
 		ch := make(chan loaded, 1)
-		b, n := &bufs[(i-first)%len(bufs)], m.chunkLen(i)
+		b, n := &bufs[(i-first)%2], m.chunkLen(i)
 		go func() {
 			if len(*b) < chunkHeaderMax+n {
 				*b = make([]byte, chunkHeaderMax+n)
@@ -326,22 +321,19 @@ func (s *Service) serveChunks(st network.Stream, w *bufio.Writer, h *holding, fi
 		return ch
 	}
 	tally := s.servedTo(m.Root(), st.Conn().RemotePeer())
-	var ahead []<-chan loaded // the chunks being read, in order
-	for i := first; i < first+min(count, serveAhead); i++ {
-		ahead = append(ahead, load(i))
-	}
+	next := load(first)
 	// A read still under way owns its buffer: wait for it before the
 	// stream's next request, or its end, reuses the buffer.
 	defer func() {
-		for _, ch := range ahead {
-			<-ch
+		if next != nil {
+			<-next
 		}
 	}()
 	for i := first; i < first+count; i++ {
-		c := <-ahead[0]
-		ahead = ahead[1:]
-		if next := i + serveAhead; next < first+count {
-			ahead = append(ahead, load(next))
+		c := <-next
+		next = nil
+		if i+1 < first+count {
+			next = load(i + 1)
 		}
 		st.SetWriteDeadline(time.Now().Add(chunkTimeout))
 		if c.err != nil {
