@@ -363,6 +363,22 @@ func buildDAG(ops []*op, check bool) (*dag, error) {
 	return d, nil
 }
 
+// without is the DAG of d's ops but drop, ops added last (no op held
+// follows them but another of drop): d as it was before they came.
+func (d *dag) without(drop []*op) *dag {
+	ops := make([]*op, 0, len(d.ops))
+	for h, o := range d.ops {
+		if !slices.ContainsFunc(drop, func(x *op) bool { return x.hash == h }) {
+			ops = append(ops, o)
+		}
+	}
+	nd, err := buildDAG(ops, false)
+	if err != nil {
+		return d // not so: the ops held follow them
+	}
+	return nd
+}
+
 // standing is this node's standing in a state folded anew, from the one
 // before: a member while the fold says so, else left if it left (or had),
 // else removed.

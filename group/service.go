@@ -1271,6 +1271,10 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys []epochKey) (applied
 		return nil, gap, err
 	}
 	if perr := gs.persist(g, next, fresh); perr != nil {
+		// The ops are in the DAG but not stored (nor in the state): out
+		// again, or this node's next op would follow one that a restart
+		// does not find, and the group would not load.
+		g.dag = d.without(fresh)
 		return nil, gap, perr
 	}
 	for _, o := range fresh {
