@@ -128,7 +128,11 @@ type Store struct {
 	forgetMu    sync.Mutex // one Forget at a time
 }
 
-// New returns the history in ds.
+// New returns the history in ds. ds, and every datastore.Write handed
+// to Put, PutRecord and PutHop, must copy the values it is given before
+// Put returns (pebble does; go-datastore's basic batch, under a
+// MapDatastore, keeps them until Commit): their encoding buffers are
+// pooled and serve the next record.
 func New(ds datastore.Batching, cfg Config) *Store { return &Store{ds: ds, cfg: cfg} }
 
 // PeerString is p's string form, cached: base58 is costly on the hot path.
