@@ -327,38 +327,64 @@ func buildDAG(ops []*op, check bool) (*dag, error) {
 	// cur is the fold of all held while the ops come in order: each op
 	// that follows all is checked against it, not against a fold anew.
 	cur, _ := stateFromCreate(create)
-	pending := slices.DeleteFunc(slices.Clone(ops), func(o *op) bool { return o.Kind == OpCreate })
-	for progress := true; progress && len(pending) > 0; {
-		progress = false
-		rest := pending[:0]
-		for _, o := range pending {
-			switch {
-			case d.has(o.hash):
-			case !d.ready(o):
-				rest = append(rest, o)
-			case !check:
-				d.add(o)
-				progress = true
-			default:
-				follows := d.followsAll(o.parentHashes())
-				if cur == nil && follows {
-					cur = d.fold(nil, true)
-				}
-				next, err := d.admit(o, cur)
-				if err != nil {
-					return nil, err
-				}
-				d.add(o)
-				if cur = nil; follows {
-					cur = next
-				}
-				progress = true
-			}
+	// Each op is taken once it is ready: at once, or when the last op
+	// it follows comes (waiting holds it under each missing parent), so
+	// the ops are added in an order that respects the DAG in one pass,
+	// whatever their order here (a pass per op, ops given backwards,
+	// was quadratic in up to maxJoinItems ops).
+	take := func(o *op) error {
+		if !check {
+			d.add(o)
+			return nil
 		}
-		pending = rest
+		follows := d.followsAll(o.parentHashes())
+		if cur == nil && follows {
+			cur = d.fold(nil, true)
+		}
+		next, err := d.admit(o, cur)
+		if err != nil {
+			return err
+		}
+		d.add(o)
+		if cur = nil; follows {
+			cur = next
+		}
+		return nil
 	}
-	if len(pending) > 0 {
-		return nil, fmt.Errorf("%w: %d ops follow ops not held", ErrBadFrame, len(pending))
+	waiting := map[[32]byte][]*op{}
+	for _, o := range ops {
+		if o.Kind == OpCreate || d.has(o.hash) {
+			continue
+		}
+		if !d.ready(o) {
+			for _, p := range o.parentHashes() {
+				if h, ok := hash32(p); ok && !d.has(h) {
+					waiting[h] = append(waiting[h], o)
+				}
+			}
+			continue
+		}
+		for next := []*op{o}; len(next) > 0; {
+			o := next[len(next)-1]
+			next = next[:len(next)-1]
+			if d.has(o.hash) || !d.ready(o) {
+				continue
+			}
+			if err := take(o); err != nil {
+				return nil, err
+			}
+			next = append(next, waiting[o.hash]...)
+			delete(waiting, o.hash)
+		}
+	}
+	missing := 0
+	for _, o := range ops {
+		if o.Kind != OpCreate && !d.has(o.hash) {
+			missing++
+		}
+	}
+	if missing > 0 {
+		return nil, fmt.Errorf("%w: %d ops follow ops not held", ErrBadFrame, missing)
 	}
 	return d, nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -236,4 +238,43 @@ func TestFoldLinearLog(t *testing.T) {
 		t.Fatalf("the linear log: ops %d epoch %d void %v", st.Ops, st.Epoch, st.Void)
 	}
 	checkFold(t, d, st, ops)
+}
+
+// TestLongLogBackwards: a log of many ops, each following the one
+// before, given backwards (each op before the ops it follows), folds as
+// it does in order; the DAG is built in one pass over them, not one a
+// pass (that was quadratic in the up to maxJoinItems ops of a join).
+func TestLongLogBackwards(t *testing.T) {
+	net, ids := newOpNet(t, 1)
+	a := ids[0]
+	n := 4000
+	if testing.Short() {
+		n = 500
+	}
+	ops := []*op{net.all[0]}
+	prev := net.all[0]
+	for i := range n {
+		o := &op{Kind: OpRename, GroupID: net.gid, Parents: [][]byte{bytes.Clone(prev.hash[:])}, Actor: a, Name: fmt.Sprint("g", i), TimeMS: net.at + int64(i+1)}
+		if err := signOp(net.keys[a], o); err != nil {
+			t.Fatal(err)
+		}
+		ops, prev = append(ops, o), o
+	}
+	_, st, err := dagFromOps(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := slices.Clone(ops)
+	slices.Reverse(back)
+	_, st2, err := dagFromOps(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ops != uint64(n+1) || st.Name != fmt.Sprint("g", n-1) || logOf(t, st) != logOf(t, st2) {
+		t.Fatalf("in order: %d ops, name %q; backwards: %d ops, name %q", st.Ops, st.Name, st2.Ops, st2.Name)
+	}
+	gap := append(slices.Clone(back[:len(back)-2]), back[len(back)-1]) // all but the first op after the create
+	if _, _, err := dagFromOps(gap); err == nil || !strings.Contains(err.Error(), "follow ops not held") {
+		t.Fatalf("all but the first op after the create: %v", err)
+	}
 }
