@@ -278,8 +278,9 @@ func (s *Service) Downloads(ctx context.Context) ([]DownloadInfo, error) {
 			continue
 		}
 		id := r.Key[strings.LastIndexByte(r.Key, '/')+1:]
-		var root Hash
-		fmt.Sscanf(id, "%x", &root)
+		// (fmt.Sscanf's %x cannot fill an array: it left root zero, so
+		// no running download showed its bytes, rate or time left.)
+		root, _ := ParseHash(id)
 		s.mu.Lock()
 		_, running := s.running[root]
 		meter := s.meters[root]
