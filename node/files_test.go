@@ -159,44 +159,6 @@ func folderOf(t *testing.T, size int64) string {
 	return dir
 }
 
-// treeOf is what a folder holds: each file's content and each folder
-// ("/" after its name), by path inside it.
-func treeOf(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	tree := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			tree[rel+"/"] = ""
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		tree[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tree
-}
-
-// sameTree fails t unless the folder got holds what want does.
-func sameTree(t *testing.T, want, got string) {
-	t.Helper()
-	w, g := treeOf(t, want), treeOf(t, got)
-	if len(w) != len(g) {
-		t.Fatalf("%s holds %d entries, %s %d", got, len(g), want, len(w))
-	}
-	for k, v := range w {
-		if gv, ok := g[k]; !ok || gv != v {
-			t.Fatalf("%s: %s differs or is missing", got, k)
-		}
-	}
-}
-
 // TestGroupFolder: a folder sent to a group is received by every member
 // as a folder, identical, its empty folder kept, the members fetching
 // from each other as well as from the sender.
@@ -223,6 +185,6 @@ func TestGroupFolder(t *testing.T) {
 		if f.State != "done" {
 			t.Fatalf("a member's copy: %+v", f)
 		}
-		sameTree(t, src, f.Path)
+		nodetest.SameFolder(t, src, f.Path)
 	}
 }

@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"crypto/rand"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -50,40 +49,8 @@ func TestFolderDrop(t *testing.T) {
 		}
 		return false
 	})
-	want, have := folderTree(t, src), folderTree(t, got.Path)
-	if len(want) != len(have) {
-		t.Fatalf("received %v, want %d entries", have, len(want))
-	}
-	for k, v := range want {
-		if have[k] != v {
-			t.Fatalf("%s differs or is missing in %s", k, got.Path)
-		}
-	}
+	nodetest.SameFolder(t, src, got.Path)
 	nodetest.Eventually(t, 30*time.Second, "the relay deletes the drop", func() bool {
 		return r.RelayServer().Stats().DropFiles == 0
 	})
-}
-
-// folderTree lists a folder: each path inside it, "/" for a folder, else
-// its bytes.
-func folderTree(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() {
-			out[rel] = "/"
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		out[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

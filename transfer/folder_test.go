@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,30 +48,6 @@ func makeTree(t *testing.T) string {
 	return root
 }
 
-// tree lists a folder: each path inside it, "/" for a folder, else its
-// bytes.
-func tree(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() {
-			out[filepath.ToSlash(rel)] = "/"
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		out[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestFolderArrives: a folder shared in place arrives as a folder, every
 // file byte-identical, empty folders kept, and the progress counts the
 // whole folder.
@@ -108,15 +83,7 @@ func TestFolderArrives(t *testing.T) {
 	if got != filepath.Join(dir, "photos") {
 		t.Fatalf("received at %s", got)
 	}
-	want, have := tree(t, src), tree(t, got)
-	if len(want) != len(have) {
-		t.Fatalf("sent %d entries, received %d: %v", len(want), len(have), have)
-	}
-	for p, w := range want {
-		if have[p] != w {
-			t.Fatalf("%s differs (%d bytes sent, %d received)", p, len(w), len(have[p]))
-		}
-	}
+	nodetest.SameFolder(t, src, got)
 	if last.Size != m.Size || last.Bytes != m.Size || last.Have != len(m.Chunks) {
 		t.Fatalf("last progress %+v for a folder of %d bytes", last, m.Size)
 	}
@@ -211,15 +178,7 @@ func TestPackedFolderUnpacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, have := tree(t, src), tree(t, got)
-	if len(want) != len(have) {
-		t.Fatalf("unpacked %d entries, want %d", len(have), len(want))
-	}
-	for k, v := range want {
-		if have[k] != v {
-			t.Fatalf("%s differs", k)
-		}
-	}
+	nodetest.SameFolder(t, src, got)
 
 	bad := packed.Bytes()
 	bad[len(bad)/2] ^= 1
