@@ -139,6 +139,14 @@ type groupMember struct {
 // hash), rebuilt from the schema 2 log at start (Service.migrate).
 const stateSchema = 3
 
+// cloneMap is a copy of m, empty rather than nil.
+func cloneMap[M ~map[K]V, K comparable, V any](m M) M {
+	if m == nil {
+		return M{}
+	}
+	return maps.Clone(m)
+}
+
 func (st *state) clone() *state {
 	c := *st
 	c.Members = make(map[peer.ID]*groupMember, len(st.Members))
@@ -152,33 +160,12 @@ func (st *state) clone() *state {
 		c.EpochMembers[epoch] = slices.Clone(members)
 	}
 	c.InviteUses = maps.Clone(st.InviteUses)
-	c.Frozen, c.Removed, c.Revoked = maps.Clone(st.Frozen), maps.Clone(st.Removed), maps.Clone(st.Revoked)
-	if c.Frozen == nil {
-		c.Frozen = map[string]uint64{}
-	}
-	if c.Removed == nil {
-		c.Removed = map[string]bool{}
-	}
-	if c.Revoked == nil {
-		c.Revoked = map[string]bool{}
-	}
+	c.Frozen, c.Removed, c.Revoked = cloneMap(st.Frozen), cloneMap(st.Removed), cloneMap(st.Revoked)
 	c.Keys = maps.Clone(st.Keys)
-	c.KeyPool = maps.Clone(st.KeyPool)
-	if c.KeyPool == nil {
-		c.KeyPool = map[string][]byte{}
-	}
+	c.KeyPool = cloneMap(st.KeyPool)
 	c.Heads = slices.Clone(st.Heads)
 	c.Void = slices.Clone(st.Void)
-	c.EpochOps, c.Claims, c.Forked = maps.Clone(st.EpochOps), maps.Clone(st.Claims), maps.Clone(st.Forked)
-	if c.EpochOps == nil {
-		c.EpochOps = map[uint64]string{}
-	}
-	if c.Claims == nil {
-		c.Claims = map[uint64]uint64{}
-	}
-	if c.Forked == nil {
-		c.Forked = map[uint64]bool{}
-	}
+	c.EpochOps, c.Claims, c.Forked = cloneMap(st.EpochOps), cloneMap(st.Claims), cloneMap(st.Forked)
 	c.Owe = slices.Clone(st.Owe)
 	if c.InviteUses == nil {
 		c.InviteUses = map[string]uint32{}
