@@ -380,7 +380,7 @@ func (h *byHLC) Pop() any {
 func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
 	var read []string
 	err := s.Query(ctx, query.Query{Prefix: MsgPrefix(conv)}, func(_ string, m *Message) bool {
-		if !m.Outgoing && s.WithState(ctx, m).State == MsgReceived {
+		if s.unread(ctx, m) {
 			read = append(read, m.ID)
 		}
 		return true
@@ -398,6 +398,17 @@ func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
 		}
 	}
 	return read, b.Commit(ctx)
+}
+
+// unread reports whether m, as stored, is a received message without a
+// read mark: what MarkRead marks and Summary counts. (A received
+// message's state is only ever changed by that mark.)
+func (s *Store) unread(ctx context.Context, m *Message) bool {
+	if m.Outgoing || m.State != MsgReceived {
+		return false
+	}
+	read, _ := s.ds.Has(ctx, ReadKey(m.ID))
+	return !read
 }
 
 // Summary is what a conversation list shows of a conversation.
@@ -421,10 +432,8 @@ func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
 		if sum.Last == nil && m.Kind != KindReaction {
 			sum.Last = s.WithState(ctx, m)
 		}
-		if !m.Outgoing && m.State == MsgReceived {
-			if read, _ := s.ds.Has(ctx, ReadKey(m.ID)); !read {
-				sum.Unread++
-			}
+		if s.unread(ctx, m) {
+			sum.Unread++
 		}
 		return true
 	})
