@@ -87,6 +87,7 @@ type RTC struct {
 	audioTrack, videoTrack *webrtc.TrackLocalStaticSample
 
 	connected  atomic.Int64 // unix nanos: when the peer connection connected
+	changes    atomic.Int64 // how many state changes the peer connection had
 	firstVideo atomic.Int64 // unix nanos: the first whole video frame received
 	sentAudio  atomic.Int64
 	sentVideo  atomic.Int64
@@ -360,6 +361,7 @@ func (r *RTC) out(s Signal) {
 
 func (r *RTC) stateChanged(s webrtc.PeerConnectionState) {
 	r.cfg.Logger.Debug("call media", "state", s.String())
+	change := r.changes.Add(1)
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
 		if r.connected.CompareAndSwap(0, time.Now().UnixNano()) {
@@ -374,12 +376,14 @@ func (r *RTC) stateChanged(s webrtc.PeerConnectionState) {
 		// Nothing arrived for a few seconds: a stall (a busy machine, a
 		// moment of a lossy network) that may pass. Still disconnected
 		// after disconnectGrace, the media is gone: 3 s + 4 s, within the
-		// 10 s in which a call whose friend vanished must end.
+		// 10 s in which a call whose friend vanished must end. The grace
+		// counts from the latest disconnect: a stall that passed and came
+		// back starts it again.
 		r.spawn(func() {
 			select {
 			case <-r.done:
 			case <-time.After(disconnectGrace):
-				if st := r.pc.ConnectionState(); st == webrtc.PeerConnectionStateDisconnected {
+				if st := r.pc.ConnectionState(); st == webrtc.PeerConnectionStateDisconnected && r.changes.Load() == change {
 					r.fail(st)
 				}
 			}
