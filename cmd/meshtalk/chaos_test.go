@@ -110,7 +110,11 @@ func (l *chaosLab) chaosRound(t *testing.T, rng *rand.Rand, round, victim int) {
 
 	trigger, killed := make(chan struct{}), make(chan struct{})
 	go func() {
-		<-trigger
+		select {
+		case <-trigger:
+		case <-t.Context().Done(): // the burst failed before its kill
+			return
+		}
 		<-time.After(delay)
 		proc.cmd.Process.Kill()
 		close(killed)

@@ -65,7 +65,6 @@ func TestDownloadResumesAfterKill(t *testing.T) {
 	})
 	b.cmd.Process.Kill()
 	<-b.exited
-	b.exited <- nil
 
 	startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
 	var got file
