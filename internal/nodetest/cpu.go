@@ -8,12 +8,23 @@ import (
 // CPU measures what the benchmarks report beside their rates: how many
 // cores the whole process (every in-process node) kept busy.
 type CPU struct {
-	wall time.Time
-	cpu  time.Duration
+	wall   time.Time
+	cpu    time.Duration
+	faults int64
 }
 
 // StartCPU starts a measure.
-func StartCPU() CPU { return CPU{wall: time.Now(), cpu: cpuTime()} }
+func StartCPU() CPU { return CPU{wall: time.Now(), cpu: cpuTime(), faults: minorFaults()} }
+
+// Faults is the number of page faults (first touches of memory the
+// process had not used yet) since StartCPU.
+func (c CPU) Faults() int64 { return minorFaults() - c.faults }
+
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Minflt
+}
 
 // Cores is the average number of cores busy since StartCPU.
 func (c CPU) Cores() float64 {
