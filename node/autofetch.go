@@ -140,7 +140,7 @@ func (n *Node) fillFileStates(ctx context.Context, msgs []*Message) {
 			m.FileState = "downloading"
 		default:
 			m.FileState = "available"
-			if dr, dropped := n.drop(ctx, m.File.ID); dropped && dr.Path != "" {
+			if dr, dropped := n.drop(ctx, m.File.ID, m.From); dropped && dr.Path != "" {
 				m.FileState = "done"
 			}
 		}

@@ -168,7 +168,7 @@ func (n *Node) runReactions(ctx context.Context) {
 				m := ev.Data.(*chat.Message)
 				n.autoFetch(m)
 				if m.File != nil && !m.Outgoing && m.Group == "" {
-					n.tellFetched(ctx, m.File.ID)
+					n.tellFetched(ctx, m.File.ID, m.From)
 				}
 			case chat.EventFriendUpdate, group.EventUpdate:
 				// Who may leave mail on the relays follows friends and

@@ -119,7 +119,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 		r, err := drop()
 		switch {
 		case err == nil:
-			if err := n.putDrop(m.ID(), dropRecord{Relay: r, Time: n.now()}); err != nil {
+			if err := n.putDrop(m.ID(), "", dropRecord{Relay: r, Time: n.now()}); err != nil {
 				return nil, err
 			}
 			sent.Dropped = true
@@ -169,7 +169,11 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 				f.GroupName = gi.Name
 			}
 		}
-		dr, dropped := n.drop(ctx, m.File.ID)
+		from := m.From
+		if m.Outgoing {
+			from = "" // a drop this node sent
+		}
+		dr, dropped := n.drop(ctx, m.File.ID, from)
 		if dropped {
 			f.Relay = dr.Relay
 		}
@@ -237,11 +241,11 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	offer, err := incomingOffer(ctx, c, f.ID)
+	offer, err := incomingOffer(ctx, c, f.ID, f.From)
 	if err != nil {
 		return nil, err
 	}
-	if dr, ok := n.drop(ctx, id); ok && dr.Path != "" {
+	if dr, ok := n.drop(ctx, id, offer.From); ok && dr.Path != "" {
 		return n.listedFile(ctx, id) // here already, through a relay
 	}
 	manifest, err := transfer.DecodeManifest(offer.Manifest)
@@ -298,18 +302,19 @@ func (n *Node) listedFile(ctx context.Context, id string) (*File, error) {
 	return nil, errors.New("node: the download vanished")
 }
 
-// incomingOffer finds the message that offered file id to this node.
-func incomingOffer(ctx context.Context, c *chat.Service, id string) (*chat.Message, error) {
+// incomingOffer finds the message from from that offered file id to this
+// node.
+func incomingOffer(ctx context.Context, c *chat.Service, id string, from peer.ID) (*chat.Message, error) {
 	offers, err := c.FileOffers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sent := false
 	for _, m := range offers {
-		if m.File.ID == id && !m.Outgoing {
+		if m.File.ID == id && !m.Outgoing && m.From == from {
 			return m, nil
 		}
-		sent = sent || m.File.ID == id
+		sent = sent || (m.File.ID == id && m.Outgoing)
 	}
 	if sent {
 		return nil, ErrOwnFile

@@ -165,11 +165,11 @@ func (s relaySink) Presence(p relay.Presence) {
 
 func (s relaySink) FileDropped(f relay.DroppedFile) {
 	if f.FileID != "" {
-		err := s.n.putDrop(f.FileID, dropRecord{Relay: f.Relay, Path: f.Path, Time: s.n.now()})
+		err := s.n.putDrop(f.FileID, f.From, dropRecord{Relay: f.Relay, Path: f.Path, Time: s.n.now()})
 		if err != nil {
 			s.n.log.Warn("record a dropped file", "name", f.Name, "err", err)
 		} else {
-			s.n.tellFetched(context.Background(), f.FileID)
+			s.n.tellFetched(context.Background(), f.FileID, f.From)
 		}
 	}
 	s.n.events.Publish(Event{Type: EventFileDropped, Data: FileDroppedData{From: f.From, Name: f.Name, Path: f.Path, Size: f.Size, FileID: f.FileID}})

@@ -315,13 +315,24 @@ func (c *Client) drop(ctx context.Context, p peer.ID, in io.Reader, k Kind, fd *
 	if err != nil {
 		return "", err
 	}
+	// The letter must fit before anything is sealed or uploaded: a
+	// folder of many files has a large manifest.
+	if err := dropFits(fd, nil, ""); err != nil {
+		return "", err
+	}
 	m, err := c.sealForDrop(in, pub, fd.Name)
 	if err != nil {
 		return "", err
 	}
 	defer c.cfg.Transfer.Withdraw(context.Background(), m)
+	relays := c.loggedInRelays()
+	for _, r := range relays {
+		if err := dropFits(fd, m, r); err != nil {
+			return "", err
+		}
+	}
 	var errs []error
-	for _, r := range c.loggedInRelays() {
+	for _, r := range relays {
 		err := c.dropOn(ctx, r, p, m)
 		if err == nil {
 			fd.Relay, fd.Manifest = []byte(r), m.Encode()
@@ -337,6 +348,21 @@ func (c *Client) drop(ctx context.Context, p peer.ID, in io.Reader, k Kind, fd *
 		return "", fmt.Errorf("%w: not logged in to any relay", ErrNoRelay)
 	}
 	return "", fmt.Errorf("%w: %s has no account on your relays", ErrNotFound, p)
+}
+
+// dropFits checks that the letter of a drop fits in one letter: fd, with
+// the sealed blob's manifest m, waiting on relay (nil and "": fd alone,
+// which the letter holds at least).
+func dropFits(fd *pb.FileDrop, m *transfer.Manifest, relay peer.ID) error {
+	item := proto.Clone(fd).(*pb.FileDrop)
+	item.Relay = []byte(relay)
+	if m != nil {
+		item.Manifest = m.Encode()
+	}
+	if n := proto.Size(item); n > maxLetter {
+		return fmt.Errorf("%w: the letter of %s would be %d bytes, a letter holds %d (a folder of fewer files fits)", ErrTooLarge, fd.GetName(), n, maxLetter)
+	}
+	return nil
 }
 
 // sealForDrop seals in to pub into the blob store, under a name that
@@ -425,10 +451,18 @@ func (c *Client) acceptDrop(relay peer.ID, l *Letter) error {
 	}
 	m, err := transfer.DecodeManifest(fd.Manifest)
 	if err == nil && l.Kind == KindFolderDrop {
-		_, err = dropFolder(&fd)
+		var fm *transfer.Manifest
+		// The folder is the one its message offers: the file ID is
+		// its manifest's root.
+		if fm, err = dropFolder(&fd); err == nil && fm.ID() != fd.GetFileId() {
+			err = fmt.Errorf("%w: the folder %s is not the file %.16s the letter names", transfer.ErrBadManifest, fm.ID(), fd.GetFileId())
+		}
 	}
 	if err != nil || peer.ID(fd.Relay) != relay || m.Name != sealedName {
 		c.log.Warn("mailbox: drop a bad file-drop letter", "from", l.From, "err", err)
+		if m != nil && peer.ID(fd.Relay) == relay {
+			c.refuseDrop(relay, m) // its blob waits for nothing
+		}
 		return nil
 	}
 	if c.cfg.Sink == nil || !c.cfg.Sink.Friend(l.From) {

@@ -131,3 +131,21 @@ func (s *TURNForTest) DroppedBytes() float64 {
 	s.t.dropped.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// DropFolderNamedForTest drops the folder at dir to p as DropFolder
+// does, but its letter names fileID as the folder's file ID: what a
+// hostile friend sends to tie its folder to another message.
+func (c *Client) DropFolderNamedForTest(ctx context.Context, p peer.ID, dir, fileID string) error {
+	m, err := c.cfg.Transfer.ShareFolder(ctx, dir, "photos")
+	if err != nil {
+		return err
+	}
+	in, err := c.cfg.Transfer.Packed(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fd := &pb.FileDrop{Name: m.Name, Size: m.Size, FileId: &fileID, Folder: m.Encode()}
+	_, err = c.drop(ctx, p, in, KindFolderDrop, fd)
+	return err
+}

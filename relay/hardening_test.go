@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,5 +277,95 @@ func TestUnauthorisedLargeFrameRefused(t *testing.T) {
 		if d := claimFrame(t, r, c.p, c.size); d > 5*time.Second {
 			t.Errorf("%s: a stranger's %d-byte frame claim was answered after %v", c.p, c.size, d)
 		}
+	}
+}
+
+// TestDropCannotStandForAnotherFriendsFile: a file ID is a hash of the
+// file, which another friend may know. Carol drops her own bytes for Bob
+// under the ID of the file Alice offered him: Bob receives Carol's drop as
+// hers, and Alice's offer stays Alice's file, not Carol's bytes (before,
+// the drop was recorded by file ID alone and stood for Alice's file).
+func TestDropCannotStandForAnotherFriendsFile(t *testing.T) {
+	r := startRelay(t, "", nil, nil)
+	a, b, c := startUser(t, r, ""), startUser(t, r, ""), startUser(t, r, "")
+	register(t, a, r, "alice")
+	register(t, b, r, "bob")
+	register(t, c, r, "carol")
+	nodetest.Befriend(t, a, b)
+	nodetest.Befriend(t, c, b)
+	waitAllowed(t, r, c, b)
+
+	dir := t.TempDir()
+	orig, spoof := filepath.Join(dir, "contract.pdf"), filepath.Join(dir, "spoof.pdf")
+	os.WriteFile(orig, []byte("the real contract"), 0o600)
+	os.WriteFile(spoof, []byte("a forged contract"), 0o600)
+	sent, err := a.SendFile(bg, node.FileSend{To: b.ID().String(), Path: orig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sent.Message.File.ID
+	nodetest.Eventually(t, 30*time.Second, "bob has alice's offer", func() bool {
+		fs, _ := b.Files(bg)
+		for _, f := range fs {
+			if f.ID == id && f.From == a.ID() {
+				return true
+			}
+		}
+		return false
+	})
+
+	ev, cancel := b.Events().Subscribe(64)
+	defer cancel()
+	if _, err := c.RelayClient().DropFile(bg, b.ID(), spoof, id); err != nil {
+		t.Fatal(err)
+	}
+	got := nodetest.WaitEvent(t, ev, node.EventFileDropped, nil).Data.(node.FileDroppedData)
+	if got.From != c.ID() {
+		t.Fatalf("dropped: %+v", got)
+	}
+	fs, err := b.Files(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if f.ID != id || f.From != a.ID() {
+			continue
+		}
+		if f.Path == got.Path {
+			t.Fatalf("alice's offer stands for carol's drop: %+v", f)
+		}
+		if f.State == "done" {
+			if b, _ := os.ReadFile(f.Path); string(b) != "the real contract" {
+				t.Fatalf("alice's offer, done, holds %q", b)
+			}
+		}
+	}
+}
+
+// TestFolderDropMustBeItsMessagesFolder: a folder-drop letter whose folder
+// is not the file its letter names is refused: its sender cannot tie
+// another folder to a message.
+func TestFolderDropMustBeItsMessagesFolder(t *testing.T) {
+	homeB := node.Home(t.TempDir())
+	r, a, b := friendsOnRelay(t, "", homeB)
+	b.Close()
+	src := filepath.Join(t.TempDir(), "photos")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "a.jpg"), []byte("not the photo you asked for"), 0o644)
+	other := strings.Repeat("ab", 32) // the ID of another folder
+	if err := a.RelayClient().DropFolderNamedForTest(bg, b.ID(), src, other); err != nil {
+		t.Fatal(err)
+	}
+	b = startUser(t, r, homeB)
+	// b refuses the letter and tells the relay to delete the drop.
+	nodetest.Eventually(t, 30*time.Second, "the relay deletes the refused drop", func() bool {
+		s := r.RelayServer().Stats()
+		return s.DropFiles == 0 && s.MailboxItems == 0
+	})
+	if n := b.RelayClient().PendingDrops(); n != 0 {
+		t.Fatalf("b fetches %d drops", n)
+	}
+	if files, _ := os.ReadDir(b.Home().DownloadsPath()); len(files) != 0 {
+		t.Fatalf("downloads: %v", files)
 	}
 }
