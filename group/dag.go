@@ -31,12 +31,20 @@ type dag struct {
 	// holders is, by epoch op, whom its actor handed the key (taint):
 	// the ops are immutable, so is this.
 	holders map[[32]byte][]peer.ID
+	// admitted is, by head, the state its op was admitted in (the fold
+	// of its ancestors and itself), while it is a head: the op that
+	// follows it alone, on a branch beside another, is checked against
+	// it instead of a fold of all its ancestors anew (which made two
+	// interleaved branches quadratic).
+	admitted map[[32]byte]*state
+	// folds counts the folds of a part of the set (a test reads it).
+	folds int
 }
 
 func newDAG(create *op) *dag {
 	d := &dag{create: create, ops: map[[32]byte]*op{create.hash: create}, children: map[[32]byte][][32]byte{},
 		heads: map[[32]byte]bool{create.hash: true}, commits: map[string]bool{hex.EncodeToString(create.KeyHash): true},
-		order: []*op{create}, holders: map[[32]byte][]peer.ID{}}
+		order: []*op{create}, holders: map[[32]byte][]peer.ID{}, admitted: map[[32]byte]*state{}}
 	return d
 }
 
@@ -74,17 +82,23 @@ func (d *dag) followsAll(parents [][]byte) bool {
 	return true
 }
 
-// add adds o, whose parents are held. The order stays valid when o
+// add adds o, whose parents are held; admitted is the state admit
+// returned for it (nil: o taken as stored), which the DAG keeps while o
+// is a head: nobody may change it after. The order stays valid when o
 // follows every op; otherwise it must be folded anew (fold).
-func (d *dag) add(o *op) {
+func (d *dag) add(o *op, admitted *state) {
 	last := d.order != nil && d.followsAll(o.parentHashes())
 	d.ops[o.hash] = o
 	for _, p := range o.parentHashes() {
 		h := [32]byte(p)
 		d.children[h] = append(d.children[h], o.hash)
 		delete(d.heads, h)
+		delete(d.admitted, h)
 	}
 	d.heads[o.hash] = true
+	if admitted != nil {
+		d.admitted[o.hash] = admitted
+	}
 	if len(o.KeyHash) > 0 {
 		d.commits[hex.EncodeToString(o.KeyHash)] = true
 	}
@@ -188,6 +202,9 @@ func before(st *state, a, b *op) bool {
 // (departed then names those no longer members, and a new epoch is due).
 // The order of a fold of all is kept (sorted).
 func (d *dag) fold(only map[[32]byte]bool, taint bool) *state {
+	if only != nil {
+		d.folds++
+	}
 	in := func(h [32]byte) bool { return only == nil || only[h] }
 	st, _ := stateFromCreate(d.create)
 	st.Void = nil
@@ -272,15 +289,20 @@ func (d *dag) taint(st *state, o *op) {
 
 // admit checks o (parents held, not held itself) against the group as
 // its actor held it: the fold of o's ancestors, which is cur (the fold
-// of all) when o follows every op held (cur nil: fold anyway). It
+// of all) when o follows every op held (cur nil: fold anyway), and the
+// state its parent was admitted in when o follows one head alone. It
 // returns that state with o applied. An op that fails is one its actor
 // could not sign honestly: refused, whatever else is held.
 func (d *dag) admit(o *op, cur *state) (*state, error) {
 	var past *state
-	if cur != nil && d.followsAll(o.parentHashes()) {
+	parents := o.parentHashes()
+	switch {
+	case cur != nil && d.followsAll(parents):
 		past = cur.clone()
-	} else {
-		past = d.fold(d.ancestors(o.parentHashes()), true)
+	case len(parents) == 1 && d.admitted[[32]byte(parents[0])] != nil:
+		past = d.admitted[[32]byte(parents[0])].clone()
+	default:
+		past = d.fold(d.ancestors(parents), true)
 	}
 	if o.startsEpoch() && o.Epoch != past.Epoch+1 {
 		return nil, fmt.Errorf("%w: %s op starts epoch %d after %d", ErrBadFrame, o.Kind, o.Epoch, past.Epoch)
@@ -334,7 +356,7 @@ func buildDAG(ops []*op, check bool) (*dag, error) {
 	// was quadratic in up to maxJoinItems ops).
 	take := func(o *op) error {
 		if !check {
-			d.add(o)
+			d.add(o, nil)
 			return nil
 		}
 		follows := d.followsAll(o.parentHashes())
@@ -345,7 +367,7 @@ func buildDAG(ops []*op, check bool) (*dag, error) {
 		if err != nil {
 			return err
 		}
-		d.add(o)
+		d.add(o, next)
 		if cur = nil; follows {
 			cur = next
 		}

@@ -1245,18 +1245,21 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys []epochKey) (applied
 			gs.log.Info("refused a group op", "group", g.id, "op", o.Kind, "actor", o.Actor, "err", err)
 			break
 		}
-		d.add(o)
+		d.add(o, next)
 		fresh = append(fresh, o)
 		if cur, linear = next, linear && follows; !linear {
 			cur = nil
 		}
 	}
-	next := cur
-	if !linear {
+	var next *state
+	switch {
+	case !linear:
 		next = d.fold(nil, true)
 		next.carry(st)
-	} else if len(fresh) == 0 {
+	case len(fresh) == 0:
 		next = st.clone()
+	default:
+		next = cur.clone() // cur is the last op's admitted state, which the DAG keeps
 	}
 	pooled := 0
 	for _, k := range keys {

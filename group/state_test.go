@@ -61,7 +61,7 @@ func TestGroupOpTimes(t *testing.T) {
 	step := func(key crypto.PrivKey, actor peer.ID, kind string, target peer.ID, at int64, iv *invite) (*state, error) {
 		next, err := next(key, actor, kind, target, at, iv)
 		if err == nil {
-			d.add(last)
+			d.add(last, nil)
 		}
 		return next, err
 	}
