@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshtalk/meshtalk/group/pb"
 )
 
 // opNet signs ops of a few actors on one group's DAG, for tests of the
@@ -315,5 +319,26 @@ func TestInterleavedBranchesFoldOnce(t *testing.T) {
 	slices.Reverse(back)
 	if _, st2, err := dagFromOps(back); err != nil || logOf(t, st) != logOf(t, st2) || st.Ops != uint64(len(ops)) {
 		t.Fatalf("backwards: %v; %d ops", err, st.Ops)
+	}
+}
+
+// TestStoredOpsNotVerifiedAgain: an op from a peer has its signature
+// checked; one this node stored (checked when it came) is only parsed,
+// so that a start does not check a long log's signatures again.
+func TestStoredOpsNotVerifiedAgain(t *testing.T) {
+	net, ids := newOpNet(t, 2)
+	o := net.do(ids[0], OpAdd, ids[1], nil, 0)
+	var so pb.SignedOp
+	if err := proto.Unmarshal(o.raw, &so); err != nil {
+		t.Fatal(err)
+	}
+	so.Signature = make([]byte, len(so.Signature))
+	if _, err := opFromWire(&so); !errors.Is(err, errBadSignature) {
+		t.Fatalf("from a peer, a bad signature: %v", err)
+	}
+	raw, _ := proto.Marshal(&so)
+	got, err := decodeStoredOp(raw)
+	if err != nil || got.Kind != OpAdd || got.Target != ids[1] {
+		t.Fatalf("stored: %+v, %v", got, err)
 	}
 }

@@ -174,7 +174,7 @@ func FuzzGroupTopicMessage(f *testing.F) {
 			if err != nil {
 				return
 			}
-			again, err := decodeOp(o.raw)
+			again, err := decodeStoredOp(o.raw)
 			if err != nil || again.hash != o.hash {
 				t.Fatalf("an op does not round-trip: %v", err)
 			}

@@ -531,7 +531,7 @@ func (gs *Service) start(ctx context.Context) error {
 func (gs *Service) loadDAG(ctx context.Context, g *group) error {
 	var ops []*op
 	err := history.Scan(ctx, gs.ds, query.Query{Prefix: "/groups/" + g.id + "/op/"}, func(_ string, raw []byte) (bool, error) {
-		o, err := decodeOp(raw)
+		o, err := decodeStoredOp(raw)
 		if err != nil {
 			return false, err
 		}
@@ -560,7 +560,7 @@ func (gs *Service) migrate(ctx context.Context, g *group) error {
 		if err != nil {
 			return fmt.Errorf("group: migrate %s: %w", g.id, err)
 		}
-		o, err := decodeOp(raw)
+		o, err := decodeStoredOp(raw)
 		if err != nil {
 			return fmt.Errorf("group: migrate %s: %w", g.id, err)
 		}
