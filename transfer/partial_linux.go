@@ -17,6 +17,11 @@ func openDirect(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT|noFollow, 0)
 }
 
+// openDirectRead opens path for direct reads.
+func openDirectRead(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT|noFollow, 0)
+}
+
 // ownedHere reports whether this user owns the file fi describes.
 func ownedHere(fi os.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)

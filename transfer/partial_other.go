@@ -12,6 +12,9 @@ var errDirectRefused = errors.ErrUnsupported
 // openDirect: direct I/O is used on Linux only.
 func openDirect(string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
+// openDirectRead: direct I/O is used on Linux only.
+func openDirectRead(string) (*os.File, error) { return nil, errors.ErrUnsupported }
+
 // noFollow: elsewhere the private staging folder alone keeps links out.
 const noFollow = 0
 
