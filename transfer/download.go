@@ -145,7 +145,7 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 			return "", err
 		}
 	}
-	f, err := openPartial(rc.Partial)
+	f, err := openPartial(rc.Partial, int64(m.Size))
 	if err != nil {
 		return "", fmt.Errorf("transfer: %w", err)
 	}

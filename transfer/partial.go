@@ -56,9 +56,14 @@ func stagingDir(dir string) (string, error) {
 	return p, nil
 }
 
-// openPartial opens a download's partial file, never through a link: an
-// existing one to resume, else a new one (O_EXCL).
-func openPartial(path string) (*partialFile, error) {
+// openPartial opens a download's partial file of size bytes, never
+// through a link: an existing one to resume, else a new one (O_EXCL).
+// Where the file system allows it, the whole file is allocated first
+// (preallocate): a direct write into allocated blocks is an overwrite,
+// which ext4 lets several writers do at once (a write past the end of the
+// file holds the file's lock alone until it is on the disk), and the file
+// ends up in few extents.
+func openPartial(path string, size int64) (*partialFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|noFollow, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|noFollow, 0o600)
@@ -66,6 +71,10 @@ func openPartial(path string) (*partialFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Best effort: without it (a file system that cannot, a disk too
+	// full to hold the whole file now) the writes extend the file as
+	// before, and a full disk fails the write that finds it full.
+	preallocate(f, size)
 	p := &partialFile{f: f}
 	if d, err := openDirect(path); err == nil {
 		p.direct = d

@@ -22,6 +22,20 @@ func openDirectRead(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT|noFollow, 0)
 }
 
+// preallocate allocates size bytes to f, and makes it that long; the
+// blocks read as zeros until written. It keeps what f holds already.
+func preallocate(f *os.File, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	for {
+		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
 // ownedHere reports whether this user owns the file fi describes.
 func ownedHere(fi os.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)

@@ -15,6 +15,9 @@ func openDirect(string) (*os.File, error) { return nil, errors.ErrUnsupported }
 // openDirectRead: direct I/O is used on Linux only.
 func openDirectRead(string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
+// preallocate: files are allocated as written elsewhere.
+func preallocate(*os.File, int64) error { return nil }
+
 // noFollow: elsewhere the private staging folder alone keeps links out.
 const noFollow = 0
 

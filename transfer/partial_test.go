@@ -24,11 +24,11 @@ func TestPartialFileWrites(t *testing.T) {
 	const chunk = 64 << 10
 	for _, dir := range dirs {
 		path := filepath.Join(dir, "f.partial")
-		p, err := openPartial(path)
+		want := make([]byte, 3*chunk+1000)
+		p, err := openPartial(path, int64(len(want)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := make([]byte, 3*chunk+1000)
 		rand.Read(want)
 		buf := alignedBuffer(chunk)
 		// Out of order, as parallel streams write; the last chunk is short.

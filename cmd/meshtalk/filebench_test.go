@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,6 +74,7 @@ func BenchmarkFileCLI(b *testing.B) {
 				for r := range rounds {
 					src := freshFile(b, work, size)
 					dst := filepath.Join(work, fmt.Sprintf("got-%d", r))
+					settleDisk()
 					watch := watchPeakRSS(a.cmd.Process.Pid, c.cmd.Process.Pid)
 					cpu0 := procCPU(a.cmd.Process.Pid) + procCPU(c.cmd.Process.Pid)
 					start := time.Now()
@@ -90,6 +92,7 @@ func BenchmarkFileCLI(b *testing.B) {
 							continue // QUIC brings its own TLS
 						}
 						dst := filepath.Join(work, "raw")
+						settleDisk()
 						secs["raw-"+sec] = append(secs["raw-"+sec], rawFileCopy(b, tr, sec, src, dst).Seconds())
 						os.Remove(dst)
 					}
@@ -153,6 +156,12 @@ func freshFile(b *testing.B, dir string, size int64) string {
 	}
 	return f.Name()
 }
+
+// settleDisk writes back what the setup and the run before left to the
+// disk (the fresh source file, a removed file's freed blocks), so that no
+// run pays for another's writes: the first run after freshFile would
+// otherwise share the disk with the writeback of its whole source file.
+func settleDisk() { syscall.Sync() }
 
 // rawFileCopy is the baseline: a libp2p stream between two hosts of this
 // process over transport tr with security sec, the sender reading src,
