@@ -183,6 +183,9 @@ func (s *Service) Download(ctx context.Context, m *Manifest, sources []peer.ID, 
 		d.queue = append(d.queue, span{i, j - i})
 		i = j
 	}
+	if d.swarm() {
+		f.useCache()
+	}
 	d.queue = d.stripe(d.queue)
 	d.report()
 	s.setActive(root, d)

@@ -125,3 +125,8 @@ func alignedBuffer(n int) []byte {
 	}
 	return b[skip : skip+n : skip+n]
 }
+
+// useCache sends every write through the page cache: a file that other
+// members read back while it is written (a group's file, served to them
+// as it arrives) is found there, not read again from the disk.
+func (p *partialFile) useCache() { p.refused.Store(true) }

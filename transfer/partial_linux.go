@@ -17,11 +17,6 @@ func openDirect(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT|noFollow, 0)
 }
 
-// openDirectRead opens path for direct reads.
-func openDirectRead(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT|noFollow, 0)
-}
-
 // preallocate allocates size bytes to f, and makes it that long; the
 // blocks read as zeros until written. It keeps what f holds already.
 func preallocate(f *os.File, size int64) error {

@@ -12,9 +12,6 @@ var errDirectRefused = errors.ErrUnsupported
 // openDirect: direct I/O is used on Linux only.
 func openDirect(string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
-// openDirectRead: direct I/O is used on Linux only.
-func openDirectRead(string) (*os.File, error) { return nil, errors.ErrUnsupported }
-
 // preallocate: files are allocated as written elsewhere.
 func preallocate(*os.File, int64) error { return nil }
 

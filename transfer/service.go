@@ -287,10 +287,6 @@ func (s *Service) serve(st network.Stream, w *bufio.Writer, req *pb.Request, buf
 	return s.serveChunks(st, w, h, first, count, bufs, v11)
 }
 
-// headRoom is the room before a chunk in a serving buffer, for its
-// header: the chunk itself starts on a direct-I/O boundary.
-const headRoom = directAlign
-
 // serveChunks sends chunks first..first+count-1 from h. Each chunk is read
 // (and checked) while the one before goes out, into the other buffer,
 // after room for its header; a chunk and its header go out in one write
@@ -308,21 +304,19 @@ func (s *Service) serveChunks(st network.Stream, w *bufio.Writer, h *holding, fi
 		ch := make(chan loaded, 1)
 		b, n := &bufs[(i-first)%2], m.chunkLen(i)
 		go func() {
-			// The chunk starts aligned, for a direct read; its header
-			// goes just before it.
-			if len(*b) < headRoom+n {
-				*b = alignedBuffer(headRoom + n)
+			if len(*b) < chunkHeaderMax+n {
+				*b = make([]byte, chunkHeaderMax+n)
 			}
-			data, err := h.read(i, (*b)[headRoom:headRoom+n])
+			data, err := h.read(i, (*b)[chunkHeaderMax:chunkHeaderMax+n])
 			if err != nil {
 				ch <- loaded{err: err}
 				return
 			}
 			var hdr [chunkHeaderMax]byte
 			hd := appendChunkHeader(hdr[:0], i, len(data))
-			start := headRoom - len(hd)
+			start := chunkHeaderMax - len(hd)
 			copy((*b)[start:], hd)
-			ch <- loaded{frame: (*b)[start : headRoom+len(data)]}
+			ch <- loaded{frame: (*b)[start : chunkHeaderMax+len(data)]}
 		}()
 		return ch
 	}

@@ -156,13 +156,6 @@ type holding struct {
 	f      chunkReader // chunks in this file (or folder), at index × chunk size
 	have   []bool      // which chunks of f are verified; nil: all
 	origin bool        // f is the offered original: a mismatch means it changed
-	// direct reads f's whole chunks past the page cache (nil: not so): a
-	// downloaded file's, which its download wrote past it. Read through
-	// the cache, each chunk served to another member of a group filled
-	// fresh cache memory, and that first touch (2 ms a MiB on this
-	// machine's VM) cost the swarm more than the reads themselves.
-	direct  *os.File
-	refused atomic.Bool // a direct read failed as unsupported
 }
 
 // chunkReader is a file, or a folder's files (folderReader).
@@ -227,11 +220,7 @@ func (s *Service) hold(ctx context.Context, root Hash, m *Manifest) (*holding, e
 		if err != nil {
 			return nil, errMissing
 		}
-		h := &holding{m: m, f: f, have: have}
-		if d, err := openDirectRead(path); err == nil {
-			h.direct = d
-		}
-		return h, nil
+		return &holding{m: m, f: f, have: have}, nil
 	}
 	return nil, errMissing
 }
@@ -265,7 +254,7 @@ func (h *holding) read(i int, buf []byte) ([]byte, error) {
 	if h.have != nil && !h.have[i] {
 		return nil, bad
 	}
-	if err := h.readAt(buf, int64(i)*int64(h.m.ChunkSize)); err != nil {
+	if _, err := h.f.ReadAt(buf, int64(i)*int64(h.m.ChunkSize)); err != nil {
 		return nil, bad
 	}
 	if Hash(blake3.Sum256(buf)) != h.m.Chunks[i] {
@@ -274,24 +263,8 @@ func (h *holding) read(i int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// readAt fills buf from f at off: directly when it can.
-func (h *holding) readAt(buf []byte, off int64) error {
-	if h.direct != nil && !h.refused.Load() && aligned(buf, off) {
-		_, err := h.direct.ReadAt(buf, off)
-		if !errors.Is(err, errDirectRefused) {
-			return err
-		}
-		h.refused.Store(true)
-	}
-	_, err := h.f.ReadAt(buf, off)
-	return err
-}
-
 func (h *holding) close() {
 	if h.f != nil {
 		h.f.Close()
-	}
-	if h.direct != nil {
-		h.direct.Close()
 	}
 }
