@@ -71,9 +71,10 @@ func openPartial(path string, size int64) (*partialFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Best effort: without it (a file system that cannot, a disk too
-	// full to hold the whole file now) the writes extend the file as
-	// before, and a full disk fails the write that finds it full.
+	// Best effort: without it (a file system that cannot, a disk
+	// without room for the whole file and a margin now) the writes
+	// extend the file as before, and a full disk fails the write that
+	// finds it full.
 	preallocate(f, size)
 	p := &partialFile{f: f}
 	if d, err := openDirect(path); err == nil {

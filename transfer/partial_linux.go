@@ -17,19 +17,40 @@ func openDirect(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT|noFollow, 0)
 }
 
-// preallocate allocates size bytes to f, and makes it that long; the
-// blocks read as zeros until written. It keeps what f holds already.
+// preallocate allocates size bytes to f, and makes it that long, when
+// the disk has room for it and preallocMargin beside: a download must not
+// take the disk that the datastore writes to, nor hold it while it waits
+// to resume. The blocks read as zeros until written. It keeps what f holds
+// already, and undoes an allocation that failed part of the way.
 func preallocate(f *os.File, size int64) error {
 	if size <= 0 {
 		return nil
 	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Fstatfs(int(f.Fd()), &fs); err != nil {
+		return err
+	}
+	if need := size - int64(st.Blocks)*512; need > 0 && need+preallocMargin > int64(fs.Bavail)*int64(fs.Bsize) {
+		return syscall.ENOSPC
+	}
 	for {
 		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
-		if err != syscall.EINTR {
-			return err
+		if err == syscall.EINTR {
+			continue
 		}
+		if err != nil {
+			f.Truncate(st.Size) // blocks a failed allocation kept
+		}
+		return err
 	}
 }
+
+// preallocMargin is the room preallocate leaves free on the disk.
+const preallocMargin = 256 << 20
 
 // ownedHere reports whether this user owns the file fi describes.
 func ownedHere(fi os.FileInfo) bool {

@@ -23,7 +23,7 @@ func (c CPU) Faults() int64 { return minorFaults() - c.faults }
 func minorFaults() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Minflt
+	return int64(ru.Minflt)
 }
 
 // Cores is the average number of cores busy since StartCPU.
