@@ -36,10 +36,15 @@ type dag struct {
 	// follows it alone, on a branch beside another, is checked against
 	// it instead of a fold of all its ancestors anew (which made two
 	// interleaved branches quadratic).
+	// It holds at most maxAdmitted: an admin's many forks cost a fold
+	// each, not a state each.
 	admitted map[[32]byte]*state
 	// folds counts the folds of a part of the set (a test reads it).
 	folds int
 }
+
+// maxAdmitted bounds the heads whose admitted state a DAG keeps.
+const maxAdmitted = 8
 
 func newDAG(create *op) *dag {
 	d := &dag{create: create, ops: map[[32]byte]*op{create.hash: create}, children: map[[32]byte][][32]byte{},
@@ -96,7 +101,7 @@ func (d *dag) add(o *op, admitted *state) {
 		delete(d.admitted, h)
 	}
 	d.heads[o.hash] = true
-	if admitted != nil {
+	if admitted != nil && len(d.heads) <= maxAdmitted {
 		d.admitted[o.hash] = admitted
 	}
 	if len(o.KeyHash) > 0 {

@@ -315,10 +315,42 @@ func TestInterleavedBranchesFoldOnce(t *testing.T) {
 	if d.folds > 2 {
 		t.Fatalf("%d folds of a part of the set for %d ops on two branches", d.folds, n)
 	}
+	// Each head's kept state is the fold of its ancestors and itself.
+	for h, kept := range d.admitted {
+		if got, want := logOf(t, kept), logOf(t, d.fold(d.ancestors([][]byte{h[:]}), true)); got != want {
+			t.Fatalf("the state kept for head %x differs from its fold:\n%s\n%s", h[:4], got, want)
+		}
+	}
+	if len(d.admitted) != 2 {
+		t.Fatalf("%d states kept for 2 heads", len(d.admitted))
+	}
 	back := slices.Clone(ops)
 	slices.Reverse(back)
 	if _, st2, err := dagFromOps(back); err != nil || logOf(t, st) != logOf(t, st2) || st.Ops != uint64(len(ops)) {
 		t.Fatalf("backwards: %v; %d ops", err, st.Ops)
+	}
+}
+
+// TestManyForksKeepFewStates: an admin's many sibling ops (each a head)
+// do not each keep a state in the DAG.
+func TestManyForksKeepFewStates(t *testing.T) {
+	net, ids := newOpNet(t, 1)
+	a := ids[0]
+	ops := slices.Clone(net.all)
+	base := net.d.headList()
+	for i := range 40 {
+		o := &op{Kind: OpRename, GroupID: net.gid, Parents: base, Actor: a, Name: fmt.Sprint("g", i), TimeMS: net.at + int64(i+1)}
+		if err := signOp(net.keys[a], o); err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, o)
+	}
+	d, _, err := dagFromOps(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.heads) != 40 || len(d.admitted) > maxAdmitted {
+		t.Fatalf("%d heads, %d admitted states kept (at most %d)", len(d.heads), len(d.admitted), maxAdmitted)
 	}
 }
 

@@ -174,9 +174,16 @@ func FuzzGroupTopicMessage(f *testing.F) {
 			if err != nil {
 				return
 			}
-			again, err := decodeStoredOp(o.raw)
+			var so pb.SignedOp
+			if err := proto.Unmarshal(o.raw, &so); err != nil {
+				t.Fatalf("an op's stored form does not decode: %v", err)
+			}
+			again, err := opFromWire(&so) // the signature too
 			if err != nil || again.hash != o.hash {
 				t.Fatalf("an op does not round-trip: %v", err)
+			}
+			if stored, err := decodeStoredOp(o.raw); err != nil || stored.hash != o.hash {
+				t.Fatalf("a stored op does not decode: %v", err)
 			}
 			if o.Kind == OpCreate {
 				if st, err := stateFromCreate(o); err == nil {
