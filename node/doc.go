@@ -38,7 +38,9 @@
 //	/node/peerstore/...   libp2p's persistent peerstore (pstoreds layout),
 //	                      which fails its writes once the node shuts it
 //	                      (peerstore.go)
-//	/node/drops/...       dropped files received (drops.go)
+//	/node/drops/...       files that went through a relay's file drop:
+//	                      <file ID> sent, <file ID>/<sender> received
+//	                      (drops.go)
 //	/node/autofetch       the day's bytes of pictures fetched by themselves
 //	                      (autofetch.go)
 //	/chat/...             contacts, profile, outbox (chat/store.go), the history

@@ -245,8 +245,8 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dr, ok := n.drop(ctx, id, offer.From); ok && dr.Path != "" {
-		return n.listedFile(ctx, id) // here already, through a relay
+	if dr, ok := n.drop(ctx, f.ID, offer.From); ok && dr.Path != "" {
+		return n.listedFile(ctx, offer.ID) // here already, through a relay
 	}
 	manifest, err := transfer.DecodeManifest(offer.Manifest)
 	if err != nil {
@@ -261,7 +261,7 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if err := n.xfer.Start(manifest, sources, dir); err != nil {
 		return nil, err
 	}
-	return n.listedFile(ctx, manifest.ID())
+	return n.listedFile(ctx, offer.ID)
 }
 
 // swarm is where a group's file is fetched from: its sender first, then
@@ -288,14 +288,15 @@ func (n *Node) swarm(ctx context.Context, offer *chat.Message, m *transfer.Manif
 	return append(sources, others...), nil
 }
 
-// listedFile is the file offered to this node with id as Files lists it.
-func (n *Node) listedFile(ctx context.Context, id string) (*File, error) {
+// listedFile is the file that message msgID offered this node, as Files
+// lists it (two friends may offer the same file).
+func (n *Node) listedFile(ctx context.Context, msgID string) (*File, error) {
 	files, err := n.Files(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range files {
-		if f.ID == id && !f.Outgoing {
+		if f.MessageID == msgID && !f.Outgoing {
 			return &f, nil
 		}
 	}

@@ -323,11 +323,11 @@ func TestDropCannotStandForAnotherFriendsFile(t *testing.T) {
 	if got.From != c.ID() {
 		t.Fatalf("dropped: %+v", got)
 	}
-	fs, err := b.Files(bg)
+	files, err := b.Files(bg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range fs {
+	for _, f := range files {
 		if f.ID != id || f.From != a.ID() {
 			continue
 		}
@@ -335,8 +335,8 @@ func TestDropCannotStandForAnotherFriendsFile(t *testing.T) {
 			t.Fatalf("alice's offer stands for carol's drop: %+v", f)
 		}
 		if f.State == "done" {
-			if b, _ := os.ReadFile(f.Path); string(b) != "the real contract" {
-				t.Fatalf("alice's offer, done, holds %q", b)
+			if got, _ := os.ReadFile(f.Path); string(got) != "the real contract" {
+				t.Fatalf("alice's offer, done, holds %q", got)
 			}
 		}
 	}
