@@ -287,10 +287,8 @@ func TestUnauthorisedLargeFrameRefused(t *testing.T) {
 // the drop was recorded by file ID alone and stood for Alice's file).
 func TestDropCannotStandForAnotherFriendsFile(t *testing.T) {
 	r := startRelay(t, "", nil, nil)
-	a, b, c := startUser(t, r, ""), startUser(t, r, ""), startUser(t, r, "")
-	register(t, a, r, "alice")
-	register(t, b, r, "bob")
-	register(t, c, r, "carol")
+	u := usersOnRelay(t, r, "alice", "bob", "carol")
+	a, b, c := u[0], u[1], u[2]
 	nodetest.Befriend(t, a, b)
 	nodetest.Befriend(t, c, b)
 	waitAllowed(t, r, c, b)

@@ -86,6 +86,18 @@ func friendsOnRelay(t *testing.T, homeA, homeB node.Home) (r, a, b *node.Node) {
 	return r, a, b
 }
 
+// usersOnRelay starts a user of relay r for each name, registered on r
+// under it.
+func usersOnRelay(t *testing.T, r *node.Node, names ...string) []*node.Node {
+	t.Helper()
+	users := make([]*node.Node, len(names))
+	for i, name := range names {
+		users[i] = startUser(t, r, "")
+		register(t, users[i], r, name)
+	}
+	return users
+}
+
 // waitAllowed waits until relay r takes deposits from sender for rcpt
 // (rcpt's allow-list reached it).
 func waitAllowed(t testing.TB, r, sender, rcpt *node.Node) {
@@ -470,10 +482,8 @@ func TestExpiredMailRemoved(t *testing.T) {
 // relay; a stranger sees nothing.
 func TestPresenceOnlyForFriends(t *testing.T) {
 	r := startRelay(t, "", nil, nil)
-	a, b, c := startUser(t, r, ""), startUser(t, r, ""), startUser(t, r, "")
-	register(t, a, r, "alice")
-	register(t, b, r, "bob")
-	register(t, c, r, "carol")
+	u := usersOnRelay(t, r, "alice", "bob", "carol")
+	a, b, c := u[0], u[1], u[2]
 	nodetest.Befriend(t, a, b)
 	nodetest.Eventually(t, 20*time.Second, "B sees A online through the relay", func() bool {
 		prs, err := b.RelayClient().Presence(bg, r.ID(), []peer.ID{a.ID()})
