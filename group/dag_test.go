@@ -79,6 +79,17 @@ func (n *opNet) do(actor peer.ID, kind string, target peer.ID, parents [][]byte,
 	return o
 }
 
+// renameOp signs the i-th of a series of renames by actor, following
+// parents, without adding it to the DAG.
+func (n *opNet) renameOp(actor peer.ID, parents [][]byte, i int) *op {
+	n.t.Helper()
+	o := &op{Kind: OpRename, GroupID: n.gid, Parents: parents, Actor: actor, Name: fmt.Sprint("g", i), TimeMS: n.at + int64(i+1)}
+	if err := signOp(n.keys[actor], o); err != nil {
+		n.t.Fatal(err)
+	}
+	return o
+}
+
 // logOf is the part of a state the log makes, for comparing folds.
 func logOf(t *testing.T, st *state) string {
 	c := st.clone()
@@ -258,10 +269,7 @@ func TestLongLogBackwards(t *testing.T) {
 	ops := []*op{net.all[0]}
 	prev := net.all[0]
 	for i := range n {
-		o := &op{Kind: OpRename, GroupID: net.gid, Parents: [][]byte{bytes.Clone(prev.hash[:])}, Actor: a, Name: fmt.Sprint("g", i), TimeMS: net.at + int64(i+1)}
-		if err := signOp(net.keys[a], o); err != nil {
-			t.Fatal(err)
-		}
+		o := net.renameOp(a, [][]byte{bytes.Clone(prev.hash[:])}, i)
 		ops, prev = append(ops, o), o
 	}
 	_, st, err := dagFromOps(ops)
@@ -302,10 +310,7 @@ func TestInterleavedBranchesFoldOnce(t *testing.T) {
 	last := map[peer.ID][]byte{a: base[0], b: base[0]}
 	for i := range n {
 		actor := ids[i%2]
-		o := &op{Kind: OpRename, GroupID: net.gid, Parents: [][]byte{last[actor]}, Actor: actor, Name: fmt.Sprint("g", i), TimeMS: net.at + int64(i+1)}
-		if err := signOp(net.keys[actor], o); err != nil {
-			t.Fatal(err)
-		}
+		o := net.renameOp(actor, [][]byte{last[actor]}, i)
 		ops, last[actor] = append(ops, o), bytes.Clone(o.hash[:])
 	}
 	d, st, err := dagFromOps(ops)
@@ -339,11 +344,7 @@ func TestManyForksKeepFewStates(t *testing.T) {
 	ops := slices.Clone(net.all)
 	base := net.d.headList()
 	for i := range 40 {
-		o := &op{Kind: OpRename, GroupID: net.gid, Parents: base, Actor: a, Name: fmt.Sprint("g", i), TimeMS: net.at + int64(i+1)}
-		if err := signOp(net.keys[a], o); err != nil {
-			t.Fatal(err)
-		}
-		ops = append(ops, o)
+		ops = append(ops, net.renameOp(a, base, i))
 	}
 	d, _, err := dagFromOps(ops)
 	if err != nil {
