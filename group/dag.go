@@ -167,6 +167,9 @@ func (d *dag) since(theirs [][]byte) (ops []*op, unknown bool) {
 			unknown = true
 		}
 	}
+	if d.followsAll(theirs) {
+		return nil, false // in step
+	}
 	held := d.ancestors(theirs)
 	for _, o := range d.sorted() {
 		if !held[o.hash] {
@@ -212,7 +215,6 @@ func (d *dag) fold(only map[[32]byte]bool, taint bool) *state {
 	}
 	in := func(h [32]byte) bool { return only == nil || only[h] }
 	st, _ := stateFromCreate(d.create)
-	st.Void = nil
 	eff := map[[32]byte]int64{d.create.hash: d.create.TimeMS}
 	missing := map[[32]byte]int{}
 	placed := map[[32]byte]bool{d.create.hash: true} // the heads of what is placed
@@ -321,6 +323,19 @@ func (d *dag) admit(o *op, cur *state) (*state, error) {
 	return past, nil
 }
 
+// poolKeys pools the keys of keys that d's ops commit to and st does not
+// hold yet, and returns how many.
+func (st *state) poolKeys(d *dag, gid []byte, keys []epochKey) int {
+	n := 0
+	for _, k := range keys {
+		if h := hex.EncodeToString(keyHash(gid, k.claim, k.key)); d.commits[h] && st.KeyPool[h] == nil {
+			st.KeyPool[h] = k.key
+			n++
+		}
+	}
+	return n
+}
+
 // dagFromOps checks a whole op set from its create op (each op against
 // the ops it follows), in any order, and folds it.
 func dagFromOps(ops []*op) (*dag, *state, error) {
@@ -347,13 +362,13 @@ func buildDAG(ops []*op, check bool) (*dag, error) {
 	if create == nil {
 		return nil, fmt.Errorf("%w: the ops hold no create op", ErrBadFrame)
 	}
-	if _, err := stateFromCreate(create); err != nil {
+	// cur is the fold of all held while the ops come in order: each op
+	// that follows all is checked against it, not against a fold anew.
+	cur, err := stateFromCreate(create)
+	if err != nil {
 		return nil, err
 	}
 	d := newDAG(create)
-	// cur is the fold of all held while the ops come in order: each op
-	// that follows all is checked against it, not against a fold anew.
-	cur, _ := stateFromCreate(create)
 	// Each op is taken once it is ready: at once, or when the last op
 	// it follows comes (waiting holds it under each missing parent), so
 	// the ops are added in an order that respects the DAG in one pass,

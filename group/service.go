@@ -1261,13 +1261,7 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys []epochKey) (applied
 	default:
 		next = cur.clone() // cur is the last op's admitted state, which the DAG keeps
 	}
-	pooled := 0
-	for _, k := range keys {
-		if h := hex.EncodeToString(keyHash(g.gid, k.claim, k.key)); d.commits[h] && next.KeyPool[h] == nil {
-			next.KeyPool[h] = k.key
-			pooled++
-		}
-	}
+	pooled := next.poolKeys(d, g.gid, keys)
 	next.fillKeys()
 	next.Status = standing(st, next, gs.self, fresh)
 	if len(fresh) == 0 && pooled == 0 {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -101,23 +102,16 @@ func (gs *Service) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 		refuseSync(w, CodeNotMember, "not a member of this group")
 		return
 	}
-	frame := &pb.SyncFrame{GroupId: g.gid}
-	size := 0
+	frame, size, err := addOps(w, &pb.SyncFrame{GroupId: g.gid}, ops)
+	if err != nil {
+		return
+	}
 	flush := func() error {
 		if err := writeFrame(w, frame); err != nil {
 			return err
 		}
 		frame, size = &pb.SyncFrame{GroupId: g.gid}, 0
 		return nil
-	}
-	for _, o := range ops {
-		if size += len(o.raw); size > maxSyncBytes {
-			if flush() != nil {
-				return
-			}
-			size = len(o.raw)
-		}
-		frame.Ops = append(frame.Ops, signedOpWire(o))
 	}
 	for epoch, k := range st.Keys {
 		if st.wasMember(from, epoch) {
@@ -218,6 +212,23 @@ func (gs *Service) serveJoin(from peer.ID, req *pb.Join, w *bufio.Writer) {
 	gs.writeGroup(w, g, from)
 }
 
+// addOps adds ops to frame, writing it to w and beginning another
+// whenever they would take it past maxSyncBytes; it returns the frame to
+// go on with and the bytes of the ops in it.
+func addOps(w io.Writer, frame *pb.SyncFrame, ops []*op) (*pb.SyncFrame, int, error) {
+	size := 0
+	for _, o := range ops {
+		if size += len(o.raw); size > maxSyncBytes {
+			if err := writeFrame(w, frame); err != nil {
+				return nil, 0, err
+			}
+			frame, size = &pb.SyncFrame{GroupId: frame.GroupId}, len(o.raw)
+		}
+		frame.Ops = append(frame.Ops, signedOpWire(o))
+	}
+	return frame, size, nil
+}
+
 // writeGroup answers a newcomer the whole group: the log, the key of the
 // current epoch, this node's heads (the newcomer starts there) each with
 // the envelope it ends on (headProofs), and the members' addresses.
@@ -226,16 +237,9 @@ func (gs *Service) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 	st := g.state()
 	ops := slices.Clone(g.dag.sorted())
 	gs.opMu.Unlock()
-	frame := &pb.SyncFrame{GroupId: g.gid}
-	size := 0
-	for _, o := range ops {
-		if size += len(o.raw); size > maxSyncBytes {
-			if err := writeFrame(w, frame); err != nil {
-				return err
-			}
-			frame, size = &pb.SyncFrame{GroupId: g.gid}, len(o.raw)
-		}
-		frame.Ops = append(frame.Ops, signedOpWire(o))
+	frame, size, err := addOps(w, &pb.SyncFrame{GroupId: g.gid}, ops)
+	if err != nil {
+		return err
 	}
 	if k := st.Keys[st.Epoch]; k != nil {
 		frame.Keys = []*pb.EpochKey{{Epoch: st.claimOf(st.Epoch), Key: k}}
@@ -367,11 +371,7 @@ func (gs *Service) adopt(want string, ops []*op, keys []epochKey, heads []*pb.He
 		return nil, fmt.Errorf("%w: %s is not a member", ErrNotMember, via)
 	}
 	gid, _ := parseGID(st.ID)
-	for _, k := range keys {
-		if h := hex.EncodeToString(keyHash(gid, k.claim, k.key)); d.commits[h] {
-			st.KeyPool[h] = k.key
-		}
-	}
+	st.poolKeys(d, gid, keys)
 	st.fillKeys()
 	hs, tails := headProofs(gid, heads, envs)
 	gs.opMu.Lock()

@@ -603,7 +603,12 @@ func decodeStoredOp(raw []byte) (*op, error) {
 	if err := proto.Unmarshal(raw, &so); err != nil {
 		return nil, fmt.Errorf("%w: op: %v", ErrBadFrame, err)
 	}
-	return parseOp(&so)
+	o, err := parseOp(&so)
+	if err != nil {
+		return nil, err
+	}
+	o.raw, o.hash = raw, sha256.Sum256(raw) // stored as encoded when it came
+	return o, nil
 }
 
 // opFromWire decodes a SignedOp from a peer, checks its form and its
@@ -621,10 +626,16 @@ func opFromWire(so *pb.SignedOp) (*op, error) {
 	if !ok {
 		return nil, errBadSignature
 	}
+	// The stored form is re-encoded from what was verified.
+	if o.raw, err = proto.Marshal(&pb.SignedOp{Op: so.GetOp(), Signature: so.GetSignature()}); err != nil {
+		return nil, err
+	}
+	o.hash = sha256.Sum256(o.raw)
 	return o, nil
 }
 
-// parseOp decodes a SignedOp and checks its form, not its signature.
+// parseOp decodes a SignedOp and checks its form, not its signature; the
+// caller sets its stored form and hash.
 func parseOp(so *pb.SignedOp) (*op, error) {
 	var w pb.Op
 	if err := proto.Unmarshal(so.GetOp(), &w); err != nil {
@@ -651,11 +662,6 @@ func parseOp(so *pb.SignedOp) (*op, error) {
 	if err := o.checkForm(); err != nil {
 		return nil, err
 	}
-	// The stored form is re-encoded from what was decoded.
-	if o.raw, err = proto.Marshal(&pb.SignedOp{Op: so.GetOp(), Signature: so.GetSignature()}); err != nil {
-		return nil, err
-	}
-	o.hash = sha256.Sum256(o.raw)
 	return o, nil
 }
 
