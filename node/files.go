@@ -241,7 +241,7 @@ func (n *Node) GetFile(ctx context.Context, id, dir string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	offer, err := incomingOffer(ctx, c, f.ID, f.From)
+	offer, err := c.GetMessage(ctx, f.MessageID) // the offer f lists
 	if err != nil {
 		return nil, err
 	}
