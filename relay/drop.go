@@ -295,13 +295,17 @@ func (c *Client) DropFolder(ctx context.Context, p peer.ID, m *transfer.Manifest
 	if c.cfg.Transfer == nil {
 		return "", fmt.Errorf("%w: file drop is off", ErrBadRequest)
 	}
+	return c.dropFolderAs(ctx, p, m, m.ID())
+}
+
+// dropFolderAs drops the folder m with a letter that names it fileID.
+func (c *Client) dropFolderAs(ctx context.Context, p peer.ID, m *transfer.Manifest, fileID string) (peer.ID, error) {
 	in, err := c.cfg.Transfer.Packed(ctx, m)
 	if err != nil {
 		return "", err
 	}
 	defer in.Close()
-	id := m.ID()
-	fd := &pb.FileDrop{Name: m.Name, Size: m.Size, FileId: &id, Folder: m.Encode()}
+	fd := &pb.FileDrop{Name: m.Name, Size: m.Size, FileId: &fileID, Folder: m.Encode()}
 	return c.drop(ctx, p, in, KindFolderDrop, fd)
 }
 

@@ -140,12 +140,6 @@ func (c *Client) DropFolderNamedForTest(ctx context.Context, p peer.ID, dir, fil
 	if err != nil {
 		return err
 	}
-	in, err := c.cfg.Transfer.Packed(ctx, m)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	fd := &pb.FileDrop{Name: m.Name, Size: m.Size, FileId: &fileID, Folder: m.Encode()}
-	_, err = c.drop(ctx, p, in, KindFolderDrop, fd)
+	_, err = c.dropFolderAs(ctx, p, m, fileID)
 	return err
 }
