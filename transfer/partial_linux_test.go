@@ -17,10 +17,10 @@ func TestPartialPreallocated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := preallocate(probe, 4096); err == syscall.EOPNOTSUPP {
-		t.Skip("this file system does not preallocate")
+	defer probe.Close()
+	if err := preallocate(probe, 4096); err != nil {
+		t.Skipf("no preallocation here: %v", err)
 	}
-	probe.Close()
 	path := filepath.Join(t.TempDir(), "f.partial")
 	p, err := openPartial(path, size)
 	if err != nil {

@@ -14,26 +14,27 @@ type CPU struct {
 }
 
 // StartCPU starts a measure.
-func StartCPU() CPU { return CPU{wall: time.Now(), cpu: cpuTime(), faults: minorFaults()} }
+func StartCPU() CPU {
+	cpu, faults := usage()
+	return CPU{wall: time.Now(), cpu: cpu, faults: faults}
+}
 
 // Faults is the number of page faults (first touches of memory the
 // process had not used yet) since StartCPU.
-func (c CPU) Faults() int64 { return minorFaults() - c.faults }
-
-func minorFaults() int64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return int64(ru.Minflt)
+func (c CPU) Faults() int64 {
+	_, faults := usage()
+	return faults - c.faults
 }
 
 // Cores is the average number of cores busy since StartCPU.
 func (c CPU) Cores() float64 {
-	return (cpuTime() - c.cpu).Seconds() / time.Since(c.wall).Seconds()
+	cpu, _ := usage()
+	return (cpu - c.cpu).Seconds() / time.Since(c.wall).Seconds()
 }
 
-// cpuTime is the CPU time this process has used.
-func cpuTime() time.Duration {
+// usage is the CPU time this process has used, and its page faults.
+func usage() (time.Duration, int64) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), int64(ru.Minflt)
 }
