@@ -132,6 +132,9 @@ func (s *Service) runCommitter() {
 
 func (s *Service) commitSends(reqs []*sendReq) (err error) {
 	ctx := s.ctx
+	// An incoming call's record is a received message (putLocal):
+	// history.Store.Put.
+	defer s.hist.Writing()()
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return err
@@ -1208,6 +1211,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage, via *history.Hop) (r 
 	// new and both store it.
 	mark.mu.Lock()
 	defer mark.mu.Unlock()
+	defer s.hist.Writing()() // until the batch is committed: history.Store.Put
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return received{}, err

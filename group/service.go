@@ -913,6 +913,8 @@ type headChange struct {
 // store stores the envelopes of batch not stored yet, once each.
 func (gs *Service) store(batch []*ingestItem) error {
 	ctx := gs.ctx
+	release := gs.hist.Writing() // until the batch is committed: history.Store.Put
+	defer release()
 	b, err := gs.ds.Batch(ctx)
 	if err != nil {
 		return err
@@ -980,6 +982,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 	if err := b.Commit(ctx); err != nil {
 		return err
 	}
+	release()
 	// What someone waits for (a pull, a relay's letter, acked once
 	// stored) is synced. What gossip brought is acknowledged to nobody:
 	// if the machine loses the write, it loses the author's head with it,

@@ -6,9 +6,9 @@
 //     API's JSON), message kinds and states, content limits and checks,
 //     and Draft, a message to send.
 //   - store.go: the history's datastore keys (/msgs/, /msgid/, /state/,
-//     /read/, documented there), Store (records, pages, search, read
-//     marks, lookup by ID) and the JSON and scan helpers of the /chat
-//     namespace.
+//     /read/, /readmark/, /late/, documented there), Store (records,
+//     pages, search, read marks and unread counts, lookup by ID) and the
+//     JSON and scan helpers of the /chat namespace.
 //   - clock.go: the hybrid logical clock that orders conversations, and
 //     the derivation of message IDs.
 //   - faces.go and images.go: the built-in faces, avatars and picture

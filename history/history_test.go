@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -173,5 +176,177 @@ func TestSummary(t *testing.T) {
 	}
 	if sum, err = s.Summary(ctx, "nobody"); err != nil || sum.Last != nil || sum.Unread != 0 {
 		t.Fatalf("summary of an empty conversation: %+v %v", sum, err)
+	}
+}
+
+// countingReads counts the entries its queries hand out.
+type countingReads struct {
+	datastore.Batching
+	n *atomic.Int64
+}
+
+func (c countingReads) Query(ctx context.Context, q query.Query) (query.Results, error) {
+	r, err := c.Batching.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return query.ResultsFromIterator(q, query.Iterator{
+		Next: func() (query.Result, bool) {
+			res, ok := r.NextSync()
+			if ok {
+				c.n.Add(1)
+			}
+			return res, ok
+		},
+		Close: r.Close,
+	}), nil
+}
+
+func putAll(t *testing.T, s *Store, msgs ...*Message) {
+	t.Helper()
+	ctx := context.Background()
+	defer s.Writing()()
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := s.Put(ctx, b, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadMark: once a conversation is read, Summary and MarkRead read
+// only what came since (they read the whole history before: a second
+// for 200,000 messages), a late message below the mark included, and
+// the counts are those of reading everything.
+func TestReadMark(t *testing.T) {
+	ctx := context.Background()
+	a, b := peer.ID("\x00\x05alice"), peer.ID("\x00\x03bob")
+	var reads atomic.Int64
+	s := New(countingReads{copying{dssync.MutexWrap(datastore.NewMapDatastore())}, &reads}, Config{})
+	var msgs []*Message
+	for i := range 1000 {
+		msgs = append(msgs, dm(b, a, uint64(10+2*i), "hello", false))
+	}
+	putAll(t, s, msgs...)
+	if sum, err := s.Summary(ctx, b.String()); err != nil || sum.Unread != 1000 {
+		t.Fatalf("summary before any read: %+v %v", sum, err)
+	}
+	if read, err := s.MarkRead(ctx, b.String()); err != nil || len(read) != 1000 || read[0] != msgs[0].ID || read[999] != msgs[999].ID {
+		t.Fatalf("MarkRead: %d read, %v", len(read), err)
+	}
+	// Two new messages, and one that came late, between two read ones.
+	newer := []*Message{dm(b, a, 5000, "new", false), dm(a, b, 5001, "mine", true)}
+	late := dm(b, a, 11, "late", false)
+	putAll(t, s, append(newer, late)...)
+	reads.Store(0)
+	sum, err := s.Summary(ctx, b.String())
+	if err != nil || sum.Unread != 2 || sum.Last.ID != newer[1].ID {
+		t.Fatalf("summary after the read: %+v %v", sum, err)
+	}
+	if n := reads.Load(); n > 10 { // what they need, and a few read ahead
+		t.Errorf("Summary read %d entries of a conversation read up to its last two messages", n)
+	}
+	reads.Store(0)
+	read, err := s.MarkRead(ctx, b.String())
+	if err != nil || !slices.Equal(read, []string{late.ID, newer[0].ID}) {
+		t.Fatalf("MarkRead after the read: %v %v", read, err)
+	}
+	if n := reads.Load(); n > 10 { // what they need, and a few read ahead
+		t.Errorf("MarkRead read %d entries of a conversation read up to its last two messages", n)
+	}
+	if m, err := s.Get(ctx, late.ID); err != nil || m.State != MsgRead {
+		t.Fatalf("the late message after MarkRead: %+v %v", m, err)
+	}
+	if sum, err := s.Summary(ctx, b.String()); err != nil || sum.Unread != 0 {
+		t.Fatalf("summary after the second read: %+v %v", sum, err)
+	}
+	if read, err := s.MarkRead(ctx, b.String()); err != nil || len(read) != 0 {
+		t.Fatalf("MarkRead with nothing new: %v %v", read, err)
+	}
+	// A conversation read before read marks (its /read/ marks only) gets
+	// one at its first Summary.
+	c := peer.ID("\x00\x05carol")
+	var old []*Message
+	for i := range 100 {
+		old = append(old, dm(c, a, uint64(10+i), "before marks", false))
+	}
+	putAll(t, s, old...)
+	for _, m := range old {
+		if err := s.ds.Put(ctx, ReadKey(m.ID), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, most := range []int64{1000, 10} {
+		reads.Store(0)
+		if sum, err := s.Summary(ctx, c.String()); err != nil || sum.Unread != 0 || sum.Last.ID != old[99].ID {
+			t.Fatalf("summary %d of a conversation read before marks: %+v %v", i, sum, err)
+		}
+		if n := reads.Load(); n > most {
+			t.Errorf("summary %d of a conversation read before marks read %d entries", i, n)
+		}
+	}
+	// A store opened again reads its mark from the datastore.
+	s2 := New(s.ds, Config{})
+	putAll(t, s2, dm(b, a, 12, "later still", false))
+	if sum, err := s2.Summary(ctx, b.String()); err != nil || sum.Unread != 1 {
+		t.Fatalf("summary in a store opened again: %+v %v", sum, err)
+	}
+}
+
+// TestMarkReadWaitsForWriters: a received message in a batch not yet
+// committed, below the newest message, is not lost to a MarkRead that
+// runs meanwhile: MarkRead waits for the writer (Writing), else it would
+// write a mark above the message, which would then be neither read nor
+// counted.
+func TestMarkReadWaitsForWriters(t *testing.T) {
+	ctx := context.Background()
+	a, b := peer.ID("\x00\x05alice"), peer.ID("\x00\x03bob")
+	newest := dm(b, a, 200, "newest", false)
+	s := stored(t, Config{}, newest)
+	slow := dm(b, a, 100, "stored meanwhile", false)
+	release := s.Writing()
+	batch, err := s.ds.Batch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, batch, slow); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		read []string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		read, err := s.MarkRead(ctx, b.String())
+		done <- result{read, err}
+	}()
+	var r result
+	select {
+	case r = <-done: // no wait: the message is not in what it read
+	case <-time.After(200 * time.Millisecond): // it waits, as it should
+	}
+	if err := batch.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if r.read == nil && r.err == nil {
+		r = <-done
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	sum, err := s.Summary(ctx, b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(r.read, slow.ID) && sum.Unread != 1 {
+		t.Fatalf("the message stored during MarkRead is neither read (%v) nor unread (%+v)", r.read, sum)
 	}
 }

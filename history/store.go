@@ -13,6 +13,13 @@ package history
 //	/read/<msg ID>                       "", or the time it was read (8 bytes, big-endian
 //	                                     unix ms): the message was read (by the peer, or here)
 //	/trace/<msg ID>/<event>[/<member>]   pb.Hop: a step of the message's trace (trace.go)
+//	/readmark/<conversation>             the conversation's read mark (8 bytes, big-endian
+//	                                     clock reading): MarkRead read every received
+//	                                     message at or below it when it wrote it
+//	/late/<conversation>/<hlc %016x>/<msg ID>
+//	                                     "": a received message stored at or below
+//	                                     the read mark (it came late), unread until
+//	                                     MarkRead, which deletes the entry
 //	/changes/..., /rcpt/...              edits and deletes that came before their
 //	                                     message, and group receipts: see changes.go
 //
@@ -22,13 +29,24 @@ package history
 // reading the others, so an ack that comes after a read receipt cannot
 // undo it.
 //
+// Unread counts go by the read mark: the received messages above it
+// without a /read/ mark, and the /late/ entries. Summary and MarkRead
+// read the conversation above the mark only, not its whole history (a
+// conversation of 200,000 messages took a second for each). A message
+// stored while MarkRead reads would be missed if its place were below the
+// mark MarkRead then writes, so a writer that stores received messages
+// holds Writing until its batch is committed, and MarkRead waits for it.
+//
 // HLC readings are fixed-width hex, so keys sort in conversation order.
 
 import (
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +81,17 @@ func StateKey(id string) datastore.Key { return datastore.RawKey("/state/" + id)
 
 // ReadKey marks a message read.
 func ReadKey(id string) datastore.Key { return datastore.RawKey("/read/" + id) }
+
+// readMarkKey holds a conversation's read mark.
+func readMarkKey(conv string) datastore.Key { return datastore.RawKey("/readmark/" + conv) }
+
+// lateKey lists a received message that came below the read mark.
+func lateKey(conv string, hlc uint64, id string) datastore.Key {
+	return datastore.RawKey(ConvKey("/late/", conv, hlc, id))
+}
+
+// latePrefix is the prefix of a conversation's /late/ entries.
+func latePrefix(conv string) string { return "/late/" + conv + "/" }
 
 // GroupConv is the conversation of a group's history.
 func GroupConv(id string) string { return "g:" + id }
@@ -126,6 +155,12 @@ type Store struct {
 	peerStrings sync.Map   // peer.ID -> its string form
 	waiting     waiting    // changes.go
 	forgetMu    sync.Mutex // one Forget at a time
+
+	// marksMu: writers of received messages hold it shared (Writing),
+	// MarkRead alone. readMarks caches each conversation's read mark
+	// (string -> uint64; 0: none).
+	marksMu   sync.RWMutex
+	readMarks sync.Map
 }
 
 // New returns the history in ds. ds, and every datastore.Write handed
@@ -162,7 +197,10 @@ func (s *Store) FileInfo(manifest []byte) *FileInfo {
 }
 
 // Put writes m's record and its /msgid/ index entry into w, with the
-// edits and deletes that came before it applied (changes.go).
+// edits and deletes that came before it applied (changes.go). A received
+// message that comes at or below its conversation's read mark is listed
+// under /late/ too: the caller holds Writing from this Put until w is
+// committed.
 func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
 	if s.hasWaiting(ctx, m.ID) {
 		if err := s.applyWaiting(ctx, w, m); err != nil {
@@ -172,7 +210,49 @@ func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
 	if err := s.PutRecord(ctx, w, m); err != nil {
 		return err
 	}
-	return w.Put(ctx, IDKey(m.ID), []byte(MsgLoc(s.Conv(m), m.HLC)))
+	conv := s.Conv(m)
+	if !m.Outgoing && m.State == MsgReceived {
+		mark, err := s.readMark(ctx, conv)
+		if err != nil {
+			return err
+		}
+		if mark > 0 && m.HLC <= mark {
+			if err := w.Put(ctx, lateKey(conv, m.HLC, m.ID), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return w.Put(ctx, IDKey(m.ID), []byte(MsgLoc(conv, m.HLC)))
+}
+
+// Writing is held by a writer that stores received messages (Put), from
+// its first Put into a batch until the batch is committed: MarkRead waits
+// for it, so that no message is stored below the read mark it writes
+// without a /late/ entry. It returns the release, which may be called
+// more than once. A writer must not call it again while holding it.
+func (s *Store) Writing() (release func()) {
+	s.marksMu.RLock()
+	var once sync.Once
+	return func() { once.Do(s.marksMu.RUnlock) }
+}
+
+// readMark is conversation conv's read mark (0: none yet).
+func (s *Store) readMark(ctx context.Context, conv string) (uint64, error) {
+	if v, ok := s.readMarks.Load(conv); ok {
+		return v.(uint64), nil
+	}
+	var mark uint64
+	switch b, err := s.ds.Get(ctx, readMarkKey(conv)); {
+	case errors.Is(err, datastore.ErrNotFound):
+	case err != nil:
+		return 0, err
+	case len(b) != 8:
+		return 0, fmt.Errorf("history: stored %s is damaged", readMarkKey(conv))
+	default:
+		mark = binary.BigEndian.Uint64(b)
+	}
+	s.readMarks.Store(conv, mark)
+	return mark, nil
 }
 
 // PutRecord writes m's record under its conversation key, as protobuf
@@ -376,17 +456,43 @@ func (h *byHLC) Pop() any {
 }
 
 // MarkRead marks every received message of conversation conv read,
-// unsynced, and returns their IDs.
+// unsynced, and returns their IDs: those above the read mark and those
+// that came late below it. The read mark moves up to the conversation's
+// newest message.
 func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
-	var read []string
-	err := s.Query(ctx, query.Query{Prefix: MsgPrefix(conv)}, func(_ string, m *Message) bool {
+	s.marksMu.Lock()
+	defer s.marksMu.Unlock()
+	mark, err := s.readMark(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	late, err := s.lateOnes(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	read := make([]string, 0, len(late))
+	for _, k := range late {
+		if _, id, ok := ParseMsgKey(k); ok {
+			read = append(read, id)
+		}
+	}
+	top, above := mark, len(read)
+	err = s.Query(ctx, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}, func(_ string, m *Message) bool {
+		if m.HLC <= mark {
+			return false
+		}
+		top = max(top, m.HLC)
 		if s.unread(ctx, m) {
 			read = append(read, m.ID)
 		}
 		return true
 	})
-	if err != nil || len(read) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	slices.Reverse(read[above:]) // in conversation order, after the late ones
+	if len(read) == 0 && top == mark {
+		return nil, nil
 	}
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
@@ -397,7 +503,31 @@ func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
 			return nil, err
 		}
 	}
-	return read, b.Commit(ctx)
+	for _, k := range late {
+		if err := b.Delete(ctx, datastore.RawKey(k)); err != nil {
+			return nil, err
+		}
+	}
+	if top > mark {
+		if err := b.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, top)); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, err
+	}
+	s.readMarks.Store(conv, top)
+	return read, nil
+}
+
+// lateOnes lists the keys of conversation conv's /late/ entries.
+func (s *Store) lateOnes(ctx context.Context, conv string) ([]string, error) {
+	var keys []string
+	err := Scan(ctx, s.ds, query.Query{Prefix: latePrefix(conv), KeysOnly: true}, func(key string, _ []byte) (bool, error) {
+		keys = append(keys, key)
+		return true, nil
+	})
+	return keys, err
 }
 
 // unread reports whether m, as stored, is a received message without a
@@ -422,17 +552,31 @@ type Summary struct {
 }
 
 // Summary reads conversation conv's newest message and how many of its
-// received messages are unread. It counts by the same marks MarkRead
-// writes, over the whole conversation (a message that came late, older
-// than messages already read, still counts), reading the /read/ mark
-// of received messages only.
+// received messages are unread: those above the read mark without a
+// /read/ mark, and the late ones (a message that came late, older than
+// messages already read, still counts). It reads the conversation down
+// to the read mark, and on only as far as its newest message that is
+// not a reaction. A conversation with nothing unread and no read mark
+// yet (a store from before read marks, where nothing marked it since)
+// gets one, so that only its first Summary reads it whole.
 func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
-	sum := &Summary{}
-	err := s.Query(ctx, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}, func(_ string, m *Message) bool {
+	mark, err := s.readMark(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	late, err := s.lateOnes(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Unread: len(late)}
+	err = s.Query(ctx, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}, func(_ string, m *Message) bool {
+		if m.HLC <= mark && sum.Last != nil {
+			return false
+		}
 		if sum.Last == nil && m.Kind != KindReaction {
 			sum.Last = s.WithState(ctx, m)
 		}
-		if s.unread(ctx, m) {
+		if m.HLC > mark && s.unread(ctx, m) {
 			sum.Unread++
 		}
 		return true
@@ -440,7 +584,38 @@ func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	if mark == 0 && sum.Unread == 0 && sum.Last != nil {
+		if err := s.markAllRead(ctx, conv); err != nil {
+			return nil, err
+		}
+	}
 	return sum, nil
+}
+
+// markAllRead writes conversation conv's read mark at its newest message
+// if it has none and none of its received messages is unread. It reads
+// the conversation again, with the writers of received messages waiting.
+func (s *Store) markAllRead(ctx context.Context, conv string) error {
+	s.marksMu.Lock()
+	defer s.marksMu.Unlock()
+	if mark, err := s.readMark(ctx, conv); err != nil || mark != 0 {
+		return err
+	}
+	var top uint64
+	unread := false
+	err := s.Query(ctx, query.Query{Prefix: MsgPrefix(conv)}, func(_ string, m *Message) bool {
+		top = max(top, m.HLC)
+		unread = s.unread(ctx, m)
+		return !unread
+	})
+	if err != nil || unread || top == 0 {
+		return err
+	}
+	if err := s.ds.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, top)); err != nil {
+		return err
+	}
+	s.readMarks.Store(conv, top)
+	return nil
 }
 
 // Get returns one message by ID.
