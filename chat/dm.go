@@ -1391,13 +1391,5 @@ func (s *Service) Trace(ctx context.Context, id string) (*history.Trace, error) 
 // FileOffers lists the file messages of every conversation, and the
 // pictures (whose originals are offered files), newest first.
 func (s *Service) FileOffers(ctx context.Context) ([]*Message, error) {
-	var out []*Message
-	err := s.hist.Query(ctx, query.Query{Prefix: "/msgs/"}, func(_ string, m *Message) bool {
-		if (m.Kind == KindFile || m.Kind == KindPicture) && m.File != nil {
-			out = append(out, s.hist.WithState(ctx, m))
-		}
-		return true
-	})
-	slices.SortFunc(out, func(a, b *Message) int { return cmp.Compare(b.HLC, a.HLC) })
-	return out, err
+	return s.hist.FileMessages(ctx)
 }

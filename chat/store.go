@@ -30,7 +30,8 @@ package chat
 //	                                     the conversation's latest reading bounds it)
 //	/parked/<peer ID>/<msg ID>           "": an outbox message the relay mailbox holds
 //	                                     too (gone once the outbox is empty)
-//	/msgs/..., /msgid/..., /state/..., /read/..., /readmark/..., /late/...
+//	/msgs/..., /msgid/..., /state/..., /read/..., /readmark/..., /late/...,
+//	/files/..., /filesindexed
 //	                                     the history of every conversation: see
 //	                                     history/store.go
 //	/groups/..., /grouplist/...          groups: see group/service.go; a group's

@@ -9,6 +9,8 @@
 //     /read/, /readmark/, /late/, documented there), Store (records,
 //     pages, search, read marks and unread counts, lookup by ID) and the
 //     JSON and scan helpers of the /chat namespace.
+//   - files.go: the index of the messages that offer a file
+//     (FileMessages), which the file list reads instead of the history.
 //   - clock.go: the hybrid logical clock that orders conversations, and
 //     the derivation of message IDs.
 //   - faces.go and images.go: the built-in faces, avatars and picture

@@ -16,6 +16,7 @@ package history
 //	/readmark/<conversation>             the conversation's read mark (8 bytes, big-endian
 //	                                     clock reading): MarkRead read every received
 //	                                     message at or below it when it wrote it
+//	/files/..., /filesindexed             the index of file messages: see files.go
 //	/late/<conversation>/<hlc %016x>/<msg ID>
 //	                                     "": a received message stored at or below
 //	                                     the read mark (it came late), unread until
@@ -161,6 +162,8 @@ type Store struct {
 	// (string -> uint64; 0: none).
 	marksMu   sync.RWMutex
 	readMarks sync.Map
+
+	files filesIndex // files.go
 }
 
 // New returns the history in ds. ds, and every datastore.Write handed
@@ -211,6 +214,11 @@ func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
 		return err
 	}
 	conv := s.Conv(m)
+	if offersFile(m) {
+		if err := w.Put(ctx, fileKey(m.HLC, m.ID), []byte(MsgLoc(conv, m.HLC))); err != nil {
+			return err
+		}
+	}
 	if !m.Outgoing && m.State == MsgReceived {
 		mark, err := s.readMark(ctx, conv)
 		if err != nil {
