@@ -5,15 +5,26 @@ import (
 	"time"
 )
 
-// maxLinger bounds how long a round waits for more items to share its
-// sync. Under load the senders a sync answered come back spread over
-// a millisecond or two (each is scheduled in turn beside the streams,
-// the couriers and the store), and a round cut at 500 µs split them
-// over two syncs: BenchmarkDM pipelined, 7 pairs in turns on 2 cores,
-// 0.0167 syncs a message and 42.6-51.0% of raw libp2p (3 of 7 under
-// 45%) at 500 µs, 0.0105 and 46.3-53.0% at 2 ms. A lone sender never
-// waits (see below), so a message sent on its own is not delayed.
-const maxLinger = 2 * time.Millisecond
+// A round that has fewer items than the round before it waits for the
+// rest, lingerPerItem for each item of that round, at most maxLinger:
+// under load the senders a sync answered come back spread over a
+// millisecond or two (each is scheduled in turn beside the streams, the
+// couriers and the store), and a round cut at 500 µs split them over two
+// syncs. BenchmarkDM pipelined, in turns on 2 cores: 0.0167 syncs a
+// message at a fixed 500 µs, 0.0105 at 2 ms, and 3-6% more messages a
+// second over 26 pairs (7 pairs: 42.6-51.0% of raw libp2p, 3 of 7 under
+// 45%, against 46.3-53.0%), though a single run swings by more than that
+// on this shared machine. Scaling by the round keeps a round of two, a
+// message and a receipt say, from holding the lone message after it for
+// the whole 2 ms; the one-at-a-time p99 was the same either way.
+const (
+	lingerPerItem = 10 * time.Microsecond
+	maxLinger     = 2 * time.Millisecond
+)
+
+// linger is how long a round waits for more items after the round before
+// it had prev.
+func linger(prev int) time.Duration { return min(maxLinger, time.Duration(prev)*lingerPerItem) }
 
 // A round of a group commit is full at maxRound items or maxRoundBytes
 // of message bytes.
@@ -32,10 +43,10 @@ const (
 // in is closed and every round is done, or ctx is done.
 //
 // A sync is costly next to a write, so a round waits for as many items as
-// the round before it had, for at most maxLinger: the senders that the
-// last sync answered are then on their way back, and one sync covers all
-// of them instead of splitting them over two. A lone sender, once its
-// round was one item, never waits.
+// the round before it had, for at most linger of that many: the senders
+// that the last sync answered are then on their way back, and one sync
+// covers all of them instead of splitting them over two. A lone sender,
+// once its round was one item, never waits.
 func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 	write func([]T) (R, error), sync func() error, done func([]T, R, error)) {
 	type written struct {
@@ -118,7 +129,7 @@ func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 				}
 				if !lingering {
 					lingering = true
-					timer.Reset(maxLinger)
+					timer.Reset(linger(prev))
 				}
 				select {
 				case next, open = <-in:

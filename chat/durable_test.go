@@ -131,6 +131,23 @@ func TestGroupCommitLoneSender(t *testing.T) {
 	<-finished
 }
 
+// A round waits for the rest of the round before it by how many that
+// was: a round of two holds the lone item after it for microseconds, a
+// full round for the whole maxLinger.
+func TestLinger(t *testing.T) {
+	for _, c := range []struct {
+		prev int
+		want time.Duration
+	}{{0, 0}, {1, lingerPerItem}, {2, 2 * lingerPerItem}, {50, 50 * lingerPerItem}, {maxRound, maxLinger}, {10 * maxRound, maxLinger}} {
+		if got := linger(c.prev); got != c.want {
+			t.Errorf("linger(%d) = %v, want %v", c.prev, got, c.want)
+		}
+	}
+	if linger(2) > 100*time.Microsecond {
+		t.Errorf("a round of two holds the next for %v", linger(2))
+	}
+}
+
 // Closing ctx ends groupCommit though in stays open.
 func TestGroupCommitStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -80,3 +80,11 @@ func (b *countingBatch) Commit(ctx context.Context) error {
 	b.c.commits.Add(1)
 	return b.Batch.Commit(ctx)
 }
+
+// StoreBusy reports whether the datastore is flushing a memtable or
+// compacting. A benchmark waits for it before a timed run, so that the
+// run does not pay for the background work of the writes before it.
+func (n *Node) StoreBusy() bool {
+	m := n.ds.DB.Metrics()
+	return m.Compact.NumInProgress > 0 || m.Flush.NumInProgress > 0
+}
