@@ -62,6 +62,7 @@ func BenchmarkDM(b *testing.B) {
 	})
 	b.Run("meshtalk/pipelined", func(b *testing.B) {
 		settle(b, a, c)
+		b.ResetTimer()
 		defer reportWrites(b, a, c)()
 		benchDMPipelined(b, a, send)
 	})
@@ -72,6 +73,7 @@ func BenchmarkDM(b *testing.B) {
 	payload := []byte(text)
 	b.Run("raw-libp2p/pipelined", func(b *testing.B) {
 		settle(b, a, c)
+		b.ResetTimer()
 		benchRawPipelined(b, a, c, proto, payload)
 	})
 	b.Run("raw-libp2p/one-at-a-time", func(b *testing.B) {

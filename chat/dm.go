@@ -134,7 +134,9 @@ func (s *Service) commitSends(reqs []*sendReq) (err error) {
 	ctx := s.ctx
 	// An incoming call's record is a received message (putLocal):
 	// history.Store.Put.
-	defer s.hist.Writing()()
+	if slices.ContainsFunc(reqs, func(r *sendReq) bool { return r.local && r.incoming }) {
+		defer s.hist.Writing()()
+	}
 	b, err := s.ds.Batch(ctx)
 	if err != nil {
 		return err

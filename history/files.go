@@ -52,11 +52,12 @@ func (s *Store) FileMessages(ctx context.Context) ([]*Message, error) {
 		if !ok {
 			return false, nil
 		}
-		b, err := s.ds.Get(ctx, datastore.RawKey(MsgsPrefix+string(loc)+"/"+id))
+		rec := MsgsPrefix + string(loc) + "/" + id
+		b, err := s.ds.Get(ctx, datastore.RawKey(rec))
 		if err != nil {
 			return false, err
 		}
-		m, err := s.Decode(key, b)
+		m, err := s.Decode(rec, b)
 		if err != nil {
 			return false, err
 		}

@@ -350,3 +350,52 @@ func TestMarkReadWaitsForWriters(t *testing.T) {
 		t.Fatalf("the message stored during MarkRead is neither read (%v) nor unread (%+v)", r.read, sum)
 	}
 }
+
+// gatedGet, once armed, holds the first Get of key, after it has read
+// its value, until release closes.
+type gatedGet struct {
+	datastore.Batching
+	key              datastore.Key
+	entered, release chan struct{}
+	armed            atomic.Bool
+}
+
+func (g *gatedGet) Get(ctx context.Context, k datastore.Key) ([]byte, error) {
+	v, err := g.Batching.Get(ctx, k)
+	if k == g.key && g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.release
+	}
+	return v, err
+}
+
+// TestReadMarkNotStale: a Summary that read no mark while a MarkRead
+// wrote one does not put the old mark back in the cache: a message that
+// comes late afterwards is listed as late, and counted after a restart.
+func TestReadMarkNotStale(t *testing.T) {
+	ctx := context.Background()
+	a, b := peer.ID("\x00\x05alice"), peer.ID("\x00\x03bob")
+	base := copying{dssync.MutexWrap(datastore.NewMapDatastore())}
+	gate := &gatedGet{Batching: base, key: readMarkKey(b.String()), entered: make(chan struct{}), release: make(chan struct{})}
+	putAll(t, New(gate, Config{}), dm(b, a, 10, "read", false))
+	s := New(gate, Config{}) // its cache empty: Summary reads the mark
+	gate.armed.Store(true)
+	summed := make(chan error, 1)
+	go func() {
+		_, err := s.Summary(ctx, b.String())
+		summed <- err
+	}()
+	<-gate.entered // Summary read "no mark" and waits
+	if read, err := s.MarkRead(ctx, b.String()); err != nil || len(read) != 1 {
+		t.Fatalf("MarkRead: %v %v", read, err)
+	}
+	putAll(t, s, dm(b, a, 20, "new", false))
+	close(gate.release)
+	if err := <-summed; err != nil {
+		t.Fatal(err)
+	}
+	putAll(t, s, dm(b, a, 5, "late", false))
+	if sum, err := New(base, Config{}).Summary(ctx, b.String()); err != nil || sum.Unread != 2 {
+		t.Fatalf("after a restart: %+v %v, want the new and the late one unread", sum, err)
+	}
+}

@@ -50,6 +50,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -158,9 +159,12 @@ type Store struct {
 	forgetMu    sync.Mutex // one Forget at a time
 
 	// marksMu: writers of received messages hold it shared (Writing),
-	// MarkRead alone. readMarks caches each conversation's read mark
-	// (string -> uint64; 0: none).
+	// MarkRead alone. written counts the writers done: MarkRead reads the
+	// conversation before it takes marksMu, and again under it only if
+	// a writer was done meanwhile. readMarks caches each conversation's
+	// read mark (string -> uint64; 0: none).
 	marksMu   sync.RWMutex
+	written   atomic.Int64
 	readMarks sync.Map
 
 	files filesIndex // files.go
@@ -241,7 +245,12 @@ func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
 func (s *Store) Writing() (release func()) {
 	s.marksMu.RLock()
 	var once sync.Once
-	return func() { once.Do(s.marksMu.RUnlock) }
+	return func() {
+		once.Do(func() {
+			s.written.Add(1)
+			s.marksMu.RUnlock()
+		})
+	}
 }
 
 // readMark is conversation conv's read mark (0: none yet).
@@ -259,8 +268,9 @@ func (s *Store) readMark(ctx context.Context, conv string) (uint64, error) {
 	default:
 		mark = binary.BigEndian.Uint64(b)
 	}
-	s.readMarks.Store(conv, mark)
-	return mark, nil
+	// A MarkRead may have stored a newer mark meanwhile: it wins.
+	v, _ := s.readMarks.LoadOrStore(conv, mark)
+	return v.(uint64), nil
 }
 
 // PutRecord writes m's record under its conversation key, as protobuf
@@ -466,10 +476,66 @@ func (h *byHLC) Pop() any {
 // MarkRead marks every received message of conversation conv read,
 // unsynced, and returns their IDs: those above the read mark and those
 // that came late below it. The read mark moves up to the conversation's
-// newest message.
+// newest message. It reads the conversation first with the writers of
+// received messages going on, then holds them off (Writing) while it
+// writes, reading again only if one of them was done meanwhile: the first
+// MarkRead of a conversation without a mark reads all of it, and must not
+// stop every conversation's receiving that long.
 func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
+	before := s.written.Load()
+	p, err := s.readPlan(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
 	s.marksMu.Lock()
 	defer s.marksMu.Unlock()
+	if mark, err := s.readMark(ctx, conv); err != nil {
+		return nil, err
+	} else if s.written.Load() != before || mark != p.mark {
+		if p, err = s.readPlan(ctx, conv); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.read) == 0 && len(p.late) == 0 && p.top == p.mark {
+		return nil, nil
+	}
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range p.read {
+		if err := b.Put(ctx, ReadKey(id), nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range p.late {
+		if err := b.Delete(ctx, datastore.RawKey(k)); err != nil {
+			return nil, err
+		}
+	}
+	if p.top > p.mark {
+		if err := b.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, p.top)); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, err
+	}
+	s.readMarks.Store(conv, p.top)
+	return p.read, nil
+}
+
+// readPlan is what MarkRead writes: the mark it read the conversation
+// above and the newest reading there, the /late/ entries, and the IDs to
+// mark read (the late ones, then those above the mark in conversation
+// order).
+type readPlan struct {
+	mark, top uint64
+	late      []string
+	read      []string
+}
+
+func (s *Store) readPlan(ctx context.Context, conv string) (*readPlan, error) {
 	mark, err := s.readMark(ctx, conv)
 	if err != nil {
 		return nil, err
@@ -478,54 +544,28 @@ func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	read := make([]string, 0, len(late))
+	p := &readPlan{mark: mark, top: mark, late: late, read: make([]string, 0, len(late))}
 	for _, k := range late {
 		if _, id, ok := ParseMsgKey(k); ok {
-			read = append(read, id)
+			p.read = append(p.read, id)
 		}
 	}
-	top, above := mark, len(read)
+	above := len(p.read)
 	err = s.Query(ctx, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}, func(_ string, m *Message) bool {
 		if m.HLC <= mark {
 			return false
 		}
-		top = max(top, m.HLC)
+		p.top = max(p.top, m.HLC)
 		if s.unread(ctx, m) {
-			read = append(read, m.ID)
+			p.read = append(p.read, m.ID)
 		}
 		return true
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.Reverse(read[above:]) // in conversation order, after the late ones
-	if len(read) == 0 && top == mark {
-		return nil, nil
-	}
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range read {
-		if err := b.Put(ctx, ReadKey(id), nil); err != nil {
-			return nil, err
-		}
-	}
-	for _, k := range late {
-		if err := b.Delete(ctx, datastore.RawKey(k)); err != nil {
-			return nil, err
-		}
-	}
-	if top > mark {
-		if err := b.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, top)); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.Commit(ctx); err != nil {
-		return nil, err
-	}
-	s.readMarks.Store(conv, top)
-	return read, nil
+	slices.Reverse(p.read[above:]) // in conversation order, after the late ones
+	return p, nil
 }
 
 // lateOnes lists the keys of conversation conv's /late/ entries.
@@ -568,6 +608,7 @@ type Summary struct {
 // yet (a store from before read marks, where nothing marked it since)
 // gets one, so that only its first Summary reads it whole.
 func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
+	before := s.written.Load()
 	mark, err := s.readMark(ctx, conv)
 	if err != nil {
 		return nil, err
@@ -577,10 +618,12 @@ func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
 		return nil, err
 	}
 	sum := &Summary{Unread: len(late)}
+	var top uint64
 	err = s.Query(ctx, query.Query{Prefix: MsgPrefix(conv), Orders: []query.Order{query.OrderByKeyDescending{}}}, func(_ string, m *Message) bool {
 		if m.HLC <= mark && sum.Last != nil {
 			return false
 		}
+		top = max(top, m.HLC)
 		if sum.Last == nil && m.Kind != KindReaction {
 			sum.Last = s.WithState(ctx, m)
 		}
@@ -592,31 +635,25 @@ func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if mark == 0 && sum.Unread == 0 && sum.Last != nil {
-		if err := s.markAllRead(ctx, conv); err != nil {
+	if mark == 0 && sum.Unread == 0 && top > 0 {
+		if err := s.markAllRead(ctx, conv, top, before); err != nil {
 			return nil, err
 		}
 	}
 	return sum, nil
 }
 
-// markAllRead writes conversation conv's read mark at its newest message
-// if it has none and none of its received messages is unread. It reads
-// the conversation again, with the writers of received messages waiting.
-func (s *Store) markAllRead(ctx context.Context, conv string) error {
+// markAllRead writes conversation conv's read mark at top, its newest
+// reading, which Summary read with nothing unread below it, unless a
+// writer of received messages was done since Summary began (written was
+// before then; the next Summary tries again) or a mark is there now.
+func (s *Store) markAllRead(ctx context.Context, conv string, top uint64, before int64) error {
 	s.marksMu.Lock()
 	defer s.marksMu.Unlock()
-	if mark, err := s.readMark(ctx, conv); err != nil || mark != 0 {
-		return err
+	if s.written.Load() != before {
+		return nil
 	}
-	var top uint64
-	unread := false
-	err := s.Query(ctx, query.Query{Prefix: MsgPrefix(conv)}, func(_ string, m *Message) bool {
-		top = max(top, m.HLC)
-		unread = s.unread(ctx, m)
-		return !unread
-	})
-	if err != nil || unread || top == 0 {
+	if mark, err := s.readMark(ctx, conv); err != nil || mark != 0 {
 		return err
 	}
 	if err := s.ds.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, top)); err != nil {
