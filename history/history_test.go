@@ -19,20 +19,8 @@ import (
 // GroupMessageID) makes, and returns the store.
 func stored(t *testing.T, cfg Config, msgs ...*Message) *Store {
 	t.Helper()
-	ctx := context.Background()
 	s := New(copying{dssync.MutexWrap(datastore.NewMapDatastore())}, cfg)
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range msgs {
-		if err := s.Put(ctx, b, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	putAll(t, s, msgs...)
 	return s
 }
 

@@ -536,11 +536,7 @@ type readPlan struct {
 }
 
 func (s *Store) readPlan(ctx context.Context, conv string) (*readPlan, error) {
-	mark, err := s.readMark(ctx, conv)
-	if err != nil {
-		return nil, err
-	}
-	late, err := s.lateOnes(ctx, conv)
+	mark, late, err := s.markAndLate(ctx, conv)
 	if err != nil {
 		return nil, err
 	}
@@ -568,14 +564,17 @@ func (s *Store) readPlan(ctx context.Context, conv string) (*readPlan, error) {
 	return p, nil
 }
 
-// lateOnes lists the keys of conversation conv's /late/ entries.
-func (s *Store) lateOnes(ctx context.Context, conv string) ([]string, error) {
-	var keys []string
-	err := Scan(ctx, s.ds, query.Query{Prefix: latePrefix(conv), KeysOnly: true}, func(key string, _ []byte) (bool, error) {
-		keys = append(keys, key)
+// markAndLate reads conversation conv's read mark and the keys of its
+// /late/ entries.
+func (s *Store) markAndLate(ctx context.Context, conv string) (mark uint64, late []string, err error) {
+	if mark, err = s.readMark(ctx, conv); err != nil {
+		return 0, nil, err
+	}
+	err = Scan(ctx, s.ds, query.Query{Prefix: latePrefix(conv), KeysOnly: true}, func(key string, _ []byte) (bool, error) {
+		late = append(late, key)
 		return true, nil
 	})
-	return keys, err
+	return mark, late, err
 }
 
 // unread reports whether m, as stored, is a received message without a
@@ -609,11 +608,7 @@ type Summary struct {
 // gets one, so that only its first Summary reads it whole.
 func (s *Store) Summary(ctx context.Context, conv string) (*Summary, error) {
 	before := s.written.Load()
-	mark, err := s.readMark(ctx, conv)
-	if err != nil {
-		return nil, err
-	}
-	late, err := s.lateOnes(ctx, conv)
+	mark, late, err := s.markAndLate(ctx, conv)
 	if err != nil {
 		return nil, err
 	}
