@@ -169,11 +169,7 @@ func (s *Store) record(ctx context.Context, id string) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.ds.Get(ctx, datastore.RawKey(MsgsPrefix+string(loc)+"/"+id))
-	if err != nil {
-		return nil, err
-	}
-	return s.Decode(id, b)
+	return s.recordAt(ctx, loc, id)
 }
 
 // CheckChange says whether c would be refused on t (ErrNotAuthor,

@@ -16,6 +16,7 @@ package history
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
@@ -34,9 +35,10 @@ func offersFile(m *Message) bool {
 	return (m.Kind == KindFile || m.Kind == KindPicture) && len(m.Manifest) > 0
 }
 
-// filesIndex builds the index of a store from before it, once.
+// filesIndex builds the index of a store from before it, once: mu is
+// held while it does.
 type filesIndex struct {
-	once sync.Mutex
+	mu   sync.Mutex
 	done bool
 }
 
@@ -50,14 +52,9 @@ func (s *Store) FileMessages(ctx context.Context) ([]*Message, error) {
 	err := Scan(ctx, s.ds, query.Query{Prefix: "/files/", Orders: []query.Order{query.OrderByKeyDescending{}}}, func(key string, loc []byte) (bool, error) {
 		_, id, ok := ParseMsgKey(key)
 		if !ok {
-			return false, nil
+			return false, fmt.Errorf("history: stored key %s is damaged", key)
 		}
-		rec := MsgsPrefix + string(loc) + "/" + id
-		b, err := s.ds.Get(ctx, datastore.RawKey(rec))
-		if err != nil {
-			return false, err
-		}
-		m, err := s.Decode(rec, b)
+		m, err := s.recordAt(ctx, loc, id)
 		if err != nil {
 			return false, err
 		}
@@ -73,8 +70,8 @@ func (s *Store) FileMessages(ctx context.Context) ([]*Message, error) {
 // A file message stored meanwhile lists itself (Put), whether or not the
 // scan sees it.
 func (s *Store) indexFiles(ctx context.Context) error {
-	s.files.once.Lock()
-	defer s.files.once.Unlock()
+	s.files.mu.Lock()
+	defer s.files.mu.Unlock()
 	if s.files.done {
 		return nil
 	}

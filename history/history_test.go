@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -315,10 +316,22 @@ func TestMarkReadWaitsForWriters(t *testing.T) {
 		read, err := s.MarkRead(ctx, b.String())
 		done <- result{read, err}
 	}()
+	// Until MarkRead, its conversation read, waits for the writer (a
+	// reader can no longer take the lock), or has returned without.
 	var r result
-	select {
-	case r = <-done: // no wait: the message is not in what it read
-	case <-time.After(200 * time.Millisecond): // it waits, as it should
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+wait:
+	for s.marksMu.TryRLock() {
+		s.marksMu.RUnlock()
+		select {
+		case r = <-done: // no wait: the message is not in what it read
+			break wait
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("MarkRead neither returned nor waited for the writer")
+		}
 	}
 	if err := batch.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -365,6 +378,8 @@ func TestReadMarkNotStale(t *testing.T) {
 	a, b := peer.ID("\x00\x05alice"), peer.ID("\x00\x03bob")
 	base := copying{dssync.MutexWrap(datastore.NewMapDatastore())}
 	gate := &gatedGet{Batching: base, key: readMarkKey(b.String()), entered: make(chan struct{}), release: make(chan struct{})}
+	open := sync.OnceFunc(func() { close(gate.release) })
+	defer open() // a failed test leaves no Summary waiting
 	putAll(t, New(gate, Config{}), dm(b, a, 10, "read", false))
 	s := New(gate, Config{}) // its cache empty: Summary reads the mark
 	gate.armed.Store(true)
@@ -378,7 +393,7 @@ func TestReadMarkNotStale(t *testing.T) {
 		t.Fatalf("MarkRead: %v %v", read, err)
 	}
 	putAll(t, s, dm(b, a, 20, "new", false))
-	close(gate.release)
+	open()
 	if err := <-summed; err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,20 @@ func MsgKey(conv string, hlc uint64, id string) datastore.Key {
 // MsgLoc is the /msgid/ value of a message: its place.
 func MsgLoc(conv string, hlc uint64) string { return ConvKey("", conv, hlc, "") }
 
+// recordAt reads and decodes message id's record at loc, a MsgLoc (what
+// the /msgid/ index and the file index hold).
+func (s *Store) recordAt(ctx context.Context, loc []byte, id string) (*Message, error) {
+	key := locKey(loc, id)
+	b, err := s.ds.Get(ctx, datastore.RawKey(key))
+	if err != nil {
+		return nil, err
+	}
+	return s.Decode(key, b)
+}
+
+// locKey is the key of message id's record at loc.
+func locKey(loc []byte, id string) string { return MsgsPrefix + string(loc) + "/" + id }
+
 // MsgPrefix is the prefix of one conversation's messages.
 func MsgPrefix(conv string) string { return MsgsPrefix + conv + "/" }
 
@@ -403,7 +417,7 @@ func (s *Store) Page(ctx context.Context, conv string, before string, limit int)
 		if err != nil {
 			return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, before)
 		}
-		beforeKey = MsgsPrefix + string(loc) + "/" + before
+		beforeKey = locKey(loc, before)
 	}
 	page := &Page{Messages: []*Message{}}
 	err := s.Query(ctx, q, func(key string, m *Message) bool {
@@ -664,11 +678,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: no message %q", ErrNoMessage, id)
 	}
-	b, err := s.ds.Get(ctx, datastore.RawKey(MsgsPrefix+string(loc)+"/"+id))
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.Decode(id, b)
+	m, err := s.recordAt(ctx, loc, id)
 	if err != nil {
 		return nil, err
 	}
