@@ -32,9 +32,11 @@
 // counts, whatever key it kept. Invites can be revoked (a signed op), and
 // a removed member comes back only by an admin's explicit add. Each member numbers its messages, so
 // that a member that was away, or that gossip dropped messages for, pulls
-// exactly what it lacks by author and number; publishing is paced, and
-// dedup by (author, number) makes delivery exactly-once whichever path
-// delivers. Mailbox is the seam for the relay's offline mailbox.
+// exactly what it lacks by author and number (and every Config.Refresh
+// pulls each group from an online member in turn, for the last messages
+// of an author that gossip lost: nothing after them shows the gap);
+// publishing is paced, and dedup by (author, number) makes delivery
+// exactly-once whichever path delivers. Mailbox is the seam for the relay's offline mailbox.
 //
 // A group message's ID is derived (history.GroupMessageID) from its
 // group, author, number and sent-at time; every member recomputes it.

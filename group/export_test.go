@@ -526,3 +526,7 @@ func Subscribed(s *Service, gid string) bool {
 
 // Pull has s pull what it lacks of a group from p, and store it.
 func Pull(ctx context.Context, s *Service, gid string, p peer.ID) error { return s.pull(ctx, gid, p) }
+
+// SetRefresh changes how often s pulls each group from a member in turn
+// (Config.Refresh); 0 or below: never.
+func SetRefresh(s *Service, every time.Duration) { s.setRefresh(every) }

@@ -1037,3 +1037,29 @@ func TestGroupParkTracePerMember(t *testing.T) {
 		t.Fatalf("drain: %d parked, %d left", parked, left)
 	}
 }
+
+// TestGroupLostTailRefresh: the last messages of an author that gossip
+// lost, with nothing after them to show a gap and no connect or join to
+// ask for a pull, arrive by the periodic refresh pull.
+func TestGroupLostTailRefresh(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	wb := watchGroup(t, b, gid, a)
+	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "heard"}); err != nil {
+		t.Fatal(err)
+	}
+	wb.Wait(1, 30*time.Second)
+	nodetest.Eventually(t, 30*time.Second, "b's pulls made", func() bool { return group.PullsIdle(b.GroupService()) })
+	// b stops hearing the topic, as a member does whose mesh is
+	// re-forming: what a publishes now reaches b by no gossip, and b
+	// stays connected to a.
+	group.LeaveTopic(b.GroupService(), gid)
+	nodetest.Eventually(t, 30*time.Second, "b gone from a's topic", func() bool { return group.TopicPeers(a.GroupService(), gid) == 0 })
+	for i := range 3 {
+		if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: fmt.Sprintf("lost tail %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group.SetRefresh(b.GroupService(), 200*time.Millisecond)
+	wb.Wait(4, 30*time.Second)
+}

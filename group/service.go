@@ -93,6 +93,8 @@ const (
 	groupQueue = 8192
 	// DefaultReceiptDelay: see Config.ReceiptDelay.
 	DefaultReceiptDelay = time.Second
+	// DefaultRefresh: see Config.Refresh.
+	DefaultRefresh = 30 * time.Second
 )
 
 func groupKey(id, rest string) datastore.Key { return datastore.RawKey("/groups/" + id + "/" + rest) }
@@ -153,6 +155,10 @@ type Config struct {
 	// ReceiptDelay gathers the delivered receipts of this long into one
 	// receipt per group; 0 is DefaultReceiptDelay, below 0 sends none.
 	ReceiptDelay time.Duration
+	// Refresh is how often each group is pulled from one of its online
+	// members, each in turn (refresh.go); 0 is DefaultRefresh, below 0
+	// never.
+	Refresh time.Duration
 	// Emit publishes the service's events (group.update, and
 	// message.received with a *history.Message for group messages); nil
 	// discards them. It must not block.
@@ -199,6 +205,10 @@ type Service struct {
 	// pull due later needs no wake-up (every stored message asks for a
 	// settle pull, which only postpones it).
 	pullNext time.Time
+	// refresh is Config.Refresh (tests shorten it), refreshWake tells
+	// runRefresh it changed.
+	refresh     atomic.Int64
+	refreshWake chan struct{}
 
 	mbMu sync.Mutex
 	mb   Mailbox // nil: gossip and catch-up only
@@ -396,9 +406,13 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		hist: history.New(ds, history.Config{FileInfo: fileInfo}),
 		self: h.ID(), all: map[string]*group{},
 		ingest: make(chan *ingestItem, groupQueue), pubq: make(chan pubItem, 1024),
-		pulls: map[pullKey]pullDue{}, pullWake: make(chan struct{}, 1),
+		pulls: map[pullKey]pullDue{}, pullWake: make(chan struct{}, 1), refreshWake: make(chan struct{}, 1),
 		receipts: receiptQueue{wake: make(chan struct{}, 1)}}
 	gs.ctx = gs.run.Context()
+	if cfg.Refresh == 0 {
+		cfg.Refresh = DefaultRefresh
+	}
+	gs.refresh.Store(int64(cfg.Refresh))
 	if err := gs.start(ctx); err != nil {
 		gs.Close()
 		return nil, err
@@ -459,6 +473,7 @@ func (gs *Service) start(ctx context.Context) error {
 	gs.run.Go(gs.runIngest)
 	gs.run.Go(gs.runPublisher)
 	gs.run.Go(gs.runPuller)
+	gs.run.Go(gs.runRefresh)
 	gs.run.Watch(sub, gs.peerChanged)
 	gs.run.Go(gs.runParker)
 	gs.run.Go(gs.runReceipts)
