@@ -37,10 +37,15 @@ const (
 // the outbox (Send) and every receiving DM stream (handleDM) use it. It
 // gathers the items that arrive on in into rounds and hands each round to
 // write, which writes it in one batch without syncing. A second goroutine
-// syncs whatever rounds are written under one sync, then hands each to
-// done, in order, with write's result and error, or the sync's error. A
-// round is written while the one before it syncs. groupCommit returns once
-// in is closed and every round is done, or ctx is done.
+// syncs whatever rounds are written under one sync, and a third hands
+// each synced round to done, in order, with write's result and error, or
+// the sync's error. A round is written while the one before it syncs, and
+// a sync starts while the rounds of the one before are handed to done:
+// done wakes each sender of a round, and waking the 180 senders of a
+// round under load took 0.6-0.8 ms, which the next sync waited for
+// (BenchmarkDM pipelined, 3 pairs in turns on a quiet machine: 47,000-
+// 48,900 messages a second against 44,100-46,900). groupCommit returns
+// once in is closed and every round is done, or ctx is done.
 //
 // A sync is costly next to a write, so a round waits for as many items as
 // the round before it had, for at most linger of that many: the senders
@@ -60,6 +65,8 @@ func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 	// allocated. done must not keep its round.
 	spare := make(chan []T, 8)
 	synced := make(chan struct{})
+	toDone := make(chan []written, 4)
+	finished := make(chan struct{})
 	go func() {
 		defer close(synced)
 		for w := range toSync {
@@ -77,10 +84,18 @@ func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 				}
 			}
 			err := sync()
-			for _, w := range ws {
-				if w.err == nil {
-					w.err = err
+			for i := range ws {
+				if ws[i].err == nil {
+					ws[i].err = err
 				}
+			}
+			toDone <- ws
+		}
+	}()
+	go func() {
+		defer close(finished)
+		for ws := range toDone {
+			for _, w := range ws {
 				done(w.round, w.result, w.err)
 				clear(w.round) // it holds no item for the garbage collector
 				select {
@@ -93,6 +108,8 @@ func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 	defer func() {
 		close(toSync)
 		<-synced
+		close(toDone)
+		<-finished
 	}()
 
 	prev := 0

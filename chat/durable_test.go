@@ -166,3 +166,45 @@ func TestGroupCommitStops(t *testing.T) {
 		t.Fatal("groupCommit did not stop with its context")
 	}
 }
+
+// A round is synced while the round before it is still being handed to
+// done: done wakes every sender of its round, and the next sync does not
+// wait for that. Rounds still reach done in order.
+func TestGroupCommitSyncsWhileDone(t *testing.T) {
+	in := make(chan int)
+	syncs := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var got []int
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		groupCommit(context.Background(), in, func(int) int { return 1 },
+			func(round []int) (nothing, error) { return nothing{}, nil },
+			func() error { syncs <- struct{}{}; return nil },
+			func(round []int, _ nothing, _ error) {
+				if round[0] == 1 {
+					<-release // done of the first round is slow
+				}
+				got = append(got, round...)
+			})
+	}()
+	deadline := time.After(10 * time.Second)
+	in <- 1
+	select {
+	case <-syncs:
+	case <-deadline:
+		t.Fatal("the first round was not synced")
+	}
+	in <- 2
+	select {
+	case <-syncs:
+	case <-deadline:
+		t.Fatal("the second round waited for the first one's done to be synced")
+	}
+	close(release)
+	close(in)
+	<-finished
+	if !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("done got %v, want [1 2]", got)
+	}
+}
