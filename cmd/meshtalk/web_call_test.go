@@ -3,9 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	cdpnet "github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
@@ -286,3 +292,100 @@ const callTraceJS = `(() => {
 	window.fetch = (u, o) => { if (String(u).endsWith('/answer')) window.callAt('answer'); return f(u, o); };
 	return true;
 })()`
+
+// TestBrowserCallRingRetry: a page opened while a call rings makes its
+// answer from the caller's offer that the node keeps (GET
+// /api/v1/calls/<id>). When that request fails, Accept makes the answer
+// again, and the call goes through.
+func TestBrowserCallRingRetry(t *testing.T) {
+	chromiumPath(t)
+	if _, err := os.Stat(callOgg); err != nil {
+		t.Skipf("no test media: %v", err)
+	}
+	shots := screenshotDir(t)
+	alice, bob := startUserWith(t, "Alice", shots, callConfig), startUserWith(t, "Bob", shots, callConfig)
+	alice.open(1280, 800)
+	alice.firstRun()
+	nodetest.Befriend(t, alice.node, bob.node)
+	out, err := bob.node.StartCall(context.Background(), node.CallRequest{Peer: alice.node.ID().String(), Audio: true,
+		CallMedia: node.CallMedia{AudioFile: callOgg, Loop: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.wait("the ring", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	failed := alice.failFirst("/api/v1/calls/" + out.ID)
+	alice.reload()
+	alice.wait("the ring after a reload", q("[data-testid=call-view]")+"?.dataset.state === 'incoming'", 15*time.Second)
+	select {
+	case <-failed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the reloaded page did not ask the node for the call")
+	}
+	alice.click("[data-testid=call-accept]")
+	alice.wait("the call to be active", q("[data-testid=call-view]")+"?.dataset.state === 'active'", 20*time.Second)
+	nodetest.Eventually(t, 20*time.Second, "the page's microphone at the node", func() bool {
+		st, _ := bob.node.CallStats(context.Background(), out.ID)
+		return st != nil && st.Audio.FramesReceived > 0
+	})
+	if _, err := bob.node.HangupCall(context.Background(), out.ID); err != nil {
+		t.Fatal(err)
+	}
+	alice.wait("the call view to close", q("[data-testid=call-view]")+" === null", 10*time.Second)
+}
+
+// failFirst fails the page's first request for path (as a connection
+// that broke would) and lets every other request for the calls API
+// through, through DevTools' fetch domain. The channel closes once it
+// failed one.
+func (u *user) failFirst(path string) <-chan struct{} {
+	u.t.Helper()
+	paused := make(chan *fetch.EventRequestPaused, 1024)
+	if err := chromedp.Listen(u.ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			select {
+			case paused <- e:
+			default:
+				u.t.Error("more than 1,024 requests paused at once")
+			}
+		}
+	}); err != nil {
+		u.t.Fatal(err)
+	}
+	u.do(func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/api/v1/calls/*"}}})
+		return chromedp.Void{}, err
+	})
+	failed := make(chan struct{})
+	go func() {
+		done := false
+		for {
+			var e *fetch.EventRequestPaused
+			select {
+			case e = <-paused:
+			case <-u.ctx.Done():
+				return
+			}
+			fail := false
+			if r, err := url.Parse(e.Request.URL); err == nil && r.Path == path && !done {
+				fail = true
+			}
+			err := chromedp.Do(u.ctx, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+				var err error
+				if fail {
+					_, err = cdp.Call(ctx, t, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: cdpnet.ErrorReasonConnectionFailed})
+				} else {
+					_, err = cdp.Call(ctx, t, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
+				}
+				return chromedp.Void{}, err
+			})
+			if err != nil && u.ctx.Err() == nil {
+				u.t.Errorf("%s's page: %s: %v", u.name, e.Request.URL, err)
+			}
+			if fail {
+				close(failed)
+				done = true
+			}
+		}
+	}()
+	return failed
+}

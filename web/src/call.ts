@@ -173,13 +173,29 @@ async function prepare(id: string, video: boolean, ice: Promise<ICEServer[]>): P
   if (!offer) throw new Error('the caller sent no offer');
   if (call.value?.id !== id) throw new Error('the call ended');
   const p = newPeer(servers);
-  await p.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
-  const senders = new Map<string, RTCRtpSender>();
-  for (const kind of video ? ['audio', 'video'] : ['audio']) {
-    const t = p.getTransceivers().find((x) => x.receiver.track.kind === kind);
-    if (t) { t.direction = 'sendrecv'; senders.set(kind, t.sender); }
+  try {
+    await p.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    const senders = new Map<string, RTCRtpSender>();
+    for (const kind of video ? ['audio', 'video'] : ['audio']) {
+      const t = p.getTransceivers().find((x) => x.receiver.track.kind === kind);
+      if (t) { t.direction = 'sendrecv'; senders.set(kind, t.sender); }
+    }
+    return { p, answer: await p.createAnswer(), senders };
+  } catch (e) {
+    p.close();
+    throw e;
   }
-  return { p, answer: await p.createAnswer(), senders };
+}
+
+/**
+ * The answer to call c: the one its ring made, or, when there is none or
+ * making it failed (the page asked the node for the caller's offer and
+ * got no answer, say), one made now.
+ */
+function prepared(c: PageCall): Promise<Prepared> {
+  const again = () => prepare(c.id, c.video, iceServers());
+  const made = ring?.id === c.id ? ring.prepared : undefined;
+  return made ? made.catch(again) : again();
 }
 
 /**
@@ -197,7 +213,7 @@ export async function answerCall() {
   const stream = media(c.video);
   stream.catch(() => undefined); // handled below, once the answer is out
   try {
-    const { p, answer, senders } = await (ring?.id === c.id && ring.prepared || prepare(c.id, c.video, iceServers()));
+    const { p, answer, senders } = await prepared(c);
     await p.setLocalDescription(answer);
     const sigs = await callerSignals(c.id);
     pending = pending.filter((s) => s.call_id !== c.id);
