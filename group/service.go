@@ -398,6 +398,9 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	if cfg.Friends == nil {
 		cfg.Friends = noFriends{h}
 	}
+	if cfg.Refresh == 0 {
+		cfg.Refresh = DefaultRefresh
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -409,9 +412,6 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		pulls: map[pullKey]pullDue{}, pullWake: make(chan struct{}, 1), refreshWake: make(chan struct{}, 1),
 		receipts: receiptQueue{wake: make(chan struct{}, 1)}}
 	gs.ctx = gs.run.Context()
-	if cfg.Refresh == 0 {
-		cfg.Refresh = DefaultRefresh
-	}
 	gs.refresh.Store(int64(cfg.Refresh))
 	if err := gs.start(ctx); err != nil {
 		gs.Close()
