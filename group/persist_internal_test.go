@@ -7,8 +7,11 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
+
+	"github.com/meshtalk/meshtalk/history"
 )
 
 // TestOpNotStoredLeavesTheDAG: an op whose batch fails to commit is not
@@ -52,13 +55,65 @@ func TestOpNotStoredLeavesTheDAG(t *testing.T) {
 	}
 }
 
+// TestMigrationDropsTheOldLogAtomically: a state from before schema 3
+// is migrated at start, and its old log deleted in the batch that stores
+// the new state: deleted after it, a failure (or a crash) between the
+// two left the old log behind for good, and the node did not start.
+func TestMigrationDropsTheOldLogAtomically(t *testing.T) {
+	ctx := context.Background()
+	ds := &failingDS{Batching: dssync.MutexWrap(datastore.NewMapDatastore())}
+	start := func() *Service {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		gs, err := New(ctx, h, ds, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { gs.Close() })
+		return gs
+	}
+	gs := start()
+	info, err := gs.Create(ctx, "old", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	DowngradeState(gs, info.ID)
+	gs.Close()
+	ds.failDeletes.Store(true)
+	again := start()
+	if g := again.get(info.ID); g == nil || g.state().Schema != stateSchema || g.state().Name != "old" {
+		t.Fatalf("migrated group: %+v", g)
+	}
+	var left []string
+	err = history.Scan(ctx, ds, query.Query{Prefix: "/groups/" + info.ID + "/ops/", KeysOnly: true}, func(key string, _ []byte) (bool, error) {
+		left = append(left, key)
+		return true, nil
+	})
+	if err != nil || len(left) > 0 {
+		t.Fatalf("the old log after the migration: %v %v", left, err)
+	}
+}
+
 var errCommit = errors.New("commit failed")
 
-// failingDS fails its batches' commits while fail is set. Its batches
-// copy what they are given, as the node's datastore (pebble) does.
+// failingDS fails its batches' commits while fail is set, and a Delete
+// outside a batch while failDeletes is. Its batches copy what they are
+// given, as the node's datastore (pebble) does.
 type failingDS struct {
 	datastore.Batching
-	fail atomic.Bool
+	fail, failDeletes atomic.Bool
+}
+
+var errDelete = errors.New("delete failed")
+
+func (d *failingDS) Delete(ctx context.Context, k datastore.Key) error {
+	if d.failDeletes.Load() {
+		return errDelete
+	}
+	return d.Batching.Delete(ctx, k)
 }
 
 func (d *failingDS) Batch(ctx context.Context) (datastore.Batch, error) {

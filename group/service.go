@@ -594,15 +594,14 @@ func (gs *Service) migrate(ctx context.Context, g *group) error {
 	}
 	next.carry(&state{KeyPool: pool, Status: old.Status, Owe: old.Owe})
 	g.dag = d
-	if err := gs.persist(g, next, ops); err != nil {
-		return err
-	}
+	// The old log goes in the batch that stores what replaces it: deleted
+	// after it, a crash between the two left it behind for good (the
+	// migrated state is not migrated again).
+	oldLog := make([]datastore.Key, 0, old.Ops)
 	for i := range old.Ops {
-		if err := gs.ds.Delete(ctx, groupLogKey(g.id, i)); err != nil {
-			return err
-		}
+		oldLog = append(oldLog, groupLogKey(g.id, i))
 	}
-	return gs.sync(ctx)
+	return gs.persist(g, next, ops, oldLog...)
 }
 
 // gossipOptions are the node's gossipsub settings but for how messages
@@ -1312,12 +1311,18 @@ func (gs *Service) applyOpsLocked(g *group, ops []*op, keys []epochKey) (applied
 	return applied, gap, err
 }
 
-// persist stores a group's new state with the ops that made it, synced.
-func (gs *Service) persist(g *group, st *state, ops []*op) error {
+// persist stores a group's new state with the ops that made it, synced,
+// and deletes the keys of drop in the same batch.
+func (gs *Service) persist(g *group, st *state, ops []*op, drop ...datastore.Key) error {
 	ctx := gs.ctx
 	b, err := gs.ds.Batch(ctx)
 	if err != nil {
 		return err
+	}
+	for _, k := range drop {
+		if err := b.Delete(ctx, k); err != nil {
+			return err
+		}
 	}
 	for _, o := range ops {
 		if err := b.Put(ctx, groupOpKey(g.id, o.hash), o.raw); err != nil {
