@@ -54,62 +54,19 @@ const (
 // once its round was one item, never waits.
 func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 	write func([]T) (R, error), sync func() error, done func([]T, R, error)) {
-	type written struct {
-		round  []T
-		result R
-		err    error
-	}
-	toSync := make(chan written, 4)
+	toSync := make(chan written[T, R], 4)
 	// Rounds done with come back to be filled again: a round of 256
 	// received messages grown by appending was a twelfth of what a DM
 	// allocated. done must not keep its round.
 	spare := make(chan []T, 8)
 	synced := make(chan struct{})
-	toDone := make(chan []written, 4)
-	finished := make(chan struct{})
 	go func() {
 		defer close(synced)
-		for w := range toSync {
-			ws := []written{w}
-		more:
-			for {
-				select {
-				case w, ok := <-toSync:
-					if !ok {
-						break more
-					}
-					ws = append(ws, w)
-				default:
-					break more
-				}
-			}
-			err := sync()
-			for i := range ws {
-				if ws[i].err == nil {
-					ws[i].err = err
-				}
-			}
-			toDone <- ws
-		}
-	}()
-	go func() {
-		defer close(finished)
-		for ws := range toDone {
-			for _, w := range ws {
-				done(w.round, w.result, w.err)
-				clear(w.round) // it holds no item for the garbage collector
-				select {
-				case spare <- w.round[:0]:
-				default:
-				}
-			}
-		}
+		syncRounds(toSync, sync, done, spare)
 	}()
 	defer func() {
 		close(toSync)
 		<-synced
-		close(toDone)
-		<-finished
 	}()
 
 	prev := 0
@@ -162,10 +119,67 @@ func groupCommit[T, R any](ctx context.Context, in <-chan T, size func(T) int,
 		}
 		timer.Stop()
 		result, err := write(round)
-		toSync <- written{round, result, err}
+		toSync <- written[T, R]{round, result, err}
 		prev = len(round)
 		if !open {
 			return
 		}
+	}
+}
+
+// written is a round of a group commit, written and not yet synced, with
+// what write returned.
+type written[T, R any] struct {
+	round  []T
+	result R
+	err    error
+}
+
+// syncRounds syncs the rounds that come on toSync, all that are written
+// by then under one sync, and hands each synced round to done, in order,
+// on a goroutine of its own, so that the next sync does not wait for
+// done; then it gives the round back on spare. It returns once toSync is
+// closed and every round is done.
+func syncRounds[T, R any](toSync <-chan written[T, R], sync func() error, done func([]T, R, error), spare chan<- []T) {
+	toDone := make(chan []written[T, R], 4)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for ws := range toDone {
+			for _, w := range ws {
+				done(w.round, w.result, w.err)
+				clear(w.round) // it holds no item for the garbage collector
+				select {
+				case spare <- w.round[:0]:
+				default:
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(toDone)
+		<-finished
+	}()
+	for w := range toSync {
+		ws := []written[T, R]{w}
+	more:
+		for {
+			select {
+			case w, ok := <-toSync:
+				if !ok {
+					break more
+				}
+				ws = append(ws, w)
+			default:
+				break more
+			}
+		}
+		err := sync()
+		for i := range ws {
+			if ws[i].err == nil {
+				ws[i].err = err
+			}
+		}
+		toDone <- ws
 	}
 }

@@ -20,20 +20,7 @@ import (
 func TestOpNotStoredLeavesTheDAG(t *testing.T) {
 	ctx := context.Background()
 	ds := &failingDS{Batching: dssync.MutexWrap(datastore.NewMapDatastore())}
-	start := func() *Service {
-		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		gs, err := New(ctx, h, ds, Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { gs.Close() })
-		return gs
-	}
-	gs := start()
+	gs := startOn(t, ds)
 	info, err := gs.Create(ctx, "before", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +36,7 @@ func TestOpNotStoredLeavesTheDAG(t *testing.T) {
 		t.Fatal(err)
 	}
 	gs.Close()
-	again := start() // fails if the stored rename follows the lost one
+	again := startOn(t, ds) // fails if the stored rename follows the lost one
 	if g := again.get(info.ID); g == nil || g.state().Name != after {
 		t.Fatalf("reloaded group: %+v, want named %q", g, after)
 	}
@@ -62,20 +49,7 @@ func TestOpNotStoredLeavesTheDAG(t *testing.T) {
 func TestMigrationDropsTheOldLogAtomically(t *testing.T) {
 	ctx := context.Background()
 	ds := &failingDS{Batching: dssync.MutexWrap(datastore.NewMapDatastore())}
-	start := func() *Service {
-		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		gs, err := New(ctx, h, ds, Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { gs.Close() })
-		return gs
-	}
-	gs := start()
+	gs := startOn(t, ds)
 	info, err := gs.Create(ctx, "old", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +57,7 @@ func TestMigrationDropsTheOldLogAtomically(t *testing.T) {
 	DowngradeState(gs, info.ID)
 	gs.Close()
 	ds.failDeletes.Store(true)
-	again := start()
+	again := startOn(t, ds)
 	if g := again.get(info.ID); g == nil || g.state().Schema != stateSchema || g.state().Name != "old" {
 		t.Fatalf("migrated group: %+v", g)
 	}
@@ -95,6 +69,23 @@ func TestMigrationDropsTheOldLogAtomically(t *testing.T) {
 	if err != nil || len(left) > 0 {
 		t.Fatalf("the old log after the migration: %v %v", left, err)
 	}
+}
+
+// startOn starts a group service on its own host over ds, closed when
+// the test ends.
+func startOn(t *testing.T, ds datastore.Batching) *Service {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	gs, err := New(context.Background(), h, ds, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gs.Close() })
+	return gs
 }
 
 var errCommit = errors.New("commit failed")
