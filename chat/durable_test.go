@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -174,6 +175,10 @@ func TestGroupCommitSyncsWhileDone(t *testing.T) {
 	in := make(chan int)
 	syncs := make(chan struct{}, 8)
 	release := make(chan struct{})
+	// A failed wait leaves no groupCommit behind: the first round's done
+	// goes on, and in closes.
+	releaseOnce, closeIn := sync.OnceFunc(func() { close(release) }), sync.OnceFunc(func() { close(in) })
+	defer func() { releaseOnce(); closeIn() }()
 	var got []int
 	finished := make(chan struct{})
 	go func() {
@@ -201,8 +206,8 @@ func TestGroupCommitSyncsWhileDone(t *testing.T) {
 	case <-deadline:
 		t.Fatal("the second round waited for the first one's done to be synced")
 	}
-	close(release)
-	close(in)
+	releaseOnce()
+	closeIn()
 	<-finished
 	if !slices.Equal(got, []int{1, 2}) {
 		t.Fatalf("done got %v, want [1 2]", got)

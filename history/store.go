@@ -267,6 +267,12 @@ func (s *Store) Writing() (release func()) {
 	}
 }
 
+// putReadMark writes conversation conv's read mark, mark, into w (readMark
+// reads it).
+func putReadMark(ctx context.Context, w datastore.Write, conv string, mark uint64) error {
+	return w.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, mark))
+}
+
 // readMark is conversation conv's read mark (0: none yet).
 func (s *Store) readMark(ctx context.Context, conv string) (uint64, error) {
 	if v, ok := s.readMarks.Load(conv); ok {
@@ -528,7 +534,7 @@ func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
 		}
 	}
 	if p.top > p.mark {
-		if err := b.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, p.top)); err != nil {
+		if err := putReadMark(ctx, b, conv, p.top); err != nil {
 			return nil, err
 		}
 	}
@@ -665,7 +671,7 @@ func (s *Store) markAllRead(ctx context.Context, conv string, top uint64, before
 	if mark, err := s.readMark(ctx, conv); err != nil || mark != 0 {
 		return err
 	}
-	if err := s.ds.Put(ctx, readMarkKey(conv), binary.BigEndian.AppendUint64(nil, top)); err != nil {
+	if err := putReadMark(ctx, s.ds, conv, top); err != nil {
 		return err
 	}
 	s.readMarks.Store(conv, top)
