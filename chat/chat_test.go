@@ -637,6 +637,7 @@ type memMailbox struct {
 	down   atomic.Bool   // not Ready: a relay client logged in to none
 	asked  chan struct{} // signalled at each Ready, when not nil
 	relay  peer.ID       // what Park says holds the messages
+	hold   chan struct{} // when not nil, Ready waits until it is closed
 }
 
 func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) (peer.ID, error) {
@@ -651,6 +652,9 @@ func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) (peer.ID,
 }
 
 func (m *memMailbox) Ready() bool {
+	if m.hold != nil {
+		<-m.hold
+	}
 	if m.asked != nil {
 		select {
 		case m.asked <- struct{}{}:

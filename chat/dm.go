@@ -117,7 +117,7 @@ func (s *Service) runCommitter() {
 			}
 			for _, r := range reqs {
 				if !r.local {
-					s.courierFor(r.p).push(&r.w)
+					s.courierFor(r.p).push(&r.w, s.relaySaysAway(r.p))
 				}
 			}
 			return struct{}{}, nil
@@ -230,17 +230,36 @@ type courier struct {
 	// outbox: the messages of the committer's requests, not copies (a
 	// copy was a tenth of what a DM allocated).
 	queue []*wireMessage
+	// away is what was enqueued while a relay said p was away, until
+	// the parker takes it: parked even if the direct path (p on the LAN)
+	// has it acked by then, so that "parked at once" does not depend on
+	// which of the two paths is quicker.
+	away []*wireMessage
 
 	// contactDue: the contact record has something to send (our newer
 	// profile) that an open stream's loop must not leave until it idles.
 	contactDue atomic.Bool
 }
 
-func (c *courier) push(w *wireMessage) {
+// push queues w for delivery; away: a relay says p is away, so w is
+// parked too, at once.
+func (c *courier) push(w *wireMessage, away bool) {
 	c.mu.Lock()
 	c.queue = append(c.queue, w)
+	if away {
+		c.away = append(c.away, w)
+	}
 	c.mu.Unlock()
 	c.kick()
+}
+
+// takeAway returns what was pushed while a relay said p was away.
+func (c *courier) takeAway() []*wireMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	away := c.away
+	c.away = nil
+	return away
 }
 
 func (c *courier) hasParked() bool {
@@ -410,25 +429,30 @@ func (s *Service) mailbox() (Mailbox, time.Duration) {
 // parkReady parks c's outbox when the mailbox can take it; it returns how
 // many messages it parked now.
 func (s *Service) parkReady(ctx context.Context, c *courier) (int, error) {
+	// What a mailbox that cannot take it now misses is still in the
+	// outbox, unless delivered meanwhile.
+	away := c.takeAway()
 	mb, _ := s.mailbox()
 	if mb == nil || !mb.Ready() {
 		return 0, ErrNoMailbox
 	}
-	return s.park(ctx, c, mb)
+	return s.park(ctx, c, mb, away)
 }
 
 // ErrNoMailbox: no relay mailbox can take messages now.
 var ErrNoMailbox = errors.New("chat: no relay mailbox to park in (not logged in to a relay)")
 
-// park hands the outbox messages not parked yet to the mailbox, and
-// returns how many.
-func (s *Service) park(ctx context.Context, c *courier, mb Mailbox) (int, error) {
+// park hands the outbox messages not parked yet to the mailbox, with
+// those of away that are no longer in the outbox (acked directly since
+// they were pushed), and returns how many.
+func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wireMessage) (int, error) {
 	c.parkMu.Lock()
 	defer c.parkMu.Unlock()
 	pending, err := s.outbox(ctx, c.p)
 	if err != nil {
 		return 0, err
 	}
+	pending = withAway(pending, away)
 	var msgs [][]byte
 	var ids []string
 	for _, w := range pending {
@@ -467,6 +491,28 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox) (int, error)
 	}
 	s.log.Debug("parked", "peer", c.p, "relay", relay, "messages", len(ids))
 	return len(ids), nil
+}
+
+// withAway adds to pending, in clock order, the messages of away that
+// it lacks.
+func withAway(pending []wireMessage, away []*wireMessage) []wireMessage {
+	if len(away) == 0 {
+		return pending
+	}
+	in := make(map[string]bool, len(pending))
+	for _, w := range pending {
+		in[w.ID] = true
+	}
+	added := false
+	for _, w := range away {
+		if !in[w.ID] {
+			pending, added = append(pending, *w), true
+		}
+	}
+	if added {
+		slices.SortStableFunc(pending, func(a, b wireMessage) int { return cmp.Compare(a.HLC, b.HLC) })
+	}
+	return pending
 }
 
 // unpark forgets what was parked for c.p.

@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -165,6 +166,33 @@ func TestParkAtOnceOnLAN(t *testing.T) {
 	if err != nil || len(trB.Hops) == 0 || trB.Hops[0].Event != history.HopReceived || trB.Hops[0].Path != "direct" {
 		t.Fatalf("B's trace: %+v, %v", trB, err)
 	}
+}
+
+// TestParkAtOnceDeliveredFirst: a message stored while the relay says
+// the friend is away is parked even when the direct path had it acked
+// before the parker came to it (the friend is on the LAN, and a direct
+// ack on loopback often comes first): "parked at once" does not depend
+// on which path is quicker.
+func TestParkAtOnceDeliveredFirst(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	mb := newMailbox()
+	mb.hold = make(chan struct{})
+	release := sync.OnceFunc(func() { close(mb.hold) })
+	t.Cleanup(release) // a failure below leaves no parker waiting in Ready
+	a.Chat().SetMailbox(mb, time.Hour)
+	a.Chat().SetRelayPresence(b.ID(), false, time.Now())
+	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "quicker directly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, m.ID, chat.MsgDelivered)
+	release() // the parker gets to it only now
+	mb.waitHeld(t, b.ID(), 1)
+	if err := b.Chat().ReceiveParked(bg, a.ID(), mb.take(b.ID())); err != nil {
+		t.Fatal(err)
+	}
+	assertHistory(t, b, a.ID(), []string{m.ID})
 }
 
 // TestReadReceiptParkedConverges: a read receipt for a sender who is
