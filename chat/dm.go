@@ -503,17 +503,18 @@ func withAway(pending []wireMessage, away []*wireMessage) []wireMessage {
 	for _, w := range pending {
 		in[w.ID] = true
 	}
-	added := false
 	for _, w := range away {
 		if !in[w.ID] {
-			pending, added = append(pending, *w), true
+			pending = append(pending, *w)
 		}
 	}
-	if added {
-		slices.SortStableFunc(pending, func(a, b wireMessage) int { return cmp.Compare(a.HLC, b.HLC) })
-	}
+	slices.SortStableFunc(pending, byClock)
 	return pending
 }
+
+// byClock orders messages by their clock readings: a conversation's
+// order.
+func byClock(a, b wireMessage) int { return cmp.Compare(a.HLC, b.HLC) }
 
 // unpark forgets what was parked for c.p.
 func (s *Service) unpark(c *courier) {
@@ -1042,7 +1043,7 @@ func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) 
 		return out, err
 	}
 	out = append(out, above...)
-	slices.SortStableFunc(out, func(a, b wireMessage) int { return cmp.Compare(a.HLC, b.HLC) })
+	slices.SortStableFunc(out, byClock)
 	return out, nil
 }
 
