@@ -34,8 +34,11 @@ type SendRequest struct {
 	Text    string `json:"text,omitempty"`
 	Face    string `json:"face,omitempty"`
 	Picture []byte `json:"picture,omitempty"`
-	ReplyTo string `json:"reply_to,omitempty"`
-	ReactTo string `json:"react_to,omitempty"`
+	// PictureName is the picture's file name: its original arrives
+	// under it (else "picture.png" or the like).
+	PictureName string `json:"picture_name,omitempty"`
+	ReplyTo     string `json:"reply_to,omitempty"`
+	ReactTo     string `json:"react_to,omitempty"`
 }
 
 // EditRequest is the body of PATCH /api/v1/messages/{id}.
@@ -146,7 +149,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	m, err := s.node.SendMessage(r.Context(), req.To, node.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo})
+	m, err := s.node.SendMessage(r.Context(), req.To, node.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, PictureName: req.PictureName, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo})
 	reply(w, m, err)
 }
 

@@ -54,6 +54,8 @@ type GroupSendRequest struct {
 	Text    string `json:"text,omitempty"`
 	Face    string `json:"face,omitempty"`
 	Picture []byte `json:"picture,omitempty"`
+	// PictureName is the picture's file name (SendRequest).
+	PictureName string `json:"picture_name,omitempty"`
 	// Path is a file on this machine to offer to the members.
 	Path    string `json:"path,omitempty"`
 	ReplyTo string `json:"reply_to,omitempty"`
@@ -170,7 +172,7 @@ func (s *Server) handleGroupSend(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	d := node.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, Path: req.Path, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo}
+	d := node.Draft{Text: req.Text, Face: req.Face, Picture: req.Picture, PictureName: req.PictureName, Path: req.Path, ReplyTo: req.ReplyTo, ReactTo: req.ReactTo}
 	m, err := s.node.SendGroup(r.Context(), r.PathValue("group"), d)
 	reply(w, m, err)
 }

@@ -662,11 +662,13 @@ func (s *Service) confirmDelivery(ctx context.Context, p peer.ID, batch []wireMe
 
 // takeDelivered settles the messages that p's delivery receipts in batch
 // name, and which are still in the outbox: p fetched them from a mailbox.
-// The write is unsynced: the sync that follows (the receiving round's, or
-// store's) covers it.
+// A message delivered already (a resend after a restart was acked before
+// the receipt came) gets the fetched hop in its trace all the same. The
+// writes are unsynced: the sync that follows (the receiving round's, or
+// store's) covers them.
 func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 	var done []*wireMessage
-	var fetched map[string]time.Time
+	var fetched, late map[string]time.Time
 	for _, wm := range batch {
 		if wm.Kind != KindDelivered {
 			continue
@@ -681,16 +683,17 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 		}
 		for _, id := range ids {
 			m, err := s.hist.Get(s.ctx, id)
-			if err != nil || m.State != MsgQueued {
-				continue // delivered (or failed) already
+			switch {
+			case err != nil:
+			case m.State == MsgQueued:
+				fetched = setTime(fetched, id, time.UnixMilli(wm.SentAtMS))
+				done = append(done, &wireMessage{ID: id, HLC: m.HLC})
+			case (m.State == MsgDelivered || m.State == MsgRead) && !s.hasFetchedHop(id):
+				late = setTime(late, id, time.UnixMilli(wm.SentAtMS))
 			}
-			if fetched == nil {
-				fetched = map[string]time.Time{}
-			}
-			fetched[id] = time.UnixMilli(wm.SentAtMS)
-			done = append(done, &wireMessage{ID: id, HLC: m.HLC})
 		}
 	}
+	s.putFetchedHops(late)
 	if len(done) == 0 {
 		return
 	}
@@ -699,6 +702,45 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 		return []history.Hop{history.Delivered(history.Hop{Event: history.HopFetched, At: fetched[m.ID], Path: history.PathMailbox}, now)}
 	})
 	s.kick(p) // an empty outbox unparks
+}
+
+func setTime(m map[string]time.Time, id string, t time.Time) map[string]time.Time {
+	if m == nil {
+		m = map[string]time.Time{}
+	}
+	m[id] = t
+	return m
+}
+
+// hasFetchedHop says whether message id's trace says it was fetched from
+// a mailbox: in its delivered record, or on its own.
+func (s *Service) hasFetchedHop(id string) bool {
+	if h := s.hist.Hop(s.ctx, id, history.HopDelivered); h != nil && h.Prev != nil && h.Prev.Event == history.HopFetched {
+		return true
+	}
+	return s.hist.Hop(s.ctx, id, history.HopFetched) != nil
+}
+
+// putFetchedHops writes a fetched hop of its own for each message of at,
+// delivered already by another path, fetched from a mailbox at at[id].
+func (s *Service) putFetchedHops(at map[string]time.Time) {
+	if len(at) == 0 {
+		return
+	}
+	b, err := s.ds.Batch(s.ctx)
+	if err == nil {
+		for id, t := range at {
+			if err = history.PutHop(s.ctx, b, id, history.Hop{Event: history.HopFetched, At: t, Path: history.PathMailbox}); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = b.Commit(s.ctx)
+	}
+	if err != nil {
+		s.log.Warn("a delivery receipt's trace", "err", err)
+	}
 }
 
 // deliverContactOf sends what this node owes p's contact record (see

@@ -5,6 +5,7 @@ package chat
 import (
 	"bufio"
 	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
@@ -86,6 +87,16 @@ func ParkedText(from, to peer.ID, hlc uint64, text, id string) []byte {
 	if m.Id = id; id == "" {
 		m.Id = history.DMID(from, to, m.SentAtMs, m.Hlc)
 	}
+	b, _ := proto.Marshal(m)
+	return b
+}
+
+// ParkedDelivered encodes, as a mailbox holds it, a delivery receipt
+// from from to to (stamped with clock reading hlc, at at) for the
+// messages refs: from took them out of a mailbox.
+func ParkedDelivered(from, to peer.ID, hlc uint64, at time.Time, refs ...string) []byte {
+	m := &historypb.Message{Kind: KindDelivered, Refs: refs, Hlc: hlc, SentAtMs: at.UnixMilli()}
+	m.Id = history.DMID(from, to, m.SentAtMs, m.Hlc)
 	b, _ := proto.Marshal(m)
 	return b
 }

@@ -288,3 +288,52 @@ func TestDeliveredThroughMailboxConverges(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchedAfterDirectAck: a message that the friend took out of a
+// mailbox, but whose resend was acked directly before the friend's
+// delivery receipt came (a sender back online while the friend is),
+// keeps in its trace that it was fetched through the mailbox, and its
+// delivery time is the fetch's. The friend's trace of a message it read
+// says when.
+func TestFetchedAfterDirectAck(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "taken twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, m.ID, chat.MsgDelivered)
+	// b's receipt says it fetched the message when it was sent.
+	if err := a.Chat().ReceiveParked(bg, b.ID(), [][]byte{chat.ParkedDelivered(b.ID(), a.ID(), 7, m.Time, m.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := a.Chat().Trace(bg, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]history.Hop{}
+	for _, h := range tr.Hops {
+		got[h.Event] = h
+	}
+	if f, ok := got[history.HopFetched]; !ok || f.Path != history.PathMailbox || !f.At.Equal(m.Time) {
+		t.Fatalf("the trace's fetched hop: %+v", tr.Hops)
+	}
+	if _, ok := got[history.HopDelivered]; !ok || got[history.HopSent].Path != "direct" {
+		t.Fatalf("the direct path's hops are gone: %+v", tr.Hops)
+	}
+	if tr.Message.DeliveryMS != 0 {
+		t.Errorf("delivered %d ms after sending, not when fetched", tr.Message.DeliveryMS)
+	}
+
+	before := time.Now().Truncate(time.Millisecond)
+	if n, err := b.Chat().MarkRead(bg, a.ID()); err != nil || n != 1 {
+		t.Fatalf("mark read: %d, %v", n, err)
+	}
+	trB, err := b.Chat().Trace(bg, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := trB.Hops[len(trB.Hops)-1]; last.Event != history.HopRead || last.At.Before(before) || last.At.After(time.Now()) {
+		t.Fatalf("b's trace after reading: %+v", trB.Hops)
+	}
+}

@@ -558,7 +558,7 @@ func (gs *Service) History(ctx context.Context, id string, before string, limit 
 		return nil, err
 	}
 	for _, m := range page.Messages {
-		if err := gs.withReceipts(ctx, m); err != nil {
+		if err := gs.WithReceipts(ctx, m); err != nil {
 			return nil, err
 		}
 	}
@@ -575,7 +575,7 @@ func (gs *Service) Summary(ctx context.Context, id string) (*history.Summary, er
 	if err != nil || sum.Last == nil {
 		return sum, err
 	}
-	return sum, gs.withReceipts(ctx, sum.Last)
+	return sum, gs.WithReceipts(ctx, sum.Last)
 }
 
 // MarkRead marks every received message of a group read and, when read

@@ -378,11 +378,11 @@ func (gs *Service) sendReceipts(ctx context.Context, g *group, what string, ids 
 	return nil
 }
 
-// withReceipts fills a group message's receipts from the members it is
+// WithReceipts fills a group message's receipts from the members it is
 // for (its author's own do not count), how many those are now, and, for
 // this node's own message, its state: delivered once every one of them
 // stored it, read once every one read it.
-func (gs *Service) withReceipts(ctx context.Context, m *history.Message) error {
+func (gs *Service) WithReceipts(ctx context.Context, m *history.Message) error {
 	if err := gs.hist.WithReceipts(ctx, m); err != nil {
 		return err
 	}

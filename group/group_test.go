@@ -816,7 +816,7 @@ func TestGroupMailboxSeam(t *testing.T) {
 	}
 	b = nodetest.Start(t, nodetest.Options{Home: home})
 	wb := watchGroup(t, b, gid)
-	if err := b.GroupService().ReceiveParked(bg, held); err != nil {
+	if err := b.GroupService().ReceiveLetter(bg, a.ID(), held); err != nil { // a stands for the relay
 		t.Fatal(err)
 	}
 	wb.Wait(parked, 30*time.Second)
@@ -829,6 +829,21 @@ func TestGroupMailboxSeam(t *testing.T) {
 	wb.Wait(parked+2, 30*time.Second)
 	if got := historyCount(t, b, gid); got != parked+2 {
 		t.Fatalf("b holds %d", got)
+	}
+	// Each message's trace says how it came: the parked ones through
+	// the relay's mailbox, the others from a member.
+	page, err := b.GroupService().History(bg, gid, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range page.Messages {
+		tr, err := b.Chat().Trace(bg, m.ID)
+		if err != nil || len(tr.Hops) == 0 || tr.Hops[0].Event != history.HopReceived || tr.Hops[0].At.IsZero() {
+			t.Fatalf("the trace of %q: %+v, %v", m.Text, tr, err)
+		}
+		if mailbox := strings.HasPrefix(m.Text, "parked"); mailbox != (tr.Hops[0].Path == history.PathMailbox && tr.Hops[0].Relay == a.ID()) {
+			t.Errorf("%q came %+v", m.Text, tr.Hops[0])
+		}
 	}
 }
 

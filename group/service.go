@@ -371,6 +371,9 @@ type ingestItem struct {
 	w    history.Wire
 	from peer.ID      // who handed it on
 	done chan<- error // gets the store's outcome (nil: nobody waits)
+	// via is how it came, when a relay's mailbox held it (nil: from a
+	// member, by gossip or a pull).
+	via *history.Hop
 }
 
 type pubItem struct {
@@ -975,6 +978,10 @@ func (gs *Service) store(batch []*ingestItem) error {
 		// open checked the ID, derived from (group, author, seq): no other
 		// message can have it, and the head says this one is new.
 		m := groupMessage(g.id, it.env.Author, gs.self, it.w)
+		// The trace's received hop: when, and through which mailbox.
+		if m.Via = it.via; m.Via == nil {
+			m.Via = &history.Hop{Event: history.HopReceived, At: gs.cfg.Now()}
+		}
 		if err := gs.hist.Put(ctx, b, m); err != nil {
 			return err
 		}

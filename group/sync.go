@@ -702,7 +702,7 @@ func (gs *Service) pull(ctx context.Context, id string, p peer.ID) error {
 				return err
 			}
 		}
-		done, err := gs.ingestEnvelopes(ctx, g, f.GetEnvelopes(), p)
+		done, err := gs.ingestEnvelopes(ctx, g, f.GetEnvelopes(), p, nil)
 		if done != nil {
 			lastDone = done
 		}
@@ -901,7 +901,7 @@ func (gs *Service) hasGaps(id string) bool {
 // ingestEnvelopes checks envelopes that did not come by gossip (a pull, a
 // mailbox) as the validator would, and hands the good ones to the store.
 // It returns a channel closed once the last is stored (nil: none).
-func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID) (chan error, error) {
+func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Envelope, from peer.ID, via *history.Hop) (chan error, error) {
 	st := g.state()
 	var last chan error
 	for _, we := range envs {
@@ -937,7 +937,7 @@ func (gs *Service) ingestEnvelopes(ctx context.Context, g *group, envs []*pb.Env
 		}
 		done := make(chan error, 1)
 		select {
-		case gs.ingest <- &ingestItem{g: g, env: env, w: w, from: from, done: done}:
+		case gs.ingest <- &ingestItem{g: g, env: env, w: w, from: from, done: done, via: via}:
 			last = done
 		case <-ctx.Done():
 			return last, ctx.Err()
@@ -1111,10 +1111,16 @@ func (gs *Service) DrainParker(ctx context.Context) (parked, left int) {
 	return parked, len(jobs) - parked
 }
 
-// ReceiveParked takes envelopes that a mailbox held for this node:
-// each is checked like a message from gossip (member, signature, key) and
-// stored once; it returns when they are stored.
+// ReceiveParked is ReceiveLetter from a mailbox whose relay is not known.
 func (gs *Service) ReceiveParked(ctx context.Context, envelopes [][]byte) error {
+	return gs.ReceiveLetter(ctx, "", envelopes)
+}
+
+// ReceiveLetter takes envelopes that relay's mailbox held for this node:
+// each is checked like a message from gossip (member, signature, key) and
+// stored once, its trace saying it came through the mailbox; it returns
+// when they are stored.
+func (gs *Service) ReceiveLetter(ctx context.Context, relay peer.ID, envelopes [][]byte) error {
 	byGroup := map[string][]*pb.Envelope{}
 	for _, b := range envelopes {
 		var e pb.Envelope
@@ -1129,7 +1135,8 @@ func (gs *Service) ReceiveParked(ctx context.Context, envelopes [][]byte) error 
 		if g == nil || g.state().Status != StatusMember {
 			continue
 		}
-		done, err := gs.ingestEnvelopes(ctx, g, envs, "")
+		via := &history.Hop{Event: history.HopReceived, At: gs.cfg.Now(), Path: history.PathMailbox, Relay: relay}
+		done, err := gs.ingestEnvelopes(ctx, g, envs, "", via)
 		if err != nil {
 			return err
 		}

@@ -10,8 +10,9 @@ package history
 //	/state/<msg ID>                      "failed:<reason>", or "delivered" (a direct
 //	                                     message acked while one sent before it
 //	                                     waits: chat's acked mark cannot pass it)
-//	/read/<msg ID>                       "", or the time it was read (8 bytes, big-endian
-//	                                     unix ms): the message was read (by the peer, or here)
+//	/read/<msg ID>                       the time it was read (8 bytes, big-endian unix
+//	                                     ms; "" before 2026-12-07 for a message read here):
+//	                                     the message was read (by the peer, or here)
 //	/trace/<msg ID>/<event>[/<member>]   pb.Hop: a step of the message's trace (trace.go)
 //	/readmark/<conversation>             the conversation's read mark (8 bytes, big-endian
 //	                                     clock reading): MarkRead read every received
@@ -523,8 +524,10 @@ func (s *Store) MarkRead(ctx context.Context, conv string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The mark says when: the trace's read hop.
+	stamp := ReadStamp(time.Now())
 	for _, id := range p.read {
-		if err := b.Put(ctx, ReadKey(id), nil); err != nil {
+		if err := b.Put(ctx, ReadKey(id), stamp); err != nil {
 			return nil, err
 		}
 	}

@@ -307,9 +307,15 @@ func (s *Store) memberHops(ctx context.Context, t *Trace) error {
 	return nil
 }
 
-// deliveryTime sets m.DeliveryMS from its delivered hop.
+// deliveryTime sets m.DeliveryMS from its delivered hop, or from a
+// fetched hop of its own when that is earlier: the friend took the
+// message out of a mailbox before a resend's ack delivered it again.
 func (s *Store) deliveryTime(ctx context.Context, m *Message) {
-	if h := s.hop(ctx, m.ID, HopDelivered); h != nil {
+	h := s.hop(ctx, m.ID, HopDelivered)
+	if f := s.hop(ctx, m.ID, HopFetched); f != nil && (h == nil || f.At.Before(h.At)) {
+		h = f
+	}
+	if h != nil {
 		m.DeliveryMS = max(h.At.Sub(m.Time).Milliseconds(), 0)
 	}
 }

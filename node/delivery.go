@@ -31,6 +31,13 @@ func (n *Node) MessageInfo(ctx context.Context, id string) (*MessageTrace, error
 	if err != nil {
 		return nil, err
 	}
+	// A group message's state is its members' receipts, as in its
+	// history.
+	if t.Message.Group != "" && n.groups != nil {
+		if err := n.groups.WithReceipts(ctx, t.Message); err != nil {
+			return nil, err
+		}
+	}
 	for p := range t.Members {
 		if t.Names == nil {
 			t.Names = history.ByPeer[string]{}
@@ -53,10 +60,16 @@ type StopReport struct {
 	GroupQueued int `json:"group_queued,omitempty"`
 	// TimedOut: [chat] park_on_stop ran out first.
 	TimedOut bool `json:"timed_out,omitempty"`
+	// Relay: the node is a relay, which has no messages of its own to
+	// park (what its mailboxes hold stays there).
+	Relay bool `json:"relay,omitempty"`
 }
 
 // String says it in a sentence, for the log and the stop output.
 func (r StopReport) String() string {
+	if r.Relay {
+		return "a relay: its mailboxes and file drops keep what they hold"
+	}
 	s := fmt.Sprintf("parked %d direct and %d group messages for friends away", r.Parked, r.GroupParked)
 	queued := 0
 	for _, q := range r.Queued {
@@ -89,18 +102,16 @@ func (n *Node) ParkOnStop(ctx context.Context) StopReport {
 }
 
 // Stop parks what is queued (ParkOnStop) and asks whoever runs the node
-// to stop it (RequestStop): `meshtalk stop`.
+// to stop it (RequestStop): `meshtalk stop`, of a personal node or a
+// relay.
 func (n *Node) Stop(ctx context.Context) (*StopReport, error) {
-	if _, err := n.chatService(); err != nil {
-		return nil, err
-	}
 	r := n.ParkOnStop(ctx)
 	n.RequestStop()
 	return &r, nil
 }
 
 func (n *Node) parkOnStop(ctx context.Context) StopReport {
-	var r StopReport
+	r := StopReport{Relay: n.role == RoleRelay}
 	if n.chat == nil {
 		return r
 	}

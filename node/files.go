@@ -106,7 +106,7 @@ func (n *Node) SendFile(ctx context.Context, f FileSend) (*FileSent, error) {
 		return nil, badRequest(err)
 	}
 	sent := &FileSent{To: p.String(), ToName: n.NameOf(ctx, p), Name: filepath.Base(f.Path), Size: fi.Size()}
-	m, err := n.importFile(ctx, f.Path, nil)
+	m, err := n.importFile(ctx, Draft{Path: f.Path})
 	if err != nil {
 		return nil, err
 	}

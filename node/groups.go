@@ -273,7 +273,7 @@ func (n *Node) SendGroup(ctx context.Context, group string, d Draft) (*Message, 
 // store and offers it to every member but this node; it answers the
 // encoded manifest.
 func (n *Node) offerToMembers(ctx context.Context, c *group.Service, id string, d Draft) ([]byte, error) {
-	m, err := n.importFile(ctx, d.Path, d.Picture)
+	m, err := n.importFile(ctx, d)
 	if err != nil {
 		return nil, err
 	}

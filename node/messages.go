@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -41,9 +42,12 @@ type Draft struct {
 	Text    string
 	Face    string
 	Picture []byte
-	Path    string
-	ReplyTo string
-	ReactTo string
+	// PictureName is the name the picture was picked by: its original
+	// arrives under it.
+	PictureName string
+	Path        string
+	ReplyTo     string
+	ReactTo     string
 }
 
 // MaxTextBytes bounds a message's text.
@@ -86,7 +90,7 @@ func (n *Node) SendMessage(ctx context.Context, to string, d Draft) (*Message, e
 		return nil, err
 	}
 	if d.Picture != nil {
-		orig, err := n.importFile(ctx, "", d.Picture)
+		orig, err := n.importFile(ctx, d)
 		if err != nil {
 			return nil, err
 		}
@@ -111,8 +115,12 @@ func (n *Node) draft(ctx context.Context, d Draft) (chat.Draft, error) {
 	return draft, err
 }
 
-// pictureName names a picture's original by its type.
-func pictureName(b []byte) string {
+// pictureName names a picture's original: the name it was picked by,
+// else "picture" and its type's extension.
+func pictureName(name string, b []byte) string {
+	if name = filepath.Base(name); name != "." && name != string(filepath.Separator) {
+		return name
+	}
 	switch http.DetectContentType(b) {
 	case "image/png":
 		return "picture.png"
@@ -390,18 +398,18 @@ func (n *Node) DeleteMessage(ctx context.Context, id string, forEveryone bool) (
 	return c.Delete(ctx, id)
 }
 
-// importFile makes a file or a whole folder (path) ready to offer where
-// it lies, or puts a picture's original into the blob store (it must
+// importFile makes d's file or whole folder (Path) ready to offer where
+// it lies, or puts its picture's original into the blob store (it must
 // outlive the original); a file that cannot be read is a bad request.
-func (n *Node) importFile(ctx context.Context, path string, picture []byte) (*transfer.Manifest, error) {
-	if picture != nil {
-		return n.xfer.ImportBytes(pictureName(picture), picture)
+func (n *Node) importFile(ctx context.Context, d Draft) (*transfer.Manifest, error) {
+	if d.Picture != nil {
+		return n.xfer.ImportBytes(pictureName(d.PictureName, d.Picture), d.Picture)
 	}
 	share := n.xfer.Share
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+	if fi, err := os.Stat(d.Path); err == nil && fi.IsDir() {
 		share = n.xfer.ShareFolder
 	}
-	m, err := share(ctx, path, "")
+	m, err := share(ctx, d.Path, "")
 	if err != nil {
 		return nil, badRequest(err)
 	}

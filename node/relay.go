@@ -146,7 +146,7 @@ func (s relaySink) Letter(ctx context.Context, l *relay.Letter) error {
 	case relay.KindGroup:
 		// Each envelope is checked like one from gossip: a current
 		// member's signature, the group's key.
-		err := s.n.groups.ReceiveParked(ctx, l.Items)
+		err := s.n.groups.ReceiveLetter(ctx, l.Relay, l.Items)
 		if errors.Is(err, group.ErrBadFrame) {
 			s.n.log.Info("mailbox: refused a group letter", "from", l.From, "err", err)
 			return nil

@@ -95,7 +95,7 @@ func TestChatCommands(t *testing.T) {
 	if msg["id"] != msgID || msg["text"] != "hello over the mesh" || msg["from"] != idB {
 		t.Fatalf("message.received %v", msg)
 	}
-	mt(homeB, "send", idA, "--face", "party")
+	mt(homeB, "send", idA, "with a face", "--face", "party")
 	waitWatch("message.received")
 
 	var hist []map[string]any
@@ -117,7 +117,8 @@ func TestChatCommands(t *testing.T) {
 	if out := mt(homeA, "search", "mesh"); !strings.Contains(out, "hello over the mesh") {
 		t.Fatalf("search: %s", out)
 	}
-	if out := mt(homeA, "history", idB); !strings.Contains(out, "🎉") {
+	// A face's text is shown beside it.
+	if out := mt(homeA, "history", idB); !strings.Contains(out, "🎉 (party) with a face") {
 		t.Fatalf("history text: %s", out)
 	}
 
@@ -167,7 +168,8 @@ func TestFileCommands(t *testing.T) {
 		t.Fatalf("offer %v", files[0])
 	}
 	out := t.TempDir()
-	stdout, stderr, code := meshtalk(t, env, "file", "get", files[0]["id"].(string)[:12], "--out", out, "--home", homeB)
+	// By name: the README says an ID prefix or the file's name.
+	stdout, stderr, code := meshtalk(t, env, "file", "get", "holiday photos.tar", "--out", out, "--home", homeB)
 	if code != 0 {
 		t.Fatalf("file get: exit %d: %s", code, stderr)
 	}
@@ -184,6 +186,11 @@ func TestFileCommands(t *testing.T) {
 	if files[0]["state"] != "done" || files[0]["path"] != got {
 		t.Fatalf("after get: %v", files[0])
 	}
+	// Fetched already: another --out says so, and where the file is.
+	stdout, stderr, code = meshtalk(t, env, "file", "get", files[0]["id"].(string)[:12], "--out", t.TempDir(), "--home", homeB)
+	if code != 0 || strings.TrimSpace(stdout) != got || !strings.Contains(stderr, "fetched before, into "+out) {
+		t.Fatalf("file get of a file fetched already, elsewhere: exit %d: %q %q", code, stdout, stderr)
+	}
 	// The sender lists its offer.
 	json.Unmarshal([]byte(mt(homeA, "file", "list", "--json")), &files)
 	if len(files) != 1 || files[0]["state"] != "offered" {
@@ -199,7 +206,8 @@ func TestFileCommands(t *testing.T) {
 	}
 
 	// A picture: the thumbnail travels inline, and the receiver fetches
-	// the original by itself into the downloads folder.
+	// the original by itself into the downloads folder, under the name
+	// it was sent by.
 	pic := filepath.Join(t.TempDir(), "cat.png")
 	var buf bytes.Buffer
 	img := image.NewRGBA(image.Rect(0, 0, 640, 480))
@@ -210,7 +218,7 @@ func TestFileCommands(t *testing.T) {
 	os.WriteFile(pic, buf.Bytes(), 0o600)
 	mt(homeA, "send", b.ready["peer_id"], "--picture", pic)
 	nodetest.Eventually(t, 30*time.Second, "the original picture fetched", func() bool {
-		got, err := os.ReadFile(filepath.Join(downloads, "meshtalk", "picture.png"))
+		got, err := os.ReadFile(filepath.Join(downloads, "meshtalk", "cat.png"))
 		return err == nil && bytes.Equal(got, buf.Bytes())
 	})
 }

@@ -45,7 +45,7 @@ func newMessageCmd(g *globals) *cobra.Command {
 // per member.
 func printTrace(g *globals, t *api.MessageTrace) {
 	m := t.Message
-	fmt.Fprintf(g.stdout, "%s %s %s\n", m.ID, m.Kind, m.State)
+	fmt.Fprintf(g.stdout, "%s %s %s\n", m.ID, m.Kind, stateOf(m))
 	for _, h := range t.Hops {
 		fmt.Fprintf(g.stdout, "  %s\n", hopLine(h))
 	}

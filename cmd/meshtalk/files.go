@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -132,7 +134,7 @@ func newFileGetCmd(g *globals) *cobra.Command {
 	var out string
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "get ID",
+		Use:   "get ID|NAME",
 		Short: "Fetch a file offered to you; it resumes by itself if interrupted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -163,6 +165,9 @@ func newFileGetCmd(g *globals) *cobra.Command {
 			}
 			switch {
 			case f.State == "done":
+				if abs != "" && filepath.Dir(f.Path) != abs {
+					fmt.Fprintf(g.stderr, "%s was fetched before, into %s: --out is for a file not fetched yet\n", f.Name, filepath.Dir(f.Path))
+				}
 				fmt.Fprintln(g.stdout, f.Path)
 				return nil
 			case noWait:
@@ -211,9 +216,11 @@ func (p *progress) set(n uint64) {
 	if p.size == 0 {
 		return
 	}
+	// A line once a tenth more is here, saying how much is (events
+	// come as the download goes, so one may cross two tenths).
 	if tenth := n * 10 / p.size; tenth > p.last && tenth < 10 {
 		p.last = tenth
-		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.name, tenth*10, humanBytes(n), humanBytes(p.size))
+		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.name, n*100/p.size, humanBytes(n), humanBytes(p.size))
 	}
 }
 
@@ -312,25 +319,46 @@ func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop boo
 	return nil
 }
 
-// fullFileID expands a prefix of a file ID (as `file list` prints it).
-func fullFileID(cmd *cobra.Command, c *api.Client, prefix string) (string, error) {
+// fullFileID finds the file that `file get` or `file cancel` means: a
+// unique prefix of its ID (4 characters or more, as `file list` prints
+// it), else its name, among the files offered to this node.
+func fullFileID(cmd *cobra.Command, c *api.Client, ref string) (string, error) {
 	files, err := c.Files(cmd.Context())
 	if err != nil {
 		return "", err
 	}
-	found := ""
+	var byID, byName []string
 	for _, f := range files {
-		if len(prefix) >= 4 && len(f.ID) >= len(prefix) && f.ID[:len(prefix)] == prefix {
-			if found != "" && found != f.ID {
-				return "", fmt.Errorf("%q matches more than one file: give more of the ID", prefix)
-			}
-			found = f.ID
+		switch {
+		case len(ref) >= 4 && strings.HasPrefix(f.ID, ref):
+			byID = appendNew(byID, f.ID)
+		case !f.Outgoing && f.Name == ref:
+			byName = appendNew(byName, f.ID)
 		}
 	}
-	if found == "" {
-		return "", fmt.Errorf("no file with ID %q (see `meshtalk file list`)", prefix)
+	found := byID
+	if len(found) == 0 {
+		found = byName
 	}
-	return found, nil
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no file with ID or name %q (see `meshtalk file list`)", ref)
+	case 1:
+		return found[0], nil
+	}
+	for i, id := range found {
+		found[i] = id[:16]
+	}
+	return "", fmt.Errorf("%q fits more than one file (%s): give more of the ID", ref, strings.Join(found, ", "))
+}
+
+// appendNew appends id unless ids has it (a file offered twice is listed
+// twice).
+func appendNew(ids []string, id string) []string {
+	if slices.Contains(ids, id) {
+		return ids
+	}
+	return append(ids, id)
 }
 
 func humanBytes(n uint64) string {

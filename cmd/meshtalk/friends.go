@@ -96,7 +96,11 @@ func newFriendListCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return g.printJSON(friends)
 			}
-			if len(friends) == 0 {
+			switch {
+			case len(friends) == 0 && pending:
+				fmt.Fprintln(g.stdout, "no friend requests waiting")
+				return nil
+			case len(friends) == 0:
 				fmt.Fprintln(g.stdout, "no friends yet: share `meshtalk id`'s friend code, or `meshtalk friend add CODE`")
 				return nil
 			}

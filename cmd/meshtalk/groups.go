@@ -299,7 +299,7 @@ func newGroupSendCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := api.GroupSendRequest{Text: text, Face: f.face, Picture: picture, ReplyTo: f.reply, ReactTo: f.react, Path: f.file}
+			req := api.GroupSendRequest{Text: text, Face: f.face, Picture: picture, PictureName: f.pictureName(), ReplyTo: f.reply, ReactTo: f.react, Path: f.file}
 			m, err := c.SendGroup(cmd.Context(), args[0], req)
 			if err != nil {
 				return err
@@ -307,7 +307,7 @@ func newGroupSendCmd(g *globals) *cobra.Command {
 			return f.print(g, m)
 		},
 	}
-	f.register(cmd, "offer a file to the members")
+	f.register(cmd, "offer the file at `PATH` to the members")
 	return cmd
 }
 

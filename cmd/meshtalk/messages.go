@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,14 @@ func (f *messageFlags) content(args []string) (text string, picture []byte, err 
 	return text, picture, nil
 }
 
+// pictureName is the picture's file name, which its original keeps.
+func (f *messageFlags) pictureName() string {
+	if f.picture == "" {
+		return ""
+	}
+	return filepath.Base(f.picture)
+}
+
 // print shows a sent message.
 func (f *messageFlags) print(g *globals, m *api.Message) error {
 	if f.asJSON {
@@ -71,14 +80,14 @@ func newSendCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := c.Send(cmd.Context(), api.SendRequest{To: args[0], Text: text, Face: f.face, Picture: picture, ReplyTo: f.reply, ReactTo: f.react})
+			m, err := c.Send(cmd.Context(), api.SendRequest{To: args[0], Text: text, Face: f.face, Picture: picture, PictureName: f.pictureName(), ReplyTo: f.reply, ReactTo: f.react})
 			if err != nil {
 				return err
 			}
 			return f.print(g, m)
 		},
 	}
-	f.register(cmd, "offer a file (the friend fetches it with `meshtalk file get`)")
+	f.register(cmd, "offer the file or folder at `PATH` (the friend fetches it with 'meshtalk file get')")
 	return cmd
 }
 
@@ -156,7 +165,7 @@ func printMessages(g *globals, msgs []*api.Message) {
 		body := m.Text
 		switch m.Kind {
 		case api.KindFace:
-			body = faces[m.Face] + " (" + m.Face + ")"
+			body = strings.TrimSpace(faces[m.Face] + " (" + m.Face + ") " + m.Text)
 		case api.KindPicture:
 			body = strings.TrimSpace(fmt.Sprintf("[picture, %d-byte thumbnail%s] %s", len(m.Thumbnail), originalState(m), m.Text))
 		case api.KindReply:
@@ -342,6 +351,10 @@ func newReadCmd(g *globals) *cobra.Command {
 			res, err := c.MarkRead(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if res.Marked == 1 {
+				fmt.Fprintln(g.stdout, "marked 1 message read")
+				return nil
 			}
 			fmt.Fprintf(g.stdout, "marked %d messages read\n", res.Marked)
 			return nil

@@ -110,6 +110,20 @@ func TestAccountAndOperatorCommands(t *testing.T) {
 	if users[0]["name"] != "alice" || users[0]["logged_in"] != false || users[0]["last_seen"] == nil {
 		t.Fatalf("alice after a clean stop: %v", users[0])
 	}
+
+	// `meshtalk stop` stops a relay too.
+	if out := mustRun(t, env, relayHome, "stop"); !strings.Contains(out, "a relay") {
+		t.Fatalf("stop of a relay: %s", out)
+	}
+	select {
+	case err := <-r.exited:
+		r.exited <- err
+		if err != nil {
+			t.Fatalf("the relay exited with %v\n%s", err, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the relay still runs 30s after `meshtalk stop`\n%s", r.stderr)
+	}
 }
 
 // TestRelayKilledLosesNothing: a message parked on the relay for an

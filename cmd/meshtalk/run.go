@@ -36,16 +36,21 @@ type nodeFlags struct {
 	metrics        string // relay only
 }
 
-func (f *nodeFlags) register(cmd *cobra.Command) {
+// register adds the flags of a node of role: a relay keeps no
+// reservation on another relay and asks no router for ports (it runs on
+// a reachable host).
+func (f *nodeFlags) register(cmd *cobra.Command, role node.Role) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.listen, "listen", nil, "libp2p listen multiaddr (repeatable; replaces config.toml's network.listen)")
 	fl.BoolVar(&f.noListen, "no-listen", false, "listen on nothing: dial out only, reachable through relays")
 	fl.StringArrayVar(&f.announce, "announce", nil, "multiaddr to announce instead of the detected ones (repeatable)")
-	fl.StringArrayVar(&f.relays, "relay", nil, "relay multiaddr ending in /p2p/<peer ID> to keep a reservation on (repeatable; saved in config.toml: see `meshtalk relay list`)")
+	if role == node.RolePersonal {
+		fl.StringArrayVar(&f.relays, "relay", nil, "keep a reservation on the relay at `MULTIADDR`, ending in /p2p/<peer ID> (repeatable; saved in config.toml: see 'meshtalk relay list')")
+		fl.BoolVar(&f.noPortMap, "no-port-map", false, "do not ask the router to forward the listen ports (UPnP, NAT-PMP)")
+	}
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<peer ID> (repeatable; adds to config.toml)")
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not look for peers on the local network")
-	fl.BoolVar(&f.noPortMap, "no-port-map", false, "do not ask the router to forward the listen ports (UPnP, NAT-PMP)")
-	fl.StringVar(&f.apiAddr, "api", "", "local API address HOST:PORT, loopback only; port 0 picks a free port (default from config.toml: "+node.DefaultAPIAddr+")")
+	fl.StringVar(&f.apiAddr, "api", "", "local API address HOST:PORT, loopback only; port 0 picks a free port (default from config.toml: "+node.DefaultConfig(role).API.Listen+")")
 	fl.StringVar(&f.passphraseFile, "passphrase-file", "", "file holding the identity key's passphrase (or set MESHTALK_PASSPHRASE)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default from config.toml: info)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (default from config.toml: text)")
@@ -87,7 +92,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f, node.RolePersonal) },
 	}
-	f.register(cmd)
+	f.register(cmd, node.RolePersonal)
 	return cmd
 }
 
@@ -102,7 +107,7 @@ func newRelayCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, &f, node.RoleRelay) },
 	}
-	f.register(cmd)
+	f.register(cmd, node.RoleRelay)
 	cmd.Flags().StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464)")
 	addRelayOpsCmds(g, cmd)
 	return cmd

@@ -9,7 +9,7 @@ export async function sendFiles(conv: string, group: boolean, list: FileList | F
   for (const f of Array.from(list)) {
     if (/^image\/(png|jpeg|gif)$/.test(f.type) && f.size <= 5 << 20) {
       const picture = await base64Of(f);
-      await attempt('Send picture', () => api.send(conv, group, { picture }).then(upsert));
+      await attempt('Send picture', () => api.send(conv, group, { picture, picture_name: f.name }).then(upsert));
       continue;
     }
     flash(`Sending ${f.name}…`);
