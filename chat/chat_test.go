@@ -870,3 +870,40 @@ func TestReceivedOnceAcrossRestart(t *testing.T) {
 	receive(b, [][]byte{text(1001), text(1000), text(7)}, 7)
 	receive(b, [][]byte{text(1002)}, 1002)
 }
+
+// TestRemoveThenAskAgain: a friend removed and asked again at once ends
+// with the request waiting on the other side, every time: the unfriend
+// told first never arrives after the request and wipes it (two senders
+// of a contact's notices, the removal's own and the courier, raced).
+func TestRemoveThenAskAgain(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	// Two rounds: b takes three requests a minute from one stranger
+	// (Befriend's was one).
+	for i := range 2 {
+		if _, err := a.Chat().Remove(bg, b.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Chat().AddFriend(bg, info(b), fmt.Sprint("again ", i)); err != nil {
+			t.Fatal(err)
+		}
+		// Once a owes b nothing, b holds the request, or (the unfriend
+		// not told before the request replaced it) took it for a yes.
+		nodetest.Eventually(t, 30*time.Second, "a tells b everything", func() bool {
+			c, err := a.Chat().Contact(bg, b.ID())
+			return err == nil && c.Owe == ""
+		})
+		switch got := contactState(t, b, a.ID()); got {
+		case chat.StatePendingIn:
+			if _, err := b.Chat().Accept(bg, a.ID()); err != nil {
+				t.Fatal(err)
+			}
+		case chat.StateFriend:
+		default:
+			t.Fatalf("round %d: b sees a as %q, want a request (or a friend)", i, got)
+		}
+		nodetest.Eventually(t, 30*time.Second, "friends again", func() bool {
+			return contactState(t, a, b.ID()) == chat.StateFriend && contactState(t, b, a.ID()) == chat.StateFriend
+		})
+	}
+}

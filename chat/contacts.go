@@ -272,10 +272,11 @@ func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Con
 	if c.Owe == oweUnfriend && s.connected(p) {
 		// Told now: p's courier may be busy with a stream of messages
 		// for a while. It stays the way for a peer that is not connected
-		// (and for a retry); an unfriend told twice is no harm.
-		ct := *c
+		// (and for a retry); an unfriend told twice is no harm, and what
+		// is sent is what the record owes then (a request made since
+		// replaces the unfriend).
 		s.run.Go(func() {
-			if err := s.deliverContact(s.ctx, &ct); err != nil {
+			if _, err := s.deliverContactOf(p); err != nil {
 				s.log.Debug("unfriend not told yet", "peer", p, "err", err)
 			}
 		})

@@ -239,6 +239,11 @@ type courier struct {
 	// contactDue: the contact record has something to send (our newer
 	// profile) that an open stream's loop must not leave until it idles.
 	contactDue atomic.Bool
+	// contactMu is held while the contact record's notices are sent
+	// (deliverContactOf): one sender at a time, each reading the record
+	// as it is then, so that a notice gone stale (an unfriend, when a new
+	// request followed it) never arrives after the one that replaced it.
+	contactMu sync.Mutex
 }
 
 // push queues w for delivery; away: a relay says p is away, so w is
@@ -743,27 +748,25 @@ func (s *Service) putFetchedHops(at map[string]time.Time) {
 	}
 }
 
-// deliverContactOf sends what this node owes p's contact record (see
-// deliverContact).
-func (s *Service) deliverContactOf(p peer.ID) error {
+// deliverContactOf sends what this node owes p's contact record as it is
+// now (see deliverContact), and returns the record as it is then (nil:
+// none).
+func (s *Service) deliverContactOf(p peer.ID) (*Contact, error) {
+	c := s.courierFor(p)
+	c.contactMu.Lock()
+	defer c.contactMu.Unlock()
 	ct, err := s.contact(s.ctx, p)
 	if err != nil || ct == nil {
-		return err
+		return nil, err
 	}
-	return s.deliverContact(s.ctx, ct)
+	return ct, s.deliverContact(s.ctx, ct)
 }
 
 // deliver sends what is owed to c.p. A nil error means nothing is left.
 func (s *Service) deliver(c *courier) error {
 	c.contactDue.Store(false) // delivered below
-	ct, err := s.contact(s.ctx, c.p)
+	ct, err := s.deliverContactOf(c.p)
 	if err != nil || ct == nil {
-		return err
-	}
-	if ct.State == StateBlocked && ct.Owe == "" {
-		return nil
-	}
-	if err := s.deliverContact(s.ctx, ct); err != nil {
 		return err
 	}
 	if ct.State != StateFriend {
@@ -1001,7 +1004,7 @@ func (f *flush) loop() error {
 				return err
 			}
 			if f.c.contactDue.Swap(false) {
-				if err := f.s.deliverContactOf(f.c.p); err != nil {
+				if _, err := f.s.deliverContactOf(f.c.p); err != nil {
 					return err
 				}
 			}
