@@ -49,12 +49,34 @@ var errFriendCodeTypo = fmt.Errorf("%w (a character is wrong or missing)", ErrBa
 // that a word of the prefix and this length is meant as a friend code.
 const minFriendCodeLen = 40
 
-// LooksLikeFriendCode says whether s is meant as a friend code (its
-// prefix and a friend code's length), valid or not: a word that does
-// and fails to decode is a mistyped code, not a username.
+// LooksLikeFriendCode says whether s is meant as a friend code, valid or
+// not: a word that does and fails to decode is a mistyped code, not a
+// username. Such a word has a friend code's prefix and length, or is
+// longer than any peer ID and written in a friend code's alphabet (its
+// first characters lost).
 func LooksLikeFriendCode(s string) bool {
-	s = strings.TrimSpace(s)
-	return len(s) >= minFriendCodeLen && strings.HasPrefix(strings.ToLower(s), friendCodePrefix)
+	s = strings.ToLower(strings.TrimSpace(s))
+	if len(s) < minFriendCodeLen {
+		return false
+	}
+	if strings.HasPrefix(s, friendCodePrefix) {
+		return true
+	}
+	// What is left of the prefix ("t1", "1") and then base32.
+	rest := strings.TrimPrefix(strings.TrimPrefix(s, "t"), "1")
+	return len(s) > maxPeerIDLen && strings.Trim(rest, "abcdefghijklmnopqrstuvwxyz234567") == ""
+}
+
+// maxPeerIDLen is longer than the text of an Ed25519 or secp256k1 peer
+// ID, in base58 (52) or as a base32 CID (65), and shorter than a friend
+// code without addresses (75) that lost its prefix.
+const maxPeerIDLen = 68
+
+// MaybeCutFriendCode says whether s could be a friend code cut short: a
+// word with its prefix, too short to be one.
+func MaybeCutFriendCode(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.HasPrefix(s, friendCodePrefix) && len(s) < minFriendCodeLen
 }
 
 var friendCodeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

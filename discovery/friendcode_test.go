@@ -139,3 +139,30 @@ func FuzzParsePeer(f *testing.F) {
 		}
 	})
 }
+
+// TestLooksLikeFriendCode: a code that lost its first characters is still
+// taken for a (mistyped) code, a cut one is maybe one, and a peer ID, in
+// either of its forms, or a username is neither.
+func TestLooksLikeFriendCode(t *testing.T) {
+	id := testPeer(t)
+	code, err := EncodeFriendCode(peer.AddrInfo{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{code, code[1:], code[2:], code[3:], strings.ToUpper(code[1:])} {
+		if !LooksLikeFriendCode(s) {
+			t.Errorf("%q is not taken for a friend code", s)
+		}
+		if _, err := ParsePeer(s); s != code && !errors.Is(err, ErrBadFriendCode) {
+			t.Errorf("ParsePeer(%q): %v, want ErrBadFriendCode", s, err)
+		}
+	}
+	for _, s := range []string{id.String(), peer.ToCid(id).String(), "alice", "mt1short"} {
+		if LooksLikeFriendCode(s) {
+			t.Errorf("%q is taken for a friend code", s)
+		}
+	}
+	if !MaybeCutFriendCode(code[:30]) || MaybeCutFriendCode("alice") {
+		t.Error("MaybeCutFriendCode")
+	}
+}

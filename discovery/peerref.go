@@ -27,7 +27,10 @@ func ParsePeer(s string) (peer.AddrInfo, error) {
 		return DecodeFriendCode(s)
 	}
 	id, err := peer.Decode(s)
-	if err != nil {
+	switch {
+	case err != nil && LooksLikeFriendCode(s):
+		return DecodeFriendCode(s) // its first characters lost: the error says so
+	case err != nil:
 		return peer.AddrInfo{}, fmt.Errorf("%w: %q is neither a peer ID, a friend code nor a /p2p/ multiaddr", ErrBadPeer, s)
 	}
 	return peer.AddrInfo{ID: id}, nil

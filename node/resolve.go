@@ -168,6 +168,9 @@ func (n *Node) resolveRef(ctx context.Context, ref string, withGroups bool) (ent
 	if !errors.Is(err, discovery.ErrBadPeer) && !errors.Is(err, ErrNoSuchUser) && !errors.Is(err, ErrNoRelay) && !errors.Is(err, ErrBadName) {
 		return entry{}, peer.AddrInfo{}, relayFailure(err)
 	}
+	if discovery.MaybeCutFriendCode(ref) {
+		return entry{}, peer.AddrInfo{}, fmt.Errorf("%w: %q is no contact or username this node knows, and too short for a friend code: was the code cut short?", ErrNotContact, ref)
+	}
 	return entry{}, peer.AddrInfo{}, fmt.Errorf("%w: %q is neither a peer ID nor a contact, username or friend code this node knows (see `meshtalk friend list`)", ErrNotContact, ref)
 }
 

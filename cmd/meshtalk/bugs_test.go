@@ -120,10 +120,17 @@ func TestMistypedFriendCode(t *testing.T) {
 		i := len(tc.code) / 2
 		swapped := []byte(tc.code)
 		swapped[i] = map[bool]byte{true: 'b', false: 'a'}[swapped[i] == 'a']
-		for _, bad := range []string{string(swapped), tc.code[:i] + tc.code[i+1:]} {
-			_, errOut, exit := meshtalk(t, env, "friend", "add", bad, "--home", tc.home)
-			if exit == 0 || !strings.Contains(errOut, "not a valid friend code (a character is wrong or missing)") {
-				t.Errorf("friend add %s: exit %d: %s", bad, exit, errOut)
+		for _, bad := range []struct{ code, want string }{
+			{string(swapped), "not a valid friend code (a character is wrong or missing)"},
+			{tc.code[:i] + tc.code[i+1:], "not a valid friend code (a character is wrong or missing)"},
+			// Its first character lost, or cut short (a walkthrough's
+			// finding: both were looked up as usernames).
+			{tc.code[1:], "not a valid friend code"},
+			{tc.code[:30], "too short for a friend code: was the code cut short?"},
+		} {
+			_, errOut, exit := meshtalk(t, env, "friend", "add", bad.code, "--home", tc.home)
+			if exit == 0 || !strings.Contains(errOut, bad.want) {
+				t.Errorf("friend add %s: exit %d: %s", bad.code, exit, errOut)
 			}
 		}
 	}
