@@ -709,6 +709,7 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 	s.kick(p) // an empty outbox unparks
 }
 
+// setTime sets m[id] to t, making m when it is nil.
 func setTime(m map[string]time.Time, id string, t time.Time) map[string]time.Time {
 	if m == nil {
 		m = map[string]time.Time{}
