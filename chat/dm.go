@@ -673,7 +673,8 @@ func (s *Service) confirmDelivery(ctx context.Context, p peer.ID, batch []wireMe
 // store's) covers them.
 func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 	var done []*wireMessage
-	var fetched, late map[string]time.Time
+	var late []string // delivered already
+	var fetched map[string]time.Time
 	for _, wm := range batch {
 		if wm.Kind != KindDelivered {
 			continue
@@ -690,15 +691,23 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 			m, err := s.hist.Get(s.ctx, id)
 			switch {
 			case err != nil:
+				continue
 			case m.State == MsgQueued:
-				fetched = setTime(fetched, id, time.UnixMilli(wm.SentAtMS))
 				done = append(done, &wireMessage{ID: id, HLC: m.HLC})
 			case (m.State == MsgDelivered || m.State == MsgRead) && !s.hasFetchedHop(id):
-				late = setTime(late, id, time.UnixMilli(wm.SentAtMS))
+				late = append(late, id)
+			default:
+				continue
 			}
+			if fetched == nil {
+				fetched = map[string]time.Time{}
+			}
+			fetched[id] = time.UnixMilli(wm.SentAtMS)
 		}
 	}
-	s.putFetchedHops(late)
+	s.putHops("a delivery receipt", late, func(id string) history.Hop {
+		return history.Hop{Event: history.HopFetched, At: fetched[id], Path: history.PathMailbox}
+	})
 	if len(done) == 0 {
 		return
 	}
@@ -707,15 +716,6 @@ func (s *Service) takeDelivered(p peer.ID, batch []wireMessage) {
 		return []history.Hop{history.Delivered(history.Hop{Event: history.HopFetched, At: fetched[m.ID], Path: history.PathMailbox}, now)}
 	})
 	s.kick(p) // an empty outbox unparks
-}
-
-// setTime sets m[id] to t, making m when it is nil.
-func setTime(m map[string]time.Time, id string, t time.Time) map[string]time.Time {
-	if m == nil {
-		m = map[string]time.Time{}
-	}
-	m[id] = t
-	return m
 }
 
 // hasFetchedHop says whether message id's trace says it was fetched from
@@ -727,25 +727,25 @@ func (s *Service) hasFetchedHop(id string) bool {
 	return s.hist.Hop(s.ctx, id, history.HopFetched) != nil
 }
 
-// putFetchedHops writes a fetched hop of its own for each message of at,
-// delivered already by another path, fetched from a mailbox at at[id].
-func (s *Service) putFetchedHops(at map[string]time.Time) {
-	if len(at) == 0 {
+// putHops writes hop(id), a hop of its own, of each message of ids in
+// one batch, unsynced: the sync of the receiving round that brought the
+// receipt saying so covers it. A failure is logged under what.
+func (s *Service) putHops(what string, ids []string, hop func(id string) history.Hop) {
+	if len(ids) == 0 {
 		return
 	}
 	b, err := s.ds.Batch(s.ctx)
-	if err == nil {
-		for id, t := range at {
-			if err = history.PutHop(s.ctx, b, id, history.Hop{Event: history.HopFetched, At: t, Path: history.PathMailbox}); err != nil {
-				break
-			}
+	for _, id := range ids {
+		if err != nil {
+			break
 		}
+		err = history.PutHop(s.ctx, b, id, hop(id))
 	}
 	if err == nil {
 		err = b.Commit(s.ctx)
 	}
 	if err != nil {
-		s.log.Warn("a delivery receipt's trace", "err", err)
+		s.log.Warn(what, "err", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,23 +40,14 @@ func (s *Service) FileFetched(ctx context.Context, id string) (time.Time, bool) 
 // sync that follows, before the ack, covers it (as takeDelivered's).
 func (s *Service) takeFetched(p peer.ID, wm wireMessage) {
 	ids, err := s.receiptRefs(s.ctx, p, wm.Refs)
-	if err != nil || len(ids) == 0 {
-		return
-	}
-	b, err := s.ds.Batch(s.ctx)
 	if err != nil {
 		return
 	}
-	for _, id := range ids {
-		if has, _ := s.ds.Has(s.ctx, history.TraceKey(id, history.HopFileFetched, "")); has {
-			continue
-		}
-		if err := history.PutHop(s.ctx, b, id, history.Hop{Event: history.HopFileFetched, At: time.UnixMilli(wm.SentAtMS)}); err != nil {
-			s.log.Warn("a fetched receipt", "err", err)
-			return
-		}
-	}
-	if err := b.Commit(s.ctx); err != nil {
-		s.log.Warn("a fetched receipt", "err", err)
-	}
+	ids = slices.DeleteFunc(ids, func(id string) bool {
+		has, _ := s.ds.Has(s.ctx, history.TraceKey(id, history.HopFileFetched, ""))
+		return has
+	})
+	s.putHops("a fetched receipt", ids, func(string) history.Hop {
+		return history.Hop{Event: history.HopFileFetched, At: time.UnixMilli(wm.SentAtMS)}
+	})
 }

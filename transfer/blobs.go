@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"lukechampine.com/blake3"
 
@@ -175,10 +176,14 @@ func SafeName(name string) string {
 	if name == "" {
 		name = "file"
 	}
-	for len(name) > MaxNameBytes {
-		// Cut on a rune boundary.
-		r := []rune(name)
-		name = string(r[:len(r)-1])
+	if len(name) > MaxNameBytes {
+		// Cut once, on a rune boundary: the name may be a peer's or an
+		// API client's, of any length.
+		cut := MaxNameBytes
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = name[:cut]
 	}
 	return name
 }

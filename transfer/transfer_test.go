@@ -291,6 +291,17 @@ func TestSafeName(t *testing.T) {
 	if got := transfer.SafeName(long); len(got) > transfer.MaxNameBytes {
 		t.Errorf("a long name stays %d bytes", len(got))
 	}
+	// A name of any length is cut once, not a rune at a time (a
+	// picture's name comes from an API client, a dropped file's from a
+	// peer).
+	huge := strings.Repeat("é", 2000)
+	var got string
+	if allocs := testing.AllocsPerRun(3, func() { got = transfer.SafeName(huge) }); allocs > 2 {
+		t.Errorf("SafeName of a %d-byte name allocates %v times", len(huge), allocs)
+	}
+	if got != strings.Repeat("é", transfer.MaxNameBytes/2) {
+		t.Errorf("SafeName of a %d-byte name: %d bytes, %q...", len(huge), len(got), got[:10])
+	}
 }
 
 func TestManifestLimits(t *testing.T) {

@@ -55,15 +55,7 @@ func (l *deliveryLab) startNode(t *testing.T, home string) *running {
 func (l *deliveryLab) stopA(t *testing.T) string {
 	t.Helper()
 	out := mustRun(t, l.env, l.homeA, "stop")
-	select {
-	case err := <-l.a.exited:
-		l.a.exited <- err
-		if err != nil {
-			t.Fatalf("A exited with %v\n%s", err, l.a.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("A still runs 30s after `meshtalk stop`\n%s", l.a.stderr)
-	}
+	l.a.exitsAfterStop(t)
 	return out
 }
 

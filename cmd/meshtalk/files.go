@@ -347,7 +347,7 @@ func fullFileID(cmd *cobra.Command, c *api.Client, ref string) (string, error) {
 		return found[0], nil
 	}
 	for i, id := range found {
-		found[i] = id[:16]
+		found[i] = id[:min(16, len(id))]
 	}
 	return "", fmt.Errorf("%q fits more than one file (%s): give more of the ID", ref, strings.Join(found, ", "))
 }

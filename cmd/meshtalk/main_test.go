@@ -166,6 +166,21 @@ func (r *running) stop(t testing.TB) (error, time.Duration) {
 	}
 }
 
+// exitsAfterStop waits, at most 30 s, for the process to exit by itself
+// after `meshtalk stop`, and fails the test unless it exits cleanly.
+func (r *running) exitsAfterStop(t testing.TB) {
+	t.Helper()
+	select {
+	case err := <-r.exited:
+		r.exited <- err
+		if err != nil {
+			t.Fatalf("exited with %v after `meshtalk stop`\n%s", err, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still runs 30s after `meshtalk stop`\n%s", r.stderr)
+	}
+}
+
 // meshtalk runs a command to completion and returns stdout, stderr and the
 // exit code.
 func meshtalk(t testing.TB, env []string, args ...string) (string, string, int) {

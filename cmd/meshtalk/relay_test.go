@@ -115,15 +115,7 @@ func TestAccountAndOperatorCommands(t *testing.T) {
 	if out := mustRun(t, env, relayHome, "stop"); !strings.Contains(out, "a relay") {
 		t.Fatalf("stop of a relay: %s", out)
 	}
-	select {
-	case err := <-r.exited:
-		r.exited <- err
-		if err != nil {
-			t.Fatalf("the relay exited with %v\n%s", err, r.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the relay still runs 30s after `meshtalk stop`\n%s", r.stderr)
-	}
+	r.exitsAfterStop(t)
 }
 
 // TestRelayKilledLosesNothing: a message parked on the relay for an
