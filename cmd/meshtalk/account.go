@@ -88,6 +88,7 @@ func newAccountLookupCmd(g *globals) *cobra.Command {
 
 func newAccountUnregisterCmd(g *globals) *cobra.Command {
 	var relay string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "unregister --relay RELAY",
 		Short: "Give up your name on a relay",
@@ -100,14 +101,15 @@ func newAccountUnregisterCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := c.Unregister(cmd.Context(), relay); err != nil {
+			u, err := c.Unregister(cmd.Context(), relay)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "unregistered from %s\n", relayIDOf(relay))
-			return nil
+			return g.report(asJSON, u, "unregistered from %s", relayIDOf(relay))
 		},
 	}
 	cmd.Flags().StringVar(&relay, "relay", "", "the relay (peer ID or multiaddr)")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 

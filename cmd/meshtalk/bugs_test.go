@@ -145,7 +145,11 @@ func TestGroupAddAfterLeave(t *testing.T) {
 	startNode(t, env, append([]string{"--home", homeA}, testListen...)...)
 	b := startNode(t, env, append([]string{"--home", homeB}, testListen...)...)
 	gid := groupOfTwo(t, env, homeA, homeB, "Comeback")
-	mustRun(t, env, homeB, "group", "leave", gid)
+	var left struct{ ID, Status string }
+	json.Unmarshal([]byte(mustRun(t, env, homeB, "group", "leave", gid, "--json")), &left)
+	if left.ID != gid || left.Status != "left" {
+		t.Fatalf("group leave --json: %+v", left)
+	}
 	waitMembers(t, env, homeA, gid, 1)
 	mustRun(t, env, homeA, "group", "add", gid, b.ready["peer_id"])
 	nodetest.Eventually(t, 30*time.Second, "b is a member again on its own node", func() bool {
@@ -366,14 +370,28 @@ func TestDroppedFileShowsEverywhere(t *testing.T) {
 
 	// Offered directly, fetched without --out: the same folder, the next name.
 	os.WriteFile(src, []byte("the minutes, corrected"), 0o600)
-	mustRun(t, env, homeA, "file", "send", b.ready["peer_id"], src)
+	// With --json each prints the node's answer: the offer, the file.
+	var sent struct {
+		Dropped bool `json:"dropped"`
+		File    struct {
+			ID string `json:"id"`
+		} `json:"file"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, homeA, "file", "send", b.ready["peer_id"], src, "--json")), &sent)
+	if sent.File.ID == "" || sent.Dropped {
+		t.Fatalf("file send --json: %+v", sent)
+	}
 	nodetest.Eventually(t, 30*time.Second, "b lists the offer", func() bool {
 		got = list(envB, homeB)
 		return len(got) == 2
 	})
-	path := strings.TrimSpace(mustRun(t, envB, homeB, "file", "get", got[0].ID[:12]))
-	if want := filepath.Join(dir, "notes (2).txt"); path != want {
-		t.Fatalf("file get without --out: %q, want %q", path, want)
+	if got[0].ID != sent.File.ID {
+		t.Fatalf("b lists %s first, a sent %s", got[0].ID, sent.File.ID)
+	}
+	var fetched file
+	json.Unmarshal([]byte(mustRun(t, envB, homeB, "file", "get", got[0].ID[:12], "--json")), &fetched)
+	if want := filepath.Join(dir, "notes (2).txt"); fetched.Path != want || fetched.State != "done" {
+		t.Fatalf("file get --json without --out: %q %s, want %q done", fetched.Path, fetched.State, want)
 	}
 }
 

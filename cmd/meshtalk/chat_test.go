@@ -242,13 +242,23 @@ func befriendCLI(t testing.TB, env []string, homeA, homeB string) {
 		FriendCode string `json:"friend_code"`
 	}
 	json.Unmarshal([]byte(mustRun(t, env, homeB, "id", "--json")), &id)
-	mustRun(t, env, homeA, "friend", "add", id.FriendCode)
+	// --json prints the node's answer: the contact as it is now.
+	var asked, accepted struct {
+		State string `json:"state"`
+	}
+	json.Unmarshal([]byte(mustRun(t, env, homeA, "friend", "add", id.FriendCode, "--json")), &asked)
+	if asked.State != "pending_out" {
+		t.Fatalf("friend add --json: state %q, want pending_out", asked.State)
+	}
 	var pending []map[string]any
 	nodetest.Eventually(t, 30*time.Second, "the request arrives", func() bool {
 		json.Unmarshal([]byte(mustRun(t, env, homeB, "friend", "list", "--pending", "--json")), &pending)
 		return len(pending) == 1
 	})
-	mustRun(t, env, homeB, "friend", "accept", pending[0]["peer_id"].(string))
+	json.Unmarshal([]byte(mustRun(t, env, homeB, "friend", "accept", pending[0]["peer_id"].(string), "--json")), &accepted)
+	if accepted.State != "friend" {
+		t.Fatalf("friend accept --json: state %q, want friend", accepted.State)
+	}
 	nodetest.Eventually(t, 30*time.Second, "friends", func() bool {
 		return strings.Contains(mustRun(t, env, homeA, "friend", "list", "--json"), `"state": "friend"`)
 	})

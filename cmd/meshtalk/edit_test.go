@@ -81,8 +81,8 @@ func TestEditDeleteAndGroupReceipts(t *testing.T) {
 	nodetest.Eventually(t, 30*time.Second, "delivered to 1 of 1", func() bool {
 		return strings.Contains(mt(homeA, "history", created.ID), "tonight?  [delivered to 1 of 1")
 	})
-	if out := mt(homeB, "read", created.ID); !strings.Contains(out, "marked 1") {
-		t.Fatalf("read: %s", out)
+	if out := mt(homeB, "read", created.ID, "--json"); strings.TrimSpace(out) != "{\n  \"marked\": 1\n}" {
+		t.Fatalf("read --json: %s", out)
 	}
 	nodetest.Eventually(t, 30*time.Second, "read by 1 of 1", func() bool {
 		return strings.Contains(mt(homeA, "history", created.ID), "tonight?  [read by 1 of 1")

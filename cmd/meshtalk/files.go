@@ -25,17 +25,18 @@ func newFileCmd(g *globals) *cobra.Command {
 
 func newFileSendCmd(g *globals) *cobra.Command {
 	var message string
-	var drop bool
+	var drop, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "send FRIEND PATH",
 		Short: "Offer a file or a whole folder to a friend; they fetch it with `meshtalk file get`",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return sendFile(cmd, g, args[0], args[1], message, drop)
+			return sendFile(cmd, g, api.SendFileRequest{To: args[0], Path: args[1], Message: message, Drop: drop}, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&message, "message", "", "a caption")
 	cmd.Flags().BoolVar(&drop, "drop", false, "leave it on the friend's relay, sealed to them (what happens by itself when they are offline)")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
@@ -132,7 +133,7 @@ func servedState(sv api.Served) string {
 
 func newFileGetCmd(g *globals) *cobra.Command {
 	var out string
-	var noWait bool
+	var noWait, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "get ID|NAME",
 		Short: "Fetch a file offered to you; it resumes by itself if interrupted",
@@ -168,17 +169,25 @@ func newFileGetCmd(g *globals) *cobra.Command {
 				if abs != "" && filepath.Dir(f.Path) != abs {
 					fmt.Fprintf(g.stderr, "%s was fetched before, into %s: --out is for a file not fetched yet\n", f.Name, filepath.Dir(f.Path))
 				}
-				fmt.Fprintln(g.stdout, f.Path)
-				return nil
+				return g.report(asJSON, f, "%s", f.Path)
 			case noWait:
-				fmt.Fprintf(g.stdout, "downloading %s in the background\n", f.Name)
-				return nil
+				return g.report(asJSON, f, "downloading %s in the background", f.Name)
 			}
-			return followDownload(cmd, g, stream, f, args[0])
+			path, err := followDownload(cmd, g, stream, f, args[0])
+			if err != nil || path == "" {
+				return err
+			}
+			if asJSON {
+				if f, err = fileOf(cmd, c, id); err != nil {
+					return err
+				}
+			}
+			return g.report(asJSON, f, "%s", path)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "folder to save into (default: the downloads folder, config.toml's [files] dir)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the download and return")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
@@ -238,18 +247,19 @@ func (p *progress) exit() {
 	}
 }
 
-// followDownload shows a download's progress until it is done: bytes,
-// rate and time left on stderr; the path alone on stdout.
-func followDownload(cmd *cobra.Command, g *globals, stream *api.EventStream, f *api.File, arg string) error {
+// followDownload shows a download's progress on stderr until it is
+// done (bytes, rate and time left) and returns where the file is; ""
+// when the command is interrupted and the download goes on.
+func followDownload(cmd *cobra.Command, g *globals, stream *api.EventStream, f *api.File, arg string) (string, error) {
 	bar := newProgress(g.stderr, f.Name, f.Size)
 	for {
 		ev, err := stream.Next()
 		if err != nil {
 			if cmd.Context().Err() != nil {
 				fmt.Fprintln(g.stderr, "\nstill downloading in the background")
-				return nil
+				return "", nil
 			}
-			return err
+			return "", err
 		}
 		d, _ := ev.Data.(map[string]any)
 		if d["id"] != f.ID {
@@ -261,17 +271,18 @@ func followDownload(cmd *cobra.Command, g *globals, stream *api.EventStream, f *
 			bar.set(uint64(done))
 		case "transfer.done":
 			bar.finish()
-			fmt.Fprintln(g.stdout, d["path"])
-			return nil
+			path, _ := d["path"].(string)
+			return path, nil
 		case "transfer.failed":
 			bar.exit()
-			return fmt.Errorf("download failed: %v (run `meshtalk file get %s` again to retry)", d["error"], arg)
+			return "", fmt.Errorf("download failed: %v (run `meshtalk file get %s` again to retry)", d["error"], arg)
 		}
 	}
 }
 
 func newFileCancelCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Stop a download and delete its partial file",
 		Args:  cobra.ExactArgs(1),
@@ -287,22 +298,32 @@ func newFileCancelCmd(g *globals) *cobra.Command {
 			if err := c.CancelFile(cmd.Context(), id); err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, "cancelled")
-			return nil
+			return g.report(asJSON, cancelled{ID: id, Cancelled: true}, "cancelled")
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
-func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop bool) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
+// cancelled is what `file cancel --json` prints: the node answers a
+// cancel with no body.
+type cancelled struct {
+	ID        string `json:"id"`
+	Cancelled bool   `json:"cancelled"`
+}
+
+// sendFile offers the file at req.Path (relative to here) and says
+// what the node did with it: the node's answer as JSON with asJSON.
+func sendFile(cmd *cobra.Command, g *globals, req api.SendFileRequest, asJSON bool) error {
+	var err error
+	if req.Path, err = filepath.Abs(req.Path); err != nil {
 		return err
 	}
 	c, err := g.client(cmd.Context())
 	if err != nil {
 		return err
 	}
-	sent, err := c.SendFile(cmd.Context(), api.SendFileRequest{To: to, Path: abs, Message: message, Drop: drop})
+	sent, err := c.SendFile(cmd.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -311,12 +332,10 @@ func sendFile(cmd *cobra.Command, g *globals, to, path, message string, drop boo
 	}
 	// Dropped through the friend's relay too, or offered directly only.
 	if sent.Dropped {
-		fmt.Fprintf(g.stdout, "%s dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it (file %s)\n",
+		return g.report(asJSON, sent, "%s dropped %s (%s) on the relay for %s: it waits there, sealed, until they fetch it (file %s)",
 			sent.Message.ID, sent.Name, humanBytes(uint64(sent.Size)), orShort(sent.ToName, sent.To), sent.Message.File.ID)
-		return nil
 	}
-	fmt.Fprintf(g.stdout, "%s %s (file %s)\n", sent.Message.ID, sent.Message.State, sent.Message.File.ID)
-	return nil
+	return g.report(asJSON, sent, "%s %s (file %s)", sent.Message.ID, sent.Message.State, sent.Message.File.ID)
 }
 
 // fullFileID finds the file that `file get` or `file cancel` means: a
@@ -350,6 +369,20 @@ func fullFileID(cmd *cobra.Command, c *api.Client, ref string) (string, error) {
 		found[i] = id[:min(16, len(id))]
 	}
 	return "", fmt.Errorf("%q fits more than one file (%s): give more of the ID", ref, strings.Join(found, ", "))
+}
+
+// fileOf is the file with the full ID id as the node lists it now.
+func fileOf(cmd *cobra.Command, c *api.Client, id string) (*api.File, error) {
+	files, err := c.Files(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	for i := range files {
+		if files[i].ID == id && !files[i].Outgoing {
+			return &files[i], nil
+		}
+	}
+	return nil, fmt.Errorf("file %s is no longer listed", id)
 }
 
 // appendNew appends id unless ids has it (a file offered twice is listed

@@ -26,6 +26,7 @@ func newFriendCmd(g *globals) *cobra.Command {
 
 func newFriendAddCmd(g *globals) *cobra.Command {
 	var message string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "add CODE|USERNAME|PEER_ID",
 		Short: "Send a friend request (a friend code from `meshtalk id` carries the addresses)",
@@ -40,14 +41,13 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if f.State == api.StateFriend {
-				fmt.Fprintf(g.stdout, "%s asked you first: you are friends now\n", named(f))
-			} else {
-				fmt.Fprintf(g.stdout, "friend request to %s stored; it is delivered when they are reachable\n", named(f))
+				return g.report(asJSON, f, "%s asked you first: you are friends now", named(f))
 			}
-			return nil
+			return g.report(asJSON, f, "friend request to %s stored; it is delivered when they are reachable", named(f))
 		},
 	}
 	cmd.Flags().StringVar(&message, "message", "", "a message with the request")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
@@ -59,7 +59,8 @@ type friendAction struct {
 }
 
 func newFriendActionCmd(g *globals, action friendAction) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   action.name + " FRIEND",
 		Short: action.short,
 		Args:  cobra.ExactArgs(1),
@@ -72,10 +73,11 @@ func newFriendActionCmd(g *globals, action friendAction) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, action.done+"\n", named(f))
-			return nil
+			return g.report(asJSON, f, action.done, named(f))
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func newFriendListCmd(g *globals) *cobra.Command {

@@ -136,7 +136,8 @@ func newGroupJoinCmd(g *globals) *cobra.Command {
 // then a line that says what was done.
 func newGroupMemberCmd(g *globals, use, short string, do func(*api.Client, context.Context, string, string) (*api.GroupInfo, error),
 	done func(member string, gi *api.GroupInfo) string) *cobra.Command {
-	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(2),
+	var asJSON bool
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client(cmd.Context())
 			if err != nil {
@@ -146,13 +147,15 @@ func newGroupMemberCmd(g *globals, use, short string, do func(*api.Client, conte
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, done(args[1], gi))
-			return nil
+			return g.report(asJSON, gi, "%s", done(args[1], gi))
 		}}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func newGroupLeaveCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "leave GROUP",
 		Short: "Leave a group (the history stays)",
 		Args:  cobra.ExactArgs(1),
@@ -165,10 +168,11 @@ func newGroupLeaveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "left %q\n", gi.Name)
-			return nil
+			return g.report(asJSON, gi, "left %q", gi.Name)
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func newGroupMembersCmd(g *globals) *cobra.Command {
@@ -251,6 +255,7 @@ func newGroupListCmd(g *globals) *cobra.Command {
 
 func newGroupRenameCmd(g *globals) *cobra.Command {
 	var newName, newAvatar string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "rename GROUP [NAME]",
 		Short: "Change a group's name or picture (admins)",
@@ -276,11 +281,11 @@ func newGroupRenameCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "group %s is now %q\n", gi.ID, gi.Name)
-			return nil
+			return g.report(asJSON, gi, "group %s is now %q", gi.ID, gi.Name)
 		},
 	}
 	cmd.Flags().StringVar(&newAvatar, "avatar", "", "a new picture (PNG, JPEG or GIF)")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 

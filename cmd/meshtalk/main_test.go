@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 )
@@ -415,6 +418,30 @@ func TestBadFlags(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d: %q, want %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// TestEveryCommandTakesJSON: the README promises --json on every command
+// that prints data; the ones that run a node print a log instead.
+func TestEveryCommandTakesJSON(t *testing.T) {
+	runsANode := map[string]bool{"meshtalk run": true, "meshtalk relay": true}
+	var walk func(c *cobra.Command)
+	checked := 0
+	walk = func(c *cobra.Command) {
+		path := c.CommandPath()
+		if c.Runnable() && !runsANode[path] && !strings.HasPrefix(path, "meshtalk completion") && c.Name() != "help" {
+			checked++
+			if c.Flags().Lookup("json") == nil {
+				t.Errorf("%s has no --json", path)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot(io.Discard, io.Discard))
+	if checked < 40 {
+		t.Fatalf("checked %d commands: the walk missed the tree", checked)
 	}
 }
 

@@ -74,7 +74,7 @@ func newSendCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if f.file != "" {
-				return sendFile(cmd, g, args[0], f.file, text, false)
+				return sendFile(cmd, g, api.SendFileRequest{To: args[0], Path: f.file, Message: text}, f.asJSON)
 			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
@@ -339,7 +339,8 @@ func newSearchCmd(g *globals) *cobra.Command {
 }
 
 func newReadCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "read FRIEND|GROUP",
 		Short: "Mark a conversation read (and tell the friend, unless read receipts are off)",
 		Args:  cobra.ExactArgs(1),
@@ -353,11 +354,11 @@ func newReadCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if res.Marked == 1 {
-				fmt.Fprintln(g.stdout, "marked 1 message read")
-				return nil
+				return g.report(asJSON, res, "marked 1 message read")
 			}
-			fmt.Fprintf(g.stdout, "marked %d messages read\n", res.Marked)
-			return nil
+			return g.report(asJSON, res, "marked %d messages read", res.Marked)
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }

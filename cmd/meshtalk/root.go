@@ -94,6 +94,22 @@ func (g *globals) clientFor(ctx context.Context, role node.Role) (*api.Client, e
 	return api.Dial(ctx, home)
 }
 
+// jsonFlag gives cmd the --json flag every command that prints data
+// takes (TestEveryCommandTakesJSON).
+func jsonFlag(cmd *cobra.Command, asJSON *bool) {
+	cmd.Flags().BoolVar(asJSON, "json", false, "print JSON (the node's answer)")
+}
+
+// report says what a command did: the node's answer v as JSON with
+// --json, else the line made of format and args.
+func (g *globals) report(asJSON bool, v any, format string, args ...any) error {
+	if asJSON {
+		return g.printJSON(v)
+	}
+	_, err := fmt.Fprintf(g.stdout, format+"\n", args...)
+	return err
+}
+
 // printJSONLine writes v as one line of JSON.
 func (g *globals) printJSONLine(v any) error { return json.NewEncoder(g.stdout).Encode(v) }
 
