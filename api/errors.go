@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/meshtalk/meshtalk/node"
 )
@@ -64,7 +65,11 @@ func statusOf(err error) (int, string) {
 // writeErr answers err with its status and code.
 func writeErr(w http.ResponseWriter, err error) {
 	status, code := statusOf(err)
-	body := errorBody{Error: Error{Code: code, Message: err.Error()}}
+	msg := err.Error()
+	if status < http.StatusInternalServerError {
+		msg = forUser(msg)
+	}
+	body := errorBody{Error: Error{Code: code, Message: msg}}
 	if amb, ok := errors.AsType[*node.AmbiguousError](err); ok {
 		body.Error.Candidates = amb.Candidates
 	}
@@ -78,4 +83,24 @@ func reply[T any](w http.ResponseWriter, v T, err error) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// layers are the packages an error passes through on its way to the API,
+// whose names prefix it and say nothing to a person.
+var layers = map[string]bool{"api": true, "node": true, "chat": true, "history": true}
+
+// forUser is the message of a refused request as a person reads it: with
+// the layers' names taken out, "chat: avatar: history: invalid image: not
+// a PNG" reads "avatar: invalid image: not a PNG". (A 500 keeps them: it
+// is a bug to report, and they say where.)
+func forUser(msg string) string {
+	parts := strings.Split(msg, ": ")
+	kept := parts[:0]
+	for i, p := range parts {
+		if layers[p] && i < len(parts)-1 {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, ": ")
 }

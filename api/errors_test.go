@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/meshtalk/meshtalk/api"
@@ -49,5 +50,20 @@ func TestErrorStatus(t *testing.T) {
 		if err := tc.call(); !errors.As(err, &aerr) || aerr.Status != tc.status || aerr.Code != tc.code {
 			t.Errorf("%s: got %v, want %d %s", tc.name, err, tc.status, tc.code)
 		}
+	}
+}
+
+// TestErrorMessageForUser: a refused request's message does not carry the
+// names of the packages it passed through ("chat: avatar: history: ...").
+func TestErrorMessageForUser(t *testing.T) {
+	_, srv := startAPI(t)
+	c := api.NewClient(srv.Addr(), srv.Token())
+	_, err := c.SetProfile(context.Background(), api.ProfileRequest{Avatar: []byte("not a picture")})
+	var aerr *api.Error
+	if !errors.As(err, &aerr) || aerr.Status != 400 {
+		t.Fatalf("a bad avatar: %v", err)
+	}
+	if !strings.HasPrefix(aerr.Message, "avatar: ") || strings.Contains(aerr.Message, "chat: ") || strings.Contains(aerr.Message, "history: ") {
+		t.Fatalf("a bad avatar's message: %q", aerr.Message)
 	}
 }

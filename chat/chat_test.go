@@ -352,6 +352,12 @@ func TestProfileAvatarAndPresence(t *testing.T) {
 	if err != nil || img.Bounds().Dx() != chat.AvatarSize || img.Bounds().Dy() != chat.AvatarSize {
 		t.Fatalf("avatar: %v %v", img.Bounds(), err)
 	}
+	// The same again changes nothing, and makes no new version.
+	if again, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Name: &name, Status: &status}); err != nil {
+		t.Fatal(err)
+	} else if again.Version != p.Version {
+		t.Fatalf("the same profile again: version %d, was %d", again.Version, p.Version)
+	}
 	got := nodetest.WaitEventData(t, evB, chat.EventProfile, func(d any) bool { return d.(chat.ContactEvent).Version == p.Version }).(chat.ContactEvent)
 	if got.Name != name {
 		t.Fatalf("profile event %+v", got)

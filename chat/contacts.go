@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -654,6 +655,7 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 	if err != nil {
 		return nil, err
 	}
+	before := *p
 	if u.Name != nil {
 		if len(*u.Name) > MaxNameBytes || !utf8.ValidString(*u.Name) {
 			return nil, fmt.Errorf("chat: %w profile: a name is UTF-8 of at most %d bytes", ErrInvalid, MaxNameBytes)
@@ -670,6 +672,9 @@ func (s *Service) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, er
 		if p.Avatar, p.AvatarType, err = MakeAvatar(u.Avatar); err != nil {
 			return nil, fmt.Errorf("chat: avatar: %w", err)
 		}
+	}
+	if p.Name == before.Name && p.Status == before.Status && bytes.Equal(p.Avatar, before.Avatar) {
+		return p, nil // nothing changed: no new version for friends to fetch
 	}
 	p.Version++
 	if err := s.putProfile(ctx, p); err != nil {

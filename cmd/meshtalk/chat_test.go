@@ -129,7 +129,8 @@ func TestChatCommands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"profile", "set", "--avatar", notImage}, "not a PNG, JPEG or GIF"},
+		{[]string{"profile", "set", "--avatar", notImage}, "meshtalk: avatar: not a PNG, JPEG or GIF"},
+		{[]string{"profile", "set"}, "nothing to change"},
 		{[]string{"send", idB, "--face", "nope"}, "no face named"},
 		{[]string{"send", "12D3KooWGRUVh2N4mVVHMzQ1RcXsRAHNxCd29QEEHmBYGrD4wCGG", "hi"}, "not a friend"},
 		{[]string{"friend", "accept", "nobody"}, "neither a peer ID nor a contact"},

@@ -77,6 +77,17 @@ func TestNamesThroughTheBinary(t *testing.T) {
 			t.Errorf("profile lacks %q:\n%s", want, out)
 		}
 	}
+	// --json says what the text says.
+	var profile struct {
+		Name      string `json:"name"`
+		PeerID    string `json:"peer_id"`
+		Usernames []struct{ Name, Relay string }
+	}
+	json.Unmarshal([]byte(mustRun(t, env, homeB, "profile", "--json")), &profile)
+	if profile.Name != "Bobby" || !strings.HasPrefix(profile.PeerID, "12D3Koo") || len(profile.Usernames) != 1 ||
+		profile.Usernames[0].Name != "bob" || profile.Usernames[0].Relay != relayID {
+		t.Errorf("profile --json: %+v", profile)
+	}
 
 	// Completion: the script, and friend names from the running node;
 	// nothing, quietly, without one.

@@ -23,12 +23,12 @@ func newProfileCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return g.printJSON(p)
-			}
 			st, err := c.Status(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return g.printJSON(profileView{Profile: p, PeerID: st.PeerID, Usernames: usernamesOf(st)})
 			}
 			tw := newTable(g.stdout)
 			name := p.Name
@@ -43,10 +43,8 @@ func newProfileCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(tw, "avatar:\t%s\n", avatar)
 			fmt.Fprintf(tw, "peer ID:\t%s\n", st.PeerID)
-			for _, r := range st.Relays {
-				if r.Name != "" {
-					fmt.Fprintf(tw, "username:\t%s (on relay %s)\n", r.Name, r.PeerID)
-				}
+			for _, u := range usernamesOf(st) {
+				fmt.Fprintf(tw, "username:\t%s (on relay %s)\n", u.Name, u.Relay)
 			}
 			fmt.Fprintf(tw, "version:\t%d\n", p.Version)
 			return tw.Flush()
@@ -55,6 +53,31 @@ func newProfileCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (the profile)")
 	cmd.AddCommand(newProfileSetCmd(g))
 	return cmd
+}
+
+// profileView is what `profile --json` prints: the profile, with the
+// peer ID and the usernames that the text shows beside it.
+type profileView struct {
+	*api.Profile
+	PeerID    string     `json:"peer_id"`
+	Usernames []username `json:"usernames"`
+}
+
+// username is this node's name on one relay.
+type username struct {
+	Name  string `json:"name"`
+	Relay string `json:"relay"`
+}
+
+// usernamesOf lists the names this node holds on its relays.
+func usernamesOf(st *api.Status) []username {
+	names := []username{}
+	for _, r := range st.Relays {
+		if r.Name != "" {
+			names = append(names, username{Name: r.Name, Relay: r.PeerID})
+		}
+	}
+	return names
 }
 
 func newProfileSetCmd(g *globals) *cobra.Command {
@@ -75,6 +98,9 @@ func newProfileSetCmd(g *globals) *cobra.Command {
 			var err error
 			if req.Avatar, err = readAvatar(avatar); err != nil {
 				return err
+			}
+			if req.Name == nil && req.Status == nil && req.Avatar == nil {
+				return fmt.Errorf("nothing to change: give --name, --status or --avatar PATH")
 			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
