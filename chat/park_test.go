@@ -242,6 +242,7 @@ func TestDeliveredThroughMailboxConverges(t *testing.T) {
 	nodetest.Befriend(t, a, b)
 	b.Close()
 	mbA := newMailbox()
+	mbA.relay = a.ID() // a stand-in: the test has no relay
 	a.Chat().SetMailbox(mbA, time.Hour)
 	a.Chat().SetRelayPresence(b.ID(), false, time.Now())
 	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "through the relay"})
@@ -249,6 +250,11 @@ func TestDeliveredThroughMailboxConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	mbA.waitHeld(t, b.ID(), 1)
+	// While it waits there, A's history says where.
+	nodetest.Eventually(t, 10*time.Second, "the history to say parked", func() bool {
+		got, err := a.Chat().GetMessage(bg, m.ID)
+		return err == nil && got.State == chat.MsgQueued && got.ParkedOn == a.ID()
+	})
 	a.Close()
 
 	b = nodetest.Start(t, nodetest.Options{Home: bHome})
@@ -270,7 +276,7 @@ func TestDeliveredThroughMailboxConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := a.Chat().GetMessage(bg, m.ID)
-	if err != nil || got.State != chat.MsgDelivered {
+	if err != nil || got.State != chat.MsgDelivered || got.ParkedOn != "" {
 		t.Fatalf("after the delivery receipt: %+v, %v", got, err)
 	}
 	tr, _ := a.Chat().Trace(bg, m.ID)

@@ -332,6 +332,10 @@ type Message struct {
 	// DeliveryMS is how long an outgoing message took from send to
 	// delivered, in milliseconds (set once it is delivered).
 	DeliveryMS int64 `json:"delivery_ms,omitempty"`
+	// ParkedOn is the relay whose mailbox holds an outgoing message
+	// still queued: it waits there, sealed, for the friend (set while
+	// it does).
+	ParkedOn peer.ID `json:"parked_on,omitempty"`
 }
 
 // MemberReceipt is one member's receipt of a group message.

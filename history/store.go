@@ -386,8 +386,13 @@ func (s *Store) WithState(ctx context.Context, m *Message) *Message {
 			m.State = MsgDelivered
 		}
 	}
-	if m.Outgoing && m.Group == "" && (m.State == MsgDelivered || m.State == MsgRead) {
+	switch {
+	case m.Outgoing && m.Group == "" && (m.State == MsgDelivered || m.State == MsgRead):
 		s.deliveryTime(ctx, m)
+	case m.Outgoing && m.Group == "" && m.State == MsgQueued:
+		if h := s.hop(ctx, m.ID, HopParked); h != nil {
+			m.ParkedOn = h.Relay
+		}
 	}
 	return m
 }

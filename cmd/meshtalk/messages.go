@@ -213,6 +213,9 @@ func originalState(m *api.Message) string {
 // stateOf is a message's state as history shows it: for this node's own
 // group message, how many of its recipients stored and read it.
 func stateOf(m *api.Message) string {
+	if m.State == "queued" && m.ParkedOn != "" {
+		return "parked on relay " + shortPeer(m.ParkedOn.String())
+	}
 	if !m.Outgoing || m.Group == "" || m.Recipients == 0 || m.Deleted {
 		return m.State
 	}
