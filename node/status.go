@@ -117,7 +117,7 @@ func (n *Node) Status() *Status {
 		Version:        Version,
 		Role:           n.role.String(),
 		PeerID:         h.ID().String(),
-		ListenAddrs:    addrStrings(h.Network().ListenAddresses()),
+		ListenAddrs:    listenAddrs(h.Network().ListenAddresses()),
 		Reachability:   n.disc.Reachability(),
 		HolePunchReady: slices.Contains(h.Mux().Protocols(), holepunch.Protocol),
 		PortMap:        n.portMapStatus(),
@@ -237,6 +237,19 @@ func CheckPeer(s string) error {
 // ([discovery] public_ranges). It is process-wide: the binary calls it
 // once, before it starts a node.
 func TreatAsPublic(cidrs []string) error { return discovery.TreatAsPublic(cidrs) }
+
+// listenAddrs are the addresses the node listens on, without the relay
+// transport's bare /p2p-circuit: that is no address anyone can dial (the
+// relayed ones are under Relays, and in the friend code).
+func listenAddrs(addrs []ma.Multiaddr) []string {
+	out := []string{}
+	for _, a := range addrs {
+		if s := a.String(); s != "/p2p-circuit" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 func addrStrings(addrs []ma.Multiaddr) []string {
 	out := make([]string, len(addrs))

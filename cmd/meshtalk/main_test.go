@@ -473,6 +473,9 @@ func TestRelayPeersPing(t *testing.T) {
 		if len(st.Relays) != 1 || !st.Relays[0].Reserved || st.Relays[0].PeerID != relay.ready["peer_id"] || st.Reachability != "private" {
 			return false
 		}
+		if out := mustRun(t, env, hiddenHome, "status"); strings.Contains(out, "/p2p-circuit") || !strings.Contains(out, "listen:   nothing") {
+			t.Fatalf("status of a node that listens on nothing:\n%s", out)
+		}
 		out, _, _ = meshtalk(t, env, "id", "--home", hiddenHome, "--json")
 		var id struct {
 			Addrs      []string `json:"addrs"`

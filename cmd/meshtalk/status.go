@@ -30,7 +30,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "version:  %s\n", st.Version)
 			fmt.Fprintf(g.stdout, "peer ID:  %s\n", st.PeerID)
-			fmt.Fprintf(g.stdout, "listen:   %s\n", strings.Join(st.ListenAddrs, "\n          "))
+			listen := strings.Join(st.ListenAddrs, "\n          ")
+			if listen == "" {
+				listen = "nothing (reached through its relays, and by the connections it makes)"
+			}
+			fmt.Fprintf(g.stdout, "listen:   %s\n", listen)
 			fmt.Fprintf(g.stdout, "role:     %s\n", st.Role)
 			fmt.Fprintf(g.stdout, "uptime:   %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
 			punch := "waiting for a public address"
