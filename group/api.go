@@ -34,6 +34,9 @@ type Info struct {
 	Members int       `json:"members"`
 	Epoch   uint64    `json:"epoch"`
 	Created time.Time `json:"created"`
+	// AlreadyMember answers a join with an invite to a group this node
+	// is a member of already: nothing was done.
+	AlreadyMember bool `json:"already_member,omitempty"`
 }
 
 func (gs *Service) info(g *group) *Info {

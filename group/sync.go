@@ -448,7 +448,9 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 		return nil, fmt.Errorf("%w (it expired at %s)", ErrInviteExpired, c.Invite.Expires.UTC().Format(time.RFC3339))
 	}
 	if g := gs.get(gidString(c.Invite.GroupID)); g != nil && g.state().Status == StatusMember {
-		return gs.info(g), nil
+		gi := gs.info(g)
+		gi.AlreadyMember = true
+		return gi, nil
 	}
 	lastErr := fmt.Errorf("%w: the invite names none", ErrUnreachable)
 	// Every member named is dialled at once; they are asked in the order

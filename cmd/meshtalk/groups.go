@@ -121,14 +121,13 @@ func newGroupJoinCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return g.printJSON(gi)
+			if gi.AlreadyMember {
+				return g.report(asJSON, gi, "you are a member of %q (%s) already, %d members", gi.Name, gi.ID, gi.Members)
 			}
-			fmt.Fprintf(g.stdout, "joined %q (%s), %d members\n", gi.Name, gi.ID, gi.Members)
-			return nil
+			return g.report(asJSON, gi, "joined %q (%s), %d members", gi.Name, gi.ID, gi.Members)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 

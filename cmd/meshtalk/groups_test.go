@@ -39,6 +39,9 @@ func TestGroupCommands(t *testing.T) {
 	if out := mt(homeB, "group", "join", inv.Code); !strings.Contains(out, "joined \"Book club\"") {
 		t.Fatalf("group join: %s", out)
 	}
+	if out := mt(homeB, "group", "join", inv.Code); !strings.Contains(out, "a member of \"Book club\"") || !strings.Contains(out, "already") {
+		t.Fatalf("group join again: %s", out)
+	}
 	var members []map[string]any
 	nodetest.Eventually(t, 30*time.Second, "both see two members", func() bool {
 		json.Unmarshal([]byte(mt(homeA, "group", "members", created.ID, "--json")), &members)
