@@ -114,8 +114,13 @@ func TestChatCommands(t *testing.T) {
 		json.Unmarshal([]byte(mt(homeB, "history", idA, "--json")), &h)
 		return len(h) == 2 && h[0]["state"] == "read"
 	})
-	if out := mt(homeA, "search", "mesh"); !strings.Contains(out, "hello over the mesh") {
+	// Search names each result's conversation: A's with Bob, and B's own
+	// message in B's conversation with A (who has no name: a short ID).
+	if out := mt(homeA, "search", "mesh"); !strings.Contains(out, "with Bob  <Bob> hello over the mesh") {
 		t.Fatalf("search: %s", out)
+	}
+	if out := mt(homeB, "search", "mesh"); !strings.Contains(out, "<me> hello over the mesh") || !strings.Contains(out, "with "+shortPeer(idA)+"  <me>") {
+		t.Fatalf("search on B: %s", out)
 	}
 	// A face's text is shown beside it.
 	if out := mt(homeA, "history", idB); !strings.Contains(out, "🎉 (party) with a face") {

@@ -145,7 +145,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return g.printJSON(page.Messages)
 			}
-			printMessages(g, page.Messages)
+			printMessages(g, page.Messages, nil)
 			if page.More && len(page.Messages) > 0 {
 				fmt.Fprintf(g.stdout, "(older: --before %s)\n", page.Messages[0].ID)
 			}
@@ -159,7 +159,9 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printMessages(g *globals, msgs []*api.Message) {
+// printMessages prints messages a line each; where, when not nil, names
+// each one's conversation at the start of its line.
+func printMessages(g *globals, msgs []*api.Message, where func(*api.Message) string) {
 	faces := api.FaceTable()
 	for _, m := range msgs {
 		body := m.Text
@@ -191,8 +193,47 @@ func printMessages(g *globals, msgs []*api.Message) {
 		if m.Error != "" {
 			state += ": " + m.Error
 		}
+		if where != nil {
+			who = where(m) + "  " + who
+		}
 		fmt.Fprintf(g.stdout, "%s  %s %s  [%s %s]\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, body, state, m.ID)
 	}
+}
+
+// conversationNames names a message's conversation as search shows it:
+// "in GROUP" or "with FRIEND", by the names the node has now.
+func conversationNames(cmd *cobra.Command, c *api.Client) (func(*api.Message) string, error) {
+	friends, err := c.Friends(cmd.Context(), false)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := c.Groups(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, f := range friends {
+		names[f.PeerID.String()] = "with " + f.Name
+	}
+	for _, gi := range groups {
+		names[gi.ID] = "in " + gi.Name
+	}
+	return func(m *api.Message) string {
+		key := m.From.String()
+		switch {
+		case m.Group != "":
+			key = m.Group
+		case m.Outgoing:
+			key = m.To.String()
+		}
+		if name, ok := names[key]; ok {
+			return name
+		}
+		if m.Group != "" {
+			return "in " + shortPeer(key)
+		}
+		return "with " + shortPeer(key)
+	}, nil
 }
 
 // originalState is what history says of a received picture's original
@@ -331,8 +372,15 @@ func newSearchCmd(g *globals) *cobra.Command {
 			}
 			if len(msgs) == 0 {
 				fmt.Fprintln(g.stdout, "no messages found")
+				return nil
 			}
-			printMessages(g, msgs)
+			var where func(*api.Message) string
+			if with == "" {
+				if where, err = conversationNames(cmd, c); err != nil {
+					return err
+				}
+			}
+			printMessages(g, msgs, where)
 			return nil
 		},
 	}
