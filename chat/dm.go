@@ -40,6 +40,9 @@ const (
 // (state queued); a courier delivers it when p is reachable, across
 // restarts of either side, until p acks it.
 func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error) {
+	if p == s.h.ID() {
+		return nil, fmt.Errorf("%w: a message to yourself has no one to go to", ErrSelf)
+	}
 	c, err := s.contact(ctx, p)
 	if err != nil {
 		return nil, err

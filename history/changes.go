@@ -187,7 +187,7 @@ func CheckChange(t *Message, c *Change) error {
 // applyTo changes t as c says; it reports whether t changed.
 func applyTo(t *Message, c *Change) (bool, error) {
 	if t.From != c.Author || t.Group != c.Group {
-		return false, fmt.Errorf("%w (%s is %s's)", ErrNotAuthor, t.ID, t.From)
+		return false, fmt.Errorf("%w (%s is someone else's)", ErrNotAuthor, t.ID)
 	}
 	if c.Kind == KindEdit && (t.Kind == KindFace || t.Kind == KindReaction) {
 		return false, fmt.Errorf("%w: %s is a %s", ErrNotEditable, t.ID, t.Kind)

@@ -196,8 +196,9 @@ func (n *Node) Files(ctx context.Context) ([]File, error) {
 		if f.Served, err = n.xfer.Served(ctx, m.File.ID); err != nil {
 			return nil, err
 		}
-		for _, sv := range f.Served {
+		for i, sv := range f.Served {
 			f.BytesServed += sv.Bytes
+			f.Served[i].Name = n.NameOf(ctx, sv.Peer)
 		}
 		if d, ok := byID[m.File.ID]; ok && !m.Outgoing && f.State == "available" {
 			switch {

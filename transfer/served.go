@@ -30,8 +30,11 @@ type servedRecord struct {
 
 // Served is what this node served of one file to one peer.
 type Served struct {
-	Peer  peer.ID `json:"peer"`
-	Bytes uint64  `json:"bytes"`
+	Peer peer.ID `json:"peer"`
+	// Name is the peer's name as the node shows it; never set here
+	// (node fills it in).
+	Name  string `json:"name,omitempty"`
+	Bytes uint64 `json:"bytes"`
 	// Rate is the rate of the last seconds while serving.
 	Rate float64 `json:"rate_bytes_per_second,omitempty"`
 	// Finished is when the peer said it had the whole file.

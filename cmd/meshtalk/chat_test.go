@@ -136,6 +136,8 @@ func TestChatCommands(t *testing.T) {
 	}{
 		{[]string{"profile", "set", "--avatar", notImage}, "meshtalk: avatar: not a PNG, JPEG or GIF"},
 		{[]string{"profile", "set"}, "nothing to change"},
+		{[]string{"send", idA, "hi"}, "a message to yourself"},
+		{[]string{"edit", msgID, "changed"}, "(" + msgID + " is someone else's)"},
 		{[]string{"send", idB, "--face", "nope"}, "no face named"},
 		{[]string{"send", "12D3KooWGRUVh2N4mVVHMzQ1RcXsRAHNxCd29QEEHmBYGrD4wCGG", "hi"}, "not a friend"},
 		{[]string{"friend", "accept", "nobody"}, "neither a peer ID nor a contact"},
@@ -209,6 +211,9 @@ func TestFileCommands(t *testing.T) {
 	json.Unmarshal([]byte(mt(homeA, "file", "list", "--json")), &files)
 	if served, _ := files[0]["bytes_served"].(float64); served < float64(len(data)) {
 		t.Fatalf("sender's list after the download: %v", files[0])
+	}
+	if per, _ := files[0]["served"].([]any); len(per) != 1 || per[0].(map[string]any)["name"] == nil {
+		t.Fatalf("sender's list names no one it served: %v", files[0])
 	}
 
 	// A picture: the thumbnail travels inline, and the receiver fetches

@@ -112,7 +112,7 @@ func printFiles(g *globals, files []api.File) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID[:16], f.Name, humanBytes(f.Size), who, state)
 		for _, sv := range f.Served {
-			fmt.Fprintf(tw, "\t\t\t  %s\t%s\n", shortPeer(sv.Peer.String()), servedState(sv))
+			fmt.Fprintf(tw, "\t\t\t  %s\t%s\n", orShort(sv.Name, sv.Peer.String()), servedState(sv))
 		}
 	}
 	return tw.Flush()
