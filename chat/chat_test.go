@@ -913,3 +913,33 @@ func TestRemoveThenAskAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestAskAgainWhileStreamOpen: a friend request made while the courier
+// holds an idle DM stream to the peer (a message went a moment before)
+// is delivered at once, not when the stream's idle time (30 s) ends, or
+// never: the stream's loop took the kick and sent only messages.
+func TestAskAgainWhileStreamOpen(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	evA := nodetest.Events(t, a)
+	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "before"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evA, chat.EventMessageState, func(d any) bool {
+		e := d.(chat.StateEvent)
+		return e.ID == m.ID && e.State == chat.MsgDelivered
+	})
+	if _, err := b.Chat().Remove(bg, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 10*time.Second, "a hears it was removed", func() bool {
+		return contactState(t, a, b.ID()) == chat.StateRemoved
+	})
+	if _, err := a.Chat().AddFriend(bg, info(b), "again"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 10*time.Second, "b gets the request", func() bool {
+		return contactState(t, b, a.ID()) == chat.StatePendingIn
+	})
+}

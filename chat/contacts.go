@@ -201,7 +201,7 @@ func (s *Service) AddFriend(ctx context.Context, info peer.AddrInfo, message str
 		s.h.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour)
 	}
 	s.keep(c)
-	s.kick(info.ID)
+	s.kickContact(info.ID)
 	return c, nil
 }
 
@@ -218,7 +218,7 @@ func (s *Service) Accept(ctx context.Context, p peer.ID) (*Contact, error) {
 		return nil, err
 	}
 	s.keep(c)
-	s.kick(p)
+	s.kickContact(p)
 	s.publish(EventFriendUpdate, ContactEvent{PeerID: p, State: c.State})
 	return c, nil
 }
@@ -236,7 +236,7 @@ func (s *Service) Decline(ctx context.Context, p peer.ID) (*Contact, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.kick(p)
+	s.kickContact(p)
 	return c, nil
 }
 
@@ -283,7 +283,7 @@ func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Con
 		})
 	}
 	s.unkeep(p)
-	s.kick(p)
+	s.kickContact(p)
 	s.publish(EventFriendUpdate, ContactEvent{PeerID: p, State: c.State})
 	return c, nil
 }
@@ -508,7 +508,7 @@ func (s *Service) applyFriendRequest(ctx context.Context, from peer.ID, state st
 		s.publish(EventFriendRequest, ContactEvent{PeerID: from, Name: profileName(prof), Message: text})
 	} else {
 		s.keep(updated)
-		s.kick(from)
+		s.kickContact(from)
 		s.publish(EventFriendUpdate, ContactEvent{PeerID: from, State: updated.State})
 	}
 	return nil
@@ -545,7 +545,7 @@ func (s *Service) applyFriendResponse(ctx context.Context, from peer.ID, resp *p
 	}
 	if updated.State == StateFriend {
 		s.keep(updated)
-		s.kick(from)
+		s.kickContact(from)
 	} else {
 		s.unkeep(from)
 	}

@@ -322,7 +322,10 @@ func (s *Service) courierFor(p peer.ID) *courier {
 func (s *Service) kick(p peer.ID) { s.courierFor(p).kick() }
 
 // kickContact wakes p's courier to deliver what its contact record owes
-// (our profile), also while it holds a stream open for messages.
+// (a request, an answer, an unfriend, our profile), also while it holds
+// a stream open for messages: every change to a contact record kicks
+// with it (a plain kick there went to the stream's loop, which sends
+// messages only, and the request waited for the next reconnection).
 func (s *Service) kickContact(p peer.ID) {
 	c := s.courierFor(p)
 	c.contactDue.Store(true)
