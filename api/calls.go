@@ -162,6 +162,8 @@ func callStatusOf(err error) (int, string, bool) {
 		return http.StatusTooManyRequests, CodeRateLimited, true
 	case is(node.ErrCallState), is(node.ErrCallRefused):
 		return http.StatusBadRequest, CodeBadRequest, true
+	case is(node.ErrCallNoRoute):
+		return http.StatusBadGateway, CodeNoRoute, true
 	}
 	return 0, "", false
 }

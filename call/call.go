@@ -60,7 +60,10 @@ func (c *call) open(ctx context.Context, offer Signal) error {
 	defer cancel()
 	st, err := c.s.h.NewStream(ctx, c.peer, ProtocolID)
 	if err != nil {
-		return fmt.Errorf("call: reach %s: %w", c.peer, err)
+		// The dial's own error names every address tried: for the log,
+		// not for the person calling.
+		c.s.log.Info("call: no stream to the friend", "peer", c.peer, "err", err)
+		return ErrUnreachable
 	}
 	c.mu.Lock()
 	c.setStream(st)

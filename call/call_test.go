@@ -556,3 +556,17 @@ func TestHangupNotLost(t *testing.T) {
 		t.Fatalf("callee's end %+v", calleeEnd)
 	}
 }
+
+// TestCallFriendOffline: ringing a friend who is offline says so in a
+// line a person reads (the API answers it 502 no_route), not with the
+// dial's error naming every address tried.
+func TestCallFriendOffline(t *testing.T) {
+	a, b := friends(t, time.Minute)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.StartCall(bg, node.CallRequest{Peer: b.ID().String(), Audio: true})
+	if !errors.Is(err, call.ErrUnreachable) || strings.Contains(err.Error(), "dial") {
+		t.Fatalf("ringing a friend who is offline: %v", err)
+	}
+}

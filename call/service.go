@@ -85,6 +85,7 @@ var (
 	ErrForged      = errors.New("call: forged frame (of another call)")
 	ErrOutOfOrder  = errors.New("call: frame out of order")
 	ErrRemote      = errors.New("call: the peer reported a protocol error")
+	ErrUnreachable = errors.New("call: the friend cannot be reached now (offline, or no path to them)")
 )
 
 // Friends is what calls need of this node's contacts (node gives the chat

@@ -63,6 +63,7 @@ var (
 	ErrCallNotFriend = call.ErrNotFriend
 	ErrRingLimited   = call.ErrRateLimited
 	ErrCallRefused   = call.ErrRemote
+	ErrCallNoRoute   = call.ErrUnreachable
 	ErrNoCalls       = errors.New("node: a relay makes no calls")
 	ErrNoNodeMedia   = errors.New("node: the call is not on the node's own endpoint (no stats)")
 	errCallEndpoint  = errors.New("an endpoint sends an SDP and its ID, or nothing (the node's own endpoint)")
