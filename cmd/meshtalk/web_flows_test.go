@@ -146,7 +146,19 @@ func TestBrowserChat(t *testing.T) {
 	alice.shot("08-phone")
 	alice.click("[data-testid=conv-name]")
 	alice.waitFor("[data-testid=friend-details]")
+	// The round trip names its path (it showed "[object Object]").
+	alice.wait("the round trip and its path", "[...document.querySelectorAll('[data-testid=friend-details] dd')].some(d => / ms \\(direct\\)$/.test(d.textContent))", 20*time.Second)
 	alice.shot("09-phone-profile")
+	// A pane hides the chat list at this size; its back button shows it
+	// again (there was none: only Esc or a reload left it).
+	sidebarShown := "getComputedStyle(document.querySelector('.sidebar')).display !== 'none'"
+	alice.eval("dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'})); document.querySelector('.convhead .back').click(); true", nil)
+	alice.wait("the chat list", sidebarShown, 10*time.Second)
+	alice.click("[data-testid=open-me]")
+	alice.waitFor("[data-testid=me]")
+	alice.wait("the pane over the list", "!("+sidebarShown+")", 10*time.Second)
+	alice.click("[data-testid=pane-back]")
+	alice.wait("the chat list again", q("[data-testid=me]")+" === null && "+sidebarShown, 10*time.Second)
 }
 
 // avatarAndSearch: Alice's new avatar shows in both pages; Bob's search

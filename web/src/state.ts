@@ -98,6 +98,11 @@ export async function loadOlder(id: string) {
  * conversation not opened yet, only what the chat list shows.
  */
 export function upsert(m: Message) {
+  const seen = early.get(m.id);
+  if (seen !== undefined) {
+    early.delete(m.id);
+    m = { ...m, state: later(seen, m.state) };
+  }
   const id = convOf(m);
   if (!messages.value[id]) {
     const last = lastOf.value[id];
@@ -106,7 +111,7 @@ export function upsert(m: Message) {
   }
   const list = messages.value[id] ? [...messages.value[id]] : [];
   const i = list.findIndex((x) => x.id === m.id);
-  if (i >= 0) list[i] = { ...list[i], ...m };
+  if (i >= 0) list[i] = { ...list[i], ...m, state: later(list[i].state, m.state) };
   else {
     list.push(m);
     list.sort((a, b) => a.hlc - b.hlc);
@@ -115,15 +120,33 @@ export function upsert(m: Message) {
   summarise(id, list);
 }
 
+/**
+ * The steps of a sent message's state, in order: a state never goes back
+ * to an earlier one. Its events can come before the answer to the send
+ * that made it, which says "queued".
+ */
+const steps: Record<string, number> = { queued: 0, sent: 1, failed: 2, delivered: 3, read: 4 };
+
+/** The later of two states of a sent message (b when either is no step). */
+function later(a: string, b: string): string {
+  return steps[a] !== undefined && steps[b] !== undefined && steps[a] > steps[b] ? a : b;
+}
+
+/** States of messages not listed yet (their send not answered yet), by ID. */
+const early = new Map<string, string>();
+
 function setState(id: string, state: string) {
   for (const [conv, list] of Object.entries(messages.value)) {
     const i = list.findIndex((m) => m.id === id);
     if (i < 0) continue;
     const next = [...list];
-    next[i] = { ...next[i], state };
+    next[i] = { ...next[i], state: later(next[i].state, state) };
     messages.value = { ...messages.value, [conv]: next };
     return;
   }
+  early.set(id, later(early.get(id) ?? state, state));
+  // Bounded: the IDs of conversations never opened are never listed.
+  if (early.size > 1000) early.delete(early.keys().next().value as string);
 }
 
 export async function markRead(id: string) {

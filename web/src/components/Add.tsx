@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, base64Of } from '../api';
 import { attempt, current, flash, loadConv, panel, refreshFriends, refreshGroups } from '../state';
+import { PaneBack } from './PaneBack';
 
 /** Add a friend by code or username; create a group; join one by code. */
 export function Add() {
@@ -24,6 +25,7 @@ export function Add() {
   };
   return (
     <section class="pane" aria-label="Add">
+      <PaneBack />
       <h2>Add a friend</h2>
       <div class="stack">
         <label>Friend code or username<input value={code} onInput={(e) => setCode((e.target as HTMLInputElement).value)} placeholder="mt1… or bob" data-testid="add-code" /></label>

@@ -89,7 +89,8 @@ export function Conversation({ id }: { id: string }) {
         {friend && <button class="icon" aria-label="Video call" data-testid="call-video" onClick={() => placeCall(id, true)}><Icon name="video" /></button>}
         <button class="icon" aria-label="Details" onClick={() => (panel.value = group ? 'group' : 'people')}><Icon name="info" /></button>
       </header>
-      <div class="messages" ref={list} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages">
+      <div class="messages" ref={list} onScroll={onScroll} onLoadCapture={() => { const el = list.current; if (el && stick.current) el.scrollTop = el.scrollHeight; }}
+        role="log" aria-live="polite" aria-label="Messages">
         {start === 0 && !more.value[id] && <div class="start muted small">This is the start of your conversation with {name}.</div>}
         <ul>
           {slice.map((m) => <Bubble key={m.id} m={m} reactions={reactions.get(m.id) ?? []} group={!!group} onReply={setReplyTo} />)}

@@ -14,7 +14,7 @@ export function FriendDetails({ id }: { id: string }) {
     api.friend(id).then(setF, () => undefined);
     setRtt('');
     fetch(`/api/v1/ping?peer=${encodeURIComponent(id)}&count=1&timeout=3s`).then((r) => r.text()).then((t) => {
-      try { const r = JSON.parse(t.split('\n')[0]); setRtt(r.error ? r.error : `${(Number(r.rtt_ns) / 1e6).toFixed(1)} ms (${r.path})`); } catch { /* no answer */ }
+      try { const r = JSON.parse(t.split('\n')[0]); setRtt(r.error ? r.error : `${(Number(r.rtt_ns) / 1e6).toFixed(1)} ms (${r.path?.path ?? 'connected'}${r.path?.relay ? ` via relay …${String(r.path.relay).slice(-8)}` : ''})`); } catch { /* no answer */ }
     }, () => undefined);
   }, [id, base?.online]);
   const x = f ?? base;

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { api, base64Of } from '../api';
 import { attempt, flash, me, profile, refreshMe, soundOn, status } from '../state';
 import { Avatar } from './Avatar';
+import { PaneBack } from './PaneBack';
 import { QR } from './QR';
 
 /** Yourself: name, status, avatar, friend code, relays, addresses. Also the first-run screen. */
@@ -31,6 +32,7 @@ export function Me({ first }: { first?: boolean }) {
   const code = me.value?.friend_code ?? '';
   return (
     <section class="pane me" aria-label={first ? 'Welcome' : 'You'} data-testid={first ? 'first-run' : 'me'}>
+      {!first && <PaneBack />}
       {first && <h1>Welcome to meshtalk</h1>}
       {first && <p class="muted">Your messages go straight to your friends, from your computer to theirs. Pick a name your friends will see.</p>}
       <div class="row">
