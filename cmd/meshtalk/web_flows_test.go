@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,33 @@ func TestBrowserChat(t *testing.T) {
 	alice.wait("the pane over the list", "!("+sidebarShown+")", 10*time.Second)
 	alice.click("[data-testid=pane-back]")
 	alice.wait("the chat list again", q("[data-testid=me]")+" === null && "+sidebarShown, 10*time.Second)
+
+	// Logged out, a fresh login link opened in the same tab logs in (only
+	// the fragment changes: the page did not use it until a reload).
+	alice.click("[data-testid=open-me]")
+	alice.click("[data-testid=logout]")
+	alice.waitAcrossReload("[data-testid=signed-out]")
+	alice.eval("location.href = "+strconv.Quote(alice.openLink())+"; true", nil)
+	alice.waitAcrossReload("[data-testid=open-me]")
+}
+
+// waitAcrossReload waits for sel in a page that reloads meanwhile: a
+// poll that the reload cuts short is polled again in the new page.
+func (u *user) waitAcrossReload(sel string) {
+	u.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithDeadline(u.ctx, deadline)
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](q(sel)+" !== null", chromedp.WithPollingInterval(20*time.Millisecond)))
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case time.Now().After(deadline):
+			u.shot("failed")
+			u.t.Fatalf("%s's page: waiting for %s: %v", u.name, sel, err)
+		}
+	}
 }
 
 // avatarAndSearch: Alice's new avatar shows in both pages; Bob's search

@@ -45,7 +45,11 @@ function App() {
       } else if (e.key === 'Escape' && panel.value) panel.value = '';
     };
     addEventListener('keydown', keys);
-    return () => { document.removeEventListener('visibilitychange', vis); removeEventListener('keydown', keys); };
+    // A login link opened in a tab already on this page changes only the
+    // fragment: start again, to use its code.
+    const link = () => { if (/login=/.test(location.hash)) location.reload(); };
+    addEventListener('hashchange', link);
+    return () => { document.removeEventListener('visibilitychange', vis); removeEventListener('keydown', keys); removeEventListener('hashchange', link); };
   }, []);
   if (phase === 'boot') return <p class="boot">meshtalk…</p>;
   if (phase === 'out' || signedOut.value) return (

@@ -77,7 +77,7 @@ export function Me({ first }: { first?: boolean }) {
           <h2>Settings</h2>
           <label class="check"><input type="checkbox" data-testid="sound" checked={soundOn.value} onChange={(e) => { soundOn.value = (e.target as HTMLInputElement).checked; localStorage.setItem('meshtalk.sound', soundOn.value ? 'on' : 'off'); }} /> Sound for new messages</label>
           {'Notification' in window && Notification.permission === 'default' && <button class="btn small" onClick={() => Notification.requestPermission()}>Allow desktop notifications</button>}
-          <div><button class="btn danger" onClick={async () => { await api.logout().catch(() => undefined); location.reload(); }}>Log out</button></div>
+          <div><button class="btn danger" data-testid="logout" onClick={async () => { await api.logout().catch(() => undefined); location.reload(); }}>Log out</button></div>
         </>
       )}
     </section>
