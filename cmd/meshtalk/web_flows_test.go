@@ -150,6 +150,9 @@ func TestBrowserChat(t *testing.T) {
 	// The round trip names its path (it showed "[object Object]").
 	alice.wait("the round trip and its path", "[...document.querySelectorAll('[data-testid=friend-details] dd')].some(d => / ms \\(direct\\)$/.test(d.textContent))", 20*time.Second)
 	alice.shot("09-phone-profile")
+	// Removing a friend asks first (one click removed them on both sides).
+	alice.eval("window.confirm = (t) => { window.asked = t; return false; }; [...document.querySelectorAll('[data-testid=friend-details] button')].find(b => b.textContent === 'Remove friend').click(); true", nil)
+	alice.wait("the question", "(window.asked || '').startsWith('Remove Bob from your friends?')", 10*time.Second)
 	// A pane hides the chat list at this size; its back button shows it
 	// again (there was none: only Esc or a reload left it).
 	sidebarShown := "getComputedStyle(document.querySelector('.sidebar')).display !== 'none'"

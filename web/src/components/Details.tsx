@@ -19,7 +19,13 @@ export function FriendDetails({ id }: { id: string }) {
   }, [id, base?.online]);
   const x = f ?? base;
   if (!x) return null;
-  const act = (a: 'remove' | 'block') => attempt(a, () => api.friendAction(id, a).then(refreshFriends).then(() => { panel.value = ''; current.value = ''; }));
+  const ask = {
+    remove: `Remove ${x.name} from your friends? Your conversation leaves your chat list, on both sides, until you are friends again.`,
+    block: `Block ${x.name}? They are removed on both sides and everything they send is refused.`,
+  };
+  const act = (a: 'remove' | 'block') => {
+    if (confirm(ask[a])) attempt(a, () => api.friendAction(id, a).then(refreshFriends).then(() => { panel.value = ''; current.value = ''; }));
+  };
   return (
     <aside class="details" aria-label={`About ${x.name}`} data-testid="friend-details">
       <CloseBar />
