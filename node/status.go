@@ -242,13 +242,7 @@ func TreatAsPublic(cidrs []string) error { return discovery.TreatAsPublic(cidrs)
 // transport's bare /p2p-circuit: that is no address anyone can dial (the
 // relayed ones are under Relays, and in the friend code).
 func listenAddrs(addrs []ma.Multiaddr) []string {
-	out := []string{}
-	for _, a := range addrs {
-		if s := a.String(); s != "/p2p-circuit" {
-			out = append(out, s)
-		}
-	}
-	return out
+	return slices.DeleteFunc(addrStrings(addrs), func(s string) bool { return s == "/p2p-circuit" })
 }
 
 func addrStrings(addrs []ma.Multiaddr) []string {
