@@ -13,6 +13,8 @@
 //   - api.go is the group actions (create, invite, add, kick, promote,
 //     leave, rename, send, history, search, read marks).
 //   - sync.go is both sides of groupsync and the relay mailbox seam.
+//   - forward.go hands what this node publishes to the members it
+//     reaches only through a relay, which gossipsub does not.
 //   - score.go is gossipsub's peer scoring on the group topics.
 //   - filter.go admits only members to a group's topic (gossipsub's
 //     peer and subscription filters).

@@ -530,3 +530,18 @@ func Pull(ctx context.Context, s *Service, gid string, p peer.ID) error { return
 // SetRefresh changes how often s pulls each group from a member in turn
 // (Config.Refresh); 0 or below: never.
 func SetRefresh(s *Service, every time.Duration) { s.setRefresh(every) }
+
+// Forward hands p topic messages of group gid from s, as a forward
+// (forward.go) does, and returns p's refusal, if any.
+func Forward(s *Service, p peer.ID, gid string, msgs ...[]byte) error {
+	id, _ := parseGID(gid)
+	req := &pb.SyncRequest{Body: &pb.SyncRequest_Forward{Forward: &pb.Forward{GroupId: id, Messages: msgs}}}
+	last, err := s.exchange(context.Background(), p, req, nil)
+	if err != nil {
+		return err
+	}
+	if last.GetCode() != 0 {
+		return fmt.Errorf("code %d: %s", last.GetCode(), last.GetMessage())
+	}
+	return nil
+}

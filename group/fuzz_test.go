@@ -208,6 +208,10 @@ func FuzzGroupSyncFrame(f *testing.F) {
 			if p := req.GetPush(); p != nil {
 				decodeOpsKeys(p)
 			}
+			for _, m := range req.GetForward().GetMessages() {
+				var tm pb.TopicMessage
+				proto.Unmarshal(m, &tm)
+			}
 		}
 		var fr pb.SyncFrame
 		if readFrame(bufio.NewReader(bytes.NewReader(in)), MaxSyncFrame, &fr) != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/history"
@@ -1077,4 +1078,48 @@ func TestGroupLostTailRefresh(t *testing.T) {
 	}
 	group.SetRefresh(b.GroupService(), 200*time.Millisecond)
 	wb.Wait(4, 30*time.Second)
+}
+
+// TestGroupThroughRelayOnly: two members that reach each other only
+// through a relay (neither listens on anything: a relayed connection is
+// libp2p's "limited" one, on which gossipsub opens no stream) hear each
+// other's messages at once, forwarded, and not only by the refresh pull
+// (off here) or a pull for a gap.
+func TestGroupThroughRelayOnly(t *testing.T) {
+	relay := nodetest.Start(t, nodetest.Options{Role: node.RoleRelay})
+	relayAddr := nodetest.Addr(t, relay)
+	hidden := func() *node.Node {
+		n := nodetest.Start(t, nodetest.Options{Configure: func(c *node.Config) {
+			c.Network.Listen = []string{}
+			c.Discovery.Relays = []string{relayAddr}
+			c.Discovery.Reachability = "private"
+		}})
+		nodetest.WaitAddrs(t, n.Host(), 30*time.Second, func(a ma.Multiaddr) bool { return strings.Contains(a.String(), "/p2p-circuit") })
+		group.SetRefresh(n.GroupService(), -1)
+		return n
+	}
+	a, b := hidden(), hidden()
+	gid := nodetest.JoinGroup(t, []*node.Node{a, b}, "relayed")
+	nodetest.WaitMembers(t, []*node.Node{a, b}, gid, 2)
+	for _, n := range []*node.Node{a, b} {
+		for _, c := range n.Host().Network().Conns() {
+			if !c.Stat().Limited && c.RemotePeer() != relay.ID() {
+				t.Fatalf("%s has an unlimited connection to %s: the members are not relayed", n.ID(), c.RemotePeer())
+			}
+		}
+	}
+	wa, wb := watchGroup(t, a, gid, b), watchGroup(t, b, gid, a)
+	for i := range 3 {
+		if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: fmt.Sprintf("from a %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.GroupService().Send(bg, gid, history.Draft{Text: fmt.Sprintf("from b %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wb.Wait(3, 10*time.Second)
+	wa.Wait(3, 10*time.Second)
+	if p := group.Pulled(a.GroupService()) + group.Pulled(b.GroupService()); p != 0 {
+		t.Fatalf("%d messages came by pull, want all by gossip", p)
+	}
 }

@@ -6,6 +6,7 @@ package group_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -343,5 +344,31 @@ func TestGroupStateMigratedToSchema3(t *testing.T) {
 	// The keys stayed: a still writes.
 	if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: "after the migration"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestForwardOnlyFromMembers: a forward (what a member hands a member
+// it reaches only through a relay) is refused from a stranger, and one
+// that carries a message the topic validator rejects is refused and
+// counted, its message not stored.
+func TestForwardOnlyFromMembers(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	stranger := nodetest.Start(t, nodetest.Options{})
+	nodetest.Connect(t, stranger, a)
+	junk := group.ForgeEnvelope(stranger.GroupService(), gid, "let me in")
+	if err := group.Forward(stranger.GroupService(), a.ID(), gid, junk); err == nil || !strings.Contains(err.Error(), "not a member") {
+		t.Fatalf("a stranger's forward: got %v, want refused as not a member", err)
+	}
+	before := group.Rejects(a.GroupService())
+	junk = group.ForgeEnvelope(b.GroupService(), gid, "sealed with a key of b's own")
+	if err := group.Forward(b.GroupService(), a.ID(), gid, junk); err == nil || !strings.Contains(err.Error(), "rejected") {
+		t.Fatalf("a member's junk forward: got %v, want refused as rejected", err)
+	}
+	if got := group.Rejects(a.GroupService()) - before; got != 1 {
+		t.Fatalf("a counted %d rejects, want 1", got)
+	}
+	if n := historyCount(t, a, gid); n != 0 {
+		t.Fatalf("a holds %d messages, want none", n)
 	}
 }

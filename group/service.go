@@ -216,6 +216,8 @@ type Service struct {
 	// that DrainParker waits for it.
 	parkq  chan parkJob
 	parkMu sync.Mutex
+	// forwardq feeds runForwarder (forward.go).
+	forwardq chan forwardJob
 
 	rejects atomic.Int64 // messages rejected, from the topic, a pull or a mailbox (tests read it)
 	pulled  atomic.Int64 // messages stored that came by pull, not gossip
@@ -473,8 +475,10 @@ func (gs *Service) start(ctx context.Context) error {
 	}
 	gs.h.SetStreamHandler(SyncProtocol, gs.run.Handler(gs.handleSync))
 	gs.parkq = make(chan parkJob, 4096)
+	gs.forwardq = make(chan forwardJob, 4096)
 	gs.run.Go(gs.runIngest)
 	gs.run.Go(gs.runPublisher)
+	gs.run.Go(gs.runForwarder)
 	gs.run.Go(gs.runPuller)
 	gs.run.Go(gs.runRefresh)
 	gs.run.Watch(sub, gs.peerChanged)
@@ -749,21 +753,31 @@ func (gs *Service) read(ctx context.Context, g *group, sub *pubsub.Subscription,
 		if err != nil {
 			return
 		}
-		switch v := m.ValidatorData.(type) {
-		case *ingestItem:
-			select {
-			case gs.ingest <- v:
-			case <-ctx.Done():
-				return
-			}
-		case *op:
-			if v.Actor != gs.self {
-				if _, gap, err := gs.applyOps(g, []*op{v}); err == nil && gap {
-					gs.wantPull(g.id, m.ReceivedFrom, 0)
-				}
+		if !gs.take(ctx, g, m.ReceivedFrom, m.ValidatorData) {
+			return
+		}
+	}
+}
+
+// take hands on what the topic validator accepted from a peer (gossip's
+// forwarder, or a member's forward): an envelope to be stored, an op to
+// apply. It returns false if ctx ended first.
+func (gs *Service) take(ctx context.Context, g *group, from peer.ID, validated any) bool {
+	switch v := validated.(type) {
+	case *ingestItem:
+		select {
+		case gs.ingest <- v:
+		case <-ctx.Done():
+			return false
+		}
+	case *op:
+		if v.Actor != gs.self {
+			if _, gap, err := gs.applyOps(g, []*op{v}); err == nil && gap {
+				gs.wantPull(g.id, from, 0)
 			}
 		}
 	}
+	return true
 }
 
 // validate is the topic validator (see wire.go). It verifies each
@@ -1092,6 +1106,7 @@ func (gs *Service) runPublisher() {
 			if err := t.Publish(ctx, it.data); err != nil && ctx.Err() == nil {
 				gs.log.Debug("publish", "group", it.g.id, "err", err)
 			}
+			gs.forward(it.g, it.data)
 		}
 	}
 }

@@ -54,6 +54,8 @@ func (gs *Service) handleSync(stream network.Stream) {
 		gs.serveJoin(from, body.Join, w)
 	case *pb.SyncRequest_Push:
 		gs.servePush(from, body.Push, w)
+	case *pb.SyncRequest_Forward:
+		gs.serveForward(from, body.Forward, w)
 	default:
 		refuseSync(w, CodeBadFrame, "unknown request")
 	}

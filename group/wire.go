@@ -178,6 +178,14 @@ package group
 //	         what the author sent would drop its next messages as held
 //	push     a member hands ops and keys (a new epoch, or a friend added
 //	         directly); the answer is one frame with end and a code
+//	forward  a member hands topic messages it published to a member it
+//	         reaches only through a relay: gossipsub opens no stream on
+//	         such a limited connection (forward.go). The receiver checks
+//	         each with the topic validator and takes it as gossip's; a
+//	         rejected one refuses the rest (CodeBadFrame). The answer is
+//	         one frame with end and a code. A member that predates it
+//	         refuses it as an unknown request, and gets the messages by
+//	         the refresh pull, as before.
 //
 // A pull happens when a member connects, when a message shows a gap in an
 // author's numbering, and a moment after the last message of a burst (to

@@ -689,6 +689,7 @@ type SyncRequest struct {
 	//	*SyncRequest_Pull
 	//	*SyncRequest_Join
 	//	*SyncRequest_Push
+	//	*SyncRequest_Forward
 	Body          isSyncRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -758,6 +759,15 @@ func (x *SyncRequest) GetPush() *SyncFrame {
 	return nil
 }
 
+func (x *SyncRequest) GetForward() *Forward {
+	if x != nil {
+		if x, ok := x.Body.(*SyncRequest_Forward); ok {
+			return x.Forward
+		}
+	}
+	return nil
+}
+
 type isSyncRequest_Body interface {
 	isSyncRequest_Body()
 }
@@ -775,11 +785,76 @@ type SyncRequest_Push struct {
 	Push *SyncFrame `protobuf:"bytes,3,opt,name=push,proto3,oneof"`
 }
 
+type SyncRequest_Forward struct {
+	// Topic messages for a member that gossip does not reach.
+	Forward *Forward `protobuf:"bytes,4,opt,name=forward,proto3,oneof"`
+}
+
 func (*SyncRequest_Pull) isSyncRequest_Body() {}
 
 func (*SyncRequest_Join) isSyncRequest_Body() {}
 
 func (*SyncRequest_Push) isSyncRequest_Body() {}
+
+func (*SyncRequest_Forward) isSyncRequest_Body() {}
+
+// Forward carries topic messages (TopicMessage, encoded) of one group to
+// a member connected to the requester only through a relay: gossipsub
+// opens no stream on such a limited connection, so the requester hands
+// that member what it publishes. The receiver checks and takes each as
+// if it came by gossip from the requester, and answers one frame, end
+// set.
+type Forward struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Messages      [][]byte               `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Forward) Reset() {
+	*x = Forward{}
+	mi := &file_group_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Forward) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Forward) ProtoMessage() {}
+
+func (x *Forward) ProtoReflect() protoreflect.Message {
+	mi := &file_group_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Forward.ProtoReflect.Descriptor instead.
+func (*Forward) Descriptor() ([]byte, []int) {
+	return file_group_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Forward) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *Forward) GetMessages() [][]byte {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
 
 // Pull asks for what the requester lacks.
 type Pull struct {
@@ -797,7 +872,7 @@ type Pull struct {
 
 func (x *Pull) Reset() {
 	*x = Pull{}
-	mi := &file_group_proto_msgTypes[8]
+	mi := &file_group_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +884,7 @@ func (x *Pull) String() string {
 func (*Pull) ProtoMessage() {}
 
 func (x *Pull) ProtoReflect() protoreflect.Message {
-	mi := &file_group_proto_msgTypes[8]
+	mi := &file_group_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +897,7 @@ func (x *Pull) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pull.ProtoReflect.Descriptor instead.
 func (*Pull) Descriptor() ([]byte, []int) {
-	return file_group_proto_rawDescGZIP(), []int{8}
+	return file_group_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Pull) GetGroupId() []byte {
@@ -866,7 +941,7 @@ type Head struct {
 
 func (x *Head) Reset() {
 	*x = Head{}
-	mi := &file_group_proto_msgTypes[9]
+	mi := &file_group_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +953,7 @@ func (x *Head) String() string {
 func (*Head) ProtoMessage() {}
 
 func (x *Head) ProtoReflect() protoreflect.Message {
-	mi := &file_group_proto_msgTypes[9]
+	mi := &file_group_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +966,7 @@ func (x *Head) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Head.ProtoReflect.Descriptor instead.
 func (*Head) Descriptor() ([]byte, []int) {
-	return file_group_proto_rawDescGZIP(), []int{9}
+	return file_group_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Head) GetAuthor() []byte {
@@ -926,7 +1001,7 @@ type Join struct {
 
 func (x *Join) Reset() {
 	*x = Join{}
-	mi := &file_group_proto_msgTypes[10]
+	mi := &file_group_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1013,7 @@ func (x *Join) String() string {
 func (*Join) ProtoMessage() {}
 
 func (x *Join) ProtoReflect() protoreflect.Message {
-	mi := &file_group_proto_msgTypes[10]
+	mi := &file_group_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1026,7 @@ func (x *Join) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Join.ProtoReflect.Descriptor instead.
 func (*Join) Descriptor() ([]byte, []int) {
-	return file_group_proto_rawDescGZIP(), []int{10}
+	return file_group_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Join) GetInvite() *Invite {
@@ -988,7 +1063,7 @@ type SyncFrame struct {
 
 func (x *SyncFrame) Reset() {
 	*x = SyncFrame{}
-	mi := &file_group_proto_msgTypes[11]
+	mi := &file_group_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1075,7 @@ func (x *SyncFrame) String() string {
 func (*SyncFrame) ProtoMessage() {}
 
 func (x *SyncFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_group_proto_msgTypes[11]
+	mi := &file_group_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1088,7 @@ func (x *SyncFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncFrame.ProtoReflect.Descriptor instead.
 func (*SyncFrame) Descriptor() ([]byte, []int) {
-	return file_group_proto_rawDescGZIP(), []int{11}
+	return file_group_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SyncFrame) GetCode() uint32 {
@@ -1089,7 +1164,7 @@ type EpochKey struct {
 
 func (x *EpochKey) Reset() {
 	*x = EpochKey{}
-	mi := &file_group_proto_msgTypes[12]
+	mi := &file_group_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1176,7 @@ func (x *EpochKey) String() string {
 func (*EpochKey) ProtoMessage() {}
 
 func (x *EpochKey) ProtoReflect() protoreflect.Message {
-	mi := &file_group_proto_msgTypes[12]
+	mi := &file_group_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1189,7 @@ func (x *EpochKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochKey.ProtoReflect.Descriptor instead.
 func (*EpochKey) Descriptor() ([]byte, []int) {
-	return file_group_proto_rawDescGZIP(), []int{12}
+	return file_group_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EpochKey) GetEpoch() uint64 {
@@ -1191,12 +1266,16 @@ const file_group_proto_rawDesc = "" +
 	"\amembers\x18\x03 \x03(\v2\x18.meshtalk.chat.PeerAddrsR\amembers\"5\n" +
 	"\tPeerAddrs\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\x9b\x01\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\xcf\x01\n" +
 	"\vSyncRequest\x12)\n" +
 	"\x04pull\x18\x01 \x01(\v2\x13.meshtalk.chat.PullH\x00R\x04pull\x12)\n" +
 	"\x04join\x18\x02 \x01(\v2\x13.meshtalk.chat.JoinH\x00R\x04join\x12.\n" +
-	"\x04push\x18\x03 \x01(\v2\x18.meshtalk.chat.SyncFrameH\x00R\x04pushB\x06\n" +
-	"\x04body\"y\n" +
+	"\x04push\x18\x03 \x01(\v2\x18.meshtalk.chat.SyncFrameH\x00R\x04push\x122\n" +
+	"\aforward\x18\x04 \x01(\v2\x16.meshtalk.chat.ForwardH\x00R\aforwardB\x06\n" +
+	"\x04body\"@\n" +
+	"\aForward\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x1a\n" +
+	"\bmessages\x18\x02 \x03(\fR\bmessages\"y\n" +
 	"\x04Pull\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x10\n" +
 	"\x03ops\x18\x02 \x01(\x04R\x03ops\x12)\n" +
@@ -1237,7 +1316,7 @@ func file_group_proto_rawDescGZIP() []byte {
 	return file_group_proto_rawDescData
 }
 
-var file_group_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_group_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_group_proto_goTypes = []any{
 	(*TopicMessage)(nil), // 0: meshtalk.chat.TopicMessage
 	(*Envelope)(nil),     // 1: meshtalk.chat.Envelope
@@ -1247,11 +1326,12 @@ var file_group_proto_goTypes = []any{
 	(*InviteCode)(nil),   // 5: meshtalk.chat.InviteCode
 	(*PeerAddrs)(nil),    // 6: meshtalk.chat.PeerAddrs
 	(*SyncRequest)(nil),  // 7: meshtalk.chat.SyncRequest
-	(*Pull)(nil),         // 8: meshtalk.chat.Pull
-	(*Head)(nil),         // 9: meshtalk.chat.Head
-	(*Join)(nil),         // 10: meshtalk.chat.Join
-	(*SyncFrame)(nil),    // 11: meshtalk.chat.SyncFrame
-	(*EpochKey)(nil),     // 12: meshtalk.chat.EpochKey
+	(*Forward)(nil),      // 8: meshtalk.chat.Forward
+	(*Pull)(nil),         // 9: meshtalk.chat.Pull
+	(*Head)(nil),         // 10: meshtalk.chat.Head
+	(*Join)(nil),         // 11: meshtalk.chat.Join
+	(*SyncFrame)(nil),    // 12: meshtalk.chat.SyncFrame
+	(*EpochKey)(nil),     // 13: meshtalk.chat.EpochKey
 }
 var file_group_proto_depIdxs = []int32{
 	1,  // 0: meshtalk.chat.TopicMessage.envelope:type_name -> meshtalk.chat.Envelope
@@ -1259,21 +1339,22 @@ var file_group_proto_depIdxs = []int32{
 	4,  // 2: meshtalk.chat.Op.invite:type_name -> meshtalk.chat.Invite
 	4,  // 3: meshtalk.chat.InviteCode.invite:type_name -> meshtalk.chat.Invite
 	6,  // 4: meshtalk.chat.InviteCode.members:type_name -> meshtalk.chat.PeerAddrs
-	8,  // 5: meshtalk.chat.SyncRequest.pull:type_name -> meshtalk.chat.Pull
-	10, // 6: meshtalk.chat.SyncRequest.join:type_name -> meshtalk.chat.Join
-	11, // 7: meshtalk.chat.SyncRequest.push:type_name -> meshtalk.chat.SyncFrame
-	9,  // 8: meshtalk.chat.Pull.heads:type_name -> meshtalk.chat.Head
-	4,  // 9: meshtalk.chat.Join.invite:type_name -> meshtalk.chat.Invite
-	2,  // 10: meshtalk.chat.SyncFrame.ops:type_name -> meshtalk.chat.SignedOp
-	12, // 11: meshtalk.chat.SyncFrame.keys:type_name -> meshtalk.chat.EpochKey
-	1,  // 12: meshtalk.chat.SyncFrame.envelopes:type_name -> meshtalk.chat.Envelope
-	9,  // 13: meshtalk.chat.SyncFrame.heads:type_name -> meshtalk.chat.Head
-	6,  // 14: meshtalk.chat.SyncFrame.members:type_name -> meshtalk.chat.PeerAddrs
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	9,  // 5: meshtalk.chat.SyncRequest.pull:type_name -> meshtalk.chat.Pull
+	11, // 6: meshtalk.chat.SyncRequest.join:type_name -> meshtalk.chat.Join
+	12, // 7: meshtalk.chat.SyncRequest.push:type_name -> meshtalk.chat.SyncFrame
+	8,  // 8: meshtalk.chat.SyncRequest.forward:type_name -> meshtalk.chat.Forward
+	10, // 9: meshtalk.chat.Pull.heads:type_name -> meshtalk.chat.Head
+	4,  // 10: meshtalk.chat.Join.invite:type_name -> meshtalk.chat.Invite
+	2,  // 11: meshtalk.chat.SyncFrame.ops:type_name -> meshtalk.chat.SignedOp
+	13, // 12: meshtalk.chat.SyncFrame.keys:type_name -> meshtalk.chat.EpochKey
+	1,  // 13: meshtalk.chat.SyncFrame.envelopes:type_name -> meshtalk.chat.Envelope
+	10, // 14: meshtalk.chat.SyncFrame.heads:type_name -> meshtalk.chat.Head
+	6,  // 15: meshtalk.chat.SyncFrame.members:type_name -> meshtalk.chat.PeerAddrs
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_group_proto_init() }
@@ -1289,6 +1370,7 @@ func file_group_proto_init() {
 		(*SyncRequest_Pull)(nil),
 		(*SyncRequest_Join)(nil),
 		(*SyncRequest_Push)(nil),
+		(*SyncRequest_Forward)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1296,7 +1378,7 @@ func file_group_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_group_proto_rawDesc), len(file_group_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
