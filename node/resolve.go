@@ -171,7 +171,19 @@ func (n *Node) resolveRef(ctx context.Context, ref string, withGroups bool) (ent
 	if discovery.MaybeCutFriendCode(ref) {
 		return entry{}, peer.AddrInfo{}, fmt.Errorf("%w: %q is no contact or username this node knows, and too short for a friend code: was the code cut short?", ErrNotContact, ref)
 	}
-	return entry{}, peer.AddrInfo{}, fmt.Errorf("%w: %q is neither a peer ID nor a contact, username or friend code this node knows (see `meshtalk friend list`)", ErrNotContact, ref)
+	return entry{}, peer.AddrInfo{}, unknownRef(ref, err)
+}
+
+// unknownRef says why ref named no one, for a person to read in any
+// client: lookupErr is what the relays' username lookup answered.
+func unknownRef(ref string, lookupErr error) error {
+	switch {
+	case errors.Is(lookupErr, ErrNoSuchUser):
+		return fmt.Errorf("%w: %q is no contact of yours, and no one has that username on your relays", ErrNotContact, ref)
+	case errors.Is(lookupErr, ErrNoRelay):
+		return fmt.Errorf("%w: %q is no contact of yours, nor a peer ID or friend code (to find people by username, add a relay)", ErrNotContact, ref)
+	}
+	return fmt.Errorf("%w: %q is no contact of yours, nor a peer ID, friend code or username", ErrNotContact, ref)
 }
 
 // lookupUser resolves a username through the node's relays into the peer

@@ -60,7 +60,12 @@ func TestResolve(t *testing.T) {
 			t.Errorf("%q: %v %v, want %v", ref, got, err, want)
 		}
 	}
-	if _, err := a.ResolvePeer(ctx, "nobody"); !errors.Is(err, node.ErrNotContact) {
+	// What names no one says why: with no relay to ask, a username
+	// cannot be looked up; a reserved name is no username at all.
+	if _, err := a.ResolvePeer(ctx, "zelda"); !errors.Is(err, node.ErrNotContact) || !strings.Contains(err.Error(), "(to find people by username, add a relay)") {
+		t.Errorf("zelda: %v, want ErrNotContact that asks for a relay", err)
+	}
+	if _, err := a.ResolvePeer(ctx, "nobody"); !errors.Is(err, node.ErrNotContact) || !strings.Contains(err.Error(), "nor a peer ID, friend code or username") {
 		t.Errorf("nobody: %v, want ErrNotContact", err)
 	}
 

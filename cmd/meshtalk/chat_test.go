@@ -140,7 +140,7 @@ func TestChatCommands(t *testing.T) {
 		{[]string{"edit", msgID, "changed"}, "(" + msgID + " is someone else's)"},
 		{[]string{"send", idB, "--face", "nope"}, "no face named"},
 		{[]string{"send", "12D3KooWGRUVh2N4mVVHMzQ1RcXsRAHNxCd29QEEHmBYGrD4wCGG", "hi"}, "not a friend"},
-		{[]string{"friend", "accept", "nobody"}, "neither a peer ID nor a contact"},
+		{[]string{"friend", "accept", "nobody"}, "\"nobody\" is no contact of yours, nor a peer ID, friend code or username"},
 	} {
 		_, errOut, code := meshtalk(t, env, append(tc.args, "--home", homeA)...)
 		if code == 0 || !strings.Contains(errOut, tc.want) {

@@ -594,7 +594,7 @@ func TestPingNoRoute(t *testing.T) {
 		t.Fatalf("the no-route error took %v", took)
 	}
 	_, errOut, code = meshtalk(t, env, "ping", "--home", home, "not-a-peer")
-	if code == 0 || !strings.Contains(errOut, "neither a peer ID") {
+	if code == 0 || !strings.Contains(errOut, "is no contact of yours") {
 		t.Fatalf("ping not-a-peer: exit %d: %q", code, errOut)
 	}
 }

@@ -32,6 +32,11 @@ func TestNamesThroughTheBinary(t *testing.T) {
 	waitLoggedIn(t, env, homeA, "alice")
 	waitLoggedIn(t, env, homeB, "bob")
 
+	// A username no one has: the error says the relays were asked.
+	if _, errOut, code := meshtalk(t, env, "friend", "add", "carol", "--home", homeA); code == 0 ||
+		!strings.Contains(errOut, `"carol" is no contact of yours, and no one has that username on your relays`) {
+		t.Fatalf("friend add carol: exit %d: %q", code, errOut)
+	}
 	// A request by username, accepted by username.
 	mustRun(t, env, homeA, "friend", "add", "bob")
 	nodetest.Eventually(t, 30*time.Second, "the request arrives", func() bool {
