@@ -6,6 +6,7 @@ package frame
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,11 +16,30 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Errors of Read. A clean end of stream before a frame is io.EOF.
+// Errors of Read. A clean end of stream before a frame is io.EOF; a
+// failure of the stream itself (a reset, a deadline, a closed
+// connection) comes back as the stream said it, wrapped: it says
+// nothing of what the peer sent.
 var (
 	ErrTooLarge  = errors.New("frame: too large")
 	ErrMalformed = errors.New("frame: malformed")
 )
+
+// errOverflow is binary.ReadUvarint's error for a length of more than
+// 64 bits (the package does not export it).
+var errOverflow = func() error {
+	_, err := binary.ReadUvarint(bytes.NewReader(bytes.Repeat([]byte{0xff}, binary.MaxVarintLen64+1)))
+	return err
+}()
+
+// truncated is the error of a frame cut short: a clean end of stream
+// inside it is the peer's fault, any other failure the stream's.
+func truncated(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return fmt.Errorf("frame: %w", err)
+}
 
 // Write writes m as one frame.
 func Write(w io.Writer, m proto.Message) error {
@@ -83,11 +103,13 @@ func Read(r *bufio.Reader, max int, m proto.Message) error { return read(r, max,
 
 func read(r *bufio.Reader, max int, m proto.Message, scope Scope) error {
 	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return io.EOF
-		}
+	switch {
+	case err == io.EOF:
+		return io.EOF
+	case err == errOverflow:
 		return fmt.Errorf("%w: length: %v", ErrMalformed, err)
+	case err != nil:
+		return truncated(err)
 	}
 	if n > uint64(max) {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, n, max)
@@ -109,9 +131,11 @@ func read(r *bufio.Reader, max int, m proto.Message, scope Scope) error {
 		}
 		b = (*buf)[:n]
 		if _, err := io.ReadFull(r, b); err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
+			return truncated(err)
 		}
-	} else if b, err = io.ReadAll(io.LimitReader(r, int64(n))); err != nil || uint64(len(b)) != n {
+	} else if b, err = io.ReadAll(io.LimitReader(r, int64(n))); err != nil {
+		return truncated(err)
+	} else if uint64(len(b)) != n {
 		return fmt.Errorf("%w: truncated after %d of %d bytes", ErrMalformed, len(b), n)
 	}
 	if err := proto.Unmarshal(b, m); err != nil {
@@ -121,8 +145,9 @@ func read(r *bufio.Reader, max int, m proto.Message, scope Scope) error {
 }
 
 // ReadAs is Read with a protocol's own errors: a frame over max wraps
-// tooLarge, any other fault wraps bad, each followed by what Read said.
-// A clean end of stream before a frame stays io.EOF.
+// tooLarge, a malformed one bad, each followed by what Read said. A
+// clean end of stream before a frame stays io.EOF, and a failure of the
+// stream itself is Read's.
 func ReadAs(r *bufio.Reader, max int, m proto.Message, tooLarge, bad error) error {
 	return ReadReservedAs(r, max, m, nil, tooLarge, bad)
 }
@@ -135,6 +160,8 @@ func ReadReservedAs(r *bufio.Reader, max int, m proto.Message, scope Scope, tooL
 		return err
 	case errors.Is(err, ErrTooLarge):
 		return fmt.Errorf("%w: %v", tooLarge, err)
+	case errors.Is(err, ErrMalformed):
+		return fmt.Errorf("%w: %v", bad, err)
 	}
-	return fmt.Errorf("%w: %v", bad, err)
+	return err
 }

@@ -69,6 +69,49 @@ func TestReadAs(t *testing.T) {
 	}
 }
 
+// failAfter is a stream that gives n bytes of b and then fails with err.
+type failAfter struct {
+	b   []byte
+	n   int
+	err error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, f.err
+	}
+	k := copy(p[:min(len(p), f.n)], f.b)
+	f.b, f.n = f.b[k:], f.n-k
+	return k, nil
+}
+
+// TestStreamFailureIsNotMalformed: a stream that fails (a reset, a
+// deadline) in a frame's length or body is its own failure, not a
+// malformed frame of the peer's: the error is the stream's, through
+// Read and ReadAs alike, for a small frame and a large one.
+func TestStreamFailureIsNotMalformed(t *testing.T) {
+	errReset := errors.New("stream reset")
+	errBad := errors.New("p: malformed frame")
+	for _, size := range []int{100, 100 << 10} {
+		var b bytes.Buffer
+		if err := Write(&b, wrapperspb.String(string(bytes.Repeat([]byte("x"), size)))); err != nil {
+			t.Fatal(err)
+		}
+		for _, cut := range []int{1, 4, b.Len() - 1} {
+			var got wrapperspb.StringValue
+			err := ReadAs(bufio.NewReader(&failAfter{b.Bytes(), cut, errReset}), 1<<20, &got, ErrTooLarge, errBad)
+			if !errors.Is(err, errReset) || errors.Is(err, ErrMalformed) || errors.Is(err, errBad) {
+				t.Errorf("%d-byte frame, reset after %d bytes: %v, want the reset, not malformed", size, cut, err)
+			}
+		}
+	}
+	var got wrapperspb.StringValue
+	overflow := bytes.Repeat([]byte{0xff}, 11)
+	if err := Read(bufio.NewReader(bytes.NewReader(overflow)), 1<<20, &got); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a length of over 64 bits: %v, want malformed", err)
+	}
+}
+
 // limitScope is a resource scope with a memory limit.
 type limitScope struct{ limit, held int }
 
