@@ -465,7 +465,7 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wire
 	}
 	pending = withAway(pending, away)
 	var msgs [][]byte
-	var ids []string
+	var ids, shown []string
 	for _, w := range pending {
 		if c.parked[w.ID] {
 			continue
@@ -476,6 +476,9 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wire
 		}
 		msgs = append(msgs, b)
 		ids = append(ids, w.ID)
+		if w.Shown() {
+			shown = append(shown, w.ID)
+		}
 	}
 	if len(msgs) == 0 {
 		return 0, nil
@@ -499,6 +502,9 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wire
 	}
 	for _, id := range ids {
 		c.parked[id] = true
+	}
+	for _, id := range shown {
+		s.publish(EventMessageState, StateEvent{ID: id, PeerID: c.p, State: MsgQueued, ParkedOn: relay})
 	}
 	s.log.Debug("parked", "peer", c.p, "relay", relay, "messages", len(ids))
 	return len(ids), nil

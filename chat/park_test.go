@@ -245,12 +245,18 @@ func TestDeliveredThroughMailboxConverges(t *testing.T) {
 	mbA.relay = a.ID() // a stand-in: the test has no relay
 	a.Chat().SetMailbox(mbA, time.Hour)
 	a.Chat().SetRelayPresence(b.ID(), false, time.Now())
+	evA := nodetest.Events(t, a)
 	m, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "through the relay"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mbA.waitHeld(t, b.ID(), 1)
-	// While it waits there, A's history says where.
+	// A page learns it at once (message.state queued, parked_on), and
+	// A's history says where while it waits there.
+	nodetest.WaitEventData(t, evA, chat.EventMessageState, func(d any) bool {
+		st := d.(chat.StateEvent)
+		return st.ID == m.ID && st.State == chat.MsgQueued && st.ParkedOn == a.ID()
+	})
 	nodetest.Eventually(t, 10*time.Second, "the history to say parked", func() bool {
 		got, err := a.Chat().GetMessage(bg, m.ID)
 		return err == nil && got.State == chat.MsgQueued && got.ParkedOn == a.ID()

@@ -311,6 +311,9 @@ type StateEvent struct {
 	ID     string  `json:"id"`
 	PeerID peer.ID `json:"peer_id"`
 	State  string  `json:"state"`
+	// ParkedOn is set, with state queued, when the message was left in
+	// that relay's mailbox for the friend (history.Message.ParkedOn).
+	ParkedOn peer.ID `json:"parked_on,omitempty"`
 }
 
 // ContactEvent is the data of friend.request, friend.update and
