@@ -56,10 +56,13 @@ func (c *call) isEnded() bool {
 
 // open opens the stream and sends the offer; c.wmu is held.
 func (c *call) open(ctx context.Context, offer Signal) error {
-	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
+	sctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
-	st, err := c.s.h.NewStream(ctx, c.peer, ProtocolID)
+	st, err := c.s.h.NewStream(sctx, c.peer, ProtocolID)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // the caller gave up, not the path
+		}
 		// The dial's own error names every address tried: for the log,
 		// not for the person calling.
 		c.s.log.Info("call: no stream to the friend", "peer", c.peer, "err", err)

@@ -569,4 +569,10 @@ func TestCallFriendOffline(t *testing.T) {
 	if !errors.Is(err, call.ErrUnreachable) || strings.Contains(err.Error(), "dial") {
 		t.Fatalf("ringing a friend who is offline: %v", err)
 	}
+	// A caller that gave up is told so, not that the friend is away.
+	gone, cancel := context.WithCancel(bg)
+	cancel()
+	if _, err := a.StartCall(gone, node.CallRequest{Peer: b.ID().String(), Audio: true}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ringing with the request cancelled: %v, want context.Canceled", err)
+	}
 }
