@@ -40,6 +40,19 @@ func picture(t *testing.T, w, h int) string {
 	return path
 }
 
+// overLimit writes a file named name of 6 MiB of noise: over the node's
+// 5 MiB limit for a picture or an avatar (the page goes by the name's
+// type and the size).
+func overLimit(t *testing.T, name string) string {
+	b := make([]byte, 6<<20)
+	rand.Read(b)
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // firstRun sets the person's name on the first-run screen and answers
 // their friend code.
 func (u *user) firstRun() string {
@@ -91,6 +104,7 @@ func TestBrowserChat(t *testing.T) {
 
 	// Messages both ways; Alice's goes to "read" once Bob has it open.
 	alice.openConv("Bob")
+	alice.wait("the call buttons on for a friend online", q("[data-testid=call-audio]")+"?.disabled === false && "+q("[data-testid=call-video]")+"?.disabled === false", 20*time.Second)
 	alice.send("Hi Bob! Are you coming hiking on Saturday?")
 	bob.wait("Alice's message in Bob's list", fmt.Sprintf(`%s?.querySelector('.badge')?.textContent === '1'`, q("[data-testid=conv][data-name=Alice]")), 20*time.Second)
 	bob.openConv("Alice")
@@ -104,6 +118,12 @@ func TestBrowserChat(t *testing.T) {
 	bob.wait("thumbnail", `document.querySelector('[data-testid=message][data-kind=picture] [data-testid=thumbnail]')?.naturalWidth > 0`, 30*time.Second)
 	alice.send("The view from last time")
 	bob.wait("caption", message("The view from last time")+" !== undefined", 20*time.Second)
+	// Replying to a picture quotes it as one (the quote was empty). Once
+	// her caption's send is answered: that answer ends the reply begun.
+	alice.wait("her caption", message("The view from last time")+" !== undefined", 20*time.Second)
+	alice.click("[data-testid=message][data-kind=picture] [aria-label=Reply]")
+	alice.wait("the picture quoted", q("[data-testid=replying] span")+"?.textContent === 'Replying to yourself: 📷 Picture'", 10*time.Second)
+	alice.click("[aria-label='Cancel reply']")
 	alice.shot("03-conversation")
 	bob.shot("03-conversation")
 
@@ -115,6 +135,11 @@ func TestBrowserChat(t *testing.T) {
 	alice.eval(message("Wow, beautiful")+".querySelector('[aria-label=React]').click(); true", nil)
 	alice.click("[role=menu] [role=menuitem]")
 	bob.wait("the reaction", message("Wow, beautiful")+"?.querySelector('.reaction') != null", 20*time.Second)
+
+	// A face: the chat list shows its glyph (it showed its name).
+	alice.click("[aria-label='Emoji and faces']")
+	alice.click("[aria-label='face party']")
+	bob.wait("the face in the chat list", q("[data-testid=conv][data-name=Alice] .preview")+"?.textContent === '🎉'", 20*time.Second)
 
 	// The API token is nowhere in the page or its storage.
 	for _, u := range []*user{alice, bob} {
@@ -130,6 +155,8 @@ func TestBrowserChat(t *testing.T) {
 	bob.wait("to edit", message("See you at 8")+" !== undefined", 20*time.Second)
 	alice.wait("her own message to edit", message("See you at 8")+" !== undefined", 20*time.Second)
 	alice.eval(message("See you at 8")+".querySelector('[data-testid=edit]').click(); true", nil)
+	// The edit box takes the keyboard, the cursor after the text.
+	alice.wait("the edit box focused", `(e => e?.dataset.testid === 'edit-text' && e.selectionStart === e.value.length && e.value === 'See you at 8')(document.activeElement)`, 10*time.Second)
 	alice.fill("[data-testid=edit-text]", "See you at 9")
 	alice.click("[data-testid=edit-save]")
 	bob.wait("the edit", message("See you at 9")+" !== undefined", 20*time.Second)
@@ -171,6 +198,13 @@ func TestBrowserChat(t *testing.T) {
 	alice.waitAcrossReload("[data-testid=signed-out]")
 	alice.eval("location.href = "+strconv.Quote(alice.openLink())+"; true", nil)
 	alice.waitAcrossReload("[data-testid=open-me]")
+
+	// Bob's node stops: his call buttons go off, saying why.
+	alice.openConv("Bob")
+	if err := bob.node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	alice.wait("the call buttons off for a friend offline", q("[data-testid=call-audio]")+"?.disabled === true && "+q("[data-testid=call-video]")+"?.title === 'Bob is offline'", 30*time.Second)
 }
 
 // waitAcrossReload waits for sel in a page that reloads meanwhile: a
@@ -198,6 +232,10 @@ func avatarAndSearch(t *testing.T, alice, bob *user) {
 	// Alice's avatar: her own page shows it, and Bob's once her profile
 	// reaches his node.
 	alice.click("[data-testid=open-me]")
+	// One over the limit: the page says the node's limit (the node's
+	// answer named its 8 MiB body limit).
+	alice.do(chromedp.SetUploadFiles("[data-testid=avatar-input]", []string{overLimit(t, "huge.png")}))
+	alice.wait("the avatar's limit", q("[data-testid=toast]")+"?.textContent === 'Avatar: huge.png is over the 5 MiB limit'", 10*time.Second)
 	alice.do(chromedp.SetUploadFiles("[data-testid=avatar-input]", []string{picture(t, 96, 96)}))
 	alice.wait("her avatar", q("[data-testid=open-me] img")+"?.naturalWidth > 0", 20*time.Second)
 	bob.wait("Alice's avatar", q("[data-testid=conv][data-name=Alice] img")+"?.naturalWidth > 0", 30*time.Second)
@@ -213,6 +251,10 @@ func avatarAndSearch(t *testing.T, alice, bob *user) {
 	bob.fill("[data-testid=search]", "hiking")
 	bob.click("[data-testid=hit]")
 	bob.wait("the conversation of the hit", q("[data-testid=conv-name]")+"?.textContent === 'Alice' && "+q("[data-testid=hit]")+" === null", 10*time.Second)
+	// The hit's message is scrolled into view and flashes.
+	bob.wait("the hit's message shown", `(m => { if (!m?.classList.contains('found')) return false;
+		const r = m.getBoundingClientRect(), v = document.querySelector('.messages').getBoundingClientRect();
+		return r.top >= v.top && r.bottom <= v.bottom })(`+message("Hi Bob! Are you coming hiking on Saturday?")+`)`, 10*time.Second)
 }
 
 // streamAndAlerts: a page cut off its node misses nothing; a hidden page
@@ -226,6 +268,10 @@ func streamAndAlerts(t *testing.T, alice, bob *user) {
 	// brings it: the page re-reads no history on a reconnect).
 	bob.conns.setDown(true)
 	bob.wait("the page to see the stream cut", q(".live.off")+" !== null", 30*time.Second)
+	// A request meanwhile says what failed (it said "Failed to fetch").
+	bob.send("Can you hear me?")
+	bob.wait("the node unreachable", q("[data-testid=toast]")+"?.textContent === 'Send: cannot reach your node (is meshtalk running?)'", 20*time.Second)
+	bob.fill("[data-testid=composer]", "")
 	bobEvents := nodetest.Events(t, bob.node)
 	alice.send("Sent while you were cut off")
 	nodetest.WaitEvent(t, bobEvents, "message.received", func(ev node.Event) bool {
@@ -249,6 +295,8 @@ func streamAndAlerts(t *testing.T, alice, bob *user) {
 	bob.click("[data-testid=open-me]")
 	bob.click("[data-testid=sound]")
 	bob.reload()
+	// The open conversation is open again after the reload.
+	bob.wait("the conversation kept over a reload", q("[data-testid=conv-name]")+"?.textContent === 'Alice'", 10*time.Second)
 	bob.click("[data-testid=open-me]")
 	bob.wait("the sound still off after a reload", q("[data-testid=sound]")+"?.checked === false", 10*time.Second)
 	bob.eval(hideAndWatch, nil)
@@ -288,6 +336,8 @@ func TestBrowserFile(t *testing.T) {
 	alice.do(chromedp.SetUploadFiles("[data-testid=file-input]", []string{path}))
 	bob.openConv("Alice")
 	bob.waitFor("[data-testid=file-card] [data-testid=file-accept]")
+	// Sizes in binary units, as the CLI writes them.
+	bob.wait("the size in MiB", q("[data-testid=file-card] .muted")+"?.textContent === '20.0 MiB'", 10*time.Second)
 	// The progress bar shows while the file comes, and moves.
 	bob.click("[data-testid=file-accept]")
 	bob.wait("the progress bar past 0%", q("[data-testid=file-progress]")+"?.value > 0", 30*time.Second)
@@ -300,6 +350,11 @@ func TestBrowserFile(t *testing.T) {
 	if got != hex.EncodeToString(sum[:]) {
 		t.Fatalf("the saved file's SHA-256 is %s, want %s", got, hex.EncodeToString(sum[:]))
 	}
+
+	// A picture over the node's limit goes as a file, and the page says so.
+	alice.do(chromedp.SetUploadFiles("[data-testid=file-input]", []string{overLimit(t, "panorama.png")}))
+	alice.wait("the notice", q("[data-testid=toast]")+"?.textContent === 'panorama.png is too big for a picture (over 5 MiB): sent as a file'", 30*time.Second)
+	bob.wait("the picture as a file", `[...document.querySelectorAll('[data-testid=file-card] .name')].some(e => e.textContent === 'panorama.png')`, 30*time.Second)
 }
 
 func TestBrowserGroup(t *testing.T) {
@@ -315,6 +370,15 @@ func TestBrowserGroup(t *testing.T) {
 	// Alice adds a relay and registers a username on it, in her page.
 	relay := nodetest.Start(t, nodetest.Options{Role: node.RoleRelay})
 	alice.click("[data-testid=open-me]")
+	// A wrong address (no /p2p/ID) fails: what was typed stays, and no
+	// registration is tried.
+	alice.eval(`(() => { window.registers = 0; const f = window.fetch;
+		window.fetch = (u, o) => { if (String(u).includes('/account/register')) window.registers++; return f(u, o); }; return true })()`, nil)
+	alice.fill("[data-testid=relay-addr]", "/ip4/127.0.0.1/tcp/1")
+	alice.fill("[data-testid=relay-user]", "alice")
+	alice.click("[data-testid=add-relay]")
+	alice.wait("the relay's error", q("[data-testid=toast]")+"?.textContent.startsWith('Add relay: ')", 10*time.Second)
+	alice.wait("the inputs kept, no registration", q("[data-testid=relay-addr]")+".value === '/ip4/127.0.0.1/tcp/1' && "+q("[data-testid=relay-user]")+".value === 'alice' && window.registers === 0", 5*time.Second)
 	alice.fill("[data-testid=relay-addr]", nodetest.Addr(t, relay))
 	alice.fill("[data-testid=relay-user]", "alice")
 	alice.click("[data-testid=add-relay]")
@@ -328,6 +392,7 @@ func TestBrowserGroup(t *testing.T) {
 	alice.fill("[data-testid=group-name]", "Hikers")
 	alice.do(chromedp.SetUploadFiles("[data-testid=group-avatar]", []string{picture(t, 64, 64)}))
 	alice.click("[data-testid=create-group]")
+	alice.wait("the empty group", q("[data-testid=conv-start]")+"?.textContent === 'No messages in Hikers yet.'", 10*time.Second)
 	alice.click("[data-testid=invite]")
 	alice.wait("invite code", q("[data-testid=invite-code]")+"?.textContent.length > 40", 20*time.Second)
 	invite := alice.text("[data-testid=invite-code]")

@@ -45,7 +45,10 @@ async function request<T>(method: string, path: string, body?: unknown, raw?: Bl
   let payload: BodyInit | undefined;
   if (raw) { payload = raw; headers['Content-Type'] = 'application/octet-stream'; }
   else if (body !== undefined) { payload = JSON.stringify(body); headers['Content-Type'] = 'application/json'; }
-  const resp = await fetch(path, { method, headers, body: payload, credentials: 'same-origin' });
+  // fetch fails only when no answer came (the browser's "Failed to fetch"): say what that means here.
+  const resp = await fetch(path, { method, headers, body: payload, credentials: 'same-origin' }).catch(() => {
+    throw new APIError(0, 'unreachable', 'cannot reach your node (is meshtalk running?)');
+  });
   if (resp.status === 204) return undefined as T;
   const data = await resp.json().catch(() => ({}));
   if (!resp.ok) {
@@ -157,6 +160,9 @@ export function follow(on: (ev: NodeEvent) => void, onState: (live: boolean) => 
   open();
   return () => { stopped = true; clearTimeout(timer); es?.close(); };
 }
+
+/** The largest picture or avatar file the node takes (MaxImageInput in Go; docs/api.md). */
+export const maxImageBytes = 5 << 20;
 
 /** Reads a File as base64 (no data: prefix), for avatars and pictures. */
 export function base64Of(f: Blob): Promise<string> {

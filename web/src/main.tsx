@@ -9,7 +9,7 @@ import { FriendDetails, GroupDetails } from './components/Details';
 import { Avatar } from './components/Avatar';
 import { Icon } from './components/Icon';
 import { CallView } from './components/CallView';
-import { signedOut, conversations, current, live, loadAll, panel, profile, startLive, toast, totalUnread, groups, markRead } from './state';
+import { signedOut, conversations, current, live, loadAll, panel, profile, startLive, toast, totalUnread, groups, markRead, reopen } from './state';
 import './styles.css';
 
 function App() {
@@ -25,6 +25,7 @@ function App() {
       if (!(await login(m ? m[1] : null)) && !(m && (await login(null)))) { setPhase('out'); return; }
       const stop = startLive();
       await (early ? early.catch(() => loadAll()) : loadAll());
+      reopen();
       setPhase('in');
       performance.mark('meshtalk-ready');
       return stop;

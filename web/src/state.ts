@@ -1,9 +1,9 @@
 // The page's state: what the node said, kept in signals and updated from
 // the event stream. Nothing here is guessed: every change comes from an
 // answer or an event of the node.
-import { signal, computed } from '@preact/signals';
+import { batch, signal, computed, effect } from '@preact/signals';
 import { onCallEvent, syncCalls } from './call';
-import { api, follow, Friend, Group, Message, FileState, Identity, Profile, Status, NodeEvent } from './api';
+import { api, follow, maxImageBytes, Friend, Group, Message, FileState, Identity, Profile, Status, NodeEvent } from './api';
 
 export interface Conv { id: string; group: boolean; name: string; avatar?: string; avatarSrc?: string; online?: boolean; last?: Message; unread: number }
 
@@ -22,6 +22,24 @@ export const current = signal<string>(''); // the open conversation: a peer ID o
 export const panel = signal<'' | 'me' | 'people' | 'group' | 'add' | 'call'>('');
 export const soundOn = signal(localStorage.getItem('meshtalk.sound') !== 'off');
 export const toast = signal('');
+export const focusMsg = signal(''); // a message to scroll to and flash in the open conversation (a search hit)
+
+// The open conversation outlives a reload of the tab (sessionStorage: this
+// tab only). It is written once reopen() had its chance to read it.
+const convKey = 'meshtalk.conv';
+const savedConv = sessionStorage.getItem(convKey);
+let reopened = false;
+effect(() => {
+  const id = current.value;
+  if (reopened) id ? sessionStorage.setItem(convKey, id) : sessionStorage.removeItem(convKey);
+});
+
+/** Opens the conversation open before a reload, if it still exists (call once the lists are read). */
+export function reopen() {
+  reopened = true;
+  if (savedConv && conversations.value.some((c) => c.id === savedConv)) current.value = savedConv;
+  else sessionStorage.removeItem(convKey);
+}
 
 /**
  * Messages of each conversation opened so far, oldest first, and whether
@@ -61,6 +79,13 @@ export async function attempt<T>(what: string, f: () => Promise<T>): Promise<T |
   try { return await f(); } catch (e) { flash(`${what}: ${(e as Error).message}`); return undefined; }
 }
 
+/** Whether a picture or avatar file is within the node's limit; else says so (the node's answer would name its body limit). */
+export function imageFits(what: string, f: File) {
+  if (f.size <= maxImageBytes) return true;
+  flash(`${what}: ${f.name} is over the ${maxImageBytes >> 20} MiB limit`);
+  return false;
+}
+
 const visible = (m: Message) => m.kind !== 'reaction';
 
 function summarise(id: string, list: Message[]) {
@@ -91,6 +116,19 @@ export async function loadOlder(id: string) {
   const page = await api.history(id, list[0].id, 50);
   messages.value = { ...messages.value, [id]: [...(page.messages ?? []), ...list] };
   more.value = { ...more.value, [id]: page.more };
+}
+
+/**
+ * Opens a conversation at one of its messages (a search hit): loads older
+ * pages until the message is there (at most 20 pages), then asks the
+ * conversation to show it. Loaded before the conversation opens, so that
+ * its own first load does not replace the older pages.
+ */
+export async function openAt(id: string, msg: string) {
+  const has = () => (messages.value[id] ?? []).some((m) => m.id === msg);
+  if (!messages.value[id]) await loadConv(id);
+  for (let i = 0; i < 20 && !has() && more.value[id]; i++) await loadOlder(id);
+  batch(() => { current.value = id; panel.value = ''; focusMsg.value = msg; });
 }
 
 /**

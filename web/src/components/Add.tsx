@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, base64Of } from '../api';
-import { attempt, current, flash, loadConv, panel, refreshFriends, refreshGroups } from '../state';
+import { attempt, current, flash, imageFits, loadConv, panel, refreshFriends, refreshGroups } from '../state';
 import { PaneBack } from './PaneBack';
 
 /** Add a friend by code or username; create a group; join one by code. */
@@ -37,7 +37,10 @@ export function Add() {
         <input class="grow" value={gname} onInput={(e) => setGname((e.target as HTMLInputElement).value)} placeholder="Group name" aria-label="Group name" data-testid="group-name" />
         <button class="btn primary" onClick={create} disabled={!gname.trim()} data-testid="create-group">Create</button>
       </div>
-      <label class="small">Picture (optional) <input type="file" accept="image/png,image/jpeg,image/gif" data-testid="group-avatar" onChange={(e) => setGavatar((e.target as HTMLInputElement).files?.[0])} /></label>
+      <label class="small">Picture (optional) <input type="file" accept="image/png,image/jpeg,image/gif" data-testid="group-avatar" onChange={(e) => {
+        const el = e.target as HTMLInputElement, f = el.files?.[0];
+        if (f && !imageFits('Picture', f)) { el.value = ''; setGavatar(undefined); } else setGavatar(f);
+      }} /></label>
       <h2>Join a group</h2>
       <div class="row">
         <input class="grow" value={join} onInput={(e) => setJoin((e.target as HTMLInputElement).value)} placeholder="Invite code or short code" aria-label="Invite code" data-testid="join-code" />

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, Message } from '../api';
-import { attempt, conversations, current, panel, refreshFriends, requests, convOf, friends, groups } from '../state';
+import { attempt, conversations, current, faces, openAt, panel, refreshFriends, requests, convOf, friends, groups } from '../state';
 import { Avatar } from './Avatar';
 
 export function when(iso?: string) {
@@ -10,17 +10,21 @@ export function when(iso?: string) {
   return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
 }
 
+/** A message's content in one line: its text, a picture, a file's name, a face's glyph. */
+export function gist(m: Message) {
+  switch (m.kind) {
+    case 'picture': return '📷 Picture' + (m.text ? ' · ' + m.text : '');
+    case 'file': return '📎 ' + (m.file?.name ?? 'File');
+    case 'face': return faces.value[m.face ?? ''] ?? m.face ?? 'face';
+    default: return m.text ?? '';
+  }
+}
+
 export function preview(m?: Message) {
   if (!m) return 'No messages yet';
   if (m.deleted) return 'Message deleted';
-  const who = m.outgoing ? 'You: ' : m.group && m.name ? `${m.name}: ` : '';
-  switch (m.kind) {
-    case 'picture': return who + '🖼 Picture' + (m.text ? ' · ' + m.text : '');
-    case 'file': return who + '📎 ' + (m.file?.name ?? 'File');
-    case 'face': return who + (m.face ?? 'face');
-    case 'call': return '📞 ' + (m.text ?? 'call').replace(/^./, (c) => c.toUpperCase());
-    default: return who + (m.text ?? '');
-  }
+  if (m.kind === 'call') return '📞 ' + (m.text ?? 'call').replace(/^./, (c) => c.toUpperCase());
+  return (m.outgoing ? 'You: ' : m.group && m.name ? `${m.name}: ` : '') + gist(m);
 }
 
 /** The left column: requests waiting, search, and every conversation. */
@@ -79,7 +83,7 @@ export function ChatList() {
           <h2>Messages</h2>
           {hits.length === 0 && <p class="muted small">Nothing found.</p>}
           {hits.map((m) => (
-            <button key={m.id} class="hit" data-testid="hit" onClick={() => { current.value = convOf(m); setQ(''); setHits(null); }}>
+            <button key={m.id} class="hit" data-testid="hit" onClick={() => { setQ(''); setHits(null); attempt('Open', () => openAt(convOf(m), m.id)); }}>
               <span class="name">{nameOf(convOf(m))}</span> <span class="muted small">{when(m.time)}</span>
               <div class="preview">{m.text}</div>
             </button>

@@ -1,13 +1,19 @@
 import { Icon } from './Icon';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, base64Of, Message } from '../api';
+import { api, base64Of, maxImageBytes, Message } from '../api';
+import { gist } from './ChatList';
 import { attempt, flash, refreshFiles, upsert } from '../state';
 import { EmojiPicker } from './EmojiPicker';
 
-/** Sends a picked, pasted or dropped file: a small image as a picture, anything else as a file. */
+/**
+ * Sends a picked, pasted or dropped file: an image within the node's
+ * limit as a picture, anything else as a file (an image over the limit
+ * too, saying so: the person expected a picture).
+ */
 export async function sendFiles(conv: string, group: boolean, list: FileList | File[]) {
   for (const f of Array.from(list)) {
-    if (/^image\/(png|jpeg|gif)$/.test(f.type) && f.size <= 5 << 20) {
+    const image = /^image\/(png|jpeg|gif)$/.test(f.type);
+    if (image && f.size <= maxImageBytes) {
       const picture = await base64Of(f);
       await attempt('Send picture', () => api.send(conv, group, { picture, picture_name: f.name }).then(upsert));
       continue;
@@ -16,7 +22,9 @@ export async function sendFiles(conv: string, group: boolean, list: FileList | F
     const up = await attempt('Upload', () => api.upload(f));
     if (!up) continue;
     const m = await attempt('Send file', () => (group ? api.send(conv, true, { path: up.path }) : api.sendFile(conv, up.path)));
-    if (m) { upsert(m); refreshFiles(); }
+    if (!m) continue;
+    upsert(m); refreshFiles();
+    if (image) flash(`${f.name} is too big for a picture (over ${maxImageBytes >> 20} MiB): sent as a file`);
   }
 }
 
@@ -41,7 +49,7 @@ export function Composer({ conv, group, replyTo, clearReply }: { conv: string; g
     <div class="composer">
       {replyTo && (
         <div class="replying" data-testid="replying">
-          <span>Replying to <strong>{replyTo.outgoing ? 'yourself' : replyTo.name}</strong>: {replyTo.text?.slice(0, 80)}</span>
+          <span>Replying to <strong>{replyTo.outgoing ? 'yourself' : replyTo.name}</strong>: {gist(replyTo).slice(0, 80)}</span>
           <button class="btn small" onClick={clearReply} aria-label="Cancel reply"><Icon name="close" size={16} /></button>
         </div>
       )}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, base64Of, Friend, Invite, Member } from '../api';
-import { attempt, current, flash, friends, groupAvatar, groups, panel, refreshFriends, refreshGroups } from '../state';
+import { attempt, current, flash, friends, groupAvatar, groups, imageFits, panel, refreshFriends, refreshGroups } from '../state';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { QR } from './QR';
@@ -69,7 +69,7 @@ export function GroupDetails({ id }: { id: string }) {
             <Avatar name={g.name} src={groupAvatar(g)} size={96} group />
             <input type="file" accept="image/png,image/jpeg,image/gif" hidden onChange={async (e) => {
               const f = (e.target as HTMLInputElement).files?.[0];
-              if (f) attempt('Picture', async () => api.setGroupAvatar(id, await base64Of(f)).then(after));
+              if (f && imageFits('Picture', f)) attempt('Picture', async () => api.setGroupAvatar(id, await base64Of(f)).then(after));
             }} />
             <span class="small muted">Change</span>
           </label>

@@ -2,12 +2,13 @@ import { Icon } from './Icon';
 import { api, Message } from '../api';
 import { attempt, files, refreshFiles } from '../state';
 
+/** A size in binary units, as the CLI writes it: 512 B, 1.5 KiB, 20.0 MiB. */
 export function size(n?: number) {
   if (n === undefined) return '';
-  const u = ['B', 'KB', 'MB', 'GB'];
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
-  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${u[i]}`;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return i ? `${n.toFixed(1)} ${u[i]}` : `${n} ${u[0]}`;
 }
 
 /** A file in a conversation: accept, progress with rate and time left, cancel, save. */

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, base64Of } from '../api';
-import { attempt, flash, me, profile, refreshMe, soundOn, status } from '../state';
+import { attempt, flash, imageFits, me, profile, refreshMe, soundOn, status } from '../state';
 import { Avatar } from './Avatar';
 import { PaneBack } from './PaneBack';
 import { QR } from './QR';
@@ -17,15 +17,18 @@ export function Me({ first }: { first?: boolean }) {
     if (r) { profile.value = r; flash('Saved'); }
   };
   const avatar = async (f?: File) => {
-    if (!f) return;
+    if (!f || !imageFits('Avatar', f)) return;
     const r = await attempt('Avatar', async () => api.setProfile({ avatar: await base64Of(f) }));
     if (r) profile.value = r;
   };
+  // A failed step keeps what was typed, to fix and try again (adding a
+  // relay saved already changes nothing); registering needs the relay added.
   const addRelay = async () => {
     if (!relay.trim()) return;
-    await attempt('Add relay', () => api.addRelay(relay.trim()));
-    if (user.trim()) await attempt('Register', () => api.register(relay.trim(), user.trim()));
-    setRelay(''); setUser('');
+    const added = await attempt('Add relay', async () => { await api.addRelay(relay.trim()); return true; });
+    if (!added) return;
+    const done = !user.trim() || (await attempt('Register', async () => { await api.register(relay.trim(), user.trim()); return true; }));
+    if (done) { setRelay(''); setUser(''); }
     refreshMe();
   };
   const copy = (t: string) => navigator.clipboard?.writeText(t).then(() => flash('Copied'), () => undefined);
@@ -38,7 +41,7 @@ export function Me({ first }: { first?: boolean }) {
       <div class="row">
         <label class="avatarpick" aria-label="Change your avatar">
           <Avatar name={p.name || '?'} id={p.avatar_id} size={72} />
-          <input type="file" accept="image/png,image/jpeg,image/gif" hidden data-testid="avatar-input" onChange={(e) => avatar((e.target as HTMLInputElement).files?.[0])} />
+          <input type="file" accept="image/png,image/jpeg,image/gif" hidden data-testid="avatar-input" onChange={(e) => { const el = e.target as HTMLInputElement; avatar(el.files?.[0]); el.value = ''; }} />
           <span class="small muted">Change</span>
         </label>
         <div class="grow stack">

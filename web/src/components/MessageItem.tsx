@@ -1,6 +1,6 @@
 import { Icon } from './Icon';
 import { Component } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, Message } from '../api';
 import { attempt, faces, upsert } from '../state';
 import { FileCard } from './FileCard';
@@ -30,6 +30,12 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
   const [text, setText] = useState(m.text ?? '');
   const [info, setInfo] = useState<any>(null);
   const [menu, setMenu] = useState(false);
+  const editBox = useRef<HTMLTextAreaElement>(null);
+  // The edit box takes the keyboard when it opens, the cursor after the text (autofocus works only once a page).
+  useEffect(() => {
+    const b = editBox.current;
+    if (editing && b) { b.focus(); b.setSelectionRange(b.value.length, b.value.length); }
+  }, [editing]);
   const react = (e: string) => { setMenu(false); attempt('React', () => api.send(m.group || (m.outgoing ? m.to! : m.from), group, { react_to: m.id, text: e }).then(upsert)); };
   const save = async () => {
     const r = await attempt('Edit', () => api.edit(m.id, text));
@@ -45,8 +51,8 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
         {m.reply_to && m.quote !== undefined && <blockquote class="quote">{m.quote || '…'}</blockquote>}
         {m.deleted ? <em class="muted">Message deleted</em> : editing ? (
           <div class="edit">
-            <textarea value={text} aria-label="Edit message" data-testid="edit-text" onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
-              onKeyDown={(e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); save(); } if (e.key === 'Escape') setEditing(false); }} autofocus />
+            <textarea ref={editBox} value={text} aria-label="Edit message" data-testid="edit-text" onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+              onKeyDown={(e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); save(); } if (e.key === 'Escape') setEditing(false); }} />
             <div class="row"><button class="btn small primary" onClick={save} data-testid="edit-save">Save</button><button class="btn small" onClick={() => setEditing(false)}>Cancel</button></div>
           </div>
         ) : (
@@ -105,7 +111,7 @@ function CallNote({ m }: { m: Message }) {
     <div class={'callnote' + (answered ? '' : ' unanswered')} data-testid="call-note">
       <span class="callicon"><Icon name={video ? 'video' : answered ? 'phone' : 'hangup'} size={18} /></span>
       <span class="text">{label}</span>
-      {length && <span class="muted small" data-testid="call-length">{length}</span>}
+      {length && <span class="muted small length" data-testid="call-length">{length}</span>}
     </div>
   );
 }
