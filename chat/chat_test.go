@@ -644,9 +644,17 @@ type memMailbox struct {
 	asked  chan struct{} // signalled at each Ready, when not nil
 	relay  peer.ID       // what Park says holds the messages
 	hold   chan struct{} // when not nil, Ready waits until it is closed
+	// stall, when not nil, makes Park signal stalled and then wait until
+	// stall is closed, whatever its context: a relay that does not
+	// answer (until the client's I/O timeout).
+	stall, stalled chan struct{}
 }
 
 func (m *memMailbox) Park(_ context.Context, p peer.ID, msgs [][]byte) (peer.ID, error) {
+	if m.stall != nil {
+		m.stalled <- struct{}{}
+		<-m.stall
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.held[p] = append(m.held[p], msgs...)

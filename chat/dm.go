@@ -225,7 +225,12 @@ type courier struct {
 	// (the park timer fired) or a relay says p is away.
 	parkWake chan struct{}
 	parkDue  atomic.Bool
-	parkMu   sync.Mutex      // held while parking: one park at a time
+	// parking holds the one park at a time, over the relay's answer
+	// (up to its I/O timeout): taken with a context (lockPark), so that
+	// a stop bounded by park_on_stop does not wait out a park that
+	// hangs. parkedMu guards parked, only ever briefly.
+	parking  chan struct{}
+	parkedMu sync.Mutex
 	parked   map[string]bool // IDs handed to the mailbox
 
 	mu sync.Mutex
@@ -271,9 +276,28 @@ func (c *courier) takeAway() []*wireMessage {
 }
 
 func (c *courier) hasParked() bool {
-	c.parkMu.Lock()
-	defer c.parkMu.Unlock()
+	c.parkedMu.Lock()
+	defer c.parkedMu.Unlock()
 	return len(c.parked) > 0
+}
+
+// lockPark takes the park turn, or reports false once ctx ends first.
+func (c *courier) lockPark(ctx context.Context) bool {
+	select {
+	case c.parking <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *courier) unlockPark() { <-c.parking }
+
+// isParked reports whether the mailbox holds message id.
+func (c *courier) isParked(id string) bool {
+	c.parkedMu.Lock()
+	defer c.parkedMu.Unlock()
+	return c.parked[id]
 }
 
 func (c *courier) kick() {
@@ -310,7 +334,7 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	defer s.mu.Unlock()
 	c, ok := s.couriers[p]
 	if !ok {
-		c = &courier{p: p, wake: make(chan struct{}, 1), parkWake: make(chan struct{}, 1), parked: map[string]bool{}}
+		c = &courier{p: p, wake: make(chan struct{}, 1), parkWake: make(chan struct{}, 1), parking: make(chan struct{}, 1), parked: map[string]bool{}}
 		s.couriers[p] = c
 		s.run.Go(func() { s.runCourier(c) })
 		s.run.Go(func() { s.runParker(c) })
@@ -457,8 +481,10 @@ var ErrNoMailbox = errors.New("chat: no relay mailbox to park in (not logged in 
 // those of away that are no longer in the outbox (acked directly since
 // they were pushed), and returns how many.
 func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wireMessage) (int, error) {
-	c.parkMu.Lock()
-	defer c.parkMu.Unlock()
+	if !c.lockPark(ctx) {
+		return 0, ctx.Err()
+	}
+	defer c.unlockPark()
 	pending, err := s.outbox(ctx, c.p)
 	if err != nil {
 		return 0, err
@@ -467,7 +493,7 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wire
 	var msgs [][]byte
 	var ids, shown []string
 	for _, w := range pending {
-		if c.parked[w.ID] {
+		if c.isParked(w.ID) {
 			continue
 		}
 		b, err := proto.Marshal(w.ToWire())
@@ -500,9 +526,11 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wire
 		}
 		b.Commit(ctx)
 	}
+	c.parkedMu.Lock()
 	for _, id := range ids {
 		c.parked[id] = true
 	}
+	c.parkedMu.Unlock()
 	for _, id := range shown {
 		s.publish(EventMessageState, StateEvent{ID: id, PeerID: c.p, State: MsgQueued, ParkedOn: relay})
 	}
@@ -535,8 +563,12 @@ func byClock(a, b wireMessage) int { return cmp.Compare(a.HLC, b.HLC) }
 
 // unpark forgets what was parked for c.p.
 func (s *Service) unpark(c *courier) {
-	c.parkMu.Lock()
-	defer c.parkMu.Unlock()
+	if !c.lockPark(s.ctx) {
+		return
+	}
+	defer c.unlockPark()
+	c.parkedMu.Lock()
+	defer c.parkedMu.Unlock()
 	pstr := s.peerString(c.p)
 	if b, err := s.ds.Batch(s.ctx); err == nil {
 		for id := range c.parked {
@@ -549,8 +581,12 @@ func (s *Service) unpark(c *courier) {
 
 // loadParked reads which outbox messages for c.p the mailbox holds.
 func (s *Service) loadParked(c *courier) {
-	c.parkMu.Lock()
-	defer c.parkMu.Unlock()
+	if !c.lockPark(s.ctx) {
+		return
+	}
+	defer c.unlockPark()
+	c.parkedMu.Lock()
+	defer c.parkedMu.Unlock()
 	res, err := s.ds.Query(s.ctx, query.Query{Prefix: parkedPrefix(s.peerString(c.p)), KeysOnly: true})
 	if err != nil {
 		return
@@ -593,13 +629,13 @@ func (s *Service) ParkAll(ctx context.Context) ParkReport {
 		if err != nil {
 			continue
 		}
-		c.parkMu.Lock()
+		c.parkedMu.Lock()
 		for _, w := range pending {
 			if !c.parked[w.ID] {
 				rep.Queued[c.p]++
 			}
 		}
-		c.parkMu.Unlock()
+		c.parkedMu.Unlock()
 	}
 	return rep
 }

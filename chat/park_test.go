@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -347,5 +348,41 @@ func TestFetchedAfterDirectAck(t *testing.T) {
 	}
 	if last := trB.Hops[len(trB.Hops)-1]; last.Event != history.HopRead || last.At.Before(before) || last.At.After(time.Now()) {
 		t.Fatalf("b's trace after reading: %+v", trB.Hops)
+	}
+}
+
+// TestParkAllBoundedWhileAParkHangs: a clean stop's ParkAll keeps to its
+// bound (park_on_stop) when the courier's own park waits on a relay that
+// does not answer: it gives up its turn and reports the message queued.
+// It used to wait for the park's lock, as long as the relay took (a
+// stop that hung past the test's 15 s).
+func TestParkAllBoundedWhileAParkHangs(t *testing.T) {
+	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	nodetest.Befriend(t, a, b)
+	b.Close()
+	mb := newMailbox()
+	mb.stall, mb.stalled = make(chan struct{}), make(chan struct{}, 1)
+	t.Cleanup(func() { close(mb.stall) })
+	a.Chat().SetMailbox(mb, time.Hour)
+	a.Chat().SetRelayPresence(b.ID(), false, time.Now())
+	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "stuck at the relay"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-mb.stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the courier did not park within 30s")
+	}
+	ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+	defer cancel()
+	done := make(chan chat.ParkReport, 1)
+	go func() { done <- a.Chat().ParkAll(ctx) }()
+	select {
+	case rep := <-done:
+		if rep.Parked != 0 || rep.Queued[b.ID()] != 1 {
+			t.Fatalf("ParkAll: %+v, want nothing parked and the message queued", rep)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ParkAll waited for the park that hangs, past its 300ms")
 	}
 }

@@ -163,9 +163,20 @@ func (r *running) stop(t testing.TB) (error, time.Duration) {
 		r.exited <- err
 		return err, time.Since(start)
 	case <-time.After(15 * time.Second):
-		r.cmd.Process.Kill()
+		// SIGQUIT: the Go runtime writes every goroutine's stack to
+		// stderr and exits, so that the failure shows what it waited
+		// for. stderr is read once the process is gone.
+		r.cmd.Process.Signal(syscall.SIGQUIT)
+		var err error
+		select {
+		case err = <-r.exited:
+		case <-time.After(10 * time.Second):
+			r.cmd.Process.Kill()
+			err = <-r.exited
+		}
+		r.exited <- err
 		t.Errorf("meshtalk run did not stop within 15s of SIGTERM\n%s", r.stderr)
-		return <-r.exited, time.Since(start)
+		return err, time.Since(start)
 	}
 }
 
