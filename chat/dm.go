@@ -17,6 +17,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshtalk/meshtalk/chat/pb"
@@ -225,11 +226,11 @@ type courier struct {
 	// (the park timer fired) or a relay says p is away.
 	parkWake chan struct{}
 	parkDue  atomic.Bool
-	// parking holds the one park at a time, over the relay's answer
-	// (up to its I/O timeout): taken with a context (lockPark), so that
-	// a stop bounded by park_on_stop does not wait out a park that
-	// hangs. parkedMu guards parked, only ever briefly.
-	parking  chan struct{}
+	// parking is the one park at a time, held over the relay's answer
+	// (up to its I/O timeout): acquired with a context, so that a stop
+	// bounded by park_on_stop does not wait out a park that hangs.
+	// parkedMu guards parked, only ever briefly.
+	parking  *semaphore.Weighted
 	parkedMu sync.Mutex
 	parked   map[string]bool // IDs handed to the mailbox
 
@@ -281,18 +282,6 @@ func (c *courier) hasParked() bool {
 	return len(c.parked) > 0
 }
 
-// lockPark takes the park turn, or reports false once ctx ends first.
-func (c *courier) lockPark(ctx context.Context) bool {
-	select {
-	case c.parking <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (c *courier) unlockPark() { <-c.parking }
-
 // isParked reports whether the mailbox holds message id.
 func (c *courier) isParked(id string) bool {
 	c.parkedMu.Lock()
@@ -334,7 +323,7 @@ func (s *Service) courierFor(p peer.ID) *courier {
 	defer s.mu.Unlock()
 	c, ok := s.couriers[p]
 	if !ok {
-		c = &courier{p: p, wake: make(chan struct{}, 1), parkWake: make(chan struct{}, 1), parking: make(chan struct{}, 1), parked: map[string]bool{}}
+		c = &courier{p: p, wake: make(chan struct{}, 1), parkWake: make(chan struct{}, 1), parking: semaphore.NewWeighted(1), parked: map[string]bool{}}
 		s.couriers[p] = c
 		s.run.Go(func() { s.runCourier(c) })
 		s.run.Go(func() { s.runParker(c) })
@@ -481,10 +470,10 @@ var ErrNoMailbox = errors.New("chat: no relay mailbox to park in (not logged in 
 // those of away that are no longer in the outbox (acked directly since
 // they were pushed), and returns how many.
 func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wireMessage) (int, error) {
-	if !c.lockPark(ctx) {
-		return 0, ctx.Err()
+	if err := c.parking.Acquire(ctx, 1); err != nil {
+		return 0, err
 	}
-	defer c.unlockPark()
+	defer c.parking.Release(1)
 	pending, err := s.outbox(ctx, c.p)
 	if err != nil {
 		return 0, err
@@ -563,10 +552,10 @@ func byClock(a, b wireMessage) int { return cmp.Compare(a.HLC, b.HLC) }
 
 // unpark forgets what was parked for c.p.
 func (s *Service) unpark(c *courier) {
-	if !c.lockPark(s.ctx) {
+	if c.parking.Acquire(s.ctx, 1) != nil {
 		return
 	}
-	defer c.unlockPark()
+	defer c.parking.Release(1)
 	c.parkedMu.Lock()
 	defer c.parkedMu.Unlock()
 	pstr := s.peerString(c.p)
@@ -581,10 +570,10 @@ func (s *Service) unpark(c *courier) {
 
 // loadParked reads which outbox messages for c.p the mailbox holds.
 func (s *Service) loadParked(c *courier) {
-	if !c.lockPark(s.ctx) {
+	if c.parking.Acquire(s.ctx, 1) != nil {
 		return
 	}
-	defer c.unlockPark()
+	defer c.parking.Release(1)
 	c.parkedMu.Lock()
 	defer c.parkedMu.Unlock()
 	res, err := s.ds.Query(s.ctx, query.Query{Prefix: parkedPrefix(s.peerString(c.p)), KeysOnly: true})

@@ -51,6 +51,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
@@ -212,10 +213,11 @@ type Service struct {
 
 	mbMu sync.Mutex
 	mb   Mailbox // nil: gossip and catch-up only
-	// parkq feeds runParker; parkMu is held while a batch is parked, so
-	// that DrainParker waits for it.
-	parkq  chan parkJob
-	parkMu sync.Mutex
+	// parkq feeds runParker; parking is held while a batch is parked,
+	// so that DrainParker waits for it, as long as its context allows
+	// (a relay that does not answer holds a batch up to its I/O timeout).
+	parkq   chan parkJob
+	parking *semaphore.Weighted
 	// forwardq feeds runForwarder (forward.go).
 	forwardq chan forwardJob
 
@@ -474,7 +476,7 @@ func (gs *Service) start(ctx context.Context) error {
 		return fmt.Errorf("group: %w", err)
 	}
 	gs.h.SetStreamHandler(SyncProtocol, gs.run.Handler(gs.handleSync))
-	gs.parkq = make(chan parkJob, 4096)
+	gs.parkq, gs.parking = make(chan parkJob, 4096), semaphore.NewWeighted(1)
 	gs.forwardq = make(chan forwardJob, 4096)
 	gs.run.Go(gs.runIngest)
 	gs.run.Go(gs.runPublisher)

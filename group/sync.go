@@ -1036,9 +1036,11 @@ func (gs *Service) runParker() {
 		if !ok {
 			return
 		}
-		gs.parkMu.Lock()
+		if gs.parking.Acquire(gs.ctx, 1) != nil {
+			return
+		}
 		gs.parkJobs(gs.ctx, jobs)
-		gs.parkMu.Unlock()
+		gs.parking.Release(1)
 	}
 }
 
@@ -1096,8 +1098,10 @@ func (gs *Service) parkJobs(ctx context.Context, jobs []parkJob) int {
 // after the batch being parked, if any; it returns how many envelopes it
 // parked and how many stayed queued when ctx ended first.
 func (gs *Service) DrainParker(ctx context.Context) (parked, left int) {
-	gs.parkMu.Lock()
-	defer gs.parkMu.Unlock()
+	if err := gs.parking.Acquire(ctx, 1); err != nil {
+		return 0, len(gs.parkq)
+	}
+	defer gs.parking.Release(1)
 	var jobs []parkJob
 	for {
 		select {
