@@ -113,6 +113,39 @@ func TestDeclineBlockRemove(t *testing.T) {
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "x"}); !errors.Is(err, chat.ErrNotFriend) {
 		t.Fatalf("send after decline: %v", err)
 	}
+	// Who declined shows: the decliner keeps when the request came.
+	declinedBy := func(n *node.Node, p peer.ID) bool {
+		c, err := n.Chat().Contact(bg, p)
+		return err == nil && c.State == chat.StateDeclined && !c.Asked.IsZero()
+	}
+	if !declinedBy(b, a.ID()) || declinedBy(a, b.ID()) {
+		t.Fatalf("b declined a's request: b says %v, a says %v", declinedBy(b, a.ID()), declinedBy(a, b.ID()))
+	}
+	// Also when b had asked a before: a friendship, ended, and a's new
+	// request declined.
+	if _, err := b.Chat().AddFriend(bg, info(a), ""); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evA, chat.EventFriendRequest, nil)
+	if _, err := a.Chat().Accept(bg, b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evB, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateFriend })
+	if _, err := b.Chat().Remove(bg, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateRemoved })
+	if _, err := a.Chat().AddFriend(bg, info(b), ""); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evB, chat.EventFriendRequest, nil)
+	if _, err := b.Chat().Decline(bg, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitEventData(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateDeclined })
+	if !declinedBy(b, a.ID()) || declinedBy(a, b.ID()) {
+		t.Fatalf("b declined a's second request: b says %v, a says %v", declinedBy(b, a.ID()), declinedBy(a, b.ID()))
+	}
 
 	// Remove works both ways.
 	nodetest.Befriend(t, a, c)

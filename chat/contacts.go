@@ -532,6 +532,10 @@ func (s *Service) applyFriendResponse(ctx context.Context, from peer.ID, resp *p
 		if resp.GetAccept() {
 			c.State = StateFriend
 		}
+		// Asked is their request's: a request of theirs from before
+		// (a friendship since ended) must not make my declined request
+		// look like one I declined.
+		c.Asked = time.Time{}
 		if c.Owe == oweRequest {
 			c.Owe = ""
 		}

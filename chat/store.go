@@ -109,8 +109,10 @@ type Contact struct {
 	ProfileSent uint64    `json:"profile_sent"`
 	Since       time.Time `json:"since"`
 	LastSeen    time.Time `json:"last_seen,omitzero"`
-	// Asked is when their friend request came (pending_in only); a request
-	// expires pendingRequestTTL after it.
+	// Asked is when their friend request came (pending_in; kept when
+	// this node declines it, so that a declined contact with Asked is
+	// one this node declined, and one without declined this node's); a
+	// request expires pendingRequestTTL after it.
 	Asked time.Time `json:"asked,omitzero"`
 }
 
