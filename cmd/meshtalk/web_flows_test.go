@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/internal/nodetest"
 	"github.com/meshtalk/meshtalk/node"
@@ -79,6 +80,20 @@ func befriend(a, b *user, code string) {
 	b.waitFor(fmt.Sprintf("[data-testid=conv][data-name=%q]", a.name))
 }
 
+// choose picks value in the select sel as a person would (a change event).
+func (u *user) choose(sel, value string) {
+	u.t.Helper()
+	u.waitFor(sel)
+	u.eval(fmt.Sprintf(`(() => { const s = %s; s.value = %q; s.dispatchEvent(new Event('change', {bubbles: true})); return true })()`, q(sel), value), nil)
+}
+
+// heldMailbox stands in for a relay's mailbox: it takes whatever is
+// parked, held by relay (the browser tests run no relay for it).
+type heldMailbox struct{ relay peer.ID }
+
+func (m heldMailbox) Park(context.Context, peer.ID, [][]byte) (peer.ID, error) { return m.relay, nil }
+func (m heldMailbox) Ready() bool                                              { return true }
+
 // hideAndWatch makes the page hidden (document.hidden, as a tab in the
 // background; window.fakeHidden = false shows it again) and records the
 // desktop notifications (their titles) and beeps it makes.
@@ -100,7 +115,24 @@ func TestBrowserChat(t *testing.T) {
 	bob.open(1280, 800)
 	code := alice.firstRun()
 	bob.firstRun()
-	befriend(alice, bob, code)
+
+	// Bob's request waits in his list; Alice declines it and his page
+	// says so (hers does not: she declined); he asks again, she accepts.
+	bob.click("[data-testid=open-add]")
+	bob.fill("[data-testid=add-code]", code)
+	bob.click("[data-testid=add-friend]")
+	bob.wait("his request waiting", q("[data-testid=request-out] .grow")+"?.textContent.endsWith(' to accept')", 10*time.Second)
+	alice.waitFor("[data-testid=friend-request]")
+	alice.click("[data-testid=friend-request] [data-testid=decline]")
+	bob.wait("his request declined", q("[data-testid=request-declined] .grow")+"?.textContent.endsWith(' declined your request') && "+q("[data-testid=request-out]")+" === null", 20*time.Second)
+	bob.shot("02-request-declined")
+	alice.wait("nothing left in her list", q("[data-testid=friend-request]")+" === null && "+q("[data-testid=request-declined]")+" === null", 10*time.Second)
+	bob.click("[data-testid=request-declined] [data-testid=ask-again]")
+	alice.waitFor("[data-testid=friend-request]")
+	alice.click("[data-testid=friend-request] [data-testid=accept]")
+	alice.waitFor("[data-testid=conv][data-name=Bob]")
+	bob.waitFor("[data-testid=conv][data-name=Alice]")
+	bob.wait("no request left in his list", q("[data-testid=request-out]")+" === null && "+q("[data-testid=request-declined]")+" === null", 10*time.Second)
 
 	// Messages both ways; Alice's goes to "read" once Bob has it open.
 	alice.openConv("Bob")
@@ -118,23 +150,53 @@ func TestBrowserChat(t *testing.T) {
 	bob.wait("thumbnail", `document.querySelector('[data-testid=message][data-kind=picture] [data-testid=thumbnail]')?.naturalWidth > 0`, 30*time.Second)
 	alice.send("The view from last time")
 	bob.wait("caption", message("The view from last time")+" !== undefined", 20*time.Second)
-	// Replying to a picture quotes it as one (the quote was empty). Once
-	// her caption's send is answered: that answer ends the reply begun.
-	alice.wait("her caption", message("The view from last time")+" !== undefined", 20*time.Second)
+	// Replying to a picture quotes it as one (the quote was empty); her
+	// caption's send, answered meanwhile or not, leaves that reply be.
 	alice.click("[data-testid=message][data-kind=picture] [aria-label=Reply]")
 	alice.wait("the picture quoted", q("[data-testid=replying] span")+"?.textContent === 'Replying to yourself: 📷 Picture'", 10*time.Second)
 	alice.click("[aria-label='Cancel reply']")
 	alice.shot("03-conversation")
 	bob.shot("03-conversation")
 
-	// A reply quotes; a reaction shows under its message.
+	// A reply quotes. Its send's answer ends that reply only: one begun
+	// meanwhile stays (the page's sends are held back 500 ms to begin one).
+	bob.eval(`(() => { const f = window.realFetch = window.fetch; window.fetch = async (u, o) => {
+		if (String(u).endsWith('/api/v1/messages') && o?.method === 'POST') await new Promise(r => setTimeout(r, 500));
+		return f(u, o) }; return true })()`, nil)
 	bob.eval(message("The view from last time")+".querySelector('[aria-label=Reply]').click(); true", nil)
 	bob.waitFor("[data-testid=replying]")
 	bob.send("Wow, beautiful")
+	bob.eval(message("Hi Bob! Are you coming hiking on Saturday?")+".querySelector('[aria-label=Reply]').click(); true", nil)
+	bob.wait("his reply sent", message("Wow, beautiful")+" !== undefined", 20*time.Second)
+	bob.wait("the reply begun meanwhile", fmt.Sprintf("%s?.textContent === %q", q("[data-testid=replying] span"), "Replying to Alice: Hi Bob! Are you coming hiking on Saturday?"), 5*time.Second)
+	bob.click("[aria-label='Cancel reply']")
+	bob.eval("window.fetch = window.realFetch; true", nil)
 	alice.wait("the reply's quote", message("Wow, beautiful")+"?.querySelector('.quote')?.textContent === 'The view from last time'", 20*time.Second)
+
+	// Reactions: one per person and emoji, however often made; a chip is
+	// highlighted when it holds mine, and a click on it (or the emoji
+	// again in the menu) adds mine or takes it back.
+	chip := message("Wow, beautiful") + "?.querySelector('[data-testid=reaction]')"
 	alice.eval(message("Wow, beautiful")+".querySelector('[aria-label=React]').click(); true", nil)
-	alice.click("[role=menu] [role=menuitem]")
-	bob.wait("the reaction", message("Wow, beautiful")+"?.querySelector('.reaction') != null", 20*time.Second)
+	alice.click("[role=menu] button") // 👍
+	bob.wait("the reaction", chip+"?.textContent === '👍' && "+chip+".title === 'Alice' && !"+chip+".classList.contains('mine')", 20*time.Second)
+	alice.wait("her reaction", chip+"?.classList.contains('mine')", 20*time.Second)
+	// The same again from elsewhere (her command line): still one of hers.
+	var wow string
+	alice.eval(message("Wow, beautiful")+".dataset.id", &wow)
+	if _, err := alice.node.SendMessage(context.Background(), bob.node.ID().String(), node.Draft{ReactTo: wow, Text: "👍"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.reload()
+	alice.wait("one reaction of hers", chip+"?.textContent === '👍' && "+chip+".title === 'You'", 20*time.Second)
+	bob.eval(chip+".click(); true", nil)
+	alice.wait("two people's", chip+"?.textContent === '👍 2' && "+chip+".title === 'You, Bob'", 20*time.Second)
+	bob.wait("his own", chip+"?.textContent === '👍 2' && "+chip+".classList.contains('mine')", 20*time.Second)
+	alice.eval(message("Wow, beautiful")+".querySelector('[aria-label=React]').click(); true", nil)
+	alice.click("[role=menu] button[aria-checked=true]")
+	bob.wait("hers taken back, both", chip+"?.textContent === '👍' && "+chip+".title === 'You'", 20*time.Second)
+	bob.eval(chip+".click(); true", nil)
+	alice.wait("no reaction left", message("Wow, beautiful")+" !== undefined && "+chip+" == null", 20*time.Second)
 
 	// A face: the chat list shows its glyph (it showed its name).
 	alice.click("[aria-label='Emoji and faces']")
@@ -205,6 +267,22 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.wait("the call buttons off for a friend offline", q("[data-testid=call-audio]")+"?.disabled === true && "+q("[data-testid=call-video]")+"?.title === 'Bob is offline'", 30*time.Second)
+
+	// A message for Bob away waits in a relay's mailbox: its bubble says
+	// whose (at once, from the event, and after a reload, from the
+	// history), and so does how it travelled.
+	relayID := alice.node.ID() // a stand-in
+	alice.node.Chat().SetMailbox(heldMailbox{relay: relayID}, time.Hour)
+	alice.node.Chat().SetRelayPresence(bob.node.ID(), false, time.Now())
+	alice.send("Call me when you are back")
+	parked := fmt.Sprintf("%s?.querySelector('[data-testid=state]')?.title === %q", message("Call me when you are back"),
+		"Waiting in relay …"+relayID.String()[len(relayID.String())-8:]+"'s mailbox for Bob")
+	alice.wait("the message parked", parked, 30*time.Second)
+	alice.reload()
+	alice.wait("still parked after a reload", parked, 20*time.Second)
+	alice.eval(message("Call me when you are back")+".querySelector('[data-testid=state]').click(); true", nil)
+	alice.wait("where it waits, in how it travelled", q("[data-testid=parked-note]")+"?.textContent.includes(\"'s mailbox for Bob\")", 10*time.Second)
+	alice.shot("10-parked")
 }
 
 // waitAcrossReload waits for sel in a page that reloads meanwhile: a
@@ -323,6 +401,14 @@ func TestBrowserFile(t *testing.T) {
 	bob.open(1280, 800)
 	code := alice.firstRun()
 	bob.firstRun()
+	// Bob takes his request back: it leaves Alice's page too.
+	bob.click("[data-testid=open-add]")
+	bob.fill("[data-testid=add-code]", code)
+	bob.click("[data-testid=add-friend]")
+	alice.waitFor("[data-testid=friend-request]")
+	bob.click("[data-testid=request-out] [data-testid=withdraw]")
+	alice.wait("the request withdrawn", q("[data-testid=friend-request]")+" === null", 20*time.Second)
+	bob.wait("his request gone", q("[data-testid=request-out]")+" === null", 10*time.Second)
 	befriend(alice, bob, code)
 
 	data := make([]byte, 20<<20)
@@ -396,9 +482,22 @@ func TestBrowserGroup(t *testing.T) {
 	alice.click("[data-testid=invite]")
 	alice.wait("invite code", q("[data-testid=invite-code]")+"?.textContent.length > 40", 20*time.Second)
 	invite := alice.text("[data-testid=invite-code]")
+	// By default one person may join with it, within a day; it says so.
+	alice.wait("the invite's terms", q("[data-testid=invite-terms]")+"?.textContent.startsWith('one use · expires ') && Math.abs(new Date("+q("[data-testid=invite-card]")+".dataset.expires) - Date.now() - 864e5) < 6e5", 10*time.Second)
 	alice.shot("05-group-invite")
+	// Another, for 5 people within 7 days, revoked: Bob cannot join with it.
+	alice.choose("[data-testid=invite-uses]", "5")
+	alice.choose("[data-testid=invite-expiry]", "604800")
+	alice.click("[data-testid=invite]")
+	alice.wait("the second invite", "document.querySelectorAll('[data-testid=invite-card]').length === 2 && "+q("[data-testid=invite-terms]")+"?.textContent.startsWith('5 uses · expires ') && Math.abs(new Date("+q("[data-testid=invite-card]")+".dataset.expires) - Date.now() - 7 * 864e5) < 6e5", 20*time.Second)
+	revoked := alice.text("[data-testid=invite-code]")
+	alice.click("[data-testid=invite-card] [data-testid=invite-revoke]")
+	alice.wait("the invite revoked", q("[data-testid=invite-card]")+"?.dataset.state === 'revoked'", 20*time.Second)
 
 	bob.click("[data-testid=open-add]")
+	bob.fill("[data-testid=join-code]", revoked)
+	bob.click("[data-testid=join-group]")
+	bob.wait("the revoked invite refused", q("[data-testid=toast]")+"?.textContent.startsWith('Join group: ') && "+q("[data-testid=toast]")+".textContent.includes('revoked')", 30*time.Second)
 	bob.fill("[data-testid=join-code]", invite)
 	bob.click("[data-testid=join-group]")
 	bob.openConv("Hikers")

@@ -5,7 +5,7 @@
 export interface Profile { version?: number; name?: string; status?: string; avatar_id?: string; avatar_type?: string }
 export interface Friend {
   peer_id: string; state: string; message?: string; profile?: Profile; name: string; username?: string;
-  online?: boolean; last_seen?: string; path?: string; relay?: string; since?: string;
+  online?: boolean; last_seen?: string; path?: string; relay?: string; since?: string; asked?: string;
 }
 export interface FileInfo { id: string; name: string; size: number; mime?: string }
 export interface Message {
@@ -13,6 +13,7 @@ export interface Message {
   thumbnail?: string; thumbnail_type?: string; file?: FileInfo; reply_to?: string; react_to?: string;
   state: string; time: string; hlc: number; outgoing: boolean; error?: string; name?: string; quote?: string;
   edited_at?: string; deleted?: boolean; read_count?: number; delivered_count?: number; recipients?: number;
+  parked_on?: string;
 }
 export interface Group { id: string; name: string; avatar?: string; avatar_type?: string; role: string; status: string; members: number; epoch: number }
 export interface Member { peer_id: string; name: string; role: string; online?: boolean; self?: boolean }
@@ -23,7 +24,7 @@ export interface FileState extends FileInfo {
   message_id: string; state: string; outgoing: boolean; path?: string; error?: string;
   bytes?: number; rate_bytes_per_second?: number; eta_seconds?: number;
 }
-export interface Invite { code: string; short?: string; expires: string; short_error?: string }
+export interface Invite { code: string; id: string; uses: number; short?: string; expires: string; short_error?: string }
 export interface CallSignal { kind: string; sdp?: string; audio?: boolean; video?: boolean; candidate?: RTCIceCandidateInit }
 export interface CallInfo {
   id: string; peer_id: string; outgoing: boolean; state: string; audio: boolean; video: boolean; endpoint?: string;
@@ -105,7 +106,8 @@ export const api = {
   joinGroup: (code: string) => post<Group>('/api/v1/groups/join', { code }),
   renameGroup: (g: string, name: string) => request<Group>('PUT', `/api/v1/groups/${enc(g)}`, { name }),
   setGroupAvatar: (g: string, avatar: string) => request<Group>('PUT', `/api/v1/groups/${enc(g)}`, { avatar }),
-  invite: (g: string) => post<Invite>(`/api/v1/groups/${enc(g)}/invites`, { uses: 0 }),
+  invite: (g: string, uses: number, expires_seconds: number) => post<Invite>(`/api/v1/groups/${enc(g)}/invites`, { uses, expires_seconds }),
+  revokeInvite: (g: string, invite: string) => post<Group>(`/api/v1/groups/${enc(g)}/invites/revoke`, { invite }),
   members: (g: string) => get<Member[]>(`/api/v1/groups/${enc(g)}/members`),
   addMember: (g: string, peer: string) => post<Group>(`/api/v1/groups/${enc(g)}/members`, { peer }),
   kick: (g: string, m: string) => request<Group>('DELETE', `/api/v1/groups/${enc(g)}/members/${enc(m)}`),

@@ -67,6 +67,10 @@ export const conversations = computed<Conv[]>(() => {
   return out.sort((a, b) => (b.last?.hlc ?? 0) - (a.last?.hlc ?? 0) || a.name.localeCompare(b.name));
 });
 export const requests = computed(() => friends.value.filter((f) => f.state === 'pending_in'));
+export const sentRequests = computed(() => friends.value.filter((f) => f.state === 'pending_out'));
+// Both sides of a declined request are "declined": the one who declined
+// keeps `asked` (when the request came), so one without it is mine.
+export const declinedRequests = computed(() => friends.value.filter((f) => f.state === 'declined' && !f.asked));
 export const totalUnread = computed(() => conversations.value.reduce((a, c) => a + c.unread, 0));
 
 export function flash(msg: string) {
@@ -139,7 +143,7 @@ export function upsert(m: Message) {
   const seen = early.get(m.id);
   if (seen !== undefined) {
     early.delete(m.id);
-    m = { ...m, state: later(seen, m.state) };
+    m = moved(m, seen);
   }
   const id = convOf(m);
   if (!messages.value[id]) {
@@ -149,7 +153,7 @@ export function upsert(m: Message) {
   }
   const list = messages.value[id] ? [...messages.value[id]] : [];
   const i = list.findIndex((x) => x.id === m.id);
-  if (i >= 0) list[i] = { ...list[i], ...m, state: later(list[i].state, m.state) };
+  if (i >= 0) list[i] = moved(list[i], m);
   else {
     list.push(m);
     list.sort((a, b) => a.hlc - b.hlc);
@@ -170,19 +174,34 @@ function later(a: string, b: string): string {
   return steps[a] !== undefined && steps[b] !== undefined && steps[a] > steps[b] ? a : b;
 }
 
-/** States of messages not listed yet (their send not answered yet), by ID. */
-const early = new Map<string, string>();
+type StateOf = { state: string; parked_on?: string };
 
-function setState(id: string, state: string) {
+/**
+ * prev with what next says of it (a newer copy, or a state event): its
+ * state never goes back, and parked_on (the relay whose mailbox holds
+ * it) holds only while it is queued.
+ */
+function moved<T extends StateOf>(prev: T, next: StateOf): T {
+  const m = { ...prev, ...next, state: later(prev.state, next.state) };
+  if (m.state !== 'queued') delete m.parked_on;
+  return m;
+}
+
+/** States of messages not listed yet (their send not answered yet), by ID. */
+const early = new Map<string, StateOf>();
+
+function setState(id: string, state: string, parked?: string) {
+  const ev: StateOf = parked ? { state, parked_on: parked } : { state };
   for (const [conv, list] of Object.entries(messages.value)) {
     const i = list.findIndex((m) => m.id === id);
     if (i < 0) continue;
     const next = [...list];
-    next[i] = { ...next[i], state: later(next[i].state, state) };
+    next[i] = moved(next[i], ev);
     messages.value = { ...messages.value, [conv]: next };
     return;
   }
-  early.set(id, later(early.get(id) ?? state, state));
+  const seen = early.get(id);
+  early.set(id, seen ? moved(seen, ev) : ev);
   // Bounded: the IDs of conversations never opened are never listed.
   if (early.size > 1000) early.delete(early.keys().next().value as string);
 }
@@ -256,7 +275,7 @@ export function onEvent(ev: NodeEvent) {
       if (d.file) soon('files', refreshFiles);
       break;
     }
-    case 'message.state': setState(d.id, d.state); break;
+    case 'message.state': setState(d.id, d.state, d.parked_on); break;
     case 'message.edited': case 'message.deleted': upsert(d); break;
     case 'group.receipt': if (d.group === current.value) soon('conv', () => loadConv(current.value)); break;
     case 'friend.request': case 'friend.update': case 'friend.presence': case 'friend.profile':

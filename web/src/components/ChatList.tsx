@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, Message } from '../api';
-import { attempt, conversations, current, faces, openAt, panel, refreshFriends, requests, convOf, friends, groups } from '../state';
+import { attempt, conversations, current, faces, openAt, panel, refreshFriends, requests, sentRequests, declinedRequests, convOf, friends, groups } from '../state';
 import { Avatar } from './Avatar';
 
 export function when(iso?: string) {
@@ -27,7 +27,7 @@ export function preview(m?: Message) {
   return (m.outgoing ? 'You: ' : m.group && m.name ? `${m.name}: ` : '') + gist(m);
 }
 
-/** The left column: requests waiting, search, and every conversation. */
+/** The left column: requests waiting (theirs and mine), search, and every conversation. */
 export function ChatList() {
   const [q, setQ] = useState('');
   const [hits, setHits] = useState<Message[] | null>(null);
@@ -44,7 +44,7 @@ export function ChatList() {
       <div class="search">
         <input type="search" placeholder="Search people and messages" aria-label="Search" value={q} onInput={(e) => search((e.target as HTMLInputElement).value)} data-testid="search" />
       </div>
-      {requests.value.length > 0 && (
+      {requests.value.length + sentRequests.value.length + declinedRequests.value.length > 0 && (
         <section class="requests" aria-label="Friend requests">
           <h2>Friend requests</h2>
           {requests.value.map((f) => (
@@ -56,8 +56,26 @@ export function ChatList() {
               </div>
               <div class="row">
                 <button class="btn primary small" data-testid="accept" onClick={() => attempt('Accept', () => api.friendAction(f.peer_id, 'accept').then(refreshFriends))}>Accept</button>
-                <button class="btn small" onClick={() => attempt('Decline', () => api.friendAction(f.peer_id, 'decline').then(refreshFriends))}>Decline</button>
+                <button class="btn small" data-testid="decline" onClick={() => attempt('Decline', () => api.friendAction(f.peer_id, 'decline').then(refreshFriends))}>Decline</button>
                 <button class="btn small danger" onClick={() => attempt('Block', () => api.friendAction(f.peer_id, 'block').then(refreshFriends))}>Block</button>
+              </div>
+            </div>
+          ))}
+          {sentRequests.value.map((f) => (
+            <div class="request" key={f.peer_id} data-testid="request-out">
+              <Avatar name={f.name} size={36} />
+              <div class="grow small">Waiting for <strong>{f.name}</strong> to accept</div>
+              {/* Removing a request not answered yet withdraws it on their side too. */}
+              <button class="btn small" data-testid="withdraw" onClick={() => attempt('Withdraw', () => api.friendAction(f.peer_id, 'remove').then(refreshFriends))}>Withdraw</button>
+            </div>
+          ))}
+          {declinedRequests.value.map((f) => (
+            <div class="request" key={f.peer_id} data-testid="request-declined">
+              <Avatar name={f.name} size={36} />
+              <div class="grow small"><strong>{f.name}</strong> declined your request</div>
+              <div class="row">
+                <button class="btn small" data-testid="ask-again" onClick={() => attempt('Ask again', () => api.addFriend(f.peer_id, f.message ?? '').then(refreshFriends))}>Ask again</button>
+                <button class="btn small" data-testid="dismiss" onClick={() => attempt('Dismiss', () => api.friendAction(f.peer_id, 'remove').then(refreshFriends))}>Dismiss</button>
               </div>
             </div>
           ))}

@@ -29,7 +29,7 @@ export async function sendFiles(conv: string, group: boolean, list: FileList | F
 }
 
 /** The text box: Enter sends, Shift+Enter breaks the line; replies, emoji, files. */
-export function Composer({ conv, group, replyTo, clearReply }: { conv: string; group: boolean; replyTo: Message | null; clearReply: () => void }) {
+export function Composer({ conv, group, replyTo, clearReply }: { conv: string; group: boolean; replyTo: Message | null; clearReply: (only?: Message) => void }) {
   const [text, setText] = useState('');
   const [picker, setPicker] = useState(false);
   const box = useRef<HTMLTextAreaElement>(null);
@@ -40,9 +40,10 @@ export function Composer({ conv, group, replyTo, clearReply }: { conv: string; g
     if (!t) return;
     setText('');
     const d: Record<string, unknown> = { text: t };
-    if (replyTo) d.reply_to = replyTo.id;
+    const sent = replyTo; // the person may begin another reply while this one goes: that one stays
+    if (sent) d.reply_to = sent.id;
     const m = await attempt('Send', () => api.send(conv, group, d));
-    if (m) { upsert(m); clearReply(); } else setText(t);
+    if (m) { upsert(m); if (sent) clearReply(sent); } else setText(t);
   };
   const face = (name: string) => { setPicker(false); attempt('Send', () => api.send(conv, group, { face: name }).then(upsert)); };
   return (
@@ -50,7 +51,7 @@ export function Composer({ conv, group, replyTo, clearReply }: { conv: string; g
       {replyTo && (
         <div class="replying" data-testid="replying">
           <span>Replying to <strong>{replyTo.outgoing ? 'yourself' : replyTo.name}</strong>: {gist(replyTo).slice(0, 80)}</span>
-          <button class="btn small" onClick={clearReply} aria-label="Cancel reply"><Icon name="close" size={16} /></button>
+          <button class="btn small" onClick={() => clearReply()} aria-label="Cancel reply"><Icon name="close" size={16} /></button>
         </div>
       )}
       {picker && <EmojiPicker onClose={() => setPicker(false)} onFace={face} onEmoji={(e) => { setText(text + e); setPicker(false); box.current?.focus(); }} />}

@@ -121,7 +121,7 @@ export function Conversation({ id }: { id: string }) {
         </ul>
       </div>
       {group && group.status !== 'member' ? <div class="composer muted">You are no longer a member of this group.</div>
-        : <Composer conv={id} group={!!group} replyTo={replyTo} clearReply={() => setReplyTo(null)} />}
+        : <Composer conv={id} group={!!group} replyTo={replyTo} clearReply={(only) => setReplyTo((r) => (!only || r?.id === only.id ? null : r))} />}
     </section>
   );
 }

@@ -1,3 +1,4 @@
+import { signal } from '@preact/signals';
 import { useEffect, useState } from 'preact/hooks';
 import { api, base64Of, Friend, Invite, Member } from '../api';
 import { attempt, current, flash, friends, groupAvatar, groups, imageFits, panel, refreshFriends, refreshGroups } from '../state';
@@ -47,19 +48,58 @@ function CloseBar() {
   return <div class="row end"><button class="btn small" onClick={() => (panel.value = '')} aria-label="Close details"><Icon name="close" size={14} /></button></div>;
 }
 
+type MadeInvite = Invite & { revoked?: boolean };
+
+// The invites made in this page, by group, newest first: the node lists
+// none (it keeps their revocations only), so these are the ones a person
+// can revoke here. Kept while the page lives, the details closed or not.
+const madeInvites = signal<Record<string, MadeInvite[]>>({});
+
+/** One invite made: its codes and terms, with Revoke; once revoked or expired, a line saying so. */
+function InviteCard({ inv, qr, onRevoke }: { inv: MadeInvite; qr: boolean; onRevoke: () => void }) {
+  const uses = inv.uses === 0 ? 'unlimited uses' : inv.uses === 1 ? 'one use' : `${inv.uses} uses`;
+  const until = new Date(inv.expires).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  const over = inv.revoked ? 'revoked' : new Date(inv.expires).getTime() <= Date.now() ? 'expired' : '';
+  if (over) return <div class="invite small muted" data-testid="invite-card" data-state={over}>Invite {inv.short ?? `…${inv.id.slice(-6)}`} ({uses}): {over}</div>;
+  return (
+    <div class="invite stack" data-testid="invite-card" data-state="active" data-expires={inv.expires}>
+      {inv.short && <div>Short code: <code data-testid="invite-short">{inv.short}</code></div>}
+      <code class="code small" data-testid="invite-code">{inv.code}</code>
+      <div class="muted small" data-testid="invite-terms">{uses} · expires {until}</div>
+      <div class="row">
+        <button class="btn small" onClick={() => navigator.clipboard?.writeText(inv.code).then(() => flash('Copied'))}>Copy code</button>
+        <button class="btn small danger" data-testid="invite-revoke" onClick={onRevoke}>Revoke</button>
+      </div>
+      {qr && <QR text={inv.short ?? inv.code} label="The invite as a QR code" size={200} />}
+    </div>
+  );
+}
+
 /** A group: invite codes, members with roles and presence, rename, add, kick, promote, leave. */
 export function GroupDetails({ id }: { id: string }) {
   const g = groups.value.find((x) => x.id === id);
   const [members, setMembers] = useState<Member[]>([]);
-  const [inv, setInv] = useState<Invite | null>(null);
+  const [uses, setUses] = useState('1'); // the node's defaults: one use, a day
+  const [ttl, setTtl] = useState(String(24 * 3600));
   const [name, setName] = useState(g?.name ?? '');
   const [add, setAdd] = useState('');
   const reload = () => api.members(id).then((m) => setMembers(m ?? []), () => undefined);
-  useEffect(() => { reload(); setInv(null); }, [id, g?.members, g?.epoch]);
+  useEffect(() => { reload(); }, [id, g?.members, g?.epoch]);
   useEffect(() => setName(g?.name ?? ''), [id, g?.name]);
   if (!g) return null;
   const admin = g.role === 'admin';
   const after = () => { refreshGroups(); reload(); };
+  const invites = madeInvites.value[id] ?? [];
+  const keep = (list: MadeInvite[]) => { madeInvites.value = { ...madeInvites.value, [id]: list }; };
+  const invite = async () => {
+    const inv = await attempt('Invite', () => api.invite(id, Number(uses), Number(ttl)));
+    if (inv) keep([inv, ...(madeInvites.value[id] ?? [])]);
+  };
+  const revoke = async (inv: MadeInvite) => {
+    if (!(await attempt('Revoke', () => api.revokeInvite(id, inv.id)))) return;
+    keep((madeInvites.value[id] ?? []).map((x) => (x.id === inv.id ? { ...x, revoked: true } : x)));
+    refreshGroups();
+  };
   return (
     <aside class="details" aria-label={`About ${g.name}`} data-testid="group-details">
       <CloseBar />
@@ -83,18 +123,20 @@ export function GroupDetails({ id }: { id: string }) {
             <input class="grow" value={name} aria-label="Group name" data-testid="rename" onInput={(e) => setName((e.target as HTMLInputElement).value)} />
             <button class="btn small" data-testid="rename-save" onClick={() => attempt('Rename', () => api.renameGroup(id, name.trim()).then(after))}>Rename</button>
           </div>
-          <button class="btn primary" data-testid="invite" onClick={async () => setInv((await attempt('Invite', () => api.invite(id))) ?? null)}>Invite people</button>
-          {inv && (
-            <div class="invite stack">
-              {inv.short && <div>Short code: <code data-testid="invite-short">{inv.short}</code></div>}
-              <code class="code small" data-testid="invite-code">{inv.code}</code>
-              <div class="row">
-                <button class="btn small" onClick={() => navigator.clipboard?.writeText(inv.code).then(() => flash('Copied'))}>Copy code</button>
-                <span class="muted small">until {new Date(inv.expires).toLocaleDateString()}</span>
-              </div>
-              <QR text={inv.short ?? inv.code} label="The invite as a QR code" size={200} />
-            </div>
-          )}
+          <div class="row">
+            <select class="grow" aria-label="How many may join with the invite" data-testid="invite-uses" value={uses} onChange={(e) => setUses((e.target as HTMLSelectElement).value)}>
+              <option value="1">One use</option>
+              <option value="5">5 uses</option>
+              <option value="0">Unlimited uses</option>
+            </select>
+            <select class="grow" aria-label="How long the invite is valid" data-testid="invite-expiry" value={ttl} onChange={(e) => setTtl((e.target as HTMLSelectElement).value)}>
+              <option value={String(3600)}>For 1 hour</option>
+              <option value={String(24 * 3600)}>For 1 day</option>
+              <option value={String(7 * 24 * 3600)}>For 7 days</option>
+            </select>
+          </div>
+          <button class="btn primary" data-testid="invite" onClick={invite}>Invite people</button>
+          {invites.map((inv) => <InviteCard key={inv.id} inv={inv} qr={inv === invites.find((x) => !x.revoked)} onRevoke={() => revoke(inv)} />)}
           <div class="row">
             <select class="grow" aria-label="Friend to add" data-testid="add-member" value={add} onChange={(e) => setAdd((e.target as HTMLSelectElement).value)}>
               <option value="">Add a friend…</option>

@@ -2,11 +2,35 @@ import { Icon } from './Icon';
 import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, Message } from '../api';
-import { attempt, faces, upsert } from '../state';
+import { attempt, faces, friends, upsert } from '../state';
 import { FileCard } from './FileCard';
 import { when } from './ChatList';
 
 const stateIcon: Record<string, string> = { queued: '◷', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
+
+/** Where a queued message waits: in a relay's mailbox for its friend, who is away ('' when not). */
+function parkedNote(m: Message) {
+  if (m.state !== 'queued' || !m.parked_on) return '';
+  const to = friends.value.find((f) => f.peer_id === m.to)?.name ?? `…${(m.to ?? '').slice(-8)}`;
+  return `Waiting in relay …${m.parked_on.slice(-8)}'s mailbox for ${to}`;
+}
+
+/**
+ * The reactions to a message by emoji, in the order they came: who
+ * reacted with it (each person once, however many times they did) and
+ * my own reaction messages with it (to take it back).
+ */
+function tally(reactions: Message[]) {
+  const by = new Map<string, { who: Map<string, string>; mine: Message[] }>();
+  for (const r of reactions) {
+    if (r.deleted || !r.text) continue;
+    const e = by.get(r.text) ?? { who: new Map<string, string>(), mine: [] };
+    e.who.set(r.from, r.outgoing ? 'You' : r.name || `…${r.from.slice(-8)}`);
+    if (r.outgoing) e.mine.push(r);
+    by.set(r.text, e);
+  }
+  return by;
+}
 
 type Props = { m: Message; reactions: Message[]; group: boolean; onReply: (m: Message) => void };
 
@@ -36,14 +60,24 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
     const b = editBox.current;
     if (editing && b) { b.focus(); b.setSelectionRange(b.value.length, b.value.length); }
   }, [editing]);
-  const react = (e: string) => { setMenu(false); attempt('React', () => api.send(m.group || (m.outgoing ? m.to! : m.from), group, { react_to: m.id, text: e }).then(upsert)); };
+  const reacted = tally(reactions);
+  const busy = useRef(false); // a toggle on its way: a second click would add or delete twice
+  // My reaction with e, added, or taken back (deleted for everyone) when I reacted with it already.
+  const react = async (e: string) => {
+    setMenu(false);
+    if (busy.current) return;
+    busy.current = true;
+    const mine = reacted.get(e)?.mine ?? [];
+    if (mine.length) await attempt('Remove reaction', async () => { for (const r of mine) upsert(await api.remove(r.id, true)); });
+    else await attempt('React', () => api.send(m.group || (m.outgoing ? m.to! : m.from), group, { react_to: m.id, text: e }).then(upsert));
+    busy.current = false;
+  };
   const save = async () => {
     const r = await attempt('Edit', () => api.edit(m.id, text));
     if (r) { upsert(r); setEditing(false); }
   };
   const showInfo = async () => { setInfo(info ? null : await attempt('Info', () => api.info(m.id))); };
-  const counts = new Map<string, number>();
-  for (const r of reactions) if (!r.deleted && r.text) counts.set(r.text, (counts.get(r.text) ?? 0) + 1);
+  const parked = m.outgoing ? parkedNote(m) : '';
   return (
     <li class={'msg' + (m.outgoing ? ' out' : ' in')} data-testid="message" data-id={m.id} data-state={m.state} data-kind={m.kind}>
       <div class="bubble" tabIndex={0} onKeyDown={(e) => { if (e.key === 'Enter' && e.target === e.currentTarget) setMenu(!menu); if (e.key === 'Escape') { setMenu(false); setInfo(null); } }}>
@@ -71,13 +105,25 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
           {m.edited_at && !m.deleted && <span class="muted">edited · </span>}
           <time dateTime={m.time}>{when(m.time)}</time>
           {m.outgoing && m.kind !== 'call' && (
-            <button class={'state ' + m.state} onClick={showInfo} aria-label={`${m.state}; show how it travelled`} data-testid="state" title={m.state}>
-              {stateIcon[m.state] ?? m.state}{group && m.recipients ? ` ${m.read_count ?? 0}/${m.recipients}` : ''}
+            <button class={'state ' + m.state + (parked ? ' parked' : '')} onClick={showInfo} aria-label={`${parked || m.state}; show how it travelled`} data-testid="state" title={parked || m.state}>
+              {parked ? <Icon name="inbox" size={12} /> : stateIcon[m.state] ?? m.state}{group && m.recipients ? ` ${m.read_count ?? 0}/${m.recipients}` : ''}
             </button>
           )}
           {!m.outgoing && <button class="state" onClick={showInfo} aria-label="show how it travelled"><Icon name="info" size={12} /></button>}
         </div>
-        {counts.size > 0 && <div class="reactions">{[...counts].map(([e, n]) => <span key={e} class="reaction">{e}{n > 1 ? ` ${n}` : ''}</span>)}</div>}
+        {reacted.size > 0 && (
+          <div class="reactions">
+            {[...reacted].map(([e, { who, mine }]) => {
+              const names = [...who.values()].join(', ');
+              return (
+                <button key={e} class={'reaction' + (mine.length ? ' mine' : '')} aria-pressed={mine.length > 0} title={names} data-testid="reaction"
+                  aria-label={`${e} from ${names}; ${mine.length ? 'take yours back' : 'react with it too'}`} onClick={() => react(e)}>
+                  {e}{who.size > 1 ? ` ${who.size}` : ''}
+                </button>
+              );
+            })}
+          </div>
+        )}
       </div>
       {!m.deleted && (
         <div class="actions" role="toolbar" aria-label="Message actions">
@@ -89,10 +135,13 @@ export function MessageItem({ m, reactions, group, onReply }: { m: Message; reac
       )}
       {menu && (
         <div class="quickreact" role="menu" aria-label="React with">
-          {['👍', '❤️', '😂', '😮', '😢', '🎉'].map((e) => <button key={e} role="menuitem" onClick={() => react(e)}>{e}</button>)}
+          {['👍', '❤️', '😂', '😮', '😢', '🎉'].map((e) => {
+            const mine = !!reacted.get(e)?.mine.length;
+            return <button key={e} role="menuitemcheckbox" aria-checked={mine} class={mine ? 'on' : ''} title={mine ? `Take back your ${e}` : undefined} onClick={() => react(e)}>{e}</button>;
+          })}
         </div>
       )}
-      {info && <Trace info={info} onClose={() => setInfo(null)} />}
+      {info && <Trace info={info} note={parked} onClose={() => setInfo(null)} />}
     </li>
   );
 }
@@ -116,11 +165,12 @@ function CallNote({ m }: { m: Message }) {
   );
 }
 
-function Trace({ info, onClose }: { info: any; onClose: () => void }) {
+function Trace({ info, note, onClose }: { info: any; note: string; onClose: () => void }) {
   const names = info.names ?? {};
   return (
     <div class="trace" role="dialog" aria-label="How the message travelled" data-testid="trace">
       <div class="row between"><strong>How it travelled</strong><button class="btn small" onClick={onClose} aria-label="Close"><Icon name="close" size={14} /></button></div>
+      {note && <div class="parkednote" data-testid="parked-note"><Icon name="inbox" size={14} /> {note}.</div>}
       <ol>
         {(info.hops ?? []).map((h: any, i: number) => (
           <li key={i}><span class="hop">{h.event}</span> {new Date(h.at).toLocaleTimeString()}{h.path ? ` · ${h.path}` : ''}{h.relay ? ` via relay …${h.relay.slice(-8)}` : ''}</li>
