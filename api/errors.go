@@ -87,7 +87,7 @@ func reply[T any](w http.ResponseWriter, v T, err error) {
 
 // layers are the packages an error passes through on its way to the API,
 // whose names prefix it and say nothing to a person.
-var layers = map[string]bool{"api": true, "node": true, "chat": true, "history": true}
+var layers = map[string]bool{"api": true, "node": true, "chat": true, "history": true, "group": true}
 
 // forUser is the message of a refused request as a person reads it: with
 // the layers' names taken out, "chat: avatar: history: invalid image: not

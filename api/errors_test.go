@@ -66,4 +66,8 @@ func TestErrorMessageForUser(t *testing.T) {
 	if !strings.HasPrefix(aerr.Message, "avatar: ") || strings.Contains(aerr.Message, "chat: ") || strings.Contains(aerr.Message, "history: ") {
 		t.Fatalf("a bad avatar's message: %q", aerr.Message)
 	}
+	_, err = c.JoinGroup(context.Background(), "mtg1-no-such-invite")
+	if !errors.As(err, &aerr) || aerr.Status >= 500 || strings.Contains(aerr.Message, "group: ") || !strings.Contains(aerr.Message, "invite") {
+		t.Fatalf("a bad invite code: %v", err)
+	}
 }

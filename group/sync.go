@@ -527,10 +527,10 @@ func (gs *Service) Join(ctx context.Context, code string) (*Info, error) {
 			return nil, fmt.Errorf("%w (%s)", ErrInviteUsedUp, last.GetMessage())
 		case CodeBadInvite:
 			return nil, fmt.Errorf("%w: %s", ErrBadInvite, last.GetMessage())
-		case CodeInviteRevoked:
-			return nil, fmt.Errorf("%w (%s)", ErrInviteRevoked, last.GetMessage())
+		case CodeInviteRevoked: // the answer's message says what the error says
+			return nil, ErrInviteRevoked
 		case CodeRemoved:
-			return nil, fmt.Errorf("%w (%s)", ErrRemoved, last.GetMessage())
+			return nil, ErrRemoved
 		default:
 			lastErr = fmt.Errorf("%w: %s: %s", ErrRefused, m.ID, last.GetMessage())
 			continue

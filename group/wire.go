@@ -320,13 +320,13 @@ var (
 	ErrNoGroup       = errors.New("group: no such group")
 	ErrNotMember     = errors.New("group: not a member of the group")
 	ErrNotAdmin      = errors.New("group: only an admin of the group may do that")
-	ErrInviteExpired = errors.New("group: the invite has expired: ask a group admin for a new one (`meshtalk group invite`)")
-	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrInviteExpired = errors.New("group: the invite has expired: ask a group admin for a new one")
+	ErrInviteUsedUp  = errors.New("group: the invite is used up: ask a group admin for a new one")
 	ErrBadInvite     = errors.New("group: not a valid invite code")
-	ErrInviteRevoked = errors.New("group: an admin revoked the invite: ask a group admin for a new one (`meshtalk group invite`)")
+	ErrInviteRevoked = errors.New("group: an admin revoked the invite: ask a group admin for a new one")
 	// ErrRemoved: a member removed comes back only by an admin's explicit
 	// add, not with an invite.
-	ErrRemoved      = errors.New("group: you were removed from the group: only an admin can add you back (`meshtalk group add`)")
+	ErrRemoved      = errors.New("group: you were removed from the group: only an admin can add you back")
 	ErrUnreachable  = errors.New("group: no member of the group could be reached")
 	errBadSignature = errors.New("group: bad signature")
 )

@@ -139,7 +139,7 @@ func TestGroupInviteRevokeCommand(t *testing.T) {
 		t.Fatalf("group invite revoke: %s", out)
 	}
 	out, errOut, code := meshtalk(t, env, "group", "join", inv.Code, "--home", homeB)
-	if code == 0 || !strings.Contains(errOut, "revoked") {
+	if code == 0 || !strings.Contains(errOut, "meshtalk: an admin revoked the invite: ask a group admin for a new one (") {
 		t.Fatalf("a revoked invite: exit %d: %s %s", code, out, errOut)
 	}
 }
