@@ -104,12 +104,18 @@ func TestDeclineBlockRemove(t *testing.T) {
 	evA, evB := nodetest.Events(t, a), nodetest.Events(t, b)
 
 	// Decline.
-	a.Chat().AddFriend(bg, info(b), "")
-	nodetest.WaitEventData(t, evB, chat.EventFriendRequest, nil)
-	if _, err := b.Chat().Decline(bg, a.ID()); err != nil {
-		t.Fatal(err)
+	aAsksBDeclines := func() {
+		t.Helper()
+		if _, err := a.Chat().AddFriend(bg, info(b), ""); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitEventData(t, evB, chat.EventFriendRequest, nil)
+		if _, err := b.Chat().Decline(bg, a.ID()); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitEventData(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateDeclined })
 	}
-	nodetest.WaitEventData(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateDeclined })
+	aAsksBDeclines()
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "x"}); !errors.Is(err, chat.ErrNotFriend) {
 		t.Fatalf("send after decline: %v", err)
 	}
@@ -135,14 +141,7 @@ func TestDeclineBlockRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodetest.WaitEventData(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateRemoved })
-	if _, err := a.Chat().AddFriend(bg, info(b), ""); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.WaitEventData(t, evB, chat.EventFriendRequest, nil)
-	if _, err := b.Chat().Decline(bg, a.ID()); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.WaitEventData(t, evA, chat.EventFriendUpdate, func(d any) bool { return d.(chat.ContactEvent).State == chat.StateDeclined })
+	aAsksBDeclines()
 	if !declinedBy(b, a.ID()) || declinedBy(a, b.ID()) {
 		t.Fatalf("b declined a's second request: b says %v, a says %v", declinedBy(b, a.ID()), declinedBy(a, b.ID()))
 	}

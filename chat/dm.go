@@ -282,13 +282,6 @@ func (c *courier) hasParked() bool {
 	return len(c.parked) > 0
 }
 
-// isParked reports whether the mailbox holds message id.
-func (c *courier) isParked(id string) bool {
-	c.parkedMu.Lock()
-	defer c.parkedMu.Unlock()
-	return c.parked[id]
-}
-
 func (c *courier) kick() {
 	select {
 	case c.wake <- struct{}{}:
@@ -481,10 +474,10 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wire
 	pending = withAway(pending, away)
 	var msgs [][]byte
 	var ids, shown []string
+	c.parkedMu.Lock()
+	pending = slices.DeleteFunc(pending, func(w wireMessage) bool { return c.parked[w.ID] })
+	c.parkedMu.Unlock()
 	for _, w := range pending {
-		if c.isParked(w.ID) {
-			continue
-		}
 		b, err := proto.Marshal(w.ToWire())
 		if err != nil {
 			continue

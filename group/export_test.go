@@ -535,13 +535,5 @@ func SetRefresh(s *Service, every time.Duration) { s.setRefresh(every) }
 // (forward.go) does, and returns p's refusal, if any.
 func Forward(s *Service, p peer.ID, gid string, msgs ...[]byte) error {
 	id, _ := parseGID(gid)
-	req := &pb.SyncRequest{Body: &pb.SyncRequest_Forward{Forward: &pb.Forward{GroupId: id, Messages: msgs}}}
-	last, err := s.exchange(context.Background(), p, req, nil)
-	if err != nil {
-		return err
-	}
-	if last.GetCode() != 0 {
-		return fmt.Errorf("code %d: %s", last.GetCode(), last.GetMessage())
-	}
-	return nil
+	return s.tell(context.Background(), p, &pb.SyncRequest{Body: &pb.SyncRequest_Forward{Forward: &pb.Forward{GroupId: id, Messages: msgs}}})
 }

@@ -2,7 +2,6 @@ package group
 
 import (
 	"bufio"
-	"context"
 	"sync"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -99,14 +98,8 @@ func (gs *Service) forwardTo(p peer.ID, g *group, msgs [][]byte) {
 			n++
 		}
 		req := &pb.SyncRequest{Body: &pb.SyncRequest_Forward{Forward: &pb.Forward{GroupId: g.gid, Messages: msgs[:n]}}}
-		ctx, cancel := context.WithTimeout(gs.ctx, syncIOTimeout)
-		last, err := gs.exchange(ctx, p, req, nil)
-		cancel()
-		if err == nil && last.GetCode() != 0 {
-			err = ErrRefused
-		}
-		if err != nil {
-			gs.log.Debug("group forward", "group", g.id, "peer", p, "err", err, "refusal", last.GetMessage())
+		if err := gs.tell(gs.ctx, p, req); err != nil {
+			gs.log.Debug("group forward", "group", g.id, "peer", p, "err", err)
 			return // the rest by the refresh pull
 		}
 		msgs = msgs[n:]

@@ -613,9 +613,15 @@ func (gs *Service) exchange(ctx context.Context, p peer.ID, req *pb.SyncRequest,
 
 // push hands a member ops and keys.
 func (gs *Service) push(ctx context.Context, p peer.ID, f *pb.SyncFrame) error {
+	return gs.tell(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Push{Push: f}})
+}
+
+// tell sends p a request whose answer is one frame, end set, with a
+// code: a refusal is ErrRefused with p's message.
+func (gs *Service) tell(ctx context.Context, p peer.ID, req *pb.SyncRequest) error {
 	ctx, cancel := context.WithTimeout(ctx, syncIOTimeout)
 	defer cancel()
-	last, err := gs.exchange(ctx, p, &pb.SyncRequest{Body: &pb.SyncRequest_Push{Push: f}}, nil)
+	last, err := gs.exchange(ctx, p, req, nil)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,8 @@ export function ChatList() {
   };
   const ql = q.trim().toLowerCase();
   const convs = conversations.value.filter((c) => !ql || c.name.toLowerCase().includes(ql));
+  // One of the request rows' buttons: the action on that contact, then the list again.
+  const act = (label: string, id: string, a: 'accept' | 'decline' | 'remove' | 'block') => () => attempt(label, () => api.friendAction(id, a).then(refreshFriends));
   const nameOf = (id: string) => friends.value.find((f) => f.peer_id === id)?.name ?? groups.value.find((g) => g.id === id)?.name ?? id.slice(-8);
   return (
     <nav class="chatlist" aria-label="Conversations">
@@ -55,9 +57,9 @@ export function ChatList() {
                 {f.message && <div class="muted small">“{f.message}”</div>}
               </div>
               <div class="row">
-                <button class="btn primary small" data-testid="accept" onClick={() => attempt('Accept', () => api.friendAction(f.peer_id, 'accept').then(refreshFriends))}>Accept</button>
-                <button class="btn small" data-testid="decline" onClick={() => attempt('Decline', () => api.friendAction(f.peer_id, 'decline').then(refreshFriends))}>Decline</button>
-                <button class="btn small danger" onClick={() => attempt('Block', () => api.friendAction(f.peer_id, 'block').then(refreshFriends))}>Block</button>
+                <button class="btn primary small" data-testid="accept" onClick={act('Accept', f.peer_id, 'accept')}>Accept</button>
+                <button class="btn small" data-testid="decline" onClick={act('Decline', f.peer_id, 'decline')}>Decline</button>
+                <button class="btn small danger" onClick={act('Block', f.peer_id, 'block')}>Block</button>
               </div>
             </div>
           ))}
@@ -66,7 +68,7 @@ export function ChatList() {
               <Avatar name={f.name} size={36} />
               <div class="grow small">Waiting for <strong>{f.name}</strong> to accept</div>
               {/* Removing a request not answered yet withdraws it on their side too. */}
-              <button class="btn small" data-testid="withdraw" onClick={() => attempt('Withdraw', () => api.friendAction(f.peer_id, 'remove').then(refreshFriends))}>Withdraw</button>
+              <button class="btn small" data-testid="withdraw" onClick={act('Withdraw', f.peer_id, 'remove')}>Withdraw</button>
             </div>
           ))}
           {declinedRequests.value.map((f) => (
@@ -75,7 +77,7 @@ export function ChatList() {
               <div class="grow small"><strong>{f.name}</strong> declined your request</div>
               <div class="row">
                 <button class="btn small" data-testid="ask-again" onClick={() => attempt('Ask again', () => api.addFriend(f.peer_id, f.message ?? '').then(refreshFriends))}>Ask again</button>
-                <button class="btn small" data-testid="dismiss" onClick={() => attempt('Dismiss', () => api.friendAction(f.peer_id, 'remove').then(refreshFriends))}>Dismiss</button>
+                <button class="btn small" data-testid="dismiss" onClick={act('Dismiss', f.peer_id, 'remove')}>Dismiss</button>
               </div>
             </div>
           ))}
