@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -14,14 +15,14 @@ import (
 // datastore before it acks, which syncs the write-ahead log once for all
 // the writes before it.
 func openDatastore(path string) (*pebbleds.Datastore, error) {
-	// 16 MiB memtables, flushed every ten thousand messages or so. L0
-	// takes eight of them before a compaction merges them down (pebble
-	// compacts at half L0CompactionThreshold sublevels): every flushed
-	// table spans the whole key space (each message touches several
-	// prefixes), so each such compaction rewrites the base level, and
-	// under a burst of messages compactions were a fifth of the node's
-	// CPU. Writes stop at 24 sublevels (not pebble's 12), so that a burst
-	// that outruns the one compaction at a time still has room.
+	// 16 MiB memtables, flushed every ten thousand messages or so. Each
+	// flush writes a table per kind of record (splitAtPrefixes). A kind
+	// that is rewritten in place (a conversation's acked mark, the clock)
+	// stacks a table on the one before at each flush: L0 takes eight of
+	// those (pebble compacts at half L0CompactionThreshold) before a
+	// compaction merges them down. Writes stop at 24 (not pebble's 12),
+	// so that a burst that outruns the one compaction at a time still
+	// has room.
 	opts := &pebble.Options{MemTableSize: 16 << 20, L0CompactionThreshold: 16, L0CompactionFileThreshold: 1000,
 		L0StopWritesThreshold: 24}
 	// Bloom filters: the chat receiver looks up an incoming message ID to
@@ -37,6 +38,7 @@ func openDatastore(path string) (*pebbleds.Datastore, error) {
 	// decompresses its blocks again (so it was with 32 MiB memtables in a
 	// 32 MiB cache). The cache and the memtables are allocated as they
 	// fill: an idle node does not pay for them.
+	opts.Experimental.SpanPolicyFunc = splitAtPrefixes
 	if onTmpfs(path) {
 		opts.FS = noPrealloc{vfs.Default}
 	}
@@ -79,3 +81,34 @@ func unreserved(f vfs.File, err error) (vfs.File, error) {
 type unreservedFile struct{ vfs.File }
 
 func (unreservedFile) Preallocate(offset, length int64) error { return nil }
+
+// splitAtPrefixes ends every table pebble writes, flushed or compacted,
+// where a key's first two path segments change (/chat/msgs/, /chat/msgid/,
+// /chat/trace/…): a table holds one kind of record. Most of what a node
+// writes is appended in key order within its kind (messages by clock
+// reading, IDs and traces by their time-ordered IDs), so that a flushed
+// table of one kind overlaps none before it: it stays in level 0's one
+// sublevel, and compacting it down is a move of the file, not a rewrite.
+// A table that spanned every kind overlapped the whole key space of the
+// one flushed before it, and each compaction rewrote the base level.
+func splitAtPrefixes(key []byte) (pebble.SpanPolicy, []byte, error) {
+	return pebble.SpanPolicy{}, prefixEnd(key), nil
+}
+
+// prefixEnd is the first key after every key that shares key's first two
+// path segments ("/chat/msgs/…" ends at "/chat/msgs0"), or after key
+// itself when it has no more than those.
+func prefixEnd(key []byte) []byte {
+	n := 0
+	for i, c := range key {
+		if c != '/' || i == 0 {
+			continue
+		}
+		if n++; n == 2 {
+			end := bytes.Clone(key[:i+1])
+			end[i]++ // '/' + 1 = '0'
+			return end
+		}
+	}
+	return append(bytes.Clone(key), 0)
+}
