@@ -44,11 +44,10 @@ func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error
 	if p == s.h.ID() {
 		return nil, fmt.Errorf("%w: a message to yourself has no one to go to", ErrSelf)
 	}
-	c, err := s.contact(ctx, p)
-	if err != nil {
+	switch friend, err := s.isFriend(ctx, p); {
+	case err != nil:
 		return nil, err
-	}
-	if c == nil || c.State != StateFriend {
+	case !friend:
 		return nil, fmt.Errorf("%w: %s (send a friend request with `meshtalk friend add`)", ErrNotFriend, p)
 	}
 	content, err := d.Content()
@@ -634,11 +633,10 @@ func (s *Service) ReceiveParked(ctx context.Context, p peer.ID, msgs [][]byte) e
 // receipt for them, through the same outbox (and so parked if p is away):
 // p learns they were delivered even if the two are never online together.
 func (s *Service) ReceiveLetter(ctx context.Context, relay, p peer.ID, msgs [][]byte) error {
-	c, err := s.contact(ctx, p)
-	if err != nil {
+	switch friend, err := s.isFriend(ctx, p); {
+	case err != nil:
 		return err
-	}
-	if c == nil || c.State != StateFriend {
+	case !friend:
 		return fmt.Errorf("%w: %s", ErrNotFriend, p)
 	}
 	// A bad message costs only itself: the others of the letter are
@@ -1227,7 +1225,7 @@ func (s *Service) handleDM(st network.Stream) {
 			}
 			// Friendship is checked again for every round: a peer blocked
 			// or removed while its stream is open gets no further.
-			if c, err := s.contact(s.ctx, from); err != nil || c == nil || c.State != StateFriend {
+			if friend, err := s.isFriend(s.ctx, from); err != nil || !friend {
 				stranger.Store(true)
 				return received{}, ErrNotFriend
 			}
