@@ -87,10 +87,13 @@ func (unreservedFile) Preallocate(offset, length int64) error { return nil }
 // /chat/trace/…): a table holds one kind of record. Most of what a node
 // writes is appended in key order within its kind (messages by clock
 // reading, IDs and traces by their time-ordered IDs), so that a flushed
-// table of one kind overlaps none before it: it stays in level 0's one
-// sublevel, and compacting it down is a move of the file, not a rewrite.
-// A table that spanned every kind overlapped the whole key space of the
-// one flushed before it, and each compaction rewrote the base level.
+// table of one kind overlaps little or nothing of those before it (IDs
+// share at most the millisecond where two flushes meet): level 0 grows
+// no deeper there, and no compaction has to rewrite it. A table that
+// spanned every kind overlapped all of the one flushed before it, and
+// each compaction rewrote the base level. 600,000 DMs: compactions
+// wrote 69 MB on the sender (whose acked mark and clock, rewritten in
+// place, still stack) and none on the receiver, against 152 and 61 MB.
 func splitAtPrefixes(key []byte) (pebble.SpanPolicy, []byte, error) {
 	return pebble.SpanPolicy{}, prefixEnd(key), nil
 }
