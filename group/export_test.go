@@ -22,6 +22,10 @@ import (
 	historypb "github.com/meshtalk/meshtalk/history/pb"
 )
 
+// KeyWait is how long an admin waits for the key of an epoch another
+// member started before it starts its own.
+const KeyWait = keyWait
+
 // Rejects is how many group messages s rejected: by its topic
 // validators, or that came by pull or from a mailbox.
 func Rejects(s *Service) int64 { return s.rejects.Load() }

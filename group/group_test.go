@@ -348,10 +348,14 @@ func epochOf(t *testing.T, n *node.Node, gid string) uint64 {
 	return g.Epoch
 }
 
+// waitEpoch waits until n holds the key of epoch, and sends with it. An
+// epoch may come only once an admin has waited out KeyWait for the key
+// of another's (TestGroupKeylessEpochRekeyed); a fresh-clone CI run,
+// loaded, once took more than the 15 s left of a 30 s deadline beside it.
 func waitEpoch(t *testing.T, n *node.Node, gid string, epoch uint64) {
 	t.Helper()
 	ch := nodetest.Events(t, n)
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(30*time.Second + group.KeyWait)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
