@@ -958,8 +958,12 @@ func (f *flush) send(msgs []*wireMessage) error {
 	}
 	// A peer that stops reading fails the write instead of blocking it.
 	f.st.SetWriteDeadline(time.Now().Add(dmAckTimeout))
+	// One frame serves every message: writeFrame keeps none of it.
+	var pm historypb.Message
+	fr := &pb.DMFrame{Body: &pb.DMFrame_Message{Message: &pm}}
 	for _, m := range sent {
-		if err := writeFrame(f.w, &pb.DMFrame{Body: &pb.DMFrame_Message{Message: m.ToWire()}}); err != nil {
+		m.FillWire(&pm)
+		if err := writeFrame(f.w, fr); err != nil {
 			return err
 		}
 	}
@@ -1339,7 +1343,7 @@ func (s *Service) write(from peer.ID, batch []wireMessage, via *history.Hop) (r 
 	if err != nil {
 		return received{}, err
 	}
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(batch))
 	high := mark.hlc
 	for _, wm := range batch {
 		s.clk.Observe(wm.HLC)

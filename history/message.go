@@ -258,9 +258,17 @@ func (m *Wire) Size() int { return m.Content.size() + 32*len(m.Refs) }
 
 // ToWire is the message's protobuf form.
 func (m *Wire) ToWire() *pb.Message {
-	p := &pb.Message{Id: m.ID, SentAtMs: m.SentAtMS, Hlc: m.HLC, Refs: m.Refs}
-	m.Content.fill(p)
+	p := new(pb.Message)
+	m.FillWire(p)
 	return p
+}
+
+// FillWire sets p to the message's protobuf form, every field of it: a
+// sender that encodes one message after another reuses one p.
+func (m *Wire) FillWire(p *pb.Message) {
+	p.Reset()
+	p.Id, p.SentAtMs, p.Hlc, p.Refs = m.ID, m.SentAtMS, m.HLC, m.Refs
+	m.Content.fill(p)
 }
 
 // WireFromPB converts a received message, unchecked.
