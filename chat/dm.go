@@ -1412,7 +1412,10 @@ type receivedMark struct {
 }
 
 func (s *Service) receivedMark(ctx context.Context, p peer.ID) (*receivedMark, error) {
-	v, _ := s.received.LoadOrStore(p, &receivedMark{})
+	v, ok := s.received.Load(p)
+	if !ok {
+		v, _ = s.received.LoadOrStore(p, &receivedMark{})
+	}
 	mark := v.(*receivedMark)
 	mark.once.Do(func() { mark.hlc, mark.err = s.lastHLC(ctx, p) })
 	if mark.err != nil {

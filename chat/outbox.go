@@ -98,7 +98,10 @@ func (a *ackedMark) value() []byte {
 // ackedMark returns p's mark, read once from the datastore with the
 // messages above it.
 func (s *Service) ackedMark(ctx context.Context, p peer.ID) (*ackedMark, error) {
-	v, _ := s.ackedMarks.LoadOrStore(p, &ackedMark{})
+	v, ok := s.ackedMarks.Load(p)
+	if !ok { // a new mark only on a miss: this runs for every message
+		v, _ = s.ackedMarks.LoadOrStore(p, &ackedMark{})
+	}
 	a := v.(*ackedMark)
 	a.once.Do(func() { a.err = s.loadAckedMark(ctx, p, a) })
 	if a.err != nil {

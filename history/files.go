@@ -86,7 +86,7 @@ func (s *Store) indexFiles(ctx context.Context) error {
 	var putErr error
 	err = s.Query(ctx, query.Query{Prefix: MsgsPrefix}, func(_ string, m *Message) bool {
 		if offersFile(m) {
-			putErr = b.Put(ctx, fileKey(m.HLC, m.ID), []byte(MsgLoc(s.Conv(m), m.HLC)))
+			putErr = b.Put(ctx, fileKey(m.HLC, m.ID), MsgLoc(s.Conv(m), m.HLC))
 		}
 		return putErr == nil
 	})

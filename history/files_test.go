@@ -32,7 +32,7 @@ func TestFileMessages(t *testing.T) {
 		if err := old.PutRecord(ctx, ds, m); err != nil {
 			t.Fatal(err)
 		}
-		if err := ds.Put(ctx, IDKey(m.ID), []byte(MsgLoc(old.Conv(m), m.HLC))); err != nil {
+		if err := ds.Put(ctx, IDKey(m.ID), MsgLoc(old.Conv(m), m.HLC)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -70,8 +70,11 @@ func MsgKey(conv string, hlc uint64, id string) datastore.Key {
 	return datastore.RawKey(ConvKey(MsgsPrefix, conv, hlc, id))
 }
 
-// MsgLoc is the /msgid/ value of a message: its place.
-func MsgLoc(conv string, hlc uint64) string { return ConvKey("", conv, hlc, "") }
+// MsgLoc is the /msgid/ value of a message: its place,
+// "<conversation>/<hlc %016x>", made as the bytes it is stored as.
+func MsgLoc(conv string, hlc uint64) []byte {
+	return appendHLC(append(append(make([]byte, 0, len(conv)+17), conv...), '/'), hlc)
+}
 
 // recordAt reads and decodes message id's record at loc, a MsgLoc (what
 // the /msgid/ index and the file index hold).
@@ -122,16 +125,21 @@ func ConvKey(prefix, conv string, hlc uint64, id string) string {
 	b.WriteString(conv)
 	b.WriteByte('/')
 	var hex [16]byte
-	for i := 15; i >= 0; i-- {
-		hex[i] = "0123456789abcdef"[hlc&0xf]
-		hlc >>= 4
-	}
-	b.Write(hex[:])
+	b.Write(appendHLC(hex[:0], hlc))
 	if id != "" {
 		b.WriteByte('/')
 		b.WriteString(id)
 	}
 	return b.String()
+}
+
+// appendHLC appends a clock reading as 16 hex digits, which sort as the
+// readings do.
+func appendHLC(b []byte, hlc uint64) []byte {
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, "0123456789abcdef"[hlc>>shift&0xf])
+	}
+	return b
 }
 
 // ParseMsgKey reads the clock reading and message ID at the end of a
@@ -234,7 +242,7 @@ func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
 	}
 	conv := s.Conv(m)
 	if offersFile(m) {
-		if err := w.Put(ctx, fileKey(m.HLC, m.ID), []byte(MsgLoc(conv, m.HLC))); err != nil {
+		if err := w.Put(ctx, fileKey(m.HLC, m.ID), MsgLoc(conv, m.HLC)); err != nil {
 			return err
 		}
 	}
@@ -249,7 +257,7 @@ func (s *Store) Put(ctx context.Context, w datastore.Write, m *Message) error {
 			}
 		}
 	}
-	return w.Put(ctx, IDKey(m.ID), []byte(MsgLoc(conv, m.HLC)))
+	return w.Put(ctx, IDKey(m.ID), MsgLoc(conv, m.HLC))
 }
 
 // Writing is held by a writer that stores received messages (Put), from

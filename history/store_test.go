@@ -13,7 +13,7 @@ func TestConvKey(t *testing.T) {
 		if got, want := ConvKey("/msgs/", "peer", h, "id"), fmt.Sprintf("/msgs/peer/%016x/id", h); got != want {
 			t.Errorf("ConvKey(%#x) = %q, want %q", h, got, want)
 		}
-		if got, want := MsgLoc("peer", h), fmt.Sprintf("peer/%016x", h); got != want {
+		if got, want := string(MsgLoc("peer", h)), fmt.Sprintf("peer/%016x", h); got != want {
 			t.Errorf("MsgLoc(%#x) = %q, want %q", h, got, want)
 		}
 	}
