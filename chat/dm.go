@@ -925,8 +925,12 @@ func (f *flush) ack(ids []string) ([]*wireMessage, map[string]time.Time) {
 // path, and delivered, in one record.
 func (f *flush) hops(sent map[string]time.Time) func(*wireMessage) []history.Hop {
 	now := f.s.cfg.Now()
+	// One slice serves every message: settle stores a message's hops
+	// before it asks for the next one's.
+	one := make([]history.Hop, 1)
 	return func(m *wireMessage) []history.Hop {
-		return []history.Hop{history.Delivered(history.Hop{Event: history.HopSent, At: sent[m.ID], Path: f.path, Relay: f.relay}, now)}
+		one[0] = history.Delivered(history.Hop{Event: history.HopSent, At: sent[m.ID], Path: f.path, Relay: f.relay}, now)
+		return one
 	}
 }
 
@@ -1191,9 +1195,9 @@ func (s *Service) handleDM(st network.Stream) {
 	go func() {
 		defer close(items)
 		r := bufio.NewReaderSize(st, 64<<10)
+		var f pb.DMFrame // decoding resets it; what is kept is copied out
 		for {
 			st.SetReadDeadline(time.Now().Add(dmReadIdle))
-			var f pb.DMFrame
 			if err := readFrame(r, MaxDMFrame, &f); err != nil {
 				if errors.Is(err, ErrBadFrame) || errors.Is(err, ErrFrameTooLarge) {
 					end.refusal = err

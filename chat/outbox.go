@@ -215,7 +215,9 @@ func (s *Service) pending(ctx context.Context, m *Message) (bool, error) {
 // settleWrites writes into b what settles msgs to p (state delivered or
 // failed) and returns what to do once b is committed. It holds p's
 // settling until then, so that marks are committed in order; sends to p
-// go on meanwhile.
+// go on meanwhile. hops (nil: none) gives a message's trace records,
+// which are written before hops is called again (it may reuse its
+// slice).
 func (s *Service) settleWrites(ctx context.Context, b datastore.Batch, p peer.ID, msgs []*wireMessage, state, reason string, hops func(*wireMessage) []history.Hop) (done func(committed bool), err error) {
 	a, err := s.ackedMark(ctx, p)
 	if err != nil {
