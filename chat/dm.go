@@ -1416,11 +1416,7 @@ type receivedMark struct {
 }
 
 func (s *Service) receivedMark(ctx context.Context, p peer.ID) (*receivedMark, error) {
-	v, ok := s.received.Load(p)
-	if !ok {
-		v, _ = s.received.LoadOrStore(p, &receivedMark{})
-	}
-	mark := v.(*receivedMark)
+	mark := loadOrNew[receivedMark](&s.received, p)
 	mark.once.Do(func() { mark.hlc, mark.err = s.lastHLC(ctx, p) })
 	if mark.err != nil {
 		// Not cached: the next message tries again.

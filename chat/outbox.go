@@ -98,11 +98,7 @@ func (a *ackedMark) value() []byte {
 // ackedMark returns p's mark, read once from the datastore with the
 // messages above it.
 func (s *Service) ackedMark(ctx context.Context, p peer.ID) (*ackedMark, error) {
-	v, ok := s.ackedMarks.Load(p)
-	if !ok { // a new mark only on a miss: this runs for every message
-		v, _ = s.ackedMarks.LoadOrStore(p, &ackedMark{})
-	}
-	a := v.(*ackedMark)
+	a := loadOrNew[ackedMark](&s.ackedMarks, p)
 	a.once.Do(func() { a.err = s.loadAckedMark(ctx, p, a) })
 	if a.err != nil {
 		// Not cached: the next use tries again.

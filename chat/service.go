@@ -327,3 +327,14 @@ type ContactEvent struct {
 }
 
 func (s *Service) publish(typ string, data any) { s.cfg.Emit(typ, data) }
+
+// loadOrNew returns m's *T for p, storing a new zero one if there is
+// none. It makes one only on a miss (LoadOrStore alone made one on every
+// call, and the acked marks are looked up for every message).
+func loadOrNew[T any](m *sync.Map, p peer.ID) *T {
+	if v, ok := m.Load(p); ok {
+		return v.(*T)
+	}
+	v, _ := m.LoadOrStore(p, new(T))
+	return v.(*T)
+}
