@@ -28,6 +28,7 @@ import (
 	"github.com/meshtalk/meshtalk/group"
 	"github.com/meshtalk/meshtalk/history"
 	"github.com/meshtalk/meshtalk/internal/atomicfile"
+	"github.com/meshtalk/meshtalk/internal/gcpace"
 	"github.com/meshtalk/meshtalk/internal/lifecycle"
 	"github.com/meshtalk/meshtalk/relay"
 	"github.com/meshtalk/meshtalk/transfer"
@@ -110,6 +111,7 @@ type Node struct {
 	stopped   *StopReport // what ParkOnStop did, once it has
 	closeOnce sync.Once
 	closeErr  error
+	gcStop    func() // ends this node's share of the process's GC pacing
 }
 
 // New starts a node on opts.Home: it takes the home's lock, writes a
@@ -146,6 +148,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	n.gcStop = gcpace.Start()
 	n.running.Store(true)
 	n.log.Info("node started", "peer_id", n.host.ID(), "addrs", n.host.Addrs())
 	return n, nil
@@ -453,6 +456,7 @@ func (n *Node) Close() error {
 		errs = append(errs, n.disc.Close(), n.host.Close())
 		n.pstore.shut() // libp2p's late peerstore writers fail from here on
 		errs = append(errs, n.ds.Close(), n.lock.release())
+		n.gcStop()
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})
