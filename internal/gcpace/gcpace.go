@@ -5,20 +5,20 @@
 // the last collection (GOGC=100). A node pushing tens of thousands of
 // messages a second allocates its live heap's worth every few tens of
 // milliseconds, so it collects that often, and each collection takes a
-// quarter of each core for its marking: the goroutines that carry the
-// node's QUIC packets and acks wait for a core behind it, and the
+// quarter of each core for its marking; plausibly, the goroutines that
+// carry the node's QUIC packets and acks then wait for a core, and the
 // connection's round trip grows with the wait (BenchmarkDM pipelined,
 // README "Performance"). An idle node allocates little, and its private
 // memory is the collector's minimum heap, which a higher GOGC would
 // raise for good.
 //
-// So while the process allocates fast, the collector is given headroom
-// bytes of growth between collections (GOGC raised so that the live heap
-// times GOGC is headroom, never below the default); once the process has
-// been calm for a few seconds, the default comes back. A busy process thus holds at most
-// headroom more heap than it would have, and an idle one exactly what it
-// would have. GOGC set in the environment is the user's choice: then
-// nothing here changes it.
+// So while the process allocates fast, the collector is given about
+// headroom bytes of growth between collections (GOGC raised so that the
+// live heap times GOGC/100 is headroom, never below the default); once
+// the process has been calm for a few seconds, the default comes back. A
+// busy process thus holds at most about headroom more heap than it would
+// have, and an idle one exactly what it would have. GOGC set in the
+// environment is the user's choice: then nothing here changes it.
 package gcpace
 
 import (
@@ -36,10 +36,10 @@ const (
 	// A process is busy from busyRate bytes allocated a second; it is
 	// calm again once it allocated under calmRate for calmAfter. Two
 	// nodes exchanging 55,000 DMs a second allocate about 270 MiB a
-	// second; a file moving at 250 MB/s between them, 30-70 MiB, and it
-	// is left at the default, which keeps a transfer's peak memory
-	// (BenchmarkTransfer's peak RssAnon: 44-58 MiB at the default, 93-95
-	// with this pacer when busy began at 32 MiB a second).
+	// second; a file moving at 250 MB/s between them, 30-70 MiB, so a
+	// transfer stays at the default and keeps its peak memory
+	// (BenchmarkTransfer's peak RssAnon: 43-58 MiB either way; 93-95
+	// MiB when busy began at 32 MiB a second).
 	busyRate  = 128 << 20
 	calmRate  = 32 << 20
 	calmAfter = 5 * time.Second
@@ -113,6 +113,8 @@ func Start() (stopFn func()) {
 	return func() { once.Do(release) }
 }
 
+// release ends one Start's share; the last one stops the pacer, which
+// sets the default again.
 func release() {
 	mu.Lock()
 	defer mu.Unlock()
