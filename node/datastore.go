@@ -113,5 +113,5 @@ func prefixEnd(key []byte) []byte {
 			return end
 		}
 	}
-	return append(bytes.Clone(key), 0)
+	return append(append(make([]byte, 0, len(key)+1), key...), 0)
 }
