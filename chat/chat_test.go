@@ -53,7 +53,7 @@ func TestFriendRequestAcceptAndMessage(t *testing.T) {
 	if _, err := a.Chat().SetProfile(bg, chat.ProfileUpdate{Name: &name}); err != nil {
 		t.Fatal(err)
 	}
-	evB := nodetest.Events(t, b)
+	evA, evB := nodetest.Events(t, a), nodetest.Events(t, b)
 	nodetest.Befriend(t, a, b)
 	if got := contactState(t, b, a.ID()); got != chat.StateFriend {
 		t.Fatalf("b sees a as %q", got)
@@ -69,7 +69,13 @@ func TestFriendRequestAcceptAndMessage(t *testing.T) {
 	if m.State != chat.MsgQueued || m.ID == "" {
 		t.Fatalf("sent %+v", m)
 	}
-	got := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
+	// Every client of a's sees it, not only the one that sent it.
+	own := nodetest.WaitEventData(t, evA, chat.EventMessage, outgoing).(*chat.Message)
+	// It is named from a's profile as it is now (not as first read).
+	if own.ID != m.ID || !own.Outgoing || own.Text != "hello b" || own.To != b.ID() || own.Name != name {
+		t.Fatalf("a's own event: %+v", own)
+	}
+	got := nodetest.WaitEventData(t, evB, chat.EventMessage, incoming).(*chat.Message)
 	if got.ID != m.ID || got.Text != "hello b" || got.From != a.ID() || got.Kind != chat.KindText {
 		t.Fatalf("received %+v", got)
 	}
@@ -81,6 +87,11 @@ func TestFriendRequestAcceptAndMessage(t *testing.T) {
 	}
 	waitState(t, a, m.ID, chat.MsgRead)
 }
+
+// incoming and outgoing tell a message event of a message received from
+// one of this node's own, which every client sees too.
+func incoming(d any) bool { return !d.(*chat.Message).Outgoing }
+func outgoing(d any) bool { return d.(*chat.Message).Outgoing }
 
 // waitState waits until message id has state in n's history.
 func waitState(t *testing.T, n *node.Node, id, state string) {
@@ -224,7 +235,7 @@ func TestThousandMessagesExactlyOnceInOrder(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for len(seen) < n {
-		m := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
+		m := nodetest.WaitEventData(t, evB, chat.EventMessage, incoming).(*chat.Message)
 		seen[m.ID]++
 	}
 	for id, c := range seen {
@@ -302,7 +313,7 @@ func TestSenderRestartsWithQueuedOutbox(t *testing.T) {
 	evB := nodetest.Events(t, b)
 	a = nodetest.Start(t, nodetest.Options{Home: aHome, Configure: func(c *node.Config) { c.Network.Listen = aListen }})
 	for range ids {
-		nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
+		nodetest.WaitEventData(t, evB, chat.EventMessage, incoming)
 	}
 	waitState(t, a, ids[len(ids)-1], chat.MsgDelivered)
 	assertHistory(t, b, a.ID(), ids)
@@ -318,12 +329,12 @@ func TestClockSkewKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evB, chat.EventMessage, incoming)
 	m2, err := b.Chat().Send(bg, a.ID(), chat.Draft{Text: "answer", ReplyTo: m1.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitEventData(t, evA, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evA, chat.EventMessage, incoming)
 	if !m2.Time.Before(m1.Time) {
 		t.Fatalf("test setup: the answer's wall clock %v should be before the question's %v", m2.Time, m1.Time)
 	}
@@ -358,7 +369,7 @@ func TestBadFramesAreRefused(t *testing.T) {
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: "still here"}); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evB, chat.EventMessage, incoming)
 	// Input the user gives is checked before it is stored.
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Text: string(make([]byte, chat.MaxTextBytes+1))}); !errors.Is(err, chat.ErrInvalid) {
 		t.Fatalf("oversized text: %v", err)
@@ -427,7 +438,7 @@ func TestPictureAndFace(t *testing.T) {
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Picture: testPNG(t, 1000, 500)}); err != nil {
 		t.Fatal(err)
 	}
-	pic := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
+	pic := nodetest.WaitEventData(t, evB, chat.EventMessage, incoming).(*chat.Message)
 	img, _, err := image.Decode(bytes.NewReader(pic.Thumbnail))
 	if pic.Kind != chat.KindPicture || err != nil || img.Bounds().Dx() != chat.ThumbnailSize {
 		t.Fatalf("picture: %+v %v", pic.Kind, err)
@@ -435,7 +446,7 @@ func TestPictureAndFace(t *testing.T) {
 	if _, err := a.Chat().Send(bg, b.ID(), chat.Draft{Face: "party"}); err != nil {
 		t.Fatal(err)
 	}
-	if face := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message); face.Face != "party" {
+	if face := nodetest.WaitEventData(t, evB, chat.EventMessage, incoming).(*chat.Message); face.Face != "party" {
 		t.Fatalf("face %+v", face)
 	}
 	hits, err := b.Chat().Search(bg, "party", "", 10)
@@ -609,7 +620,7 @@ func TestReceiptOnlyForOwnMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitEventData(t, evB, chat.EventMessage, nil)
+	nodetest.WaitEventData(t, evB, chat.EventMessage, incoming)
 	// a forges a receipt for its own message, on b's side.
 	s, err := a.Host().NewStream(bg, b.ID(), chat.DMProtocol)
 	if err != nil {
@@ -796,7 +807,7 @@ func TestMailboxPathExactlyOnce(t *testing.T) {
 	}
 	got := map[string]int{}
 	for range ids {
-		m := nodetest.WaitEventData(t, evB, chat.EventMessage, nil).(*chat.Message)
+		m := nodetest.WaitEventData(t, evB, chat.EventMessage, incoming).(*chat.Message)
 		got[m.ID]++
 	}
 	// The direct path delivers them again; b stores none twice.
@@ -903,7 +914,7 @@ func TestReceivedOnceAcrossRestart(t *testing.T) {
 		if err := b.Chat().ReceiveParked(bg, a.ID(), letter); err != nil {
 			t.Fatal(err)
 		}
-		if m := nodetest.WaitEventData(t, ev, chat.EventMessage, nil).(*chat.Message); m.HLC != want {
+		if m := nodetest.WaitEventData(t, ev, chat.EventMessage, incoming).(*chat.Message); m.HLC != want {
 			t.Fatalf("announced the message at %d, want the one at %d", m.HLC, want)
 		}
 	}

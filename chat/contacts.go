@@ -649,12 +649,23 @@ func (s *Service) allowStranger(p peer.ID) bool {
 
 // Profile returns this node's own profile (version 0 when never set).
 func (s *Service) Profile(ctx context.Context) (*Profile, error) {
-	var p Profile
-	err := history.GetJSON(ctx, s.ds, keyProfile, &p)
-	if errors.Is(err, datastore.ErrNotFound) {
-		return &p, nil
+	if p := s.profile.Load(); p != nil {
+		cp := *p
+		return &cp, nil
 	}
-	return &p, err
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	if p := s.profile.Load(); p != nil {
+		cp := *p
+		return &cp, nil
+	}
+	var p Profile
+	if err := history.GetJSON(ctx, s.ds, keyProfile, &p); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		return nil, err
+	}
+	cp := p
+	s.profile.Store(&cp)
+	return &p, nil
 }
 
 // ProfileUpdate says what SetProfile changes; nil fields stay.
@@ -736,7 +747,15 @@ func (s *Service) putProfile(ctx context.Context, p *Profile) error {
 		}
 		p.AvatarID = id
 	}
-	if err := history.PutJSON(ctx, s.ds, keyProfile, p); err != nil {
+	s.profileMu.Lock()
+	err := history.PutJSON(ctx, s.ds, keyProfile, p)
+	if err == nil {
+		stored := *p
+		stored.Avatar = nil // not stored: json:"-"
+		s.profile.Store(&stored)
+	}
+	s.profileMu.Unlock()
+	if err != nil {
 		return err
 	}
 	return s.collectAvatars(ctx)

@@ -39,7 +39,8 @@ const (
 
 // Send stores a message to friend p durably in the outbox and returns it
 // (state queued); a courier delivers it when p is reachable, across
-// restarts of either side, until p acks it.
+// restarts of either side, until p acks it. The message returned is also
+// the data of its message.received event: read it, do not change it.
 func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error) {
 	if p == s.h.ID() {
 		return nil, fmt.Errorf("%w: a message to yourself has no one to go to", ErrSelf)
@@ -127,10 +128,37 @@ func (s *Service) runCommitter() {
 		},
 		func() error { return s.sync(s.ctx) },
 		func(reqs []*sendReq, _ struct{}, err error) {
+			var shown []*Message
 			for _, r := range reqs {
+				if err == nil && r.shown && !r.local {
+					shown = append(shown, r.m)
+				}
 				r.done <- err
 			}
+			if len(shown) > 0 {
+				select {
+				case s.sent <- shown:
+				case <-s.ctx.Done():
+				}
+			}
 		})
+}
+
+// runAnnouncer publishes the messages this node sent, each round as the
+// committer has it stored, so that every client of this node sees a
+// message sent, not only the one that sent it (a local record: LogCall),
+// and the committer's next round does not wait for the events.
+func (s *Service) runAnnouncer() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case round := <-s.sent:
+			for _, m := range round {
+				s.publish(EventMessage, m)
+			}
+		}
+	}
 }
 
 func (s *Service) commitSends(reqs []*sendReq) (err error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -79,7 +80,8 @@ type Service struct {
 	parkAfter time.Duration
 	couriers  map[peer.ID]*courier
 
-	sends chan *sendReq // to the committer
+	sends chan *sendReq   // to the committer
+	sent  chan []*Message // from the committer, to runAnnouncer
 	// clockCeil is the clock stored (keyClock): every reading sent is
 	// at or below it. Set before the first send, then the committer's.
 	clockCeil uint64
@@ -90,6 +92,13 @@ type Service struct {
 	contactMu    sync.Mutex // serialises contact read-modify-writes
 	cacheMu      sync.RWMutex
 	contactCache map[peer.ID]*Contact // nil value: known to have no record
+
+	// profile is this node's own profile as stored (no avatar bytes):
+	// read once, then putProfile's. Every message of this node's own
+	// that a client is shown is named from it. profileMu is held while
+	// it is read from the store or written there.
+	profileMu sync.Mutex
+	profile   atomic.Pointer[Profile]
 
 	strangers  *rate.Limiter // all friend requests from strangers
 	reqMu      sync.Mutex
@@ -131,6 +140,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		run:          lifecycle.New(),
 		couriers:     map[peer.ID]*courier{},
 		sends:        make(chan *sendReq),
+		sent:         make(chan []*Message, 64),
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 		perPeerReq:   map[peer.ID]*rate.Limiter{},
@@ -148,6 +158,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 	h.SetStreamHandler(DMProtocol, s.run.Handler(s.handleDM))
 	s.run.Watch(sub, s.presenceChanged)
 	s.run.Go(s.runCommitter)
+	s.run.Go(s.runAnnouncer)
 
 	// Resume: a courier for every contact with something to deliver, and
 	// keep-alive for every friend.

@@ -121,8 +121,12 @@ func (n *Node) emit(typ string, data any) {
 	switch typ {
 	// A group message's event is message.received too (group.EventMessage),
 	// with a *history.Message (chat.Message): a group's pictures are
-	// fetched like a friend's.
-	case chat.EventMessage, chat.EventFriendUpdate, chat.EventFriendRequest, group.EventUpdate:
+	// fetched like a friend's. This node's own messages need nothing.
+	case chat.EventMessage:
+		if m, _ := data.(*chat.Message); m != nil && !m.Outgoing {
+			n.react.push(Event{Type: typ, Data: data})
+		}
+	case chat.EventFriendUpdate, chat.EventFriendRequest, group.EventUpdate:
 		n.react.push(Event{Type: typ, Data: data})
 	}
 }
