@@ -39,8 +39,7 @@ const (
 
 // Send stores a message to friend p durably in the outbox and returns it
 // (state queued); a courier delivers it when p is reachable, across
-// restarts of either side, until p acks it. The message returned is also
-// the data of its message.received event: read it, do not change it.
+// restarts of either side, until p acks it.
 func (s *Service) Send(ctx context.Context, p peer.ID, d Draft) (*Message, error) {
 	if p == s.h.ID() {
 		return nil, fmt.Errorf("%w: a message to yourself has no one to go to", ErrSelf)
@@ -128,10 +127,15 @@ func (s *Service) runCommitter() {
 		},
 		func() error { return s.sync(s.ctx) },
 		func(reqs []*sendReq, _ struct{}, err error) {
-			var shown []*Message
+			// Copies, taken before the senders have their answers:
+			// a sender's caller may change its message (node.present).
+			var shown []Message
 			for _, r := range reqs {
 				if err == nil && r.shown && !r.local {
-					shown = append(shown, r.m)
+					if shown == nil {
+						shown = make([]Message, 0, len(reqs))
+					}
+					shown = append(shown, *r.m)
 				}
 				r.done <- err
 			}
@@ -154,8 +158,8 @@ func (s *Service) runAnnouncer() {
 		case <-s.ctx.Done():
 			return
 		case round := <-s.sent:
-			for _, m := range round {
-				s.publish(EventMessage, m)
+			for i := range round {
+				s.publish(EventMessage, &round[i])
 			}
 		}
 	}

@@ -80,8 +80,8 @@ type Service struct {
 	parkAfter time.Duration
 	couriers  map[peer.ID]*courier
 
-	sends chan *sendReq   // to the committer
-	sent  chan []*Message // from the committer, to runAnnouncer
+	sends chan *sendReq  // to the committer
+	sent  chan []Message // from the committer, to runAnnouncer
 	// clockCeil is the clock stored (keyClock): every reading sent is
 	// at or below it. Set before the first send, then the committer's.
 	clockCeil uint64
@@ -140,7 +140,7 @@ func New(ctx context.Context, h host.Host, ds datastore.Batching, cfg Config) (*
 		run:          lifecycle.New(),
 		couriers:     map[peer.ID]*courier{},
 		sends:        make(chan *sendReq),
-		sent:         make(chan []*Message, 64),
+		sent:         make(chan []Message, 64),
 		contactCache: map[peer.ID]*Contact{},
 		strangers:    rate.NewLimiter(rate.Every(time.Second), 20),
 		perPeerReq:   map[peer.ID]*rate.Limiter{},

@@ -100,12 +100,7 @@ func (n *Node) SendMessage(ctx context.Context, to string, d Draft) (*Message, e
 		draft.File = orig.Encode()
 	}
 	m, err := c.Send(ctx, p, draft)
-	if err != nil {
-		return nil, err
-	}
-	// Presented as a copy: the message is its event's data too.
-	shown := *m
-	return n.present(ctx, &shown), nil
+	return n.present(ctx, m), err
 }
 
 // draft is d as chat and group take it, its references resolved
