@@ -175,11 +175,10 @@ type Config struct {
 // Store is the stored messages of every conversation, in the datastore it
 // is given (the /chat namespace).
 type Store struct {
-	ds          datastore.Batching
-	cfg         Config
-	peerStrings sync.Map   // peer.ID -> its string form
-	waiting     waiting    // changes.go
-	forgetMu    sync.Mutex // one Forget at a time
+	ds       datastore.Batching
+	cfg      Config
+	waiting  waiting    // changes.go
+	forgetMu sync.Mutex // one Forget at a time
 
 	// marksMu: writers of received messages hold it shared (Writing),
 	// MarkRead alone. written counts the writers done: MarkRead reads the
@@ -200,15 +199,33 @@ type Store struct {
 // pooled and serve the next record.
 func New(ds datastore.Batching, cfg Config) *Store { return &Store{ds: ds, cfg: cfg} }
 
-// PeerString is p's string form, cached: base58 is costly on the hot path.
-func (s *Store) PeerString(p peer.ID) string {
-	if v, ok := s.peerStrings.Load(p); ok {
+// PeerString is p's string form (PeerString), for the store's users.
+func (s *Store) PeerString(p peer.ID) string { return PeerString(p) }
+
+// PeerString is p's string form, cached for the whole process: base58
+// takes microseconds, and the hot paths (a message's keys, the name of
+// its author in an event) ask for it for every message. The cache holds
+// at most maxPeerStrings peers and starts over when full: a node names
+// every peer that connects to it (node.Status), not only friends.
+func PeerString(p peer.ID) string {
+	if v, ok := peerStrings.Load(p); ok {
 		return v.(string)
 	}
 	v := p.String()
-	s.peerStrings.Store(p, v)
+	if peerStringsN.Add(1) > maxPeerStrings {
+		peerStrings.Clear()
+		peerStringsN.Store(1)
+	}
+	peerStrings.Store(p, v)
 	return v
 }
+
+const maxPeerStrings = 4096
+
+var (
+	peerStrings  sync.Map // peer.ID -> its string form
+	peerStringsN atomic.Int64
+)
 
 // Conv is the conversation a message belongs to.
 func (s *Store) Conv(m *Message) string {

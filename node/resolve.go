@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strings"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -64,22 +63,15 @@ func (e *AmbiguousError) Is(target error) bool { return target == ErrAmbiguous }
 // ShortID is how a peer without a name is shown: the tail of its ID,
 // which also names it (ResolvePeer takes it).
 func ShortID(p peer.ID) string {
-	if s, ok := shortIDs.Get(p); ok {
+	// Every message event names its author, a friend or a member whose
+	// name is not known, or this node: the cached form (p.String() was
+	// 4.6% of BenchmarkDM pipelined's CPU).
+	s := history.PeerString(p)
+	if len(s) <= 12 {
 		return s
 	}
-	s := p.String()
-	if len(s) > 12 {
-		s = "…" + s[len(s)-8:]
-	}
-	shortIDs.Add(p, s)
-	return s
+	return "…" + s[len(s)-8:]
 }
-
-// shortIDs remembers ShortID's answers: a peer ID's base58 form takes
-// microseconds, and every message event names its author, a friend or a
-// member whose name is not known, or this node (BenchmarkDM pipelined:
-// 4.6% of the CPU).
-var shortIDs, _ = lru.New[peer.ID, string](1024) // an error only for a size under 1
 
 // entry is one thing a reference may name.
 type entry struct {
