@@ -80,6 +80,81 @@ func BenchmarkDM(b *testing.B) {
 		settle(b, a, c)
 		benchRawOneAtATime(b, a, c, proto, payload)
 	})
+	b.Run("interleaved/pipelined", func(b *testing.B) {
+		benchInterleaved(b, a, c, send, proto, payload)
+	})
+}
+
+// sliceSize is how many messages a slice of benchInterleaved sends.
+const sliceSize = 10_000
+
+// benchInterleaved runs meshtalk pipelined and the raw baseline pipelined
+// in turns, slices of sliceSize messages each, b.N messages each in all,
+// and reports each side's rate over its own slices and meshtalk's as a
+// percent of raw's. The other sub-benchmarks run meshtalk for a second
+// or more and then raw for a second or more, so the host's slow minutes
+// (a shared machine's neighbours; -count 10 puts all ten meshtalk runs
+// in the same minutes) could fall on one side only; here each side gets
+// a slice every few hundred milliseconds, so they fall on both alike.
+// Slices alternate which side goes first. Each starts once the stores
+// are idle, and a meshtalk slice ends once its messages are acked and
+// its stores are idle again: it pays for every flush and compaction its
+// own writes start (the sub-benchmarks above leave the last one out).
+func benchInterleaved(b *testing.B, a, c *node.Node, send func() (string, time.Time), proto protocol.ID, payload []byte) {
+	s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.StopTimer()
+	var meshtalk, raw time.Duration
+	timed := func(run func(n int), took *time.Duration, n int) {
+		settle(b, a, c)
+		start := time.Now()
+		run(n)
+		*took += time.Since(start)
+	}
+	runMeshtalk := func(n int) {
+		b.StartTimer()
+		sendPipelined(b, a, send, n)
+		waitIdle(b, a, c)
+		b.StopTimer()
+	}
+	runRaw := func(n int) {
+		if _, err := rawPipelined(s, payload, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i, sent := 0, 0; sent < b.N; i++ {
+		n := min(sliceSize, b.N-sent)
+		if i%2 == 0 {
+			timed(runMeshtalk, &meshtalk, n)
+			timed(runRaw, &raw, n)
+		} else {
+			timed(runRaw, &raw, n)
+			timed(runMeshtalk, &meshtalk, n)
+		}
+		sent += n
+	}
+	b.ReportMetric(float64(b.N)/meshtalk.Seconds(), "msgs/s")
+	b.ReportMetric(float64(b.N)/raw.Seconds(), "raw-msgs/s")
+	b.ReportMetric(100*raw.Seconds()/meshtalk.Seconds(), "%-of-raw")
+}
+
+// waitIdle returns once neither node's store is flushing or compacting,
+// looking every 100 µs: settle's 20 ms would charge a slice up to that
+// much for nothing.
+func waitIdle(b *testing.B, nodes ...*node.Node) {
+	tick := time.NewTicker(100 * time.Microsecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Minute)
+	for slices.ContainsFunc(nodes, (*node.Node).StoreBusy) {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			b.Fatal("the stores did not settle within 2 minutes")
+		}
+	}
 }
 
 // settle waits until neither node's store is flushing or compacting, so
@@ -190,12 +265,24 @@ func benchRawPipelined(b *testing.B, a, c *node.Node, proto protocol.ID, payload
 		b.Fatal(err)
 	}
 	defer s.Close()
-	starts := make(chan time.Time, b.N)
-	lat := make([]time.Duration, 0, b.N)
+	start, cpu := time.Now(), nodetest.StartCPU()
+	lat, err := rawPipelined(s, payload, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportRate(b, start, cpu)
+	reportLatency(b, lat)
+}
+
+// rawPipelined writes n payloads on s without waiting, and returns the
+// write-to-ack latencies once every ack is read.
+func rawPipelined(s network.Stream, payload []byte, n int) ([]time.Duration, error) {
+	starts := make(chan time.Time, n)
+	lat := make([]time.Duration, 0, n)
 	readDone := make(chan error, 1)
 	go func() {
 		ack := make([]byte, 1)
-		for range b.N {
+		for range n {
 			if _, err := io.ReadFull(s, ack); err != nil {
 				readDone <- err
 				return
@@ -204,18 +291,13 @@ func benchRawPipelined(b *testing.B, a, c *node.Node, proto protocol.ID, payload
 		}
 		readDone <- nil
 	}()
-	start, cpu := time.Now(), nodetest.StartCPU()
-	for range b.N {
+	for range n {
 		starts <- time.Now()
 		if _, err := s.Write(payload); err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
 	}
-	if err := <-readDone; err != nil {
-		b.Fatal(err)
-	}
-	reportRate(b, start, cpu)
-	reportLatency(b, lat)
+	return lat, <-readDone
 }
 
 // benchRawOneAtATime writes payloads from a to c's serveRawAcks, each once
