@@ -935,6 +935,14 @@ func TestReceivedOnceAcrossRestart(t *testing.T) {
 func TestRemoveThenAskAgain(t *testing.T) {
 	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
 	nodetest.Befriend(t, a, b)
+	t.Cleanup(func() {
+		if t.Failed() {
+			ca, _ := a.Chat().Contact(bg, b.ID())
+			cb, _ := b.Chat().Contact(bg, a.ID())
+			t.Logf("a sees b: %+v", ca)
+			t.Logf("b sees a: %+v", cb)
+		}
+	})
 	// Two rounds: b takes three requests a minute from one stranger
 	// (Befriend's was one).
 	for i := range 2 {
@@ -950,7 +958,9 @@ func TestRemoveThenAskAgain(t *testing.T) {
 			c, err := a.Chat().Contact(bg, b.ID())
 			return err == nil && c.Owe == ""
 		})
-		switch got := contactState(t, b, a.ID()); got {
+		got := contactState(t, b, a.ID())
+		t.Logf("round %d: b sees a as %q", i, got)
+		switch got {
 		case chat.StatePendingIn:
 			if _, err := b.Chat().Accept(bg, a.ID()); err != nil {
 				t.Fatal(err)

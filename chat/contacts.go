@@ -193,12 +193,14 @@ func (s *Service) AddFriend(ctx context.Context, info peer.AddrInfo, message str
 			return ErrAlreadyAsked
 		case StatePendingIn:
 			// They asked first: adding them back accepts.
-			c.State, c.Owe = StateFriend, oweAccept
+			c.State = StateFriend
+			c.owe(oweAccept)
 			if err := s.adoptAvatar(ctx, c); err != nil {
 				return err
 			}
 		default:
-			c.State, c.Owe = StatePendingOut, oweRequest
+			c.State = StatePendingOut
+			c.owe(oweRequest)
 		}
 		c.Message = message
 		for _, a := range info.Addrs {
@@ -225,7 +227,8 @@ func (s *Service) Accept(ctx context.Context, p peer.ID) (*Contact, error) {
 		if c.State != StatePendingIn {
 			return fmt.Errorf("%w %s", ErrNoRequest, p)
 		}
-		c.State, c.Owe = StateFriend, oweAccept
+		c.State = StateFriend
+		c.owe(oweAccept)
 		return s.adoptAvatar(ctx, c)
 	})
 	if err != nil {
@@ -243,7 +246,8 @@ func (s *Service) Decline(ctx context.Context, p peer.ID) (*Contact, error) {
 		if c.State != StatePendingIn {
 			return fmt.Errorf("%w %s", ErrNoRequest, p)
 		}
-		c.State, c.Owe = StateDeclined, oweDecline
+		c.State = StateDeclined
+		c.owe(oweDecline)
 		s.takeAvatar(p)
 		return nil
 	})
@@ -274,10 +278,11 @@ func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Con
 			return fmt.Errorf("%w: %s", ErrNotContact, p)
 		}
 		told := c.State == StateFriend || c.State == StatePendingOut || c.State == StatePendingIn
-		c.State, c.Owe = state, ""
+		c.State = state
+		c.owe("")
 		s.takeAvatar(p)
 		if told {
-			c.Owe = oweUnfriend
+			c.owe(oweUnfriend)
 		}
 		return nil
 	})
@@ -325,10 +330,10 @@ func (s *Service) deliverContact(ctx context.Context, c *Contact) error {
 		if err := s.contactRequest(ctx, c.PeerID, req); err != nil {
 			return err
 		}
-		owed := c.Owe
+		owed, n := c.Owe, c.OweN
 		updated, err := s.updateContact(ctx, c.PeerID, func(c *Contact) error {
-			if c.Owe == owed {
-				c.Owe = ""
+			if c.Owe == owed && c.OweN == n {
+				c.owe("")
 			}
 			if owed == oweAccept {
 				c.ProfileSent = own.Version // the answer carried it
@@ -499,10 +504,11 @@ func (s *Service) applyFriendRequest(ctx context.Context, from peer.ID, state st
 		switch c.State {
 		case StateFriend:
 			// They lost our friendship (a reinstall?): confirm it.
-			c.Owe = oweAccept
+			c.owe(oweAccept)
 		case StatePendingOut:
 			// Both asked: that is a yes from both.
-			c.State, c.Owe = StateFriend, oweAccept
+			c.State = StateFriend
+			c.owe(oweAccept)
 		default:
 			c.State, c.Message, c.Asked = StatePendingIn, text, s.cfg.Now()
 		}

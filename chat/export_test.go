@@ -177,3 +177,30 @@ func RawFriendResponseAvatar(accept bool, avatar []byte) []byte {
 	writeFrame(&sliceWriter{&b}, &pb.ContactRequest{Body: &pb.ContactRequest_FriendResponse{FriendResponse: &pb.FriendResponse{Accept: accept, Profile: prof}}})
 	return b
 }
+
+// ReadContactKind reads a contact-protocol request and returns the kind
+// of its body: "request", "response", "unfriend" or "profile".
+func ReadContactKind(r io.Reader) (string, error) {
+	var req pb.ContactRequest
+	if err := readFrame(bufio.NewReader(r), MaxContactFrame, &req); err != nil {
+		return "", err
+	}
+	switch req.Body.(type) {
+	case *pb.ContactRequest_FriendRequest:
+		return "request", nil
+	case *pb.ContactRequest_FriendResponse:
+		return "response", nil
+	case *pb.ContactRequest_Unfriend:
+		return "unfriend", nil
+	case *pb.ContactRequest_Profile:
+		return "profile", nil
+	}
+	return "", ErrBadFrame
+}
+
+// RawContactReply encodes a contact reply of code.
+func RawContactReply(code uint32) []byte {
+	var b []byte
+	writeFrame(&sliceWriter{&b}, &pb.ContactReply{Code: code})
+	return b
+}

@@ -8,12 +8,14 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshtalk/meshtalk/chat"
@@ -123,6 +125,59 @@ func bareHost(t *testing.T, n *node.Node) host.Host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestAcceptOwedAgainWhileOnItsWay: a friend asks again (it lost our
+// friendship) while this node's accept of its first request is still on
+// its way; the accept that answers the second request is sent too. The
+// first one's delivery cleared it once, being the same notice, and the
+// friend waited as pending_out for good: TestRemoveThenAskAgain met
+// that now and then, since Befriend returns once a has b's accept,
+// before b hears that a took it.
+func TestAcceptOwedAgainWhileOnItsWay(t *testing.T) {
+	b := nodetest.Start(t, nodetest.Options{})
+	h := bareHost(t, b)
+	kinds := make(chan string, 8)
+	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	var held atomic.Bool
+	h.SetStreamHandler(chat.ContactProtocol, func(s network.Stream) {
+		defer s.Close()
+		kind, err := chat.ReadContactKind(s)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		kinds <- kind
+		if kind == "response" && held.CompareAndSwap(false, true) {
+			<-hold // the first accept's answer waits
+		}
+		s.Write(chat.RawContactReply(chat.CodeOK))
+	})
+	nextKind := func(what string) {
+		t.Helper()
+		select {
+		case kind := <-kinds:
+			if kind != "response" {
+				t.Fatalf("%s: got a %s, want a response", what, kind)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s: nothing within 15s", what)
+		}
+	}
+	if code := contactFrame(t, h, b, chat.RawFriendRequest("hi")); code != chat.CodeOK {
+		t.Fatalf("the request: code %d", code)
+	}
+	if _, err := b.Chat().Accept(bg, h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nextKind("b's accept")
+	if code := contactFrame(t, h, b, chat.RawFriendRequest("again")); code != chat.CodeOK {
+		t.Fatalf("the request again: code %d", code)
+	}
+	release()
+	nextKind("b's accept of the request again")
 }
 
 // TestPendingRequestsCappedAndExpire: requests waiting for an answer are

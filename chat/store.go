@@ -105,6 +105,9 @@ type Contact struct {
 	Addrs   []string `json:"addrs,omitempty"`
 	// Owe is a request or answer not yet delivered to them.
 	Owe string `json:"owe,omitempty"`
+	// OweN counts the notices owed (owe), so that a delivery clears only
+	// the one it sent.
+	OweN uint64 `json:"owe_n,omitempty"`
 	// ProfileSent is the version of our profile they have.
 	ProfileSent uint64    `json:"profile_sent"`
 	Since       time.Time `json:"since"`
@@ -114,6 +117,17 @@ type Contact struct {
 	// one this node declined, and one without declined this node's); a
 	// request expires pendingRequestTTL after it.
 	Asked time.Time `json:"asked,omitzero"`
+}
+
+// owe records that notice is owed to c ("": nothing). Each notice owed
+// is counted, the same one owed again too: an accept on its way when a
+// new request came, which that accept did not answer, is owed again, and
+// its delivery must not clear the one owed since.
+func (c *Contact) owe(notice string) {
+	c.Owe = notice
+	if notice != "" {
+		c.OweN++
+	}
 }
 
 // The messages of chat's conversations are history's.
