@@ -69,7 +69,7 @@ func BenchmarkDM(b *testing.B) {
 	})
 
 	const proto = protocol.ID("/meshtalk/bench/ack/1.0.0")
-	c.Host().SetStreamHandler(proto, serveRawAcks)
+	c.Host().SetStreamHandler(proto, func(s network.Stream) { serveAcks(s, nil) })
 	defer c.Host().RemoveStreamHandler(proto)
 	payload := []byte(text)
 	b.Run("raw-libp2p/pipelined", func(b *testing.B) {
@@ -79,14 +79,19 @@ func BenchmarkDM(b *testing.B) {
 	})
 	b.Run("raw-libp2p/one-at-a-time", func(b *testing.B) {
 		settle(b, a, c)
-		benchRawOneAtATime(b, a, c, proto, payload)
+		benchRawOneAtATime(b, a, c, proto, payload, nil)
 	})
-	const syncedProto = protocol.ID("/meshtalk/bench/synced-ack/1.0.0")
-	c.Host().SetStreamHandler(syncedProto, func(s network.Stream) { serveSyncedAcks(b, s) })
-	defer c.Host().RemoveStreamHandler(syncedProto)
+	// The floor that a durable messenger's one-at-a-time latency has on
+	// this disk: the same, with the receiver syncing a record before its
+	// ack and the sender syncing its own while the message is on its way,
+	// as a DM's two nodes do, and none of meshtalk's work.
 	b.Run("raw-libp2p+sync/one-at-a-time", func(b *testing.B) {
+		const proto = protocol.ID("/meshtalk/bench/synced-ack/1.0.0")
+		received := newSyncLog(b)
+		c.Host().SetStreamHandler(proto, func(s network.Stream) { serveAcks(s, received) })
+		defer c.Host().RemoveStreamHandler(proto)
 		settle(b, a, c)
-		benchSyncedOneAtATime(b, a, c, syncedProto, payload)
+		benchRawOneAtATime(b, a, c, proto, payload, newSyncLog(b))
 	})
 	b.Run("interleaved/pipelined", func(b *testing.B) {
 		benchInterleaved(b, a, c, send, proto, payload)
@@ -248,14 +253,19 @@ func benchDMOneAtATime(b *testing.B, a *node.Node, send func() (string, time.Tim
 	reportLatency(b, acks.latencies())
 }
 
-// serveRawAcks is the raw baseline's receiver: one byte back for each
-// message of benchSize bytes.
-func serveRawAcks(s network.Stream) {
+// serveAcks is the raw baseline's receiver: one byte back for each
+// message of benchSize bytes, once a record is written to log and synced
+// (nil: no log).
+func serveAcks(s network.Stream, log *syncLog) {
 	defer s.Close()
 	r := bufio.NewReader(s)
 	buf := make([]byte, benchSize)
 	for {
 		if _, err := io.ReadFull(r, buf); err != nil {
+			return
+		}
+		if err := log.append(); err != nil {
+			s.Reset()
 			return
 		}
 		if _, err := s.Write([]byte{1}); err != nil {
@@ -264,7 +274,7 @@ func serveRawAcks(s network.Stream) {
 	}
 }
 
-// benchRawPipelined writes b.N payloads from a to c's serveRawAcks on one
+// benchRawPipelined writes b.N payloads from a to c's serveAcks on one
 // stream without waiting, and reports the rate and the write-to-ack
 // latency.
 func benchRawPipelined(b *testing.B, a, c *node.Node, proto protocol.ID, payload []byte) {
@@ -308,9 +318,10 @@ func rawPipelined(s network.Stream, payload []byte, n int) ([]time.Duration, err
 	return lat, <-readDone
 }
 
-// benchRawOneAtATime writes payloads from a to c's serveRawAcks, each once
-// the one before is acked, and reports the write-to-ack latency.
-func benchRawOneAtATime(b *testing.B, a, c *node.Node, proto protocol.ID, payload []byte) {
+// benchRawOneAtATime writes payloads from a to c's serveAcks, each once
+// the one before is acked, a record written to log and synced while each
+// is on its way (nil: no log), and reports the write-to-ack latency.
+func benchRawOneAtATime(b *testing.B, a, c *node.Node, proto protocol.ID, payload []byte, log *syncLog) {
 	s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
 	if err != nil {
 		b.Fatal(err)
@@ -321,6 +332,9 @@ func benchRawOneAtATime(b *testing.B, a, c *node.Node, proto protocol.ID, payloa
 	for b.Loop() {
 		t0 := time.Now()
 		if _, err := s.Write(payload); err != nil {
+			b.Fatal(err)
+		}
+		if err := log.append(); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := io.ReadFull(s, ack); err != nil {
@@ -362,8 +376,11 @@ func newSyncLog(b *testing.B) *syncLog {
 	return &syncLog{f: f, rec: make([]byte, recordSize)}
 }
 
-// append writes a record and syncs it.
+// append writes a record and syncs it; on a nil log it does nothing.
 func (l *syncLog) append() error {
+	if l == nil {
+		return nil
+	}
 	if l.off+recordSize > syncLogSize {
 		l.off = 0
 	}
@@ -372,58 +389,6 @@ func (l *syncLog) append() error {
 	}
 	l.off += recordSize
 	return unix.Fdatasync(int(l.f.Fd()))
-}
-
-// serveSyncedAcks is the synced baseline's receiver: for each message of
-// benchSize bytes, a record written and synced, then one byte back.
-func serveSyncedAcks(b *testing.B, s network.Stream) {
-	defer s.Close()
-	log := newSyncLog(b)
-	r := bufio.NewReader(s)
-	buf := make([]byte, benchSize)
-	for {
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return
-		}
-		if err := log.append(); err != nil {
-			s.Reset()
-			return
-		}
-		if _, err := s.Write([]byte{1}); err != nil {
-			return
-		}
-	}
-}
-
-// benchSyncedOneAtATime is the floor that a durable messenger's one-at-a-
-// time latency has on this disk: raw libp2p request/response, the
-// receiver (serveSyncedAcks) syncing a record before its ack and the
-// sender syncing its own while the message is on its way, as a DM's two
-// nodes do, with none of meshtalk's work. It reports the write-to-ack
-// latency.
-func benchSyncedOneAtATime(b *testing.B, a, c *node.Node, proto protocol.ID, payload []byte) {
-	s, err := a.Host().NewStream(context.Background(), c.ID(), proto)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	log := newSyncLog(b)
-	var lat []time.Duration
-	ack := make([]byte, 1)
-	for b.Loop() {
-		t0 := time.Now()
-		if _, err := s.Write(payload); err != nil {
-			b.Fatal(err)
-		}
-		if err := log.append(); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(s, ack); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	reportLatency(b, lat)
 }
 
 // ackWatch turns a node's message.state events into send-to-ack times.
