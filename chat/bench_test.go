@@ -315,7 +315,8 @@ func rawPipelined(s network.Stream, payload []byte, n int) ([]time.Duration, err
 			return nil, err
 		}
 	}
-	return lat, <-readDone
+	err := <-readDone // lat is the reader's until then
+	return lat, err
 }
 
 // benchRawOneAtATime writes payloads from a to c's serveAcks, each once
