@@ -130,7 +130,7 @@ func benchInterleaved(b *testing.B, a, c *node.Node, send func() (string, time.T
 	runMeshtalk := func(n int) {
 		b.StartTimer()
 		sendPipelined(b, a, send, n)
-		waitIdle(b, a, c)
+		waitIdle(b, 100*time.Microsecond, a, c)
 		b.StopTimer()
 	}
 	runRaw := func(n int) {
@@ -154,11 +154,12 @@ func benchInterleaved(b *testing.B, a, c *node.Node, send func() (string, time.T
 	b.ReportMetric(100*raw.Seconds()/meshtalk.Seconds(), "%-of-raw")
 }
 
-// waitIdle returns once neither node's store is flushing or compacting,
-// looking every 100 µs: settle's 20 ms would charge a slice up to that
-// much for nothing.
-func waitIdle(b *testing.B, nodes ...*node.Node) {
-	tick := time.NewTicker(100 * time.Microsecond)
+// waitIdle returns once no node's store is flushing or compacting,
+// looking every so often: a meshtalk slice of benchInterleaved looks
+// every 100 µs, since settle's 20 ms would charge it up to that much for
+// nothing.
+func waitIdle(b *testing.B, every time.Duration, nodes ...*node.Node) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	deadline := time.After(2 * time.Minute)
 	for slices.ContainsFunc(nodes, (*node.Node).StoreBusy) {
@@ -177,11 +178,7 @@ func waitIdle(b *testing.B, nodes ...*node.Node) {
 // the one before left. Without it the one-at-a-time p99 measured the
 // pipelined run's compaction (1.9-3.7 ms against 1.0-1.8 ms settled, 4
 // runs each in turns), and the raw baseline ran beside meshtalk's.
-func settle(b *testing.B, nodes ...*node.Node) {
-	nodetest.Eventually(b, 2*time.Minute, "the stores to settle", func() bool {
-		return !slices.ContainsFunc(nodes, (*node.Node).StoreBusy)
-	})
-}
+func settle(b *testing.B, nodes ...*node.Node) { waitIdle(b, 20*time.Millisecond, nodes...) }
 
 // warmSends is how many messages warmUp sends: enough for each node's
 // memtables to reach their full size and be recycled (about 64 MiB of

@@ -655,23 +655,20 @@ func (s *Service) allowStranger(p peer.ID) bool {
 
 // Profile returns this node's own profile (version 0 when never set).
 func (s *Service) Profile(ctx context.Context) (*Profile, error) {
-	if p := s.profile.Load(); p != nil {
-		cp := *p
-		return &cp, nil
+	p := s.profile.Load()
+	if p == nil {
+		s.profileMu.Lock()
+		defer s.profileMu.Unlock()
+		if p = s.profile.Load(); p == nil {
+			p = new(Profile)
+			if err := history.GetJSON(ctx, s.ds, keyProfile, p); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+				return nil, err
+			}
+			s.profile.Store(p)
+		}
 	}
-	s.profileMu.Lock()
-	defer s.profileMu.Unlock()
-	if p := s.profile.Load(); p != nil {
-		cp := *p
-		return &cp, nil
-	}
-	var p Profile
-	if err := history.GetJSON(ctx, s.ds, keyProfile, &p); err != nil && !errors.Is(err, datastore.ErrNotFound) {
-		return nil, err
-	}
-	cp := p
-	s.profile.Store(&cp)
-	return &p, nil
+	cp := *p // the kept one is never changed
+	return &cp, nil
 }
 
 // ProfileUpdate says what SetProfile changes; nil fields stay.

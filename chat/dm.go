@@ -530,7 +530,7 @@ func (s *Service) park(ctx context.Context, c *courier, mb Mailbox, away []*wire
 	// Remembered across restarts, so that a restart does not park (and
 	// spend the friend's quota on) the same messages again; the trace's
 	// parked hop rides in the same batch.
-	pstr := s.peerString(c.p)
+	pstr := history.PeerString(c.p)
 	hop := history.Hop{Event: history.HopParked, At: s.cfg.Now(), Relay: relay}
 	if b, err := s.ds.Batch(ctx); err == nil {
 		for _, id := range ids {
@@ -582,7 +582,7 @@ func (s *Service) unpark(c *courier) {
 	defer c.parking.Release(1)
 	c.parkedMu.Lock()
 	defer c.parkedMu.Unlock()
-	pstr := s.peerString(c.p)
+	pstr := history.PeerString(c.p)
 	if b, err := s.ds.Batch(s.ctx); err == nil {
 		for id := range c.parked {
 			b.Delete(s.ctx, parkedKey(pstr, id))
@@ -600,7 +600,7 @@ func (s *Service) loadParked(c *courier) {
 	defer c.parking.Release(1)
 	c.parkedMu.Lock()
 	defer c.parkedMu.Unlock()
-	res, err := s.ds.Query(s.ctx, query.Query{Prefix: parkedPrefix(s.peerString(c.p)), KeysOnly: true})
+	res, err := s.ds.Query(s.ctx, query.Query{Prefix: parkedPrefix(history.PeerString(c.p)), KeysOnly: true})
 	if err != nil {
 		return
 	}
@@ -1122,7 +1122,7 @@ func (s *Service) refused(p peer.ID, r *pb.Refusal, inflight func() []*wireMessa
 // the messages above the conversation's acked mark (outbox.go).
 func (s *Service) outbox(ctx context.Context, p peer.ID) ([]wireMessage, error) {
 	var out []wireMessage
-	err := history.Scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(s.peerString(p)), Orders: []query.Order{query.OrderByKey{}}},
+	err := history.Scan(ctx, s.ds, query.Query{Prefix: outboxPrefix(history.PeerString(p)), Orders: []query.Order{query.OrderByKey{}}},
 		func(key string, value []byte) (bool, error) {
 			var w wireMessage
 			if len(value) == 0 {
@@ -1485,7 +1485,7 @@ func (s *Service) receiptRefs(ctx context.Context, p peer.ID, refs []string) ([]
 
 // lastHLC is the clock reading of the latest message with p (0: none).
 func (s *Service) lastHLC(ctx context.Context, p peer.ID) (uint64, error) {
-	return s.hist.LastHLC(ctx, s.peerString(p))
+	return s.hist.LastHLC(ctx, history.PeerString(p))
 }
 
 // History returns up to limit messages with p, older than the message
@@ -1500,7 +1500,7 @@ func (s *Service) History(ctx context.Context, p peer.ID, before string, limit i
 func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int) ([]*Message, error) {
 	prefix := history.MsgsPrefix
 	if p != "" {
-		prefix = history.MsgPrefix(s.peerString(p))
+		prefix = history.MsgPrefix(history.PeerString(p))
 	}
 	return s.hist.Search(ctx, text, prefix, limit)
 }
@@ -1508,13 +1508,13 @@ func (s *Service) Search(ctx context.Context, text string, p peer.ID, limit int)
 // Summary is the newest message of the conversation with p and how many
 // of its messages are unread.
 func (s *Service) Summary(ctx context.Context, p peer.ID) (*history.Summary, error) {
-	return s.hist.Summary(ctx, s.peerString(p))
+	return s.hist.Summary(ctx, history.PeerString(p))
 }
 
 // MarkRead marks every received message from p read and, when read
 // receipts are on, tells p. It returns how many it marked.
 func (s *Service) MarkRead(ctx context.Context, p peer.ID) (int, error) {
-	refs, err := s.hist.MarkRead(ctx, s.peerString(p))
+	refs, err := s.hist.MarkRead(ctx, history.PeerString(p))
 	if err != nil || len(refs) == 0 {
 		return 0, err
 	}

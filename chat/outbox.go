@@ -109,7 +109,7 @@ func (s *Service) ackedMark(ctx context.Context, p peer.ID) (*ackedMark, error) 
 }
 
 func (s *Service) loadAckedMark(ctx context.Context, p peer.ID, a *ackedMark) error {
-	pstr := s.peerString(p)
+	pstr := history.PeerString(p)
 	b, err := s.ds.Get(ctx, ackedKey(pstr))
 	switch {
 	case errors.Is(err, datastore.ErrNotFound):
@@ -175,7 +175,7 @@ func (s *Service) pendingAbove(ctx context.Context, p peer.ID) ([]wireMessage, e
 	want := slices.Clone(a.pending)
 	a.mu.Unlock()
 	var out []wireMessage
-	err = s.scanAbove(ctx, s.peerString(p), want[0].hlc-1, func(hlc uint64, id string, m *Message) error {
+	err = s.scanAbove(ctx, history.PeerString(p), want[0].hlc-1, func(hlc uint64, id string, m *Message) error {
 		if i, ok := findOut(want, hlc); !ok || want[i].id != id || !m.Outgoing {
 			return nil
 		}
@@ -203,7 +203,7 @@ func (s *Service) pending(ctx context.Context, m *Message) (bool, error) {
 	entry, has := a.entry(&w), a.has(m.HLC, m.ID)
 	a.mu.Unlock()
 	if entry {
-		return s.ds.Has(ctx, outboxKey(s.peerString(m.To), m.HLC, m.ID))
+		return s.ds.Has(ctx, outboxKey(history.PeerString(m.To), m.HLC, m.ID))
 	}
 	return has, nil
 }
@@ -227,7 +227,7 @@ func (s *Service) settleWrites(ctx context.Context, b datastore.Batch, p peer.ID
 		a.hlc = old
 		a.pending = insertOut(a.pending, removed...)
 	}
-	err = a.settle(ctx, b, s.peerString(p), msgs, state, reason, hops, &removed)
+	err = a.settle(ctx, b, history.PeerString(p), msgs, state, reason, hops, &removed)
 	if err != nil {
 		undo()
 	}
@@ -304,7 +304,7 @@ func insertOut(pending []outMsg, msgs ...outMsg) []outMsg {
 // message (the mark, the first time). undo takes it back if b is not
 // committed.
 func (s *Service) enterOutbox(ctx context.Context, b datastore.Batch, p peer.ID, w *wireMessage, shown bool, wb []byte) (undo func(), err error) {
-	pstr := s.peerString(p)
+	pstr := history.PeerString(p)
 	if !shown {
 		return func() {}, b.Put(ctx, outboxKey(pstr, w.HLC, w.ID), wb)
 	}

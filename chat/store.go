@@ -197,6 +197,3 @@ func checkSchema(ctx context.Context, ds datastore.Datastore) error {
 	}
 	return nil
 }
-
-// peerString is p's string form, cached: base58 is costly on the hot path.
-func (s *Service) peerString(p peer.ID) string { return s.hist.PeerString(p) }

@@ -519,11 +519,11 @@ func (gs *Service) sealAndStore(g *group, w history.Wire) (*history.Message, *en
 		return nil, nil, err
 	}
 	raw, _ := proto.Marshal(env.toWire())
-	if err := b.Put(ctx, groupEnvKey(g.id, gs.peerString(gs.self), seq), raw); err != nil {
+	if err := b.Put(ctx, groupEnvKey(g.id, history.PeerString(gs.self), seq), raw); err != nil {
 		return nil, nil, err
 	}
 	if headRecordDue(held, head) {
-		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, gs.peerString(gs.self)), head); err != nil {
+		if err := history.PutJSON(ctx, b, groupHeadKey(g.id, history.PeerString(gs.self)), head); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -134,10 +134,10 @@ func forgeMessage(s *Service, gid string, epoch uint64, id, text string) (topic,
 	}
 	head.add(seq)
 	envelope, _ = proto.Marshal(env.toWire())
-	if err := s.ds.Put(s.ctx, groupEnvKey(gid, s.peerString(gs.self), seq), envelope); err != nil {
+	if err := s.ds.Put(s.ctx, groupEnvKey(gid, history.PeerString(gs.self), seq), envelope); err != nil {
 		panic(err)
 	}
-	if err := history.PutJSON(s.ctx, s.ds, groupHeadKey(gid, s.peerString(gs.self)), head); err != nil {
+	if err := history.PutJSON(s.ctx, s.ds, groupHeadKey(gid, history.PeerString(gs.self)), head); err != nil {
 		panic(err)
 	}
 	g.hmu.Lock()
@@ -410,7 +410,7 @@ func SendChange(ctx context.Context, s *Service, gid, target, text string) error
 // StoredEnvelope is the envelope of author's message seq of a group as
 // s keeps it (as a mailbox would hold it).
 func StoredEnvelope(s *Service, gid string, author peer.ID, seq uint64) []byte {
-	b, err := s.ds.Get(s.ctx, groupEnvKey(gid, s.peerString(author), seq))
+	b, err := s.ds.Get(s.ctx, groupEnvKey(gid, history.PeerString(author), seq))
 	if err != nil {
 		panic(err)
 	}

@@ -514,7 +514,7 @@ func (gs *Service) start(ctx context.Context) error {
 		// The envelopes stored past a head's record.
 		for p, head := range heads {
 			for {
-				ok, err := gs.ds.Has(ctx, groupEnvKey(id, gs.peerString(p), head.Contig+1))
+				ok, err := gs.ds.Has(ctx, groupEnvKey(id, history.PeerString(p), head.Contig+1))
 				if err != nil {
 					return err
 				}
@@ -981,7 +981,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(ctx, groupEnvKey(g.id, gs.peerString(it.env.Author), it.env.Seq), raw); err != nil {
+		if err := b.Put(ctx, groupEnvKey(g.id, history.PeerString(it.env.Author), it.env.Seq), raw); err != nil {
 			return err
 		}
 		gs.clk.Observe(it.w.HLC)
@@ -1011,7 +1011,7 @@ func (gs *Service) store(batch []*ingestItem) error {
 			if !headRecordDue(c.before[a], head) {
 				continue
 			}
-			if err := history.PutJSON(ctx, b, groupHeadKey(c.g.id, gs.peerString(a)), head); err != nil {
+			if err := history.PutJSON(ctx, b, groupHeadKey(c.g.id, history.PeerString(a)), head); err != nil {
 				return err
 			}
 		}
@@ -1615,9 +1615,6 @@ func (gs *Service) online(p peer.ID) bool { return gs.cfg.Friends.Online(p) }
 
 // emit publishes an event (Config.Emit).
 func (gs *Service) emit(typ string, data any) { gs.cfg.Emit(typ, data) }
-
-// peerString is p's string form, cached: base58 is costly on the hot path.
-func (gs *Service) peerString(p peer.ID) string { return gs.hist.PeerString(p) }
 
 // sync makes every write so far durable.
 func (gs *Service) sync(ctx context.Context) error {

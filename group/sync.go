@@ -131,7 +131,7 @@ func (gs *Service) servePull(from peer.ID, req *pb.Pull, w *bufio.Writer) {
 		if t == nil {
 			t = &seqSet{}
 		}
-		as := gs.peerString(author)
+		as := history.PeerString(author)
 		// What this node holds, in order: the run up to Contig, then the
 		// extra ones (never a loop over numbers it does not hold).
 		// At most maxServeSeqs numbers a round, whatever heads say (a
@@ -251,7 +251,7 @@ func (gs *Service) writeGroup(w *bufio.Writer, g *group, to peer.ID) error {
 		if head.Contig == 0 {
 			continue
 		}
-		b, err := gs.ds.Get(gs.ctx, groupEnvKey(g.id, gs.peerString(a), head.Contig))
+		b, err := gs.ds.Get(gs.ctx, groupEnvKey(g.id, history.PeerString(a), head.Contig))
 		var e pb.Envelope
 		if err != nil || proto.Unmarshal(b, &e) != nil {
 			continue // the newcomer goes without this head
@@ -385,11 +385,11 @@ func (gs *Service) adopt(want string, ops []*op, keys []epochKey, heads []*pb.He
 	err = gs.persist(g, st, d.sorted())
 	for a, head := range hs {
 		if err == nil {
-			err = history.PutJSON(gs.ctx, gs.ds, groupHeadKey(g.id, gs.peerString(a)), head)
+			err = history.PutJSON(gs.ctx, gs.ds, groupHeadKey(g.id, history.PeerString(a)), head)
 		}
 		// Kept, so that this node can show its heads to the next newcomer.
 		if err == nil {
-			err = gs.ds.Put(gs.ctx, groupEnvKey(g.id, gs.peerString(a), head.Contig), tails[a])
+			err = gs.ds.Put(gs.ctx, groupEnvKey(g.id, history.PeerString(a), head.Contig), tails[a])
 		}
 	}
 	if err == nil {

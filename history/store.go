@@ -199,9 +199,6 @@ type Store struct {
 // pooled and serve the next record.
 func New(ds datastore.Batching, cfg Config) *Store { return &Store{ds: ds, cfg: cfg} }
 
-// PeerString is p's string form (PeerString), for the store's users.
-func (s *Store) PeerString(p peer.ID) string { return PeerString(p) }
-
 // PeerString is p's string form, cached for the whole process: base58
 // takes microseconds, and the hot paths (a message's keys, the name of
 // its author in an event) ask for it for every message. The cache holds
@@ -232,7 +229,7 @@ func (s *Store) Conv(m *Message) string {
 	if m.Group != "" {
 		return GroupConv(m.Group)
 	}
-	return s.PeerString(m.PeerOf())
+	return PeerString(m.PeerOf())
 }
 
 // FileInfo summarises a manifest (see Config.FileInfo).
