@@ -783,11 +783,16 @@ func TestMailboxDownIsNotAsked(t *testing.T) {
 // comes back and delivers the same messages again: each is stored once and
 // the sender learns they were delivered.
 func TestMailboxPathExactlyOnce(t *testing.T) {
-	a, b := nodetest.Start(t, nodetest.Options{}), nodetest.Start(t, nodetest.Options{})
+	// a cannot reach b until b has read its mailbox: else a's direct
+	// path could deliver them while b starts, before its events are
+	// watched, and the mailbox's copies would be nothing new.
+	sb := nodetest.NewSwitchboard()
+	a, b := nodetest.Start(t, nodetest.Options{Switchboard: sb}), nodetest.Start(t, nodetest.Options{Switchboard: sb})
 	nodetest.Befriend(t, a, b)
 	mb := &memMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 1)}
 	a.Chat().SetMailbox(mb, 0)
 	bHome, bListen := b.Home(), nodetest.ListenAddrs(b)
+	sb.Split(t, []*node.Node{a}, []*node.Node{b})
 	b.Close()
 	var ids []string
 	for i := range 5 {
@@ -800,7 +805,7 @@ func TestMailboxPathExactlyOnce(t *testing.T) {
 	// Wait until all five are parked.
 	mb.waitHeld(t, b.ID(), len(ids))
 	// b comes back and first reads its mailbox.
-	b = nodetest.Start(t, nodetest.Options{Home: bHome, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
+	b = nodetest.Start(t, nodetest.Options{Home: bHome, Switchboard: sb, Configure: func(c *node.Config) { c.Network.Listen = bListen }})
 	evB := nodetest.Events(t, b)
 	if err := b.Chat().ReceiveParked(bg, a.ID(), mb.take(b.ID())); err != nil {
 		t.Fatal(err)
@@ -811,6 +816,7 @@ func TestMailboxPathExactlyOnce(t *testing.T) {
 		got[m.ID]++
 	}
 	// The direct path delivers them again; b stores none twice.
+	sb.Heal(t, []*node.Node{a}, []*node.Node{b})
 	waitState(t, a, ids[len(ids)-1], chat.MsgDelivered)
 	assertHistory(t, b, a.ID(), ids)
 	for _, id := range ids {
