@@ -8,7 +8,7 @@
 // quarter of each core for its marking; plausibly, the goroutines that
 // carry the node's QUIC packets and acks then wait for a core, and the
 // connection's round trip grows with the wait (BenchmarkDM pipelined,
-// README "Performance"). An idle node allocates little, and its private
+// docs/performance.md). An idle node allocates little, and its private
 // memory is the collector's minimum heap, which a higher GOGC would
 // raise for good.
 //
