@@ -38,6 +38,11 @@ func (c *Client) InviteToGroup(ctx context.Context, group string, req InviteRequ
 	return call[*InviteResult](ctx, c, http.MethodPost, groupPath(group, "/invites"), req)
 }
 
+// GroupInvites lists the invites this node made to a group, newest first.
+func (c *Client) GroupInvites(ctx context.Context, group string) ([]MadeInvite, error) {
+	return call[[]MadeInvite](ctx, c, http.MethodGet, groupPath(group, "/invites"), nil)
+}
+
 // RevokeGroupInvite withdraws an invite (its code or its ID).
 func (c *Client) RevokeGroupInvite(ctx context.Context, group, invite string) (*GroupInfo, error) {
 	return call[*GroupInfo](ctx, c, http.MethodPost, groupPath(group, "/invites/revoke"), RevokeInviteRequest{Invite: invite})

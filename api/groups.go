@@ -68,6 +68,7 @@ func (s *Server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/groups/join", s.handleJoinGroup)
 	mux.HandleFunc("GET /api/v1/groups/{group}", s.handleGroup)
 	mux.HandleFunc("PUT /api/v1/groups/{group}", s.handleUpdateGroup)
+	mux.HandleFunc("GET /api/v1/groups/{group}/invites", s.handleInvites)
 	mux.HandleFunc("POST /api/v1/groups/{group}/invites", s.handleInvite)
 	mux.HandleFunc("POST /api/v1/groups/{group}/invites/revoke", s.handleRevokeInvite)
 	mux.HandleFunc("GET /api/v1/groups/{group}/members", s.handleGroupMembers)
@@ -122,6 +123,11 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	}
 	inv, err := s.node.InviteToGroup(r.Context(), r.PathValue("group"), req.Uses, time.Duration(req.ExpiresSeconds)*time.Second)
 	reply(w, inv, err)
+}
+
+func (s *Server) handleInvites(w http.ResponseWriter, r *http.Request) {
+	invites, err := s.node.GroupInvites(r.Context(), r.PathValue("group"))
+	reply(w, invites, err)
 }
 
 func (s *Server) handleRevokeInvite(w http.ResponseWriter, r *http.Request) {

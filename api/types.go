@@ -111,6 +111,8 @@ type (
 	GroupMember = node.GroupMember
 	// InviteResult is the answer of POST /api/v1/groups/{group}/invites.
 	InviteResult = node.GroupInvite
+	// MadeInvite is one invite of GET /api/v1/groups/{group}/invites.
+	MadeInvite = node.MadeInvite
 	// User is an account on a relay (register, lookup).
 	User = node.User
 	// Unregistered is the answer of POST /api/v1/account/unregister.

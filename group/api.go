@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
@@ -213,7 +214,70 @@ func (gs *Service) Invite(ctx context.Context, id string, uses uint32, ttl time.
 		}
 		code.Members = append(code.Members, info)
 	}
-	return encodeInviteCode(code)
+	s, err := encodeInviteCode(code)
+	if err != nil {
+		return "", err
+	}
+	// The invite is whole in its code; the record is only for Invites,
+	// and is synced like everything else this node answers with.
+	rec := MadeInvite{ID: hex.EncodeToString(iv.ID), Code: s, Uses: uses, Expires: iv.Expires, Created: gs.cfg.Now()}
+	if err := history.PutJSON(ctx, gs.ds, groupKey(g.id, "invites/"+rec.ID), rec); err != nil {
+		return "", err
+	}
+	if err := gs.sync(ctx); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// MadeInvite is an invite this node made, with how it stands.
+type MadeInvite struct {
+	ID      string    `json:"id"`
+	Code    string    `json:"code"`
+	Uses    uint32    `json:"uses"` // 0: any number
+	Expires time.Time `json:"expires"`
+	Created time.Time `json:"created"`
+	// Used is how many joined with it; State is open, used up, expired
+	// or revoked.
+	Used  uint32 `json:"used"`
+	State string `json:"state"`
+}
+
+// States of a MadeInvite.
+const (
+	InviteOpen    = "open"
+	InviteUsedUp  = "used up"
+	InviteExpired = "expired"
+	InviteRevoked = "revoked"
+)
+
+// Invites lists the invites this node made to a group, newest first,
+// each with how many joined with it and whether it still admits anyone.
+func (gs *Service) Invites(ctx context.Context, id string) ([]*MadeInvite, error) {
+	g, err := gs.find(id)
+	if err != nil {
+		return nil, err
+	}
+	st := g.state()
+	now := gs.cfg.Now()
+	out := []*MadeInvite{}
+	err = history.QueryJSON(ctx, gs.ds, query.Query{Prefix: "/groups/" + g.id + "/invites/"}, func(_ string, iv *MadeInvite) bool {
+		iv.Used = st.InviteUses[iv.ID]
+		switch {
+		case st.Revoked[iv.ID]:
+			iv.State = InviteRevoked
+		case iv.Uses != 0 && iv.Used >= iv.Uses:
+			iv.State = InviteUsedUp
+		case !now.Before(iv.Expires):
+			iv.State = InviteExpired
+		default:
+			iv.State = InviteOpen
+		}
+		out = append(out, iv)
+		return true
+	})
+	slices.SortFunc(out, func(a, b *MadeInvite) int { return b.Created.Compare(a.Created) })
+	return out, err
 }
 
 // RevokeInvite withdraws an invite of a group (an admin only): ref is

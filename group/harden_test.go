@@ -131,6 +131,57 @@ func TestRevokedInviteRefused(t *testing.T) {
 	}
 }
 
+// TestInvitesListed: an admin lists the invites it made, newest first,
+// each with how many joined with it and whether it still admits anyone;
+// a member who made none lists none.
+func TestInvitesListed(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	gs := a.GroupService()
+	invite := func(uses uint32, ttl time.Duration) string {
+		t.Helper()
+		code, err := gs.Invite(bg, gid, uses, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	usedUp, open, revoked, expired := invite(1, time.Hour), invite(0, time.Hour), invite(0, time.Hour), invite(0, time.Nanosecond)
+	if err := gs.RevokeInvite(bg, gid, revoked); err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, nodetest.Options{})
+	if _, err := c.GroupService().Join(bg, usedUp); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.WaitMembers(t, []*node.Node{a, b, c}, gid, 3)
+
+	list, err := gs.Invites(bg, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		code, state string
+		used        uint32
+	}{{expired, group.InviteExpired, 0}, {revoked, group.InviteRevoked, 0}, {open, group.InviteOpen, 0}, {usedUp, group.InviteUsedUp, 1}}
+	// Then the invite b joined with (nodetest.GroupOf's, for any number).
+	if len(list) != len(want)+1 {
+		t.Fatalf("%d invites listed, want %d", len(list), len(want)+1)
+	}
+	if first := list[len(want)]; first.State != group.InviteOpen || first.Uses != 0 || first.Used != 1 {
+		t.Errorf("the invite b joined with: %s, %d of %d joined", first.State, first.Used, first.Uses)
+	}
+	for i, w := range want {
+		id, _ := group.InviteID(w.code)
+		if got := list[i]; got.Code != w.code || got.ID != id || got.State != w.state || got.Used != w.used {
+			t.Errorf("invite %d: %s, %s, %d joined; want %s, %s, %d", i, got.ID, got.State, got.Used, id, w.state, w.used)
+		}
+	}
+	if l, err := b.GroupService().Invites(bg, gid); err != nil || len(l) != 0 {
+		t.Fatalf("b made no invite and lists %d (%v)", len(l), err)
+	}
+}
+
 // TestBackdatedAddWithExpiredInviteIgnored: no op happened since an
 // invite expired, and a member admits someone with it, dating the add
 // before the expiry; the others check the add against their own clocks

@@ -21,6 +21,10 @@ type GroupInfo = group.Info
 // GroupMember is one member of a group.
 type GroupMember = group.Member
 
+// MadeInvite is an invite this node made to a group, with how many joined
+// with it and whether it still admits anyone.
+type MadeInvite = group.MadeInvite
+
 // GroupInvite is an invite code to a group and when it expires; where
 // the inviter is logged in to a relay, also a short code that the relay
 // resolves to the full one (Short, held by Relay; ShortError says why
@@ -175,6 +179,16 @@ func (n *Node) RevokeGroupInvite(ctx context.Context, group, invite string) (*Gr
 		return nil, err
 	}
 	return c.Get(ctx, id)
+}
+
+// GroupInvites lists the invites this node made to a group, newest
+// first: an admin sees what is still open, and can revoke it by its ID.
+func (n *Node) GroupInvites(ctx context.Context, group string) ([]*MadeInvite, error) {
+	c, id, err := n.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	return c.Invites(ctx, id)
 }
 
 // GroupMembers lists a group's members with their presence.

@@ -97,12 +97,52 @@ func newGroupInviteCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.AddCommand(newGroupInviteListCmd(g))
 	cmd.AddCommand(newGroupMemberCmd(g, "revoke GROUP CODE|ID", "Withdraw an invite (admins): every member refuses it from then on", (*api.Client).RevokeGroupInvite,
 		func(ref string, gi *api.GroupInfo) string { return fmt.Sprintf("revoked the invite to %q", gi.Name) }))
 	cmd.Flags().BoolVar(&noQR, "no-qr", false, "do not draw the short code as a QR code")
 	cmd.Flags().Uint32Var(&uses, "uses", api.DefaultInviteUses, "how many people may join with it (0: any number)")
 	cmd.Flags().DurationVar(&expires, "expires", api.DefaultInviteValidity, "how long it is valid")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newGroupInviteListCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list GROUP",
+		Short: "List the invites you made to a group: how many joined with each, and which still admit anyone",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			invites, err := c.GroupInvites(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(invites)
+			}
+			if len(invites) == 0 {
+				fmt.Fprintln(g.stdout, "you have made no invites to this group (`meshtalk group invite GROUP` makes one)")
+				return nil
+			}
+			tw := newTable(g.stdout)
+			fmt.Fprintln(tw, "ID\tSTATE\tJOINED\tVALID UNTIL\tMADE")
+			for _, iv := range invites {
+				joined := fmt.Sprintf("%d of %d", iv.Used, iv.Uses)
+				if iv.Uses == 0 {
+					joined = fmt.Sprintf("%d (no limit)", iv.Used)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", iv.ID, iv.State, joined,
+					iv.Expires.Local().Format("2006-01-02 15:04"), iv.Created.Local().Format("2006-01-02 15:04"))
+			}
+			return tw.Flush()
+		},
+	}
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 

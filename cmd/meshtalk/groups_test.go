@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,15 @@ func TestGroupInviteRevokeCommand(t *testing.T) {
 	out, errOut, code := meshtalk(t, env, "group", "join", inv.Code, "--home", homeB)
 	if code == 0 || !strings.Contains(errOut, "meshtalk: an admin revoked the invite: ask a group admin for a new one (") {
 		t.Fatalf("a revoked invite: exit %d: %s %s", code, out, errOut)
+	}
+	// The admin finds it, with its state, in the list of invites made.
+	if out := mt(homeA, "group", "invite", "list", "Quiet"); !regexp.MustCompile(inv.ID + `\s+revoked\s+0 of 1\s`).MatchString(out) {
+		t.Fatalf("group invite list: %s", out)
+	}
+	var listed []struct {
+		ID, State string
+	}
+	if err := json.Unmarshal([]byte(mt(homeA, "group", "invite", "list", "Quiet", "--json")), &listed); err != nil || len(listed) != 1 || listed[0].ID != inv.ID || listed[0].State != "revoked" {
+		t.Fatalf("group invite list --json: %+v (%v)", listed, err)
 	}
 }
