@@ -510,8 +510,12 @@ func TestBrowserGroup(t *testing.T) {
 
 	bob.wait("the group's picture", q("[data-testid=conv][data-name=Hikers] img")+"?.naturalWidth > 0", 20*time.Second)
 
-	// Alice makes Bob an admin; he renames the group, in both pages.
+	// Alice's details list the invites she made, as her node has them: the
+	// one Bob joined with is used up, the other revoked.
 	alice.click("[data-testid=conv-name]")
+	alice.wait("the invites' states", `(() => { const s = [...document.querySelectorAll('[data-testid=invite-card]')].map(e => e.dataset.state + ': ' + e.textContent); return s.length === 2 && s[0].startsWith('revoked: ') && s[1].startsWith('used up: ') && s[1].includes('(one use · 1 joined)') })()`, 20*time.Second)
+
+	// Alice makes Bob an admin; he renames the group, in both pages.
 	alice.click("[data-testid=member][data-name=Bob] [data-testid=promote]")
 	bob.click("[data-testid=conv-name]")
 	bob.waitFor("[data-testid=group-details] [data-testid=rename]")

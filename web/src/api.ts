@@ -25,6 +25,8 @@ export interface FileState extends FileInfo {
   bytes?: number; rate_bytes_per_second?: number; eta_seconds?: number;
 }
 export interface Invite { code: string; id: string; uses: number; short?: string; expires: string; short_error?: string }
+/** An invite the node made, as it lists them: how many joined, and its state (open, used up, expired, revoked). */
+export interface MadeInvite extends Invite { created: string; used: number; state: string }
 export interface CallSignal { kind: string; sdp?: string; audio?: boolean; video?: boolean; candidate?: RTCIceCandidateInit }
 export interface CallInfo {
   id: string; peer_id: string; outgoing: boolean; state: string; audio: boolean; video: boolean; endpoint?: string;
@@ -107,6 +109,7 @@ export const api = {
   renameGroup: (g: string, name: string) => request<Group>('PUT', `/api/v1/groups/${enc(g)}`, { name }),
   setGroupAvatar: (g: string, avatar: string) => request<Group>('PUT', `/api/v1/groups/${enc(g)}`, { avatar }),
   invite: (g: string, uses: number, expires_seconds: number) => post<Invite>(`/api/v1/groups/${enc(g)}/invites`, { uses, expires_seconds }),
+  invites: (g: string) => get<MadeInvite[]>(`/api/v1/groups/${enc(g)}/invites`),
   revokeInvite: (g: string, invite: string) => post<Group>(`/api/v1/groups/${enc(g)}/invites/revoke`, { invite }),
   members: (g: string) => get<Member[]>(`/api/v1/groups/${enc(g)}/members`),
   addMember: (g: string, peer: string) => post<Group>(`/api/v1/groups/${enc(g)}/members`, { peer }),

@@ -1,6 +1,6 @@
 import { signal } from '@preact/signals';
 import { useEffect, useState } from 'preact/hooks';
-import { api, base64Of, Friend, Invite, Member } from '../api';
+import { api, base64Of, Friend, Invite, MadeInvite as Listed, Member } from '../api';
 import { attempt, current, flash, friends, groupAvatar, groups, imageFits, panel, refreshFriends, refreshGroups } from '../state';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
@@ -48,24 +48,33 @@ function CloseBar() {
   return <div class="row end"><button class="btn small" onClick={() => (panel.value = '')} aria-label="Close details"><Icon name="close" size={14} /></button></div>;
 }
 
-type MadeInvite = Invite & { revoked?: boolean };
+type MadeInvite = Invite & Partial<Listed> & { revoked?: boolean };
 
-// The invites made in this page, by group, newest first: the node lists
-// none (it keeps their revocations only), so these are the ones a person
-// can revoke here. Kept while the page lives, the details closed or not.
+// The invites made, by group, newest first: as the node lists them (every
+// one it made, with how many joined and its state), with the short codes
+// of those made in this page, which only the relay holds. Kept while the
+// page lives, the details closed or not.
 const madeInvites = signal<Record<string, MadeInvite[]>>({});
+
+/** merge is the node's list with what the page knows: short codes, and invites made since the list was read. */
+function merge(page: MadeInvite[], listed: Listed[]): MadeInvite[] {
+  const known = new Map(page.map((x) => [x.id, x]));
+  const ids = new Set(listed.map((x) => x.id));
+  return [...page.filter((x) => !ids.has(x.id)), ...listed.map((x) => ({ ...known.get(x.id), ...x, revoked: x.state === 'revoked' || known.get(x.id)?.revoked }))];
+}
 
 /** One invite made: its codes and terms, with Revoke; once revoked or expired, a line saying so. */
 function InviteCard({ inv, qr, onRevoke }: { inv: MadeInvite; qr: boolean; onRevoke: () => void }) {
   const uses = inv.uses === 0 ? 'unlimited uses' : inv.uses === 1 ? 'one use' : `${inv.uses} uses`;
   const until = new Date(inv.expires).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
-  const over = inv.revoked ? 'revoked' : new Date(inv.expires).getTime() <= Date.now() ? 'expired' : '';
-  if (over) return <div class="invite small muted" data-testid="invite-card" data-state={over}>Invite {inv.short ?? `…${inv.id.slice(-6)}`} ({uses}): {over}</div>;
+  const over = inv.revoked ? 'revoked' : inv.state === 'used up' ? 'used up' : new Date(inv.expires).getTime() <= Date.now() ? 'expired' : '';
+  const joined = inv.used ? ` · ${inv.used} joined` : '';
+  if (over) return <div class="invite small muted" data-testid="invite-card" data-state={over}>Invite {inv.short ?? `…${inv.id.slice(-6)}`} ({uses}{joined}): {over}</div>;
   return (
     <div class="invite stack" data-testid="invite-card" data-state="active" data-expires={inv.expires}>
       {inv.short && <div>Short code: <code data-testid="invite-short">{inv.short}</code></div>}
       <code class="code small" data-testid="invite-code">{inv.code}</code>
-      <div class="muted small" data-testid="invite-terms">{uses} · expires {until}</div>
+      <div class="muted small" data-testid="invite-terms">{uses}{joined} · expires {until}</div>
       <div class="row">
         <button class="btn small" onClick={() => navigator.clipboard?.writeText(inv.code).then(() => flash('Copied'))}>Copy code</button>
         <button class="btn small danger" data-testid="invite-revoke" onClick={onRevoke}>Revoke</button>
@@ -86,6 +95,12 @@ export function GroupDetails({ id }: { id: string }) {
   const reload = () => api.members(id).then((m) => setMembers(m ?? []), () => undefined);
   useEffect(() => { reload(); }, [id, g?.members, g?.epoch]);
   useEffect(() => setName(g?.name ?? ''), [id, g?.name]);
+  // The invites this node made, read again as members come and go: an
+  // invite used up says so.
+  useEffect(() => {
+    if (g?.role !== 'admin') return;
+    api.invites(id).then((l) => { madeInvites.value = { ...madeInvites.value, [id]: merge(madeInvites.value[id] ?? [], l ?? []) }; }, () => undefined);
+  }, [id, g?.role, g?.members]);
   if (!g) return null;
   const admin = g.role === 'admin';
   const after = () => { refreshGroups(); reload(); };
