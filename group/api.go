@@ -237,8 +237,8 @@ type MadeInvite struct {
 	Uses    uint32    `json:"uses"` // 0: any number
 	Expires time.Time `json:"expires"`
 	Created time.Time `json:"created"`
-	// Used is how many joined with it; State is open, used up, expired
-	// or revoked.
+	// Used is how many joined with it; State is InviteOpen, InviteUsedUp,
+	// InviteExpired or InviteRevoked.
 	Used  uint32 `json:"used"`
 	State string `json:"state"`
 }
@@ -246,7 +246,7 @@ type MadeInvite struct {
 // States of a MadeInvite.
 const (
 	InviteOpen    = "open"
-	InviteUsedUp  = "used up"
+	InviteUsedUp  = "used_up"
 	InviteExpired = "expired"
 	InviteRevoked = "revoked"
 )

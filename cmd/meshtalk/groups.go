@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -136,7 +137,7 @@ func newGroupInviteListCmd(g *globals) *cobra.Command {
 				if iv.Uses == 0 {
 					joined = fmt.Sprintf("%d (no limit)", iv.Used)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", iv.ID, iv.State, joined,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", iv.ID, strings.ReplaceAll(iv.State, "_", " "), joined,
 					iv.Expires.Local().Format("2006-01-02 15:04"), iv.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()

@@ -25,7 +25,7 @@ export interface FileState extends FileInfo {
   bytes?: number; rate_bytes_per_second?: number; eta_seconds?: number;
 }
 export interface Invite { code: string; id: string; uses: number; short?: string; expires: string; short_error?: string }
-/** An invite the node made, as it lists them: how many joined, and its state (open, used up, expired, revoked). */
+/** An invite the node made, as it lists them: how many joined, and its state (open, used_up, expired, revoked). */
 export interface MadeInvite extends Invite { created: string; used: number; state: string }
 export interface CallSignal { kind: string; sdp?: string; audio?: boolean; video?: boolean; candidate?: RTCIceCandidateInit }
 export interface CallInfo {

@@ -1,6 +1,6 @@
 import { signal } from '@preact/signals';
 import { useEffect, useState } from 'preact/hooks';
-import { api, base64Of, Friend, Invite, MadeInvite as Listed, Member } from '../api';
+import { api, base64Of, Friend, Invite, MadeInvite, Member } from '../api';
 import { attempt, current, flash, friends, groupAvatar, groups, imageFits, panel, refreshFriends, refreshGroups } from '../state';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
@@ -48,26 +48,27 @@ function CloseBar() {
   return <div class="row end"><button class="btn small" onClick={() => (panel.value = '')} aria-label="Close details"><Icon name="close" size={14} /></button></div>;
 }
 
-type MadeInvite = Invite & Partial<Listed> & { revoked?: boolean };
+/** An invite as the page shows it: made here (with its short code), listed by the node (with its state), or both. */
+type ShownInvite = Invite & Partial<MadeInvite> & { revoked?: boolean };
 
 // The invites made, by group, newest first: as the node lists them (every
 // one it made, with how many joined and its state), with the short codes
 // of those made in this page, which only the relay holds. Kept while the
 // page lives, the details closed or not.
-const madeInvites = signal<Record<string, MadeInvite[]>>({});
+const madeInvites = signal<Record<string, ShownInvite[]>>({});
 
 /** merge is the node's list with what the page knows: short codes, and invites made since the list was read. */
-function merge(page: MadeInvite[], listed: Listed[]): MadeInvite[] {
+function merge(page: ShownInvite[], listed: MadeInvite[]): ShownInvite[] {
   const known = new Map(page.map((x) => [x.id, x]));
   const ids = new Set(listed.map((x) => x.id));
   return [...page.filter((x) => !ids.has(x.id)), ...listed.map((x) => ({ ...known.get(x.id), ...x, revoked: x.state === 'revoked' || known.get(x.id)?.revoked }))];
 }
 
 /** One invite made: its codes and terms, with Revoke; once revoked or expired, a line saying so. */
-function InviteCard({ inv, qr, onRevoke }: { inv: MadeInvite; qr: boolean; onRevoke: () => void }) {
+function InviteCard({ inv, qr, onRevoke }: { inv: ShownInvite; qr: boolean; onRevoke: () => void }) {
   const uses = inv.uses === 0 ? 'unlimited uses' : inv.uses === 1 ? 'one use' : `${inv.uses} uses`;
   const until = new Date(inv.expires).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
-  const over = inv.revoked ? 'revoked' : inv.state === 'used up' ? 'used up' : new Date(inv.expires).getTime() <= Date.now() ? 'expired' : '';
+  const over = inv.revoked ? 'revoked' : inv.state === 'used_up' ? 'used up' : new Date(inv.expires).getTime() <= Date.now() ? 'expired' : '';
   const joined = inv.used ? ` · ${inv.used} joined` : '';
   if (over) return <div class="invite small muted" data-testid="invite-card" data-state={over}>Invite {inv.short ?? `…${inv.id.slice(-6)}`} ({uses}{joined}): {over}</div>;
   return (
@@ -105,12 +106,12 @@ export function GroupDetails({ id }: { id: string }) {
   const admin = g.role === 'admin';
   const after = () => { refreshGroups(); reload(); };
   const invites = madeInvites.value[id] ?? [];
-  const keep = (list: MadeInvite[]) => { madeInvites.value = { ...madeInvites.value, [id]: list }; };
+  const keep = (list: ShownInvite[]) => { madeInvites.value = { ...madeInvites.value, [id]: list }; };
   const invite = async () => {
     const inv = await attempt('Invite', () => api.invite(id, Number(uses), Number(ttl)));
     if (inv) keep([inv, ...(madeInvites.value[id] ?? [])]);
   };
-  const revoke = async (inv: MadeInvite) => {
+  const revoke = async (inv: ShownInvite) => {
     if (!(await attempt('Revoke', () => api.revokeInvite(id, inv.id)))) return;
     keep((madeInvites.value[id] ?? []).map((x) => (x.id === inv.id ? { ...x, revoked: true } : x)));
     refreshGroups();
