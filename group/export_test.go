@@ -541,3 +541,6 @@ func Forward(s *Service, p peer.ID, gid string, msgs ...[]byte) error {
 	id, _ := parseGID(gid)
 	return s.tell(context.Background(), p, &pb.SyncRequest{Body: &pb.SyncRequest_Forward{Forward: &pb.Forward{GroupId: id, Messages: msgs}}})
 }
+
+// ParkQueued is how many envelopes wait in the park queue.
+func ParkQueued(s *Service) int { return len(s.parkq) }

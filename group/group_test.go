@@ -756,11 +756,21 @@ type groupMailbox struct {
 	held   map[peer.ID][][]byte
 	parked chan struct{}
 	down   atomic.Bool // not Ready: a relay client logged in to none
+	// stall, when set, holds every ParkGroup until it is closed, whatever
+	// its context (a relay that hangs), after a signal on stalled.
+	stall, stalled chan struct{}
 }
 
 func (m *groupMailbox) Ready() bool { return !m.down.Load() }
 
 func (m *groupMailbox) ParkGroup(_ context.Context, members []peer.ID, envs [][]byte) (map[peer.ID]peer.ID, error) {
+	if m.stall != nil {
+		select {
+		case m.stalled <- struct{}{}:
+		default:
+		}
+		<-m.stall
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	parked := map[peer.ID]peer.ID{}
@@ -1055,6 +1065,49 @@ func TestGroupParkTracePerMember(t *testing.T) {
 	// A clean stop finds nothing left in the park queue.
 	if parked, left := a.GroupService().DrainParker(bg); parked != 0 || left != 0 {
 		t.Fatalf("drain: %d parked, %d left", parked, left)
+	}
+}
+
+// TestDrainParkerBoundedWhileAParkHangs: a clean stop drains the park
+// queue within its bound even while a park hangs on the relay, and says
+// what it left queued.
+func TestDrainParkerBoundedWhileAParkHangs(t *testing.T) {
+	nodes, gid := nodetest.GroupOf(t, 2)
+	a, b := nodes[0], nodes[1]
+	mb := &groupMailbox{held: map[peer.ID][][]byte{}, parked: make(chan struct{}, 100),
+		stall: make(chan struct{}), stalled: make(chan struct{}, 1)}
+	t.Cleanup(func() { close(mb.stall) }) // before the nodes close
+	a.GroupService().SetMailbox(mb)
+	evA := nodetest.Events(t, a)
+	bID := b.ID()
+	b.Close()
+	nodetest.WaitPeerEvent(t, evA, node.EventPeerDisconnected, bID)
+	send := func(text string) {
+		t.Helper()
+		if _, err := a.GroupService().Send(bg, gid, history.Draft{Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("stuck at the relay")
+	select {
+	case <-mb.stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the parker did not park within 30s")
+	}
+	send("queued behind it")
+	nodetest.Eventually(t, 10*time.Second, "the second message in the park queue", func() bool { return group.ParkQueued(a.GroupService()) == 1 })
+	ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+	defer cancel()
+	type drained struct{ parked, left int }
+	done := make(chan drained, 1)
+	go func() { p, l := a.GroupService().DrainParker(ctx); done <- drained{p, l} }()
+	select {
+	case d := <-done:
+		if d.parked != 0 || d.left != 1 {
+			t.Fatalf("DrainParker: %d parked, %d left; want 0 and 1", d.parked, d.left)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("DrainParker waited for the park that hangs, past its 300ms")
 	}
 }
 
