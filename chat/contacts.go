@@ -277,13 +277,14 @@ func (s *Service) endContact(ctx context.Context, p peer.ID, state string) (*Con
 		if state == StateRemoved && c.State == "" {
 			return fmt.Errorf("%w: %s", ErrNotContact, p)
 		}
-		told := c.State == StateFriend || c.State == StatePendingOut || c.State == StatePendingIn
-		c.State = state
-		c.owe("")
-		s.takeAvatar(p)
-		if told {
-			c.owe(oweUnfriend)
+		// Whoever knew of us is told; whatever was owed before goes.
+		notice := ""
+		if c.State == StateFriend || c.State == StatePendingOut || c.State == StatePendingIn {
+			notice = oweUnfriend
 		}
+		c.State = state
+		c.owe(notice)
+		s.takeAvatar(p)
 		return nil
 	})
 	if err != nil {
